@@ -1,0 +1,40 @@
+"""privpkg: private Python packages with plain ``pip install``.
+
+The connection API mirrors azureml v1's ``Workspace`` verbs::
+
+    import privpkg
+    privpkg.set_connection("feed", "PythonFeed", "https://pkgs.dev.azure.com/org/", "PAT", value=pat)
+    privpkg.list_connections()
+    privpkg.get_connection("feed")
+    privpkg.delete_connection("feed")
+
+Names are resolved lazily so that ``import privpkg`` (done by every keyring start-up through the
+backend entry point) stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = [
+    "Connection",
+    "CredentialLookup",
+    "PrivpkgError",
+    "delete_connection",
+    "get_connection",
+    "list_connections",
+    "set_connection",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PrivpkgError":
+        from privpkg.errors import PrivpkgError
+
+        return PrivpkgError
+    if name in __all__:
+        from privpkg import connections
+
+        return getattr(connections, name)
+    raise AttributeError(f"module 'privpkg' has no attribute {name!r}")

@@ -1,0 +1,163 @@
+"""The keyring backend that serves privpkg connections to pip, uv and anything else using keyring.
+
+Installed through the ``keyring.backends`` entry point, so once privpkg is in the environment::
+
+    $ keyring set https://pkgs.dev.azure.com/org/ me      # PAT read from stdin or a prompt
+    $ keyring --mode=creds --output=json get https://pkgs.dev.azure.com/org/_packaging/f/pypi/simple/
+    {"username": "me", "password": "..."}
+    $ keyring get pkgs.dev.azure.com me                    # pip's bare host:port lookup
+
+URL services (``http://`` and ``https://``) and bare ``host[:port]`` services are answered from
+the connections (longest path-segment prefix wins, see :mod:`privpkg.connections`). Any other
+service raises NotImplementedError on set/delete so keyring falls through to the system keyring,
+unless ``KEYRING_PROPERTY_STORE_ALL=1`` makes this backend keep every service in its store.
+
+The getters never raise: pip turns keyring off for the whole run after one exception, so an
+error is logged as one line on stderr and the lookup answers None.
+
+This module is imported by every keyring start-up; it imports nothing beyond keyring's own base
+class until a lookup needs it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from keyring.backend import KeyringBackend
+from keyring.compat import properties
+from keyring.errors import PasswordDeleteError, PasswordSetError
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _is_url(service: str) -> bool:
+    head = service[:8].lower()
+    return head.startswith("http://") or head.startswith("https://")
+
+
+def _log(msg: str) -> None:
+    sys.stderr.write(f"privpkg: {msg}\n")
+
+
+class PrivpkgKeyring(KeyringBackend):
+    """Serves privpkg connections; see the module docstring for usage."""
+
+    #: Set by ``KEYRING_PROPERTY_STORE_ALL=1`` (keyring applies it when the backend is made).
+    store_all: Any = False
+
+    @properties.classproperty
+    def priority(cls) -> float:
+        # Above artifacts-keyring / keyrings.codeartifact (9.9) and Google's backend (9): a PAT
+        # the user stored on purpose should win over an ambient or interactive provider, and
+        # since we answer None for URLs we hold nothing for, those providers still serve theirs.
+        # Below ChainerBackend (10), so with other backends present keyring chains them.
+        return 9.95
+
+    def _store_all(self) -> bool:
+        return str(self.store_all).strip().lower() in _TRUE
+
+    def _lookup(self, service: str, username: str | None) -> Any:
+        """The matching Connection, or None. Never raises."""
+        if not service:
+            return None
+        try:
+            from privpkg.connections import CredentialLookup
+            from privpkg.errors import PrivpkgError, UsageError
+
+            try:
+                lookup = CredentialLookup()
+                for err in lookup.errors:
+                    _log(err)
+                conn = lookup.find(service, username)
+            except UsageError:
+                return None  # not a URL or host we could ever serve
+            except PrivpkgError as exc:
+                _log(f"lookup skipped: {exc}")
+                return None
+            if conn is not None and conn.expired:
+                _log(f"connection {conn.name!r} expired on {conn.expires}; renew it with: privpkg connection set {conn.name} --update")
+            return conn
+        except Exception as exc:  # noqa: BLE001 - pip disables keyring after one exception
+            _log(f"lookup failed: {type(exc).__name__}")
+            return None
+
+    def _generic(self) -> Any:
+        from privpkg.vault import Vault
+
+        return Vault()
+
+    def _generic_get(self, service: str, username: str | None) -> tuple[str, str] | None:
+        if not self._store_all():
+            return None
+        try:
+            users = (self._generic().load().get("secrets") or {}).get(service) or {}
+        except Exception as exc:  # noqa: BLE001
+            _log(f"lookup skipped: {exc}")
+            return None
+        if username is None:
+            return next(iter(users.items()), None)
+        return (username, users[username]) if username in users else None
+
+    def get_password(self, service: str, username: str) -> str | None:
+        hit = self._generic_get(service, username)
+        if hit is not None:
+            return hit[1]
+        conn = self._lookup(service, username)
+        return None if conn is None else conn.secret
+
+    def get_credential(self, service: str, username: str | None) -> Any:
+        from keyring.credentials import SimpleCredential
+
+        hit = self._generic_get(service, username)
+        if hit is not None:
+            return SimpleCredential(*hit)
+        conn = self._lookup(service, username)
+        return None if conn is None else SimpleCredential(conn.username, conn.secret)
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        from privpkg.errors import PrivpkgError
+
+        try:
+            if _is_url(service):
+                from privpkg.connections import upsert_for_url
+
+                conn = upsert_for_url(service, username, password)
+                _log(f"stored connection {conn.name!r} for {conn.target}")
+                return
+            if not self._store_all():
+                raise NotImplementedError("privpkg stores only http(s) URL services")
+
+            def apply(data: dict[str, Any]) -> None:
+                data.setdefault("secrets", {}).setdefault(service, {})[username] = password
+
+            self._generic().update(apply)
+        except PrivpkgError as exc:
+            raise PasswordSetError(str(exc)) from None
+
+    def delete_password(self, service: str, username: str) -> None:
+        from privpkg.errors import PrivpkgError
+
+        try:
+            if _is_url(service):
+                from privpkg.connections import delete_for_url
+
+                if not delete_for_url(service, username):
+                    raise PasswordDeleteError(f"privpkg has no connection for {service} with username {username!r}")
+                return
+            if not self._store_all():
+                raise NotImplementedError("privpkg stores only http(s) URL services")
+
+            def apply(data: dict[str, Any]) -> bool:
+                users = (data.get("secrets") or {}).get(service) or {}
+                if username not in users:
+                    return False
+                del users[username]
+                if not users:
+                    del data["secrets"][service]
+                return True
+
+            if not self._generic().exists() or not self._generic().update(apply):
+                raise PasswordDeleteError("password not found")
+        except PrivpkgError as exc:
+            raise PasswordDeleteError(str(exc)) from None

@@ -1,0 +1,43 @@
+"""Where privpkg keeps its files.
+
+``PRIVPKG_HOME`` relocates everything (tests and CI use it); otherwise the platformdirs user
+data dir holds the store and the user config dir holds the key file::
+
+    PRIVPKG_HOME=/tmp/x privpkg doctor   # store: /tmp/x/connections.store, key: /tmp/x/master.key
+
+platformdirs is imported only when ``PRIVPKG_HOME`` is unset, because this is on the keyring
+lookup path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "privpkg"
+
+
+def data_dir() -> Path:
+    home = os.environ.get("PRIVPKG_HOME")
+    if home:
+        return Path(home)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def config_dir() -> Path:
+    home = os.environ.get("PRIVPKG_HOME")
+    if home:
+        return Path(home)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP, appauthor=False))
+
+
+def store_path() -> Path:
+    return data_dir() / "connections.store"
+
+
+def key_path() -> Path:
+    return config_dir() / "master.key"

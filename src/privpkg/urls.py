@@ -1,0 +1,190 @@
+"""URL normalization and the path-segment prefix rule that decides which URLs a secret may reach.
+
+Everything that compares a URL with a connection target goes through :func:`normalize`, so two
+spellings of one resource (``HTTPS://H:443/a/./b/%7Euser``, ``https://h/a/b/~user/``) always
+compare equal, and look-alikes (``https://h/org-evil``, ``https://h.evil.com/org``) never do.
+
+    >>> normalize("HTTPS://Pkgs.Example.COM:443/Org/./feed/%7Eme").url
+    'https://pkgs.example.com/Org/feed/~me/'
+    >>> covers(normalize("https://h/org"), normalize("https://h/org/_packaging/f/pypi/simple/"))
+    True
+    >>> covers(normalize("https://h/org"), normalize("https://h/org-evil/"))
+    False
+
+This module is on the keyring lookup path: it imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from privpkg.errors import UsageError
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+_HOST_OK = re.compile(r"^[a-z0-9.\-_]+$")
+_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+@dataclass(frozen=True)
+class NormURL:
+    """A normalized URL: scheme, netloc (host[:port], default port dropped) and a path that ends
+    with "/". ``segments`` is the path split on "/" without the trailing empty piece."""
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port is None or DEFAULT_PORTS.get(self.scheme) == self.port:
+            return host
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.netloc}{self.path}"
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.path[1:-1].split("/")) if self.path != "/" else ()
+
+    def prefixes(self) -> list[str]:
+        """Every URL that would cover this one, longest first: the candidates for a lookup."""
+        segs = self.segments
+        base = f"{self.scheme}://{self.netloc}/"
+        return [base + "".join(s + "/" for s in segs[:i]) for i in range(len(segs), -1, -1)]
+
+
+def _fix_escape(m: re.Match[str]) -> str:
+    ch = chr(int(m.group(1), 16))
+    return ch if ch in _UNRESERVED else "%" + m.group(1).upper()
+
+
+def _remove_dot_segments(path: str) -> str:
+    # RFC 3986 section 5.2.4, on whole segments.
+    out: list[str] = []
+    segs = path.split("/")
+    for i, seg in enumerate(segs):
+        last = i == len(segs) - 1
+        if seg == ".":
+            if last:
+                out.append("")
+        elif seg == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(seg)
+    result = "/".join(out)
+    return result if result.startswith("/") else "/" + result
+
+
+def normalize_host(host: str) -> str:
+    """Lower-case and IDNA-encode a host name; IPv6 literals keep their brackets off."""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if ":" in host:  # IPv6 literal
+        import ipaddress
+
+        try:
+            return str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise UsageError(f"invalid IPv6 address {host!r}") from None
+    host = _PCT.sub(lambda m: chr(int(m.group(1), 16)), host).rstrip(".")
+    if not host:
+        raise UsageError("the URL has no host")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise UsageError(f"host {host!r} is not a valid internationalized domain name") from None
+    host = host.lower()
+    if not _HOST_OK.match(host) or ".." in host:
+        raise UsageError(f"host {host!r} contains characters a host name cannot have")
+    return host
+
+
+def normalize(url: str, *, for_target: bool = False) -> NormURL:
+    """Normalize ``url``. Userinfo, query and fragment are dropped, or refused when ``for_target``.
+
+    Raises :class:`UsageError` with a one-line message for anything that is not an absolute URL.
+    """
+    if not isinstance(url, str) or not url:
+        raise UsageError("empty URL")
+    if _FORBIDDEN.search(url):
+        raise UsageError("URL contains whitespace, a control character or a backslash")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"malformed URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if not scheme or not parts.netloc:
+        raise UsageError(f"not an absolute URL (expected scheme://host/...): {redact(url)}")
+    if for_target:
+        if "@" in parts.netloc:
+            raise UsageError("a target URL must not contain user:password@; store the secret in the connection instead")
+        if parts.query or "?" in url:
+            raise UsageError("a target URL must not contain a query string (?...)")
+        if parts.fragment or "#" in url:
+            raise UsageError("a target URL must not contain a fragment (#...)")
+    host = normalize_host(parts.hostname or "")
+    if port == DEFAULT_PORTS.get(scheme):
+        port = None
+    path = _PCT.sub(_fix_escape, parts.path or "/")
+    path = _remove_dot_segments(path)
+    if not path.endswith("/"):
+        path += "/"
+    return NormURL(scheme, host, port, path)
+
+
+def normalize_netloc(service: str) -> tuple[str, int | None]:
+    """Parse the bare ``host[:port]`` that pip sends as its second keyring lookup."""
+    if _FORBIDDEN.search(service) or "/" in service or "@" in service:
+        raise UsageError(f"not a host[:port]: {service!r}")
+    try:
+        parts = urlsplit("//" + service)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"malformed host: {exc}") from None
+    return normalize_host(parts.hostname or ""), port
+
+
+def covers(target: NormURL, url: NormURL) -> bool:
+    """True when ``target`` is ``url`` or a path-segment prefix of it, on the same scheme and netloc."""
+    return (
+        target.scheme == url.scheme
+        and target.netloc == url.netloc
+        and url.path.startswith(target.path)
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redact(url: str) -> str:
+    """``url`` with any user:password@ and query string masked, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<malformed URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "?***" if parts.query else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{query}"
