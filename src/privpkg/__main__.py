@@ -1,0 +1,5 @@
+"""``python -m privpkg`` runs the CLI."""
+
+from privpkg.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,286 @@
+"""The ``privpkg`` command line: argument parsing and the small command functions.
+
+Every command exits 0 on success, 1 when something was not found or a check failed, and 2 on a
+usage error. User mistakes print one line, ``privpkg: error: ...``, never a traceback. Secrets
+are read from stdin (when it is not a terminal) or a hidden prompt, never from argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from privpkg import __version__
+from privpkg.errors import PrivpkgError, UsageError
+
+EPILOG_CONNECTION_SET = """\
+The secret (PAT) is read from stdin when stdin is not a terminal, otherwise from a hidden
+prompt. It is never accepted as an argument, so it stays out of shell history and `ps`.
+
+examples:
+  privpkg connection set myfeed --target https://pkgs.dev.azure.com/org/
+  echo "$PAT" | privpkg connection set myfeed --target https://gitlab.example.com/api/v4/ --username ci
+  privpkg connection set myfeed --update --expires 2027-01-31     # rotate the PAT
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n(see: {self.prog} --help)\n")
+
+
+def _out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+
+
+def read_secret(prompt: str) -> str:
+    """Read a secret from a hidden prompt on a terminal, else from stdin (one trailing newline
+    stripped, as ``keyring set`` does)."""
+    from privpkg.connections import validate_secret
+
+    if sys.stdin is None:
+        raise UsageError("no secret given: pipe it on stdin")
+    if sys.stdin.isatty():
+        import getpass
+
+        value = getpass.getpass(prompt)
+    else:
+        value = sys.stdin.read()
+        if value.endswith("\r\n"):
+            value = value[:-2]
+        elif value.endswith("\n"):
+            value = value[:-1]
+    return validate_secret(value)
+
+
+# --- connection ---------------------------------------------------------------------------
+
+
+def cmd_connection_set(args: argparse.Namespace) -> int:
+    from privpkg import connections
+    from privpkg.vault import Vault
+
+    connections.validate_name(args.name)
+    existing = (Vault().load().get("connections") or {}).get(args.name)
+    if existing and not args.update:
+        raise UsageError(f"connection {args.name!r} already exists; pass --update to replace its secret or settings")
+    if not existing and not args.target:
+        raise UsageError("--target URL is required for a new connection")
+    base = existing or {}
+    target = args.target or base["target"]
+    category = args.category or base.get("category", "PythonFeed")
+    # A target stored earlier with --allow-http keeps that consent when only the secret changes.
+    allow_http = args.allow_http or bool(existing and target == base.get("target"))
+    # Validate everything before asking for the secret, so a typo costs no paste.
+    connections.validate_target(target, connections.validate_category(category), allow_http=allow_http)
+    expires = connections.validate_expires(args.expires) if args.expires else base.get("expires")
+    secret = read_secret(f"PAT for {args.name}: ")
+    conn = connections.set_connection(
+        args.name,
+        category,
+        target,
+        args.auth_type or base.get("auth_type", "PAT"),
+        value=secret,
+        username=args.username or base.get("username"),
+        expires=expires,
+        allow_http=allow_http,
+        replace=True,
+    )
+    verb = "updated" if existing else "stored"
+    _out(f"{verb} connection {conn.name!r}: {conn.category} {conn.target} (username {conn.username})")
+    return 0
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        _out("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def cmd_connection_list(args: argparse.Namespace) -> int:
+    from privpkg.connections import list_connections
+
+    conns = list_connections(category=args.category, target=args.target)
+    if args.json:
+        _out(json.dumps([c.public() for c in conns], indent=2))
+        return 0
+    if not conns:
+        _out("no connections (add one with: privpkg connection set NAME --target URL)")
+        return 0
+    rows = [["NAME", "CATEGORY", "TARGET", "USERNAME", "EXPIRES", "SOURCE"]]
+    rows += [[c.name, c.category, c.target, c.username, c.expires or "-", c.source] for c in conns]
+    _table(rows)
+    return 0
+
+
+def cmd_connection_show(args: argparse.Namespace) -> int:
+    from privpkg.connections import get_connection
+
+    conn = get_connection(args.name)
+    info = conn.public()
+    if args.json:
+        _out(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        _out(f"{key + ':':<10} {value if value is not None else '-'}")
+    _out(f"{'secret:':<10} ******** (stored, {len(conn.secret)} characters)")
+    left = conn.days_left()
+    if left is not None and left < 0:
+        _out(f"warning: this connection expired {-left} day(s) ago")
+    return 0
+
+
+def cmd_connection_delete(args: argparse.Namespace) -> int:
+    from privpkg.connections import delete_connection
+
+    delete_connection(args.name)
+    _out(f"deleted connection {args.name!r}")
+    return 0
+
+
+def cmd_connection_test(args: argparse.Namespace) -> int:
+    from privpkg.connections import get_connection
+    from privpkg.probe import probe
+
+    conn = get_connection(args.name)
+    url = args.url or conn.target
+    ok, message = probe(conn, url, timeout=args.timeout)
+    _out(message)
+    return 0 if ok else 1
+
+
+# --- other commands -----------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from privpkg.doctor import run_doctor
+
+    return run_doctor(url=args.url, days=args.days)
+
+
+def cmd_setup_pip(args: argparse.Namespace) -> int:
+    from privpkg.setup_pip import setup_pip, undo_setup_pip
+
+    if args.undo:
+        _out(undo_setup_pip(config=args.config))
+    else:
+        _out(setup_pip(provider=args.provider, config=args.config))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from privpkg.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="privpkg",
+        description="Private Python packages with plain pip install: stored feed PATs served through keyring.",
+        epilog="Run `privpkg demo` for a self-contained walk-through. Docs: README.md",
+    )
+    p.add_argument("--version", action="version", version=f"privpkg {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    conn = sub.add_parser("connection", help="store, list, show, test and delete feed credentials",
+                          description="Connections map a feed base URL to a PAT, kept in an encrypted store.")
+    csub = conn.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    conn.set_defaults(func=lambda a: _need_sub(conn))
+
+    s = csub.add_parser("set", help="add a connection, or --update one",
+                        description="Add a connection (or --update an existing one).",
+                        epilog=EPILOG_CONNECTION_SET, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("name", help="a short name, e.g. myfeed")
+    s.add_argument("--target", help="feed base URL; it serves every URL below it (path-segment prefix)")
+    s.add_argument("--category", help="PythonFeed (default), CondaChannel, AzureBlob or S3")
+    s.add_argument("--username", help="username sent with the PAT (default: __token__)")
+    s.add_argument("--expires", metavar="DATE", help="expiry date of the PAT, YYYY-MM-DD (doctor warns 14 days ahead)")
+    s.add_argument("--auth-type", help="how the secret is sent: PAT (HTTP Basic password, the default)")
+    s.add_argument("--allow-http", action="store_true", help="allow a plain-http target that is not loopback")
+    s.add_argument("--update", action="store_true", help="replace an existing connection's secret and given settings")
+    s.set_defaults(func=cmd_connection_set)
+
+    s = csub.add_parser("list", help="list connections (store and environment)", description="List connections; secrets are never shown.")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--category", help="only this category")
+    s.add_argument("--target", metavar="URL", help="only connections that serve this URL")
+    s.set_defaults(func=cmd_connection_list)
+
+    s = csub.add_parser("show", help="show one connection (without its secret)", description="Show one connection; the secret is never shown.")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_connection_show)
+
+    s = csub.add_parser("delete", help="delete a connection", description="Delete a connection from the store.")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_connection_delete)
+
+    s = csub.add_parser("test", help="check a connection's credential against its target",
+                        description="Request the target (or --url) with the stored credential and report "
+                        "OK, rejected (401), forbidden (403) or unreachable. Exit 0 only for OK.")
+    s.add_argument("name")
+    s.add_argument("--url", help="URL to request instead of the target (e.g. the feed's simple index)")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    s.set_defaults(func=cmd_connection_test)
+
+    s = sub.add_parser("doctor", help="explain how credentials reach pip and what is wrong",
+                       description="Check the store, the key, keyring's backend choice, pip's keyring-provider "
+                       "setting and connection expiry. Exit 1 if a check fails.")
+    s.add_argument("--url", help="also show which keyring backend answers this URL, and why")
+    s.add_argument("--days", type=int, default=14, help="warn about connections expiring within DAYS (default 14)")
+    s.set_defaults(func=cmd_doctor)
+
+    setup = sub.add_parser("setup", help="configure tools to use privpkg", description="Configure tools to use privpkg.")
+    ssub = setup.add_subparsers(dest="tool", metavar="TOOL", parser_class=_Parser)
+    setup.set_defaults(func=lambda a: _need_sub(setup))
+    s = ssub.add_parser("pip", help="write keyring-provider into your pip config",
+                        description="Write `keyring-provider` into the user's pip configuration so plain "
+                        "`pip install --index-url FEED` finds stored PATs without flags. --undo reverts exactly that change.")
+    s.add_argument("--provider", choices=["subprocess", "import", "auto"], default="subprocess",
+                   help="subprocess (default) works from any venv through the keyring CLI on PATH, even with --no-input")
+    s.add_argument("--undo", action="store_true", help="revert what an earlier `privpkg setup pip` wrote")
+    s.add_argument("--config", metavar="FILE", help="pip config file to edit (default: pip's user config file)")
+    s.set_defaults(func=cmd_setup_pip)
+
+    s = sub.add_parser("demo", help="run a self-contained demo: a private feed, a stored PAT, a real pip install",
+                       description="Start a private PEP 503 feed on 127.0.0.1 that demands a PAT, store the PAT as a "
+                       "connection in a throwaway store, and run a real pip install from it in a throwaway venv "
+                       "with no credentials on the command line. Everything it starts is cleaned up.")
+    s.add_argument("--keep", action="store_true", help="keep the temporary directory (it is printed)")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def _need_sub(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return func(args)
+    except PrivpkgError as exc:
+        sys.stderr.write(f"privpkg: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("privpkg: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""``privpkg demo``: the whole credential story in one command, on loopback, cleaned up after.
+
+1. start a private PEP 503 feed on 127.0.0.1 that answers 401 without a PAT;
+2. store that PAT as a connection in a throwaway encrypted store;
+3. create a throwaway venv and run a real ``pip install`` from the feed with no credentials on
+   the command line: pip gets a 401, asks keyring, and privpkg's backend answers;
+4. import the installed package, check the PAT never appeared in any output, and clean up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import urllib.error
+import urllib.request
+import venv
+from pathlib import Path
+
+
+def _say(step: str) -> None:
+    sys.stdout.write(step + "\n")
+    sys.stdout.flush()
+
+
+def _indent(text: str) -> str:
+    return "".join(f"      | {line}\n" for line in text.rstrip().splitlines())
+
+
+def _keyring_dir() -> str:
+    scripts = sysconfig.get_path("scripts")
+    exe = "keyring.exe" if os.name == "nt" else "keyring"
+    if os.path.exists(os.path.join(scripts, exe)):
+        return scripts
+    found = shutil.which("keyring")
+    if not found:
+        raise RuntimeError("no keyring command found next to this Python or on PATH")
+    return os.path.dirname(found)
+
+
+def run_demo(keep: bool = False) -> int:
+    from privpkg.connections import set_connection
+    from privpkg.feedserver import make_wheel
+
+    tmp = Path(tempfile.mkdtemp(prefix="privpkg-demo-"))
+    server: subprocess.Popen[str] | None = None
+    pat = "demo-" + secrets.token_urlsafe(24)
+    outputs: list[str] = []
+    old_home = os.environ.get("PRIVPKG_HOME")
+    try:
+        home = tmp / "privpkg-home"
+        os.environ["PRIVPKG_HOME"] = str(home)
+        wheel = make_wheel(tmp / "wheels", "privpkg-demo-hello", "1.0", body='def hello():\n    return "hello from a private feed"\n')
+        cfg = tmp / "feed.json"
+        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"feeds": [{"path": "/demo-org/_packaging/demo/pypi/simple/", "secret": pat, "dir": str(wheel.parent)}]}, fh)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "privpkg.feedserver", str(cfg)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        base = f"http://127.0.0.1:{port}/demo-org/"
+        index = f"{base}_packaging/demo/pypi/simple/"
+        _say(f"1. started a private feed at {index}")
+        try:
+            urllib.request.urlopen(index, timeout=10)
+            _say("   (unexpected: the feed answered without a PAT)")
+        except urllib.error.HTTPError as exc:
+            _say(f"   without a PAT it answers HTTP {exc.code} {exc.reason}")
+
+        conn = set_connection("demo-feed", "PythonFeed", base, "PAT", value=pat)
+        _say(f"2. stored its PAT as connection {conn.name!r} for target {conn.target}")
+        _say(f"   in an encrypted throwaway store: {home}")
+
+        venv_dir = tmp / "venv"
+        _say(f"3. creating a throwaway venv: {venv_dir}")
+        venv.EnvBuilder(with_pip=True).create(venv_dir)
+        py = venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "KEYRING_", "PYTHON_KEYRING"))}
+        env["PIP_CONFIG_FILE"] = os.devnull  # the demo must not depend on the user's pip config
+        env["PATH"] = _keyring_dir() + os.pathsep + env.get("PATH", "")
+        pip_version = subprocess.run([str(py), "-m", "pip", "--version"], capture_output=True, text=True, env=env).stdout
+        m = re.search(r"pip (\d+)\.(\d+)", pip_version)
+        old_pip = bool(m and (int(m.group(1)), int(m.group(2))) < (26, 2))
+        # pip < 26.2 runs `keyring get URL USER` and so needs a username in the URL; it is not a secret.
+        index_arg = index.replace("http://", "http://__token__@") if old_pip else index
+        cmd = [str(py), "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check",
+               "--keyring-provider", "subprocess", "--index-url", index_arg, "privpkg-demo-hello"]
+        _say("4. running (no credentials on the command line):")
+        _say("   " + " ".join(["pip", *cmd[3:]]))
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        outputs += [res.stdout, res.stderr]
+        _say(_indent(res.stdout + res.stderr))
+        if res.returncode != 0:
+            _say(f"FAILED: pip exited with {res.returncode}")
+            return 1
+        check = subprocess.run([str(py), "-c", "import privpkg_demo_hello as m; print(m.hello())"],
+                               capture_output=True, text=True, env=env)
+        outputs += [check.stdout, check.stderr]
+        _say(f"5. the venv imports it: {check.stdout.strip() or check.stderr.strip()}")
+        leaked = any(pat in o for o in outputs)
+        _say(f"6. the PAT appeared in pip's output: {'YES (bug!)' if leaked else 'no'}")
+        ok = check.returncode == 0 and not leaked
+        _say("demo succeeded" if ok else "demo FAILED")
+        return 0 if ok else 1
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            if server.stdout:
+                server.stdout.close()
+        if old_home is None:
+            os.environ.pop("PRIVPKG_HOME", None)
+        else:
+            os.environ["PRIVPKG_HOME"] = old_home
+        if keep:
+            _say(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+            _say("cleaned up: feed stopped, throwaway store and venv removed")
