@@ -44,6 +44,12 @@ RESULTS = HERE / "results" / "lookup.json"
 LOOKUP_TARGET_MS = 1.0
 OPEN_TARGET_MS = 50.0
 HOSTS = 50
+KINDS = {
+    "hit": "hits (deep URL under a target)",
+    "miss": "misses (known and unknown hosts)",
+    "host": "bare `host` (pip's 2nd lookup; 200 targets on it)",
+    "host:port": "bare `host:port`",
+}
 # Variables that would add connections or change where the store/key come from.
 _STRIP_ENV = (
     "PRIVPKG_CONNECTIONS",
@@ -167,7 +173,7 @@ def check_record_format(home: Path, doc: dict[str, Any]) -> None:
 
 def make_queries(n_conn: int, count: int, rng: random.Random) -> list[tuple[str, str, str | None]]:
     """(kind, service, expected connection name or None). 50% hits on deep URLs, 30% misses,
-    20% bare-host lookups (pip's second lookup), shuffled."""
+    10% bare ``host`` and 10% ``host:port`` lookups (pip's second lookup), shuffled."""
     out: list[tuple[str, str, str | None]] = []
     for k in range(count):
         r = k % 10
@@ -181,9 +187,10 @@ def make_queries(n_conn: int, count: int, rng: random.Random) -> list[tuple[str,
             out.append(("miss", f"https://{host}/{path}", None))
         elif r < 8:  # miss: an unknown host
             out.append(("miss", f"https://pkgs{k}.elsewhere.example.org/org/simple/", None))
-        else:  # bare host[:port]: many different secrets on each host, so the answer is None
-            host = f"host{i % HOSTS}.example.com"
-            out.append(("host", host if r == 8 else f"{host}:443", None))
+        elif r < 9:  # pip's bare-host lookup: 200 targets with different secrets, answer None
+            out.append(("host", f"host{i % HOSTS}.example.com", None))
+        else:  # the same with an explicit port (no target has a non-default port: answer None)
+            out.append(("host:port", f"host{i % HOSTS}.example.com:443", None))
     rng.shuffle(out)
     return out
 
@@ -351,10 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"measuring {args.backend_calls} keyring-backend calls ...", file=sys.stderr)
         r_back = measure_backend(queries, args.backend_calls)
 
+    kinds = [k for k in KINDS if k in r_find]
     open_ok = r_open["total"]["median_ms"] <= OPEN_TARGET_MS
-    find_ok = r_find["all"]["median_ms"] <= LOOKUP_TARGET_MS
-    worst_kind = max((k for k in r_find if k in ("hit", "miss", "host")), key=lambda k: r_find[k]["p99_ms"])
-    find_p99_ok = r_find[worst_kind]["p99_ms"] <= LOOKUP_TARGET_MS
+    # "At most 1 ms per lookup": the median of every kind of lookup must be within it, not only
+    # the median of the mix (which the cheap kinds dominate).
+    kind_ok = {k: r_find[k]["median_ms"] <= LOOKUP_TARGET_MS for k in kinds}
+    find_ok = all(kind_ok.values())
+    slow_kinds = [k for k in kinds if not kind_ok[k]]
 
     def yn(ok: bool) -> str:
         return "met" if ok else "**MISSED**"
@@ -366,15 +376,16 @@ def main(argv: list[str] | None = None) -> int:
         ("  └ of which `CredentialLookup` index build", r_open["index"], "", ""),
         ("open in a fresh interpreter, incl. imports, + 1 find", r_fresh["total"], "", ""),
         ("  └ of which imports (privpkg, cryptography)", r_fresh["imports"], "", ""),
-        (f"`find(url)`, all {r_find['all']['n']} lookups (mixed)", r_find["all"], f"≤ {LOOKUP_TARGET_MS:g} ms", yn(find_ok)),
-        ("  └ hits (deep URL under a target)", r_find["hit"], "", ""),
-        ("  └ misses (known and unknown hosts)", r_find["miss"], "", ""),
-        ("  └ bare `host[:port]` (pip's 2nd lookup)", r_find["host"], "", ""),
-        ("`PrivpkgKeyring().get_credential(url, None)` (reopens store)", r_back["all"], "(no target; ≈ open + find)", ""),
+        (f"`find()`, all {r_find['all']['n']} lookups (mixed)", r_find["all"], "", ""),
     ]
-    for k in ("hit", "miss", "host"):
+    for k in kinds:
+        rows.append((f"  └ {KINDS[k]}", r_find[k], f"≤ {LOOKUP_TARGET_MS:g} ms", yn(kind_ok[k])))
+    rows.append(("`PrivpkgKeyring().get_credential(url, None)` (reopens the store)", r_back["all"],
+                 f"(≈ open + find: ≤ {OPEN_TARGET_MS + LOOKUP_TARGET_MS:g} ms)",
+                 yn(r_back["all"]["median_ms"] <= OPEN_TARGET_MS + LOOKUP_TARGET_MS)))
+    for k in KINDS:
         if k in r_back:
-            rows.append((f"  └ {k}", r_back[k], "", ""))
+            rows.append((f"  └ {KINDS[k]}", r_back[k], "", ""))
 
     print()
     print(f"### In-process lookup, {n:,} stored connections")
@@ -385,9 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {label} | {s['n']} | {fmt(s['median_ms'])} | {fmt(s['p90_ms'])} | {fmt(s['p99_ms'])} | {target} | {verdict} |")
     print()
     print(f"Open the store (median): {fmt(r_open['total']['median_ms'])} -> target ≤ {OPEN_TARGET_MS:g} ms {yn(open_ok)}.")
-    print(f"Lookup (median of all): {fmt(r_find['all']['median_ms'])} -> target ≤ {LOOKUP_TARGET_MS:g} ms {yn(find_ok)}; "
-          f"slowest kind by p99 is '{worst_kind}' at {fmt(r_find[worst_kind]['p99_ms'])} "
-          f"({'within' if find_p99_ok else 'OVER'} the per-lookup target).")
+    over = ", ".join(f"{k} {fmt(r_find[k]['median_ms'])}" for k in slow_kinds)
+    print(f"Lookup (median per kind): target ≤ {LOOKUP_TARGET_MS:g} ms {yn(find_ok)}"
+          + (f" (over it: {over})" if over else "")
+          + f"; median of the whole mix {fmt(r_find['all']['median_ms'])}.")
 
     result = {
         "benchmark": "lookup",
@@ -398,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "privpkg": privpkg.__version__,
         "connections": n,
         "targets_ms": {"open": OPEN_TARGET_MS, "lookup": LOOKUP_TARGET_MS},
-        "met": {"open": open_ok, "lookup_median": find_ok, "lookup_p99_every_kind": find_p99_ok},
+        "met": {"open": open_ok, "lookup_every_kind": find_ok, "lookup_by_kind": kind_ok},
         "open": r_open,
         "open_fresh_interpreter": r_fresh,
         "find": r_find,

@@ -62,10 +62,13 @@ class PrivpkgKeyring(KeyringBackend):
         if not service:
             return None
         try:
+            from privpkg import urls
             from privpkg.connections import CredentialLookup
             from privpkg.errors import PrivpkgError, UsageError
 
             try:
+                # Reject what is not a URL or host before opening the store.
+                urls.normalize(service) if "://" in service else urls.normalize_netloc(service)
                 lookup = CredentialLookup()
                 for err in lookup.errors:
                     _log(err)

@@ -1,0 +1,195 @@
+"""The keyring backend: keyring's own conformance suite, lookup rules, never-raise getters, and
+the real ``keyring`` CLI (set, get in pip's creds/json mode, del)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from keyring.errors import PasswordDeleteError, PasswordSetError
+from keyring.testing.backend import BackendBasicTests
+
+from privpkg import connections
+from privpkg.keyring_backend import PrivpkgKeyring
+
+PAT = "kr-PAT-7f3a9c1e5b"
+KEYRING_CLI = str(Path(sys.executable).with_name("keyring"))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
+    for var in ("PRIVPKG_MASTER_KEY", "PRIVPKG_CONNECTIONS", *connections.ENV_ENDPOINTS):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path / "home"
+
+
+class TestConformance(BackendBasicTests):
+    """keyring's own suite, with the store-every-service property switched on."""
+
+    @pytest.fixture(autouse=True)
+    def _home(self, home: Path) -> None:
+        pass
+
+    def init_keyring(self) -> PrivpkgKeyring:
+        return PrivpkgKeyring().with_properties(store_all="1")  # type: ignore[return-value]
+
+
+def test_priority_is_cheap_class_property() -> None:
+    assert PrivpkgKeyring.priority == 9.95
+    assert 9.9 < PrivpkgKeyring.priority < 10
+
+
+def test_non_url_services_fall_through(home: Path) -> None:
+    kr = PrivpkgKeyring()
+    with pytest.raises(NotImplementedError):
+        kr.set_password("my-app", "me", "pw")
+    with pytest.raises(NotImplementedError):
+        kr.delete_password("my-app", "me")
+    assert kr.get_password("my-app", "me") is None
+    assert not (home / "connections.store").exists()
+
+
+def test_set_get_delete_url_service(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kr = PrivpkgKeyring()
+    kr.set_password("https://pkgs.example.com/org/", "me", PAT)
+    assert "stored connection 'pkgs.example.com/org'" in capsys.readouterr().err
+    cred = kr.get_credential("https://pkgs.example.com/org/_packaging/f/pypi/simple/", None)
+    assert (cred.username, cred.password) == ("me", PAT)
+    assert kr.get_password("pkgs.example.com", "me") == PAT
+    assert kr.get_credential("https://pkgs.example.com/org-evil/", None) is None
+    kr.set_password("https://pkgs.example.com/org/", "me", PAT + "-rotated")
+    assert [c.secret for c in connections.list_connections()] == [PAT + "-rotated"]
+    kr.delete_password("https://pkgs.example.com/org", "me")
+    assert connections.list_connections() == []
+    with pytest.raises(PasswordDeleteError):
+        kr.delete_password("https://pkgs.example.com/org", "me")
+
+
+def test_set_refuses_plain_http_and_bad_secrets(home: Path) -> None:
+    kr = PrivpkgKeyring()
+    with pytest.raises(PasswordSetError, match="plain-http"):
+        kr.set_password("http://pkgs.example.com/org/", "me", PAT)
+    with pytest.raises(PasswordSetError, match="control character"):
+        kr.set_password("https://pkgs.example.com/org/", "me", "a\nb")
+    with pytest.raises(PasswordSetError, match="empty"):
+        kr.set_password("https://pkgs.example.com/org/", "me", "")
+
+
+def test_longest_prefix_and_username_preference(home: Path) -> None:
+    connections.set_connection("org", "PythonFeed", "https://h.example/org", "PAT", value="pat-org", username="a")
+    connections.set_connection("feed", "PythonFeed", "https://h.example/org/feed", "PAT", value="pat-feed", username="b")
+    kr = PrivpkgKeyring()
+    assert kr.get_credential("https://h.example/org/feed/simple/", None).password == "pat-feed"
+    assert kr.get_credential("https://h.example/org/other/simple/", None).password == "pat-org"
+    # uv sends the username from the index URL: that connection is preferred over a longer one.
+    assert kr.get_password("https://h.example/org/feed/simple/", "a") == "pat-org"
+    assert kr.get_password("https://h.example/org/feed/simple/", "nobody") == "pat-feed"
+
+
+def test_bare_host_answers_only_when_unambiguous(home: Path) -> None:
+    connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value="pat-a", username="ua")
+    kr = PrivpkgKeyring()
+    assert kr.get_credential("h.example", None).password == "pat-a"
+    assert kr.get_credential("h.example:8443", None) is None
+    connections.set_connection("b", "PythonFeed", "https://h.example/b", "PAT", value="pat-a", username="ub")
+    assert kr.get_credential("h.example", None).password == "pat-a", "same secret: still unambiguous"
+    connections.set_connection("c", "PythonFeed", "https://h.example/c", "PAT", value="pat-c", username="uc")
+    assert kr.get_credential("h.example", None) is None, "different secrets on one host: ambiguous"
+    assert kr.get_password("h.example", "uc") == "pat-c", "a username picks one"
+    connections.set_connection("p", "PythonFeed", "http://127.0.0.1:8080/x", "PAT", value="pat-p")
+    assert kr.get_credential("127.0.0.1:8080", None).password == "pat-p"
+    assert kr.get_credential("127.0.0.1", None) is None
+
+
+def test_storage_categories_are_never_served_as_basic_auth(home: Path) -> None:
+    connections.set_connection("blob", "AzureBlob", "https://acct.blob.core.windows.net/c", "PAT", value="ACCOUNT-KEY")
+    kr = PrivpkgKeyring()
+    assert kr.get_credential("https://acct.blob.core.windows.net/c/x.whl", None) is None
+    assert kr.get_credential("acct.blob.core.windows.net", None) is None
+
+
+def test_getters_never_raise(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value=PAT)
+    (home / "connections.store").write_bytes(b"garbage")
+    kr = PrivpkgKeyring()
+    assert kr.get_credential("https://h.example/a/simple/", None) is None
+    assert kr.get_password("https://h.example/a/simple/", "x") is None
+    assert kr.get_credential("::::not a url", None) is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "not a privpkg store" in err
+    assert PAT not in err
+
+
+def test_expired_connection_warns_once_per_lookup(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    connections.set_connection("old", "PythonFeed", "https://h.example/a", "PAT", value=PAT, expires="2020-01-01")
+    assert PrivpkgKeyring().get_credential("https://h.example/a/", None).password == PAT
+    err = capsys.readouterr().err
+    assert "expired on 2020-01-01" in err and "privpkg connection set old --update" in err
+
+
+def test_environment_sources(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS",
+        json.dumps({"endpointCredentials": [{"endpoint": "https://pkgs.dev.azure.com/org/_packaging/f/pypi/simple/", "username": "u", "password": "pat-art"}]}),
+    )
+    monkeypatch.setenv("VSS_NUGET_EXTERNAL_FEED_ENDPOINTS", json.dumps({"endpointCredentials": [{"endpoint": "https://vss.example/x", "password": "pat-vss"}]}))
+    monkeypatch.setenv("PRIVPKG_CONNECTIONS", json.dumps({"envfeed": {"target": "https://env.example/org", "secret": "pat-env"}}))
+    kr = PrivpkgKeyring()
+    assert kr.get_credential("https://pkgs.dev.azure.com/org/_packaging/f/pypi/simple/pkg/", None).password == "pat-art"
+    assert kr.get_credential("https://pkgs.dev.azure.com/org/_packaging/other/pypi/simple/", None) is None
+    assert kr.get_credential("https://vss.example/x/y", None).password == "pat-vss"
+    assert kr.get_credential("https://env.example/org/simple/", None).password == "pat-env"
+    assert not (home / "connections.store").exists(), "environment sources need no store"
+    # The environment wins over the store for the same target.
+    connections.set_connection("dup", "PythonFeed", "https://env.example/org", "PAT", value="pat-store")
+    assert kr.get_credential("https://env.example/org/simple/", None).password == "pat-env"
+
+
+def test_bad_environment_json_is_one_line_and_skipped(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PRIVPKG_CONNECTIONS", '[{"name": "x", "target": "https://h/a", "secret": "pat-bad-json"')
+    connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value=PAT)
+    assert PrivpkgKeyring().get_credential("https://h.example/a/", None).password == PAT
+    err = capsys.readouterr().err
+    assert "ignoring $PRIVPKG_CONNECTIONS" in err and "pat-bad-json" not in err and err.count("\n") == 1
+
+
+def test_repr_hides_secret(home: Path) -> None:
+    conn = connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value=PAT)
+    assert PAT not in repr(conn) and PAT not in str(conn) and PAT not in repr(connections.list_connections())
+    assert PAT not in json.dumps(conn.public())
+
+
+# --- the real keyring CLI ------------------------------------------------------------------
+
+
+def _cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYRING_", "PYTHON_KEYRING", "PRIVPKG_"))}
+    env["PRIVPKG_HOME"] = str(home)
+    return subprocess.run([KEYRING_CLI, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_keyring_cli_set_get_del(home: Path) -> None:
+    url = "https://pkgs.dev.azure.com/org/"
+    res = _cli(home, "set", url, "me", stdin=PAT + "\n")
+    assert res.returncode == 0, res.stderr
+    res = _cli(home, "--mode=creds", "--output=json", "get", url + "_packaging/feed/pypi/simple/")
+    assert res.returncode == 0 and json.loads(res.stdout) == {"username": "me", "password": PAT}
+    res_host = _cli(home, "get", "pkgs.dev.azure.com", "me")
+    assert res_host.stdout.strip() == PAT
+    miss = _cli(home, "--mode=creds", "--output=json", "get", "https://pkgs.dev.azure.com/org-evil/")
+    assert miss.returncode == 1 and PAT not in miss.stdout + miss.stderr
+    assert "privpkg.keyring_backend.PrivpkgKeyring (priority: 9.95)" in _cli(home, "--list-backends").stdout.splitlines()
+    res = _cli(home, "del", url, "me")
+    assert res.returncode == 0, res.stderr
+    assert _cli(home, "get", url, "me").returncode == 1
+
+
+def test_keyring_cli_refuses_plain_http_without_traceback(home: Path) -> None:
+    res = _cli(home, "set", "http://pkgs.example.com/org/", "me", stdin=PAT + "\n")
+    assert res.returncode != 0
+    assert "refusing plain-http" in res.stderr and "Traceback" not in res.stderr and PAT not in res.stderr

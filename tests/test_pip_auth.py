@@ -1,0 +1,213 @@
+"""Real ``pip install`` (and ``uv pip install``) against a PAT-protected loopback feed, with the
+PAT served only by privpkg's keyring backend.
+
+Every test installs into a fresh ``--target`` dir with ``--no-cache-dir``, so the shared venvs stay
+untouched, and greps all output for the PATs. The feed log proves the credential came from
+keyring: an anonymous request gets 401, and only then does an authorized request get 200.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+from conftest import (
+    FEED_A_PATH,
+    FEED_B_PATH,
+    FeedServer,
+    Result,
+    Venv,
+    assert_no_secret,
+    run,
+)
+
+WHEEL_A = "pkg_a-1.0-py3-none-any.whl"
+WHEEL_B = "pkg_b-2.0-py3-none-any.whl"
+
+
+def pip_install(venv: Venv, env: dict[str, str], target: Path, *args: str) -> Result:
+    """``pip install -v`` into ``target``, never touching the venv or any cache."""
+    cmd = [*venv.pip, "install", "-v", "--no-cache-dir", "--no-color", "--retries", "0", "--target", str(target), *args]
+    return run(cmd, env)
+
+
+def assert_installed(target: Path, module: str, version: str, result: Result) -> None:
+    assert result.returncode == 0, result.describe()
+    mod = target / f"{module}.py"
+    assert mod.is_file(), f"{mod} missing after install\n{result.describe()}"
+    assert mod.read_text() == f'VERSION = "{version}"\n'
+    assert list(target.glob(f"{module}-{version}.dist-info")), f"no {module} dist-info in {target}"
+
+
+def assert_failed_unauthorized(feed: FeedServer, target: Path, module: str, result: Result) -> None:
+    """The install failed, nothing was installed, and the feed only ever answered 401 to
+    requests that carried no credential at all."""
+    assert result.returncode != 0, f"install unexpectedly succeeded\n{result.describe()}"
+    assert "No matching distribution found" in result.output, result.describe()
+    assert not (target / f"{module}.py").exists()
+    feed.assert_never_authorized()
+
+
+def orgA(feed: FeedServer) -> str:
+    return f"{feed.base}/orgA"
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_import_provider(feed, venv_privpkg, make_env, store_connection, tmp_path):
+    """pip with keyring importable in its own env (``--keyring-provider import``)."""
+    store_connection("orgA", orgA(feed), feed.secret_a)
+    env = make_env()
+    assert Version(venv_privpkg.pip_version(env)) >= Version("26.2")
+    target = tmp_path / "target"
+    r = pip_install(venv_privpkg, env, target, "--keyring-provider", "import", "--index-url", feed.index_a, "pkg-a")
+    assert_installed(target, "pkg_a", "1.0", r)
+    feed.assert_challenged_then_authorized(FEED_A_PATH, WHEEL_A)
+    assert_no_secret(r.output, *feed.secrets)
+
+
+def test_subprocess_provider_keyring_cli_on_path(feed, venv_privpkg, venv_bare_pip, make_env, store_connection, tmp_path):
+    """pip without keyring in its env runs the privpkg-enabled ``keyring`` CLI found on PATH."""
+    store_connection("orgA", orgA(feed), feed.secret_a)
+    env = make_env(path_prefix=[venv_privpkg.bin])
+    assert not venv_bare_pip.can_import("keyring", env), "keyring must not be importable in the bare pip venv"
+    assert (venv_privpkg.bin / "keyring").exists()
+    target = tmp_path / "target"
+    r = pip_install(venv_bare_pip, env, target, "--keyring-provider", "subprocess", "--index-url", feed.index_a, "pkg-a")
+    assert_installed(target, "pkg_a", "1.0", r)
+    feed.assert_challenged_then_authorized(FEED_A_PATH, WHEEL_A)
+    assert_no_secret(r.output, *feed.secrets)
+
+
+def test_no_input_with_env_provider_subprocess(feed, venv_privpkg, venv_bare_pip, make_env, store_connection, tmp_path):
+    """``--no-input`` (what pipx and ``build`` pass) still works with PIP_KEYRING_PROVIDER=subprocess."""
+    store_connection("orgA", orgA(feed), feed.secret_a)
+    env = make_env(path_prefix=[venv_privpkg.bin], PIP_KEYRING_PROVIDER="subprocess")
+    target = tmp_path / "target"
+    r = pip_install(venv_bare_pip, env, target, "--no-input", "--index-url", feed.index_a, "pkg-a")
+    assert_installed(target, "pkg_a", "1.0", r)
+    feed.assert_challenged_then_authorized(FEED_A_PATH, WHEEL_A)
+    assert_no_secret(r.output, *feed.secrets)
+
+
+def test_no_input_with_auto_provider_does_not_use_keyring(feed, venv_privpkg, make_env, store_connection, tmp_path):
+    """Control: with the auto provider, ``--no-input`` keeps pip away from keyring (documented pip
+    behaviour), so the install fails with 401. The same command without ``--no-input`` succeeds,
+    which shows the connection itself is fine and the other tests really depend on keyring."""
+    store_connection("orgA", orgA(feed), feed.secret_a)
+    env = make_env(path_prefix=[venv_privpkg.bin])
+    assert venv_privpkg.can_import("keyring", env)
+
+    target = tmp_path / "no-input"
+    r = pip_install(venv_privpkg, env, target, "--no-input", "--index-url", feed.index_a, "pkg-a")
+    assert_failed_unauthorized(feed, target, "pkg_a", r)
+    assert_no_secret(r.output, *feed.secrets)
+
+    target = tmp_path / "auto"
+    r = pip_install(venv_privpkg, env, target, "--index-url", feed.index_a, "pkg-a")
+    assert_installed(target, "pkg_a", "1.0", r)
+    feed.assert_challenged_then_authorized(FEED_A_PATH, WHEEL_A)
+    assert_no_secret(r.output, *feed.secrets)
+
+
+def test_two_feeds_same_host_different_pats_in_one_run(feed, venv_privpkg, make_env, store_connection, tmp_path):
+    """Two feeds on one host with different PATs, both used in ONE pip run. pip caches one
+    credential per host, so it hits extra 401s, but matching by path still gets both through."""
+    store_connection("orgA", orgA(feed), feed.secret_a)
+    store_connection("orgB", f"{feed.base}/orgB", feed.secret_b)
+    env = make_env()
+    target = tmp_path / "target"
+    r = pip_install(
+        venv_privpkg,
+        env,
+        target,
+        "--keyring-provider",
+        "import",
+        "--index-url",
+        feed.index_a,
+        "--extra-index-url",
+        feed.index_b,
+        "pkg-a",
+        "pkg-b",
+    )
+    assert_installed(target, "pkg_a", "1.0", r)
+    assert_installed(target, "pkg_b", "2.0", r)
+    feed.assert_challenged_then_authorized(FEED_A_PATH, WHEEL_A)
+    # pip first tries feed A's PAT (cached for the host) on feed B, so B's 401 may carry auth.
+    feed.assert_challenged_then_authorized(FEED_B_PATH, WHEEL_B, anonymous=False)
+    assert_no_secret(r.output, *feed.secrets)
+
+
+def test_uv_subprocess_provider(feed, venv_privpkg, venv_bare_pip, make_env, store_connection, uv_bin, tmp_path):
+    """uv runs ``keyring get URL __token__`` (password mode) with the username from the URL."""
+    store_connection("orgA", orgA(feed), feed.secret_a)  # username defaults to __token__
+    env = make_env(path_prefix=[venv_privpkg.bin])
+    index = feed.index_a.replace("http://", "http://__token__@", 1)
+    target = tmp_path / "target"
+    r = run(
+        [
+            uv_bin,
+            "pip",
+            "install",
+            "--no-config",
+            "--no-cache",
+            "--keyring-provider",
+            "subprocess",
+            "--index-url",
+            index,
+            "--python",
+            venv_bare_pip.python,
+            "--target",
+            target,
+            "-v",
+            "pkg-a",
+        ],
+        env,
+    )
+    assert_installed(target, "pkg_a", "1.0", r)
+    log = [e for e in feed.log() if e.path.startswith(FEED_A_PATH)]
+    assert any(e.status == 200 and e.auth and e.path.endswith("/" + WHEEL_A) for e in log), feed.log_text()
+    assert not any(e.status == 401 and e.auth for e in log), f"uv sent a wrong credential:\n{feed.log_text()}"
+    assert_no_secret(r.output, *feed.secrets)
+
+
+def test_old_pip_231_subprocess_provider_with_username(feed, venv_privpkg, venv_pip231, make_env, store_connection, tmp_path):
+    """pip 23.1 runs ``keyring get SERVICE USER`` and so needs ``user@`` in the index URL."""
+    store_connection("orgA", orgA(feed), feed.secret_a)
+    env = make_env(path_prefix=[venv_privpkg.bin])
+    assert venv_pip231.pip_version(env) == "23.1"
+    assert not venv_pip231.can_import("keyring", env)
+    index = feed.index_a.replace("http://", "http://__token__@", 1)
+    target = tmp_path / "target"
+    r = pip_install(venv_pip231, env, target, "--keyring-provider", "subprocess", "--index-url", index, "pkg-a")
+    assert_installed(target, "pkg_a", "1.0", r)
+    feed.assert_challenged_then_authorized(FEED_A_PATH, WHEEL_A)
+    assert_no_secret(r.output, *feed.secrets)
+
+
+@pytest.mark.parametrize("other_path", ["/orgA-evil", "/orgC"])
+def test_connection_for_other_path_is_not_served(feed, venv_privpkg, make_env, store_connection, tmp_path, other_path):
+    """Negative control: a connection whose target does not cover the index (a look-alike prefix
+    or a sibling org on the same host) must not hand its PAT to pip. The connection carries feed
+    A's real PAT, so if privpkg served it for /orgA the install would succeed."""
+    store_connection("other", f"{feed.base}{other_path}", feed.secret_a)
+    env = make_env()
+    target = tmp_path / "target"
+    r = pip_install(venv_privpkg, env, target, "--keyring-provider", "import", "--index-url", feed.index_a, "pkg-a")
+    assert_failed_unauthorized(feed, target, "pkg_a", r)
+    assert_no_secret(r.output, *feed.secrets)
+
+
+def test_env_only_connections(feed, venv_privpkg, make_env, privpkg_home, tmp_path):
+    """No store file at all: PRIVPKG_CONNECTIONS in pip's environment is enough."""
+    conns = [{"name": "orgA", "target": orgA(feed), "secret": feed.secret_a, "username": "__token__"}]
+    env = make_env(PRIVPKG_CONNECTIONS=json.dumps(conns))
+    target = tmp_path / "target"
+    r = pip_install(venv_privpkg, env, target, "--keyring-provider", "import", "--index-url", feed.index_a, "pkg-a")
+    assert_installed(target, "pkg_a", "1.0", r)
+    feed.assert_challenged_then_authorized(FEED_A_PATH, WHEEL_A)
+    assert_no_secret(r.output, *feed.secrets)
+    assert list(privpkg_home.iterdir()) == [], "an env-only lookup must not create store or key files"

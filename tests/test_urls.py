@@ -1,0 +1,189 @@
+"""URL normalization and the path-segment prefix rule, including a property test that throws
+generated look-alike URLs at the matcher."""
+
+from __future__ import annotations
+
+import re
+import string
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from privpkg import urls
+from privpkg.connections import CredentialLookup, validate_target
+from privpkg.errors import UsageError
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("HTTPS://Pkgs.Example.COM/org", "https://pkgs.example.com/org/"),
+        ("https://h:443/a/", "https://h/a/"),
+        ("http://h:80/a", "http://h/a/"),
+        ("http://h:8080/a", "http://h:8080/a/"),
+        ("https://h/a/./b/../c", "https://h/a/c/"),
+        ("https://h/a/%7Euser/%41", "https://h/a/~user/A/"),
+        ("https://h/a%2fb", "https://h/a%2Fb/"),
+        ("https://h", "https://h/"),
+        ("https://user:pw@h/a?x=1#f", "https://h/a/"),
+        ("https://bücher.example/a", "https://xn--bcher-kva.example/a/"),
+        ("https://[::1]:8443/x", "https://[::1]:8443/x/"),
+        ("https://H.example./x", "https://h.example/x/"),
+    ],
+)
+def test_normalize(raw: str, expected: str) -> None:
+    assert urls.normalize(raw).url == expected
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "not a url", "https://", "/just/a/path", "https://h/a b", "https://h\\evil/", "https://h:99999/", "https://h\n/x", "https://[zz::1]/"],
+)
+def test_normalize_rejects_malformed(bad: str) -> None:
+    with pytest.raises(UsageError):
+        urls.normalize(bad)
+
+
+def test_prefixes_longest_first() -> None:
+    assert urls.normalize("https://h/a/b/").prefixes() == ["https://h/a/b/", "https://h/a/", "https://h/"]
+
+
+@pytest.mark.parametrize(
+    ("url", "served"),
+    [
+        ("https://h/org/_packaging/f/pypi/simple/", True),
+        ("https://h/org", True),
+        ("https://H:443/org/./x/", True),
+        ("https://h/org-evil/", False),
+        ("https://h/orgx/", False),
+        ("https://h.evil.com/org/", False),
+        ("https://evil.com/h/org/", False),
+        ("http://h/org/", False),
+        ("https://h:8443/org/", False),
+        ("https://h/Org/", False),
+        ("https://h/org%2Fx/", False),
+        ("https://h/other/../org/x", True),
+        ("https://h@evil.com/org/", False),
+    ],
+)
+def test_segment_prefix_match(url: str, served: bool) -> None:
+    lookup = CredentialLookup(store={}, environ={"PRIVPKG_CONNECTIONS": '[{"name":"c","target":"https://h/org","secret":"S"}]'})
+    assert (lookup.find(url) is not None) is served
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("http://pkgs.example.com/org", "refusing plain-http"),
+        ("https://me:pw@h/org", "user:password"),
+        ("https://h/org?x=1", "query"),
+        ("https://h/org#frag", "fragment"),
+        ("ftp://h/org", "unsupported URL scheme"),
+        ("h/org", "not an absolute URL"),
+    ],
+)
+def test_validate_target_refuses(target: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        validate_target(target)
+
+
+def test_validate_target_allows_loopback_http_and_opt_in() -> None:
+    assert validate_target("http://127.0.0.1:8080/org") == "http://127.0.0.1:8080/org/"
+    assert validate_target("http://localhost/org") == "http://localhost/org/"
+    assert validate_target("http://[::1]:81/org") == "http://[::1]:81/org/"
+    assert validate_target("http://intranet/org", allow_http=True) == "http://intranet/org/"
+
+
+def test_redact_masks_userinfo_and_query() -> None:
+    assert urls.redact("https://u:SECRET@h/x?sig=SECRET") == "https://***@h/x?***"
+
+
+# --- property test: no secret for a URL the target does not cover -------------------------
+
+TARGET_SCHEME, TARGET_HOST, TARGET_PORT, TARGET_SEGS = "https", "pkgs.example.com", None, ("org", "team")
+SECRET = "S3CRET-for-org-team"
+
+UNRESERVED = string.ascii_letters + string.digits + "-._~"
+seg_alphabet = string.ascii_letters + string.digits + "-._~%"
+lookalike_segments = st.sampled_from(["org", "team", "org-evil", "orgx", "Org", "team2", "tea", "", "..", ".", "%6Frg", "org%2Fteam", "te%61m", "%2e%2e", "%2E", "%2f"])
+segments = st.lists(st.one_of(lookalike_segments, st.text(seg_alphabet, min_size=0, max_size=6)), max_size=5)
+hosts = st.sampled_from(
+    ["pkgs.example.com", "PKGS.example.COM", "pkgs.example.com.", "pkgs.example.com.evil.io", "evil.io", "pkgs-example.com",
+     "xn--pkgs-example.com", "example.com", "pkgs.example.co", "127.0.0.1", "[::1]"]
+)
+ports = st.sampled_from([None, 443, 80, 8443, 0])
+schemes = st.sampled_from(["https", "http", "HTTPS", "ftp", "s3"])
+userinfo = st.sampled_from(["", "me@", "me:pw@", "pkgs.example.com@", "pkgs.example.com:443@"])
+tails = st.sampled_from(["", "/", "?x=1", "#frag", "?next=/org/team/"])
+
+
+def _expected(scheme: str, host: str, port: int | None, segs: list[str]) -> bool:
+    """Independent oracle: resolve dot segments and unreserved escapes on the generated parts."""
+    if scheme.lower() != TARGET_SCHEME:
+        return False
+    if host.lower().rstrip(".") != TARGET_HOST:
+        return False
+    if port not in (None, 443):
+        return False
+    resolved: list[str] = []
+    for s in segs:
+        s = re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)) if chr(int(m.group(1), 16)) in UNRESERVED else m.group(0).upper(), s)
+        if s == "..":
+            if resolved:
+                resolved.pop()
+        elif s != ".":
+            resolved.append(s)
+    return tuple(resolved[: len(TARGET_SEGS)]) == TARGET_SEGS
+
+
+def _lookup() -> CredentialLookup:
+    env = {"PRIVPKG_CONNECTIONS": f'[{{"name": "t", "target": "https://pkgs.example.com/org/team", "secret": "{SECRET}"}}]'}
+    return CredentialLookup(store={}, environ=env)
+
+
+LOOKUP = _lookup()
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schemes, userinfo, hosts, ports, segments, tails)
+@example("https", "", "pkgs.example.com", None, ["org", "team", "simple"], "/")
+@example("https", "", "pkgs.example.com", None, ["org", "team-evil"], "/")
+@example("https", "pkgs.example.com@", "evil.io", None, ["org", "team"], "/")
+def test_no_secret_for_lookalikes(scheme: str, user: str, host: str, port: int | None, segs: list[str], tail: str) -> None:
+    netloc = host + (f":{port}" if port is not None else "")
+    path = "/" + "/".join(segs)
+    if tail in ("/",) and not path.endswith("/"):
+        path += "/"
+    elif tail not in ("", "/"):
+        path += tail
+    url = f"{scheme}://{user}{netloc}{path}"
+    try:
+        conn = LOOKUP.find(url)
+    except UsageError:
+        conn = None
+    # A query or fragment never changes which path is matched; the oracle sees only the path.
+    expected = _expected(scheme, host, port, segs) and not (port == 0)
+    if conn is not None:
+        assert expected, f"secret handed to {url!r}"
+    else:
+        assert not expected, f"no secret for covered URL {url!r}"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(min_size=0, max_size=60))
+@example("https://pkgs.example.com/org/team/")
+@example("pkgs.example.com")
+def test_arbitrary_text_never_crashes_or_leaks(text: str) -> None:
+    try:
+        conn = LOOKUP.find(text)
+    except UsageError:
+        return
+    if conn is None:
+        return
+    if "://" in text:
+        norm = urls.normalize(text)
+        assert norm.scheme == "https" and norm.host == TARGET_HOST and norm.path.startswith("/org/team/")
+    else:
+        host, port = urls.normalize_netloc(text)
+        assert host == TARGET_HOST and port in (None,)
