@@ -142,35 +142,34 @@ def test_two_feeds_same_host_different_pats_in_one_run(feed, venv_privpkg, make_
 
 
 def test_uv_subprocess_provider(feed, venv_privpkg, venv_bare_pip, make_env, store_connection, uv_bin, tmp_path):
-    """uv runs ``keyring get URL __token__`` (password mode) with the username from the URL."""
+    """uv runs ``keyring get URL __token__`` (password mode) with the username from the URL.
+
+    uv asks keyring up front when the URL has a username but no password, so unlike pip there is
+    no anonymous 401 first; its 401s come from username-only retries of the wheel URL. The control
+    run without ``--keyring-provider`` shows the authorized 200s really came from keyring."""
     store_connection("orgA", orgA(feed), feed.secret_a)  # username defaults to __token__
     env = make_env(path_prefix=[venv_privpkg.bin])
     index = feed.index_a.replace("http://", "http://__token__@", 1)
+
+    def uv_install(target: Path, *args: str) -> Result:
+        cmd = [uv_bin, "pip", "install", "-v", "--no-config", "--no-cache", *args]
+        cmd += ["--index-url", index, "--python", str(venv_bare_pip.python), "--target", str(target), "pkg-a"]
+        return run(cmd, env)
+
+    control = tmp_path / "control"
+    r = uv_install(control)  # keyring is off by default in uv
+    assert r.returncode != 0, r.describe()
+    assert not (control / "pkg_a.py").exists()
+    assert not any(e.status == 200 for e in feed.log()), feed.log_text()
+    assert any(e.status == 401 for e in feed.log()), feed.log_text()
+    assert_no_secret(r.output, *feed.secrets)
+
     target = tmp_path / "target"
-    r = run(
-        [
-            uv_bin,
-            "pip",
-            "install",
-            "--no-config",
-            "--no-cache",
-            "--keyring-provider",
-            "subprocess",
-            "--index-url",
-            index,
-            "--python",
-            venv_bare_pip.python,
-            "--target",
-            target,
-            "-v",
-            "pkg-a",
-        ],
-        env,
-    )
+    r = uv_install(target, "--keyring-provider", "subprocess")
     assert_installed(target, "pkg_a", "1.0", r)
     log = [e for e in feed.log() if e.path.startswith(FEED_A_PATH)]
+    assert any(e.status == 200 and e.auth and e.path.endswith("/pkg-a/") for e in log), feed.log_text()
     assert any(e.status == 200 and e.auth and e.path.endswith("/" + WHEEL_A) for e in log), feed.log_text()
-    assert not any(e.status == 401 and e.auth for e in log), f"uv sent a wrong credential:\n{feed.log_text()}"
     assert_no_secret(r.output, *feed.secrets)
 
 
@@ -184,7 +183,8 @@ def test_old_pip_231_subprocess_provider_with_username(feed, venv_privpkg, venv_
     target = tmp_path / "target"
     r = pip_install(venv_pip231, env, target, "--keyring-provider", "subprocess", "--index-url", index, "pkg-a")
     assert_installed(target, "pkg_a", "1.0", r)
-    feed.assert_challenged_then_authorized(FEED_A_PATH, WHEEL_A)
+    # The first request already carries "__token__:" (username, empty password), hence not anonymous.
+    feed.assert_challenged_then_authorized(FEED_A_PATH, WHEEL_A, anonymous=False)
     assert_no_secret(r.output, *feed.secrets)
 
 
@@ -192,9 +192,21 @@ def test_old_pip_231_subprocess_provider_with_username(feed, venv_privpkg, venv_
 def test_connection_for_other_path_is_not_served(feed, venv_privpkg, make_env, store_connection, tmp_path, other_path):
     """Negative control: a connection whose target does not cover the index (a look-alike prefix
     or a sibling org on the same host) must not hand its PAT to pip. The connection carries feed
-    A's real PAT, so if privpkg served it for /orgA the install would succeed."""
+    A's real PAT, so if privpkg served it for /orgA the install would succeed.
+
+    pip asks keyring twice: with the index URL, then with the bare ``host:port``. Both lookups
+    are checked through the keyring CLI first, so a failure names the lookup that leaked."""
     store_connection("other", f"{feed.base}{other_path}", feed.secret_a)
     env = make_env()
+    keyring = venv_privpkg.bin / "keyring"
+    for service in (feed.index_a, feed.netloc):
+        got = run([keyring, "--mode=creds", "--output=json", "get", service], env)
+        served = feed.secret_a in got.output
+        assert not served, (
+            f"`keyring get {service}` (pip's {'index URL' if '/' in service else 'bare host:port'} lookup) "
+            f"served the connection for {feed.base}{other_path}, whose target does not cover {feed.index_a}"
+        )
+
     target = tmp_path / "target"
     r = pip_install(venv_privpkg, env, target, "--keyring-provider", "import", "--index-url", feed.index_a, "pkg-a")
     assert_failed_unauthorized(feed, target, "pkg_a", r)

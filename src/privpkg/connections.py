@@ -154,7 +154,7 @@ def validate_target(target: str, category: str = "PythonFeed", *, allow_http: bo
     if norm.scheme == "http" and not (allow_http or urls.is_loopback(norm.host)):
         raise UsageError(
             f"refusing plain-http target {norm.url}: the secret would travel unencrypted; "
-            "use https, or pass --allow-http if you really mean it"
+            "use https, or `privpkg connection set NAME --target URL --allow-http` if you really mean it"
         )
     return norm.url
 

@@ -10,6 +10,8 @@ It is a real HTTP server: a request without the right Basic-auth password gets 4
     {"feeds": [{"path": "/org/_packaging/feed/pypi/simple/", "secret": "...", "dir": "wheels/"}],
      "log": "requests.log"}
 
+A feed with ``"status": 403`` answers every authorized request with that status.
+
 Each feed serves the wheels in its ``dir``: the index at ``path``, a project page at
 ``path/<name>/`` and the files under the project page. The request log records method, path,
 status and whether an Authorization header came, never its value.
@@ -64,6 +66,7 @@ class Feed:
     path: str
     secret: str
     dir: Path
+    status: int | None = None  # answer authorized requests with this status (e.g. 403)
 
     def __repr__(self) -> str:
         return f"Feed(path={self.path!r}, dir={str(self.dir)!r})"
@@ -88,6 +91,9 @@ class _Handler(BaseHTTPRequestHandler):
                 fh.write(f"{self.command} {self.path} {status} {auth}\n")
 
     def _send(self, status: int, body: bytes, ctype: str = "text/html", extra: dict[str, str] | None = None) -> None:
+        # Log before answering: a client that has its response may exit at once, and a reader of
+        # the log (the tests) must then already see this request.
+        self._log(status)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -96,7 +102,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self._log(status)
 
     def _authorized(self, feed: Feed) -> bool:
         header = self.headers.get("Authorization", "")
@@ -119,6 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not self._authorized(feed):
             self._send(401, b"authentication required\n", "text/plain", {"WWW-Authenticate": 'Basic realm="privpkg"'})
+            return
+        if feed.status:
+            self._send(feed.status, b"forced status\n", "text/plain")
             return
         rest = path[len(feed.path) :].strip("/").split("/") if path != feed.path else []
         wheels = feed.wheels()
@@ -148,7 +156,7 @@ class _Server(ThreadingHTTPServer):
 
 
 def serve(config: dict[str, Any]) -> _Server:
-    feeds = [Feed(f["path"], f["secret"], Path(f["dir"])) for f in config["feeds"]]
+    feeds = [Feed(f["path"], f["secret"], Path(f["dir"]), f.get("status")) for f in config["feeds"]]
     return _Server(feeds, config.get("log"))
 
 

@@ -21,6 +21,7 @@ class until a lookup needs it.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -38,6 +39,16 @@ def _is_url(service: str) -> bool:
 
 def _log(msg: str) -> None:
     sys.stderr.write(f"privpkg: {msg}\n")
+
+
+def _refuse(exc_type: type[Exception], msg: str) -> Exception:
+    """The error for a refused set/delete. The keyring CLI prints a traceback for any backend
+    error, so when we run inside it we print one line and exit 2 instead."""
+    argv0 = os.path.basename(sys.argv[0] if sys.argv else "")
+    if "keyring.cli" in sys.modules and argv0.startswith("keyring"):
+        sys.stderr.write(f"privpkg: error: {msg}\n")
+        raise SystemExit(2)
+    return exc_type(msg)
 
 
 class PrivpkgKeyring(KeyringBackend):
@@ -136,7 +147,7 @@ class PrivpkgKeyring(KeyringBackend):
 
             self._generic().update(apply)
         except PrivpkgError as exc:
-            raise PasswordSetError(str(exc)) from None
+            raise _refuse(PasswordSetError, str(exc)) from None
 
     def delete_password(self, service: str, username: str) -> None:
         from privpkg.errors import PrivpkgError
@@ -146,7 +157,7 @@ class PrivpkgKeyring(KeyringBackend):
                 from privpkg.connections import delete_for_url
 
                 if not delete_for_url(service, username):
-                    raise PasswordDeleteError(f"privpkg has no connection for {service} with username {username!r}")
+                    raise _refuse(PasswordDeleteError, f"no connection for {service} with username {username!r}")
                 return
             if not self._store_all():
                 raise NotImplementedError("privpkg stores only http(s) URL services")
@@ -163,4 +174,4 @@ class PrivpkgKeyring(KeyringBackend):
             if not self._generic().exists() or not self._generic().update(apply):
                 raise PasswordDeleteError("password not found")
         except PrivpkgError as exc:
-            raise PasswordDeleteError(str(exc)) from None
+            raise _refuse(PasswordDeleteError, str(exc)) from None

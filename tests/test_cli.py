@@ -1,0 +1,256 @@
+"""Every ``privpkg`` command, run as a real subprocess: exit codes, one-line errors without a
+traceback, nothing stored lost, and no secret in any output."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import FEED_A_PATH, FeedServer, assert_no_secret
+
+PAT = "cli-PAT-d41d8cd98f00b204e980"
+OTHER = "cli-OTHER-PAT-9e107d9d372bb6826bd8"
+
+
+class CLI:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.outputs: list[str] = []
+
+    def __call__(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(
+            [sys.executable, "-m", "privpkg", *args],
+            input=stdin if stdin is not None else "",
+            capture_output=True, text=True, env={**self.env, **(env or {})}, timeout=120,
+        )
+        self.outputs.append(res.stdout + res.stderr)
+        assert "Traceback" not in res.stderr, res.stderr
+        return res
+
+    def fails(self, code: int, *args: str, match: str, stdin: str | None = None) -> str:
+        res = self(*args, stdin=stdin)
+        assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+        err = res.stderr.strip()
+        assert len(err.splitlines()) == 1 or err.startswith("usage:") or "(see:" in err, err
+        assert match in err, err
+        return err
+
+
+@pytest.fixture
+def cli(make_env: Callable[..., dict[str, str]], privpkg_home: Path) -> CLI:
+    c = CLI(make_env())
+    yield c
+    for out in c.outputs:
+        assert_no_secret(out, PAT, OTHER)
+
+
+def _store_bytes(home: Path) -> bytes:
+    return (home / "connections.store").read_bytes()
+
+
+def test_connection_lifecycle(cli: CLI, privpkg_home: Path) -> None:
+    res = cli("connection", "set", "myfeed", "--target", "https://pkgs.example.com/org", "--expires", "2099-01-31", stdin=PAT + "\n")
+    assert res.returncode == 0, res.stderr
+    assert "stored connection 'myfeed': PythonFeed https://pkgs.example.com/org/ (username __token__)" in res.stdout
+    assert stat.S_IMODE((privpkg_home / "connections.store").stat().st_mode) == 0o600
+
+    res = cli("connection", "list")
+    assert res.returncode == 0 and "myfeed" in res.stdout and "https://pkgs.example.com/org/" in res.stdout and "2099-01-31" in res.stdout
+    listed = json.loads(cli("connection", "list", "--json").stdout)
+    assert listed == [{"name": "myfeed", "category": "PythonFeed", "target": "https://pkgs.example.com/org/", "auth_type": "PAT",
+                       "username": "__token__", "expires": "2099-01-31", "source": "store"}]
+    assert json.loads(cli("connection", "list", "--json", "--target", "https://pkgs.example.com/org/x/simple/").stdout)[0]["name"] == "myfeed"
+    assert json.loads(cli("connection", "list", "--json", "--category", "CondaChannel").stdout) == []
+
+    res = cli("connection", "show", "myfeed")
+    assert res.returncode == 0 and "target:" in res.stdout and "********" in res.stdout
+
+    # Rotation keeps the target; a second set without --update is refused and changes nothing.
+    before = _store_bytes(privpkg_home)
+    cli.fails(2, "connection", "set", "myfeed", "--target", "https://pkgs.example.com/org", match="already exists; pass --update", stdin=OTHER)
+    assert _store_bytes(privpkg_home) == before
+    res = cli("connection", "set", "myfeed", "--update", "--username", "ci", stdin=OTHER)
+    assert res.returncode == 0 and "updated connection 'myfeed'" in res.stdout and "username ci" in res.stdout
+
+    res = cli("connection", "delete", "myfeed")
+    assert res.returncode == 0 and "deleted connection 'myfeed'" in res.stdout
+    assert "no connections" in cli("connection", "list").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "code", "match"),
+    [
+        (["connection", "set", "x", "--target", "not a url"], PAT, 2, "whitespace"),
+        (["connection", "set", "x", "--target", "pkgs.example.com/org"], PAT, 2, "not an absolute URL"),
+        (["connection", "set", "x", "--target", "ftp://pkgs.example.com/org"], PAT, 2, "unsupported URL scheme 'ftp'"),
+        (["connection", "set", "x", "--target", "http://pkgs.example.com/org"], PAT, 2, "refusing plain-http"),
+        (["connection", "set", "x", "--target", "https://u:pw@pkgs.example.com/org"], PAT, 2, "user:password"),
+        (["connection", "set", "x", "--target", "https://pkgs.example.com/org?a=1"], PAT, 2, "query string"),
+        (["connection", "set", "x", "--target", "https://pkgs.example.com/org"], "", 2, "the secret is empty"),
+        (["connection", "set", "x", "--target", "https://pkgs.example.com/org"], "\n", 2, "the secret is empty"),
+        (["connection", "set", "x", "--target", "https://pkgs.example.com/org"], "ab\tcd", 2, "control character"),
+        (["connection", "set", "x", "--target", "https://pkgs.example.com/org"], PAT + "\n\n", 2, "control character"),
+        (["connection", "set", "bad name", "--target", "https://pkgs.example.com/org"], PAT, 2, "invalid connection name"),
+        (["connection", "set", "x"], PAT, 2, "--target URL is required"),
+        (["connection", "set", "x", "--target", "https://h/o", "--category", "Nuget"], PAT, 2, "unknown category 'Nuget'"),
+        (["connection", "set", "x", "--target", "https://h/o", "--expires", "soon"], PAT, 2, "invalid expiry date"),
+        (["connection", "set", "x", "--target", "https://h/o", "--auth-type", "OAuth"], PAT, 2, "unknown auth type"),
+        (["connection", "show", "nope"], None, 1, "no connection named 'nope'"),
+        (["connection", "delete", "nope"], None, 1, "no connection named 'nope'"),
+        (["connection", "test", "nope"], None, 1, "no connection named 'nope'"),
+        (["connection", "list", "--category", "bogus"], None, 2, "unknown category"),
+        (["connection", "frobnicate"], None, 2, "invalid choice"),
+        (["frobnicate"], None, 2, "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_loses_nothing(cli: CLI, privpkg_home: Path, args: list[str], stdin: str | None, code: int, match: str) -> None:
+    assert cli("connection", "set", "keep", "--target", "https://keep.example/org", stdin=OTHER).returncode == 0
+    before = _store_bytes(privpkg_home)
+    cli.fails(code, *args, match=match, stdin=stdin)
+    assert _store_bytes(privpkg_home) == before
+    assert [c["name"] for c in json.loads(cli("connection", "list", "--json").stdout)] == ["keep"]
+
+
+def test_duplicate_target_and_username_is_refused(cli: CLI) -> None:
+    assert cli("connection", "set", "a", "--target", "https://h.example/org", stdin=PAT).returncode == 0
+    cli.fails(2, "connection", "set", "b", "--target", "https://H.example:443/org/", match="connection 'a' already serves", stdin=OTHER)
+    assert cli("connection", "set", "b", "--target", "https://h.example/org", "--username", "other", stdin=OTHER).returncode == 0
+
+
+def test_allow_http_opt_in(cli: CLI) -> None:
+    res = cli("connection", "set", "intranet", "--target", "http://pypi.intranet/org", "--allow-http", stdin=PAT)
+    assert res.returncode == 0, res.stderr
+    # A rotation keeps the earlier consent for the same target.
+    assert cli("connection", "set", "intranet", "--update", stdin=OTHER).returncode == 0
+
+
+def test_corrupt_store_and_wrong_key(cli: CLI, privpkg_home: Path) -> None:
+    assert cli("connection", "set", "a", "--target", "https://h.example/org", stdin=PAT).returncode == 0
+    store = privpkg_home / "connections.store"
+    good = store.read_bytes()
+    store.write_bytes(good[:-3])
+    for args in (["connection", "list"], ["connection", "show", "a"], ["connection", "delete", "a"]):
+        cli.fails(1, *args, match="cannot decrypt")
+    cli.fails(1, "connection", "set", "b", "--target", "https://h.example/b", match="cannot decrypt", stdin=OTHER)
+    assert store.read_bytes() == good[:-3], "a store that could not be read was overwritten"
+    res = cli("doctor")
+    assert res.returncode == 1 and "FAIL" in res.stdout and "cannot decrypt" in res.stdout
+
+    store.write_bytes(good)
+    res = cli("connection", "list", env={"PRIVPKG_MASTER_KEY": "00" * 32})
+    assert res.returncode == 1 and "$PRIVPKG_MASTER_KEY" in res.stderr and "left untouched" in res.stderr
+
+
+def test_loose_permissions_warn_and_tighten(cli: CLI, privpkg_home: Path) -> None:
+    assert cli("connection", "set", "a", "--target", "https://h.example/org", stdin=PAT).returncode == 0
+    os.chmod(privpkg_home / "connections.store", 0o666)
+    res = cli("connection", "list")
+    assert res.returncode == 0 and "had permissions 0666; tightened to 0600" in res.stderr
+    assert stat.S_IMODE((privpkg_home / "connections.store").stat().st_mode) == 0o600
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_connection_test_reports_in_words(cli: CLI, feed: FeedServer, tmp_path: Path) -> None:
+    base = feed.base + "/orgA/"
+    assert cli("connection", "set", "good", "--target", base, stdin=feed.secret_a).returncode == 0
+    res = cli("connection", "test", "good", "--url", feed.index_a)
+    assert res.returncode == 0 and res.stdout.startswith("OK:") and "HTTP 200" in res.stdout
+    assert cli("connection", "set", "wrong", "--target", base, "--username", "w", stdin=OTHER).returncode == 0
+    res = cli("connection", "test", "wrong", "--url", feed.index_a)
+    assert res.returncode == 1 and res.stdout.startswith("REJECTED:") and "401" in res.stdout
+    res = cli("connection", "test", "good")
+    assert res.returncode == 1 and res.stdout.startswith("NOT FOUND:")
+    port = _free_port()
+    assert cli("connection", "set", "down", "--target", f"http://127.0.0.1:{port}/x", stdin=PAT).returncode == 0
+    res = cli("connection", "test", "down")
+    assert res.returncode == 1 and res.stdout.startswith("UNREACHABLE:")
+    cli.fails(2, "connection", "test", "good", "--url", feed.base + "/orgB/", match="not under the connection's target")
+    assert_no_secret("\n".join(cli.outputs), feed.secret_a)
+
+
+def test_connection_test_403(cli: CLI, tmp_path: Path) -> None:
+    from privpkg.feedserver import make_wheel
+
+    make_wheel(tmp_path / "w", "x", "1.0")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"feeds": [{"path": "/f/", "secret": PAT, "dir": str(tmp_path / "w"), "status": 403}]}))
+    proc = subprocess.Popen([sys.executable, "-m", "privpkg.feedserver", str(cfg)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        assert cli("connection", "set", "f", "--target", f"http://127.0.0.1:{port}/f", stdin=PAT).returncode == 0
+        res = cli("connection", "test", "f")
+        assert res.returncode == 1 and res.stdout.startswith("FORBIDDEN:") and "403" in res.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout.close()  # type: ignore[union-attr]
+
+
+def test_doctor(cli: CLI) -> None:
+    assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(5), stdin=PAT).returncode == 0
+    env_conns = json.dumps([{"name": "ci-feed", "target": "https://ci.example/org", "secret": OTHER}])
+    res = cli("doctor", "--url", "https://h.example/soon/simple/", env={"PRIVPKG_CONNECTIONS": env_conns})
+    out = res.stdout
+    assert res.returncode == 0, out
+    assert "store:" in out and "(mode 0600)" in out and "key:" in out
+    assert "connection 'soon' expires in 5 day(s)" in out
+    assert "$PRIVPKG_CONNECTIONS give 1 read-only connection(s)" in out and "ci-feed: https://ci.example/org/" in out
+    assert "privpkg's backend is active" in out
+    assert "PrivpkgKeyring answers https://h.example/soon/simple/: connection 'soon' (store)" in out
+    assert "keyring-provider" in out
+    assert cli("connection", "set", "old", "--target", "https://h.example/old", "--expires", "2020-02-02", stdin=OTHER).returncode == 0
+    res = cli("doctor")
+    assert res.returncode == 1 and "connection 'old' expired on 2020-02-02" in res.stdout
+    res = cli("doctor", "--url", "https://nowhere.example/x/")
+    assert res.returncode == 1 and "no keyring backend has a credential" in res.stdout
+
+
+def _days(n: int) -> str:
+    import datetime
+
+    return (datetime.date.today() + datetime.timedelta(days=n)).isoformat()
+
+
+SUBCOMMANDS = [
+    [], ["connection"], ["connection", "set"], ["connection", "list"], ["connection", "show"], ["connection", "delete"],
+    ["connection", "test"], ["doctor"], ["setup"], ["setup", "pip"], ["demo"],
+]
+
+
+@pytest.mark.parametrize("args", SUBCOMMANDS, ids=lambda a: " ".join(a) or "privpkg")
+def test_help_everywhere(cli: CLI, args: list[str]) -> None:
+    res = cli(*args, "--help")
+    assert res.returncode == 0 and res.stdout.startswith("usage: privpkg") and len(res.stdout.splitlines()) > 3
+
+
+def test_no_subcommand_is_usage_error(cli: CLI) -> None:
+    for args in ([], ["connection"], ["setup"]):
+        res = cli(*args)
+        assert res.returncode == 2 and "usage:" in res.stderr
+
+
+def test_version(cli: CLI) -> None:
+    res = cli("--version")
+    assert res.returncode == 0 and res.stdout.startswith("privpkg 0.")
+
+
+def test_feed_fixture_is_protected(feed: FeedServer) -> None:
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(feed.base + FEED_A_PATH, timeout=10)
+    assert exc.value.code == 401
