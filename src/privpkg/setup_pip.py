@@ -81,6 +81,8 @@ def setup_pip(provider: str = "subprocess", config: str | None = None) -> str:
             raise UsageError(f"privpkg setup pip already changed {path}; run `privpkg setup pip --undo` first")
         line = f"keyring-provider = {provider}\n"
         created_section = False
+        added_eol = False
+        previous_line = lines[idx] if idx is not None else None
         if idx is not None:
             lines[idx] = line
         elif glob is not None:
@@ -88,6 +90,7 @@ def setup_pip(provider: str = "subprocess", config: str | None = None) -> str:
         else:
             if lines and not lines[-1].endswith("\n"):
                 lines[-1] += "\n"
+                added_eol = True
             lines += (["\n"] if lines else []) + ["[global]\n", line]
             created_section = True
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,8 +99,10 @@ def setup_pip(provider: str = "subprocess", config: str | None = None) -> str:
             "path": str(path.resolve()),
             "value": provider,
             "previous": current,
+            "previous_line": previous_line,
             "created_file": created_file,
             "created_section": created_section,
+            "added_eol": added_eol,
         }
         _write_atomic(record_path, json.dumps(record, indent=2).encode())
         _write_atomic(path, "".join(lines).encode(), mode)
@@ -131,7 +136,7 @@ def undo_setup_pip(config: str | None = None) -> str:
             )
         assert idx is not None and glob is not None
         if record["previous"] is not None:
-            lines[idx] = f"keyring-provider = {record['previous']}\n"
+            lines[idx] = record.get("previous_line") or f"keyring-provider = {record['previous']}\n"
             msg = f"restored keyring-provider = {record['previous']} in {path}"
         else:
             del lines[idx]
@@ -141,6 +146,8 @@ def undo_setup_pip(config: str | None = None) -> str:
             if record["created_section"] and not any(ln.strip() for ln in rest[:nxt]):
                 start = glob - 1 if glob > 0 and not lines[glob - 1].strip() else glob
                 del lines[start : glob + 1 + nxt]
+                if record.get("added_eol") and lines and lines[-1].endswith("\n"):
+                    lines[-1] = lines[-1][:-1]
         if record["created_file"] and not any(ln.strip() for ln in lines):
             path.unlink()
             msg = f"removed {path} (privpkg had created it)"

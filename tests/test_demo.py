@@ -1,0 +1,27 @@
+"""``privpkg demo`` end to end: it must succeed on this machine and leave nothing running."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+
+def test_demo_runs_and_cleans_up(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
+    env = make_env(TMPDIR=str(tmp_path))
+    res = subprocess.run([sys.executable, "-m", "privpkg", "demo"], capture_output=True, text=True, env=env, timeout=600)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "without a PAT it answers HTTP 401" in out
+    assert "stored its PAT as connection 'demo-feed'" in out
+    assert "Successfully installed privpkg-demo-hello-1.0" in out
+    assert "the venv imports it: hello from a private feed" in out
+    assert "the PAT appeared in pip's output: no" in out
+    assert "demo succeeded" in out and "Traceback" not in out
+    port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", out).group(1))  # type: ignore[union-attr]
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "the demo feed is still running"
+    assert not list(tmp_path.glob("privpkg-demo-*")), "the demo left its temp dir behind"
