@@ -319,25 +319,24 @@ class CredentialLookup:
 
     def _find_host(self, service: str, username: str | None) -> Connection | None:
         host, port = urls.normalize_netloc(service)
-        keys = [f"[{host}]" if ":" in host else host]
-        if port is not None:
-            keys = [f"{keys[0]}:{port}"]
-        conns = [
-            self._conn(entry)
-            for key in keys
-            for target in self._by_netloc.get(key, ())
-            for entry in self._by_target[target]
-        ]
-        # Bare host carries no scheme; a default port ("h") can mean http:80 or https:443.
-        if port is None:
-            conns = [c for c in conns if urls.normalize(c.target).port is None]
+        key = f"[{host}]" if ":" in host else host
+        # Targets are stored normalized, so a bare host without a port only meets targets on
+        # their scheme's default port, and "host:port" only targets with that explicit port.
+        entries = [e for t in self._by_netloc.get(key if port is None else f"{key}:{port}", ()) for e in self._by_target[t]]
         if username:
-            mine = [c for c in conns if c.username == username]
-            if mine and len({c.secret for c in mine}) == 1:
-                return mine[0]
-        if conns and len({c.secret for c in conns}) == 1:
-            return conns[0]
+            mine = [e for e in entries if self._field(e, "username") == username]
+            if mine and len({self._field(e, "secret") for e in mine}) == 1:
+                return self._conn(mine[0])
+        if entries and len({self._field(e, "secret") for e in entries}) == 1:
+            return self._conn(entries[0])
         return None
+
+    @staticmethod
+    def _field(entry: tuple[str, Any, str], name: str) -> Any:
+        item = entry[1]
+        if isinstance(item, Connection):
+            return getattr(item, name)
+        return item.get(name) or (DEFAULT_USERNAME if name == "username" else None)
 
     def all(self) -> list[Connection]:
         return [self._conn(e) for bucket in self._by_target.values() for e in bucket]
