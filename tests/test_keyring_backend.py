@@ -193,3 +193,42 @@ def test_keyring_cli_refuses_plain_http_without_traceback(home: Path) -> None:
     res = _cli(home, "set", "http://pkgs.example.com/org/", "me", stdin=PAT + "\n")
     assert res.returncode != 0
     assert "refusing plain-http" in res.stderr and "Traceback" not in res.stderr and PAT not in res.stderr
+
+
+def test_store_all_property_from_environment(home: Path) -> None:
+    """KEYRING_PROPERTY_STORE_ALL=1, set the way keyring documents it, makes the real CLI keep a
+    non-URL service in privpkg's store; without it the service falls through (no store written)."""
+    res = subprocess.run([KEYRING_CLI, "set", "my-app", "me"], input="app-secret\n", capture_output=True, text=True,
+                         env={**_env(home), "KEYRING_PROPERTY_STORE_ALL": "1"}, timeout=60)
+    assert res.returncode == 0, res.stderr
+    got = subprocess.run([KEYRING_CLI, "get", "my-app", "me"], capture_output=True, text=True,
+                         env={**_env(home), "KEYRING_PROPERTY_STORE_ALL": "1"}, timeout=60)
+    assert got.stdout.strip() == "app-secret"
+    assert b"app-secret" not in (home / "connections.store").read_bytes()
+    off = subprocess.run([KEYRING_CLI, "get", "my-app", "me"], capture_output=True, text=True, env=_env(home), timeout=60)
+    assert off.returncode == 1 and off.stdout == ""
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYRING_", "PYTHON_KEYRING", "PRIVPKG_"))}
+    env["PRIVPKG_HOME"] = str(home)
+    return env
+
+
+def test_import_and_priority_stay_cheap(home: Path) -> None:
+    """What keyring loads at every start-up must not pull in the store, cryptography or
+    platformdirs; a lookup with no store file must not load cryptography either."""
+    probe = (
+        "import sys, keyring.backend\n"
+        "before = set(sys.modules)\n"
+        "from privpkg.keyring_backend import PrivpkgKeyring as K\n"
+        "K.priority\n"
+        "print(sorted(m for m in set(sys.modules) - before if not m.startswith('privpkg.keyring_backend')))\n"
+        "K().get_credential('https://h.example/org/', None)\n"
+        "print('cryptography' in sys.modules, 'platformdirs' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=_env(home), timeout=60)
+    assert res.returncode == 0, res.stderr
+    first, second = res.stdout.splitlines()
+    assert eval(first) in ([], ["privpkg"]), first  # noqa: S307 - our own repr of a list of names
+    assert second == "False False", "a miss without a store file loaded cryptography/platformdirs"
