@@ -12,10 +12,6 @@ Names are resolved lazily so that ``import privpkg`` (done by every keyring star
 backend entry point) stays cheap.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
 __version__ = "0.1.0"
 __all__ = [
     "Connection",
@@ -28,7 +24,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
+    # No typing import here: the pip shim's .pth line imports this package at every start-up.
     if name == "PrivpkgError":
         from privpkg.errors import PrivpkgError
 

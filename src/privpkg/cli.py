@@ -152,6 +152,133 @@ def cmd_connection_test(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+# --- workspaces, wheels, signing ------------------------------------------------------------
+
+
+def cmd_workspace_add(args: argparse.Namespace) -> int:
+    from privpkg.workspace import Workspace, add_workspace, validate_location
+
+    chosen = [k for k in ("local", "azure", "s3") if getattr(args, k)]
+    if len(chosen) != 1:
+        raise UsageError("give exactly one of --local DIR, --azure CONTAINER_URL, --s3 s3://BUCKET[/PREFIX]")
+    storage = chosen[0]
+    if args.endpoint_url and storage != "s3":
+        raise UsageError("--endpoint-url goes with --s3")
+    location = validate_location(storage, getattr(args, storage), args.endpoint_url)
+    ws = Workspace(args.name, storage, location, args.endpoint_url, args.region)
+    path = add_workspace(ws, project=args.project)
+    _out(f"added workspace {ws.name!r}: {storage} {location} (in {path})")
+    return 0
+
+
+def cmd_workspace_list(args: argparse.Namespace) -> int:
+    from privpkg.workspace import all_workspaces
+
+    spaces = sorted(all_workspaces().values(), key=lambda w: w.name)
+    if args.json:
+        _out(json.dumps([{**w.table(), "name": w.name, "source": w.source} for w in spaces], indent=2))
+        return 0
+    rows = [["NAME", "STORAGE", "LOCATION", "SOURCE"]]
+    rows += [[w.name, w.storage, w.location + (f" ({w.endpoint_url})" if w.endpoint_url else ""), w.source] for w in spaces]
+    _table(rows)
+    return 0
+
+
+def cmd_workspace_show(args: argparse.Namespace) -> int:
+    from privpkg.workspace import get_workspace
+
+    ws = get_workspace(args.name)
+    info = {"name": ws.name, **ws.table(), "source": ws.source}
+    if args.json:
+        _out(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            _out(f"{k + ':':<13} {v}")
+    return 0
+
+
+def cmd_workspace_remove(args: argparse.Namespace) -> int:
+    from privpkg.workspace import remove_workspace
+
+    path = remove_workspace(args.name, project=args.project)
+    _out(f"removed workspace {args.name!r} from {path} (its stored wheels were not touched)")
+    return 0
+
+
+def cmd_wheel_add(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from privpkg.workspace import get_workspace
+
+    url = get_workspace(args.workspace).add_private_wheel(Path(args.file), exist_ok=args.exist_ok)
+    _out(url)
+    return 0
+
+
+def cmd_wheel_list(args: argparse.Namespace) -> int:
+    from privpkg.wheels import list_wheels
+    from privpkg.workspace import get_workspace
+
+    ws = get_workspace(args.workspace)
+    wheels = list_wheels(ws)
+    if args.json:
+        _out(json.dumps([{"file": b.key.rsplit("/", 1)[-1], "url": ws.url_for(b.key.rsplit("/", 1)[-1]), "size": b.size, "sha256": b.sha256} for b in wheels], indent=2))
+        return 0
+    if not wheels:
+        _out(f"no wheels in workspace {ws.name!r} (add one with: privpkg wheel add FILE --workspace {ws.name})")
+        return 0
+    rows = [["URL", "SIZE", "SHA256"]]
+    rows += [[ws.url_for(b.key.rsplit("/", 1)[-1]), str(b.size), (b.sha256 or "-")[:16]] for b in wheels]
+    _table(rows)
+    return 0
+
+
+def cmd_wheel_remove(args: argparse.Namespace) -> int:
+    from privpkg.wheels import remove_wheel
+    from privpkg.workspace import get_workspace
+
+    remove_wheel(get_workspace(args.workspace), args.file)
+    _out(f"removed {args.file} from workspace {args.workspace!r}")
+    return 0
+
+
+def cmd_wheel_url(args: argparse.Namespace) -> int:
+    import os.path
+
+    from privpkg.wheels import check_filename
+    from privpkg.workspace import get_workspace
+
+    filename = os.path.basename(args.file)
+    check_filename(filename)
+    _out(get_workspace(args.workspace).url_for(filename))
+    return 0
+
+
+def _ttl(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from privpkg.resolve import check_ttl, resolve_requirements, resolve_url
+
+    check_ttl(args.ttl)
+    if args.requirement:
+        if args.url or not args.output:
+            raise UsageError("use: privpkg resolve -r requirements.txt -o constraints.txt")
+        n = resolve_requirements(Path(args.requirement), Path(args.output), args.ttl)
+        sys.stderr.write(f"wrote {n} signed constraint(s) to {args.output} (mode 0600, valid {args.ttl} s)\n")
+        return 0
+    if not args.url:
+        raise UsageError("give a URL, or -r requirements.txt -o constraints.txt")
+    _out(resolve_url(args.url, args.ttl))
+    return 0
+
+
 # --- other commands -----------------------------------------------------------------------
 
 
@@ -229,6 +356,66 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--url", help="URL to request instead of the target (e.g. the feed's simple index)")
     s.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
     s.set_defaults(func=cmd_connection_test)
+
+    ws = sub.add_parser("workspace", help="define where private wheels are stored",
+                        description="Workspaces name a wheel store: a local folder, an Azure Blob container or an S3 bucket. "
+                        "Definitions hold no secret; storage credentials are connections (category AzureBlob or S3).")
+    wsub = ws.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ws.set_defaults(func=lambda a: _need_sub(ws))
+    s = wsub.add_parser("add", help="define a workspace", description="Define a workspace in your user config, or with --project in ./privpkg.toml.")
+    s.add_argument("name")
+    s.add_argument("--local", metavar="DIR", help="a folder")
+    s.add_argument("--azure", metavar="CONTAINER_URL", help="https://ACCOUNT.blob.core.windows.net/CONTAINER (Azurite: http://127.0.0.1:PORT/ACCOUNT/CONTAINER)")
+    s.add_argument("--s3", metavar="S3_URL", help="s3://BUCKET[/PREFIX]")
+    s.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, ...)")
+    s.add_argument("--region", help="S3 region (default us-east-1)")
+    s.add_argument("--project", action="store_true", help="write to the nearest privpkg.toml (or ./privpkg.toml), for committing")
+    s.set_defaults(func=cmd_workspace_add)
+    s = wsub.add_parser("list", help="list workspaces", description="List workspaces from privpkg.toml, the user config and the built-in default.")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_workspace_list)
+    s = wsub.add_parser("show", help="show one workspace", description="Show one workspace.")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_workspace_show)
+    s = wsub.add_parser("remove", help="forget a workspace definition", description="Remove a workspace definition (stored wheels stay).")
+    s.add_argument("name")
+    s.add_argument("--project", action="store_true", help="remove it from the project's privpkg.toml")
+    s.set_defaults(func=cmd_workspace_remove)
+
+    wh = sub.add_parser("wheel", help="publish and manage private wheels in a workspace",
+                        description="Publish wheels to a workspace and get stable privpkg:// URLs for requirements files.")
+    whsub = wh.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    wh.set_defaults(func=lambda a: _need_sub(wh))
+    s = whsub.add_parser("add", help="validate and upload a wheel; prints its privpkg:// URL",
+                         description="Validate a wheel (PEP 427 name, zip, METADATA) and upload it. The privpkg:// URL is the "
+                         "last line of stdout. Published wheels are immutable.")
+    s.add_argument("file")
+    s.add_argument("--workspace", "-w", default="default", help="workspace name (default: default)")
+    s.add_argument("--exist-ok", action="store_true", help="succeed if the same wheel with the same content is already there")
+    s.set_defaults(func=cmd_wheel_add)
+    s = whsub.add_parser("list", help="list wheels in a workspace", description="List wheels in a workspace.")
+    s.add_argument("--workspace", "-w", default="default")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_wheel_list)
+    s = whsub.add_parser("remove", help="delete a wheel from a workspace", description="Delete a wheel (environments pinned to it will fail to install).")
+    s.add_argument("file", help="the wheel file name")
+    s.add_argument("--workspace", "-w", default="default")
+    s.set_defaults(func=cmd_wheel_remove)
+    s = whsub.add_parser("url", help="print the privpkg:// URL of a wheel file name", description="Print the privpkg:// URL for a wheel file name.")
+    s.add_argument("file")
+    s.add_argument("--workspace", "-w", default="default")
+    s.set_defaults(func=cmd_wheel_url)
+
+    s = sub.add_parser("resolve", help="print a short-lived signed URL, or write signed constraints",
+                       description="Sign a privpkg:// URL (or a blob URL in an Azure workspace): an Azure SAS, an S3 presigned "
+                       "GET or a file URL. With -r/-o, write a pip constraints file (mode 0600) with `name @ <signed URL>` "
+                       "for every such requirement, following nested -r/-c, for uv and other tools.")
+    s.add_argument("url", nargs="?")
+    s.add_argument("--ttl", type=_ttl, default=600, help="seconds the signature is valid (default 600, max 604800)")
+    s.add_argument("-r", "--requirement", metavar="FILE", help="requirements file to read")
+    s.add_argument("-o", "--output", metavar="FILE", help="constraints file to write")
+    s.set_defaults(func=cmd_resolve)
 
     s = sub.add_parser("doctor", help="explain how credentials reach pip and what is wrong",
                        description="Check the store, the key, keyring's backend choice, pip's keyring-provider "

@@ -1,0 +1,75 @@
+"""Where workspace wheels live: one small module per backend behind one interface.
+
+    >>> store = open_storage(workspace)          # doctest: +SKIP
+    >>> store.put("wheels/x-1.0-py3-none-any.whl", path, sha256)
+    >>> store.signed_url("wheels/x-1.0-py3-none-any.whl", ttl=600)
+
+Backends: :mod:`.local` (a folder; signed URL = file URL), :mod:`.azure` (Blob Storage; SAS),
+:mod:`.s3` (S3 or compatible; presigned GET). Cloud SDKs are imported only by their backend.
+Every ``put`` is all-or-nothing (a half-uploaded object is never visible) and never overwrites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from privpkg.errors import PrivpkgError
+
+if TYPE_CHECKING:
+    from privpkg.workspace import Workspace
+
+Progress = Callable[[int], None]
+
+
+class AlreadyExists(PrivpkgError):
+    """The object exists; published wheels are immutable."""
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    size: int
+    sha256: str | None
+
+
+class Storage(Protocol):
+    def describe(self) -> str:
+        """Where the storage is, with no secret (for messages)."""
+
+    def head(self, key: str) -> BlobInfo | None:
+        """The object's size and recorded sha256, or None if absent."""
+
+    def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
+        """Upload ``path`` as ``key`` with its sha256 recorded; :class:`AlreadyExists` if taken."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; NotFoundError if absent."""
+
+    def list(self, prefix: str) -> list[BlobInfo]:
+        """Objects under ``prefix``, sorted by key."""
+
+    def signed_url(self, key: str, ttl: int) -> str:
+        """A URL that reads ``key`` for ``ttl`` seconds and nothing else."""
+
+
+def open_storage(ws: Workspace) -> Storage:
+    if ws.storage == "local":
+        from privpkg.storage.local import LocalStorage
+
+        return LocalStorage(Path(ws.location))
+    if ws.storage == "azure":
+        from privpkg.storage.azure import AzureStorage
+
+        return AzureStorage(ws.location)
+    if ws.storage == "s3":
+        from privpkg.storage.s3 import S3Storage
+
+        return S3Storage(ws.location, endpoint_url=ws.endpoint_url, region=ws.region)
+    raise PrivpkgError(f"workspace {ws.name!r} has unknown storage {ws.storage!r}")
+
+
+def missing_extra(extra: str, module: str) -> PrivpkgError:
+    return PrivpkgError(f"this workspace needs {module}: pip install 'privpkg[{extra}]'")

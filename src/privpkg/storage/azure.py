@@ -1,0 +1,163 @@
+"""Azure Blob Storage (and Azurite): a container URL, an account key from an ``AzureBlob``
+connection, read-only SAS URLs for single blobs.
+
+    privpkg connection set team-blob --category AzureBlob \\
+        --target https://acct.blob.core.windows.net/wheels      # account key or connection string on stdin
+
+Uploads stream the file in blocks; a block blob becomes visible only when its block list is
+committed, so an interrupted upload leaves nothing behind that a reader could see.
+``azure-storage-blob`` is imported only here (``pip install 'privpkg[azure]'``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+from privpkg import urls
+from privpkg.errors import NotFoundError, PrivpkgError
+from privpkg.storage import AlreadyExists, BlobInfo, Progress, missing_extra
+
+# Azurite accepts only service versions it knows; the SDK signs with its newest one.
+EMULATOR_API_VERSION = "2025-11-05"
+BLOCK_SIZE = 8 * 1024 * 1024
+
+
+def _sdk() -> Any:
+    try:
+        import azure.storage.blob as blob
+    except ImportError:
+        raise missing_extra("azure", "azure-storage-blob") from None
+    return blob
+
+
+def parse_account_secret(secret: str) -> tuple[str | None, str]:
+    """(account name or None, account key) from an account key or a connection string."""
+    if "AccountKey=" in secret:
+        parts = dict(p.split("=", 1) for p in secret.split(";") if "=" in p)
+        return parts.get("AccountName"), parts["AccountKey"]
+    return None, secret
+
+
+class AzureStorage:
+    def __init__(self, container_url: str) -> None:
+        norm = urls.normalize(container_url)
+        self.container_url = container_url.rstrip("/")
+        self.emulator = urls.is_loopback(norm.host)
+        segs = norm.segments
+        self.container = segs[-1]
+        self.account = segs[0] if self.emulator else norm.host.split(".", 1)[0]
+        self.account_url = self.container_url.rsplit("/", 1)[0]
+        self._key: str | None = None
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"AzureStorage({self.container_url!r})"
+
+    def describe(self) -> str:
+        return self.container_url
+
+    def _account_key(self) -> str:
+        if self._key is None:
+            from privpkg.connections import CredentialLookup
+
+            conn = CredentialLookup(categories={"AzureBlob"}).find(self.container_url + "/")
+            if conn is None:
+                raise PrivpkgError(
+                    f"no AzureBlob credentials for {self.container_url}; run: privpkg connection set NAME "
+                    f"--category AzureBlob --target {self.container_url} (account key or connection string on stdin)"
+                )
+            account, key = parse_account_secret(conn.secret)
+            if account and account != self.account:
+                raise PrivpkgError(f"connection {conn.name!r} is for account {account!r}, not {self.account!r}")
+            self._key = key
+        return self._key
+
+    def _container(self) -> Any:
+        if self._client is None:
+            blob = _sdk()
+            kw: dict[str, Any] = {"max_block_size": BLOCK_SIZE, "max_single_put_size": BLOCK_SIZE}
+            if self.emulator:
+                kw["api_version"] = EMULATOR_API_VERSION
+            credential = {"account_name": self.account, "account_key": self._account_key()}
+            self._client = blob.ContainerClient(self.account_url, self.container, credential=credential, **kw)
+        return self._client
+
+    def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        from azure.core import exceptions as az
+
+        try:
+            return fn(*args, **kw)
+        except (az.ResourceNotFoundError, az.ResourceExistsError) as exc:
+            if "ContainerNotFound" in str(getattr(exc, "error_code", "")):
+                raise PrivpkgError(f"container {self.container_url} does not exist; create it first") from None
+            raise
+        except az.ClientAuthenticationError:
+            raise PrivpkgError(
+                f"{self.container_url} refused the account key while trying to {what}; update it with: "
+                f"privpkg connection set NAME --update (category AzureBlob)"
+            ) from None
+        except az.ServiceRequestError as exc:
+            raise PrivpkgError(f"cannot reach {self.account_url} to {what}: {type(exc).__name__}") from None
+        except az.HttpResponseError as exc:
+            raise PrivpkgError(f"{self.container_url}: HTTP {exc.status_code} while trying to {what} ({getattr(exc, 'error_code', '')})") from None
+
+    def head(self, key: str) -> BlobInfo | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        client = self._container().get_blob_client(key)
+        try:
+            props = self._call("read blob properties", client.get_blob_properties)
+        except ResourceNotFoundError:
+            return None
+        return BlobInfo(key, props.size, (props.metadata or {}).get("sha256"))
+
+    def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        client = self._container().get_blob_client(key)
+        last = [0]
+
+        def hook(current: int, total: int | None) -> None:
+            if progress:
+                progress(current - last[0])
+                last[0] = current
+
+        with open(path, "rb") as fh:
+            try:
+                self._call(
+                    "upload", client.upload_blob, fh, overwrite=False, metadata={"sha256": sha256},
+                    length=path.stat().st_size, max_concurrency=2, progress_hook=hook,
+                )
+            except ResourceExistsError:
+                raise AlreadyExists(f"{key} already exists in {self.container_url}") from None
+
+    def delete(self, key: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            self._call("delete", self._container().get_blob_client(key).delete_blob)
+        except ResourceNotFoundError:
+            raise NotFoundError(f"{key} is not in {self.container_url}") from None
+
+    def list(self, prefix: str) -> list[BlobInfo]:
+        blobs = self._call("list blobs", lambda: list(self._container().list_blobs(name_starts_with=prefix, include=["metadata"])))
+        return sorted((BlobInfo(b.name, b.size, (b.metadata or {}).get("sha256")) for b in blobs), key=lambda b: b.key)
+
+    def signed_url(self, key: str, ttl: int) -> str:
+        blob = _sdk()
+        now = _dt.datetime.now(_dt.timezone.utc)
+        sas = blob.generate_blob_sas(
+            account_name=self.account,
+            container_name=self.container,
+            blob_name=key,
+            account_key=self._account_key(),
+            permission=blob.BlobSasPermissions(read=True),
+            start=now - _dt.timedelta(minutes=5),  # tolerate clock skew between us and the service
+            expiry=now + _dt.timedelta(seconds=ttl),
+            protocol="https,http" if self.emulator else "https",
+        )
+        from urllib.parse import quote
+
+        return f"{self.container_url}/{quote(key)}?{sas}"

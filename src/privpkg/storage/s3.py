@@ -1,0 +1,121 @@
+"""S3 and S3-compatible stores: ``s3://BUCKET[/PREFIX]``, credentials from an ``S3`` connection
+(username = access key id, secret = secret access key), presigned GET URLs made by botocore.
+
+    echo "$AWS_SECRET_ACCESS_KEY" | privpkg connection set ml-s3 --category S3 \\
+        --target s3://my-bucket --username "$AWS_ACCESS_KEY_ID"
+
+Large files go up as a multipart upload, which S3 shows only once it is completed, so an
+interrupted upload is never visible. ``boto3`` is imported only here (``pip install 'privpkg[s3]'``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from privpkg.errors import NotFoundError, PrivpkgError
+from privpkg.storage import AlreadyExists, BlobInfo, Progress, missing_extra
+
+
+class S3Storage:
+    def __init__(self, location: str, endpoint_url: str | None = None, region: str | None = None) -> None:
+        rest = location[len("s3://") :].strip("/")
+        self.location = location.rstrip("/")
+        self.bucket, _, prefix = rest.partition("/")
+        self.prefix = prefix + "/" if prefix else ""
+        self.endpoint_url = endpoint_url
+        self.region = region or "us-east-1"
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"S3Storage({self.location!r})"
+
+    def describe(self) -> str:
+        return self.location + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+
+    def _s3(self) -> Any:
+        if self._client is None:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError:
+                raise missing_extra("s3", "boto3") from None
+            from privpkg.connections import CredentialLookup
+
+            conn = CredentialLookup(categories={"S3"}).find(self.location + "/")
+            if conn is None:
+                raise PrivpkgError(
+                    f"no S3 credentials for {self.location}; run: privpkg connection set NAME --category S3 "
+                    f"--target s3://{self.bucket} --username ACCESS_KEY_ID (secret access key on stdin)"
+                )
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id=conn.username,
+                aws_secret_access_key=conn.secret,
+                config=Config(signature_version="s3v4", retries={"max_attempts": 2, "mode": "standard"}),
+            )
+        return self._client
+
+    def _call(self, what: str, fn: Any, **kw: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+        try:
+            return fn(**kw)
+        except EndpointConnectionError:
+            raise PrivpkgError(f"cannot reach {self.endpoint_url or 'S3'} to {what}") from None
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise NotFoundError(f"not found in {self.location}") from None
+            if code == "NoSuchBucket":
+                raise PrivpkgError(f"bucket {self.bucket!r} does not exist") from None
+            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403") or status == 403:
+                raise PrivpkgError(
+                    f"{self.location} refused the credentials while trying to {what} ({code or status}); "
+                    "update them with: privpkg connection set NAME --update (category S3)"
+                ) from None
+            raise PrivpkgError(f"{self.location}: {code or status} while trying to {what}") from None
+        except BotoCoreError as exc:
+            raise PrivpkgError(f"S3 error while trying to {what}: {type(exc).__name__}") from None
+
+    def head(self, key: str) -> BlobInfo | None:
+        try:
+            r = self._call("read object metadata", self._s3().head_object, Bucket=self.bucket, Key=self.prefix + key)
+        except NotFoundError:
+            return None
+        return BlobInfo(key, r["ContentLength"], (r.get("Metadata") or {}).get("sha256"))
+
+    def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        if self.head(key) is not None:
+            raise AlreadyExists(f"{key} already exists in {self.location}")
+        config = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2)
+        self._call(
+            "upload", self._s3().upload_file, Filename=str(path), Bucket=self.bucket, Key=self.prefix + key,
+            ExtraArgs={"Metadata": {"sha256": sha256}, "ContentType": "application/zip"},
+            Callback=progress, Config=config,
+        )
+
+    def delete(self, key: str) -> None:
+        if self.head(key) is None:
+            raise NotFoundError(f"{key} is not in {self.location}")
+        self._call("delete", self._s3().delete_object, Bucket=self.bucket, Key=self.prefix + key)
+
+    def list(self, prefix: str) -> list[BlobInfo]:
+        out = []
+        paginator = self._s3().get_paginator("list_objects_v2")
+        pages = self._call("list objects", lambda **_: list(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)))
+        for page in pages:
+            for obj in page.get("Contents", []):
+                key = obj["Key"][len(self.prefix) :]
+                out.append(BlobInfo(key, obj["Size"], None))
+        return sorted(out, key=lambda b: b.key)
+
+    def signed_url(self, key: str, ttl: int) -> str:
+        return self._s3().generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self.prefix + key}, ExpiresIn=ttl
+        )
