@@ -289,8 +289,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_setup_pip(args: argparse.Namespace) -> int:
-    from privpkg.setup_pip import setup_pip, undo_setup_pip
+    from privpkg.setup_pip import install_shim, setup_pip, undo_setup_pip, uninstall_shim
 
+    if args.python:
+        if args.config:
+            raise UsageError("--python and --config do not go together")
+        _out(uninstall_shim(args.python) if args.undo else install_shim(args.python))
+        return 0
     if args.undo:
         _out(undo_setup_pip(config=args.config))
     else:
@@ -429,11 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
     setup.set_defaults(func=lambda a: _need_sub(setup))
     s = ssub.add_parser("pip", help="write keyring-provider into your pip config",
                         description="Write `keyring-provider` into the user's pip configuration so plain "
-                        "`pip install --index-url FEED` finds stored PATs without flags. --undo reverts exactly that change.")
+                        "`pip install --index-url FEED` finds stored PATs without flags. --undo reverts exactly that change. "
+                        "With --python PATH, install the pip shim for privpkg:// URLs into that interpreter's environment instead.")
     s.add_argument("--provider", choices=["subprocess", "import", "auto"], default="subprocess",
                    help="subprocess (default) works from any venv through the keyring CLI on PATH, even with --no-input")
     s.add_argument("--undo", action="store_true", help="revert what an earlier `privpkg setup pip` wrote")
     s.add_argument("--config", metavar="FILE", help="pip config file to edit (default: pip's user config file)")
+    s.add_argument("--python", metavar="PATH", help="instead: install the pip shim (privpkg:// URLs) into the environment of this interpreter")
     s.set_defaults(func=cmd_setup_pip)
 
     s = sub.add_parser("demo", help="run a self-contained demo: a private feed, a stored PAT, a real pip install",

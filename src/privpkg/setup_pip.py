@@ -157,3 +157,58 @@ def undo_setup_pip(config: str | None = None) -> str:
             os.chmod(path, mode)
         record_path.unlink()
     return msg
+
+
+SHIM_PACKAGE = "_privpkg_pip_shim"
+SHIM_PTH = "_privpkg_pip_shim.pth"
+
+
+def _purelib(python: str) -> Path:
+    import subprocess
+
+    try:
+        res = subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot run {python}: {exc.strerror}") from None
+    if res.returncode != 0 or not res.stdout.strip():
+        raise UsageError(f"{python} is not a working Python interpreter")
+    return Path(res.stdout.strip())
+
+
+def install_shim(python: str) -> str:
+    """Copy the pip shim into the environment of ``python``; signing then runs through this
+    privpkg's interpreter, so that environment needs no privpkg install of its own."""
+    import shutil
+
+    from privpkg import pip_shim
+
+    site = _purelib(python)
+    if (site / "privpkg_pip_shim.pth").exists():
+        return f"{python} already has the pip shim (privpkg is installed there); nothing changed"
+    src = Path(pip_shim.__file__).parent
+    dest = site / SHIM_PACKAGE
+    tmp = site / f".{SHIM_PACKAGE}.{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in ("__init__.py", "adapter.py"):
+        shutil.copyfile(src / name, tmp / name)
+    (tmp / "config.json").write_text(json.dumps({"python": sys.executable}) + "\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    _write_atomic(site / SHIM_PTH, f"import {SHIM_PACKAGE} as m; m.install_finder()\n".encode(), 0o644)
+    return f"installed the pip shim into {site} (signing through {sys.executable})"
+
+
+def uninstall_shim(python: str) -> str:
+    import shutil
+
+    site = _purelib(python)
+    pth = site / SHIM_PTH
+    if not pth.exists() and not (site / SHIM_PACKAGE).exists():
+        raise PrivpkgError(f"nothing to undo: no privpkg pip shim in {site}")
+    pth.unlink(missing_ok=True)
+    shutil.rmtree(site / SHIM_PACKAGE, ignore_errors=True)
+    return f"removed the pip shim from {site}"
