@@ -1,0 +1,223 @@
+"""Workspaces and wheels on local storage through the real CLI: definitions, validation,
+immutability, signing, and bad input that gets one line and loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from privpkg.feedserver import make_wheel
+
+
+class CLI:
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env, self.cwd = env, cwd
+
+    def __call__(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run([sys.executable, "-m", "privpkg", *args], capture_output=True, text=True,
+                             env=self.env, cwd=cwd or self.cwd, timeout=120, stdin=subprocess.DEVNULL)
+        assert "Traceback" not in res.stderr, res.stderr
+        return res
+
+    def fails(self, code: int, *args: str, match: str) -> None:
+        res = self(*args)
+        assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert match in res.stderr, res.stderr
+        assert len(lines) == 1 or "(see:" in lines[-1], res.stderr
+
+
+@pytest.fixture
+def cli(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> CLI:
+    work = tmp_path / "project"
+    work.mkdir()
+    return CLI(make_env(), work)
+
+
+def test_default_workspace_and_wheel_lifecycle(cli: CLI, tmp_path: Path, privpkg_home: Path) -> None:
+    wheel = make_wheel(tmp_path / "dist", "my-lib", "1.0")
+    res = cli("workspace", "list")
+    assert res.returncode == 0 and "default" in res.stdout and "built-in" in res.stdout
+    res = cli("wheel", "add", str(wheel))
+    assert res.returncode == 0, res.stderr
+    url = res.stdout.strip().splitlines()[-1]
+    assert url == "privpkg://default/wheels/my_lib-1.0-py3-none-any.whl"
+    stored = privpkg_home / "workspaces/default/wheels" / wheel.name
+    assert stored.read_bytes() == wheel.read_bytes()
+
+    listed = json.loads(cli("wheel", "list", "--json").stdout)
+    assert listed[0]["url"] == url and len(listed[0]["sha256"]) == 64
+    assert cli("wheel", "url", str(wheel)).stdout.strip() == url
+
+    signed = cli("resolve", url).stdout.strip()
+    assert signed == stored.resolve().as_uri()
+
+    # Same content: an error that names --exist-ok, and success with it.
+    cli.fails(2, "wheel", "add", str(wheel), match="--exist-ok")
+    res = cli("wheel", "add", str(wheel), "--exist-ok")
+    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == url
+
+    # Different content under the same name: always an error, stored wheel unchanged.
+    other = make_wheel(tmp_path / "other", "my-lib", "1.0", body="CHANGED = True\n")
+    for extra in ([], ["--exist-ok"]):
+        cli.fails(1, "wheel", "add", str(other), *extra, match="published wheels are immutable")
+    assert stored.read_bytes() == wheel.read_bytes()
+
+    assert cli("wheel", "remove", wheel.name).returncode == 0
+    assert not stored.exists()
+    cli.fails(1, "wheel", "remove", wheel.name, match="no wheel")
+
+
+def _bad_wheels(d: Path) -> dict[str, Path]:
+    d.mkdir(parents=True, exist_ok=True)
+    notzip = d / "notzip-1.0-py3-none-any.whl"
+    notzip.write_text("hello")
+    badname = d / "not-a-wheel.whl"
+    badname.write_bytes(make_wheel(d / "x", "ok", "1.0").read_bytes())
+    mismatch = d / "alpha-2.0-py3-none-any.whl"
+    mismatch.write_bytes(make_wheel(d / "y", "alpha", "1.0").read_bytes())
+    other_name = d / "beta-1.0-py3-none-any.whl"
+    other_name.write_bytes(make_wheel(d / "z", "gamma", "1.0").read_bytes())
+    no_meta = d / "empty-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(no_meta, "w") as zf:
+        zf.writestr("empty.py", "")
+    return {"notzip": notzip, "badname": badname, "mismatch": mismatch, "other_name": other_name, "no_meta": no_meta}
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("missing", "no such file"),
+        ("notzip", "is not a zip file"),
+        ("badname", "not a valid wheel file name"),
+        ("mismatch", "METADATA says Version: 1.0, the file name says 2.0"),
+        ("other_name", "METADATA says Name: gamma"),
+        ("no_meta", "0 .dist-info/METADATA"),
+    ],
+)
+def test_wheel_add_rejects_bad_wheels(cli: CLI, tmp_path: Path, privpkg_home: Path, case: str, match: str) -> None:
+    good = make_wheel(tmp_path / "good", "keep", "1.0")
+    assert cli("wheel", "add", str(good)).returncode == 0
+    bad = _bad_wheels(tmp_path / "bad")
+    path = str(tmp_path / "nope-1.0-py3-none-any.whl") if case == "missing" else str(bad[case])
+    cli.fails(2, "wheel", "add", path, match=match)
+    names = sorted(p.name for p in (privpkg_home / "workspaces/default/wheels").iterdir())
+    assert names == ["keep-1.0-py3-none-any.whl", "keep-1.0-py3-none-any.whl.sha256"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "match"),
+    [
+        (["wheel", "remove", "../evil-1.0-py3-none-any.whl"], 2, "no path separators"),
+        (["wheel", "remove", "..-1.0-py3-none-any.whl"], 2, "no path separators"),
+        (["wheel", "add", "x.whl", "--workspace", "nope"], 1, "no workspace named 'nope'"),
+        (["resolve", "privpkg://nope/wheels/a-1.0-py3-none-any.whl"], 1, "no workspace named 'nope'"),
+        (["resolve", "privpkg://default/wheels/a-1.0-py3-none-any.whl"], 1, "no wheel a-1.0-py3-none-any.whl in workspace 'default'"),
+        (["resolve", "privpkg://default/other/a-1.0-py3-none-any.whl"], 2, "expected privpkg://WORKSPACE/wheels/FILE.whl"),
+        (["resolve", "privpkg://default/wheels/..%2F..%2Fetc-1.0-py3-none-any.whl"], 2, "expected privpkg://WORKSPACE/wheels/FILE.whl"),
+        (["resolve", "ftp://h/x.whl"], 2, "cannot sign ftp URLs"),
+        (["resolve", "https://example.com/x.whl"], 2, "not in any registered Azure workspace"),
+        (["resolve", "privpkg://default/wheels/a-1.0-py3-none-any.whl", "--ttl", "0"], 2, "--ttl must be between 1 and 604800"),
+        (["resolve", "privpkg://default/wheels/a-1.0-py3-none-any.whl", "--ttl", "604801"], 2, "--ttl must be between"),
+        (["resolve", "privpkg://default/wheels/a-1.0-py3-none-any.whl", "--ttl", "soon"], 2, "not a number of seconds"),
+        (["resolve"], 2, "give a URL"),
+        (["workspace", "add", "x"], 2, "give exactly one of"),
+        (["workspace", "add", "x", "--local", "/tmp", "--s3", "s3://b"], 2, "give exactly one of"),
+        (["workspace", "add", "bad/name", "--local", "/tmp"], 2, "invalid workspace name"),
+        (["workspace", "add", "default", "--local", "/tmp"], 2, "'default' is built in"),
+        (["workspace", "add", "az", "--azure", "http://blob.example.com/c"], 2, "must be https://"),
+        (["workspace", "add", "az", "--azure", "https://acct.blob.core.windows.net/"], 2, "is not a container URL"),
+        (["workspace", "add", "az", "--azure", "https://k@acct.blob.core.windows.net/c"], 2, "user:password"),
+        (["workspace", "add", "s", "--s3", "https://bucket/x"], 2, "expected s3://BUCKET"),
+        (["workspace", "add", "s", "--local", "/tmp", "--endpoint-url", "http://x"], 2, "--endpoint-url goes with --s3"),
+        (["workspace", "show", "nope"], 1, "no workspace named 'nope'"),
+        (["workspace", "remove", "nope"], 1, "no workspace named 'nope'"),
+    ],
+)
+def test_bad_input_one_line(cli: CLI, args: list[str], code: int, match: str) -> None:
+    cli.fails(code, *args, match=match)
+
+
+def test_workspace_definitions_user_and_project(cli: CLI, tmp_path: Path, privpkg_home: Path) -> None:
+    res = cli("workspace", "add", "team", "--local", str(tmp_path / "user-store"))
+    assert res.returncode == 0 and "added workspace 'team'" in res.stdout
+    user_file = privpkg_home / "workspaces.toml"
+    assert 'storage = "local"' in user_file.read_text()
+    cli.fails(2, "workspace", "add", "team", "--local", str(tmp_path / "again"), match="already exists")
+
+    # A project file, found from a subdirectory, wins over the user's definition.
+    sub = cli.cwd / "src" / "deep"
+    sub.mkdir(parents=True)
+    assert cli("workspace", "add", "team", "--s3", "s3://team-bucket/wheels", "--endpoint-url", "http://127.0.0.1:9", "--project").returncode == 0
+    proj = cli.cwd / "privpkg.toml"
+    assert proj.exists() and "s3://team-bucket/wheels" in proj.read_text()
+    assert "secret" not in proj.read_text().lower()
+    shown = json.loads(cli("workspace", "show", "team", "--json", cwd=sub).stdout)
+    assert shown["storage"] == "s3" and shown["source"].startswith("project ")
+    shown = json.loads(cli("workspace", "show", "team", "--json", cwd=tmp_path).stdout)
+    assert shown["storage"] == "local"
+    listed = {w["name"]: w for w in json.loads(cli("workspace", "list", "--json", cwd=sub).stdout)}
+    assert set(listed) == {"default", "team"}
+
+    assert cli("workspace", "remove", "team", "--project").returncode == 0
+    assert "team" not in proj.read_text()
+    assert cli("workspace", "remove", "team").returncode == 0
+    assert json.loads(cli("workspace", "show", "default", "--json").stdout)["storage"] == "local"
+
+
+def test_broken_project_file_is_one_line(cli: CLI) -> None:
+    (cli.cwd / "privpkg.toml").write_text("[workspaces.x]\nstorage = 'local'\npath = \n")
+    cli.fails(1, "workspace", "list", match="privpkg.toml")
+    (cli.cwd / "privpkg.toml").write_text('[workspaces.x]\nstorage = "ftp"\nurl = "ftp://x"\n')
+    cli.fails(1, "workspace", "list", match="unknown storage 'ftp'")
+
+
+def test_python_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from privpkg.workspace import get_workspace
+
+    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    wheel = make_wheel(tmp_path / "d", "api-pkg", "0.3")
+    ws = get_workspace()
+    url = ws.add_private_wheel(wheel)
+    assert url == "privpkg://default/wheels/api_pkg-0.3-py3-none-any.whl"
+    assert ws.add_private_wheel(wheel, exist_ok=True) == url
+
+
+def test_interrupted_local_upload_leaves_nothing_visible(cli: CLI, tmp_path: Path, privpkg_home: Path) -> None:
+    """A half-written temp file (what a killed upload leaves) is never listed or resolvable,
+    and the next upload of that name succeeds."""
+    wheel = make_wheel(tmp_path / "d", "half", "1.0")
+    wheels_dir = privpkg_home / "workspaces/default/wheels"
+    wheels_dir.mkdir(parents=True)
+    (wheels_dir / f".{wheel.name}.12345.part").write_bytes(wheel.read_bytes()[:100])
+    assert json.loads(cli("wheel", "list", "--json").stdout) == []
+    cli.fails(1, "resolve", f"privpkg://default/wheels/{wheel.name}", match="no wheel")
+    assert cli("wheel", "add", str(wheel)).returncode == 0
+
+
+def test_resolve_requirements_writes_private_constraints(cli: CLI, tmp_path: Path) -> None:
+    a = make_wheel(tmp_path / "d", "pa", "1.0")
+    b = make_wheel(tmp_path / "d", "pb", "2.0")
+    ua = cli("wheel", "add", str(a)).stdout.strip()
+    ub = cli("wheel", "add", str(b)).stdout.strip()
+    (cli.cwd / "base.txt").write_text(f"pb @ {ub} ; python_version >= '3'\n")
+    (cli.cwd / "req.txt").write_text(f"# comment\n-r base.txt\npa[extra] @ {ua}  # trailing\nrequests>=2\n-c base.txt\n")
+    res = cli("resolve", "-r", "req.txt", "-o", "out/constraints.txt")
+    assert res.returncode == 0 and "wrote 2 signed constraint(s)" in res.stderr
+    out = cli.cwd / "out/constraints.txt"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    lines = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("pb @ file://") and lines[0].endswith('; python_version >= "3"')
+    assert lines[1].startswith("pa @ file://") and "[extra]" not in lines[1]
+    cli.fails(2, "resolve", "-r", "req.txt", match="use: privpkg resolve -r requirements.txt -o constraints.txt")
+    cli.fails(2, "resolve", "-r", "missing.txt", "-o", "c.txt", match="cannot read")
