@@ -198,7 +198,7 @@ def install_shim(python: str) -> str:
     (tmp / "config.json").write_text(json.dumps({"python": sys.executable}) + "\n")
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
-    _write_atomic(site / SHIM_PTH, f"import {SHIM_PACKAGE} as m; m.install_finder()\n".encode(), 0o644)
+    _write_atomic(site / SHIM_PTH, pip_shim.pth_line(SHIM_PACKAGE).encode(), 0o644)
     return f"installed the pip shim into {site} (signing through {sys.executable})"
 
 
