@@ -221,3 +221,18 @@ def test_resolve_requirements_writes_private_constraints(cli: CLI, tmp_path: Pat
     assert lines[1].startswith("pa @ file://") and "[extra]" not in lines[1]
     cli.fails(2, "resolve", "-r", "req.txt", match="use: privpkg resolve -r requirements.txt -o constraints.txt")
     cli.fails(2, "resolve", "-r", "missing.txt", "-o", "c.txt", match="cannot read")
+
+
+def test_missing_cloud_extra_names_the_install(venv_privpkg, make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """venv_privpkg has privpkg without extras: using an Azure or S3 workspace says exactly what
+    to pip install, in one line."""
+    env = make_env()
+    privpkg = str(venv_privpkg.bin / "privpkg")
+    for extra, args in (("azure", ["--azure", "https://acct.blob.core.windows.net/wheels"]), ("s3", ["--s3", "s3://bucket"])):
+        assert subprocess.run([privpkg, "workspace", "add", f"w-{extra}", *args], env=env, capture_output=True, text=True).returncode == 0
+        conn = ["--category", "AzureBlob", "--target", "https://acct.blob.core.windows.net/wheels"] if extra == "azure" else \
+            ["--category", "S3", "--target", "s3://bucket", "--username", "AKID"]
+        assert subprocess.run([privpkg, "connection", "set", f"c-{extra}", *conn], input="k3y", env=env, capture_output=True, text=True).returncode == 0
+        res = subprocess.run([privpkg, "resolve", f"privpkg://w-{extra}/wheels/a-1.0-py3-none-any.whl"], env=env, capture_output=True, text=True)
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.strip() == f"privpkg: error: this workspace needs {'azure-storage-blob' if extra == 'azure' else 'boto3'}: pip install 'privpkg[{extra}]'"

@@ -104,9 +104,9 @@ class AzureStorage:
             raise PrivpkgError(f"{self.container_url}: HTTP {exc.status_code} while trying to {what} ({getattr(exc, 'error_code', '')})") from None
 
     def head(self, key: str) -> BlobInfo | None:
+        client = self._container().get_blob_client(key)  # first: it reports a missing SDK
         from azure.core.exceptions import ResourceNotFoundError
 
-        client = self._container().get_blob_client(key)
         try:
             props = self._call("read blob properties", client.get_blob_properties)
         except ResourceNotFoundError:
@@ -114,9 +114,9 @@ class AzureStorage:
         return BlobInfo(key, props.size, (props.metadata or {}).get("sha256"))
 
     def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
+        client = self._container().get_blob_client(key)
         from azure.core.exceptions import ResourceExistsError
 
-        client = self._container().get_blob_client(key)
         last = [0]
 
         def hook(current: int, total: int | None) -> None:
@@ -134,10 +134,11 @@ class AzureStorage:
                 raise AlreadyExists(f"{key} already exists in {self.container_url}") from None
 
     def delete(self, key: str) -> None:
+        client = self._container().get_blob_client(key)
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            self._call("delete", self._container().get_blob_client(key).delete_blob)
+            self._call("delete", client.delete_blob)
         except ResourceNotFoundError:
             raise NotFoundError(f"{key} is not in {self.container_url}") from None
 

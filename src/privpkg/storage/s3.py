@@ -89,10 +89,10 @@ class S3Storage:
         return BlobInfo(key, r["ContentLength"], (r.get("Metadata") or {}).get("sha256"))
 
     def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
+        if self.head(key) is not None:  # first: it also reports a missing SDK
+            raise AlreadyExists(f"{key} already exists in {self.location}")
         from boto3.s3.transfer import TransferConfig
 
-        if self.head(key) is not None:
-            raise AlreadyExists(f"{key} already exists in {self.location}")
         config = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2)
         self._call(
             "upload", self._s3().upload_file, Filename=str(path), Bucket=self.bucket, Key=self.prefix + key,
