@@ -232,3 +232,21 @@ def test_import_and_priority_stay_cheap(home: Path) -> None:
     first, second = res.stdout.splitlines()
     assert eval(first) in ([], ["privpkg"]), first  # noqa: S307 - our own repr of a list of names
     assert second == "False False", "a miss without a store file loaded cryptography/platformdirs"
+
+
+def test_snapshot_cache_follows_store_changes(home: Path) -> None:
+    kr = PrivpkgKeyring()
+    assert kr.get_credential("https://h.example/a/", None) is None
+    connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value="first")
+    assert kr.get_credential("https://h.example/a/x/", None).password == "first"
+    connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value="second")
+    assert kr.get_password("https://h.example/a/x/", "u") == "second"
+    connections.delete_connection("a")
+    assert kr.get_credential("https://h.example/a/x/", None) is None
+
+
+def test_bare_host_with_explicit_default_port(home: Path) -> None:
+    connections.set_connection("s", "PythonFeed", "https://h.example/a", "PAT", value="tls")
+    kr = PrivpkgKeyring()
+    assert kr.get_password("h.example:443", "u") == "tls"
+    assert kr.get_password("h.example:80", "u") is None, "port 80 means http: an https secret never goes there"

@@ -27,7 +27,6 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from privpkg import urls
@@ -47,18 +46,33 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@/:+~-]{0,199}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass(frozen=True)
 class Connection:
-    """One connection. The secret is kept out of ``repr`` and :meth:`public`."""
+    """One connection. The secret is kept out of ``repr`` and :meth:`public`.
 
-    name: str
-    category: str
-    target: str
-    auth_type: str
-    username: str
-    secret: str = field(repr=False)
-    expires: str | None = None
-    source: str = "store"
+    A plain slotted class rather than a dataclass, to keep the keyring lookup's import cheap."""
+
+    FIELDS = ("name", "category", "target", "auth_type", "username", "secret", "expires", "source")
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        name: str,
+        category: str,
+        target: str,
+        auth_type: str,
+        username: str,
+        secret: str,
+        expires: str | None = None,
+        source: str = "store",
+    ) -> None:
+        self.name, self.category, self.target, self.auth_type = name, category, target, auth_type
+        self.username, self.secret, self.expires, self.source = username, secret, expires, source
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Connection) and all(getattr(self, f) == getattr(other, f) for f in self.FIELDS)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.source, self.target))
 
     def __repr__(self) -> str:
         return (
@@ -66,6 +80,10 @@ class Connection:
             f"auth_type={self.auth_type!r}, username={self.username!r}, secret='***', "
             f"expires={self.expires!r}, source={self.source!r})"
         )
+
+    def as_dict(self) -> dict[str, Any]:
+        """All fields, the secret included (for the store)."""
+        return {f: getattr(self, f) for f in self.FIELDS}
 
     @property
     def norm(self) -> urls.NormURL:
@@ -83,7 +101,7 @@ class Connection:
 
     def public(self) -> dict[str, Any]:
         """Everything but the secret, for listings and JSON output."""
-        d = asdict(self)
+        d = self.as_dict()
         del d["secret"]
         return d
 
@@ -322,7 +340,11 @@ class CredentialLookup:
         key = f"[{host}]" if ":" in host else host
         # Targets are stored normalized, so a bare host without a port only meets targets on
         # their scheme's default port, and "host:port" only targets with that explicit port.
-        entries = [e for t in self._by_netloc.get(key if port is None else f"{key}:{port}", ()) for e in self._by_target[t]]
+        targets = list(self._by_netloc.get(key if port is None else f"{key}:{port}", ()))
+        if port in (80, 443):  # an explicit default port names the scheme too
+            scheme = "https://" if port == 443 else "http://"
+            targets += [t for t in self._by_netloc.get(key, ()) if t.startswith(scheme)]
+        entries = [e for t in targets for e in self._by_target[t]]
         if username:
             mine = [e for e in entries if self._field(e, "username") == username]
             if mine and len({self._field(e, "secret") for e in mine}) == 1:
@@ -392,7 +414,7 @@ def set_connection(
                     f"update or delete it instead"
                 )
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        record = {k: v for k, v in asdict(conn).items() if k not in ("name", "source")}
+        record = {k: v for k, v in conn.as_dict().items() if k not in ("name", "source")}
         record["created"] = conns.get(name, {}).get("created", now)
         record["updated"] = now
         conns[name] = record

@@ -30,6 +30,14 @@ from keyring.compat import properties
 from keyring.errors import PasswordDeleteError, PasswordSetError
 
 _TRUE = {"1", "true", "yes", "on"}
+# The environment sources of privpkg.connections, then what changes how the store decrypts.
+_ENV_VARS = (
+    "PRIVPKG_CONNECTIONS",
+    "ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS",
+    "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS",
+    "PRIVPKG_MASTER_KEY",
+)
+_CACHE: tuple[Any, Any] | None = None
 
 
 def _is_url(service: str) -> bool:
@@ -73,6 +81,16 @@ class PrivpkgKeyring(KeyringBackend):
         if not service:
             return None
         try:
+            from privpkg import paths
+
+            env = tuple(os.environ.get(v) for v in _ENV_VARS)
+            try:
+                st = os.stat(paths.store_path())
+                stamp: tuple[Any, ...] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                stamp = None
+            if stamp is None and not any(env[:3]):
+                return None  # nothing could match: skip importing the matcher at all
             from privpkg import urls
             from privpkg.connections import CredentialLookup
             from privpkg.errors import PrivpkgError, UsageError
@@ -80,9 +98,16 @@ class PrivpkgKeyring(KeyringBackend):
             try:
                 # Reject what is not a URL or host before opening the store.
                 urls.normalize(service) if "://" in service else urls.normalize_netloc(service)
-                lookup = CredentialLookup()
-                for err in lookup.errors:
-                    _log(err)
+                global _CACHE
+                # pip asks twice per 401 in one process (import provider): reuse the decrypted
+                # snapshot while neither the store file nor the environment changed.
+                if _CACHE is not None and _CACHE[0] == (stamp, env, str(paths.store_path())):
+                    lookup = _CACHE[1]
+                else:
+                    lookup = CredentialLookup()
+                    for err in lookup.errors:
+                        _log(err)
+                    _CACHE = ((stamp, env, str(paths.store_path())), lookup)
                 conn = lookup.find(service, username)
             except UsageError:
                 return None  # not a URL or host we could ever serve

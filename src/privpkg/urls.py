@@ -17,7 +17,6 @@ This module is on the keyring lookup path: it imports only the standard library.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from privpkg.errors import UsageError
@@ -29,15 +28,26 @@ _HOST_OK = re.compile(r"^[a-z0-9.\-_]+$")
 _FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\]")
 
 
-@dataclass(frozen=True)
 class NormURL:
     """A normalized URL: scheme, netloc (host[:port], default port dropped) and a path that ends
-    with "/". ``segments`` is the path split on "/" without the trailing empty piece."""
+    with "/". ``segments`` is the path split on "/" without the trailing empty piece.
 
-    scheme: str
-    host: str
-    port: int | None
-    path: str
+    A plain slotted class, not a dataclass: building a dataclass costs about a millisecond at
+    import, and this module is imported by every keyring lookup."""
+
+    __slots__ = ("scheme", "host", "port", "path")
+
+    def __init__(self, scheme: str, host: str, port: int | None, path: str) -> None:
+        self.scheme, self.host, self.port, self.path = scheme, host, port, path
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NormURL) and self.url == other.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    def __repr__(self) -> str:
+        return f"NormURL({self.url!r})"
 
     @property
     def netloc(self) -> str:
