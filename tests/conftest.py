@@ -526,3 +526,349 @@ def feed(tmp_path: Path) -> Iterator[FeedServer]:
                 proc.wait(timeout=5)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+# ============================================================================================
+# storage servers
+# ============================================================================================
+# Azurite (the Azure Blob emulator, from npm) and moto's S3 server, each started on a free
+# loopback port and stopped by PID; a cloud-enabled pip venv; a pip 23.1 venv with the pip shim
+# copied in; and a privpkg CLI runner that records every output so a test can check, at its end,
+# that no storage secret and no signature from a signed URL leaked anywhere it should not be.
+# Used by test_storage_azure.py, test_storage_s3.py and test_pip_shim.py.
+
+import re as _re
+import socket as _socket
+import zipfile as _zipfile
+
+AZURITE_VERSION = "3.35.0"
+AZURITE_ACCOUNT = "devstoreaccount1"
+#: Azurite's well-known development account key (public, but still never to be printed).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+#: The newest service version Azurite 3.35 knows; the SDK's default is newer.
+AZURITE_API_VERSION = "2025-11-05"
+#: npm install cache for Azurite, kept between runs (gitignored).
+AZURITE_NPM_DIR = REPO / ".cache" / "azurite-npm"
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the caller retries if it is taken meanwhile)."""
+    with _socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop one process we started, by its PID: SIGTERM, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def start_on_free_port(
+    make_argv: Callable[[int], list[str]], log_path: Path, what: str, *, env: dict[str, str] | None = None, timeout: float = 30
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``make_argv(port)`` on a free port and wait until the port accepts connections.
+    Retries on a new port if the server exits (e.g. the port was taken meanwhile)."""
+    attempts: list[str] = []
+    for _ in range(3):
+        port = free_port()
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(make_argv(port), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with _socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return proc, port
+            except OSError:
+                time.sleep(0.05)
+        stop_process(proc)
+        attempts.append(f"port {port}: exit {proc.returncode}")
+    log_text = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+    raise RuntimeError(f"{what} did not start ({'; '.join(attempts)}):\n{log_text}")
+
+
+@dataclass
+class Azurite:
+    """One running ``azurite-blob`` on 127.0.0.1."""
+
+    port: int
+    location: Path
+    proc: subprocess.Popen[bytes] = field(repr=False)
+    account: str = AZURITE_ACCOUNT
+    key: str = field(default=AZURITE_KEY, repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self.account}"
+
+    def container_url(self, container: str) -> str:
+        return f"{self.endpoint}/{container}"
+
+    def service(self) -> Any:
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient(
+            self.endpoint, credential={"account_name": self.account, "account_key": self.key}, api_version=AZURITE_API_VERSION
+        )
+
+    def create_container(self, name: str | None = None) -> str:
+        """Create a container (a fresh random name by default); return its URL."""
+        name = name or f"wheels-{secrets.token_hex(5)}"
+        self.service().create_container(name)
+        return self.container_url(name)
+
+    def container(self, name: str) -> Any:
+        return self.service().get_container_client(name)
+
+    def sas_url(self, container: str, blob: str, ttl: int = 300) -> str:
+        """A read SAS made here, independently of privpkg (to look at blobs from outside)."""
+        import datetime as dt
+
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        now = dt.datetime.now(dt.timezone.utc)
+        sas = generate_blob_sas(
+            self.account, container, blob, account_key=self.key, permission=BlobSasPermissions(read=True),
+            start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(seconds=ttl), protocol="https,http",
+        )
+        return f"{self.container_url(container)}/{urllib.parse.quote(blob)}?{sas}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+@pytest.fixture(scope="session")
+def azurite_bin() -> Path:
+    """``azurite-blob`` from ``npm install azurite@AZURITE_VERSION`` into ``.cache/azurite-npm``,
+    installed once (under a lock, so xdist workers share it) and reused by later runs."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.skip(f"Azurite needs Node.js: {'node' if not node else 'npm'} is not on PATH")
+    root = AZURITE_NPM_DIR
+    root.parent.mkdir(parents=True, exist_ok=True)
+    done = root / f".installed-{AZURITE_VERSION}"
+    binary = root / "node_modules" / ".bin" / "azurite-blob"
+    with _locked(root.parent / "azurite-npm.lock"):
+        if not (done.exists() and binary.exists()):
+            root.mkdir(parents=True, exist_ok=True)
+            # A package.json pins npm's install prefix here (npm would otherwise walk up).
+            (root / "package.json").write_text('{"name": "privpkg-test-azurite", "private": true}\n')
+            env = {**os.environ, "npm_config_update_notifier": "false"}
+            r = run([npm, "install", "--no-audit", "--no-fund", "--prefix", root, f"azurite@{AZURITE_VERSION}"], env, cwd=root, timeout=600)
+            _check(r, f"npm install azurite@{AZURITE_VERSION}")
+            if not binary.exists():
+                pytest.fail(f"npm install azurite@{AZURITE_VERSION} did not create {binary}:\n{r.describe()}", pytrace=False)
+            done.write_text(f"{r.seconds:.1f}s\n")
+    return binary
+
+
+def start_azurite(binary: Path, location: Path) -> Azurite:
+    """Start Azurite's blob service with its data in ``location``."""
+    node = shutil.which("node")
+    assert node is not None
+    location.mkdir(parents=True, exist_ok=True)
+
+    def argv(port: int) -> list[str]:
+        return [
+            node, str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
+            "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry",
+        ]
+
+    proc, port = start_on_free_port(argv, location / "azurite.log", "Azurite")
+    return Azurite(port, location, proc)
+
+
+@pytest.fixture(scope="session")
+def azurite(azurite_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """A running Azurite for this worker's session; each test creates its own container."""
+    server = start_azurite(azurite_bin, tmp_path_factory.mktemp("azurite"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class MotoServer:
+    """One running ``moto.server`` (S3) on 127.0.0.1. moto does not check signatures."""
+
+    port: int
+    proc: subprocess.Popen[bytes] = field(repr=False)
+    access_key: str = "testing-AKID"
+    secret_key: str = field(default_factory=lambda: "s3-secret-" + secrets.token_urlsafe(24), repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+        )
+
+    def create_bucket(self, name: str | None = None) -> str:
+        name = name or f"wheels-{secrets.token_hex(5)}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """``python -m moto.server`` for this worker's session; each test creates its own bucket."""
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc, port = start_on_free_port(lambda p: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(p)], log, "moto server", env=env)
+    try:
+        yield MotoServer(port, proc)
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def venv_privpkg_cloud(shared_dir: Path, uv_bin: Path, uv_cache: Path, build_env: dict[str, str], privpkg_wheel: Path) -> Venv:
+    """Latest pip + ``privpkg[azure,s3]`` from the wheel: the pip shim (.pth) signs in-process
+    with the cloud SDKs. (``venv_privpkg`` has no cloud SDK, so it cannot sign Azure or S3 URLs.)"""
+
+    def build(dest: Path) -> None:
+        _make_venv(uv_bin, uv_cache, build_env, dest, ["pip>=26.2", f"privpkg[azure,s3] @ {privpkg_wheel.as_uri()}"])
+        if not list(dest.glob("lib/python*/site-packages/privpkg_pip_shim.pth")):
+            raise RuntimeError(f"the privpkg wheel did not install privpkg_pip_shim.pth into {dest}")
+
+    return Venv(build_once(shared_dir, "venv-privpkg-cloud", build))
+
+
+@pytest.fixture(scope="session")
+def venv_pip231_shim(shared_dir: Path, uv_bin: Path, uv_cache: Path, build_env: dict[str, str]) -> Venv:
+    """pip 23.1 without privpkg, prepared with ``privpkg setup pip --python`` by this checkout's
+    privpkg (so the shim signs through ``sys.executable``). Tests must not undo it."""
+
+    def build(dest: Path) -> None:
+        _make_venv(uv_bin, uv_cache, build_env, dest, ["pip==23.1"])
+        _check(run([sys.executable, "-m", "privpkg", "setup", "pip", "--python", dest / "bin" / "python"], build_env), "privpkg setup pip --python")
+
+    return Venv(build_once(shared_dir, "venv-pip231-shim", build))
+
+
+def make_big_wheel(directory: Path, name: str, version: str, size: int) -> Path:
+    """A valid wheel with ``size`` bytes of random data stored (not deflated), for upload tests."""
+    dist = _re.sub(r"[-_.]+", "_", name)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{dist}-{version}-py3-none-any.whl"
+    info = f"{dist}-{version}.dist-info"
+    with _zipfile.ZipFile(path, "w", _zipfile.ZIP_STORED) as zf:
+        zf.writestr(f"{dist}.py", f'VERSION = "{version}"\n')
+        with zf.open(f"{dist}_data.bin", "w", force_zip64=True) as fh:
+            for _ in range(0, size, 1 << 20):
+                fh.write(os.urandom(1 << 20))
+        zf.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: privpkg-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{info}/RECORD", "")
+    return path
+
+
+_SIGNATURE_VALUE = _re.compile(r"[?&](?:sig|X-Amz-Signature)=([^&\s\"'#<>]+)", _re.IGNORECASE)
+
+
+def signature_values(text: str) -> set[str]:
+    """The (unquoted) values of ``sig=`` / ``X-Amz-Signature=`` in every signed URL in ``text``."""
+    return {urllib.parse.unquote(m.group(1)) for m in _SIGNATURE_VALUE.finditer(text)}
+
+
+class Outputs:
+    """Every output a test produced. :meth:`check` fails if a storage secret appears anywhere,
+    or a signature from any signed URL the test saw appears anywhere but in the stdout of the
+    ``privpkg resolve`` that printed it."""
+
+    def __init__(self, *secrets_: str) -> None:
+        self.secrets = list(secrets_)
+        self.items: list[tuple[str, str, set[str]]] = []
+
+    def add(self, label: str, text: str, allowed: set[str] | None = None) -> str:
+        self.items.append((label, text, allowed or set()))
+        return text
+
+    def add_secret(self, secret: str) -> None:
+        self.secrets.append(secret)
+
+    def seen_signatures(self) -> set[str]:
+        return set().union(*(signature_values(text) for _, text, _ in self.items)) if self.items else set()
+
+    def check(self) -> int:
+        """Run the checks; return how many signatures were checked (callers assert > 0 when
+        they saw signed URLs, so the check cannot pass vacuously)."""
+        sigs = self.seen_signatures()
+        for label, text, allowed in self.items:
+            try:
+                if self.secrets:
+                    assert_no_secret(text, *self.secrets)
+                others = sigs - allowed
+                if others:
+                    assert_no_secret(text, *others)
+            except AssertionError as exc:
+                raise AssertionError(f"in the output of {label}: {exc}") from None
+        return len(sigs)
+
+
+class PrivpkgCLI:
+    """``python -m privpkg`` of this checkout in a test environment; records every output."""
+
+    def __init__(self, env: dict[str, str], outputs: Outputs) -> None:
+        self.env = env
+        self.outputs = outputs
+
+    def __call__(self, *args: str | Path, stdin: str = "", timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        argv = [str(a) for a in args]
+        try:
+            res = subprocess.run(
+                [sys.executable, "-m", "privpkg", *argv], input=stdin, capture_output=True, text=True,
+                env=self.env, timeout=timeout, cwd=cwd, check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout or ""
+            err = exc.stderr or ""
+            text = (out.decode(errors="replace") if isinstance(out, bytes) else out) + (err.decode(errors="replace") if isinstance(err, bytes) else err)
+            self.outputs.add(f"privpkg {' '.join(argv)}", text)
+            raise AssertionError(f"privpkg {' '.join(argv)} did not finish within {timeout}s:\n{text}") from None
+        allowed = signature_values(res.stdout) if argv[:1] == ["resolve"] else set()
+        self.outputs.add(f"privpkg {' '.join(argv)}", res.stdout + res.stderr, allowed)
+        assert "Traceback" not in res.stdout + res.stderr, f"privpkg {' '.join(argv)}:\n{res.stderr}"
+        return res
+
+    def ok(self, *args: str | Path, **kw: Any) -> str:
+        res = self(*args, **kw)
+        assert res.returncode == 0, f"privpkg {' '.join(map(str, args))} -> exit {res.returncode}\n{res.stdout}{res.stderr}"
+        return res.stdout
+
+    def fails(self, code: int, *args: str | Path, match: str | Sequence[str], **kw: Any) -> str:
+        """Exit ``code`` with exactly one ``privpkg: error:`` line on stderr containing ``match``."""
+        res = self(*args, **kw)
+        assert res.returncode == code, f"privpkg {' '.join(map(str, args))} -> exit {res.returncode}, expected {code}\n{res.stdout}{res.stderr}"
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("privpkg: error: "), res.stderr
+        for m in [match] if isinstance(match, str) else match:
+            assert m in lines[0], f"{m!r} not in {lines[0]!r}"
+        return lines[0]
+
+    def tool(self, cmd: Sequence[str | Path], *, env: dict[str, str] | None = None, timeout: float = 180, cwd: Path | None = None) -> Result:
+        """Run another program (pip, uv) with this environment; its output is recorded too."""
+        r = run(cmd, env or self.env, timeout=timeout, cwd=cwd)
+        self.outputs.add(" ".join(r.cmd), r.output)
+        return r
+
+
+@pytest.fixture
+def privpkg_cli(make_env: Callable[..., dict[str, str]], privpkg_home: Path) -> PrivpkgCLI:
+    """A :class:`PrivpkgCLI` for this test's PRIVPKG_HOME; call ``privpkg_cli.outputs.check()``."""
+    return PrivpkgCLI(make_env(), Outputs())

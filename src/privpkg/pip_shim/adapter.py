@@ -24,7 +24,11 @@ import subprocess
 import sys
 from typing import Any
 
-_SIGNATURE = re.compile(r"((?:[?&;]|%3[Ff]|%26)(?:sig|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId)=)[^&\s\"'#]*", re.I)
+_SIGNATURE = re.compile(
+    r"((?:[?&;]|%3[Ff]|%26)(?:sig|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId)=)[^&\s\"'#]*"
+    r"|((?:Signature|sig)\s*[=:]\s*)[0-9a-fA-F]{64}|((?:Signature|sig)\s*[=:]\s*)[A-Za-z0-9%+/=]{40,}",
+    re.I,
+)
 
 
 class _ShimError(Exception):
@@ -34,7 +38,7 @@ class _ShimError(Exception):
 
 
 def redact_signatures(text: str) -> str:
-    return _SIGNATURE.sub(r"\1<redacted>", text)
+    return _SIGNATURE.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or "") + "<redacted>", text)
 
 
 class _RedactFilter(logging.Filter):
@@ -164,6 +168,9 @@ def patch_session_module(module: Any) -> None:
         self.mount("privpkg://", adapter)
         for prefix in _azure_prefixes():
             self.mount(prefix, adapter)
+        # botocore's debug log prints the SigV4 string-to-sign and signature; it has nothing
+        # pip users need, so it stays at WARNING whatever pip's verbosity.
+        logging.getLogger("botocore").setLevel(logging.WARNING)
         for handler in logging.getLogger().handlers:
             if not any(isinstance(f, _RedactFilter) for f in handler.filters):
                 handler.addFilter(_RedactFilter())

@@ -77,7 +77,15 @@ class AzureStorage:
     def _container(self) -> Any:
         if self._client is None:
             blob = _sdk()
-            kw: dict[str, Any] = {"max_block_size": BLOCK_SIZE, "max_single_put_size": BLOCK_SIZE}
+            kw: dict[str, Any] = {
+                "max_block_size": BLOCK_SIZE,
+                "max_single_put_size": BLOCK_SIZE,
+                # The SDK's default back-off makes a dead endpoint hang for about 85 s.
+                "retry_total": 2,
+                "initial_backoff": 0.5,
+                "increment_base": 2,
+                "connection_timeout": 10,
+            }
             if self.emulator:
                 kw["api_version"] = EMULATOR_API_VERSION
             credential = {"account_name": self.account, "account_key": self._account_key()}
@@ -85,6 +93,7 @@ class AzureStorage:
         return self._client
 
     def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        _sdk()  # a missing SDK is reported as the extra to install
         from azure.core import exceptions as az
 
         try:
@@ -101,6 +110,12 @@ class AzureStorage:
         except az.ServiceRequestError as exc:
             raise PrivpkgError(f"cannot reach {self.account_url} to {what}: {type(exc).__name__}") from None
         except az.HttpResponseError as exc:
+            code = str(getattr(exc, "error_code", "") or "")
+            if exc.status_code == 403 and ("AuthenticationFailed" in code or "AuthorizationFailure" in code or "AUTHORIZATION_FAILURE" in code.upper()):
+                raise PrivpkgError(
+                    f"{self.container_url} refused the account key while trying to {what}; update it with: "
+                    f"privpkg connection set NAME --update (category AzureBlob)"
+                ) from None
             raise PrivpkgError(f"{self.container_url}: HTTP {exc.status_code} while trying to {what} ({getattr(exc, 'error_code', '')})") from None
 
     def head(self, key: str) -> BlobInfo | None:

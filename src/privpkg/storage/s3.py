@@ -59,10 +59,15 @@ class S3Storage:
         return self._client
 
     def _call(self, what: str, fn: Any, **kw: Any) -> Any:
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
         try:
             return fn(**kw)
+        except S3UploadFailedError as exc:
+            if "NoSuchBucket" in str(exc):
+                raise PrivpkgError(f"bucket {self.bucket!r} does not exist") from None
+            raise PrivpkgError(f"upload to {self.location} failed: {type(exc).__name__}") from None
         except EndpointConnectionError:
             raise PrivpkgError(f"cannot reach {self.endpoint_url or 'S3'} to {what}") from None
         except ClientError as exc:
@@ -112,7 +117,8 @@ class S3Storage:
         for page in pages:
             for obj in page.get("Contents", []):
                 key = obj["Key"][len(self.prefix) :]
-                out.append(BlobInfo(key, obj["Size"], None))
+                # Listings carry no user metadata; the recorded sha256 needs one HEAD each.
+                out.append(self.head(key) or BlobInfo(key, obj["Size"], None))
         return sorted(out, key=lambda b: b.key)
 
     def signed_url(self, key: str, ttl: int) -> str:
