@@ -208,7 +208,7 @@ def test_wrong_account_key_is_one_clear_line(privpkg_cli: PrivpkgCLI, azurite: A
     container, container_url = setup_workspace(cli, azurite, key=wrong)
     wheel = make_wheel(tmp_path, "demo-pkg", "1.0")
     # The message must say what is wrong (the key) and how to fix it, not just an HTTP status.
-    want = [container_url, "account key", "privpkg connection set"]
+    want = [container_url, "account key", f"privpkg connection set {WS}-blob --update"]
     cli.fails(1, "wheel", "add", wheel, "--workspace", WS, match=want)
     cli.fails(1, "resolve", f"privpkg://{WS}/wheels/{wheel.name}", match=want)
     cli.fails(1, "wheel", "list", "--workspace", WS, match=want)

@@ -50,6 +50,7 @@ class AzureStorage:
         self.account = segs[0] if self.emulator else norm.host.split(".", 1)[0]
         self.account_url = self.container_url.rsplit("/", 1)[0]
         self._key: str | None = None
+        self._conn_name = "NAME"
         self._client: Any = None
 
     def __repr__(self) -> str:
@@ -71,7 +72,7 @@ class AzureStorage:
             account, key = parse_account_secret(conn.secret)
             if account and account != self.account:
                 raise PrivpkgError(f"connection {conn.name!r} is for account {account!r}, not {self.account!r}")
-            self._key = key
+            self._key, self._conn_name = key, conn.name
         return self._key
 
     def _container(self) -> Any:
@@ -105,7 +106,7 @@ class AzureStorage:
         except az.ClientAuthenticationError:
             raise PrivpkgError(
                 f"{self.container_url} refused the account key while trying to {what}; update it with: "
-                f"privpkg connection set NAME --update (category AzureBlob)"
+                f"privpkg connection set {self._conn_name} --update"
             ) from None
         except az.ServiceRequestError as exc:
             raise PrivpkgError(f"cannot reach {self.account_url} to {what}: {type(exc).__name__}") from None
@@ -114,7 +115,7 @@ class AzureStorage:
             if exc.status_code == 403 and ("AuthenticationFailed" in code or "AuthorizationFailure" in code or "AUTHORIZATION_FAILURE" in code.upper()):
                 raise PrivpkgError(
                     f"{self.container_url} refused the account key while trying to {what}; update it with: "
-                    f"privpkg connection set NAME --update (category AzureBlob)"
+                    f"privpkg connection set {self._conn_name} --update"
                 ) from None
             raise PrivpkgError(f"{self.container_url}: HTTP {exc.status_code} while trying to {what} ({getattr(exc, 'error_code', '')})") from None
 

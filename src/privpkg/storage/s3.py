@@ -26,6 +26,7 @@ class S3Storage:
         self.endpoint_url = endpoint_url
         self.region = region or "us-east-1"
         self._client: Any = None
+        self._conn_name = "NAME"
 
     def __repr__(self) -> str:
         return f"S3Storage({self.location!r})"
@@ -48,6 +49,7 @@ class S3Storage:
                     f"no S3 credentials for {self.location}; run: privpkg connection set NAME --category S3 "
                     f"--target s3://{self.bucket} --username ACCESS_KEY_ID (secret access key on stdin)"
                 )
+            self._conn_name = conn.name
             self._client = boto3.client(
                 "s3",
                 endpoint_url=self.endpoint_url,
@@ -80,7 +82,7 @@ class S3Storage:
             if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403") or status == 403:
                 raise PrivpkgError(
                     f"{self.location} refused the credentials while trying to {what} ({code or status}); "
-                    "update them with: privpkg connection set NAME --update (category S3)"
+                    f"update them with: privpkg connection set {self._conn_name} --update"
                 ) from None
             raise PrivpkgError(f"{self.location}: {code or status} while trying to {what}") from None
         except BotoCoreError as exc:
