@@ -17,13 +17,16 @@ import base64
 import fcntl
 import json
 import os
+import re as _re
 import secrets
 import selectors
 import shutil
+import socket as _socket
 import subprocess
 import sys
 import time
 import urllib.parse
+import zipfile as _zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -537,10 +540,6 @@ def feed(tmp_path: Path) -> Iterator[FeedServer]:
 # that no storage secret and no signature from a signed URL leaked anywhere it should not be.
 # Used by test_storage_azure.py, test_storage_s3.py and test_pip_shim.py.
 
-import re as _re
-import socket as _socket
-import zipfile as _zipfile
-
 AZURITE_VERSION = "3.35.0"
 AZURITE_ACCOUNT = "devstoreaccount1"
 #: Azurite's well-known development account key (public, but still never to be printed).
@@ -872,3 +871,17 @@ class PrivpkgCLI:
 def privpkg_cli(make_env: Callable[..., dict[str, str]], privpkg_home: Path) -> PrivpkgCLI:
     """A :class:`PrivpkgCLI` for this test's PRIVPKG_HOME; call ``privpkg_cli.outputs.check()``."""
     return PrivpkgCLI(make_env(), Outputs())
+
+
+def check_publish_rules(cli: PrivpkgCLI, wheel: Path, workspace: str, url: str, sha: str, tmp_path: Path) -> None:
+    """The immutability rules every storage backend must keep: the same wheel again is an error
+    naming --exist-ok and a success with it; a different wheel under the same name is always an
+    error. The caller then checks that its stored object is unchanged."""
+    from privpkg.feedserver import make_wheel
+
+    cli.fails(2, "wheel", "add", wheel, "--workspace", workspace, match=["already in workspace", "--exist-ok"])
+    assert cli.ok("wheel", "add", wheel, "--workspace", workspace, "--exist-ok").strip().splitlines()[-1] == url
+    other = make_wheel(tmp_path / "v1-other", "demo-pkg", "1.0", body='VERSION = "not the published one"\n')
+    assert other.name == wheel.name and other.read_bytes() != wheel.read_bytes()
+    for extra in ([], ["--exist-ok"]):
+        cli.fails(1, "wheel", "add", other, "--workspace", workspace, *extra, match=["a different", "immutable", sha[:12]])

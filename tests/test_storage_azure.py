@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    check_publish_rules,
     AZURITE_KEY,
     Azurite,
     PrivpkgCLI,
@@ -98,15 +99,7 @@ def test_wheel_add_list_exist_ok_and_immutability(privpkg_cli: PrivpkgCLI, azuri
         {"file": wheel.name, "url": url, "size": len(original), "sha256": sha}
     ]
 
-    # The same wheel again: an error that names --exist-ok; with it, success and the URL.
-    cli.fails(2, "wheel", "add", wheel, "--workspace", WS, match=["already in workspace", "--exist-ok"])
-    assert cli.ok("wheel", "add", wheel, "--workspace", WS, "--exist-ok").strip().splitlines()[-1] == url
-
-    # A different wheel under the same file name: always an error, and the blob is untouched.
-    other = make_wheel(tmp_path / "v1-other", "demo-pkg", "1.0", body='VERSION = "not the published one"\n')
-    assert other.name == wheel.name and other.read_bytes() != original
-    for extra in ([], ["--exist-ok"]):
-        cli.fails(1, "wheel", "add", other, "--workspace", WS, *extra, match=["a different", "immutable", sha[:12]])
+    check_publish_rules(cli, wheel, WS, url, sha, tmp_path)
     assert blob.get_blob_properties().etag == props.etag
     status, body = http(resolve(cli, url))
     assert status == 200 and body == original

@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from conftest import MotoServer, PrivpkgCLI, Result, Venv, run
+from conftest import check_publish_rules, MotoServer, PrivpkgCLI, Result, Venv, run
 
 from privpkg.feedserver import make_wheel
 
@@ -68,13 +68,7 @@ def test_wheel_add_exist_ok_immutability_and_presigned_url(privpkg_cli: PrivpkgC
     [entry] = json.loads(cli.ok("wheel", "list", "--workspace", WS, "--json"))
     assert (entry["file"], entry["url"], entry["size"]) == (wheel.name, url, len(original))
 
-    cli.fails(2, "wheel", "add", wheel, "--workspace", WS, match=["already in workspace", "--exist-ok"])
-    assert cli.ok("wheel", "add", wheel, "--workspace", WS, "--exist-ok").strip().splitlines()[-1] == url
-
-    other = make_wheel(tmp_path / "v1-other", "demo-pkg", "1.0", body='VERSION = "not the published one"\n')
-    assert other.name == wheel.name and other.read_bytes() != original
-    for extra in ([], ["--exist-ok"]):
-        cli.fails(1, "wheel", "add", other, "--workspace", WS, *extra, match=["a different", "immutable", sha[:12]])
+    check_publish_rules(cli, wheel, WS, url, sha, tmp_path)
     assert s3.head_object(Bucket=bucket, Key=key)["ETag"] == head["ETag"]
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])] == [key]
 

@@ -4,7 +4,6 @@ immutability, signing, and bad input that gets one line and loses nothing."""
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
