@@ -49,7 +49,7 @@ def parse_privpkg_url(url: str) -> tuple[str, str]:
     if not path.startswith("/wheels/") or path.count("/") != 2:
         raise UsageError(f"expected privpkg://WORKSPACE/wheels/FILE.whl, got {urls.redact(url)}")
     filename = path[len("/wheels/") :]
-    check_filename(filename)
+    check_filename(filename, strict=False)
     return validate_name(parts.netloc), filename
 
 

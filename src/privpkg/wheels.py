@@ -11,13 +11,11 @@ replaced: the same content again is fine with ``exist_ok``, different content is
 
 from __future__ import annotations
 
-import email.parser
-import hashlib
+import re
 import sys
 import time
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 from privpkg.storage import AlreadyExists, BlobInfo, open_storage
@@ -26,8 +24,7 @@ from privpkg.workspace import Workspace
 WHEELS = "wheels/"
 
 
-@dataclass(frozen=True)
-class WheelFile:
+class WheelFile(NamedTuple):
     path: Path
     filename: str
     name: str
@@ -36,12 +33,21 @@ class WheelFile:
     size: int
 
 
-def check_filename(filename: str) -> tuple[str, str]:
-    """(canonical name, version) of a PEP 427 wheel file name; UsageError otherwise."""
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+# PEP 427's shape, for the install-time path, which should not import packaging.
+_WHEEL_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?-[^-\s/\\]+(?:-\d[^-\s/\\]*)?-[^-\s/\\]+-[^-\s/\\]+-[^-\s/\\]+\.whl$")
 
+
+def check_filename(filename: str, *, strict: bool = True) -> tuple[str, str]:
+    """(canonical name, version) of a PEP 427 wheel file name; UsageError otherwise. With
+    ``strict=False`` only the shape is checked (and ("", "") returned), without packaging."""
     if "/" in filename or "\\" in filename or ".." in filename or filename.startswith("."):
         raise UsageError(f"invalid wheel file name {filename!r}: no path separators or '..'")
+    if not strict:
+        if not _WHEEL_NAME.match(filename):
+            raise UsageError(f"not a valid wheel file name (PEP 427): {filename!r}")
+        return "", ""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
     try:
         name, version, _, _ = parse_wheel_filename(filename)
     except InvalidWheelFilename as exc:
@@ -50,6 +56,10 @@ def check_filename(filename: str) -> tuple[str, str]:
 
 
 def validate_wheel(path: Path) -> WheelFile:
+    import email.parser
+    import hashlib
+    import zipfile
+
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
 

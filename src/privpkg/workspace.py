@@ -176,13 +176,33 @@ def default_workspace() -> Workspace:
     return Workspace("default", "local", str(paths.data_dir() / "workspaces" / "default"))
 
 
+_CACHE: tuple[Any, dict[str, Workspace]] | None = None
+
+
+def _stamp(path: Path | None) -> Any:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path), None)
+    return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def all_workspaces() -> dict[str, Workspace]:
+    """Every workspace by name. Memoized on the files' stat, since the pip shim asks once per
+    wheel it downloads."""
+    global _CACHE
+    proj = project_file()
+    key = (os.environ.get("PRIVPKG_HOME"), _stamp(user_file()), _stamp(proj))
+    if _CACHE is not None and _CACHE[0] == key:
+        return dict(_CACHE[1])
     found = {"default": default_workspace()}
     found.update(_read_defs(user_file(), "user"))
-    proj = project_file()
     if proj:
         found.update(_read_defs(proj, f"project {proj}"))
-    return found
+    _CACHE = (key, found)
+    return dict(found)
 
 
 def get_workspace(name: str = "default") -> Workspace:

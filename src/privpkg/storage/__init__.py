@@ -12,9 +12,8 @@ Every ``put`` is all-or-nothing (a half-uploaded object is never visible) and ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from privpkg.errors import PrivpkgError
 
@@ -28,8 +27,7 @@ class AlreadyExists(PrivpkgError):
     """The object exists; published wheels are immutable."""
 
 
-@dataclass(frozen=True)
-class BlobInfo:
+class BlobInfo(NamedTuple):
     key: str
     size: int
     sha256: str | None
