@@ -99,6 +99,18 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL) -> str:
     return storage.signed_url(key, ttl)
 
 
+def local_path(url: str) -> str | None:
+    """The file behind ``privpkg://W/wheels/F`` when W is a local workspace and F exists."""
+    from privpkg.storage.local import LocalStorage
+
+    name, filename = parse_privpkg_url(url)
+    ws = get_workspace(name)
+    if ws.storage != "local":
+        return None
+    path = LocalStorage(Path(ws.location))._path("wheels/" + filename)
+    return str(path) if path.is_file() else None
+
+
 def is_signable(url: str) -> bool:
     return url.lower().startswith(SCHEME + "://") or _azure_match(url) is not None
 

@@ -50,7 +50,7 @@ class _RedactFilter(logging.Filter):
             msg = record.getMessage()
         except Exception:  # noqa: BLE001
             return True
-        clean = redact_signatures(msg)
+        clean = _show_stable_urls(redact_signatures(msg))
         if clean != msg:
             record.msg, record.args = clean, None
         return True
@@ -97,6 +97,65 @@ def _resolve_subprocess(url: str) -> str:
         msg = msg.removeprefix("privpkg: error: ")
         raise _ShimError(msg, 404 if res.returncode == 1 and "no wheel" in msg else 403)
     return res.stdout.strip().splitlines()[-1]
+
+
+_LOCAL: dict[str, str | None] = {}
+
+
+def _local_path(url: str) -> str | None:
+    """The stored file behind a privpkg:// URL of a local workspace, else None. Only available
+    when privpkg is importable in pip's environment."""
+    if url not in _LOCAL:
+        path = None
+        try:
+            from privpkg.resolve import local_path
+
+            path = local_path(url.split("#", 1)[0])
+        except Exception:  # noqa: BLE001 - the adapter path then reports the problem
+            path = None
+        _LOCAL[url] = path
+    return _LOCAL[url]
+
+
+def _show_stable_urls(text: str) -> str:
+    """pip logs a local wheel as "Processing PATH" (display_path: relative to the working
+    directory when below it); show the privpkg:// URL it stands for instead."""
+    if not _LOCAL:
+        return text
+    cwd = os.getcwd() + os.sep
+    for url, path in _LOCAL.items():
+        if path and path in text:
+            text = text.replace(path, url.split("#", 1)[0])
+        elif path and path.startswith(cwd) and "." + os.sep + path[len(cwd):] in text:
+            text = text.replace("." + os.sep + path[len(cwd):], url.split("#", 1)[0])
+    return text
+
+
+def _patch_link() -> None:
+    """Let pip use a local workspace's wheel in place, exactly as it uses a file:// wheel (no
+    copy through the download machinery), while the link's URL stays privpkg://. Link.is_file
+    and Link.file_path are properties in every pip from 23.1 to 26.x."""
+    from pip._internal.models.link import Link
+
+    if getattr(Link, "_privpkg_patched", False):
+        return
+    is_file, file_path = Link.is_file, Link.file_path
+
+    def _is_file(self: Any) -> bool:
+        if self.scheme == "privpkg":
+            return _local_path(self.url) is not None
+        return is_file.fget(self)
+
+    def _file_path(self: Any) -> str:
+        if self.scheme == "privpkg":
+            path = _local_path(self.url)
+            if path is not None:
+                return path
+        return file_path.fget(self)
+
+    Link.is_file = property(_is_file)
+    Link.file_path = property(_file_path)
+    Link._privpkg_patched = True
 
 
 def _azure_prefixes() -> list[str]:
@@ -177,3 +236,7 @@ def patch_session_module(module: Any) -> None:
 
     session_cls.__init__ = __init__
     session_cls._privpkg_patched = True
+    try:
+        _patch_link()
+    except Exception:  # noqa: BLE001 - an unknown pip layout: the adapter alone still works
+        pass
