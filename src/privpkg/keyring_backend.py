@@ -84,8 +84,9 @@ class PrivpkgKeyring(KeyringBackend):
             from privpkg import paths
 
             env = tuple(os.environ.get(v) for v in _ENV_VARS)
+            store = str(paths.store_path())
             try:
-                st = os.stat(paths.store_path())
+                st = os.stat(store)
                 stamp: tuple[Any, ...] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
             except FileNotFoundError:
                 stamp = None
@@ -101,13 +102,13 @@ class PrivpkgKeyring(KeyringBackend):
                 global _CACHE
                 # pip asks twice per 401 in one process (import provider): reuse the decrypted
                 # snapshot while neither the store file nor the environment changed.
-                if _CACHE is not None and _CACHE[0] == (stamp, env, str(paths.store_path())):
+                if _CACHE is not None and _CACHE[0] == (stamp, env, store):
                     lookup = _CACHE[1]
                 else:
                     lookup = CredentialLookup()
                     for err in lookup.errors:
                         _log(err)
-                    _CACHE = ((stamp, env, str(paths.store_path())), lookup)
+                    _CACHE = ((stamp, env, store), lookup)
                 conn = lookup.find(service, username)
             except UsageError:
                 return None  # not a URL or host we could ever serve
