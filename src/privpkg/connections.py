@@ -25,7 +25,6 @@ import datetime as _dt
 import json
 import os
 import re
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -513,7 +512,3 @@ def delete_for_url(service: str, username: str | None, *, vault: Vault | None = 
         return True
 
     return vault.update(apply)
-
-
-def warn(msg: str) -> None:
-    sys.stderr.write(f"privpkg: {msg}\n")
