@@ -1,4 +1,4 @@
-"""Helpers shared by bench/shim_install.py, bench/azure_upload.py and bench/startup.py.
+"""Helpers shared by the scripts in bench/ (shim_install, azure_upload, startup, keyring_cli, lookup).
 
 Not a benchmark itself. Stdlib only: throwaway venvs through ``python -m uv`` (the dev
 environment has it), a privpkg wheel built from this checkout, per-child wall/CPU/peak-RSS
@@ -102,9 +102,10 @@ def bootstrap_ratio_ci(a: list[float], b: list[float], seed: int = 1, n: int = 2
     return r[int(0.025 * n)], r[int(0.975 * n) - 1]
 
 
-def loadavg() -> list[float] | None:
+def loadavg(ndigits: int | None = 2) -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages, rounded to ``ndigits`` (None: as the OS gives them)."""
     try:
-        return [round(x, 2) for x in os.getloadavg()]
+        return [x if ndigits is None else round(x, ndigits) for x in os.getloadavg()]
     except (AttributeError, OSError):
         return None
 
@@ -180,11 +181,28 @@ def build_privpkg_wheel(out_dir: Path, env: dict[str, str]) -> Path:
     return wheels[0]
 
 
-def make_venv(venv: Path, packages: list[Any], env: dict[str, str]) -> None:
-    # --compile-bytecode: like pip, so no timed call pays for compiling (PYTHONDONTWRITEBYTECODE
-    # may be set in this environment).
-    uv("venv", "--quiet", "--python", sys.executable, venv, env=env)
-    uv("pip", "install", "--quiet", "--python", venv_bin(venv, "python"), "--compile-bytecode", *packages, env=env)
+def make_venv(venv: Path, packages: list[Any], env: dict[str, str], *, installer: str = "uv",
+              constraints: Path | None = None, reinstall: tuple[str, ...] = ()) -> None:
+    """A venv from this interpreter with ``packages`` installed: with ``python -m uv`` (default)
+    or ``python -m venv`` + pip (``installer="pip"``); ``constraints``: a ``-c`` file;
+    ``reinstall`` (uv only): ``--reinstall-package`` names."""
+    py = venv_bin(venv, "python")
+    if installer == "uv":
+        # --compile-bytecode: like pip, so no timed call pays for compiling (PYTHONDONTWRITEBYTECODE
+        # may be set in this environment). --reinstall-package: uv's cache keys a local project on
+        # pyproject.toml only, so without it an edited src/ could be served from a stale cached wheel.
+        uv("venv", "--quiet", "--python", sys.executable, venv, env=env)
+        cmd: list[Any] = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", py, "--compile-bytecode"]
+        for name in reinstall:
+            cmd += ["--reinstall-package", name]
+    elif installer == "pip":
+        run([sys.executable, "-m", "venv", venv], env=env)
+        cmd = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]  # compiles .pyc
+    else:
+        raise ValueError(f"unknown installer {installer!r}")
+    if constraints is not None:
+        cmd += ["-c", constraints]
+    run([*cmd, *packages], env=env)
 
 
 def freeze(venv: Path, env: dict[str, str]) -> dict[str, str]:
@@ -200,11 +218,16 @@ def site_packages(venv: Path, env: dict[str, str]) -> Path:
                     env=env).stdout.strip())
 
 
-def source_revision() -> str | None:
-    """This checkout's commit, flagged when src/ has uncommitted changes."""
+def source_revision(src: Path = REPO / "src") -> str | None:
+    """The commit of the git checkout holding the directory ``src`` (default: this checkout's
+    src/), flagged when anything below ``src`` has uncommitted changes; None when ``src`` is not a
+    directory in a git checkout (e.g. a wheel, or an installed site-packages)."""
+    if not Path(src).is_dir():
+        return None
+
     def git(*a: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True, timeout=10, check=False)
+            out = subprocess.run(["git", "-C", str(src), *a], capture_output=True, text=True, timeout=10, check=False)
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -212,7 +235,7 @@ def source_revision() -> str | None:
     head = git("rev-parse", "--short", "HEAD")
     if not head:
         return None
-    return head + ("+uncommitted src changes" if git("status", "--porcelain", "--", "src") else "")
+    return head + ("+uncommitted src changes" if git("status", "--porcelain", "--", ".") else "")
 
 
 # --------------------------------------------------------------------------- Azurite

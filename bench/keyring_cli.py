@@ -52,9 +52,22 @@ try:
 except ImportError:  # Windows: no per-child CPU time
     resource = None  # type: ignore[assignment]
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-RESULTS = HERE / "results" / "keyring_cli.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    REPO,
+    RESULTS_DIR,
+    bootstrap_diff_ci,
+    freeze,
+    loadavg,
+    log,
+    make_venv,
+    pct,
+    run,
+    source_revision,
+    venv_bin,
+)
+
+RESULTS = RESULTS_DIR / "keyring_cli.json"
 TARGET_MS = 15.0
 CONN_TARGET = "http://127.0.0.1:9/org"
 USERNAME = "__token__"
@@ -75,99 +88,11 @@ STRIP_ENV = (
 )
 
 
-# --------------------------------------------------------------------------- small helpers
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if res.returncode != 0:
-        raise SystemExit(
-            f"command failed (exit {res.returncode}): {' '.join(map(str, cmd))}\n{res.stdout}{res.stderr}"
-        )
-    return res
-
-
-def pct(data: list[float], p: float) -> float:
-    s = sorted(data)
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def bootstrap_diff_ci(a: list[float], b: list[float], rng: random.Random, n: int = 2000) -> tuple[float, float]:
-    """95% bootstrap interval of median(b) - median(a)."""
-    diffs = sorted(
-        statistics.median(rng.choices(b, k=len(b))) - statistics.median(rng.choices(a, k=len(a)))
-        for _ in range(n)
-    )
-    return diffs[int(0.025 * n)], diffs[int(0.975 * n) - 1]
-
-
-def loadavg() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-
-
 # --------------------------------------------------------------------------- venvs
-
-
-def venv_bin(venv: Path, name: str) -> Path:
-    return venv / ("Scripts" if os.name == "nt" else "bin") / (name + (".exe" if os.name == "nt" else ""))
 
 
 def have_uv() -> bool:
     return subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True).returncode == 0
-
-
-def make_venv(venv: Path, installer: str, reqs: list[str], constraints: Path | None, env: dict[str, str]) -> None:
-    py = venv_bin(venv, "python")
-    if installer == "uv":
-        run([sys.executable, "-m", "uv", "venv", "--quiet", "--python", sys.executable, str(venv)], env=env)
-        # --compile-bytecode: like pip, so no call pays for compiling (PYTHONDONTWRITEBYTECODE may
-        # be set). --reinstall-package: uv's cache keys a local project on pyproject.toml only,
-        # so without it an edited src/ could be served from a stale cached wheel.
-        cmd = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", str(py),
-               "--compile-bytecode", "--reinstall-package", "privpkg"]
-    else:
-        run([sys.executable, "-m", "venv", str(venv)], env=env)
-        cmd = [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]  # compiles .pyc
-    if constraints is not None:
-        cmd += ["-c", str(constraints)]
-    run(cmd + reqs, env=env)
-
-
-def freeze(venv: Path, env: dict[str, str]) -> dict[str, str]:
-    py = venv_bin(venv, "python")
-    code = (
-        "import json, importlib.metadata as m;"
-        "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
-    )
-    return json.loads(run([str(py), "-c", code], env=env).stdout)
-
-
-def source_revision(spec: str) -> str | None:
-    """The checkout's commit, flagged when its src/ has uncommitted changes; None for a wheel."""
-    if not Path(spec).is_dir():
-        return None
-
-    def git(*a: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(Path(spec) / "src"), *a], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    head = git("rev-parse", "--short", "HEAD")
-    if not head:
-        return None
-    return head + ("+uncommitted src changes" if git("status", "--porcelain", "--", ".") else "")
 
 
 def keyring_version_here() -> str | None:
@@ -372,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     if keyring_spec is None and keyring_version_here():
         keyring_spec = f"keyring=={keyring_version_here()}"
 
-    rev = source_revision(spec)  # before installing: the checkout may change while we run
+    rev = source_revision(Path(spec) / "src")  # before installing: the checkout may change while we run
     base_env = {k: v for k, v in os.environ.items() if k not in STRIP_ENV}
     for k in STRIP_ENV:
         if k in os.environ and k not in ("VIRTUAL_ENV",):
@@ -391,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         v_priv, v_base = work / "venv-privpkg", work / "venv-keyring"
         t0 = time.monotonic()
         log(f"building {v_priv.name} with {installer}: {spec}" + (f" + {keyring_spec}" if keyring_spec else ""))
-        make_venv(v_priv, installer, [spec] + ([keyring_spec] if keyring_spec else []), None, build_env)
+        make_venv(v_priv, [spec] + ([keyring_spec] if keyring_spec else []), build_env,
+                  installer=installer, reinstall=("privpkg",))
         frozen = freeze(v_priv, build_env)
         if "privpkg" not in frozen:
             raise SystemExit("privpkg did not install")
@@ -399,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         pins.write_text("".join(f"{n}=={v}\n" for n, v in sorted(frozen.items())
                                 if n not in ("privpkg", "pip", "setuptools", "wheel")))
         log(f"building {v_base.name}: keyring=={frozen['keyring']} (same dependency versions)")
-        make_venv(v_base, installer, [f"keyring=={frozen['keyring']}"], pins, build_env)
+        make_venv(v_base, [f"keyring=={frozen['keyring']}"], build_env, installer=installer, constraints=pins,
+                  reinstall=("privpkg",))
         frozen_base = freeze(v_base, build_env)
         for n, v in frozen_base.items():
             if n in frozen and frozen[n] != v:
@@ -446,14 +373,14 @@ def main(argv: list[str] | None = None) -> int:
                     env_empty, expect_none),
         ]
         rng = random.Random(args.seed)
-        load_before = loadavg()
+        load_before = (loadavg(None) or [None])[0]  # the 1-minute load, unrounded
         log(f"timing: {args.warmup} warm-up + {args.runs} runs x {len(variants)} variants, interleaved")
         order = list(variants)
         for i in range(args.warmup + args.runs):
             rng.shuffle(order)
             for v in order:
                 v.once(record=i >= args.warmup)
-        load_after = loadavg()
+        load_after = (loadavg(None) or [None])[0]
         if (work / "home-empty" / "connections.store").exists():
             raise SystemExit("a lookup created a store in the no-store home")
 
@@ -511,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             st["diff_median_ms"] = st["median_ms"] - b_med
             if v.cpu_ms and base.cpu_ms:
                 st["cpu_diff_median_ms"] = st["cpu_median_ms"] - statistics.median(base.cpu_ms)
-            st["diff_median_ci95_ms"] = bootstrap_diff_ci(base.samples_ms, s, random.Random(args.seed + 1))
+            st["diff_median_ci95_ms"] = bootstrap_diff_ci(base.samples_ms, s, seed=args.seed + 1)
             # Runs are interleaved round by round, so pairs share the machine's state.
             st["median_paired_diff_ms"] = statistics.median(x - y for x, y in zip(s, base.samples_ms))
         stats[v.key] = st
@@ -524,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     vers = (f"keyring {frozen['keyring']}, privpkg {frozen['privpkg']}" + (f" ({rev})" if rev else "")
             + f", Python {platform.python_version()}")
     print()
-    print(f"### pip's keyring subprocess call: `keyring --mode=creds --output=json get URL`")
+    print("### pip's keyring subprocess call: `keyring --mode=creds --output=json get URL`")
     print()
     print(f"{vers}; {platform.machine()} x{os.cpu_count()}; {args.runs} runs per variant after "
           f"{args.warmup} warm-ups, interleaved in shuffled rounds. Median/p90/Δ: wall-clock per call, "

@@ -40,8 +40,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "lookup.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS_DIR, loadavg, pct, source_revision
+
+RESULTS = RESULTS_DIR / "lookup.json"
 LOOKUP_TARGET_MS = 1.0
 OPEN_TARGET_MS = 50.0
 HOSTS = 50
@@ -64,46 +66,8 @@ _STRIP_ENV = (
 # --------------------------------------------------------------------------- helpers
 
 
-def loadavg() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-
-
-def source_revision() -> str | None:
-    """The commit of the checkout privpkg is imported from (editable install), flagged when its
-    source has uncommitted changes; None otherwise."""
-    import privpkg
-
-    src = Path(privpkg.__file__).resolve().parent
-
-    def git(*a: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(src), *a], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    head = git("rev-parse", "--short", "HEAD")
-    if not head:
-        return None
-    return head + ("+uncommitted src changes" if git("status", "--porcelain", "--", ".") else "")
-
-
 def ms(ns: float) -> float:
     return ns / 1e6
-
-
-def pct(data: list[float], p: float) -> float:
-    """The p-th percentile (0-100), linear interpolation between closest ranks."""
-    s = sorted(data)
-    if len(s) == 1:
-        return s[0]
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def summary(samples_ns: list[int]) -> dict[str, float]:
@@ -322,7 +286,7 @@ def measure_backend(queries: list[tuple[str, str, str | None]], calls: int) -> d
     all_ns: list[int] = []
     for kind, svc, want in sel:
         gc.collect()
-        dt, cred = timed(lambda: kr.get_credential(svc, None))
+        dt, cred = timed(lambda s=svc: kr.get_credential(s, None))
         if want is None:
             assert cred is None, (svc, cred)
         else:
@@ -351,7 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.open_runs, args.lookups, args.backend_calls, args.fresh_runs = 5, 2000, 10, 2
 
-    rev = source_revision()  # first: the checkout may change while we run
+    import privpkg
+
+    # The checkout privpkg is imported from (editable install); None when it is installed.
+    rev = source_revision(Path(privpkg.__file__).resolve().parent)  # first: the checkout may change while we run
     for var in _STRIP_ENV:
         if os.environ.pop(var, None) is not None:
             print(f"note: ignoring ${var} for this benchmark", file=sys.stderr)
@@ -387,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{platform.machine()} x{os.cpu_count()}; store: {args.connections} connections, "
               f"{store.stat().st_size / 1e6:.2f} MB on disk, written in {ms(t_build):.0f} ms",
               file=sys.stderr)
-        load_before = loadavg()
+        load_before = (loadavg(None) or [None])[0]  # the 1-minute load, unrounded
         # The opens are taken in 4 batches spread over the whole run, so one burst of other load
         # on the machine cannot move all of them.
         batches = [args.open_runs // 4 + (1 if i < args.open_runs % 4 else 0) for i in range(4)]
@@ -404,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         r_back = measure_backend(queries, args.backend_calls)
         opens.append(measure_open(batches[3]))
         r_open = {k: summary([x for o in opens for x in o[k]]) for k in ("total", "load", "index")}
-        load_after = loadavg()
+        load_after = (loadavg(None) or [None])[0]
 
     kinds = [k for k in KINDS if k in r_find]
     open_ok = r_open["total"]["median_ms"] <= OPEN_TARGET_MS
