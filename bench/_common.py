@@ -8,6 +8,7 @@ and stopped by its PID.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -311,3 +312,10 @@ class Azurite:
 
     def stop(self) -> None:
         self._stop(self.proc)
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write a benchmark's JSON result and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nJSON: {path}")

@@ -54,6 +54,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
+    write_result,
     AZURITE_ACCOUNT,
     AZURITE_API_VERSION,
     AZURITE_KEY,
@@ -435,9 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                             "loadavg_1min_after": v.load}
                     for v in variants},
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nJSON: {args.json}")
+    write_result(args.json, result)
     return 0
 
 

@@ -54,6 +54,7 @@ except ImportError:  # Windows: no per-child CPU time
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
+    write_result,
     REPO,
     RESULTS_DIR,
     bootstrap_diff_ci,
@@ -538,9 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         "samples_ms": {v.key: [round(x, 3) for x in v.samples_ms] for v in variants},
         "cpu_samples_ms": {v.key: [round(x, 3) for x in v.cpu_ms] for v in variants},
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nJSON: {args.json}")
+    write_result(args.json, result)
     return 0
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, loadavg, pct, source_revision
+from _common import RESULTS_DIR, loadavg, pct, source_revision, write_result
 
 RESULTS = RESULTS_DIR / "lookup.json"
 LOOKUP_TARGET_MS = 1.0
@@ -442,9 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         "keyring_backend_get_credential": r_back,
         "args": {k: str(v) for k, v in vars(args).items()},
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nJSON: {args.json}")
+    write_result(args.json, result)
     return 0
 
 

@@ -53,6 +53,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
+    write_result,
     RESULTS_DIR,
     bootstrap_ratio_ci,
     build_privpkg_wheel,
@@ -404,9 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         "samples_ms": {v.key: [round(x, 2) for x in v.wall] for v in variants},
         "cpu_samples_ms": {v.key: [round(x, 2) for x in v.cpu] for v in variants},
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nJSON: {args.json}")
+    write_result(args.json, result)
     return 0
 
 

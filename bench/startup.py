@@ -45,6 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
+    write_result,
     RESULTS_DIR,
     bootstrap_diff_ci,
     build_privpkg_wheel,
@@ -269,9 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         "modules_only_with_shim": extra_modules,
         "samples_ms": {"with_shim": [round(x, 3) for x in samples[True]], "without_shim": [round(x, 3) for x in samples[False]]},
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nJSON: {args.json}")
+    write_result(args.json, result)
     return 0
 
 
