@@ -235,3 +235,18 @@ def test_missing_cloud_extra_names_the_install(venv_privpkg, make_env: Callable[
         res = subprocess.run([privpkg, "resolve", f"privpkg://w-{extra}/wheels/a-1.0-py3-none-any.whl"], env=env, capture_output=True, text=True)
         assert res.returncode == 1, res.stderr
         assert res.stderr.strip() == f"privpkg: error: this workspace needs {'azure-storage-blob' if extra == 'azure' else 'boto3'}: pip install 'privpkg[{extra}]'"
+
+
+def test_python310_toml_subset_reads_what_privpkg_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.10 has no tomllib: the small parser must read every file add_workspace writes,
+    exactly as tomllib does (checked here on 3.11+)."""
+    import tomllib
+
+    from privpkg.workspace import Workspace, _mini_toml, add_workspace, user_file
+
+    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
+    add_workspace(Workspace("loc", "local", str(tmp_path / 'we"ird\\dir')))
+    add_workspace(Workspace("s3ws", "s3", "s3://bucket/prefix", "http://127.0.0.1:9000", "eu-west-1"))
+    add_workspace(Workspace("az", "azure", "https://acct.blob.core.windows.net/wheels"))
+    text = user_file().read_text() + "\n# a comment\n[workspaces.extra]  \nstorage = \"local\"  # trailing\npath = \"/x#y\"\n"
+    assert _mini_toml(text, "f") == tomllib.loads(text)
