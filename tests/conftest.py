@@ -454,6 +454,17 @@ class FeedServer:
         assert not any(e.auth for e in log), f"a credential was sent to the feed:\n{self.log_text()}"
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop one process we started, by its PID: SIGTERM, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 def _read_port(proc: subprocess.Popen[bytes], stderr_path: Path, timeout: float = 15) -> int:
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()
@@ -520,13 +531,7 @@ def feed(tmp_path: Path) -> Iterator[FeedServer]:
         port = _read_port(proc, stderr_path)
         yield FeedServer(f"http://127.0.0.1:{port}", port, secret_a, secret_b, log_path, proc)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc)
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -555,17 +560,6 @@ def free_port() -> int:
     with _socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Stop one process we started, by its PID: SIGTERM, then SIGKILL."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def start_on_free_port(
