@@ -48,11 +48,18 @@ def test_no_store_means_empty_and_no_key_created(home: Path) -> None:
     assert not (home / "master.key").exists()
 
 
-def test_backup_keeps_previous_good_version(home: Path) -> None:
+def test_backup_is_the_last_verified_version(home: Path) -> None:
+    """The backup is the version just written and read back, not the one before it (which would
+    keep a deleted or rotated secret, see test_files.py); it restores a damaged store."""
     _store_one("a")
-    first = (home / "connections.store").read_bytes()
     _store_one("b", "other-secret-xyz")
-    assert (home / "connections.store.bak").read_bytes() == first
+    store, bak = home / "connections.store", home / "connections.store.bak"
+    assert bak.read_bytes() == store.read_bytes()
+    assert stat.S_IMODE(bak.stat().st_mode) == 0o600
+    store.write_bytes(store.read_bytes()[:-3])  # damage the store; the backup restores it
+    with pytest.raises(StoreError, match="cannot decrypt"):
+        connections.list_connections()
+    bak.replace(store)
     assert {c.name for c in connections.list_connections()} == {"a", "b"}
 
 

@@ -9,9 +9,12 @@ from a 0600 key file created on first write::
     >>> v.update(lambda data: data.setdefault("connections", {}))  # doctest: +SKIP
 
 Rules this module keeps: a store that cannot be decrypted is never overwritten (every write
-decrypts the current file first, under the lock); writes go to a temp file that is fsynced and
-renamed over the store; the previous good file is kept as ``<store>.bak``; loose permissions are
-tightened with a warning. ``cryptography`` is imported only when a store file exists.
+decrypts the current file first, under the lock, see :func:`privpkg.fileio.file_lock`); writes
+go to a fresh temp file (:func:`privpkg.fileio.write_atomic`) that is fsynced, read back and
+decrypted before it is renamed over the store; the same verified bytes are then kept as
+``<store>.bak`` (so no file privpkg keeps holds a deleted or rotated secret); the key file is
+created whole or not at all; loose permissions are tightened with a warning. ``cryptography``
+is imported only when a store file exists.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ import binascii
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from privpkg import paths
 from privpkg.errors import StoreError
+from privpkg.fileio import FileWriteError, create_exclusive, file_lock, write_atomic
 
 MAGIC = b"PRIVPKG-STORE-1\n"
 NONCE_LEN = 12
@@ -77,43 +80,8 @@ def new_key_text() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if os.name == "posix":
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock held on ``path`` (created if needed) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if os.name == "posix":
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        else:  # pragma: no cover - Windows
-            import msvcrt
-
-            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+# workspace.py, setup_pip.py and resolve.py import ``_write_atomic`` and ``file_lock`` from here.
+_write_atomic = write_atomic
 
 
 class Vault:
@@ -150,16 +118,15 @@ class Vault:
                 return None
         except (OSError, UnicodeDecodeError) as exc:
             raise StoreError(f"cannot read key file {self.key_file}: {exc}") from None
-        self.key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        text = new_key_text()
         try:
-            fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first: use theirs
-            return self._key(create=False)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+            self.key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            text = new_key_text()
+            # Written to a temp file and linked into place: a full disk leaves no empty key, and
+            # a key another process created first is kept (then used).
+            if not create_exclusive(self.key_file, (text + "\n").encode("ascii"), 0o600):
+                return self._key(create=False)
+        except OSError as exc:
+            raise StoreError(f"cannot create the key file {self.key_file}: {_reason(exc)}; nothing was written") from None
         return decode_key(text, "new key")
 
     def _decrypt(self, blob: bytes) -> dict[str, Any]:
@@ -210,19 +177,61 @@ class Vault:
         """The decrypted document; ``{}`` when no store exists yet."""
         return self._read()[1]
 
+    def _encrypt(self, key: bytes, data: dict[str, Any]) -> bytes:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce = os.urandom(NONCE_LEN)
+        plain = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+        return MAGIC + nonce + AESGCM(key).encrypt(nonce, plain, MAGIC)
+
+    def _verify(self, blob: bytes) -> Callable[[Path], None]:
+        def check(written: Path) -> None:
+            """What is on disk must read back as exactly ``blob`` and decrypt."""
+            try:
+                on_disk = written.read_bytes()
+            except OSError as exc:
+                raise StoreError(f"cannot read back the new store: {exc.strerror}; the store was left untouched") from None
+            if on_disk != blob:
+                raise StoreError("the new store did not read back as written (disk error?); the store was left untouched")
+            self._decrypt(on_disk)
+
+        return check
+
     def update(self, fn: Callable[[dict[str, Any]], T]) -> T:
-        """Locked read-modify-write. Nothing is written if reading fails or ``fn`` raises."""
+        """Locked read-modify-write. Nothing is written if reading fails or ``fn`` raises.
+
+        The new store goes to a temp file beside the old one, is read back and decrypted, and
+        only then renamed over it; the same verified bytes then become ``<store>.bak``. So the
+        backup is the last verified version (a damaged store can be restored from it), never an
+        older one that still holds a secret the user deleted or rotated."""
         with file_lock(self.lock_path):
-            old_blob, data = self._read()
+            _, data = self._read()
             result = fn(data)
             key = self._key(create=True)
             assert key is not None
-            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-            nonce = os.urandom(NONCE_LEN)
-            plain = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
-            blob = MAGIC + nonce + AESGCM(key).encrypt(nonce, plain, MAGIC)
-            if old_blob is not None:
-                _write_atomic(self.backup_path, old_blob)
-            _write_atomic(self.path, blob)
+            blob = self._encrypt(key, data)
+            check = self._verify(blob)
+            try:
+                write_atomic(self.path, blob, 0o600, check)
+            except FileWriteError as exc:
+                raise StoreError(f"cannot write the store {self.path}: {_reason(exc)}; it was left untouched") from None
+            try:
+                write_atomic(self.backup_path, blob, 0o600, check)
+            except (FileWriteError, StoreError) as exc:
+                # A stale backup would still hold what this write removed: drop it instead.
+                try:
+                    self.backup_path.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    raise StoreError(
+                        f"the store {self.path} was written, but its backup {self.backup_path} could "
+                        f"neither be updated ({_reason(exc)}) nor removed; delete it by hand"
+                    ) from None
+                _warn(f"the store was written, but its backup could not be ({_reason(exc)}); removed the old backup {self.backup_path}")
             return result
+
+
+def _reason(exc: Exception) -> str:
+    err = getattr(exc, "errno", None)
+    return os.strerror(err) if isinstance(err, int) else str(exc)

@@ -56,8 +56,12 @@ class Storage(Protocol):
 def open_storage(ws: Workspace) -> Storage:
     if ws.storage == "local":
         from privpkg.storage.local import LocalStorage
+        from privpkg.workspace import default_workspace
 
-        return LocalStorage(Path(ws.location))
+        # The built-in default workspace lives in privpkg's own data dir: private to the user.
+        # Any other folder is shared by whoever set it up, and keeps the modes they chose.
+        private = ws.name == "default" and Path(ws.location) == Path(default_workspace().location)
+        return LocalStorage(Path(ws.location), private=private)
     if ws.storage == "azure":
         from privpkg.storage.azure import AzureStorage
 

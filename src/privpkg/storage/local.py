@@ -1,8 +1,14 @@
 """Local-folder storage: ``DIR/<key>`` with the sha256 in ``DIR/<key>.sha256``.
 
-A put copies to a hidden temp file in the same folder, fsyncs it, then hard-links it into place,
-which fails if the name is taken, so a wheel is never overwritten or seen half-written. The
-"signed" URL is a plain file URL: the folder's permissions are the access control.
+A put copies to a fresh temp file in the same folder (random name, ``O_EXCL``, see
+:mod:`privpkg.fileio`), fsyncs it, then hard-links it into place, which fails if the name is
+taken, so a wheel is never overwritten or seen half-written. The "signed" URL is a plain file
+URL: the folder's permissions are the access control, so:
+
+- a private folder (the built-in ``default`` workspace) gets 0700 folders and 0600 files,
+  sha256 sidecars included, and its folders are tightened if an older privpkg left them open;
+- a shared folder keeps what its owner set up: existing folders are never chmod-ed, new folders
+  and files get the usual ``0777``/``0666`` minus the umask, like ``mkdir`` and ``cp`` would.
 """
 
 from __future__ import annotations
@@ -12,20 +18,43 @@ import os
 from pathlib import Path
 
 from privpkg.errors import NotFoundError, PrivpkgError
+from privpkg.fileio import FileWriteError, shared_mode, temp_file, write_all, write_atomic
 from privpkg.storage import AlreadyExists, BlobInfo, Progress
 
 CHUNK = 1 << 20
 
 
 class LocalStorage:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, private: bool = False) -> None:
         self.root = root
+        self.private = private
 
     def describe(self) -> str:
         return str(self.root)
 
     def _path(self, key: str) -> Path:
         return self.root / key
+
+    def _make_dirs(self, folder: Path) -> None:
+        """Create ``folder`` and its missing parents. Private storage: each new folder is 0700
+        (``mkdir(parents=True)`` would give the parents the umask's default), and existing
+        folders from ``folder`` up to the storage root are tightened to 0700."""
+        if not self.private:
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        missing = []
+        d = folder
+        while not d.exists():
+            missing.append(d)
+            d = d.parent
+        for d in reversed(missing):
+            d.mkdir(mode=0o700, exist_ok=True)
+        if os.name != "posix":
+            return
+        chain = [folder, *folder.parents]
+        for d in chain[: chain.index(self.root) + 1] if self.root in chain else [folder]:
+            if d.stat().st_mode & 0o077:
+                os.chmod(d, 0o700)
 
     def head(self, key: str) -> BlobInfo | None:
         path = self._path(key)
@@ -42,39 +71,37 @@ class LocalStorage:
     def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
         dest = self._path(key)
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._make_dirs(dest.parent)
         except OSError as exc:
             raise PrivpkgError(f"cannot create {dest.parent}: {exc.strerror}") from None
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        mode = 0o600 if self.private else shared_mode()
         digest = hashlib.sha256()
         try:
-            with open(path, "rb") as src, open(tmp, "wb") as out:
+            with temp_file(dest, mode) as (fd, tmp), open(path, "rb") as src:
                 while chunk := src.read(CHUNK):
                     digest.update(chunk)
-                    out.write(chunk)
+                    write_all(fd, chunk)
                     if progress:
                         progress(len(chunk))
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != sha256:
-                raise PrivpkgError(f"{path} changed while it was being uploaded; try again")
-            try:
-                os.link(tmp, dest)  # claims the name atomically, or fails if it is taken
-            except FileExistsError:
-                raise AlreadyExists(f"{key} already exists in {self.root}") from None
-            except OSError:  # a file system without hard links: fall back to an exclusive create
+                os.fsync(fd)
+                if digest.hexdigest() != sha256:
+                    raise PrivpkgError(f"{path} changed while it was being uploaded; try again")
                 try:
-                    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    os.link(tmp, dest)  # claims the name atomically, or fails if it is taken
                 except FileExistsError:
                     raise AlreadyExists(f"{key} already exists in {self.root}") from None
-                os.close(fd)
-                os.replace(tmp, dest)
-            side = dest.with_name(dest.name + ".sha256")
-            side_tmp = side.with_name(f".{side.name}.{os.getpid()}.part")
-            side_tmp.write_text(sha256 + "\n")
-            os.replace(side_tmp, side)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+                except OSError:  # a file system without hard links: fall back to an exclusive create
+                    try:
+                        fd2 = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+                    except FileExistsError:
+                        raise AlreadyExists(f"{key} already exists in {self.root}") from None
+                    os.close(fd2)
+                    os.replace(tmp, dest)
+            write_atomic(dest.with_name(dest.name + ".sha256"), (sha256 + "\n").encode(), mode)
+        except FileWriteError:
+            raise
+        except OSError as exc:
+            raise PrivpkgError(f"cannot write {dest}: {exc.strerror or exc}") from None
 
     def delete(self, key: str) -> None:
         path = self._path(key)
