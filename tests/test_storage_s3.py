@@ -1,10 +1,13 @@
 """S3 workspaces against moto's S3 server: the privpkg CLI flow, presigned URLs, one-line
 errors, and real pip installs through the pip shim.
 
-moto does NOT check presigned signatures or their expiry (a tampered or expired URL still gets
-200, see FACTS.md), so there are no tamper/expiry tests here; signing is botocore's. What these
-tests check is that the URL carries a SigV4 signature and the requested X-Amz-Expires, reaches
-the right object, and never shows up where it should not.
+moto does NOT check signatures or expiry (a wrong secret, a tampered or an expired URL still
+gets 200, see FACTS.md). So every test here talks to moto through :class:`SigV4Checker`, a
+loopback proxy that recomputes the SigV4 signature of every request (presigned query or
+Authorization header) with botocore's own signer and the known secret, and answers 403
+``SignatureDoesNotMatch`` (or ``AccessDenied`` for an expired URL) as S3 would, before moto sees
+it. A wrong secret in the connection therefore fails these tests (test_wrong_secret_is_refused
+shows it), including the presigned GETs that pip makes through the pip shim.
 
 Every test ends with ``outputs.check()``: the secret access key appears in no output, and no
 X-Amz-Signature appears anywhere but in the ``privpkg resolve`` stdout that printed it.
@@ -12,15 +15,25 @@ X-Amz-Signature appears anywhere but in the ``privpkg resolve`` stdout that prin
 
 from __future__ import annotations
 
+import calendar
 import hashlib
+import hmac
+import http.client
+import http.server
 import json
 import re
 import secrets
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import pytest
 from conftest import check_publish_rules, MotoServer, PrivpkgCLI, Result, Venv, run
 
 from privpkg.feedserver import make_wheel
@@ -36,6 +49,174 @@ def http_get(url: str) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+# --------------------------------------------------------------------------------------------
+# SigV4 checks, independent of moto
+# --------------------------------------------------------------------------------------------
+
+_AUTH_PARAMS = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"}
+
+
+def presigned_signature_ok(url: str, access_key: str, secret_key: str, now: float | None = None) -> str | None:
+    """None if ``url`` is a presigned GET validly signed with ``secret_key`` and not expired;
+    otherwise why not. The signature is recomputed with botocore's S3SigV4QueryAuth (the signer
+    that made it) over the URL without its signature, at the URL's own X-Amz-Date."""
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    parts = urllib.parse.urlsplit(url)
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    q = dict(pairs)
+    if not _AUTH_PARAMS <= set(q) or q["X-Amz-Algorithm"] != "AWS4-HMAC-SHA256":
+        return "not a SigV4 presigned URL"
+    akid, date, region, service, term = q["X-Amz-Credential"].split("/")
+    if akid != access_key or term != "aws4_request" or date != q["X-Amz-Date"][:8]:
+        return "InvalidAccessKeyId or malformed credential scope"
+    signed_at = calendar.timegm(time.strptime(q["X-Amz-Date"], "%Y%m%dT%H%M%SZ"))
+    if (now if now is not None else time.time()) > signed_at + int(q["X-Amz-Expires"]):
+        return "expired"
+    rest = urllib.parse.urlencode([(k, v) for k, v in pairs if k not in _AUTH_PARAMS])
+    request = AWSRequest(method="GET", url=urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, rest, "")))
+    request.context["timestamp"] = q["X-Amz-Date"]
+    signer = S3SigV4QueryAuth(Credentials(access_key, secret_key), service, region, expires=int(q["X-Amz-Expires"]))
+    signer._modify_request_before_signing(request)  # adds the X-Amz-* params botocore signs
+    if q["X-Amz-SignedHeaders"] != "host":
+        return f"unexpected SignedHeaders {q['X-Amz-SignedHeaders']!r}"
+    want = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    return None if hmac.compare_digest(want, q["X-Amz-Signature"]) else "SignatureDoesNotMatch"
+
+
+def header_signature_ok(method: str, url: str, headers: dict[str, str], access_key: str, secret_key: str) -> str | None:
+    """The same for an ``Authorization: AWS4-HMAC-SHA256 ...`` request (boto3's own calls), with
+    botocore's S3SigV4Auth over the headers the request says it signed."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    lower = {k.lower(): v for k, v in headers.items()}
+    m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^,]+), ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})", lower.get("authorization", ""))
+    if not m:
+        return "no SigV4 Authorization header"
+    akid, date, region, service, _ = m.group(1).split("/")
+    if akid != access_key:
+        return "InvalidAccessKeyId"
+    signed = m.group(2).split(";")
+    request = AWSRequest(method=method, url=url, headers={h: lower.get(h, "") for h in signed})
+    request.context["timestamp"] = lower.get("x-amz-date", "")
+    signer = S3SigV4Auth(Credentials(access_key, secret_key), service, region)
+    want = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    return None if hmac.compare_digest(want, m.group(3)) else "SignatureDoesNotMatch"
+
+
+@dataclass
+class SigV4Checker:
+    """A loopback proxy in front of moto that refuses what S3 would refuse: a request whose SigV4
+    signature does not match the known secret (403 SignatureDoesNotMatch), or an expired
+    presigned URL (403 AccessDenied). Same interface as :class:`MotoServer`."""
+
+    moto: MotoServer
+    server: http.server.ThreadingHTTPServer = field(init=False, repr=False)
+    verified: list[str] = field(default_factory=list)  # "presigned"/"header" per accepted request
+    refused: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        checker = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                url = f"http://{self.headers['Host']}{self.path}"
+                if "X-Amz-Signature=" in self.path:
+                    kind, why = "presigned", presigned_signature_ok(url, checker.moto.access_key, checker.moto.secret_key)
+                else:
+                    kind, why = "header", header_signature_ok(self.command, url, dict(self.headers), checker.moto.access_key, checker.moto.secret_key)
+                if why is not None:
+                    checker.refused.append(f"{kind} {self.command}: {why}")
+                    code = "AccessDenied" if why == "expired" else "SignatureDoesNotMatch"
+                    err = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{why}</Message></Error>".encode()
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(err)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(err)
+                    return
+                checker.verified.append(kind)
+                conn = http.client.HTTPConnection("127.0.0.1", checker.moto.port, timeout=60)
+                try:
+                    hop = {"connection", "keep-alive", "transfer-encoding", "proxy-connection"}
+                    conn.request(self.command, self.path, body=body or None, headers={k: v for k, v in self.headers.items() if k.lower() not in hop})
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    self.send_response(resp.status)
+                    for k, v in resp.getheaders():
+                        if k.lower() not in hop | {"content-length", "server", "date"}:
+                            self.send_header(k, v)
+                    length = resp.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
+                    self.send_header("Content-Length", length or "0")
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                finally:
+                    conn.close()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    # the MotoServer interface, pointed at this proxy
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def access_key(self) -> str:
+        return self.moto.access_key
+
+    @property
+    def secret_key(self) -> str:
+        return self.moto.secret_key
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
+
+    def create_bucket(self, name: str | None = None) -> str:
+        name = name or f"wheels-{secrets.token_hex(5)}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="module")
+def moto_server(moto_server: MotoServer) -> Iterator[SigV4Checker]:
+    """conftest's moto server behind the SigV4 checker: this module's tests see only the checker."""
+    checker = SigV4Checker(moto_server)
+    try:
+        yield checker
+    finally:
+        checker.server.shutdown()
+        checker.server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_checker_log(moto_server: SigV4Checker) -> None:
+    moto_server.verified.clear()
+    moto_server.refused.clear()
 
 
 def setup_workspace(cli: PrivpkgCLI, moto: MotoServer, *, connection: bool = True, bucket: str | None = None) -> str:
@@ -84,8 +265,46 @@ def test_wheel_add_exist_ok_immutability_and_presigned_url(privpkg_cli: PrivpkgC
     assert q["X-Amz-Expires"] == "321"
     assert q["X-Amz-Credential"].startswith(moto_server.access_key + "/")
     assert re.fullmatch(r"[0-9a-f]{64}", q["X-Amz-Signature"])
+    assert presigned_signature_ok(signed, moto_server.access_key, moto_server.secret_key) is None
+    assert presigned_signature_ok(signed, moto_server.access_key, moto_server.secret_key, now=time.time() + 322) == "expired"
     assert http_get(signed) == (200, original)
+    assert moto_server.verified.count("presigned") == 1 and "header" in moto_server.verified
+    # What S3 refuses, the checker refuses (moto alone would answer 200 to each).
+    tampered = signed.replace(q["X-Amz-Signature"], q["X-Amz-Signature"][::-1])
+    other_key = signed.replace(urllib.parse.quote(key), urllib.parse.quote(f"{PREFIX}/wheels/other-1.0-py3-none-any.whl"))
+    for bad in (tampered, other_key):
+        status, body = http_get(bad)
+        assert status == 403 and b"SignatureDoesNotMatch" in body
+    assert len(moto_server.refused) == 2
     assert cli.outputs.check() == 1
+
+
+def test_wrong_secret_is_refused(privpkg_cli: PrivpkgCLI, moto_server: SigV4Checker, tmp_path: Path) -> None:
+    """F19: a wrong secret access key in the connection fails, as on AWS. moto alone accepts it
+    (shown below against moto directly), so the check is the SigV4Checker's and
+    presigned_signature_ok's, both independent of privpkg and of moto."""
+    cli = privpkg_cli
+    wrong = "wrong-secret-" + secrets.token_urlsafe(24)
+    cli.outputs.add_secret(wrong)
+    bucket = setup_workspace(cli, moto_server)
+    wheel = make_wheel(tmp_path, "demo-pkg", "1.0")
+    url = cli.ok("wheel", "add", wheel, "--workspace", WS).strip().splitlines()[-1]
+    assert moto_server.refused == []
+    cli.ok("connection", "set", "s3conn", "--update", stdin=wrong + "\n")
+
+    refused = ["refused the credentials", "privpkg connection set s3conn --update"]  # a HEAD: 403, no body, as on AWS
+    cli.fails(1, "resolve", url, match=refused)
+    cli.fails(1, "wheel", "add", make_wheel(tmp_path / "2", "demo-pkg", "2.0"), "--workspace", WS, match=refused)
+    assert moto_server.refused and all("SignatureDoesNotMatch" in r for r in moto_server.refused)
+
+    # The same workspace pointed at moto itself: moto signs nothing off, the URL "works" there,
+    # and only the independent check catches the wrong secret.
+    cli.ok("workspace", "add", "direct", "--s3", f"s3://{bucket}/{PREFIX}", "--endpoint-url", moto_server.moto.endpoint)
+    signed = cli.ok("resolve", f"privpkg://direct/wheels/{wheel.name}").strip()
+    assert http_get(signed)[0] == 200, "moto now checks signatures: the checker may be simplified"
+    assert presigned_signature_ok(signed, moto_server.access_key, moto_server.secret_key) == "SignatureDoesNotMatch"
+    assert presigned_signature_ok(signed, moto_server.access_key, wrong) is None
+    cli.outputs.check()
 
 
 def test_wheel_list_shows_sha256(privpkg_cli: PrivpkgCLI, moto_server: MotoServer, tmp_path: Path) -> None:
@@ -152,6 +371,8 @@ def test_pip_installs_privpkg_url_without_showing_the_presigned_url(
     for p in target.rglob("*"):
         if p.is_file():
             assert "X-Amz-" not in p.read_text(errors="replace"), p
+    # pip's download went through the checker with a valid signature.
+    assert moto_server.verified.count("presigned") >= 1 and moto_server.refused == []
     cli.outputs.check()
 
 
@@ -167,6 +388,7 @@ def test_pip_debug_output_shows_no_s3_signature(
     url = cli.ok("wheel", "add", wheel, "--workspace", WS).strip().splitlines()[-1]
     r = _pip_install(cli, venv_privpkg_cloud, tmp_path / "target", f"s3-pkg @ {url}", "-vv")
     assert re.search(r"X-Amz-Signature=(?!<redacted>)", r.output) is None, r.output
+    assert moto_server.verified.count("presigned") >= 1 and moto_server.refused == []
     leaked = re.findall(r"Signature[=:]\s*([0-9a-f]{64})", r.output)
     assert not leaked, f"pip -vv printed {len(leaked)} SigV4 signature(s), e.g. after: " + r.output[
         max(0, r.output.find(leaked[0]) - 300) : r.output.find(leaked[0])
