@@ -135,6 +135,15 @@ def test_fifo_planted_at_the_lock_path_does_not_hang(home: Path) -> None:
     assert time.monotonic() - t0 < 5
 
 
+def test_hard_link_planted_at_the_lock_path_is_refused(home: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"victim")
+    os.link(victim, home / "connections.store.lock")
+    with pytest.raises(PrivpkgError, match="other hard links"):
+        _set("x", PAT_KEEP)
+    assert victim.read_bytes() == b"victim" and not (home / "connections.store").exists()
+
+
 def test_wheel_part_file_does_not_follow_a_planted_symlink(tmp_path: Path) -> None:
     """The old wheel copy went to ``.<wheel>.<pid>.part`` opened with plain ``open(..., "wb")``."""
     wheel = make_wheel(tmp_path / "src", "demo-pkg", "1.0")
@@ -245,7 +254,7 @@ def test_only_privpkg_temp_names_of_dead_pids_are_removed(tmp_path: Path) -> Non
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     pid = int(dead.stdout)
-    keep = [".notes.txt", f".x.{pid}.tmp", f"x.{pid}.abcdefgh.tmp", f".x.{os.getpid()}.abcdefgh.tmp", f".x.1.abcdefgh.tmp"]
+    keep = [".notes.txt", f".x.{pid}.tmp", f"x.{pid}.abcdefgh.tmp", f".x.{os.getpid()}.abcdefgh.tmp", ".x.1.abcdefgh.tmp"]
     gone = [f".x.{pid}.abcdefgh.tmp", f".connections.store.{pid}.a_b1c2d3.tmp"]
     for n in keep + gone:
         (tmp_path / n).write_text("x")

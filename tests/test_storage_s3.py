@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import check_publish_rules, MotoServer, PrivpkgCLI, Result, Venv, run
+from conftest import MotoServer, PrivpkgCLI, Result, Venv, check_publish_rules, run
 
 from privpkg.feedserver import make_wheel
 

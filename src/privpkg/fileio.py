@@ -246,6 +246,9 @@ def _open_lock(path: Path) -> int:
     if not stat.S_ISREG(st.st_mode):  # a FIFO or device planted at the lock path
         os.close(fd)
         raise FileWriteError(f"the lock file {path} is not a regular file; remove it if you did not create it")
+    if st.st_nlink > 1:  # a hard link planted to someone else's file: do not hold it open
+        os.close(fd)
+        raise FileWriteError(f"the lock file {path} has other hard links; remove it if you did not create it")
     return fd
 
 
