@@ -3,6 +3,7 @@ traceback, nothing stored lost, and no secret in any output."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -254,3 +255,168 @@ def test_feed_fixture_is_protected(feed: FeedServer) -> None:
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(feed.base + FEED_A_PATH, timeout=10)
     assert exc.value.code == 401
+
+
+# --- E14: no traceback on a closed pipe, /dev/full, Ctrl-C / Ctrl-D at the prompt, OSError ---
+
+MANY = 600  # connections: `connection list` then prints ~190 KB, far more than a pipe holds
+
+
+@pytest.fixture
+def many_connections(privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store with MANY connections with long targets, written in one go (in-process)."""
+    from privpkg.vault import Vault
+
+    for k in list(os.environ):
+        if k.startswith("PRIVPKG_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("PRIVPKG_HOME", str(privpkg_home))
+
+    def fill(data: dict) -> None:
+        conns = data.setdefault("connections", {})
+        for i in range(MANY):
+            conns[f"c{i:04d}"] = {"category": "PythonFeed", "target": f"https://h{i}.example/" + "segment/" * 30,
+                                  "auth_type": "PAT", "username": "__token__", "secret": PAT, "expires": None}
+
+    Vault().update(fill)
+
+
+BUFFERING = pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "PYTHONUNBUFFERED"])
+
+
+def _env_for(cli: CLI, unbuffered: bool) -> dict[str, str]:
+    env = {k: v for k, v in cli.env.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _no_crash(stderr: str) -> None:
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert_no_secret(stderr, PAT)
+
+
+@BUFFERING
+@pytest.mark.parametrize("args", [["connection", "list"], ["connection", "list", "--json"]], ids=" ".join)
+def test_closed_pipe_exits_0(cli: CLI, many_connections: None, unbuffered: bool, args: list[str]) -> None:
+    """`privpkg connection list | head -1`: head prints the first line and exits while privpkg is
+    still writing; privpkg exits 0 with nothing on stderr (no "Exception ignored ... BrokenPipeError")."""
+    env = _env_for(cli, unbuffered)
+    producer = subprocess.Popen([sys.executable, "-m", "privpkg", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert producer.stdout is not None and producer.stderr is not None
+    head = subprocess.run(["head", "-1"], stdin=producer.stdout, capture_output=True, text=True, timeout=60)
+    producer.stdout.close()  # only head holds the read end now: when it exits, the pipe is closed
+    err = producer.stderr.read().decode()
+    producer.stderr.close()
+    assert producer.wait(timeout=60) == 0, err
+    _no_crash(err)
+    assert err == ""
+    assert head.returncode == 0 and head.stdout.startswith("NAME" if "--json" not in args else "[")
+    assert len(head.stdout.splitlines()) == 1
+    # The pipe really closed early: the whole listing is much longer than what head consumed.
+    full = cli(*args)
+    assert full.returncode == 0 and len(full.stdout) > 128 * 1024
+
+
+@BUFFERING
+@pytest.mark.parametrize(
+    "args", [["connection", "list"], ["connection", "list", "--json"], ["connection", "show", "c0001"], ["--help"], ["--version"], ["doctor"]],
+    ids=" ".join,
+)
+def test_dev_full_is_one_line(cli: CLI, many_connections: None, unbuffered: bool, args: list[str]) -> None:
+    """Output to /dev/full: one error line on stderr, exit 1, no traceback."""
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "privpkg", *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                             env=_env_for(cli, unbuffered), timeout=120)
+    _no_crash(res.stderr)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.splitlines() == ["privpkg: error: cannot write the output: No space left on device"], res.stderr
+
+
+def test_os_error_is_one_line(cli: CLI, tmp_path: Path) -> None:
+    """An OSError no command turned into a message (here: the output file's folder is a file)
+    is still one line naming the path, exit 1."""
+    req = tmp_path / "req.txt"
+    req.write_text("requests\n")
+    err = cli.fails(1, "resolve", "-r", str(req), "-o", "/dev/null/sub/constraints.txt", match="/dev/null/sub")
+    assert err.startswith("privpkg: error: ") and "Not a directory" in err
+
+
+def _run_in_pty(argv: list[str], env: dict[str, str], keys: bytes, prompt: bytes, timeout: float = 60) -> tuple[int, bytes, str]:
+    """Run ``argv`` with a pseudo-terminal as its controlling terminal, stdin and stdout (so
+    getpass prompts on it, with echo off, as for a person at a terminal) and stderr on a pipe.
+    Once ``prompt`` appears, type ``keys``. Returns (exit code, terminal output, stderr)."""
+    import pty
+    import select
+    import time
+
+    err_r, err_w = os.pipe()
+    pid, master = pty.fork()
+    if pid == 0:  # child: stderr to the pipe, then become privpkg
+        try:
+            os.dup2(err_w, 2)
+            os.close(err_r)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    os.close(err_w)
+    screen, err = b"", b""
+    sent = False
+    deadline = time.monotonic() + timeout
+    open_fds = {master, err_r}
+    try:
+        while open_fds and time.monotonic() < deadline:
+            ready, _, _ = select.select(list(open_fds), [], [], 0.2)
+            for fd in ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    open_fds.discard(fd)
+                elif fd == master:
+                    screen += chunk
+                else:
+                    err += chunk
+            if not sent and prompt in screen:
+                time.sleep(0.2)  # let getpass turn echo off and start reading
+                os.write(master, keys)
+                sent = True
+        assert sent, f"no prompt {prompt!r} on the terminal: {screen!r} / {err!r}"
+        _, status = os.waitpid(pid, 0)
+    finally:
+        for fd in (master, err_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    return os.waitstatus_to_exitcode(status), screen, err.decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("key", "code", "line"),
+    [(b"\x03", 130, "privpkg: interrupted"),
+     (b"\x04", 2, "privpkg: error: no secret entered (end of input at the prompt); nothing was stored")],
+    ids=["ctrl-c", "ctrl-d"],
+)
+def test_hidden_prompt_interrupt(cli: CLI, privpkg_home: Path, key: bytes, code: int, line: str) -> None:
+    """Ctrl-C or Ctrl-D at the hidden PAT prompt: one line, nothing stored, no traceback."""
+    argv = [sys.executable, "-m", "privpkg", "connection", "set", "typed", "--target", "https://h.example/org"]
+    rc, screen, err = _run_in_pty(argv, cli.env, key, b"PAT for typed: ")
+    _no_crash(err + screen.decode(errors="replace"))
+    assert rc == code, (rc, screen, err)
+    assert err.strip().splitlines() == [line], err
+    assert not (privpkg_home / "connections.store").exists()
+
+
+def test_hidden_prompt_stores_without_echo(cli: CLI, privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real prompt stores what was typed, and the secret never appears on the terminal."""
+    argv = [sys.executable, "-m", "privpkg", "connection", "set", "typed", "--target", "https://h.example/org"]
+    rc, screen, err = _run_in_pty(argv, cli.env, PAT.encode() + b"\r", b"PAT for typed: ")
+    assert rc == 0, (screen, err)
+    assert b"stored connection 'typed'" in screen
+    assert_no_secret(screen.decode(errors="replace") + err, PAT)
+    from privpkg.connections import get_connection
+
+    monkeypatch.delenv("PRIVPKG_MASTER_KEY", raising=False)
+    monkeypatch.delenv("PRIVPKG_CONNECTIONS", raising=False)
+    monkeypatch.setenv("PRIVPKG_HOME", str(privpkg_home))
+    assert get_connection("typed").secret == PAT
