@@ -29,7 +29,7 @@ class CLI:
         res = subprocess.run(
             [sys.executable, "-m", "privpkg", *args],
             input=stdin if stdin is not None else "",
-            capture_output=True, text=True, env={**self.env, **(env or {})}, timeout=120,
+            capture_output=True, text=True, env={**self.env, **(env or {})}, timeout=120, check=False,
         )
         self.outputs.append(res.stdout + res.stderr)
         assert "Traceback" not in res.stderr, res.stderr
@@ -304,7 +304,7 @@ def test_closed_pipe_exits_0(cli: CLI, many_connections: None, unbuffered: bool,
     env = _env_for(cli, unbuffered)
     producer = subprocess.Popen([sys.executable, "-m", "privpkg", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert producer.stdout is not None and producer.stderr is not None
-    head = subprocess.run(["head", "-1"], stdin=producer.stdout, capture_output=True, text=True, timeout=60)
+    head = subprocess.run(["head", "-1"], stdin=producer.stdout, capture_output=True, text=True, timeout=60, check=False)
     producer.stdout.close()  # only head holds the read end now: when it exits, the pipe is closed
     err = producer.stderr.read().decode()
     producer.stderr.close()
@@ -327,7 +327,7 @@ def test_dev_full_is_one_line(cli: CLI, many_connections: None, unbuffered: bool
     """Output to /dev/full: one error line on stderr, exit 1, no traceback."""
     with open("/dev/full", "w") as full:
         res = subprocess.run([sys.executable, "-m", "privpkg", *args], stdout=full, stderr=subprocess.PIPE, text=True,
-                             env=_env_for(cli, unbuffered), timeout=120)
+                             env=_env_for(cli, unbuffered), timeout=120, check=False)
     _no_crash(res.stderr)
     assert res.returncode == 1, res.stderr
     assert res.stderr.splitlines() == ["privpkg: error: cannot write the output: No space left on device"], res.stderr
