@@ -420,3 +420,17 @@ def test_hidden_prompt_stores_without_echo(cli: CLI, privpkg_home: Path, monkeyp
     monkeypatch.delenv("PRIVPKG_CONNECTIONS", raising=False)
     monkeypatch.setenv("PRIVPKG_HOME", str(privpkg_home))
     assert get_connection("typed").secret == PAT
+
+
+def test_doctor_url_redacts_user_info(cli: CLI) -> None:
+    """`doctor --url https://user:pass@host/...` echoes the URL as https://***@host/..., in every
+    line, whether a backend answers or not (the password and a query are never printed)."""
+    assert cli("connection", "set", "soon", "--target", "https://h.example/soon", stdin=PAT).returncode == 0
+    for url, shown in [
+        (f"https://ci:{OTHER}@h.example/soon/simple/", "https://***@h.example/soon/simple/"),
+        (f"https://ci:{OTHER}@nowhere.example/x/?token={OTHER}", "https://***@nowhere.example/x/?***"),
+    ]:
+        res = cli("doctor", "--url", url)
+        assert shown in res.stdout, res.stdout
+        assert "ci:" not in res.stdout + res.stderr
+        assert_no_secret(res.stdout + res.stderr, OTHER)
