@@ -183,7 +183,8 @@ def test_timeout_is_a_total_deadline(cli: PrivpkgCLI, tricky_feed: Feed) -> None
 
 def test_timeout_and_url_checks(cli: PrivpkgCLI, tricky_feed: Feed) -> None:
     cli.ok("connection", "set", "feed", "--target", tricky_feed.base + "/feed/", stdin=PAT)
-    cli.fails(2, "connection", "test", "feed", "--timeout", "0", match="--timeout must be a positive number")
+    for bad in ("0", "-1", "inf", "nan"):
+        cli.fails(2, "connection", "test", "feed", "--timeout", bad, match="--timeout must be a positive number")
     cli.fails(2, "connection", "test", "feed", "--url", tricky_feed.base + "/other/", match="not under the connection's target")
     cli.fails(2, "connection", "test", "feed", "--url", f"http://u:{LOCATION_PW}@127.0.0.1:{tricky_feed.port}/other/",
               match="http://***@127.0.0.1")
@@ -222,6 +223,11 @@ def test_azure_blob_is_tested_with_the_blob_api(cli: PrivpkgCLI, azurite: Azurit
     res = _test(cli, "account")
     assert res.returncode == 0 and "list containers" in res.stdout, res.stdout
     cli.fails(2, "connection", "test", "blob", "--url", url, match="--url is for feed connections")
+
+
+def test_s3_target_without_bucket(cli: PrivpkgCLI) -> None:
+    cli.ok("connection", "set", "s3", "--category", "S3", "--target", f"http://127.0.0.1:{free_port()}/", "--username", "AKID", stdin=PAT)
+    cli.fails(2, "connection", "test", "s3", match="names no bucket")
 
 
 class AuthMoto:

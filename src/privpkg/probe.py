@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from typing import Any, NamedTuple
 
 from privpkg import urls
 from privpkg.connections import Connection
-from privpkg.errors import UsageError
+from privpkg.errors import PrivpkgError, UsageError
 
 #: The first word of every message, and what it means (shown in the README).
 VERDICTS = {
@@ -63,12 +64,14 @@ def probe(conn: Connection, url: str | None = None, timeout: float = 10.0) -> tu
 
     Returns (ok, a one-line message with no secret). Raises :class:`UsageError` for a URL the
     secret may not reach or a bad timeout."""
-    if not timeout > 0:
+    if not (timeout > 0 and math.isfinite(timeout)):
         raise UsageError(f"--timeout must be a positive number of seconds, not {timeout:g}")
     work: Callable[[float], Verdict]
     if conn.category in STORAGE_CATEGORIES:
         if url is not None:
             raise UsageError(f"--url is for feed connections; {conn.category} connections are tested on their target {conn.target}")
+        if conn.category == "S3":
+            s3_location(conn)  # a target that names no bucket is a usage error, before any request
         work = functools.partial(_probe_azure if conn.category == "AzureBlob" else _probe_s3, conn)
         shown = conn.target
     else:
@@ -89,7 +92,9 @@ def _within(timeout: float, work: Callable[[float], Verdict], shown: str) -> tup
     def run() -> None:
         try:
             box.append(work(deadline))
-        except BaseException as exc:  # noqa: BLE001 - reported as a verdict, never re-raised with its text
+        except PrivpkgError as exc:  # one line, never a secret (e.g. a missing cloud SDK)
+            box.append(Verdict(False, f"FAILED: {shown}: {exc}"))
+        except BaseException as exc:  # noqa: BLE001 - a verdict; its text could quote a request, so only the type
             box.append(Verdict(False, f"FAILED: {shown}: {type(exc).__name__}"))
 
     t = threading.Thread(target=run, name="privpkg-connection-test", daemon=True)
@@ -307,7 +312,12 @@ def _probe_s3(conn: Connection, deadline: float) -> Verdict:
     try:
         import boto3
         from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            ConnectTimeoutError,
+            ReadTimeoutError,
+        )
     except ImportError:
         return Verdict(False, "FAILED: testing an S3 connection needs boto3: pip install 'privpkg[s3]'")
     endpoint, bucket, prefix = s3_location(conn)
