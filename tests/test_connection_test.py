@@ -326,3 +326,11 @@ def test_old_moto_mode_would_not_notice(moto_server: object) -> None:
     client = boto3.client("s3", endpoint_url=moto_server.endpoint, region_name="us-east-1",
                           aws_access_key_id=moto_server.access_key, aws_secret_access_key="not-the-secret")
     assert client.list_objects_v2(Bucket=bucket, MaxKeys=1)["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_help_names_every_verdict(cli: PrivpkgCLI) -> None:
+    from privpkg.probe import VERDICTS
+
+    text = " ".join(cli.ok("connection", "test", "--help").split())
+    for word in VERDICTS:
+        assert word in text, word

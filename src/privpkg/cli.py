@@ -365,11 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_connection_delete)
 
     s = csub.add_parser("test", help="check a connection's credential against its target",
-                        description="Request the target (or --url) with the stored credential and report "
-                        "OK, rejected (401), forbidden (403) or unreachable. Exit 0 only for OK.")
+                        description="Read the target with the stored credential: feeds with an HTTP GET (HTTP Basic), "
+                        "AzureBlob connections with List Blobs, S3 connections with ListObjectsV2. Prints one line "
+                        "starting with a verdict: OK, REJECTED, FORBIDDEN, NOT FOUND, NOT AUTHORITATIVE (203), "
+                        "SIGN-IN REDIRECT, CREDENTIAL DROPPED, TOO MANY REDIRECTS, FAILED, UNREACHABLE or TIMED OUT. "
+                        "Exit 0 only for OK: the target itself answered 2xx to a request that carried the credential.")
     s.add_argument("name")
-    s.add_argument("--url", help="URL to request instead of the target (e.g. the feed's simple index)")
-    s.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    s.add_argument("--url", help="feed URL under the target to request instead (e.g. the feed's simple index)")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole exchange, redirects included (default 10)")
     s.set_defaults(func=cmd_connection_test)
 
     ws = sub.add_parser("workspace", help="define where private wheels are stored",
