@@ -313,6 +313,7 @@ def test_closed_pipe_exits_0(cli: CLI, many_connections: None, unbuffered: bool,
     assert err == ""
     assert head.returncode == 0 and head.stdout.startswith("NAME" if "--json" not in args else "[")
     assert len(head.stdout.splitlines()) == 1
+    assert_no_secret(head.stdout, PAT)
     # The pipe really closed early: the whole listing is much longer than what head consumed.
     full = cli(*args)
     assert full.returncode == 0 and len(full.stdout) > 128 * 1024
