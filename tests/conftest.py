@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -222,6 +222,25 @@ def _check(result: Result, what: str) -> Result:
     return result
 
 
+#: Set to 1 to skip (not fail) tests whose tool (uv, node, npm) is missing, on a machine without
+#: it. Ignored under CI: there a missing tool always fails the run.
+SKIP_MISSING_TOOLS_ENV = "PRIVPKG_TESTS_SKIP_MISSING_TOOLS"
+
+
+def in_ci() -> bool:
+    """CI=true (GitHub Actions, GitLab, .ci/run environments) or CI=1."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def missing_tool(message: str) -> NoReturn:
+    """A tool the tests need is missing: fail, so a run cannot go green by skipping what it did
+    not test. Outside CI, the developer may opt into skipping with SKIP_MISSING_TOOLS_ENV=1."""
+    if not in_ci() and os.environ.get(SKIP_MISSING_TOOLS_ENV) == "1":
+        pytest.skip(f"{message} ({SKIP_MISSING_TOOLS_ENV}=1)")
+    hint = "" if in_ci() else f" (to skip these tests on this machine instead, set {SKIP_MISSING_TOOLS_ENV}=1)"
+    pytest.fail(f"{message}{hint}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def uv_bin() -> Path:
     """The uv executable: the one shipped with the ``uv`` Python package, else uv on PATH."""
@@ -234,7 +253,7 @@ def uv_bin() -> Path:
     for c in candidates:
         if c and Path(c).exists():
             return Path(c)
-    pytest.skip("uv is not installed (pip install uv, or the project's [test] extra)")
+    missing_tool("uv is not installed: pip install uv (it is in the project's [test] extra)")
 
 
 @pytest.fixture(scope="session")
@@ -645,7 +664,7 @@ def azurite_bin() -> Path:
     installed once (under a lock, so xdist workers share it) and reused by later runs."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
-        pytest.skip(f"Azurite needs Node.js: {'node' if not node else 'npm'} is not on PATH")
+        missing_tool(f"Azurite needs Node.js: {'node' if not node else 'npm'} is not on PATH; install Node.js 18 or later with npm")
     root = AZURITE_NPM_DIR
     root.parent.mkdir(parents=True, exist_ok=True)
     done = root / f".installed-{AZURITE_VERSION}"

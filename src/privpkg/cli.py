@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from privpkg import __version__
 from privpkg.errors import PrivpkgError, UsageError
@@ -38,7 +38,10 @@ def _out(line: str = "") -> None:
 
 def read_secret(prompt: str) -> str:
     """Read a secret from a hidden prompt on a terminal, else from stdin (one trailing newline
-    stripped, as ``keyring set`` does)."""
+    stripped, as ``keyring set`` does).
+
+    Ctrl-D at the prompt is "no secret" (a usage error, nothing stored); Ctrl-C propagates as
+    KeyboardInterrupt, which :func:`main` turns into one line and exit 130."""
     from privpkg.connections import validate_secret
 
     if sys.stdin is None:
@@ -46,7 +49,15 @@ def read_secret(prompt: str) -> str:
     if sys.stdin.isatty():
         import getpass
 
-        value = getpass.getpass(prompt)
+        try:
+            value = getpass.getpass(prompt)
+        except (EOFError, KeyboardInterrupt) as exc:
+            # getpass leaves the cursor after the prompt; end that line before ours.
+            if sys.stderr.isatty():
+                sys.stderr.write("\n")
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise UsageError("no secret entered (end of input at the prompt); nothing was stored") from None
     else:
         value = sys.stdin.read()
         if value.endswith("\r\n"):
@@ -146,8 +157,7 @@ def cmd_connection_test(args: argparse.Namespace) -> int:
     from privpkg.probe import probe
 
     conn = get_connection(args.name)
-    url = args.url or conn.target
-    ok, message = probe(conn, url, timeout=args.timeout)
+    ok, message = probe(conn, args.url, timeout=args.timeout)
     _out(message)
     return 0 if ok else 1
 
@@ -355,11 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_connection_delete)
 
     s = csub.add_parser("test", help="check a connection's credential against its target",
-                        description="Request the target (or --url) with the stored credential and report "
-                        "OK, rejected (401), forbidden (403) or unreachable. Exit 0 only for OK.")
+                        description="Read the target with the stored credential: feeds with an HTTP GET (HTTP Basic), "
+                        "AzureBlob connections with List Blobs, S3 connections with ListObjectsV2. Prints one line "
+                        "starting with a verdict: OK, REJECTED, FORBIDDEN, NOT FOUND, NOT AUTHORITATIVE (203), "
+                        "SIGN-IN REDIRECT, CREDENTIAL DROPPED, TOO MANY REDIRECTS, FAILED, UNREACHABLE or TIMED OUT. "
+                        "Exit 0 only for OK: the target itself answered 2xx to a request that carried the credential.")
     s.add_argument("name")
-    s.add_argument("--url", help="URL to request instead of the target (e.g. the feed's simple index)")
-    s.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    s.add_argument("--url", help="feed URL under the target to request instead (e.g. the feed's simple index)")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole exchange, redirects included (default 10)")
     s.set_defaults(func=cmd_connection_test)
 
     ws = sub.add_parser("workspace", help="define where private wheels are stored",
@@ -457,23 +470,124 @@ def _need_sub(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+class _Stdout:
+    """Stands in for ``sys.stdout`` while a command runs and remembers a failed write or flush,
+    so :func:`main` can tell "the output cannot be written" (a closed pipe, /dev/full) from any
+    other OSError. Everything else is delegated to the real stream."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.failed: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _silence_stdout(stream: Any) -> None:
+    """Point fd 1 at /dev/null, so the interpreter's flush of what is left in ``sys.stdout`` at
+    exit cannot fail again and print "Exception ignored ... BrokenPipeError" (the fix the
+    Python docs give for SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (e.g. captured in a test): nothing will flush it at exit
+
+
+def _error(message: str, code: int) -> int:
+    try:
+        sys.stderr.write(f"privpkg: error: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr itself is gone: the exit code is all that is left
+    return code
+
+
+def _os_error(exc: OSError) -> str:
+    # strerror and the file name only: str(exc) of some OSErrors embeds a whole request or URL.
+    what = exc.strerror or type(exc).__name__
+    return f"{what}: {exc.filename}" if exc.filename else what
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Every failure is one ``privpkg: error:`` line and an exit code, never a
+    traceback: user mistakes (PrivpkgError's exit code), Ctrl-C (130), an OSError (1), a stdout
+    that cannot be written (1), and a reader that closed the pipe (0: it stopped reading on
+    purpose, as ``| head -1`` does; the command's work is done)."""
+    real = sys.stdout
+    out = _Stdout(real) if real is not None else None
+    if out is not None:
+        sys.stdout = out
+    try:
+        try:
+            code = _run(argv)
+        except SystemExit:
+            # argparse swallows a failed write of --help/--version text; report it like any other.
+            if out is None or out.failed is None:
+                raise
+            code = 0
+        if out is not None and out.failed is not None:  # a write failed and its error was swallowed
+            return _output_failed(out.failed, real)
+        return code
+    except PrivpkgError as exc:
+        return _error(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        try:
+            sys.stderr.write("privpkg: interrupted\n")
+        except (OSError, ValueError):
+            pass
+        return 130
+    except OSError as exc:
+        if out is not None and out.failed is not None:
+            return _output_failed(out.failed, real)
+        return _error(_os_error(exc), 1)
+    finally:
+        if out is not None and sys.stdout is out:
+            sys.stdout = real
+
+
+def _output_failed(exc: OSError, stream: Any) -> int:
+    _silence_stdout(stream)
+    if isinstance(exc, BrokenPipeError):
+        return 0  # the reader closed the pipe: it has read all it wanted
+    return _error(f"cannot write the output: {_os_error(exc)}", 1)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        # --help, --version: their text is still buffered; flush it here so a closed pipe is
+        # handled by main() and not by the interpreter's shutdown ("Exception ignored ...").
+        sys.stdout.flush()
+        raise
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
         return 2
-    try:
-        return func(args)
-    except PrivpkgError as exc:
-        sys.stderr.write(f"privpkg: error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("privpkg: interrupted\n")
-        return 130
-    except BrokenPipeError:
-        return 1
+    code = func(args)
+    sys.stdout.flush()  # same reason: a failed write is reported by main()
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

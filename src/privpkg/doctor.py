@@ -116,24 +116,27 @@ def run_doctor(url: str | None = None, days: int = 14) -> int:
         else:
             r.line("FAIL", f"keyring: privpkg's backend is not active (keyring uses {names}); check PYTHON_KEYRING_BACKEND and keyringrc.cfg")
         if url:
+            from privpkg.urls import redact
+
+            shown = redact(url)  # never echo user:password@ or a query (it may hold a signature)
             for b in chain:
                 try:
                     cred = b.get_credential(url, None)
                 except Exception as exc:  # noqa: BLE001 - a foreign backend's failure is a finding
-                    r.line("warn", f"  {type(b).__name__} raised {type(exc).__name__} for {url}")
+                    r.line("warn", f"  {type(b).__name__} raised {type(exc).__name__} for {shown}")
                     continue
                 if cred is None:
-                    r.line("ok", f"  {type(b).__name__}: nothing for {url}")
+                    r.line("ok", f"  {type(b).__name__}: nothing for {shown}")
                     continue
                 if isinstance(b, PrivpkgKeyring):
                     conn = CredentialLookup().find(url)
                     why = f"connection {conn.name!r} ({conn.source}), target {conn.target} is the longest prefix" if conn else "generic secret"
-                    r.line("ok", f"  {type(b).__name__} answers {url}: {why}, username {cred.username!r}")
+                    r.line("ok", f"  {type(b).__name__} answers {shown}: {why}, username {cred.username!r}")
                 else:
-                    r.line("ok", f"  {type(b).__name__} answers {url} (username {cred.username!r})")
+                    r.line("ok", f"  {type(b).__name__} answers {shown} (username {cred.username!r})")
                 break
             else:
-                r.line("FAIL", f"no keyring backend has a credential for {url}")
+                r.line("FAIL", f"no keyring backend has a credential for {shown}")
     except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
         r.line("FAIL", f"keyring could not be loaded: {type(exc).__name__}: {exc}")
 
