@@ -64,14 +64,18 @@ def _installed_body(venv: Venv, target: Path, env: dict[str, str]) -> str:
     return r.output.strip()
 
 
+@pytest.mark.parametrize("venv_name", ["venv_privpkg", "venv_pip231_shim"])
 def test_planted_file_in_shared_parent_does_not_change_what_pip_installs(
-    privpkg_cli: PrivpkgCLI, venv_privpkg: Venv, tmp_path: Path
+    request: pytest.FixtureRequest, privpkg_cli: PrivpkgCLI, tmp_path: Path, venv_name: str
 ) -> None:
     """Another user writes ``privpkg.toml`` into a sticky world-writable directory (like /tmp)
     that redefines ``default`` to a folder holding their wheel under the same file name. A user
     working in a scratch folder below it installs ``x @ privpkg://default/...``: pip must get the
-    user's own wheel, and one warning line names the file, the rule and the opt-in."""
+    user's own wheel, and one warning line names the file, the rule and the opt-in. Both with
+    privpkg in pip's environment (pip 26.3) and with the copied shim (pip 23.1), which signs
+    through ``privpkg resolve`` in a subprocess (that path shows pip no warning, only errors)."""
     cli = privpkg_cli
+    venv: Venv = request.getfixturevalue(venv_name)
     good = make_wheel(tmp_path / "dist-good", "sharedlib", "1.0", body='WHO = "the user"\n')
     url = cli.ok("wheel", "add", good, cwd=tmp_path).strip().splitlines()[-1]
     assert url == f"privpkg://default/wheels/{good.name}"
@@ -91,15 +95,21 @@ def test_planted_file_in_shared_parent_does_not_change_what_pip_installs(
     victim.mkdir()
 
     target = tmp_path / "target"
-    r = cli.tool([*venv_privpkg.pip, "install", "--no-cache-dir", "--no-index", "--target", target, f"sharedlib @ {url}"], cwd=victim)
+    r = cli.tool([*venv.pip, "install", "--no-cache-dir", "--no-index", "--target", target, f"sharedlib @ {url}"], cwd=victim)
     assert r.returncode == 0, r.describe()
-    assert _installed_body(venv_privpkg, target, cli.env) == "the user"
-    warn = [ln for ln in r.output.splitlines() if ln.startswith("privpkg: warning:")]
-    assert len(warn) == 1, r.output
-    assert str(planted) in warn[0] and f"owned by uid {OTHER}" in warn[0] and f"{TRUST_VAR}={shared}" in warn[0], warn
+    assert _installed_body(venv, target, cli.env) == "the user"
+    if venv_name == "venv_privpkg":
+        warn = [ln for ln in r.output.splitlines() if ln.startswith("privpkg: warning:")]
+        assert len(warn) == 1, r.output
+        assert str(planted) in warn[0] and f"owned by uid {OTHER}" in warn[0] and f"{TRUST_VAR}={shared}" in warn[0], warn
     # The planted file's extra workspace is not served either.
-    names, _ = listed(cli, victim)
+    names, warnings = listed(cli, victim)
     assert set(names) == {"default"} and names["default"]["source"] == "built-in"
+    assert len(warnings) == 1 and str(planted) in warnings[0]
+    r = cli.tool([*venv.pip, "install", "--no-cache-dir", "--no-index", "--target", tmp_path / "t2",
+                  f"sharedlib @ privpkg://extra/wheels/{good.name}"], cwd=victim)
+    assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
+    assert "no workspace named 'extra'" in r.output and f"{TRUST_VAR}={shared}" in r.output, r.output
 
 
 def test_project_cannot_redefine_default_or_a_user_workspace(
@@ -230,6 +240,16 @@ def test_untrusted_project_file_is_skipped_with_one_line(privpkg_cli: PrivpkgCLI
         names, warnings = listed(with_env(cli, **{TRUST_VAR: value}), proj)
         assert "proj_ws" in names and warnings == [], (value, warnings)
     names, warnings = listed(with_env(cli, **{TRUST_VAR: str(proj / "sub")}), proj)
+    assert "proj_ws" not in names and len(warnings) == 1
+
+
+def test_sudo_uid_owns_its_checkout(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """Root under sudo reads the invoking user's checkout, as git does; no other uid's."""
+    cli = privpkg_cli
+    proj, _, _ = _untrusted("file-owner", tmp_path)
+    names, warnings = listed(with_env(cli, SUDO_UID=str(OTHER)), proj)
+    assert "proj_ws" in names and warnings == []
+    names, warnings = listed(with_env(cli, SUDO_UID="1234"), proj)
     assert "proj_ws" not in names and len(warnings) == 1
 
 

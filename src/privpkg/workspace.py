@@ -34,6 +34,7 @@ layout; add and remove refuse to touch a file they could not parse.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -330,6 +331,7 @@ def find_project_file(start: Path | None = None) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def _private_group(gid: int, uid: int) -> bool:
     """True when the group's only member is ``uid`` (a user private group, as Debian's OpenSSH
     accepts for group-writable files): with umask 002 every file of such a user is group-writable
@@ -348,9 +350,24 @@ def _private_group(gid: int, uid: int) -> bool:
     return bool(primary or group.gr_mem)
 
 
-def _writable_by_others(st: os.stat_result, uid: int) -> bool:
+def _writable_by_others(st: os.stat_result) -> bool:
+    """World-writable, or group-writable by a group with a member other than the owner."""
     mode = st.st_mode
-    return bool(mode & stat.S_IWOTH) or bool(mode & stat.S_IWGRP and not _private_group(st.st_gid, uid))
+    return bool(mode & stat.S_IWOTH) or bool(mode & stat.S_IWGRP and not _private_group(st.st_gid, st.st_uid))
+
+
+def _you() -> tuple[int, set[int]] | None:
+    """(effective uid, the uids whose files count as yours), or None where there are no uids.
+    Root under sudo also owns what ``SUDO_UID`` owns, as git does for ``safe.directory``: only
+    root can set root's environment, so this trusts nobody new."""
+    geteuid: Callable[[], int] | None = getattr(os, "geteuid", None)
+    if geteuid is None:
+        return None
+    uid = geteuid()
+    yours = {uid}
+    if uid == 0 and os.environ.get("SUDO_UID", "").isdigit():
+        yours.add(int(os.environ["SUDO_UID"]))
+    return uid, yours
 
 
 def untrusted_reason(file: Path) -> str | None:
@@ -364,28 +381,28 @@ def untrusted_reason(file: Path) -> str | None:
       rename or delete the user's entries, and what they create is theirs, caught above).
 
     Platforms without ``os.geteuid`` (Windows) are not checked."""
-    geteuid: Callable[[], int] | None = getattr(os, "geteuid", None)
-    if geteuid is None:
+    you = _you()
+    if you is None:
         return None
-    uid = geteuid()
+    uid, yours = you
     try:
         st = os.lstat(file)
-        if st.st_uid != uid:
+        if st.st_uid not in yours:
             kind = "a symbolic link " if stat.S_ISLNK(st.st_mode) else ""
             return f"it is {kind}owned by uid {st.st_uid}, not by you (uid {uid})"
         real = file
         if stat.S_ISLNK(st.st_mode):
             real = file.resolve(strict=True)
             st = os.stat(real)
-            if st.st_uid != uid:
+            if st.st_uid not in yours:
                 return f"it links to {_show(real)}, owned by uid {st.st_uid}, not by you (uid {uid})"
-        if _writable_by_others(st, uid):
+        if _writable_by_others(st):
             return f"it is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
         for d in (real.parent, *real.parent.parents):
             dst = os.stat(d)
-            if dst.st_uid not in (uid, 0):
+            if dst.st_uid not in yours and dst.st_uid != 0:
                 return f"directory {_show(d)} is owned by uid {dst.st_uid}"
-            if _writable_by_others(dst, uid) and not dst.st_mode & stat.S_ISVTX:
+            if _writable_by_others(dst) and not dst.st_mode & stat.S_ISVTX:
                 return f"directory {_show(d)} is writable by others (mode {stat.S_IMODE(dst.st_mode):04o}, no sticky bit)"
     except (OSError, RuntimeError) as exc:
         return f"it cannot be checked ({_show(exc)})"
