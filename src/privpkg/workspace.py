@@ -585,6 +585,7 @@ def _edit(path: Path, change: Callable[[Any], None]) -> None:
     from privpkg.vault import _write_atomic, file_lock
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    paths.config_dir().mkdir(parents=True, exist_ok=True)  # the lock lives there, also for project files
     with file_lock(paths.config_dir() / "workspaces.lock"):
         try:
             data = path.read_bytes()
