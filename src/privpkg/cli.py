@@ -387,9 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--s3", metavar="S3_URL", help="s3://BUCKET[/PREFIX]")
     s.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, ...)")
     s.add_argument("--region", help="S3 region (default us-east-1)")
-    s.add_argument("--project", action="store_true", help="write to the nearest privpkg.toml (or ./privpkg.toml), for committing")
+    s.add_argument("--project", action="store_true", help="write to the nearest privpkg.toml (or ./privpkg.toml), for committing; "
+                   "a --local folder inside the project is written relative to that file")
     s.set_defaults(func=cmd_workspace_add)
-    s = wsub.add_parser("list", help="list workspaces", description="List workspaces from privpkg.toml, the user config and the built-in default.")
+    s = wsub.add_parser("list", help="list workspaces", description="List workspaces from the built-in default, the user config and the nearest trusted privpkg.toml "
+                         "(which may add workspaces but not redefine default or the user's). Problems in those files are "
+                         "warnings, one line each.")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_workspace_list)
     s = wsub.add_parser("show", help="show one workspace", description="Show one workspace.")

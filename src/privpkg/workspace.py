@@ -1,5 +1,6 @@
-"""Workspaces: a name and a storage location for wheels. A definition holds no secret, so a team
-can commit it in ``privpkg.toml``::
+"""Workspaces: a name and a storage location for wheels, and the files that define them.
+
+A definition holds no secret, so a team can commit it in ``privpkg.toml``::
 
     [workspaces.team]
     storage = "azure"
@@ -11,21 +12,37 @@ can commit it in ``privpkg.toml``::
     endpoint_url = "https://s3.eu-central-1.amazonaws.com"   # optional
     region = "eu-central-1"                                  # optional
 
-    [workspaces.scratch]
+    [workspaces.vendored]
     storage = "local"
-    path = "/srv/wheels"
+    path = "wheels"          # relative: against the directory of the file that says it
 
-Definitions come from, lowest to highest precedence: the built-in ``default`` (local, under the
-user data dir), the user's ``workspaces.toml`` in the privpkg config dir, and the nearest
-``privpkg.toml`` walking up from the current directory (the project wins).
+Definitions come from the built-in ``default`` (local, under the user data dir), the user's
+``workspaces.toml`` in the privpkg config dir, and the nearest ``privpkg.toml`` found walking up
+from the current directory. This module owns the rules that keep a project file untrusted input:
+
+- the walk stops at the first directory holding ``.git`` or ``.hg``, or at the home directory;
+- a project file is read only when the user could have written it and nobody else could have
+  (see :func:`untrusted_reason`), unless the user opted in for its directory
+  (``PRIVPKG_TRUSTED_PROJECTS`` or ``trusted_projects`` in the user's ``workspaces.toml``);
+- a project file adds workspaces; it never redefines ``default`` or one the user defined;
+- a broken file or entry never raises: it becomes one problem line naming the file and the key,
+  warned once, and the other workspaces keep working.
+
+TOML is read with ``tomllib`` and written with ``tomlkit``, which keeps the user's comments and
+layout; add and remove refuse to touch a file they could not parse.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
+import stat
 import sys
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +50,16 @@ from privpkg import paths, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 
 PROJECT_FILE = "privpkg.toml"
+TRUST_ENV = "PRIVPKG_TRUSTED_PROJECTS"
 STORAGES = ("local", "azure", "s3")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# Dots are allowed: the TOML writer quotes such keys ([workspaces."team.ml"]) so they round-trip.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: The public Azure Blob endpoints (global, China, US Government): https://ACCOUNT<suffix>/CONTAINER.
+AZURE_BLOB_SUFFIXES = (".blob.core.windows.net", ".blob.core.chinacloudapi.cn", ".blob.core.usgovcloudapi.net")
+_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
+_MAX_FILE = 1 << 20  # a definitions file is a few hundred bytes; refuse to parse a huge one
 
 
 @dataclass(frozen=True)
@@ -67,28 +92,68 @@ class Workspace:
         return d
 
 
+# --- validation ------------------------------------------------------------------------------
+
+
+def _show(text: object) -> str:
+    """``text`` for a one-line message: control characters escaped."""
+    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], str(text))
+
+
+def check_text(what: str, value: str) -> str:
+    if _CONTROL.search(value):
+        raise UsageError(f"{what} contains a control character (newline, tab, NUL, ...): {_show(value)!r}")
+    return value
+
+
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise UsageError(f"invalid workspace name {name!r}: use 1-63 letters, digits, '.', '_' or '-'")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise UsageError(f"invalid workspace name {_show(name)!r}: use 1-63 letters, digits, '.', '_' or '-'")
     return name
 
 
-def validate_location(storage: str, location: str, endpoint_url: str | None = None) -> str:
-    if storage == "local":
-        return str(Path(location).expanduser().resolve())
-    if storage == "azure":
-        norm = urls.normalize(location, for_target=True)
-        if norm.scheme != "https" and not (norm.scheme == "http" and urls.is_loopback(norm.host)):
-            raise UsageError("an Azure container URL must be https:// (http:// only on loopback, e.g. Azurite)")
-        segs = norm.segments
+def validate_region(region: str) -> str:
+    check_text("region", region)
+    if not _REGION.fullmatch(region):
+        raise UsageError(f"invalid region {region!r}: use letters, digits and '-' (e.g. eu-central-1)")
+    return region
+
+
+def _azure_container(location: str) -> str:
+    norm = urls.normalize(location, for_target=True)
+    loopback = urls.is_loopback(norm.host)
+    if norm.scheme != "https" and not (norm.scheme == "http" and loopback):
+        raise UsageError("an Azure container URL must be https:// (http:// only on loopback, e.g. Azurite)")
+    segs = norm.segments
+    if loopback:
         # Azurite and other emulators put the account in the path: http://127.0.0.1:10000/devstoreaccount1/c
-        want = 2 if urls.is_loopback(norm.host) else 1
-        if len(segs) != want or not segs[-1]:
-            raise UsageError(
-                f"{urls.redact(location)} is not a container URL: expected https://ACCOUNT.blob.core.windows.net/CONTAINER"
-                + (" (or http://127.0.0.1:PORT/ACCOUNT/CONTAINER)" if want == 2 else "")
-            )
+        if len(segs) != 2 or not all(segs):
+            raise UsageError(f"{urls.redact(location)} is not a container URL: expected http://127.0.0.1:PORT/ACCOUNT/CONTAINER")
         return norm.url.rstrip("/")
+    # Anything else must be an Azure Blob endpoint: the pip shim mounts itself on these URLs, so
+    # a definition must never name another host (e.g. https://pypi.org/simple).
+    account, _, rest = norm.host.partition(".")
+    if "." + rest not in AZURE_BLOB_SUFFIXES or not _ACCOUNT.fullmatch(account) or norm.port is not None:
+        raise UsageError(
+            f"{urls.redact(location)} is not an Azure Blob container URL: expected https://ACCOUNT.blob.core.windows.net/CONTAINER"
+            " (or .blob.core.chinacloudapi.cn, .blob.core.usgovcloudapi.net; Azurite: http://127.0.0.1:PORT/ACCOUNT/CONTAINER)"
+        )
+    if len(segs) != 1 or not segs[0]:
+        raise UsageError(f"{urls.redact(location)} is not a container URL: expected https://ACCOUNT.blob.core.windows.net/CONTAINER")
+    return norm.url.rstrip("/")
+
+
+def validate_location(storage: str, location: str, endpoint_url: str | None = None) -> str:
+    check_text("the location", location)
+    if endpoint_url is not None:
+        check_text("the endpoint URL", endpoint_url)
+    if storage == "local":
+        try:
+            return str(Path(location).expanduser().resolve())
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise UsageError(f"cannot use folder {_show(location)!r}: {exc}") from None
+    if storage == "azure":
+        return _azure_container(location)
     if storage == "s3":
         norm = urls.normalize(location, for_target=True)
         if norm.scheme != "s3" or not norm.host:
@@ -96,87 +161,310 @@ def validate_location(storage: str, location: str, endpoint_url: str | None = No
         if endpoint_url:
             urls.normalize(endpoint_url, for_target=True)
         return norm.url.rstrip("/")
-    raise UsageError(f"unknown storage {storage!r}; choose one of {', '.join(STORAGES)}")
+    raise UsageError(f"unknown storage {_show(storage)!r}; choose one of {', '.join(STORAGES)}")
 
 
-def _parse_toml(text: str, where: str) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise PrivpkgError(f"{where}: invalid TOML: {exc}") from None
-    return _mini_toml(text, where)
+# --- reading ---------------------------------------------------------------------------------
 
 
-def _mini_toml(text: str, where: str) -> dict[str, Any]:
-    """The subset of TOML privpkg writes ([a.b] tables, key = "string"), for Python 3.10."""
-    doc: dict[str, Any] = {}
-    table = doc
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip() if not raw.strip().startswith(("'", '"')) else raw.strip()
-        if not line:
-            continue
-        m = re.match(r"^\[([A-Za-z0-9_.\-]+)\]$", line)
-        if m:
-            table = doc
-            for part in m.group(1).split("."):
-                table = table.setdefault(part, {})
-            continue
-        m = re.match(r'^([A-Za-z0-9_\-]+)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(#.*)?$', raw.strip())
-        if not m:
-            raise PrivpkgError(f"{where}:{n}: unsupported TOML on Python 3.10 (use key = \"string\")")
-        table[m.group(1)] = m.group(2).replace('\\"', '"').replace("\\\\", "\\")
-    return doc
+def _key(*parts: str) -> str:
+    """A TOML dotted key for messages: bare parts as they are, others quoted and escaped."""
+    return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p) for p in parts)
 
 
-def _read_defs(path: Path, source: str) -> dict[str, Workspace]:
+def _parse(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """(document, None) or (None, why it cannot be parsed)."""
+    if len(data) > _MAX_FILE:
+        return None, f"larger than {_MAX_FILE} bytes"
     try:
-        text = path.read_text()
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 (byte {exc.start})"
+    try:
+        return tomllib.loads(text), None
+    except Exception as exc:  # noqa: BLE001 - TOMLDecodeError, or RecursionError on absurd nesting
+        return None, f"invalid TOML: {_show(exc)}"
+
+
+def _definition(name: Any, t: Any, path: Path, source: str) -> Workspace:
+    """One ``[workspaces.NAME]`` table as a Workspace; UsageError naming the key otherwise."""
+    key = _key("workspaces", str(name))
+    try:
+        validate_name(name)
+    except UsageError as exc:
+        raise UsageError(f"{key}: {exc}") from None
+    if not isinstance(t, dict):
+        raise UsageError(f"{key}: expected a table ([{key}] with storage = \"local\", \"azure\" or \"s3\")")
+    storage = t.get("storage")
+    if storage is None:
+        hint = ""
+        if t and all(isinstance(v, dict) for v in t.values()):
+            hint = f" (a workspace name with a dot must be quoted: [workspaces.\"{name}.{next(iter(t))}\"])"
+        raise UsageError(f"{key}.storage: missing{hint}")
+    if not isinstance(storage, str) or storage not in STORAGES:
+        raise UsageError(f"{key}.storage: unknown storage {_show(storage)!r}; choose one of {', '.join(STORAGES)}")
+    loc_key = "path" if storage == "local" else "url"
+    values: dict[str, str | None] = {}
+    for k in (loc_key, "endpoint_url", "region"):
+        v = t.get(k)
+        if v is not None and not isinstance(v, str):
+            raise UsageError(f"{key}.{k}: expected a string, got {type(v).__name__}")
+        if v is not None and _CONTROL.search(v):
+            raise UsageError(f"{key}.{k}: contains a control character")
+        values[k] = v
+    location = values[loc_key]
+    if location is None:
+        raise UsageError(f"{key}.{loc_key}: missing")
+    if storage == "local" and not location.startswith("~") and not Path(location).is_absolute():
+        location = str(path.parent / location)  # relative to the file, so a committed file works on every clone
+    try:
+        location = validate_location(storage, location)
+    except UsageError as exc:
+        raise UsageError(f"{key}.{loc_key}: {exc}") from None
+    endpoint, region = (values["endpoint_url"], values["region"]) if storage == "s3" else (None, None)
+    try:
+        if endpoint:
+            urls.normalize(endpoint, for_target=True)
+    except UsageError as exc:
+        raise UsageError(f"{key}.endpoint_url: {exc}") from None
+    try:
+        if region:
+            validate_region(region)
+    except UsageError as exc:
+        raise UsageError(f"{key}.region: {exc}") from None
+    return Workspace(name, storage, location, endpoint or None, region or None, source)
+
+
+@dataclass
+class _Loaded:
+    """What one definitions file gave: good workspaces, broken ones (name -> problem line),
+    every problem line, the trusted_projects list (user file only), and why the whole file
+    could not be parsed (``fatal``), if so."""
+
+    workspaces: dict[str, Workspace] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    trusted: list[str] = field(default_factory=list)
+    fatal: str | None = None
+
+
+def _load(path: Path, source: str, *, user: bool) -> _Loaded:
+    """Never raises: every problem becomes one line ``FILE: KEY: what is wrong``."""
+    out = _Loaded()
+    where = _show(path)
+    try:
+        data = path.read_bytes()
     except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PrivpkgError(f"cannot read {path}: {exc}") from None
-    doc = _parse_toml(text, str(path))
-    out: dict[str, Workspace] = {}
-    for name, t in (doc.get("workspaces") or {}).items():
-        where = f"{path}: workspace {name!r}"
-        if not isinstance(t, dict):
-            raise PrivpkgError(f"{where} is not a table")
+        return out
+    except OSError as exc:
+        out.fatal = f"{where}: cannot read it: {_show(exc.strerror or exc)}"
+        out.problems.append(out.fatal)
+        return out
+    doc, why = _parse(data)
+    if doc is None:
+        out.fatal = f"{where}: {why}"
+        out.problems.append(out.fatal)
+        return out
+    trusted = doc.get("trusted_projects")
+    if trusted is not None:
+        if not user:
+            out.problems.append(f"{where}: trusted_projects: only read from the user config ({_show(user_file())}); ignored here")
+        elif not isinstance(trusted, list) or not all(isinstance(d, str) and not _CONTROL.search(d) for d in trusted):
+            out.problems.append(f"{where}: trusted_projects: expected a list of directories, e.g. [\"/work/repo\"]")
+        else:
+            out.trusted = list(trusted)
+    spaces = doc.get("workspaces", {})
+    if not isinstance(spaces, dict):
+        out.problems.append(f"{where}: workspaces: expected a table of workspaces ([workspaces.NAME])")
+        return out
+    for name, t in spaces.items():
         try:
-            validate_name(name)
-            storage = t.get("storage", "")
-            location = t.get("path") if storage == "local" else t.get("url")
-            if not isinstance(location, str):
-                raise UsageError(f"needs {'path' if storage == 'local' else 'url'} = \"...\"")
-            if storage == "local" and not Path(location).expanduser().is_absolute():
-                location = str(path.parent / location)
-            location = validate_location(storage, location, t.get("endpoint_url"))
+            out.workspaces[name] = _definition(name, t, path, source)
         except UsageError as exc:
-            raise PrivpkgError(f"{where}: {exc}") from None
-        out[name] = Workspace(name, storage, location, t.get("endpoint_url"), t.get("region"), source)
+            out.broken[name] = f"{where}: {exc}"
+            out.problems.append(out.broken[name])
     return out
+
+
+_LOADED: dict[str, tuple[Any, _Loaded]] = {}
+
+
+def _load_cached(path: Path, source: str, *, user: bool) -> _Loaded:
+    stamp = _stamp(path)
+    hit = _LOADED.get(str(path))
+    if hit is None or hit[0] != stamp:
+        hit = (stamp, _load(path, source, user=user))
+        _LOADED[str(path)] = hit
+    return hit[1]
+
+
+# --- discovery and trust ---------------------------------------------------------------------
 
 
 def user_file() -> Path:
     return paths.config_dir() / "workspaces.toml"
 
 
-def project_file(start: Path | None = None) -> Path | None:
-    here = (start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        candidate = d / PROJECT_FILE
-        if candidate.is_file():
-            return candidate
+def _home() -> str | None:
+    home = os.path.expanduser("~")
+    return None if home == "~" else os.path.realpath(home)
+
+
+def find_project_file(start: Path | None = None) -> Path | None:
+    """The nearest ``privpkg.toml`` walking up from ``start`` (default: the working directory),
+    trusted or not. The walk reads the directory it starts in and its parents up to and
+    including the first one that holds ``.git`` or ``.hg`` (a directory, or a file as in a
+    worktree or submodule) or is the home directory; nothing above is read. (Plain os.path
+    strings: the pip shim walks once per wheel, and pathlib costs several times more.)"""
+    try:
+        d = os.path.realpath(start if start is not None else os.getcwd())
+    except (OSError, ValueError):
+        return None
+    home = _home()
+    lexists, join = os.path.lexists, os.path.join
+    while True:
+        candidate = join(d, PROJECT_FILE)
+        if lexists(candidate):
+            return Path(candidate)
+        if d == home or lexists(join(d, ".git")) or lexists(join(d, ".hg")):
+            return None
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+@functools.lru_cache(maxsize=64)
+def _private_group(gid: int, uid: int) -> bool:
+    """True when the group's only member is ``uid`` (a user private group, as Debian's OpenSSH
+    accepts for group-writable files): with umask 002 every file of such a user is group-writable
+    and no other account can use that."""
+    try:
+        import grp
+        import pwd
+
+        group = grp.getgrgid(gid)
+        me = pwd.getpwuid(uid).pw_name
+        primary = [p.pw_uid for p in pwd.getpwall() if p.pw_gid == gid]
+    except (ImportError, KeyError, OSError):
+        return False
+    if any(u != uid for u in primary) or any(m != me for m in group.gr_mem):
+        return False
+    return bool(primary or group.gr_mem)
+
+
+def _writable_by_others(st: os.stat_result) -> bool:
+    """World-writable, or group-writable by a group with a member other than the owner."""
+    mode = st.st_mode
+    return bool(mode & stat.S_IWOTH) or bool(mode & stat.S_IWGRP and not _private_group(st.st_gid, st.st_uid))
+
+
+def _you() -> tuple[int, set[int]] | None:
+    """(effective uid, the uids whose files count as yours), or None where there are no uids.
+    Root under sudo also owns what ``SUDO_UID`` owns, as git does for ``safe.directory``: only
+    root can set root's environment, so this trusts nobody new."""
+    geteuid: Callable[[], int] | None = getattr(os, "geteuid", None)
+    if geteuid is None:
+        return None
+    uid = geteuid()
+    yours = {uid}
+    if uid == 0 and os.environ.get("SUDO_UID", "").isdigit():
+        yours.add(int(os.environ["SUDO_UID"]))
+    return uid, yours
+
+
+def untrusted_reason(file: Path) -> str | None:
+    """Why a found project file must not be read, or None. It is read only when nobody but the
+    user (and root) could have written what the path names:
+
+    - the file is owned by the user (a symbolic link too, and then the file it points to);
+    - the file is not writable by others (group-writable is fine for a user private group);
+    - every directory from the file's directory up to ``/`` is owned by the user or root and is
+      not writable by others unless it has the sticky bit (as /tmp has: there others cannot
+      rename or delete the user's entries, and what they create is theirs, caught above).
+
+    Platforms without ``os.geteuid`` (Windows) are not checked."""
+    you = _you()
+    if you is None:
+        return None
+    uid, yours = you
+    try:
+        st = os.lstat(file)
+        if st.st_uid not in yours:
+            kind = "a symbolic link " if stat.S_ISLNK(st.st_mode) else ""
+            return f"it is {kind}owned by uid {st.st_uid}, not by you (uid {uid})"
+        real = str(file)
+        if stat.S_ISLNK(st.st_mode):
+            real = os.path.realpath(file, strict=True)
+            st = os.stat(real)
+            if st.st_uid not in yours:
+                return f"it links to {_show(real)}, owned by uid {st.st_uid}, not by you (uid {uid})"
+        if _writable_by_others(st):
+            return f"it is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+        d, parent = os.path.dirname(real), ""
+        while d != parent:
+            dst = os.stat(d)
+            if dst.st_uid not in yours and dst.st_uid != 0:
+                return f"directory {_show(d)} is owned by uid {dst.st_uid}"
+            if _writable_by_others(dst) and not dst.st_mode & stat.S_ISVTX:
+                return f"directory {_show(d)} is writable by others (mode {stat.S_IMODE(dst.st_mode):04o}, no sticky bit)"
+            d, parent = os.path.dirname(d), d
+    except (OSError, RuntimeError) as exc:
+        return f"it cannot be checked ({_show(exc)})"
     return None
+
+
+def _trusted_dirs(user: _Loaded) -> list[str]:
+    env = [d for d in os.environ.get(TRUST_ENV, "").split(os.pathsep) if d]
+    return env + user.trusted
+
+
+def _opted_in(directory: Path, trusted: list[str]) -> bool:
+    for entry in trusted:
+        if entry == "*":
+            return True
+        try:
+            if Path(entry).expanduser().resolve() == directory:
+                return True
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return False
+
+
+def _skip_line(file: Path, reason: str) -> str:
+    return (f"ignoring {_show(file)}: {reason}; if you trust it, set {TRUST_ENV}={_show(file.parent)} "
+            f"or add that directory to trusted_projects in {_show(user_file())}")
+
+
+def project_file(start: Path | None = None) -> Path | None:
+    """The nearest project file that may be read (see :func:`find_project_file` and
+    :func:`untrusted_reason`), or None."""
+    found = find_project_file(start)
+    if found is None:
+        return None
+    user = _load_cached(user_file(), "user", user=True)
+    if _opted_in(found.parent, _trusted_dirs(user)) or untrusted_reason(found) is None:
+        return found
+    return None
+
+
+# --- all definitions -------------------------------------------------------------------------
 
 
 def default_workspace() -> Workspace:
     return Workspace("default", "local", str(paths.data_dir() / "workspaces" / "default"))
 
 
-_CACHE: tuple[Any, dict[str, Workspace]] | None = None
+@dataclass
+class _State:
+    found: dict[str, Workspace]
+    broken: dict[str, str]  # name -> the one line that explains it
+    notes: list[str]  # file-level lines (skipped or unparsable files) for "no workspace named"
+    warnings: list[str]
+
+
+_CACHE: tuple[Any, _State] | None = None
+_WARNED: set[str] = set()
 
 
 def _stamp(path: Path | None) -> Any:
@@ -184,83 +472,196 @@ def _stamp(path: Path | None) -> Any:
         return None
     try:
         st = path.stat()
-    except OSError:
+    except (OSError, ValueError):
         return (str(path), None)
     return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def all_workspaces() -> dict[str, Workspace]:
-    """Every workspace by name. Memoized on the files' stat, since the pip shim asks once per
-    wheel it downloads."""
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        if line in _WARNED:
+            continue
+        _WARNED.add(line)
+        try:
+            sys.stderr.write(f"privpkg: warning: {line}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):  # no or closed stderr: the line is still in the error
+            pass
+
+
+def _state() -> _State:
+    """Every definition, merged; memoized on the files' stat, since the pip shim asks once per
+    wheel it downloads. Never raises."""
     global _CACHE
-    proj = project_file()
-    key = (os.environ.get("PRIVPKG_HOME"), _stamp(user_file()), _stamp(proj))
+    ufile = user_file()
+    user = _load_cached(ufile, "user", user=True)
+    cand = find_project_file()
+    trusted = _trusted_dirs(user)
+    reason = None
+    if cand is not None and not _opted_in(cand.parent, trusted):
+        reason = untrusted_reason(cand)
+    key = (os.environ.get("PRIVPKG_HOME"), str(ufile), _stamp(ufile), _stamp(cand), reason, tuple(trusted))
     if _CACHE is not None and _CACHE[0] == key:
-        return dict(_CACHE[1])
+        return _CACHE[1]
     found = {"default": default_workspace()}
-    found.update(_read_defs(user_file(), "user"))
-    if proj:
-        found.update(_read_defs(proj, f"project {proj}"))
-    _CACHE = (key, found)
-    return dict(found)
+    found.update(user.workspaces)  # the user's own config may redefine anything, default too
+    broken = dict(user.broken)
+    for name in user.broken:
+        found.pop(name, None)
+    warnings = list(user.problems)
+    notes = [user.fatal] if user.fatal else []
+    if cand is not None and reason is not None:
+        line = _skip_line(cand, reason)
+        warnings.append(line)
+        notes.append(line)
+    elif cand is not None:
+        proj = _load_cached(cand, f"project {cand}", user=False)
+        overridden = set()
+        for name in [*proj.workspaces, *proj.broken]:
+            if name == "default" or name in user.workspaces or name in user.broken:
+                # A project may add workspaces, never take over one the user relies on.
+                overridden.add(name)
+                where = _show(ufile) if name != "default" or "default" in user.workspaces else "privpkg (the built-in default)"
+                warnings.append(f"ignoring workspace {_show(name)!r} in {_show(cand)}: a project file cannot redefine a "
+                                f"workspace defined in {where}; that definition is used")
+            elif name in proj.workspaces:
+                found[name] = proj.workspaces[name]
+            else:
+                broken[name] = proj.broken[name]
+        hidden = {proj.broken[n] for n in overridden if n in proj.broken}
+        warnings += [p for p in proj.problems if p not in hidden]
+        notes += [proj.fatal] if proj.fatal else []
+    state = _State(found, broken, notes, warnings)
+    _CACHE = (key, state)
+    return state
+
+
+def all_workspaces() -> dict[str, Workspace]:
+    """Every usable workspace by name. Never raises: a broken file or entry is a warning (once
+    per process) and the others keep working."""
+    state = _state()
+    _warn(state.warnings)
+    return dict(state.found)
+
+
+def workspace_problems() -> list[str]:
+    """One line per problem in the definitions files (what all_workspaces warned about)."""
+    return list(_state().warnings)
 
 
 def get_workspace(name: str = "default") -> Workspace:
-    ws = all_workspaces().get(name)
-    if ws is None:
-        raise NotFoundError(f"no workspace named {name!r} (see: privpkg workspace list; add one with: privpkg workspace add {name} --local DIR)")
-    return ws
+    state = _state()
+    ws = state.found.get(name)
+    if ws is not None:
+        _warn(state.warnings)
+        return ws
+    # The error line carries the problem that explains it; warn only about the others.
+    if name in state.broken:
+        _warn([w for w in state.warnings if w != state.broken[name]])
+        raise PrivpkgError(state.broken[name])
+    _warn([w for w in state.warnings if w not in state.notes])
+    if state.notes:
+        raise NotFoundError(f"no workspace named {_show(name)!r}: {'; '.join(state.notes)}")
+    raise NotFoundError(f"no workspace named {_show(name)!r} (see: privpkg workspace list; add one with: privpkg workspace add {_show(name)} --local DIR)")
 
 
-def _render(name: str, table: dict[str, str]) -> str:
-    body = "".join(f'{k} = "{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"\n' for k, v in table.items())
-    return f"[workspaces.{name}]\n{body}"
+# --- writing ---------------------------------------------------------------------------------
 
 
-def _remove_table(text: str, name: str) -> tuple[str, bool]:
-    lines = text.splitlines(keepends=True)
-    out: list[str] = []
-    skipping = found = False
-    for line in lines:
-        m = re.match(r"^\s*\[([^\]]+)\]\s*$", line)
-        if m:
-            skipping = m.group(1).strip() in (f"workspaces.{name}", f'workspaces."{name}"')
-            found = found or skipping
-        if not skipping:
-            out.append(line)
-    return "".join(out).rstrip("\n") + ("\n" if out else ""), found
+def _project_target(existing_only: bool) -> Path | None:
+    """The project file ``--project`` edits: the nearest one (it must be trusted), else
+    ./privpkg.toml when adding."""
+    found = find_project_file()
+    if found is None:
+        return None if existing_only else Path.cwd().resolve() / PROJECT_FILE
+    user = _load_cached(user_file(), "user", user=True)
+    if not _opted_in(found.parent, _trusted_dirs(user)):
+        reason = untrusted_reason(found)
+        if reason is not None:
+            raise PrivpkgError(f"not editing {_skip_line(found, reason).removeprefix('ignoring ')}")
+    return found
+
+
+def _edit(path: Path, change: Callable[[Any], None]) -> None:
+    """Apply ``change`` to the parsed tomlkit document of ``path`` and write it back atomically,
+    under the workspaces lock. A file that cannot be read or parsed is never written."""
+    import tomlkit
+
+    from privpkg.vault import _write_atomic, file_lock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.config_dir().mkdir(parents=True, exist_ok=True)  # the lock lives there, also for project files
+    with file_lock(paths.config_dir() / "workspaces.lock"):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        except OSError as exc:
+            raise PrivpkgError(f"{_show(path)}: cannot read it ({_show(exc.strerror or exc)}); it was not changed") from None
+        doc, why = _parse(data)
+        if doc is None:
+            raise PrivpkgError(f"{_show(path)}: {why}; it was not changed (fix or move it first)")
+        try:
+            tdoc = tomlkit.parse(data.decode("utf-8"))
+        except Exception as exc:  # noqa: BLE001 - tomlkit stricter than tomllib somewhere
+            raise PrivpkgError(f"{_show(path)}: cannot be edited ({_show(exc)}); it was not changed") from None
+        if not isinstance(tdoc.get("workspaces", {}), dict):
+            raise PrivpkgError(f"{_show(path)}: workspaces: expected a table of workspaces; it was not changed")
+        change(tdoc)
+        text = tomlkit.dumps(tdoc)
+        tomllib.loads(text)  # what we write must read back; tomlkit escapes every value
+        _write_atomic(path, text.encode(), 0o644)
+        os.chmod(path, 0o644)
 
 
 def add_workspace(ws: Workspace, project: bool = False, replace: bool = False) -> Path:
-    from privpkg.vault import _write_atomic, file_lock
+    import tomlkit
 
     validate_name(ws.name)
     if ws.name == "default":
         raise UsageError("'default' is built in; pick another name")
-    path = (project_file() or Path.cwd() / PROJECT_FILE) if project else user_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(paths.config_dir() / "workspaces.lock"):
-        text = path.read_text() if path.exists() else ""
-        existing = _read_defs(path, "check") if text else {}
-        if ws.name in existing and not replace:
-            raise UsageError(f"workspace {ws.name!r} already exists in {path}; remove it first")
-        text, _ = _remove_table(text, ws.name)
-        text = (text + "\n" if text else "") + _render(ws.name, ws.table())
-        _write_atomic(path, text.encode(), 0o644)
-        os.chmod(path, 0o644)
+    if ws.storage not in STORAGES:
+        raise UsageError(f"unknown storage {_show(ws.storage)!r}; choose one of {', '.join(STORAGES)}")
+    for what, value in (("the location", ws.location), ("the endpoint URL", ws.endpoint_url)):
+        if value is not None:
+            check_text(what, value)
+    if ws.region is not None:
+        validate_region(ws.region)
+    path = _project_target(existing_only=False) if project else user_file()
+    assert path is not None
+    table = ws.table()
+    if project and ws.storage == "local":
+        # Inside the project: relative to the file, so the committed file works on every clone.
+        folder, base = Path(ws.location), path.parent.resolve()
+        if folder.is_absolute() and folder.is_relative_to(base):
+            table["path"] = folder.relative_to(base).as_posix() or "."
+
+    def change(doc: Any) -> None:
+        spaces = doc.get("workspaces")
+        if spaces is None:
+            spaces = tomlkit.table(is_super_table=True)
+            doc["workspaces"] = spaces
+        if ws.name in spaces and not replace:
+            raise UsageError(f"workspace {ws.name!r} already exists in {_show(path)}; remove it first")
+        t = tomlkit.table()
+        for k, v in table.items():
+            t[k] = v
+        spaces[ws.name] = t
+
+    _edit(path, change)
     return path
 
 
 def remove_workspace(name: str, project: bool = False) -> Path:
-    from privpkg.vault import _write_atomic, file_lock
+    path = _project_target(existing_only=True) if project else user_file()
+    if path is None or not os.path.lexists(path):
+        raise NotFoundError(f"no workspace named {_show(name)!r} in {'a project privpkg.toml' if project else _show(user_file())}")
 
-    path = project_file() if project else user_file()
-    if path is None or not path.exists():
-        raise NotFoundError(f"no workspace named {name!r} in {'a project privpkg.toml' if project else user_file()}")
-    with file_lock(paths.config_dir() / "workspaces.lock"):
-        text, found = _remove_table(path.read_text(), name)
-        if not found:
-            raise NotFoundError(f"no workspace named {name!r} in {path}")
-        _write_atomic(path, text.encode(), 0o644)
-        os.chmod(path, 0o644)
+    def change(doc: Any) -> None:
+        spaces = doc.get("workspaces")
+        if spaces is None or name not in spaces:
+            raise NotFoundError(f"no workspace named {_show(name)!r} in {_show(path)}")
+        del spaces[name]
+
+    _edit(path, change)
     return path
