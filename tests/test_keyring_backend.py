@@ -55,12 +55,13 @@ def test_non_url_services_fall_through(home: Path) -> None:
 
 
 def test_set_get_delete_url_service(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    kr = PrivpkgKeyring()
+    """In store-everything mode a library call stores a URL service as a connection."""
+    kr = PrivpkgKeyring().with_properties(store_all="1")
     kr.set_password("https://pkgs.example.com/org/", "me", PAT)
     assert "stored connection 'pkgs.example.com/org'" in capsys.readouterr().err
     cred = kr.get_credential("https://pkgs.example.com/org/_packaging/f/pypi/simple/", None)
     assert (cred.username, cred.password) == ("me", PAT)
-    assert kr.get_password("pkgs.example.com", "me") == PAT
+    assert kr.get_password("pkgs.example.com", "me") is None, "no bare-host answer without --host-wide"
     assert kr.get_credential("https://pkgs.example.com/org-evil/", None) is None
     kr.set_password("https://pkgs.example.com/org/", "me", PAT + "-rotated")
     assert [c.secret for c in connections.list_connections()] == [PAT + "-rotated"]
@@ -71,7 +72,7 @@ def test_set_get_delete_url_service(home: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_set_refuses_plain_http_and_bad_secrets(home: Path) -> None:
-    kr = PrivpkgKeyring()
+    kr = PrivpkgKeyring().with_properties(store_all="1")
     with pytest.raises(PasswordSetError, match="plain-http"):
         kr.set_password("http://pkgs.example.com/org/", "me", PAT)
     with pytest.raises(PasswordSetError, match="control character"):
@@ -91,19 +92,35 @@ def test_longest_prefix_and_username_preference(home: Path) -> None:
     assert kr.get_password("https://h.example/org/feed/simple/", "nobody") == "pat-feed"
 
 
-def test_bare_host_answers_only_when_unambiguous(home: Path) -> None:
+def test_bare_host_is_answered_only_by_host_wide_connections(home: Path) -> None:
+    """Issue 6 B6: a bare host:port carries no scheme and no path, so by default nothing answers
+    it; a connection answers only after opting in, and only when that is unambiguous."""
     connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value="pat-a", username="ua")
     kr = PrivpkgKeyring()
+    assert kr.get_credential("h.example", None) is None, "no opt-in: the bare host is refused"
+    assert kr.get_password("h.example", "ua") is None, "not even with the matching username"
+    assert kr.get_credential("https://h.example/a/simple/", None).password == "pat-a", "index URLs need no opt-in"
+    connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value="pat-a", username="ua", host_wide=True)
     assert kr.get_credential("h.example", None).password == "pat-a"
     assert kr.get_credential("h.example:8443", None) is None
-    connections.set_connection("b", "PythonFeed", "https://h.example/b", "PAT", value="pat-a", username="ub")
-    assert kr.get_credential("h.example", None).password == "pat-a", "same secret: still unambiguous"
-    connections.set_connection("c", "PythonFeed", "https://h.example/c", "PAT", value="pat-c", username="uc")
+    connections.set_connection("b", "PythonFeed", "https://h.example/b", "PAT", value="pat-b", username="ub")
+    assert kr.get_credential("h.example", None).password == "pat-a", "b did not opt in, so a is still the only answer"
+    connections.set_connection("c", "PythonFeed", "https://h.example/c", "PAT", value="pat-c", username="uc", host_wide=True)
     assert kr.get_credential("h.example", None) is None, "different secrets on one host: ambiguous"
     assert kr.get_password("h.example", "uc") == "pat-c", "a username picks one"
-    connections.set_connection("p", "PythonFeed", "http://127.0.0.1:8080/x", "PAT", value="pat-p")
+    assert kr.get_password("h.example", "ub") is None, "the username of a connection that did not opt in picks nothing"
+    connections.set_connection("p", "PythonFeed", "http://127.0.0.1:8080/x", "PAT", value="pat-p", host_wide=True)
     assert kr.get_credential("127.0.0.1:8080", None).password == "pat-p"
     assert kr.get_credential("127.0.0.1", None) is None
+
+
+def test_host_wide_from_environment_and_bad_flag(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PRIVPKG_CONNECTIONS", json.dumps([{"name": "e", "target": "https://env.example/o", "secret": "pat-env", "host_wide": True}]))
+    assert PrivpkgKeyring().get_password("env.example", "x") == "pat-env"
+    monkeypatch.setenv("PRIVPKG_CONNECTIONS", json.dumps([{"name": "e", "target": "https://env.example/o", "secret": "pat-env", "host_wide": "yes"}]))
+    assert PrivpkgKeyring().get_password("env.example", "x") is None
+    err = capsys.readouterr().err
+    assert "host_wide must be true or false" in err and "pat-env" not in err
 
 
 def test_storage_categories_are_never_served_as_basic_auth(home: Path) -> None:
@@ -180,7 +197,7 @@ def test_keyring_cli_set_get_del(home: Path) -> None:
     res = _cli(home, "--mode=creds", "--output=json", "get", url + "_packaging/feed/pypi/simple/")
     assert res.returncode == 0 and json.loads(res.stdout) == {"username": "me", "password": PAT}
     res_host = _cli(home, "get", "pkgs.dev.azure.com", "me")
-    assert res_host.stdout.strip() == PAT
+    assert res_host.returncode == 1 and PAT not in res_host.stdout + res_host.stderr, "bare host without --host-wide"
     miss = _cli(home, "--mode=creds", "--output=json", "get", "https://pkgs.dev.azure.com/org-evil/")
     assert miss.returncode == 1 and PAT not in miss.stdout + miss.stderr
     assert "privpkg.keyring_backend.PrivpkgKeyring (priority: 9.95)" in _cli(home, "--list-backends").stdout.splitlines()
@@ -246,7 +263,7 @@ def test_snapshot_cache_follows_store_changes(home: Path) -> None:
 
 
 def test_bare_host_with_explicit_default_port(home: Path) -> None:
-    connections.set_connection("s", "PythonFeed", "https://h.example/a", "PAT", value="tls")
+    connections.set_connection("s", "PythonFeed", "https://h.example/a", "PAT", value="tls", host_wide=True)
     kr = PrivpkgKeyring()
     assert kr.get_password("h.example:443", "u") == "tls"
     assert kr.get_password("h.example:80", "u") is None, "port 80 means http: an https secret never goes there"
