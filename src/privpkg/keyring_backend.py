@@ -59,6 +59,10 @@ def _log(msg: str) -> None:
     sys.stderr.write(f"privpkg: {msg}\n")
 
 
+def _warn(msg: str) -> None:
+    sys.stderr.write(f"privpkg: warning: {msg}\n")
+
+
 def _from_keyring_cli() -> bool:
     """True when keyring's command line (``CommandLineTool.do_set``/``do_del``) is on the call
     stack: the ``keyring`` script and ``python -m keyring`` both run it; a library call does
@@ -136,19 +140,19 @@ class PrivpkgKeyring(KeyringBackend):
                 else:
                     lookup = CredentialLookup()
                     for err in lookup.errors:
-                        _log(err)
+                        _warn(err)
                     _CACHE = ((stamp, env, store), lookup)
                 conn = lookup.find(service, username)
             except UsageError:
                 return None  # not a URL or host we could ever serve
             except PrivpkgError as exc:
-                _log(f"lookup skipped: {exc}")
+                _warn(f"lookup skipped: {exc}")
                 return None
             if conn is not None and conn.expired:
-                _log(f"connection {conn.name!r} expired on {conn.expires}; renew it with: privpkg connection set {conn.name} --update")
+                _warn(f"connection {conn.name!r} expired on {conn.expires}; renew it with: privpkg connection set {conn.name} --update")
             return conn
         except Exception as exc:  # noqa: BLE001 - pip disables keyring after one exception
-            _log(f"lookup failed: {type(exc).__name__}")
+            _warn(f"lookup failed: {type(exc).__name__}")
             return None
 
     def _generic(self) -> Any:
@@ -162,7 +166,7 @@ class PrivpkgKeyring(KeyringBackend):
         try:
             users = (self._generic().load().get("secrets") or {}).get(service) or {}
         except Exception as exc:  # noqa: BLE001
-            _log(f"lookup skipped: {exc}")
+            _warn(f"lookup skipped: {exc}")
             return None
         if username is None:
             return next(iter(users.items()), None)
