@@ -121,9 +121,11 @@ class Connection:
         return left is not None and left < 0
 
     def public(self) -> dict[str, Any]:
-        """Everything but the secret, for listings and JSON output."""
+        """Everything but the secret, for listings and JSON output (``endpoint`` only for S3)."""
         d = self.as_dict()
         del d["secret"]
+        if self.category != "S3":
+            del d["endpoint"]
         return d
 
 
