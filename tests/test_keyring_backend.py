@@ -435,3 +435,25 @@ def test_environment_of_the_wrong_shape_is_one_line_and_the_store_still_serves(
         if argv[0] == "connection":
             assert res.returncode == 0 and "h.example/a" in res.stdout, (argv, both[:500])
             assert res.stderr.startswith("privpkg: warning: ignoring $PRIVPKG_CONNECTIONS") and res.stderr.count("\n") == 1
+
+
+def test_privpkg_cli_limits_are_one_line(home: Path) -> None:
+    """`privpkg connection set`: a secret over 64 KiB, an over-long name or URL, each one line."""
+
+    def privpkg(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "privpkg", *args], input=stdin, capture_output=True, text=True, env=_env(home), timeout=60)
+
+    cases = [
+        (["c", "--target", "https://h.example/a"], "s" * (1 << 20), "the secret is larger than 64 KiB"),
+        (["n" * 5000, "--target", "https://h.example/a"], PAT, "the connection name is too long (5000 characters; at most 200)"),
+        (["c", "--target", "https://h.example/" + "a" * 5000], PAT, "the URL is longer than 2048 characters (5018)"),
+        (["c", "--target", "https://h.example/a", "--username", "u" * 1000], PAT, "the username is too long"),
+        (["c", "--target", "https://h.example/a", "--keep-secret"], PAT, "--keep-secret goes with --update"),
+    ]
+    for args, stdin, message in cases:
+        res = privpkg("connection", "set", *args, stdin=stdin)
+        assert res.returncode == 2, res.stderr[:300]
+        assert res.stderr == f"privpkg: error: {message}\n" or (res.stderr.startswith("privpkg: error: ") and message in res.stderr
+                                                                and res.stderr.count("\n") == 1 and len(res.stderr) < 300), res.stderr[:300]
+        assert PAT not in res.stdout + res.stderr
+    assert not (home / "connections.store").exists()
