@@ -46,7 +46,7 @@ def store(privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
 
 def sh(cmd: list[Any], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run with stdout and stderr apart (``conftest.run`` merges them and closes stdin)."""
-    return subprocess.run([str(c) for c in cmd], input=stdin or "", capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([str(c) for c in cmd], input=stdin or "", capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 def pip_install(venv: Venv, env: dict[str, str], target: Path, *args: str) -> Result:

@@ -299,7 +299,7 @@ def test_library_set_password_for_a_url_falls_through(home: Path) -> None:
     """A program that calls ``keyring.set_password(URL, ...)`` as a library (here with a second
     backend in the chain, as on a desktop) keeps its entry in its own backend: privpkg raises
     NotImplementedError, keyring's chainer moves on, and privpkg's store is never written."""
-    res = subprocess.run([sys.executable, "-c", _LIBRARY_CALLER], capture_output=True, text=True, env=_env(home), timeout=60)
+    res = subprocess.run([sys.executable, "-c", _LIBRARY_CALLER], capture_output=True, text=True, env=_env(home), timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["chain"][:2] == ["PrivpkgKeyring", "Memory"], out["chain"]
@@ -322,7 +322,7 @@ def test_library_set_password_with_store_all_property(home: Path) -> None:
     """The store-everything property (set the way keyring documents it) is the user's consent."""
     env = {**_env(home), "KEYRING_PROPERTY_STORE_ALL": "1"}
     script = "import keyring; keyring.set_password('https://pkgs.example.com/org/', 'me', 'lib-secret-123')"
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     got = _cli(home, "get", "https://pkgs.example.com/org/simple/", "me")
     assert got.stdout.strip() == "lib-secret-123"
@@ -335,7 +335,7 @@ def test_keyring_command_line_stores_and_deletes_url_services(home: Path, via: s
     argv0 = [KEYRING_CLI] if via == "script" else [sys.executable, "-m", "keyring"]
 
     def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*argv0, *args], input=stdin, capture_output=True, text=True, env=_env(home), timeout=60)
+        return subprocess.run([*argv0, *args], input=stdin, capture_output=True, text=True, env=_env(home), timeout=60, check=False)
 
     url = "https://pkgs.example.com/org/"
     res = cli("set", url, "me", stdin=PAT + "\n")
@@ -428,7 +428,7 @@ def test_environment_of_the_wrong_shape_is_one_line_and_the_store_still_serves(
     # doctor and `connection list` keep working too, with the same one line.
     env = {**_env(home), "PRIVPKG_CONNECTIONS": raw}
     for argv in (["connection", "list"], ["connection", "list", "--json"], ["connection", "show", "a"], ["doctor"]):
-        res = subprocess.run([sys.executable, "-m", "privpkg", *argv], capture_output=True, text=True, env=env, timeout=60)
+        res = subprocess.run([sys.executable, "-m", "privpkg", *argv], capture_output=True, text=True, env=env, timeout=60, check=False)
         both = res.stdout + res.stderr
         assert "Traceback" not in both and "pat-env-shape" not in both and PAT not in both, argv
         assert message in both, (argv, both[:500])
@@ -441,7 +441,7 @@ def test_privpkg_cli_limits_are_one_line(home: Path) -> None:
     """`privpkg connection set`: a secret over 64 KiB, an over-long name or URL, each one line."""
 
     def privpkg(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "privpkg", *args], input=stdin, capture_output=True, text=True, env=_env(home), timeout=60)
+        return subprocess.run([sys.executable, "-m", "privpkg", *args], input=stdin, capture_output=True, text=True, env=_env(home), timeout=60, check=False)
 
     cases = [
         (["c", "--target", "https://h.example/a"], "s" * (1 << 20), "the secret is larger than 64 KiB"),
