@@ -164,6 +164,8 @@ def cmd_connection_show(args: argparse.Namespace) -> int:
         _out(json.dumps(info, indent=2))
         return 0
     for key, value in info.items():
+        if key == "endpoint" and value is None:
+            value = "AWS (none stored)"
         _out(f"{key + ':':<10} {value if value is not None else '-'}")
     _out(f"{'secret:':<10} ******** (stored, {len(conn.secret)} characters)")
     left = conn.days_left()
