@@ -66,7 +66,7 @@ def test_connection_lifecycle(cli: CLI, privpkg_home: Path) -> None:
     assert res.returncode == 0 and "myfeed" in res.stdout and "https://pkgs.example.com/org/" in res.stdout and "2099-01-31" in res.stdout
     listed = json.loads(cli("connection", "list", "--json").stdout)
     assert listed == [{"name": "myfeed", "category": "PythonFeed", "target": "https://pkgs.example.com/org/", "auth_type": "PAT",
-                       "username": "__token__", "expires": "2099-01-31", "source": "store"}]
+                       "username": "__token__", "expires": "2099-01-31", "source": "store", "host_wide": False}]
     assert json.loads(cli("connection", "list", "--json", "--target", "https://pkgs.example.com/org/x/simple/").stdout)[0]["name"] == "myfeed"
     assert json.loads(cli("connection", "list", "--json", "--category", "CondaChannel").stdout) == []
 

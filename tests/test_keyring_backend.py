@@ -55,12 +55,13 @@ def test_non_url_services_fall_through(home: Path) -> None:
 
 
 def test_set_get_delete_url_service(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    kr = PrivpkgKeyring()
+    """In store-everything mode a library call stores a URL service as a connection."""
+    kr = PrivpkgKeyring().with_properties(store_all="1")
     kr.set_password("https://pkgs.example.com/org/", "me", PAT)
     assert "stored connection 'pkgs.example.com/org'" in capsys.readouterr().err
     cred = kr.get_credential("https://pkgs.example.com/org/_packaging/f/pypi/simple/", None)
     assert (cred.username, cred.password) == ("me", PAT)
-    assert kr.get_password("pkgs.example.com", "me") == PAT
+    assert kr.get_password("pkgs.example.com", "me") is None, "no bare-host answer without --host-wide"
     assert kr.get_credential("https://pkgs.example.com/org-evil/", None) is None
     kr.set_password("https://pkgs.example.com/org/", "me", PAT + "-rotated")
     assert [c.secret for c in connections.list_connections()] == [PAT + "-rotated"]
@@ -71,7 +72,7 @@ def test_set_get_delete_url_service(home: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_set_refuses_plain_http_and_bad_secrets(home: Path) -> None:
-    kr = PrivpkgKeyring()
+    kr = PrivpkgKeyring().with_properties(store_all="1")
     with pytest.raises(PasswordSetError, match="plain-http"):
         kr.set_password("http://pkgs.example.com/org/", "me", PAT)
     with pytest.raises(PasswordSetError, match="control character"):
@@ -91,19 +92,35 @@ def test_longest_prefix_and_username_preference(home: Path) -> None:
     assert kr.get_password("https://h.example/org/feed/simple/", "nobody") == "pat-feed"
 
 
-def test_bare_host_answers_only_when_unambiguous(home: Path) -> None:
+def test_bare_host_is_answered_only_by_host_wide_connections(home: Path) -> None:
+    """Issue 6 B6: a bare host:port carries no scheme and no path, so by default nothing answers
+    it; a connection answers only after opting in, and only when that is unambiguous."""
     connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value="pat-a", username="ua")
     kr = PrivpkgKeyring()
+    assert kr.get_credential("h.example", None) is None, "no opt-in: the bare host is refused"
+    assert kr.get_password("h.example", "ua") is None, "not even with the matching username"
+    assert kr.get_credential("https://h.example/a/simple/", None).password == "pat-a", "index URLs need no opt-in"
+    connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value="pat-a", username="ua", host_wide=True)
     assert kr.get_credential("h.example", None).password == "pat-a"
     assert kr.get_credential("h.example:8443", None) is None
-    connections.set_connection("b", "PythonFeed", "https://h.example/b", "PAT", value="pat-a", username="ub")
-    assert kr.get_credential("h.example", None).password == "pat-a", "same secret: still unambiguous"
-    connections.set_connection("c", "PythonFeed", "https://h.example/c", "PAT", value="pat-c", username="uc")
+    connections.set_connection("b", "PythonFeed", "https://h.example/b", "PAT", value="pat-b", username="ub")
+    assert kr.get_credential("h.example", None).password == "pat-a", "b did not opt in, so a is still the only answer"
+    connections.set_connection("c", "PythonFeed", "https://h.example/c", "PAT", value="pat-c", username="uc", host_wide=True)
     assert kr.get_credential("h.example", None) is None, "different secrets on one host: ambiguous"
     assert kr.get_password("h.example", "uc") == "pat-c", "a username picks one"
-    connections.set_connection("p", "PythonFeed", "http://127.0.0.1:8080/x", "PAT", value="pat-p")
+    assert kr.get_password("h.example", "ub") is None, "the username of a connection that did not opt in picks nothing"
+    connections.set_connection("p", "PythonFeed", "http://127.0.0.1:8080/x", "PAT", value="pat-p", host_wide=True)
     assert kr.get_credential("127.0.0.1:8080", None).password == "pat-p"
     assert kr.get_credential("127.0.0.1", None) is None
+
+
+def test_host_wide_from_environment_and_bad_flag(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PRIVPKG_CONNECTIONS", json.dumps([{"name": "e", "target": "https://env.example/o", "secret": "pat-env", "host_wide": True}]))
+    assert PrivpkgKeyring().get_password("env.example", "x") == "pat-env"
+    monkeypatch.setenv("PRIVPKG_CONNECTIONS", json.dumps([{"name": "e", "target": "https://env.example/o", "secret": "pat-env", "host_wide": "yes"}]))
+    assert PrivpkgKeyring().get_password("env.example", "x") is None
+    err = capsys.readouterr().err
+    assert "host_wide must be true or false" in err and "pat-env" not in err
 
 
 def test_storage_categories_are_never_served_as_basic_auth(home: Path) -> None:
@@ -180,7 +197,7 @@ def test_keyring_cli_set_get_del(home: Path) -> None:
     res = _cli(home, "--mode=creds", "--output=json", "get", url + "_packaging/feed/pypi/simple/")
     assert res.returncode == 0 and json.loads(res.stdout) == {"username": "me", "password": PAT}
     res_host = _cli(home, "get", "pkgs.dev.azure.com", "me")
-    assert res_host.stdout.strip() == PAT
+    assert res_host.returncode == 1 and PAT not in res_host.stdout + res_host.stderr, "bare host without --host-wide"
     miss = _cli(home, "--mode=creds", "--output=json", "get", "https://pkgs.dev.azure.com/org-evil/")
     assert miss.returncode == 1 and PAT not in miss.stdout + miss.stderr
     assert "privpkg.keyring_backend.PrivpkgKeyring (priority: 9.95)" in _cli(home, "--list-backends").stdout.splitlines()
@@ -246,7 +263,197 @@ def test_snapshot_cache_follows_store_changes(home: Path) -> None:
 
 
 def test_bare_host_with_explicit_default_port(home: Path) -> None:
-    connections.set_connection("s", "PythonFeed", "https://h.example/a", "PAT", value="tls")
+    connections.set_connection("s", "PythonFeed", "https://h.example/a", "PAT", value="tls", host_wide=True)
     kr = PrivpkgKeyring()
     assert kr.get_password("h.example:443", "u") == "tls"
     assert kr.get_password("h.example:80", "u") is None, "port 80 means http: an https secret never goes there"
+
+
+# --- issue 6 B7: other programs' keyring entries stay theirs ----------------------------------
+
+_LIBRARY_CALLER = """
+import json, keyring
+from keyring.backend import KeyringBackend
+
+class Memory(KeyringBackend):
+    '''Another program's backend, below privpkg in the chain.'''
+    priority = 1
+    data = {}
+    def get_password(self, service, username):
+        return self.data.get(service + " " + username)
+    def set_password(self, service, username, password):
+        self.data[service + " " + username] = password
+    def delete_password(self, service, username):
+        del self.data[service + " " + username]
+
+chain = [type(b).__name__ for b in keyring.get_keyring().backends]
+keyring.set_password("https://pkgs.example.com/org/", "me", "lib-secret-123")
+after_set = dict(Memory.data)
+got = keyring.get_password("https://pkgs.example.com/org/", "me")
+keyring.delete_password("https://pkgs.example.com/org/", "me")
+print(json.dumps({"chain": chain, "after_set": after_set, "got": got, "after_del": Memory.data}))
+"""
+
+
+def test_library_set_password_for_a_url_falls_through(home: Path) -> None:
+    """A program that calls ``keyring.set_password(URL, ...)`` as a library (here with a second
+    backend in the chain, as on a desktop) keeps its entry in its own backend: privpkg raises
+    NotImplementedError, keyring's chainer moves on, and privpkg's store is never written."""
+    res = subprocess.run([sys.executable, "-c", _LIBRARY_CALLER], capture_output=True, text=True, env=_env(home), timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["chain"][:2] == ["PrivpkgKeyring", "Memory"], out["chain"]
+    assert out["after_set"] == {"https://pkgs.example.com/org/ me": "lib-secret-123"}
+    assert out["got"] == "lib-secret-123", "the other backend answers its own entry"
+    assert out["after_del"] == {}
+    assert not (home / "connections.store").exists(), "privpkg captured another program's entry"
+
+
+def test_library_set_password_in_process_raises_not_implemented(home: Path) -> None:
+    kr = PrivpkgKeyring()
+    with pytest.raises(NotImplementedError, match="keyring set"):
+        kr.set_password("https://pkgs.example.com/org/", "me", PAT)
+    with pytest.raises(NotImplementedError):
+        kr.delete_password("https://pkgs.example.com/org/", "me")
+    assert not (home / "connections.store").exists()
+
+
+def test_library_set_password_with_store_all_property(home: Path) -> None:
+    """The store-everything property (set the way keyring documents it) is the user's consent."""
+    env = {**_env(home), "KEYRING_PROPERTY_STORE_ALL": "1"}
+    script = "import keyring; keyring.set_password('https://pkgs.example.com/org/', 'me', 'lib-secret-123')"
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    got = _cli(home, "get", "https://pkgs.example.com/org/simple/", "me")
+    assert got.stdout.strip() == "lib-secret-123"
+
+
+@pytest.mark.parametrize("via", ["script", "python -m keyring"])
+def test_keyring_command_line_stores_and_deletes_url_services(home: Path, via: str) -> None:
+    """`keyring set URL USER` on the command line is the user asking: both entry points of
+    keyring's CLI (the `keyring` script and `python -m keyring`) store and delete."""
+    argv0 = [KEYRING_CLI] if via == "script" else [sys.executable, "-m", "keyring"]
+
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*argv0, *args], input=stdin, capture_output=True, text=True, env=_env(home), timeout=60, check=False)
+
+    url = "https://pkgs.example.com/org/"
+    res = cli("set", url, "me", stdin=PAT + "\n")
+    assert res.returncode == 0 and "stored connection 'pkgs.example.com/org'" in res.stderr, res.stderr
+    assert cli("get", url + "simple/", "me").stdout.strip() == PAT
+    bad = cli("set", "http://pkgs.example.com/org/", "me", stdin=PAT + "\n")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "refusing plain-http" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr and PAT not in bad.stderr
+    res = cli("del", url, "me")
+    assert res.returncode == 0, res.stderr
+    assert cli("get", url, "me").returncode == 1
+
+
+# --- issue 6 D13 / E14: limits, odd URLs and broken environment sources ----------------------
+
+
+def test_keyring_set_odd_urls_no_traceback(home: Path) -> None:
+    """IPv6, percent-escaped and long URLs: stored under a valid name, or one clear line."""
+    ok = {
+        "https://[::1]:8443/feed/": "https://[::1]:8443/feed/",
+        "https://pkgs.example.com/%7Eteam/a%20b/%2F/": "https://pkgs.example.com/~team/a%20b/%2F/",
+        "https://%70kgs.example.com/x/": "https://pkgs.example.com/x/",
+        "https://pkgs.example.com/" + "seg/" * 400: "https://pkgs.example.com/" + "seg/" * 400,
+    }
+    for url, target in ok.items():
+        res = _cli(home, "set", url, "me", stdin=PAT + "\n")
+        assert res.returncode == 0, f"{url[:60]}: {res.stderr}"
+        assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1
+        got = _cli(home, "--mode=creds", "--output=json", "get", target + "simple/")
+        assert json.loads(got.stdout)["password"] == PAT, url[:60]
+    names = [c.name for c in connections.list_connections()]
+    assert all(len(n) <= connections.MAX_NAME and connections.validate_name(n) for n in names), names
+    assert "ipv6-::1:8443/feed" in names
+    bad = {
+        "https://pkgs.example.com/" + "x" * 3000: "longer than 2048 characters",
+        "https://%FF.example/x/": "not UTF-8",
+        "https://[::1/feed/": "malformed URL",
+        "https://" + "a" * 300 + ".example/": "longer than 253",
+    }
+    for url, message in bad.items():
+        res = _cli(home, "set", url, "me", stdin=PAT + "\n")
+        assert res.returncode == 2, f"{url[:60]}: {res.stderr}"
+        assert res.stderr.startswith("privpkg: error: ") and res.stderr.count("\n") == 1, res.stderr
+        assert message in res.stderr and "Traceback" not in res.stderr and PAT not in res.stderr
+        assert len(res.stderr) < 300, "the message must not echo a long URL"
+
+
+def test_limits_on_secret_name_and_username(home: Path) -> None:
+    big = "x" * (64 * 1024 + 1)
+    res = _cli(home, "set", "https://pkgs.example.com/org/", "me", stdin=big + "\n")
+    assert res.returncode == 2 and res.stderr.strip() == (
+        "privpkg: error: the secret is larger than 64 KiB; a PAT or key is much shorter (was a file piped in by mistake?)"
+    ), res.stderr[:300]
+    assert _cli(home, "set", "https://pkgs.example.com/org/", "me", stdin="y" * (64 * 1024) + "\n").returncode == 0, "64 KiB itself is fine"
+    with pytest.raises(connections.UsageError, match=r"connection name is too long \(5000 characters; at most 200\)"):
+        connections.set_connection("n" * 5000, "PythonFeed", "https://h.example/a", "PAT", value=PAT)
+    with pytest.raises(connections.UsageError, match="username is too long"):
+        connections.set_connection("n", "PythonFeed", "https://h.example/a", "PAT", value=PAT, username="u" * 300)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ('{"a": "x"}', "entry 'a' is not an object"),
+        ("[1]", "entry 0 is not an object"),
+        ('{"a": {"target": 5, "secret": "pat-env-shape"}}', "has no target URL"),
+        ('{"a": {"target": "https://e.example/", "secret": 5}}', "has no secret"),
+        ('[{"name": 5, "target": "https://e.example/", "secret": "pat-env-shape"}]', "name that is not a string"),
+        ('[{"target": "https://e.example/", "secret": "pat-env-shape", "username": 7}]', "username"),
+        ('[{"target": "https://e.example/", "secret": "pat-env-shape", "allow_http": "no"}]', "allow_http must be true or false"),
+        ('[{"target": "https://e.example/", "secret": "pat-env-shape", "category": ["S3"]}]', "unknown category"),
+        ('[{"target": "https://e.example/", "secret": "pat-env-shape", "expires": {}}]', "invalid expiry date"),
+        ('"just a string"', "expected a JSON list"),
+        ("[" * 20000 + "]" * 20000, "unexpected JSON shape (RecursionError)"),  # deeply nested
+    ],
+)
+def test_environment_of_the_wrong_shape_is_one_line_and_the_store_still_serves(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], raw: str, message: str
+) -> None:
+    connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value=PAT)
+    monkeypatch.setenv("PRIVPKG_CONNECTIONS", raw)
+    kr = PrivpkgKeyring()
+    assert kr.get_credential("https://h.example/a/simple/", None).password == PAT
+    assert kr.get_password("https://h.example/a/simple/", "u") == PAT
+    err = capsys.readouterr().err
+    # One line per process: the second lookup reuses the snapshot (and its verdict).
+    assert err.count("\n") == 1 and message in err, err[:500]
+    assert err.startswith("privpkg: warning: ignoring $PRIVPKG_CONNECTIONS: ")
+    assert "pat-env-shape" not in err
+    # doctor and `connection list` keep working too, with the same one line.
+    env = {**_env(home), "PRIVPKG_CONNECTIONS": raw}
+    for argv in (["connection", "list"], ["connection", "list", "--json"], ["connection", "show", "a"], ["doctor"]):
+        res = subprocess.run([sys.executable, "-m", "privpkg", *argv], capture_output=True, text=True, env=env, timeout=60, check=False)
+        both = res.stdout + res.stderr
+        assert "Traceback" not in both and "pat-env-shape" not in both and PAT not in both, argv
+        assert message in both, (argv, both[:500])
+        if argv[0] == "connection":
+            assert res.returncode == 0 and "h.example/a" in res.stdout, (argv, both[:500])
+            assert res.stderr.startswith("privpkg: warning: ignoring $PRIVPKG_CONNECTIONS") and res.stderr.count("\n") == 1
+
+
+def test_privpkg_cli_limits_are_one_line(home: Path) -> None:
+    """`privpkg connection set`: a secret over 64 KiB, an over-long name or URL, each one line."""
+
+    def privpkg(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "privpkg", *args], input=stdin, capture_output=True, text=True, env=_env(home), timeout=60, check=False)
+
+    cases = [
+        (["c", "--target", "https://h.example/a"], "s" * (1 << 20), "the secret is larger than 64 KiB"),
+        (["n" * 5000, "--target", "https://h.example/a"], PAT, "the connection name is too long (5000 characters; at most 200)"),
+        (["c", "--target", "https://h.example/" + "a" * 5000], PAT, "the URL is longer than 2048 characters (5018)"),
+        (["c", "--target", "https://h.example/a", "--username", "u" * 1000], PAT, "the username is too long"),
+        (["c", "--target", "https://h.example/a", "--keep-secret"], PAT, "--keep-secret goes with --update"),
+    ]
+    for args, stdin, message in cases:
+        res = privpkg("connection", "set", *args, stdin=stdin)
+        assert res.returncode == 2, res.stderr[:300]
+        assert res.stderr == f"privpkg: error: {message}\n" or (res.stderr.startswith("privpkg: error: ") and message in res.stderr
+                                                                and res.stderr.count("\n") == 1 and len(res.stderr) < 300), res.stderr[:300]
+        assert PAT not in res.stdout + res.stderr
+    assert not (home / "connections.store").exists()

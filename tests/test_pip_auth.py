@@ -210,8 +210,8 @@ def test_connection_for_other_host_is_not_served(feed, venv_privpkg, make_env, s
 def test_lookalike_paths_on_same_host_are_not_served(feed, venv_privpkg, make_env, store_connection, tmp_path):
     """Two connections on the feed's host whose targets do not cover the index (a look-alike
     prefix and a sibling org), with different PATs: the index-URL lookup matches neither, and the
-    bare host:port lookup is ambiguous, so pip gets nothing. (With a single connection on the
-    host, the bare host:port lookup answers by design, see the README's matching rules.)"""
+    bare host:port lookup is answered by no connection that did not opt in with --host-wide (see
+    test_bare_host.py), so pip gets nothing."""
     store_connection("evil", f"{feed.base}/orgA-evil/", feed.secret_a)
     store_connection("sibling", f"{feed.base}/orgC/", feed.secret_b)
     env = make_env()

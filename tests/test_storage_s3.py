@@ -226,8 +226,9 @@ def setup_workspace(cli: PrivpkgCLI, moto: MotoServer, *, connection: bool = Tru
     out = cli.ok("workspace", "add", WS, "--s3", f"s3://{bucket}/{PREFIX}", "--endpoint-url", moto.endpoint)
     assert f"added workspace {WS!r}: s3 s3://{bucket}/{PREFIX}" in out
     if connection:
+        # Bound to moto's endpoint: S3 credentials serve only the endpoint they were stored for.
         cli.ok("connection", "set", "s3conn", "--category", "S3", "--target", f"s3://{bucket}",
-               "--username", moto.access_key, stdin=moto.secret_key + "\n")
+               "--username", moto.access_key, "--endpoint", moto.endpoint, stdin=moto.secret_key + "\n")
     return bucket
 
 

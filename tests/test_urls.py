@@ -3,8 +3,11 @@ generated look-alike URLs at the matcher."""
 
 from __future__ import annotations
 
+import json
 import re
 import string
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -93,6 +96,93 @@ def test_validate_target_allows_loopback_http_and_opt_in() -> None:
     assert validate_target("http://localhost/org") == "http://localhost/org/"
     assert validate_target("http://[::1]:81/org") == "http://[::1]:81/org/"
     assert validate_target("http://intranet/org", allow_http=True) == "http://intranet/org/"
+
+
+# --- issue 6 B8: IDNA 2008 / UTS 46 non-transitional hosts -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://straße.example/", "https://xn--strae-oqa.example/"),
+        ("https://STRASSE.example/", "https://strasse.example/"),
+        ("https://Bücher.example/a", "https://xn--bcher-kva.example/a/"),
+        ("https://faß.de/", "https://xn--fa-hia.de/"),
+        ("https://ｅｘａｍｐｌｅ．com/x", "https://example.com/x/"),  # full-width letters and dot (UTS 46 mapping)
+        ("https://%C3%9F.example/", "https://xn--zca.example/"),  # percent-escaped UTF-8 "ß"
+    ],
+)
+def test_idna2008_uts46_nontransitional(raw: str, expected: str) -> None:
+    assert urls.normalize(raw).url == expected
+
+
+@pytest.mark.parametrize("bad", ["https://a\u200db.example/", "https://\U0001f4a9.example/", "https://xn--a.example\u00df\u0301x/"])
+def test_invalid_idna_is_one_clear_error(bad: str) -> None:
+    bad = bad.encode().decode("unicode_escape")
+    with pytest.raises(UsageError, match="not a valid internationalized domain name"):
+        urls.normalize(bad)
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [("https://straße.example/feed", "https://strasse.example/feed/simple/"), ("https://strasse.example/feed", "https://straße.example/feed/simple/")],
+)
+def test_sharp_s_never_serves_ss(stored: str, asked: str) -> None:
+    """IDNA 2003 (Python's ``idna`` codec, and privpkg before this fix) maps ß to ss, so a PAT for
+    straße.example went to strasse.example, a different registrable domain. Both directions."""
+    env = {"PRIVPKG_CONNECTIONS": json.dumps([{"name": "s", "target": stored, "secret": "idna-secret", "host_wide": True}])}
+    lookup = CredentialLookup(store={}, environ=env)
+    assert lookup.errors == []
+    assert lookup.find(asked) is None
+    assert lookup.find(urls.normalize(asked).netloc) is None, "nor through the bare-host lookup"
+    assert lookup.find(stored + "/simple/").name == "s", "control: the stored spelling is served"
+
+
+def test_idna_is_imported_only_for_non_ascii_hosts() -> None:
+    probe = (
+        "import sys\n"
+        "from privpkg import urls\n"
+        "urls.normalize('https://pkgs.example.com/org/'); urls.normalize_netloc('pkgs.example.com:443')\n"
+        "print('idna' in sys.modules)\n"
+        "urls.normalize('https://straße.example/')\n"
+        "print('idna' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "True"]
+
+
+# --- issue 6 A3 / D13: S3 endpoints and URL length ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "key"),
+    [
+        (None, "aws"),
+        ("https://s3.amazonaws.com", "aws"),
+        ("https://S3.eu-central-1.amazonaws.com/", "aws"),
+        ("https://s3-us-west-2.amazonaws.com", "aws"),
+        ("https://s3.amazonaws.com:443", "aws"),
+        ("http://s3.amazonaws.com", "http://s3.amazonaws.com"),
+        ("https://s3.amazonaws.com:8443", "https://s3.amazonaws.com:8443"),
+        ("https://s3.amazonaws.com.evil.io", "https://s3.amazonaws.com.evil.io"),
+        ("https://evil-s3.amazonaws.com", "https://evil-s3.amazonaws.com"),
+        ("https://s3.amazonaws.com/evil", "https://s3.amazonaws.com/evil"),
+        ("HTTP://127.0.0.1:9000/", "http://127.0.0.1:9000"),
+        ("https://minio.example.com", "https://minio.example.com"),
+    ],
+)
+def test_s3_endpoint_key(endpoint: str | None, key: str) -> None:
+    assert urls.s3_endpoint_key(endpoint) == key
+
+
+def test_url_length_limit() -> None:
+    ok = "https://h.example/" + "a" * (urls.MAX_URL - len("https://h.example/"))
+    assert urls.normalize(ok).host == "h.example"
+    with pytest.raises(UsageError, match=r"^the URL is longer than 2048 characters \(2049\)$"):
+        urls.normalize(ok + "b")
+    with pytest.raises(UsageError, match="longer than 2048"):
+        urls.normalize_netloc("h" * 3000)
 
 
 def test_redact_masks_userinfo_and_query() -> None:
@@ -185,5 +275,4 @@ def test_arbitrary_text_never_crashes_or_leaks(text: str) -> None:
         norm = urls.normalize(text)
         assert norm.scheme == "https" and norm.host == TARGET_HOST and norm.path.startswith("/org/team/")
     else:
-        host, port = urls.normalize_netloc(text)
-        assert host == TARGET_HOST and port in (None,)
+        raise AssertionError(f"a bare host {text!r} was answered by a connection that did not opt in (--host-wide)")

@@ -24,6 +24,14 @@ examples:
   privpkg connection set myfeed --target https://pkgs.dev.azure.com/org/
   echo "$PAT" | privpkg connection set myfeed --target https://gitlab.example.com/api/v4/ --username ci
   privpkg connection set myfeed --update --expires 2027-01-31     # rotate the PAT
+  privpkg connection set myfeed --update --keep-secret --host-wide  # answer pip's bare-host lookup
+  echo "$AWS_SECRET_ACCESS_KEY" | privpkg connection set minio --category S3 --target s3://bucket \
+      --username "$AWS_ACCESS_KEY_ID" --endpoint https://minio.example.com:9000
+
+--host-wide: pip's second keyring lookup (the bare host:port) and uv's host lookup carry no
+scheme and no path, so by default no connection answers them; index URLs work without it. With
+--host-wide this connection answers them, which makes an https connection reachable from
+http:// URLs on the same host.
 """
 
 
@@ -42,7 +50,7 @@ def read_secret(prompt: str) -> str:
 
     Ctrl-D at the prompt is "no secret" (a usage error, nothing stored); Ctrl-C propagates as
     KeyboardInterrupt, which :func:`main` turns into one line and exit 130."""
-    from privpkg.connections import validate_secret
+    from privpkg.connections import MAX_SECRET, validate_secret
 
     if sys.stdin is None:
         raise UsageError("no secret given: pipe it on stdin")
@@ -59,7 +67,8 @@ def read_secret(prompt: str) -> str:
                 raise
             raise UsageError("no secret entered (end of input at the prompt); nothing was stored") from None
     else:
-        value = sys.stdin.read()
+        # Read no more than a too-large secret needs to be recognized as one.
+        value = sys.stdin.read(MAX_SECRET + 3)
         if value.endswith("\r\n"):
             value = value[:-2]
         elif value.endswith("\n"):
@@ -80,15 +89,27 @@ def cmd_connection_set(args: argparse.Namespace) -> int:
         raise UsageError(f"connection {args.name!r} already exists; pass --update to replace its secret or settings")
     if not existing and not args.target:
         raise UsageError("--target URL is required for a new connection")
+    if args.keep_secret and not existing:
+        raise UsageError("--keep-secret goes with --update of an existing connection")
     base = existing or {}
     target = args.target or base["target"]
-    category = args.category or base.get("category", "PythonFeed")
+    category = connections.validate_category(args.category or base.get("category", "PythonFeed"))
     # A target stored earlier with --allow-http keeps that consent when only the secret changes.
     allow_http = args.allow_http or bool(existing and target == base.get("target"))
     # Validate everything before asking for the secret, so a typo costs no paste.
-    connections.validate_target(target, connections.validate_category(category), allow_http=allow_http)
+    connections.validate_target(target, category, allow_http=allow_http)
     expires = connections.validate_expires(args.expires) if args.expires else base.get("expires")
-    secret = read_secret(f"PAT for {args.name}: ")
+    host_wide = args.host_wide if args.host_wide is not None else base.get("host_wide") is True
+    if args.endpoint is not None and category != "S3":
+        raise UsageError("--endpoint is for S3 connections (--category S3)")
+    endpoint = args.endpoint if args.endpoint is not None else base.get("endpoint")
+    if endpoint:
+        # A stored http endpoint keeps its consent, as a stored http target does.
+        endpoint = connections.validate_endpoint(endpoint, allow_http=args.allow_http or endpoint == base.get("endpoint"))
+    if args.keep_secret:
+        secret = base["secret"]
+    else:
+        secret = read_secret(f"PAT for {args.name}: ")
     conn = connections.set_connection(
         args.name,
         category,
@@ -99,10 +120,24 @@ def cmd_connection_set(args: argparse.Namespace) -> int:
         expires=expires,
         allow_http=allow_http,
         replace=True,
+        host_wide=host_wide,
+        endpoint=endpoint,
     )
     verb = "updated" if existing else "stored"
-    _out(f"{verb} connection {conn.name!r}: {conn.category} {conn.target} (username {conn.username})")
+    extra = ""
+    if conn.host_wide:
+        extra = "; answers bare-host lookups (--host-wide)"
+    if conn.category == "S3":
+        from privpkg import urls
+
+        extra = f"; endpoint {urls.s3_endpoint_label(conn.endpoint)}"
+    _out(f"{verb} connection {conn.name!r}: {conn.category} {conn.target} (username {conn.username}){extra}")
     return 0
+
+
+def _warn_sources(errors: list[str]) -> None:
+    for err in errors:
+        sys.stderr.write(f"privpkg: warning: {err}\n")
 
 
 def _table(rows: list[list[str]]) -> None:
@@ -114,7 +149,9 @@ def _table(rows: list[list[str]]) -> None:
 def cmd_connection_list(args: argparse.Namespace) -> int:
     from privpkg.connections import list_connections
 
-    conns = list_connections(category=args.category, target=args.target)
+    errors: list[str] = []
+    conns = list_connections(category=args.category, target=args.target, errors=errors)
+    _warn_sources(errors)
     if args.json:
         _out(json.dumps([c.public() for c in conns], indent=2))
         return 0
@@ -130,12 +167,16 @@ def cmd_connection_list(args: argparse.Namespace) -> int:
 def cmd_connection_show(args: argparse.Namespace) -> int:
     from privpkg.connections import get_connection
 
-    conn = get_connection(args.name)
+    errors: list[str] = []
+    conn = get_connection(args.name, errors=errors)
+    _warn_sources(errors)
     info = conn.public()
     if args.json:
         _out(json.dumps(info, indent=2))
         return 0
     for key, value in info.items():
+        if key == "endpoint" and value is None:
+            value = "AWS (none stored)"
         _out(f"{key + ':':<10} {value if value is not None else '-'}")
     _out(f"{'secret:':<10} ******** (stored, {len(conn.secret)} characters)")
     left = conn.days_left()
@@ -347,6 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--auth-type", help="how the secret is sent: PAT (HTTP Basic password, the default)")
     s.add_argument("--allow-http", action="store_true", help="allow a plain-http target that is not loopback")
     s.add_argument("--update", action="store_true", help="replace an existing connection's secret and given settings")
+    s.add_argument("--keep-secret", action="store_true", help="with --update: change only the given settings, keep the stored secret")
+    s.add_argument("--host-wide", dest="host_wide", action="store_true", default=None,
+                   help="also answer pip's/uv's bare host[:port] lookup (no scheme, no path): the secret can then go to "
+                        "any URL on this host, http:// included")
+    s.add_argument("--no-host-wide", dest="host_wide", action="store_false", help="answer only URLs under the target (the default)")
+    s.add_argument("--endpoint", metavar="URL",
+                   help="S3: the endpoint these credentials belong to (MinIO, R2, ...; default AWS). "
+                        "A workspace at another endpoint never gets them")
     s.set_defaults(func=cmd_connection_set)
 
     s = csub.add_parser("list", help="list connections (store and environment)", description="List connections; secrets are never shown.")

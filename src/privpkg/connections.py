@@ -17,6 +17,15 @@ define the same target (the longest matching target always wins first):
 2. ``$ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS`` and
    ``$VSS_NUGET_EXTERNAL_FEED_ENDPOINTS``: Azure Artifacts' credential-provider format, read-only;
 3. the encrypted store (:mod:`privpkg.vault`), written by ``set_connection`` and ``keyring set``.
+
+Matching rules (see :meth:`CredentialLookup.find`): a URL lookup is answered by the longest target
+that is a path-segment prefix of it, on the same scheme, host and port. A bare ``host[:port]``
+lookup (pip's second lookup, uv's ``host`` lookup) carries neither scheme nor path, so it is
+answered only by connections that opted in with ``host_wide`` (``connection set --host-wide``);
+such an https connection is then also reachable from ``http://`` URLs on that host.
+
+An S3 connection is bound to an endpoint (``endpoint``; None means AWS): it serves a workspace only
+when both the bucket and the endpoint match (:func:`find_s3`).
 """
 
 from __future__ import annotations
@@ -41,7 +50,13 @@ ENV_ENDPOINTS = (
     "ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS",
     "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS",
 )
+MAX_NAME = 200
+#: A PAT is well under 1 KiB and an account key under 100 bytes; 64 KiB leaves room for a
+#: certificate-sized token while catching a file piped in by mistake.
+MAX_SECRET = 64 * 1024
+MAX_USERNAME = 256
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@/:+~-]{0,199}$")
+_NAME_BAD = re.compile(r"[^A-Za-z0-9._@/:+~-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -50,7 +65,7 @@ class Connection:
 
     A plain slotted class rather than a dataclass, to keep the keyring lookup's import cheap."""
 
-    FIELDS = ("name", "category", "target", "auth_type", "username", "secret", "expires", "source")
+    FIELDS = ("name", "category", "target", "auth_type", "username", "secret", "expires", "source", "host_wide", "endpoint")
     __slots__ = FIELDS
 
     def __init__(
@@ -63,9 +78,15 @@ class Connection:
         secret: str,
         expires: str | None = None,
         source: str = "store",
+        host_wide: bool = False,
+        endpoint: str | None = None,
     ) -> None:
         self.name, self.category, self.target, self.auth_type = name, category, target, auth_type
         self.username, self.secret, self.expires, self.source = username, secret, expires, source
+        #: Opt-in: also answer bare ``host[:port]`` lookups, which carry no scheme and no path.
+        self.host_wide = host_wide
+        #: S3 only: the endpoint these credentials belong to (None = AWS).
+        self.endpoint = endpoint
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Connection) and all(getattr(self, f) == getattr(other, f) for f in self.FIELDS)
@@ -77,7 +98,8 @@ class Connection:
         return (
             f"Connection(name={self.name!r}, category={self.category!r}, target={self.target!r}, "
             f"auth_type={self.auth_type!r}, username={self.username!r}, secret='***', "
-            f"expires={self.expires!r}, source={self.source!r})"
+            f"expires={self.expires!r}, source={self.source!r}, host_wide={self.host_wide!r}, "
+            f"endpoint={self.endpoint!r})"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -99,13 +121,17 @@ class Connection:
         return left is not None and left < 0
 
     def public(self) -> dict[str, Any]:
-        """Everything but the secret, for listings and JSON output."""
+        """Everything but the secret, for listings and JSON output (``endpoint`` only for S3)."""
         d = self.as_dict()
         del d["secret"]
+        if self.category != "S3":
+            del d["endpoint"]
         return d
 
 
 def validate_name(name: str) -> str:
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        raise UsageError(f"the connection name is too long ({len(name)} characters; at most {MAX_NAME})")
     if not isinstance(name, str) or not _NAME.match(name):
         raise UsageError(
             f"invalid connection name {name!r}: use 1-200 letters, digits and . _ - @ / : + ~, "
@@ -131,6 +157,8 @@ def validate_auth_type(auth_type: str) -> str:
 def validate_secret(secret: str) -> str:
     if not isinstance(secret, str) or secret == "":
         raise UsageError("the secret is empty")
+    if len(secret) > MAX_SECRET or len(secret.encode("utf-8", "surrogatepass")) > MAX_SECRET:
+        raise UsageError("the secret is larger than 64 KiB; a PAT or key is much shorter (was a file piped in by mistake?)")
     if _CONTROL.search(secret):
         raise UsageError("the secret contains a control character (a newline, tab or similar)")
     return secret
@@ -141,6 +169,8 @@ def validate_username(username: str | None) -> str:
         return DEFAULT_USERNAME
     if not isinstance(username, str) or _CONTROL.search(username) or ":" in username:
         raise UsageError("the username must not contain ':' or control characters")
+    if len(username) > MAX_USERNAME:
+        raise UsageError(f"the username is too long ({len(username)} characters; at most {MAX_USERNAME})")
     return username
 
 
@@ -176,6 +206,34 @@ def validate_target(target: str, category: str = "PythonFeed", *, allow_http: bo
     return norm.url
 
 
+def validate_endpoint(endpoint: str | None, *, allow_http: bool = False) -> str | None:
+    """Normalize an S3 endpoint URL (None or "" = AWS). Plain http only on loopback or with
+    ``allow_http``, as for targets: the request signature travels with every request."""
+    if endpoint is None or endpoint == "":
+        return None
+    if not isinstance(endpoint, str):
+        raise UsageError("the S3 endpoint must be a URL string")
+    norm = urls.normalize(endpoint, for_target=True)
+    if norm.scheme not in ("https", "http"):
+        raise UsageError(f"unsupported S3 endpoint scheme {norm.scheme!r}; use https://")
+    if norm.scheme == "http" and not (allow_http or urls.is_loopback(norm.host)):
+        raise UsageError(
+            f"refusing plain-http S3 endpoint {norm.url}: requests would travel unencrypted; "
+            "use https, or pass --allow-http if you really mean it"
+        )
+    key = urls.s3_endpoint_key(norm.url)
+    return None if key == "aws" and norm.host == "s3.amazonaws.com" else norm.url.rstrip("/")
+
+
+def validate_flag(value: Any, what: str) -> bool:
+    """A JSON boolean (or absent): anything else is a mistake, not a truthy opt-in."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise UsageError(f"{what} must be true or false")
+    return value
+
+
 def _from_raw(name: str, d: dict[str, Any], source: str = "store") -> Connection:
     return Connection(
         name=name,
@@ -186,6 +244,8 @@ def _from_raw(name: str, d: dict[str, Any], source: str = "store") -> Connection
         secret=d["secret"],
         expires=d.get("expires"),
         source=source,
+        host_wide=d.get("host_wide") is True,
+        endpoint=d.get("endpoint") or None,
     )
 
 
@@ -198,18 +258,25 @@ def _env_connections(environ: dict[str, str] | os._Environ[str], errors: list[st
         try:
             items = json.loads(raw)
             if isinstance(items, dict):
-                items = [{"name": k, **v} for k, v in items.items()]
+                for k, v in items.items():
+                    if not isinstance(v, dict):
+                        raise UsageError(f"entry {k[:80]!r} is not an object")
+                items = [{**v, "name": k} for k, v in items.items()]
             if not isinstance(items, list):
-                raise UsageError("expected a JSON list of connections")
+                raise UsageError("expected a JSON list of connections (or an object keyed by name)")
             seen: set[str] = set()
             for i, item in enumerate(items):
                 if not isinstance(item, dict):
                     raise UsageError(f"entry {i} is not an object")
-                name = validate_name(str(item.get("name") or f"env-{i + 1}"))
+                name = item.get("name") or f"env-{i + 1}"
+                if not isinstance(name, str):
+                    raise UsageError(f"entry {i} has a name that is not a string")
+                name = validate_name(name)
                 if name in seen:
                     raise UsageError(f"duplicate connection name {name!r}")
                 seen.add(name)
                 category = validate_category(item.get("category", "PythonFeed"))
+                allow_http = validate_flag(item.get("allow_http"), f"entry {name!r}: allow_http")
                 secret = item.get("secret", item.get("value", item.get("password", item.get("pat"))))
                 if not isinstance(secret, str):
                     raise UsageError(f"entry {name!r} has no secret (key 'secret')")
@@ -220,17 +287,23 @@ def _env_connections(environ: dict[str, str] | os._Environ[str], errors: list[st
                     Connection(
                         name=name,
                         category=category,
-                        target=validate_target(target, category, allow_http=bool(item.get("allow_http"))),
+                        target=validate_target(target, category, allow_http=allow_http),
                         auth_type=validate_auth_type(item.get("auth_type", "PAT")),
                         username=validate_username(item.get("username")),
                         secret=validate_secret(secret),
                         expires=validate_expires(item.get("expires")),
                         source=f"env:{ENV_CONNECTIONS}",
+                        host_wide=validate_flag(item.get("host_wide"), f"entry {name!r}: host_wide"),
+                        endpoint=_endpoint_for(category, item.get("endpoint"), allow_http),
                     )
                 )
         except (ValueError, PrivpkgError) as exc:
             # json.JSONDecodeError messages quote positions, never the document.
             errors.append(f"ignoring ${ENV_CONNECTIONS}: {exc}")
+            out = []
+        except (TypeError, AttributeError, KeyError, RecursionError) as exc:
+            # A wrong JSON shape that slipped past the checks above: still one line, no secret.
+            errors.append(f"ignoring ${ENV_CONNECTIONS}: unexpected JSON shape ({type(exc).__name__})")
             out = []
     for var in ENV_ENDPOINTS:
         raw = environ.get(var)
@@ -262,8 +335,19 @@ def _env_connections(environ: dict[str, str] | os._Environ[str], errors: list[st
         except (ValueError, PrivpkgError) as exc:
             errors.append(f"ignoring ${var}: {exc}")
             found = []
+        except (TypeError, AttributeError, KeyError, RecursionError) as exc:
+            errors.append(f"ignoring ${var}: unexpected JSON shape ({type(exc).__name__})")
+            found = []
         out.extend(found)
     return out
+
+
+def _endpoint_for(category: str, endpoint: Any, allow_http: bool) -> str | None:
+    if endpoint is None or endpoint == "":
+        return None
+    if category != "S3":
+        raise UsageError("an endpoint is only for S3 connections")
+    return validate_endpoint(endpoint, allow_http=allow_http)
 
 
 class CredentialLookup:
@@ -334,7 +418,9 @@ class CredentialLookup:
         buckets = [self._by_target[p] for p in norm.prefixes() if p in self._by_target]
         return self._pick(buckets, username)
 
-    def _find_host(self, service: str, username: str | None) -> Connection | None:
+    def host_entries(self, service: str) -> list[Connection]:
+        """Every connection a bare ``host[:port]`` lookup could mean, opted in or not (for
+        ``doctor``). Raises UsageError for a malformed host."""
         host, port = urls.normalize_netloc(service)
         key = f"[{host}]" if ":" in host else host
         # Targets are stored normalized, so a bare host without a port only meets targets on
@@ -343,24 +429,45 @@ class CredentialLookup:
         if port in (80, 443):  # an explicit default port names the scheme too
             scheme = "https://" if port == 443 else "http://"
             targets += [t for t in self._by_netloc.get(key, ()) if t.startswith(scheme)]
-        entries = [e for t in targets for e in self._by_target[t]]
-        if username:
-            mine = [e for e in entries if self._field(e, "username") == username]
-            if mine and len({self._field(e, "secret") for e in mine}) == 1:
-                return self._conn(mine[0])
-        if entries and len({self._field(e, "secret") for e in entries}) == 1:
-            return self._conn(entries[0])
-        return None
+        return [self._conn(e) for t in targets for e in self._by_target[t]]
 
-    @staticmethod
-    def _field(entry: tuple[str, Any, str], name: str) -> Any:
-        item = entry[1]
-        if isinstance(item, Connection):
-            return getattr(item, name)
-        return item.get(name) or (DEFAULT_USERNAME if name == "username" else None)
+    def _find_host(self, service: str, username: str | None) -> Connection | None:
+        # A bare host carries no scheme and no path: pip asks it for http://h/anything after a
+        # 401, and uv asks it before sending. Only a connection whose owner opted in answers it;
+        # among those, one secret must be unambiguous (a username may pick one).
+        entries = [c for c in self.host_entries(service) if c.host_wide]
+        if username:
+            mine = [c for c in entries if c.username == username]
+            if mine and len({c.secret for c in mine}) == 1:
+                return mine[0]
+        if entries and len({c.secret for c in entries}) == 1:
+            return entries[0]
+        return None
 
     def all(self) -> list[Connection]:
         return [self._conn(e) for bucket in self._by_target.values() for e in bucket]
+
+    def find_s3(self, location: str, endpoint_url: str | None) -> tuple[Connection | None, list[Connection]]:
+        """The S3 connection for ``location`` (``s3://bucket[/prefix]``) at ``endpoint_url``
+        (None = AWS): the longest target covering the location whose endpoint is the same
+        endpoint. Also returns the connections that cover the bucket but are bound to another
+        endpoint, so the caller can say why none served."""
+        want = urls.s3_endpoint_key(endpoint_url)
+        norm = urls.normalize(location.rstrip("/") + "/")
+        other: list[Connection] = []
+        for p in norm.prefixes():
+            for entry in self._by_target.get(p, ()):
+                conn = self._conn(entry)
+                if conn.category != "S3":
+                    continue
+                try:
+                    same = urls.s3_endpoint_key(conn.endpoint) == want
+                except UsageError:
+                    same = False
+                if same:
+                    return conn, other
+                other.append(conn)
+        return None, other
 
 
 def _store_connections(data: dict[str, Any]) -> dict[str, Any]:
@@ -382,16 +489,25 @@ def set_connection(
     expires: str | _dt.date | None = None,
     allow_http: bool = False,
     replace: bool = True,
+    host_wide: bool = False,
+    endpoint: str | None = None,
     vault: Vault | None = None,
 ) -> Connection:
     """Add or update connection ``name`` in the encrypted store and return it.
 
     ``replace=False`` refuses to overwrite an existing name. Two connections may not serve the
     same target for the same username: that would make lookups ambiguous.
+
+    ``host_wide=True`` lets the connection answer bare ``host[:port]`` lookups (pip's second
+    lookup, uv's host lookup); those carry no scheme, so an https connection that opts in is
+    reachable from ``http://`` URLs on its host. ``endpoint`` (S3 only) binds the credentials
+    to an S3-compatible endpoint; None means AWS.
     """
     name = validate_name(name)
     category = validate_category(category)
     target = validate_target(target, category, allow_http=allow_http)
+    if category == "S3" and host_wide:
+        raise UsageError("--host-wide is for feed connections; S3 credentials are never sent as HTTP Basic")
     conn = Connection(
         name=name,
         category=category,
@@ -400,6 +516,8 @@ def set_connection(
         username=validate_username(username),
         secret=validate_secret(value),  # type: ignore[arg-type]
         expires=validate_expires(expires),
+        host_wide=validate_flag(host_wide, "host_wide"),
+        endpoint=_endpoint_for(category, endpoint, allow_http),
     )
 
     def apply(data: dict[str, Any]) -> None:
@@ -423,12 +541,19 @@ def set_connection(
 
 
 def list_connections(
-    category: str | None = None, target: str | None = None, *, vault: Vault | None = None
+    category: str | None = None,
+    target: str | None = None,
+    *,
+    vault: Vault | None = None,
+    errors: list[str] | None = None,
 ) -> list[Connection]:
     """All connections (store and environment), optionally only one category and only those
-    whose target covers ``target``. Sorted by name; always a list."""
+    whose target covers ``target``. Sorted by name; always a list. A broken environment source
+    is skipped; its one-line reason is appended to ``errors`` when given."""
     cat = validate_category(category) if category else None
     lookup = CredentialLookup(vault=vault, categories=None)
+    if errors is not None:
+        errors.extend(lookup.errors)
     conns = lookup.all()
     if cat:
         conns = [c for c in conns if c.category == cat]
@@ -438,9 +563,12 @@ def list_connections(
     return sorted(conns, key=lambda c: (c.name, c.source))
 
 
-def get_connection(name: str, *, vault: Vault | None = None) -> Connection:
+def get_connection(name: str, *, vault: Vault | None = None, errors: list[str] | None = None) -> Connection:
     """The connection called ``name``; :class:`NotFoundError` if there is none."""
-    for conn in CredentialLookup(vault=vault, categories=None).all():
+    lookup = CredentialLookup(vault=vault, categories=None)
+    if errors is not None:
+        errors.extend(lookup.errors)
+    for conn in lookup.all():
         if conn.name == name:
             return conn
     raise NotFoundError(f"no connection named {name!r} (see: privpkg connection list)")
@@ -468,8 +596,7 @@ def upsert_for_url(service: str, username: str, secret: str, *, vault: Vault | N
     target = validate_target(service)
     username = validate_username(username)
     secret = validate_secret(secret)
-    norm = urls.normalize(target)
-    base = f"{norm.netloc}{norm.path.rstrip('/')}"
+    base = _name_for(urls.normalize(target))
 
     def apply(data: dict[str, Any]) -> Connection:
         conns = _store_connections(data)
@@ -478,8 +605,10 @@ def upsert_for_url(service: str, username: str, secret: str, *, vault: Vault | N
                 raw["secret"] = secret
                 raw["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
                 return _from_raw(name, raw)
-        candidates = [base, f"{username}@{base}"] + [f"{base}~{i}" for i in range(2, 1000)]
-        name = next(c for c in candidates if c not in conns and _NAME.match(c))
+        candidates = [base, f"{username}@{base}"] + [f"{base}~{i}" for i in range(2, 10000)]
+        name = next((c for c in candidates if c not in conns and _NAME.match(c)), None)
+        if name is None:
+            raise UsageError(f"too many connections for {target}; name one with: privpkg connection set NAME --target URL")
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         conns[name] = {
             "category": "PythonFeed",
@@ -494,6 +623,16 @@ def upsert_for_url(service: str, username: str, secret: str, *, vault: Vault | N
         return _from_raw(name, conns[name])
 
     return (vault or Vault()).update(apply)
+
+
+def _name_for(norm: urls.NormURL) -> str:
+    """A valid connection name made from a URL: host[:port]/path with the characters a name
+    cannot hold replaced, IPv6 literals without brackets, cut to leave room for a suffix."""
+    host = f"ipv6-{norm.host}" if ":" in norm.host else norm.host
+    port = "" if norm.netloc == norm.host or norm.netloc == f"[{norm.host}]" else f":{norm.port}"
+    raw = _NAME_BAD.sub("-", f"{host}{port}{norm.path.rstrip('/')}")
+    raw = raw.lstrip("._@/:+~-")[: MAX_NAME - 60].rstrip("._@/:+~-")
+    return raw or "feed"
 
 
 def delete_for_url(service: str, username: str | None, *, vault: Vault | None = None) -> bool:

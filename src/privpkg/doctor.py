@@ -58,6 +58,76 @@ def _pip_provider() -> tuple[str | None, str]:
     return None, "pip config"
 
 
+def _explain_bare_host(r: _Report, lookup: Any, host: str) -> None:
+    """Why privpkg gave nothing for a bare ``host[:port]`` lookup, and the opt-in that changes it."""
+    from privpkg.connections import HTTP_AUTH_CATEGORIES
+
+    try:
+        entries = [c for c in lookup.host_entries(host) if c.category in HTTP_AUTH_CATEGORIES]
+    except PrivpkgError as exc:
+        r.line("warn", f"  {host!r} is not a host[:port]: {exc}")
+        return
+    if not entries:
+        r.line("ok", f"  no connection has a target on {host} (a bare host only meets targets on the same host and port)")
+        return
+    wide = [c for c in entries if c.host_wide]
+    if not wide:
+        names = ", ".join(repr(c.name) for c in entries[:5])
+        r.line(
+            "warn",
+            f"  privpkg refuses the bare-host lookup {host}: connection(s) {names} did not opt in. A bare host carries no "
+            "scheme and no path, so it could be any URL on the host, http:// included; index URLs under a target work "
+            "without it. To let one answer: privpkg connection set "
+            f"{entries[0].name} --update --keep-secret --host-wide",
+        )
+    elif len({c.secret for c in wide}) > 1:
+        names = ", ".join(repr(c.name) for c in wide[:5])
+        r.line("warn", f"  the bare-host lookup {host} is ambiguous: host-wide connections {names} hold different secrets; "
+               "keep --host-wide on one of them (privpkg connection set NAME --update --keep-secret --no-host-wide)")
+
+
+def _s3_endpoint_checks(r: _Report, conns: list[Any]) -> None:
+    """S3 credentials serve only the endpoint they are bound to (None = AWS). Tell the holder of a
+    connection stored before endpoints existed which workspaces it no longer serves, and what to run."""
+    s3 = [c for c in conns if c.category == "S3"]
+    if not s3:
+        return
+    from privpkg import urls
+
+    try:
+        from privpkg.workspace import all_workspaces
+
+        spaces = [w for w in all_workspaces().values() if w.storage == "s3"]
+    except PrivpkgError as exc:
+        r.line("warn", f"S3 endpoint check skipped: {exc}")
+        return
+    for ws in spaces:
+        try:
+            want = urls.s3_endpoint_key(ws.endpoint_url)
+            where = urls.s3_endpoint_label(ws.endpoint_url)
+            loc = urls.normalize(ws.location + "/")
+        except PrivpkgError as exc:
+            r.line("warn", f"workspace {ws.name!r}: {exc}")
+            continue
+        covering = [c for c in s3 if urls.covers(c.norm, loc)]
+        if not covering or any(urls.s3_endpoint_key(c.endpoint) == want for c in covering):
+            continue
+        for c in covering:
+            if c.endpoint is None and c.source == "store":
+                r.line(
+                    "warn",
+                    f"S3 connection {c.name!r} has no endpoint stored, so it now serves only AWS, but workspace "
+                    f"{ws.name!r} ({ws.source}) uses {where}. If these credentials belong to {where}, run: "
+                    f"privpkg connection set {c.name} --update --keep-secret --endpoint {where}",
+                )
+            else:
+                r.line(
+                    "warn",
+                    f"workspace {ws.name!r} ({ws.source}) points bucket {ws.location} at {where}, but connection "
+                    f"{c.name!r} is bound to {urls.s3_endpoint_label(c.endpoint)}: it gets no credentials",
+                )
+
+
 def run_doctor(url: str | None = None, days: int = 14) -> int:
     from privpkg import __version__
     from privpkg.connections import CredentialLookup, ENV_CONNECTIONS, ENV_ENDPOINTS
@@ -95,6 +165,13 @@ def run_doctor(url: str | None = None, days: int = 14) -> int:
         r.line("ok", f"  {c.name}: {c.target} ({c.source})")
 
     for c in lookup.all():
+        if c.host_wide:
+            host = c.norm.netloc
+            r.line("ok", f"connection {c.name!r} answers bare-host lookups for {host} (--host-wide)"
+                   + (f": its secret also reaches http://{host}/ URLs" if c.norm.scheme == "https" else ""))
+    _s3_endpoint_checks(r, lookup.all())
+
+    for c in lookup.all():
         left = c.days_left()
         if left is None:
             continue
@@ -118,25 +195,33 @@ def run_doctor(url: str | None = None, days: int = 14) -> int:
         if url:
             from privpkg.urls import redact
 
-            shown = redact(url)  # never echo user:password@ or a query (it may hold a signature)
+            # Never echo user:password@ or a query (it may hold a signature), bare hosts included.
+            shown_url = redact(url) if "://" in url else ("***@" + url.rsplit("@", 1)[1] if "@" in url else url)
             for b in chain:
                 try:
                     cred = b.get_credential(url, None)
                 except Exception as exc:  # noqa: BLE001 - a foreign backend's failure is a finding
-                    r.line("warn", f"  {type(b).__name__} raised {type(exc).__name__} for {shown}")
+                    r.line("warn", f"  {type(b).__name__} raised {type(exc).__name__} for {shown_url}")
                     continue
                 if cred is None:
-                    r.line("ok", f"  {type(b).__name__}: nothing for {shown}")
+                    r.line("ok", f"  {type(b).__name__}: nothing for {shown_url}")
+                    if isinstance(b, PrivpkgKeyring) and "://" not in url:
+                        _explain_bare_host(r, lookup, url)
                     continue
                 if isinstance(b, PrivpkgKeyring):
                     conn = CredentialLookup().find(url)
-                    why = f"connection {conn.name!r} ({conn.source}), target {conn.target} is the longest prefix" if conn else "generic secret"
-                    r.line("ok", f"  {type(b).__name__} answers {shown}: {why}, username {cred.username!r}")
+                    if conn is None:
+                        why = "generic secret"
+                    elif "://" in url:
+                        why = f"connection {conn.name!r} ({conn.source}), target {conn.target} is the longest prefix"
+                    else:
+                        why = f"connection {conn.name!r} ({conn.source}) opted in to bare-host lookups (--host-wide)"
+                    r.line("ok", f"  {type(b).__name__} answers {shown_url}: {why}, username {cred.username!r}")
                 else:
-                    r.line("ok", f"  {type(b).__name__} answers {shown} (username {cred.username!r})")
+                    r.line("ok", f"  {type(b).__name__} answers {shown_url} (username {cred.username!r})")
                 break
             else:
-                r.line("FAIL", f"no keyring backend has a credential for {shown}")
+                r.line("FAIL", f"no keyring backend has a credential for {shown_url}")
     except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
         r.line("FAIL", f"keyring could not be loaded: {type(exc).__name__}: {exc}")
 

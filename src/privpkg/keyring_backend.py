@@ -7,10 +7,16 @@ Installed through the ``keyring.backends`` entry point, so once privpkg is in th
     {"username": "me", "password": "..."}
     $ keyring get pkgs.dev.azure.com me                    # pip's bare host:port lookup
 
-URL services (``http://`` and ``https://``) and bare ``host[:port]`` services are answered from
-the connections (longest path-segment prefix wins, see :mod:`privpkg.connections`). Any other
-service raises NotImplementedError on set/delete so keyring falls through to the system keyring,
-unless ``KEYRING_PROPERTY_STORE_ALL=1`` makes this backend keep every service in its store.
+URL services (``http://`` and ``https://``) are answered from the connections (longest
+path-segment prefix wins, see :mod:`privpkg.connections`); a bare ``host[:port]`` service only by
+connections that opted in with ``--host-wide`` (it carries no scheme and no path).
+
+Other programs' entries stay theirs: set/delete of a URL service is handled only when the user
+asked for it, i.e. from keyring's own command line (``keyring set URL USER``, the ``keyring``
+script or ``python -m keyring``: keyring's ``CommandLineTool`` is on the call stack). A program
+calling ``keyring.set_password(URL, ...)`` as a library, and any non-URL service, gets
+NotImplementedError, so keyring falls through to the next backend; unless
+``KEYRING_PROPERTY_STORE_ALL=1`` makes this backend keep every service in its store.
 
 The getters never raise: pip turns keyring off for the whole run after one exception, so an
 error is logged as one line on stderr and the lookup answers None.
@@ -38,6 +44,10 @@ _ENV_VARS = (
     "PRIVPKG_MASTER_KEY",
 )
 _CACHE: tuple[Any, Any] | None = None
+_NOT_OURS = (
+    "privpkg stores http(s) URL services only from `keyring set` on the command line or "
+    "`privpkg connection set` (or every service with KEYRING_PROPERTY_STORE_ALL=1)"
+)
 
 
 def _is_url(service: str) -> bool:
@@ -49,11 +59,34 @@ def _log(msg: str) -> None:
     sys.stderr.write(f"privpkg: {msg}\n")
 
 
+def _warn(msg: str) -> None:
+    sys.stderr.write(f"privpkg: warning: {msg}\n")
+
+
+def _from_keyring_cli() -> bool:
+    """True when keyring's command line (``CommandLineTool.do_set``/``do_del``) is on the call
+    stack: the ``keyring`` script and ``python -m keyring`` both run it; a library call does
+    not. Read from keyring 25's keyring/cli.py."""
+    cli = sys.modules.get("keyring.cli")
+    tool = getattr(cli, "CommandLineTool", None)
+    if tool is None:
+        return False
+    frame = sys._getframe(1)
+    while frame is not None:
+        if (
+            frame.f_code.co_name in ("do_set", "do_del")
+            and frame.f_globals.get("__name__") == "keyring.cli"
+            and isinstance(frame.f_locals.get("self"), tool)
+        ):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
 def _refuse(exc_type: type[Exception], msg: str) -> Exception:
     """The error for a refused set/delete. The keyring CLI prints a traceback for any backend
     error, so when we run inside it we print one line and exit 2 instead."""
-    argv0 = os.path.basename(sys.argv[0] if sys.argv else "")
-    if "keyring.cli" in sys.modules and argv0.startswith("keyring"):
+    if _from_keyring_cli():
         sys.stderr.write(f"privpkg: error: {msg}\n")
         raise SystemExit(2)
     return exc_type(msg)
@@ -107,19 +140,19 @@ class PrivpkgKeyring(KeyringBackend):
                 else:
                     lookup = CredentialLookup()
                     for err in lookup.errors:
-                        _log(err)
+                        _warn(err)
                     _CACHE = ((stamp, env, store), lookup)
                 conn = lookup.find(service, username)
             except UsageError:
                 return None  # not a URL or host we could ever serve
             except PrivpkgError as exc:
-                _log(f"lookup skipped: {exc}")
+                _warn(f"lookup skipped: {exc}")
                 return None
             if conn is not None and conn.expired:
-                _log(f"connection {conn.name!r} expired on {conn.expires}; renew it with: privpkg connection set {conn.name} --update")
+                _warn(f"connection {conn.name!r} expired on {conn.expires}; renew it with: privpkg connection set {conn.name} --update")
             return conn
         except Exception as exc:  # noqa: BLE001 - pip disables keyring after one exception
-            _log(f"lookup failed: {type(exc).__name__}")
+            _warn(f"lookup failed: {type(exc).__name__}")
             return None
 
     def _generic(self) -> Any:
@@ -133,7 +166,7 @@ class PrivpkgKeyring(KeyringBackend):
         try:
             users = (self._generic().load().get("secrets") or {}).get(service) or {}
         except Exception as exc:  # noqa: BLE001
-            _log(f"lookup skipped: {exc}")
+            _warn(f"lookup skipped: {exc}")
             return None
         if username is None:
             return next(iter(users.items()), None)
@@ -159,14 +192,14 @@ class PrivpkgKeyring(KeyringBackend):
         from privpkg.errors import PrivpkgError
 
         try:
-            if _is_url(service):
+            if _is_url(service) and (self._store_all() or _from_keyring_cli()):
                 from privpkg.connections import upsert_for_url
 
                 conn = upsert_for_url(service, username, password)
                 _log(f"stored connection {conn.name!r} for {conn.target}")
                 return
             if not self._store_all():
-                raise NotImplementedError("privpkg stores only http(s) URL services")
+                raise NotImplementedError(_NOT_OURS)
 
             def apply(data: dict[str, Any]) -> None:
                 data.setdefault("secrets", {}).setdefault(service, {})[username] = password
@@ -179,14 +212,14 @@ class PrivpkgKeyring(KeyringBackend):
         from privpkg.errors import PrivpkgError
 
         try:
-            if _is_url(service):
+            if _is_url(service) and (self._store_all() or _from_keyring_cli()):
                 from privpkg.connections import delete_for_url
 
                 if not delete_for_url(service, username):
                     raise _refuse(PasswordDeleteError, f"no connection for {service} with username {username!r}")
                 return
             if not self._store_all():
-                raise NotImplementedError("privpkg stores only http(s) URL services")
+                raise NotImplementedError(_NOT_OURS)
 
             def apply(data: dict[str, Any]) -> bool:
                 users = (data.get("secrets") or {}).get(service) or {}

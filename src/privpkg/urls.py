@@ -11,17 +11,27 @@ compare equal, and look-alikes (``https://h/org-evil``, ``https://h.evil.com/org
     >>> covers(normalize("https://h/org"), normalize("https://h/org-evil/"))
     False
 
-This module is on the keyring lookup path: it imports only the standard library.
+Host names are compared after IDNA 2008 / UTS 46 non-transitional processing (as requests and uv
+do; the stdlib ``idna`` codec is IDNA 2003 and maps ``straße`` to ``strasse``), so
+``https://straße.example/`` and ``https://strasse.example/`` are two different hosts.
+
+This module is on the keyring lookup path: it imports only the standard library at import time;
+the ``idna`` package is loaded only for a non-ASCII host.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from privpkg.errors import UsageError
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Longest URL privpkg accepts, as a target or for a lookup. Old browsers and many servers stop
+#: near 2 KB (IE: 2083); a feed base URL is far shorter, so anything longer is a mistake.
+MAX_URL = 2048
+#: DNS limit for a whole host name (RFC 1035), checked after IDNA encoding.
+MAX_HOST = 253
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 _HOST_OK = re.compile(r"^[a-z0-9.\-_]+$")
@@ -96,6 +106,17 @@ def _remove_dot_segments(path: str) -> str:
     return result if result.startswith("/") else "/" + result
 
 
+def _idna_encode(host: str) -> str:
+    """IDNA 2008 with UTS 46 mapping, non-transitional: ``ß`` stays ``ß`` (``xn--strae-oqa``),
+    never ``ss``. The import costs a few ms, so only non-ASCII hosts pay it."""
+    import idna
+
+    try:
+        return idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        raise UsageError(f"host {host!r} is not a valid internationalized domain name") from None
+
+
 def normalize_host(host: str) -> str:
     """Lower-case and IDNA-encode a host name; IPv6 literals keep their brackets off."""
     if host.startswith("[") and host.endswith("]"):
@@ -107,17 +128,23 @@ def normalize_host(host: str) -> str:
             return str(ipaddress.IPv6Address(host))
         except ValueError:
             raise UsageError(f"invalid IPv6 address {host!r}") from None
-    host = _PCT.sub(lambda m: chr(int(m.group(1), 16)), host).rstrip(".")
+    if len(host) > MAX_URL:
+        raise UsageError(f"the host name is too long ({len(host)} characters)")
+    try:
+        # Percent-escapes in a host are UTF-8 (RFC 3986 section 3.2.2), as browsers decode them.
+        host = unquote(host, errors="strict")
+    except UnicodeDecodeError:
+        raise UsageError("the host contains percent-escapes that are not UTF-8") from None
+    host = host.rstrip(".")
     if not host:
         raise UsageError("the URL has no host")
     if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise UsageError(f"host {host!r} is not a valid internationalized domain name") from None
+        host = _idna_encode(host)
     host = host.lower()
     if not _HOST_OK.match(host) or ".." in host:
-        raise UsageError(f"host {host!r} contains characters a host name cannot have")
+        raise UsageError(f"host {host[:80]!r} contains characters a host name cannot have")
+    if len(host) > MAX_HOST:
+        raise UsageError(f"the host name is longer than {MAX_HOST} characters")
     return host
 
 
@@ -128,6 +155,9 @@ def normalize(url: str, *, for_target: bool = False) -> NormURL:
     """
     if not isinstance(url, str) or not url:
         raise UsageError("empty URL")
+    if len(url) > MAX_URL:
+        # Never echo it: it could be anything, a pasted secret included.
+        raise UsageError(f"the URL is longer than {MAX_URL} characters ({len(url)})")
     if _FORBIDDEN.search(url):
         raise UsageError("URL contains whitespace, a control character or a backslash")
     try:
@@ -157,6 +187,8 @@ def normalize(url: str, *, for_target: bool = False) -> NormURL:
 
 def normalize_netloc(service: str) -> tuple[str, int | None]:
     """Parse the bare ``host[:port]`` that pip sends as its second keyring lookup."""
+    if len(service) > MAX_URL:
+        raise UsageError(f"the host is longer than {MAX_URL} characters")
     if _FORBIDDEN.search(service) or "/" in service or "@" in service:
         raise UsageError(f"not a host[:port]: {service!r}")
     try:
@@ -174,6 +206,34 @@ def covers(target: NormURL, url: NormURL) -> bool:
         and target.netloc == url.netloc
         and url.path.startswith(target.path)
     )
+
+
+_AWS_S3_HOST = re.compile(r"^s3([.-][a-z0-9-]+)?\.amazonaws\.com$")
+
+
+def s3_endpoint_key(endpoint: str | None) -> str:
+    """The identity of an S3 endpoint, for binding credentials to it: ``"aws"`` for None and for
+    every ``https://s3.amazonaws.com`` / ``https://s3[.-]REGION.amazonaws.com`` (one AWS account
+    works in every region), else the normalized ``scheme://host[:port][/path]`` with no trailing
+    slash. Raises UsageError for a malformed endpoint.
+
+        >>> s3_endpoint_key("https://s3.eu-central-1.amazonaws.com/") == s3_endpoint_key(None)
+        True
+        >>> s3_endpoint_key("HTTP://127.0.0.1:9000/")
+        'http://127.0.0.1:9000'
+    """
+    if endpoint is None or endpoint == "":
+        return "aws"
+    norm = normalize(endpoint, for_target=True)
+    if norm.scheme == "https" and norm.port is None and norm.path == "/" and _AWS_S3_HOST.match(norm.host):
+        return "aws"
+    return norm.url.rstrip("/")
+
+
+def s3_endpoint_label(endpoint: str | None) -> str:
+    """How messages name an endpoint: its URL, or AWS's global endpoint for None."""
+    key = s3_endpoint_key(endpoint)
+    return "https://s3.amazonaws.com" if key == "aws" else key
 
 
 def is_loopback(host: str) -> bool:

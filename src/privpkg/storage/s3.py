@@ -41,13 +41,29 @@ class S3Storage:
                 from botocore.config import Config
             except ImportError:
                 raise missing_extra("s3", "boto3") from None
+            from privpkg import urls
             from privpkg.connections import CredentialLookup
 
-            conn = CredentialLookup(categories={"S3"}).find(self.location + "/")
+            # Credentials are bound to the endpoint they were stored for: a workspace definition
+            # (perhaps from a cloned project) that points a credentialed bucket at another
+            # endpoint gets no signed request at all.
+            try:
+                where = urls.s3_endpoint_label(self.endpoint_url)
+            except PrivpkgError as exc:
+                raise PrivpkgError(f"workspace endpoint for {self.location}: {exc}") from None
+            conn, other = CredentialLookup(categories={"S3"}).find_s3(self.location, self.endpoint_url)
             if conn is None:
+                endpoint_opt = "" if where == "https://s3.amazonaws.com" else f" --endpoint {where}"
+                if other:
+                    bound = ", ".join(f"{c.name!r} ({urls.s3_endpoint_label(c.endpoint)})" for c in other[:3])
+                    raise PrivpkgError(
+                        f"no S3 credentials for {where}/{self.bucket}: connection {bound} is bound to another endpoint; "
+                        f"if {where} should get them, run: privpkg connection set {other[0].name} --update --keep-secret"
+                        f"{endpoint_opt or ' --endpoint https://s3.amazonaws.com'}"
+                    )
                 raise PrivpkgError(
-                    f"no S3 credentials for {self.location}; run: privpkg connection set NAME --category S3 "
-                    f"--target s3://{self.bucket} --username ACCESS_KEY_ID (secret access key on stdin)"
+                    f"no S3 credentials for {where}/{self.bucket}; run: privpkg connection set NAME --category S3 "
+                    f"--target s3://{self.bucket} --username ACCESS_KEY_ID{endpoint_opt} (secret access key on stdin)"
                 )
             self._conn_name = conn.name
             self._client = boto3.client(

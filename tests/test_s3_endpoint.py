@@ -1,0 +1,187 @@
+"""Issue 6 A3: S3 credentials are bound to the endpoint they were stored for.
+
+An S3 connection has an optional endpoint (None = AWS; every ``https://s3.amazonaws.com`` and
+``https://s3[.-]REGION.amazonaws.com`` counts as AWS). It serves a workspace only when both the
+bucket and the endpoint match. The attack: a workspace definition (for example in a cloned
+project's ``privpkg.toml``) that points a credentialed bucket at another endpoint. Before the fix
+privpkg signed requests for it with the stored access key, so the other endpoint learned the
+access key id and got signed requests it could replay against the real bucket.
+
+The "other endpoint" is a small loopback HTTP server in this process that records every
+request's Authorization header and query string (X-Amz-Credential). A control test binds a
+connection to that recorder and shows it does see the access key when privpkg is meant to send
+it, so "it saw nothing" is meaningful. The real endpoint is moto's S3 server.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import MotoServer, PrivpkgCLI
+
+from privpkg.feedserver import make_wheel
+
+
+class Recorder:
+    """A loopback HTTP server answering 403 to everything, recording what it was sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str]] = []  # method, path?query, Authorization
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                recorder.requests.append((self.command, self.path, self.headers.get("Authorization", "")))
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                body = b"<Error><Code>AccessDenied</Code></Error>"
+                self.send_response(403)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def saw(self, access_key: str) -> list[tuple[str, str, str]]:
+        """Requests that carried the access key id (header SigV4 or presigned query)."""
+        return [r for r in self.requests if access_key in r[1] or access_key in r[2]]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    rec = Recorder()
+    try:
+        yield rec
+    finally:
+        rec.close()
+
+
+def store_s3(cli: PrivpkgCLI, moto: MotoServer, name: str, bucket: str, *endpoint: str) -> None:
+    cli.outputs.add_secret(moto.secret_key)
+    cli.ok("connection", "set", name, "--category", "S3", "--target", f"s3://{bucket}", "--username", moto.access_key,
+           *endpoint, stdin=moto.secret_key + "\n")
+
+
+def test_workspace_at_another_endpoint_gets_no_signed_request(privpkg_cli: PrivpkgCLI, moto_server: MotoServer, recorder: Recorder, tmp_path: Path) -> None:
+    cli = privpkg_cli
+    bucket = moto_server.create_bucket()
+    store_s3(cli, moto_server, "s3conn", bucket, "--endpoint", moto_server.endpoint)
+    wheel = make_wheel(tmp_path / "w", "demo-pkg", "1.0")
+
+    # Control: the workspace at the connection's own endpoint works.
+    cli.ok("workspace", "add", "good", "--s3", f"s3://{bucket}/p", "--endpoint-url", moto_server.endpoint)
+    cli.ok("wheel", "add", wheel, "--workspace", "good")
+    assert cli.ok("resolve", f"privpkg://good/wheels/{wheel.name}").startswith(moto_server.endpoint + f"/{bucket}/p/wheels/")
+
+    # The attack: a cloned project's privpkg.toml points the same bucket at another endpoint.
+    project = tmp_path / "clone"
+    (project / ".git").mkdir(parents=True)
+    cli.ok("workspace", "add", "evil", "--s3", f"s3://{bucket}/p", "--endpoint-url", recorder.endpoint, "--project", cwd=project)
+    want = f"no S3 credentials for {recorder.endpoint}/{bucket}"
+    cli.fails(1, "resolve", f"privpkg://evil/wheels/{wheel.name}", match=[want, "'s3conn'", moto_server.endpoint], cwd=project)
+    cli.fails(1, "wheel", "list", "--workspace", "evil", match=want, cwd=project)
+    cli.fails(1, "wheel", "add", wheel, "--workspace", "evil", match=want, cwd=project)
+    assert recorder.requests == [], f"the other endpoint was contacted: {recorder.requests}"
+    # A regional spelling of AWS is not the moto endpoint either.
+    cli.ok("workspace", "add", "aws", "--s3", f"s3://{bucket}", "--endpoint-url", "https://s3.eu-west-1.amazonaws.com")
+    cli.fails(1, "resolve", f"privpkg://aws/wheels/{wheel.name}", match=f"no S3 credentials for https://s3.amazonaws.com/{bucket}")
+    cli.outputs.check()
+
+
+def test_recorder_sees_the_access_key_when_the_connection_is_bound_to_it(privpkg_cli: PrivpkgCLI, moto_server: MotoServer, recorder: Recorder) -> None:
+    """Control for the test above: the recorder does catch a signed request carrying the access
+    key when a connection is bound to its endpoint (so an empty record means none was sent)."""
+    cli = privpkg_cli
+    store_s3(cli, moto_server, "rec", "rec-bucket", "--endpoint", recorder.endpoint)
+    cli.ok("workspace", "add", "rec", "--s3", "s3://rec-bucket", "--endpoint-url", recorder.endpoint)
+    res = cli("wheel", "list", "--workspace", "rec")
+    assert res.returncode != 0
+    assert recorder.saw(moto_server.access_key), recorder.requests
+    cli.outputs.check()
+
+
+def test_existing_aws_connection_and_doctor_migration(privpkg_cli: PrivpkgCLI, moto_server: MotoServer, tmp_path: Path) -> None:
+    """A connection stored before endpoints existed (none stored = AWS) no longer serves a
+    workspace at moto; the error and `doctor` both say exactly what to run, and running the
+    command doctor printed makes it work."""
+    cli = privpkg_cli
+    bucket = moto_server.create_bucket()
+    store_s3(cli, moto_server, "old", bucket)  # no --endpoint, as every S3 connection before this change
+    cli.ok("workspace", "add", "ws", "--s3", f"s3://{bucket}", "--endpoint-url", moto_server.endpoint)
+    cli.fails(1, "wheel", "list", "--workspace", "ws",
+              match=[f"no S3 credentials for {moto_server.endpoint}/{bucket}", "'old' (https://s3.amazonaws.com)"])
+    doctor = cli("doctor")
+    fix = f"privpkg connection set old --update --keep-secret --endpoint {moto_server.endpoint}"
+    line = next((ln for ln in doctor.stdout.splitlines() if fix in ln), None)
+    assert line is not None, doctor.stdout
+    assert line.startswith("warn") and "'old' has no endpoint stored" in line and "workspace 'ws'" in line
+    cmd = shlex.split(line.split("run: ", 1)[1])
+    assert cmd[0] == "privpkg"
+    out = cli.ok(*cmd[1:])
+    assert f"endpoint {moto_server.endpoint}" in out
+    cli.ok("wheel", "list", "--workspace", "ws")  # served now: the empty bucket lists fine
+    assert fix not in cli("doctor").stdout, "doctor is satisfied after the fix"
+    cli.outputs.check()
+
+
+def test_connection_set_endpoint_rules(privpkg_cli: PrivpkgCLI) -> None:
+    cli = privpkg_cli
+    secret = "s3-endpoint-rules-secret-0123456789"
+    cli.outputs.add_secret(secret)
+    base = ["connection", "set", "c", "--category", "S3", "--target", "s3://b", "--username", "AKID"]
+    cli.fails(2, *base, "--endpoint", "http://minio.example.com", stdin=secret, match="refusing plain-http S3 endpoint")
+    cli.fails(2, *base, "--endpoint", "ftp://minio.example.com", stdin=secret, match="unsupported S3 endpoint scheme")
+    cli.fails(2, "connection", "set", "f", "--target", "https://h.example/", "--endpoint", "https://minio.example.com",
+              stdin=secret, match="--endpoint is for S3 connections")
+    cli.fails(2, *base, "--host-wide", stdin=secret, match="--host-wide is for feed connections")
+    cli.ok(*base, "--endpoint", "http://minio.example.com:9000", "--allow-http", stdin=secret)
+    shown = json.loads(cli.ok("connection", "show", "c", "--json"))
+    assert shown["endpoint"] == "http://minio.example.com:9000" and shown["host_wide"] is False
+    # Rotating the secret keeps the endpoint (and its --allow-http consent).
+    cli.ok("connection", "set", "c", "--update", stdin=secret + "-2")
+    assert json.loads(cli.ok("connection", "list", "--json"))[0]["endpoint"] == "http://minio.example.com:9000"
+    cli.outputs.add_secret(secret + "-2")
+    cli.outputs.check()
+
+
+def test_every_aws_spelling_is_served_by_an_aws_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process (no AWS is reachable here): credential selection only, no request is made."""
+    pytest.importorskip("boto3")
+    from privpkg import connections
+    from privpkg.errors import PrivpkgError
+    from privpkg.storage.s3 import S3Storage
+
+    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
+    for var in ("PRIVPKG_MASTER_KEY", "PRIVPKG_CONNECTIONS", *connections.ENV_ENDPOINTS):
+        monkeypatch.delenv(var, raising=False)
+    connections.set_connection("aws", "S3", "s3://b", "PAT", value="aws-secret-key-0123456789", username="AKIAEXAMPLE")
+    for endpoint in (None, "https://s3.amazonaws.com", "https://s3.eu-central-1.amazonaws.com", "https://s3-us-west-2.amazonaws.com/"):
+        st = S3Storage("s3://b/prefix", endpoint)
+        st._s3()
+        assert st._conn_name == "aws"
+    for endpoint in ("https://s3.amazonaws.com.evil.io", "http://s3.amazonaws.com", "https://minio.example.com"):
+        with pytest.raises(PrivpkgError, match="no S3 credentials for"):
+            S3Storage("s3://b/prefix", endpoint)._s3()
