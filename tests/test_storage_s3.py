@@ -301,6 +301,9 @@ def test_wrong_secret_is_refused(privpkg_cli: PrivpkgCLI, moto_server: SigV4Chec
     # The same workspace pointed at moto itself: moto signs nothing off, the URL "works" there,
     # and only the independent check catches the wrong secret.
     cli.ok("workspace", "add", "direct", "--s3", f"s3://{bucket}/{PREFIX}", "--endpoint-url", moto_server.moto.endpoint)
+    # The connection is bound to the checker's endpoint (A3), so first rebind it to moto's own.
+    cli.fails(1, "resolve", f"privpkg://direct/wheels/{wheel.name}", match="no S3 credentials for")
+    cli.ok("connection", "set", "s3conn", "--update", "--keep-secret", "--endpoint", moto_server.moto.endpoint)
     signed = cli.ok("resolve", f"privpkg://direct/wheels/{wheel.name}").strip()
     assert http_get(signed)[0] == 200, "moto now checks signatures: the checker may be simplified"
     assert presigned_signature_ok(signed, moto_server.access_key, moto_server.secret_key) == "SignatureDoesNotMatch"
