@@ -147,3 +147,42 @@ def test_shim_package_is_python38_clean(tmp_path: Path) -> None:
     code = "import sys\nfor f in sys.argv[1:]:\n    compile(open(f).read(), f, 'exec')\nprint('ok')"
     r = run([py38, "-c", code, *map(str, files)], {"PATH": "/usr/bin:/bin"})
     assert r.returncode == 0 and r.output.strip() == "ok", r.describe()
+
+
+def test_setup_pip_python_builds_the_copy_in_a_fresh_random_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``install_shim`` used to build in ``site/._privpkg_pip_shim.<pid>``: a predictable name
+    that another writer of site-packages could plant (here a symlink to a folder of theirs),
+    which made the install fail with a traceback. The copy now goes through ``mkdtemp``."""
+    import os
+    import stat
+
+    from privpkg.setup_pip import SHIM_PACKAGE, SHIM_PTH, install_shim
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine\n")
+    planted = site / f".{SHIM_PACKAGE}.{os.getpid()}"
+    planted.symlink_to(victim, target_is_directory=True)
+    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "privpkg"))
+    old_umask = os.umask(0o022)
+    try:
+        for _ in range(2):  # a fresh install, then a reinstall over the previous copy
+            assert install_shim(str(python)).startswith(f"installed the pip shim into {site}")
+    finally:
+        os.umask(old_umask)
+    dest = site / SHIM_PACKAGE
+    assert sorted(p.name for p in dest.iterdir()) == ["__init__.py", "adapter.py", "config.json"]
+    assert (dest / "adapter.py").read_bytes() == (SHIM_SRC / "adapter.py").read_bytes()
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in dest.iterdir()} == {0o644}
+    assert (site / SHIM_PTH).is_file()
+    # The planted entry and what it points to are untouched; no temporary folder is left.
+    assert planted.is_symlink() and (victim / "keep.txt").read_text() == "mine\n" and sorted(victim.iterdir()) == [victim / "keep.txt"]
+    assert sorted(p.name for p in site.iterdir() if p.name.startswith(f".{SHIM_PACKAGE}")) == [planted.name]
+    r = run([python, "-c", "import _privpkg_pip_shim.adapter, json; print('ok')"], {"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and r.output.strip() == "ok", r.describe()
