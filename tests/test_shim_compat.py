@@ -64,20 +64,26 @@ def _check_install(cli: PrivpkgCLI, venv: Venv, tmp_path: Path, *pip_args: str) 
 
 # pip 23.1 is the first pip with --keyring-provider (the shim's floor); 23.2.1 is what
 # `python3 -m venv` gives on 3.11 and, like every pip < 25, asserts that log records' args are
-# a tuple; "pip" is the newest release.
-PIPS = [("pip==23.1", "23.1"), ("pip==23.2.1", "23.2.1"), ("pip", None)]
+# a tuple; "pip" is the newest release. The log filter rewrites records only in-env (where local
+# paths are known), so one -v run is added there, for the pip that crashed.
+CASES = [
+    (pip, expected, how, [])
+    for pip, expected in [("pip==23.1", "23.1"), ("pip==23.2.1", "23.2.1"), ("pip", None)]
+    for how in ("in-env", "setup")
+] + [("pip==23.2.1", "23.2.1", "in-env", ["-v"])]
 
 
-# The log filter rewrites records only in-env (where local paths are known), so -v runs there.
-HOWS = [("in-env", []), ("in-env", ["-v"]), ("setup", [])]
-
-
-@pytest.mark.parametrize(("how", "verbosity"), HOWS, ids=["in-env", "in-env-v", "setup"])
-@pytest.mark.parametrize(("pip", "expected"), PIPS, ids=["pip23.1", "pip23.2.1", "pip-newest"])
+@pytest.mark.parametrize(
+    ("pip", "expected", "how", "verbosity"), CASES,
+    ids=[f"{(e and 'pip' + e) or 'pip-newest'}-{h}{'-v' if v else ''}" for _, e, h, v in CASES],
+)
 def test_pip_versions_both_ways(
-    compat_venv: Callable[..., Venv], privpkg_cli: PrivpkgCLI, tmp_path: Path, pip: str, expected: str | None, how: str, verbosity: list[str]
+    request: pytest.FixtureRequest, compat_venv: Callable[..., Venv], privpkg_cli: PrivpkgCLI, tmp_path: Path,
+    pip: str, expected: str | None, how: str, verbosity: list[str],
 ) -> None:
-    venv = compat_venv(pip, None, how)
+    # Two of these venvs already exist as shared fixtures: reuse them rather than build twins.
+    shared = {("pip==23.1", "setup"): "venv_pip231_shim", ("pip", "in-env"): "venv_privpkg"}.get((pip, how))
+    venv = request.getfixturevalue(shared) if shared else compat_venv(pip, None, how)
     version = venv.pip_version(privpkg_cli.env)
     if expected:
         assert version == expected
@@ -109,6 +115,17 @@ def test_setup_pip_copy_runs_on_older_pythons(
 # Names added to builtin types after 3.8 that vermin cannot attribute to a type when the
 # receiver is a variable (it reports `msg.removeprefix(...)` as fine for 3.7).
 _POST_38_METHODS = {"removeprefix", "removesuffix", "is_relative_to", "with_stem", "readlink", "bit_count", "cache", "zip_strict"}
+
+
+def test_missing_interpreter_skips_locally_and_fails_under_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))  # `pyenv root` prints it; it holds no versions
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="CPython 3.8 is not installed"):
+        pyenv_python("3.8")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        pyenv_python("3.8")
+    assert pyenv_python.__module__ == "conftest"
 
 
 def _vermin(*paths: Path) -> subprocess.CompletedProcess[str]:
