@@ -203,3 +203,18 @@ def test_setup_pip_python_builds_the_copy_in_a_fresh_random_folder(tmp_path: Pat
     assert sorted(p.name for p in site.iterdir() if p.name.startswith(f".{SHIM_PACKAGE}")) == [planted.name]
     r = run([python, "-c", "import _privpkg_pip_shim.adapter, json; print('ok')"], {"PATH": "/usr/bin:/bin"})
     assert r.returncode == 0 and r.output.strip() == "ok", r.describe()
+
+
+@pytest.mark.parametrize("venv_name", ["venv_privpkg", "venv_pip231_shim"])
+def test_pip_gets_one_line_for_an_over_long_file_name(
+    request: pytest.FixtureRequest, privpkg_cli: PrivpkgCLI, tmp_path: Path, venv_name: str
+) -> None:
+    """Before, an over-long wheel file name reached the file system (OSError: File name too
+    long) and pip printed privpkg's traceback. (A NUL in the name never gets this far: pip
+    refuses the requirement itself, "Invalid project name".)"""
+    venv: Venv = request.getfixturevalue(venv_name)
+    local_workspace(privpkg_cli, tmp_path, ("alpha-pkg", "1.0"))
+    name = "a" * 300
+    r = pip_install(privpkg_cli, venv, tmp_path / "target", f"{name} @ privpkg://loc/wheels/{name}-1.0-py3-none-any.whl")
+    assert r.returncode != 0, r.describe()
+    assert "Traceback" not in r.output and "privpkg: wheel file name too long (321 bytes" in r.output, r.describe()
