@@ -898,3 +898,74 @@ def check_publish_rules(cli: PrivpkgCLI, wheel: Path, workspace: str, url: str, 
     assert other.name == wheel.name and other.read_bytes() != wheel.read_bytes()
     for extra in ([], ["--exist-ok"]):
         cli.fails(1, "wheel", "add", other, "--workspace", workspace, *extra, match=["a different", "immutable", sha[:12]])
+
+
+# --------------------------------------------------------------------------------------------
+# pip / Python compatibility matrix for the pip shim (issue 6, E15)
+# --------------------------------------------------------------------------------------------
+
+#: CPython versions a ``privpkg setup pip --python`` copy of the shim must run on.
+SHIM_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+
+
+def missing_tool(message: str) -> None:
+    """Skip a test for a tool this machine lacks; under ``CI=true`` fail instead, so a CI
+    machine that lost the tool cannot go green by skipping."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: a missing tool fails the run)", pytrace=False)
+    pytest.skip(message)
+
+
+def pyenv_python(version: str) -> Path:
+    """The newest pyenv CPython ``version`` (e.g. "3.8") as a full path, e.g.
+    ``~/.pyenv/versions/3.8.18/bin/python3.8``."""
+    roots = []
+    with suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+        if out:
+            roots.append(Path(out))
+    roots += [Path(os.environ.get("PYENV_ROOT", "~/.pyenv")).expanduser()]
+    found: list[tuple[tuple[int, ...], Path]] = []
+    for root in roots:
+        for d in (root / "versions").glob(f"{version}.*"):
+            rest = d.name[len(version) + 1 :]
+            exe = d / "bin" / f"python{version}"
+            if rest.isdigit() and exe.is_file():
+                found.append(((int(rest),), exe))
+    if not found:
+        missing_tool(f"CPython {version} is not installed under pyenv ({', '.join(map(str, roots))})")
+    return max(found)[1]
+
+
+def make_venv_for(uv_bin: Path, uv_cache: Path, env: dict[str, str], dest: Path, python: Path | str, packages: Sequence[str | Path]) -> None:
+    """:func:`_make_venv` for another interpreter than the one running the tests."""
+    _check(run([uv_bin, "venv", "--no-config", "--python", python, dest], env), f"uv venv --python {python} {dest}")
+    _check(
+        run([uv_bin, "pip", "install", "--no-config", "--cache-dir", uv_cache, "--python", dest / "bin" / "python", *packages], env),
+        f"uv pip install {' '.join(map(str, packages))} into {dest}",
+    )
+
+
+@pytest.fixture(scope="session")
+def compat_venv(shared_dir: Path, uv_bin: Path, uv_cache: Path, build_env: dict[str, str], privpkg_wheel: Path) -> Callable[..., Venv]:
+    """``compat_venv(pip, python=None, how="in-env"|"setup")``: a venv (built once per run, shared
+    by xdist workers) of ``python`` (a pyenv version such as "3.8"; None = the tests' own
+    interpreter) with ``pip`` (a requirement such as "pip==23.2.1", or "pip" for the newest pip
+    that supports that Python), and privpkg either installed in it ("in-env") or its shim copied
+    in by this checkout's ``privpkg setup pip --python`` ("setup")."""
+
+    def get(pip: str, python: str | None = None, how: str = "setup") -> Venv:
+        assert how in ("in-env", "setup")
+        exe = pyenv_python(python) if python else Path(sys.executable)
+        packages: list[str | Path] = [pip] + ([f"privpkg @ {privpkg_wheel.as_uri()}"] if how == "in-env" else [])
+        name = f"compat-{python or 'self'}-{_re.sub(r'[^A-Za-z0-9.]+', '_', pip)}-{how}"
+
+        def build(dest: Path) -> None:
+            make_venv_for(uv_bin, uv_cache, build_env, dest, exe, packages)
+            if how == "setup":
+                _check(run([sys.executable, "-m", "privpkg", "setup", "pip", "--python", dest / "bin" / "python"], build_env),
+                       "privpkg setup pip --python")
+
+        return Venv(build_once(shared_dir, name, build))
+
+    return get

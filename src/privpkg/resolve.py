@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from privpkg import urls
@@ -35,20 +36,51 @@ def check_ttl(ttl: int) -> int:
     return ttl
 
 
+#: Longer privpkg:// URLs are refused before anything else looks at them (percent-escaping can
+#: triple a URL; the longest valid one is far shorter: a 63-character workspace name plus a
+#: 255-byte file name).
+MAX_URL_LENGTH = 2048
+#: A file name no Linux or macOS file system stores (NAME_MAX), so no workspace can hold it.
+MAX_FILENAME_BYTES = 255
+MAX_WORKSPACE_NAME = 63
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shown(text: str, limit: int = 100) -> str:
+    """``text`` fit for a one-line message: control characters escaped, long values cut."""
+    clean = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return clean if len(clean) <= limit else f"{clean[:limit]}... ({len(text)} characters)"
+
+
 def parse_privpkg_url(url: str) -> tuple[str, str]:
-    """(workspace, file name) from ``privpkg://WORKSPACE/wheels/FILE.whl``."""
+    """(workspace, file name) from ``privpkg://WORKSPACE/wheels/FILE.whl``; a one-line
+    UsageError for anything else, including NUL and other control characters (raw or
+    percent-escaped) and over-long URLs, names and file names."""
     from privpkg.wheels import check_filename
     from privpkg.workspace import validate_name
 
-    parts = urlsplit(url)
+    if len(url) > MAX_URL_LENGTH:
+        raise UsageError(f"privpkg:// URL too long ({len(url)} characters, at most {MAX_URL_LENGTH}): {_shown(url)}")
+    if _CONTROL.search(url):
+        raise UsageError(f"a privpkg:// URL cannot contain control characters: {_shown(url)}")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "Invalid IPv6 URL" for privpkg://[x/...
+        raise UsageError(f"malformed privpkg:// URL: {_shown(url)}") from None
     if parts.scheme.lower() != SCHEME:
-        raise UsageError(f"not a privpkg:// URL: {urls.redact(url)}")
+        raise UsageError(f"not a privpkg:// URL: {_shown(urls.redact(url))}")
     if parts.query or "@" in parts.netloc:
-        raise UsageError(f"a privpkg:// URL has no query or user part: {urls.redact(url)}")
+        raise UsageError(f"a privpkg:// URL has no query or user part: {_shown(urls.redact(url))}")
     path = unquote(parts.path)
+    if _CONTROL.search(path):
+        raise UsageError(f"a privpkg:// URL cannot contain control characters: {_shown(url)}")
     if not path.startswith("/wheels/") or path.count("/") != 2:
-        raise UsageError(f"expected privpkg://WORKSPACE/wheels/FILE.whl, got {urls.redact(url)}")
+        raise UsageError(f"expected privpkg://WORKSPACE/wheels/FILE.whl, got {_shown(urls.redact(url))}")
     filename = path[len("/wheels/") :]
+    if len(parts.netloc) > MAX_WORKSPACE_NAME:
+        raise UsageError(f"workspace name too long ({len(parts.netloc)} characters, at most {MAX_WORKSPACE_NAME}): {_shown(parts.netloc, 40)}")
+    if len(filename.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES:
+        raise UsageError(f"wheel file name too long ({len(filename.encode('utf-8', 'surrogatepass'))} bytes, at most {MAX_FILENAME_BYTES}): {_shown(filename, 60)}")
     check_filename(filename, strict=False)
     return validate_name(parts.netloc), filename
 
@@ -116,64 +148,213 @@ def is_signable(url: str) -> bool:
 
 
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_COMMENT = re.compile(r"(^|\s+)#.*$")
 _OPTION = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=?\s*)(\S+)$")
+#: pip's per-requirement options (pip/_internal/req/req_file.py SUPPORTED_OPTIONS_REQ).
+_REQ_OPTIONS = ("--hash", "--config-settings", "--global-option")
+#: pip accepts only these algorithms (pip/_internal/utils/hashes.py STRONG_HASHES).
+_HASH = re.compile(r"^(?:sha256:[0-9a-fA-F]{64}|sha384:[0-9a-fA-F]{96}|sha512:[0-9a-fA-F]{128})$")
+_MENTIONS = re.compile(r"privpkg:", re.IGNORECASE)
+#: pip has no nesting limit but dies of RecursionError somewhere past 200 levels; uv overflows
+#: its stack. A chain this deep is a generated mistake, so it gets one line.
+MAX_NESTING = 256
+MAX_REQUIREMENTS_BYTES = 16 * 1024 * 1024
 
 
-def _logical_lines(text: str) -> list[str]:
-    out: list[str] = []
-    buf = ""
-    for raw in text.splitlines():
-        line = raw[:-1] if raw.endswith("\\") else raw
-        buf += line
-        if raw.endswith("\\"):
+class Pin(NamedTuple):
+    """One signable requirement: where it was found and what its constraint line keeps."""
+
+    name: str
+    url: str  # as written, fragment (e.g. #sha256=...) included
+    marker: str
+    options: tuple[str, ...]  # per-requirement options, as --name=value
+    where: str  # "FILE, line N"
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(number of the first physical line, text) of each requirement line, as pip reads them:
+    backslash continuations joined, comments removed, ``${VAR}`` expanded (when set)."""
+    out: list[tuple[int, str]] = []
+    parts: list[str] = []
+    first = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.endswith("\\") or _COMMENT.match(raw):
+            # pip (req_file.join_lines): a comment line ends a continuation, and a line that
+            # ends with a backslash inside a comment does not continue.
+            line = "".join([*parts, (" " + raw) if _COMMENT.match(raw) else raw])
+            number, parts = (first if parts else number), []
+        else:
+            if not parts:
+                first = number
+            parts.append(raw.strip("\\"))
             continue
-        buf = re.sub(r"(^|\s+)#.*$", "", buf).strip()
-        if buf:
-            out.append(_ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), buf))
-        buf = ""
+        line = _COMMENT.sub("", line).strip()
+        if line:
+            out.append((number, _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)))
+    if parts:
+        line = _COMMENT.sub("", "".join(parts)).strip()
+        if line:
+            out.append((first, _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)))
     return out
 
 
-def collect(path: Path, seen: set[Path] | None = None) -> list[tuple[str, str, str]]:
-    """(name, url, marker) of every signable ``name @ URL`` in a requirements file, following
-    nested ``-r`` and ``-c`` files relative to the file that names them."""
+def _read_requirements(path: Path, where: str) -> str:
+    """The text of a requirements file; one-line errors for an unreadable, huge or binary one."""
+    prefix = f"{where}: " if where else ""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_REQUIREMENTS_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{prefix}cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_REQUIREMENTS_BYTES:
+        raise UsageError(f"{prefix}{path} is larger than {MAX_REQUIREMENTS_BYTES >> 20} MiB: not a requirements file")
+    # pip's auto_decode: a BOM names the encoding, else UTF-8 (its locale default here).
+    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            break
+    else:
+        encoding = "utf-8"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{prefix}{path} is not a text requirements file (not {encoding} at byte {exc.start})") from None
+    if "\x00" in text:
+        raise UsageError(f"{prefix}{path} is a binary file, not a requirements file")
+    return text
+
+
+def _break_args_options(line: str) -> tuple[str, str]:
+    """pip's req_file.break_args_options: the requirement, then everything from the first
+    token that starts with ``-``."""
+    tokens = line.split(" ")
+    for i, token in enumerate(tokens):
+        if token.startswith("-"):
+            return " ".join(tokens[:i]), " ".join(tokens[i:])
+    return line, ""
+
+
+def _options(text: str, where: str) -> tuple[str, ...]:
+    """The per-requirement options of a line, validated as pip would, as ``--name=value``."""
+    import shlex
+
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"{where}: cannot read the options {_shown(text, 60)!r}: {exc}") from None
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        name, eq, value = tokens[i].partition("=")
+        if name not in _REQ_OPTIONS:
+            raise UsageError(f"{where}: {_shown(name, 40)} is not an option of a requirement line (pip takes {', '.join(_REQ_OPTIONS)})")
+        if not eq:
+            i += 1
+            if i == len(tokens):
+                raise UsageError(f"{where}: {name} needs a value")
+            value = tokens[i]
+        if name == "--hash" and not _HASH.match(value):
+            raise UsageError(f"{where}: --hash takes sha256:, sha384: or sha512: and the hex digest, got {_shown(value, 60)!r}")
+        out.append(f"{name}={shlex.quote(value)}")
+        i += 1
+    return tuple(out)
+
+
+def _requirement(line: str, where: str) -> Pin | None:
+    """The Pin of a requirement line that names a signable URL, None for any other line. A line
+    that mentions privpkg: but cannot be signed is an error, never skipped (it would otherwise
+    install from wherever else pip finds that name)."""
+    from packaging.markers import InvalidMarker, Marker
     from packaging.requirements import InvalidRequirement, Requirement
 
-    seen = seen if seen is not None else set()
-    path = path.resolve()
-    if path in seen:
-        return []
-    seen.add(path)
+    from privpkg.wheels import check_filename
+
+    mentions = bool(_MENTIONS.search(line))
+    if line.startswith("-"):
+        if mentions:
+            raise UsageError(f"{where}: privpkg:// URLs are signed only in requirement lines (`name @ privpkg://...`), not after {_shown(line.split()[0], 30)}")
+        return None
+    args, opts = _break_args_options(line)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    found: list[tuple[str, str, str]] = []
-    for line in _logical_lines(text):
-        opt = _OPTION.match(line)
-        if opt:
-            found += collect(path.parent / opt.group(2), seen)
-            continue
-        if line.startswith("-") or "@" not in line:
-            continue
+        if args.lower().startswith(SCHEME + ":"):
+            # A bare URL, as pip allows: the project name comes from the wheel file name.
+            url, _, marker_text = args.partition(";")
+            url = url.strip()
+            name = check_filename(parse_privpkg_url(url.split("#", 1)[0])[1])[0]
+            marker = str(Marker(marker_text.strip())) if marker_text.strip() else ""
+        else:
+            try:
+                req = Requirement(args)
+            except InvalidRequirement as exc:
+                if not mentions:
+                    return None  # not privpkg's: pip judges it
+                raise UsageError(f"not a valid requirement: {_shown(str(exc).splitlines()[0], 120)}") from None
+            if req.url and req.url.lower().startswith(SCHEME + ":"):
+                parse_privpkg_url(req.url.split("#", 1)[0])
+            elif mentions:
+                raise UsageError("privpkg:// must be the URL of the requirement: `name @ privpkg://WORKSPACE/wheels/FILE.whl`")
+            elif not (req.url and is_signable(req.url)):
+                return None
+            name, url, marker = req.name, req.url, str(req.marker) if req.marker else ""
+    except InvalidMarker as exc:
+        raise UsageError(f"{where}: invalid marker: {_shown(str(exc).splitlines()[0], 120)}") from None
+    except PrivpkgError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    return Pin(name, url, marker, _options(opts, where), where)
+
+
+def collect(path: Path) -> list[Pin]:
+    """Every signable requirement in a requirements file, following nested ``-r`` and ``-c``
+    files relative to the file that names them. A file included twice is read once; a file that
+    includes itself (directly or through others) is an error, as in pip 25+."""
+    found: list[Pin] = []
+    seen: set[Path] = set()
+
+    def visit(shown: Path, chain: tuple[Path, ...], where: str) -> None:
         try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            continue
-        if req.url and is_signable(req.url):
-            found.append((req.name, req.url, str(req.marker) if req.marker else ""))
+            real = shown.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            raise UsageError(f"{where + ': ' if where else ''}cannot read {shown}: {exc}") from None
+        if real in chain:
+            raise UsageError(f"{where}: {shown} includes itself (a cycle of -r/-c files)")
+        if real in seen:
+            return
+        if len(chain) >= MAX_NESTING:
+            raise UsageError(f"{where}: requirements files nested more than {MAX_NESTING} deep")
+        seen.add(real)
+        for number, line in _logical_lines(_read_requirements(shown, where)):
+            here = f"{shown}, line {number}"
+            opt = _OPTION.match(line)
+            if opt:
+                target = opt.group(2)
+                if "://" in target:
+                    raise UsageError(f"{here}: privpkg resolve reads local files only; download {_shown(urls.redact(target), 80)} first")
+                visit(shown.parent / target, (*chain, real), here)
+                continue
+            pin = _requirement(line, here)
+            if pin is not None:
+                found.append(pin)
+
+    visit(path, (), "")
     return found
 
 
 def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:
-    """Write a constraints file (mode 0600) pinning every signable requirement to a signed URL.
-    Returns how many lines were written."""
+    """Write a constraints file (mode 0600) pinning every signable requirement to a signed URL,
+    keeping its marker, URL fragment and per-requirement options (``--hash``). Returns how many
+    lines were written."""
     from privpkg.vault import _write_atomic
 
     lines = []
-    for name, url, marker in collect(path):
-        signed = resolve_url(url, ttl)
-        lines.append(f"{name} @ {signed}" + (f" ; {marker}" if marker else ""))
+    for pin in collect(path):
+        base, _, fragment = pin.url.partition("#")
+        try:
+            signed = resolve_url(base, ttl)
+        except PrivpkgError as exc:
+            raise type(exc)(f"{pin.where}: {exc}") from None
+        line = f"{pin.name} @ {signed}" + (f"#{fragment}" if fragment else "")
+        line += (f" ; {pin.marker}" if pin.marker else "") + "".join(" " + o for o in pin.options)
+        lines.append(line)
     header = "# written by privpkg resolve: short-lived signed URLs, do not commit\n"
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(out, (header + "".join(line + "\n" for line in lines)).encode(), 0o600)

@@ -180,8 +180,13 @@ def _purelib(python: str) -> Path:
 
 def install_shim(python: str) -> str:
     """Copy the pip shim into the environment of ``python``; signing then runs through this
-    privpkg's interpreter, so that environment needs no privpkg install of its own."""
+    privpkg's interpreter, so that environment needs no privpkg install of its own.
+
+    The copy is built in a fresh ``mkdtemp`` directory inside site-packages (random name,
+    created exclusively, so nothing planted there is followed or reused) and renamed into place;
+    a previous copy is renamed aside first and removed after, so pip never sees half a package."""
     import shutil
+    import tempfile
 
     from privpkg import pip_shim
 
@@ -190,15 +195,30 @@ def install_shim(python: str) -> str:
         return f"{python} already has the pip shim (privpkg is installed there); nothing changed"
     src = Path(pip_shim.__file__).parent
     dest = site / SHIM_PACKAGE
-    tmp = site / f".{SHIM_PACKAGE}.{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in ("__init__.py", "adapter.py"):
-        shutil.copyfile(src / name, tmp / name)
-    (tmp / "config.json").write_text(json.dumps({"python": sys.executable}) + "\n")
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-    _write_atomic(site / SHIM_PTH, pip_shim.pth_line(SHIM_PACKAGE).encode(), 0o644)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp: str | None = None
+    old: str | None = None
+    try:
+        tmp = tempfile.mkdtemp(prefix=f".{SHIM_PACKAGE}.", dir=site)
+        for name in ("__init__.py", "adapter.py"):
+            shutil.copyfile(src / name, os.path.join(tmp, name))
+        # A fresh private folder: nothing can be planted in it, so plain writes are safe here.
+        Path(tmp, "config.json").write_text(json.dumps({"python": sys.executable}) + "\n")
+        # mkdtemp makes the folder 0700; the environment's other users must be able to import it.
+        os.chmod(tmp, 0o777 & ~umask)
+        if dest.is_symlink() or dest.exists():
+            old = tempfile.mkdtemp(prefix=f".{SHIM_PACKAGE}.old.", dir=site)
+            os.replace(dest, os.path.join(old, SHIM_PACKAGE))
+        os.replace(tmp, dest)
+        tmp = None
+        _write_atomic(site / SHIM_PTH, pip_shim.pth_line(SHIM_PACKAGE).encode(), 0o644)
+    except OSError as exc:
+        raise PrivpkgError(f"cannot install the pip shim into {site}: {exc.strerror or exc}") from None
+    finally:
+        for leftover in (tmp, old):
+            if leftover:
+                shutil.rmtree(leftover, ignore_errors=True)
     return f"installed the pip shim into {site} (signing through {sys.executable})"
 
 

@@ -52,7 +52,7 @@ class _RedactFilter(logging.Filter):
             return True
         clean = _show_stable_urls(redact_signatures(msg))
         if clean != msg:
-            record.msg, record.args = clean, None
+            record.msg, record.args = clean, ()  # pip < 25 asserts args is a tuple
         return True
 
 
@@ -94,7 +94,8 @@ def _resolve_subprocess(url: str) -> str:
     if res.returncode != 0:
         lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
         msg = lines[-1] if lines else f"privpkg resolve failed with exit code {res.returncode}"
-        msg = msg.removeprefix("privpkg: error: ")
+        if msg.startswith("privpkg: error: "):  # noqa: FURB188 - no str.removeprefix: this copy runs on 3.8
+            msg = msg[len("privpkg: error: ") :]
         raise _ShimError(msg, 404 if res.returncode == 1 and "no wheel" in msg else 403)
     return res.stdout.strip().splitlines()[-1]
 
