@@ -141,7 +141,8 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True) -> str:
     else:
         raise UsageError(f"cannot sign {scheme or 'this'} URLs; expected privpkg://WORKSPACE/wheels/FILE.whl")
     storage = open_storage(ws)
-    if check and storage.head(key) is None:
+    # A local workspace's check is a stat, offline like its signing: always done.
+    if (check or ws.storage == "local") and storage.head(key) is None:
         raise NotFoundError(not_found_message(ws.name, key))
     return storage.signed_url(key, ttl)
 
