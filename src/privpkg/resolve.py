@@ -22,7 +22,7 @@ from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from privpkg import urls
-from privpkg.errors import NotFoundError, PrivpkgError, UsageError
+from privpkg.errors import NotFoundError, UsageError
 from privpkg.workspace import Workspace, all_workspaces, get_workspace
 
 DEFAULT_TTL = 600
@@ -85,6 +85,31 @@ def parse_privpkg_url(url: str) -> tuple[str, str]:
     return validate_name(parts.netloc), filename
 
 
+#: Hosts of Azure Blob Storage endpoints (public cloud, China, US government, DNS-zone
+#: endpoints). Only these, and loopback emulators such as Azurite, are ever signed for or
+#: intercepted by the pip shim, whatever a workspace definition says (defense in depth: the
+#: workspace validator refuses other hosts too).
+_AZURE_BLOB_HOST = re.compile(
+    r"^[a-z0-9-]+\.(?:z[0-9]+\.)?blob\.(?:core\.windows\.net|core\.chinacloudapi\.cn|core\.usgovcloudapi\.net|storage\.azure\.net)$"
+)
+
+
+def _azure_container(ws: Workspace) -> urls.NormURL | None:
+    """The normalized container URL of an Azure workspace, or None when its URL is not an Azure
+    blob container (https on an Azure blob host) or a loopback emulator's (http or https)."""
+    if ws.storage != "azure":
+        return None
+    try:
+        norm = urls.normalize(ws.location)
+    except (UsageError, AttributeError, TypeError):
+        return None
+    if urls.is_loopback(norm.host):
+        ok = norm.scheme in ("http", "https") and len(norm.segments) == 2
+    else:
+        ok = norm.scheme == "https" and bool(_AZURE_BLOB_HOST.match(norm.host)) and len(norm.segments) == 1
+    return norm if ok and all(norm.segments) else None
+
+
 def _azure_match(url: str) -> tuple[Workspace, str] | None:
     """The Azure workspace whose container holds the blob at ``url``, and the blob name."""
     try:
@@ -92,24 +117,46 @@ def _azure_match(url: str) -> tuple[Workspace, str] | None:
     except UsageError:
         return None
     for ws in all_workspaces().values():
-        if ws.storage != "azure":
-            continue
-        container = urls.normalize(ws.location)
-        if urls.covers(container, norm) and norm.path != container.path:
+        container = _azure_container(ws)
+        if container is not None and urls.covers(container, norm) and norm.path != container.path:
             return ws, unquote(norm.path[len(container.path) :].rstrip("/"))
     return None
 
 
 def azure_prefixes() -> list[str]:
-    """Container URL prefixes the pip shim mounts itself on (plain blob URLs, item 9)."""
+    """Container URL prefixes the pip shim mounts itself on (plain blob URLs). Never raises: a
+    broken workspace file must not break pip, so it means no prefixes. Only Azure blob hosts and
+    loopback emulators qualify; the shim decides on the first request to a prefix whether an
+    AzureBlob connection covers it (:func:`azure_covered`)."""
     try:
-        return [ws.location + "/" for ws in all_workspaces().values() if ws.storage == "azure"]
-    except PrivpkgError:
+        found = all_workspaces().values()
+    except Exception:  # noqa: BLE001 - any broken definition: intercept nothing
         return []
+    out = []
+    for ws in found:
+        container = _azure_container(ws)
+        if container is not None:
+            out.append(container.url)  # normalized, ends with "/"
+    return out
 
 
-def resolve_url(url: str, ttl: int = DEFAULT_TTL) -> str:
-    """A signed URL for ``url``; one-line PrivpkgError naming the fix for anything missing."""
+def azure_covered(prefix: str) -> bool:
+    """Whether an AzureBlob connection (from any source, the environment included) covers the
+    container at ``prefix``. Reads (and so decrypts) the store: the pip shim calls it only on the
+    first request to such a container. PrivpkgError if the store cannot be read."""
+    from privpkg.connections import CredentialLookup
+
+    return CredentialLookup(categories={"AzureBlob"}).find(prefix) is not None
+
+
+def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True) -> str:
+    """A signed URL for ``url``; one-line PrivpkgError naming the fix for anything missing.
+
+    With ``check`` (the ``privpkg resolve`` command) the object is looked up first, so a missing
+    wheel is a NotFoundError before anything is downloaded. The pip shim passes ``check=False``:
+    signing is offline (a SAS or a SigV4 presigned URL is computed locally), so no network I/O
+    happens outside pip's own download, which pip's ``--timeout`` and ``--retries`` bound; the
+    shim turns a 404 from the storage into the same "no wheel" line."""
     from privpkg.storage import open_storage
 
     check_ttl(ttl)
@@ -126,9 +173,14 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL) -> str:
     else:
         raise UsageError(f"cannot sign {scheme or 'this'} URLs; expected privpkg://WORKSPACE/wheels/FILE.whl")
     storage = open_storage(ws)
-    if storage.head(key) is None:
-        raise NotFoundError(f"no wheel {key.rsplit('/', 1)[-1]} in workspace {ws.name!r} (see: privpkg wheel list --workspace {ws.name})")
+    # A local workspace's check is a stat, offline like its signing: always done.
+    if (check or ws.storage == "local") and storage.head(key) is None:
+        raise NotFoundError(not_found_message(ws.name, key))
     return storage.signed_url(key, ttl)
+
+
+def not_found_message(workspace: str, key: str) -> str:
+    return f"no wheel {key.rsplit('/', 1)[-1]} in workspace {workspace!r} (see: privpkg wheel list --workspace {workspace})"
 
 
 def local_path(url: str) -> str | None:

@@ -14,13 +14,22 @@ TARGET = "pip._internal.network.session"
 
 
 def pth_line(package: str = "privpkg.pip_shim") -> str:
-    """The one line of the ``.pth`` file; ``package`` is where :func:`find` lives."""
+    """The one line of the ``.pth`` file; ``package`` is where :func:`find` lives.
+
+    The finder imports ``package`` only when pip's session module is imported. If that fails
+    (privpkg removed by hand while its ``.pth`` stayed, an editable checkout moved away, a
+    broken copy), the finder takes itself off ``sys.meta_path`` and pip imports as if the shim
+    were not there: an orphaned ``.pth`` does nothing."""
     body = (
         "class PrivpkgPipShimFinder:\\n"
         " def find_spec(self, name, path=None, target=None):\\n"
         f"  if name != {TARGET!r}: return None\\n"
-        f"  from {package} import find\\n"
-        "  return find(name, path)\\n"
+        "  try:\\n"
+        f"   from {package} import find\\n"
+        "   return find(name, path)\\n"
+        "  except Exception:\\n"
+        "   if self in sys.meta_path: sys.meta_path.remove(self)\\n"
+        "   return None\\n"
         "if not any(type(f).__name__ == 'PrivpkgPipShimFinder' for f in sys.meta_path):\\n"
         " sys.meta_path.insert(0, PrivpkgPipShimFinder())"
     )

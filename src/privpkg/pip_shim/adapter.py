@@ -9,8 +9,19 @@ Azure workspaces, so plain blob URLs are signed the same way.
 
 Signing runs in-process when privpkg is importable in pip's environment; otherwise (an
 environment prepared with ``privpkg setup pip --python PATH``) it asks privpkg's own interpreter,
-recorded in ``config.json`` next to this file. Failures reach pip as an HTTP error whose reason
-is privpkg's one-line message, never as a traceback.
+recorded in ``config.json`` next to this file. Signing is offline (no request to the storage
+before pip's own download, which pip's ``--timeout`` and ``--retries`` bound). Failures reach pip
+as an HTTP error whose reason is privpkg's one-line message, never as a traceback.
+
+The signed URL never leaves the adapter: a failed download (connection reset, timeout, too many
+5xx) is re-raised as the same requests exception class with a message naming the stable URL and
+no chained cause, and every response carries the stable URL, the original request and no
+history. A log filter masks signatures in anything urllib3 logs on the way, as a second line of
+defense.
+
+This module must run on Python 3.8 (the copy ``setup pip --python`` makes runs under whatever
+interpreter that environment has) and import only the standard library and pip's vendored
+packages.
 """
 
 from __future__ import annotations
@@ -23,12 +34,14 @@ import re
 import subprocess
 import sys
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 _SIGNATURE = re.compile(
     r"((?:[?&;]|%3[Ff]|%26)(?:sig|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId)=)[^&\s\"'#]*"
     r"|((?:Signature|sig)\s*[=:]\s*)[0-9a-fA-F]{64}|((?:Signature|sig)\s*[=:]\s*)[A-Za-z0-9%+/=]{40,}",
-    re.I,
+    re.IGNORECASE,
 )
+_ERROR_PREFIX = "privpkg: error: "
 
 
 class _ShimError(Exception):
@@ -41,19 +54,78 @@ def redact_signatures(text: str) -> str:
     return _SIGNATURE.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or "") + "<redacted>", text)
 
 
+#: Signed URLs this process made (whole, and the path?query part urllib3 logs) -> the stable
+#: URL they stand for, so a log line shows the URL the user wrote instead of a masked one.
+_SIGNED: dict[str, str] = {}
+
+
+def _remember(signed: str, original: str) -> None:
+    stable = _stable(original)
+    _SIGNED[signed] = stable
+    parts = urlsplit(signed)
+    if parts.query:
+        _SIGNED[f"{parts.path}?{parts.query}"] = stable
+
+
+def _clean(text: str) -> str:
+    for signed in sorted((k for k in _SIGNED if k in text), key=len, reverse=True):
+        text = text.replace(signed, _SIGNED[signed])
+    return _show_stable_urls(redact_signatures(text))
+
+
+def _render_rich(renderable: Any) -> str | None:
+    """Plain text of a rich renderable (pip's diagnostic errors), or None if it cannot be."""
+    try:
+        from pip._vendor.rich.console import Console
+
+        buf = io.StringIO()
+        Console(file=buf, width=200, color_system=None, force_terminal=False, soft_wrap=True).print(renderable)
+        return buf.getvalue()
+    except Exception:  # noqa: BLE001 - unknown pip layout: leave the record alone
+        return None
+
+
 class _RedactFilter(logging.Filter):
-    """Masks signatures in any log record that passes pip's handlers (urllib3 and cachecontrol
-    log full request URLs at debug level)."""
+    """Masks signatures in any log record that passes pip's handlers: urllib3 and cachecontrol
+    log full request URLs at debug level. A second line of defense: the adapter already keeps
+    signed URLs out of what it returns and raises.
+
+    pip before 25 asserts that a record's ``args`` is a tuple, so a rewritten message gets
+    ``args = ()``. pip's rich diagnostic records (``extra={"rich": True}``, or the message
+    ``"[present-rich] %s"`` before 24) carry their renderable in ``args`` and tracebacks
+    travel in ``exc_info``: neither goes through ``getMessage``, so both are checked apart."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            msg = record.getMessage()
-        except Exception:  # noqa: BLE001
-            return True
-        clean = _show_stable_urls(redact_signatures(msg))
-        if clean != msg:
-            record.msg, record.args = clean, ()  # pip < 25 asserts args is a tuple
+            self._scrub(record)
+        except Exception:  # noqa: BLE001, S110 - a log filter must never break pip's logging
+            pass
         return True
+
+    @staticmethod
+    def _scrub(record: logging.LogRecord) -> None:
+        args = record.args
+        if (getattr(record, "rich", False) or record.msg == "[present-rich] %s") and isinstance(args, tuple) and len(args) == 1:
+            text = args[0] if isinstance(args[0], str) else _render_rich(args[0])
+            if text is not None:
+                clean = _clean(text)
+                if clean != text:
+                    from pip._vendor.rich.text import Text
+
+                    record.args = (Text(clean.rstrip("\n")),)
+        else:
+            msg = record.getMessage()
+            clean = _clean(msg)
+            if clean != msg:
+                record.msg, record.args = clean, ()
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            # logging.Formatter uses exc_text when set, so the traceback it prints is this one.
+            import traceback
+
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            clean = _clean(text)
+            if clean != text:
+                record.exc_text = clean
 
 
 def _ttl() -> int:
@@ -64,17 +136,40 @@ def _ttl() -> int:
 
 
 def _resolve(url: str) -> str:
+    """The signed URL for ``url``, or _ShimError with privpkg's one-line message."""
     try:
         from privpkg.errors import NotFoundError, PrivpkgError
         from privpkg.resolve import resolve_url
     except ImportError:
         return _resolve_subprocess(url)
     try:
-        return resolve_url(url, _ttl())
+        return resolve_url(url, _ttl(), check=False)
     except NotFoundError as exc:
         raise _ShimError(str(exc), 404) from None
     except PrivpkgError as exc:
         raise _ShimError(str(exc), 403) from None
+    except Exception as exc:  # noqa: BLE001 - a bug or a broken definition must not crash pip
+        raise _ShimError(f"cannot sign {_stable(url)}: {type(exc).__name__}", 403) from None
+
+
+# Run in privpkg's own interpreter for a shim copied into another environment: sign offline,
+# print the signed URL, or one "privpkg: error:" line (exit 1 for a missing wheel, else 2).
+_SIGN_PROGRAM = """
+import sys
+try:
+    from privpkg.errors import NotFoundError, PrivpkgError
+    from privpkg.resolve import resolve_url
+    print(resolve_url(sys.argv[1], int(sys.argv[2]), check=False))
+except NotFoundError as exc:
+    sys.stderr.write("privpkg: error: %s\\n" % exc)
+    sys.exit(1)
+except PrivpkgError as exc:
+    sys.stderr.write("privpkg: error: %s\\n" % exc)
+    sys.exit(2)
+except Exception as exc:
+    sys.stderr.write("privpkg: error: cannot sign this URL: %s\\n" % type(exc).__name__)
+    sys.exit(2)
+"""
 
 
 def _resolve_subprocess(url: str) -> str:
@@ -82,22 +177,50 @@ def _resolve_subprocess(url: str) -> str:
     try:
         with open(cfg_path) as fh:
             python = json.load(fh)["python"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         raise _ShimError("privpkg is not installed in this environment; run: privpkg setup pip --python " + sys.executable, 403) from None
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     try:
-        res = subprocess.run([python, "-m", "privpkg", "resolve", "--ttl", str(_ttl()), url],
-                             capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
-    except OSError:
+        # Signing is offline, so this returns in well under a second unless the store is
+        # locked by a writer (which waits at most 30 s).
+        res = subprocess.run([python, "-c", _SIGN_PROGRAM, url, str(_ttl())],
+                             capture_output=True, text=True, env=env, timeout=120, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, ValueError):
         raise _ShimError(f"privpkg's interpreter {python} is gone; run: privpkg setup pip --python {sys.executable}", 403) from None
+    except subprocess.TimeoutExpired:
+        raise _ShimError(f"privpkg's interpreter {python} did not sign {_stable(url)} within 120 s", 403) from None
     if res.returncode != 0:
         lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
-        msg = lines[-1] if lines else f"privpkg resolve failed with exit code {res.returncode}"
-        if msg.startswith("privpkg: error: "):  # noqa: FURB188 - no str.removeprefix: this copy runs on 3.8
-            msg = msg[len("privpkg: error: ") :]
-        raise _ShimError(msg, 404 if res.returncode == 1 and "no wheel" in msg else 403)
-    return res.stdout.strip().splitlines()[-1]
+        msg = lines[-1] if lines else f"privpkg failed with exit code {res.returncode}"
+        if msg.startswith(_ERROR_PREFIX):  # noqa: FURB188 - str.removeprefix is 3.9+, this runs on 3.8
+            msg = msg[len(_ERROR_PREFIX):]
+        raise _ShimError(redact_signatures(msg), 404 if res.returncode == 1 else 403)
+    out = res.stdout.strip().splitlines()
+    if not out:
+        raise _ShimError(f"privpkg printed no signed URL for {_stable(url)}", 403)
+    return out[-1]
+
+
+def _stable(url: str) -> str:
+    """``url`` as it may be shown: without fragment, query or user info."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        return f"{parts.scheme}://{netloc}{parts.path}"
+    except Exception:  # noqa: BLE001
+        return "<the requested URL>"
+
+
+def _not_found(url: str) -> str:
+    """"no wheel F in workspace W" for a 404 from the storage (the wheel, or its container or
+    bucket, is gone); signing did not look, to stay off the network before pip's download."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "privpkg":
+        name = parts.netloc
+        filename = unquote(parts.path).rsplit("/", 1)[-1]
+        return f"no wheel {filename} in workspace {name!r} (see: privpkg wheel list --workspace {name})"
+    return f"no blob at {_stable(url)} in its workspace's container (see: privpkg workspace list)"
 
 
 _LOCAL: dict[str, str | None] = {}
@@ -159,12 +282,83 @@ def _patch_link() -> None:
     Link._privpkg_patched = True
 
 
-def _azure_prefixes() -> list[str]:
+def _azure_prefixes() -> list:
+    """Container URLs of Azure workspaces (Azure blob hosts and loopback only); [] when privpkg
+    is not importable or anything is wrong with the definitions."""
     try:
         from privpkg.resolve import azure_prefixes
-    except ImportError:
+
+        return list(azure_prefixes())
+    except Exception:  # noqa: BLE001 - never break pip
         return []
-    return azure_prefixes()
+
+
+#: prefix -> whether an AzureBlob connection covers it, decided on the first request to it.
+_COVERED: dict[str, bool] = {}
+
+
+def _azure_wanted(prefix: str) -> bool:
+    """Whether the adapter signs requests under ``prefix`` (an Azure container URL). The first
+    request decides (reading the store); without a covering AzureBlob connection the request
+    goes to pip's own adapter untouched, as if the shim were not there."""
+    if prefix not in _COVERED:
+        from privpkg.errors import PrivpkgError
+        from privpkg.resolve import azure_covered
+
+        try:
+            _COVERED[prefix] = bool(azure_covered(prefix))
+        except PrivpkgError as exc:
+            raise _ShimError(str(exc), 403) from None
+    return _COVERED[prefix]
+
+
+def _failure(exc: BaseException) -> str:
+    """What went wrong in a failed download, in words that hold no URL."""
+    from pip._vendor.requests import exceptions as rex
+
+    if isinstance(exc, rex.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, rex.ReadTimeout):
+        return "read timed out"
+    if isinstance(exc, rex.RetryError):
+        return "too many error responses"
+    if isinstance(exc, rex.SSLError):
+        return "TLS error"
+    # The innermost OSError (ConnectionResetError, ConnectionRefusedError, ...) names the cause.
+    seen = set()
+    todo = [exc]
+    cause = None
+    while todo:
+        e = todo.pop()
+        if id(e) in seen or len(seen) > 20:
+            continue
+        seen.add(id(e))
+        if type(e).__name__ == "ReadTimeoutError":  # urllib3's, after pip's retries ran out
+            return "read timed out"
+        if isinstance(e, OSError) and type(e).__module__ == "builtins":
+            cause = type(e).__name__
+        todo.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
+        for attr in ("reason", "__cause__", "__context__"):
+            nxt = getattr(e, attr, None)
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+    if isinstance(exc, rex.ConnectionError):
+        return f"connection failed ({cause})" if cause else "connection failed"
+    return type(exc).__name__
+
+
+def _withheld(exc: Exception, request: Any, original: str) -> Exception:
+    """The exception to raise in place of ``exc``: the same requests class (so pip handles it as
+    before), a message naming only the stable URL, the caller's request, no cause."""
+    from pip._vendor.requests import exceptions as rex
+
+    message = f"{_failure(exc)} while downloading {_stable(original)} from the workspace storage (signed URL withheld)"
+    cls = type(exc) if isinstance(exc, rex.RequestException) else rex.ConnectionError
+    try:
+        new = cls(message, request=request)
+    except Exception:  # noqa: BLE001 - an exception class with another signature
+        new = rex.ConnectionError(message, request=request)
+    return new
 
 
 def patch_session_module(module: Any) -> None:
@@ -181,6 +375,7 @@ def patch_session_module(module: Any) -> None:
         def __init__(self, session: Any) -> None:
             super().__init__()
             self.session = session
+            self.azure = []  # type: list
 
         def _inner(self, url: str) -> Any:
             for prefix, adapter in self.session.adapters.items():
@@ -188,20 +383,46 @@ def patch_session_module(module: Any) -> None:
                     return adapter
             raise _ShimError(f"pip has no transport for {url.split(':', 1)[0]} URLs", 403)
 
+        def _azure_prefix(self, url: str) -> str | None:
+            low = url.lower()
+            for prefix in self.azure:
+                if low.startswith(prefix.lower()):
+                    return prefix
+            return None
+
         def send(self, request: Any, **kwargs: Any) -> Any:
             original = request.url
             try:
+                prefix = None if original.lower().startswith("privpkg:") else self._azure_prefix(original)
+                if prefix is not None and not _azure_wanted(prefix):
+                    return self._inner(original).send(request, **kwargs)
                 signed = _resolve(original.split("#", 1)[0])
                 inner = self._inner(signed)
             except _ShimError as exc:
                 return _error(request, exc.status, str(exc))
+            except Exception as exc:  # noqa: BLE001 - never a traceback out of the shim
+                return _error(request, 403, f"pip shim failed for {_stable(original)}: {type(exc).__name__}")
+            try:
+                _remember(signed, original)
+            except Exception:  # noqa: BLE001, S110 - only log cosmetics depend on it
+                pass
             copy = request.copy()
             copy.url = signed
-            resp = inner.send(copy, **kwargs)
+            failure = None
+            try:
+                resp = inner.send(copy, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, without the signed URL
+                failure = _withheld(exc, request, original)
+            if failure is not None:
+                # Raised outside the except block and "from None": neither __context__ nor
+                # __cause__ leads back to the exception that holds the signed URL.
+                raise failure from None
             resp.url = original
             resp.request = request
             resp.history = []
-            if resp.status_code >= 400:
+            if resp.status_code == 404:
+                resp.reason = "privpkg: " + _not_found(original)
+            elif resp.status_code >= 400:
                 resp.reason = f"{resp.reason or 'error'} from the workspace storage (signed URL withheld)"
             return resp
 
@@ -224,20 +445,27 @@ def patch_session_module(module: Any) -> None:
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
-        adapter = PrivpkgAdapter(self)
-        self.mount("privpkg://", adapter)
-        for prefix in _azure_prefixes():
-            self.mount(prefix, adapter)
-        # botocore's debug log prints the SigV4 string-to-sign and signature; it has nothing
-        # pip users need, so it stays at WARNING whatever pip's verbosity.
-        logging.getLogger("botocore").setLevel(logging.WARNING)
-        for handler in logging.getLogger().handlers:
-            if not any(isinstance(f, _RedactFilter) for f in handler.filters):
-                handler.addFilter(_RedactFilter())
+        try:
+            adapter = PrivpkgAdapter(self)
+            self.mount("privpkg://", adapter)
+            # Mounted now (reading only the workspace files), decided on first use (reading the
+            # store), so a pip run that needs no Azure workspace decrypts nothing.
+            adapter.azure = _azure_prefixes()
+            for prefix in adapter.azure:
+                self.mount(prefix, adapter)
+            # botocore's debug log prints the SigV4 string-to-sign and signature, and the Azure
+            # SDK logs every request at INFO; pip users need neither, whatever the verbosity.
+            logging.getLogger("botocore").setLevel(logging.WARNING)
+            logging.getLogger("azure").setLevel(logging.WARNING)
+            for handler in logging.getLogger().handlers:
+                if not any(isinstance(f, _RedactFilter) for f in handler.filters):
+                    handler.addFilter(_RedactFilter())
+        except Exception as exc:  # noqa: BLE001 - pip works on without the shim
+            sys.stderr.write(f"privpkg: warning: pip shim not active: {type(exc).__name__}\n")
 
     session_cls.__init__ = __init__
     session_cls._privpkg_patched = True
     try:
         _patch_link()
-    except Exception:  # noqa: BLE001 - an unknown pip layout: the adapter alone still works
+    except Exception:  # noqa: BLE001, S110 - an unknown pip layout: the adapter alone still works
         pass

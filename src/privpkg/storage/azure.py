@@ -81,11 +81,14 @@ class AzureStorage:
             kw: dict[str, Any] = {
                 "max_block_size": BLOCK_SIZE,
                 "max_single_put_size": BLOCK_SIZE,
-                # The SDK's default back-off makes a dead endpoint hang for about 85 s.
+                # The SDK's default back-off makes a dead endpoint hang for about 85 s, and its
+                # default read timeout (60 s per try) makes one that accepts and never answers
+                # hang for minutes. Bounded here: 3 tries of at most 10 s + 30 s.
                 "retry_total": 2,
                 "initial_backoff": 0.5,
                 "increment_base": 2,
                 "connection_timeout": 10,
+                "read_timeout": 30,
             }
             if self.emulator:
                 kw["api_version"] = EMULATOR_API_VERSION
@@ -108,7 +111,7 @@ class AzureStorage:
                 f"{self.container_url} refused the account key while trying to {what}; update it with: "
                 f"privpkg connection set {self._conn_name} --update"
             ) from None
-        except az.ServiceRequestError as exc:
+        except (az.ServiceRequestError, az.ServiceResponseError) as exc:  # refused, reset, timed out
             raise PrivpkgError(f"cannot reach {self.account_url} to {what}: {type(exc).__name__}") from None
         except az.HttpResponseError as exc:
             code = str(getattr(exc, "error_code", "") or "")

@@ -17,6 +17,17 @@ from privpkg.errors import NotFoundError, PrivpkgError
 from privpkg.storage import AlreadyExists, BlobInfo, Progress, missing_extra
 
 
+#: botocore waits 60 s to connect and 60 s per read by default, per attempt: an endpoint that
+#: accepts and never answers would hang a command for minutes. Signing (presigned URLs) is
+#: offline and never waits on these.
+_CLIENT_CONFIG: dict[str, Any] = {
+    "signature_version": "s3v4",
+    "retries": {"max_attempts": 2, "mode": "standard"},
+    "connect_timeout": 10,
+    "read_timeout": 30,
+}
+
+
 class S3Storage:
     def __init__(self, location: str, endpoint_url: str | None = None, region: str | None = None) -> None:
         rest = location[len("s3://") :].strip("/")
@@ -72,7 +83,7 @@ class S3Storage:
                 region_name=self.region,
                 aws_access_key_id=conn.username,
                 aws_secret_access_key=conn.secret,
-                config=Config(signature_version="s3v4", retries={"max_attempts": 2, "mode": "standard"}),
+                config=Config(**_CLIENT_CONFIG),
             )
         return self._client
 
