@@ -908,14 +908,6 @@ def check_publish_rules(cli: PrivpkgCLI, wheel: Path, workspace: str, url: str, 
 SHIM_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
 
 
-def missing_tool(message: str) -> None:
-    """Skip a test for a tool this machine lacks; under ``CI=true`` fail instead, so a CI
-    machine that lost the tool cannot go green by skipping."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: a missing tool fails the run)", pytrace=False)
-    pytest.skip(message)
-
-
 def pyenv_python(version: str) -> Path:
     """The newest pyenv CPython ``version`` (e.g. "3.8") as a full path, e.g.
     ``~/.pyenv/versions/3.8.18/bin/python3.8``."""

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from privpkg import urls
-from privpkg.errors import NotFoundError, UsageError
+from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 from privpkg.workspace import Workspace, all_workspaces, get_workspace
 
 DEFAULT_TTL = 600
