@@ -225,9 +225,10 @@ def test_azure_blob_is_tested_with_the_blob_api(cli: PrivpkgCLI, azurite: Azurit
     cli.fails(2, "connection", "test", "blob", "--url", url, match="--url is for feed connections")
 
 
-def test_s3_target_without_bucket(cli: PrivpkgCLI) -> None:
-    cli.ok("connection", "set", "s3", "--category", "S3", "--target", f"http://127.0.0.1:{free_port()}/", "--username", "AKID", stdin=PAT)
-    cli.fails(2, "connection", "test", "s3", match="names no bucket")
+def test_s3_target_must_name_a_bucket_with_s3_scheme(cli: PrivpkgCLI) -> None:
+    """An S3 target is s3://BUCKET; the endpoint is bound with --endpoint, never in the target."""
+    cli.fails(2, "connection", "set", "s3", "--category", "S3", "--target", f"http://127.0.0.1:{free_port()}/bucket",
+              "--username", "AKID", match=["an S3 target is s3://BUCKET", "--endpoint URL"], stdin=PAT)
 
 
 class AuthMoto:
@@ -275,20 +276,22 @@ def test_s3_is_tested_with_list_objects(cli: PrivpkgCLI, auth_moto: AuthMoto) ->
     wrong = "w" + auth_moto.secret_key[1:]
     for s in (auth_moto.secret_key, auth_moto.nobody_secret, wrong):
         cli.outputs.add_secret(s)
-    target = f"{auth_moto.endpoint}/{auth_moto.bucket}"
-    cli.ok("connection", "set", "s3", "--category", "S3", "--target", target, "--username", auth_moto.access_key, stdin=auth_moto.secret_key)
+    target = f"s3://{auth_moto.bucket}"
+    at = ("--endpoint", auth_moto.endpoint)
+    cli.ok("connection", "set", "s3", "--category", "S3", "--target", target, *at, "--username", auth_moto.access_key, stdin=auth_moto.secret_key)
     res = _test(cli, "s3")
     assert res.returncode == 0 and res.stdout.startswith("OK: ") and "ListObjectsV2" in res.stdout, res.stdout
+    assert f"at {auth_moto.endpoint}" in res.stdout, res.stdout
 
     cli.ok("connection", "set", "s3", "--update", stdin=wrong)
     res = _test(cli, "s3")
     assert res.returncode == 1 and res.stdout.startswith("REJECTED: ") and "SignatureDoesNotMatch" in res.stdout, res.stdout
 
-    cli.ok("connection", "set", "nobody", "--category", "S3", "--target", target, "--username", auth_moto.nobody_key, stdin=auth_moto.nobody_secret)
+    cli.ok("connection", "set", "nobody", "--category", "S3", "--target", target, *at, "--username", auth_moto.nobody_key, stdin=auth_moto.nobody_secret)
     res = _test(cli, "nobody")
     assert res.returncode == 1 and res.stdout.startswith("FORBIDDEN: "), res.stdout
 
-    cli.ok("connection", "set", "nobucket", "--category", "S3", "--target", f"{auth_moto.endpoint}/no-such-bucket-{secrets.token_hex(3)}",
+    cli.ok("connection", "set", "nobucket", "--category", "S3", "--target", f"s3://no-such-bucket-{secrets.token_hex(3)}", *at,
            "--username", auth_moto.access_key, stdin=auth_moto.secret_key)
     res = _test(cli, "nobucket")
     assert res.returncode == 1 and res.stdout.startswith("NOT FOUND: "), res.stdout
@@ -303,7 +306,8 @@ def test_storage_timeout_is_a_total_deadline(cli: PrivpkgCLI, tmp_path: Path) ->
     listener.listen(8)
     port = listener.getsockname()[1]
     try:
-        cli.ok("connection", "set", "s3", "--category", "S3", "--target", f"http://127.0.0.1:{port}/bucket", "--username", "AKID", stdin=PAT)
+        cli.ok("connection", "set", "s3", "--category", "S3", "--target", "s3://bucket", "--endpoint", f"http://127.0.0.1:{port}",
+               "--username", "AKID", stdin=PAT)
         cli.ok("connection", "set", "blob", "--category", "AzureBlob", "--target", f"http://127.0.0.1:{port}/acct/c",
                stdin=base64.b64encode(b"k" * 64).decode())
         for name in ("s3", "blob"):

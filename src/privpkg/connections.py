@@ -195,8 +195,16 @@ def validate_expires(expires: str | _dt.date | None) -> str | None:
 def validate_target(target: str, category: str = "PythonFeed", *, allow_http: bool = False) -> str:
     """Normalize a connection target; refuse what could leak its secret."""
     norm = urls.normalize(target, for_target=True)
-    allowed = ("https", "http", "s3") if category == "S3" else ("https", "http")
-    if norm.scheme not in allowed:
+    if category == "S3":
+        # The bucket is the target; where it lives is the connection's endpoint, bound separately
+        # (workspaces name buckets as s3://, so an http(s) target could never serve one).
+        if norm.scheme != "s3":
+            raise UsageError(
+                f"an S3 target is s3://BUCKET[/PREFIX], not {urls.redact(target)}; "
+                "give a non-AWS endpoint with --endpoint URL"
+            )
+        return norm.url
+    if norm.scheme not in ("https", "http"):
         raise UsageError(f"unsupported URL scheme {norm.scheme!r} for a {category} target; use https://")
     if norm.scheme == "http" and not (allow_http or urls.is_loopback(norm.host)):
         raise UsageError(

@@ -290,22 +290,14 @@ def _unreachable_or_timeout(where: str, exc: BaseException) -> Verdict:
 
 
 def s3_location(conn: Connection) -> tuple[str | None, str, str]:
-    """(endpoint URL or None for AWS, bucket, key prefix) of an S3 connection.
-
-    ``s3://BUCKET[/PREFIX]`` uses the connection's bound ``endpoint`` (None: AWS);
-    ``http(s)://ENDPOINT/BUCKET[/PREFIX]`` is a path-style endpoint URL."""
+    """(endpoint URL or None for AWS, bucket, key prefix) of an S3 connection: its target
+    ``s3://BUCKET[/PREFIX]`` at the endpoint it is bound to (None: AWS)."""
     norm = urls.normalize(conn.target)
+    if norm.scheme != "s3":
+        raise UsageError(f"S3 target {urls.redact(conn.target)} is not s3://BUCKET[/PREFIX]; set it again with --endpoint URL")
     segs = list(norm.segments)
-    if norm.scheme == "s3":
-        bucket, rest = norm.host, segs
-        endpoint = getattr(conn, "endpoint", None)  # the field S3 connections are bound with
-    else:
-        if not segs:
-            raise UsageError(f"S3 target {conn.target} names no bucket (expected s3://BUCKET or ENDPOINT/BUCKET)")
-        bucket, rest = segs[0], segs[1:]
-        endpoint = f"{norm.scheme}://{norm.netloc}"
-    prefix = "/".join(rest) + "/" if rest else ""
-    return endpoint, bucket, prefix
+    prefix = "/".join(segs) + "/" if segs else ""
+    return conn.endpoint, norm.host, prefix
 
 
 def _probe_s3(conn: Connection, deadline: float) -> Verdict:
@@ -321,7 +313,7 @@ def _probe_s3(conn: Connection, deadline: float) -> Verdict:
     except ImportError:
         return Verdict(False, "FAILED: testing an S3 connection needs boto3: pip install 'privpkg[s3]'")
     endpoint, bucket, prefix = s3_location(conn)
-    where = conn.target + (f" at {endpoint}" if endpoint and urls.normalize(conn.target).scheme == "s3" else "")
+    where = conn.target + (f" at {endpoint}" if endpoint else "")
     left = _left(deadline)
     client = boto3.client(
         "s3", endpoint_url=endpoint, region_name="us-east-1",
