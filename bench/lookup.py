@@ -50,7 +50,7 @@ HOSTS = 50
 KINDS = {
     "hit": "hits (deep URL under a target)",
     "miss": "misses (known and unknown hosts)",
-    "host": "bare `host` (pip's 2nd lookup; 200 targets on it)",
+    "host": "bare `host` (pip's 2nd lookup; 200 targets on it, 20 host-wide)",
     "host:port": "bare `host:port`",
 }
 # Variables that would add connections or change where the store/key come from.
@@ -125,6 +125,10 @@ def build_document(n: int) -> dict[str, Any]:
             "username": username_for(i),
             "secret": secrets.token_urlsafe(39),  # 52 chars, like an Azure DevOps PAT
             "expires": "2099-12-31" if i % 5 == 0 else None,
+            # Every tenth connection opts in to bare-host lookups, so pip's host lookup still
+            # scans (and finds ambiguous) opted-in targets with different secrets.
+            "host_wide": i % 10 == 0,
+            "endpoint": None,
             "created": now,
             "updated": now,
         }
@@ -147,7 +151,7 @@ def check_record_format(home: Path, doc: dict[str, Any]) -> None:
         set_connection(
             name, "PythonFeed", raw["target"], "PAT", value=raw["secret"],
             username=None if raw["username"] == "__token__" else raw["username"],
-            expires=raw["expires"], vault=scratch,
+            expires=raw["expires"], host_wide=raw["host_wide"], vault=scratch,
         )
     real = scratch.load()
     assert set(real) == {"version", "connections"}, real.keys()
@@ -179,7 +183,7 @@ def make_queries(n_conn: int, count: int, rng: random.Random) -> list[tuple[str,
             out.append(("miss", f"https://{host}/{path}", None))
         elif r < 8:  # miss: an unknown host
             out.append(("miss", f"https://pkgs{k}.elsewhere.example.org/org/simple/", None))
-        elif r < 9:  # pip's bare-host lookup: 200 targets with different secrets, answer None
+        elif r < 9:  # pip's bare-host lookup: 200 targets (20 opted in) with different secrets, answer None
             out.append(("host", f"host{i % HOSTS}.example.com", None))
         else:  # the same with an explicit port (no target has a non-default port: answer None)
             out.append(("host:port", f"host{i % HOSTS}.example.com:443", None))

@@ -206,12 +206,15 @@ def validate_target(target: str, category: str = "PythonFeed", *, allow_http: bo
         return norm.url
     if norm.scheme not in ("https", "http"):
         raise UsageError(f"unsupported URL scheme {norm.scheme!r} for a {category} target; use https://")
-    if norm.scheme == "http" and not (allow_http or urls.is_loopback(norm.host)):
-        raise UsageError(
-            f"refusing plain-http target {norm.url}: the secret would travel unencrypted; "
-            "use https, or `privpkg connection set NAME --target URL --allow-http` if you really mean it"
-        )
+    _refuse_plain_http(norm, allow_http, "target", "the secret would travel unencrypted",
+                       "`privpkg connection set NAME --target URL --allow-http`")
     return norm.url
+
+
+def _refuse_plain_http(norm: urls.NormURL, allow_http: bool, what: str, why: str, how: str) -> None:
+    """Plain http only on loopback or with ``--allow-http``: what travels there is readable."""
+    if norm.scheme == "http" and not (allow_http or urls.is_loopback(norm.host)):
+        raise UsageError(f"refusing plain-http {what} {norm.url}: {why}; use https, or {how} if you really mean it")
 
 
 def validate_endpoint(endpoint: str | None, *, allow_http: bool = False) -> str | None:
@@ -224,11 +227,7 @@ def validate_endpoint(endpoint: str | None, *, allow_http: bool = False) -> str 
     norm = urls.normalize(endpoint, for_target=True)
     if norm.scheme not in ("https", "http"):
         raise UsageError(f"unsupported S3 endpoint scheme {norm.scheme!r}; use https://")
-    if norm.scheme == "http" and not (allow_http or urls.is_loopback(norm.host)):
-        raise UsageError(
-            f"refusing plain-http S3 endpoint {norm.url}: requests would travel unencrypted; "
-            "use https, or pass --allow-http if you really mean it"
-        )
+    _refuse_plain_http(norm, allow_http, "S3 endpoint", "requests would travel unencrypted", "pass --allow-http")
     key = urls.s3_endpoint_key(norm.url)
     return None if key == "aws" and norm.host == "s3.amazonaws.com" else norm.url.rstrip("/")
 
@@ -389,6 +388,9 @@ class CredentialLookup:
             store = (vault or Vault()).load()
         self._by_target: dict[str, list[tuple[str, Any, str]]] = {}
         self._by_netloc: dict[str, list[str]] = {}
+        # netloc -> the entries that opted in to bare-host lookups: pip asks a bare host after
+        # every miss, so that answer must not build a Connection for every target on the host.
+        self._host_wide: dict[str, list[tuple[str, Any, str]]] = {}
         for conn in _env_connections(environ, self.errors):
             if wanted is None or conn.category in wanted:
                 self._add(conn.target, conn.name, conn, conn.source)
@@ -398,11 +400,14 @@ class CredentialLookup:
 
     def _add(self, target: str, name: str, item: Any, source: str) -> None:
         bucket = self._by_target.get(target)
+        netloc = target.split("/", 3)[2]
         if bucket is None:
             self._by_target[target] = bucket = []
-            netloc = target.split("/", 3)[2]
             self._by_netloc.setdefault(netloc, []).append(target)
-        bucket.append((name, item, source))
+        entry = (name, item, source)
+        bucket.append(entry)
+        if item.host_wide if isinstance(item, Connection) else item.get("host_wide") is True:
+            self._host_wide.setdefault(netloc, []).append(entry)
 
     @staticmethod
     def _conn(entry: tuple[str, Any, str]) -> Connection:
@@ -426,24 +431,36 @@ class CredentialLookup:
         buckets = [self._by_target[p] for p in norm.prefixes() if p in self._by_target]
         return self._pick(buckets, username)
 
+    @staticmethod
+    def _netlocs(service: str) -> tuple[str, str | None]:
+        """The netloc keys a bare ``host[:port]`` lookup meets, and the scheme an explicit
+        default port names. Targets are stored normalized, so a bare host without a port only
+        meets targets on their scheme's default port, and "host:port" only that explicit port."""
+        host, port = urls.normalize_netloc(service)
+        key = f"[{host}]" if ":" in host else host
+        scheme = {443: "https://", 80: "http://"}.get(port) if port is not None else None
+        return (key if port is None else f"{key}:{port}"), scheme
+
     def host_entries(self, service: str) -> list[Connection]:
         """Every connection a bare ``host[:port]`` lookup could mean, opted in or not (for
         ``doctor``). Raises UsageError for a malformed host."""
-        host, port = urls.normalize_netloc(service)
-        key = f"[{host}]" if ":" in host else host
-        # Targets are stored normalized, so a bare host without a port only meets targets on
-        # their scheme's default port, and "host:port" only targets with that explicit port.
-        targets = list(self._by_netloc.get(key if port is None else f"{key}:{port}", ()))
-        if port in (80, 443):  # an explicit default port names the scheme too
-            scheme = "https://" if port == 443 else "http://"
-            targets += [t for t in self._by_netloc.get(key, ()) if t.startswith(scheme)]
+        netloc, scheme = self._netlocs(service)
+        targets = list(self._by_netloc.get(netloc, ()))
+        if scheme:  # an explicit default port names the scheme too
+            bare = netloc.rsplit(":", 1)[0]
+            targets += [t for t in self._by_netloc.get(bare, ()) if t.startswith(scheme)]
         return [self._conn(e) for t in targets for e in self._by_target[t]]
 
     def _find_host(self, service: str, username: str | None) -> Connection | None:
         # A bare host carries no scheme and no path: pip asks it for http://h/anything after a
         # 401, and uv asks it before sending. Only a connection whose owner opted in answers it;
         # among those, one secret must be unambiguous (a username may pick one).
-        entries = [c for c in self.host_entries(service) if c.host_wide]
+        netloc, scheme = self._netlocs(service)
+        found = list(self._host_wide.get(netloc, ()))
+        if scheme:
+            bare = netloc.rsplit(":", 1)[0]
+            found += [e for e in self._host_wide.get(bare, ()) if self._conn(e).target.startswith(scheme)]
+        entries = [self._conn(e) for e in found]
         if username:
             mine = [c for c in entries if c.username == username]
             if mine and len({c.secret for c in mine}) == 1:
