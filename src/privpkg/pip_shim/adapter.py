@@ -361,6 +361,109 @@ def _withheld(exc: Exception, request: Any, original: str) -> Exception:
     return new
 
 
+class _SchemeBoundPasswords(dict):  # type: ignore[type-arg]
+    """pip's cache of credentials (``MultiDomainBasicAuth.passwords``), one per scheme.
+
+    pip keys the credential it got (from keyring after a 401, or from a URL's user info) by
+    netloc alone, ``host[:port]`` with no scheme, and sends it with every later request to that
+    netloc: a PAT that privpkg answered for ``https://h/feed/`` went out in clear to
+    ``http://h/`` when a requirements file named an ``http://h/...`` index, file or find-links
+    page. This mapping takes pip's netloc keys and files each under the scheme of the request pip
+    is handling (set by the wrappers in :func:`bind_cached_credentials_to_scheme`), so a
+    credential is reused on its host only over the scheme it was obtained for. pip reads and
+    writes this mapping only with ``in``, ``[]`` and ``[]=`` (pip 23.1 to 26.3)."""
+
+    def __init__(self, state: Any) -> None:
+        super().__init__()
+        self._state = state
+
+    def _key(self, netloc: Any) -> Any:
+        return (getattr(self._state, "scheme", None), netloc)
+
+    def __contains__(self, netloc: object) -> bool:
+        return dict.__contains__(self, self._key(netloc))
+
+    def __getitem__(self, netloc: Any) -> Any:
+        return dict.__getitem__(self, self._key(netloc))
+
+    def __setitem__(self, netloc: Any, value: Any) -> None:
+        dict.__setitem__(self, self._key(netloc), value)
+
+    def __delitem__(self, netloc: Any) -> None:
+        dict.__delitem__(self, self._key(netloc))
+
+    def get(self, netloc: Any, default: Any = None) -> Any:
+        return dict.get(self, self._key(netloc), default)
+
+    def pop(self, netloc: Any, *default: Any) -> Any:
+        return dict.pop(self, self._key(netloc), *default)
+
+    def setdefault(self, netloc: Any, default: Any = None) -> Any:
+        return dict.setdefault(self, self._key(netloc), default)
+
+
+def _scheme(url: Any) -> str | None:
+    try:
+        return urlsplit(url).scheme.lower() or None
+    except Exception:  # noqa: BLE001 - an unparsable URL gets no cached credential
+        return None
+
+
+def bind_cached_credentials_to_scheme(auth: Any) -> None:
+    """Make pip's ``MultiDomainBasicAuth`` keep credentials on the scheme they were obtained for.
+
+    Two pip habits let an https PAT reach ``http://`` on the same host and port: its cache is
+    keyed by netloc (see :class:`_SchemeBoundPasswords`), and after a 401 it asks keyring with
+    "the index URL for this request", which it picks by netloc alone. pip reaches its cache from
+    two methods, each given the URL at hand: ``_get_url_and_credentials(url)`` before every
+    request and ``handle_401(resp)`` after a 401; instance-level wrappers note that URL's scheme
+    (per thread) before pip looks, and ``_get_index_url`` only lends an index of the same
+    scheme. Left alone if pip's layout is not the known one (pip 23.1 to 26.3 have it)."""
+    import threading
+
+    if getattr(auth, "_privpkg_scheme_bound", False):
+        return
+    get = getattr(auth, "_get_url_and_credentials", None)
+    handle = getattr(auth, "handle_401", None)
+    if not callable(get) or not callable(handle) or not isinstance(getattr(auth, "passwords", None), dict):
+        return
+    find_index = getattr(auth, "_get_index_url", None)
+    state = threading.local()
+    bound = _SchemeBoundPasswords(state)
+    for netloc, value in auth.passwords.items():  # empty in every pip so far; kept, never reused across schemes
+        dict.__setitem__(bound, (None, netloc), value)
+
+    def get_url_and_credentials(original_url: Any) -> Any:
+        state.scheme = _scheme(original_url)
+        return get(original_url)
+
+    def handle_401(resp: Any, **kwargs: Any) -> Any:
+        state.scheme = _scheme(getattr(resp, "url", None))
+        return handle(resp, **kwargs)
+
+    def get_index_url(url: Any) -> Any:
+        # pip picks "the index URL for this request" by netloc alone and asks keyring with it,
+        # so after a 401 from http://h/x it asked for https://h/index/ and got that PAT. Only an
+        # index on the request's own scheme may lend its URL.
+        found = find_index(url)
+        scheme = _scheme(url)
+        if found is None or _scheme(found) == scheme:
+            return found
+        saved = auth.index_urls
+        try:
+            auth.index_urls = [i for i in (saved or ()) if _scheme(i) == scheme]
+            return find_index(url)
+        finally:
+            auth.index_urls = saved
+
+    auth.passwords = bound
+    auth._get_url_and_credentials = get_url_and_credentials
+    auth.handle_401 = handle_401
+    if callable(find_index) and hasattr(auth, "index_urls"):
+        auth._get_index_url = get_index_url
+    auth._privpkg_scheme_bound = True
+
+
 def patch_session_module(module: Any) -> None:
     """Make every PipSession created from now on route privpkg URLs through the adapter."""
     from pip._vendor.requests.adapters import BaseAdapter
@@ -445,6 +548,10 @@ def patch_session_module(module: Any) -> None:
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
+        try:
+            bind_cached_credentials_to_scheme(self.auth)
+        except Exception as exc:  # noqa: BLE001 - pip works on as it would without the shim
+            sys.stderr.write(f"privpkg: warning: pip's credential cache is not scheme-bound: {type(exc).__name__}\n")
         try:
             adapter = PrivpkgAdapter(self)
             self.mount("privpkg://", adapter)
