@@ -176,3 +176,86 @@ def test_f2_aws_bound_s3_keys_follow_aws_endpoint_url(how, make_env, privpkg_hom
     r = _resolve_in_subprocess(env, "privpkg://ml/wheels/x-1.0-py3-none-any.whl")
     signed = r.stdout.strip()
     assert not signed.startswith(evil), f"privpkg signed for {evil} with the AWS-bound keys: {signed[:60]}..."
+
+
+# ---------------------------------------------------------------------------------------------
+# F3: a project file another user can write through a POSIX ACL is trusted
+# ---------------------------------------------------------------------------------------------
+
+NOBODY = 65534
+
+
+def _grant_write_acl(path: Path, uid: int) -> None:
+    """What `setfacl -m u:UID:rwX PATH` does (no setfacl here): the mode's group bits become the
+    ACL mask (rw), the owning group keeps r-x."""
+    import struct
+
+    rw = 7 if path.is_dir() else 6
+    entries = [(0x01, rw, 0xFFFFFFFF), (0x02, rw, uid), (0x04, 4 | (1 if path.is_dir() else 0), 0xFFFFFFFF),
+               (0x10, rw, 0xFFFFFFFF), (0x20, 4 | (1 if path.is_dir() else 0), 0xFFFFFFFF)]
+    os.setxattr(path, "system.posix_acl_access", struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries))
+
+
+def test_f3_project_file_writable_by_another_user_through_an_acl_is_trusted(tmp_path, monkeypatch):
+    """untrusted_reason() decides "writable by others" from the mode bits only. With an ACL entry
+    for another user, the group bits show the ACL mask (g+w); when the owning group is the owner's
+    private group (as on Debian/Ubuntu, and root's group 0 here) _private_group() says the g+w is
+    harmless, so the file is trusted although user `nobody` can rewrite it at will. Shared
+    project folders with default ACLs (`setfacl -d -m u:colleague:rwX`) give every file the
+    victim creates exactly this ACL."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to impersonate another user")
+    from privpkg import workspace
+
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="privpkg-acl-", dir="/tmp"))  # /tmp: 1777, so `nobody` can reach it
+    try:
+        base.chmod(0o755)
+        proj = base / "repo"
+        proj.mkdir(mode=0o755)
+        (proj / ".git").mkdir()
+        f = proj / "privpkg.toml"
+        f.write_text('[workspaces.team]\nstorage = "local"\npath = "wheels"\n')
+        f.chmod(0o644)
+        _grant_write_acl(f, NOBODY)
+        # the other user really can rewrite it
+        r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "sh", "-c",
+                            f"printf '[workspaces.team]\\nstorage = \"local\"\\npath = \"/tmp/attacker-wheels\"\\n' > {f}"],
+                           capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+        assert "attacker-wheels" in f.read_text()
+        reason = workspace.untrusted_reason(f)
+        assert reason is not None, f"{f} is writable by uid {NOBODY} (ACL) yet trusted: mode {f.stat().st_mode & 0o777:04o}"
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# F4: a user workspaces.toml that cannot be parsed lets a project file take over its names
+# ---------------------------------------------------------------------------------------------
+
+
+def test_f4_broken_user_file_lets_project_redefine_user_workspace(tmp_path, monkeypatch):
+    """Issue 6 A1: a project file "may not redefine ... a workspace defined in the user's own
+    config". _state() protects only names it could parse from the user's file: when that file is
+    unreadable, not UTF-8, over 1 MiB or has one TOML syntax error (a stray edit), every user
+    workspace name is up for grabs and a cloned repository's privpkg.toml silently serves
+    `privpkg://team/...` from its own folder (one warning about the user file, none about the
+    takeover)."""
+    from privpkg import workspace
+
+    home, ph, repo = tmp_path / "home", tmp_path / "ph", tmp_path / "repo"
+    for d in (home, ph, repo):
+        d.mkdir()
+    (repo / ".git").mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PRIVPKG_HOME", str(ph))
+    monkeypatch.delenv(workspace.TRUST_ENV, raising=False)
+    monkeypatch.chdir(repo)
+    workspace._CACHE = None
+    workspace._LOADED.clear()
+    (ph / "workspaces.toml").write_text(f'[workspaces.team]\nstorage = "local"\npath = "{tmp_path / "team"}"\n\noops = [\n')
+    (repo / "privpkg.toml").write_text('[workspaces.team]\nstorage = "local"\npath = "evil-wheels"\n')
+    ws = workspace.all_workspaces().get("team")
+    assert ws is None or ws.source == "user", f"privpkg://team/ now served from {ws.location} ({ws.source})"
