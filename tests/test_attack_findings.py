@@ -1,0 +1,289 @@
+"""Red-team findings against the issue 6 fixes (branch i6-attack). Every test here reproduces an
+attack that still works on the merged main: each one FAILS on the code it was written against.
+Nothing is marked xfail on purpose; see /work/wt/notes/attack.md for severity, root cause and
+suggested fixes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+import os
+import ssl
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FEED_A_PATH, assert_no_secret, run
+
+from privpkg.feedserver import Feed, _Handler, make_wheel
+
+# ---------------------------------------------------------------------------------------------
+# helpers: an https feed and a plain-http listener on the SAME host (ports 443 and 80)
+# ---------------------------------------------------------------------------------------------
+
+#: A loopback address nothing else on this machine uses, so ports 443/80 are free on it.
+HOST = "127.0.0.77"
+
+
+def _self_signed(dirpath: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = _dt.datetime.now(_dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(days=1))
+        .not_valid_after(now + _dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = dirpath / "cert.pem", dirpath / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+class _TLSFeed(ThreadingHTTPServer):
+    """privpkg's own feed handler, on https://HOST:443."""
+
+    daemon_threads = True
+
+    def __init__(self, feeds: list[Feed], log_path: Path, cert: Path, key: Path) -> None:
+        super().__init__((HOST, 443), _Handler)
+        self.feeds = feeds
+        self.log_path = str(log_path)
+        self.lock = threading.Lock()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.socket = ctx.wrap_socket(self.socket, server_side=True)
+
+
+class _Sniffer(BaseHTTPRequestHandler):
+    """Plain http://HOST:80: what an on-path observer would read. Records the Authorization
+    header of every request and answers 404."""
+
+    seen: list[tuple[str, str]] = []
+
+    def log_message(self, *a: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        _Sniffer.seen.append((self.path, self.headers.get("Authorization", "")))
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def https_and_http(tmp_path: Path):
+    cert, key = _self_signed(tmp_path)
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "pkg-a", "1.0")
+    pat = "pat-" + os.urandom(12).hex()
+    tls = _TLSFeed([Feed(FEED_A_PATH, pat, wheels)], tmp_path / "tls.log", cert, key)
+    plain = ThreadingHTTPServer((HOST, 80), _Sniffer)
+    plain.daemon_threads = True
+    _Sniffer.seen = []
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (tls, plain)]
+    for t in threads:
+        t.start()
+    try:
+        yield pat, cert
+    finally:
+        for s in (tls, plain):
+            s.shutdown()
+            s.server_close()
+
+
+# ---------------------------------------------------------------------------------------------
+# F1: pip reuses the PAT privpkg answered for https://HOST/orgA/ on http://HOST/ (same netloc)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_f1_https_pat_sent_in_clear_by_pip_netloc_cache(https_and_http, venv_privpkg, make_env, store_connection, tmp_path):
+    """README: "by default an https PAT is never sent over plain http, by pip or by uv". pip keeps
+    the credential keyring gave for https://HOST/orgA/... under the netloc "HOST" and sends it
+    with every later request whose netloc is "HOST": http://HOST/ (port 80) included. A
+    requirements file from a cloned repository only has to add an --extra-index-url (or a
+    direct URL, or --find-links) on the same host name over http."""
+    pat, cert = https_and_http
+    store_connection("orgA", f"https://{HOST}/orgA/", pat)
+    env = make_env()
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(f"--extra-index-url http://{HOST}/mirror/simple/\npkg-a\n")
+    r = run([*venv_privpkg.pip, "install", "--no-cache-dir", "--no-color", "--retries", "0", "--no-input",
+             "--keyring-provider", "import", "--trusted-host", HOST, "--target", str(tmp_path / "t"),
+             "--index-url", f"https://{HOST}{FEED_A_PATH}", "-r", str(reqs)], env)
+    assert r.returncode == 0, r.describe()  # the https feed served pkg-a with the PAT
+    leaked = [path for path, auth in _Sniffer.seen if auth]
+    assert not leaked, f"the https PAT went over plain http to http://{HOST}{leaked[0]} (Authorization: Basic ...)"
+    assert_no_secret(r.output, pat)
+
+
+# ---------------------------------------------------------------------------------------------
+# F2: an S3 connection bound to AWS signs for whatever AWS_ENDPOINT_URL(_S3) / ~/.aws/config say
+# ---------------------------------------------------------------------------------------------
+
+
+def _resolve_in_subprocess(env: dict[str, str], url: str) -> subprocess.CompletedProcess[str]:
+    prog = "from privpkg.resolve import resolve_url; import sys; print(resolve_url(sys.argv[1], check=False))"
+    return subprocess.run([sys.executable, "-c", prog, url], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("how", ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "aws-config"])
+def test_f2_aws_bound_s3_keys_follow_aws_endpoint_url(how, make_env, privpkg_home, tmp_path):
+    """An S3 connection with no --endpoint is bound to AWS; the binding check compares the
+    workspace's endpoint_url (None = AWS) and passes, but boto3.client(endpoint_url=None) then
+    takes the endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL / ~/.aws/config (botocore
+    >= 1.31): privpkg signs with the AWS keys for, uploads to (`wheel add`) and lets pip install
+    from another host, plain http included, with no --allow-http."""
+    env = make_env()
+    cli = [sys.executable, "-m", "privpkg"]
+    r = subprocess.run([*cli, "connection", "set", "aws", "--category", "S3", "--target", "s3://corp-wheels",
+                        "--username", "AKIAATTACKTEST000001"], input="aws-secret-" + "x" * 30 + "\n",
+                       env=env, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([*cli, "workspace", "add", "ml", "--s3", "s3://corp-wheels"], env=env, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    evil = "http://attacker.invalid:9000"
+    if how == "aws-config":
+        aws = Path(env["HOME"]) / ".aws"
+        aws.mkdir()
+        (aws / "config").write_text(f"[default]\nendpoint_url = {evil}\n")
+    else:
+        env[how] = evil
+    r = _resolve_in_subprocess(env, "privpkg://ml/wheels/x-1.0-py3-none-any.whl")
+    signed = r.stdout.strip()
+    assert not signed.startswith(evil), f"privpkg signed for {evil} with the AWS-bound keys: {signed[:60]}..."
+
+
+# ---------------------------------------------------------------------------------------------
+# F3: a project file another user can write through a POSIX ACL is trusted
+# ---------------------------------------------------------------------------------------------
+
+NOBODY = 65534
+
+
+def _grant_write_acl(path: Path, uid: int) -> None:
+    """What `setfacl -m u:UID:rwX PATH` does (no setfacl here): the mode's group bits become the
+    ACL mask (rw), the owning group keeps r-x."""
+    import struct
+
+    rw = 7 if path.is_dir() else 6
+    entries = [(0x01, rw, 0xFFFFFFFF), (0x02, rw, uid), (0x04, 4 | (1 if path.is_dir() else 0), 0xFFFFFFFF),
+               (0x10, rw, 0xFFFFFFFF), (0x20, 4 | (1 if path.is_dir() else 0), 0xFFFFFFFF)]
+    os.setxattr(path, "system.posix_acl_access", struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries))
+
+
+def test_f3_project_file_writable_by_another_user_through_an_acl_is_trusted(tmp_path, monkeypatch):
+    """untrusted_reason() decides "writable by others" from the mode bits only. With an ACL entry
+    for another user, the group bits show the ACL mask (g+w); when the owning group is the owner's
+    private group (as on Debian/Ubuntu, and root's group 0 here) _private_group() says the g+w is
+    harmless, so the file is trusted although user `nobody` can rewrite it at will. Shared
+    project folders with default ACLs (`setfacl -d -m u:colleague:rwX`) give every file the
+    victim creates exactly this ACL."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to impersonate another user")
+    from privpkg import workspace
+
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="privpkg-acl-", dir="/tmp"))  # /tmp: 1777, so `nobody` can reach it
+    try:
+        base.chmod(0o755)
+        proj = base / "repo"
+        proj.mkdir(mode=0o755)
+        (proj / ".git").mkdir()
+        f = proj / "privpkg.toml"
+        f.write_text('[workspaces.team]\nstorage = "local"\npath = "wheels"\n')
+        f.chmod(0o644)
+        _grant_write_acl(f, NOBODY)
+        # the other user really can rewrite it
+        r = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "sh", "-c",
+                            f"printf '[workspaces.team]\\nstorage = \"local\"\\npath = \"/tmp/attacker-wheels\"\\n' > {f}"],
+                           capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+        assert "attacker-wheels" in f.read_text()
+        reason = workspace.untrusted_reason(f)
+        assert reason is not None, f"{f} is writable by uid {NOBODY} (ACL) yet trusted: mode {f.stat().st_mode & 0o777:04o}"
+    finally:
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# F4: a user workspaces.toml that cannot be parsed lets a project file take over its names
+# ---------------------------------------------------------------------------------------------
+
+
+def test_f4_broken_user_file_lets_project_redefine_user_workspace(tmp_path, monkeypatch):
+    """Issue 6 A1: a project file "may not redefine ... a workspace defined in the user's own
+    config". _state() protects only names it could parse from the user's file: when that file is
+    unreadable, not UTF-8, over 1 MiB or has one TOML syntax error (a stray edit), every user
+    workspace name is up for grabs and a cloned repository's privpkg.toml silently serves
+    `privpkg://team/...` from its own folder (one warning about the user file, none about the
+    takeover)."""
+    from privpkg import workspace
+
+    home, ph, repo = tmp_path / "home", tmp_path / "ph", tmp_path / "repo"
+    for d in (home, ph, repo):
+        d.mkdir()
+    (repo / ".git").mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PRIVPKG_HOME", str(ph))
+    monkeypatch.delenv(workspace.TRUST_ENV, raising=False)
+    monkeypatch.chdir(repo)
+    workspace._CACHE = None
+    workspace._LOADED.clear()
+    (ph / "workspaces.toml").write_text(f'[workspaces.team]\nstorage = "local"\npath = "{tmp_path / "team"}"\n\noops = [\n')
+    (repo / "privpkg.toml").write_text('[workspaces.team]\nstorage = "local"\npath = "evil-wheels"\n')
+    ws = workspace.all_workspaces().get("team")
+    assert ws is None or ws.source == "user", f"privpkg://team/ now served from {ws.location} ({ws.source})"
+
+
+# ---------------------------------------------------------------------------------------------
+# F5: any *.localhost name counts as loopback: plain http allowed with no --allow-http
+# ---------------------------------------------------------------------------------------------
+
+
+def test_f5_dot_localhost_names_are_not_loopback_here(privpkg_home, monkeypatch):
+    """urls.is_loopback() says True for every "*.localhost" name, so `connection set --target
+    http://feed.localhost/org/` is accepted without --allow-http, and pip/uv then send the PAT
+    in clear to wherever that name resolves. RFC 6761 asks resolvers to answer loopback, but this
+    machine's resolver (nsswitch "files dns", no nss-myhostname) sends the name to DNS: an
+    on-path DNS spoofer picks the address."""
+    import socket
+
+    from privpkg.connections import validate_target
+
+    try:
+        addrs = {a[4][0] for a in socket.getaddrinfo("feed.localhost", 80)}
+    except socket.gaierror:
+        addrs = set()  # not resolved locally: DNS decides
+    if addrs and all(ipaddress.ip_address(a).is_loopback for a in addrs):
+        pytest.skip("this resolver maps *.localhost to loopback itself")
+    try:
+        accepted = validate_target("http://feed.localhost/org/")
+    except Exception:  # noqa: BLE001 - refused: the fix
+        accepted = None
+    assert accepted is None, f"plain-http target {accepted} accepted as loopback, but this system resolves it via DNS ({addrs or 'no local answer'})"
