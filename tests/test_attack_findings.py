@@ -259,31 +259,3 @@ def test_f4_broken_user_file_lets_project_redefine_user_workspace(tmp_path, monk
     (repo / "privpkg.toml").write_text('[workspaces.team]\nstorage = "local"\npath = "evil-wheels"\n')
     ws = workspace.all_workspaces().get("team")
     assert ws is None or ws.source == "user", f"privpkg://team/ now served from {ws.location} ({ws.source})"
-
-
-# ---------------------------------------------------------------------------------------------
-# F5: any *.localhost name counts as loopback: plain http allowed with no --allow-http
-# ---------------------------------------------------------------------------------------------
-
-
-def test_f5_dot_localhost_names_are_not_loopback_here(privpkg_home, monkeypatch):
-    """urls.is_loopback() says True for every "*.localhost" name, so `connection set --target
-    http://feed.localhost/org/` is accepted without --allow-http, and pip/uv then send the PAT
-    in clear to wherever that name resolves. RFC 6761 asks resolvers to answer loopback, but this
-    machine's resolver (nsswitch "files dns", no nss-myhostname) sends the name to DNS: an
-    on-path DNS spoofer picks the address."""
-    import socket
-
-    from privpkg.connections import validate_target
-
-    try:
-        addrs = {a[4][0] for a in socket.getaddrinfo("feed.localhost", 80)}
-    except socket.gaierror:
-        addrs = set()  # not resolved locally: DNS decides
-    if addrs and all(ipaddress.ip_address(a).is_loopback for a in addrs):
-        pytest.skip("this resolver maps *.localhost to loopback itself")
-    try:
-        accepted = validate_target("http://feed.localhost/org/")
-    except Exception:  # noqa: BLE001 - refused: the fix
-        accepted = None
-    assert accepted is None, f"plain-http target {accepted} accepted as loopback, but this system resolves it via DNS ({addrs or 'no local answer'})"
