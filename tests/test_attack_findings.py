@@ -229,33 +229,3 @@ def test_f3_project_file_writable_by_another_user_through_an_acl_is_trusted(tmp_
         assert reason is not None, f"{f} is writable by uid {NOBODY} (ACL) yet trusted: mode {f.stat().st_mode & 0o777:04o}"
     finally:
         subprocess.run(["rm", "-rf", str(base)], check=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# F4: a user workspaces.toml that cannot be parsed lets a project file take over its names
-# ---------------------------------------------------------------------------------------------
-
-
-def test_f4_broken_user_file_lets_project_redefine_user_workspace(tmp_path, monkeypatch):
-    """Issue 6 A1: a project file "may not redefine ... a workspace defined in the user's own
-    config". _state() protects only names it could parse from the user's file: when that file is
-    unreadable, not UTF-8, over 1 MiB or has one TOML syntax error (a stray edit), every user
-    workspace name is up for grabs and a cloned repository's privpkg.toml silently serves
-    `privpkg://team/...` from its own folder (one warning about the user file, none about the
-    takeover)."""
-    from privpkg import workspace
-
-    home, ph, repo = tmp_path / "home", tmp_path / "ph", tmp_path / "repo"
-    for d in (home, ph, repo):
-        d.mkdir()
-    (repo / ".git").mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("PRIVPKG_HOME", str(ph))
-    monkeypatch.delenv(workspace.TRUST_ENV, raising=False)
-    monkeypatch.chdir(repo)
-    workspace._CACHE = None
-    workspace._LOADED.clear()
-    (ph / "workspaces.toml").write_text(f'[workspaces.team]\nstorage = "local"\npath = "{tmp_path / "team"}"\n\noops = [\n')
-    (repo / "privpkg.toml").write_text('[workspaces.team]\nstorage = "local"\npath = "evil-wheels"\n')
-    ws = workspace.all_workspaces().get("team")
-    assert ws is None or ws.source == "user", f"privpkg://team/ now served from {ws.location} ({ws.source})"

@@ -403,6 +403,9 @@ BROKEN = {
     "trusted-type": (b'trusted_projects = "/x"\n', "trusted_projects"),
 }
 
+#: BROKEN cases that make the whole file unparsable (not one bad entry).
+UNPARSABLE = ("raw-nul", "invalid-toml", "not-utf8")
+
 
 @pytest.mark.parametrize("where", ["user", "project"])
 @pytest.mark.parametrize("case", list(BROKEN))
@@ -424,19 +427,73 @@ def test_broken_definition_is_one_line_and_others_keep_working(
     broken.chmod(0o644)
 
     names, warnings = listed(cli, repo)
-    assert "good" in names and "default" in names, names
-    assert len(warnings) == 1 and str(broken) in warnings[0] and key in warnings[0], warnings
+    unparsable_user = where == "user" and case in UNPARSABLE
+    if unparsable_user:
+        # Red team F4: while the user file cannot be parsed, the project's workspaces are ignored
+        # (one more line naming both files); see test_unreadable_user_file_ignores_project_workspaces.
+        assert "good" not in names and "default" in names, names
+        assert len(warnings) == 2 and str(broken) in warnings[0] and key in warnings[0], warnings
+        assert str(repo / "privpkg.toml") in warnings[1] and str(broken) in warnings[1], warnings
+    else:
+        assert "good" in names and "default" in names, names
+        assert len(warnings) == 1 and str(broken) in warnings[0] and key in warnings[0], warnings
     # Installs from other workspaces are unaffected.
     assert cli.ok("resolve", url, cwd=repo).strip().startswith("file://")
-    cli.ok("workspace", "show", "good", cwd=repo)
+    if not unparsable_user:
+        cli.ok("workspace", "show", "good", cwd=repo)
     if case not in ("workspaces-type", "bad-name", "trusted-type"):
         cli.fails(1, "resolve", "privpkg://bad/wheels/bad-1.0-py3-none-any.whl", cwd=repo, match=[str(broken), key])
-    if case in ("raw-nul", "invalid-toml", "not-utf8"):
+    if case in UNPARSABLE:
         # Never overwrite a file that could not be parsed.
         project_flag = ["--project"] if where == "project" else []
         cli.fails(1, "workspace", "add", "new", "--local", tmp_path / "n", *project_flag, cwd=repo, match=[str(broken), "not changed"])
         cli.fails(1, "workspace", "remove", "bad", *project_flag, cwd=repo, match=[str(broken), "not changed"])
         assert broken.read_bytes() == data
+
+
+@pytest.mark.parametrize("how", ["invalid-toml", "not-utf8", "too-large", "unreadable"])
+def test_unreadable_user_file_ignores_project_workspaces(
+    privpkg_cli: PrivpkgCLI, venv_privpkg: Venv, tmp_path: Path, privpkg_home: Path, how: str
+) -> None:
+    """Red team F4 (issue 6 A1): a project never takes over a workspace the user defined. When
+    the user's workspaces.toml cannot be read or parsed (one stray edit), privpkg cannot know
+    which names are the user's, so it ignores the project's workspaces entirely, with one line
+    naming both files. Before the fix, a trusted checkout's ``team`` served
+    ``privpkg://team/...`` from the repository's own folder: real pip installed its wheel."""
+    cli = privpkg_cli
+    good = make_wheel(tmp_path / "dist-good", "sharedlib", "1.0", body='WHO = "the user"\n')
+    cli.ok("workspace", "add", "team", "--local", tmp_path / "team-store", cwd=tmp_path)
+    cli.ok("wheel", "add", good, "--workspace", "team", cwd=tmp_path)
+    user = privpkg_home / "workspaces.toml"
+    if how == "invalid-toml":
+        user.write_text(user.read_text() + "\noops = [\n")
+    elif how == "not-utf8":
+        user.write_bytes(user.read_bytes() + b"# \xff\n")
+    elif how == "too-large":
+        user.write_text(user.read_text() + "#" * (1 << 20) + "\n")
+    else:  # root reads any mode: a directory in the file's place fails to read the same way
+        user.unlink()
+        user.mkdir()
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    evil = repo / "evil-store" / "wheels"
+    evil.mkdir(parents=True)
+    shutil.copy(make_wheel(tmp_path / "dist-evil", "sharedlib", "1.0", body='WHO = "the project"\n'), evil / good.name)
+    proj = project(repo, local_def("team", "evil-store") + local_def("added", "evil-store"))
+
+    names, warnings = listed(cli, repo)
+    assert set(names) == {"default"}, names
+    assert len(warnings) == 2, warnings
+    assert str(user) in warnings[0] and str(proj) not in warnings[0], warnings
+    assert str(proj) in warnings[1] and str(user) in warnings[1] and "ignoring the workspaces" in warnings[1], warnings
+
+    url = f"privpkg://team/wheels/{good.name}"
+    cli.fails(1, "resolve", url, cwd=repo, match=[str(user)])
+    target = tmp_path / "target"
+    r = cli.tool([*venv_privpkg.pip, "install", "--no-cache-dir", "--no-index", "--target", target, f"sharedlib @ {url}"], cwd=repo)
+    assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
+    assert not (target / "sharedlib.py").exists() and "the project" not in r.output, r.describe()
 
 
 def test_broken_definition_never_crashes_pip(privpkg_cli: PrivpkgCLI, venv_privpkg: Venv, tmp_path: Path, privpkg_home: Path) -> None:

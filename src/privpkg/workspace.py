@@ -514,6 +514,13 @@ def _state() -> _State:
         line = _skip_line(cand, reason)
         warnings.append(line)
         notes.append(line)
+    elif cand is not None and user.fatal:
+        # Unknown user names cannot be protected: fail closed rather than let a cloned project
+        # take over a workspace the user defined in the file that could not be read.
+        line = (f"ignoring the workspaces in {_show(cand)}: {_show(ufile)} cannot be read, so privpkg cannot tell "
+                f"which names a project may define; fix {_show(ufile)} first")
+        warnings.append(line)
+        notes.append(line)
     elif cand is not None:
         proj = _load_cached(cand, f"project {cand}", user=False)
         overridden = set()
