@@ -219,10 +219,40 @@ def _untrusted(kind: str, tmp_path: Path) -> tuple[Path, Path, str]:
         f.symlink_to(real)
         os.lchown(f, OTHER, OTHER)
         return proj, f, f"owned by uid {OTHER}"
+    if kind == "file-acl-user":
+        set_acl(f, user=OTHER)
+        return proj, f, f"writable by others: uid {OTHER} (ACL)"
+    if kind == "file-acl-group":
+        set_acl(f, group=OTHER)
+        return proj, f, f"writable by others: gid {OTHER} (ACL)"
+    if kind == "dir-acl-user":
+        set_acl(proj, user=OTHER)
+        return proj, f, f"{proj} is writable by others: uid {OTHER} (ACL)"
     raise AssertionError(kind)
 
 
-UNTRUSTED = ["file-owner", "file-writable", "dir-world-writable", "dir-shared-group", "ancestor-world-writable", "dir-owner", "symlink-owner"]
+UNTRUSTED = ["file-owner", "file-writable", "dir-world-writable", "dir-shared-group", "ancestor-world-writable", "dir-owner",
+             "symlink-owner", "file-acl-user", "file-acl-group", "dir-acl-user"]
+
+
+def set_acl(path: Path, *, user: int | None = None, group: int | None = None, perm: int = 6, mask: int | None = None) -> None:
+    """What ``setfacl -m u:UID:rw`` (or ``g:GID:rw``) does, without setfacl (not installed here):
+    write the ``system.posix_acl_access`` xattr (header u32 version 2, then u16 tag, u16 perm,
+    u32 id entries). The kernel then shows the mask as the mode's group bits (g+w) while the
+    owning group keeps r-x; root's group 0 is a user private group here, which excused g+w."""
+    import struct
+
+    x = 1 if path.is_dir() else 0
+    entries = [(0x01, 6 | x, 0xFFFFFFFF)]
+    if user is not None:
+        entries.append((0x02, perm | x, user))
+    entries.append((0x04, 4 | x, 0xFFFFFFFF))
+    if group is not None:
+        entries.append((0x08, perm | x, group))
+    if mask is None:  # as setfacl computes it: the union of the group class's permissions
+        mask = (perm | 4) | x
+    entries += [(0x10, mask, 0xFFFFFFFF), (0x20, 4 | x, 0xFFFFFFFF)]
+    os.setxattr(path, "system.posix_acl_access", struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries))
 
 
 @pytest.mark.parametrize("kind", UNTRUSTED)
@@ -241,6 +271,54 @@ def test_untrusted_project_file_is_skipped_with_one_line(privpkg_cli: PrivpkgCLI
         assert "proj_ws" in names and warnings == [], (value, warnings)
     names, warnings = listed(with_env(cli, **{TRUST_VAR: str(proj / "sub")}), proj)
     assert "proj_ws" not in names and len(warnings) == 1
+
+
+def test_acl_writer_really_can_rewrite_the_project_file() -> None:
+    """Red team F3: the ACL entry is not theoretical. Another user (``nobody``, through setpriv)
+    rewrites a root-owned 0644 file whose ACL grants it rw, and the trust check, which read only
+    the mode bits (0664, owning group root's private group 0), trusted the rewritten file."""
+    import subprocess
+    import tempfile
+
+    from privpkg import workspace
+
+    base = Path(tempfile.mkdtemp(prefix="privpkg-acl-", dir="/tmp"))  # /tmp is 1777: nobody can reach it
+    try:
+        base.chmod(0o755)
+        proj = base / "repo"
+        (proj / ".git").mkdir(parents=True)
+        proj.chmod(0o755)
+        f = project(proj, local_def("team", "wheels"))
+        set_acl(f, user=OTHER)
+        assert f.stat().st_mode & 0o777 == 0o664
+        r = subprocess.run(["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups", "sh", "-c",
+                            f"printf '%s' '{local_def('team', '/tmp/attacker-wheels')}' > {f}"],
+                           capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+        assert "attacker-wheels" in f.read_text()
+        assert workspace.untrusted_reason(f) == f"it is writable by others: uid {OTHER} (ACL)"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "acl",
+    [
+        {"user": OTHER, "perm": 4},  # another user may read only
+        {"user": OTHER, "mask": 5},  # write granted, but the mask takes it away (mode shows g-w)
+        {"user": 0},  # a named entry for yourself
+        {"group": OTHER, "perm": 4},
+    ],
+)
+def test_harmless_acls_are_trusted(privpkg_cli: PrivpkgCLI, tmp_path: Path, acl: dict[str, int]) -> None:
+    cli = privpkg_cli
+    proj = tmp_path / "proj"
+    project(proj, local_def("proj_ws", tmp_path / "s"))
+    (proj / ".git").mkdir()
+    set_acl(proj / "privpkg.toml", **acl)
+    set_acl(proj, **acl)
+    names, warnings = listed(cli, proj)
+    assert "proj_ws" in names and warnings == [], warnings
 
 
 def test_sudo_uid_owns_its_checkout(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
