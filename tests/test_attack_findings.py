@@ -1,7 +1,8 @@
 """Red-team findings against the issue 6 fixes (branch i6-attack). Every test here reproduces an
 attack that still works on the merged main: each one FAILS on the code it was written against.
 Nothing is marked xfail on purpose; see /work/wt/notes/attack.md for severity, root cause and
-suggested fixes.
+suggested fixes. F2-F5 are fixed and their reproductions live with the code they test:
+tests/test_s3_endpoint.py (F2), tests/test_project_config.py (F3, F4), tests/test_urls.py (F5).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import datetime as _dt
 import ipaddress
 import os
 import ssl
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -139,40 +138,3 @@ def test_f1_https_pat_sent_in_clear_by_pip_netloc_cache(https_and_http, venv_pri
     leaked = [path for path, auth in _Sniffer.seen if auth]
     assert not leaked, f"the https PAT went over plain http to http://{HOST}{leaked[0]} (Authorization: Basic ...)"
     assert_no_secret(r.output, pat)
-
-
-# ---------------------------------------------------------------------------------------------
-# F2: an S3 connection bound to AWS signs for whatever AWS_ENDPOINT_URL(_S3) / ~/.aws/config say
-# ---------------------------------------------------------------------------------------------
-
-
-def _resolve_in_subprocess(env: dict[str, str], url: str) -> subprocess.CompletedProcess[str]:
-    prog = "from privpkg.resolve import resolve_url; import sys; print(resolve_url(sys.argv[1], check=False))"
-    return subprocess.run([sys.executable, "-c", prog, url], env=env, capture_output=True, text=True, timeout=60, check=False)
-
-
-@pytest.mark.parametrize("how", ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "aws-config"])
-def test_f2_aws_bound_s3_keys_follow_aws_endpoint_url(how, make_env, privpkg_home, tmp_path):
-    """An S3 connection with no --endpoint is bound to AWS; the binding check compares the
-    workspace's endpoint_url (None = AWS) and passes, but boto3.client(endpoint_url=None) then
-    takes the endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL / ~/.aws/config (botocore
-    >= 1.31): privpkg signs with the AWS keys for, uploads to (`wheel add`) and lets pip install
-    from another host, plain http included, with no --allow-http."""
-    env = make_env()
-    cli = [sys.executable, "-m", "privpkg"]
-    r = subprocess.run([*cli, "connection", "set", "aws", "--category", "S3", "--target", "s3://corp-wheels",
-                        "--username", "AKIAATTACKTEST000001"], input="aws-secret-" + "x" * 30 + "\n",
-                       env=env, capture_output=True, text=True, check=False)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run([*cli, "workspace", "add", "ml", "--s3", "s3://corp-wheels"], env=env, capture_output=True, text=True, check=False)
-    assert r.returncode == 0, r.stderr
-    evil = "http://attacker.invalid:9000"
-    if how == "aws-config":
-        aws = Path(env["HOME"]) / ".aws"
-        aws.mkdir()
-        (aws / "config").write_text(f"[default]\nendpoint_url = {evil}\n")
-    else:
-        env[how] = evil
-    r = _resolve_in_subprocess(env, "privpkg://ml/wheels/x-1.0-py3-none-any.whl")
-    signed = r.stdout.strip()
-    assert not signed.startswith(evil), f"privpkg signed for {evil} with the AWS-bound keys: {signed[:60]}..."
