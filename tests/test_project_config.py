@@ -219,10 +219,40 @@ def _untrusted(kind: str, tmp_path: Path) -> tuple[Path, Path, str]:
         f.symlink_to(real)
         os.lchown(f, OTHER, OTHER)
         return proj, f, f"owned by uid {OTHER}"
+    if kind == "file-acl-user":
+        set_acl(f, user=OTHER)
+        return proj, f, f"writable by others: uid {OTHER} (ACL)"
+    if kind == "file-acl-group":
+        set_acl(f, group=OTHER)
+        return proj, f, f"writable by others: gid {OTHER} (ACL)"
+    if kind == "dir-acl-user":
+        set_acl(proj, user=OTHER)
+        return proj, f, f"{proj} is writable by others: uid {OTHER} (ACL)"
     raise AssertionError(kind)
 
 
-UNTRUSTED = ["file-owner", "file-writable", "dir-world-writable", "dir-shared-group", "ancestor-world-writable", "dir-owner", "symlink-owner"]
+UNTRUSTED = ["file-owner", "file-writable", "dir-world-writable", "dir-shared-group", "ancestor-world-writable", "dir-owner",
+             "symlink-owner", "file-acl-user", "file-acl-group", "dir-acl-user"]
+
+
+def set_acl(path: Path, *, user: int | None = None, group: int | None = None, perm: int = 6, mask: int | None = None) -> None:
+    """What ``setfacl -m u:UID:rw`` (or ``g:GID:rw``) does, without setfacl (not installed here):
+    write the ``system.posix_acl_access`` xattr (header u32 version 2, then u16 tag, u16 perm,
+    u32 id entries). The kernel then shows the mask as the mode's group bits (g+w) while the
+    owning group keeps r-x; root's group 0 is a user private group here, which excused g+w."""
+    import struct
+
+    x = 1 if path.is_dir() else 0
+    entries = [(0x01, 6 | x, 0xFFFFFFFF)]
+    if user is not None:
+        entries.append((0x02, perm | x, user))
+    entries.append((0x04, 4 | x, 0xFFFFFFFF))
+    if group is not None:
+        entries.append((0x08, perm | x, group))
+    if mask is None:  # as setfacl computes it: the union of the group class's permissions
+        mask = (perm | 4) | x
+    entries += [(0x10, mask, 0xFFFFFFFF), (0x20, 4 | x, 0xFFFFFFFF)]
+    os.setxattr(path, "system.posix_acl_access", struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries))
 
 
 @pytest.mark.parametrize("kind", UNTRUSTED)
@@ -241,6 +271,54 @@ def test_untrusted_project_file_is_skipped_with_one_line(privpkg_cli: PrivpkgCLI
         assert "proj_ws" in names and warnings == [], (value, warnings)
     names, warnings = listed(with_env(cli, **{TRUST_VAR: str(proj / "sub")}), proj)
     assert "proj_ws" not in names and len(warnings) == 1
+
+
+def test_acl_writer_really_can_rewrite_the_project_file() -> None:
+    """Red team F3: the ACL entry is not theoretical. Another user (``nobody``, through setpriv)
+    rewrites a root-owned 0644 file whose ACL grants it rw, and the trust check, which read only
+    the mode bits (0664, owning group root's private group 0), trusted the rewritten file."""
+    import subprocess
+    import tempfile
+
+    from privpkg import workspace
+
+    base = Path(tempfile.mkdtemp(prefix="privpkg-acl-", dir="/tmp"))  # /tmp is 1777: nobody can reach it
+    try:
+        base.chmod(0o755)
+        proj = base / "repo"
+        (proj / ".git").mkdir(parents=True)
+        proj.chmod(0o755)
+        f = project(proj, local_def("team", "wheels"))
+        set_acl(f, user=OTHER)
+        assert f.stat().st_mode & 0o777 == 0o664
+        r = subprocess.run(["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups", "sh", "-c",
+                            f"printf '%s' '{local_def('team', '/tmp/attacker-wheels')}' > {f}"],
+                           capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+        assert "attacker-wheels" in f.read_text()
+        assert workspace.untrusted_reason(f) == f"it is writable by others: uid {OTHER} (ACL)"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "acl",
+    [
+        {"user": OTHER, "perm": 4},  # another user may read only
+        {"user": OTHER, "mask": 5},  # write granted, but the mask takes it away (mode shows g-w)
+        {"user": 0},  # a named entry for yourself
+        {"group": OTHER, "perm": 4},
+    ],
+)
+def test_harmless_acls_are_trusted(privpkg_cli: PrivpkgCLI, tmp_path: Path, acl: dict[str, int]) -> None:
+    cli = privpkg_cli
+    proj = tmp_path / "proj"
+    project(proj, local_def("proj_ws", tmp_path / "s"))
+    (proj / ".git").mkdir()
+    set_acl(proj / "privpkg.toml", **acl)
+    set_acl(proj, **acl)
+    names, warnings = listed(cli, proj)
+    assert "proj_ws" in names and warnings == [], warnings
 
 
 def test_sudo_uid_owns_its_checkout(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
@@ -403,6 +481,9 @@ BROKEN = {
     "trusted-type": (b'trusted_projects = "/x"\n', "trusted_projects"),
 }
 
+#: BROKEN cases that make the whole file unparsable (not one bad entry).
+UNPARSABLE = ("raw-nul", "invalid-toml", "not-utf8")
+
 
 @pytest.mark.parametrize("where", ["user", "project"])
 @pytest.mark.parametrize("case", list(BROKEN))
@@ -424,19 +505,73 @@ def test_broken_definition_is_one_line_and_others_keep_working(
     broken.chmod(0o644)
 
     names, warnings = listed(cli, repo)
-    assert "good" in names and "default" in names, names
-    assert len(warnings) == 1 and str(broken) in warnings[0] and key in warnings[0], warnings
+    unparsable_user = where == "user" and case in UNPARSABLE
+    if unparsable_user:
+        # Red team F4: while the user file cannot be parsed, the project's workspaces are ignored
+        # (one more line naming both files); see test_unreadable_user_file_ignores_project_workspaces.
+        assert "good" not in names and "default" in names, names
+        assert len(warnings) == 2 and str(broken) in warnings[0] and key in warnings[0], warnings
+        assert str(repo / "privpkg.toml") in warnings[1] and str(broken) in warnings[1], warnings
+    else:
+        assert "good" in names and "default" in names, names
+        assert len(warnings) == 1 and str(broken) in warnings[0] and key in warnings[0], warnings
     # Installs from other workspaces are unaffected.
     assert cli.ok("resolve", url, cwd=repo).strip().startswith("file://")
-    cli.ok("workspace", "show", "good", cwd=repo)
+    if not unparsable_user:
+        cli.ok("workspace", "show", "good", cwd=repo)
     if case not in ("workspaces-type", "bad-name", "trusted-type"):
         cli.fails(1, "resolve", "privpkg://bad/wheels/bad-1.0-py3-none-any.whl", cwd=repo, match=[str(broken), key])
-    if case in ("raw-nul", "invalid-toml", "not-utf8"):
+    if case in UNPARSABLE:
         # Never overwrite a file that could not be parsed.
         project_flag = ["--project"] if where == "project" else []
         cli.fails(1, "workspace", "add", "new", "--local", tmp_path / "n", *project_flag, cwd=repo, match=[str(broken), "not changed"])
         cli.fails(1, "workspace", "remove", "bad", *project_flag, cwd=repo, match=[str(broken), "not changed"])
         assert broken.read_bytes() == data
+
+
+@pytest.mark.parametrize("how", ["invalid-toml", "not-utf8", "too-large", "unreadable"])
+def test_unreadable_user_file_ignores_project_workspaces(
+    privpkg_cli: PrivpkgCLI, venv_privpkg: Venv, tmp_path: Path, privpkg_home: Path, how: str
+) -> None:
+    """Red team F4 (issue 6 A1): a project never takes over a workspace the user defined. When
+    the user's workspaces.toml cannot be read or parsed (one stray edit), privpkg cannot know
+    which names are the user's, so it ignores the project's workspaces entirely, with one line
+    naming both files. Before the fix, a trusted checkout's ``team`` served
+    ``privpkg://team/...`` from the repository's own folder: real pip installed its wheel."""
+    cli = privpkg_cli
+    good = make_wheel(tmp_path / "dist-good", "sharedlib", "1.0", body='WHO = "the user"\n')
+    cli.ok("workspace", "add", "team", "--local", tmp_path / "team-store", cwd=tmp_path)
+    cli.ok("wheel", "add", good, "--workspace", "team", cwd=tmp_path)
+    user = privpkg_home / "workspaces.toml"
+    if how == "invalid-toml":
+        user.write_text(user.read_text() + "\noops = [\n")
+    elif how == "not-utf8":
+        user.write_bytes(user.read_bytes() + b"# \xff\n")
+    elif how == "too-large":
+        user.write_text(user.read_text() + "#" * (1 << 20) + "\n")
+    else:  # root reads any mode: a directory in the file's place fails to read the same way
+        user.unlink()
+        user.mkdir()
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    evil = repo / "evil-store" / "wheels"
+    evil.mkdir(parents=True)
+    shutil.copy(make_wheel(tmp_path / "dist-evil", "sharedlib", "1.0", body='WHO = "the project"\n'), evil / good.name)
+    proj = project(repo, local_def("team", "evil-store") + local_def("added", "evil-store"))
+
+    names, warnings = listed(cli, repo)
+    assert set(names) == {"default"}, names
+    assert len(warnings) == 2, warnings
+    assert str(user) in warnings[0] and str(proj) not in warnings[0], warnings
+    assert str(proj) in warnings[1] and str(user) in warnings[1] and "ignoring the workspaces" in warnings[1], warnings
+
+    url = f"privpkg://team/wheels/{good.name}"
+    cli.fails(1, "resolve", url, cwd=repo, match=[str(user)])
+    target = tmp_path / "target"
+    r = cli.tool([*venv_privpkg.pip, "install", "--no-cache-dir", "--no-index", "--target", target, f"sharedlib @ {url}"], cwd=repo)
+    assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
+    assert not (target / "sharedlib.py").exists() and "the project" not in r.output, r.describe()
 
 
 def test_broken_definition_never_crashes_pip(privpkg_cli: PrivpkgCLI, venv_privpkg: Venv, tmp_path: Path, privpkg_home: Path) -> None:

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import MotoServer, PrivpkgCLI
+from conftest import MotoServer, PrivpkgCLI, signature_values
 
 from privpkg.feedserver import make_wheel
 
@@ -185,3 +185,100 @@ def test_every_aws_spelling_is_served_by_an_aws_connection(tmp_path: Path, monke
     for endpoint in ("https://s3.amazonaws.com.evil.io", "http://s3.amazonaws.com", "https://minio.example.com"):
         with pytest.raises(PrivpkgError, match="no S3 credentials for"):
             S3Storage("s3://b/prefix", endpoint)._s3()
+
+
+# --------------------------------------------------------------------------------------------
+# Red team F2: the ambient AWS configuration must not move an S3 client to another endpoint
+# --------------------------------------------------------------------------------------------
+
+AWS_KEY_ID = "AKIAPRIVPKGTEST00001"
+
+
+def _signed_in_subprocess(cli: PrivpkgCLI, url: str) -> str:
+    """resolve_url(check=False) in a fresh process (boto3's default session caches the config
+    file per process): the presigned URL privpkg would hand to pip, made offline."""
+    import subprocess
+    import sys
+
+    prog = "from privpkg.resolve import resolve_url; import sys; print(resolve_url(sys.argv[1], check=False))"
+    r = subprocess.run([sys.executable, "-c", prog, url], env=cli.env, capture_output=True, text=True, timeout=60, check=False)
+    cli.outputs.add("resolve_url", r.stdout + r.stderr, signature_values(r.stdout))
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+@pytest.mark.parametrize("how", ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "aws-config", "aws-config-profile"])
+def test_aws_bound_keys_ignore_configured_endpoint_urls(privpkg_cli: PrivpkgCLI, recorder: Recorder, tmp_path: Path, how: str) -> None:
+    """A connection with no --endpoint is bound to AWS. botocore >= 1.31 takes the endpoint of a
+    client created with endpoint_url=None from AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or
+    ``endpoint_url`` in ~/.aws/config (the default profile or the one AWS_PROFILE names), so
+    before the fix privpkg signed URLs for that host, uploaded private wheels to it, listed and
+    tested the connection there, over plain http with no --allow-http: the recorder (a real
+    listener standing in for that host) saw the AWS access key id on every command. Now every
+    client privpkg builds goes to AWS only (nothing reaches AWS from here: those commands fail
+    with one line, and the recorder sees nothing)."""
+    cli = privpkg_cli
+    secret = "aws-secret-" + "x" * 30
+    cli.outputs.add_secret(secret)
+    cli.ok("connection", "set", "aws", "--category", "S3", "--target", "s3://corp-wheels", "--username", AWS_KEY_ID, stdin=secret + "\n")
+    cli.ok("workspace", "add", "ml", "--s3", "s3://corp-wheels")
+    if how.startswith("aws-config"):
+        profile = "default" if how == "aws-config" else "dev"
+        aws = tmp_path / "aws-config"
+        aws.write_text(f"[{'default' if profile == 'default' else 'profile dev'}]\nendpoint_url = {recorder.endpoint}\n"
+                       f"[services s3dev]\ns3 =\n  endpoint_url = {recorder.endpoint}\n")
+        extra = {"AWS_CONFIG_FILE": str(aws)} | ({"AWS_PROFILE": "dev"} if profile == "dev" else {})
+    else:
+        extra = {how: recorder.endpoint}
+    cli = PrivpkgCLI({**cli.env, **extra}, cli.outputs)
+
+    signed = _signed_in_subprocess(cli, "privpkg://ml/wheels/x-1.0-py3-none-any.whl")
+    assert signed.startswith("https://corp-wheels.s3.amazonaws.com/wheels/x-1.0-py3-none-any.whl?"), signed[:60]
+    wheel = make_wheel(tmp_path / "w", "demo-pkg", "1.0")
+    for args in (["wheel", "add", wheel, "--workspace", "ml"], ["wheel", "list", "--workspace", "ml"],
+                 ["resolve", f"privpkg://ml/wheels/{wheel.name}"]):
+        res = cli(*args)
+        assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr  # AWS is unreachable here
+    res = cli("connection", "test", "aws", "--timeout", "5")
+    assert res.returncode != 0 and recorder.endpoint not in res.stdout, res.stdout + res.stderr
+    assert recorder.requests == [], f"{recorder.endpoint} got requests signed with the AWS key: {recorder.requests[:2]}"
+    cli.outputs.check()
+
+
+@pytest.mark.parametrize("config", [
+    "[default]\ns3 =\n  addressing_style = virtual\n",
+    "[default]\nuse_dualstack_endpoint = true\ns3 =\n  addressing_style = virtual\n  use_accelerate_endpoint = true\n",
+], ids=["virtual", "accelerate-dualstack-fips"])
+def test_explicit_endpoint_keeps_its_host_whatever_the_aws_config_says(privpkg_cli: PrivpkgCLI, tmp_path: Path, config: str) -> None:
+    """For a connection bound to an explicit endpoint, ~/.aws/config cannot move the requests to
+    another host either: before the fix ``addressing_style = virtual`` signed for
+    https://corp-wheels.minio.corp.example/ (another host than the one the key is bound to), and
+    accelerate made botocore refuse with a traceback. privpkg fixes path style and turns the
+    host-rewriting options off for explicit endpoints."""
+    cli = privpkg_cli
+    secret = "minio-secret-" + "y" * 30
+    cli.outputs.add_secret(secret)
+    cli.ok("connection", "set", "minio", "--category", "S3", "--target", "s3://corp-wheels", "--username", AWS_KEY_ID,
+           "--endpoint", "https://minio.corp.example", stdin=secret + "\n")
+    cli.ok("workspace", "add", "ml", "--s3", "s3://corp-wheels", "--endpoint-url", "https://minio.corp.example")
+    aws = tmp_path / "aws-config"
+    aws.write_text(config)
+    cli = PrivpkgCLI({**cli.env, "AWS_CONFIG_FILE": str(aws), "AWS_USE_FIPS_ENDPOINT": "true"}, cli.outputs)
+    signed = _signed_in_subprocess(cli, "privpkg://ml/wheels/x-1.0-py3-none-any.whl")
+    assert signed.startswith("https://minio.corp.example/corp-wheels/wheels/x-1.0-py3-none-any.whl?"), signed[:60]
+    cli.outputs.check()
+
+
+def test_missing_aws_profile_is_one_line(privpkg_cli: PrivpkgCLI) -> None:
+    """AWS_PROFILE naming a profile that does not exist: botocore refuses to build any client;
+    privpkg says so in one line (it used to print botocore's traceback)."""
+    cli = privpkg_cli
+    cli.outputs.add_secret("aws-secret-" + "z" * 30)
+    cli.ok("connection", "set", "aws", "--category", "S3", "--target", "s3://corp-wheels", "--username", AWS_KEY_ID,
+           stdin="aws-secret-" + "z" * 30 + "\n")
+    cli.ok("workspace", "add", "ml", "--s3", "s3://corp-wheels")
+    cli = PrivpkgCLI({**cli.env, "AWS_PROFILE": "no-such-profile"}, cli.outputs)
+    cli.fails(1, "resolve", "privpkg://ml/wheels/x-1.0-py3-none-any.whl", match=["ProfileNotFound", "no-such-profile"])
+    res = cli("connection", "test", "aws")
+    assert res.returncode != 0 and "ProfileNotFound" in res.stdout + res.stderr and "Traceback" not in res.stderr, res.stdout + res.stderr
+    cli.outputs.check()

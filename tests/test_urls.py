@@ -98,6 +98,37 @@ def test_validate_target_allows_loopback_http_and_opt_in() -> None:
     assert validate_target("http://intranet/org", allow_http=True) == "http://intranet/org/"
 
 
+# --- red team F5: "*.localhost" names are not loopback -----------------------------------------
+
+
+@pytest.mark.parametrize("host", ["feed.localhost", "x.y.localhost", "localhost.example", "127.0.0.1.nip.io"])
+def test_dot_localhost_names_are_not_loopback(host: str) -> None:
+    """RFC 6761 asks resolvers to map ``*.localhost`` to loopback, but glibc with nsswitch
+    ``files dns`` and no nss-myhostname (this machine, most containers) asks DNS, where an
+    on-path spoofer picks the address. Plain http is allowed on loopback without --allow-http,
+    so only names that surely are loopback count: before the fix, ``feed.localhost`` was
+    accepted and pip/uv sent the PAT in clear to whatever DNS answered."""
+    assert not urls.is_loopback(host)
+    with pytest.raises(UsageError, match="refusing plain-http"):
+        validate_target(f"http://{host}/org/")
+    assert validate_target(f"http://{host}/org/", allow_http=True) == f"http://{host}/org/"
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.8.9.10", "::1"])
+def test_literal_loopback_and_localhost_still_are(host: str) -> None:
+    assert urls.is_loopback(host)
+
+
+def test_azure_workspace_on_dot_localhost_is_not_an_emulator() -> None:
+    """The same rule for Azure workspaces: plain http (the SAS in clear) only for an emulator on
+    a literal loopback address or ``localhost``."""
+    from privpkg.workspace import validate_location
+
+    with pytest.raises(UsageError, match="must be https"):
+        validate_location("azure", "http://blob.localhost:10000/devstoreaccount1/c")
+    assert validate_location("azure", "http://localhost:10000/devstoreaccount1/c") == "http://localhost:10000/devstoreaccount1/c"
+
+
 # --- issue 6 B8: IDNA 2008 / UTS 46 non-transitional hosts -----------------------------------
 
 

@@ -302,8 +302,6 @@ def s3_location(conn: Connection) -> tuple[str | None, str, str]:
 
 def _probe_s3(conn: Connection, deadline: float) -> Verdict:
     try:
-        import boto3
-        from botocore.config import Config
         from botocore.exceptions import (
             BotoCoreError,
             ClientError,
@@ -315,12 +313,14 @@ def _probe_s3(conn: Connection, deadline: float) -> Verdict:
     endpoint, bucket, prefix = s3_location(conn)
     where = conn.target + (f" at {endpoint}" if endpoint else "")
     left = _left(deadline)
-    client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id=conn.username, aws_secret_access_key=conn.secret,
-        config=Config(signature_version="s3v4", connect_timeout=left, read_timeout=left,
-                      retries={"total_max_attempts": 1}, s3={"addressing_style": "path"}),
-    )
+    from privpkg.storage.s3 import make_client
+
+    try:  # exactly the endpoint the connection is bound to, whatever AWS_ENDPOINT_URL* say
+        client = make_client(endpoint, "us-east-1", conn.username, conn.secret, signature_version="s3v4",
+                             connect_timeout=left, read_timeout=left, retries={"total_max_attempts": 1},
+                             s3={"addressing_style": "path"})
+    except PrivpkgError as exc:
+        return Verdict(False, f"FAILED: {where}: {exc}")
     try:
         client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     except ClientError as exc:

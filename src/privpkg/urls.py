@@ -237,7 +237,12 @@ def s3_endpoint_label(endpoint: str | None) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    """Whether ``host`` (normalized) surely names this machine: a literal loopback address or
+    ``localhost`` itself, which every resolver (the hosts file) maps to loopback. Other
+    ``*.localhost`` names are not: RFC 6761 asks resolvers to answer loopback, but glibc without
+    nss-myhostname sends them to DNS, where an on-path spoofer picks the address, and plain http
+    (a PAT or a SAS in clear) is allowed on loopback without --allow-http."""
+    if host == "localhost":
         return True
     import ipaddress
 

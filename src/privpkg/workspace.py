@@ -34,11 +34,13 @@ layout; add and remove refuse to touch a file they could not parse.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import re
 import stat
+import struct
 import sys
 import tomllib
 from collections.abc import Callable
@@ -359,6 +361,44 @@ def _writable_by_others(st: os.stat_result) -> bool:
     return bool(mode & stat.S_IWOTH) or bool(mode & stat.S_IWGRP and not _private_group(st.st_gid, st.st_uid))
 
 
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_USER, _ACL_GROUP, _ACL_MASK = 0x02, 0x08, 0x10
+_ACL_WRITE = 0x02
+_NO_ACL = {errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def _acl_writers(path: str, st: os.stat_result, yours: set[int]) -> str | None:
+    """Who besides the mode bits can write ``path`` through a POSIX ACL (Linux), as a phrase,
+    or None. With an extended ACL the mode's group bits show the ACL mask, which a user private
+    group would excuse: a named-user entry for another uid, or any named-group entry, with write
+    permission under the mask makes the path writable by others. Only read when the group bits
+    have write (else the mask forbids every named entry to write), so a normal walk costs no
+    extra system call. No xattr support or no ACL means the mode bits tell everything; an ACL
+    that cannot be read or parsed counts as writable (fail closed)."""
+    getxattr: Callable[..., bytes] | None = getattr(os, "getxattr", None)
+    if getxattr is None or not st.st_mode & stat.S_IWGRP:
+        return None  # macOS and others: ACLs are not checked (see README)
+    try:
+        raw = getxattr(path, _ACL_XATTR)
+    except OSError as exc:
+        if exc.errno in _NO_ACL:
+            return None
+        raise
+    # struct posix_acl_xattr_header {u32 version = 2}, then {u16 tag, u16 perm, u32 id} entries.
+    if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack_from("<I", raw)[0] != 2:
+        return "an ACL privpkg cannot parse"
+    entries = [struct.unpack_from("<HHI", raw, off) for off in range(4, len(raw), 8)]
+    mask = next((perm for tag, perm, _ in entries if tag == _ACL_MASK), 0x07)
+    for tag, perm, ident in entries:
+        if not perm & mask & _ACL_WRITE:
+            continue
+        if tag == _ACL_USER and ident not in yours:
+            return f"uid {ident} (ACL)"
+        if tag == _ACL_GROUP:  # even a private group: the entry was added to let someone in
+            return f"gid {ident} (ACL)"
+    return None
+
+
 def _you() -> tuple[int, set[int]] | None:
     """(effective uid, the uids whose files count as yours), or None where there are no uids.
     Root under sudo also owns what ``SUDO_UID`` owns, as git does for ``safe.directory``: only
@@ -378,7 +418,8 @@ def untrusted_reason(file: Path) -> str | None:
     user (and root) could have written what the path names:
 
     - the file is owned by the user (a symbolic link too, and then the file it points to);
-    - the file is not writable by others (group-writable is fine for a user private group);
+    - the file is not writable by others (group-writable is fine for a user private group), by
+      its mode or, on Linux, by a POSIX ACL entry for another user or for a group;
     - every directory from the file's directory up to ``/`` is owned by the user or root and is
       not writable by others unless it has the sticky bit (as /tmp has: there others cannot
       rename or delete the user's entries, and what they create is theirs, caught above).
@@ -401,13 +442,20 @@ def untrusted_reason(file: Path) -> str | None:
                 return f"it links to {_show(real)}, owned by uid {st.st_uid}, not by you (uid {uid})"
         if _writable_by_others(st):
             return f"it is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+        acl = _acl_writers(real, st, yours)
+        if acl:
+            return f"it is writable by others: {acl}"
         d, parent = os.path.dirname(real), ""
         while d != parent:
             dst = os.stat(d)
             if dst.st_uid not in yours and dst.st_uid != 0:
                 return f"directory {_show(d)} is owned by uid {dst.st_uid}"
-            if _writable_by_others(dst) and not dst.st_mode & stat.S_ISVTX:
-                return f"directory {_show(d)} is writable by others (mode {stat.S_IMODE(dst.st_mode):04o}, no sticky bit)"
+            if not dst.st_mode & stat.S_ISVTX:
+                if _writable_by_others(dst):
+                    return f"directory {_show(d)} is writable by others (mode {stat.S_IMODE(dst.st_mode):04o}, no sticky bit)"
+                acl = _acl_writers(d, dst, yours)
+                if acl:
+                    return f"directory {_show(d)} is writable by others: {acl}, no sticky bit"
             d, parent = os.path.dirname(d), d
     except (OSError, RuntimeError) as exc:
         return f"it cannot be checked ({_show(exc)})"
@@ -512,6 +560,13 @@ def _state() -> _State:
     notes = [user.fatal] if user.fatal else []
     if cand is not None and reason is not None:
         line = _skip_line(cand, reason)
+        warnings.append(line)
+        notes.append(line)
+    elif cand is not None and user.fatal:
+        # Unknown user names cannot be protected: fail closed rather than let a cloned project
+        # take over a workspace the user defined in the file that could not be read.
+        line = (f"ignoring the workspaces in {_show(cand)}: {_show(ufile)} cannot be read, so privpkg cannot tell "
+                f"which names a project may define; fix {_show(ufile)} first")
         warnings.append(line)
         notes.append(line)
     elif cand is not None:

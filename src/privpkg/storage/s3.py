@@ -28,6 +28,47 @@ _CLIENT_CONFIG: dict[str, Any] = {
 }
 
 
+def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str, **config: Any) -> Any:
+    """The only way privpkg builds an S3 client (``config``: botocore ``Config`` options). Its
+    requests go to exactly ``endpoint_url``, the endpoint the credentials were checked against
+    (None: AWS), whatever the ambient AWS configuration says:
+
+    - ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` and ``endpoint_url`` in ~/.aws/config (any
+      profile ``AWS_PROFILE`` names) are ignored: botocore >= 1.31 would otherwise send keys
+      bound to AWS, and uploads and the wheels pip installs, to that host, plain http included;
+    - for an explicit endpoint, path-style addressing and no accelerate/dual-stack/FIPS host
+      rewriting, so ``s3 = addressing_style = virtual`` in ~/.aws/config cannot turn
+      ``https://minio.example`` into ``https://BUCKET.minio.example``. On AWS these settings are
+      left to the user's config: every host they pick is an AWS host.
+
+    ``AWS_CA_BUNDLE``/``ca_bundle`` and proxy variables stay the user's choice (they change
+    whom TLS trusts, not where the request goes). Raises PrivpkgError (one line) when botocore
+    refuses the configuration, e.g. ``AWS_PROFILE`` names a profile that does not exist."""
+    try:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+    except ImportError:
+        raise missing_extra("s3", "boto3") from None
+    config = {**config, "ignore_configured_endpoint_urls": True}
+    if endpoint_url is not None:
+        config["s3"] = {**config.get("s3", {}), "addressing_style": "path", "use_accelerate_endpoint": False,
+                        "use_dualstack_endpoint": False}
+        config.update(use_dualstack_endpoint=False, use_fips_endpoint=False)
+    try:
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            aws_session_token=None,
+            config=Config(**config),
+        )
+    except (BotoCoreError, ValueError) as exc:
+        raise PrivpkgError(f"cannot set up an S3 client from the AWS configuration: {type(exc).__name__}: {exc}") from None
+
+
 class S3Storage:
     def __init__(self, location: str, endpoint_url: str | None = None, region: str | None = None) -> None:
         rest = location[len("s3://") :].strip("/")
@@ -48,8 +89,7 @@ class S3Storage:
     def _s3(self) -> Any:
         if self._client is None:
             try:
-                import boto3
-                from botocore.config import Config
+                import boto3  # noqa: F401 - first: a missing SDK is reported before anything else
             except ImportError:
                 raise missing_extra("s3", "boto3") from None
             from privpkg import urls
@@ -77,14 +117,7 @@ class S3Storage:
                     f"--target s3://{self.bucket} --username ACCESS_KEY_ID{endpoint_opt} (secret access key on stdin)"
                 )
             self._conn_name = conn.name
-            self._client = boto3.client(
-                "s3",
-                endpoint_url=self.endpoint_url,
-                region_name=self.region,
-                aws_access_key_id=conn.username,
-                aws_secret_access_key=conn.secret,
-                config=Config(**_CLIENT_CONFIG),
-            )
+            self._client = make_client(self.endpoint_url, self.region, conn.username, conn.secret, **_CLIENT_CONFIG)
         return self._client
 
     def _call(self, what: str, fn: Any, **kw: Any) -> Any:
