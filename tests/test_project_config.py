@@ -481,8 +481,9 @@ BROKEN = {
     "trusted-type": (b'trusted_projects = "/x"\n', "trusted_projects"),
 }
 
-#: BROKEN cases that make the whole file unparsable (not one bad entry).
-UNPARSABLE = ("raw-nul", "invalid-toml", "not-utf8")
+#: BROKEN cases that make the whole file unusable (not one bad entry): no workspace of it can
+#: be read, a `workspaces` that is not a table included.
+UNPARSABLE = ("raw-nul", "invalid-toml", "not-utf8", "workspaces-type")
 
 
 @pytest.mark.parametrize("where", ["user", "project"])

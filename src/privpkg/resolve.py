@@ -116,7 +116,7 @@ def _azure_match(url: str) -> tuple[Workspace, str] | None:
         norm = urls.normalize(url)
     except UsageError:
         return None
-    for ws in all_workspaces().values():
+    for ws in all_workspaces(warn=False).values():
         container = _azure_container(ws)
         if container is not None and urls.covers(container, norm) and norm.path != container.path:
             return ws, unquote(norm.path[len(container.path) :].rstrip("/"))
@@ -129,7 +129,7 @@ def azure_prefixes() -> list[str]:
     loopback emulators qualify; the shim decides on the first request to a prefix whether an
     AzureBlob connection covers it (:func:`azure_covered`)."""
     try:
-        found = all_workspaces().values()
+        found = all_workspaces(warn=False).values()
     except Exception:  # noqa: BLE001 - any broken definition: intercept nothing
         return []
     out = []

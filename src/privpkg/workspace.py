@@ -277,7 +277,9 @@ def _load(path: Path, source: str, *, user: bool) -> _Loaded:
             out.trusted = list(trusted)
     spaces = doc.get("workspaces", {})
     if not isinstance(spaces, dict):
-        out.problems.append(f"{where}: workspaces: expected a table of workspaces ([workspaces.NAME])")
+        # No workspace of this file can be read: as fatal as a parse error.
+        out.fatal = f"{where}: workspaces: expected a table of workspaces ([workspaces.NAME])"
+        out.problems.append(out.fatal)
         return out
     for name, t in spaces.items():
         try:
@@ -591,11 +593,14 @@ def _state() -> _State:
     return state
 
 
-def all_workspaces() -> dict[str, Workspace]:
+def all_workspaces(*, warn: bool = True) -> dict[str, Workspace]:
     """Every usable workspace by name. Never raises: a broken file or entry is a warning (once
-    per process) and the others keep working."""
+    per process) and the others keep working. ``warn=False`` for the pip shim's look at every
+    session: a pip run that uses no workspace shows nothing, and one that uses a broken
+    workspace shows its one error line (from :func:`get_workspace`), not that line twice."""
     state = _state()
-    _warn(state.warnings)
+    if warn:
+        _warn(state.warnings)
     return dict(state.found)
 
 
