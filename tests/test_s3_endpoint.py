@@ -169,7 +169,8 @@ def test_connection_set_endpoint_rules(privpkg_cli: PrivpkgCLI) -> None:
 
 def test_every_aws_spelling_is_served_by_an_aws_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process (no AWS is reachable here): credential selection only, no request is made."""
-    pytest.importorskip("boto3")
+    import boto3  # noqa: F401 - in the [test] extra: a missing boto3 fails here, never skips
+
     from privpkg import connections
     from privpkg.errors import PrivpkgError
     from privpkg.storage.s3 import S3Storage
