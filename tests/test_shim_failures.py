@@ -263,10 +263,18 @@ def test_failed_signed_download_never_shows_the_signature(
             assert f"privpkg: no wheel {WHEEL} in workspace '{ws}'" in r.output, r.describe()
         else:
             assert "from the workspace storage (signed URL withheld)" in r.output, r.describe()
+        # One line from privpkg per failure. From -vv on pip also prints the traceback, whose
+        # last line ("pip._vendor...ConnectionError: <the same text>") repeats it: that is pip's.
+        said = [ln for ln in r.output.splitlines() if "privpkg: " in ln or "signed URL withheld" in ln]
+        own = [ln for ln in said if not re.match(r"[\w.]+(Error|Exception): ", ln)]
+        assert len(own) == 1, r.describe()
+        if verbosity in ("-q", "", "-v"):
+            assert said == own, r.describe()
         if mode == "hang":
             assert "read timed out while downloading " + url in r.output, r.describe()
-            # Two tries of 2 s each plus pip's start-up; never the SDKs' minutes.
-            assert timings[verbosity] < 30, (timings, r.describe())
+            # Two tries of 2 s each plus pip's start-up: measured 5.6-6.2 s at every verbosity
+            # (both backends); allow 3x for a loaded machine, never the SDKs' minutes.
+            assert timings[verbosity] < 18, (timings, r.describe())
     print(f"{backend} {mode}: pip took " + ", ".join(f"{v or 'default'} {t:.1f}s" for v, t in timings.items()))
     # The shim signed for real and made no request of its own before pip's download.
     assert server.requests and all(line.startswith("GET ") for line in server.requests), server.requests
