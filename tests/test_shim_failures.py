@@ -263,13 +263,15 @@ def test_failed_signed_download_never_shows_the_signature(
             assert f"privpkg: no wheel {WHEEL} in workspace '{ws}'" in r.output, r.describe()
         else:
             assert "from the workspace storage (signed URL withheld)" in r.output, r.describe()
-        # One line from privpkg per failure. From -vv on pip also prints the traceback, whose
-        # last line ("pip._vendor...ConnectionError: <the same text>") repeats it: that is pip's.
+        # One line from privpkg per failure. When pip prints a traceback (the OSError of a 5xx
+        # from -v on, any failure from -vv on) the exception lines of that traceback
+        # ("pip._vendor...RetryError: <the same text>", one per chained exception) carry the
+        # message instead of, or besides, pip's error line: those are pip's traceback.
         said = [ln for ln in r.output.splitlines() if "privpkg: " in ln or "signed URL withheld" in ln]
         own = [ln for ln in said if not re.match(r"[\w.]+(Error|Exception): ", ln)]
-        assert len(own) == 1, r.describe()
-        if verbosity in ("-q", "", "-v"):
-            assert said == own, r.describe()
+        assert said and len(own) <= 1, r.describe()
+        if verbosity in ("-q", ""):
+            assert len(said) == len(own) == 1, r.describe()
         if mode == "hang":
             assert "read timed out while downloading " + url in r.output, r.describe()
             # Two tries of 2 s each plus pip's start-up: measured 5.6-6.2 s at every verbosity
