@@ -74,9 +74,12 @@ def clean_path(path: str | None = None) -> str:
         if not entry or entry in keep:
             continue
         p = Path(entry)
-        if (p.parent / "pyvenv.cfg").exists():
-            continue  # a virtualenv's bin (e.g. the dev venv, which has privpkg + keyring)
-        if (p / "keyring").exists():
+        try:
+            if (p.parent / "pyvenv.cfg").exists():
+                continue  # a virtualenv's bin (e.g. the dev venv, which has privpkg + keyring)
+            if (p / "keyring").exists():
+                continue
+        except OSError:  # a dir this user cannot search (root's PATH under sudo -u): unusable
             continue
         keep.append(entry)
     result = os.pathsep.join(keep)

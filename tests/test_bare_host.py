@@ -161,3 +161,154 @@ def test_cli_host_wide_flags_round_trip(venv_privpkg, make_env, feed):
     assert sh([keyring, "get", feed.netloc, "__token__"], env).returncode == 1
     assert sh([keyring, "get", https_orgC(feed), "__token__"], env).stdout.strip() == feed.secret_a, "secret kept"
     assert_no_secret(r.stdout + r.stderr + r2.stdout + r2.stderr, feed.secret_a)
+
+
+
+# --------------------------------------------------------------------------------------------
+# Index URLs need no opt-in, and pip reuses the index's credential for that host's files
+# --------------------------------------------------------------------------------------------
+# The `feed` fixture serves files under the feed's own path, so the URL lookup answers them
+# anyway. Real feeds (Azure Artifacts, Artifactory, GitLab) often link files at another path on
+# the same host. This small server does that: the index is at /org/_packaging/feed/pypi/simple/
+# and its project page links /_files/<sha>/<wheel>, outside the connection's target
+# http://127.0.0.1:PORT/org/_packaging/feed/. /other/<wheel> is a direct-URL location. Every
+# path demands the same PAT (401 with WWW-Authenticate otherwise); the log keeps method, path,
+# status and whether an Authorization header came, never its value.
+
+SPLIT_INDEX = "/org/_packaging/feed/pypi/simple/"
+SPLIT_TARGET = "/org/_packaging/feed/"
+
+
+def _password(header: str | None) -> str | None:
+    import base64
+    import binascii
+
+    if not header or not header.startswith("Basic "):
+        return None
+    try:
+        return base64.b64decode(header[6:]).decode().partition(":")[2]
+    except (ValueError, binascii.Error):
+        return None
+
+
+class SplitFeed:
+    def __init__(self, wheel: Path, secret: str) -> None:
+        import hashlib
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.log: list[tuple[str, str, int, bool]] = []
+        self.wheel = wheel
+        self.secret = secret
+        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        self.file_path = f"/_files/{sha[:16]}/{wheel.name}"
+        feed = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                header = self.headers.get("Authorization")
+                if path == SPLIT_INDEX:
+                    status, body, ctype = 200, b'<a href="pkg-a/">pkg-a</a>\n', "text/html"
+                elif path == SPLIT_INDEX + "pkg-a/":
+                    status, body, ctype = 200, f'<a href="{feed.file_path}#sha256={sha}">{wheel.name}</a>\n'.encode(), "text/html"
+                elif path in (feed.file_path, f"/other/{wheel.name}"):
+                    status, body, ctype = 200, wheel.read_bytes(), "application/octet-stream"
+                else:
+                    status, body, ctype = 404, b"not found\n", "text/plain"
+                extra = {}
+                if status == 200 and _password(header) != secret:
+                    status, body, ctype, extra = 401, b"authentication required\n", "text/plain", {"WWW-Authenticate": 'Basic realm="feed"'}
+                feed.log.append((self.command, path, status, header is not None))
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_HEAD = do_GET
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def text(self) -> str:
+        return "\n".join(f"{m} {p} {s} {'auth' if a else 'noauth'}" for m, p, s, a in self.log) or "<no requests>"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def split_feed(tmp_path: Path) -> Any:
+    import secrets
+
+    from privpkg.feedserver import make_wheel
+
+    feed = SplitFeed(make_wheel(tmp_path / "split-wheels", "pkg-a", "1.0"), "split-" + secrets.token_urlsafe(24))
+    try:
+        yield feed
+    finally:
+        feed.close()
+
+
+@pytest.mark.parametrize("provider", ["import", "subprocess"])
+def test_index_credential_is_reused_for_files_outside_the_target(split_feed, venv_privpkg, venv_bare_pip, make_env, store, tmp_path, provider):
+    """No --host-wide: pip asks keyring with the index URL (answered: it is under the target),
+    caches the credential for the host:port, and sends it with the file download at /_files/...,
+    which privpkg itself would not answer (shown with the real keyring CLI)."""
+    feed = split_feed
+    conn = store("split", feed.base + SPLIT_TARGET, feed.secret)
+    assert conn.host_wide is False
+    file_url = feed.base + feed.file_path
+    assert not feed.file_path.startswith(SPLIT_TARGET)
+    env = make_env(path_prefix=[venv_privpkg.bin])
+    # privpkg does not answer the file URL, nor the bare host: any credential on the file
+    # request below is pip's reuse of the index's.
+    for service in (file_url, feed.base.removeprefix("http://")):
+        got = sh([venv_privpkg.bin / "keyring", "--mode=creds", "--output=json", "get", service], env)
+        # (the message leaves stdout out: it would hold the secret)
+        assert got.returncode == 1 and got.stdout == "", f"privpkg answered {service} (exit {got.returncode})"
+        assert_no_secret(got.stdout + got.stderr, feed.secret)
+    venv = venv_privpkg if provider == "import" else venv_bare_pip
+    if provider == "subprocess":
+        assert not venv_bare_pip.can_import("keyring", env)
+    target = tmp_path / "target"
+    r = pip_install(venv, env, target, "--keyring-provider", provider, "--index-url", feed.base + SPLIT_INDEX, "pkg-a")
+    assert r.returncode == 0 and (target / "pkg_a.py").is_file(), f"{r.describe()}\n{feed.text()}"
+    log = feed.log
+    first_401 = next(i for i, e in enumerate(log) if e[2] == 401 and not e[3])
+    assert log[first_401][1].startswith(SPLIT_INDEX), feed.text()  # the challenge came from the index
+    files = [e for e in log if e[1] == feed.file_path]
+    assert files and all(e[3] and e[2] == 200 for e in files), feed.text()
+    assert_no_secret(r.output, feed.secret)
+
+
+def test_host_wide_makes_a_direct_url_install_work(split_feed, venv_privpkg, make_env, store, tmp_path):
+    """A direct URL gets only pip's bare-host lookup: refused by default (no credential ever
+    sent), answered after --host-wide, and the install then works end to end."""
+    feed = split_feed
+    env = make_env()
+    direct = f"pkg-a @ {feed.base}/other/{feed.wheel.name}"
+    store("split", feed.base + SPLIT_TARGET, feed.secret)
+    r = pip_install(venv_privpkg, env, tmp_path / "t1", "--keyring-provider", "import", direct)
+    assert r.returncode != 0 and not (tmp_path / "t1" / "pkg_a.py").exists(), r.describe()
+    assert feed.log and not any(e[3] for e in feed.log), feed.text()
+    assert_no_secret(r.output, feed.secret)
+
+    feed.log.clear()
+    store("split", feed.base + SPLIT_TARGET, feed.secret, host_wide=True)
+    r = pip_install(venv_privpkg, env, tmp_path / "t2", "--keyring-provider", "import", direct)
+    assert r.returncode == 0 and (tmp_path / "t2" / "pkg_a.py").is_file(), f"{r.describe()}\n{feed.text()}"
+    assert any(e[1] == f"/other/{feed.wheel.name}" and e[2] == 200 and e[3] for e in feed.log), feed.text()
+    assert_no_secret(r.output, feed.secret)

@@ -163,6 +163,103 @@ def test_wheel_part_file_does_not_follow_a_planted_symlink(tmp_path: Path) -> No
     assert (root / "wheels" / f"{wheel.name}.sha256").read_text() == sha + "\n"
 
 
+# The tests above plant the OLD predictable names. These show the new names cannot be predicted
+# at all: each is random (two writes of one file never share a name) and created with O_EXCL, so
+# a name planted by another user makes the create fail instead of being written through. The
+# opens are seen by a Python audit hook (the ``open`` event carries the real os.open flags).
+
+_OPENS: list[tuple[str, int]] | None = None
+_HOOKED = False
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and _OPENS is not None and len(args) >= 3 and isinstance(args[2], int) and isinstance(args[0], (str, bytes, os.PathLike)):
+        _OPENS.append((os.fsdecode(args[0]), args[2]))
+
+
+@pytest.fixture
+def opens() -> Iterator[list[tuple[str, int]]]:
+    """Every ``open``/``os.open`` of this process while the test runs: (path, flags)."""
+    global _OPENS, _HOOKED
+    if not _HOOKED:  # an audit hook cannot be removed: add one, switched on per test
+        sys.addaudithook(_audit)
+        _HOOKED = True
+    _OPENS = []
+    try:
+        yield _OPENS
+    finally:
+        _OPENS = None
+
+
+def _created_temps(seen: list[tuple[str, int]], folder: Path, target: str) -> list[tuple[str, int]]:
+    """The temp files for ``target`` in ``folder`` that were created (O_CREAT) during the test."""
+    return [(os.path.basename(p), f) for p, f in seen
+            if os.path.dirname(p) == str(folder) and os.path.basename(p).startswith(f".{target}.") and f & os.O_CREAT]
+
+
+def test_temp_names_are_random_and_created_with_o_excl(home: Path, opens: list[tuple[str, int]]) -> None:
+    """Store, backup and key temps: ``.NAME.<pid>.<8 random>.tmp``, O_CREAT|O_EXCL (and
+    O_NOFOLLOW), a different name on every write, none left behind."""
+    import re
+
+    pid = os.getpid()
+    _set("first", PAT_KEEP)  # the very first write also creates the key
+    _set("second", PAT_GONE)
+    _set("third", PAT_NEW)
+    names: list[str] = []
+    for target, writes in (("master.key", 1), ("connections.store", 3), ("connections.store.bak", 3)):
+        created = _created_temps(opens, home, target)
+        if target == "connections.store":  # ".connections.store." also prefixes the backup's temps
+            created = [(n, f) for n, f in created if not n.startswith(".connections.store.bak.")]
+        assert len(created) == writes, (target, created)
+        for name, flags in created:
+            assert re.fullmatch(rf"\.{re.escape(target)}\.{pid}\.[a-z0-9_]{{8}}\.tmp", name), name
+            assert flags & os.O_EXCL, f"{name} was created without O_EXCL (flags {flags:#o})"
+            assert flags & getattr(os, "O_NOFOLLOW", 0) == getattr(os, "O_NOFOLLOW", 0), f"{name}: no O_NOFOLLOW"
+            assert not (home / name).exists(), f"{name} was left behind"
+        names += [n for n, _ in created]
+    assert len(set(names)) == len(names), f"a temp name was used twice: {names}"
+
+
+def test_shared_write_helper_uses_a_new_random_name_each_time(tmp_path: Path, opens: list[tuple[str, int]]) -> None:
+    """workspace.py, resolve.py and setup_pip.py's writes (``vault._write_atomic``): two writes of
+    the same file never use the same temp name, and each is created with O_EXCL."""
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    for i in range(3):
+        _write_atomic(folder / "constraints.txt", f"write {i}\n".encode(), 0o644)
+    created = _created_temps(opens, folder, "constraints.txt")
+    assert len(created) == 3 and len({n for n, _ in created}) == 3, created
+    assert all(f & os.O_EXCL for _, f in created), created
+    assert (folder / "constraints.txt").read_bytes() == b"write 2\n" and sorted(p.name for p in folder.iterdir()) == ["constraints.txt"]
+
+
+def test_symlink_planted_for_the_first_key_write_is_not_followed(home: Path, tmp_path: Path) -> None:
+    """The master key is written to a temp file and linked into place. Another user who can write
+    in the folder plants symlinks at every pid-based name the key's temp could take without a
+    random part (``.master.key.<pid>.tmp``/``.part``) pointing at a victim: the first write
+    creates the key without touching the victim, and the key is a private regular file."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the victim's own content\n")
+    victim.chmod(0o644)
+    pid = os.getpid()
+    planted = [home / f".master.key.{pid}.tmp", home / f".master.key.{pid}.part", home / f".master.key.{pid}"]
+    for p in planted:
+        p.symlink_to(victim)
+    assert not (home / "master.key").exists()
+
+    _set("keep", PAT_KEEP)
+
+    # (compared to a bool, so a failure does not print the key that was written into the victim)
+    victim_untouched = victim.read_text() == "the victim's own content\n"
+    assert victim_untouched, "the first key write went through a planted symlink into the victim"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    key = home / "master.key"
+    assert not key.is_symlink() and key.is_file() and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert len(base64.urlsafe_b64decode(key.read_text().strip())) == 32
+    assert connections.get_connection("keep").secret == PAT_KEEP
+
+
 # --------------------------------------------------------------------------------------------
 # D11: leftovers of killed writers
 # --------------------------------------------------------------------------------------------
@@ -326,6 +423,46 @@ def test_lock_wait_is_bounded_and_names_the_lock_file(home: Path) -> None:
     assert str(lock) in str(exc.value) and "\n" not in str(exc.value)
     with file_lock(lock, timeout=0.3):  # released: taken at once
         pass
+
+
+class _FakeClock:
+    """``time.monotonic`` and ``time.sleep`` for fileio: sleeping only advances the clock, so a
+    30 s wait takes no real time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.now += seconds
+        self.slept += seconds
+
+
+def test_default_lock_wait_is_30_seconds(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With PRIVPKG_LOCK_TIMEOUT unset, a store writer waits 30 s for the lock (not less, not
+    more), then fails with one line naming the lock file and the 30 s."""
+    from privpkg import fileio
+
+    monkeypatch.delenv("PRIVPKG_LOCK_TIMEOUT", raising=False)
+    assert fileio._lock_timeout(None) == 30.0
+    _set("keep", PAT_KEEP)
+    before = (home / "connections.store").read_bytes()
+    lock = home / "connections.store.lock"
+    clock = _FakeClock()
+    with file_lock(lock):  # held by "another process" (another open file: flock excludes it)
+        monkeypatch.setattr(fileio, "time", clock)
+        with pytest.raises(PrivpkgError) as exc:
+            _set("other", PAT_NEW)
+        monkeypatch.setattr(fileio, "time", time)
+    assert 30.0 <= clock.slept < 30.5, f"waited {clock.slept:.2f} s of fake time for the lock"
+    message = str(exc.value)
+    assert str(lock) in message and "over 30 s" in message and "\n" not in message, message
+    assert (home / "connections.store").read_bytes() == before
+    assert PAT_NEW not in message
 
 
 def test_cli_waits_for_a_held_store_lock_then_one_line(privpkg_cli: PrivpkgCLI, privpkg_home: Path) -> None:

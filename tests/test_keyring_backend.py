@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import assert_no_secret
 from keyring.errors import PasswordDeleteError, PasswordSetError
 from keyring.testing.backend import BackendBasicTests
 
@@ -17,6 +18,7 @@ from privpkg import connections
 from privpkg.keyring_backend import PrivpkgKeyring
 
 PAT = "kr-PAT-7f3a9c1e5b"
+LIB_SECRET = "lib-secret-123"  # the other program's secret in the library-call tests
 KEYRING_CLI = str(Path(sys.executable).with_name("keyring"))
 
 
@@ -139,7 +141,7 @@ def test_getters_never_raise(home: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert kr.get_credential("::::not a url", None) is None
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "not a privpkg store" in err
-    assert PAT not in err
+    assert_no_secret(err, PAT)
 
 
 def test_expired_connection_warns_once_per_lookup(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -197,9 +199,11 @@ def test_keyring_cli_set_get_del(home: Path) -> None:
     res = _cli(home, "--mode=creds", "--output=json", "get", url + "_packaging/feed/pypi/simple/")
     assert res.returncode == 0 and json.loads(res.stdout) == {"username": "me", "password": PAT}
     res_host = _cli(home, "get", "pkgs.dev.azure.com", "me")
-    assert res_host.returncode == 1 and PAT not in res_host.stdout + res_host.stderr, "bare host without --host-wide"
+    assert res_host.returncode == 1, "bare host without --host-wide"
+    assert_no_secret(res_host.stdout + res_host.stderr, PAT)
     miss = _cli(home, "--mode=creds", "--output=json", "get", "https://pkgs.dev.azure.com/org-evil/")
-    assert miss.returncode == 1 and PAT not in miss.stdout + miss.stderr
+    assert miss.returncode == 1
+    assert_no_secret(miss.stdout + miss.stderr, PAT)
     assert "privpkg.keyring_backend.PrivpkgKeyring (priority: 9.95)" in _cli(home, "--list-backends").stdout.splitlines()
     res = _cli(home, "del", url, "me")
     assert res.returncode == 0, res.stderr
@@ -209,7 +213,8 @@ def test_keyring_cli_set_get_del(home: Path) -> None:
 def test_keyring_cli_refuses_plain_http_without_traceback(home: Path) -> None:
     res = _cli(home, "set", "http://pkgs.example.com/org/", "me", stdin=PAT + "\n")
     assert res.returncode != 0
-    assert "refusing plain-http" in res.stderr and "Traceback" not in res.stderr and PAT not in res.stderr
+    assert "refusing plain-http" in res.stderr and "Traceback" not in res.stderr
+    assert_no_secret(res.stdout + res.stderr, PAT)
 
 
 def test_store_all_property_from_environment(home: Path) -> None:
@@ -272,7 +277,7 @@ def test_bare_host_with_explicit_default_port(home: Path) -> None:
 # --- issue 6 B7: other programs' keyring entries stay theirs ----------------------------------
 
 _LIBRARY_CALLER = """
-import json, keyring
+import json, sys, keyring
 from keyring.backend import KeyringBackend
 
 class Memory(KeyringBackend):
@@ -287,7 +292,7 @@ class Memory(KeyringBackend):
         del self.data[service + " " + username]
 
 chain = [type(b).__name__ for b in keyring.get_keyring().backends]
-keyring.set_password("https://pkgs.example.com/org/", "me", "lib-secret-123")
+keyring.set_password("https://pkgs.example.com/org/", "me", sys.argv[1])
 after_set = dict(Memory.data)
 got = keyring.get_password("https://pkgs.example.com/org/", "me")
 keyring.delete_password("https://pkgs.example.com/org/", "me")
@@ -299,12 +304,13 @@ def test_library_set_password_for_a_url_falls_through(home: Path) -> None:
     """A program that calls ``keyring.set_password(URL, ...)`` as a library (here with a second
     backend in the chain, as on a desktop) keeps its entry in its own backend: privpkg raises
     NotImplementedError, keyring's chainer moves on, and privpkg's store is never written."""
-    res = subprocess.run([sys.executable, "-c", _LIBRARY_CALLER], capture_output=True, text=True, env=_env(home), timeout=60, check=False)
+    res = subprocess.run([sys.executable, "-c", _LIBRARY_CALLER, LIB_SECRET], capture_output=True, text=True, env=_env(home), timeout=60, check=False)
     assert res.returncode == 0, res.stderr
+    assert_no_secret(res.stderr, LIB_SECRET, PAT)  # (stdout is the probe's own JSON, secret included)
     out = json.loads(res.stdout)
     assert out["chain"][:2] == ["PrivpkgKeyring", "Memory"], out["chain"]
-    assert out["after_set"] == {"https://pkgs.example.com/org/ me": "lib-secret-123"}
-    assert out["got"] == "lib-secret-123", "the other backend answers its own entry"
+    assert out["after_set"] == {"https://pkgs.example.com/org/ me": LIB_SECRET}
+    assert out["got"] == LIB_SECRET, "the other backend answers its own entry"
     assert out["after_del"] == {}
     assert not (home / "connections.store").exists(), "privpkg captured another program's entry"
 
@@ -321,11 +327,13 @@ def test_library_set_password_in_process_raises_not_implemented(home: Path) -> N
 def test_library_set_password_with_store_all_property(home: Path) -> None:
     """The store-everything property (set the way keyring documents it) is the user's consent."""
     env = {**_env(home), "KEYRING_PROPERTY_STORE_ALL": "1"}
-    script = "import keyring; keyring.set_password('https://pkgs.example.com/org/', 'me', 'lib-secret-123')"
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False)
+    script = "import sys, keyring; keyring.set_password('https://pkgs.example.com/org/', 'me', sys.argv[1])"
+    res = subprocess.run([sys.executable, "-c", script, LIB_SECRET], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
+    assert_no_secret(res.stdout + res.stderr, LIB_SECRET)
     got = _cli(home, "get", "https://pkgs.example.com/org/simple/", "me")
-    assert got.stdout.strip() == "lib-secret-123"
+    assert got.stdout.strip() == LIB_SECRET
+    assert_no_secret(got.stderr, LIB_SECRET)
 
 
 @pytest.mark.parametrize("via", ["script", "python -m keyring"])
@@ -340,13 +348,20 @@ def test_keyring_command_line_stores_and_deletes_url_services(home: Path, via: s
     url = "https://pkgs.example.com/org/"
     res = cli("set", url, "me", stdin=PAT + "\n")
     assert res.returncode == 0 and "stored connection 'pkgs.example.com/org'" in res.stderr, res.stderr
-    assert cli("get", url + "simple/", "me").stdout.strip() == PAT
+    assert_no_secret(res.stdout + res.stderr, PAT)
+    got = cli("get", url + "simple/", "me")
+    assert got.stdout.strip() == PAT
+    assert_no_secret(got.stderr, PAT)  # stdout is where `keyring get` answers
     bad = cli("set", "http://pkgs.example.com/org/", "me", stdin=PAT + "\n")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "refusing plain-http" in bad.stderr, bad.stderr
-    assert "Traceback" not in bad.stderr and PAT not in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert_no_secret(bad.stdout + bad.stderr, PAT)
     res = cli("del", url, "me")
     assert res.returncode == 0, res.stderr
-    assert cli("get", url, "me").returncode == 1
+    assert_no_secret(res.stdout + res.stderr, PAT)
+    gone = cli("get", url, "me")
+    assert gone.returncode == 1
+    assert_no_secret(gone.stdout + gone.stderr, PAT)
 
 
 # --- issue 6 D13 / E14: limits, odd URLs and broken environment sources ----------------------
@@ -364,8 +379,10 @@ def test_keyring_set_odd_urls_no_traceback(home: Path) -> None:
         res = _cli(home, "set", url, "me", stdin=PAT + "\n")
         assert res.returncode == 0, f"{url[:60]}: {res.stderr}"
         assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1
+        assert_no_secret(res.stdout + res.stderr, PAT)
         got = _cli(home, "--mode=creds", "--output=json", "get", target + "simple/")
         assert json.loads(got.stdout)["password"] == PAT, url[:60]
+        assert_no_secret(got.stderr, PAT)
     names = [c.name for c in connections.list_connections()]
     assert all(len(n) <= connections.MAX_NAME and connections.validate_name(n) for n in names), names
     assert "ipv6-::1:8443/feed" in names
@@ -379,7 +396,8 @@ def test_keyring_set_odd_urls_no_traceback(home: Path) -> None:
         res = _cli(home, "set", url, "me", stdin=PAT + "\n")
         assert res.returncode == 2, f"{url[:60]}: {res.stderr}"
         assert res.stderr.startswith("privpkg: error: ") and res.stderr.count("\n") == 1, res.stderr
-        assert message in res.stderr and "Traceback" not in res.stderr and PAT not in res.stderr
+        assert message in res.stderr and "Traceback" not in res.stderr
+        assert_no_secret(res.stdout + res.stderr, PAT)
         assert len(res.stderr) < 300, "the message must not echo a long URL"
 
 
@@ -389,7 +407,11 @@ def test_limits_on_secret_name_and_username(home: Path) -> None:
     assert res.returncode == 2 and res.stderr.strip() == (
         "privpkg: error: the secret is larger than 64 KiB; a PAT or key is much shorter (was a file piped in by mistake?)"
     ), res.stderr[:300]
-    assert _cli(home, "set", "https://pkgs.example.com/org/", "me", stdin="y" * (64 * 1024) + "\n").returncode == 0, "64 KiB itself is fine"
+    assert_no_secret(res.stdout + res.stderr, big)
+    exact = "y" * (64 * 1024)
+    res = _cli(home, "set", "https://pkgs.example.com/org/", "me", stdin=exact + "\n")
+    assert res.returncode == 0, "64 KiB itself is fine"
+    assert_no_secret(res.stdout + res.stderr, exact)
     with pytest.raises(connections.UsageError, match=r"connection name is too long \(5000 characters; at most 200\)"):
         connections.set_connection("n" * 5000, "PythonFeed", "https://h.example/a", "PAT", value=PAT)
     with pytest.raises(connections.UsageError, match="username is too long"):
@@ -424,13 +446,14 @@ def test_environment_of_the_wrong_shape_is_one_line_and_the_store_still_serves(
     # One line per process: the second lookup reuses the snapshot (and its verdict).
     assert err.count("\n") == 1 and message in err, err[:500]
     assert err.startswith("privpkg: warning: ignoring $PRIVPKG_CONNECTIONS: ")
-    assert "pat-env-shape" not in err
+    assert_no_secret(err, "pat-env-shape", PAT)
     # doctor and `connection list` keep working too, with the same one line.
     env = {**_env(home), "PRIVPKG_CONNECTIONS": raw}
     for argv in (["connection", "list"], ["connection", "list", "--json"], ["connection", "show", "a"], ["doctor"]):
         res = subprocess.run([sys.executable, "-m", "privpkg", *argv], capture_output=True, text=True, env=env, timeout=60, check=False)
         both = res.stdout + res.stderr
-        assert "Traceback" not in both and "pat-env-shape" not in both and PAT not in both, argv
+        assert "Traceback" not in both, argv
+        assert_no_secret(both, "pat-env-shape", PAT)
         assert message in both, (argv, both[:500])
         if argv[0] == "connection":
             assert res.returncode == 0 and "h.example/a" in res.stdout, (argv, both[:500])
@@ -455,5 +478,5 @@ def test_privpkg_cli_limits_are_one_line(home: Path) -> None:
         assert res.returncode == 2, res.stderr[:300]
         assert res.stderr == f"privpkg: error: {message}\n" or (res.stderr.startswith("privpkg: error: ") and message in res.stderr
                                                                 and res.stderr.count("\n") == 1 and len(res.stderr) < 300), res.stderr[:300]
-        assert PAT not in res.stdout + res.stderr
+        assert_no_secret(res.stdout + res.stderr, PAT, *([stdin] if stdin != PAT else []))
     assert not (home / "connections.store").exists()

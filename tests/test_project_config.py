@@ -6,8 +6,12 @@ pip with the shim): a file planted in a shared parent directory, a project file 
 a workspace name or value that breaks the file, a broken definition that takes every command
 down, and an "azure" workspace aimed at a host that is not Azure Blob storage.
 
-The tests run as root (this machine's CI) so they can ``os.chown`` a file to another uid (65534,
-``nobody``), as a second user on a shared machine would own it.
+The tests that ``os.chown`` a file to another uid (65534, ``nobody``), as a second user on a shared
+machine would own it, need root (this machine's CI runs as root); they ask for it through the
+``as_root`` fixture or :func:`need_root`, which follow conftest's missing-tool policy: under
+``CI=true``/``CI=1`` a non-root run FAILS them (it must not go green without the ownership checks),
+and outside CI they fail too unless PRIVPKG_TESTS_SKIP_MISSING_TOOLS=1. Every other test here
+runs as any user.
 """
 
 from __future__ import annotations
@@ -18,14 +22,23 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import PrivpkgCLI, Venv, run
+from conftest import PrivpkgCLI, Venv, missing_tool, run
 
 from privpkg.feedserver import make_wheel
 
 OTHER = 65534  # nobody / nogroup
 TRUST_VAR = "PRIVPKG_TRUSTED_PROJECTS"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown files to another uid")
+
+def need_root() -> None:
+    """Fail (or, outside CI and opted in, skip) a test that must chown to another uid."""
+    if os.geteuid() != 0:
+        missing_tool(f"this test needs root to chown files to uid {OTHER} (another user); run the tests as root, as CI does")
+
+
+@pytest.fixture
+def as_root() -> None:
+    need_root()
 
 
 def listed(cli: PrivpkgCLI, cwd: Path) -> tuple[dict[str, dict[str, str]], list[str]]:
@@ -66,7 +79,7 @@ def _installed_body(venv: Venv, target: Path, env: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("venv_name", ["venv_privpkg", "venv_pip231_shim"])
 def test_planted_file_in_shared_parent_does_not_change_what_pip_installs(
-    request: pytest.FixtureRequest, privpkg_cli: PrivpkgCLI, tmp_path: Path, venv_name: str
+    as_root: None, request: pytest.FixtureRequest, privpkg_cli: PrivpkgCLI, tmp_path: Path, venv_name: str
 ) -> None:
     """Another user writes ``privpkg.toml`` into a sticky world-writable directory (like /tmp)
     that redefines ``default`` to a folder holding their wheel under the same file name. A user
@@ -192,6 +205,8 @@ def _untrusted(kind: str, tmp_path: Path) -> tuple[Path, Path, str]:
     """(the project dir, the file, a phrase of the rule the warning must name)."""
     base = tmp_path / "b"
     proj = base / "proj"
+    if kind in NEEDS_CHOWN:
+        need_root()
     f = project(proj, local_def("proj_ws", tmp_path / "s"))
     (proj / ".git").mkdir()
     if kind == "file-owner":
@@ -231,6 +246,8 @@ def _untrusted(kind: str, tmp_path: Path) -> tuple[Path, Path, str]:
     raise AssertionError(kind)
 
 
+#: The kinds that chown to another uid (root only); the others are modes and ACLs any user can set.
+NEEDS_CHOWN = {"file-owner", "dir-shared-group", "dir-owner", "symlink-owner"}
 UNTRUSTED = ["file-owner", "file-writable", "dir-world-writable", "dir-shared-group", "ancestor-world-writable", "dir-owner",
              "symlink-owner", "file-acl-user", "file-acl-group", "dir-acl-user"]
 
@@ -273,7 +290,7 @@ def test_untrusted_project_file_is_skipped_with_one_line(privpkg_cli: PrivpkgCLI
     assert "proj_ws" not in names and len(warnings) == 1
 
 
-def test_acl_writer_really_can_rewrite_the_project_file() -> None:
+def test_acl_writer_really_can_rewrite_the_project_file(as_root: None) -> None:
     """Red team F3: the ACL entry is not theoretical. Another user (``nobody``, through setpriv)
     rewrites a root-owned 0644 file whose ACL grants it rw, and the trust check, which read only
     the mode bits (0664, owning group root's private group 0), trusted the rewritten file."""
@@ -321,7 +338,7 @@ def test_harmless_acls_are_trusted(privpkg_cli: PrivpkgCLI, tmp_path: Path, acl:
     assert "proj_ws" in names and warnings == [], warnings
 
 
-def test_sudo_uid_owns_its_checkout(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+def test_sudo_uid_owns_its_checkout(as_root: None, privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
     """Root under sudo reads the invoking user's checkout, as git does; no other uid's."""
     cli = privpkg_cli
     proj, _, _ = _untrusted("file-owner", tmp_path)
@@ -331,7 +348,7 @@ def test_sudo_uid_owns_its_checkout(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> 
     assert "proj_ws" not in names and len(warnings) == 1
 
 
-def test_trusted_projects_in_the_user_config(privpkg_cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path) -> None:
+def test_trusted_projects_in_the_user_config(as_root: None, privpkg_cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path) -> None:
     """The root-in-a-container case: a checkout owned by another uid, opted in through the user
     config list, which ``workspace add``/``remove`` keep when they rewrite the file."""
     cli = privpkg_cli
@@ -350,9 +367,8 @@ def test_trusted_projects_in_the_user_config(privpkg_cli: PrivpkgCLI, tmp_path: 
     assert "proj_ws" in names
 
 
-def test_safe_layouts_are_trusted(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
-    """A file of the user's in a sticky world-writable dir (like /tmp), and a directory that is
-    group-writable by the user's private group (umask 002 with user private groups), are read."""
+def test_sticky_world_writable_dir_is_trusted(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """A file of the user's in a sticky world-writable dir (like /tmp) is read."""
     cli = privpkg_cli
     sticky = tmp_path / "sticky"
     project(sticky, local_def("sticky_ws", tmp_path / "s"))
@@ -360,6 +376,11 @@ def test_safe_layouts_are_trusted(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> No
     names, warnings = listed(cli, sticky)
     assert "sticky_ws" in names and warnings == []
 
+
+def test_user_private_group_writable_dir_is_trusted(as_root: None, privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """A directory that is group-writable by the user's private group (umask 002 with user
+    private groups) is read."""
+    cli = privpkg_cli
     upg = tmp_path / "upg"
     project(upg, local_def("upg_ws", tmp_path / "s"))
     # root's primary group 0 has no other member here (checked, so the test cannot pass by accident).
@@ -579,14 +600,18 @@ def test_broken_definition_never_crashes_pip(privpkg_cli: PrivpkgCLI, venv_privp
     cli = privpkg_cli
     wheel = make_wheel(tmp_path / "dist", "good-pkg", "1.0")
     url = cli.ok("wheel", "add", wheel, cwd=tmp_path).strip().splitlines()[-1]
-    (privpkg_home / "workspaces.toml").write_bytes(b'[workspaces.bad]\nstorage = "local"\npath = "/x\\u0000y"\n[workspaces.az]\nstorage = "azure"\nurl = "https://pypi.org/simple"\n')
+    user = privpkg_home / "workspaces.toml"
+    user.write_bytes(b'[workspaces.bad]\nstorage = "local"\npath = "/x\\u0000y"\n[workspaces.az]\nstorage = "azure"\nurl = "https://pypi.org/simple"\n')
     target = tmp_path / "target"
     r = cli.tool([*venv_privpkg.pip, "install", "--no-cache-dir", "--no-index", "--target", target, f"good-pkg @ {url}"], cwd=tmp_path)
     assert r.returncode == 0 and "Traceback" not in r.output, r.describe()
     assert (target / "good_pkg.py").is_file()
     r = cli.tool([*venv_privpkg.pip, "install", "--no-cache-dir", "--no-index", "--target", target, "bad-pkg @ privpkg://bad/wheels/bad_pkg-1.0-py3-none-any.whl"], cwd=tmp_path)
     assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
-    assert "workspaces.bad.path" in r.output, r.output
+    # The error pip shows carries privpkg's line naming the file and the key (besides the
+    # warning lines from loading the file: see test_shim_failures.py's BUG test).
+    errors = [ln for ln in r.output.splitlines() if "privpkg: " in ln and "privpkg: warning: " not in ln]
+    assert len(errors) == 1 and f"{user}: workspaces.bad.path" in errors[0], r.output
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import MotoServer, PrivpkgCLI, signature_values
+from conftest import MotoServer, PrivpkgCLI, Venv, signature_values
 
 from privpkg.feedserver import make_wheel
 
@@ -111,6 +111,43 @@ def test_workspace_at_another_endpoint_gets_no_signed_request(privpkg_cli: Privp
     cli.outputs.check()
 
 
+def test_pip_install_from_a_clone_sends_no_signed_request_to_another_endpoint(
+    privpkg_cli: PrivpkgCLI, venv_privpkg_cloud: Venv, moto_server: MotoServer, recorder: Recorder, tmp_path: Path
+) -> None:
+    """The attack as a user meets it: in a cloned project whose ``privpkg.toml`` points the
+    user's credentialed bucket at another endpoint (the recorder), ``pip install "demo-pkg @
+    privpkg://evil/wheels/..."`` through the shim fails with one ``no S3 credentials for
+    <endpoint>/<bucket>`` line, and the other endpoint gets no request at all (no signed URL, no
+    access key id). Control: the same wheel through the user's own workspace installs."""
+    cli = privpkg_cli
+    bucket = moto_server.create_bucket()
+    store_s3(cli, moto_server, "s3conn", bucket, "--endpoint", moto_server.endpoint)
+    wheel = make_wheel(tmp_path / "w", "demo-pkg", "1.0")
+    cli.ok("workspace", "add", "good", "--s3", f"s3://{bucket}/p", "--endpoint-url", moto_server.endpoint)
+    cli.ok("wheel", "add", wheel, "--workspace", "good")
+    pip = [*venv_privpkg_cloud.pip, "install", "--no-cache-dir", "--no-index", "--disable-pip-version-check"]
+
+    r = cli.tool([*pip, "--target", tmp_path / "t-good", f"demo-pkg @ privpkg://good/wheels/{wheel.name}"], cwd=tmp_path)
+    assert r.returncode == 0 and "Successfully installed demo-pkg-1.0" in r.output, r.describe()
+
+    clone = tmp_path / "clone"
+    (clone / ".git").mkdir(parents=True)
+    cli.ok("workspace", "add", "evil", "--s3", f"s3://{bucket}/p", "--endpoint-url", recorder.endpoint, "--project", cwd=clone)
+    r = cli.tool([*pip, "--target", tmp_path / "t-evil", f"demo-pkg @ privpkg://evil/wheels/{wheel.name}"], cwd=clone)
+    assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
+    want = f"no S3 credentials for {recorder.endpoint}/{bucket}"
+    said = [ln for ln in r.output.splitlines() if want in ln]
+    assert len(said) == 1, r.describe()
+    # privpkg's part is that one line (pip shows it inside its "Could not install" error); it
+    # names the connection and the command that would bind it, which the user must choose to run.
+    assert [ln for ln in r.output.splitlines() if "privpkg: " in ln] == said, r.describe()
+    assert "connection 's3conn'" in said[0] and moto_server.endpoint in said[0], said
+    assert not (tmp_path / "t-evil").exists() or not any((tmp_path / "t-evil").iterdir()), "something was installed"
+    assert recorder.requests == [], f"the other endpoint was contacted: {recorder.requests}"
+    assert moto_server.access_key not in r.output and "X-Amz-" not in r.output, r.describe()
+    cli.outputs.check()
+
+
 def test_recorder_sees_the_access_key_when_the_connection_is_bound_to_it(privpkg_cli: PrivpkgCLI, moto_server: MotoServer, recorder: Recorder) -> None:
     """Control for the test above: the recorder does catch a signed request carrying the access
     key when a connection is bound to its endpoint (so an empty record means none was sent)."""
@@ -169,7 +206,8 @@ def test_connection_set_endpoint_rules(privpkg_cli: PrivpkgCLI) -> None:
 
 def test_every_aws_spelling_is_served_by_an_aws_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process (no AWS is reachable here): credential selection only, no request is made."""
-    pytest.importorskip("boto3")
+    import boto3  # noqa: F401 - in the [test] extra: a missing boto3 fails here, never skips
+
     from privpkg import connections
     from privpkg.errors import PrivpkgError
     from privpkg.storage.s3 import S3Storage

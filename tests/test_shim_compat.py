@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHIM_PYTHONS, PrivpkgCLI, Venv, pyenv_python, run
+from conftest import REPO, SHIM_PYTHONS, SKIP_MISSING_TOOLS_ENV, PrivpkgCLI, Venv, pyenv_python, run
 from test_pip_shim import local_workspace, pip_install, versions_in
 
 SHIM_SRC = REPO / "src" / "privpkg" / "pip_shim"
@@ -117,14 +117,32 @@ def test_setup_pip_copy_runs_on_older_pythons(
 _POST_38_METHODS = {"removeprefix", "removesuffix", "is_relative_to", "with_stem", "readlink", "bit_count", "cache", "zip_strict"}
 
 
-def test_missing_interpreter_skips_locally_and_fails_under_ci(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("ci", "opt_in", "outcome"),
+    [("true", None, "failed"), ("1", None, "failed"), ("true", "1", "failed"), (None, None, "failed"), (None, "1", "skipped")],
+    ids=["CI=true", "CI=1", "CI=true-opt-in-ignored", "local", "local-opt-in"],
+)
+def test_missing_interpreter_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ci: str | None, opt_in: str | None, outcome: str) -> None:
+    """No pyenv CPython 3.8: conftest's one missing_tool policy, as for node and uv
+    (test_cli.py::test_missing_node_fails_the_run): fail under CI=true/1 whatever the opt-in
+    says, fail locally too, and skip only when the developer set
+    PRIVPKG_TESTS_SKIP_MISSING_TOOLS=1 outside CI."""
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path))  # `pyenv root` prints it; it holds no versions
-    monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="CPython 3.8 is not installed"):
+    for name, value in (("CI", ci), (SKIP_MISSING_TOOLS_ENV, opt_in)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    expected = pytest.skip.Exception if outcome == "skipped" else pytest.fail.Exception
+    # Catch both outcomes: a skip where a failure is due must fail THIS test, not skip it.
+    with pytest.raises((pytest.skip.Exception, pytest.fail.Exception), match="CPython 3.8 is not installed under pyenv") as info:
         pyenv_python("3.8")
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI=true"):
-        pyenv_python("3.8")
+    assert isinstance(info.value, expected), f"expected {outcome}, got {type(info.value).__name__}: {info.value}"
+    message = str(info.value)
+    if outcome == "failed" and not ci:
+        assert f"set {SKIP_MISSING_TOOLS_ENV}=1" in message, message  # the local failure names the opt-out
+    if ci:
+        assert SKIP_MISSING_TOOLS_ENV not in message, message  # under CI there is no way out to suggest
     assert pyenv_python.__module__ == "conftest"
 
 

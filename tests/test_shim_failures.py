@@ -263,10 +263,20 @@ def test_failed_signed_download_never_shows_the_signature(
             assert f"privpkg: no wheel {WHEEL} in workspace '{ws}'" in r.output, r.describe()
         else:
             assert "from the workspace storage (signed URL withheld)" in r.output, r.describe()
+        # One line from privpkg per failure. When pip prints a traceback (the OSError of a 5xx
+        # from -v on, any failure from -vv on) the exception lines of that traceback
+        # ("pip._vendor...RetryError: <the same text>", one per chained exception) carry the
+        # message instead of, or besides, pip's error line: those are pip's traceback.
+        said = [ln for ln in r.output.splitlines() if "privpkg: " in ln or "signed URL withheld" in ln]
+        own = [ln for ln in said if not re.match(r"[\w.]+(Error|Exception): ", ln)]
+        assert said and len(own) <= 1, r.describe()
+        if verbosity in ("-q", ""):
+            assert len(said) == len(own) == 1, r.describe()
         if mode == "hang":
             assert "read timed out while downloading " + url in r.output, r.describe()
-            # Two tries of 2 s each plus pip's start-up; never the SDKs' minutes.
-            assert timings[verbosity] < 30, (timings, r.describe())
+            # Two tries of 2 s each plus pip's start-up: measured 5.6-6.2 s at every verbosity
+            # (both backends); allow 3x for a loaded machine, never the SDKs' minutes.
+            assert timings[verbosity] < 18, (timings, r.describe())
     print(f"{backend} {mode}: pip took " + ", ".join(f"{v or 'default'} {t:.1f}s" for v, t in timings.items()))
     # The shim signed for real and made no request of its own before pip's download.
     assert server.requests and all(line.startswith("GET ") for line in server.requests), server.requests
@@ -430,28 +440,34 @@ def test_azure_workspace_cannot_intercept_other_hosts(
     cli.outputs.check()
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        b'[workspaces.bad]\nstorage = "azure"\nurl = "https://a.blob.core.windows.net/c\x00"\n',
-        b'[workspaces.bad]\nstorage = "azure"\nurl = "https://a.blob.core.windows.net/\x1b[31mc"\n',
-        b'[workspaces.bad]\nstorage = "azure"\n',
-        b'[workspaces.bad\nstorage = "azure"\n',
-        b'[workspaces.bad]\nstorage = "s3"\nurl = "s3://bucket"\nendpoint_url = 5\n',
-        b"workspaces = 5\n",
-        b'[workspaces]\nbad = "not a table"\n',
-        b"\xff\xfe not utf-8\n",
-    ],
-    ids=["nul", "control-char", "missing-url", "invalid-toml", "endpoint-not-a-string", "workspaces-not-a-table", "entry-not-a-table", "not-utf8"],
-)
+#: Broken user files, each with what privpkg's one line in pip's output must name besides the
+#: file: the key for a definition that parses, the parser's verdict (and position) for one that
+#: does not.
+BROKEN_FILES = {
+    "nul": (b'[workspaces.bad]\nstorage = "azure"\nurl = "https://a.blob.core.windows.net/c\x00"\n', "invalid TOML: Illegal character '\\x00' (at line 3"),
+    "control-char": (b'[workspaces.bad]\nstorage = "azure"\nurl = "https://a.blob.core.windows.net/\x1b[31mc"\n', "invalid TOML: Illegal character '\\x1b' (at line 3"),
+    "missing-url": (b'[workspaces.bad]\nstorage = "azure"\n', "workspaces.bad.url: missing"),
+    "invalid-toml": (b'[workspaces.bad\nstorage = "azure"\n', "invalid TOML"),
+    "endpoint-not-a-string": (b'[workspaces.bad]\nstorage = "s3"\nurl = "s3://bucket"\nendpoint_url = 5\n', "workspaces.bad.endpoint_url"),
+    "workspaces-not-a-table": (b"workspaces = 5\n", "workspaces: expected a table"),
+    "entry-not-a-table": (b'[workspaces]\nbad = "not a table"\n', "workspaces.bad: expected a table"),
+    "not-utf8": (b"\xff\xfe not utf-8\n", "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_FILES))
 def test_broken_workspace_file_never_breaks_pip(
     privpkg_cli: PrivpkgCLI, privpkg_home: Path, venv_privpkg_cloud: Venv, venv_pip2321_cloud: Venv,
-    plain_index: tuple[str, Path, list[str]], tmp_path: Path, content: bytes,
+    plain_index: tuple[str, Path, list[str]], tmp_path: Path, case: str,
 ) -> None:
+    """pip 26.3 and 23.2.1 with a broken user workspaces file: installs that do not use it work,
+    and a ``privpkg://`` URL that needs it fails with exactly one privpkg line naming the file
+    and the key (or, for a file that does not parse, the parser's position)."""
     cli = privpkg_cli
+    content, key = BROKEN_FILES[case]
     base, wheel, _ = plain_index
     cli.ok("workspace", "add", "mine", "--local", tmp_path / "ws")
-    _write_user_workspaces(privpkg_home, content)
+    broken = _write_user_workspaces(privpkg_home, content)
     for i, venv in enumerate((venv_privpkg_cloud, venv_pip2321_cloud)):
         r = pip_install(cli, venv, tmp_path / f"t{i}", "--find-links", f"{base}/idx/simple/", "plain-pkg")
         assert r.returncode == 0 and "Successfully installed plain-pkg-1.0" in r.output, r.describe()
@@ -461,7 +477,31 @@ def test_broken_workspace_file_never_breaks_pip(
         # A privpkg URL that needs the broken file: one line from privpkg, no traceback.
         r = pip_install(cli, venv, tmp_path / f"v{i}", f"demo-pkg @ privpkg://bad/wheels/{WHEEL}")
         assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
-        assert re.search(r"privpkg: \S", r.output), r.describe()
+        said = [ln for ln in r.output.splitlines() if "privpkg: " in ln]
+        errors = [ln for ln in said if "privpkg: warning: " not in ln]
+        # pip's error carries privpkg's line; it names the file and the key.
+        assert len(errors) == 1, r.describe()
+        assert any(str(broken) in ln and key in ln for ln in errors), (str(broken), key, r.describe())
+    cli.outputs.check()
+
+
+@pytest.mark.parametrize("case", ["missing-url", "invalid-toml", "workspaces-not-a-table"])
+def test_broken_workspace_file_is_one_privpkg_line_in_pip(
+    privpkg_cli: PrivpkgCLI, privpkg_home: Path, venv_privpkg_cloud: Venv, venv_pip2321_cloud: Venv, tmp_path: Path, case: str,
+) -> None:
+    """Issue 6 A4: ONE line naming the file and the key. Inside pip (26.3 and 23.2.1) a
+    privpkg:// URL whose workspace is broken got two privpkg lines (a warning from the shim's
+    look at the definitions when pip made its session, then pip's error carrying the same line),
+    and with ``workspaces = 5`` the error did not name the file at all."""
+    cli = privpkg_cli
+    content, key = BROKEN_FILES[case]
+    cli.ok("workspace", "add", "mine", "--local", tmp_path / "ws")
+    broken = _write_user_workspaces(privpkg_home, content)
+    for i, venv in enumerate((venv_privpkg_cloud, venv_pip2321_cloud)):
+        r = pip_install(cli, venv, tmp_path / f"v{i}", f"demo-pkg @ privpkg://bad/wheels/{WHEEL}")
+        assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
+        said = [ln for ln in r.output.splitlines() if "privpkg: " in ln]
+        assert len(said) == 1 and str(broken) in said[0] and key in said[0], r.describe()
     cli.outputs.check()
 
 
