@@ -608,8 +608,8 @@ def test_broken_definition_never_crashes_pip(privpkg_cli: PrivpkgCLI, venv_privp
     assert (target / "good_pkg.py").is_file()
     r = cli.tool([*venv_privpkg.pip, "install", "--no-cache-dir", "--no-index", "--target", target, "bad-pkg @ privpkg://bad/wheels/bad_pkg-1.0-py3-none-any.whl"], cwd=tmp_path)
     assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
-    # The error pip shows carries privpkg's line naming the file and the key (besides the
-    # warning lines from loading the file: see test_shim_failures.py's BUG test).
+    # The error pip shows carries privpkg's line naming the file and the key (besides one
+    # warning for the other broken entry, `az`, which this install did not use).
     errors = [ln for ln in r.output.splitlines() if "privpkg: " in ln and "privpkg: warning: " not in ln]
     assert len(errors) == 1 and f"{user}: workspaces.bad.path" in errors[0], r.output
 
