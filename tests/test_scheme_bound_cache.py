@@ -192,3 +192,27 @@ def test_scheme_bound_cache_keeps_pip_semantics_per_scheme() -> None:
     cache["h:1"] = ("u", "other")
     state.scheme = "https"
     assert cache["h:1"] == ("u", "p")
+
+
+def test_uv_never_sends_an_https_pat_over_http_on_the_same_netloc(
+    dual: tuple[_DualServer, str, Path], venv_privpkg: Venv, venv_bare_pip: Venv, uv_bin: Path,
+    store_connection: Callable[..., Any], make_env: Callable[..., dict[str, str]], tmp_path: Path,
+) -> None:
+    """The same attack against uv (which has no shim): uv keys its credential cache by realm, so
+    the PAT it gets for the https index must stay off the http index on the same host:port. uv
+    prefers --extra-index-url: it asks the https feed first (401, keyring, the PAT, then pkg-a
+    and a 404 for pkg-zzz) and only then the http "mirror" for pkg-zzz, after the PAT is cached.
+    Checked here rather than assumed."""
+    server, pat, _ = dual
+    port = server.server_address[1]
+    store_connection("orgA", f"https://{HOST}:{port}/orgA/", pat)
+    env = make_env(path_prefix=[venv_privpkg.bin])
+    r = run([uv_bin, "pip", "install", "--no-config", "--no-cache", "--python", venv_bare_pip.python, "--target", tmp_path / "t",
+             "--keyring-provider", "subprocess", "--allow-insecure-host", f"{HOST}:{port}",
+             "--extra-index-url", f"https://__token__@{HOST}:{port}{FEED_A_PATH}",
+             "--index-url", f"http://__token__@{HOST}:{port}/mirror/simple/", "pkg-a", "pkg-zzz"], env)
+    log = (tmp_path / "feed.log").read_text() if (tmp_path / "feed.log").exists() else ""
+    assert " 200 auth" in log, f"uv never got the PAT for the https index: the test proves nothing\n{log}\n{r.describe()}"
+    assert server.plain, f"uv never asked the http side after that: the test proves nothing\n{r.describe()}"
+    assert not _leaked(server, pat), f"uv sent the https PAT over plain http: {_leaked(server, pat)}\n{r.describe()}"
+    assert_no_secret(r.output, pat)
