@@ -54,7 +54,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    write_result,
     AZURITE_ACCOUNT,
     AZURITE_API_VERSION,
     AZURITE_KEY,
@@ -70,6 +69,7 @@ from _common import (
     run,
     source_revision,
     timed,
+    write_result,
 )
 
 RESULTS = RESULTS_DIR / "azure_upload.json"
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "benchmark": "azure_upload",
-        "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),

@@ -54,7 +54,6 @@ except ImportError:  # Windows: no per-child CPU time
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    write_result,
     REPO,
     RESULTS_DIR,
     bootstrap_diff_ci,
@@ -66,6 +65,7 @@ from _common import (
     run,
     source_revision,
     venv_bin,
+    write_result,
 )
 
 RESULTS = RESULTS_DIR / "keyring_cli.json"
@@ -93,7 +93,7 @@ STRIP_ENV = (
 
 
 def have_uv() -> bool:
-    return subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True).returncode == 0
+    return subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True, check=False).returncode == 0
 
 
 def keyring_version_here() -> str | None:
@@ -123,7 +123,7 @@ def pip_call(keyring_exe: Path, url: str, env: dict[str, str]) -> tuple[float, f
     env["PYTHONIOENCODING"] = "utf-8"
     c0 = _children_cpu()
     t0 = time.perf_counter_ns()
-    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, env=env, check=False)
     wall = (time.perf_counter_ns() - t0) / 1e6
     c1 = _children_cpu()
     return wall, (None if c0 is None or c1 is None else (c1 - c0) * 1e3), res
@@ -399,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("get_hit", "`get_credential(URL, None)`, connection matches", py_p, HIT_URL, "normal", env_store, True),
                 ("get_miss", "`get_credential`, no connection matches", py_p, MISS_URL, "normal", env_store, False),
                 ("get_no_store", "`get_credential`, no store file", py_p, HIT_URL, "normal", env_empty, False),
-                ("get_hit_cold_crypto", "`get_credential`, match, cryptography not yet imported "
-                 "(as on macOS/Windows, where keyring does not load secretstorage)",
+                ("get_hit_cold_crypto", ("`get_credential`, match, cryptography not yet imported "
+                 "(as on macOS/Windows, where keyring does not load secretstorage)"),
                  py_p, HIT_URL, "no-secretstorage", env_store, True),
                 ("get_baseline", "keyring alone: `get_credential` of the fail backend", py_b, HIT_URL, "normal",
                  env_base, False),
@@ -516,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "benchmark": "keyring_cli",
-        "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),

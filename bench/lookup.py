@@ -37,8 +37,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, loadavg, pct, source_revision, write_result
@@ -115,7 +116,7 @@ def username_for(i: int) -> str:
 
 def build_document(n: int) -> dict[str, Any]:
     """The document ``set_connection`` would have produced after n calls (one timestamp for all)."""
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     conns: dict[str, Any] = {}
     for i in range(n):
         conns[f"feed-{i:05d}"] = {
@@ -432,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         "source_revision": rev,
         "loadavg": [load_before, load_after],
         "store_mb": round(store_mb, 3),
-        "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),

@@ -45,7 +45,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    write_result,
     RESULTS_DIR,
     bootstrap_diff_ci,
     build_privpkg_wheel,
@@ -61,6 +60,7 @@ from _common import (
     source_revision,
     timed,
     venv_bin,
+    write_result,
 )
 
 RESULTS = RESULTS_DIR / "startup.json"
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "benchmark": "startup",
-        "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),

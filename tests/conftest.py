@@ -646,7 +646,7 @@ class Azurite:
 
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         sas = generate_blob_sas(
             self.account, container, blob, account_key=self.key, permission=BlobSasPermissions(read=True),
             start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(seconds=ttl), protocol="https,http",

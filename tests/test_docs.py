@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _quickstart() -> list[str]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```(?:sh|bash|console)?\n(.*?)\n```", section, re.S)
+    return re.findall(r"```(?:sh|bash|console)?\n(.*?)\n```", section, re.DOTALL)
 
 
 def test_quickstart_is_two_commands() -> None:

@@ -415,9 +415,8 @@ def test_lock_wait_is_bounded_and_names_the_lock_file(home: Path) -> None:
     lock = home / "connections.store.lock"
     with file_lock(lock):
         t0 = time.monotonic()
-        with pytest.raises(fileio.LockTimeout) as exc:
-            with file_lock(lock, timeout=0.3):
-                pass
+        with pytest.raises(fileio.LockTimeout) as exc, file_lock(lock, timeout=0.3):
+            pass
         waited = time.monotonic() - t0
     assert 0.3 <= waited < 3
     assert str(lock) in str(exc.value) and "\n" not in str(exc.value)

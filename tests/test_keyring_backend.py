@@ -189,7 +189,7 @@ def test_repr_hides_secret(home: Path) -> None:
 def _cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYRING_", "PYTHON_KEYRING", "PRIVPKG_"))}
     env["PRIVPKG_HOME"] = str(home)
-    return subprocess.run([KEYRING_CLI, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([KEYRING_CLI, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
 def test_keyring_cli_set_get_del(home: Path) -> None:
@@ -221,13 +221,13 @@ def test_store_all_property_from_environment(home: Path) -> None:
     """KEYRING_PROPERTY_STORE_ALL=1, set the way keyring documents it, makes the real CLI keep a
     non-URL service in privpkg's store; without it the service falls through (no store written)."""
     res = subprocess.run([KEYRING_CLI, "set", "my-app", "me"], input="app-secret\n", capture_output=True, text=True,
-                         env={**_env(home), "KEYRING_PROPERTY_STORE_ALL": "1"}, timeout=60)
+                         env={**_env(home), "KEYRING_PROPERTY_STORE_ALL": "1"}, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     got = subprocess.run([KEYRING_CLI, "get", "my-app", "me"], capture_output=True, text=True,
-                         env={**_env(home), "KEYRING_PROPERTY_STORE_ALL": "1"}, timeout=60)
+                         env={**_env(home), "KEYRING_PROPERTY_STORE_ALL": "1"}, timeout=60, check=False)
     assert got.stdout.strip() == "app-secret"
     assert b"app-secret" not in (home / "connections.store").read_bytes()
-    off = subprocess.run([KEYRING_CLI, "get", "my-app", "me"], capture_output=True, text=True, env=_env(home), timeout=60)
+    off = subprocess.run([KEYRING_CLI, "get", "my-app", "me"], capture_output=True, text=True, env=_env(home), timeout=60, check=False)
     assert off.returncode == 1 and off.stdout == ""
 
 
@@ -249,10 +249,10 @@ def test_import_and_priority_stay_cheap(home: Path) -> None:
         "K().get_credential('https://h.example/org/', None)\n"
         "print('cryptography' in sys.modules, 'platformdirs' in sys.modules)\n"
     )
-    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=_env(home), timeout=60)
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=_env(home), timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     first, second = res.stdout.splitlines()
-    assert eval(first) in ([], ["privpkg"]), first  # noqa: S307 - our own repr of a list of names
+    assert eval(first) in ([], ["privpkg"]), first
     assert second == "False False", "a miss without a store file loaded cryptography/platformdirs"
 
 

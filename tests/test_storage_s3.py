@@ -99,7 +99,7 @@ def header_signature_ok(method: str, url: str, headers: dict[str, str], access_k
     m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^,]+), ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})", lower.get("authorization", ""))
     if not m:
         return "no SigV4 Authorization header"
-    akid, date, region, service, _ = m.group(1).split("/")
+    akid, _date, region, service, _ = m.group(1).split("/")
     if akid != access_key:
         return "InvalidAccessKeyId"
     signed = m.group(2).split(";")

@@ -284,7 +284,7 @@ def test_no_secret_for_lookalikes(scheme: str, user: str, host: str, port: int |
     except UsageError:
         conn = None
     # A query or fragment never changes which path is matched; the oracle sees only the path.
-    expected = _expected(scheme, host, port, segs) and not (port == 0)
+    expected = _expected(scheme, host, port, segs) and port != 0
     if conn is not None:
         assert expected, f"secret handed to {url!r}"
     else:

@@ -22,7 +22,7 @@ class CLI:
 
     def __call__(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         res = subprocess.run([sys.executable, "-m", "privpkg", *args], capture_output=True, text=True,
-                             env=self.env, cwd=cwd or self.cwd, timeout=120, stdin=subprocess.DEVNULL)
+                             env=self.env, cwd=cwd or self.cwd, timeout=120, stdin=subprocess.DEVNULL, check=False)
         assert "Traceback" not in res.stderr, res.stderr
         return res
 
@@ -236,10 +236,10 @@ def test_missing_cloud_extra_names_the_install(venv_privpkg, make_env: Callable[
     env = make_env()
     privpkg = str(venv_privpkg.bin / "privpkg")
     for extra, args in (("azure", ["--azure", "https://acct.blob.core.windows.net/wheels"]), ("s3", ["--s3", "s3://bucket"])):
-        assert subprocess.run([privpkg, "workspace", "add", f"w-{extra}", *args], env=env, capture_output=True, text=True).returncode == 0
+        assert subprocess.run([privpkg, "workspace", "add", f"w-{extra}", *args], env=env, capture_output=True, text=True, check=False).returncode == 0
         conn = ["--category", "AzureBlob", "--target", "https://acct.blob.core.windows.net/wheels"] if extra == "azure" else \
             ["--category", "S3", "--target", "s3://bucket", "--username", "AKID"]
-        assert subprocess.run([privpkg, "connection", "set", f"c-{extra}", *conn], input="k3y", env=env, capture_output=True, text=True).returncode == 0
-        res = subprocess.run([privpkg, "resolve", f"privpkg://w-{extra}/wheels/a-1.0-py3-none-any.whl"], env=env, capture_output=True, text=True)
+        assert subprocess.run([privpkg, "connection", "set", f"c-{extra}", *conn], input="k3y", env=env, capture_output=True, text=True, check=False).returncode == 0
+        res = subprocess.run([privpkg, "resolve", f"privpkg://w-{extra}/wheels/a-1.0-py3-none-any.whl"], env=env, capture_output=True, text=True, check=False)
         assert res.returncode == 1, res.stderr
         assert res.stderr.strip() == f"privpkg: error: this workspace needs {'azure-storage-blob' if extra == 'azure' else 'boto3'}: pip install 'privpkg[{extra}]'"

@@ -555,7 +555,7 @@ def set_connection(
                     f"connection {other!r} already serves {target} for username {conn.username!r}; "
                     f"update or delete it instead"
                 )
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         record = {k: v for k, v in conn.as_dict().items() if k not in ("name", "source")}
         record["created"] = conns.get(name, {}).get("created", now)
         record["updated"] = now
@@ -628,13 +628,14 @@ def upsert_for_url(service: str, username: str, secret: str, *, vault: Vault | N
         for name, raw in conns.items():
             if raw["target"] == target and raw.get("username") == username:
                 raw["secret"] = secret
-                raw["updated"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+                raw["updated"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
                 return _from_raw(name, raw)
         candidates = [base, f"{username}@{base}"] + [f"{base}~{i}" for i in range(2, 10000)]
-        name = next((c for c in candidates if c not in conns and _NAME.match(c)), None)
-        if name is None:
+        found = next((c for c in candidates if c not in conns and _NAME.match(c)), None)
+        if found is None:
             raise UsageError(f"too many connections for {target}; name one with: privpkg connection set NAME --target URL")
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        name = found
+        now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         conns[name] = {
             "category": "PythonFeed",
             "target": target,

@@ -87,7 +87,7 @@ def run_demo(keep: bool = False) -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "KEYRING_", "PYTHON_KEYRING"))}
         env["PIP_CONFIG_FILE"] = os.devnull  # the demo must not depend on the user's pip config
         env["PATH"] = _keyring_dir() + os.pathsep + env.get("PATH", "")
-        pip_version = subprocess.run([str(py), "-m", "pip", "--version"], capture_output=True, text=True, env=env).stdout
+        pip_version = subprocess.run([str(py), "-m", "pip", "--version"], capture_output=True, text=True, env=env, check=False).stdout
         m = re.search(r"pip (\d+)\.(\d+)", pip_version)
         old_pip = bool(m and (int(m.group(1)), int(m.group(2))) < (26, 2))
         # pip < 26.2 runs `keyring get URL USER` and so needs a username in the URL; it is not a secret.
@@ -96,14 +96,14 @@ def run_demo(keep: bool = False) -> int:
                "--keyring-provider", "subprocess", "--index-url", index_arg, "privpkg-demo-hello"]
         _say("4. running (no credentials on the command line):")
         _say("   " + " ".join(["pip", *cmd[3:]]))
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
         outputs += [res.stdout, res.stderr]
         _say(_indent(res.stdout + res.stderr))
         if res.returncode != 0:
             _say(f"FAILED: pip exited with {res.returncode}")
             return 1
         check = subprocess.run([str(py), "-c", "import privpkg_demo_hello as m; print(m.hello())"],
-                               capture_output=True, text=True, env=env)
+                               capture_output=True, text=True, env=env, check=False)
         outputs += [check.stdout, check.stderr]
         _say(f"5. the venv imports it: {check.stdout.strip() or check.stderr.strip()}")
         leaked = any(pat in o for o in outputs)

@@ -130,7 +130,7 @@ def _s3_endpoint_checks(r: _Report, conns: list[Any]) -> None:
 
 def run_doctor(url: str | None = None, days: int = 14) -> int:
     from privpkg import __version__
-    from privpkg.connections import CredentialLookup, ENV_CONNECTIONS, ENV_ENDPOINTS
+    from privpkg.connections import ENV_CONNECTIONS, ENV_ENDPOINTS, CredentialLookup
     from privpkg.vault import KEY_ENV, Vault
 
     r = _Report()
@@ -182,6 +182,7 @@ def run_doctor(url: str | None = None, days: int = 14) -> int:
 
     try:
         import keyring
+
         from privpkg.keyring_backend import PrivpkgKeyring
 
         kr = keyring.get_keyring()

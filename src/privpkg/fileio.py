@@ -298,7 +298,7 @@ def _try_lock(fd: int, path: Path) -> bool:
     import msvcrt  # pragma: no cover - Windows
 
     try:  # pragma: no cover
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
     except OSError:  # pragma: no cover
         return False
     return True  # pragma: no cover

@@ -52,7 +52,7 @@ _NOT_OURS = (
 
 def _is_url(service: str) -> bool:
     head = service[:8].lower()
-    return head.startswith("http://") or head.startswith("https://")
+    return head.startswith(("http://", "https://"))
 
 
 def _log(msg: str) -> None:

@@ -169,7 +169,7 @@ def _purelib(python: str) -> Path:
     try:
         res = subprocess.run(
             [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False
         )
     except OSError as exc:
         raise UsageError(f"cannot run {python}: {exc.strerror}") from None

@@ -45,7 +45,7 @@ class NormURL:
     A plain slotted class, not a dataclass: building a dataclass costs about a millisecond at
     import, and this module is imported by every keyring lookup."""
 
-    __slots__ = ("scheme", "host", "port", "path")
+    __slots__ = ("host", "path", "port", "scheme")
 
     def __init__(self, scheme: str, host: str, port: int | None, path: str) -> None:
         self.scheme, self.host, self.port, self.path = scheme, host, port, path

@@ -193,7 +193,7 @@ def _resolve_subprocess(url: str) -> str:
     if res.returncode != 0:
         lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
         msg = lines[-1] if lines else f"privpkg failed with exit code {res.returncode}"
-        if msg.startswith(_ERROR_PREFIX):  # noqa: FURB188 - str.removeprefix is 3.9+, this runs on 3.8
+        if msg.startswith(_ERROR_PREFIX):
             msg = msg[len(_ERROR_PREFIX):]
         raise _ShimError(redact_signatures(msg), 404 if res.returncode == 1 else 403)
     out = res.stdout.strip().splitlines()
@@ -263,7 +263,8 @@ def _patch_link() -> None:
 
     if getattr(Link, "_privpkg_patched", False):
         return
-    is_file, file_path = Link.is_file, Link.file_path
+    is_file: Any = Link.is_file  # the property objects (read on the class)
+    file_path: Any = Link.file_path
 
     def _is_file(self: Any) -> bool:
         if self.scheme == "privpkg":
@@ -277,9 +278,10 @@ def _patch_link() -> None:
                 return path
         return file_path.fget(self)
 
-    Link.is_file = property(_is_file)
-    Link.file_path = property(_file_path)
-    Link._privpkg_patched = True
+    # setattr: these are pip's properties, replaced on the class (mypy sees methods).
+    setattr(Link, "is_file", property(_is_file))  # noqa: B010
+    setattr(Link, "file_path", property(_file_path))  # noqa: B010
+    setattr(Link, "_privpkg_patched", True)  # noqa: B010
 
 
 def _azure_prefixes() -> list:
@@ -325,7 +327,7 @@ def _failure(exc: BaseException) -> str:
     if isinstance(exc, rex.SSLError):
         return "TLS error"
     # The innermost OSError (ConnectionResetError, ConnectionRefusedError, ...) names the cause.
-    seen = set()
+    seen: set[int] = set()
     todo = [exc]
     cause = None
     while todo:
@@ -427,7 +429,7 @@ def bind_cached_credentials_to_scheme(auth: Any) -> None:
     handle = getattr(auth, "handle_401", None)
     if not callable(get) or not callable(handle) or not isinstance(getattr(auth, "passwords", None), dict):
         return
-    find_index = getattr(auth, "_get_index_url", None)
+    find_index: Any = getattr(auth, "_get_index_url", None)
     state = threading.local()
     bound = _SchemeBoundPasswords(state)
     for netloc, value in auth.passwords.items():  # empty in every pip so far; kept, never reused across schemes
@@ -493,7 +495,7 @@ def patch_session_module(module: Any) -> None:
                     return prefix
             return None
 
-        def send(self, request: Any, **kwargs: Any) -> Any:
+        def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # pip passes keywords
             original = request.url
             try:
                 prefix = None if original.lower().startswith("privpkg:") else self._azure_prefix(original)

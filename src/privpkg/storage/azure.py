@@ -26,7 +26,7 @@ BLOCK_SIZE = 8 * 1024 * 1024
 
 def _sdk() -> Any:
     try:
-        import azure.storage.blob as blob
+        from azure.storage import blob
     except ImportError:
         raise missing_extra("azure", "azure-storage-blob") from None
     return blob
@@ -167,7 +167,7 @@ class AzureStorage:
 
     def signed_url(self, key: str, ttl: int) -> str:
         blob = _sdk()
-        now = _dt.datetime.now(_dt.timezone.utc)
+        now = _dt.datetime.now(_dt.UTC)
         sas = blob.generate_blob_sas(
             account_name=self.account,
             container_name=self.container,

@@ -16,7 +16,6 @@ from typing import Any
 from privpkg.errors import NotFoundError, PrivpkgError
 from privpkg.storage import AlreadyExists, BlobInfo, Progress, missing_extra
 
-
 #: botocore waits 60 s to connect and 60 s per read by default, per attempt: an endpoint that
 #: accepts and never answers would hang a command for minutes. Signing (presigned URLs) is
 #: offline and never waits on these.
