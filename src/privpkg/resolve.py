@@ -4,10 +4,10 @@ Two kinds of URL are signed:
 
 - ``privpkg://WORKSPACE/wheels/FILE.whl``, the URL ``privpkg wheel add`` prints;
 - a plain ``https://`` URL of a blob inside a registered Azure workspace's container (what azureml
-  users pasted as "the full URL to the package in blob storage").
+  users pasted as "the full URL to the package in blob storage")::
 
-    >>> resolve_url("privpkg://default/wheels/x-1.0-py3-none-any.whl")     # doctest: +SKIP
-    'file:///home/me/.local/share/privpkg/workspaces/default/wheels/x-1.0-py3-none-any.whl'
+    resolve_url("privpkg://default/wheels/x-1.0-py3-none-any.whl")
+    # -> 'file:///home/me/.local/share/privpkg/workspaces/default/wheels/x-1.0-py3-none-any.whl'
 
 :func:`resolve_requirements` writes a pip constraints file with ``name @ <signed URL>`` for every
 such requirement, for uv and other tools that cannot use the pip shim.

@@ -5,8 +5,16 @@ foreign, truncated or bit-flipped file fails authentication instead of being mis
 plaintext is JSON. The 32-byte key comes from ``PRIVPKG_MASTER_KEY`` (base64 or hex, for CI) or
 from a 0600 key file created on first write::
 
-    >>> v = Vault(Path(tmp) / "s.store", Path(tmp) / "k.key")       # doctest: +SKIP
-    >>> v.update(lambda data: data.setdefault("connections", {}))  # doctest: +SKIP
+    >>> import tempfile
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> v = Vault(tmp / "s.store", tmp / "k.key")
+    >>> v.update(lambda data: data.setdefault("connections", {}))
+    {}
+    >>> v.load()
+    {'connections': {}}
+    >>> sorted(p.name for p in tmp.iterdir())
+    ['k.key', 's.store', 's.store.bak', 's.store.lock']
+    >>> import shutil; shutil.rmtree(tmp)
 
 Rules this module keeps: a store that cannot be decrypted is never overwritten (every write
 decrypts the current file first, under the lock, see :func:`privpkg.fileio.file_lock`); writes

@@ -1,8 +1,8 @@
-"""Workspace wheels: validate, publish (immutably), list, remove.
+"""Workspace wheels: validate, publish (immutably), list, remove::
 
-    >>> from privpkg.workspace import get_workspace
-    >>> get_workspace("team").add_private_wheel("dist/mylib-1.0-py3-none-any.whl")   # doctest: +SKIP
-    'privpkg://team/wheels/mylib-1.0-py3-none-any.whl'
+    from privpkg.workspace import get_workspace
+    get_workspace("team").add_private_wheel("dist/mylib-1.0-py3-none-any.whl")
+    # -> 'privpkg://team/wheels/mylib-1.0-py3-none-any.whl'
 
 A wheel is checked before anything is uploaded: a PEP 427 file name, a readable zip, and a
 ``.dist-info/METADATA`` whose Name and Version match the file name. A published name is never

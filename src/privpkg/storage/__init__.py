@@ -1,8 +1,8 @@
-"""Where workspace wheels live: one small module per backend behind one interface.
+"""Where workspace wheels live: one small module per backend behind one interface::
 
-    >>> store = open_storage(workspace)          # doctest: +SKIP
-    >>> store.put("wheels/x-1.0-py3-none-any.whl", path, sha256)
-    >>> store.signed_url("wheels/x-1.0-py3-none-any.whl", ttl=600)
+    store = open_storage(workspace)
+    store.put("wheels/x-1.0-py3-none-any.whl", path, sha256)
+    store.signed_url("wheels/x-1.0-py3-none-any.whl", ttl=600)
 
 Backends: :mod:`.local` (a folder; signed URL = file URL), :mod:`.azure` (Blob Storage; SAS),
 :mod:`.s3` (S3 or compatible; presigned GET). Cloud SDKs are imported only by their backend.
