@@ -28,8 +28,10 @@ from conftest import Outputs, PrivpkgCLI
 from privpkg import connections
 from privpkg.errors import PrivpkgError
 from privpkg.feedserver import make_wheel
+from privpkg.fileio import file_lock
+from privpkg.fileio import write_atomic as _write_atomic
 from privpkg.storage.local import LocalStorage
-from privpkg.vault import MAGIC, NONCE_LEN, Vault, _write_atomic, file_lock
+from privpkg.vault import MAGIC, NONCE_LEN, Vault
 
 PAT_KEEP = "files-test-keep-PAT-0123456789"
 PAT_GONE = "files-test-deleted-PAT-9876543210"
@@ -81,7 +83,7 @@ def test_symlink_planted_at_the_old_temp_names_is_not_followed(home: Path, tmp_p
 
 @pytest.mark.parametrize("target", ["workspaces.toml", "constraints.txt", "pip.conf"])
 def test_shared_write_helper_never_writes_through_a_planted_symlink(tmp_path: Path, target: str) -> None:
-    """workspace.py, resolve.py and setup_pip.py write through ``vault._write_atomic``."""
+    """workspace.py, resolve.py and setup_pip.py write through ``fileio.write_atomic``."""
     victim = tmp_path / "victim"
     victim.write_bytes(b"victim")
     folder = tmp_path / "dir"
@@ -222,7 +224,7 @@ def test_temp_names_are_random_and_created_with_o_excl(home: Path, opens: list[t
 
 
 def test_shared_write_helper_uses_a_new_random_name_each_time(tmp_path: Path, opens: list[tuple[str, int]]) -> None:
-    """workspace.py, resolve.py and setup_pip.py's writes (``vault._write_atomic``): two writes of
+    """workspace.py, resolve.py and setup_pip.py's writes (``fileio.write_atomic``): two writes of
     the same file never use the same temp name, and each is created with O_EXCL."""
     folder = tmp_path / "dir"
     folder.mkdir()

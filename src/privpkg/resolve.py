@@ -395,7 +395,7 @@ def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:
     """Write a constraints file (mode 0600) pinning every signable requirement to a signed URL,
     keeping its marker, URL fragment and per-requirement options (``--hash``). Returns how many
     lines were written."""
-    from privpkg.vault import _write_atomic
+    from privpkg.fileio import write_atomic
 
     lines = []
     for pin in collect(path):
@@ -409,6 +409,6 @@ def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:
         lines.append(line)
     header = "# written by privpkg resolve: short-lived signed URLs, do not commit\n"
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out, (header + "".join(line + "\n" for line in lines)).encode(), 0o600)
+    write_atomic(out, (header + "".join(line + "\n" for line in lines)).encode(), 0o600)
     os.chmod(out, 0o600)
     return len(lines)

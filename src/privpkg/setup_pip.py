@@ -20,7 +20,7 @@ from typing import Any
 
 from privpkg import paths
 from privpkg.errors import PrivpkgError, UsageError
-from privpkg.vault import _write_atomic, file_lock
+from privpkg.fileio import file_lock, write_atomic
 
 _KEY = re.compile(r"^\s*keyring[-_]provider\s*[=:]\s*(?P<value>.*?)\s*$", re.IGNORECASE)
 _SECTION = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*$")
@@ -104,8 +104,8 @@ def setup_pip(provider: str = "subprocess", config: str | None = None) -> str:
             "created_section": created_section,
             "added_eol": added_eol,
         }
-        _write_atomic(record_path, json.dumps(record, indent=2).encode())
-        _write_atomic(path, "".join(lines).encode(), mode)
+        write_atomic(record_path, json.dumps(record, indent=2).encode())
+        write_atomic(path, "".join(lines).encode(), mode)
         os.chmod(path, mode)
     was = f" (was {current})" if current is not None else ""
     return f"set keyring-provider = {provider} in {path}{was}"
@@ -153,7 +153,7 @@ def undo_setup_pip(config: str | None = None) -> str:
             msg = f"removed {path} (privpkg had created it)"
         else:
             mode = path.stat().st_mode & 0o777
-            _write_atomic(path, "".join(lines).encode(), mode)
+            write_atomic(path, "".join(lines).encode(), mode)
             os.chmod(path, mode)
         record_path.unlink()
     return msg
@@ -212,7 +212,7 @@ def install_shim(python: str) -> str:
             os.replace(dest, os.path.join(old, SHIM_PACKAGE))
         os.replace(tmp, dest)
         tmp = None
-        _write_atomic(site / SHIM_PTH, pip_shim.pth_line(SHIM_PACKAGE).encode(), 0o644)
+        write_atomic(site / SHIM_PTH, pip_shim.pth_line(SHIM_PACKAGE).encode(), 0o644)
     except OSError as exc:
         raise PrivpkgError(f"cannot install the pip shim into {site}: {exc.strerror or exc}") from None
     finally:

@@ -88,10 +88,6 @@ def new_key_text() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 
 
-# workspace.py, setup_pip.py and resolve.py import ``_write_atomic`` and ``file_lock`` from here.
-_write_atomic = write_atomic
-
-
 class Vault:
     """One encrypted JSON document on disk. ``load()`` reads; ``update(fn)`` is a locked
     read-modify-write in which ``fn`` edits the document in place and its result is returned."""

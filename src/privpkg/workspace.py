@@ -647,7 +647,7 @@ def _edit(path: Path, change: Callable[[Any], None]) -> None:
     under the workspaces lock. A file that cannot be read or parsed is never written."""
     import tomlkit
 
-    from privpkg.vault import _write_atomic, file_lock
+    from privpkg.fileio import file_lock, write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     paths.config_dir().mkdir(parents=True, exist_ok=True)  # the lock lives there, also for project files
@@ -670,7 +670,7 @@ def _edit(path: Path, change: Callable[[Any], None]) -> None:
         change(tdoc)
         text = tomlkit.dumps(tdoc)
         tomllib.loads(text)  # what we write must read back; tomlkit escapes every value
-        _write_atomic(path, text.encode(), 0o644)
+        write_atomic(path, text.encode(), 0o644)
         os.chmod(path, 0o644)
 
 
