@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import runpy
 import shutil
 import socket
 import statistics
@@ -33,14 +34,12 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 AZURITE_API_VERSION = "2025-11-05"
 
+# The variables privpkg reads, from the one module that names them (it imports nothing, so it is
+# read by path: these scripts stay stdlib-only and need no privpkg in the running interpreter).
+PRIVPKG_ENV: tuple[str, ...] = tuple(runpy.run_path(str(REPO / "src" / "privpkg" / "envvars.py"))["ALL"])
 # Anything in the environment that would change what privpkg, pip or Python do in a child.
 STRIP_ENV = (
-    "PRIVPKG_HOME",
-    "PRIVPKG_CONNECTIONS",
-    "PRIVPKG_MASTER_KEY",
-    "PRIVPKG_TTL",
-    "ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS",
-    "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS",
+    *PRIVPKG_ENV,
     "PYTHON_KEYRING_BACKEND",
     "PYTHONPATH",
     "PYTHONSTARTUP",

@@ -54,6 +54,7 @@ except ImportError:  # Windows: no per-child CPU time
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
+    PRIVPKG_ENV,
     REPO,
     RESULTS_DIR,
     bootstrap_diff_ci,
@@ -76,11 +77,7 @@ HIT_URL = "http://127.0.0.1:9/org/_packaging/f/pypi/simple/"
 MISS_URL = "http://127.0.0.1:9/org-other/_packaging/f/pypi/simple/"
 # Anything that would change which backend keyring picks or what privpkg serves.
 STRIP_ENV = (
-    "PRIVPKG_HOME",
-    "PRIVPKG_CONNECTIONS",
-    "PRIVPKG_MASTER_KEY",
-    "ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS",
-    "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS",
+    *PRIVPKG_ENV,
     "PYTHON_KEYRING_BACKEND",
     "KEYRING_PROPERTY_STORE_ALL",
     "PYTHONPATH",

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, loadavg, pct, source_revision, write_result
+from _common import PRIVPKG_ENV, RESULTS_DIR, loadavg, pct, source_revision, write_result
 
 RESULTS = RESULTS_DIR / "lookup.json"
 LOOKUP_TARGET_MS = 1.0
@@ -55,13 +55,7 @@ KINDS = {
     "host:port": "bare `host:port`",
 }
 # Variables that would add connections or change where the store/key come from.
-_STRIP_ENV = (
-    "PRIVPKG_CONNECTIONS",
-    "PRIVPKG_MASTER_KEY",
-    "ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS",
-    "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS",
-    "KEYRING_PROPERTY_STORE_ALL",
-)
+_STRIP_ENV = (*PRIVPKG_ENV, "KEYRING_PROPERTY_STORE_ALL")
 
 
 # --------------------------------------------------------------------------- helpers

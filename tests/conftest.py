@@ -35,6 +35,8 @@ from typing import Any, NoReturn
 
 import pytest
 
+from privpkg import envvars
+
 REPO = Path(__file__).resolve().parents[1]
 
 #: Variables that configure pip, uv, keyring or privpkg itself; none may leak into a subprocess.
@@ -58,6 +60,7 @@ _DROP_NAMES = {
     "NETRC",
     "XDG_CONFIG_DIRS",
     "XDG_DATA_DIRS",
+    *envvars.ALL,  # every variable privpkg reads, named once (the prefixes above cover them too)
 }
 
 

@@ -31,3 +31,22 @@ def test_shipped_pth_is_what_pth_line_makes() -> None:
     from privpkg.pip_shim import pth_line
 
     assert (REPO / "src" / "privpkg_pip_shim.pth").read_text() == pth_line()
+
+
+def test_environment_variables_are_named_once() -> None:
+    """src names privpkg's environment variables only in privpkg.envvars (the pip shim, which is
+    copied into environments without privpkg, spells PRIVPKG_TTL itself)."""
+    import re
+
+    from privpkg import envvars
+
+    spelled = re.compile(r"""["'](PRIVPKG_[A-Z_]+|ARTIFACTS_CREDENTIALPROVIDER_[A-Z_]+|VSS_NUGET_[A-Z_]+)["']""")
+    found = []
+    for path in sorted((REPO / "src" / "privpkg").rglob("*.py")):
+        rel = path.relative_to(REPO / "src" / "privpkg").as_posix()
+        if rel == "envvars.py":
+            continue
+        for m in spelled.finditer(path.read_text()):
+            if not (rel.startswith("pip_shim/") and m.group(1) == envvars.TTL):
+                found.append(f"{rel}: {m.group(1)}")
+    assert not found, found

@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from privpkg import urls
+from privpkg import envvars, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 from privpkg.vault import Vault
 
@@ -45,11 +45,8 @@ CATEGORIES = ("PythonFeed", "CondaChannel", "AzureBlob", "S3")
 HTTP_AUTH_CATEGORIES = frozenset({"PythonFeed", "CondaChannel"})
 AUTH_TYPES = ("PAT",)
 DEFAULT_USERNAME = "__token__"
-ENV_CONNECTIONS = "PRIVPKG_CONNECTIONS"
-ENV_ENDPOINTS = (
-    "ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS",
-    "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS",
-)
+ENV_CONNECTIONS = envvars.CONNECTIONS
+ENV_ENDPOINTS = envvars.AZURE_ENDPOINTS
 MAX_NAME = 200
 #: A PAT is well under 1 KiB and an account key under 100 bytes; 64 KiB leaves room for a
 #: certificate-sized token while catching a file piped in by mistake.
@@ -366,7 +363,7 @@ class CredentialLookup:
     username is preferred over length: the longest covering target with that username wins, and
     only when none has it does the longest target overall.
 
-        >>> lk = CredentialLookup(store={}, environ={"PRIVPKG_CONNECTIONS":
+        >>> lk = CredentialLookup(store={}, environ={ENV_CONNECTIONS:   # $PRIVPKG_CONNECTIONS
         ...     '[{"name": "a", "target": "https://h/org", "secret": "s3cr3t"}]'})
         >>> lk.find("https://h/org/feed/simple/").name
         'a'

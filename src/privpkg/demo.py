@@ -23,6 +23,8 @@ import urllib.request
 import venv
 from pathlib import Path
 
+from privpkg import envvars
+
 
 def _say(step: str) -> None:
     sys.stdout.write(step + "\n")
@@ -52,10 +54,10 @@ def run_demo(keep: bool = False) -> int:
     server: subprocess.Popen[str] | None = None
     pat = "demo-" + secrets.token_urlsafe(24)
     outputs: list[str] = []
-    old_home = os.environ.get("PRIVPKG_HOME")
+    old_home = os.environ.get(envvars.HOME)
     try:
         home = tmp / "privpkg-home"
-        os.environ["PRIVPKG_HOME"] = str(home)
+        os.environ[envvars.HOME] = str(home)
         wheel = make_wheel(tmp / "wheels", "privpkg-demo-hello", "1.0", body='def hello():\n    return "hello from a private feed"\n')
         cfg = tmp / "feed.json"
         fd = os.open(cfg, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -122,9 +124,9 @@ def run_demo(keep: bool = False) -> int:
             if server.stdout:
                 server.stdout.close()
         if old_home is None:
-            os.environ.pop("PRIVPKG_HOME", None)
+            os.environ.pop(envvars.HOME, None)
         else:
-            os.environ["PRIVPKG_HOME"] = old_home
+            os.environ[envvars.HOME] = old_home
         if keep:
             _say(f"kept {tmp}")
         else:

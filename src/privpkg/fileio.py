@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from privpkg import envvars
 from privpkg.errors import PrivpkgError
 
-LOCK_TIMEOUT_ENV = "PRIVPKG_LOCK_TIMEOUT"
+LOCK_TIMEOUT_ENV = envvars.LOCK_TIMEOUT
 DEFAULT_LOCK_TIMEOUT = 30.0
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)

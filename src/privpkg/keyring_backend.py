@@ -36,13 +36,6 @@ from keyring.compat import properties
 from keyring.errors import PasswordDeleteError, PasswordSetError
 
 _TRUE = {"1", "true", "yes", "on"}
-# The environment sources of privpkg.connections, then what changes how the store decrypts.
-_ENV_VARS = (
-    "PRIVPKG_CONNECTIONS",
-    "ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS",
-    "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS",
-    "PRIVPKG_MASTER_KEY",
-)
 _CACHE: tuple[Any, Any] | None = None
 _NOT_OURS = (
     "privpkg stores http(s) URL services only from `keyring set` on the command line or "
@@ -114,9 +107,10 @@ class PrivpkgKeyring(KeyringBackend):
         if not service:
             return None
         try:
-            from privpkg import paths
+            # Imported here: keyring imports this module at every start-up, a lookup is rarer.
+            from privpkg import envvars, paths
 
-            env = tuple(os.environ.get(v) for v in _ENV_VARS)
+            env = tuple(os.environ.get(v) for v in envvars.LOOKUP_INPUTS)
             store = str(paths.store_path())
             try:
                 st = os.stat(store)

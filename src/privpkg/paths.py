@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from privpkg import envvars
+
 APP = "privpkg"
 
 
 def data_dir() -> Path:
-    home = os.environ.get("PRIVPKG_HOME")
+    home = os.environ.get(envvars.HOME)
     if home:
         return Path(home)
     import platformdirs
@@ -27,7 +29,7 @@ def data_dir() -> Path:
 
 
 def config_dir() -> Path:
-    home = os.environ.get("PRIVPKG_HOME")
+    home = os.environ.get(envvars.HOME)
     if home:
         return Path(home)
     import platformdirs

@@ -36,14 +36,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from privpkg import paths
+from privpkg import envvars, paths
 from privpkg.errors import StoreError
 from privpkg.fileio import FileWriteError, create_exclusive, file_lock, write_atomic
 
 MAGIC = b"PRIVPKG-STORE-1\n"
 NONCE_LEN = 12
 TAG_LEN = 16
-KEY_ENV = "PRIVPKG_MASTER_KEY"
+KEY_ENV = envvars.MASTER_KEY
 T = TypeVar("T")
 
 

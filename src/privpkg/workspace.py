@@ -48,11 +48,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from privpkg import paths, urls
+from privpkg import envvars, paths, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 
 PROJECT_FILE = "privpkg.toml"
-TRUST_ENV = "PRIVPKG_TRUSTED_PROJECTS"
+TRUST_ENV = envvars.TRUSTED_PROJECTS
 STORAGES = ("local", "azure", "s3")
 # Dots are allowed: the TOML writer quotes such keys ([workspaces."team.ml"]) so they round-trip.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -550,7 +550,7 @@ def _state() -> _State:
     reason = None
     if cand is not None and not _opted_in(cand.parent, trusted):
         reason = untrusted_reason(cand)
-    key = (os.environ.get("PRIVPKG_HOME"), str(ufile), _stamp(ufile), _stamp(cand), reason, tuple(trusted))
+    key = (os.environ.get(envvars.HOME), str(ufile), _stamp(ufile), _stamp(cand), reason, tuple(trusted))
     if _CACHE is not None and _CACHE[0] == key:
         return _CACHE[1]
     found = {"default": default_workspace()}
