@@ -674,7 +674,7 @@ def _edit(path: Path, change: Callable[[Any], None]) -> None:
         os.chmod(path, 0o644)
 
 
-def add_workspace(ws: Workspace, project: bool = False, replace: bool = False) -> Path:
+def add_workspace(ws: Workspace, project: bool = False) -> Path:
     import tomlkit
 
     validate_name(ws.name)
@@ -701,7 +701,7 @@ def add_workspace(ws: Workspace, project: bool = False, replace: bool = False) -
         if spaces is None:
             spaces = tomlkit.table(is_super_table=True)
             doc["workspaces"] = spaces
-        if ws.name in spaces and not replace:
+        if ws.name in spaces:
             raise UsageError(f"workspace {ws.name!r} already exists in {_show(path)}; remove it first")
         t = tomlkit.table()
         for k, v in table.items():

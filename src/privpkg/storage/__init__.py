@@ -34,9 +34,6 @@ class BlobInfo(NamedTuple):
 
 
 class Storage(Protocol):
-    def describe(self) -> str:
-        """Where the storage is, with no secret (for messages)."""
-
     def head(self, key: str) -> BlobInfo | None:
         """The object's size and recorded sha256, or None if absent."""
 

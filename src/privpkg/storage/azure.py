@@ -56,9 +56,6 @@ class AzureStorage:
     def __repr__(self) -> str:
         return f"AzureStorage({self.container_url!r})"
 
-    def describe(self) -> str:
-        return self.container_url
-
     def _account_key(self) -> str:
         if self._key is None:
             from privpkg.connections import CredentialLookup

@@ -29,9 +29,6 @@ class LocalStorage:
         self.root = root
         self.private = private
 
-    def describe(self) -> str:
-        return str(self.root)
-
     def _path(self, key: str) -> Path:
         return self.root / key
 

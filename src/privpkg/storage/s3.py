@@ -82,9 +82,6 @@ class S3Storage:
     def __repr__(self) -> str:
         return f"S3Storage({self.location!r})"
 
-    def describe(self) -> str:
-        return self.location + (f" at {self.endpoint_url}" if self.endpoint_url else "")
-
     def _s3(self) -> Any:
         if self._client is None:
             try:
