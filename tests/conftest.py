@@ -22,14 +22,17 @@ import secrets
 import selectors
 import shutil
 import socket as _socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import zipfile as _zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -578,6 +581,28 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 AZURITE_API_VERSION = "2025-11-05"
 #: npm install cache for Azurite, kept between runs (gitignored).
 AZURITE_NPM_DIR = REPO / ".cache" / "azurite-npm"
+
+
+class ServedHTTP:
+    """An in-process HTTP server on a free loopback port, served by a daemon thread: the one way
+    tests run their small fake servers (feeds, recorders, misbehaving storage). Give it a request
+    handler class, or a server already bound to ("127.0.0.1", 0) when it needs its own class."""
+
+    def __init__(self, handler_or_server: Any) -> None:
+        if isinstance(handler_or_server, socketserver.BaseServer):
+            self.server = handler_or_server
+        else:
+            self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler_or_server)
+        self.server.daemon_threads = True  # type: ignore[attr-defined]
+        self.port = int(self.server.server_address[1])
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FeedServer, Result, Venv, assert_no_secret, run
+from conftest import FeedServer, Result, ServedHTTP, Venv, assert_no_secret, run
 
 from privpkg.connections import set_connection
 
@@ -194,8 +194,7 @@ def _password(header: str | None) -> str | None:
 class SplitFeed:
     def __init__(self, wheel: Path, secret: str) -> None:
         import hashlib
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         self.log: list[tuple[str, str, int, bool]] = []
         self.wheel = wheel
@@ -234,18 +233,14 @@ class SplitFeed:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.served = ServedHTTP(Handler)
+        self.port, self.base = self.served.port, self.served.base
 
     def text(self) -> str:
         return "\n".join(f"{m} {p} {s} {'auth' if a else 'noauth'}" for m, p, s, a in self.log) or "<no requests>"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.served.stop()
         self.thread.join(timeout=5)
 
 

@@ -16,14 +16,13 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import Azurite, Outputs, PrivpkgCLI, free_port, start_on_free_port, stop_process
+from conftest import Azurite, Outputs, PrivpkgCLI, ServedHTTP, free_port, start_on_free_port, stop_process
 
 PAT = "conn-test-PAT-" + secrets.token_urlsafe(18)
 WRONG = "conn-test-WRONG-" + secrets.token_urlsafe(18)
@@ -91,18 +90,10 @@ class Feed:
                 return self._send(404)
 
         class Server(ThreadingHTTPServer):
-            daemon_threads = True
             block_on_close = False  # the slow handler may still be trickling at teardown
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        served = ServedHTTP(Server(("127.0.0.1", 0), Handler))
+        self.port, self.base, self.stop = served.port, served.base, served.stop
 
 
 @pytest.fixture

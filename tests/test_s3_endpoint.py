@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import shlex
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from conftest import MotoServer, PrivpkgCLI, Venv, signature_values
+from conftest import MotoServer, PrivpkgCLI, ServedHTTP, Venv, signature_values
 
 from privpkg.feedserver import make_wheel
 
@@ -53,21 +52,15 @@ class Recorder:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.served = ServedHTTP(Handler)
+        self.endpoint = self.served.base
 
     def saw(self, access_key: str) -> list[tuple[str, str, str]]:
         """Requests that carried the access key id (header SigV4 or presigned query)."""
         return [r for r in self.requests if access_key in r[1] or access_key in r[2]]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.served.stop()
 
 
 @pytest.fixture
@@ -85,15 +78,21 @@ def store_s3(cli: PrivpkgCLI, moto: MotoServer, name: str, bucket: str, *endpoin
            *endpoint, stdin=moto.secret_key + "\n")
 
 
+def published_at_own_endpoint(cli: PrivpkgCLI, moto: MotoServer, tmp_path: Path) -> tuple[str, Path]:
+    """A bucket with connection ``s3conn`` bound to moto's endpoint, and demo-pkg 1.0 published
+    through workspace ``good`` (``s3://BUCKET/p`` at that endpoint). Returns (bucket, wheel)."""
+    bucket = moto.create_bucket()
+    store_s3(cli, moto, "s3conn", bucket, "--endpoint", moto.endpoint)
+    wheel = make_wheel(tmp_path / "w", "demo-pkg", "1.0")
+    cli.ok("workspace", "add", "good", "--s3", f"s3://{bucket}/p", "--endpoint-url", moto.endpoint)
+    cli.ok("wheel", "add", wheel, "--workspace", "good")
+    return bucket, wheel
+
+
 def test_workspace_at_another_endpoint_gets_no_signed_request(privpkg_cli: PrivpkgCLI, moto_server: MotoServer, recorder: Recorder, tmp_path: Path) -> None:
     cli = privpkg_cli
-    bucket = moto_server.create_bucket()
-    store_s3(cli, moto_server, "s3conn", bucket, "--endpoint", moto_server.endpoint)
-    wheel = make_wheel(tmp_path / "w", "demo-pkg", "1.0")
-
     # Control: the workspace at the connection's own endpoint works.
-    cli.ok("workspace", "add", "good", "--s3", f"s3://{bucket}/p", "--endpoint-url", moto_server.endpoint)
-    cli.ok("wheel", "add", wheel, "--workspace", "good")
+    bucket, wheel = published_at_own_endpoint(cli, moto_server, tmp_path)
     assert cli.ok("resolve", f"privpkg://good/wheels/{wheel.name}").startswith(moto_server.endpoint + f"/{bucket}/p/wheels/")
 
     # The attack: a cloned project's privpkg.toml points the same bucket at another endpoint.
@@ -120,11 +119,7 @@ def test_pip_install_from_a_clone_sends_no_signed_request_to_another_endpoint(
     <endpoint>/<bucket>`` line, and the other endpoint gets no request at all (no signed URL, no
     access key id). Control: the same wheel through the user's own workspace installs."""
     cli = privpkg_cli
-    bucket = moto_server.create_bucket()
-    store_s3(cli, moto_server, "s3conn", bucket, "--endpoint", moto_server.endpoint)
-    wheel = make_wheel(tmp_path / "w", "demo-pkg", "1.0")
-    cli.ok("workspace", "add", "good", "--s3", f"s3://{bucket}/p", "--endpoint-url", moto_server.endpoint)
-    cli.ok("wheel", "add", wheel, "--workspace", "good")
+    bucket, wheel = published_at_own_endpoint(cli, moto_server, tmp_path)
     pip = [*venv_privpkg_cloud.pip, "install", "--no-cache-dir", "--no-index", "--disable-pip-version-check"]
 
     r = cli.tool([*pip, "--target", tmp_path / "t-good", f"demo-pkg @ privpkg://good/wheels/{wheel.name}"], cwd=tmp_path)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FEED_A_PATH, Venv, assert_no_secret, run
+from conftest import FEED_A_PATH, ServedHTTP, Venv, assert_no_secret, run
 
 from privpkg.feedserver import Feed, _Handler, make_wheel
 
@@ -111,13 +111,11 @@ def dual(tmp_path: Path) -> Iterator[tuple[_DualServer, str, Path]]:
     make_wheel(tmp_path / "wheels", "pkg-a", "1.0")
     pat = "pat-" + secrets.token_urlsafe(24)
     server = _DualServer([Feed(FEED_A_PATH, pat, tmp_path / "wheels")], tmp_path / "feed.log", cert, key)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    served = ServedHTTP(server)
     try:
         yield server, pat, cert
     finally:
-        server.shutdown()
-        server.server_close()
+        served.stop()
 
 
 def _leaked(server: _DualServer, pat: str) -> list[str]:

@@ -32,6 +32,7 @@ from conftest import (
     AZURITE_KEY,
     PrivpkgCLI,
     Result,
+    ServedHTTP,
     Venv,
     _check,
     _make_venv,
@@ -158,16 +159,12 @@ def plain_index(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
     ``/idx/simple/``; returns (base URL, the wheel, the request paths it saw)."""
     root = tmp_path / "index-root"
     wheel = make_wheel(root / "idx" / "simple", "plain-pkg", "1.0")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    served = ServedHTTP(functools.partial(_QuietHandler, directory=str(root)))
+    served.server.seen = []  # type: ignore[attr-defined]
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", wheel, server.seen  # type: ignore[attr-defined]
+        yield served.base, wheel, served.server.seen  # type: ignore[attr-defined]
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        served.stop()
 
 
 # --------------------------------------------------------------------------------------------

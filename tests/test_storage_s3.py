@@ -23,7 +23,6 @@ import http.server
 import json
 import re
 import secrets
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MotoServer, PrivpkgCLI, Result, Venv, check_publish_rules, run
+from conftest import MotoServer, PrivpkgCLI, Result, ServedHTTP, Venv, check_publish_rules, run
 
 from privpkg.feedserver import make_wheel
 
@@ -118,6 +117,7 @@ class SigV4Checker:
 
     moto: MotoServer
     server: http.server.ThreadingHTTPServer = field(init=False, repr=False)
+    served: ServedHTTP = field(init=False, repr=False)
     verified: list[str] = field(default_factory=list)  # "presigned"/"header" per accepted request
     refused: list[str] = field(default_factory=list)
 
@@ -169,9 +169,8 @@ class SigV4Checker:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.served = ServedHTTP(Handler)
+        self.server = self.served.server
 
     # the MotoServer interface, pointed at this proxy
     @property
@@ -209,8 +208,7 @@ def moto_server(moto_server: MotoServer) -> Iterator[SigV4Checker]:
     try:
         yield checker
     finally:
-        checker.server.shutdown()
-        checker.server.server_close()
+        checker.served.stop()
 
 
 @pytest.fixture(autouse=True)

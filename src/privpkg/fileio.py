@@ -175,19 +175,14 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, check: Callable[[Pa
     ``check``, if given, is called with the written, fsynced temp file before it replaces
     ``path``; if it raises, ``path`` is untouched and the exception propagates. A failure, a full
     disk included, raises :class:`FileWriteError` naming ``path``."""
-    path = Path(path)
-    try:
-        with temp_file(path, mode) as (fd, tmp):
-            write_all(fd, data)
-            os.fsync(fd)
-            if check is not None:
-                check(tmp)
-            os.replace(tmp, path)
-    except FileWriteError:
-        raise
-    except OSError as exc:
-        raise FileWriteError(f"cannot write {path}: {_why(exc)}; it was left as it was", exc.errno) from None
-    _fsync_dir(path.parent)
+
+    def replace(tmp: Path) -> bool:
+        if check is not None:
+            check(tmp)
+        os.replace(tmp, path)
+        return True
+
+    _write_then(Path(path), data, mode, replace, "cannot write {path}: {why}; it was left as it was")
 
 
 def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> bool:
@@ -196,28 +191,40 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> bool:
     The data goes to a temp file first and is hard-linked into place (the link fails if the name
     is taken), so a failure, a full disk included, never leaves an empty or partial ``path``."""
     path = Path(path)
+
+    def link(tmp: Path) -> bool:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            # No hard links here (some network or FAT file systems): rename, which can
+            # replace a file created between this check and the rename; callers hold a lock.
+            if os.path.lexists(path):
+                return False
+            os.replace(tmp, path)
+        return True
+
+    return _write_then(path, data, mode, link, "cannot create {path}: {why}")
+
+
+def _write_then(path: Path, data: bytes, mode: int, place: Callable[[Path], bool], failure: str) -> bool:
+    """Write ``data`` to a fresh temp file beside ``path``, fsync it, and let ``place(tmp)`` put
+    it in place (True) or decline (False); an OSError becomes one FileWriteError line."""
     try:
         with temp_file(path, mode) as (fd, tmp):
             write_all(fd, data)
             os.fsync(fd)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-                    raise
-                # No hard links here (some network or FAT file systems): rename, which can
-                # replace a file created between this check and the rename; callers hold a lock.
-                if os.path.lexists(path):
-                    return False
-                os.replace(tmp, path)
+            placed = place(tmp)
     except FileWriteError:
         raise
     except OSError as exc:
-        raise FileWriteError(f"cannot create {path}: {_why(exc)}", exc.errno) from None
-    _fsync_dir(path.parent)
-    return True
+        raise FileWriteError(failure.format(path=path, why=_why(exc)), exc.errno) from None
+    if placed:
+        _fsync_dir(path.parent)
+    return placed
 
 
 def _lock_timeout(timeout: float | None) -> float:
