@@ -241,7 +241,6 @@ class SplitFeed:
 
     def close(self) -> None:
         self.served.stop()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture
