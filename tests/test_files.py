@@ -538,7 +538,7 @@ def test_shared_folder_keeps_its_owners_modes(tmp_path: Path) -> None:
 
 
 def test_open_storage_marks_only_the_builtin_default_private(home: Path, tmp_path: Path) -> None:
-    from privpkg.storage import open_storage
+    from privpkg.access import open_workspace_storage as open_storage
     from privpkg.workspace import Workspace, default_workspace
 
     assert open_storage(default_workspace()).private is True  # type: ignore[attr-defined]

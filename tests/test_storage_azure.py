@@ -23,7 +23,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
 from conftest import (
     AZURITE_KEY,
     Azurite,
@@ -165,12 +164,12 @@ def test_sas_reads_one_blob_only_until_it_expires(privpkg_cli: PrivpkgCLI, azuri
     assert cli.outputs.check() >= 3
 
 
-def test_sas_for_a_real_account_is_https_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sas_for_a_real_account_is_https_only() -> None:
     """Off loopback the SAS allows https only (no network needed: signing is local)."""
-    from privpkg.storage.azure import AzureStorage
+    from privpkg.storage import open_storage
+    from privpkg.storage.base import Credential, StorageSpec
 
-    storage = AzureStorage("https://acct.blob.core.windows.net/wheels")
-    monkeypatch.setattr(storage, "_account_key", lambda: AZURITE_KEY)
+    storage = open_storage(StorageSpec("azure", "https://acct.blob.core.windows.net/wheels"), Credential("c", AZURITE_KEY))
     url = storage.signed_url("wheels/x-1.0-py3-none-any.whl", 60)
     assert url.startswith("https://acct.blob.core.windows.net/wheels/wheels/x-1.0-py3-none-any.whl?")
     q = query(url)

@@ -188,15 +188,16 @@ def test_broken_project_file_is_one_line(cli: CLI) -> None:
 
 
 def test_python_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from privpkg.wheels import add_private_wheel
     from privpkg.workspace import get_workspace
 
     monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     wheel = make_wheel(tmp_path / "d", "api-pkg", "0.3")
     ws = get_workspace()
-    url = ws.add_private_wheel(wheel)
+    url = add_private_wheel(ws, wheel)
     assert url == "privpkg://default/wheels/api_pkg-0.3-py3-none-any.whl"
-    assert ws.add_private_wheel(wheel, exist_ok=True) == url
+    assert add_private_wheel(ws, wheel, exist_ok=True) == url
 
 
 def test_interrupted_local_upload_leaves_nothing_visible(cli: CLI, tmp_path: Path, privpkg_home: Path) -> None:

@@ -195,10 +195,10 @@ def cmd_connection_delete(args: argparse.Namespace) -> int:
 
 def cmd_connection_test(args: argparse.Namespace) -> int:
     from privpkg.connections import get_connection
-    from privpkg.probe import probe
+    from privpkg.probe import check_connection
 
     conn = get_connection(args.name)
-    ok, message = probe(conn, args.url, timeout=args.timeout)
+    ok, message = check_connection(conn, args.url, timeout=args.timeout)
     _out(message)
     return 0 if ok else 1
 
@@ -227,7 +227,7 @@ def cmd_workspace_list(args: argparse.Namespace) -> int:
 
     spaces = sorted(all_workspaces().values(), key=lambda w: w.name)
     if args.json:
-        _out(json.dumps([{**w.table(), "name": w.name, "source": w.source} for w in spaces], indent=2))
+        _out(json.dumps([{**w.toml_table(), "name": w.name, "source": w.source} for w in spaces], indent=2))
         return 0
     rows = [["NAME", "STORAGE", "LOCATION", "SOURCE"]]
     rows += [[w.name, w.storage, w.location + (f" ({w.endpoint_url})" if w.endpoint_url else ""), w.source] for w in spaces]
@@ -239,7 +239,7 @@ def cmd_workspace_show(args: argparse.Namespace) -> int:
     from privpkg.workspace import get_workspace
 
     ws = get_workspace(args.name)
-    info = {"name": ws.name, **ws.table(), "source": ws.source}
+    info = {"name": ws.name, **ws.toml_table(), "source": ws.source}
     if args.json:
         _out(json.dumps(info, indent=2))
     else:
@@ -259,9 +259,10 @@ def cmd_workspace_remove(args: argparse.Namespace) -> int:
 def cmd_wheel_add(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from privpkg.wheels import add_private_wheel
     from privpkg.workspace import get_workspace
 
-    url = get_workspace(args.workspace).add_private_wheel(Path(args.file), exist_ok=args.exist_ok)
+    url = add_private_wheel(get_workspace(args.workspace), Path(args.file), exist_ok=args.exist_ok)
     _out(url)
     return 0
 
