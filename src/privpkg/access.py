@@ -52,9 +52,7 @@ def azure_credential(container_url: str) -> Credential:
 
     azure.sdk()  # first: a missing SDK is reported as the extra to install
     container_url = container_url.rstrip("/")
-    norm = urls.normalize(container_url)
-    # The account is the host's first label, or an emulator's first path segment.
-    account = norm.segments[0] if urls.is_loopback(norm.host) else norm.host.split(".", 1)[0]
+    account = azure.container_account(container_url)
     conn = CredentialLookup(categories={"AzureBlob"}).find(container_url + "/")
     if conn is None:
         raise PrivpkgError(

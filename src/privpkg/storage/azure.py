@@ -7,7 +7,8 @@
 Uploads stream the file in blocks; a block blob becomes visible only when its block list is
 committed, so an interrupted upload leaves nothing behind that a reader could see.
 ``azure-storage-blob`` is imported only here (``pip install 'privpkg[azure]'``). Besides the
-backend, other layers use :func:`sdk`, :func:`parse_account_secret` and :func:`open_client`
+backend, other layers use :func:`sdk`, :func:`container_account`, :func:`parse_account_secret` and
+:func:`open_client`
 (``privpkg connection test`` builds its own short-deadline client with them).
 """
 
@@ -43,6 +44,13 @@ def parse_account_secret(secret: str) -> tuple[str | None, str]:
     return None, secret
 
 
+def container_account(container_url: str) -> str:
+    """The storage account of a container URL: the host's first label, or an emulator's first
+    path segment (http://127.0.0.1:10000/ACCOUNT/CONTAINER)."""
+    norm = urls.normalize(container_url)
+    return norm.segments[0] if urls.is_loopback(norm.host) else norm.host.split(".", 1)[0]
+
+
 def open_client(account_url: str, account: str, key: str, container: str | None = None, *, emulator: bool,
                 **options: Any) -> Any:
     """A ContainerClient for ``container`` (a BlobServiceClient without one) signed with the
@@ -62,9 +70,8 @@ class AzureStorage:
         norm = urls.normalize(container_url)
         self.container_url = container_url.rstrip("/")
         self.emulator = urls.is_loopback(norm.host)
-        segs = norm.segments
-        self.container = segs[-1]
-        self.account = segs[0] if self.emulator else norm.host.split(".", 1)[0]
+        self.container = norm.segments[-1]
+        self.account = container_account(container_url)
         self.account_url = self.container_url.rsplit("/", 1)[0]
         self._key = credential.secret  # the account key (a connection string was split above)
         self._conn_name = credential.name
