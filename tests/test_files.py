@@ -23,14 +23,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Outputs, PrivpkgCLI
+from support.cli import Outputs, PrivpkgCLI, assert_one_error_line
 
 from privpkg import connections
 from privpkg.errors import PrivpkgError
-from privpkg.feedserver import make_wheel
 from privpkg.fileio import file_lock
 from privpkg.fileio import write_atomic as _write_atomic
 from privpkg.storage.local import LocalStorage
+from privpkg.testing import make_wheel
 from privpkg.vault import MAGIC, NONCE_LEN, Vault
 
 PAT_KEEP = "files-test-keep-PAT-0123456789"
@@ -611,19 +611,11 @@ def full_disk(request: pytest.FixtureRequest, make_env: Callable[..., dict[str, 
             subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def _one_error_line(res: subprocess.CompletedProcess[str]) -> str:
-    assert res.returncode != 0, res
-    assert "Traceback" not in res.stderr, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("privpkg: error: "), res.stderr
-    return lines[0]
-
-
 def test_full_disk_on_the_very_first_write_leaves_no_key(full_disk: FullDisk) -> None:
     home = full_disk.home
     full_disk.fill()
     res = full_disk.run("connection", "set", "feed", "--target", "https://h.example/feed/", stdin=PAT_KEEP + "\n")
-    line = _one_error_line(res)
+    line = assert_one_error_line(res)
     assert ("No space left on device" if full_disk.kind == "tmpfs" else "File too large") in line, line
     assert not (home / "master.key").exists(), "an empty key file was left behind"
     assert not (home / "connections.store").exists()
@@ -643,13 +635,13 @@ def test_full_disk_leaves_the_store_untouched(full_disk: FullDisk) -> None:
         ["connection", "set", "feed", "--update"],
         ["connection", "delete", "feed"],
     ):
-        line = _one_error_line(full_disk.run(*args, stdin=PAT_NEW + "\n"))
+        line = assert_one_error_line(full_disk.run(*args, stdin=PAT_NEW + "\n"))
         assert "left untouched" in line, line
         after = {p.name: p.read_bytes() for p in home.iterdir() if p.name != "filler"}
         assert after == {k: v for k, v in before.items()}, f"{args}: the store's files changed"
     # The workspace file goes through the same helper.
     res = full_disk.run("workspace", "add", "team", "--local", str(home.parent / "team"))
-    assert "workspaces.toml" in _one_error_line(res)
+    assert "workspaces.toml" in assert_one_error_line(res)
     assert connections.get_connection("feed", vault=Vault(home / "connections.store", home / "master.key")).secret == PAT_KEEP
     cli.outputs.add_secret(PAT_KEEP)
     cli.outputs.add_secret(PAT_NEW)

@@ -22,9 +22,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import PrivpkgCLI, Venv, missing_tool, run
+from support.builds import Venv
+from support.cli import PrivpkgCLI
+from support.env import missing_tool, run
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 OTHER = 65534  # nobody / nogroup
 TRUST_VAR = "PRIVPKG_TRUSTED_PROJECTS"
