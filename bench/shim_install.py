@@ -70,6 +70,7 @@ from _common import (
     venv_bin,
     write_result,
 )
+
 from privpkg.testing import make_wheel
 
 RESULTS = RESULTS_DIR / "shim_install.json"

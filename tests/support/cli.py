@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.env import Result, assert_no_secret, run
 
 from privpkg.testing import make_wheel
+from support.env import Result, assert_no_secret, run
 
 _SIGNATURE_VALUE = re.compile(r"[?&](?:sig|X-Amz-Signature)=([^&\s\"'#<>]+)", re.IGNORECASE)
 
