@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from support.env import REPO, Result, clean_env, missing_tool, run
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.env import REPO, clean_env
 
 from privpkg.testing import make_wheel, start_feed_server, write_config
+from support.env import REPO, clean_env
 
 FEED_A_PATH = "/orgA/_packaging/feedA/pypi/simple/"
 FEED_B_PATH = "/orgB/_packaging/feedB/pypi/simple/"

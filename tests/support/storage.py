@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.builds import check_ok, locked
-from support.env import REPO, missing_tool, run
 
 from privpkg.testing import start_on_free_port, stop_process
+from support.builds import check_ok, locked
+from support.env import REPO, missing_tool, run
 
 AZURITE_VERSION = "3.35.0"
 AZURITE_ACCOUNT = "devstoreaccount1"
