@@ -441,6 +441,7 @@ def _run_tool_fixture(tmp_path: Path, test: str, env: dict[str, str], hide_uv: b
     )
 
 
+@pytest.mark.integration  # runs a program
 @pytest.mark.parametrize(
     ("ci", "opt_in", "outcome"),
     [("true", None, "failed"), ("1", None, "failed"), ("true", "1", "failed"), (None, None, "failed"), (None, "1", "skipped")],
@@ -464,6 +465,7 @@ def test_missing_node_fails_the_run(tmp_path: Path, ci: str | None, opt_in: str 
     assert "Azurite needs Node.js: node is not on PATH; install Node.js" in out, out
 
 
+@pytest.mark.integration  # runs a program
 def test_missing_uv_fails_under_ci(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PRIVPKG_TESTS_SKIP_MISSING_TOOLS", "PYTEST_XDIST_WORKER")}
     env["CI"] = "true"

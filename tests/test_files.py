@@ -311,6 +311,7 @@ def blocked_writer() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         p.wait()
 
 
+@pytest.mark.integration  # runs a program
 def test_killed_store_writer_leftover_is_removed_by_the_next_write(home: Path, blocked_writer: Callable[..., subprocess.Popen[str]]) -> None:
     _set("keep", PAT_KEEP)
     p = blocked_writer("store", PAT_GONE)
@@ -324,6 +325,7 @@ def test_killed_store_writer_leftover_is_removed_by_the_next_write(home: Path, b
     assert {c.name for c in connections.list_connections()} == {"keep", "next"}
 
 
+@pytest.mark.integration  # runs a program
 def test_live_writers_temp_is_kept_and_removed_once_it_is_gone(tmp_path: Path, blocked_writer: Callable[..., subprocess.Popen[str]]) -> None:
     """Wheel folders have no common lock: a write must not remove a temp file whose writer is
     still running (it would lose that upload), only one whose writer is gone."""
@@ -348,6 +350,7 @@ def test_live_writers_temp_is_kept_and_removed_once_it_is_gone(tmp_path: Path, b
     assert not (root / "wheels" / slow.name).exists()
 
 
+@pytest.mark.integration  # runs a program
 def test_only_privpkg_temp_names_of_dead_pids_are_removed(tmp_path: Path) -> None:
     from privpkg import fileio
 
@@ -648,6 +651,7 @@ def test_full_disk_leaves_the_store_untouched(full_disk: FullDisk) -> None:
     cli.outputs.check()
 
 
+@pytest.mark.integration  # runs a program
 def test_failed_write_is_one_error_naming_the_target(tmp_path: Path) -> None:
     """A write that fails (RLIMIT_FSIZE here) raises one FileWriteError naming the target, which
     is both a PrivpkgError (the CLI prints one line) and an OSError (callers that caught OSError

@@ -292,6 +292,7 @@ def test_untrusted_project_file_is_skipped_with_one_line(privpkg_cli: PrivpkgCLI
     assert "proj_ws" not in names and len(warnings) == 1
 
 
+@pytest.mark.integration  # runs a program
 def test_acl_writer_really_can_rewrite_the_project_file(as_root: None) -> None:
     """Red team F3: the ACL entry is not theoretical. Another user (``nobody``, through setpriv)
     rewrites a root-owned 0644 file whose ACL grants it rw, and the trust check, which read only

@@ -160,6 +160,7 @@ def _vermin(*paths: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration  # runs a program
 def test_shim_package_is_python38_clean(tmp_path: Path) -> None:
     files = sorted(SHIM_SRC.glob("*.py"))
     assert [f.name for f in files] == ["__init__.py", "adapter.py"]
@@ -186,6 +187,7 @@ def test_shim_package_is_python38_clean(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.output.strip() == "ok", r.describe()
 
 
+@pytest.mark.integration  # runs a program
 def test_setup_pip_python_builds_the_copy_in_a_fresh_random_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``install_shim`` used to build in ``site/._privpkg_pip_shim.<pid>``: a predictable name
     that another writer of site-packages could plant (here a symlink to a folder of theirs),

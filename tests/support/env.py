@@ -216,3 +216,23 @@ def store_connection(privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> Cal
 
     return store
 
+
+
+@pytest.fixture
+def isolated_privpkg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """For in-process tests: no variable privpkg reads is set but ``PRIVPKG_HOME``
+    (``tmp_path/privpkg``), ``HOME`` is ``tmp_path/home`` and the working directory is
+    ``tmp_path/project``, a repository root (its ``.git`` stops the walk for ``privpkg.toml``).
+    Returns PRIVPKG_HOME."""
+    for k in list(os.environ):
+        if k.startswith(_DROP_PREFIXES) or k in envvars.ALL:
+            monkeypatch.delenv(k)
+    home = tmp_path / "privpkg"
+    home.mkdir()
+    (tmp_path / "home").mkdir()
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)  # the project-file walk stops here
+    monkeypatch.setenv(envvars.HOME, str(home))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(project)
+    return home
