@@ -8,7 +8,7 @@ down, and an "azure" workspace aimed at a host that is not Azure Blob storage.
 
 The tests that ``os.chown`` a file to another uid (65534, ``nobody``), as a second user on a shared
 machine would own it, need root (this machine's CI runs as root); they ask for it through the
-``as_root`` fixture or :func:`need_root`, which follow conftest's missing-tool policy: under
+``as_root`` fixture or :func:`need_root`, which follow the suite's missing-tool policy (support.env): under
 ``CI=true``/``CI=1`` a non-root run FAILS them (it must not go green without the ownership checks),
 and outside CI they fail too unless PRIVPKG_TESTS_SKIP_MISSING_TOOLS=1. Every other test here
 runs as any user.
