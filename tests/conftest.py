@@ -32,6 +32,7 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "azurite": ("integration", "azure"),
     "azurite_bin": ("integration", "azure"),
     "moto_server": ("integration", "s3"),
+    "auth_moto": ("integration", "s3"),  # test_connection_test's moto in its authenticating mode
     "feed": ("integration",),
     "privpkg_cli": ("integration",),
     "checked_cli": ("integration",),
