@@ -22,9 +22,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from conftest import MotoServer, PrivpkgCLI, ServedHTTP, Venv, signature_values
+from support.builds import Venv
+from support.cli import PrivpkgCLI, signature_values
+from support.feeds import ServedHTTP
+from support.storage import MotoServer
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 
 class Recorder:

@@ -23,18 +23,13 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from conftest import (
-    AZURITE_KEY,
-    Azurite,
-    PrivpkgCLI,
-    Venv,
-    check_publish_rules,
-    make_big_wheel,
-    run,
-    start_azurite,
-)
+import pytest
+from support.builds import Venv
+from support.cli import PrivpkgCLI, check_publish_rules
+from support.env import run
+from support.storage import AZURITE_KEY, Azurite, start_azurite
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 WS = "az"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
@@ -236,7 +231,7 @@ def test_interrupted_upload_leaves_no_visible_blob(privpkg_cli: PrivpkgCLI, azur
     cli = privpkg_cli
     container, _ = setup_workspace(cli, azurite)
     client = azurite.container(container)
-    big = make_big_wheel(tmp_path, "big-pkg", "1.0", 40 << 20)
+    big = make_wheel(tmp_path, "big-pkg", "1.0", payload_size=40 << 20)
     key = f"wheels/{big.name}"
 
     proc = subprocess.Popen(
