@@ -23,7 +23,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
 from support.builds import Venv
 from support.cli import PrivpkgCLI, check_publish_rules
 from support.env import run
