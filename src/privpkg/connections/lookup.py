@@ -38,9 +38,8 @@ class CredentialLookup:
 
     The sources are :data:`privpkg.connections.sources.SOURCES`, in that order. A lookup takes
     the longest target that covers the URL on a path-segment boundary; among equal targets the
-    earlier source wins. A requested
-    username is preferred over length: the longest covering target with that username wins, and
-    only when none has it does the longest target overall.
+    earlier source wins. A requested username is preferred over length: the longest covering
+    target with that username wins, and only when none has it does the longest target overall.
 
         >>> lk = CredentialLookup(document={}, environ={ENV_CONNECTIONS:   # $PRIVPKG_CONNECTIONS
         ...     '[{"name": "a", "target": "https://h/org", "secret": "s3cr3t"}]'})
