@@ -35,12 +35,17 @@ ENV_CONNECTIONS = envvars.CONNECTIONS
 ENV_ENDPOINTS = envvars.AZURE_ENDPOINTS
 
 Environ = Mapping[str, str]
-#: One connection as its source gives it: ``(name, item, source label)``. ``item`` is a
-#: :class:`Connection`, or for the store its raw record: a lookup over thousands of stored
-#: connections builds a Connection only for the one it returns (see :func:`entry_connection`).
-Entry = tuple[str, Connection | dict[str, Any], str]
+#: One connection as its source gives it: ``(target, category, host_wide, name, item, source
+#: label)``. ``item`` is a :class:`Connection`, or for the store its raw record: a lookup over
+#: thousands of stored connections indexes the first three fields and builds a Connection only
+#: for the entry it returns (:func:`entry_connection`).
+Entry = tuple[str, str, bool, str, Connection | dict[str, Any], str]
 Source = Callable[[Environ, dict[str, Any], list[str]], list[Entry]]
 STORE = "store"
+
+
+def _entry(conn: Connection) -> Entry:
+    return (conn.target, conn.category, conn.host_wide, conn.name, conn, conn.source)
 
 
 def from_connections_variable(environ: Environ, document: dict[str, Any], errors: list[str]) -> list[Entry]:
@@ -98,7 +103,7 @@ def from_connections_variable(environ: Environ, document: dict[str, Any], errors
             # A wrong JSON shape that slipped past the checks above: still one line, no secret.
             errors.append(f"ignoring ${ENV_CONNECTIONS}: unexpected JSON shape ({type(exc).__name__})")
             out = []
-    return [(c.name, c, c.source) for c in out]
+    return [_entry(c) for c in out]
 
 
 def from_azure_variables(environ: Environ, document: dict[str, Any], errors: list[str]) -> list[Entry]:
@@ -139,12 +144,15 @@ def from_azure_variables(environ: Environ, document: dict[str, Any], errors: lis
             errors.append(f"ignoring ${var}: unexpected JSON shape ({type(exc).__name__})")
             found = []
         out.extend(found)
-    return [(c.name, c, c.source) for c in out]
+    return [_entry(c) for c in out]
 
 
 def from_store(environ: Environ, document: dict[str, Any], errors: list[str]) -> list[Entry]:
     """The encrypted store's connections, as raw records (already validated when written)."""
-    return [(name, record, STORE) for name, record in (document.get("connections") or {}).items()]
+    return [
+        (r["target"], r.get("category", "PythonFeed"), r.get("host_wide") is True, name, r, STORE)
+        for name, r in (document.get("connections") or {}).items()
+    ]
 
 
 #: Every source, in precedence order: among connections with the same target the earlier source
@@ -158,23 +166,8 @@ def entries(environ: Environ, document: dict[str, Any], errors: list[str]) -> It
         yield from source(environ, document, errors)
 
 
-def entry_category(entry: Entry) -> str:
-    item = entry[1]
-    return item.category if isinstance(item, Connection) else item.get("category", "PythonFeed")
-
-
-def entry_target(entry: Entry) -> str:
-    item = entry[1]
-    return item.target if isinstance(item, Connection) else item["target"]
-
-
-def entry_host_wide(entry: Entry) -> bool:
-    item = entry[1]
-    return item.host_wide if isinstance(item, Connection) else item.get("host_wide") is True
-
-
 def entry_connection(entry: Entry) -> Connection:
-    name, item, source = entry
+    _, _, _, name, item, source = entry
     return item if isinstance(item, Connection) else Connection.from_record(name, item, source)
 
 
