@@ -209,6 +209,8 @@ def _changes(
     host_wide: bool | None = None,
     endpoint: str | None = None,
 ) -> dict[str, Any]:
+    """The fields :func:`update_connection` may change (None: keep what is stored); a name it
+    does not know is a TypeError, as for a call to it."""
     return {
         "target": target, "category": category, "auth_type": auth_type, "username": username,
         "expires": expires, "allow_http": allow_http, "host_wide": host_wide, "endpoint": endpoint,
