@@ -19,6 +19,8 @@ The Python API mirrors azureml's ``Workspace`` connection verbs::
     privpkg.delete_connection("myfeed")
 """
 
+from typing import TYPE_CHECKING
+
 from privpkg.connections.lookup import CredentialLookup
 from privpkg.connections.model import (
     AUTH_TYPES,
@@ -40,16 +42,18 @@ from privpkg.connections.model import (
     validate_username,
 )
 from privpkg.connections.sources import ENV_CONNECTIONS, ENV_ENDPOINTS, SOURCES
-from privpkg.connections.store import (
-    check_update,
-    delete_connection,
-    delete_for_url,
-    get_connection,
-    list_connections,
-    set_connection,
-    update_connection,
-    upsert_for_url,
-)
+
+if TYPE_CHECKING:
+    from privpkg.connections.store import (
+        check_update,
+        delete_connection,
+        delete_for_url,
+        get_connection,
+        list_connections,
+        set_connection,
+        update_connection,
+        upsert_for_url,
+    )
 
 __all__ = [
     "AUTH_TYPES",
@@ -82,3 +86,18 @@ __all__ = [
     "validate_target",
     "validate_username",
 ]
+
+_STORE_API = frozenset(
+    {"check_update", "delete_connection", "delete_for_url", "get_connection", "list_connections",
+     "set_connection", "update_connection", "upsert_for_url"}
+)
+
+
+def __getattr__(name: str) -> object:
+    # The store API loads on first use: the keyring backend, started for every pip and uv
+    # call, needs only the lookup.
+    if name in _STORE_API:
+        from privpkg.connections import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module 'privpkg.connections' has no attribute {name!r}")
