@@ -12,7 +12,7 @@ Run from the repository root with an interpreter that has privpkg installed::
 It builds a throwaway store under a temporary ``PRIVPKG_HOME`` (one ``Vault.update`` with a
 document whose records are exactly what ``set_connection`` writes) and measures:
 
-a. opening: ``Vault().load()`` + ``CredentialLookup(store=...)``, in this process (imports
+a. opening: ``Vault().load()`` + ``CredentialLookup(document=...)``, in this process (imports
    already done) and in a fresh interpreter (imports included, as a keyring subprocess pays);
 b. ``CredentialLookup.find(url)`` over a shuffled mix of hits, misses and bare-host lookups;
 c. ``PrivpkgKeyring().get_credential(url, None)`` repeated in one process (what pip's import
@@ -202,7 +202,7 @@ def measure_open(runs: int) -> dict[str, list[int]]:
         t0 = time.perf_counter_ns()
         data = Vault().load()
         t1 = time.perf_counter_ns()
-        lk = CredentialLookup(store=data)
+        lk = CredentialLookup(document=data)
         t2 = time.perf_counter_ns()
         total.append(t2 - t0)
         load.append(t1 - t0)
@@ -220,7 +220,7 @@ from privpkg.vault import Vault
 t1 = time.perf_counter_ns()
 data = Vault().load()
 t2 = time.perf_counter_ns()
-lk = CredentialLookup(store=data)
+lk = CredentialLookup(document=data)
 t3 = time.perf_counter_ns()
 c = lk.find(sys.argv[1])
 t4 = time.perf_counter_ns()
@@ -249,7 +249,7 @@ def measure_find(queries: list[tuple[str, str, str | None]]) -> dict[str, Any]:
     from privpkg.connections import CredentialLookup
     from privpkg.vault import Vault
 
-    lk = CredentialLookup(store=Vault().load())
+    lk = CredentialLookup(document=Vault().load())
     # Correctness first (untimed): every answer must be the expected one.
     for kind, svc, want in queries:
         got = lk.find(svc)
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 
     n = args.connections
     rows = [
-        ("open: `Vault().load()` + `CredentialLookup(store=…)`", r_open["total"], f"≤ {OPEN_TARGET_MS:g} ms", yn(open_ok)),
+        ("open: `Vault().load()` + `CredentialLookup(document=…)`", r_open["total"], f"≤ {OPEN_TARGET_MS:g} ms", yn(open_ok)),
         ("  └ of which `Vault().load()` (read, decrypt, JSON)", r_open["load"], "", ""),
         ("  └ of which `CredentialLookup` index build", r_open["index"], "", ""),
         ("open in a fresh interpreter, incl. imports, + 1 find", r_fresh["total"], "", ""),

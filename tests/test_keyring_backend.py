@@ -16,6 +16,7 @@ from support.cli import assert_one_error_line
 from support.env import assert_no_secret
 
 from privpkg import connections
+from privpkg.errors import UsageError
 from privpkg.keyring_backend import PrivpkgKeyring
 
 PAT = "kr-PAT-7f3a9c1e5b"
@@ -393,7 +394,7 @@ def test_keyring_set_odd_urls_no_traceback(home: Path) -> None:
         assert json.loads(got.stdout)["password"] == PAT, url[:60]
         assert_no_secret(got.stderr, PAT)
     names = [c.name for c in connections.list_connections()]
-    assert all(len(n) <= connections.MAX_NAME and connections.validate_name(n) for n in names), names
+    assert all(len(n) <= connections.MAX_NAME and connections.validate_connection_name(n) for n in names), names
     assert "ipv6-::1:8443/feed" in names
     bad = {
         "https://pkgs.example.com/" + "x" * 3000: "longer than 2048 characters",
@@ -421,9 +422,9 @@ def test_limits_on_secret_name_and_username(home: Path) -> None:
     res = _cli(home, "set", "https://pkgs.example.com/org/", "me", stdin=exact + "\n")
     assert res.returncode == 0, "64 KiB itself is fine"
     assert_no_secret(res.stdout + res.stderr, exact)
-    with pytest.raises(connections.UsageError, match=r"connection name is too long \(5000 characters; at most 200\)"):
+    with pytest.raises(UsageError, match=r"connection name is too long \(5000 characters; at most 200\)"):
         connections.set_connection("n" * 5000, "PythonFeed", "https://h.example/a", "PAT", value=PAT)
-    with pytest.raises(connections.UsageError, match="username is too long"):
+    with pytest.raises(UsageError, match="username is too long"):
         connections.set_connection("n", "PythonFeed", "https://h.example/a", "PAT", value=PAT, username="u" * 300)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from privpkg import connections
-from privpkg.errors import StoreError
+from privpkg.errors import NotFoundError, StoreError, UsageError
 from privpkg.vault import MAGIC, Vault
 
 PAT = "vault-test-PAT-0123456789"
@@ -160,3 +160,29 @@ def test_concurrent_writers_lose_nothing(home: Path) -> None:
         assert p.exitcode == 0
     names = {c.name for c in connections.list_connections()}
     assert names == {"feed"} | {f"w{i}-{j}" for i in range(4) for j in range(10)}
+
+
+def test_update_connection_merges_under_the_lock(home: Path) -> None:
+    """`connection set --update`'s rules, through the API: fields not given and the secret are
+    kept, a plain-http target keeps its consent while it stays, a new name needs a target, and
+    a refused change writes nothing."""
+    connections.set_connection("lan", "PythonFeed", "http://feed.lan/org", "PAT", value=PAT, username="me", allow_http=True)
+    created = Vault().load()["connections"]["lan"]["created"]
+    conn = connections.update_connection("lan", expires="2099-01-02", host_wide=True)
+    assert (conn.target, conn.username, conn.secret, conn.expires, conn.host_wide) == ("http://feed.lan/org/", "me", PAT, "2099-01-02", True)
+    assert Vault().load()["connections"]["lan"]["created"] == created
+    assert connections.update_connection("lan", PAT + "-2").secret == PAT + "-2"
+    before = (home / "connections.store").read_bytes()
+    with pytest.raises(UsageError, match="refusing plain-http target"):
+        connections.update_connection("lan", target="http://other.lan/org")
+    with pytest.raises(UsageError, match="already exists; pass --update"):
+        connections.update_connection("lan", PAT, update=False)
+    with pytest.raises(NotFoundError, match="no connection named 'new'"):
+        connections.update_connection("new", PAT, target="https://h.example/new")
+    with pytest.raises(UsageError, match="--target URL is required"):
+        connections.update_connection("new", PAT, create=True)
+    with pytest.raises(UsageError, match="--keep-secret goes with --update"):
+        connections.check_update("new", keep_secret=True, target="https://h.example/new")
+    assert (home / "connections.store").read_bytes() == before
+    assert connections.check_update("lan") is True
+    assert connections.update_connection("new", PAT, target="https://h.example/new", create=True).auth_type == "PAT"

@@ -81,48 +81,16 @@ def read_secret(prompt: str) -> str:
 
 def cmd_connection_set(args: argparse.Namespace) -> int:
     from privpkg import connections
-    from privpkg.vault import Vault
 
-    connections.validate_name(args.name)
-    existing = (Vault().load().get("connections") or {}).get(args.name)
-    if existing and not args.update:
-        raise UsageError(f"connection {args.name!r} already exists; pass --update to replace its secret or settings")
-    if not existing and not args.target:
-        raise UsageError("--target URL is required for a new connection")
-    if args.keep_secret and not existing:
-        raise UsageError("--keep-secret goes with --update of an existing connection")
-    base = existing or {}
-    target = args.target or base["target"]
-    category = connections.validate_category(args.category or base.get("category", "PythonFeed"))
-    # A target stored earlier with --allow-http keeps that consent when only the secret changes.
-    allow_http = args.allow_http or bool(existing and target == base.get("target"))
-    # Validate everything before asking for the secret, so a typo costs no paste.
-    connections.validate_target(target, category, allow_http=allow_http)
-    expires = connections.validate_expires(args.expires) if args.expires else base.get("expires")
-    host_wide = args.host_wide if args.host_wide is not None else base.get("host_wide") is True
-    if args.endpoint is not None and category != "S3":
-        raise UsageError("--endpoint is for S3 connections (--category S3)")
-    endpoint = args.endpoint if args.endpoint is not None else base.get("endpoint")
-    if endpoint:
-        # A stored http endpoint keeps its consent, as a stored http target does.
-        endpoint = connections.validate_endpoint(endpoint, allow_http=args.allow_http or endpoint == base.get("endpoint"))
-    if args.keep_secret:
-        secret = base["secret"]
-    else:
-        secret = read_secret(f"PAT for {args.name}: ")
-    conn = connections.set_connection(
-        args.name,
-        category,
-        target,
-        args.auth_type or base.get("auth_type", "PAT"),
-        value=secret,
-        username=args.username or base.get("username"),
-        expires=expires,
-        allow_http=allow_http,
-        replace=True,
-        host_wide=host_wide,
-        endpoint=endpoint,
-    )
+    changes: dict[str, Any] = {
+        "target": args.target, "category": args.category, "auth_type": args.auth_type,
+        "username": args.username, "expires": args.expires or None, "allow_http": args.allow_http,
+        "host_wide": args.host_wide, "endpoint": args.endpoint,
+    }
+    # Everything is checked before the secret is asked for, so a typo costs no paste.
+    existing = connections.check_update(args.name, update=args.update, keep_secret=args.keep_secret, **changes)
+    secret = None if args.keep_secret else read_secret(f"PAT for {args.name}: ")
+    conn = connections.update_connection(args.name, secret, create=True, update=args.update, **changes)
     verb = "updated" if existing else "stored"
     extra = ""
     if conn.host_wide:

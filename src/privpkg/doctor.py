@@ -154,7 +154,7 @@ def run_doctor(url: str | None = None, days: int = 14) -> int:
         r.line("FAIL", str(exc))
         store = {}
 
-    lookup = CredentialLookup(store=store, categories=None)
+    lookup = CredentialLookup(document=store, categories=None)
     for err in lookup.errors:
         r.line("FAIL", err)
     env_conns = [c for c in lookup.all() if c.source != "store"]

@@ -36,11 +36,24 @@ from keyring.compat import properties
 from keyring.errors import PasswordDeleteError, PasswordSetError
 
 _TRUE = {"1", "true", "yes", "on"}
-_CACHE: tuple[Any, Any] | None = None
 _NOT_OURS = (
     "privpkg stores http(s) URL services only from `keyring set` on the command line or "
     "`privpkg connection set` (or every service with KEYRING_PROPERTY_STORE_ALL=1)"
 )
+
+
+class _Snapshot:
+    """One decrypted :class:`~privpkg.connections.CredentialLookup`, reused while ``inputs``
+    (the store file's inode/mtime/size stamp, the lookup's environment variables and the store
+    path) are unchanged. A plain slotted class: a NamedTuple would import more at start-up."""
+
+    __slots__ = ("inputs", "lookup")
+
+    def __init__(self, inputs: tuple[Any, ...], lookup: Any) -> None:
+        self.inputs, self.lookup = inputs, lookup
+
+
+_SNAPSHOT: _Snapshot | None = None
 
 
 def _is_url(service: str) -> bool:
@@ -117,8 +130,8 @@ class PrivpkgKeyring(KeyringBackend):
                 stamp: tuple[Any, ...] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
             except FileNotFoundError:
                 stamp = None
-            if stamp is None and not any(env[:3]):
-                return None  # nothing could match: skip importing the matcher at all
+            if stamp is None and not any(os.environ.get(v) for v in (envvars.CONNECTIONS, *envvars.AZURE_ENDPOINTS)):
+                return None  # no store and no environment source: skip importing the matcher at all
             from privpkg import urls
             from privpkg.connections import CredentialLookup
             from privpkg.errors import PrivpkgError, UsageError
@@ -126,16 +139,17 @@ class PrivpkgKeyring(KeyringBackend):
             try:
                 # Reject what is not a URL or host before opening the store.
                 urls.normalize(service) if "://" in service else urls.normalize_netloc(service)
-                global _CACHE
+                global _SNAPSHOT
                 # pip asks twice per 401 in one process (import provider): reuse the decrypted
                 # snapshot while neither the store file nor the environment changed.
-                if _CACHE is not None and _CACHE[0] == (stamp, env, store):
-                    lookup = _CACHE[1]
+                inputs = (stamp, env, store)
+                if _SNAPSHOT is not None and _SNAPSHOT.inputs == inputs:
+                    lookup = _SNAPSHOT.lookup
                 else:
                     lookup = CredentialLookup()
                     for err in lookup.errors:
                         _warn(err)
-                    _CACHE = ((stamp, env, store), lookup)
+                    _SNAPSHOT = _Snapshot(inputs, lookup)
                 conn = lookup.find(service, username)
             except UsageError:
                 return None  # not a URL or host we could ever serve
