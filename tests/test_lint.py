@@ -54,3 +54,13 @@ def test_environment_variables_are_named_once() -> None:
             if not (rel.startswith("pip_shim/") and m.group(1) == envvars.TTL):
                 found.append(f"{rel}: {m.group(1)}")
     assert not found, found
+
+
+@pytest.mark.integration  # runs a program
+def test_imports_point_one_way() -> None:
+    """import-linter's contracts in pyproject.toml: the layers of README's Layout, privpkg.testing
+    kept out of the runtime, and conda imported only by the conda plugin."""
+    r = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"], capture_output=True, text=True, cwd=REPO, timeout=600, check=False
+    )
+    assert r.returncode == 0 and "0 broken" in r.stdout, r.stdout + r.stderr
