@@ -119,6 +119,9 @@ def hyperfine(commands: dict[str, list[Any]], env: dict[str, str], *, runs: int,
     through the run, first as often as last, and drift on a shared machine hits all alike.
     Returns per name: the pooled wall times (ms), every exit code, the CPU mean (ms) and each
     round's median."""
+    if not shutil.which("hyperfine"):
+        raise SystemExit("hyperfine is not on PATH: install it with your package manager (Debian: apt install hyperfine; "
+                         "the PyPI package named hyperfine is something else)")
     out: dict[str, Any] = {k: {"ms": [], "exit_codes": [], "cpu_ms": [], "round_medians": []} for k in commands}
     per_round = [runs // rounds + (i < runs % rounds) for i in range(rounds)]
     with tempfile.TemporaryDirectory(prefix="privpkg-bench-hf-") as tmp:
@@ -173,9 +176,21 @@ def busy_note(load_before: float, own: float = 1.0) -> str:
 # --------------------------------------------------------------------------- Azurite
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop one process we started, by its PID: SIGTERM, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def start_on_free_port(make_argv: Callable[[int], list[str]], log_path: Path, what: str) -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``make_argv(port)`` on a free loopback port and wait until it accepts connections
-    (the same contract as the tests' helper, which issue 7 moves into privpkg.testing)."""
+    """Start ``make_argv(port)`` on a free loopback port and wait until it accepts connections.
+    This and stop_process have the tests' helpers' contracts: they go when issue 7 moves those
+    into privpkg.testing (import them at the import point above instead)."""
     import socket
     import time
 
@@ -192,8 +207,7 @@ def start_on_free_port(make_argv: Callable[[int], list[str]], log_path: Path, wh
                     return proc, port
             except OSError:
                 time.sleep(0.05)
-        proc.kill()
-        proc.wait()
+        stop_process(proc)
     raise SystemExit(f"{what} did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
 
 
