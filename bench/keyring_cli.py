@@ -215,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         d, lo, hi = r["diff_ms"]
         print(f"| {label} | {r['median_ms']:.1f} ms | {d:+.1f} ms ({lo:+.1f} … {hi:+.1f}) | {r['diff_per_round_ms']:+.1f} ms | "
               f"{r['cpu_mean_ms'] - base['cpu_mean_ms']:+.1f} ms |")
-    met, resolved, text = verdict(*res["privpkg_hit"]["diff_ms"], TARGET_MS)
-    print(f"\nTarget: a hit adds at most {TARGET_MS:g} ms to the call: {text} ({res['privpkg_hit']['diff_ms'][0]:+.1f} ms).")
+    d, lo, hi = res["privpkg_hit"]["diff_ms"]
+    met, resolved, text = verdict(d, lo, hi, TARGET_MS)
+    print(f"\nTarget: a hit adds at most {TARGET_MS:g} ms to the call: {text} ({d:+.1f} ms).")
     if steps:
         print(f"\nprivpkg's share, by in-process timers (median of {args.attribution_runs} fresh processes each):\n")
         print("| step | median |\n|---|---:|")

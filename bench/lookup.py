@@ -102,7 +102,7 @@ def make_queries(n: int, seed: int, per_kind: int = 2000) -> dict[str, list[tupl
 
 
 def main() -> int:
-    runner = pyperf.Runner(add_cmdline_args=lambda cmd, a: cmd.extend(["--home", a.home, "--connections", str(a.connections)]))
+    runner = pyperf.Runner(add_cmdline_args=lambda cmd, a: cmd.extend(["--home", a.home, "--connections", str(a.connections), "--seed", str(a.seed)]))
     runner.argparser.add_argument("--connections", type=int, default=10_000)
     runner.argparser.add_argument("--seed", type=int, default=1)
     runner.argparser.add_argument("--home", help="the store to time (set by the main process for pyperf's workers)")

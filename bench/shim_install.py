@@ -150,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         r["ratio_per_round_median"] = rounds[len(rounds) // 2]
         print(f"| {label} | {r['median_ms']:.0f} ms | {r['cpu_mean_ms']:.0f} ms | {r['ratio'][0]:.3f} ({r['ratio'][1]:.3f} … "
               f"{r['ratio'][2]:.3f}) | {r['ratio_per_round_median']:.3f} | {(shim['median_ms'] - r['median_ms']) / n:+.1f} ms |")
-    met, resolved, text = verdict(*res["file"]["ratio"], TARGET_RATIO)
-    print(f"\nTarget: shim / file path ≤ {TARGET_RATIO} (same venv): {text} ({res['file']['ratio'][0]:.3f}). "
+    ratio, lo, hi = res["file"]["ratio"]
+    met, resolved, text = verdict(ratio, lo, hi, TARGET_RATIO)
+    print(f"\nTarget: shim / file path ≤ {TARGET_RATIO} (same venv): {text} ({ratio:.3f}). "
           f"Against pip in a venv without privpkg: {res['file_bare']['ratio'][0]:.3f}.")
     print(busy_note(load))
     write_result("shim_install", {
