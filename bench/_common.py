@@ -23,12 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# The ONE import point of the helpers bench shares with the tests and the demo (issue 7 moves
-# them into privpkg.testing; change only these lines then).
+# The ONE import point of what bench shares with the tests and the demo: the wheel maker (issue 7
+# moves it into privpkg.testing; change only this line then) and the variables privpkg reads.
 from privpkg.envvars import ALL as PRIVPKG_ENV
-from privpkg.feedserver import make_wheel
-
-__all__ = ["PRIVPKG_ENV", "make_wheel"]
+from privpkg.feedserver import make_wheel  # noqa: F401 (re-exported: the scripts import it from here)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
