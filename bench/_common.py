@@ -1,54 +1,50 @@
-"""Helpers shared by the scripts in bench/ (shim_install, azure_upload, startup, keyring_cli, lookup).
+"""What the scripts in bench/ share: the shared test helpers (one import point), the children's
+clean environment, throwaway venvs with privpkg built from this checkout, whole-process timings
+through hyperfine in alternating rounds, a bootstrap interval, Azurite, and the JSON result.
 
-Not a benchmark itself. Stdlib plus :mod:`privpkg.testing` (the free-port helper and process
-starter the tests use too): throwaway venvs through ``python -m uv`` (the dev environment has
-it), a privpkg wheel built from this checkout, per-child wall/CPU/peak-RSS timing through
-``os.wait4``, small statistics, and an Azurite started on a free loopback port and stopped by its
-PID.
+Not a benchmark itself. In-process timings use pyperf directly (lookup.py); only what neither
+tool measures (the upload's peak RSS, in azure_upload.py) is timed by hand.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
+import platform
 import random
-import runpy
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from privpkg.testing import start_on_free_port, stop_process
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS_DIR = HERE / "results"
+sys.path.insert(0, str(REPO / "tests"))
 
-AZURITE_VERSION = "3.35.0"
-AZURITE_NPM_DIR = REPO / ".cache" / "azurite-npm"
-AZURITE_ACCOUNT = "devstoreaccount1"
-# Azurite's published development key (public; never a real secret).
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-AZURITE_API_VERSION = "2025-11-05"
-
-# The variables privpkg reads, from the one module that names them (it imports nothing, so it is
-# read by path: these scripts stay stdlib-only and need no privpkg in the running interpreter).
-PRIVPKG_ENV: tuple[str, ...] = tuple(runpy.run_path(str(REPO / "src" / "privpkg" / "envvars.py"))["ALL"])
-# Anything in the environment that would change what privpkg, pip or Python do in a child.
-STRIP_ENV = (
-    *PRIVPKG_ENV,
-    "PYTHON_KEYRING_BACKEND",
-    "PYTHONPATH",
-    "PYTHONSTARTUP",
-    "PYTHONHOME",
-    "PYTHONPROFILEIMPORTTIME",
-    "VIRTUAL_ENV",
+# The ONE import point of what bench shares with the tests and the demo: the wheel maker, the
+# process starter, Azurite's set-up (tests/support) and the variables privpkg reads.
+from support.storage import (  # noqa: F401 (re-exported)
+    AZURITE_ACCOUNT,
+    AZURITE_API_VERSION,
+    AZURITE_KEY,
+    AZURITE_VERSION,
+    install_azurite,
+    start_azurite,
 )
+
+from privpkg.envvars import ALL as PRIVPKG_ENV
+from privpkg.testing import make_wheel, start_on_free_port, stop_process  # noqa: F401 (re-exported)
+
+# Anything in the environment that would change what privpkg, keyring, pip or Python do in a child.
+STRIP_ENV = (*PRIVPKG_ENV, "PYTHON_KEYRING_BACKEND", "KEYRING_PROPERTY_STORE_ALL", "PYTHONPATH", "PYTHONSTARTUP",
+             "PYTHONHOME", "PYTHONPROFILEIMPORTTIME", "VIRTUAL_ENV")
 
 
 def log(msg: str) -> None:
@@ -58,109 +54,17 @@ def log(msg: str) -> None:
 def run(cmd: list[Any], **kw: Any) -> subprocess.CompletedProcess[str]:
     res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False, **kw)
     if res.returncode != 0:
-        raise SystemExit(
-            f"command failed (exit {res.returncode}): {' '.join(map(str, cmd))}\n{res.stdout}{res.stderr}"
-        )
+        raise SystemExit(f"command failed (exit {res.returncode}): {' '.join(map(str, cmd))}\n{res.stdout}{res.stderr}")
     return res
 
 
 def clean_env(*, strip_pip: bool = True) -> dict[str, str]:
-    """os.environ without privpkg/Python overrides, and without every PIP_* variable (pip then
-    reads no config file either: PIP_CONFIG_FILE=os.devnull)."""
+    """os.environ without privpkg/Python overrides and (``strip_pip``) without every PIP_*
+    variable; pip then reads no config file either (PIP_CONFIG_FILE=os.devnull)."""
     env = {k: v for k, v in os.environ.items() if k not in STRIP_ENV and not (strip_pip and k.startswith("PIP_"))}
     if strip_pip:
         env["PIP_CONFIG_FILE"] = os.devnull
     return env
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def pct(data: list[float], p: float) -> float:
-    s = sorted(data)
-    k = (len(s) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def bootstrap_diff_ci(a: list[float], b: list[float], seed: int = 1, n: int = 2000) -> tuple[float, float]:
-    """95% bootstrap interval of median(b) - median(a)."""
-    rng = random.Random(seed)
-    diffs = sorted(
-        statistics.median(rng.choices(b, k=len(b))) - statistics.median(rng.choices(a, k=len(a)))
-        for _ in range(n)
-    )
-    return diffs[int(0.025 * n)], diffs[int(0.975 * n) - 1]
-
-
-def bootstrap_ratio_ci(a: list[float], b: list[float], seed: int = 1, n: int = 2000) -> tuple[float, float]:
-    """95% bootstrap interval of median(b) / median(a)."""
-    rng = random.Random(seed)
-    r = sorted(
-        statistics.median(rng.choices(b, k=len(b))) / statistics.median(rng.choices(a, k=len(a)))
-        for _ in range(n)
-    )
-    return r[int(0.025 * n)], r[int(0.975 * n) - 1]
-
-
-def loadavg(ndigits: int | None = 2) -> list[float] | None:
-    """The 1-, 5- and 15-minute load averages, rounded to ``ndigits`` (None: as the OS gives them)."""
-    try:
-        return [x if ndigits is None else round(x, ndigits) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
-def busy_note(before: list[float] | None, after: list[float] | None, own: float = 1.0) -> str:
-    """A sentence when the 1-minute load says something else was running (this benchmark itself
-    keeps about ``own`` CPUs busy)."""
-    cpus = os.cpu_count() or 1
-    if not before:
-        return ""
-    peak = max(before[0], (after or before)[0])
-    if peak - own > 0.25 * cpus:
-        return (f"Note: the machine was busy (1-min load {before[0]:.2f} → {(after or before)[0]:.2f} on {cpus} CPUs, "
-                f"this benchmark itself ≈ {own:g}); absolute times are inflated, interleaved comparisons less so.")
-    return ""
-
-
-# --------------------------------------------------------------------------- child processes
-
-
-@dataclass
-class Timed:
-    wall_s: float
-    cpu_s: float  # the child's user + sys
-    maxrss_bytes: int  # the child's peak resident set (ru_maxrss)
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def timed(cmd: list[Any], env: dict[str, str], cwd: Path | None = None) -> Timed:
-    """Run ``cmd`` and return its wall time as the caller waits for it, plus the CPU time and
-    peak RSS of that one child (os.wait4: no mixing with other children)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter_ns()
-        proc = subprocess.Popen([str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, ru = os.wait4(proc.pid, 0)
-        wall = (time.perf_counter_ns() - t0) / 1e9
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        rss = ru.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-        return Timed(wall, ru.ru_utime + ru.ru_stime, rss, proc.returncode,
-                     out.read().decode(errors="replace"), err.read().decode(errors="replace"))
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """user+sys CPU seconds of a running process (Linux /proc), e.g. Azurite's."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- venvs
@@ -170,128 +74,115 @@ def venv_bin(venv: Path, name: str) -> Path:
     return venv / ("Scripts" if os.name == "nt" else "bin") / (name + (".exe" if os.name == "nt" else ""))
 
 
-def uv(*args: Any, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "uv", *args], env=env)
-
-
 def build_privpkg_wheel(out_dir: Path, env: dict[str, str]) -> Path:
-    """A normal (non-editable) wheel of this checkout, so the venv gets privpkg_pip_shim.pth."""
-    uv("build", "--quiet", "--wheel", "--out-dir", out_dir, REPO, env=env)
+    """A normal (non-editable) wheel of this checkout, so a venv gets privpkg_pip_shim.pth."""
+    run([sys.executable, "-m", "uv", "build", "--quiet", "--wheel", "--out-dir", out_dir, REPO], env=env)
     wheels = sorted(out_dir.glob("privpkg-*.whl"))
     if len(wheels) != 1:
         raise SystemExit(f"expected one privpkg wheel in {out_dir}, got {wheels}")
     return wheels[0]
 
 
-def make_venv(venv: Path, packages: list[Any], env: dict[str, str], *, installer: str = "uv",
-              constraints: Path | None = None, reinstall: tuple[str, ...] = ()) -> None:
-    """A venv from this interpreter with ``packages`` installed: with ``python -m uv`` (default)
-    or ``python -m venv`` + pip (``installer="pip"``); ``constraints``: a ``-c`` file;
-    ``reinstall`` (uv only): ``--reinstall-package`` names."""
+def make_venv(venv: Path, packages: list[Any], env: dict[str, str], constraints: Path | None = None) -> dict[str, str]:
+    """A venv of this interpreter with ``packages`` (uv, bytecode compiled as pip does, so no timed
+    call compiles); returns {distribution: version} of what is installed."""
     py = venv_bin(venv, "python")
-    if installer == "uv":
-        # --compile-bytecode: like pip, so no timed call pays for compiling (PYTHONDONTWRITEBYTECODE
-        # may be set in this environment). --reinstall-package: uv's cache keys a local project on
-        # pyproject.toml only, so without it an edited src/ could be served from a stale cached wheel.
-        uv("venv", "--quiet", "--python", sys.executable, venv, env=env)
-        cmd: list[Any] = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", py, "--compile-bytecode"]
-        for name in reinstall:
-            cmd += ["--reinstall-package", name]
-    elif installer == "pip":
-        run([sys.executable, "-m", "venv", venv], env=env)
-        cmd = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]  # compiles .pyc
-    else:
-        raise ValueError(f"unknown installer {installer!r}")
-    if constraints is not None:
-        cmd += ["-c", constraints]
-    run([*cmd, *packages], env=env)
-
-
-def freeze(venv: Path, env: dict[str, str]) -> dict[str, str]:
-    import json
-
-    code = ("import json, importlib.metadata as m;"
-            "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))")
-    return json.loads(run([venv_bin(venv, "python"), "-c", code], env=env).stdout)
+    run([sys.executable, "-m", "uv", "venv", "--quiet", "--python", sys.executable, venv], env=env)
+    cmd = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", py, "--compile-bytecode"]
+    run([*cmd, *(["-c", constraints] if constraints else []), *packages], env=env)
+    code = "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+    return dict(json.loads(run([py, "-c", code], env=env).stdout))
 
 
 def site_packages(venv: Path, env: dict[str, str]) -> Path:
-    return Path(run([venv_bin(venv, "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                    env=env).stdout.strip())
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return Path(run([venv_bin(venv, "python"), "-c", code], env=env).stdout.strip())
 
 
-def source_revision(src: Path = REPO / "src") -> str | None:
-    """The commit of the git checkout holding the directory ``src`` (default: this checkout's
-    src/), flagged when anything below ``src`` has uncommitted changes; None when ``src`` is not a
-    directory in a git checkout (e.g. a wheel, or an installed site-packages)."""
-    if not Path(src).is_dir():
-        return None
-
+def source_revision() -> str | None:
+    """The commit of this checkout, flagged when src/ has uncommitted changes (None outside git)."""
     def git(*a: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(src), *a], capture_output=True, text=True, timeout=10, check=False)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
+        r = subprocess.run(["git", "-C", str(REPO / "src"), *a], capture_output=True, text=True, check=False)
+        return r.stdout.strip() if r.returncode == 0 else None
 
     head = git("rev-parse", "--short", "HEAD")
-    if not head:
-        return None
-    return head + ("+uncommitted src changes" if git("status", "--porcelain", "--", ".") else "")
+    return head and head + ("+uncommitted src changes" if git("status", "--porcelain", "--", ".") else "")
 
 
-# --------------------------------------------------------------------------- Azurite
+# --------------------------------------------------------------------------- whole-process timings
 
 
-def azurite_binary() -> Path:
-    """``azurite-blob`` from .cache/azurite-npm, installed there with npm if it is missing."""
-    binary = AZURITE_NPM_DIR / "node_modules" / ".bin" / "azurite-blob"
-    if binary.exists():
-        return binary
-    npm = shutil.which("npm")
-    if not npm or not shutil.which("node"):
-        raise SystemExit("Azurite needs Node.js (node and npm on PATH)")
-    AZURITE_NPM_DIR.mkdir(parents=True, exist_ok=True)
-    pkg = AZURITE_NPM_DIR / "package.json"
-    if not pkg.exists():  # pins npm's install prefix here (npm would otherwise walk up)
-        pkg.write_text('{"name": "privpkg-test-azurite", "private": true}\n')
-    log(f"installing azurite@{AZURITE_VERSION} into {AZURITE_NPM_DIR} (npm)")
-    run([npm, "install", "--no-audit", "--no-fund", "--prefix", AZURITE_NPM_DIR, f"azurite@{AZURITE_VERSION}"],
-        cwd=AZURITE_NPM_DIR, env={**os.environ, "npm_config_update_notifier": "false"}, timeout=900)
-    if not binary.exists():
-        raise SystemExit(f"npm install azurite@{AZURITE_VERSION} did not create {binary}")
-    return binary
+def hyperfine(commands: dict[str, list[Any]], env: dict[str, str], *, runs: int, rounds: int, warmup: int,
+              prepare: dict[str, list[Any]] | None = None, ignore_failure: bool = False) -> dict[str, Any]:
+    """Time each named command (no shell, stdout piped) with hyperfine. hyperfine runs one
+    command's runs back to back, so the ``runs`` are split over ``rounds`` hyperfine calls, each
+    with its own ``warmup`` and the commands' order rotated by one: every command is measured all
+    through the run, first as often as last, and drift on a shared machine hits all alike.
+    Returns per name: the pooled wall times (ms), every exit code, the CPU mean (ms) and each
+    round's median."""
+    if not shutil.which("hyperfine"):
+        raise SystemExit("hyperfine is not on PATH: install it with your package manager (Debian: apt install hyperfine; "
+                         "the PyPI package named hyperfine is something else)")
+    out: dict[str, Any] = {k: {"ms": [], "exit_codes": [], "cpu_ms": [], "round_medians": []} for k in commands}
+    per_round = [runs // rounds + (i < runs % rounds) for i in range(rounds)]
+    with tempfile.TemporaryDirectory(prefix="privpkg-bench-hf-") as tmp:
+        for i, n in enumerate(r for r in per_round if r):
+            names = list(commands)[i % len(commands):] + list(commands)[:i % len(commands)]
+            export = Path(tmp) / f"round{i}.json"
+            argv = ["hyperfine", "-N", "--style", "none", "--output", "pipe", "--warmup", warmup, "--runs", n,
+                    "--export-json", export, *(["-i"] if ignore_failure else [])]
+            for name in names:
+                argv += ["--prepare", shlex.join(map(str, prepare[name]))] if prepare else []
+                argv += ["-n", name, shlex.join(map(str, commands[name]))]
+            log(f"  hyperfine round {i + 1}/{len(per_round)}: {n} runs each, order {', '.join(names)}")
+            run(argv, env=env)
+            for res in json.loads(export.read_text())["results"]:
+                o = out[res["command"]]
+                o["ms"] += [t * 1e3 for t in res["times"]]
+                o["exit_codes"] += res["exit_codes"]
+                o["cpu_ms"] += [(res["user"] + res["system"]) * 1e3] * len(res["times"])
+                o["round_medians"].append(res["median"] * 1e3)
+    for o in out.values():
+        o["median_ms"] = statistics.median(o["ms"])
+        o["cpu_mean_ms"] = statistics.fmean(o.pop("cpu_ms"))
+    return out
 
 
-class Azurite:
-    """One ``azurite-blob`` on 127.0.0.1 with its data in ``location``; stop() by its PID."""
-
-    def __init__(self, binary: Path, location: Path) -> None:
-        node = shutil.which("node")
-        if not node:
-            raise SystemExit("node is not on PATH")
-        location.mkdir(parents=True, exist_ok=True)
-
-        def argv(port: int) -> list[str]:
-            return [node, str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
-                    "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"]
-
-        try:
-            self.proc, self.port = start_on_free_port(argv, location.parent / "azurite.log", "Azurite")
-        except RuntimeError as exc:
-            raise SystemExit(str(exc)) from None
-        self.location = location
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
-
-    def stop(self) -> None:
-        stop_process(self.proc, timeout=10)
+def compare(base: list[float], other: list[float], *, ratio: bool = False, seed: int = 1, n: int = 2000) -> tuple[float, float, float]:
+    """median(other) − median(base) (or their ratio) and its 95% bootstrap interval."""
+    op: Callable[[float, float], float] = (lambda b, o: o / b) if ratio else (lambda b, o: o - b)
+    rng = random.Random(seed)
+    boot = sorted(op(statistics.median(rng.choices(base, k=len(base))), statistics.median(rng.choices(other, k=len(other))))
+                  for _ in range(n))
+    return op(statistics.median(base), statistics.median(other)), boot[int(0.025 * n)], boot[int(0.975 * n) - 1]
 
 
-def write_result(path: Path, result: dict[str, Any]) -> None:
-    """Write a benchmark's JSON result and say where."""
+def verdict(value: float, lo: float, hi: float, target: float, *, at_least: bool = False) -> tuple[bool, bool, str]:
+    """(met, resolved, sentence): whether ``value`` meets the target and whether the whole
+    interval ``lo … hi`` lies on one side of it (if not, more runs narrow it, about 1/sqrt(runs))."""
+    met = value >= target if at_least else value <= target
+    resolved = not (lo <= target <= hi)
+    text = "met" if met else "**MISSED**"
+    return met, resolved, text + ("" if resolved else f", not resolved: {lo:.3g} … {hi:.3g} spans {target:g}")
+
+
+def busy_note(load_before: float, own: float = 1.0) -> str:
+    """A sentence when the 1-minute load says other work shared the machine."""
+    load, cpus = max(load_before, os.getloadavg()[0]), os.cpu_count() or 1
+    if load - own > 0.25 * cpus:
+        return f"\nNote: the machine was busy (1-min load up to {load:.2f} on {cpus} CPUs); absolute times are inflated."
+    return ""
+
+
+# --------------------------------------------------------------------------- results
+
+
+def write_result(name: str, result: dict[str, Any], path: Path | None = None) -> None:
+    """Write a benchmark's JSON result (with where and what it ran on) and say where."""
+    path = path or RESULTS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    meta = {"benchmark": name, "when": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "source_revision": source_revision(), "python": platform.python_version(),
+            "platform": platform.platform(), "cpus": os.cpu_count(), "loadavg": os.getloadavg()}
+    path.write_text(json.dumps({**meta, **result}, indent=2) + "\n")
     print(f"\nJSON: {path}")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from privpkg.testing import start_on_free_port, stop_process
-from support.builds import check_ok, locked
+from support.builds import locked
 from support.env import REPO, missing_tool, run
 
 AZURITE_VERSION = "3.35.0"
@@ -85,13 +85,17 @@ class Azurite:
         stop_process(self.proc)
 
 
-@pytest.fixture(scope="session")
-def azurite_bin() -> Path:
+class ToolMissing(Exception):
+    """A program the storage servers need is not installed."""
+
+
+def install_azurite() -> Path:
     """``azurite-blob`` from ``npm install azurite@AZURITE_VERSION`` into ``.cache/azurite-npm``,
-    installed once (under a lock, so xdist workers share it) and reused by later runs."""
+    installed once (under a lock, so xdist workers and the benchmarks share it) and reused by
+    later runs. :class:`ToolMissing` when node or npm is absent, RuntimeError when npm fails."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
-        missing_tool(f"Azurite needs Node.js: {'node' if not node else 'npm'} is not on PATH; install Node.js 18 or later with npm")
+        raise ToolMissing(f"Azurite needs Node.js: {'node' if not node else 'npm'} is not on PATH; install Node.js 18 or later with npm")
     root = AZURITE_NPM_DIR
     root.parent.mkdir(parents=True, exist_ok=True)
     done = root / f".installed-{AZURITE_VERSION}"
@@ -103,11 +107,21 @@ def azurite_bin() -> Path:
             (root / "package.json").write_text('{"name": "privpkg-test-azurite", "private": true}\n')
             env = {**os.environ, "npm_config_update_notifier": "false"}
             r = run([npm, "install", "--no-audit", "--no-fund", "--prefix", root, f"azurite@{AZURITE_VERSION}"], env, cwd=root, timeout=600)
-            check_ok(r, f"npm install azurite@{AZURITE_VERSION}")
-            if not binary.exists():
-                pytest.fail(f"npm install azurite@{AZURITE_VERSION} did not create {binary}:\n{r.describe()}", pytrace=False)
+            if r.returncode != 0 or not binary.exists():
+                raise RuntimeError(f"npm install azurite@{AZURITE_VERSION} did not create {binary}:\n{r.describe()}")
             done.write_text(f"{r.seconds:.1f}s\n")
     return binary
+
+
+@pytest.fixture(scope="session")
+def azurite_bin() -> Path:
+    """The installed ``azurite-blob`` (see :func:`install_azurite`)."""
+    try:
+        return install_azurite()
+    except ToolMissing as exc:
+        missing_tool(str(exc))
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def start_azurite(binary: Path, location: Path) -> Azurite:
