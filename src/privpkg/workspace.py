@@ -41,14 +41,13 @@ import os
 import re
 import stat
 import struct
-import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from privpkg import envvars, paths, urls
+from privpkg import envvars, log, paths, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 
 PROJECT_FILE = "privpkg.toml"
@@ -532,11 +531,9 @@ def _warn(lines: list[str]) -> None:
         if line in _WARNED:
             continue
         _WARNED.add(line)
-        try:
-            sys.stderr.write(f"privpkg: warning: {line}\n")
-            sys.stderr.flush()
-        except (OSError, ValueError, AttributeError):  # no or closed stderr: the line is still in the error
-            pass
+        # Through the "privpkg" logger: inside pip (the shim) pip's -qq hides it; elsewhere it is
+        # the same "privpkg: warning:" line. A closed stderr loses only the line (it is still in the error).
+        log.warning(line)
 
 
 def _state() -> _State:
