@@ -1,9 +1,10 @@
 """Helpers shared by the scripts in bench/ (shim_install, azure_upload, startup, keyring_cli, lookup).
 
-Not a benchmark itself. Stdlib only: throwaway venvs through ``python -m uv`` (the dev
-environment has it), a privpkg wheel built from this checkout, per-child wall/CPU/peak-RSS
-timing through ``os.wait4``, small statistics, and an Azurite started on a free loopback port
-and stopped by its PID.
+Not a benchmark itself. Stdlib plus :mod:`privpkg.testing` (the free-port helper and process
+starter the tests use too): throwaway venvs through ``python -m uv`` (the dev environment has
+it), a privpkg wheel built from this checkout, per-child wall/CPU/peak-RSS timing through
+``os.wait4``, small statistics, and an Azurite started on a free loopback port and stopped by its
+PID.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import os
 import random
 import runpy
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from privpkg.testing import start_on_free_port, stop_process
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -261,12 +263,6 @@ def azurite_binary() -> Path:
     return binary
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Azurite:
     """One ``azurite-blob`` on 127.0.0.1 with its data in ``location``; stop() by its PID."""
 
@@ -275,42 +271,23 @@ class Azurite:
         if not node:
             raise SystemExit("node is not on PATH")
         location.mkdir(parents=True, exist_ok=True)
-        logf = location.parent / "azurite.log"
-        for _ in range(3):
-            port = free_port()
-            with open(logf, "ab") as fh:
-                proc = subprocess.Popen(
-                    [node, str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
-                     "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"],
-                    stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                )
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                        self.proc, self.port, self.location = proc, port, location
-                        return
-                except OSError:
-                    time.sleep(0.05)
-            self._stop(proc)
-        raise SystemExit(f"Azurite did not start:\n{logf.read_text(errors='replace')[-2000:]}")
+
+        def argv(port: int) -> list[str]:
+            return [node, str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location),
+                    "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"]
+
+        try:
+            self.proc, self.port = start_on_free_port(argv, location.parent / "azurite.log", "Azurite")
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
+        self.location = location
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
 
-    @staticmethod
-    def _stop(proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
     def stop(self) -> None:
-        self._stop(self.proc)
+        stop_process(self.proc, timeout=10)
 
 
 def write_result(path: Path, result: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ a temp dir, stores one ``AzureBlob`` connection (the well-known development key)
                         defaults (Azurite needs api_version="2025-11-05"): the reference
     SDK, privpkg's settings   the same with privpkg's block size, single-put size, concurrency,
                         length and metadata (context: how much is the settings, how much privpkg)
-    privpkg API put     ``AzureStorage(url).put(key, path, sha256)`` after ``validate_wheel``:
+    privpkg API put     ``open_workspace_storage(ws).put(key, path, sha256)`` after ``validate_wheel``:
                         upload-only, timed in-process (validation timed separately)
 
 For every process: wall time as the caller waits (throughput = file size / wall), peak RSS and
@@ -110,14 +110,15 @@ if mode in ("sdk_default", "sdk_tuned"):
     out["upload_s"] = T() - t1
 elif mode == "privpkg_put":
     from pathlib import Path
-    from privpkg.storage.azure import AzureStorage
+    from privpkg.access import open_workspace_storage
     from privpkg.wheels import validate_wheel
+    from privpkg.workspace import Workspace
     out["import_s"] = T() - t0
     t1 = T()
     wheel = validate_wheel(Path(path))
     out["validate_s"] = T() - t1
-    storage = AzureStorage(endpoint + "/" + container)
     t2 = T()
+    storage = open_workspace_storage(Workspace("bench", "azure", endpoint + "/" + container))
     storage._container()  # client + account key from the store: not part of the transfer
     out["prepare_s"] = T() - t2
     t3 = T()

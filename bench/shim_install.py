@@ -9,7 +9,7 @@ same 20 wheels installed by file path: target a ratio of at most 1.05."
 
 It builds a privpkg wheel from this checkout and two throwaway venvs with uv: ``privpkg``
 (pip 26.3 + that wheel, non-editable, so ``privpkg_pip_shim.pth`` is installed) and ``bare``
-(pip 26.3 only). It makes N small wheels with ``privpkg.feedserver.make_wheel`` and publishes
+(pip 26.3 only). It makes N small wheels with ``privpkg.testing.make_wheel`` and publishes
 them with ``privpkg wheel add`` into the ``default`` (local) workspace of a throwaway
 ``PRIVPKG_HOME``. ``privpkg resolve -r`` then gives the file URLs of the stored files, so both
 requirement files name the very same files:
@@ -71,7 +71,7 @@ from _common import (
     write_result,
 )
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 RESULTS = RESULTS_DIR / "shim_install.json"
 TARGET_RATIO = 1.05

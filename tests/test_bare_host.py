@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FeedServer, Result, ServedHTTP, Venv, assert_no_secret, run
+from support.builds import Venv
+from support.env import Result, assert_no_secret, run
+from support.feeds import FeedServer, ServedHTTP
 
 from privpkg.connections import set_connection
 
@@ -45,7 +47,7 @@ def store(privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
 
 
 def sh(cmd: list[Any], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run with stdout and stderr apart (``conftest.run`` merges them and closes stdin)."""
+    """Run with stdout and stderr apart (``support.env.run`` merges them and closes stdin)."""
     return subprocess.run([str(c) for c in cmd], input=stdin or "", capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
@@ -247,7 +249,7 @@ class SplitFeed:
 def split_feed(tmp_path: Path) -> Any:
     import secrets
 
-    from privpkg.feedserver import make_wheel
+    from privpkg.testing import make_wheel
 
     feed = SplitFeed(make_wheel(tmp_path / "split-wheels", "pkg-a", "1.0"), "split-" + secrets.token_urlsafe(24))
     try:

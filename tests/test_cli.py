@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -14,49 +13,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import FEED_A_PATH, FeedServer, assert_no_secret
+from support.cli import PrivpkgCLI
+from support.env import assert_no_secret
+from support.feeds import FEED_A_PATH, FeedServer
+
+from privpkg.testing import free_port, make_wheel, start_feed_server, write_config
 
 PAT = "cli-PAT-d41d8cd98f00b204e980"
 OTHER = "cli-OTHER-PAT-9e107d9d372bb6826bd8"
 
 
-class CLI:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.outputs: list[str] = []
-
-    def __call__(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(
-            [sys.executable, "-m", "privpkg", *args],
-            input=stdin if stdin is not None else "",
-            capture_output=True, text=True, env={**self.env, **(env or {})}, timeout=120, check=False,
-        )
-        self.outputs.append(res.stdout + res.stderr)
-        assert "Traceback" not in res.stderr, res.stderr
-        return res
-
-    def fails(self, code: int, *args: str, match: str, stdin: str | None = None) -> str:
-        res = self(*args, stdin=stdin)
-        assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
-        err = res.stderr.strip()
-        assert len(err.splitlines()) == 1 or err.startswith("usage:") or "(see:" in err, err
-        assert match in err, err
-        return err
-
-
 @pytest.fixture
-def cli(make_env: Callable[..., dict[str, str]], privpkg_home: Path) -> CLI:
-    c = CLI(make_env())
-    yield c
-    for out in c.outputs:
-        assert_no_secret(out, PAT, OTHER)
+def cli(checked_cli: Callable[..., PrivpkgCLI]) -> PrivpkgCLI:
+    """The CLI runner; no output may hold PAT or OTHER."""
+    return checked_cli(PAT, OTHER)
 
 
 def _store_bytes(home: Path) -> bytes:
     return (home / "connections.store").read_bytes()
 
 
-def test_connection_lifecycle(cli: CLI, privpkg_home: Path) -> None:
+def test_connection_lifecycle(cli: PrivpkgCLI, privpkg_home: Path) -> None:
     res = cli("connection", "set", "myfeed", "--target", "https://pkgs.example.com/org", "--expires", "2099-01-31", stdin=PAT + "\n")
     assert res.returncode == 0, res.stderr
     assert "stored connection 'myfeed': PythonFeed https://pkgs.example.com/org/ (username __token__)" in res.stdout
@@ -111,7 +88,7 @@ def test_connection_lifecycle(cli: CLI, privpkg_home: Path) -> None:
         (["frobnicate"], None, 2, "invalid choice"),
     ],
 )
-def test_bad_input_is_one_line_and_loses_nothing(cli: CLI, privpkg_home: Path, args: list[str], stdin: str | None, code: int, match: str) -> None:
+def test_bad_input_is_one_line_and_loses_nothing(cli: PrivpkgCLI, privpkg_home: Path, args: list[str], stdin: str | None, code: int, match: str) -> None:
     assert cli("connection", "set", "keep", "--target", "https://keep.example/org", stdin=OTHER).returncode == 0
     before = _store_bytes(privpkg_home)
     cli.fails(code, *args, match=match, stdin=stdin)
@@ -119,20 +96,20 @@ def test_bad_input_is_one_line_and_loses_nothing(cli: CLI, privpkg_home: Path, a
     assert [c["name"] for c in json.loads(cli("connection", "list", "--json").stdout)] == ["keep"]
 
 
-def test_duplicate_target_and_username_is_refused(cli: CLI) -> None:
+def test_duplicate_target_and_username_is_refused(cli: PrivpkgCLI) -> None:
     assert cli("connection", "set", "a", "--target", "https://h.example/org", stdin=PAT).returncode == 0
     cli.fails(2, "connection", "set", "b", "--target", "https://H.example:443/org/", match="connection 'a' already serves", stdin=OTHER)
     assert cli("connection", "set", "b", "--target", "https://h.example/org", "--username", "other", stdin=OTHER).returncode == 0
 
 
-def test_allow_http_opt_in(cli: CLI) -> None:
+def test_allow_http_opt_in(cli: PrivpkgCLI) -> None:
     res = cli("connection", "set", "intranet", "--target", "http://pypi.intranet/org", "--allow-http", stdin=PAT)
     assert res.returncode == 0, res.stderr
     # A rotation keeps the earlier consent for the same target.
     assert cli("connection", "set", "intranet", "--update", stdin=OTHER).returncode == 0
 
 
-def test_corrupt_store_and_wrong_key(cli: CLI, privpkg_home: Path) -> None:
+def test_corrupt_store_and_wrong_key(cli: PrivpkgCLI, privpkg_home: Path) -> None:
     assert cli("connection", "set", "a", "--target", "https://h.example/org", stdin=PAT).returncode == 0
     store = privpkg_home / "connections.store"
     good = store.read_bytes()
@@ -149,7 +126,7 @@ def test_corrupt_store_and_wrong_key(cli: CLI, privpkg_home: Path) -> None:
     assert res.returncode == 1 and "$PRIVPKG_MASTER_KEY" in res.stderr and "left untouched" in res.stderr
 
 
-def test_loose_permissions_warn_and_tighten(cli: CLI, privpkg_home: Path) -> None:
+def test_loose_permissions_warn_and_tighten(cli: PrivpkgCLI, privpkg_home: Path) -> None:
     assert cli("connection", "set", "a", "--target", "https://h.example/org", stdin=PAT).returncode == 0
     os.chmod(privpkg_home / "connections.store", 0o666)
     res = cli("connection", "list")
@@ -157,13 +134,7 @@ def test_loose_permissions_warn_and_tighten(cli: CLI, privpkg_home: Path) -> Non
     assert stat.S_IMODE((privpkg_home / "connections.store").stat().st_mode) == 0o600
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_connection_test_reports_in_words(cli: CLI, feed: FeedServer, tmp_path: Path) -> None:
+def test_connection_test_reports_in_words(cli: PrivpkgCLI, feed: FeedServer, tmp_path: Path) -> None:
     base = feed.base + "/orgA/"
     assert cli("connection", "set", "good", "--target", base, stdin=feed.secret_a).returncode == 0
     res = cli("connection", "test", "good", "--url", feed.index_a)
@@ -173,34 +144,28 @@ def test_connection_test_reports_in_words(cli: CLI, feed: FeedServer, tmp_path: 
     assert res.returncode == 1 and res.stdout.startswith("REJECTED:") and "401" in res.stdout
     res = cli("connection", "test", "good")
     assert res.returncode == 1 and res.stdout.startswith("NOT FOUND:")
-    port = _free_port()
+    port = free_port()
     assert cli("connection", "set", "down", "--target", f"http://127.0.0.1:{port}/x", stdin=PAT).returncode == 0
     res = cli("connection", "test", "down")
     assert res.returncode == 1 and res.stdout.startswith("UNREACHABLE:")
     cli.fails(2, "connection", "test", "good", "--url", feed.base + "/orgB/", match="not under the connection's target")
-    assert_no_secret("\n".join(cli.outputs), feed.secret_a)
+    assert_no_secret(cli.outputs.text(), feed.secret_a)
 
 
-def test_connection_test_403(cli: CLI, tmp_path: Path) -> None:
-    from privpkg.feedserver import make_wheel
-
+def test_connection_test_403(cli: PrivpkgCLI, tmp_path: Path) -> None:
     make_wheel(tmp_path / "w", "x", "1.0")
-    cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"feeds": [{"path": "/f/", "secret": PAT, "dir": str(tmp_path / "w"), "status": 403}]}))
-    proc = subprocess.Popen([sys.executable, "-m", "privpkg.feedserver", str(cfg)], stdout=subprocess.PIPE, text=True)
+    cfg = write_config(tmp_path / "cfg.json", [{"path": "/f/", "secret": PAT, "dir": tmp_path / "w", "status": 403}])
+    server = start_feed_server(cfg)
     try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
+        port = server.port
         assert cli("connection", "set", "f", "--target", f"http://127.0.0.1:{port}/f", stdin=PAT).returncode == 0
         res = cli("connection", "test", "f")
         assert res.returncode == 1 and res.stdout.startswith("FORBIDDEN:") and "403" in res.stdout
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout.close()  # type: ignore[union-attr]
+        server.stop()
 
 
-def test_doctor(cli: CLI) -> None:
+def test_doctor(cli: PrivpkgCLI) -> None:
     assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(5), stdin=PAT).returncode == 0
     env_conns = json.dumps([{"name": "ci-feed", "target": "https://ci.example/org", "secret": OTHER}])
     res = cli("doctor", "--url", "https://h.example/soon/simple/", env={"PRIVPKG_CONNECTIONS": env_conns})
@@ -219,7 +184,7 @@ def test_doctor(cli: CLI) -> None:
     assert res.returncode == 1 and "no keyring backend has a credential" in res.stdout
 
 
-def test_doctor_json_is_the_same_checks(cli: CLI) -> None:
+def test_doctor_json_is_the_same_checks(cli: PrivpkgCLI) -> None:
     """`doctor --json`: the checks as a JSON list (name, status, detail), the same ones the text
     output prints one per line, and the same exit code."""
     assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(5), stdin=PAT).returncode == 0
@@ -254,18 +219,18 @@ SUBCOMMANDS = [
 
 
 @pytest.mark.parametrize("args", SUBCOMMANDS, ids=lambda a: " ".join(a) or "privpkg")
-def test_help_everywhere(cli: CLI, args: list[str]) -> None:
+def test_help_everywhere(cli: PrivpkgCLI, args: list[str]) -> None:
     res = cli(*args, "--help")
     assert res.returncode == 0 and res.stdout.startswith("usage: privpkg") and len(res.stdout.splitlines()) > 3
 
 
-def test_no_subcommand_is_usage_error(cli: CLI) -> None:
+def test_no_subcommand_is_usage_error(cli: PrivpkgCLI) -> None:
     for args in ([], ["connection"], ["setup"]):
         res = cli(*args)
         assert res.returncode == 2 and "usage:" in res.stderr
 
 
-def test_version(cli: CLI) -> None:
+def test_version(cli: PrivpkgCLI) -> None:
     res = cli("--version")
     assert res.returncode == 0 and res.stdout.startswith("privpkg 0.")
 
@@ -306,7 +271,7 @@ def many_connections(privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 BUFFERING = pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "PYTHONUNBUFFERED"])
 
 
-def _env_for(cli: CLI, unbuffered: bool) -> dict[str, str]:
+def _env_for(cli: PrivpkgCLI, unbuffered: bool) -> dict[str, str]:
     env = {k: v for k, v in cli.env.items() if k != "PYTHONUNBUFFERED"}
     if unbuffered:
         env["PYTHONUNBUFFERED"] = "1"
@@ -320,7 +285,7 @@ def _no_crash(stderr: str) -> None:
 
 @BUFFERING
 @pytest.mark.parametrize("args", [["connection", "list"], ["connection", "list", "--json"]], ids=" ".join)
-def test_closed_pipe_exits_0(cli: CLI, many_connections: None, unbuffered: bool, args: list[str]) -> None:
+def test_closed_pipe_exits_0(cli: PrivpkgCLI, many_connections: None, unbuffered: bool, args: list[str]) -> None:
     """`privpkg connection list | head -1`: head prints the first line and exits while privpkg is
     still writing; privpkg exits 0 with nothing on stderr (no "Exception ignored ... BrokenPipeError")."""
     env = _env_for(cli, unbuffered)
@@ -346,7 +311,7 @@ def test_closed_pipe_exits_0(cli: CLI, many_connections: None, unbuffered: bool,
     "args", [["connection", "list"], ["connection", "list", "--json"], ["connection", "show", "c0001"], ["--help"], ["--version"], ["doctor"]],
     ids=" ".join,
 )
-def test_dev_full_is_one_line(cli: CLI, many_connections: None, unbuffered: bool, args: list[str]) -> None:
+def test_dev_full_is_one_line(cli: PrivpkgCLI, many_connections: None, unbuffered: bool, args: list[str]) -> None:
     """Output to /dev/full: one error line on stderr, exit 1, no traceback."""
     with open("/dev/full", "w") as full:
         res = subprocess.run([sys.executable, "-m", "privpkg", *args], stdout=full, stderr=subprocess.PIPE, text=True,
@@ -356,7 +321,7 @@ def test_dev_full_is_one_line(cli: CLI, many_connections: None, unbuffered: bool
     assert res.stderr.splitlines() == ["privpkg: error: cannot write the output: No space left on device"], res.stderr
 
 
-def test_os_error_is_one_line(cli: CLI, tmp_path: Path) -> None:
+def test_os_error_is_one_line(cli: PrivpkgCLI, tmp_path: Path) -> None:
     """An OSError no command turned into a message (here: the output file's folder is a file)
     is still one line naming the path, exit 1."""
     req = tmp_path / "req.txt"
@@ -420,7 +385,7 @@ def _run_in_pty(argv: list[str], env: dict[str, str], keys: bytes, prompt: bytes
      (b"\x04", 2, "privpkg: error: no secret entered (end of input at the prompt); nothing was stored")],
     ids=["ctrl-c", "ctrl-d"],
 )
-def test_hidden_prompt_interrupt(cli: CLI, privpkg_home: Path, key: bytes, code: int, line: str) -> None:
+def test_hidden_prompt_interrupt(cli: PrivpkgCLI, privpkg_home: Path, key: bytes, code: int, line: str) -> None:
     """Ctrl-C or Ctrl-D at the hidden PAT prompt: one line, nothing stored, no traceback."""
     argv = [sys.executable, "-m", "privpkg", "connection", "set", "typed", "--target", "https://h.example/org"]
     rc, screen, err = _run_in_pty(argv, cli.env, key, b"PAT for typed: ")
@@ -430,7 +395,7 @@ def test_hidden_prompt_interrupt(cli: CLI, privpkg_home: Path, key: bytes, code:
     assert not (privpkg_home / "connections.store").exists()
 
 
-def test_hidden_prompt_stores_without_echo(cli: CLI, privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hidden_prompt_stores_without_echo(cli: PrivpkgCLI, privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real prompt stores what was typed, and the secret never appears on the terminal."""
     argv = [sys.executable, "-m", "privpkg", "connection", "set", "typed", "--target", "https://h.example/org"]
     rc, screen, err = _run_in_pty(argv, cli.env, PAT.encode() + b"\r", b"PAT for typed: ")
@@ -445,7 +410,7 @@ def test_hidden_prompt_stores_without_echo(cli: CLI, privpkg_home: Path, monkeyp
     assert get_connection("typed").secret == PAT
 
 
-def test_doctor_url_redacts_user_info(cli: CLI) -> None:
+def test_doctor_url_redacts_user_info(cli: PrivpkgCLI) -> None:
     """`doctor --url https://user:pass@host/...` echoes the URL as https://***@host/..., in every
     line, whether a backend answers or not (the password and a query are never printed)."""
     assert cli("connection", "set", "soon", "--target", "https://h.example/soon", stdin=PAT).returncode == 0
@@ -465,7 +430,8 @@ NEEDS_TOOLS = '''
 import sys
 
 sys.path.insert(0, {tests!r})
-from conftest import azurite_bin, uv_bin  # noqa: F401,E402 - the real fixtures under test
+from support.builds import uv_bin  # noqa: F401,E402 - the real fixtures under test
+from support.storage import azurite_bin  # noqa: F401,E402
 
 
 def test_needs_node(azurite_bin):
@@ -497,6 +463,7 @@ def _run_tool_fixture(tmp_path: Path, test: str, env: dict[str, str], hide_uv: b
     )
 
 
+@pytest.mark.integration  # runs a program
 @pytest.mark.parametrize(
     ("ci", "opt_in", "outcome"),
     [("true", None, "failed"), ("1", None, "failed"), ("true", "1", "failed"), (None, None, "failed"), (None, "1", "skipped")],
@@ -520,6 +487,7 @@ def test_missing_node_fails_the_run(tmp_path: Path, ci: str | None, opt_in: str 
     assert "Azurite needs Node.js: node is not on PATH; install Node.js" in out, out
 
 
+@pytest.mark.integration  # runs a program
 def test_missing_uv_fails_under_ci(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PRIVPKG_TESTS_SKIP_MISSING_TOOLS", "PYTEST_XDIST_WORKER")}
     env["CI"] = "true"

@@ -22,7 +22,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import Azurite, Outputs, PrivpkgCLI, ServedHTTP, free_port, start_on_free_port, stop_process
+from support.cli import PrivpkgCLI
+from support.feeds import ServedHTTP
+from support.storage import Azurite
+
+from privpkg.testing import free_port, start_on_free_port, stop_process
 
 PAT = "conn-test-PAT-" + secrets.token_urlsafe(18)
 WRONG = "conn-test-WRONG-" + secrets.token_urlsafe(18)
@@ -106,10 +110,8 @@ def tricky_feed() -> Iterator[Feed]:
 
 
 @pytest.fixture
-def cli(make_env: Callable[..., dict[str, str]], privpkg_home: Path) -> Iterator[PrivpkgCLI]:
-    c = PrivpkgCLI(make_env(), Outputs(PAT, WRONG, LOCATION_PW))
-    yield c
-    c.outputs.check()
+def cli(checked_cli: Callable[..., PrivpkgCLI]) -> PrivpkgCLI:
+    return checked_cli(PAT, WRONG, LOCATION_PW)
 
 
 def _test(cli: PrivpkgCLI, *args: str) -> subprocess.CompletedProcess[str]:
@@ -314,7 +316,7 @@ def test_old_moto_mode_would_not_notice(moto_server: object) -> None:
     """Why the S3 test above uses the authenticating mode: the default moto accepts a wrong
     secret (FACTS.md). If this ever fails, moto started checking, and the note can go."""
     import boto3
-    from conftest import MotoServer
+    from support.storage import MotoServer
 
     assert isinstance(moto_server, MotoServer)
     bucket = moto_server.create_bucket()

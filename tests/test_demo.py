@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from privpkg.testing import port_accepts
 
 
 def test_demo_runs_and_cleans_up(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
@@ -22,6 +23,5 @@ def test_demo_runs_and_cleans_up(make_env: Callable[..., dict[str, str]], tmp_pa
     assert "the PAT appeared in pip's output: no" in out
     assert "demo succeeded" in out and "Traceback" not in out
     port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", out).group(1))  # type: ignore[union-attr]
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0, "the demo feed is still running"
+    assert not port_accepts(port), "the demo feed is still running"
     assert not list(tmp_path.glob("privpkg-demo-*")), "the demo left its temp dir behind"

@@ -23,14 +23,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Outputs, PrivpkgCLI
+from support.cli import Outputs, PrivpkgCLI, assert_one_error_line
 
 from privpkg import connections
 from privpkg.errors import PrivpkgError
-from privpkg.feedserver import make_wheel
 from privpkg.fileio import file_lock
 from privpkg.fileio import write_atomic as _write_atomic
 from privpkg.storage.local import LocalStorage
+from privpkg.testing import make_wheel
 from privpkg.vault import MAGIC, NONCE_LEN, Vault
 
 PAT_KEEP = "files-test-keep-PAT-0123456789"
@@ -311,6 +311,7 @@ def blocked_writer() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         p.wait()
 
 
+@pytest.mark.integration  # runs a program
 def test_killed_store_writer_leftover_is_removed_by_the_next_write(home: Path, blocked_writer: Callable[..., subprocess.Popen[str]]) -> None:
     _set("keep", PAT_KEEP)
     p = blocked_writer("store", PAT_GONE)
@@ -324,6 +325,7 @@ def test_killed_store_writer_leftover_is_removed_by_the_next_write(home: Path, b
     assert {c.name for c in connections.list_connections()} == {"keep", "next"}
 
 
+@pytest.mark.integration  # runs a program
 def test_live_writers_temp_is_kept_and_removed_once_it_is_gone(tmp_path: Path, blocked_writer: Callable[..., subprocess.Popen[str]]) -> None:
     """Wheel folders have no common lock: a write must not remove a temp file whose writer is
     still running (it would lose that upload), only one whose writer is gone."""
@@ -348,6 +350,7 @@ def test_live_writers_temp_is_kept_and_removed_once_it_is_gone(tmp_path: Path, b
     assert not (root / "wheels" / slow.name).exists()
 
 
+@pytest.mark.integration  # runs a program
 def test_only_privpkg_temp_names_of_dead_pids_are_removed(tmp_path: Path) -> None:
     from privpkg import fileio
 
@@ -538,7 +541,7 @@ def test_shared_folder_keeps_its_owners_modes(tmp_path: Path) -> None:
 
 
 def test_open_storage_marks_only_the_builtin_default_private(home: Path, tmp_path: Path) -> None:
-    from privpkg.storage import open_storage
+    from privpkg.access import open_workspace_storage as open_storage
     from privpkg.workspace import Workspace, default_workspace
 
     assert open_storage(default_workspace()).private is True  # type: ignore[attr-defined]
@@ -611,19 +614,11 @@ def full_disk(request: pytest.FixtureRequest, make_env: Callable[..., dict[str, 
             subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def _one_error_line(res: subprocess.CompletedProcess[str]) -> str:
-    assert res.returncode != 0, res
-    assert "Traceback" not in res.stderr, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("privpkg: error: "), res.stderr
-    return lines[0]
-
-
 def test_full_disk_on_the_very_first_write_leaves_no_key(full_disk: FullDisk) -> None:
     home = full_disk.home
     full_disk.fill()
     res = full_disk.run("connection", "set", "feed", "--target", "https://h.example/feed/", stdin=PAT_KEEP + "\n")
-    line = _one_error_line(res)
+    line = assert_one_error_line(res)
     assert ("No space left on device" if full_disk.kind == "tmpfs" else "File too large") in line, line
     assert not (home / "master.key").exists(), "an empty key file was left behind"
     assert not (home / "connections.store").exists()
@@ -643,19 +638,20 @@ def test_full_disk_leaves_the_store_untouched(full_disk: FullDisk) -> None:
         ["connection", "set", "feed", "--update"],
         ["connection", "delete", "feed"],
     ):
-        line = _one_error_line(full_disk.run(*args, stdin=PAT_NEW + "\n"))
+        line = assert_one_error_line(full_disk.run(*args, stdin=PAT_NEW + "\n"))
         assert "left untouched" in line, line
         after = {p.name: p.read_bytes() for p in home.iterdir() if p.name != "filler"}
         assert after == {k: v for k, v in before.items()}, f"{args}: the store's files changed"
     # The workspace file goes through the same helper.
     res = full_disk.run("workspace", "add", "team", "--local", str(home.parent / "team"))
-    assert "workspaces.toml" in _one_error_line(res)
+    assert "workspaces.toml" in assert_one_error_line(res)
     assert connections.get_connection("feed", vault=Vault(home / "connections.store", home / "master.key")).secret == PAT_KEEP
     cli.outputs.add_secret(PAT_KEEP)
     cli.outputs.add_secret(PAT_NEW)
     cli.outputs.check()
 
 
+@pytest.mark.integration  # runs a program
 def test_failed_write_is_one_error_naming_the_target(tmp_path: Path) -> None:
     """A write that fails (RLIMIT_FSIZE here) raises one FileWriteError naming the target, which
     is both a PrivpkgError (the CLI prints one line) and an OSError (callers that caught OSError

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_no_secret
 from keyring.errors import PasswordDeleteError, PasswordSetError
 from keyring.testing.backend import BackendBasicTests
+from support.cli import assert_one_error_line
+from support.env import assert_no_secret
 
 from privpkg import connections
 from privpkg.keyring_backend import PrivpkgKeyring
@@ -195,6 +196,7 @@ def _cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.Complet
     return subprocess.run([KEYRING_CLI, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
+@pytest.mark.integration  # runs a program
 def test_keyring_cli_set_get_del(home: Path) -> None:
     url = "https://pkgs.dev.azure.com/org/"
     res = _cli(home, "set", url, "me", stdin=PAT + "\n")
@@ -213,6 +215,7 @@ def test_keyring_cli_set_get_del(home: Path) -> None:
     assert _cli(home, "get", url, "me").returncode == 1
 
 
+@pytest.mark.integration  # runs a program
 def test_keyring_cli_refuses_plain_http_without_traceback(home: Path) -> None:
     res = _cli(home, "set", "http://pkgs.example.com/org/", "me", stdin=PAT + "\n")
     assert res.returncode != 0
@@ -220,6 +223,7 @@ def test_keyring_cli_refuses_plain_http_without_traceback(home: Path) -> None:
     assert_no_secret(res.stdout + res.stderr, PAT)
 
 
+@pytest.mark.integration  # runs a program
 def test_store_all_property_from_environment(home: Path) -> None:
     """KEYRING_PROPERTY_STORE_ALL=1, set the way keyring documents it, makes the real CLI keep a
     non-URL service in privpkg's store; without it the service falls through (no store written)."""
@@ -240,6 +244,7 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.integration  # runs a program
 def test_import_and_priority_stay_cheap(home: Path) -> None:
     """What keyring loads at every start-up must not pull in the store, cryptography or
     platformdirs; a lookup with no store file must not load cryptography either."""
@@ -303,6 +308,7 @@ print(json.dumps({"chain": chain, "after_set": after_set, "got": got, "after_del
 """
 
 
+@pytest.mark.integration  # runs a program
 def test_library_set_password_for_a_url_falls_through(home: Path) -> None:
     """A program that calls ``keyring.set_password(URL, ...)`` as a library (here with a second
     backend in the chain, as on a desktop) keeps its entry in its own backend: privpkg raises
@@ -327,6 +333,7 @@ def test_library_set_password_in_process_raises_not_implemented(home: Path) -> N
     assert not (home / "connections.store").exists()
 
 
+@pytest.mark.integration  # runs a program
 def test_library_set_password_with_store_all_property(home: Path) -> None:
     """The store-everything property (set the way keyring documents it) is the user's consent."""
     env = {**_env(home), "KEYRING_PROPERTY_STORE_ALL": "1"}
@@ -339,6 +346,7 @@ def test_library_set_password_with_store_all_property(home: Path) -> None:
     assert_no_secret(got.stderr, LIB_SECRET)
 
 
+@pytest.mark.integration  # runs a program
 @pytest.mark.parametrize("via", ["script", "python -m keyring"])
 def test_keyring_command_line_stores_and_deletes_url_services(home: Path, via: str) -> None:
     """`keyring set URL USER` on the command line is the user asking: both entry points of
@@ -370,6 +378,7 @@ def test_keyring_command_line_stores_and_deletes_url_services(home: Path, via: s
 # --- issue 6 D13 / E14: limits, odd URLs and broken environment sources ----------------------
 
 
+@pytest.mark.integration  # runs a program
 def test_keyring_set_odd_urls_no_traceback(home: Path) -> None:
     """IPv6, percent-escaped and long URLs: stored under a valid name, or one clear line."""
     ok = {
@@ -398,12 +407,12 @@ def test_keyring_set_odd_urls_no_traceback(home: Path) -> None:
     for url, message in bad.items():
         res = _cli(home, "set", url, "me", stdin=PAT + "\n")
         assert res.returncode == 2, f"{url[:60]}: {res.stderr}"
-        assert res.stderr.startswith("privpkg: error: ") and res.stderr.count("\n") == 1, res.stderr
-        assert message in res.stderr and "Traceback" not in res.stderr
+        assert message in assert_one_error_line(res, 2) and res.stderr.count("\n") == 1, res.stderr
         assert_no_secret(res.stdout + res.stderr, PAT)
         assert len(res.stderr) < 300, "the message must not echo a long URL"
 
 
+@pytest.mark.integration  # runs a program
 def test_limits_on_secret_name_and_username(home: Path) -> None:
     big = "x" * (64 * 1024 + 1)
     res = _cli(home, "set", "https://pkgs.example.com/org/", "me", stdin=big + "\n")
@@ -421,6 +430,7 @@ def test_limits_on_secret_name_and_username(home: Path) -> None:
         connections.set_connection("n", "PythonFeed", "https://h.example/a", "PAT", value=PAT, username="u" * 300)
 
 
+@pytest.mark.integration  # runs a program
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
@@ -463,6 +473,7 @@ def test_environment_of_the_wrong_shape_is_one_line_and_the_store_still_serves(
             assert res.stderr.startswith("privpkg: warning: ignoring $PRIVPKG_CONNECTIONS") and res.stderr.count("\n") == 1
 
 
+@pytest.mark.integration  # runs a program
 def test_privpkg_cli_limits_are_one_line(home: Path) -> None:
     """`privpkg connection set`: a secret over 64 KiB, an over-long name or URL, each one line."""
 
@@ -479,7 +490,7 @@ def test_privpkg_cli_limits_are_one_line(home: Path) -> None:
     for args, stdin, message in cases:
         res = privpkg("connection", "set", *args, stdin=stdin)
         assert res.returncode == 2, res.stderr[:300]
-        assert res.stderr == f"privpkg: error: {message}\n" or (res.stderr.startswith("privpkg: error: ") and message in res.stderr
-                                                                and res.stderr.count("\n") == 1 and len(res.stderr) < 300), res.stderr[:300]
+        line = assert_one_error_line(res, 2)
+        assert res.stderr == f"privpkg: error: {message}\n" or (message in line and res.stderr.count("\n") == 1 and len(res.stderr) < 300), res.stderr[:300]
         assert_no_secret(res.stdout + res.stderr, PAT, *([stdin] if stdin != PAT else []))
     assert not (home / "connections.store").exists()

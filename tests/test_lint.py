@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -15,11 +17,13 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
 
 
+@pytest.mark.integration  # runs a program
 def test_ruff_is_clean() -> None:
     r = _run("ruff", "check", "--no-cache", "src", "tests", "bench")
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.integration  # runs a program
 def test_mypy_is_clean(tmp_path: Path) -> None:
     r = _run("mypy", "--cache-dir", str(tmp_path / "mypy-cache"), "src")
     assert r.returncode == 0 and "Success" in r.stdout, r.stdout + r.stderr

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # each case runs a fresh interpreter
+
 LINES = "from privpkg import log\nlog.info('an info line')\nlog.warning('a warning line')\nlog.error('an error line')\n"
 PIP_LOGGING = "import logging.config\nfrom pip._internal.utils.logging import setup_logging\nsetup_logging({verbosity}, True, {log_file!r})\n"
 

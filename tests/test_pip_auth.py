@@ -12,16 +12,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import (
-    FEED_A_PATH,
-    FEED_B_PATH,
-    FeedServer,
-    Result,
-    Venv,
-    assert_no_secret,
-    run,
-)
 from packaging.version import Version
+from support.builds import Venv
+from support.env import Result, assert_no_secret, run
+from support.feeds import FEED_A_PATH, FEED_B_PATH, FeedServer
 
 WHEEL_A = "pkg_a-1.0-py3-none-any.whl"
 WHEEL_B = "pkg_b-2.0-py3-none-any.whl"

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import PrivpkgCLI, Result, Venv, _make_venv, run
+from support.builds import Venv, make_venv
+from support.cli import PrivpkgCLI
+from support.env import Result, run
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 WS = "loc"
 PIPS = ["venv_privpkg", "venv_pip231_shim"]  # pip 26.3 + privpkg, pip 23.1 + copied shim
@@ -145,7 +147,7 @@ def test_setup_pip_python_installs_and_undoes_the_shim(
     cli = privpkg_cli
     _, urls = local_workspace(cli, tmp_path, ("alpha-pkg", "1.0"))
     venv = Venv(tmp_path / "venv")
-    _make_venv(uv_bin, uv_cache, build_env, venv.path, ["pip==23.1"])
+    make_venv(uv_bin, uv_cache, build_env, venv.path, ["pip==23.1"])
     site = Path(run([venv.python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], cli.env).output.strip())
     req = f"alpha-pkg @ {urls['alpha-pkg']}"
 

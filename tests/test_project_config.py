@@ -8,7 +8,7 @@ down, and an "azure" workspace aimed at a host that is not Azure Blob storage.
 
 The tests that ``os.chown`` a file to another uid (65534, ``nobody``), as a second user on a shared
 machine would own it, need root (this machine's CI runs as root); they ask for it through the
-``as_root`` fixture or :func:`need_root`, which follow conftest's missing-tool policy: under
+``as_root`` fixture or :func:`need_root`, which follow the suite's missing-tool policy (support.env): under
 ``CI=true``/``CI=1`` a non-root run FAILS them (it must not go green without the ownership checks),
 and outside CI they fail too unless PRIVPKG_TESTS_SKIP_MISSING_TOOLS=1. Every other test here
 runs as any user.
@@ -22,9 +22,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import PrivpkgCLI, Venv, missing_tool, run
+from support.builds import Venv
+from support.cli import PrivpkgCLI
+from support.env import missing_tool, run
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 OTHER = 65534  # nobody / nogroup
 TRUST_VAR = "PRIVPKG_TRUSTED_PROJECTS"
@@ -290,6 +292,7 @@ def test_untrusted_project_file_is_skipped_with_one_line(privpkg_cli: PrivpkgCLI
     assert "proj_ws" not in names and len(warnings) == 1
 
 
+@pytest.mark.integration  # runs a program
 def test_acl_writer_really_can_rewrite_the_project_file(as_root: None) -> None:
     """Red team F3: the ACL entry is not theoretical. Another user (``nobody``, through setpriv)
     rewrites a root-owned 0644 file whose ACL grants it rw, and the trust check, which read only

@@ -16,10 +16,11 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import PrivpkgCLI, Venv
+from support.builds import Venv
+from support.cli import PrivpkgCLI
 from test_pip_shim import WS, local_workspace, pip_install, versions_in
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 ALPHA = f"privpkg://{WS}/wheels/alpha_pkg-1.0-py3-none-any.whl"
 

@@ -22,9 +22,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from conftest import MotoServer, PrivpkgCLI, ServedHTTP, Venv, signature_values
+from support.builds import Venv
+from support.cli import PrivpkgCLI, signature_values
+from support.feeds import ServedHTTP
+from support.storage import MotoServer
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 
 class Recorder:
@@ -201,23 +204,30 @@ def test_connection_set_endpoint_rules(privpkg_cli: PrivpkgCLI) -> None:
 
 def test_every_aws_spelling_is_served_by_an_aws_connection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process (no AWS is reachable here): credential selection only, no request is made."""
+    from typing import cast
+
     import boto3  # noqa: F401 - in the [test] extra: a missing boto3 fails here, never skips
 
     from privpkg import connections
+    from privpkg.access import open_workspace_storage
     from privpkg.errors import PrivpkgError
     from privpkg.storage.s3 import S3Storage
+    from privpkg.workspace import Workspace
+
+    def opened(endpoint: str | None) -> S3Storage:  # the backend, with the credential privpkg picks
+        return cast(S3Storage, open_workspace_storage(Workspace("w", "s3", "s3://b/prefix", endpoint)))
 
     monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
     for var in ("PRIVPKG_MASTER_KEY", "PRIVPKG_CONNECTIONS", *connections.ENV_ENDPOINTS):
         monkeypatch.delenv(var, raising=False)
     connections.set_connection("aws", "S3", "s3://b", "PAT", value="aws-secret-key-0123456789", username="AKIAEXAMPLE")
     for endpoint in (None, "https://s3.amazonaws.com", "https://s3.eu-central-1.amazonaws.com", "https://s3-us-west-2.amazonaws.com/"):
-        st = S3Storage("s3://b/prefix", endpoint)
+        st = opened(endpoint)
         st._s3()
         assert st._conn_name == "aws"
     for endpoint in ("https://s3.amazonaws.com.evil.io", "http://s3.amazonaws.com", "https://minio.example.com"):
         with pytest.raises(PrivpkgError, match="no S3 credentials for"):
-            S3Storage("s3://b/prefix", endpoint)._s3()
+            opened(endpoint)._s3()
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,9 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FEED_A_PATH, ServedHTTP, Venv, assert_no_secret, run
+from support.builds import Venv
+from support.env import assert_no_secret, run
+from support.feeds import FEED_A_PATH, ServedHTTP
 
-from privpkg.feedserver import Feed, _Handler, make_wheel
+from privpkg.testing import Feed, make_wheel
+from privpkg.testing.feedserver import FeedRequestHandler
 
 HOST = "127.0.0.1"
 
@@ -63,7 +66,7 @@ def _self_signed(dirpath: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class _Handler2(_Handler):
+class _Handler2(FeedRequestHandler):
     """privpkg's feed handler over TLS; over plain http, the attacker's forged 401."""
 
     def do_GET(self) -> None:

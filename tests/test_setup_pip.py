@@ -8,7 +8,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import FEED_A_PATH, FeedServer, Venv, assert_no_secret, run
+from support.builds import Venv
+from support.cli import assert_one_error_line
+from support.env import assert_no_secret, run
+from support.feeds import FEED_A_PATH, FeedServer
 
 
 def _privpkg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +53,7 @@ def test_setup_pip_then_flagless_install_then_undo(
     assert res.returncode == 0 and "removed" in res.stdout, res.stderr
     assert not conf.exists(), "privpkg created the file, so undo removes it"
     res = _privpkg(env, "setup", "pip", "--undo")
-    assert res.returncode == 1 and res.stderr.startswith("privpkg: error: nothing to undo")
+    assert res.returncode == 1 and assert_one_error_line(res).startswith("privpkg: error: nothing to undo")
 
 
 def test_undo_restores_existing_file_exactly(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:

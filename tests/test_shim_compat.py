@@ -22,7 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHIM_PYTHONS, SKIP_MISSING_TOOLS_ENV, PrivpkgCLI, Venv, pyenv_python, run
+from support.builds import SHIM_PYTHONS, Venv, pyenv_python
+from support.cli import PrivpkgCLI
+from support.env import REPO, SKIP_MISSING_TOOLS_ENV, run
 from test_pip_shim import local_workspace, pip_install, versions_in
 
 SHIM_SRC = REPO / "src" / "privpkg" / "pip_shim"
@@ -123,7 +125,7 @@ _POST_38_METHODS = {"removeprefix", "removesuffix", "is_relative_to", "with_stem
     ids=["CI=true", "CI=1", "CI=true-opt-in-ignored", "local", "local-opt-in"],
 )
 def test_missing_interpreter_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ci: str | None, opt_in: str | None, outcome: str) -> None:
-    """No pyenv CPython 3.8: conftest's one missing_tool policy, as for node and uv
+    """No pyenv CPython 3.8: the suite's one missing_tool policy (support.env), as for node and uv
     (test_cli.py::test_missing_node_fails_the_run): fail under CI=true/1 whatever the opt-in
     says, fail locally too, and skip only when the developer set
     PRIVPKG_TESTS_SKIP_MISSING_TOOLS=1 outside CI."""
@@ -143,7 +145,7 @@ def test_missing_interpreter_fails_the_run(tmp_path: Path, monkeypatch: pytest.M
         assert f"set {SKIP_MISSING_TOOLS_ENV}=1" in message, message  # the local failure names the opt-out
     if ci:
         assert SKIP_MISSING_TOOLS_ENV not in message, message  # under CI there is no way out to suggest
-    assert pyenv_python.__module__ == "conftest"
+    assert pyenv_python.__module__ == "support.builds"
 
 
 def _vermin(*paths: Path) -> subprocess.CompletedProcess[str]:
@@ -158,6 +160,7 @@ def _vermin(*paths: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration  # runs a program
 def test_shim_package_is_python38_clean(tmp_path: Path) -> None:
     files = sorted(SHIM_SRC.glob("*.py"))
     assert [f.name for f in files] == ["__init__.py", "adapter.py"]
@@ -184,6 +187,7 @@ def test_shim_package_is_python38_clean(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.output.strip() == "ok", r.describe()
 
 
+@pytest.mark.integration  # runs a program
 def test_setup_pip_python_builds_the_copy_in_a_fresh_random_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``install_shim`` used to build in ``site/._privpkg_pip_shim.<pid>``: a predictable name
     that another writer of site-packages could plant (here a symlink to a folder of theirs),

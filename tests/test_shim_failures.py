@@ -28,20 +28,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import (
-    AZURITE_KEY,
-    PrivpkgCLI,
-    Result,
-    ServedHTTP,
-    Venv,
-    _check,
-    _make_venv,
-    build_once,
-    run,
-    signature_values,
-)
+from support.builds import Venv, build_once, check_ok, make_venv
+from support.cli import PrivpkgCLI, signature_values
+from support.env import Result, run
+from support.feeds import ServedHTTP
+from support.storage import AZURITE_KEY
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 WHEEL = "demo_pkg-1.0-py3-none-any.whl"
 VERBOSITIES = ["-q", "", "-v", "-vv", "-vvv"]
@@ -177,7 +170,7 @@ def venv_pip2321_cloud(shared_dir: Path, uv_bin: Path, uv_cache: Path, build_env
     """pip 23.2.1 (what ``python3 -m venv`` gives on Python 3.11) with ``privpkg[azure,s3]``."""
 
     def build(dest: Path) -> None:
-        _make_venv(uv_bin, uv_cache, build_env, dest, ["pip==23.2.1", f"privpkg[azure,s3] @ {privpkg_wheel.as_uri()}"])
+        make_venv(uv_bin, uv_cache, build_env, dest, ["pip==23.2.1", f"privpkg[azure,s3] @ {privpkg_wheel.as_uri()}"])
 
     return Venv(build_once(shared_dir, "venv-pip2321-cloud-shimtest", build))
 
@@ -510,8 +503,8 @@ _FINDERS = "import sys, pip._internal.network.session as s; print([type(f).__nam
 
 
 def _fresh_venv(uv_bin: Path, uv_cache: Path, build_env: dict[str, str], dest: Path, *packages: str) -> Venv:
-    _check(run([uv_bin, "venv", "--no-config", "--python", sys.executable, dest], build_env), "uv venv")
-    _check(run([uv_bin, "pip", "install", "--no-config", "--no-deps", "--cache-dir", uv_cache, "--python", dest / "bin" / "python", *packages], build_env), "uv pip install")
+    check_ok(run([uv_bin, "venv", "--no-config", "--python", sys.executable, dest], build_env), "uv venv")
+    check_ok(run([uv_bin, "pip", "install", "--no-config", "--no-deps", "--cache-dir", uv_cache, "--python", dest / "bin" / "python", *packages], build_env), "uv pip install")
     return Venv(dest)
 
 

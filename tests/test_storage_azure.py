@@ -23,19 +23,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import pytest
-from conftest import (
-    AZURITE_KEY,
-    Azurite,
-    PrivpkgCLI,
-    Venv,
-    check_publish_rules,
-    make_big_wheel,
-    run,
-    start_azurite,
-)
+from support.builds import Venv
+from support.cli import PrivpkgCLI, check_publish_rules
+from support.env import run
+from support.storage import AZURITE_KEY, Azurite, start_azurite
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 WS = "az"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
@@ -165,12 +158,12 @@ def test_sas_reads_one_blob_only_until_it_expires(privpkg_cli: PrivpkgCLI, azuri
     assert cli.outputs.check() >= 3
 
 
-def test_sas_for_a_real_account_is_https_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sas_for_a_real_account_is_https_only() -> None:
     """Off loopback the SAS allows https only (no network needed: signing is local)."""
-    from privpkg.storage.azure import AzureStorage
+    from privpkg.storage import open_storage
+    from privpkg.storage.base import Credential, StorageSpec
 
-    storage = AzureStorage("https://acct.blob.core.windows.net/wheels")
-    monkeypatch.setattr(storage, "_account_key", lambda: AZURITE_KEY)
+    storage = open_storage(StorageSpec("azure", "https://acct.blob.core.windows.net/wheels"), Credential("c", AZURITE_KEY))
     url = storage.signed_url("wheels/x-1.0-py3-none-any.whl", 60)
     assert url.startswith("https://acct.blob.core.windows.net/wheels/wheels/x-1.0-py3-none-any.whl?")
     q = query(url)
@@ -237,7 +230,7 @@ def test_interrupted_upload_leaves_no_visible_blob(privpkg_cli: PrivpkgCLI, azur
     cli = privpkg_cli
     container, _ = setup_workspace(cli, azurite)
     client = azurite.container(container)
-    big = make_big_wheel(tmp_path, "big-pkg", "1.0", 40 << 20)
+    big = make_wheel(tmp_path, "big-pkg", "1.0", payload_size=40 << 20)
     key = f"wheels/{big.name}"
 
     proc = subprocess.Popen(

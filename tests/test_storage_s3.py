@@ -33,9 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MotoServer, PrivpkgCLI, Result, ServedHTTP, Venv, check_publish_rules, run
+from support.builds import Venv
+from support.cli import PrivpkgCLI, check_publish_rules
+from support.env import Result, run
+from support.feeds import ServedHTTP
+from support.storage import MotoServer
 
-from privpkg.feedserver import make_wheel
+from privpkg.testing import make_wheel
 
 WS = "s3w"
 PREFIX = "team/pkgs"
@@ -203,7 +207,7 @@ class SigV4Checker:
 
 @pytest.fixture(scope="module")
 def moto_server(moto_server: MotoServer) -> Iterator[SigV4Checker]:
-    """conftest's moto server behind the SigV4 checker: this module's tests see only the checker."""
+    """The session's moto server (support.storage) behind the SigV4 checker: this module's tests see only the checker."""
     checker = SigV4Checker(moto_server)
     try:
         yield checker

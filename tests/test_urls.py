@@ -169,6 +169,7 @@ def test_sharp_s_never_serves_ss(stored: str, asked: str) -> None:
     assert lookup.find(stored + "/simple/").name == "s", "control: the stored spelling is served"
 
 
+@pytest.mark.integration  # runs a program
 def test_idna_is_imported_only_for_non_ascii_hosts() -> None:
     probe = (
         "import sys\n"

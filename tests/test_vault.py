@@ -148,6 +148,7 @@ def _writer(home: str, i: int) -> None:
         connections.set_connection(f"w{i}-{j}", "PythonFeed", f"https://h.example/w{i}/{j}", "PAT", value=f"pat-{i}-{j}")
 
 
+@pytest.mark.integration  # runs a program
 def test_concurrent_writers_lose_nothing(home: Path) -> None:
     _store_one()  # create the key first so every writer shares it
     ctx = multiprocessing.get_context("spawn")

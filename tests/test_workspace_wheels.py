@@ -6,42 +6,24 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.cli import PrivpkgCLI
 
-from privpkg.feedserver import make_wheel
-
-
-class CLI:
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env, self.cwd = env, cwd
-
-    def __call__(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run([sys.executable, "-m", "privpkg", *args], capture_output=True, text=True,
-                             env=self.env, cwd=cwd or self.cwd, timeout=120, stdin=subprocess.DEVNULL, check=False)
-        assert "Traceback" not in res.stderr, res.stderr
-        return res
-
-    def fails(self, code: int, *args: str, match: str) -> None:
-        res = self(*args)
-        assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
-        lines = res.stderr.strip().splitlines()
-        assert match in res.stderr, res.stderr
-        assert len(lines) == 1 or "(see:" in lines[-1], res.stderr
+from privpkg.testing import make_wheel
 
 
 @pytest.fixture
-def cli(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> CLI:
+def cli(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> PrivpkgCLI:
     work = tmp_path / "project"
     work.mkdir()
-    return CLI(make_env(), work)
+    return checked_cli(cwd=work)
 
 
-def test_default_workspace_and_wheel_lifecycle(cli: CLI, tmp_path: Path, privpkg_home: Path) -> None:
+def test_default_workspace_and_wheel_lifecycle(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path) -> None:
     wheel = make_wheel(tmp_path / "dist", "my-lib", "1.0")
     res = cli("workspace", "list")
     assert res.returncode == 0 and "default" in res.stdout and "built-in" in res.stdout
@@ -102,7 +84,7 @@ def _bad_wheels(d: Path) -> dict[str, Path]:
         ("no_meta", "0 .dist-info/METADATA"),
     ],
 )
-def test_wheel_add_rejects_bad_wheels(cli: CLI, tmp_path: Path, privpkg_home: Path, case: str, match: str) -> None:
+def test_wheel_add_rejects_bad_wheels(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path, case: str, match: str) -> None:
     good = make_wheel(tmp_path / "good", "keep", "1.0")
     assert cli("wheel", "add", str(good)).returncode == 0
     bad = _bad_wheels(tmp_path / "bad")
@@ -141,11 +123,11 @@ def test_wheel_add_rejects_bad_wheels(cli: CLI, tmp_path: Path, privpkg_home: Pa
         (["workspace", "remove", "nope"], 1, "no workspace named 'nope'"),
     ],
 )
-def test_bad_input_one_line(cli: CLI, args: list[str], code: int, match: str) -> None:
+def test_bad_input_one_line(cli: PrivpkgCLI, args: list[str], code: int, match: str) -> None:
     cli.fails(code, *args, match=match)
 
 
-def test_workspace_definitions_user_and_project(cli: CLI, tmp_path: Path, privpkg_home: Path) -> None:
+def test_workspace_definitions_user_and_project(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path) -> None:
     res = cli("workspace", "add", "team", "--local", str(tmp_path / "user-store"))
     assert res.returncode == 0 and "added workspace 'team'" in res.stdout
     user_file = privpkg_home / "workspaces.toml"
@@ -175,7 +157,7 @@ def test_workspace_definitions_user_and_project(cli: CLI, tmp_path: Path, privpk
     assert json.loads(cli("workspace", "show", "default", "--json").stdout)["storage"] == "local"
 
 
-def test_broken_project_file_is_one_line(cli: CLI) -> None:
+def test_broken_project_file_is_one_line(cli: PrivpkgCLI) -> None:
     """A broken definition is one warning line naming the file; the other workspaces keep
     working and using the broken one is that line as the error."""
     (cli.cwd / "privpkg.toml").write_text("[workspaces.x]\nstorage = 'local'\npath = \n")
@@ -188,18 +170,19 @@ def test_broken_project_file_is_one_line(cli: CLI) -> None:
 
 
 def test_python_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from privpkg.wheels import add_private_wheel
     from privpkg.workspace import get_workspace
 
     monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     wheel = make_wheel(tmp_path / "d", "api-pkg", "0.3")
     ws = get_workspace()
-    url = ws.add_private_wheel(wheel)
+    url = add_private_wheel(ws, wheel)
     assert url == "privpkg://default/wheels/api_pkg-0.3-py3-none-any.whl"
-    assert ws.add_private_wheel(wheel, exist_ok=True) == url
+    assert add_private_wheel(ws, wheel, exist_ok=True) == url
 
 
-def test_interrupted_local_upload_leaves_nothing_visible(cli: CLI, tmp_path: Path, privpkg_home: Path) -> None:
+def test_interrupted_local_upload_leaves_nothing_visible(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path) -> None:
     """A half-written temp file (what a killed upload leaves) is never listed or resolvable,
     and the next upload of that name succeeds."""
     wheel = make_wheel(tmp_path / "d", "half", "1.0")
@@ -211,7 +194,7 @@ def test_interrupted_local_upload_leaves_nothing_visible(cli: CLI, tmp_path: Pat
     assert cli("wheel", "add", str(wheel)).returncode == 0
 
 
-def test_resolve_requirements_writes_private_constraints(cli: CLI, tmp_path: Path) -> None:
+def test_resolve_requirements_writes_private_constraints(cli: PrivpkgCLI, tmp_path: Path) -> None:
     a = make_wheel(tmp_path / "d", "pa", "1.0")
     b = make_wheel(tmp_path / "d", "pb", "2.0")
     ua = cli("wheel", "add", str(a)).stdout.strip()

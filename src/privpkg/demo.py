@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -48,10 +47,10 @@ def _keyring_dir() -> str:
 
 def run_demo(keep: bool = False) -> int:
     from privpkg.connections import set_connection
-    from privpkg.feedserver import make_wheel
+    from privpkg.testing import RunningFeedServer, make_wheel, start_feed_server, write_config
 
     tmp = Path(tempfile.mkdtemp(prefix="privpkg-demo-"))
-    server: subprocess.Popen[str] | None = None
+    server: RunningFeedServer | None = None
     pat = "demo-" + secrets.token_urlsafe(24)
     outputs: list[str] = []
     old_home = os.environ.get(envvars.HOME)
@@ -59,17 +58,9 @@ def run_demo(keep: bool = False) -> int:
         home = tmp / "privpkg-home"
         os.environ[envvars.HOME] = str(home)
         wheel = make_wheel(tmp / "wheels", "privpkg-demo-hello", "1.0", body='def hello():\n    return "hello from a private feed"\n')
-        cfg = tmp / "feed.json"
-        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"feeds": [{"path": "/demo-org/_packaging/demo/pypi/simple/", "secret": pat, "dir": str(wheel.parent)}]}, fh)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "privpkg.feedserver", str(cfg)],
-            stdout=subprocess.PIPE, text=True,
-        )
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
-        base = f"http://127.0.0.1:{port}/demo-org/"
+        cfg = write_config(tmp / "feed.json", [{"path": "/demo-org/_packaging/demo/pypi/simple/", "secret": pat, "dir": wheel.parent}])
+        server = start_feed_server(cfg)
+        base = f"{server.base}/demo-org/"
         index = f"{base}_packaging/demo/pypi/simple/"
         _say(f"1. started a private feed at {index}")
         try:
@@ -115,14 +106,7 @@ def run_demo(keep: bool = False) -> int:
         return 0 if ok else 1
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            if server.stdout:
-                server.stdout.close()
+            server.stop()
         if old_home is None:
             os.environ.pop(envvars.HOME, None)
         else:

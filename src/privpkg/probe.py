@@ -59,7 +59,7 @@ class Verdict(NamedTuple):
     message: str
 
 
-def probe(conn: Connection, url: str | None = None, timeout: float = 10.0) -> tuple[bool, str]:
+def check_connection(conn: Connection, url: str | None = None, timeout: float = 10.0) -> tuple[bool, str]:
     """Test ``conn`` against ``url`` (default: its target) within ``timeout`` seconds in total.
 
     Returns (ok, a one-line message with no secret). Raises :class:`UsageError` for a URL the
@@ -217,9 +217,9 @@ def _http_error(conn: Connection, url: str, code: int, reason: str, via: str) ->
 
 
 def _probe_azure(conn: Connection, deadline: float) -> Verdict:
-    from privpkg.storage.azure import EMULATOR_API_VERSION, _sdk, parse_account_secret
+    from privpkg.storage import azure
 
-    blob = _sdk()
+    azure.sdk()  # a missing SDK is reported as the extra to install
     from azure.core import exceptions as az
 
     norm = urls.normalize(conn.target)
@@ -233,23 +233,20 @@ def _probe_azure(conn: Connection, deadline: float) -> Verdict:
     else:
         account = norm.host.split(".", 1)[0]
         account_url = f"{norm.scheme}://{norm.netloc}"
-    named, key = parse_account_secret(conn.secret)
+    named, key = azure.parse_account_secret(conn.secret)
     if named and named != account:
         return Verdict(False, f"FAILED: the connection string of {conn.name!r} is for account {named!r}, not {account!r}")
     left = _left(deadline)
     kw: dict[str, Any] = {"retry_total": 0, "connection_timeout": left, "read_timeout": left}
-    if emulator:
-        kw["api_version"] = EMULATOR_API_VERSION
-    credential = {"account_name": account, "account_key": key}
     where = conn.target
     try:
         if segs:
-            client = blob.ContainerClient(account_url, segs[0], credential=credential, **kw)
+            client = azure.open_client(account_url, account, key, segs[0], emulator=emulator, **kw)
             prefix = "/".join(segs[1:]) or None
             what = "list blobs"
             list(next(client.list_blobs(name_starts_with=prefix, results_per_page=1).by_page(), []))
         else:
-            service = blob.BlobServiceClient(account_url, credential=credential, **kw)
+            service = azure.open_client(account_url, account, key, emulator=emulator, **kw)
             what = "list containers"
             list(next(service.list_containers(results_per_page=1).by_page(), []))
     except ValueError:
@@ -313,10 +310,10 @@ def _probe_s3(conn: Connection, deadline: float) -> Verdict:
     endpoint, bucket, prefix = s3_location(conn)
     where = conn.target + (f" at {endpoint}" if endpoint else "")
     left = _left(deadline)
-    from privpkg.storage.s3 import make_client
+    from privpkg.storage import s3
 
     try:  # exactly the endpoint the connection is bound to, whatever AWS_ENDPOINT_URL* say
-        client = make_client(endpoint, "us-east-1", conn.username, conn.secret, signature_version="s3v4",
+        client = s3.make_client(endpoint, "us-east-1", conn.username, conn.secret, signature_version="s3v4",
                              connect_timeout=left, read_timeout=left, retries={"total_max_attempts": 1},
                              s3={"addressing_style": "path"})
     except PrivpkgError as exc:

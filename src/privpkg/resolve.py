@@ -19,15 +19,15 @@ import os
 import re
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from privpkg import urls
+from privpkg import refs, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 from privpkg.workspace import Workspace, all_workspaces, get_workspace
 
 DEFAULT_TTL = 600
 MAX_TTL = 7 * 24 * 3600
-SCHEME = "privpkg"
+SCHEME = refs.SCHEME
 
 
 def check_ttl(ttl: int) -> int:
@@ -36,13 +36,6 @@ def check_ttl(ttl: int) -> int:
     return ttl
 
 
-#: Longer privpkg:// URLs are refused before anything else looks at them (percent-escaping can
-#: triple a URL; the longest valid one is far shorter: a 63-character workspace name plus a
-#: 255-byte file name).
-MAX_URL_LENGTH = 2048
-#: A file name no Linux or macOS file system stores (NAME_MAX), so no workspace can hold it.
-MAX_FILENAME_BYTES = 255
-MAX_WORKSPACE_NAME = 63
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -53,36 +46,13 @@ def _shown(text: str, limit: int = 100) -> str:
 
 
 def parse_privpkg_url(url: str) -> tuple[str, str]:
-    """(workspace, file name) from ``privpkg://WORKSPACE/wheels/FILE.whl``; a one-line
-    UsageError for anything else, including NUL and other control characters (raw or
-    percent-escaped) and over-long URLs, names and file names."""
+    """(workspace, file name) from ``privpkg://WORKSPACE/wheels/FILE.whl`` (see
+    :func:`privpkg.refs.parse`); a one-line UsageError for anything else, a file name that is
+    not a wheel's included."""
     from privpkg.wheels import check_filename
-    from privpkg.workspace import validate_name
 
-    if len(url) > MAX_URL_LENGTH:
-        raise UsageError(f"privpkg:// URL too long ({len(url)} characters, at most {MAX_URL_LENGTH}): {_shown(url)}")
-    if _CONTROL.search(url):
-        raise UsageError(f"a privpkg:// URL cannot contain control characters: {_shown(url)}")
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. "Invalid IPv6 URL" for privpkg://[x/...
-        raise UsageError(f"malformed privpkg:// URL: {_shown(url)}") from None
-    if parts.scheme.lower() != SCHEME:
-        raise UsageError(f"not a privpkg:// URL: {_shown(urls.redact(url))}")
-    if parts.query or "@" in parts.netloc:
-        raise UsageError(f"a privpkg:// URL has no query or user part: {_shown(urls.redact(url))}")
-    path = unquote(parts.path)
-    if _CONTROL.search(path):
-        raise UsageError(f"a privpkg:// URL cannot contain control characters: {_shown(url)}")
-    if not path.startswith("/wheels/") or path.count("/") != 2:
-        raise UsageError(f"expected privpkg://WORKSPACE/wheels/FILE.whl, got {_shown(urls.redact(url))}")
-    filename = path[len("/wheels/") :]
-    if len(parts.netloc) > MAX_WORKSPACE_NAME:
-        raise UsageError(f"workspace name too long ({len(parts.netloc)} characters, at most {MAX_WORKSPACE_NAME}): {_shown(parts.netloc, 40)}")
-    if len(filename.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES:
-        raise UsageError(f"wheel file name too long ({len(filename.encode('utf-8', 'surrogatepass'))} bytes, at most {MAX_FILENAME_BYTES}): {_shown(filename, 60)}")
-    check_filename(filename, strict=False)
-    return validate_name(parts.netloc), filename
+    ref = refs.parse(url, refs.WHEELS, check_name=lambda name: check_filename(name, strict=False))
+    return ref.workspace, ref.name
 
 
 #: Hosts of Azure Blob Storage endpoints (public cloud, China, US government, DNS-zone
@@ -157,14 +127,14 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True) -> str:
     signing is offline (a SAS or a SigV4 presigned URL is computed locally), so no network I/O
     happens outside pip's own download, which pip's ``--timeout`` and ``--retries`` bound; the
     shim turns a 404 from the storage into the same "no wheel" line."""
-    from privpkg.storage import open_storage
+    from privpkg.access import open_workspace_storage
 
     check_ttl(ttl)
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == SCHEME:
         name, filename = parse_privpkg_url(url)
         ws = get_workspace(name)
-        key = "wheels/" + filename
+        key = refs.key_for(refs.WHEELS, filename)
     elif scheme in ("https", "http"):
         hit = _azure_match(url)
         if hit is None:
@@ -172,7 +142,7 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True) -> str:
         ws, key = hit
     else:
         raise UsageError(f"cannot sign {scheme or 'this'} URLs; expected privpkg://WORKSPACE/wheels/FILE.whl")
-    storage = open_storage(ws)
+    storage = open_workspace_storage(ws)
     # A local workspace's check is a stat, offline like its signing: always done.
     if (check or ws.storage == "local") and storage.head(key) is None:
         raise NotFoundError(not_found_message(ws.name, key))
@@ -180,23 +150,26 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True) -> str:
 
 
 def not_found_message(workspace: str, key: str) -> str:
-    return f"no wheel {key.rsplit('/', 1)[-1]} in workspace {workspace!r} (see: privpkg wheel list --workspace {workspace})"
+    return f"no wheel {refs.name_of(key)} in workspace {workspace!r} (see: privpkg wheel list --workspace {workspace})"
 
 
 def local_path(url: str) -> str | None:
     """The file behind ``privpkg://W/wheels/F`` when W is a local workspace and F exists."""
+    from privpkg.access import open_workspace_storage
     from privpkg.storage.local import LocalStorage
 
     name, filename = parse_privpkg_url(url)
     ws = get_workspace(name)
     if ws.storage != "local":
         return None
-    path = LocalStorage(Path(ws.location))._path("wheels/" + filename)
+    storage = open_workspace_storage(ws)
+    assert isinstance(storage, LocalStorage)
+    path = storage.file_path(refs.key_for(refs.WHEELS, filename))
     return str(path) if path.is_file() else None
 
 
 def is_signable(url: str) -> bool:
-    return url.lower().startswith(SCHEME + "://") or _azure_match(url) is not None
+    return refs.is_ref(url) or _azure_match(url) is not None
 
 
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")

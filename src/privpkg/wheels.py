@@ -1,7 +1,8 @@
-"""Workspace wheels: validate, publish (immutably), list, remove::
+"""Workspace wheels: validate, publish (immutably, through :mod:`privpkg.publishing`), list, remove::
 
+    from privpkg.wheels import add_private_wheel
     from privpkg.workspace import get_workspace
-    get_workspace("team").add_private_wheel("dist/mylib-1.0-py3-none-any.whl")
+    add_private_wheel(get_workspace("team"), "dist/mylib-1.0-py3-none-any.whl")
     # -> 'privpkg://team/wheels/mylib-1.0-py3-none-any.whl'
 
 A wheel is checked before anything is uploaded: a PEP 427 file name, a readable zip, and a
@@ -11,17 +12,19 @@ replaced: the same content again is fine with ``exist_ok``, different content is
 
 from __future__ import annotations
 
+import os
 import re
-import sys
-import time
 from pathlib import Path
 from typing import NamedTuple
 
-from privpkg.errors import NotFoundError, PrivpkgError, UsageError
-from privpkg.storage import AlreadyExists, BlobInfo, open_storage
+from privpkg import publishing, refs
+from privpkg.access import open_workspace_storage
+from privpkg.errors import NotFoundError, UsageError
+from privpkg.storage.base import BlobInfo
 from privpkg.workspace import Workspace
 
-WHEELS = "wheels/"
+#: The last words of the error for a different wheel under a taken name.
+IMMUTABLE = "published wheels are immutable: bump the version"
 
 
 class WheelFile(NamedTuple):
@@ -57,7 +60,6 @@ def check_filename(filename: str, *, strict: bool = True) -> tuple[str, str]:
 
 def validate_wheel(path: Path) -> WheelFile:
     import email.parser
-    import hashlib
     import zipfile
 
     from packaging.utils import canonicalize_name
@@ -87,77 +89,35 @@ def validate_wheel(path: Path) -> WheelFile:
         same = False
     if not same:
         raise UsageError(f"{path.name}: METADATA says Version: {meta_version}, the file name says {version}")
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return WheelFile(path, path.name, name, version, digest.hexdigest(), size)
-
-
-class _Bar:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.done = label, max(total, 1), 0
-        self.enabled = sys.stderr.isatty()
-        self.last = 0.0
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self.last > 0.1 or self.done >= self.total):
-            self.last = now
-            pct = min(100, self.done * 100 // self.total)
-            sys.stderr.write(f"\r  uploading {self.label} {pct:3d}% {self.done / 1e6:.1f}/{self.total / 1e6:.1f} MB")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-
-
-def _compare(ws: Workspace, wheel: WheelFile, info: BlobInfo, exist_ok: bool) -> str:
-    url = ws.url_for(wheel.filename)
-    if info.sha256 == wheel.sha256:
-        if exist_ok:
-            return url
-        raise UsageError(f"{wheel.filename} is already in workspace {ws.name!r} with the same content; pass --exist-ok to accept that")
-    raise PrivpkgError(
-        f"a different {wheel.filename} is already in workspace {ws.name!r} "
-        f"(sha256 {(info.sha256 or 'unknown')[:12]}..., yours {wheel.sha256[:12]}...); "
-        "published wheels are immutable: bump the version"
-    )
+    digest = publishing.file_digest(path)
+    return WheelFile(path, path.name, name, version, digest.sha256, digest.size)
 
 
 def add_wheel(ws: Workspace, path: Path, exist_ok: bool = False) -> str:
+    """Validate and publish the wheel at ``path`` in ``ws``; return its ``privpkg://`` URL."""
     wheel = validate_wheel(path)
-    storage = open_storage(ws)
-    key = WHEELS + wheel.filename
-    info = storage.head(key)
-    if info is not None:
-        return _compare(ws, wheel, info, exist_ok)
-    bar = _Bar(wheel.filename, wheel.size)
-    try:
-        storage.put(key, path, wheel.sha256, bar)
-    except AlreadyExists:  # someone published the same name meanwhile
-        info = storage.head(key)
-        if info is None:
-            raise
-        return _compare(ws, wheel, info, exist_ok)
-    finally:
-        bar.close()
+    storage = open_workspace_storage(ws)
+    publishing.publish(
+        storage, refs.key_for(refs.WHEELS, wheel.filename), path, publishing.Digest(wheel.sha256, wheel.size),
+        name=wheel.filename, where=f"workspace {ws.name!r}", immutable=IMMUTABLE, exist_ok=exist_ok,
+    )
     return ws.url_for(wheel.filename)
 
 
+def add_private_wheel(ws: Workspace, path: str | os.PathLike[str], exist_ok: bool = False) -> str:
+    """Validate and upload a wheel; return its ``privpkg://`` URL (azureml's
+    ``Environment.add_private_pip_wheel``, but a different wheel under a taken name is always an
+    error)."""
+    return add_wheel(ws, Path(path), exist_ok=exist_ok)
+
+
 def list_wheels(ws: Workspace) -> list[BlobInfo]:
-    return [b for b in open_storage(ws).list(WHEELS) if b.key.endswith(".whl")]
+    return [b for b in open_workspace_storage(ws).list(refs.prefix(refs.WHEELS)) if b.key.endswith(".whl")]
 
 
 def remove_wheel(ws: Workspace, filename: str) -> None:
     check_filename(filename)
     try:
-        open_storage(ws).delete(WHEELS + filename)
+        open_workspace_storage(ws).delete(refs.key_for(refs.WHEELS, filename))
     except NotFoundError:
         raise NotFoundError(f"no wheel {filename} in workspace {ws.name!r} (see: privpkg wheel list --workspace {ws.name})") from None

@@ -1,5 +1,8 @@
 """Workspaces: a name and a storage location for wheels, and the files that define them.
 
+A :class:`Workspace` is plain data; opening its storage is :mod:`privpkg.access`'s job and
+publishing to it :mod:`privpkg.wheels`'.
+
 A definition holds no secret, so a team can commit it in ``privpkg.toml``::
 
     [workspaces.team]
@@ -45,16 +48,15 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from privpkg import envvars, log, paths, urls
+from privpkg import envvars, log, paths, refs, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
+from privpkg.refs import validate_workspace_name
 
 PROJECT_FILE = "privpkg.toml"
 TRUST_ENV = envvars.TRUSTED_PROJECTS
 STORAGES = ("local", "azure", "s3")
-# Dots are allowed: the TOML writer quotes such keys ([workspaces."team.ml"]) so they round-trip.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: The public Azure Blob endpoints (global, China, US Government): https://ACCOUNT<suffix>/CONTAINER.
@@ -73,17 +75,11 @@ class Workspace:
     source: str = "built-in"
 
     def url_for(self, filename: str) -> str:
-        return f"privpkg://{self.name}/wheels/{filename}"
+        """The ``privpkg://`` URL of the wheel ``filename`` in this workspace."""
+        return refs.url_for(self.name, refs.WHEELS, filename)
 
-    def add_private_wheel(self, path: str | os.PathLike[str], exist_ok: bool = False) -> str:
-        """Validate and upload a wheel; return its ``privpkg://`` URL (azureml's
-        ``Environment.add_private_pip_wheel``, but a different wheel under a taken name is
-        always an error)."""
-        from privpkg.wheels import add_wheel
-
-        return add_wheel(self, Path(path), exist_ok=exist_ok)
-
-    def table(self) -> dict[str, str]:
+    def toml_table(self) -> dict[str, str]:
+        """The definition as its ``[workspaces.NAME]`` TOML table (also ``workspace show --json``)."""
         key = "path" if self.storage == "local" else "url"
         d = {"storage": self.storage, key: self.location}
         if self.endpoint_url:
@@ -105,12 +101,6 @@ def check_text(what: str, value: str) -> str:
     if _CONTROL.search(value):
         raise UsageError(f"{what} contains a control character (newline, tab, NUL, ...): {_show(value)!r}")
     return value
-
-
-def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise UsageError(f"invalid workspace name {_show(name)!r}: use 1-63 letters, digits, '.', '_' or '-'")
-    return name
 
 
 def validate_region(region: str) -> str:
@@ -191,7 +181,7 @@ def _definition(name: Any, t: Any, path: Path, source: str) -> Workspace:
     """One ``[workspaces.NAME]`` table as a Workspace; UsageError naming the key otherwise."""
     key = _key("workspaces", str(name))
     try:
-        validate_name(name)
+        validate_workspace_name(name)
     except UsageError as exc:
         raise UsageError(f"{key}: {exc}") from None
     if not isinstance(t, dict):
@@ -289,16 +279,23 @@ def _load(path: Path, source: str, *, user: bool) -> _Loaded:
     return out
 
 
-_LOADED: dict[str, tuple[Any, _Loaded]] = {}
+class _LoadedAt(NamedTuple):
+    """One file's :class:`_Loaded`, and the file's stat it was read at."""
+
+    stamp: Any
+    loaded: _Loaded
+
+
+_LOADED: dict[str, _LoadedAt] = {}
 
 
 def _load_cached(path: Path, source: str, *, user: bool) -> _Loaded:
     stamp = _stamp(path)
     hit = _LOADED.get(str(path))
-    if hit is None or hit[0] != stamp:
-        hit = (stamp, _load(path, source, user=user))
+    if hit is None or hit.stamp != stamp:
+        hit = _LoadedAt(stamp, _load(path, source, user=user))
         _LOADED[str(path)] = hit
-    return hit[1]
+    return hit.loaded
 
 
 # --- discovery and trust ---------------------------------------------------------------------
@@ -512,7 +509,14 @@ class _State:
     warnings: list[str]
 
 
-_CACHE: tuple[Any, _State] | None = None
+class _Cached(NamedTuple):
+    """The merged definitions, and the key (files' stat, trust inputs) they were computed for."""
+
+    key: Any
+    state: _State
+
+
+_CACHE: _Cached | None = None
 _WARNED: set[str] = set()
 
 
@@ -548,8 +552,8 @@ def _state() -> _State:
     if cand is not None and not _opted_in(cand.parent, trusted):
         reason = untrusted_reason(cand)
     key = (os.environ.get(envvars.HOME), str(ufile), _stamp(ufile), _stamp(cand), reason, tuple(trusted))
-    if _CACHE is not None and _CACHE[0] == key:
-        return _CACHE[1]
+    if _CACHE is not None and _CACHE.key == key:
+        return _CACHE.state
     found = {"default": default_workspace()}
     found.update(user.workspaces)  # the user's own config may redefine anything, default too
     broken = dict(user.broken)
@@ -586,7 +590,7 @@ def _state() -> _State:
         warnings += [p for p in proj.problems if p not in hidden]
         notes += [proj.fatal] if proj.fatal else []
     state = _State(found, broken, notes, warnings)
-    _CACHE = (key, state)
+    _CACHE = _Cached(key, state)
     return state
 
 
@@ -674,7 +678,7 @@ def _edit(path: Path, change: Callable[[Any], None]) -> None:
 def add_workspace(ws: Workspace, project: bool = False) -> Path:
     import tomlkit
 
-    validate_name(ws.name)
+    validate_workspace_name(ws.name)
     if ws.name == "default":
         raise UsageError("'default' is built in; pick another name")
     if ws.storage not in STORAGES:
@@ -686,7 +690,7 @@ def add_workspace(ws: Workspace, project: bool = False) -> Path:
         validate_region(ws.region)
     path = _project_target(existing_only=False) if project else user_file()
     assert path is not None
-    table = ws.table()
+    table = ws.toml_table()
     if project and ws.storage == "local":
         # Inside the project: relative to the file, so the committed file works on every clone.
         folder, base = Path(ws.location), path.parent.resolve()

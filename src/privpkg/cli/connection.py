@@ -167,10 +167,10 @@ def cmd_connection_delete(args: argparse.Namespace) -> int:
 
 def cmd_connection_test(args: argparse.Namespace) -> int:
     from privpkg.connections import get_connection
-    from privpkg.probe import probe
+    from privpkg.probe import check_connection
 
     conn = get_connection(args.name)
-    ok, message = probe(conn, args.url, timeout=args.timeout)
+    ok, message = check_connection(conn, args.url, timeout=args.timeout)
     out(message)
     return 0 if ok else 1
 

@@ -12,9 +12,10 @@ from privpkg.cli.output import Parser, add_json_option, add_workspace_option, ne
 def cmd_wheel_add(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from privpkg.wheels import add_private_wheel
     from privpkg.workspace import get_workspace
 
-    url = get_workspace(args.workspace).add_private_wheel(Path(args.file), exist_ok=args.exist_ok)
+    url = add_private_wheel(get_workspace(args.workspace), Path(args.file), exist_ok=args.exist_ok)
     out(url)
     return 0
 

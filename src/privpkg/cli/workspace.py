@@ -31,7 +31,7 @@ def cmd_workspace_list(args: argparse.Namespace) -> int:
 
     spaces = sorted(all_workspaces().values(), key=lambda w: w.name)
     if args.json:
-        print_json([{**w.table(), "name": w.name, "source": w.source} for w in spaces])
+        print_json([{**w.toml_table(), "name": w.name, "source": w.source} for w in spaces])
         return 0
     rows = [["NAME", "STORAGE", "LOCATION", "SOURCE"]]
     rows += [[w.name, w.storage, w.location + (f" ({w.endpoint_url})" if w.endpoint_url else ""), w.source] for w in spaces]
@@ -43,7 +43,7 @@ def cmd_workspace_show(args: argparse.Namespace) -> int:
     from privpkg.workspace import get_workspace
 
     ws = get_workspace(args.name)
-    info = {"name": ws.name, **ws.table(), "source": ws.source}
+    info = {"name": ws.name, **ws.toml_table(), "source": ws.source}
     if args.json:
         print_json(info)
     else:

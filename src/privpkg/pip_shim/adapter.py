@@ -216,7 +216,9 @@ def _stable(url: str) -> str:
 
 def _not_found(url: str) -> str:
     """"no wheel F in workspace W" for a 404 from the storage (the wheel, or its container or
-    bucket, is gone); signing did not look, to stay off the network before pip's download."""
+    bucket, is gone); signing did not look, to stay off the network before pip's download.
+    (privpkg.refs owns the grammar; this copy runs where privpkg is not importable, so it only
+    takes the URL apart for the message, with the standard library.)"""
     parts = urlsplit(url)
     if parts.scheme.lower() == "privpkg":
         name = parts.netloc

@@ -1,12 +1,15 @@
-"""Azure Blob Storage (and Azurite): a container URL, an account key from an ``AzureBlob``
-connection, read-only SAS URLs for single blobs.
+"""Azure Blob Storage (and Azurite): a container URL, an account key (resolved above, from an
+``AzureBlob`` connection), read-only SAS URLs for single blobs.
 
     privpkg connection set team-blob --category AzureBlob \\
         --target https://acct.blob.core.windows.net/wheels      # account key or connection string on stdin
 
 Uploads stream the file in blocks; a block blob becomes visible only when its block list is
 committed, so an interrupted upload leaves nothing behind that a reader could see.
-``azure-storage-blob`` is imported only here (``pip install 'privpkg[azure]'``).
+``azure-storage-blob`` is imported only here (``pip install 'privpkg[azure]'``). Besides the
+backend, other layers use :func:`sdk`, :func:`container_account`, :func:`parse_account_secret` and
+:func:`open_client`
+(``privpkg connection test`` builds its own short-deadline client with them).
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from typing import Any
 
 from privpkg import urls
 from privpkg.errors import NotFoundError, PrivpkgError
-from privpkg.storage import AlreadyExists, BlobInfo, Progress, missing_extra
+from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Progress, missing_extra
 
 # Azurite accepts only service versions it knows; the SDK signs with its newest one.
 EMULATOR_API_VERSION = "2025-11-05"
 BLOCK_SIZE = 8 * 1024 * 1024
 
 
-def _sdk() -> Any:
+def sdk() -> Any:
+    """The ``azure.storage.blob`` module; PrivpkgError naming the extra when it is missing."""
     try:
         from azure.storage import blob
     except ImportError:
@@ -40,41 +44,44 @@ def parse_account_secret(secret: str) -> tuple[str | None, str]:
     return None, secret
 
 
+def container_account(container_url: str) -> str:
+    """The storage account of a container URL: the host's first label, or an emulator's first
+    path segment (http://127.0.0.1:10000/ACCOUNT/CONTAINER)."""
+    norm = urls.normalize(container_url)
+    return norm.segments[0] if urls.is_loopback(norm.host) else norm.host.split(".", 1)[0]
+
+
+def open_client(account_url: str, account: str, key: str, container: str | None = None, *, emulator: bool,
+                **options: Any) -> Any:
+    """A ContainerClient for ``container`` (a BlobServiceClient without one) signed with the
+    account key; ``options`` are the SDK's client options (retries, timeouts). An emulator
+    gets the service version Azurite knows."""
+    blob = sdk()
+    if emulator:
+        options["api_version"] = EMULATOR_API_VERSION
+    credential = {"account_name": account, "account_key": key}
+    if container is None:
+        return blob.BlobServiceClient(account_url, credential=credential, **options)
+    return blob.ContainerClient(account_url, container, credential=credential, **options)
+
+
 class AzureStorage:
-    def __init__(self, container_url: str) -> None:
+    def __init__(self, container_url: str, credential: Credential) -> None:
         norm = urls.normalize(container_url)
         self.container_url = container_url.rstrip("/")
         self.emulator = urls.is_loopback(norm.host)
-        segs = norm.segments
-        self.container = segs[-1]
-        self.account = segs[0] if self.emulator else norm.host.split(".", 1)[0]
+        self.container = norm.segments[-1]
+        self.account = container_account(container_url)
         self.account_url = self.container_url.rsplit("/", 1)[0]
-        self._key: str | None = None
-        self._conn_name = "NAME"
+        self._key = credential.secret  # the account key (a connection string was split above)
+        self._conn_name = credential.name
         self._client: Any = None
 
     def __repr__(self) -> str:
         return f"AzureStorage({self.container_url!r})"
 
-    def _account_key(self) -> str:
-        if self._key is None:
-            from privpkg.connections import CredentialLookup
-
-            conn = CredentialLookup(categories={"AzureBlob"}).find(self.container_url + "/")
-            if conn is None:
-                raise PrivpkgError(
-                    f"no AzureBlob credentials for {self.container_url}; run: privpkg connection set NAME "
-                    f"--category AzureBlob --target {self.container_url} (account key or connection string on stdin)"
-                )
-            account, key = parse_account_secret(conn.secret)
-            if account and account != self.account:
-                raise PrivpkgError(f"connection {conn.name!r} is for account {account!r}, not {self.account!r}")
-            self._key, self._conn_name = key, conn.name
-        return self._key
-
     def _container(self) -> Any:
         if self._client is None:
-            blob = _sdk()
             kw: dict[str, Any] = {
                 "max_block_size": BLOCK_SIZE,
                 "max_single_put_size": BLOCK_SIZE,
@@ -87,14 +94,11 @@ class AzureStorage:
                 "connection_timeout": 10,
                 "read_timeout": 30,
             }
-            if self.emulator:
-                kw["api_version"] = EMULATOR_API_VERSION
-            credential = {"account_name": self.account, "account_key": self._account_key()}
-            self._client = blob.ContainerClient(self.account_url, self.container, credential=credential, **kw)
+            self._client = open_client(self.account_url, self.account, self._key, self.container, emulator=self.emulator, **kw)
         return self._client
 
     def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
-        _sdk()  # a missing SDK is reported as the extra to install
+        sdk()  # a missing SDK is reported as the extra to install
         from azure.core import exceptions as az
 
         try:
@@ -163,13 +167,13 @@ class AzureStorage:
         return sorted((BlobInfo(b.name, b.size, (b.metadata or {}).get("sha256")) for b in blobs), key=lambda b: b.key)
 
     def signed_url(self, key: str, ttl: int) -> str:
-        blob = _sdk()
+        blob = sdk()
         now = _dt.datetime.now(_dt.UTC)
         sas = blob.generate_blob_sas(
             account_name=self.account,
             container_name=self.container,
             blob_name=key,
-            account_key=self._account_key(),
+            account_key=self._key,
             permission=blob.BlobSasPermissions(read=True),
             start=now - _dt.timedelta(minutes=5),  # tolerate clock skew between us and the service
             expiry=now + _dt.timedelta(seconds=ttl),

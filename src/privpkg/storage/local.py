@@ -5,7 +5,7 @@ A put copies to a fresh temp file in the same folder (random name, ``O_EXCL``, s
 taken, so a wheel is never overwritten or seen half-written. The "signed" URL is a plain file
 URL: the folder's permissions are the access control, so:
 
-- a private folder (the built-in ``default`` workspace) gets 0700 folders and 0600 files,
+- a private folder (``StorageSpec.private``: the built-in ``default`` workspace) gets 0700 folders and 0600 files,
   sha256 sidecars included, and its folders are tightened if an older privpkg left them open;
 - a shared folder keeps what its owner set up: existing folders are never chmod-ed, new folders
   and files get the usual ``0777``/``0666`` minus the umask, like ``mkdir`` and ``cp`` would.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from privpkg.errors import NotFoundError, PrivpkgError
 from privpkg.fileio import FileWriteError, shared_mode, temp_file, write_all, write_atomic
-from privpkg.storage import AlreadyExists, BlobInfo, Progress
+from privpkg.storage.base import AlreadyExists, BlobInfo, Progress
 
 CHUNK = 1 << 20
 
@@ -29,7 +29,8 @@ class LocalStorage:
         self.root = root
         self.private = private
 
-    def _path(self, key: str) -> Path:
+    def file_path(self, key: str) -> Path:
+        """Where ``key`` is (or would be) stored; the pip shim installs a wheel from there."""
         return self.root / key
 
     def _make_dirs(self, folder: Path) -> None:
@@ -54,7 +55,7 @@ class LocalStorage:
                 os.chmod(d, 0o700)
 
     def head(self, key: str) -> BlobInfo | None:
-        path = self._path(key)
+        path = self.file_path(key)
         try:
             size = path.stat().st_size
         except FileNotFoundError:
@@ -66,7 +67,7 @@ class LocalStorage:
         return BlobInfo(key, size, sha)
 
     def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
-        dest = self._path(key)
+        dest = self.file_path(key)
         try:
             self._make_dirs(dest.parent)
         except OSError as exc:
@@ -101,7 +102,7 @@ class LocalStorage:
             raise PrivpkgError(f"cannot write {dest}: {exc.strerror or exc}") from None
 
     def delete(self, key: str) -> None:
-        path = self._path(key)
+        path = self.file_path(key)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -109,7 +110,7 @@ class LocalStorage:
         path.with_name(path.name + ".sha256").unlink(missing_ok=True)
 
     def list(self, prefix: str) -> list[BlobInfo]:
-        base = self._path(prefix)
+        base = self.file_path(prefix)
         if not base.is_dir():
             return []
         out = []
@@ -121,7 +122,7 @@ class LocalStorage:
         return out
 
     def signed_url(self, key: str, ttl: int) -> str:
-        path = self._path(key)
+        path = self.file_path(key)
         if not path.exists():
             raise NotFoundError(f"{key} is not in {self.root}")
         return path.resolve().as_uri()

@@ -1,11 +1,14 @@
-"""S3 and S3-compatible stores: ``s3://BUCKET[/PREFIX]``, credentials from an ``S3`` connection
-(username = access key id, secret = secret access key), presigned GET URLs made by botocore.
+"""S3 and S3-compatible stores: ``s3://BUCKET[/PREFIX]``, credentials resolved above from an
+``S3`` connection (username = access key id, secret = secret access key), presigned GET URLs
+made by botocore.
 
     echo "$AWS_SECRET_ACCESS_KEY" | privpkg connection set ml-s3 --category S3 \\
         --target s3://my-bucket --username "$AWS_ACCESS_KEY_ID"
 
 Large files go up as a multipart upload, which S3 shows only once it is completed, so an
 interrupted upload is never visible. ``boto3`` is imported only here (``pip install 'privpkg[s3]'``).
+Besides the backend, other layers use :func:`sdk` and :func:`make_client` (``privpkg connection
+test`` builds its own short-deadline client with it).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from privpkg.errors import NotFoundError, PrivpkgError
-from privpkg.storage import AlreadyExists, BlobInfo, Progress, missing_extra
+from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Progress, missing_extra
 
 #: botocore waits 60 s to connect and 60 s per read by default, per attempt: an endpoint that
 #: accepts and never answers would hang a command for minutes. Signing (presigned URLs) is
@@ -25,6 +28,15 @@ _CLIENT_CONFIG: dict[str, Any] = {
     "connect_timeout": 10,
     "read_timeout": 30,
 }
+
+
+def sdk() -> Any:
+    """The ``boto3`` module; PrivpkgError naming the extra when it is missing."""
+    try:
+        import boto3
+    except ImportError:
+        raise missing_extra("s3", "boto3") from None
+    return boto3
 
 
 def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str, **config: Any) -> Any:
@@ -69,7 +81,7 @@ def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str,
 
 
 class S3Storage:
-    def __init__(self, location: str, endpoint_url: str | None = None, region: str | None = None) -> None:
+    def __init__(self, location: str, credential: Credential, endpoint_url: str | None = None, region: str | None = None) -> None:
         rest = location[len("s3://") :].strip("/")
         self.location = location.rstrip("/")
         self.bucket, _, prefix = rest.partition("/")
@@ -77,43 +89,17 @@ class S3Storage:
         self.endpoint_url = endpoint_url
         self.region = region or "us-east-1"
         self._client: Any = None
-        self._conn_name = "NAME"
+        self._credential = credential
+        self._conn_name = credential.name
 
     def __repr__(self) -> str:
         return f"S3Storage({self.location!r})"
 
     def _s3(self) -> Any:
         if self._client is None:
-            try:
-                import boto3  # noqa: F401 - first: a missing SDK is reported before anything else
-            except ImportError:
-                raise missing_extra("s3", "boto3") from None
-            from privpkg import urls
-            from privpkg.connections import CredentialLookup
-
-            # Credentials are bound to the endpoint they were stored for: a workspace definition
-            # (perhaps from a cloned project) that points a credentialed bucket at another
-            # endpoint gets no signed request at all.
-            try:
-                where = urls.s3_endpoint_label(self.endpoint_url)
-            except PrivpkgError as exc:
-                raise PrivpkgError(f"workspace endpoint for {self.location}: {exc}") from None
-            conn, other = CredentialLookup(categories={"S3"}).find_s3(self.location, self.endpoint_url)
-            if conn is None:
-                endpoint_opt = "" if where == "https://s3.amazonaws.com" else f" --endpoint {where}"
-                if other:
-                    bound = ", ".join(f"{c.name!r} ({urls.s3_endpoint_label(c.endpoint)})" for c in other[:3])
-                    raise PrivpkgError(
-                        f"no S3 credentials for {where}/{self.bucket}: connection {bound} is bound to another endpoint; "
-                        f"if {where} should get them, run: privpkg connection set {other[0].name} --update --keep-secret"
-                        f"{endpoint_opt or ' --endpoint https://s3.amazonaws.com'}"
-                    )
-                raise PrivpkgError(
-                    f"no S3 credentials for {where}/{self.bucket}; run: privpkg connection set NAME --category S3 "
-                    f"--target s3://{self.bucket} --username ACCESS_KEY_ID{endpoint_opt} (secret access key on stdin)"
-                )
-            self._conn_name = conn.name
-            self._client = make_client(self.endpoint_url, self.region, conn.username, conn.secret, **_CLIENT_CONFIG)
+            # The credential is bound to the endpoint it was stored for (see privpkg.access).
+            key_id, secret = self._credential.key_id or "", self._credential.secret
+            self._client = make_client(self.endpoint_url, self.region, key_id, secret, **_CLIENT_CONFIG)
         return self._client
 
     def _call(self, what: str, fn: Any, **kw: Any) -> Any:

@@ -3,7 +3,11 @@
 It is a real HTTP server: a request without the right Basic-auth password gets 401 with
 ``WWW-Authenticate``, which is what makes pip ask keyring. Run it as a process::
 
-    python -m privpkg.feedserver CONFIG.json      # prints the port, then serves until killed
+    python -m privpkg.testing.feedserver CONFIG.json   # prints the port, then serves until killed
+
+or from Python with :func:`start_feed_server`, which writes that config, starts the process and
+reads its port. (A process, not a thread: pip and keyring run in other processes anyway, and a
+test or the demo stops it by its PID.)
 
 ``CONFIG.json`` (keep it 0600, it holds the PATs)::
 
@@ -23,46 +27,32 @@ import base64
 import hashlib
 import html
 import json
+import os
 import re
+import subprocess
 import sys
 import threading
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from privpkg.testing.processes import HOST, start_printing_port, stop_process
+
 
 def canonical(name: str) -> str:
+    """PEP 503's normalized project name.
+
+    >>> canonical("Pkg_A.b")
+    'pkg-a-b'
+    """
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def make_wheel(directory: Path, name: str, version: str, *, body: str | None = None) -> Path:
-    """Write a minimal, valid pure-Python wheel ``name-version-py3-none-any.whl`` to
-    ``directory``; it installs a module ``name`` (underscored) with ``VERSION``."""
-    dist = re.sub(r"[-_.]+", "_", name)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{dist}-{version}-py3-none-any.whl"
-    info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}.py": body if body is not None else f'VERSION = "{version}"\n',
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: privpkg\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    for fname, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        record.append(f"{fname},sha256={digest},{len(text.encode())}")
-    record.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for fname, text in files.items():
-            zf.writestr(fname, text)
-    return path
 
 
 @dataclass
 class Feed:
+    """One PAT-protected feed: its index path, the password it accepts, the dir of its wheels."""
+
     path: str
     secret: str
     dir: Path
@@ -78,8 +68,10 @@ class Feed:
         return out
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class FeedRequestHandler(BaseHTTPRequestHandler):
+    """Answers PEP 503 requests for the feeds of its :class:`FeedHTTPServer`."""
+
+    server: FeedHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # silence stderr
         pass
@@ -145,25 +137,66 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found\n", "text/plain")
 
 
-class _Server(ThreadingHTTPServer):
+class FeedHTTPServer(ThreadingHTTPServer):
+    """The feeds on one loopback port (0: the OS picks one; see ``server_address``)."""
+
     daemon_threads = True
 
     def __init__(self, feeds: list[Feed], log_path: str | None) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((HOST, 0), FeedRequestHandler)
         self.feeds = sorted(feeds, key=lambda f: len(f.path), reverse=True)
         self.log_path = log_path
         self.lock = threading.Lock()
 
 
-def serve(config: dict[str, Any]) -> _Server:
+def serve(config: dict[str, Any]) -> FeedHTTPServer:
+    """A bound (not yet serving) server for a config as described in the module docstring."""
     feeds = [Feed(f["path"], f["secret"], Path(f["dir"]), f.get("status")) for f in config["feeds"]]
-    return _Server(feeds, config.get("log"))
+    return FeedHTTPServer(feeds, config.get("log"))
+
+
+def write_config(path: Path, feeds: list[dict[str, Any]], log: Path | None = None) -> Path:
+    """Write a server config (mode 0600 from the start: it holds the PATs) and return its path.
+    ``feeds``: dicts with ``path``, ``secret``, ``dir`` and optionally ``status``."""
+    config: dict[str, Any] = {"feeds": [{**f, "dir": str(f["dir"])} for f in feeds]}
+    if log is not None:
+        config["log"] = str(log)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(config, fh)
+    return path
+
+
+@dataclass
+class RunningFeedServer:
+    """A ``python -m privpkg.testing.feedserver`` process we started; :meth:`stop` ends it."""
+
+    port: int
+    proc: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def base(self) -> str:
+        """``http://127.0.0.1:PORT``"""
+        return f"http://{HOST}:{self.port}"
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def start_feed_server(config: Path, *, stderr_path: Path | None = None, env: dict[str, str] | None = None) -> RunningFeedServer:
+    """Start the feed server for the config file ``config`` (see :func:`write_config`) with this
+    interpreter, wait for its port, and return it. Its stderr goes to ``stderr_path`` (default:
+    next to the config)."""
+    argv = [sys.executable, "-m", "privpkg.testing.feedserver", str(config)]
+    proc, port = start_printing_port(argv, stderr_path or config.with_suffix(".stderr"), "the feed server", env=env)
+    return RunningFeedServer(port, proc)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        sys.stderr.write("usage: python -m privpkg.feedserver CONFIG.json\n")
+        sys.stderr.write("usage: python -m privpkg.testing.feedserver CONFIG.json\n")
         return 2
     server = serve(json.loads(Path(argv[0]).read_text()))
     sys.stdout.write(f"{server.server_address[1]}\n")

@@ -1,0 +1,71 @@
+"""What every storage backend shares: the :class:`Storage` protocol and its types.
+
+A backend is opened from a plain :class:`StorageSpec` (kind, location, endpoint, region) and a
+:class:`Credential` that the layer above resolved (:mod:`privpkg.access` finds it among the
+connections); nothing in :mod:`privpkg.storage` knows about connections or workspaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from privpkg.errors import PrivpkgError
+
+Progress = Callable[[int], None]
+KINDS = ("local", "azure", "s3")
+
+
+class AlreadyExists(PrivpkgError):
+    """The object exists; published objects are immutable."""
+
+
+class BlobInfo(NamedTuple):
+    key: str
+    size: int
+    sha256: str | None
+
+
+class StorageSpec(NamedTuple):
+    """Where the objects live: ``kind`` (one of :data:`KINDS`) and ``location`` (a folder, a
+    container URL, ``s3://bucket[/prefix]``); ``endpoint_url`` and ``region`` for S3 only.
+    ``private`` (local only): the folder is the user's own, so new folders are 0700 and files
+    0600, and existing folders are tightened; a shared folder keeps its owner's modes."""
+
+    kind: str
+    location: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    private: bool = False
+
+
+class Credential(NamedTuple):
+    """A resolved secret for one storage: the Azure account key, or the S3 secret access key
+    with its access key id in ``key_id``. ``name`` is the connection it came from, named in
+    "update it with: privpkg connection set NAME --update" when the service refuses it."""
+
+    name: str
+    secret: str
+    key_id: str | None = None
+
+
+class Storage(Protocol):
+    def head(self, key: str) -> BlobInfo | None:
+        """The object's size and recorded sha256, or None if absent."""
+
+    def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
+        """Upload ``path`` as ``key`` with its sha256 recorded; :class:`AlreadyExists` if taken."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; NotFoundError if absent."""
+
+    def list(self, prefix: str) -> list[BlobInfo]:
+        """Objects under ``prefix``, sorted by key."""
+
+    def signed_url(self, key: str, ttl: int) -> str:
+        """A URL that reads ``key`` for ``ttl`` seconds and nothing else."""
+
+
+def missing_extra(extra: str, module: str) -> PrivpkgError:
+    return PrivpkgError(f"this workspace needs {module}: pip install 'privpkg[{extra}]'")

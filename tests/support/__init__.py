@@ -1,0 +1,8 @@
+"""The test suite's library: fixtures and helpers, loaded as pytest plugins by tests/conftest.py.
+
+- ``env``: the clean subprocess environment, running programs, secret-leak checks, missing tools;
+- ``builds``: the privpkg wheel and venvs, built once per run for all xdist workers;
+- ``feeds``: the PAT-protected feed fixture and the in-thread fake-server helper;
+- ``storage``: Azurite and moto's S3 server;
+- ``cli``: the privpkg CLI runner and the one rule for "one clear error line".
+"""
