@@ -184,6 +184,28 @@ def test_doctor(cli: PrivpkgCLI) -> None:
     assert res.returncode == 1 and "no keyring backend has a credential" in res.stdout
 
 
+def test_doctor_json_is_the_same_checks(cli: PrivpkgCLI) -> None:
+    """`doctor --json`: the checks as a JSON list (name, status, detail), the same ones the text
+    output prints one per line, and the same exit code."""
+    assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(5), stdin=PAT).returncode == 0
+    assert cli("connection", "set", "old", "--target", "https://h.example/old", "--expires", "2020-02-02", stdin=OTHER).returncode == 0
+    text = cli("doctor", "--url", "https://h.example/soon/simple/")
+    res = cli("doctor", "--url", "https://h.example/soon/simple/", "--json")
+    assert res.returncode == text.returncode == 1, res.stderr
+    checks = json.loads(res.stdout)
+    assert {c["status"] for c in checks} <= {"ok", "warn", "fail"}
+    assert all(set(c) == {"name", "status", "detail", "sub"} and "\n" not in c["detail"] for c in checks)
+    by_name = {(c["name"], c["status"]): c["detail"] for c in checks}
+    assert by_name[("expiry", "fail")] == "connection 'old' expired on 2020-02-02; renew: privpkg connection set old --update --expires DATE"
+    assert by_name[("expiry", "warn")].startswith("connection 'soon' expires in 5 day(s)")
+    assert by_name[("keyring", "ok")].startswith("keyring: privpkg's backend is active")
+    assert "PrivpkgKeyring answers https://h.example/soon/simple/" in by_name[("keyring-url", "ok")]
+    lines = text.stdout.splitlines()
+    assert len(lines) == len(checks) + 1 and lines[-1] == "FAIL  some checks failed"
+    for line, c in zip(lines, checks, strict=False):
+        assert line == f"{'FAIL' if c['status'] == 'fail' else c['status']:<4}  {'  ' if c['sub'] else ''}{c['detail']}"
+
+
 def _days(n: int) -> str:
     import datetime
 

@@ -58,8 +58,11 @@ def test_non_url_services_fall_through(home: Path) -> None:
     assert not (home / "connections.store").exists()
 
 
-def test_set_get_delete_url_service(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_set_get_delete_url_service(home: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     """In store-everything mode a library call stores a URL service as a connection."""
+    # pytest configured logging (at WARNING): as in any such host, privpkg's INFO line shows
+    # only at INFO (privpkg.log).
+    caplog.set_level("INFO")
     kr = PrivpkgKeyring().with_properties(store_all="1")
     kr.set_password("https://pkgs.example.com/org/", "me", PAT)
     assert "stored connection 'pkgs.example.com/org'" in capsys.readouterr().err

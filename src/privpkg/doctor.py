@@ -1,7 +1,8 @@
 """``privpkg doctor``: explain how a credential reaches pip, and what stands in the way.
 
-Each check prints one line starting with ``ok``, ``warn`` or ``FAIL``; any FAIL makes the exit
-code 1. Secrets are never printed, only which connection and source would answer.
+:func:`run_checks` returns the findings as a list of :class:`Check` (status ``ok``, ``warn`` or
+``fail`` and a one-line detail); the CLI prints them (or ``--json``) and exits 1 if any failed.
+A detail never holds a secret, only which connection and source would answer.
 """
 
 from __future__ import annotations
@@ -10,19 +11,32 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 from privpkg.errors import PrivpkgError
 
+Status = Literal["ok", "warn", "fail"]
 
-class _Report:
-    def __init__(self) -> None:
-        self.failed = False
 
-    def line(self, status: str, text: str) -> None:
-        if status == "FAIL":
-            self.failed = True
-        sys.stdout.write(f"{status:<4}  {text}\n")
+@dataclass(frozen=True)
+class Check:
+    """One finding. ``name`` says what was checked (``store``, ``keyring``, ``expiry``, ...);
+    ``detail`` is one line for a person; ``sub`` marks a detail of the check before it (printed
+    indented: the environment's connections, each keyring backend's answer for ``--url``)."""
+
+    name: str
+    status: Status
+    detail: str
+    sub: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Checks(list[Check]):
+    def add(self, name: str, status: Status, detail: str, sub: bool = False) -> None:
+        self.append(Check(name, status, detail, sub))
 
 
 def _mode(path: Any) -> str:
@@ -58,35 +72,37 @@ def _pip_provider() -> tuple[str | None, str]:
     return None, "pip config"
 
 
-def _explain_bare_host(r: _Report, lookup: Any, host: str) -> None:
+def _explain_bare_host(r: _Checks, lookup: Any, host: str) -> None:
     """Why privpkg gave nothing for a bare ``host[:port]`` lookup, and the opt-in that changes it."""
     from privpkg.connections import HTTP_AUTH_CATEGORIES
 
     try:
         entries = [c for c in lookup.host_entries(host) if c.category in HTTP_AUTH_CATEGORIES]
     except PrivpkgError as exc:
-        r.line("warn", f"  {host!r} is not a host[:port]: {exc}")
+        r.add("bare-host", "warn", f"{host!r} is not a host[:port]: {exc}", sub=True)
         return
     if not entries:
-        r.line("ok", f"  no connection has a target on {host} (a bare host only meets targets on the same host and port)")
+        r.add("bare-host", "ok", f"no connection has a target on {host} (a bare host only meets targets on the same host and port)", sub=True)
         return
     wide = [c for c in entries if c.host_wide]
     if not wide:
         names = ", ".join(repr(c.name) for c in entries[:5])
-        r.line(
+        r.add(
+            "bare-host",
             "warn",
-            f"  privpkg refuses the bare-host lookup {host}: connection(s) {names} did not opt in. A bare host carries no "
+            f"privpkg refuses the bare-host lookup {host}: connection(s) {names} did not opt in. A bare host carries no "
             "scheme and no path, so it could be any URL on the host, http:// included; index URLs under a target work "
             "without it. To let one answer: privpkg connection set "
             f"{entries[0].name} --update --keep-secret --host-wide",
+            sub=True,
         )
     elif len({c.secret for c in wide}) > 1:
         names = ", ".join(repr(c.name) for c in wide[:5])
-        r.line("warn", f"  the bare-host lookup {host} is ambiguous: host-wide connections {names} hold different secrets; "
-               "keep --host-wide on one of them (privpkg connection set NAME --update --keep-secret --no-host-wide)")
+        r.add("bare-host", "warn", f"the bare-host lookup {host} is ambiguous: host-wide connections {names} hold different secrets; "
+              "keep --host-wide on one of them (privpkg connection set NAME --update --keep-secret --no-host-wide)", sub=True)
 
 
-def _s3_endpoint_checks(r: _Report, conns: list[Any]) -> None:
+def _s3_endpoint_checks(r: _Checks, conns: list[Any]) -> None:
     """S3 credentials serve only the endpoint they are bound to (None = AWS). Tell the holder of a
     connection stored before endpoints existed which workspaces it no longer serves, and what to run."""
     s3 = [c for c in conns if c.category == "S3"]
@@ -99,7 +115,7 @@ def _s3_endpoint_checks(r: _Report, conns: list[Any]) -> None:
 
         spaces = [w for w in all_workspaces().values() if w.storage == "s3"]
     except PrivpkgError as exc:
-        r.line("warn", f"S3 endpoint check skipped: {exc}")
+        r.add("s3-endpoint", "warn", f"S3 endpoint check skipped: {exc}")
         return
     for ws in spaces:
         try:
@@ -107,67 +123,72 @@ def _s3_endpoint_checks(r: _Report, conns: list[Any]) -> None:
             where = urls.s3_endpoint_label(ws.endpoint_url)
             loc = urls.normalize(ws.location + "/")
         except PrivpkgError as exc:
-            r.line("warn", f"workspace {ws.name!r}: {exc}")
+            r.add("s3-endpoint", "warn", f"workspace {ws.name!r}: {exc}")
             continue
         covering = [c for c in s3 if urls.covers(c.norm, loc)]
         if not covering or any(urls.s3_endpoint_key(c.endpoint) == want for c in covering):
             continue
         for c in covering:
             if c.endpoint is None and c.source == "store":
-                r.line(
+                r.add(
+                    "s3-endpoint",
                     "warn",
                     f"S3 connection {c.name!r} has no endpoint stored, so it now serves only AWS, but workspace "
                     f"{ws.name!r} ({ws.source}) uses {where}. If these credentials belong to {where}, run: "
                     f"privpkg connection set {c.name} --update --keep-secret --endpoint {where}",
                 )
             else:
-                r.line(
+                r.add(
+                    "s3-endpoint",
                     "warn",
                     f"workspace {ws.name!r} ({ws.source}) points bucket {ws.location} at {where}, but connection "
                     f"{c.name!r} is bound to {urls.s3_endpoint_label(c.endpoint)}: it gets no credentials",
                 )
 
 
-def run_doctor(url: str | None = None, days: int = 14) -> int:
+def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
+    """Every check, in the order a person reads them: privpkg itself, the store and its key, the
+    environment's connections, host-wide and S3 endpoint bindings, expiry (within ``days``),
+    keyring's backends (and who answers ``url``, and why), the keyring CLI, pip's setting."""
     from privpkg import __version__
     from privpkg.connections import ENV_CONNECTIONS, ENV_ENDPOINTS, CredentialLookup
     from privpkg.vault import KEY_ENV, Vault
 
-    r = _Report()
-    r.line("ok", f"privpkg {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
+    r = _Checks()
+    r.add("version", "ok", f"privpkg {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
 
     vault = Vault()
     if vault.exists():
-        r.line("ok", f"store: {vault.path} (mode {_mode(vault.path)})")
+        r.add("store", "ok", f"store: {vault.path} (mode {_mode(vault.path)})")
     else:
-        r.line("ok", f"store: {vault.path} (not created yet)")
+        r.add("store", "ok", f"store: {vault.path} (not created yet)")
     if os.environ.get(KEY_ENV):
-        r.line("ok", f"key: from ${KEY_ENV}")
+        r.add("key", "ok", f"key: from ${KEY_ENV}")
     elif vault.key_file.exists():
-        r.line("ok", f"key: {vault.key_file} (mode {_mode(vault.key_file)})")
+        r.add("key", "ok", f"key: {vault.key_file} (mode {_mode(vault.key_file)})")
     elif vault.exists():
-        r.line("FAIL", f"key: {vault.key_file} is missing but the store exists; restore it or set ${KEY_ENV}")
+        r.add("key", "fail", f"key: {vault.key_file} is missing but the store exists; restore it or set ${KEY_ENV}")
     try:
         store = vault.load()
-        r.line("ok", f"store readable: {len(store.get('connections') or {})} connection(s)")
+        r.add("store-readable", "ok", f"store readable: {len(store.get('connections') or {})} connection(s)")
     except PrivpkgError as exc:
-        r.line("FAIL", str(exc))
+        r.add("store-readable", "fail", str(exc))
         store = {}
 
     lookup = CredentialLookup(document=store, categories=None)
     for err in lookup.errors:
-        r.line("FAIL", err)
+        r.add("environment", "fail", err)
     env_conns = [c for c in lookup.all() if c.source != "store"]
     present = [v for v in (ENV_CONNECTIONS, *ENV_ENDPOINTS) if os.environ.get(v)]
     if present:
-        r.line("ok", f"environment: {', '.join('$' + v for v in present)} give {len(env_conns)} read-only connection(s)")
+        r.add("environment", "ok", f"environment: {', '.join('$' + v for v in present)} give {len(env_conns)} read-only connection(s)")
     for c in env_conns:
-        r.line("ok", f"  {c.name}: {c.target} ({c.source})")
+        r.add("environment", "ok", f"{c.name}: {c.target} ({c.source})", sub=True)
 
     for c in lookup.all():
         if c.host_wide:
             host = c.norm.netloc
-            r.line("ok", f"connection {c.name!r} answers bare-host lookups for {host} (--host-wide)"
+            r.add("host-wide", "ok", f"connection {c.name!r} answers bare-host lookups for {host} (--host-wide)"
                    + (f": its secret also reaches http://{host}/ URLs" if c.norm.scheme == "https" else ""))
     _s3_endpoint_checks(r, lookup.all())
 
@@ -176,9 +197,9 @@ def run_doctor(url: str | None = None, days: int = 14) -> int:
         if left is None:
             continue
         if left < 0:
-            r.line("FAIL", f"connection {c.name!r} expired on {c.expires}; renew: privpkg connection set {c.name} --update --expires DATE")
+            r.add("expiry", "fail", f"connection {c.name!r} expired on {c.expires}; renew: privpkg connection set {c.name} --update --expires DATE")
         elif left <= days:
-            r.line("warn", f"connection {c.name!r} expires in {left} day(s) ({c.expires})")
+            r.add("expiry", "warn", f"connection {c.name!r} expires in {left} day(s) ({c.expires})")
 
     try:
         import keyring
@@ -190,9 +211,9 @@ def run_doctor(url: str | None = None, days: int = 14) -> int:
         ours = [b for b in chain if isinstance(b, PrivpkgKeyring)]
         names = ", ".join(f"{type(b).__module__}.{type(b).__name__} ({b.priority:g})" for b in chain)
         if ours:
-            r.line("ok", f"keyring: privpkg's backend is active; lookup order: {names}")
+            r.add("keyring", "ok", f"keyring: privpkg's backend is active; lookup order: {names}")
         else:
-            r.line("FAIL", f"keyring: privpkg's backend is not active (keyring uses {names}); check PYTHON_KEYRING_BACKEND and keyringrc.cfg")
+            r.add("keyring", "fail", f"keyring: privpkg's backend is not active (keyring uses {names}); check PYTHON_KEYRING_BACKEND and keyringrc.cfg")
         if url:
             from privpkg.urls import redact
 
@@ -202,10 +223,10 @@ def run_doctor(url: str | None = None, days: int = 14) -> int:
                 try:
                     cred = b.get_credential(url, None)
                 except Exception as exc:  # noqa: BLE001 - a foreign backend's failure is a finding
-                    r.line("warn", f"  {type(b).__name__} raised {type(exc).__name__} for {shown_url}")
+                    r.add("keyring-url", "warn", f"{type(b).__name__} raised {type(exc).__name__} for {shown_url}", sub=True)
                     continue
                 if cred is None:
-                    r.line("ok", f"  {type(b).__name__}: nothing for {shown_url}")
+                    r.add("keyring-url", "ok", f"{type(b).__name__}: nothing for {shown_url}", sub=True)
                     if isinstance(b, PrivpkgKeyring) and "://" not in url:
                         _explain_bare_host(r, lookup, url)
                     continue
@@ -217,32 +238,31 @@ def run_doctor(url: str | None = None, days: int = 14) -> int:
                         why = f"connection {conn.name!r} ({conn.source}), target {conn.target} is the longest prefix"
                     else:
                         why = f"connection {conn.name!r} ({conn.source}) opted in to bare-host lookups (--host-wide)"
-                    r.line("ok", f"  {type(b).__name__} answers {shown_url}: {why}, username {cred.username!r}")
+                    r.add("keyring-url", "ok", f"{type(b).__name__} answers {shown_url}: {why}, username {cred.username!r}", sub=True)
                 else:
-                    r.line("ok", f"  {type(b).__name__} answers {shown_url} (username {cred.username!r})")
+                    r.add("keyring-url", "ok", f"{type(b).__name__} answers {shown_url} (username {cred.username!r})", sub=True)
                 break
             else:
-                r.line("FAIL", f"no keyring backend has a credential for {shown_url}")
+                r.add("keyring-url", "fail", f"no keyring backend has a credential for {shown_url}")
     except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
-        r.line("FAIL", f"keyring could not be loaded: {type(exc).__name__}: {exc}")
+        r.add("keyring", "fail", f"keyring could not be loaded: {type(exc).__name__}: {exc}")
 
     cli = shutil.which("keyring")
     if cli:
-        r.line("ok", f"keyring CLI on PATH: {cli}")
+        r.add("keyring-cli", "ok", f"keyring CLI on PATH: {cli}")
     else:
-        r.line("warn", "no keyring CLI on PATH: pip's subprocess provider cannot find it")
+        r.add("keyring-cli", "warn", "no keyring CLI on PATH: pip's subprocess provider cannot find it")
 
     provider, where = _pip_provider()
     if provider in ("subprocess", "import"):
-        r.line("ok", f"pip keyring-provider = {provider} (from {where})")
+        r.add("pip-keyring-provider", "ok", f"pip keyring-provider = {provider} (from {where})")
     elif provider == "disabled":
-        r.line("FAIL", f"pip keyring-provider = disabled (from {where}): pip will never ask keyring")
+        r.add("pip-keyring-provider", "fail", f"pip keyring-provider = disabled (from {where}): pip will never ask keyring")
     else:
         shown = provider or "auto (default)"
-        r.line("warn", f"pip keyring-provider = {shown} ({where}): pip asks keyring only if it can import it or find its CLI, "
+        r.add("pip-keyring-provider", "warn", f"pip keyring-provider = {shown} ({where}): pip asks keyring only if it can import it or find its CLI, "
                "and never with --no-input; run `privpkg setup pip`")
-    r.line("ok" if not r.failed else "FAIL", "all checks passed" if not r.failed else "some checks failed")
-    return 1 if r.failed else 0
+    return list(r)
 
 
 

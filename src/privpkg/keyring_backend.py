@@ -19,7 +19,8 @@ NotImplementedError, so keyring falls through to the next backend; unless
 ``KEYRING_PROPERTY_STORE_ALL=1`` makes this backend keep every service in its store.
 
 The getters never raise: pip turns keyring off for the whole run after one exception, so an
-error is logged as one line on stderr and the lookup answers None.
+error is logged as one line on stderr and the lookup answers None. Messages go through the
+``privpkg`` logger (:mod:`privpkg.log`), so inside pip its verbosity decides which ones show.
 
 This module is imported by every keyring start-up; it imports nothing beyond keyring's own base
 class until a lookup needs it.
@@ -62,11 +63,17 @@ def _is_url(service: str) -> bool:
 
 
 def _log(msg: str) -> None:
-    sys.stderr.write(f"privpkg: {msg}\n")
+    # Through the "privpkg" logger (imported here: keyring imports this module at every start-up):
+    # inside pip, pip's -q/-qq decide whether the line shows; see privpkg.log.
+    from privpkg import log
+
+    log.info(msg)
 
 
 def _warn(msg: str) -> None:
-    sys.stderr.write(f"privpkg: warning: {msg}\n")
+    from privpkg import log
+
+    log.warning(msg)
 
 
 def _from_keyring_cli() -> bool:
@@ -93,7 +100,9 @@ def _refuse(exc_type: type[Exception], msg: str) -> Exception:
     """The error for a refused set/delete. The keyring CLI prints a traceback for any backend
     error, so when we run inside it we print one line and exit 2 instead."""
     if _from_keyring_cli():
-        sys.stderr.write(f"privpkg: error: {msg}\n")
+        from privpkg import log
+
+        log.error(msg)
         raise SystemExit(2)
     return exc_type(msg)
 

@@ -44,14 +44,13 @@ import os
 import re
 import stat
 import struct
-import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from privpkg import envvars, paths, refs, urls
+from privpkg import envvars, log, paths, refs, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 from privpkg.refs import validate_workspace_name
 
@@ -536,11 +535,9 @@ def _warn(lines: list[str]) -> None:
         if line in _WARNED:
             continue
         _WARNED.add(line)
-        try:
-            sys.stderr.write(f"privpkg: warning: {line}\n")
-            sys.stderr.flush()
-        except (OSError, ValueError, AttributeError):  # no or closed stderr: the line is still in the error
-            pass
+        # Through the "privpkg" logger: inside pip (the shim) pip's -qq hides it; elsewhere it is
+        # the same "privpkg: warning:" line. A closed stderr loses only the line (it is still in the error).
+        log.warning(line)
 
 
 def _state() -> _State:

@@ -7,7 +7,9 @@ finder does nothing until something imports ``pip._internal.network.session``; t
 session the ``privpkg://`` scheme. Programs that never import pip never load anything else.
 
 This package uses only relative imports, so ``privpkg setup pip --python PATH`` can copy it
-into another environment as ``_privpkg_pip_shim``.
+into another environment as ``_privpkg_pip_shim``. For the same reason it keeps its own copy of
+:mod:`privpkg.log`'s handler (:func:`warn`): the shim's lines go through the ``privpkg`` logger,
+so pip's ``-q``/``-qq`` decide whether they show, and look as privpkg's other lines do.
 """
 
 TARGET = "pip._internal.network.session"
@@ -53,9 +55,48 @@ def find(fullname, path=None):  # type: ignore[no-untyped-def]
 
             patch_session_module(module)
         except Exception as exc:  # noqa: BLE001 - never break pip itself
-            import sys
-
-            sys.stderr.write(f"privpkg: pip shim not active: {type(exc).__name__}: {exc}\n")
+            warn(f"pip shim not active: {type(exc).__name__}: {exc}")
 
     loader.exec_module = exec_and_patch
     return spec
+
+
+
+def warn(message):  # type: ignore[no-untyped-def]
+    """``privpkg: warning: MESSAGE`` through the ``privpkg`` logger, as :func:`privpkg.log.warning`
+    does: shown unless pip's verbosity (``-qq``) hides warnings."""
+    import logging
+
+    log = logging.getLogger("privpkg")
+    if not log.handlers:  # privpkg.log's handler, a host's, or this one: one handler at most
+        _add_line_handler(log)
+    log.warning("%s", message)
+
+
+def _add_line_handler(log):  # type: ignore[no-untyped-def]
+    """A copy of :class:`privpkg.log.LineHandler` and its installation, kept in step with it
+    (this package must not import privpkg: ``setup pip --python`` copies it without privpkg)."""
+    import logging
+    import sys
+
+    class LineHandler(logging.Handler):
+        def filter(self, record):  # type: ignore[no-untyped-def]
+            root = logging.getLogger()
+            threshold = logging.INFO
+            if root.handlers:
+                consoles = [h.level for h in root.handlers if not isinstance(h, logging.FileHandler)]
+                threshold = max(root.level, min(consoles)) if consoles else root.level
+            return record.levelno >= threshold and logging.Handler.filter(self, record)
+
+        def emit(self, record):  # type: ignore[no-untyped-def]
+            try:
+                kind = "error: " if record.levelno >= logging.ERROR else "warning: " if record.levelno >= logging.WARNING else ""
+                sys.stderr.write("privpkg: " + kind + record.getMessage() + "\n")
+                sys.stderr.flush()
+            except Exception:  # noqa: BLE001, S110 - no or closed stderr: never break pip
+                pass
+
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
+    log.propagate = False
+    log.addHandler(LineHandler())

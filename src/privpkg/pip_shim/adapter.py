@@ -36,6 +36,8 @@ import sys
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from . import warn
+
 _SIGNATURE = re.compile(
     r"((?:[?&;]|%3[Ff]|%26)(?:sig|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId)=)[^&\s\"'#]*"
     r"|((?:Signature|sig)\s*[=:]\s*)[0-9a-fA-F]{64}|((?:Signature|sig)\s*[=:]\s*)[A-Za-z0-9%+/=]{40,}",
@@ -555,7 +557,7 @@ def patch_session_module(module: Any) -> None:
         try:
             bind_cached_credentials_to_scheme(self.auth)
         except Exception as exc:  # noqa: BLE001 - pip works on as it would without the shim
-            sys.stderr.write(f"privpkg: warning: pip's credential cache is not scheme-bound: {type(exc).__name__}\n")
+            warn(f"pip's credential cache is not scheme-bound: {type(exc).__name__}")
         try:
             adapter = PrivpkgAdapter(self)
             self.mount("privpkg://", adapter)
@@ -572,7 +574,7 @@ def patch_session_module(module: Any) -> None:
                 if not any(isinstance(f, _RedactFilter) for f in handler.filters):
                     handler.addFilter(_RedactFilter())
         except Exception as exc:  # noqa: BLE001 - pip works on without the shim
-            sys.stderr.write(f"privpkg: warning: pip shim not active: {type(exc).__name__}\n")
+            warn(f"pip shim not active: {type(exc).__name__}")
 
     session_cls.__init__ = __init__
     session_cls._privpkg_patched = True

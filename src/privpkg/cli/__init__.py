@@ -1,0 +1,145 @@
+"""The ``privpkg`` command line (the ``privpkg`` script, ``python -m privpkg``).
+
+One module per command group (:mod:`.connection`, :mod:`.workspace`, :mod:`.wheel`,
+:mod:`.resolve`, :mod:`.doctor`, :mod:`.setup`, :mod:`.demo`), each adding its parser and
+holding its small command functions; :mod:`.output` holds the shared options and output helpers.
+This module builds the parser and runs one command.
+
+Every command exits 0 on success, 1 when something was not found or a check failed, and 2 on a
+usage error. User mistakes print one line, ``privpkg: error: ...``, never a traceback. Secrets
+are read from stdin (when it is not a terminal) or a hidden prompt, never from argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from privpkg import __version__
+from privpkg.cli import connection, demo, doctor, resolve, setup, wheel, workspace
+from privpkg.cli.output import Parser, error, os_error
+from privpkg.errors import PrivpkgError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="privpkg",
+        description="Private Python packages with plain pip install: stored feed PATs served through keyring.",
+        epilog="Run `privpkg demo` for a self-contained walk-through. Docs: README.md",
+    )
+    p.add_argument("--version", action="version", version=f"privpkg {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    # The order of `privpkg --help`.
+    for group in (connection, workspace, wheel, resolve, doctor, setup, demo):
+        group.add_parser(sub)
+    return p
+
+
+class _Stdout:
+    """Stands in for ``sys.stdout`` while a command runs and remembers a failed write or flush,
+    so :func:`main` can tell "the output cannot be written" (a closed pipe, /dev/full) from any
+    other OSError. Everything else is delegated to the real stream."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.failed: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _silence_stdout(stream: Any) -> None:
+    """Point fd 1 at /dev/null, so the interpreter's flush of what is left in ``sys.stdout`` at
+    exit cannot fail again and print "Exception ignored ... BrokenPipeError" (the fix the
+    Python docs give for SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (e.g. captured in a test): nothing will flush it at exit
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Every failure is one ``privpkg: error:`` line and an exit code, never a
+    traceback: user mistakes (PrivpkgError's exit code), Ctrl-C (130), an OSError (1), a stdout
+    that cannot be written (1), and a reader that closed the pipe (0: it stopped reading on
+    purpose, as ``| head -1`` does; the command's work is done)."""
+    real = sys.stdout
+    out = _Stdout(real) if real is not None else None
+    if out is not None:
+        sys.stdout = out
+    try:
+        try:
+            code = _run(argv)
+        except SystemExit:
+            # argparse swallows a failed write of --help/--version text; report it like any other.
+            if out is None or out.failed is None:
+                raise
+            code = 0
+        if out is not None and out.failed is not None:  # a write failed and its error was swallowed
+            return _output_failed(out.failed, real)
+        return code
+    except PrivpkgError as exc:
+        return error(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        try:
+            sys.stderr.write("privpkg: interrupted\n")
+        except (OSError, ValueError):
+            pass
+        return 130
+    except OSError as exc:
+        if out is not None and out.failed is not None:
+            return _output_failed(out.failed, real)
+        return error(os_error(exc), 1)
+    finally:
+        if out is not None and sys.stdout is out:
+            sys.stdout = real
+
+
+def _output_failed(exc: OSError, stream: Any) -> int:
+    _silence_stdout(stream)
+    if isinstance(exc, BrokenPipeError):
+        return 0  # the reader closed the pipe: it has read all it wanted
+    return error(f"cannot write the output: {os_error(exc)}", 1)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        # --help, --version: their text is still buffered; flush it here so a closed pipe is
+        # handled by main() and not by the interpreter's shutdown ("Exception ignored ...").
+        sys.stdout.flush()
+        raise
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    code = func(args)
+    sys.stdout.flush()  # same reason: a failed write is reported by main()
+    return code
+

@@ -1,0 +1,198 @@
+"""``privpkg connection``: store, list, show, test and delete the credentials pip and the
+workspaces use. Secrets are read from stdin (when it is not a terminal) or a hidden prompt, never
+from argv, and never printed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from privpkg.cli.output import Parser, add_json_option, need_subcommand, out, print_json, table, warn
+from privpkg.errors import UsageError
+
+EPILOG_CONNECTION_SET = """\
+The secret (PAT) is read from stdin when stdin is not a terminal, otherwise from a hidden
+prompt. It is never accepted as an argument, so it stays out of shell history and `ps`.
+
+examples:
+  privpkg connection set myfeed --target https://pkgs.dev.azure.com/org/
+  echo "$PAT" | privpkg connection set myfeed --target https://gitlab.example.com/api/v4/ --username ci
+  privpkg connection set myfeed --update --expires 2027-01-31     # rotate the PAT
+  privpkg connection set myfeed --update --keep-secret --host-wide  # answer pip's bare-host lookup
+  echo "$AWS_SECRET_ACCESS_KEY" | privpkg connection set minio --category S3 --target s3://bucket \
+      --username "$AWS_ACCESS_KEY_ID" --endpoint https://minio.example.com:9000
+
+--host-wide: pip's second keyring lookup (the bare host:port) and uv's host lookup carry no
+scheme and no path, so by default no connection answers them; index URLs work without it. With
+--host-wide this connection answers them, which makes an https connection reachable from
+http:// URLs on the same host.
+"""
+
+
+def read_secret(prompt: str) -> str:
+    """Read a secret from a hidden prompt on a terminal, else from stdin (one trailing newline
+    stripped, as ``keyring set`` does).
+
+    Ctrl-D at the prompt is "no secret" (a usage error, nothing stored); Ctrl-C propagates as
+    KeyboardInterrupt, which :func:`main` turns into one line and exit 130."""
+    from privpkg.connections import MAX_SECRET, validate_secret
+
+    if sys.stdin is None:
+        raise UsageError("no secret given: pipe it on stdin")
+    if sys.stdin.isatty():
+        import getpass
+
+        try:
+            value = getpass.getpass(prompt)
+        except (EOFError, KeyboardInterrupt) as exc:
+            # getpass leaves the cursor after the prompt; end that line before ours.
+            if sys.stderr.isatty():
+                sys.stderr.write("\n")
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise UsageError("no secret entered (end of input at the prompt); nothing was stored") from None
+    else:
+        # Read no more than a too-large secret needs to be recognized as one.
+        value = sys.stdin.read(MAX_SECRET + 3)
+        if value.endswith("\r\n"):
+            value = value[:-2]
+        elif value.endswith("\n"):
+            value = value[:-1]
+    return validate_secret(value)
+
+
+def cmd_connection_set(args: argparse.Namespace) -> int:
+    from privpkg import connections
+
+    changes: dict[str, Any] = {
+        "target": args.target, "category": args.category, "auth_type": args.auth_type,
+        "username": args.username, "expires": args.expires or None, "allow_http": args.allow_http,
+        "host_wide": args.host_wide, "endpoint": args.endpoint,
+    }
+    # Everything is checked before the secret is asked for, so a typo costs no paste.
+    existing = connections.check_update(args.name, update=args.update, keep_secret=args.keep_secret, **changes)
+    secret = None if args.keep_secret else read_secret(f"PAT for {args.name}: ")
+    conn = connections.update_connection(args.name, secret, create=True, update=args.update, **changes)
+    verb = "updated" if existing else "stored"
+    extra = ""
+    if conn.host_wide:
+        extra = "; answers bare-host lookups (--host-wide)"
+    if conn.category == "S3":
+        from privpkg import urls
+
+        extra = f"; endpoint {urls.s3_endpoint_label(conn.endpoint)}"
+    out(f"{verb} connection {conn.name!r}: {conn.category} {conn.target} (username {conn.username}){extra}")
+    return 0
+
+
+def cmd_connection_list(args: argparse.Namespace) -> int:
+    from privpkg.connections import list_connections
+
+    errors: list[str] = []
+    conns = list_connections(category=args.category, target=args.target, errors=errors)
+    warn(errors)
+    if args.json:
+        print_json([c.public() for c in conns])
+        return 0
+    if not conns:
+        out("no connections (add one with: privpkg connection set NAME --target URL)")
+        return 0
+    rows = [["NAME", "CATEGORY", "TARGET", "USERNAME", "EXPIRES", "SOURCE"]]
+    rows += [[c.name, c.category, c.target, c.username, c.expires or "-", c.source] for c in conns]
+    table(rows)
+    return 0
+
+
+def cmd_connection_show(args: argparse.Namespace) -> int:
+    from privpkg.connections import get_connection
+
+    errors: list[str] = []
+    conn = get_connection(args.name, errors=errors)
+    warn(errors)
+    info = conn.public()
+    if args.json:
+        print_json(info)
+        return 0
+    for key, value in info.items():
+        if key == "endpoint" and value is None:
+            value = "AWS (none stored)"
+        out(f"{key + ':':<10} {value if value is not None else '-'}")
+    out(f"{'secret:':<10} ******** (stored, {len(conn.secret)} characters)")
+    left = conn.days_left()
+    if left is not None and left < 0:
+        out(f"warning: this connection expired {-left} day(s) ago")
+    return 0
+
+
+def cmd_connection_delete(args: argparse.Namespace) -> int:
+    from privpkg.connections import delete_connection
+
+    delete_connection(args.name)
+    out(f"deleted connection {args.name!r}")
+    return 0
+
+
+def cmd_connection_test(args: argparse.Namespace) -> int:
+    from privpkg.connections import get_connection
+    from privpkg.probe import check_connection
+
+    conn = get_connection(args.name)
+    ok, message = check_connection(conn, args.url, timeout=args.timeout)
+    out(message)
+    return 0 if ok else 1
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``connection`` and its actions to the top-level subparsers ``sub``."""
+    conn = sub.add_parser("connection", help="store, list, show, test and delete feed credentials",
+                          description="Connections map a feed base URL to a PAT, kept in an encrypted store.")
+    csub = conn.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    conn.set_defaults(func=lambda a: need_subcommand(conn))
+
+    s = csub.add_parser("set", help="add a connection, or --update one",
+                        description="Add a connection (or --update an existing one).",
+                        epilog=EPILOG_CONNECTION_SET, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("name", help="a short name, e.g. myfeed")
+    s.add_argument("--target", help="feed base URL; it serves every URL below it (path-segment prefix)")
+    s.add_argument("--category", help="PythonFeed (default), CondaChannel, AzureBlob or S3")
+    s.add_argument("--username", help="username sent with the PAT (default: __token__)")
+    s.add_argument("--expires", metavar="DATE", help="expiry date of the PAT, YYYY-MM-DD (doctor warns 14 days ahead)")
+    s.add_argument("--auth-type", help="how the secret is sent: PAT (HTTP Basic password, the default)")
+    s.add_argument("--allow-http", action="store_true", help="allow a plain-http target that is not loopback")
+    s.add_argument("--update", action="store_true", help="replace an existing connection's secret and given settings")
+    s.add_argument("--keep-secret", action="store_true", help="with --update: change only the given settings, keep the stored secret")
+    s.add_argument("--host-wide", dest="host_wide", action="store_true", default=None,
+                   help="also answer pip's/uv's bare host[:port] lookup (no scheme, no path): the secret can then go to "
+                        "any URL on this host, http:// included")
+    s.add_argument("--no-host-wide", dest="host_wide", action="store_false", help="answer only URLs under the target (the default)")
+    s.add_argument("--endpoint", metavar="URL",
+                   help="S3: the endpoint these credentials belong to (MinIO, R2, ...; default AWS). "
+                        "A workspace at another endpoint never gets them")
+    s.set_defaults(func=cmd_connection_set)
+
+    s = csub.add_parser("list", help="list connections (store and environment)", description="List connections; secrets are never shown.")
+    add_json_option(s)
+    s.add_argument("--category", help="only this category")
+    s.add_argument("--target", metavar="URL", help="only connections that serve this URL")
+    s.set_defaults(func=cmd_connection_list)
+
+    s = csub.add_parser("show", help="show one connection (without its secret)", description="Show one connection; the secret is never shown.")
+    s.add_argument("name")
+    add_json_option(s)
+    s.set_defaults(func=cmd_connection_show)
+
+    s = csub.add_parser("delete", help="delete a connection", description="Delete a connection from the store.")
+    s.add_argument("name")
+    s.set_defaults(func=cmd_connection_delete)
+
+    s = csub.add_parser("test", help="check a connection's credential against its target",
+                        description="Read the target with the stored credential: feeds with an HTTP GET (HTTP Basic), "
+                        "AzureBlob connections with List Blobs, S3 connections with ListObjectsV2. Prints one line "
+                        "starting with a verdict: OK, REJECTED, FORBIDDEN, NOT FOUND, NOT AUTHORITATIVE (203), "
+                        "SIGN-IN REDIRECT, CREDENTIAL DROPPED, TOO MANY REDIRECTS, FAILED, UNREACHABLE or TIMED OUT. "
+                        "Exit 0 only for OK: the target itself answered 2xx to a request that carried the credential.")
+    s.add_argument("name")
+    s.add_argument("--url", help="feed URL under the target to request instead (e.g. the feed's simple index)")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole exchange, redirects included (default 10)")
+    s.set_defaults(func=cmd_connection_test)

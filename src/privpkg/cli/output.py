@@ -1,0 +1,73 @@
+"""What every ``privpkg`` command shares: the argument parser class, the common options
+(``--json``, ``--workspace``) and the output helpers (one-line errors and warnings, JSON, tables).
+
+Commands write results to stdout and diagnostics to stderr, one line each; nothing here ever
+prints a secret (callers pass public fields only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any, NoReturn
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the usage error as one line plus a pointer to ``--help`` (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n(see: {self.prog} --help)\n")
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def add_workspace_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workspace", "-w", default="default", help="workspace name (default: default)")
+
+
+def need_subcommand(parser: argparse.ArgumentParser) -> int:
+    """A command group run without its action: its help on stderr, exit 2."""
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+
+
+def print_json(value: Any) -> None:
+    out(json.dumps(value, indent=2))
+
+
+def table(rows: list[list[str]]) -> None:
+    """Left-aligned columns, two spaces apart; the first row is the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def warn(lines: Iterable[str]) -> None:
+    """``privpkg: warning: LINE`` on stderr for each line (problems that did not stop the command)."""
+    for line in lines:
+        sys.stderr.write(f"privpkg: warning: {line}\n")
+
+
+def error(message: str, code: int) -> int:
+    """``privpkg: error: MESSAGE`` on stderr; returns ``code`` for the caller to exit with."""
+    try:
+        sys.stderr.write(f"privpkg: error: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr itself is gone: the exit code is all that is left
+    return code
+
+
+def os_error(exc: OSError) -> str:
+    """An OSError in words: strerror and the file name only (``str(exc)`` of some OSErrors
+    embeds a whole request or URL)."""
+    what = exc.strerror or type(exc).__name__
+    return f"{what}: {exc.filename}" if exc.filename else what

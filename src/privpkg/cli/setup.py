@@ -1,0 +1,42 @@
+"""``privpkg setup pip``: point pip's user configuration at keyring, or install the pip shim
+(``privpkg://`` URLs) into another interpreter's environment; ``--undo`` reverts either."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from privpkg.cli.output import Parser, need_subcommand, out
+from privpkg.errors import UsageError
+
+
+def cmd_setup_pip(args: argparse.Namespace) -> int:
+    from privpkg.setup_pip import install_shim, setup_pip, undo_setup_pip, uninstall_shim
+
+    if args.python:
+        if args.config:
+            raise UsageError("--python and --config do not go together")
+        out(uninstall_shim(args.python) if args.undo else install_shim(args.python))
+        return 0
+    if args.undo:
+        out(undo_setup_pip(config=args.config))
+    else:
+        out(setup_pip(provider=args.provider, config=args.config))
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``setup`` and its tools to the top-level subparsers ``sub``."""
+    setup = sub.add_parser("setup", help="configure tools to use privpkg", description="Configure tools to use privpkg.")
+    ssub = setup.add_subparsers(dest="tool", metavar="TOOL", parser_class=Parser)
+    setup.set_defaults(func=lambda a: need_subcommand(setup))
+    s = ssub.add_parser("pip", help="write keyring-provider into your pip config",
+                        description="Write `keyring-provider` into the user's pip configuration so plain "
+                        "`pip install --index-url FEED` finds stored PATs without flags. --undo reverts exactly that change. "
+                        "With --python PATH, install the pip shim for privpkg:// URLs into that interpreter's environment instead.")
+    s.add_argument("--provider", choices=["subprocess", "import", "auto"], default="subprocess",
+                   help="subprocess (default) works from any venv through the keyring CLI on PATH, even with --no-input")
+    s.add_argument("--undo", action="store_true", help="revert what an earlier `privpkg setup pip` wrote")
+    s.add_argument("--config", metavar="FILE", help="pip config file to edit (default: pip's user config file)")
+    s.add_argument("--python", metavar="PATH", help="instead: install the pip shim (privpkg:// URLs) into the environment of this interpreter")
+    s.set_defaults(func=cmd_setup_pip)
