@@ -31,7 +31,6 @@ import base64
 import binascii
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,7 +47,10 @@ T = TypeVar("T")
 
 
 def _warn(msg: str) -> None:
-    sys.stderr.write(f"privpkg: warning: {msg}\n")
+    # The store is opened inside pip and keyring too: their verbosity governs the line.
+    from privpkg import log
+
+    log.warning(msg)
 
 
 def _tighten(path: Path) -> None:
