@@ -55,6 +55,8 @@ from _common import (
     write_result,
 )
 
+from privpkg import refs
+
 TARGET_RATIO = 1.05
 PIP_SPEC = "pip==26.3"
 
@@ -97,17 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             whl = make_wheel(work / "wheels", name, "1.0")
             url = run([privpkg, "wheel", "add", whl], env=env, cwd=work).stdout.strip().splitlines()[-1]
-            if url != f"privpkg://default/wheels/{whl.name}":
+            if url != refs.url_for("default", refs.WHEELS, whl.name):
                 raise SystemExit(f"wheel add printed {url!r}")
             shim_lines.append(f"{name} @ {url}\n")
         reqs_shim, reqs_file = work / "reqs_shim.txt", work / "reqs_file.txt"
         reqs_shim.write_text("".join(shim_lines))
         run([privpkg, "resolve", "-r", reqs_shim, "-o", reqs_file], env=env, cwd=work)
-        stored = (home / "workspaces" / "default" / "wheels").resolve().as_uri() + "/"
+        wheels_dir = home / "workspaces" / "default" / refs.prefix(refs.WHEELS)  # the default workspace's wheel keys
+        stored = wheels_dir.resolve().as_uri() + "/"
         file_lines = [ln for ln in reqs_file.read_text().splitlines() if ln and not ln.startswith("#")]
         if [ln.partition(" @ ")[0] for ln in file_lines] != names or not all(stored in ln for ln in file_lines):
             raise SystemExit(f"privpkg resolve wrote unexpected lines: {file_lines[:2]}")
-        wheel_kib = sum(p.stat().st_size for p in (home / "workspaces" / "default" / "wheels").glob("*.whl")) / n / 1024
+        wheel_kib = sum(p.stat().st_size for p in wheels_dir.glob("*.whl")) / n / 1024
 
         # name: (label, venv, requirements, what direct_url.json must record)
         variants: dict[str, tuple[str, Path, Path, str]] = {

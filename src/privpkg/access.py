@@ -19,13 +19,13 @@ from pathlib import Path
 from privpkg import urls
 from privpkg.errors import PrivpkgError
 from privpkg.storage import open_storage
-from privpkg.storage.base import Credential, Storage, StorageSpec
-from privpkg.workspace import STORAGES, Workspace, default_workspace
+from privpkg.storage.base import KINDS, Credential, Storage, StorageSpec
+from privpkg.workspace import Workspace, default_workspace
 
 
 def storage_spec(ws: Workspace) -> StorageSpec:
     """Where ``ws`` keeps its objects, as the storage layer takes it."""
-    if ws.storage not in STORAGES:
+    if ws.storage not in KINDS:
         raise PrivpkgError(f"workspace {ws.name!r} has unknown storage {ws.storage!r}")
     # The built-in default workspace lives in privpkg's own data dir: private to the user.
     # Any other folder is shared by whoever set it up, and keeps the modes they chose.

@@ -150,9 +150,9 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
     """Every check, in the order a person reads them: privpkg itself, the store and its key, the
     environment's connections, host-wide and S3 endpoint bindings, expiry (within ``days``),
     keyring's backends (and who answers ``url``, and why), the keyring CLI, pip's setting."""
-    from privpkg import __version__
+    from privpkg import __version__, envvars
     from privpkg.connections import ENV_CONNECTIONS, ENV_ENDPOINTS, CredentialLookup
-    from privpkg.vault import KEY_ENV, Vault
+    from privpkg.vault import Vault
 
     r = _Checks()
     r.add("version", "ok", f"privpkg {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
@@ -162,12 +162,12 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
         r.add("store", "ok", f"store: {vault.path} (mode {_mode(vault.path)})")
     else:
         r.add("store", "ok", f"store: {vault.path} (not created yet)")
-    if os.environ.get(KEY_ENV):
-        r.add("key", "ok", f"key: from ${KEY_ENV}")
+    if os.environ.get(envvars.MASTER_KEY):
+        r.add("key", "ok", f"key: from ${envvars.MASTER_KEY}")
     elif vault.key_file.exists():
         r.add("key", "ok", f"key: {vault.key_file} (mode {_mode(vault.key_file)})")
     elif vault.exists():
-        r.add("key", "fail", f"key: {vault.key_file} is missing but the store exists; restore it or set ${KEY_ENV}")
+        r.add("key", "fail", f"key: {vault.key_file} is missing but the store exists; restore it or set ${envvars.MASTER_KEY}")
     try:
         store = vault.load()
         r.add("store-readable", "ok", f"store readable: {len(store.get('connections') or {})} connection(s)")

@@ -4,8 +4,11 @@
   with a random name and ``O_EXCL`` (``tempfile.mkstemp``, which also refuses to follow a planted
   symlink), fsyncs it and renames it over the target, so a reader sees the old file or the new
   one, never half of one, and a name planted by another user is never written through.
-- :func:`temp_file` is the same temp file for callers that stream (wheel copies) or that link
-  the result into place instead of renaming (the key file, published wheels).
+- :func:`temp_file` is the same temp file for callers that stream (wheel copies);
+  :func:`link_exclusive` puts such a file in place only if the name is free (published wheels),
+  and :func:`create_exclusive` does both for bytes in memory (the key file).
+- :func:`replace_dir` swaps a whole directory for one built beside it (the pip shim's copy in
+  another environment), so no reader ever finds half of the new one.
 - Temp names are ``.NAME.<pid>.<random>.tmp``. A writer killed mid-write leaves one behind; the
   next write into that folder removes those whose process is gone (:func:`remove_stale_temps`),
   and never one whose writer still runs.
@@ -34,7 +37,6 @@ from pathlib import Path
 from privpkg import envvars
 from privpkg.errors import PrivpkgError
 
-LOCK_TIMEOUT_ENV = envvars.LOCK_TIMEOUT
 DEFAULT_LOCK_TIMEOUT = 30.0
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -180,57 +182,123 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, check: Callable[[Pa
         if check is not None:
             check(tmp)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
         return True
 
     _write_then(Path(path), data, mode, replace, "cannot write {path}: {why}; it was left as it was")
 
 
-def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> bool:
-    """Create ``path`` holding ``data`` only if no file has that name yet; False if one has.
+#: What ``link()`` fails with on a file system without hard links (FAT, some network and FUSE
+#: file systems), and for a file that has too many; any other error is a real failure.
+_NO_LINK = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS})
 
-    The data goes to a temp file first and is hard-linked into place (the link fails if the name
-    is taken), so a failure, a full disk included, never leaves an empty or partial ``path``."""
-    path = Path(path)
 
-    def link(tmp: Path) -> bool:
+def link_exclusive(tmp: Path, dest: Path) -> bool:
+    """Put the finished, fsynced temp file ``tmp`` (from :func:`temp_file`) at ``dest`` only if
+    no file has that name yet; False if one has, and ``dest`` is never replaced.
+
+    ``dest`` is a hard link to ``tmp`` (the link fails if the name is taken), so it appears with
+    its whole content. Where hard links are not available the name is claimed with an empty
+    ``O_EXCL`` file and ``tmp`` renamed over it: still never a second writer's file replaced,
+    but for that moment a reader can see ``dest`` empty. Any other failure is a
+    :class:`FileWriteError` naming ``dest``."""
+    try:
         try:
-            os.link(tmp, path)
+            os.link(tmp, dest)
         except FileExistsError:
             return False
         except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            if exc.errno not in _NO_LINK:
                 raise
-            # No hard links here (some network or FAT file systems): rename, which can
-            # replace a file created between this check and the rename; callers hold a lock.
-            if os.path.lexists(path):
+            try:
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+            except FileExistsError:
                 return False
-            os.replace(tmp, path)
-        return True
+            os.close(fd)
+            try:
+                os.replace(tmp, dest)
+            except OSError:
+                os.unlink(dest)  # the empty file that claimed the name for us
+                raise
+    except OSError as exc:
+        raise FileWriteError(f"cannot create {dest}: {_why(exc)}", exc.errno) from None
+    _fsync_dir(Path(dest).parent)
+    return True
 
-    return _write_then(path, data, mode, link, "cannot create {path}: {why}")
+
+def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> bool:
+    """Create ``path`` holding ``data`` only if no file has that name yet; False if one has.
+
+    The data goes to a temp file first and is put in place by :func:`link_exclusive`, so a
+    failure, a full disk included, leaves no ``path`` behind, never an empty or partial one."""
+    path = Path(path)
+    return _write_then(path, data, mode, lambda tmp: link_exclusive(tmp, path), "cannot create {path}: {why}")
 
 
 def _write_then(path: Path, data: bytes, mode: int, place: Callable[[Path], bool], failure: str) -> bool:
     """Write ``data`` to a fresh temp file beside ``path``, fsync it, and let ``place(tmp)`` put
-    it in place (True) or decline (False); an OSError becomes one FileWriteError line."""
+    it in place, folder fsynced (True), or decline (False); an OSError becomes one FileWriteError
+    line."""
     try:
         with temp_file(path, mode) as (fd, tmp):
             write_all(fd, data)
             os.fsync(fd)
-            placed = place(tmp)
+            return place(tmp)
     except FileWriteError:
         raise
     except OSError as exc:
         raise FileWriteError(failure.format(path=path, why=_why(exc)), exc.errno) from None
-    if placed:
-        _fsync_dir(path.parent)
-    return placed
+
+
+def replace_dir(dest: Path, fill: Callable[[Path], None], mode: int | None = None) -> None:
+    """Make ``dest`` the directory that ``fill(new)`` fills, in place of whatever was there.
+
+    ``new`` is a fresh folder beside ``dest`` (``tempfile.mkdtemp``: a random name, created
+    exclusively, so nothing planted there is followed or reused, and only this process can
+    write into it). When ``fill`` returns, it gets ``mode`` (default: what ``mkdir`` gives,
+    0777 minus the umask) and is renamed to ``dest``. A previous ``dest`` (a folder, a file or a
+    symlink, which is moved, never followed) is renamed aside into another fresh folder first
+    and removed once the new one is in place, or put back if that rename fails. So a reader
+    finds the old directory, for an instant none, or the whole new one, never half of one.
+
+    An OSError becomes a :class:`FileWriteError` naming ``dest``; anything else ``fill`` raises
+    propagates. Either way no temporary folder is left behind."""
+    import shutil
+
+    dest = Path(dest)
+    new: str | None = None
+    aside: str | None = None
+    moved = False
+    try:
+        new = tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent)
+        fill(Path(new))
+        os.chmod(new, 0o777 & ~current_umask() if mode is None else mode)
+        if os.path.lexists(dest):
+            aside = tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent)
+            os.replace(dest, os.path.join(aside, dest.name))
+            moved = True
+        os.replace(new, dest)
+        new, moved = None, False
+    except FileWriteError:
+        raise
+    except OSError as exc:
+        raise FileWriteError(f"cannot replace {dest}: {_why(exc)}", exc.errno) from None
+    finally:
+        if moved and aside is not None:
+            try:
+                os.replace(os.path.join(aside, dest.name), dest)
+            except OSError:
+                pass
+        for leftover in (new, aside):
+            if leftover:
+                shutil.rmtree(leftover, ignore_errors=True)
+    _fsync_dir(dest.parent)
 
 
 def _lock_timeout(timeout: float | None) -> float:
     if timeout is not None:
         return timeout
-    raw = os.environ.get(LOCK_TIMEOUT_ENV)
+    raw = os.environ.get(envvars.LOCK_TIMEOUT)
     if raw:
         try:
             return max(0.0, float(raw))

@@ -34,20 +34,10 @@ from privpkg import urls
 from privpkg.connections import Connection
 from privpkg.errors import PrivpkgError, UsageError
 
-#: The first word of every message, and what it means (shown in the README).
-VERDICTS = {
-    "OK": "the target answered 2xx to a request that carried the credential",
-    "REJECTED": "401, or the storage service refused the key (wrong, expired or revoked)",
-    "FORBIDDEN": "403: the credential is valid but may not read there",
-    "NOT FOUND": "404, or no such container or bucket",
-    "NOT AUTHORITATIVE": "203: a proxy or sign-in page answered, not the feed",
-    "SIGN-IN REDIRECT": "the target redirected to another host (typically a sign-in page); the credential was not sent there",
-    "CREDENTIAL DROPPED": "the target redirected to a path outside the connection's target on the same host; the credential was not sent there",
-    "TOO MANY REDIRECTS": "more than 5 redirects inside the target",
-    "FAILED": "any other HTTP status or storage error",
-    "UNREACHABLE": "no connection could be made (DNS, refused, TLS)",
-    "TIMED OUT": "no complete answer within --timeout seconds",
-}
+#: The first word of every message; README's verdict table says what each means, and a unit
+#: test checks that the table, ``connection test --help`` and the messages use these words.
+VERDICTS = ("OK", "REJECTED", "FORBIDDEN", "NOT FOUND", "NOT AUTHORITATIVE", "SIGN-IN REDIRECT", "CREDENTIAL DROPPED",
+            "TOO MANY REDIRECTS", "FAILED", "UNREACHABLE", "TIMED OUT")
 MAX_REDIRECTS = 5
 #: How much of a 2xx body is read; enough to know the answer arrived, bounded for huge indexes.
 BODY_LIMIT = 64 * 1024

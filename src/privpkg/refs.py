@@ -10,6 +10,12 @@ storage key (``KIND/NAME``). A KIND is one of :data:`KINDS`; only ``wheels`` is 
     >>> key_for(WHEELS, "x-1.0-py3-none-any.whl")
     'wheels/x-1.0-py3-none-any.whl'
 
+A fragment is not part of the reference: pip's ``#sha256=...`` (or any other) is dropped, so
+callers pass a requirement's URL as written::
+
+    >>> parse("privpkg://team/wheels/x-1.0-py3-none-any.whl#sha256=0123abcd").name
+    'x-1.0-py3-none-any.whl'
+
 Every malformed URL is one :class:`~privpkg.errors.UsageError` line, control characters
 (raw or percent-escaped) and over-long URLs, names and workspace names included. (The pip shim,
 which must run without privpkg, keeps a stdlib-only reading of the URL for its 404 message.)
@@ -22,7 +28,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from privpkg.errors import UsageError
+from privpkg.errors import CONTROL, UsageError, shown
 
 SCHEME = "privpkg"
 WHEELS = "wheels"
@@ -37,8 +43,8 @@ MAX_FILENAME_BYTES = 255
 MAX_WORKSPACE_NAME = 63
 # Dots are allowed: the TOML writer quotes such keys ([workspaces."team.ml"]) so they round-trip.
 _WORKSPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SHOWN_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: How much of a rejected URL a message quotes.
+_CUT = 100
 #: What each kind's URL looks like and what its NAME is called, for messages.
 _SHAPES = {WHEELS: "privpkg://WORKSPACE/wheels/FILE.whl", ENVIRONMENTS: "privpkg://WORKSPACE/environments/NAME"}
 _NOUNS = {WHEELS: "wheel file name", ENVIRONMENTS: "environment name"}
@@ -81,17 +87,6 @@ def is_ref(url: str) -> bool:
     return url.lower().startswith(SCHEME + "://")
 
 
-def _show(text: object) -> str:
-    """``text`` for a one-line message: control characters escaped."""
-    return _SHOWN_CONTROL.sub(lambda m: repr(m.group(0))[1:-1], str(text))
-
-
-def _shown(text: str, limit: int = 100) -> str:
-    """``text`` fit for a one-line message: control characters escaped, long values cut."""
-    clean = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return clean if len(clean) <= limit else f"{clean[:limit]}... ({len(text)} characters)"
-
-
 def _masked(parts: SplitResult) -> str:
     """The URL with user info and query masked, for messages (as :func:`privpkg.urls.redact`,
     which this bottom-layer module may not import)."""
@@ -102,39 +97,39 @@ def _masked(parts: SplitResult) -> str:
 def validate_workspace_name(name: str) -> str:
     """``name`` if it is a valid workspace name (the WORKSPACE of the grammar), else UsageError."""
     if not isinstance(name, str) or not _WORKSPACE_NAME.fullmatch(name):
-        raise UsageError(f"invalid workspace name {_show(name)!r}: use 1-63 letters, digits, '.', '_' or '-'")
+        raise UsageError(f"invalid workspace name {shown(name)!r}: use 1-63 letters, digits, '.', '_' or '-'")
     return name
 
 
 def parse(url: str, kind: str = WHEELS, check_name: Callable[[str], object] | None = None) -> Ref:
-    """The parts of ``privpkg://WORKSPACE/KIND/NAME`` for the expected ``kind``; a one-line
-    UsageError for anything else. ``check_name`` validates NAME (e.g. a wheel file name's shape)
+    """The parts of ``privpkg://WORKSPACE/KIND/NAME`` for the expected ``kind``, a fragment
+    (``#sha256=...``) dropped; a one-line UsageError for anything else. ``check_name`` validates NAME (e.g. a wheel file name's shape)
     before the workspace name is checked."""
     shape = _SHAPES[_kind(kind)]
     if len(url) > MAX_URL_LENGTH:
-        raise UsageError(f"privpkg:// URL too long ({len(url)} characters, at most {MAX_URL_LENGTH}): {_shown(url)}")
-    if _CONTROL.search(url):
-        raise UsageError(f"a privpkg:// URL cannot contain control characters: {_shown(url)}")
+        raise UsageError(f"privpkg:// URL too long ({len(url)} characters, at most {MAX_URL_LENGTH}): {shown(url, _CUT)}")
+    if CONTROL.search(url):
+        raise UsageError(f"a privpkg:// URL cannot contain control characters: {shown(url, _CUT)}")
     try:
         parts = urlsplit(url)
     except ValueError:  # e.g. "Invalid IPv6 URL" for privpkg://[x/...
-        raise UsageError(f"malformed privpkg:// URL: {_shown(url)}") from None
+        raise UsageError(f"malformed privpkg:// URL: {shown(url, _CUT)}") from None
     if parts.scheme.lower() != SCHEME:
-        raise UsageError(f"not a privpkg:// URL: {_shown(_masked(parts))}")
+        raise UsageError(f"not a privpkg:// URL: {shown(_masked(parts), _CUT)}")
     if parts.query or "@" in parts.netloc:
-        raise UsageError(f"a privpkg:// URL has no query or user part: {_shown(_masked(parts))}")
+        raise UsageError(f"a privpkg:// URL has no query or user part: {shown(_masked(parts), _CUT)}")
     path = unquote(parts.path)
-    if _CONTROL.search(path):
-        raise UsageError(f"a privpkg:// URL cannot contain control characters: {_shown(url)}")
+    if CONTROL.search(path):
+        raise UsageError(f"a privpkg:// URL cannot contain control characters: {shown(url, _CUT)}")
     head = f"/{kind}/"
     if not path.startswith(head) or path.count("/") != 2:
-        raise UsageError(f"expected {shape}, got {_shown(_masked(parts))}")
+        raise UsageError(f"expected {shape}, got {shown(_masked(parts), _CUT)}")
     name = path[len(head) :]
     if len(parts.netloc) > MAX_WORKSPACE_NAME:
-        raise UsageError(f"workspace name too long ({len(parts.netloc)} characters, at most {MAX_WORKSPACE_NAME}): {_shown(parts.netloc, 40)}")
+        raise UsageError(f"workspace name too long ({len(parts.netloc)} characters, at most {MAX_WORKSPACE_NAME}): {shown(parts.netloc, 40)}")
     size = len(name.encode("utf-8", "surrogatepass"))
     if size > MAX_FILENAME_BYTES:
-        raise UsageError(f"{_NOUNS[kind]} too long ({size} bytes, at most {MAX_FILENAME_BYTES}): {_shown(name, 60)}")
+        raise UsageError(f"{_NOUNS[kind]} too long ({size} bytes, at most {MAX_FILENAME_BYTES}): {shown(name, 60)}")
     if check_name is not None:
         check_name(name)
     return Ref(validate_workspace_name(parts.netloc), kind, name)

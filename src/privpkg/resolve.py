@@ -22,7 +22,7 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 from privpkg import refs, urls
-from privpkg.errors import NotFoundError, PrivpkgError, UsageError
+from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
 from privpkg.workspace import Workspace, all_workspaces, get_workspace
 
 DEFAULT_TTL = 600
@@ -34,15 +34,6 @@ def check_ttl(ttl: int) -> int:
     if not isinstance(ttl, int) or ttl < 1 or ttl > MAX_TTL:
         raise UsageError(f"--ttl must be between 1 and {MAX_TTL} seconds (7 days), got {ttl}")
     return ttl
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _shown(text: str, limit: int = 100) -> str:
-    """``text`` fit for a one-line message: control characters escaped, long values cut."""
-    clean = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return clean if len(clean) <= limit else f"{clean[:limit]}... ({len(text)} characters)"
 
 
 def parse_privpkg_url(url: str) -> tuple[str, str]:
@@ -266,20 +257,20 @@ def _options(text: str, where: str) -> tuple[str, ...]:
     try:
         tokens = shlex.split(text)
     except ValueError as exc:
-        raise UsageError(f"{where}: cannot read the options {_shown(text, 60)!r}: {exc}") from None
+        raise UsageError(f"{where}: cannot read the options {shown(text, 60)!r}: {exc}") from None
     out: list[str] = []
     i = 0
     while i < len(tokens):
         name, eq, value = tokens[i].partition("=")
         if name not in _REQ_OPTIONS:
-            raise UsageError(f"{where}: {_shown(name, 40)} is not an option of a requirement line (pip takes {', '.join(_REQ_OPTIONS)})")
+            raise UsageError(f"{where}: {shown(name, 40)} is not an option of a requirement line (pip takes {', '.join(_REQ_OPTIONS)})")
         if not eq:
             i += 1
             if i == len(tokens):
                 raise UsageError(f"{where}: {name} needs a value")
             value = tokens[i]
         if name == "--hash" and not _HASH.match(value):
-            raise UsageError(f"{where}: --hash takes sha256:, sha384: or sha512: and the hex digest, got {_shown(value, 60)!r}")
+            raise UsageError(f"{where}: --hash takes sha256:, sha384: or sha512: and the hex digest, got {shown(value, 60)!r}")
         out.append(f"{name}={shlex.quote(value)}")
         i += 1
     return tuple(out)
@@ -297,7 +288,7 @@ def _requirement(line: str, where: str) -> Pin | None:
     mentions = bool(_MENTIONS.search(line))
     if line.startswith("-"):
         if mentions:
-            raise UsageError(f"{where}: privpkg:// URLs are signed only in requirement lines (`name @ privpkg://...`), not after {_shown(line.split()[0], 30)}")
+            raise UsageError(f"{where}: privpkg:// URLs are signed only in requirement lines (`name @ privpkg://...`), not after {shown(line.split()[0], 30)}")
         return None
     args, opts = _break_args_options(line)
     try:
@@ -305,7 +296,7 @@ def _requirement(line: str, where: str) -> Pin | None:
             # A bare URL, as pip allows: the project name comes from the wheel file name.
             url, _, marker_text = args.partition(";")
             url = url.strip()
-            name = check_filename(parse_privpkg_url(url.split("#", 1)[0])[1])[0]
+            name = check_filename(parse_privpkg_url(url)[1])[0]
             marker = str(Marker(marker_text.strip())) if marker_text.strip() else ""
         else:
             try:
@@ -313,16 +304,16 @@ def _requirement(line: str, where: str) -> Pin | None:
             except InvalidRequirement as exc:
                 if not mentions:
                     return None  # not privpkg's: pip judges it
-                raise UsageError(f"not a valid requirement: {_shown(str(exc).splitlines()[0], 120)}") from None
+                raise UsageError(f"not a valid requirement: {shown(str(exc).splitlines()[0], 120)}") from None
             if req.url and req.url.lower().startswith(SCHEME + ":"):
-                parse_privpkg_url(req.url.split("#", 1)[0])
+                parse_privpkg_url(req.url)
             elif mentions:
                 raise UsageError("privpkg:// must be the URL of the requirement: `name @ privpkg://WORKSPACE/wheels/FILE.whl`")
             elif not (req.url and is_signable(req.url)):
                 return None
             name, url, marker = req.name, req.url, str(req.marker) if req.marker else ""
     except InvalidMarker as exc:
-        raise UsageError(f"{where}: invalid marker: {_shown(str(exc).splitlines()[0], 120)}") from None
+        raise UsageError(f"{where}: invalid marker: {shown(str(exc).splitlines()[0], 120)}") from None
     except PrivpkgError as exc:
         raise type(exc)(f"{where}: {exc}") from None
     return Pin(name, url, marker, _options(opts, where), where)
@@ -335,26 +326,26 @@ def collect(path: Path) -> list[Pin]:
     found: list[Pin] = []
     seen: set[Path] = set()
 
-    def visit(shown: Path, chain: tuple[Path, ...], where: str) -> None:
+    def visit(named: Path, chain: tuple[Path, ...], where: str) -> None:
         try:
-            real = shown.resolve()
+            real = named.resolve()
         except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
-            raise UsageError(f"{where + ': ' if where else ''}cannot read {shown}: {exc}") from None
+            raise UsageError(f"{where + ': ' if where else ''}cannot read {named}: {exc}") from None
         if real in chain:
-            raise UsageError(f"{where}: {shown} includes itself (a cycle of -r/-c files)")
+            raise UsageError(f"{where}: {named} includes itself (a cycle of -r/-c files)")
         if real in seen:
             return
         if len(chain) >= MAX_NESTING:
             raise UsageError(f"{where}: requirements files nested more than {MAX_NESTING} deep")
         seen.add(real)
-        for number, line in _logical_lines(_read_requirements(shown, where)):
-            here = f"{shown}, line {number}"
+        for number, line in _logical_lines(_read_requirements(named, where)):
+            here = f"{named}, line {number}"
             opt = _OPTION.match(line)
             if opt:
                 target = opt.group(2)
                 if "://" in target:
-                    raise UsageError(f"{here}: privpkg resolve reads local files only; download {_shown(urls.redact(target), 80)} first")
-                visit(shown.parent / target, (*chain, real), here)
+                    raise UsageError(f"{here}: privpkg resolve reads local files only; download {shown(urls.redact(target), 80)} first")
+                visit(named.parent / target, (*chain, real), here)
                 continue
             pin = _requirement(line, here)
             if pin is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from privpkg import paths
 from privpkg.errors import PrivpkgError, UsageError
-from privpkg.fileio import file_lock, write_atomic
+from privpkg.fileio import file_lock, replace_dir, write_atomic
 
 _KEY = re.compile(r"^\s*keyring[-_]provider\s*[=:]\s*(?P<value>.*?)\s*$", re.IGNORECASE)
 _SECTION = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*$")
@@ -41,6 +41,12 @@ def pip_user_config() -> Path:
 
 def _record_path() -> Path:
     return paths.config_dir() / "setup-pip.json"
+
+
+def _lock_path() -> Path:
+    """The lock every ``setup pip`` change holds: the pip config edit and its undo, and the
+    shim's copy in another environment."""
+    return paths.config_dir() / "setup-pip.lock"
 
 
 def _find(lines: list[str]) -> tuple[int | None, int | None, str | None]:
@@ -64,7 +70,7 @@ def _find(lines: list[str]) -> tuple[int | None, int | None, str | None]:
 def setup_pip(provider: str = "subprocess", config: str | None = None) -> str:
     path = Path(config) if config else pip_user_config()
     record_path = _record_path()
-    with file_lock(record_path.with_suffix(".lock")):
+    with file_lock(_lock_path()):
         try:
             text = path.read_text()
             created_file = False
@@ -113,7 +119,7 @@ def setup_pip(provider: str = "subprocess", config: str | None = None) -> str:
 
 def undo_setup_pip(config: str | None = None) -> str:
     record_path = _record_path()
-    with file_lock(record_path.with_suffix(".lock")):
+    with file_lock(_lock_path()):
         try:
             record = json.loads(record_path.read_text())
         except FileNotFoundError:
@@ -182,11 +188,10 @@ def install_shim(python: str) -> str:
     """Copy the pip shim into the environment of ``python``; signing then runs through this
     privpkg's interpreter, so that environment needs no privpkg install of its own.
 
-    The copy is built in a fresh ``mkdtemp`` directory inside site-packages (random name,
-    created exclusively, so nothing planted there is followed or reused) and renamed into place;
-    a previous copy is renamed aside first and removed after, so pip never sees half a package."""
+    The copy replaces any previous one whole (:func:`privpkg.fileio.replace_dir`: built in a
+    fresh random folder inside site-packages, then renamed into place), so pip never sees half
+    a package; concurrent setups wait for each other on the setup lock."""
     import shutil
-    import tempfile
 
     from privpkg import pip_shim
 
@@ -194,31 +199,19 @@ def install_shim(python: str) -> str:
     if (site / "privpkg_pip_shim.pth").exists():
         return f"{python} already has the pip shim (privpkg is installed there); nothing changed"
     src = Path(pip_shim.__file__).parent
-    dest = site / SHIM_PACKAGE
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp: str | None = None
-    old: str | None = None
-    try:
-        tmp = tempfile.mkdtemp(prefix=f".{SHIM_PACKAGE}.", dir=site)
+
+    def fill(folder: Path) -> None:
         for name in ("__init__.py", "adapter.py"):
-            shutil.copyfile(src / name, os.path.join(tmp, name))
+            shutil.copyfile(src / name, folder / name)
         # A fresh private folder: nothing can be planted in it, so plain writes are safe here.
-        Path(tmp, "config.json").write_text(json.dumps({"python": sys.executable}) + "\n")
-        # mkdtemp makes the folder 0700; the environment's other users must be able to import it.
-        os.chmod(tmp, 0o777 & ~umask)
-        if dest.is_symlink() or dest.exists():
-            old = tempfile.mkdtemp(prefix=f".{SHIM_PACKAGE}.old.", dir=site)
-            os.replace(dest, os.path.join(old, SHIM_PACKAGE))
-        os.replace(tmp, dest)
-        tmp = None
-        write_atomic(site / SHIM_PTH, pip_shim.pth_line(SHIM_PACKAGE).encode(), 0o644)
-    except OSError as exc:
-        raise PrivpkgError(f"cannot install the pip shim into {site}: {exc.strerror or exc}") from None
-    finally:
-        for leftover in (tmp, old):
-            if leftover:
-                shutil.rmtree(leftover, ignore_errors=True)
+        (folder / "config.json").write_text(json.dumps({"python": sys.executable}) + "\n")
+
+    with file_lock(_lock_path()):
+        try:
+            replace_dir(site / SHIM_PACKAGE, fill)
+            write_atomic(site / SHIM_PTH, pip_shim.pth_line(SHIM_PACKAGE).encode(), 0o644)
+        except OSError as exc:
+            raise PrivpkgError(f"cannot install the pip shim into {site}: {exc.strerror or exc}") from None
     return f"installed the pip shim into {site} (signing through {sys.executable})"
 
 
@@ -226,9 +219,11 @@ def uninstall_shim(python: str) -> str:
     import shutil
 
     site = _purelib(python)
-    pth = site / SHIM_PTH
-    if not pth.exists() and not (site / SHIM_PACKAGE).exists():
-        raise PrivpkgError(f"nothing to undo: no privpkg pip shim in {site}")
-    pth.unlink(missing_ok=True)
-    shutil.rmtree(site / SHIM_PACKAGE, ignore_errors=True)
+    with file_lock(_lock_path()):
+        pth = site / SHIM_PTH
+        if not pth.exists() and not (site / SHIM_PACKAGE).exists():
+            raise PrivpkgError(f"nothing to undo: no privpkg pip shim in {site}")
+        # The .pth first: once it is gone no new interpreter imports the folder being removed.
+        pth.unlink(missing_ok=True)
+        shutil.rmtree(site / SHIM_PACKAGE, ignore_errors=True)
     return f"removed the pip shim from {site}"

@@ -42,7 +42,6 @@ from privpkg.fileio import FileWriteError, create_exclusive, file_lock, write_at
 MAGIC = b"PRIVPKG-STORE-1\n"
 NONCE_LEN = 12
 TAG_LEN = 16
-KEY_ENV = envvars.MASTER_KEY
 T = TypeVar("T")
 
 
@@ -110,12 +109,12 @@ class Vault:
         return self.path.with_name(self.path.name + ".lock")
 
     def key_source(self) -> str:
-        return f"${KEY_ENV}" if os.environ.get(KEY_ENV) else str(self.key_file)
+        return f"${envvars.MASTER_KEY}" if os.environ.get(envvars.MASTER_KEY) else str(self.key_file)
 
     def _key(self, create: bool) -> bytes | None:
-        env = os.environ.get(KEY_ENV)
+        env = os.environ.get(envvars.MASTER_KEY)
         if env:
-            return decode_key(env, f"${KEY_ENV}")
+            return decode_key(env, f"${envvars.MASTER_KEY}")
         try:
             _tighten(self.key_file)
             return decode_key(self.key_file.read_text("ascii"), f"key file {self.key_file}")
@@ -145,7 +144,7 @@ class Vault:
         if key is None:
             raise StoreError(
                 f"{where} exists but its key file {self.key_file} is missing; "
-                f"restore it or set {KEY_ENV}"
+                f"restore it or set {envvars.MASTER_KEY}"
             )
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM

@@ -93,22 +93,17 @@ def validate_wheel(path: Path) -> WheelFile:
     return WheelFile(path, path.name, name, version, digest.sha256, digest.size)
 
 
-def add_wheel(ws: Workspace, path: Path, exist_ok: bool = False) -> str:
-    """Validate and publish the wheel at ``path`` in ``ws``; return its ``privpkg://`` URL."""
-    wheel = validate_wheel(path)
+def add_private_wheel(ws: Workspace, path: str | os.PathLike[str], exist_ok: bool = False) -> str:
+    """Validate the wheel at ``path`` and publish it in ``ws``; return its ``privpkg://`` URL
+    (azureml's ``Environment.add_private_pip_wheel``, but a different wheel under a taken name
+    is always an error)."""
+    wheel = validate_wheel(Path(path))
     storage = open_workspace_storage(ws)
     publishing.publish(
-        storage, refs.key_for(refs.WHEELS, wheel.filename), path, publishing.Digest(wheel.sha256, wheel.size),
+        storage, refs.key_for(refs.WHEELS, wheel.filename), wheel.path, publishing.Digest(wheel.sha256, wheel.size),
         name=wheel.filename, where=f"workspace {ws.name!r}", immutable=IMMUTABLE, exist_ok=exist_ok,
     )
-    return ws.url_for(wheel.filename)
-
-
-def add_private_wheel(ws: Workspace, path: str | os.PathLike[str], exist_ok: bool = False) -> str:
-    """Validate and upload a wheel; return its ``privpkg://`` URL (azureml's
-    ``Environment.add_private_pip_wheel``, but a different wheel under a taken name is always an
-    error)."""
-    return add_wheel(ws, Path(path), exist_ok=exist_ok)
+    return ws.wheel_url(wheel.filename)
 
 
 def list_wheels(ws: Workspace) -> list[BlobInfo]:

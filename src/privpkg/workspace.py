@@ -51,14 +51,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from privpkg import envvars, log, paths, refs, urls
-from privpkg.errors import NotFoundError, PrivpkgError, UsageError
+from privpkg.errors import CONTROL, NotFoundError, PrivpkgError, UsageError, shown
 from privpkg.refs import validate_workspace_name
+from privpkg.storage.base import KINDS
 
 PROJECT_FILE = "privpkg.toml"
-TRUST_ENV = envvars.TRUSTED_PROJECTS
-STORAGES = ("local", "azure", "s3")
 _REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: The public Azure Blob endpoints (global, China, US Government): https://ACCOUNT<suffix>/CONTAINER.
 AZURE_BLOB_SUFFIXES = (".blob.core.windows.net", ".blob.core.chinacloudapi.cn", ".blob.core.usgovcloudapi.net")
 _ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
@@ -74,7 +72,7 @@ class Workspace:
     region: str | None = None
     source: str = "built-in"
 
-    def url_for(self, filename: str) -> str:
+    def wheel_url(self, filename: str) -> str:
         """The ``privpkg://`` URL of the wheel ``filename`` in this workspace."""
         return refs.url_for(self.name, refs.WHEELS, filename)
 
@@ -92,14 +90,9 @@ class Workspace:
 # --- validation ------------------------------------------------------------------------------
 
 
-def _show(text: object) -> str:
-    """``text`` for a one-line message: control characters escaped."""
-    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], str(text))
-
-
 def check_text(what: str, value: str) -> str:
-    if _CONTROL.search(value):
-        raise UsageError(f"{what} contains a control character (newline, tab, NUL, ...): {_show(value)!r}")
+    if CONTROL.search(value):
+        raise UsageError(f"{what} contains a control character (newline, tab, NUL, ...): {shown(value)!r}")
     return value
 
 
@@ -142,7 +135,7 @@ def validate_location(storage: str, location: str, endpoint_url: str | None = No
         try:
             return str(Path(location).expanduser().resolve())
         except (OSError, RuntimeError, ValueError) as exc:
-            raise UsageError(f"cannot use folder {_show(location)!r}: {exc}") from None
+            raise UsageError(f"cannot use folder {shown(location)!r}: {exc}") from None
     if storage == "azure":
         return _azure_container(location)
     if storage == "s3":
@@ -152,7 +145,7 @@ def validate_location(storage: str, location: str, endpoint_url: str | None = No
         if endpoint_url:
             urls.normalize(endpoint_url, for_target=True)
         return norm.url.rstrip("/")
-    raise UsageError(f"unknown storage {_show(storage)!r}; choose one of {', '.join(STORAGES)}")
+    raise UsageError(f"unknown storage {shown(storage)!r}; choose one of {', '.join(KINDS)}")
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -174,7 +167,7 @@ def _parse(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
         return tomllib.loads(text), None
     except Exception as exc:  # noqa: BLE001 - TOMLDecodeError, or RecursionError on absurd nesting
-        return None, f"invalid TOML: {_show(exc)}"
+        return None, f"invalid TOML: {shown(exc)}"
 
 
 def _definition(name: Any, t: Any, path: Path, source: str) -> Workspace:
@@ -192,15 +185,15 @@ def _definition(name: Any, t: Any, path: Path, source: str) -> Workspace:
         if t and all(isinstance(v, dict) for v in t.values()):
             hint = f" (a workspace name with a dot must be quoted: [workspaces.\"{name}.{next(iter(t))}\"])"
         raise UsageError(f"{key}.storage: missing{hint}")
-    if not isinstance(storage, str) or storage not in STORAGES:
-        raise UsageError(f"{key}.storage: unknown storage {_show(storage)!r}; choose one of {', '.join(STORAGES)}")
+    if not isinstance(storage, str) or storage not in KINDS:
+        raise UsageError(f"{key}.storage: unknown storage {shown(storage)!r}; choose one of {', '.join(KINDS)}")
     loc_key = "path" if storage == "local" else "url"
     values: dict[str, str | None] = {}
     for k in (loc_key, "endpoint_url", "region"):
         v = t.get(k)
         if v is not None and not isinstance(v, str):
             raise UsageError(f"{key}.{k}: expected a string, got {type(v).__name__}")
-        if v is not None and _CONTROL.search(v):
+        if v is not None and CONTROL.search(v):
             raise UsageError(f"{key}.{k}: contains a control character")
         values[k] = v
     location = values[loc_key]
@@ -242,13 +235,13 @@ class _Loaded:
 def _load(path: Path, source: str, *, user: bool) -> _Loaded:
     """Never raises: every problem becomes one line ``FILE: KEY: what is wrong``."""
     out = _Loaded()
-    where = _show(path)
+    where = shown(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return out
     except OSError as exc:
-        out.fatal = f"{where}: cannot read it: {_show(exc.strerror or exc)}"
+        out.fatal = f"{where}: cannot read it: {shown(exc.strerror or exc)}"
         out.problems.append(out.fatal)
         return out
     doc, why = _parse(data)
@@ -259,8 +252,8 @@ def _load(path: Path, source: str, *, user: bool) -> _Loaded:
     trusted = doc.get("trusted_projects")
     if trusted is not None:
         if not user:
-            out.problems.append(f"{where}: trusted_projects: only read from the user config ({_show(user_file())}); ignored here")
-        elif not isinstance(trusted, list) or not all(isinstance(d, str) and not _CONTROL.search(d) for d in trusted):
+            out.problems.append(f"{where}: trusted_projects: only read from the user config ({shown(user_file())}); ignored here")
+        elif not isinstance(trusted, list) or not all(isinstance(d, str) and not CONTROL.search(d) for d in trusted):
             out.problems.append(f"{where}: trusted_projects: expected a list of directories, e.g. [\"/work/repo\"]")
         else:
             out.trusted = list(trusted)
@@ -437,7 +430,7 @@ def untrusted_reason(file: Path) -> str | None:
             real = os.path.realpath(file, strict=True)
             st = os.stat(real)
             if st.st_uid not in yours:
-                return f"it links to {_show(real)}, owned by uid {st.st_uid}, not by you (uid {uid})"
+                return f"it links to {shown(real)}, owned by uid {st.st_uid}, not by you (uid {uid})"
         if _writable_by_others(st):
             return f"it is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
         acl = _acl_writers(real, st, yours)
@@ -447,21 +440,21 @@ def untrusted_reason(file: Path) -> str | None:
         while d != parent:
             dst = os.stat(d)
             if dst.st_uid not in yours and dst.st_uid != 0:
-                return f"directory {_show(d)} is owned by uid {dst.st_uid}"
+                return f"directory {shown(d)} is owned by uid {dst.st_uid}"
             if not dst.st_mode & stat.S_ISVTX:
                 if _writable_by_others(dst):
-                    return f"directory {_show(d)} is writable by others (mode {stat.S_IMODE(dst.st_mode):04o}, no sticky bit)"
+                    return f"directory {shown(d)} is writable by others (mode {stat.S_IMODE(dst.st_mode):04o}, no sticky bit)"
                 acl = _acl_writers(d, dst, yours)
                 if acl:
-                    return f"directory {_show(d)} is writable by others: {acl}, no sticky bit"
+                    return f"directory {shown(d)} is writable by others: {acl}, no sticky bit"
             d, parent = os.path.dirname(d), d
     except (OSError, RuntimeError) as exc:
-        return f"it cannot be checked ({_show(exc)})"
+        return f"it cannot be checked ({shown(exc)})"
     return None
 
 
 def _trusted_dirs(user: _Loaded) -> list[str]:
-    env = [d for d in os.environ.get(TRUST_ENV, "").split(os.pathsep) if d]
+    env = [d for d in os.environ.get(envvars.TRUSTED_PROJECTS, "").split(os.pathsep) if d]
     return env + user.trusted
 
 
@@ -478,20 +471,8 @@ def _opted_in(directory: Path, trusted: list[str]) -> bool:
 
 
 def _skip_line(file: Path, reason: str) -> str:
-    return (f"ignoring {_show(file)}: {reason}; if you trust it, set {TRUST_ENV}={_show(file.parent)} "
-            f"or add that directory to trusted_projects in {_show(user_file())}")
-
-
-def project_file(start: Path | None = None) -> Path | None:
-    """The nearest project file that may be read (see :func:`find_project_file` and
-    :func:`untrusted_reason`), or None."""
-    found = find_project_file(start)
-    if found is None:
-        return None
-    user = _load_cached(user_file(), "user", user=True)
-    if _opted_in(found.parent, _trusted_dirs(user)) or untrusted_reason(found) is None:
-        return found
-    return None
+    return (f"ignoring {shown(file)}: {reason}; if you trust it, set {envvars.TRUSTED_PROJECTS}={shown(file.parent)} "
+            f"or add that directory to trusted_projects in {shown(user_file())}")
 
 
 # --- all definitions -------------------------------------------------------------------------
@@ -568,8 +549,8 @@ def _state() -> _State:
     elif cand is not None and user.fatal:
         # Unknown user names cannot be protected: fail closed rather than let a cloned project
         # take over a workspace the user defined in the file that could not be read.
-        line = (f"ignoring the workspaces in {_show(cand)}: {_show(ufile)} cannot be read, so privpkg cannot tell "
-                f"which names a project may define; fix {_show(ufile)} first")
+        line = (f"ignoring the workspaces in {shown(cand)}: {shown(ufile)} cannot be read, so privpkg cannot tell "
+                f"which names a project may define; fix {shown(ufile)} first")
         warnings.append(line)
         notes.append(line)
     elif cand is not None:
@@ -579,8 +560,8 @@ def _state() -> _State:
             if name == "default" or name in user.workspaces or name in user.broken:
                 # A project may add workspaces, never take over one the user relies on.
                 overridden.add(name)
-                where = _show(ufile) if name != "default" or "default" in user.workspaces else "privpkg (the built-in default)"
-                warnings.append(f"ignoring workspace {_show(name)!r} in {_show(cand)}: a project file cannot redefine a "
+                where = shown(ufile) if name != "default" or "default" in user.workspaces else "privpkg (the built-in default)"
+                warnings.append(f"ignoring workspace {shown(name)!r} in {shown(cand)}: a project file cannot redefine a "
                                 f"workspace defined in {where}; that definition is used")
             elif name in proj.workspaces:
                 found[name] = proj.workspaces[name]
@@ -605,11 +586,6 @@ def all_workspaces(*, warn: bool = True) -> dict[str, Workspace]:
     return dict(state.found)
 
 
-def workspace_problems() -> list[str]:
-    """One line per problem in the definitions files (what all_workspaces warned about)."""
-    return list(_state().warnings)
-
-
 def get_workspace(name: str = "default") -> Workspace:
     state = _state()
     ws = state.found.get(name)
@@ -622,8 +598,8 @@ def get_workspace(name: str = "default") -> Workspace:
         raise PrivpkgError(state.broken[name])
     _warn([w for w in state.warnings if w not in state.notes])
     if state.notes:
-        raise NotFoundError(f"no workspace named {_show(name)!r}: {'; '.join(state.notes)}")
-    raise NotFoundError(f"no workspace named {_show(name)!r} (see: privpkg workspace list; add one with: privpkg workspace add {_show(name)} --local DIR)")
+        raise NotFoundError(f"no workspace named {shown(name)!r}: {'; '.join(state.notes)}")
+    raise NotFoundError(f"no workspace named {shown(name)!r} (see: privpkg workspace list; add one with: privpkg workspace add {shown(name)} --local DIR)")
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -658,16 +634,16 @@ def _edit(path: Path, change: Callable[[Any], None]) -> None:
         except FileNotFoundError:
             data = b""
         except OSError as exc:
-            raise PrivpkgError(f"{_show(path)}: cannot read it ({_show(exc.strerror or exc)}); it was not changed") from None
+            raise PrivpkgError(f"{shown(path)}: cannot read it ({shown(exc.strerror or exc)}); it was not changed") from None
         doc, why = _parse(data)
         if doc is None:
-            raise PrivpkgError(f"{_show(path)}: {why}; it was not changed (fix or move it first)")
+            raise PrivpkgError(f"{shown(path)}: {why}; it was not changed (fix or move it first)")
         try:
             tdoc = tomlkit.parse(data.decode("utf-8"))
         except Exception as exc:  # noqa: BLE001 - tomlkit stricter than tomllib somewhere
-            raise PrivpkgError(f"{_show(path)}: cannot be edited ({_show(exc)}); it was not changed") from None
+            raise PrivpkgError(f"{shown(path)}: cannot be edited ({shown(exc)}); it was not changed") from None
         if not isinstance(tdoc.get("workspaces", {}), dict):
-            raise PrivpkgError(f"{_show(path)}: workspaces: expected a table of workspaces; it was not changed")
+            raise PrivpkgError(f"{shown(path)}: workspaces: expected a table of workspaces; it was not changed")
         change(tdoc)
         text = tomlkit.dumps(tdoc)
         tomllib.loads(text)  # what we write must read back; tomlkit escapes every value
@@ -681,8 +657,8 @@ def add_workspace(ws: Workspace, project: bool = False) -> Path:
     validate_workspace_name(ws.name)
     if ws.name == "default":
         raise UsageError("'default' is built in; pick another name")
-    if ws.storage not in STORAGES:
-        raise UsageError(f"unknown storage {_show(ws.storage)!r}; choose one of {', '.join(STORAGES)}")
+    if ws.storage not in KINDS:
+        raise UsageError(f"unknown storage {shown(ws.storage)!r}; choose one of {', '.join(KINDS)}")
     for what, value in (("the location", ws.location), ("the endpoint URL", ws.endpoint_url)):
         if value is not None:
             check_text(what, value)
@@ -703,7 +679,7 @@ def add_workspace(ws: Workspace, project: bool = False) -> Path:
             spaces = tomlkit.table(is_super_table=True)
             doc["workspaces"] = spaces
         if ws.name in spaces:
-            raise UsageError(f"workspace {ws.name!r} already exists in {_show(path)}; remove it first")
+            raise UsageError(f"workspace {ws.name!r} already exists in {shown(path)}; remove it first")
         t = tomlkit.table()
         for k, v in table.items():
             t[k] = v
@@ -716,12 +692,12 @@ def add_workspace(ws: Workspace, project: bool = False) -> Path:
 def remove_workspace(name: str, project: bool = False) -> Path:
     path = _project_target(existing_only=True) if project else user_file()
     if path is None or not os.path.lexists(path):
-        raise NotFoundError(f"no workspace named {_show(name)!r} in {'a project privpkg.toml' if project else _show(user_file())}")
+        raise NotFoundError(f"no workspace named {shown(name)!r} in {'a project privpkg.toml' if project else shown(user_file())}")
 
     def change(doc: Any) -> None:
         spaces = doc.get("workspaces")
         if spaces is None or name not in spaces:
-            raise NotFoundError(f"no workspace named {_show(name)!r} in {_show(path)}")
+            raise NotFoundError(f"no workspace named {shown(name)!r} in {shown(path)}")
         del spaces[name]
 
     _edit(path, change)

@@ -1,27 +1,27 @@
 """Things built once per test run and shared by all xdist workers: the privpkg wheel of this
 checkout and the virtualenvs (uv venvs with a given pip, privpkg installed or its shim copied in).
 
-They build into the run's shared base temp dir under an ``fcntl.flock`` (:func:`build_once`), so
-all workers share one copy. A failed build is recorded next to the lock, so other workers fail
+They build into the run's shared base temp dir under privpkg's own file lock
+(:func:`privpkg.fileio.file_lock`, see :func:`build_once`), so all workers share one copy. A failed build is recorded next to the lock, so other workers fail
 fast with the same message instead of retrying.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from privpkg.fileio import file_lock
 from support.env import REPO, Result, clean_env, missing_tool, run
 
 
@@ -34,14 +34,13 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@contextmanager
-def locked(lock: Path) -> Iterator[None]:
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+#: A build (a venv with uv, Azurite's npm install) can take minutes; the other workers wait.
+BUILD_LOCK_TIMEOUT = 3600.0
+
+
+def locked(lock: Path) -> AbstractContextManager[None]:
+    """``lock`` held exclusively for as long as a build takes."""
+    return file_lock(lock, timeout=BUILD_LOCK_TIMEOUT)
 
 
 def build_once(root: Path, name: str, build: Callable[[Path], None]) -> Path:

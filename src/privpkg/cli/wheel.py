@@ -21,19 +21,20 @@ def cmd_wheel_add(args: argparse.Namespace) -> int:
 
 
 def cmd_wheel_list(args: argparse.Namespace) -> int:
+    from privpkg.refs import name_of
     from privpkg.wheels import list_wheels
     from privpkg.workspace import get_workspace
 
     ws = get_workspace(args.workspace)
     wheels = list_wheels(ws)
     if args.json:
-        print_json([{"file": b.key.rsplit("/", 1)[-1], "url": ws.url_for(b.key.rsplit("/", 1)[-1]), "size": b.size, "sha256": b.sha256} for b in wheels])
+        print_json([{"file": name_of(b.key), "url": ws.wheel_url(name_of(b.key)), "size": b.size, "sha256": b.sha256} for b in wheels])
         return 0
     if not wheels:
         out(f"no wheels in workspace {ws.name!r} (add one with: privpkg wheel add FILE --workspace {ws.name})")
         return 0
     rows = [["URL", "SIZE", "SHA256"]]
-    rows += [[ws.url_for(b.key.rsplit("/", 1)[-1]), str(b.size), (b.sha256 or "-")[:16]] for b in wheels]
+    rows += [[ws.wheel_url(name_of(b.key)), str(b.size), (b.sha256 or "-")[:16]] for b in wheels]
     table(rows)
     return 0
 
@@ -55,7 +56,7 @@ def cmd_wheel_url(args: argparse.Namespace) -> int:
 
     filename = os.path.basename(args.file)
     check_filename(filename)
-    out(get_workspace(args.workspace).url_for(filename))
+    out(get_workspace(args.workspace).wheel_url(filename))
     return 0
 
 

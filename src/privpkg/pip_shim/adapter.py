@@ -238,7 +238,7 @@ def _local_path(url: str) -> str | None:
         try:
             from privpkg.resolve import local_path
 
-            path = local_path(url.split("#", 1)[0])
+            path = local_path(url)  # privpkg.refs drops a #sha256=... fragment
         except Exception:  # noqa: BLE001 - the adapter path then reports the problem
             path = None
         _LOCAL[url] = path
@@ -253,9 +253,9 @@ def _show_stable_urls(text: str) -> str:
     cwd = os.getcwd() + os.sep
     for url, path in _LOCAL.items():
         if path and path in text:
-            text = text.replace(path, url.split("#", 1)[0])
+            text = text.replace(path, _stable(url))
         elif path and path.startswith(cwd) and "." + os.sep + path[len(cwd):] in text:
-            text = text.replace("." + os.sep + path[len(cwd):], url.split("#", 1)[0])
+            text = text.replace("." + os.sep + path[len(cwd):], _stable(url))
     return text
 
 
@@ -505,7 +505,7 @@ def patch_session_module(module: Any) -> None:
                 prefix = None if original.lower().startswith("privpkg:") else self._azure_prefix(original)
                 if prefix is not None and not _azure_wanted(prefix):
                     return self._inner(original).send(request, **kwargs)
-                signed = _resolve(original.split("#", 1)[0])
+                signed = _resolve(original)  # the fragment (#sha256=...) is dropped by the parsers
                 inner = self._inner(signed)
             except _ShimError as exc:
                 return _error(request, exc.status, str(exc))

@@ -15,17 +15,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from privpkg.errors import PrivpkgError
-from privpkg.storage.base import Credential, Storage, StorageSpec
+from privpkg.storage.base import KINDS, Credential, Storage, StorageSpec
 
 
 def open_storage(spec: StorageSpec, credential: Credential | None) -> Storage:
     """The backend for ``spec``; a cloud backend needs the ``credential`` resolved for it."""
+    if spec.kind not in KINDS:
+        raise PrivpkgError(f"unknown storage {spec.kind!r}")
     if spec.kind == "local":
         from privpkg.storage.local import LocalStorage
 
         return LocalStorage(Path(spec.location), private=spec.private)
-    if spec.kind not in ("azure", "s3"):
-        raise PrivpkgError(f"unknown storage {spec.kind!r}")
     if credential is None:
         raise PrivpkgError(f"{spec.location} needs a credential")
     if spec.kind == "azure":

@@ -14,6 +14,7 @@ from typing import NamedTuple, Protocol
 from privpkg.errors import PrivpkgError
 
 Progress = Callable[[int], None]
+#: The storage kinds, as a workspace definition names them (``storage = "s3"``).
 KINDS = ("local", "azure", "s3")
 
 

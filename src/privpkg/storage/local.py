@@ -1,8 +1,8 @@
 """Local-folder storage: ``DIR/<key>`` with the sha256 in ``DIR/<key>.sha256``.
 
 A put copies to a fresh temp file in the same folder (random name, ``O_EXCL``, see
-:mod:`privpkg.fileio`), fsyncs it, then hard-links it into place, which fails if the name is
-taken, so a wheel is never overwritten or seen half-written. The "signed" URL is a plain file
+:mod:`privpkg.fileio`), fsyncs it, then links it into place only if the name is free
+(:func:`privpkg.fileio.link_exclusive`), so a wheel is never overwritten or seen half-written. The "signed" URL is a plain file
 URL: the folder's permissions are the access control, so:
 
 - a private folder (``StorageSpec.private``: the built-in ``default`` workspace) gets 0700 folders and 0600 files,
@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from privpkg.errors import NotFoundError, PrivpkgError
-from privpkg.fileio import FileWriteError, shared_mode, temp_file, write_all, write_atomic
+from privpkg.fileio import FileWriteError, link_exclusive, shared_mode, temp_file, write_all, write_atomic
 from privpkg.storage.base import AlreadyExists, BlobInfo, Progress
 
 CHUNK = 1 << 20
@@ -84,17 +84,8 @@ class LocalStorage:
                 os.fsync(fd)
                 if digest.hexdigest() != sha256:
                     raise PrivpkgError(f"{path} changed while it was being uploaded; try again")
-                try:
-                    os.link(tmp, dest)  # claims the name atomically, or fails if it is taken
-                except FileExistsError:
-                    raise AlreadyExists(f"{key} already exists in {self.root}") from None
-                except OSError:  # a file system without hard links: fall back to an exclusive create
-                    try:
-                        fd2 = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
-                    except FileExistsError:
-                        raise AlreadyExists(f"{key} already exists in {self.root}") from None
-                    os.close(fd2)
-                    os.replace(tmp, dest)
+                if not link_exclusive(tmp, dest):
+                    raise AlreadyExists(f"{key} already exists in {self.root}")
             write_atomic(dest.with_name(dest.name + ".sha256"), (sha256 + "\n").encode(), mode)
         except FileWriteError:
             raise
