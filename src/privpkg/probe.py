@@ -34,8 +34,8 @@ from privpkg import urls
 from privpkg.connections import Connection
 from privpkg.errors import PrivpkgError, UsageError
 
-#: The first word of every message; README's verdict table says what each means, and a unit
-#: test checks that the table, ``connection test --help`` and the messages use these words.
+#: The first word of every message. README's verdict table says what each means; tests check
+#: that the table, ``connection test --help`` and the messages use exactly these words.
 VERDICTS = ("OK", "REJECTED", "FORBIDDEN", "NOT FOUND", "NOT AUTHORITATIVE", "SIGN-IN REDIRECT", "CREDENTIAL DROPPED",
             "TOO MANY REDIRECTS", "FAILED", "UNREACHABLE", "TIMED OUT")
 MAX_REDIRECTS = 5

@@ -1,0 +1,25 @@
+"""``privpkg connection test`` verdicts: probe.VERDICTS is the one list of words; README's table
+explains each and the probe's messages start with one of them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from privpkg import probe
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_readme_table_explains_every_verdict() -> None:
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| verdict | meaning |"):]
+    rows = [line.split("|")[1] for line in table.splitlines()[2:] if line.startswith("| `")]
+    assert sorted(re.findall(r"`([A-Z -]+)`", "".join(rows))) == sorted(probe.VERDICTS)
+
+
+def test_every_message_starts_with_a_verdict() -> None:
+    source = Path(probe.__file__).read_text()
+    used = set(re.findall(r"""Verdict\((?:True|False), f?"([A-Z][A-Z -]*[A-Z]):""", source))
+    used |= set(re.findall(r"""return (?:True|False), f?"([A-Z][A-Z -]*[A-Z]):""", source))
+    assert used == set(probe.VERDICTS), sorted(used ^ set(probe.VERDICTS))
