@@ -218,7 +218,10 @@ def link_exclusive(tmp: Path, dest: Path) -> bool:
             try:
                 os.replace(tmp, dest)
             except OSError:
-                os.unlink(dest)  # the empty file that claimed the name for us
+                try:
+                    os.unlink(dest)  # the empty file that claimed the name for us
+                except OSError:
+                    pass
                 raise
     except OSError as exc:
         raise FileWriteError(f"cannot create {dest}: {_why(exc)}", exc.errno) from None
