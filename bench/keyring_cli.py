@@ -56,6 +56,8 @@ from _common import (
     write_result,
 )
 
+from privpkg import envvars
+
 TARGET_MS = 15.0
 CONN_TARGET = "http://127.0.0.1:9/org"
 USERNAME = "__token__"
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"the venvs differ: {frozen_base} vs {frozen}")
 
         kr_priv, kr_base = venv_bin(v_priv, "keyring"), venv_bin(v_base, "keyring")
-        envs = {k: {**env, "PRIVPKG_HOME": str(work / f"home-{k}")} for k in ("store", "empty", "alone")}
+        envs = {k: {**env, envvars.HOME: str(work / f"home-{k}")} for k in ("store", "empty", "alone")}
         if "PrivpkgKeyring" not in run([kr_priv, "--list-backends"], env=envs["empty"]).stdout:
             raise SystemExit("privpkg's keyring backend is not active in its venv")
         if "PrivpkgKeyring" in run([kr_base, "--list-backends"], env=envs["alone"]).stdout:
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.returncode != code or got != answer or r.stderr.strip():
                 raise SystemExit(f"{key}: exit {r.returncode}, unexpected answer or stderr: {r.stderr[-500:]}")
 
-        commands = {k: ["env", f"PRIVPKG_HOME={envs[e]['PRIVPKG_HOME']}", "PYTHONIOENCODING=utf-8", exe,
+        commands = {k: ["env", f"{envvars.HOME}={envs[e][envvars.HOME]}", "PYTHONIOENCODING=utf-8", exe,
                         "--mode=creds", "--output=json", "get", url] for k, (_, exe, url, e, *_r) in variants.items()}
         load = os.getloadavg()[0]
         log(f"timing {len(commands)} variants x {args.runs} runs with hyperfine in {args.rounds} rounds")

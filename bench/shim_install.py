@@ -55,6 +55,8 @@ from _common import (
     write_result,
 )
 
+from privpkg import envvars
+
 TARGET_RATIO = 1.05
 PIP_SPEC = "pip==26.3"
 
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="privpkg-bench-shim-") as tmp:
         work = Path(tmp)
         home = work / "home"
-        env = {**clean_env(), "PRIVPKG_HOME": str(home)}
+        env = {**clean_env(), envvars.HOME: str(home)}
         log(f"building the privpkg wheel and two venvs ({PIP_SPEC} with and without it)")
         v_priv, v_bare = work / "venv-privpkg", work / "venv-bare"
         frozen = make_venv(v_priv, [PIP_SPEC, build_privpkg_wheel(work / "dist", env)], env)

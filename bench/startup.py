@@ -44,6 +44,8 @@ from _common import (
     write_result,
 )
 
+from privpkg import envvars
+
 TARGET_MS = 2.0
 PTH = "privpkg_pip_shim.pth"
 FINDER = "PrivpkgPipShimFinder"
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="privpkg-bench-startup-") as tmp:
         work = Path(tmp)
-        env = {**clean_env(), "PRIVPKG_HOME": str(work / "home")}
+        env = {**clean_env(), envvars.HOME: str(work / "home")}
         log("building the privpkg wheel and a venv with pip 26.3 and it")
         venv = work / "venv"
         frozen = make_venv(venv, ["pip==26.3", build_privpkg_wheel(work / "dist", env)], env)

@@ -24,6 +24,7 @@ from support.builds import Venv
 from support.env import Result, assert_no_secret, run
 from support.feeds import FeedServer, ServedHTTP
 
+from privpkg import envvars
 from privpkg.connections import set_connection
 
 
@@ -38,9 +39,9 @@ def store(privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
     def store(name: str, target: str, secret: str, **kw: Any) -> Any:
         with monkeypatch.context() as m:
             for k in list(os.environ):
-                if k.startswith(("PRIVPKG_", "ARTIFACTS_CREDENTIALPROVIDER_", "VSS_NUGET_")):
+                if k in envvars.ALL:
                     m.delenv(k)
-            m.setenv("PRIVPKG_HOME", str(privpkg_home))
+            m.setenv(envvars.HOME, str(privpkg_home))
             return set_connection(name, "PythonFeed", target, "PAT", value=secret, **kw)
 
     return store

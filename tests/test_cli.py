@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from support.cli import PrivpkgCLI
-from support.env import assert_no_secret
+from support.env import SKIP_MISSING_TOOLS_ENV, assert_no_secret
 from support.feeds import FEED_A_PATH, FeedServer
 
+from privpkg import envvars
 from privpkg.testing import free_port, make_wheel, start_feed_server, write_config
 
 PAT = "cli-PAT-d41d8cd98f00b204e980"
@@ -122,7 +123,7 @@ def test_corrupt_store_and_wrong_key(cli: PrivpkgCLI, privpkg_home: Path) -> Non
     assert res.returncode == 1 and "FAIL" in res.stdout and "cannot decrypt" in res.stdout
 
     store.write_bytes(good)
-    res = cli("connection", "list", env={"PRIVPKG_MASTER_KEY": "00" * 32})
+    res = cli("connection", "list", env={envvars.MASTER_KEY: "00" * 32})
     assert res.returncode == 1 and "$PRIVPKG_MASTER_KEY" in res.stderr and "left untouched" in res.stderr
 
 
@@ -168,7 +169,7 @@ def test_connection_test_403(cli: PrivpkgCLI, tmp_path: Path) -> None:
 def test_doctor(cli: PrivpkgCLI) -> None:
     assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(5), stdin=PAT).returncode == 0
     env_conns = json.dumps([{"name": "ci-feed", "target": "https://ci.example/org", "secret": OTHER}])
-    res = cli("doctor", "--url", "https://h.example/soon/simple/", env={"PRIVPKG_CONNECTIONS": env_conns})
+    res = cli("doctor", "--url", "https://h.example/soon/simple/", env={envvars.CONNECTIONS: env_conns})
     out = res.stdout
     assert res.returncode == 0, out
     assert "store:" in out and "(mode 0600)" in out and "key:" in out
@@ -255,9 +256,9 @@ def many_connections(privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     from privpkg.vault import Vault
 
     for k in list(os.environ):
-        if k.startswith("PRIVPKG_"):
+        if k in envvars.ALL:
             monkeypatch.delenv(k)
-    monkeypatch.setenv("PRIVPKG_HOME", str(privpkg_home))
+    monkeypatch.setenv(envvars.HOME, str(privpkg_home))
 
     def fill(data: dict) -> None:
         conns = data.setdefault("connections", {})
@@ -404,9 +405,9 @@ def test_hidden_prompt_stores_without_echo(cli: PrivpkgCLI, privpkg_home: Path, 
     assert_no_secret(screen.decode(errors="replace") + err, PAT)
     from privpkg.connections import get_connection
 
-    monkeypatch.delenv("PRIVPKG_MASTER_KEY", raising=False)
-    monkeypatch.delenv("PRIVPKG_CONNECTIONS", raising=False)
-    monkeypatch.setenv("PRIVPKG_HOME", str(privpkg_home))
+    monkeypatch.delenv(envvars.MASTER_KEY, raising=False)
+    monkeypatch.delenv(envvars.CONNECTIONS, raising=False)
+    monkeypatch.setenv(envvars.HOME, str(privpkg_home))
     assert get_connection("typed").secret == PAT
 
 
@@ -474,12 +475,12 @@ def test_missing_node_fails_the_run(tmp_path: Path, ci: str | None, opt_in: str 
     too, unless the developer opted into skipping with PRIVPKG_TESTS_SKIP_MISSING_TOOLS=1."""
     empty = tmp_path / "bin"
     empty.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PRIVPKG_TESTS_SKIP_MISSING_TOOLS", "PYTEST_XDIST_WORKER")}
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", SKIP_MISSING_TOOLS_ENV, "PYTEST_XDIST_WORKER")}
     env["PATH"] = str(empty)
     if ci:
         env["CI"] = ci
     if opt_in:
-        env["PRIVPKG_TESTS_SKIP_MISSING_TOOLS"] = opt_in
+        env[SKIP_MISSING_TOOLS_ENV] = opt_in
     res = _run_tool_fixture(tmp_path, "test_needs_node", env)
     out = res.stdout + res.stderr
     assert (f"1 {outcome}" in out) or (outcome == "failed" and "1 error" in out), out
@@ -489,7 +490,7 @@ def test_missing_node_fails_the_run(tmp_path: Path, ci: str | None, opt_in: str 
 
 @pytest.mark.integration  # runs a program
 def test_missing_uv_fails_under_ci(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("PRIVPKG_TESTS_SKIP_MISSING_TOOLS", "PYTEST_XDIST_WORKER")}
+    env = {k: v for k, v in os.environ.items() if k not in (SKIP_MISSING_TOOLS_ENV, "PYTEST_XDIST_WORKER")}
     env["CI"] = "true"
     res = _run_tool_fixture(tmp_path, "test_needs_uv", env, hide_uv=True)
     out = res.stdout + res.stderr
