@@ -40,7 +40,7 @@ from support.storage import (  # noqa: F401 (re-exported)
 )
 
 from privpkg.envvars import ALL as PRIVPKG_ENV
-from privpkg.testing import make_wheel, start_on_free_port, stop_process  # noqa: F401 (re-exported)
+from privpkg.testing import make_wheel, start_server, stop_process  # noqa: F401 (re-exported)
 
 # Anything in the environment that would change what privpkg, keyring, pip or Python do in a child.
 STRIP_ENV = (*PRIVPKG_ENV, "PYTHON_KEYRING_BACKEND", "KEYRING_PROPERTY_STORE_ALL", "PYTHONPATH", "PYTHONSTARTUP",

@@ -290,7 +290,7 @@ def test_closed_pipe_exits_0(cli: PrivpkgCLI, many_connections: None, unbuffered
     """`privpkg connection list | head -1`: head prints the first line and exits while privpkg is
     still writing; privpkg exits 0 with nothing on stderr (no "Exception ignored ... BrokenPipeError")."""
     env = _env_for(cli, unbuffered)
-    producer = subprocess.Popen([sys.executable, "-m", "privpkg", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    producer = subprocess.Popen(cli.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert producer.stdout is not None and producer.stderr is not None
     head = subprocess.run(["head", "-1"], stdin=producer.stdout, capture_output=True, text=True, timeout=60, check=False)
     producer.stdout.close()  # only head holds the read end now: when it exits, the pipe is closed
@@ -315,7 +315,7 @@ def test_closed_pipe_exits_0(cli: PrivpkgCLI, many_connections: None, unbuffered
 def test_dev_full_is_one_line(cli: PrivpkgCLI, many_connections: None, unbuffered: bool, args: list[str]) -> None:
     """Output to /dev/full: one error line on stderr, exit 1, no traceback."""
     with open("/dev/full", "w") as full:
-        res = subprocess.run([sys.executable, "-m", "privpkg", *args], stdout=full, stderr=subprocess.PIPE, text=True,
+        res = subprocess.run(cli.argv(*args), stdout=full, stderr=subprocess.PIPE, text=True,
                              env=_env_for(cli, unbuffered), timeout=120, check=False)
     _no_crash(res.stderr)
     assert res.returncode == 1, res.stderr
@@ -388,7 +388,7 @@ def _run_in_pty(argv: list[str], env: dict[str, str], keys: bytes, prompt: bytes
 )
 def test_hidden_prompt_interrupt(cli: PrivpkgCLI, privpkg_home: Path, key: bytes, code: int, line: str) -> None:
     """Ctrl-C or Ctrl-D at the hidden PAT prompt: one line, nothing stored, no traceback."""
-    argv = [sys.executable, "-m", "privpkg", "connection", "set", "typed", "--target", "https://h.example/org"]
+    argv = cli.argv("connection", "set", "typed", "--target", "https://h.example/org")
     rc, screen, err = _run_in_pty(argv, cli.env, key, b"PAT for typed: ")
     _no_crash(err + screen.decode(errors="replace"))
     assert rc == code, (rc, screen, err)
@@ -398,7 +398,7 @@ def test_hidden_prompt_interrupt(cli: PrivpkgCLI, privpkg_home: Path, key: bytes
 
 def test_hidden_prompt_stores_without_echo(cli: PrivpkgCLI, privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real prompt stores what was typed, and the secret never appears on the terminal."""
-    argv = [sys.executable, "-m", "privpkg", "connection", "set", "typed", "--target", "https://h.example/org"]
+    argv = cli.argv("connection", "set", "typed", "--target", "https://h.example/org")
     rc, screen, err = _run_in_pty(argv, cli.env, PAT.encode() + b"\r", b"PAT for typed: ")
     assert rc == 0, (screen, err)
     assert b"stored connection 'typed'" in screen

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from keyring.errors import PasswordDeleteError, PasswordSetError
 from keyring.testing.backend import BackendBasicTests
-from support.cli import assert_one_error_line
+from support.cli import Outputs, PrivpkgCLI, assert_one_error_line
 from support.env import assert_no_secret
 
 from privpkg import connections, envvars
@@ -464,7 +464,7 @@ def test_environment_of_the_wrong_shape_is_one_line_and_the_store_still_serves(
     # doctor and `connection list` keep working too, with the same one line.
     env = {**_env(home), envvars.CONNECTIONS: raw}
     for argv in (["connection", "list"], ["connection", "list", "--json"], ["connection", "show", "a"], ["doctor"]):
-        res = subprocess.run([sys.executable, "-m", "privpkg", *argv], capture_output=True, text=True, env=env, timeout=60, check=False)
+        res = PrivpkgCLI(env, Outputs())(*argv, timeout=60)
         both = res.stdout + res.stderr
         assert "Traceback" not in both, argv
         assert_no_secret(both, "pat-env-shape", PAT)
@@ -478,8 +478,7 @@ def test_environment_of_the_wrong_shape_is_one_line_and_the_store_still_serves(
 def test_privpkg_cli_limits_are_one_line(home: Path) -> None:
     """`privpkg connection set`: a secret over 64 KiB, an over-long name or URL, each one line."""
 
-    def privpkg(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "privpkg", *args], input=stdin, capture_output=True, text=True, env=_env(home), timeout=60, check=False)
+    privpkg = PrivpkgCLI(_env(home), Outputs())
 
     cases = [
         (["c", "--target", "https://h.example/a"], "s" * (1 << 20), "the secret is larger than 64 KiB"),
@@ -489,7 +488,7 @@ def test_privpkg_cli_limits_are_one_line(home: Path) -> None:
         (["c", "--target", "https://h.example/a", "--keep-secret"], PAT, "--keep-secret goes with --update"),
     ]
     for args, stdin, message in cases:
-        res = privpkg("connection", "set", *args, stdin=stdin)
+        res = privpkg("connection", "set", *args, stdin=stdin, timeout=60)
         assert res.returncode == 2, res.stderr[:300]
         line = assert_one_error_line(res, 2)
         assert res.stderr == f"privpkg: error: {message}\n" or (message in line and res.stderr.count("\n") == 1 and len(res.stderr) < 300), res.stderr[:300]
