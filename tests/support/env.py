@@ -39,6 +39,7 @@ _DROP_NAMES = {
     "PYTHONPATH",
     "PYTHONHOME",
     "PYTHONSTARTUP",
+    "PYTHONPROFILEIMPORTTIME",  # would time every child's imports (and change bench's timings)
     "PYTHONUSERBASE",
     "DBUS_SESSION_BUS_ADDRESS",
     "NETRC",
