@@ -15,7 +15,7 @@ from keyring.testing.backend import BackendBasicTests
 from support.cli import assert_one_error_line
 from support.env import assert_no_secret
 
-from privpkg import connections
+from privpkg import connections, envvars
 from privpkg.errors import UsageError
 from privpkg.keyring_backend import PrivpkgKeyring
 
@@ -27,7 +27,7 @@ KEYRING_CLI = str(Path(sys.executable).with_name("keyring"))
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
-    for var in ("PRIVPKG_MASTER_KEY", "PRIVPKG_CONNECTIONS", *connections.ENV_ENDPOINTS):
+    for var in ("PRIVPKG_MASTER_KEY", "PRIVPKG_CONNECTIONS", *envvars.AZURE_ENDPOINTS):
         monkeypatch.delenv(var, raising=False)
     return tmp_path / "home"
 

@@ -208,7 +208,7 @@ def test_every_aws_spelling_is_served_by_an_aws_connection(tmp_path: Path, monke
 
     import boto3  # noqa: F401 - in the [test] extra: a missing boto3 fails here, never skips
 
-    from privpkg import connections
+    from privpkg import connections, envvars
     from privpkg.access import open_workspace_storage
     from privpkg.errors import PrivpkgError
     from privpkg.storage.s3 import S3Storage
@@ -218,7 +218,7 @@ def test_every_aws_spelling_is_served_by_an_aws_connection(tmp_path: Path, monke
         return cast(S3Storage, open_workspace_storage(Workspace("w", "s3", "s3://b/prefix", endpoint)))
 
     monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
-    for var in ("PRIVPKG_MASTER_KEY", "PRIVPKG_CONNECTIONS", *connections.ENV_ENDPOINTS):
+    for var in ("PRIVPKG_MASTER_KEY", "PRIVPKG_CONNECTIONS", *envvars.AZURE_ENDPOINTS):
         monkeypatch.delenv(var, raising=False)
     connections.set_connection("aws", "S3", "s3://b", "PAT", value="aws-secret-key-0123456789", username="AKIAEXAMPLE")
     for endpoint in (None, "https://s3.amazonaws.com", "https://s3.eu-central-1.amazonaws.com", "https://s3-us-west-2.amazonaws.com/"):
