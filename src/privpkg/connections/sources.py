@@ -13,6 +13,7 @@ decrypted store. A source never raises: a broken variable is skipped and its one
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -182,9 +183,9 @@ SOURCES: tuple[Source, ...] = (from_connections_variable, from_azure_variables, 
 
 
 def entries(environ: Environ, document: dict[str, Any], errors: list[str]) -> Iterator[Entry]:
-    """Every source's entries, in :data:`SOURCES` order."""
-    for source in SOURCES:
-        yield from source(environ, document, errors)
+    """Every source's entries, in :data:`SOURCES` order (each source called when reached)."""
+    # chain is C: no generator frame resumed per entry, 10,000 times at every open.
+    return itertools.chain.from_iterable(source(environ, document, errors) for source in SOURCES)
 
 
 def entry_connection(entry: Entry) -> Connection:
