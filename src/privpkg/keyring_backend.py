@@ -179,7 +179,7 @@ class PrivpkgKeyring(KeyringBackend):
             from privpkg.connections import get_secret
 
             return get_secret(service, username)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a getter never raises: pip disables keyring after one exception
             _warn(f"lookup skipped: {exc}")
             return None
 
