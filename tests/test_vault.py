@@ -176,7 +176,7 @@ def test_update_connection_merges_under_the_lock(home: Path) -> None:
     with pytest.raises(UsageError, match="refusing plain-http target"):
         connections.update_connection("lan", target="http://other.lan/org")
     with pytest.raises(UsageError, match="already exists; pass --update"):
-        connections.update_connection("lan", PAT, update=False)
+        connections.update_connection("lan", PAT, exist_ok=False)
     with pytest.raises(NotFoundError, match="no connection named 'new'"):
         connections.update_connection("new", PAT, target="https://h.example/new")
     with pytest.raises(UsageError, match="--target URL is required"):
