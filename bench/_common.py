@@ -1,6 +1,7 @@
-"""What the scripts in bench/ share: the shared test helpers (one import point), the children's
-clean environment, throwaway venvs with privpkg built from this checkout, whole-process timings
-through hyperfine in alternating rounds, a bootstrap interval, Azurite, and the JSON result.
+"""What the scripts in bench/ share: the test suite's helpers (one import point: the children's
+clean environment, throwaway venvs with privpkg built from this checkout, the wheel maker, the
+process starter, Azurite), whole-process timings through hyperfine in alternating rounds, a
+bootstrap interval, and the JSON result.
 
 Not a benchmark itself. In-process timings use pyperf directly (lookup.py); only what neither
 tool measures (the upload's peak RSS, in azure_upload.py) is timed by hand.
@@ -28,8 +29,12 @@ REPO = HERE.parent
 RESULTS_DIR = HERE / "results"
 sys.path.insert(0, str(REPO / "tests"))
 
-# The ONE import point of what bench shares with the tests and the demo: the wheel maker, the
-# process starter, Azurite's set-up (tests/support) and the variables privpkg reads.
+# The ONE import point of what bench shares with the tests and the demo (tests/support imports
+# pytest: the bench extra has it): the wheel maker, the process starter, Azurite's set-up, the
+# clean environment (support.env.clean_env: HOME, XDG dirs and PRIVPKG_HOME in a throwaway dir,
+# no variable privpkg, pip, uv or keyring reads), uv venvs and the privpkg wheel.
+from support.builds import Venv, build_privpkg_wheel, find_uv, make_venv
+from support.env import clean_env  # noqa: F401 (re-exported)
 from support.storage import (  # noqa: F401 (re-exported)
     AZURITE_ACCOUNT,
     AZURITE_API_VERSION,
@@ -39,12 +44,7 @@ from support.storage import (  # noqa: F401 (re-exported)
     start_azurite,
 )
 
-from privpkg.envvars import ALL as PRIVPKG_ENV
-from privpkg.testing import make_wheel, start_on_free_port, stop_process  # noqa: F401 (re-exported)
-
-# Anything in the environment that would change what privpkg, keyring, pip or Python do in a child.
-STRIP_ENV = (*PRIVPKG_ENV, "PYTHON_KEYRING_BACKEND", "KEYRING_PROPERTY_STORE_ALL", "PYTHONPATH", "PYTHONSTARTUP",
-             "PYTHONHOME", "PYTHONPROFILEIMPORTTIME", "VIRTUAL_ENV")
+from privpkg.testing import make_wheel, start_server, stop_process  # noqa: F401 (re-exported)
 
 
 def log(msg: str) -> None:
@@ -52,51 +52,32 @@ def log(msg: str) -> None:
 
 
 def run(cmd: list[Any], **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` and stop the benchmark if it fails. Unlike the tests' ``support.env.run``
+    (stdout and stderr merged, stdin closed, the exit code for the test to judge), a benchmark
+    reads stdout and stderr apart (JSON on stdout, ``-X importtime`` on stderr), may feed stdin
+    and has nothing to do after a failed step."""
     res = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=False, **kw)
     if res.returncode != 0:
         raise SystemExit(f"command failed (exit {res.returncode}): {' '.join(map(str, cmd))}\n{res.stdout}{res.stderr}")
     return res
 
 
-def clean_env(*, strip_pip: bool = True) -> dict[str, str]:
-    """os.environ without privpkg/Python overrides and (``strip_pip``) without every PIP_*
-    variable; pip then reads no config file either (PIP_CONFIG_FILE=os.devnull)."""
-    env = {k: v for k, v in os.environ.items() if k not in STRIP_ENV and not (strip_pip and k.startswith("PIP_"))}
-    if strip_pip:
-        env["PIP_CONFIG_FILE"] = os.devnull
-    return env
+def uv_cache() -> Path:
+    """The user's uv cache (not the throwaway HOME's), so repeated benchmark runs build quickly."""
+    return Path(run([find_uv(), "cache", "dir"]).stdout.strip())
 
 
-# --------------------------------------------------------------------------- venvs
+def privpkg_venv(dest: Path, packages: list[Any], env: dict[str, str], constraints: Path | None = None) -> dict[str, str]:
+    """A venv of this interpreter with ``packages`` (bytecode compiled, so no timed call compiles
+    it); returns {distribution: version} of what is installed."""
+    make_venv(find_uv(), uv_cache(), env, dest, packages, constraints=constraints, compile_bytecode=True)
+    return Venv(dest).distributions(env)
 
 
-def venv_bin(venv: Path, name: str) -> Path:
-    return venv / ("Scripts" if os.name == "nt" else "bin") / (name + (".exe" if os.name == "nt" else ""))
-
-
-def build_privpkg_wheel(out_dir: Path, env: dict[str, str]) -> Path:
-    """A normal (non-editable) wheel of this checkout, so a venv gets privpkg_pip_shim.pth."""
-    run([sys.executable, "-m", "uv", "build", "--quiet", "--wheel", "--out-dir", out_dir, REPO], env=env)
-    wheels = sorted(out_dir.glob("privpkg-*.whl"))
-    if len(wheels) != 1:
-        raise SystemExit(f"expected one privpkg wheel in {out_dir}, got {wheels}")
-    return wheels[0]
-
-
-def make_venv(venv: Path, packages: list[Any], env: dict[str, str], constraints: Path | None = None) -> dict[str, str]:
-    """A venv of this interpreter with ``packages`` (uv, bytecode compiled as pip does, so no timed
-    call compiles); returns {distribution: version} of what is installed."""
-    py = venv_bin(venv, "python")
-    run([sys.executable, "-m", "uv", "venv", "--quiet", "--python", sys.executable, venv], env=env)
-    cmd = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", py, "--compile-bytecode"]
-    run([*cmd, *(["-c", constraints] if constraints else []), *packages], env=env)
-    code = "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
-    return dict(json.loads(run([py, "-c", code], env=env).stdout))
-
-
-def site_packages(venv: Path, env: dict[str, str]) -> Path:
-    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    return Path(run([venv_bin(venv, "python"), "-c", code], env=env).stdout.strip())
+def privpkg_wheel(out_dir: Path, env: dict[str, str]) -> Path:
+    """A wheel of this checkout (so a venv gets privpkg_pip_shim.pth)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return build_privpkg_wheel(find_uv(), uv_cache(), env, out_dir)
 
 
 def source_revision() -> str | None:

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     samples: dict[str, list[dict[str, Any]]] = {"cli": [], "sdk": []}
     with tempfile.TemporaryDirectory(prefix="privpkg-bench-azure-", dir=base) as tmp:
         work = Path(tmp)
-        env = {**clean_env(), "PRIVPKG_HOME": str(work / "home")}
+        env = clean_env(work)  # HOME, XDG dirs and PRIVPKG_HOME in work
         log(f"writing a {args.size_mib} MiB wheel")
         big, sha = write_big_wheel(work, size_data)
         size = big.stat().st_size

@@ -42,19 +42,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    build_privpkg_wheel,
+    Venv,
     busy_note,
     clean_env,
     compare,
     hyperfine,
     log,
-    make_venv,
+    privpkg_venv,
+    privpkg_wheel,
     run,
-    site_packages,
-    venv_bin,
     verdict,
     write_result,
 )
+
+from privpkg import envvars
 
 TARGET_MS = 15.0
 CONN_TARGET = "http://127.0.0.1:9/org"
@@ -123,7 +124,7 @@ def attribution(py_priv: Path, py_base: Path, envs: dict[str, dict[str, str]], r
     base = probe(py_base, HIT_URL, envs["alone"], "warm", False)
     hit = probe(py_priv, HIT_URL, envs["store"], "warm", True)
     cold = probe(py_priv, HIT_URL, envs["store"], "cold", True)
-    sp = site_packages(py_priv.parent.parent, envs["store"])
+    sp = Venv(py_priv.parent.parent).site_packages(envs["store"])
     pth = statistics.median(json.loads(run([py_priv, "-S", "-c", _PTH_PROBE, sp], env=envs["store"]).stdout)["ms"]
                             for _ in range(runs))
     steps = {
@@ -148,22 +149,21 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="privpkg-bench-cli-") as tmp:
         work = Path(tmp)
-        env = clean_env(strip_pip=False)
-        env.update(XDG_CONFIG_HOME=str(work / "xdg-config"), XDG_DATA_HOME=str(work / "xdg-data"))
+        env = clean_env(work)  # HOME and XDG dirs in work; each variant gets its own PRIVPKG_HOME below
         log("building the privpkg wheel and two venvs with the same dependency versions")
-        wheel = build_privpkg_wheel(work / "dist", env)
+        wheel = privpkg_wheel(work / "dist", env)
         from importlib.metadata import version
 
         v_priv, v_base = work / "venv-privpkg", work / "venv-keyring"
-        frozen = make_venv(v_priv, [wheel, f"keyring=={version('keyring')}"], env)
+        frozen = privpkg_venv(v_priv, [wheel, f"keyring=={version('keyring')}"], env)
         pins = work / "constraints.txt"
         pins.write_text("".join(f"{n}=={v}\n" for n, v in sorted(frozen.items()) if n not in ("privpkg", "pip")))
-        frozen_base = make_venv(v_base, [f"keyring=={frozen['keyring']}"], env, constraints=pins)
+        frozen_base = privpkg_venv(v_base, [f"keyring=={frozen['keyring']}"], env, constraints=pins)
         if any(frozen[n] != v for n, v in frozen_base.items() if n in frozen):
             raise SystemExit(f"the venvs differ: {frozen_base} vs {frozen}")
 
-        kr_priv, kr_base = venv_bin(v_priv, "keyring"), venv_bin(v_base, "keyring")
-        envs = {k: {**env, "PRIVPKG_HOME": str(work / f"home-{k}")} for k in ("store", "empty", "alone")}
+        kr_priv, kr_base = Venv(v_priv).bin / "keyring", Venv(v_base).bin / "keyring"
+        envs = {k: {**env, envvars.HOME: str(work / f"home-{k}")} for k in ("store", "empty", "alone")}
         if "PrivpkgKeyring" not in run([kr_priv, "--list-backends"], env=envs["empty"]).stdout:
             raise SystemExit("privpkg's keyring backend is not active in its venv")
         if "PrivpkgKeyring" in run([kr_base, "--list-backends"], env=envs["alone"]).stdout:
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.returncode != code or got != answer or r.stderr.strip():
                 raise SystemExit(f"{key}: exit {r.returncode}, unexpected answer or stderr: {r.stderr[-500:]}")
 
-        commands = {k: ["env", f"PRIVPKG_HOME={envs[e]['PRIVPKG_HOME']}", "PYTHONIOENCODING=utf-8", exe,
+        commands = {k: ["env", f"{envvars.HOME}={envs[e][envvars.HOME]}", "PYTHONIOENCODING=utf-8", exe,
                         "--mode=creds", "--output=json", "get", url] for k, (_, exe, url, e, *_r) in variants.items()}
         load = os.getloadavg()[0]
         log(f"timing {len(commands)} variants x {args.runs} runs with hyperfine in {args.rounds} rounds")
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{key}: exit codes {set(res[key]['exit_codes'])} during timing, expected {code}")
         if (work / "home-empty" / "connections.store").exists():
             raise SystemExit("a lookup created a store in the empty home")
-        steps = attribution(venv_bin(v_priv, "python"), venv_bin(v_base, "python"), envs, args.attribution_runs) \
+        steps = attribution(Venv(v_priv).python, Venv(v_base).python, envs, args.attribution_runs) \
             if args.attribution_runs else {}
 
     base = res["keyring_alone"]

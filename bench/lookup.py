@@ -43,6 +43,8 @@ import pyperf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, verdict, write_result
 
+from privpkg import envvars
+
 OPEN_TARGET_MS = 50.0
 LOOKUP_TARGET_MS = 1.0
 HOSTS = 50
@@ -110,7 +112,7 @@ def main() -> int:
     master = not args.worker
     if master:
         args.home = tempfile.mkdtemp(prefix="privpkg-bench-lookup-")
-    os.environ["PRIVPKG_HOME"] = args.home  # pyperf's workers get no other PRIVPKG_* variable
+    os.environ[envvars.HOME] = args.home  # pyperf's workers get no other PRIVPKG_* variable
     from privpkg.connections import CredentialLookup
     from privpkg.keyring_backend import PrivpkgKeyring
     from privpkg.vault import Vault

@@ -40,22 +40,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    build_privpkg_wheel,
+    Venv,
     busy_note,
     clean_env,
     compare,
     hyperfine,
     log,
-    make_venv,
     make_wheel,
+    privpkg_venv,
+    privpkg_wheel,
     run,
-    site_packages,
-    venv_bin,
     verdict,
     write_result,
 )
 
-from privpkg import refs
+from privpkg import envvars, refs
 
 TARGET_RATIO = 1.05
 PIP_SPEC = "pip==26.3"
@@ -81,19 +80,19 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="privpkg-bench-shim-") as tmp:
         work = Path(tmp)
-        home = work / "home"
-        env = {**clean_env(), "PRIVPKG_HOME": str(home)}
+        env = clean_env(work)  # HOME, XDG dirs and PRIVPKG_HOME in work
+        home = Path(env[envvars.HOME])
         log(f"building the privpkg wheel and two venvs ({PIP_SPEC} with and without it)")
         v_priv, v_bare = work / "venv-privpkg", work / "venv-bare"
-        frozen = make_venv(v_priv, [PIP_SPEC, build_privpkg_wheel(work / "dist", env)], env)
-        make_venv(v_bare, [PIP_SPEC], env)
-        if not (site_packages(v_priv, env) / "privpkg_pip_shim.pth").is_file():
+        frozen = privpkg_venv(v_priv, [PIP_SPEC, privpkg_wheel(work / "dist", env)], env)
+        privpkg_venv(v_bare, [PIP_SPEC], env)
+        if not (Venv(v_priv).site_packages(env) / "privpkg_pip_shim.pth").is_file():
             raise SystemExit("privpkg_pip_shim.pth is not installed in the privpkg venv")
-        if (site_packages(v_bare, env) / "privpkg_pip_shim.pth").exists():
+        if (Venv(v_bare).site_packages(env) / "privpkg_pip_shim.pth").exists():
             raise SystemExit("the shim leaked into the bare venv")
 
         log(f"publishing {n} wheels with `privpkg wheel add` into the default workspace")
-        privpkg = venv_bin(v_priv, "privpkg")
+        privpkg = Venv(v_priv).bin / "privpkg"
         names = [f"bench-pkg-{i:02d}" for i in range(n)]
         shim_lines = []
         for name in names:
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
         def pip(key: str) -> list[Any]:
-            return [venv_bin(variants[key][1], "python"), "-m", "pip", "install", "--no-cache-dir", "--no-deps", "--no-index",
+            return [Venv(variants[key][1]).python, "-m", "pip", "install", "--no-cache-dir", "--no-deps", "--no-index",
                     "--target", work / f"t-{key}", "-r", variants[key][2]]
 
         for key, (_, _, _, prefix) in variants.items():

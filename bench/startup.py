@@ -30,16 +30,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    build_privpkg_wheel,
+    Venv,
     busy_note,
     clean_env,
     compare,
     hyperfine,
     log,
-    make_venv,
+    privpkg_venv,
+    privpkg_wheel,
     run,
-    site_packages,
-    venv_bin,
     verdict,
     write_result,
 )
@@ -59,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="privpkg-bench-startup-") as tmp:
         work = Path(tmp)
-        env = {**clean_env(), "PRIVPKG_HOME": str(work / "home")}
+        env = clean_env(work)  # HOME, XDG dirs and PRIVPKG_HOME in work
         log("building the privpkg wheel and a venv with pip 26.3 and it")
         venv = work / "venv"
-        frozen = make_venv(venv, ["pip==26.3", build_privpkg_wheel(work / "dist", env)], env)
-        py, sp = venv_bin(venv, "python"), site_packages(venv, env)
+        frozen = privpkg_venv(venv, ["pip==26.3", privpkg_wheel(work / "dist", env)], env)
+        py, sp = Venv(venv).python, Venv(venv).site_packages(env)
         pth, saved = sp / PTH, work / PTH
         if not pth.is_file():
             raise SystemExit(f"{pth} is missing: the wheel did not install the shim")

@@ -17,8 +17,6 @@ fixtures.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 pytest_plugins = [
@@ -27,6 +25,7 @@ pytest_plugins = [
     "support.feeds",
     "support.storage",
     "support.cli",
+    "support.collection",
 ]
 
 #: A fixture that starts or builds something real puts its users in these layers.
@@ -59,16 +58,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.get_closest_marker("azure") or item.get_closest_marker("s3") or item.get_closest_marker("conda"):
             item.add_marker("integration")  # a server or tool outside Python is never unit-fast
 
-
-def _conda_importable() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("conda") is not None
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """``--doctest-modules`` imports every module under src/privpkg; the conda plugin's modules
-    import conda, which only a conda install has, so they are left out when conda is absent."""
-    if collection_path.name.startswith("conda") and collection_path.parent.name == "privpkg" and not _conda_importable():
-        return True
-    return None

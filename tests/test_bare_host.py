@@ -24,7 +24,9 @@ from support.builds import Venv
 from support.env import Result, assert_no_secret, run
 from support.feeds import FeedServer, ServedHTTP
 
+from privpkg import envvars
 from privpkg.connections import set_connection
+from privpkg.testing import feedserver
 
 
 def https_orgC(feed: FeedServer) -> str:
@@ -38,9 +40,9 @@ def store(privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
     def store(name: str, target: str, secret: str, **kw: Any) -> Any:
         with monkeypatch.context() as m:
             for k in list(os.environ):
-                if k.startswith(("PRIVPKG_", "ARTIFACTS_CREDENTIALPROVIDER_", "VSS_NUGET_")):
+                if k in envvars.ALL:
                     m.delenv(k)
-            m.setenv("PRIVPKG_HOME", str(privpkg_home))
+            m.setenv(envvars.HOME, str(privpkg_home))
             return set_connection(name, "PythonFeed", target, "PAT", value=secret, **kw)
 
     return store
@@ -181,62 +183,34 @@ SPLIT_INDEX = "/org/_packaging/feed/pypi/simple/"
 SPLIT_TARGET = "/org/_packaging/feed/"
 
 
-def _password(header: str | None) -> str | None:
-    import base64
-    import binascii
-
-    if not header or not header.startswith("Basic "):
-        return None
-    try:
-        return base64.b64decode(header[6:]).decode().partition(":")[2]
-    except (ValueError, binascii.Error):
-        return None
-
-
 class SplitFeed:
-    def __init__(self, wheel: Path, secret: str) -> None:
-        import hashlib
-        from http.server import BaseHTTPRequestHandler
+    """privpkg.testing.feedserver in a thread: a PAT feed whose project page links its file
+    outside the index's path (``/_files/<sha>/FILE``), that serves the same file at
+    ``/other/FILE`` too (a direct URL), and whose request log the test reads as
+    ``(method, path, status, sent Authorization)``."""
 
-        self.log: list[tuple[str, str, int, bool]] = []
+    def __init__(self, wheel: Path, secret: str, root: Path) -> None:
+        import hashlib
+
         self.wheel = wheel
         self.secret = secret
         sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
         self.file_path = f"/_files/{sha[:16]}/{wheel.name}"
-        feed = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                header = self.headers.get("Authorization")
-                if path == SPLIT_INDEX:
-                    status, body, ctype = 200, b'<a href="pkg-a/">pkg-a</a>\n', "text/html"
-                elif path == SPLIT_INDEX + "pkg-a/":
-                    status, body, ctype = 200, f'<a href="{feed.file_path}#sha256={sha}">{wheel.name}</a>\n'.encode(), "text/html"
-                elif path in (feed.file_path, f"/other/{wheel.name}"):
-                    status, body, ctype = 200, wheel.read_bytes(), "application/octet-stream"
-                else:
-                    status, body, ctype = 404, b"not found\n", "text/plain"
-                extra = {}
-                if status == 200 and _password(header) != secret:
-                    status, body, ctype, extra = 401, b"authentication required\n", "text/plain", {"WWW-Authenticate": 'Basic realm="feed"'}
-                feed.log.append((self.command, path, status, header is not None))
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in extra.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_HEAD = do_GET
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.served = ServedHTTP(Handler)
+        self.log_path = root / "requests.log"
+        feeds = [
+            {"path": SPLIT_INDEX, "secret": secret, "dir": str(wheel.parent), "files": "/_files/"},
+            {"path": "/other/", "secret": secret, "dir": str(wheel.parent), "files": "/other/"},
+        ]
+        self.served = ServedHTTP(feedserver.serve({"feeds": feeds, "log": str(self.log_path)}))
         self.port, self.base = self.served.port, self.served.base
+
+    @property
+    def log(self) -> list[tuple[str, str, int, bool]]:
+        lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
+        return [(m, p.split("?", 1)[0], int(s), a == "auth") for m, p, s, a in (line.split(" ") for line in lines)]
+
+    def clear_log(self) -> None:
+        self.log_path.write_text("")
 
     def text(self) -> str:
         return "\n".join(f"{m} {p} {s} {'auth' if a else 'noauth'}" for m, p, s, a in self.log) or "<no requests>"
@@ -251,7 +225,7 @@ def split_feed(tmp_path: Path) -> Any:
 
     from privpkg.testing import make_wheel
 
-    feed = SplitFeed(make_wheel(tmp_path / "split-wheels", "pkg-a", "1.0"), "split-" + secrets.token_urlsafe(24))
+    feed = SplitFeed(make_wheel(tmp_path / "split-wheels", "pkg-a", "1.0"), "split-" + secrets.token_urlsafe(24), tmp_path)
     try:
         yield feed
     finally:
@@ -302,7 +276,7 @@ def test_host_wide_makes_a_direct_url_install_work(split_feed, venv_privpkg, mak
     assert feed.log and not any(e[3] for e in feed.log), feed.text()
     assert_no_secret(r.output, feed.secret)
 
-    feed.log.clear()
+    feed.clear_log()
     store("split", feed.base + SPLIT_TARGET, feed.secret, host_wide=True)
     r = pip_install(venv_privpkg, env, tmp_path / "t2", "--keyring-provider", "import", direct)
     assert r.returncode == 0 and (tmp_path / "t2" / "pkg_a.py").is_file(), f"{r.describe()}\n{feed.text()}"

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from support.cli import PrivpkgCLI
-from support.env import assert_no_secret
+from support.env import SKIP_MISSING_TOOLS_ENV, assert_no_secret
 from support.feeds import FEED_A_PATH, FeedServer
 
+from privpkg import envvars
 from privpkg.testing import free_port, make_wheel, start_feed_server, write_config
 
 PAT = "cli-PAT-d41d8cd98f00b204e980"
@@ -122,7 +123,7 @@ def test_corrupt_store_and_wrong_key(cli: PrivpkgCLI, privpkg_home: Path) -> Non
     assert res.returncode == 1 and "FAIL" in res.stdout and "cannot decrypt" in res.stdout
 
     store.write_bytes(good)
-    res = cli("connection", "list", env={"PRIVPKG_MASTER_KEY": "00" * 32})
+    res = cli("connection", "list", env={envvars.MASTER_KEY: "00" * 32})
     assert res.returncode == 1 and "$PRIVPKG_MASTER_KEY" in res.stderr and "left untouched" in res.stderr
 
 
@@ -168,7 +169,7 @@ def test_connection_test_403(cli: PrivpkgCLI, tmp_path: Path) -> None:
 def test_doctor(cli: PrivpkgCLI) -> None:
     assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(5), stdin=PAT).returncode == 0
     env_conns = json.dumps([{"name": "ci-feed", "target": "https://ci.example/org", "secret": OTHER}])
-    res = cli("doctor", "--url", "https://h.example/soon/simple/", env={"PRIVPKG_CONNECTIONS": env_conns})
+    res = cli("doctor", "--url", "https://h.example/soon/simple/", env={envvars.CONNECTIONS: env_conns})
     out = res.stdout
     assert res.returncode == 0, out
     assert "store:" in out and "(mode 0600)" in out and "key:" in out
@@ -255,9 +256,9 @@ def many_connections(privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     from privpkg.vault import Vault
 
     for k in list(os.environ):
-        if k.startswith("PRIVPKG_"):
+        if k in envvars.ALL:
             monkeypatch.delenv(k)
-    monkeypatch.setenv("PRIVPKG_HOME", str(privpkg_home))
+    monkeypatch.setenv(envvars.HOME, str(privpkg_home))
 
     def fill(data: dict) -> None:
         conns = data.setdefault("connections", {})
@@ -289,7 +290,7 @@ def test_closed_pipe_exits_0(cli: PrivpkgCLI, many_connections: None, unbuffered
     """`privpkg connection list | head -1`: head prints the first line and exits while privpkg is
     still writing; privpkg exits 0 with nothing on stderr (no "Exception ignored ... BrokenPipeError")."""
     env = _env_for(cli, unbuffered)
-    producer = subprocess.Popen([sys.executable, "-m", "privpkg", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    producer = subprocess.Popen(cli.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert producer.stdout is not None and producer.stderr is not None
     head = subprocess.run(["head", "-1"], stdin=producer.stdout, capture_output=True, text=True, timeout=60, check=False)
     producer.stdout.close()  # only head holds the read end now: when it exits, the pipe is closed
@@ -314,7 +315,7 @@ def test_closed_pipe_exits_0(cli: PrivpkgCLI, many_connections: None, unbuffered
 def test_dev_full_is_one_line(cli: PrivpkgCLI, many_connections: None, unbuffered: bool, args: list[str]) -> None:
     """Output to /dev/full: one error line on stderr, exit 1, no traceback."""
     with open("/dev/full", "w") as full:
-        res = subprocess.run([sys.executable, "-m", "privpkg", *args], stdout=full, stderr=subprocess.PIPE, text=True,
+        res = subprocess.run(cli.argv(*args), stdout=full, stderr=subprocess.PIPE, text=True,
                              env=_env_for(cli, unbuffered), timeout=120, check=False)
     _no_crash(res.stderr)
     assert res.returncode == 1, res.stderr
@@ -387,7 +388,7 @@ def _run_in_pty(argv: list[str], env: dict[str, str], keys: bytes, prompt: bytes
 )
 def test_hidden_prompt_interrupt(cli: PrivpkgCLI, privpkg_home: Path, key: bytes, code: int, line: str) -> None:
     """Ctrl-C or Ctrl-D at the hidden PAT prompt: one line, nothing stored, no traceback."""
-    argv = [sys.executable, "-m", "privpkg", "connection", "set", "typed", "--target", "https://h.example/org"]
+    argv = cli.argv("connection", "set", "typed", "--target", "https://h.example/org")
     rc, screen, err = _run_in_pty(argv, cli.env, key, b"PAT for typed: ")
     _no_crash(err + screen.decode(errors="replace"))
     assert rc == code, (rc, screen, err)
@@ -397,16 +398,16 @@ def test_hidden_prompt_interrupt(cli: PrivpkgCLI, privpkg_home: Path, key: bytes
 
 def test_hidden_prompt_stores_without_echo(cli: PrivpkgCLI, privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real prompt stores what was typed, and the secret never appears on the terminal."""
-    argv = [sys.executable, "-m", "privpkg", "connection", "set", "typed", "--target", "https://h.example/org"]
+    argv = cli.argv("connection", "set", "typed", "--target", "https://h.example/org")
     rc, screen, err = _run_in_pty(argv, cli.env, PAT.encode() + b"\r", b"PAT for typed: ")
     assert rc == 0, (screen, err)
     assert b"stored connection 'typed'" in screen
     assert_no_secret(screen.decode(errors="replace") + err, PAT)
     from privpkg.connections import get_connection
 
-    monkeypatch.delenv("PRIVPKG_MASTER_KEY", raising=False)
-    monkeypatch.delenv("PRIVPKG_CONNECTIONS", raising=False)
-    monkeypatch.setenv("PRIVPKG_HOME", str(privpkg_home))
+    monkeypatch.delenv(envvars.MASTER_KEY, raising=False)
+    monkeypatch.delenv(envvars.CONNECTIONS, raising=False)
+    monkeypatch.setenv(envvars.HOME, str(privpkg_home))
     assert get_connection("typed").secret == PAT
 
 
@@ -474,12 +475,12 @@ def test_missing_node_fails_the_run(tmp_path: Path, ci: str | None, opt_in: str 
     too, unless the developer opted into skipping with PRIVPKG_TESTS_SKIP_MISSING_TOOLS=1."""
     empty = tmp_path / "bin"
     empty.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PRIVPKG_TESTS_SKIP_MISSING_TOOLS", "PYTEST_XDIST_WORKER")}
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", SKIP_MISSING_TOOLS_ENV, "PYTEST_XDIST_WORKER")}
     env["PATH"] = str(empty)
     if ci:
         env["CI"] = ci
     if opt_in:
-        env["PRIVPKG_TESTS_SKIP_MISSING_TOOLS"] = opt_in
+        env[SKIP_MISSING_TOOLS_ENV] = opt_in
     res = _run_tool_fixture(tmp_path, "test_needs_node", env)
     out = res.stdout + res.stderr
     assert (f"1 {outcome}" in out) or (outcome == "failed" and "1 error" in out), out
@@ -489,7 +490,7 @@ def test_missing_node_fails_the_run(tmp_path: Path, ci: str | None, opt_in: str 
 
 @pytest.mark.integration  # runs a program
 def test_missing_uv_fails_under_ci(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("PRIVPKG_TESTS_SKIP_MISSING_TOOLS", "PYTEST_XDIST_WORKER")}
+    env = {k: v for k, v in os.environ.items() if k not in (SKIP_MISSING_TOOLS_ENV, "PYTEST_XDIST_WORKER")}
     env["CI"] = "true"
     res = _run_tool_fixture(tmp_path, "test_needs_uv", env, hide_uv=True)
     out = res.stdout + res.stderr

@@ -26,7 +26,7 @@ from support.cli import PrivpkgCLI
 from support.feeds import ServedHTTP
 from support.storage import Azurite
 
-from privpkg.testing import free_port, start_on_free_port, stop_process
+from privpkg.testing import free_port, start_server, stop_process
 
 PAT = "conn-test-PAT-" + secrets.token_urlsafe(18)
 WRONG = "conn-test-WRONG-" + secrets.token_urlsafe(18)
@@ -234,7 +234,7 @@ class AuthMoto:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = "5"  # the five IAM calls below
-        self.proc, self.port = start_on_free_port(
+        self.proc, self.port = start_server(
             lambda p: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(p)], tmp / "moto.log", "moto (auth)", env=env
         )
         self.endpoint = f"http://127.0.0.1:{self.port}"

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
+
+from support.cli import PrivpkgCLI
 
 from privpkg.testing import port_accepts
 
 
-def test_demo_runs_and_cleans_up(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
-    env = make_env(TMPDIR=str(tmp_path))
-    res = subprocess.run([sys.executable, "-m", "privpkg", "demo"], capture_output=True, text=True, env=env, timeout=600, check=False)
+def test_demo_runs_and_cleans_up(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    res = privpkg_cli("demo", env={"TMPDIR": str(tmp_path)}, timeout=600)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out
     assert "without a PAT it answers HTTP 401" in out

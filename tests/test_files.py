@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from support.cli import Outputs, PrivpkgCLI, assert_one_error_line
 
-from privpkg import connections
+from privpkg import connections, envvars
 from privpkg.errors import PrivpkgError
 from privpkg.fileio import file_lock
 from privpkg.fileio import write_atomic as _write_atomic
@@ -41,9 +41,9 @@ PAT_NEW = "files-test-rotated-PAT-5555555555"
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for k in list(os.environ):
-        if k.startswith("PRIVPKG_"):
+        if k in envvars.ALL:
             monkeypatch.delenv(k)
-    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(envvars.HOME, str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     return tmp_path / "home"
 
@@ -451,7 +451,7 @@ def test_default_lock_wait_is_30_seconds(home: Path, monkeypatch: pytest.MonkeyP
     more), then fails with one line naming the lock file and the 30 s."""
     from privpkg import fileio
 
-    monkeypatch.delenv("PRIVPKG_LOCK_TIMEOUT", raising=False)
+    monkeypatch.delenv(envvars.LOCK_TIMEOUT, raising=False)
     assert fileio._lock_timeout(None) == 30.0
     _set("keep", PAT_KEEP)
     before = (home / "connections.store").read_bytes()
@@ -475,7 +475,7 @@ def test_cli_waits_for_a_held_store_lock_then_one_line(privpkg_cli: PrivpkgCLI, 
     cli = privpkg_cli
     cli.ok("connection", "set", "feed", "--target", "https://h.example/feed/", stdin=PAT_KEEP + "\n")
     before = (privpkg_home / "connections.store").read_bytes()
-    cli.env["PRIVPKG_LOCK_TIMEOUT"] = "1.5"
+    cli.env[envvars.LOCK_TIMEOUT] = "1.5"
     with file_lock(privpkg_home / "connections.store.lock"):
         t0 = time.monotonic()
         line = cli.fails(1, "connection", "set", "other", "--target", "https://h.example/o/", stdin=PAT_NEW + "\n",
@@ -606,7 +606,7 @@ def full_disk(request: pytest.FixtureRequest, make_env: Callable[..., dict[str, 
             print("full_disk: cannot mount a tmpfs here; using RLIMIT_FSIZE instead")
     home = mnt / "privpkg"
     home.mkdir(parents=True)
-    cli = PrivpkgCLI(make_env(PRIVPKG_HOME=str(home)), Outputs())
+    cli = PrivpkgCLI(make_env(**{envvars.HOME: str(home)}), Outputs())
     try:
         yield FullDisk(kind, cli, home)
     finally:

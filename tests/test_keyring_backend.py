@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from keyring.errors import PasswordDeleteError, PasswordSetError
 from keyring.testing.backend import BackendBasicTests
-from support.cli import assert_one_error_line
+from support.cli import Outputs, PrivpkgCLI, assert_one_error_line
 from support.env import assert_no_secret
 
-from privpkg import connections
+from privpkg import connections, envvars
 from privpkg.errors import UsageError
 from privpkg.keyring_backend import PrivpkgKeyring
 
@@ -26,8 +26,8 @@ KEYRING_CLI = str(Path(sys.executable).with_name("keyring"))
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
-    for var in ("PRIVPKG_MASTER_KEY", "PRIVPKG_CONNECTIONS", *connections.ENV_ENDPOINTS):
+    monkeypatch.setenv(envvars.HOME, str(tmp_path / "home"))
+    for var in (envvars.MASTER_KEY, envvars.CONNECTIONS, *envvars.AZURE_ENDPOINTS):
         monkeypatch.delenv(var, raising=False)
     return tmp_path / "home"
 
@@ -122,9 +122,9 @@ def test_bare_host_is_answered_only_by_host_wide_connections(home: Path) -> None
 
 
 def test_host_wide_from_environment_and_bad_flag(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("PRIVPKG_CONNECTIONS", json.dumps([{"name": "e", "target": "https://env.example/o", "secret": "pat-env", "host_wide": True}]))
+    monkeypatch.setenv(envvars.CONNECTIONS, json.dumps([{"name": "e", "target": "https://env.example/o", "secret": "pat-env", "host_wide": True}]))
     assert PrivpkgKeyring().get_password("env.example", "x") == "pat-env"
-    monkeypatch.setenv("PRIVPKG_CONNECTIONS", json.dumps([{"name": "e", "target": "https://env.example/o", "secret": "pat-env", "host_wide": "yes"}]))
+    monkeypatch.setenv(envvars.CONNECTIONS, json.dumps([{"name": "e", "target": "https://env.example/o", "secret": "pat-env", "host_wide": "yes"}]))
     assert PrivpkgKeyring().get_password("env.example", "x") is None
     err = capsys.readouterr().err
     assert "host_wide must be true or false" in err and "pat-env" not in err
@@ -158,11 +158,11 @@ def test_expired_connection_warns_once_per_lookup(home: Path, capsys: pytest.Cap
 
 def test_environment_sources(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
-        "ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS",
+        envvars.AZURE_ENDPOINTS[0],
         json.dumps({"endpointCredentials": [{"endpoint": "https://pkgs.dev.azure.com/org/_packaging/f/pypi/simple/", "username": "u", "password": "pat-art"}]}),
     )
-    monkeypatch.setenv("VSS_NUGET_EXTERNAL_FEED_ENDPOINTS", json.dumps({"endpointCredentials": [{"endpoint": "https://vss.example/x", "password": "pat-vss"}]}))
-    monkeypatch.setenv("PRIVPKG_CONNECTIONS", json.dumps({"envfeed": {"target": "https://env.example/org", "secret": "pat-env"}}))
+    monkeypatch.setenv(envvars.AZURE_ENDPOINTS[1], json.dumps({"endpointCredentials": [{"endpoint": "https://vss.example/x", "password": "pat-vss"}]}))
+    monkeypatch.setenv(envvars.CONNECTIONS, json.dumps({"envfeed": {"target": "https://env.example/org", "secret": "pat-env"}}))
     kr = PrivpkgKeyring()
     assert kr.get_credential("https://pkgs.dev.azure.com/org/_packaging/f/pypi/simple/pkg/", None).password == "pat-art"
     assert kr.get_credential("https://pkgs.dev.azure.com/org/_packaging/other/pypi/simple/", None) is None
@@ -175,7 +175,7 @@ def test_environment_sources(home: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_bad_environment_json_is_one_line_and_skipped(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("PRIVPKG_CONNECTIONS", '[{"name": "x", "target": "https://h/a", "secret": "pat-bad-json"')
+    monkeypatch.setenv(envvars.CONNECTIONS, '[{"name": "x", "target": "https://h/a", "secret": "pat-bad-json"')
     connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value=PAT)
     assert PrivpkgKeyring().get_credential("https://h.example/a/", None).password == PAT
     err = capsys.readouterr().err
@@ -192,8 +192,8 @@ def test_repr_hides_secret(home: Path) -> None:
 
 
 def _cli(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYRING_", "PYTHON_KEYRING", "PRIVPKG_"))}
-    env["PRIVPKG_HOME"] = str(home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYRING_", "PYTHON_KEYRING")) and k not in envvars.ALL}
+    env[envvars.HOME] = str(home)
     return subprocess.run([KEYRING_CLI, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
@@ -240,8 +240,8 @@ def test_store_all_property_from_environment(home: Path) -> None:
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYRING_", "PYTHON_KEYRING", "PRIVPKG_"))}
-    env["PRIVPKG_HOME"] = str(home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYRING_", "PYTHON_KEYRING")) and k not in envvars.ALL}
+    env[envvars.HOME] = str(home)
     return env
 
 
@@ -452,7 +452,7 @@ def test_environment_of_the_wrong_shape_is_one_line_and_the_store_still_serves(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], raw: str, message: str
 ) -> None:
     connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value=PAT)
-    monkeypatch.setenv("PRIVPKG_CONNECTIONS", raw)
+    monkeypatch.setenv(envvars.CONNECTIONS, raw)
     kr = PrivpkgKeyring()
     assert kr.get_credential("https://h.example/a/simple/", None).password == PAT
     assert kr.get_password("https://h.example/a/simple/", "u") == PAT
@@ -462,9 +462,9 @@ def test_environment_of_the_wrong_shape_is_one_line_and_the_store_still_serves(
     assert err.startswith("privpkg: warning: ignoring $PRIVPKG_CONNECTIONS: ")
     assert_no_secret(err, "pat-env-shape", PAT)
     # doctor and `connection list` keep working too, with the same one line.
-    env = {**_env(home), "PRIVPKG_CONNECTIONS": raw}
+    env = {**_env(home), envvars.CONNECTIONS: raw}
     for argv in (["connection", "list"], ["connection", "list", "--json"], ["connection", "show", "a"], ["doctor"]):
-        res = subprocess.run([sys.executable, "-m", "privpkg", *argv], capture_output=True, text=True, env=env, timeout=60, check=False)
+        res = PrivpkgCLI(env, Outputs())(*argv, timeout=60)
         both = res.stdout + res.stderr
         assert "Traceback" not in both, argv
         assert_no_secret(both, "pat-env-shape", PAT)
@@ -478,8 +478,7 @@ def test_environment_of_the_wrong_shape_is_one_line_and_the_store_still_serves(
 def test_privpkg_cli_limits_are_one_line(home: Path) -> None:
     """`privpkg connection set`: a secret over 64 KiB, an over-long name or URL, each one line."""
 
-    def privpkg(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "privpkg", *args], input=stdin, capture_output=True, text=True, env=_env(home), timeout=60, check=False)
+    privpkg = PrivpkgCLI(_env(home), Outputs())
 
     cases = [
         (["c", "--target", "https://h.example/a"], "s" * (1 << 20), "the secret is larger than 64 KiB"),
@@ -489,7 +488,7 @@ def test_privpkg_cli_limits_are_one_line(home: Path) -> None:
         (["c", "--target", "https://h.example/a", "--keep-secret"], PAT, "--keep-secret goes with --update"),
     ]
     for args, stdin, message in cases:
-        res = privpkg("connection", "set", *args, stdin=stdin)
+        res = privpkg("connection", "set", *args, stdin=stdin, timeout=60)
         assert res.returncode == 2, res.stderr[:300]
         line = assert_one_error_line(res, 2)
         assert res.stderr == f"privpkg: error: {message}\n" or (message in line and res.stderr.count("\n") == 1 and len(res.stderr) < 300), res.stderr[:300]

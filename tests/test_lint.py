@@ -37,22 +37,52 @@ def test_shipped_pth_is_what_pth_line_makes() -> None:
     assert (REPO / "src" / "privpkg_pip_shim.pth").read_text() == pth_line()
 
 
+#: privpkg's environment variables as users spell them (README documents each). This is the one
+#: place outside privpkg.envvars that spells them: it pins their public names, so renaming a
+#: value in envvars fails here instead of silently changing what users must set.
+PUBLIC_ENV_NAMES = {
+    "HOME": "PRIVPKG_HOME",
+    "CONNECTIONS": "PRIVPKG_CONNECTIONS",
+    "AZURE_ENDPOINTS": ("ARTIFACTS_CREDENTIALPROVIDER_EXTERNAL_FEED_ENDPOINTS", "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS"),
+    "MASTER_KEY": "PRIVPKG_MASTER_KEY",
+    "TTL": "PRIVPKG_TTL",
+    "LOCK_TIMEOUT": "PRIVPKG_LOCK_TIMEOUT",
+    "TRUSTED_PROJECTS": "PRIVPKG_TRUSTED_PROJECTS",
+}
+
+
+def test_environment_variables_keep_their_public_names() -> None:
+    from privpkg import envvars
+
+    assert {k: getattr(envvars, k) for k in PUBLIC_ENV_NAMES} == PUBLIC_ENV_NAMES
+    names = [n for v in PUBLIC_ENV_NAMES.values() for n in ((v,) if isinstance(v, str) else v)]
+    assert sorted(names) == sorted(envvars.ALL), "a variable in envvars.ALL has no pinned public name"
+    readme = (REPO / "README.md").read_text()
+    assert [n for n in names if n not in readme] == []
+
+
 def test_environment_variables_are_named_once() -> None:
-    """src names privpkg's environment variables only in privpkg.envvars (the pip shim, which is
-    copied into environments without privpkg, spells PRIVPKG_TTL itself)."""
+    """src, tests and bench name privpkg's environment variables only through privpkg.envvars:
+    no string literal of a name or of a name's prefix, no ``NAME=`` keyword or f-string. Allowed:
+    the pip shim, which is copied into environments without privpkg, spells PRIVPKG_TTL itself;
+    this file's PUBLIC_ENV_NAMES pins the public names; tests/support/env.py defines the tests'
+    own PRIVPKG_TESTS_SKIP_MISSING_TOOLS once. Prose and the expected text of messages
+    (``"$PRIVPKG_CONNECTIONS give ..."``) may spell them."""
     import re
 
     from privpkg import envvars
 
-    spelled = re.compile(r"""["'](PRIVPKG_[A-Z_]+|ARTIFACTS_CREDENTIALPROVIDER_[A-Z_]+|VSS_NUGET_[A-Z_]+)["']""")
+    spelled = re.compile(r"""(?:["']|[(,]\s*)((?:PRIVPKG|ARTIFACTS_CREDENTIALPROVIDER|VSS_NUGET)_[A-Z_]*)["'=]""")
+    allowed = {("src/privpkg/envvars.py", None), ("tests/test_lint.py", None),
+               ("tests/support/env.py", "PRIVPKG_TESTS_SKIP_MISSING_TOOLS")}
+    allowed |= {(p.relative_to(REPO).as_posix(), envvars.TTL) for p in (REPO / "src" / "privpkg" / "pip_shim").rglob("*.py")}
     found = []
-    for path in sorted((REPO / "src" / "privpkg").rglob("*.py")):
-        rel = path.relative_to(REPO / "src" / "privpkg").as_posix()
-        if rel == "envvars.py":
-            continue
-        for m in spelled.finditer(path.read_text()):
-            if not (rel.startswith("pip_shim/") and m.group(1) == envvars.TTL):
-                found.append(f"{rel}: {m.group(1)}")
+    for top in ("src/privpkg", "tests", "bench"):
+        for path in sorted((REPO / top).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            for m in spelled.finditer(path.read_text()):
+                if (rel, None) not in allowed and (rel, m.group(1)) not in allowed:
+                    found.append(f"{rel}: {m.group(1)}")
     assert not found, found
 
 

@@ -17,6 +17,8 @@ from support.builds import Venv
 from support.env import Result, assert_no_secret, run
 from support.feeds import FEED_A_PATH, FEED_B_PATH, FeedServer
 
+from privpkg import envvars
+
 WHEEL_A = "pkg_a-1.0-py3-none-any.whl"
 WHEEL_B = "pkg_b-2.0-py3-none-any.whl"
 
@@ -225,7 +227,7 @@ def test_lookalike_paths_on_same_host_are_not_served(feed, venv_privpkg, make_en
 def test_env_only_connections(feed, venv_privpkg, make_env, privpkg_home, tmp_path):
     """No store file at all: PRIVPKG_CONNECTIONS in pip's environment is enough."""
     conns = [{"name": "orgA", "target": orgA(feed), "secret": feed.secret_a, "username": "__token__"}]
-    env = make_env(PRIVPKG_CONNECTIONS=json.dumps(conns))
+    env = make_env(**{envvars.CONNECTIONS: json.dumps(conns)})
     target = tmp_path / "target"
     r = pip_install(venv_privpkg, env, target, "--keyring-provider", "import", "--index-url", feed.index_a, "pkg-a")
     assert_installed(target, "pkg_a", "1.0", r)

@@ -26,10 +26,11 @@ from support.builds import Venv
 from support.cli import PrivpkgCLI
 from support.env import missing_tool, run
 
+from privpkg import envvars
 from privpkg.testing import make_wheel
 
 OTHER = 65534  # nobody / nogroup
-TRUST_VAR = "PRIVPKG_TRUSTED_PROJECTS"
+TRUST_VAR = envvars.TRUSTED_PROJECTS
 
 
 def need_root() -> None:
@@ -647,7 +648,7 @@ def test_azure_prefixes_never_include_another_host(tmp_path: Path, monkeypatch: 
 
     home = tmp_path / "home"
     home.mkdir()
-    monkeypatch.setenv("PRIVPKG_HOME", str(home))
+    monkeypatch.setenv(envvars.HOME, str(home))
     monkeypatch.chdir(tmp_path)
     (home / "workspaces.toml").write_text(
         '[workspaces.pypi]\nstorage = "azure"\nurl = "https://pypi.org/simple"\n'

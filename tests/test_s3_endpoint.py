@@ -27,6 +27,7 @@ from support.cli import PrivpkgCLI, signature_values
 from support.feeds import ServedHTTP
 from support.storage import MotoServer
 
+from privpkg import envvars
 from privpkg.testing import make_wheel
 
 
@@ -217,8 +218,8 @@ def test_every_aws_spelling_is_served_by_an_aws_connection(tmp_path: Path, monke
     def opened(endpoint: str | None) -> S3Storage:  # the backend, with the credential privpkg picks
         return cast(S3Storage, open_workspace_storage(Workspace("w", "s3", "s3://b/prefix", endpoint)))
 
-    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
-    for var in ("PRIVPKG_MASTER_KEY", "PRIVPKG_CONNECTIONS", *connections.ENV_ENDPOINTS):
+    monkeypatch.setenv(envvars.HOME, str(tmp_path / "home"))
+    for var in (envvars.MASTER_KEY, envvars.CONNECTIONS, *envvars.AZURE_ENDPOINTS):
         monkeypatch.delenv(var, raising=False)
     connections.set_connection("aws", "S3", "s3://b", "PAT", value="aws-secret-key-0123456789", username="AKIAEXAMPLE")
     for endpoint in (None, "https://s3.amazonaws.com", "https://s3.eu-central-1.amazonaws.com", "https://s3-us-west-2.amazonaws.com/"):

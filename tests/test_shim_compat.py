@@ -27,6 +27,8 @@ from support.cli import PrivpkgCLI
 from support.env import REPO, SKIP_MISSING_TOOLS_ENV, run
 from test_pip_shim import local_workspace, pip_install, versions_in
 
+from privpkg import envvars
+
 SHIM_SRC = REPO / "src" / "privpkg" / "pip_shim"
 
 _PIP_PROBE = """
@@ -207,7 +209,7 @@ def test_setup_pip_python_builds_the_copy_in_a_fresh_random_folder(tmp_path: Pat
     (victim / "keep.txt").write_text("mine\n")
     planted = site / f".{SHIM_PACKAGE}.{os.getpid()}"
     planted.symlink_to(victim, target_is_directory=True)
-    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "privpkg"))
+    monkeypatch.setenv(envvars.HOME, str(tmp_path / "privpkg"))
     old_umask = os.umask(0o022)
     try:
         for _ in range(2):  # a fresh install, then a reinstall over the previous copy

@@ -34,6 +34,7 @@ from support.env import Result, run
 from support.feeds import ServedHTTP
 from support.storage import AZURITE_KEY
 
+from privpkg import envvars
 from privpkg.testing import make_wheel
 
 WHEEL = "demo_pkg-1.0-py3-none-any.whl"
@@ -202,7 +203,7 @@ def s3_workspace(cli: PrivpkgCLI, server: FakeStorage, name: str = "s3ws") -> di
     cli.outputs.add_secret(S3_SECRET)
     conns = [{"name": "s3-fake", "category": "S3", "target": "s3://wheels-bucket", "username": S3_AKID,
               "secret": S3_SECRET, "endpoint": server.endpoint}]
-    return {**cli.env, "PRIVPKG_CONNECTIONS": json.dumps(conns)}
+    return {**cli.env, envvars.CONNECTIONS: json.dumps(conns)}
 
 
 def pip_install(cli: PrivpkgCLI, venv: Venv, target: Path, *args: str | Path, env: dict[str, str] | None = None, timeout: float = 180) -> Result:
@@ -309,7 +310,7 @@ def test_plain_blob_url_signed_with_an_environment_connection(
     cli = privpkg_cli
     server = fake_storage("404")
     container = azure_workspace(cli, server, store_key=False)
-    env = {**cli.env, "PRIVPKG_CONNECTIONS": json.dumps([{"name": "env-blob", "category": "AzureBlob", "target": container, "secret": AZURITE_KEY}])}
+    env = {**cli.env, envvars.CONNECTIONS: json.dumps([{"name": "env-blob", "category": "AzureBlob", "target": container, "secret": AZURITE_KEY}])}
     blob = f"{container}/wheels/{WHEEL}"
     r = pip_install(cli, venv_privpkg_cloud, tmp_path / "t", f"demo-pkg @ {blob}", env=env)
     assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
@@ -362,7 +363,7 @@ def test_pip_run_without_privpkg_urls_reads_no_store(
         store = next(privpkg_home.rglob("connections.store"))
         store.write_bytes(os.urandom(300))
     else:
-        env["PRIVPKG_MASTER_KEY"] = "ab" * 32
+        env[envvars.MASTER_KEY] = "ab" * 32
     env, opened = audited_env(env, tmp_path)
 
     r = pip_install(cli, venv_privpkg_cloud, tmp_path / "t1", "--find-links", f"{base}/idx/simple/", "plain-pkg", env=env)

@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -234,7 +233,7 @@ def test_interrupted_upload_leaves_no_visible_blob(privpkg_cli: PrivpkgCLI, azur
     key = f"wheels/{big.name}"
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "privpkg", "wheel", "add", str(big), "--workspace", WS],
+        cli.argv("wheel", "add", big, "--workspace", WS),
         env=cli.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     staged = 0

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from privpkg import urls
+from privpkg import envvars, urls
 from privpkg.connections import CredentialLookup, validate_target
 from privpkg.errors import UsageError
 
@@ -71,7 +71,7 @@ def test_prefixes_longest_first() -> None:
     ],
 )
 def test_segment_prefix_match(url: str, served: bool) -> None:
-    lookup = CredentialLookup(document={}, environ={"PRIVPKG_CONNECTIONS": '[{"name":"c","target":"https://h/org","secret":"S"}]'})
+    lookup = CredentialLookup(document={}, environ={envvars.CONNECTIONS: '[{"name":"c","target":"https://h/org","secret":"S"}]'})
     assert (lookup.find(url) is not None) is served
 
 
@@ -161,7 +161,7 @@ def test_invalid_idna_is_one_clear_error(bad: str) -> None:
 def test_sharp_s_never_serves_ss(stored: str, asked: str) -> None:
     """IDNA 2003 (Python's ``idna`` codec, and privpkg before this fix) maps ß to ss, so a PAT for
     straße.example went to strasse.example, a different registrable domain. Both directions."""
-    env = {"PRIVPKG_CONNECTIONS": json.dumps([{"name": "s", "target": stored, "secret": "idna-secret", "host_wide": True}])}
+    env = {envvars.CONNECTIONS: json.dumps([{"name": "s", "target": stored, "secret": "idna-secret", "host_wide": True}])}
     lookup = CredentialLookup(document={}, environ=env)
     assert lookup.errors == []
     assert lookup.find(asked) is None
@@ -260,7 +260,7 @@ def _expected(scheme: str, host: str, port: int | None, segs: list[str]) -> bool
 
 
 def _lookup() -> CredentialLookup:
-    env = {"PRIVPKG_CONNECTIONS": f'[{{"name": "t", "target": "https://pkgs.example.com/org/team", "secret": "{SECRET}"}}]'}
+    env = {envvars.CONNECTIONS: f'[{{"name": "t", "target": "https://pkgs.example.com/org/team", "secret": "{SECRET}"}}]'}
     return CredentialLookup(document={}, environ=env)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from privpkg import connections
+from privpkg import connections, envvars
 from privpkg.errors import NotFoundError, StoreError, UsageError
 from privpkg.vault import MAGIC, Vault
 
@@ -19,9 +19,9 @@ PAT = "vault-test-PAT-0123456789"
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("PRIVPKG_MASTER_KEY", raising=False)
-    monkeypatch.delenv("PRIVPKG_CONNECTIONS", raising=False)
+    monkeypatch.setenv(envvars.HOME, str(tmp_path / "home"))
+    monkeypatch.delenv(envvars.MASTER_KEY, raising=False)
+    monkeypatch.delenv(envvars.CONNECTIONS, raising=False)
     return tmp_path / "home"
 
 
@@ -87,10 +87,10 @@ def test_damaged_store_is_refused_and_never_overwritten(home: Path, damage, mess
 
 
 def test_wrong_master_key_from_env(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PRIVPKG_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    monkeypatch.setenv(envvars.MASTER_KEY, base64.b64encode(os.urandom(32)).decode())
     _store_one()
     before = (home / "connections.store").read_bytes()
-    monkeypatch.setenv("PRIVPKG_MASTER_KEY", os.urandom(32).hex())
+    monkeypatch.setenv(envvars.MASTER_KEY, os.urandom(32).hex())
     with pytest.raises(StoreError, match=r"cannot decrypt .* \$PRIVPKG_MASTER_KEY"):
         connections.get_connection("feed")
     with pytest.raises(StoreError):
@@ -101,7 +101,7 @@ def test_wrong_master_key_from_env(home: Path, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.parametrize("bad", ["short", "zz" * 32, base64.b64encode(b"x" * 31).decode()])
 def test_malformed_master_key(home: Path, monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
-    monkeypatch.setenv("PRIVPKG_MASTER_KEY", bad)
+    monkeypatch.setenv(envvars.MASTER_KEY, bad)
     with pytest.raises(StoreError, match="not a 32-byte key"):
         _store_one()
 
@@ -143,7 +143,7 @@ def test_failed_update_writes_nothing(home: Path) -> None:
 
 
 def _writer(home: str, i: int) -> None:
-    os.environ["PRIVPKG_HOME"] = home
+    os.environ[envvars.HOME] = home
     for j in range(10):
         connections.set_connection(f"w{i}-{j}", "PythonFeed", f"https://h.example/w{i}/{j}", "PAT", value=f"pat-{i}-{j}")
 
@@ -176,7 +176,7 @@ def test_update_connection_merges_under_the_lock(home: Path) -> None:
     with pytest.raises(UsageError, match="refusing plain-http target"):
         connections.update_connection("lan", target="http://other.lan/org")
     with pytest.raises(UsageError, match="already exists; pass --update"):
-        connections.update_connection("lan", PAT, update=False)
+        connections.update_connection("lan", PAT, exist_ok=False)
     with pytest.raises(NotFoundError, match="no connection named 'new'"):
         connections.update_connection("new", PAT, target="https://h.example/new")
     with pytest.raises(UsageError, match="--target URL is required"):

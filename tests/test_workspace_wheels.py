@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from support.cli import PrivpkgCLI
 
+from privpkg import envvars
 from privpkg.testing import make_wheel
 
 
@@ -173,7 +174,7 @@ def test_python_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from privpkg.wheels import add_private_wheel
     from privpkg.workspace import get_workspace
 
-    monkeypatch.setenv("PRIVPKG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(envvars.HOME, str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     wheel = make_wheel(tmp_path / "d", "api-pkg", "0.3")
     ws = get_workspace()

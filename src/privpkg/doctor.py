@@ -109,6 +109,7 @@ def _s3_endpoint_checks(r: _Checks, conns: list[Any]) -> None:
     if not s3:
         return
     from privpkg import urls
+    from privpkg.connections import STORE
 
     try:
         from privpkg.workspace import all_workspaces
@@ -129,7 +130,7 @@ def _s3_endpoint_checks(r: _Checks, conns: list[Any]) -> None:
         if not covering or any(urls.s3_endpoint_key(c.endpoint) == want for c in covering):
             continue
         for c in covering:
-            if c.endpoint is None and c.source == "store":
+            if c.endpoint is None and c.source == STORE:
                 r.add(
                     "s3-endpoint",
                     "warn",
@@ -151,35 +152,33 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
     environment's connections, host-wide and S3 endpoint bindings, expiry (within ``days``),
     keyring's backends (and who answers ``url``, and why), the keyring CLI, pip's setting."""
     from privpkg import __version__, envvars
-    from privpkg.connections import ENV_CONNECTIONS, ENV_ENDPOINTS, CredentialLookup
-    from privpkg.vault import Vault
+    from privpkg.connections import STORE, CredentialLookup, store_status
 
     r = _Checks()
     r.add("version", "ok", f"privpkg {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
 
-    vault = Vault()
-    if vault.exists():
-        r.add("store", "ok", f"store: {vault.path} (mode {_mode(vault.path)})")
+    status = store_status()
+    if status.exists:
+        r.add("store", "ok", f"store: {status.path} (mode {_mode(status.path)})")
     else:
-        r.add("store", "ok", f"store: {vault.path} (not created yet)")
-    if os.environ.get(envvars.MASTER_KEY):
+        r.add("store", "ok", f"store: {status.path} (not created yet)")
+    if status.key_from_env:
         r.add("key", "ok", f"key: from ${envvars.MASTER_KEY}")
-    elif vault.key_file.exists():
-        r.add("key", "ok", f"key: {vault.key_file} (mode {_mode(vault.key_file)})")
-    elif vault.exists():
-        r.add("key", "fail", f"key: {vault.key_file} is missing but the store exists; restore it or set ${envvars.MASTER_KEY}")
-    try:
-        store = vault.load()
+    elif status.key_file_exists:
+        r.add("key", "ok", f"key: {status.key_file} (mode {_mode(status.key_file)})")
+    elif status.exists:
+        r.add("key", "fail", f"key: {status.key_file} is missing but the store exists; restore it or set ${envvars.MASTER_KEY}")
+    store = status.document
+    if status.error is None:
         r.add("store-readable", "ok", f"store readable: {len(store.get('connections') or {})} connection(s)")
-    except PrivpkgError as exc:
-        r.add("store-readable", "fail", str(exc))
-        store = {}
+    else:
+        r.add("store-readable", "fail", status.error)
 
     lookup = CredentialLookup(document=store, categories=None)
     for err in lookup.errors:
         r.add("environment", "fail", err)
-    env_conns = [c for c in lookup.all() if c.source != "store"]
-    present = [v for v in (ENV_CONNECTIONS, *ENV_ENDPOINTS) if os.environ.get(v)]
+    env_conns = [c for c in lookup.all() if c.source != STORE]
+    present = [v for v in (envvars.CONNECTIONS, *envvars.AZURE_ENDPOINTS) if os.environ.get(v)]
     if present:
         r.add("environment", "ok", f"environment: {', '.join('$' + v for v in present)} give {len(env_conns)} read-only connection(s)")
     for c in env_conns:

@@ -172,22 +172,16 @@ class PrivpkgKeyring(KeyringBackend):
             _warn(f"lookup failed: {type(exc).__name__}")
             return None
 
-    def _generic(self) -> Any:
-        from privpkg.vault import Vault
-
-        return Vault()
-
     def _generic_get(self, service: str, username: str | None) -> tuple[str, str] | None:
         if not self._store_all():
             return None
         try:
-            users = (self._generic().load().get("secrets") or {}).get(service) or {}
-        except Exception as exc:  # noqa: BLE001
+            from privpkg.connections import get_secret
+
+            return get_secret(service, username)
+        except Exception as exc:  # noqa: BLE001 - a getter never raises: pip disables keyring after one exception
             _warn(f"lookup skipped: {exc}")
             return None
-        if username is None:
-            return next(iter(users.items()), None)
-        return (username, users[username]) if username in users else None
 
     def get_password(self, service: str, username: str) -> str | None:
         hit = self._generic_get(service, username)
@@ -217,11 +211,9 @@ class PrivpkgKeyring(KeyringBackend):
                 return
             if not self._store_all():
                 raise NotImplementedError(_NOT_OURS)
+            from privpkg.connections import set_secret
 
-            def apply(data: dict[str, Any]) -> None:
-                data.setdefault("secrets", {}).setdefault(service, {})[username] = password
-
-            self._generic().update(apply)
+            set_secret(service, username, password)
         except PrivpkgError as exc:
             raise _refuse(PasswordSetError, str(exc)) from None
 
@@ -237,17 +229,9 @@ class PrivpkgKeyring(KeyringBackend):
                 return
             if not self._store_all():
                 raise NotImplementedError(_NOT_OURS)
+            from privpkg.connections import delete_secret
 
-            def apply(data: dict[str, Any]) -> bool:
-                users = (data.get("secrets") or {}).get(service) or {}
-                if username not in users:
-                    return False
-                del users[username]
-                if not users:
-                    del data["secrets"][service]
-                return True
-
-            if not self._generic().exists() or not self._generic().update(apply):
+            if not delete_secret(service, username):
                 raise PasswordDeleteError("password not found")
         except PrivpkgError as exc:
             raise _refuse(PasswordDeleteError, str(exc)) from None

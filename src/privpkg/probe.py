@@ -49,7 +49,7 @@ class Verdict(NamedTuple):
     message: str
 
 
-def check_connection(conn: Connection, url: str | None = None, timeout: float = 10.0) -> tuple[bool, str]:
+def check_connection(conn: Connection, url: str | None = None, timeout: float = 10.0) -> Verdict:
     """Test ``conn`` against ``url`` (default: its target) within ``timeout`` seconds in total.
 
     Returns (ok, a one-line message with no secret). Raises :class:`UsageError` for a URL the
@@ -74,7 +74,7 @@ def check_connection(conn: Connection, url: str | None = None, timeout: float = 
     return _within(timeout, work, shown)
 
 
-def _within(timeout: float, work: Callable[[float], Verdict], shown: str) -> tuple[bool, str]:
+def _within(timeout: float, work: Callable[[float], Verdict], shown: str) -> Verdict:
     """Run ``work(deadline)`` in a daemon thread; give up waiting at the deadline."""
     deadline = time.monotonic() + timeout
     box: list[Verdict] = []
@@ -91,7 +91,7 @@ def _within(timeout: float, work: Callable[[float], Verdict], shown: str) -> tup
     t.start()
     t.join(timeout)
     if not box:
-        return False, f"TIMED OUT: {shown} gave no complete answer within {timeout:g} s (--timeout bounds the whole exchange)"
+        return Verdict(False, f"TIMED OUT: {shown} gave no complete answer within {timeout:g} s (--timeout bounds the whole exchange)")
     return box[0]
 
 

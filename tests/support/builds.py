@@ -8,6 +8,7 @@ fast with the same message instead of retrying.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -72,8 +73,7 @@ def check_ok(result: Result, what: str) -> Result:
         pytest.fail(f"{what} failed:\n{result.describe()}", pytrace=False)
     return result
 
-@pytest.fixture(scope="session")
-def uv_bin() -> Path:
+def find_uv() -> Path:
     """The uv executable: the one shipped with the ``uv`` Python package, else uv on PATH."""
     candidates: list[str | None] = []
     with suppress(Exception):  # the uv package is absent or broken: fall back to PATH
@@ -85,6 +85,12 @@ def uv_bin() -> Path:
         if c and Path(c).exists():
             return Path(c)
     missing_tool("uv is not installed: pip install uv (it is in the project's [test] extra)")
+
+
+@pytest.fixture(scope="session")
+def uv_bin() -> Path:
+    """The uv executable (:func:`find_uv`)."""
+    return find_uv()
 
 
 @pytest.fixture(scope="session")
@@ -105,19 +111,19 @@ def build_env(shared_dir: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def privpkg_wheel(shared_dir: Path, uv_bin: Path, uv_cache: Path, build_env: dict[str, str]) -> Path:
     """The project wheel, built once per run from the repo root."""
+    dest = build_once(shared_dir, "dist", lambda d: build_privpkg_wheel(uv_bin, uv_cache, build_env, d))
+    return build_privpkg_wheel(uv_bin, uv_cache, build_env, dest)  # the wheel built once: found, not rebuilt
 
-    def build(dest: Path) -> None:
-        r = run(
-            [uv_bin, "build", "--wheel", "--no-config", "--cache-dir", uv_cache, "--out-dir", dest, REPO],
-            build_env,
-            cwd=REPO,
-        )
+
+def build_privpkg_wheel(uv_bin: Path, uv_cache: Path, env: dict[str, str], dest: Path) -> Path:
+    """A normal (non-editable) wheel of this checkout in ``dest`` (so a venv gets
+    privpkg_pip_shim.pth); built unless ``dest`` already holds it."""
+    if not list(dest.glob("privpkg-*.whl")):
+        r = run([uv_bin, "build", "--wheel", "--no-config", "--cache-dir", uv_cache, "--out-dir", dest, REPO], env, cwd=REPO)
         if r.returncode != 0:  # fall back to pip's PEP 517 build
-            r2 = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", dest, REPO], build_env, cwd=REPO)
+            r2 = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", dest, REPO], env, cwd=REPO)
             if r2.returncode != 0:
                 raise RuntimeError(f"uv build failed:\n{r.describe()}\n\npip wheel failed:\n{r2.describe()}")
-
-    dest = build_once(shared_dir, "dist", build)
     wheels = sorted(dest.glob("privpkg-*.whl"))
     assert len(wheels) == 1, f"expected one privpkg wheel in {dest}, found {wheels}"
     return wheels[0]
@@ -147,14 +153,28 @@ class Venv:
     def can_import(self, module: str, env: dict[str, str]) -> bool:
         return run([self.python, "-c", f"import {module}"], env).returncode == 0
 
+    def site_packages(self, env: dict[str, str]) -> Path:
+        """Where this venv installs pure-Python packages."""
+        r = check_ok(run([self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], env), "purelib")
+        return Path(r.output.strip())
+
+    def distributions(self, env: dict[str, str]) -> dict[str, str]:
+        """``{distribution: version}`` of everything installed (for a benchmark's record)."""
+        code = "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+        return dict(json.loads(check_ok(run([self.python, "-c", code], env), "list distributions").output))
+
 
 def make_venv(
-    uv_bin: Path, uv_cache: Path, env: dict[str, str], dest: Path, packages: Sequence[str | Path], *, python: Path | str = sys.executable
+    uv_bin: Path, uv_cache: Path, env: dict[str, str], dest: Path, packages: Sequence[str | Path], *, python: Path | str = sys.executable,
+    constraints: Path | None = None, compile_bytecode: bool = False,
 ) -> None:
-    """A uv venv of ``python`` (default: the tests' own interpreter) at ``dest`` with ``packages``."""
+    """A uv venv of ``python`` (default: the tests' own interpreter) at ``dest`` with ``packages``
+    (under ``constraints``; ``compile_bytecode`` as pip does, so a benchmark's timed call
+    compiles nothing)."""
     check_ok(run([uv_bin, "venv", "--no-config", "--python", python, dest], env), f"uv venv --python {python} {dest}")
+    opts = [*(["-c", constraints] if constraints else []), *(["--compile-bytecode"] if compile_bytecode else [])]
     check_ok(
-        run([uv_bin, "pip", "install", "--no-config", "--cache-dir", uv_cache, "--python", dest / "bin" / "python", *packages], env),
+        run([uv_bin, "pip", "install", "--no-config", "--cache-dir", uv_cache, "--python", dest / "bin" / "python", *opts, *packages], env),
         f"uv pip install {' '.join(map(str, packages))} into {dest}",
     )
 

@@ -98,6 +98,12 @@ class PrivpkgCLI:
         self.outputs = outputs
         self.cwd = cwd
 
+    @staticmethod
+    def argv(*args: str | Path) -> list[str]:
+        """The command line of ``privpkg ARGS``, for the few tests that must run it in a way
+        :meth:`__call__` cannot (stdout to /dev/full or a pipe it reads itself, a pseudo-terminal, killed mid-upload)."""
+        return [sys.executable, "-m", "privpkg", *map(str, args)]
+
     def __call__(
         self,
         *args: str | Path,
@@ -110,7 +116,7 @@ class PrivpkgCLI:
         argv = [str(a) for a in args]
         try:
             res = subprocess.run(
-                [sys.executable, "-m", "privpkg", *argv], input=stdin or "", capture_output=True, text=True,
+                self.argv(*argv), input=stdin or "", capture_output=True, text=True,
                 env={**self.env, **(env or {})}, timeout=timeout, cwd=cwd or self.cwd, check=False,
             )
         except subprocess.TimeoutExpired as exc:

@@ -32,9 +32,6 @@ _DROP_PREFIXES = (
     "UV_",
     "KEYRING_",
     "PYTHON_KEYRING_",
-    "PRIVPKG_",
-    "ARTIFACTS_CREDENTIALPROVIDER_",
-    "VSS_NUGET_",
 )
 _DROP_NAMES = {
     "VIRTUAL_ENV",
@@ -42,12 +39,13 @@ _DROP_NAMES = {
     "PYTHONPATH",
     "PYTHONHOME",
     "PYTHONSTARTUP",
+    "PYTHONPROFILEIMPORTTIME",  # would time every child's imports (and change bench's timings)
     "PYTHONUSERBASE",
     "DBUS_SESSION_BUS_ADDRESS",
     "NETRC",
     "XDG_CONFIG_DIRS",
     "XDG_DATA_DIRS",
-    *envvars.ALL,  # every variable privpkg reads, named once (the prefixes above cover them too)
+    *envvars.ALL,  # every variable privpkg reads, named once in privpkg.envvars
 }
 
 
@@ -93,12 +91,12 @@ def clean_env(home: Path, *, path_prefix: Sequence[Path | str] = (), **extra: st
         XDG_CONFIG_HOME=str(user_home / ".config"),
         XDG_CACHE_HOME=str(user_home / ".cache"),
         XDG_DATA_HOME=str(user_home / ".local/share"),
-        PRIVPKG_HOME=str(home / "privpkg"),
         PIP_CONFIG_FILE=os.devnull,
         PIP_DISABLE_PIP_VERSION_CHECK="1",
         PYTHONDONTWRITEBYTECODE="1",
         PYTHONIOENCODING="utf-8",
     )
+    env[envvars.HOME] = str(home / "privpkg")
     env["PATH"] = os.pathsep.join([*map(str, path_prefix), clean_path()])
     env.update(extra)
     return env
@@ -209,9 +207,9 @@ def store_connection(privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> Cal
     def store(name: str, target: str, secret: str, username: str | None = None) -> Any:
         with monkeypatch.context() as m:
             for k in list(os.environ):
-                if k.startswith(("PRIVPKG_", "ARTIFACTS_CREDENTIALPROVIDER_", "VSS_NUGET_")):
+                if k in envvars.ALL:
                     m.delenv(k)
-            m.setenv("PRIVPKG_HOME", str(privpkg_home))
+            m.setenv(envvars.HOME, str(privpkg_home))
             return set_connection(name, "PythonFeed", target, "PAT", value=secret, username=username)
 
     return store

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from privpkg.testing import start_on_free_port, stop_process
+from privpkg.testing import start_server, stop_process
 from support.builds import locked
 from support.env import REPO, missing_tool, run
 
@@ -136,7 +136,7 @@ def start_azurite(binary: Path, location: Path) -> Azurite:
             "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry",
         ]
 
-    proc, port = start_on_free_port(argv, location / "azurite.log", "Azurite")
+    proc, port = start_server(argv, location / "azurite.log", "Azurite")
     return Azurite(port, location, proc)
 
 

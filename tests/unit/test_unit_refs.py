@@ -1,5 +1,6 @@
-"""The ``privpkg://WORKSPACE/KIND/NAME`` grammar (privpkg.refs), in-process: what is built and
-parsed back, the fragment pip's requirement lines carry, and the one-line refusals."""
+"""privpkg.refs by name: ``parse``, ``url_for`` and ``key_for`` agree on the
+``privpkg://WORKSPACE/KIND/NAME`` grammar, a fragment (pip's ``#sha256=...``) is dropped, and a
+malformed URL is one UsageError line."""
 
 from __future__ import annotations
 
@@ -11,47 +12,65 @@ from privpkg import refs
 from privpkg.errors import UsageError
 from privpkg.resolve import collect
 
-WHEEL = "my_lib-1.0-py3-none-any.whl"
+WHEEL = "demo_pkg-1.0-py3-none-any.whl"
 
 
-def test_url_key_and_name_round_trip() -> None:
-    url = refs.url_for("team.ml", refs.WHEELS, WHEEL)
-    assert url == f"privpkg://team.ml/wheels/{WHEEL}"
-    assert refs.parse(url) == refs.Ref("team.ml", refs.WHEELS, WHEEL)
-    key = refs.key_for(refs.WHEELS, WHEEL)
-    assert key.startswith(refs.prefix(refs.WHEELS)) and refs.name_of(key) == WHEEL
+@pytest.mark.parametrize("kind", refs.KINDS)
+def test_url_for_and_parse_round_trip(kind: str) -> None:
+    url = refs.url_for("team.ml", kind, "thing-1")
+    assert url == f"privpkg://team.ml/{kind}/thing-1"
+    assert refs.parse(url, kind) == refs.Ref("team.ml", kind, "thing-1")
+
+
+def test_parse_defaults_to_wheels_and_accepts_any_case_of_the_scheme() -> None:
+    assert refs.parse(f"PrivPkg://team/wheels/{WHEEL}") == refs.Ref("team", refs.WHEELS, WHEEL)
+
+
+def test_key_for_is_the_kind_prefix_and_the_name() -> None:
+    assert refs.key_for(refs.WHEELS, WHEEL) == f"wheels/{WHEEL}"
+    assert refs.key_for(refs.WHEELS, WHEEL).startswith(refs.prefix(refs.WHEELS))
+    assert refs.name_of(refs.key_for(refs.WHEELS, WHEEL)) == WHEEL
     with pytest.raises(ValueError, match="unknown kind"):
-        refs.url_for("team", "wheel", WHEEL)
+        refs.key_for("blobs", WHEEL)
 
 
-@pytest.mark.parametrize("fragment", ["#sha256=" + "0" * 64, "#egg=my_lib", "#", "#a/b?c=d"])
+@pytest.mark.parametrize("fragment", ["#sha256=" + "0" * 64, "#egg=demo_pkg", "#", "#a/b?c=d"])
 def test_parse_drops_a_fragment(fragment: str) -> None:
     """pip's requirement lines carry ``#sha256=...``; callers hand the URL over as written."""
     assert refs.parse(f"privpkg://team/wheels/{WHEEL}{fragment}") == refs.Ref("team", refs.WHEELS, WHEEL)
 
 
 def test_requirements_with_a_fragment_are_read_through_refs(tmp_path: Path) -> None:
+    """resolve no longer cuts the fragment off by hand before parsing."""
     req = tmp_path / "requirements.txt"
     url = f"privpkg://team/wheels/{WHEEL}#sha256={'0' * 64}"
-    req.write_text(f"{url}\nmy-lib @ {url}\n")
-    assert [(p.name, p.url) for p in collect(req)] == [("my-lib", url), ("my-lib", url)]
+    req.write_text(f"{url}\ndemo-pkg @ {url}\n")
+    assert [(p.name, p.url) for p in collect(req)] == [("demo-pkg", url), ("demo-pkg", url)]
+
+
+def test_parse_calls_check_name_with_the_name() -> None:
+    seen: list[str] = []
+    refs.parse(f"privpkg://team/wheels/{WHEEL}", check_name=seen.append)
+    assert seen == [WHEEL]
 
 
 @pytest.mark.parametrize(
-    ("url", "words"),
+    ("url", "message"),
     [
+        (f"https://team/wheels/{WHEEL}", "not a privpkg:// URL"),
+        (f"privpkg://team/environments/{WHEEL}", "expected privpkg://WORKSPACE/wheels/FILE.whl"),
+        (f"privpkg://team/wheels/sub/{WHEEL}", "expected privpkg://WORKSPACE/wheels/FILE.whl"),
         (f"privpkg://team/wheels/{WHEEL}?x=1", "no query or user part"),
         (f"privpkg://u@team/wheels/{WHEEL}", "no query or user part"),
-        ("privpkg://team/wheels/a/" + WHEEL, "expected privpkg://WORKSPACE/wheels/FILE.whl"),
-        (f"privpkg://team/wheel/{WHEEL}", "expected privpkg://WORKSPACE/wheels/FILE.whl"),
-        (f"https://team/wheels/{WHEEL}", "not a privpkg:// URL"),
-        (f"privpkg://te%0Aam/wheels/{WHEEL}", "invalid workspace name"),
-        ("privpkg://team/wheels/my_lib%00-1.0-py3-none-any.whl", "cannot contain control characters"),
-        ("privpkg://team/wheels/my_lib%C2%85-1.0-py3-none-any.whl", "cannot contain control characters"),
-        ("privpkg://team/wheels/" + "a" * 256, "too long"),
+        ("privpkg://team/wheels/a%0ab.whl", "cannot contain control characters"),
+        ("privpkg://team/wheels/a%C2%85b.whl", "cannot contain control characters"),  # C1 (NEL), as workspace names refuse
+        (f"privpkg://-team/wheels/{WHEEL}", "invalid workspace name"),
+        (f"privpkg://{'w' * 64}/wheels/{WHEEL}", "workspace name too long"),
+        (f"privpkg://team/wheels/{'a' * 256}", "wheel file name too long"),
+        (f"privpkg://team/wheels/{'a' * 3000}", "privpkg:// URL too long"),
     ],
 )
-def test_malformed_urls_are_one_line(url: str, words: str) -> None:
-    with pytest.raises(UsageError) as exc:
+def test_parse_refuses_with_one_line(url: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as caught:
         refs.parse(url)
-    assert words in str(exc.value) and "\n" not in str(exc.value) and "\x85" not in str(exc.value)
+    assert "\n" not in str(caught.value)

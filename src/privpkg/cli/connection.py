@@ -71,9 +71,10 @@ def cmd_connection_set(args: argparse.Namespace) -> int:
         "host_wide": args.host_wide, "endpoint": args.endpoint,
     }
     # Everything is checked before the secret is asked for, so a typo costs no paste.
-    existing = connections.check_update(args.name, update=args.update, keep_secret=args.keep_secret, **changes)
+    # Without --update an existing name is refused; with it a missing name is still created.
+    existing = connections.check_update(args.name, exist_ok=args.update, keep_secret=args.keep_secret, **changes)
     secret = None if args.keep_secret else read_secret(f"PAT for {args.name}: ")
-    conn = connections.update_connection(args.name, secret, create=True, update=args.update, **changes)
+    conn = connections.update_connection(args.name, secret, create=True, exist_ok=args.update, **changes)
     verb = "updated" if existing else "stored"
     extra = ""
     if conn.host_wide:
@@ -138,9 +139,9 @@ def cmd_connection_test(args: argparse.Namespace) -> int:
     from privpkg.probe import check_connection
 
     conn = get_connection(args.name)
-    ok, message = check_connection(conn, args.url, timeout=args.timeout)
-    out(message)
-    return 0 if ok else 1
+    verdict = check_connection(conn, args.url, timeout=args.timeout)
+    out(verdict.message)
+    return 0 if verdict.ok else 1
 
 
 def add_parser(sub: Any) -> None:

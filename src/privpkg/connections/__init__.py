@@ -6,8 +6,9 @@ where they come from, and the lookup that picks one for a URL.
   precedence order written once in ``SOURCES``;
 - :mod:`~privpkg.connections.lookup`: :class:`CredentialLookup`, which connection answers a URL
   or a bare ``host[:port]`` (longest path-segment prefix; bare hosts only for ``host_wide``);
-- :mod:`~privpkg.connections.store`: set/update/list/get/delete, and ``keyring set``/``del`` of a
-  URL, each under the store lock.
+- :mod:`~privpkg.connections.store`: set/update/list/get/delete, ``keyring set``/``del`` of a
+  URL and the keyring backend's generic secrets, each under the store lock; the store's state
+  for ``doctor``. The only module that reads or writes the store's document.
 
 The Python API mirrors azureml's ``Workspace`` connection verbs::
 
@@ -30,6 +31,7 @@ from privpkg.connections.model import (
     MAX_NAME,
     MAX_SECRET,
     MAX_USERNAME,
+    STORE,
     Connection,
     validate_auth_type,
     validate_category,
@@ -41,16 +43,22 @@ from privpkg.connections.model import (
     validate_target,
     validate_username,
 )
-from privpkg.connections.sources import ENV_CONNECTIONS, ENV_ENDPOINTS, SOURCES
+from privpkg.connections.sources import SOURCES
 
 if TYPE_CHECKING:
     from privpkg.connections.store import (
+        Changes,
+        StoreStatus,
         check_update,
         delete_connection,
         delete_for_url,
+        delete_secret,
         get_connection,
+        get_secret,
         list_connections,
         set_connection,
+        set_secret,
+        store_status,
         update_connection,
         upsert_for_url,
     )
@@ -59,21 +67,26 @@ __all__ = [
     "AUTH_TYPES",
     "CATEGORIES",
     "DEFAULT_USERNAME",
-    "ENV_CONNECTIONS",
-    "ENV_ENDPOINTS",
     "HTTP_AUTH_CATEGORIES",
     "MAX_NAME",
     "MAX_SECRET",
     "MAX_USERNAME",
     "SOURCES",
+    "STORE",
+    "Changes",
     "Connection",
     "CredentialLookup",
+    "StoreStatus",
     "check_update",
     "delete_connection",
     "delete_for_url",
+    "delete_secret",
     "get_connection",
+    "get_secret",
     "list_connections",
     "set_connection",
+    "set_secret",
+    "store_status",
     "update_connection",
     "upsert_for_url",
     "validate_auth_type",
@@ -88,8 +101,9 @@ __all__ = [
 ]
 
 _STORE_API = frozenset(
-    {"check_update", "delete_connection", "delete_for_url", "get_connection", "list_connections",
-     "set_connection", "update_connection", "upsert_for_url"}
+    {"Changes", "StoreStatus", "check_update", "delete_connection", "delete_for_url", "delete_secret",
+     "get_connection", "get_secret", "list_connections", "set_connection", "set_secret", "store_status",
+     "update_connection", "upsert_for_url"}
 )
 
 

@@ -17,10 +17,9 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from privpkg import urls
+from privpkg import envvars, urls  # noqa: F401 - envvars: the class docstring's example uses it
 from privpkg.connections.model import HTTP_AUTH_CATEGORIES, Connection
 from privpkg.connections.sources import (
-    ENV_CONNECTIONS,  # noqa: F401 - the class docstring's example uses it
     Entry,
     Environ,
     entries,
@@ -38,7 +37,7 @@ class CredentialLookup:
     earlier source wins. A requested username is preferred over length: the longest covering
     target with that username wins, and only when none has it does the longest target overall.
 
-        >>> lk = CredentialLookup(document={}, environ={ENV_CONNECTIONS:   # $PRIVPKG_CONNECTIONS
+        >>> lk = CredentialLookup(document={}, environ={envvars.CONNECTIONS:
         ...     '[{"name": "a", "target": "https://h/org", "secret": "s3cr3t"}]'})
         >>> lk.find("https://h/org/feed/simple/").name
         'a'
@@ -69,7 +68,7 @@ class CredentialLookup:
         # One pass, no per-entry method call: a store of 10,000 connections is indexed at every
         # open (the keyring backend's first lookup in a process).
         for entry in entries(environ, document, self.errors):
-            target, category, wide = entry[0], entry[1], entry[2]
+            target, category, wide = entry.target, entry.category, entry.host_wide
             if wanted is not None and category not in wanted:
                 continue
             bucket = by_target.get(target)
@@ -128,7 +127,7 @@ class CredentialLookup:
         found = list(self._host_wide.get(netloc, ()))
         if scheme:
             bare = netloc.rsplit(":", 1)[0]
-            found += [e for e in self._host_wide.get(bare, ()) if e[0].startswith(scheme)]
+            found += [e for e in self._host_wide.get(bare, ()) if e.target.startswith(scheme)]
         conns = [self._conn(e) for e in found]
         if username:
             mine = [c for c in conns if c.username == username]

@@ -26,6 +26,8 @@ MAX_SECRET = 64 * 1024
 MAX_USERNAME = 256
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@/:+~-]{0,199}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: The ``source`` of a connection from the encrypted store (others name their variable).
+STORE = "store"
 
 
 class Connection:
@@ -45,7 +47,7 @@ class Connection:
         username: str,
         secret: str,
         expires: str | None = None,
-        source: str = "store",
+        source: str = STORE,
         host_wide: bool = False,
         endpoint: str | None = None,
     ) -> None:
@@ -71,7 +73,7 @@ class Connection:
         )
 
     @classmethod
-    def from_record(cls, name: str, record: dict[str, Any], source: str = "store") -> Connection:
+    def from_record(cls, name: str, record: dict[str, Any], source: str = STORE) -> Connection:
         """The connection a store record (what :meth:`with_secret` gave, as the store keeps it)
         describes; fields written before they existed take their defaults."""
         return cls(

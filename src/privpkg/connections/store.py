@@ -1,18 +1,23 @@
 """The connections API over the encrypted store: set, update, list, get and delete connections,
 and what ``keyring set``/``keyring del`` of a URL do (:func:`upsert_for_url`,
-:func:`delete_for_url`). Every write is one locked read-modify-write of the store
-(:meth:`privpkg.vault.Vault.update`), so the checks it makes hold for what it writes. Usage:
-see :mod:`privpkg.connections`.
+:func:`delete_for_url`); the keyring backend's generic secrets for any service
+(``KEYRING_PROPERTY_STORE_ALL=1``: :func:`get_secret`, :func:`set_secret`, :func:`delete_secret`);
+and the store's state for ``doctor`` (:func:`store_status`). Every write is one locked
+read-modify-write of the store (:meth:`privpkg.vault.Vault.update`), so the checks it makes hold
+for what it writes. Nothing else reads or writes the store's document. Usage: see
+:mod:`privpkg.connections`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import re
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
-from privpkg import urls
+from privpkg import envvars, urls
 from privpkg.connections.lookup import CredentialLookup
 from privpkg.connections.model import (
     MAX_NAME,
@@ -30,7 +35,7 @@ from privpkg.connections.model import (
     validate_username,
 )
 from privpkg.connections.sources import environment_connections
-from privpkg.errors import NotFoundError, UsageError
+from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 from privpkg.vault import Vault
 
 _NAME_BAD = re.compile(r"[^A-Za-z0-9._@/:+~-]+")
@@ -80,11 +85,9 @@ def _new_connection(
     )
 
 
-def _put(data: dict[str, Any], conn: Connection, replace: bool) -> None:
+def _put(data: dict[str, Any], conn: Connection) -> None:
     """Write ``conn`` into the store document ``data``, keeping its creation time."""
     conns = _store_connections(data)
-    if conn.name in conns and not replace:
-        raise UsageError(f"connection {conn.name!r} already exists; pass --update to replace it")
     for other, raw in conns.items():
         if other != conn.name and raw["target"] == conn.target and raw.get("username") == conn.username:
             raise UsageError(
@@ -108,7 +111,6 @@ def set_connection(
     username: str | None = None,
     expires: str | _dt.date | None = None,
     allow_http: bool = False,
-    replace: bool = True,
     host_wide: bool = False,
     endpoint: str | None = None,
     vault: Vault | None = None,
@@ -116,8 +118,8 @@ def set_connection(
     """Add connection ``name`` to the encrypted store, or replace it whole, and return it (to
     change some fields and keep the others, see :func:`update_connection`).
 
-    ``replace=False`` refuses to overwrite an existing name. Two connections may not serve the
-    same target for the same username: that would make lookups ambiguous.
+    Two connections may not serve the same target for the same username: that would make
+    lookups ambiguous.
 
     ``host_wide=True`` lets the connection answer bare ``host[:port]`` lookups (pip's second
     lookup, uv's host lookup); those carry no scheme, so an https connection that opts in is
@@ -128,42 +130,46 @@ def set_connection(
         name, category, target, auth_type, value, username=username, expires=expires,
         allow_http=allow_http, host_wide=host_wide, endpoint=endpoint,
     )
-    (vault or Vault()).update(lambda data: _put(data, conn, replace))
+    (vault or Vault()).update(lambda data: _put(data, conn))
     return conn
 
 
-def _merge(
-    name: str,
-    old: dict[str, Any] | None,
-    *,
-    update: bool,
-    keep_secret: bool,
-    target: str | None,
-    category: str | None,
-    auth_type: str | None,
-    username: str | None,
-    expires: str | _dt.date | None,
-    allow_http: bool,
-    host_wide: bool | None,
-    endpoint: str | None,
-) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class Changes:
+    """What an :func:`update_connection` may change: its keyword arguments, each None (False
+    for ``allow_http``) to keep what is stored. A name it does not know is a TypeError, as for
+    any call."""
+
+    target: str | None = None
+    category: str | None = None
+    auth_type: str | None = None
+    username: str | None = None
+    expires: str | _dt.date | None = None
+    allow_http: bool = False
+    host_wide: bool | None = None
+    endpoint: str | None = None
+
+
+def _merge(name: str, old: dict[str, Any] | None, changes: Changes, *, exist_ok: bool, keep_secret: bool) -> dict[str, Any]:
     """The rules of ``privpkg connection set [--update]``: the stored record ``old`` (None for a
-    new name) with what was given laid over it. Returns :func:`set_connection`'s arguments but
+    new name) with ``changes`` laid over it. Returns :func:`set_connection`'s arguments but
     the secret; raises UsageError for what cannot be stored."""
-    if old and not update:
+    if old and not exist_ok:
         raise UsageError(f"connection {name!r} already exists; pass --update to replace its secret or settings")
-    if not old and not target:
+    if not old and not changes.target:
         raise UsageError("--target URL is required for a new connection")
     if keep_secret and not old:
         raise UsageError("--keep-secret goes with --update of an existing connection")
     base = old or {}
-    target = target or base["target"]
-    category = validate_category(category or base.get("category", "PythonFeed"))
+    target = changes.target or base["target"]
+    category = validate_category(changes.category or base.get("category", "PythonFeed"))
+    allow_http = changes.allow_http
     # A target stored earlier with --allow-http keeps that consent when only the secret changes.
     target_http = allow_http or bool(old and target == base.get("target"))
     validate_target(target, category, allow_http=target_http)
-    expires = validate_expires(expires) if expires else base.get("expires")
-    host_wide = host_wide if host_wide is not None else base.get("host_wide") is True
+    expires = validate_expires(changes.expires) if changes.expires else base.get("expires")
+    host_wide = changes.host_wide if changes.host_wide is not None else base.get("host_wide") is True
+    endpoint = changes.endpoint
     if endpoint is not None and category != "S3":
         raise UsageError("--endpoint is for S3 connections (--category S3)")
     endpoint = endpoint if endpoint is not None else base.get("endpoint")
@@ -173,8 +179,8 @@ def _merge(
     return {
         "category": category,
         "target": target,
-        "auth_type": auth_type or base.get("auth_type", "PAT"),
-        "username": username or base.get("username"),
+        "auth_type": changes.auth_type or base.get("auth_type", "PAT"),
+        "username": changes.username or base.get("username"),
         "expires": expires,
         "allow_http": target_http,
         "host_wide": host_wide,
@@ -186,7 +192,7 @@ def check_update(
     name: str,
     *,
     keep_secret: bool = False,
-    update: bool = True,
+    exist_ok: bool = True,
     vault: Vault | None = None,
     **changes: Any,
 ) -> bool:
@@ -195,65 +201,43 @@ def check_update(
     exists. The write itself checks again, under the store lock."""
     validate_connection_name(name)
     old = ((vault or Vault()).load().get("connections") or {}).get(name)
-    _merge(name, old, update=update, keep_secret=keep_secret, **_changes(**changes))
+    _merge(name, old, Changes(**changes), exist_ok=exist_ok, keep_secret=keep_secret)
     return bool(old)
-
-
-def _changes(
-    target: str | None = None,
-    category: str | None = None,
-    auth_type: str | None = None,
-    username: str | None = None,
-    expires: str | _dt.date | None = None,
-    allow_http: bool = False,
-    host_wide: bool | None = None,
-    endpoint: str | None = None,
-) -> dict[str, Any]:
-    """The fields :func:`update_connection` may change (None: keep what is stored); a name it
-    does not know is a TypeError, as for a call to it."""
-    return {
-        "target": target, "category": category, "auth_type": auth_type, "username": username,
-        "expires": expires, "allow_http": allow_http, "host_wide": host_wide, "endpoint": endpoint,
-    }
 
 
 def update_connection(
     name: str,
     value: str | None = None,
     *,
-    target: str | None = None,
-    category: str | None = None,
-    auth_type: str | None = None,
-    username: str | None = None,
-    expires: str | _dt.date | None = None,
-    allow_http: bool = False,
-    host_wide: bool | None = None,
-    endpoint: str | None = None,
     create: bool = False,
-    update: bool = True,
+    exist_ok: bool = True,
     vault: Vault | None = None,
+    **changes: Any,
 ) -> Connection:
-    """Change connection ``name``, keeping every field not given (None); ``value=None`` keeps
-    the stored secret. What ``privpkg connection set NAME --update`` does.
+    """Change connection ``name``, keeping every field not given (the fields of
+    :class:`Changes`: ``target``, ``category``, ``auth_type``, ``username``, ``expires``,
+    ``allow_http``, ``host_wide``, ``endpoint``); ``value=None`` keeps the stored secret. What
+    ``privpkg connection set NAME --update`` does.
 
     ``create=True`` also makes a missing connection (``target`` and ``value`` required then);
-    ``update=False`` refuses to change an existing one. A stored plain-http target or endpoint
-    keeps its ``allow_http`` consent while it stays the same. The merge happens under the store
-    lock, on the record as it is then."""
-    changes = _changes(target, category, auth_type, username, expires, allow_http, host_wide, endpoint)
+    ``exist_ok=False`` refuses to change an existing one (``connection set`` without
+    ``--update``). A stored plain-http target or endpoint keeps its ``allow_http`` consent
+    while it stays the same. The merge happens under the store lock, on the record as it is
+    then."""
+    fields_given = Changes(**changes)
     validate_connection_name(name)
 
     def apply(data: dict[str, Any]) -> Connection:
         old = (data.get("connections") or {}).get(name)
         if old is None and not create:
             raise NotFoundError(f"no connection named {name!r} in the store (see: privpkg connection list)")
-        fields = _merge(name, old, update=update, keep_secret=value is None, **changes)
+        fields = _merge(name, old, fields_given, exist_ok=exist_ok, keep_secret=value is None)
         secret = value
         if secret is None:
             assert old is not None  # _merge refuses to keep the secret of a new connection
             secret = old["secret"]
         conn = _new_connection(name, value=secret, **fields)
-        _put(data, conn, replace=True)
+        _put(data, conn)
         return conn
 
     return (vault or Vault()).update(apply)
@@ -371,3 +355,76 @@ def delete_for_url(service: str, username: str | None, *, vault: Vault | None = 
         return True
 
     return vault.update(apply)
+
+
+def get_secret(service: str, username: str | None, *, vault: Vault | None = None) -> tuple[str, str] | None:
+    """The ``(username, secret)`` kept for any ``service`` by :func:`set_secret` (the first
+    one when ``username`` is None), or None. These generic secrets are not connections: no
+    lookup rule applies, the service is an exact key."""
+    users = ((vault or Vault()).load().get("secrets") or {}).get(service) or {}
+    if username is None:
+        return next(iter(users.items()), None)
+    return (username, users[username]) if username in users else None
+
+
+def set_secret(service: str, username: str, secret: str, *, vault: Vault | None = None) -> None:
+    """Keep ``secret`` for ``service`` and ``username`` (what the keyring backend does for any
+    service with ``KEYRING_PROPERTY_STORE_ALL=1``)."""
+
+    def apply(data: dict[str, Any]) -> None:
+        data.setdefault("secrets", {}).setdefault(service, {})[username] = secret
+
+    (vault or Vault()).update(apply)
+
+
+def delete_secret(service: str, username: str, *, vault: Vault | None = None) -> bool:
+    """Forget the secret of ``service`` and ``username``. Returns False when there was none."""
+    vault = vault or Vault()
+    if not vault.exists():
+        return False
+
+    def apply(data: dict[str, Any]) -> bool:
+        users = (data.get("secrets") or {}).get(service) or {}
+        if username not in users:
+            return False
+        del users[username]
+        if not users:
+            del data["secrets"][service]
+        return True
+
+    return vault.update(apply)
+
+
+class StoreStatus(NamedTuple):
+    """The store's state as ``doctor`` reports it (:func:`store_status`)."""
+
+    path: Path
+    exists: bool
+    key_file: Path
+    key_file_exists: bool
+    #: Whether the key comes from ``$PRIVPKG_MASTER_KEY`` rather than the key file.
+    key_from_env: bool
+    #: The decrypted store ({} when missing or unreadable): holds secrets, never print it.
+    document: dict[str, Any]
+    #: Why the store could not be read (one line, no secret), or None.
+    error: str | None
+
+
+def store_status(*, vault: Vault | None = None) -> StoreStatus:
+    """Where the store and its key are, and whether the store reads; never raises a
+    :class:`~privpkg.errors.PrivpkgError` (it becomes ``error``)."""
+    vault = vault or Vault()
+    exists, key_file_exists = vault.exists(), vault.key_file.exists()
+    try:
+        document, error = vault.load(), None
+    except PrivpkgError as exc:
+        document, error = {}, str(exc)
+    return StoreStatus(
+        path=vault.path,
+        exists=exists,
+        key_file=vault.key_file,
+        key_file_exists=key_file_exists,
+        key_from_env=bool(os.environ.get(envvars.MASTER_KEY)),
+        document=document,
+        error=error,
+    )

@@ -2,8 +2,9 @@
 suite and the benchmarks, so there is one of each in the repository.
 
 - :func:`make_wheel`: the one wheel maker (small valid wheels; ``payload_size`` for big ones);
-- :func:`free_port`, :func:`start_on_free_port`, :func:`start_printing_port`,
-  :func:`stop_process`: the one way to run a server process on a loopback port and stop it by PID;
+- :func:`free_port`, :func:`start_server`, :func:`stop_process`: the one way to run a server
+  process on a loopback port (a free port it is given, or one it picks and prints) and stop it
+  by PID;
 - :func:`write_config`, :func:`start_feed_server`: a PAT-protected PEP 503 feed on loopback
   (``python -m privpkg.testing.feedserver``) that answers 401 without the PAT.
 
@@ -11,7 +12,7 @@ Stdlib only (and nothing above privpkg's bottom layer); no pytest.
 """
 
 from privpkg.testing.feedserver import Feed, RunningFeedServer, start_feed_server, write_config
-from privpkg.testing.processes import free_port, port_accepts, start_on_free_port, start_printing_port, stop_process
+from privpkg.testing.processes import free_port, port_accepts, start_server, stop_process
 from privpkg.testing.wheels import make_wheel
 
 __all__ = [
@@ -21,8 +22,7 @@ __all__ = [
     "make_wheel",
     "port_accepts",
     "start_feed_server",
-    "start_on_free_port",
-    "start_printing_port",
+    "start_server",
     "stop_process",
     "write_config",
 ]

@@ -14,7 +14,10 @@ test or the demo stops it by its PID.)
     {"feeds": [{"path": "/org/_packaging/feed/pypi/simple/", "secret": "...", "dir": "wheels/"}],
      "log": "requests.log"}
 
-A feed with ``"status": 403`` answers every authorized request with that status.
+A feed with ``"status": 403`` answers every authorized request with that status. A feed with
+``"files": "/PREFIX/"`` links its files as ``/PREFIX/<sha256[:16]>/<file>``, outside its index's
+path (as Azure Artifacts does), and serves a file of its ``dir`` at any path under that prefix
+whose last segment is the file's name.
 
 Each feed serves the wheels in its ``dir``: the index at ``path``, a project page at
 ``path/<name>/`` and the files under the project page. The request log records method, path,
@@ -37,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from privpkg.testing.processes import HOST, start_printing_port, stop_process
+from privpkg.testing.processes import HOST, start_server, stop_process
 
 
 def canonical(name: str) -> str:
@@ -57,6 +60,7 @@ class Feed:
     secret: str
     dir: Path
     status: int | None = None  # answer authorized requests with this status (e.g. 403)
+    files: str | None = None  # serve and link the files under this path prefix, not the project page
 
     def __repr__(self) -> str:
         return f"Feed(path={self.path!r}, dir={str(self.dir)!r})"
@@ -110,7 +114,7 @@ class FeedRequestHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        feed = next((f for f in self.server.feeds if path.startswith(f.path)), None)
+        feed = next((f for f in self.server.feeds if path.startswith(f.path) or (f.files and path.startswith(f.files))), None)
         if feed is None:
             self._send(404, b"not found\n", "text/plain")
             return
@@ -120,21 +124,30 @@ class FeedRequestHandler(BaseHTTPRequestHandler):
         if feed.status:
             self._send(feed.status, b"forced status\n", "text/plain")
             return
-        rest = path[len(feed.path) :].strip("/").split("/") if path != feed.path else []
         wheels = feed.wheels()
+        if feed.files and path.startswith(feed.files):
+            name = path.rsplit("/", 1)[-1]
+            if any(w.name == name for ws in wheels.values() for w in ws):
+                self._send(200, (feed.dir / name).read_bytes(), "application/octet-stream")
+            else:
+                self._send(404, b"not found\n", "text/plain")
+            return
+        rest = path[len(feed.path) :].strip("/").split("/") if path != feed.path else []
         if not rest:
             links = "".join(f'<a href="{p}/">{p}</a>\n' for p in wheels)
             self._send(200, f"<!DOCTYPE html><html><body>\n{links}</body></html>\n".encode())
         elif len(rest) == 1 and rest[0] in wheels:
-            links = "".join(
-                f'<a href="{html.escape(w.name)}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{html.escape(w.name)}</a>\n'
-                for w in wheels[rest[0]]
-            )
+            links = "".join(f'<a href="{html.escape(_file_href(feed, w))}">{html.escape(w.name)}</a>\n' for w in wheels[rest[0]])
             self._send(200, f"<!DOCTYPE html><html><body>\n{links}</body></html>\n".encode())
         elif len(rest) == 2 and rest[0] in wheels and any(w.name == rest[1] for w in wheels[rest[0]]):
             self._send(200, (feed.dir / rest[1]).read_bytes(), "application/octet-stream")
         else:
             self._send(404, b"not found\n", "text/plain")
+
+
+def _file_href(feed: Feed, wheel: Path) -> str:
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    return f"{feed.files}{sha[:16]}/{wheel.name}#sha256={sha}" if feed.files else f"{wheel.name}#sha256={sha}"
 
 
 class FeedHTTPServer(ThreadingHTTPServer):
@@ -151,13 +164,13 @@ class FeedHTTPServer(ThreadingHTTPServer):
 
 def serve(config: dict[str, Any]) -> FeedHTTPServer:
     """A bound (not yet serving) server for a config as described in the module docstring."""
-    feeds = [Feed(f["path"], f["secret"], Path(f["dir"]), f.get("status")) for f in config["feeds"]]
+    feeds = [Feed(f["path"], f["secret"], Path(f["dir"]), f.get("status"), f.get("files")) for f in config["feeds"]]
     return FeedHTTPServer(feeds, config.get("log"))
 
 
 def write_config(path: Path, feeds: list[dict[str, Any]], log: Path | None = None) -> Path:
     """Write a server config (mode 0600 from the start: it holds the PATs) and return its path.
-    ``feeds``: dicts with ``path``, ``secret``, ``dir`` and optionally ``status``."""
+    ``feeds``: dicts with ``path``, ``secret``, ``dir`` and optionally ``status`` and ``files``."""
     config: dict[str, Any] = {"feeds": [{**f, "dir": str(f["dir"])} for f in feeds]}
     if log is not None:
         config["log"] = str(log)
@@ -189,7 +202,7 @@ def start_feed_server(config: Path, *, stderr_path: Path | None = None, env: dic
     interpreter, wait for its port, and return it. Its stderr goes to ``stderr_path`` (default:
     next to the config)."""
     argv = [sys.executable, "-m", "privpkg.testing.feedserver", str(config)]
-    proc, port = start_printing_port(argv, stderr_path or config.with_suffix(".stderr"), "the feed server", env=env)
+    proc, port = start_server(argv, stderr_path or config.with_suffix(".stderr"), "the feed server", env=env)
     return RunningFeedServer(port, proc)
 
 

@@ -1,5 +1,6 @@
-"""Free loopback ports and the servers tests start on them: one way to find a port, start a
-server process on it (or let it pick one and print it), and stop that process by its PID.
+"""Free loopback ports and the servers tests start on them: one way to find a port, one
+starter (:func:`start_server`: on a free port it is given, or on one it picks and prints), and
+stopping that process by its PID.
 
 Stdlib only, so the demo, the tests and the benchmarks share it without extra dependencies.
 """
@@ -19,7 +20,7 @@ HOST = "127.0.0.1"
 
 def free_port() -> int:
     """A loopback port that was free a moment ago (a caller that binds later retries if another
-    process took it meanwhile; :func:`start_on_free_port` does).
+    process took it meanwhile; :func:`start_server` does).
 
     >>> 0 < free_port() < 65536
     True
@@ -59,8 +60,8 @@ def _tail(path: Path, limit: int = 3000) -> str:
     return path.read_text(errors="replace")[-limit:] if path.exists() else ""
 
 
-def start_on_free_port(
-    make_argv: Callable[[int], Sequence[str]],
+def start_server(
+    argv: Callable[[int], Sequence[str]] | Sequence[str],
     log_path: Path,
     what: str,
     *,
@@ -68,9 +69,27 @@ def start_on_free_port(
     timeout: float = 30,
     attempts: int = 3,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``make_argv(port)`` on a free loopback port (its output appended to ``log_path``)
-    and wait until the port accepts connections; return the process and the port. Tries a new
-    port when the server exits first (e.g. another process took the port meanwhile)."""
+    """Start a server process on a loopback port; return the process and the port. The one
+    starter, with two ways to learn the port:
+
+    - ``argv`` is a function of the port (``make_argv(port)``): the server is told a free port
+      and is up once that port accepts connections. Its stdout and stderr are appended to
+      ``log_path``. A server that exits first (e.g. another process took the port meanwhile) is
+      tried again on a new port, ``attempts`` times in all.
+    - ``argv`` is a command line: the server binds port 0 itself and prints the port as its
+      first stdout line (as ``python -m privpkg.testing.feedserver`` does), so no other process
+      can take the port between choosing and binding it. Its stderr goes to ``log_path``.
+
+    A server that is not up within ``timeout`` seconds is stopped, and the error names ``what``
+    and quotes the end of its log."""
+    if callable(argv):
+        return _start_on_free_port(argv, log_path, what, env=env, timeout=timeout, attempts=attempts)
+    return _start_printing_port(argv, log_path, what, env=env, timeout=timeout)
+
+
+def _start_on_free_port(
+    make_argv: Callable[[int], Sequence[str]], log_path: Path, what: str, *, env: dict[str, str] | None, timeout: float, attempts: int
+) -> tuple[subprocess.Popen[bytes], int]:
     failures: list[str] = []
     for _ in range(attempts):
         port = free_port()
@@ -86,12 +105,9 @@ def start_on_free_port(
     raise RuntimeError(f"{what} did not start ({'; '.join(failures)}):\n{_tail(log_path)}")
 
 
-def start_printing_port(
-    argv: Sequence[str], stderr_path: Path, what: str, *, env: dict[str, str] | None = None, timeout: float = 15
+def _start_printing_port(
+    argv: Sequence[str], stderr_path: Path, what: str, *, env: dict[str, str] | None, timeout: float
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start a server that binds port 0 itself and prints the port as its first stdout line (as
-    ``python -m privpkg.testing.feedserver`` does); return the process and the port. Its stderr
-    goes to ``stderr_path``; a server that prints no port is killed and its stderr reported."""
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(list(argv), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
     assert proc.stdout is not None
