@@ -2,8 +2,9 @@
 checkout and the virtualenvs (uv venvs with a given pip, privpkg installed or its shim copied in).
 
 They build into the run's shared base temp dir under privpkg's own file lock
-(:func:`privpkg.fileio.file_lock`, see :func:`build_once`), so all workers share one copy. A failed build is recorded next to the lock, so other workers fail
-fast with the same message instead of retrying.
+(:func:`privpkg.fileio.file_lock`, see :func:`build_once`), so all workers share one copy. A
+failed build is recorded next to the lock, so other workers fail fast with the same message
+instead of retrying.
 """
 
 from __future__ import annotations
