@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from privpkg import urls
-from privpkg.errors import UsageError
+from privpkg.errors import CONTROL, UsageError
 
 CATEGORIES = ("PythonFeed", "CondaChannel", "AzureBlob", "S3")
 #: The categories whose secret is sent as HTTP Basic (what keyring serves).
@@ -25,7 +25,6 @@ MAX_NAME = 200
 MAX_SECRET = 64 * 1024
 MAX_USERNAME = 256
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@/:+~-]{0,199}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: The ``source`` of a connection from the encrypted store (others name their variable).
 STORE = "store"
 
@@ -147,7 +146,7 @@ def validate_secret(secret: str) -> str:
         raise UsageError("the secret is empty")
     if len(secret) > MAX_SECRET or len(secret.encode("utf-8", "surrogatepass")) > MAX_SECRET:
         raise UsageError("the secret is larger than 64 KiB; a PAT or key is much shorter (was a file piped in by mistake?)")
-    if _CONTROL.search(secret):
+    if CONTROL.search(secret):
         raise UsageError("the secret contains a control character (a newline, tab or similar)")
     return secret
 
@@ -155,7 +154,7 @@ def validate_secret(secret: str) -> str:
 def validate_username(username: str | None) -> str:
     if username is None or username == "":
         return DEFAULT_USERNAME
-    if not isinstance(username, str) or _CONTROL.search(username) or ":" in username:
+    if not isinstance(username, str) or CONTROL.search(username) or ":" in username:
         raise UsageError("the username must not contain ':' or control characters")
     if len(username) > MAX_USERNAME:
         raise UsageError(f"the username is too long ({len(username)} characters; at most {MAX_USERNAME})")
