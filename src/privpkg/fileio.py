@@ -50,7 +50,7 @@ class FileWriteError(PrivpkgError, OSError):
 
     def __init__(self, message: str, err: int | None = None) -> None:
         PrivpkgError.__init__(self, message)
-        self.errno = err  # type: ignore[misc]
+        self.errno = err
         self.message = message
 
     def __str__(self) -> str:

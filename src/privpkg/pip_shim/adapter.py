@@ -367,7 +367,7 @@ def _withheld(exc: Exception, request: Any, original: str) -> Exception:
     return new
 
 
-class _SchemeBoundPasswords(dict):  # type: ignore[type-arg]
+class _SchemeBoundPasswords(dict):
     """pip's cache of credentials (``MultiDomainBasicAuth.passwords``), one per scheme.
 
     pip keys the credential it got (from keyring after a 401, or from a URL's user info) by
@@ -480,7 +480,7 @@ def patch_session_module(module: Any) -> None:
     if getattr(session_cls, "_privpkg_patched", False):
         return
 
-    class PrivpkgAdapter(BaseAdapter):  # type: ignore[misc]
+    class PrivpkgAdapter(BaseAdapter):
         def __init__(self, session: Any) -> None:
             super().__init__()
             self.session = session
