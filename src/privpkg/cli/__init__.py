@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from privpkg import __version__
-from privpkg.cli import connection, demo, doctor, resolve, setup, wheel, workspace
+from privpkg.cli import auth, connection, demo, doctor, resolve, setup, wheel, workspace
 from privpkg.cli.output import Parser, error, os_error
 from privpkg.errors import PrivpkgError
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"privpkg {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     # The order of `privpkg --help`.
-    for group in (connection, workspace, wheel, resolve, doctor, setup, demo):
+    for group in (auth, connection, workspace, wheel, resolve, doctor, setup, demo):
         group.add_parser(sub)
     return p
 

@@ -62,6 +62,14 @@ def read_secret(prompt: str) -> str:
     return validate_secret(value)
 
 
+def warn_stored(conn: Any) -> None:
+    """The warnings a just-stored connection earns (``connection set`` and ``auth login``): one
+    line for a target that overlaps other connections', one for an expiry date in the past."""
+    from privpkg.connections import store_warnings
+
+    warn(store_warnings(conn))
+
+
 def cmd_connection_set(args: argparse.Namespace) -> int:
     from privpkg import connections
 
@@ -84,6 +92,7 @@ def cmd_connection_set(args: argparse.Namespace) -> int:
 
         extra = f"; endpoint {urls.s3_endpoint_label(conn.endpoint)}"
     out(f"{verb} connection {conn.name!r}: {conn.category} {conn.target} (username {conn.username}){extra}")
+    warn_stored(conn)
     return 0
 
 

@@ -56,9 +56,13 @@ if TYPE_CHECKING:
         get_connection,
         get_secret,
         list_connections,
+        login_name,
+        login_target,
+        overlaps,
         set_connection,
         set_secret,
         store_status,
+        store_warnings,
         update_connection,
         upsert_for_url,
     )
@@ -84,9 +88,13 @@ __all__ = [
     "get_connection",
     "get_secret",
     "list_connections",
+    "login_name",
+    "login_target",
+    "overlaps",
     "set_connection",
     "set_secret",
     "store_status",
+    "store_warnings",
     "update_connection",
     "upsert_for_url",
     "validate_auth_type",
@@ -102,8 +110,8 @@ __all__ = [
 
 _STORE_API = frozenset(
     {"Changes", "StoreStatus", "check_update", "delete_connection", "delete_for_url", "delete_secret",
-     "get_connection", "get_secret", "list_connections", "set_connection", "set_secret", "store_status",
-     "update_connection", "upsert_for_url"}
+     "get_connection", "get_secret", "list_connections", "login_name", "login_target", "overlaps",
+     "set_connection", "set_secret", "store_status", "store_warnings", "update_connection", "upsert_for_url"}
 )
 
 

@@ -2,7 +2,10 @@
 and what ``keyring set``/``keyring del`` of a URL do (:func:`upsert_for_url`,
 :func:`delete_for_url`); the keyring backend's generic secrets for any service
 (``KEYRING_PROPERTY_STORE_ALL=1``: :func:`get_secret`, :func:`set_secret`, :func:`delete_secret`);
-and the store's state for ``doctor`` (:func:`store_status`). Every write is one locked
+the store's state for ``doctor`` (:func:`store_status`); and what ``privpkg auth login``
+needs on top of them: the target a login URL means (:func:`login_target`), the name a login
+stores it under (:func:`login_name`), and the warnings a stored connection earns
+(:func:`store_warnings`: a target that overlaps another's, an expiry date in the past). Every write is one locked
 read-modify-write of the store (:meth:`privpkg.vault.Vault.update`), so the checks it makes hold
 for what it writes. Nothing else reads or writes the store's document. Usage: see
 :mod:`privpkg.connections`.
@@ -20,6 +23,8 @@ from typing import Any, NamedTuple
 from privpkg import envvars, urls
 from privpkg.connections.lookup import CredentialLookup
 from privpkg.connections.model import (
+    DEFAULT_USERNAME,
+    HTTP_AUTH_CATEGORIES,
     MAX_NAME,
     NAME_PATTERN,
     Connection,
@@ -308,11 +313,7 @@ def upsert_for_url(service: str, username: str, secret: str, *, vault: Vault | N
                 raw["secret"] = secret
                 raw["updated"] = _now()
                 return Connection.from_record(name, raw)
-        candidates = [base, f"{username}@{base}"] + [f"{base}~{i}" for i in range(2, 10000)]
-        found = next((c for c in candidates if c not in conns and NAME_PATTERN.match(c)), None)
-        if found is None:
-            raise UsageError(f"too many connections for {target}; name one with: privpkg connection set NAME --target URL")
-        name = found
+        name = _free_name(base, username, conns, target)
         now = _now()
         conns[name] = {
             "category": "PythonFeed",
@@ -327,6 +328,120 @@ def upsert_for_url(service: str, username: str, secret: str, *, vault: Vault | N
         return Connection.from_record(name, conns[name])
 
     return (vault or Vault()).update(apply)
+
+
+def _free_name(base: str, username: str, conns: dict[str, Any], target: str) -> str:
+    """The first of ``base``, ``USER@base``, ``base~2``, ... that no stored connection uses."""
+    candidates = [base, f"{username}@{base}"] + [f"{base}~{i}" for i in range(2, 10000)]
+    found = next((c for c in candidates if c not in conns and NAME_PATTERN.match(c)), None)
+    if found is None:
+        raise UsageError(f"too many connections for {target}; name one with: privpkg connection set NAME --target URL")
+    return found
+
+
+#: The last path segment of a simple index (``/+simple`` is devpi's). A login URL ending in one
+#: stores its parent, as ``uv auth login`` does (uv's ``IndexUrl::root``): the index's other
+#: endpoints (uploads, file downloads under the feed) are answered too.
+_INDEX_SEGMENTS = frozenset({"simple", "+simple"})
+
+
+def login_target(url: str, *, allow_http: bool = False) -> tuple[str, str]:
+    """``(target, check_url)`` for ``privpkg auth login URL``: a URL without a scheme (a bare
+    ``host[:port]`` or ``host/path``) means https, as in ``uv auth login``; a last segment
+    ``simple``/``+simple`` is dropped from the target, and ``check_url`` is the URL as given
+    (normalized), the one a verification reads. Raises UsageError for what
+    :func:`~privpkg.connections.validate_target` refuses (plain http off loopback without
+    ``allow_http``, user info, a query)."""
+    if not isinstance(url, str) or not url:
+        raise UsageError("empty URL")
+    if "://" not in url:
+        url = "https://" + url
+    norm = urls.normalize(url, for_target=True)
+    target = norm.url
+    segs = norm.segments
+    if segs and segs[-1].lower() in _INDEX_SEGMENTS:
+        target = target[: -len(segs[-1]) - 1]
+    return validate_target(target, allow_http=allow_http), norm.url
+
+
+def login_name(target: str, username: str | None = None, *, vault: Vault | None = None) -> tuple[str, bool]:
+    """The store name ``privpkg auth login`` uses for ``target`` and ``username``, and whether it
+    exists: the stored connection with exactly that target and username (a second login rotates
+    its secret), else a free name made from the normalized target (``host[:port]/path``, then
+    ``USER@...`` or ``...~2`` when taken)."""
+    target = validate_target(target, allow_http=True)  # only normalizes: the caller checked http
+    username = validate_username(username)
+    conns = (vault or Vault()).load().get("connections") or {}
+    for name, raw in conns.items():
+        if raw.get("target") == target and (raw.get("username") or DEFAULT_USERNAME) == username:
+            return name, True
+    return _free_name(_name_for_url(urls.normalize(target)), username, conns, target), False
+
+
+def _family(conn: Connection) -> tuple[str, str]:
+    """Which lookup could confuse two connections: feeds and conda channels share the HTTP
+    lookup; S3 connections only meet at the same endpoint; other categories among themselves."""
+    if conn.category in HTTP_AUTH_CATEGORIES:
+        return ("http", "")
+    if conn.category == "S3":
+        try:
+            return ("S3", urls.s3_endpoint_key(conn.endpoint))
+        except UsageError:
+            return ("S3", str(conn.endpoint))
+    return (conn.category, "")
+
+
+def overlaps(conn: Connection, *, vault: Vault | None = None) -> list[tuple[Connection, str]]:
+    """The other connections (store and environment) whose target overlaps ``conn``'s, each with
+    how: ``"same"`` (the same target, another username), ``"covers"`` (the other's target is
+    above ``conn``'s: ``conn`` now answers the URLs under its own), ``"under"`` (the other's
+    target is below ``conn``'s and keeps the URLs under it) or ``"host"`` (both answer
+    bare-host lookups for one host[:port]). Never raises for a broken environment source."""
+    mine = conn.norm
+    family = _family(conn)
+    found: list[tuple[Connection, str]] = []
+    for other in CredentialLookup(vault=vault, categories=None).all():
+        if (other.name, other.source) == (conn.name, conn.source) or _family(other) != family:
+            continue
+        theirs = other.norm
+        if theirs == mine:
+            found.append((other, "same"))
+        elif urls.covers(theirs, mine):
+            found.append((other, "covers"))
+        elif urls.covers(mine, theirs):
+            found.append((other, "under"))
+        elif conn.host_wide and other.host_wide and theirs.netloc == mine.netloc:
+            found.append((other, "host"))
+    return found
+
+
+_OVERLAP_WORDS = {
+    "same": "{o} has the same target for username {u!r}",
+    "covers": "{o} ({t}) is above it: URLs under {mine} now get this connection's secret",
+    "under": "{o} ({t}) is below it and keeps the URLs under its target",
+    "host": "{o} ({t}) also answers bare-host lookups for {host}",
+}
+
+
+def store_warnings(conn: Connection, *, vault: Vault | None = None) -> list[str]:
+    """What a just-stored ``conn`` deserves a warning for, one line each, no secret: a target
+    that overlaps other connections' (:func:`overlaps`, all in one line) and an expiry date in
+    the past (the PAT is then probably dead; lookups still serve it)."""
+    lines: list[str] = []
+    found = overlaps(conn, vault=vault)
+    if found:
+        parts = [
+            _OVERLAP_WORDS[how].format(o=repr(o.name) + ("" if o.source == conn.source else f" from {o.source}"),
+                                       u=o.username, t=o.target, mine=conn.target, host=conn.norm.netloc)
+            for o, how in found[:5]
+        ]
+        more = f"; and {len(found) - 5} more (see: privpkg auth status)" if len(found) > 5 else ""
+        lines.append(f"{conn.target} overlaps {len(found)} other connection(s): {'; '.join(parts)}{more}")
+    left = conn.days_left()
+    if left is not None and left < 0:
+        lines.append(f"the expiry date {conn.expires} of {conn.name!r} is {-left} day(s) in the past: "
+                     "lookups still serve it, and doctor reports it expired")
+    return lines
 
 
 def _name_for_url(norm: urls.NormURL) -> str:
