@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from support.builds import Venv
-from support.cli import PrivpkgCLI
+from support.cli import PrivpkgCLI, run_in_pty
 from support.env import assert_no_secret
 from support.feeds import FEED_A_PATH, FeedServer
 
@@ -94,14 +94,13 @@ def test_unverified_login_stores_without_a_request(cli: PrivpkgCLI, feed: FeedSe
 def test_terminal_login_verifies_by_default(cli: PrivpkgCLI, feed: FeedServer) -> None:
     """At a terminal (hidden prompt) the PAT is checked without asking: a wrong one is refused
     and not stored, the right one is stored; the secret never shows on the terminal."""
-    from test_cli import _run_in_pty
 
     argv = cli.argv("auth", "login", feed.index_a)
     prompt = f"PAT for {target_a(feed)}: ".encode()
-    rc, screen, err = _run_in_pty(argv, cli.env, WRONG.encode() + b"\r", prompt)
+    rc, screen, err = run_in_pty(argv, cli.env, WRONG.encode() + b"\r", prompt)
     assert rc == 1, (screen, err)
     assert len(err.splitlines()) == 1 and err.startswith("privpkg: error: nothing stored: REJECTED"), err
-    rc, screen, err2 = _run_in_pty(argv, cli.env, feed.secret_a.encode() + b"\r", prompt)
+    rc, screen, err2 = run_in_pty(argv, cli.env, feed.secret_a.encode() + b"\r", prompt)
     assert rc == 0, (screen, err2)
     assert b"OK: " in screen and f"stored connection {name_a(feed)!r}".encode() in screen
     assert_no_secret(screen.decode(errors="replace") + err + err2, *feed.secrets, WRONG)

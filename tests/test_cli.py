@@ -3,7 +3,6 @@ traceback, nothing stored lost, and no secret in any output."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
@@ -13,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.cli import PrivpkgCLI
+from support.cli import PrivpkgCLI, run_in_pty
 from support.env import SKIP_MISSING_TOOLS_ENV, assert_no_secret
 from support.feeds import FEED_A_PATH, FeedServer
 
@@ -331,55 +330,6 @@ def test_os_error_is_one_line(cli: PrivpkgCLI, tmp_path: Path) -> None:
     assert err.startswith("privpkg: error: ") and "Not a directory" in err
 
 
-def _run_in_pty(argv: list[str], env: dict[str, str], keys: bytes, prompt: bytes, timeout: float = 60) -> tuple[int, bytes, str]:
-    """Run ``argv`` with a pseudo-terminal as its controlling terminal, stdin and stdout (so
-    getpass prompts on it, with echo off, as for a person at a terminal) and stderr on a pipe.
-    Once ``prompt`` appears, type ``keys``. Returns (exit code, terminal output, stderr)."""
-    import pty
-    import select
-    import time
-
-    err_r, err_w = os.pipe()
-    pid, master = pty.fork()
-    if pid == 0:  # child: stderr to the pipe, then become privpkg
-        try:
-            os.dup2(err_w, 2)
-            os.close(err_r)
-            os.execve(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    os.close(err_w)
-    screen, err = b"", b""
-    sent = False
-    deadline = time.monotonic() + timeout
-    open_fds = {master, err_r}
-    try:
-        while open_fds and time.monotonic() < deadline:
-            ready, _, _ = select.select(list(open_fds), [], [], 0.2)
-            for fd in ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:  # EIO: the child closed the terminal
-                    chunk = b""
-                if not chunk:
-                    open_fds.discard(fd)
-                elif fd == master:
-                    screen += chunk
-                else:
-                    err += chunk
-            if not sent and prompt in screen:
-                time.sleep(0.2)  # let getpass turn echo off and start reading
-                os.write(master, keys)
-                sent = True
-        assert sent, f"no prompt {prompt!r} on the terminal: {screen!r} / {err!r}"
-        _, status = os.waitpid(pid, 0)
-    finally:
-        for fd in (master, err_r):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-    return os.waitstatus_to_exitcode(status), screen, err.decode(errors="replace")
-
-
 @pytest.mark.parametrize(
     ("key", "code", "line"),
     [(b"\x03", 130, "privpkg: interrupted"),
@@ -389,7 +339,7 @@ def _run_in_pty(argv: list[str], env: dict[str, str], keys: bytes, prompt: bytes
 def test_hidden_prompt_interrupt(cli: PrivpkgCLI, privpkg_home: Path, key: bytes, code: int, line: str) -> None:
     """Ctrl-C or Ctrl-D at the hidden PAT prompt: one line, nothing stored, no traceback."""
     argv = cli.argv("connection", "set", "typed", "--target", "https://h.example/org")
-    rc, screen, err = _run_in_pty(argv, cli.env, key, b"PAT for typed: ")
+    rc, screen, err = run_in_pty(argv, cli.env, key, b"PAT for typed: ")
     _no_crash(err + screen.decode(errors="replace"))
     assert rc == code, (rc, screen, err)
     assert err.strip().splitlines() == [line], err
@@ -399,7 +349,7 @@ def test_hidden_prompt_interrupt(cli: PrivpkgCLI, privpkg_home: Path, key: bytes
 def test_hidden_prompt_stores_without_echo(cli: PrivpkgCLI, privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real prompt stores what was typed, and the secret never appears on the terminal."""
     argv = cli.argv("connection", "set", "typed", "--target", "https://h.example/org")
-    rc, screen, err = _run_in_pty(argv, cli.env, PAT.encode() + b"\r", b"PAT for typed: ")
+    rc, screen, err = run_in_pty(argv, cli.env, PAT.encode() + b"\r", b"PAT for typed: ")
     assert rc == 0, (screen, err)
     assert b"stored connection 'typed'" in screen
     assert_no_secret(screen.decode(errors="replace") + err, PAT)

@@ -6,6 +6,8 @@ secret and no signature from a signed URL leaked anywhere it should not be; and
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
 import sys
@@ -183,3 +185,60 @@ def check_publish_rules(cli: PrivpkgCLI, wheel: Path, workspace: str, url: str, 
         cli.fails(1, "wheel", "add", other, "--workspace", workspace, *extra, match=["a different", "immutable", sha[:12]])
 
 
+def run_in_pty(argv: list[str], env: dict[str, str], keys: bytes, prompt: bytes, timeout: float = 60) -> tuple[int, bytes, str]:
+    """Run ``argv`` with a pseudo-terminal as its controlling terminal, stdin and stdout (so
+    getpass prompts on it, with echo off, as for a person at a terminal) and stderr on a pipe.
+    Once ``prompt`` appears, type ``keys``. Returns (exit code, terminal output, stderr)."""
+    import pty
+    import select
+    import signal
+    import time
+
+    err_r, err_w = os.pipe()
+    pid, master = pty.fork()
+    if pid == 0:  # child: stderr to the pipe, then become privpkg
+        try:
+            os.dup2(err_w, 2)
+            os.close(err_r)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    os.close(err_w)
+    screen, err = b"", b""
+    sent = False
+    deadline = time.monotonic() + timeout
+    open_fds = {master, err_r}
+    try:
+        while open_fds and time.monotonic() < deadline:
+            ready, _, _ = select.select(list(open_fds), [], [], 0.2)
+            for fd in ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    open_fds.discard(fd)
+                elif fd == master:
+                    screen += chunk
+                else:
+                    err += chunk
+            if not sent and prompt in screen:
+                time.sleep(0.2)  # let getpass turn echo off and start reading
+                os.write(master, keys)
+                sent = True
+        assert sent, f"no prompt {prompt!r} on the terminal: {screen!r} / {err!r}"
+        # Bounded: a keystroke lost on a loaded machine must fail the test, not hang the run.
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError(f"still running after {timeout}s: {screen!r} / {err!r}")
+            time.sleep(0.05)
+    finally:
+        for fd in (master, err_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    return os.waitstatus_to_exitcode(status), screen, err.decode(errors="replace")
