@@ -116,7 +116,7 @@ def setup_uv(config: str | None = None) -> str:
         if current is not None and not isinstance(current, str):
             raise PrivpkgError(f"{KEY} in {given} is not a string (uv would refuse the file); fix it, then run privpkg setup uv again")
         if current == VALUE:
-            return f'{KEY} is already "{VALUE}" in {given}; nothing changed'
+            return f'{KEY} is already "{VALUE}" in {given}; nothing changed' + _pip_table_note(doc, given)
         if record_path.exists():
             raise UsageError(f"privpkg setup uv already changed {given}; run `privpkg setup uv --undo` first")
         doc[KEY] = VALUE

@@ -50,7 +50,8 @@ def add_parser(sub: Any) -> None:
     s.set_defaults(func=cmd_setup_pip)
     u = ssub.add_parser("uv", help="turn on keyring lookups in your uv.toml",
                         description='Write `keyring-provider = "subprocess"` into the user\'s uv.toml, so uv asks the `keyring` '
-                        "CLI on PATH (with privpkg's backend) for index URLs that carry a username, e.g. https://__token__@host/... "
+                        "CLI on PATH (with privpkg's backend) for index URLs that carry a username (https://__token__@host/...) and for "
+                        'indexes with authenticate = "always". '
                         "Comments are kept; --undo restores the file exactly.")
     u.add_argument("--undo", action="store_true", help="revert what an earlier `privpkg setup uv` wrote")
     u.add_argument("--config", metavar="FILE", help="uv.toml to edit (default: $XDG_CONFIG_HOME/uv/uv.toml or ~/.config/uv/uv.toml)")
