@@ -95,8 +95,8 @@ def test_uv_project_with_the_feed_as_an_index(
         (tmp_path / name / "pyproject.toml").write_text(head + tail)
         return tmp_path / name
 
-    def uv(proj: Path, *args: str | Path) -> Result:
-        return cli.tool([uv_bin, *args, "--no-cache", "--python", python], cwd=proj)
+    def uv(proj: Path, *args: str | Path, **extra: str) -> Result:
+        return cli.tool([uv_bin, *args, "--no-cache", "--python", python], cwd=proj, env={**env, **extra})
 
     # The username only on the command line: added and installed, then lost.
     first = project("first")
@@ -106,6 +106,8 @@ def test_uv_project_with_the_feed_as_an_index(
     shutil.rmtree(first / ".venv")
     r = uv(first, "sync")
     assert r.returncode != 0 and "401 Unauthorized" in r.output, r.describe()
+    r = uv(first, "sync", UV_INDEX_FEED_USERNAME="__token__")  # the username from the environment instead
+    assert r.returncode == 0 and "+ pkg-a==1.0" in r.output, r.describe()
 
     # authenticate = "always": no username anywhere, and a fresh sync downloads with the PAT.
     proj = project("proj", f'\n[[tool.uv.index]]\nname = "feed"\nurl = "{feed.index_a}"\nauthenticate = "always"\n')
