@@ -1,5 +1,6 @@
 """``privpkg setup pip``: point pip's user configuration at keyring, or install the pip shim
-(``privpkg://`` URLs) into another interpreter's environment; ``--undo`` reverts either."""
+(``privpkg://`` URLs) into another interpreter's environment; ``privpkg setup uv``: turn on uv's
+keyring lookups in the user's uv.toml. ``--undo`` reverts each."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ def cmd_setup_pip(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup_uv(args: argparse.Namespace) -> int:
+    from privpkg.setup_uv import setup_uv, undo_setup_uv
+
+    out(undo_setup_uv(config=args.config) if args.undo else setup_uv(config=args.config))
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     """Add ``setup`` and its tools to the top-level subparsers ``sub``."""
     setup = sub.add_parser("setup", help="configure tools to use privpkg", description="Configure tools to use privpkg.")
@@ -40,3 +48,11 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--config", metavar="FILE", help="pip config file to edit (default: pip's user config file)")
     s.add_argument("--python", metavar="PATH", help="instead: install the pip shim (privpkg:// URLs) into the environment of this interpreter")
     s.set_defaults(func=cmd_setup_pip)
+    u = ssub.add_parser("uv", help="turn on keyring lookups in your uv.toml",
+                        description='Write `keyring-provider = "subprocess"` into the user\'s uv.toml, so uv asks the `keyring` '
+                        "CLI on PATH (with privpkg's backend) for index URLs that carry a username (https://__token__@host/...) and for "
+                        'indexes with authenticate = "always". '
+                        "Comments are kept; --undo restores the file exactly.")
+    u.add_argument("--undo", action="store_true", help="revert what an earlier `privpkg setup uv` wrote")
+    u.add_argument("--config", metavar="FILE", help="uv.toml to edit (default: $XDG_CONFIG_HOME/uv/uv.toml or ~/.config/uv/uv.toml)")
+    u.set_defaults(func=cmd_setup_uv)
