@@ -214,7 +214,8 @@ def _days(n: int) -> str:
 
 SUBCOMMANDS = [
     [], ["connection"], ["connection", "set"], ["connection", "list"], ["connection", "show"], ["connection", "delete"],
-    ["connection", "test"], ["doctor"], ["setup"], ["setup", "pip"], ["demo"],
+    ["connection", "test"], ["doctor"], ["setup"], ["setup", "pip"], ["setup", "uv"], ["demo"],
+    ["auth"], ["auth", "login"], ["auth", "logout"], ["auth", "status"],
 ]
 
 
@@ -225,7 +226,7 @@ def test_help_everywhere(cli: PrivpkgCLI, args: list[str]) -> None:
 
 
 def test_no_subcommand_is_usage_error(cli: PrivpkgCLI) -> None:
-    for args in ([], ["connection"], ["setup"]):
+    for args in ([], ["connection"], ["setup"], ["auth"]):
         res = cli(*args)
         assert res.returncode == 2 and "usage:" in res.stderr
 
