@@ -97,6 +97,22 @@ def test_bad_input_is_one_line_and_loses_nothing(cli: PrivpkgCLI, privpkg_home: 
     assert [c["name"] for c in json.loads(cli("connection", "list", "--json").stdout)] == ["keep"]
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["conection", "list"], "privpkg: error: argument COMMAND: invalid choice: 'conection'; did you mean 'connection'? (choose from "),
+        (["wheel", "lst"], "privpkg wheel: error: argument ACTION: invalid choice: 'lst'; did you mean 'list'? (choose from "),
+        (["workspace", "sho", "x"], "privpkg workspace: error: argument ACTION: invalid choice: 'sho'; did you mean 'show'? (choose from "),
+        (["frobnicate"], "privpkg: error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'connection', "),
+    ],
+)
+def test_mistyped_command_gets_did_you_mean(cli: PrivpkgCLI, args: list[str], line: str) -> None:
+    """The same message on every Python (3.11-3.13 suggest nothing, 3.14 only when asked, in
+    other words): difflib's closest command, or none when nothing is close."""
+    got = cli.fails(2, *args, match=line)
+    assert got.startswith(line), got
+
+
 def test_duplicate_target_and_username_is_refused(cli: PrivpkgCLI) -> None:
     assert cli("connection", "set", "a", "--target", "https://h.example/org", stdin=PAT).returncode == 0
     cli.fails(2, "connection", "set", "b", "--target", "https://H.example:443/org/", match="connection 'a' already serves", stdin=OTHER)
