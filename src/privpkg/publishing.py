@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -138,6 +137,8 @@ def unpublish(storage: Storage, key: str, *, name: str, where: str, purge: bool 
         if storage.head(marker) is not None:
             raise AlreadyRemoved(f"{name} was already removed from {where}; its name stays reserved")
         raise NotFoundError(f"no {name} in {where}")
+    import tempfile  # here: the install path imports this module and never removes
+
     record = {"removed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sha256": info.sha256, "size": info.size}
     with tempfile.TemporaryDirectory(prefix="privpkg-") as tmp:
         body = Path(tmp) / "removed.json"
