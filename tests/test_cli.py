@@ -208,7 +208,7 @@ def test_nuget_endpoints_are_reported_and_sources_read_right(cli: PrivpkgCLI) ->
     Environment connections read "from $VAR"; one day is "1 day"."""
     nuget = "https://pkgs.dev.azure.com/org/_packaging/feed/nuget/v3/index.json"
     pypi = "https://pkgs.dev.azure.com/org/_packaging/feed/pypi/simple/"
-    var = "VSS_NUGET_EXTERNAL_FEED_ENDPOINTS"
+    var = envvars.AZURE_ENDPOINTS[1]
     env = {var: json.dumps({"endpointCredentials": [{"endpoint": nuget, "password": PAT}, {"endpoint": pypi, "password": OTHER}]})}
     listed = json.loads(cli("connection", "list", "--json", env=env).stdout)
     assert [(c["target"], c["source"]) for c in listed] == [(pypi, f"env:{var}")]
