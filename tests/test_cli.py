@@ -96,6 +96,22 @@ def test_bad_input_is_one_line_and_loses_nothing(cli: PrivpkgCLI, privpkg_home: 
     assert [c["name"] for c in json.loads(cli("connection", "list", "--json").stdout)] == ["keep"]
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["conection", "list"], "privpkg: error: argument COMMAND: invalid choice: 'conection'; did you mean 'connection'? (choose from "),
+        (["wheel", "lst"], "privpkg wheel: error: argument ACTION: invalid choice: 'lst'; did you mean 'list'? (choose from "),
+        (["workspace", "sho", "x"], "privpkg workspace: error: argument ACTION: invalid choice: 'sho'; did you mean 'show'? (choose from "),
+        (["frobnicate"], "privpkg: error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'connection', "),
+    ],
+)
+def test_mistyped_command_gets_did_you_mean(cli: PrivpkgCLI, args: list[str], line: str) -> None:
+    """The same message on every Python (3.11-3.13 suggest nothing, 3.14 only when asked, in
+    other words): difflib's closest command, or none when nothing is close."""
+    got = cli.fails(2, *args, match=line)
+    assert got.startswith(line), got
+
+
 def test_duplicate_target_and_username_is_refused(cli: PrivpkgCLI) -> None:
     assert cli("connection", "set", "a", "--target", "https://h.example/org", stdin=PAT).returncode == 0
     cli.fails(2, "connection", "set", "b", "--target", "https://H.example:443/org/", match="connection 'a' already serves", stdin=OTHER)
@@ -172,8 +188,9 @@ def test_doctor(cli: PrivpkgCLI) -> None:
     out = res.stdout
     assert res.returncode == 0, out
     assert "store:" in out and "(mode 0600)" in out and "key:" in out
-    assert "connection 'soon' expires in 5 day(s)" in out
-    assert "$PRIVPKG_CONNECTIONS give 1 read-only connection(s)" in out and "ci-feed: https://ci.example/org/" in out
+    assert "connection 'soon' expires in 5 days" in out
+    assert "$PRIVPKG_CONNECTIONS give 1 read-only connection" in out and "ci-feed: https://ci.example/org/ (from $PRIVPKG_CONNECTIONS)" in out
+    assert "store readable: 1 connection\n" in out
     assert "privpkg's backend is active" in out
     assert "PrivpkgKeyring answers https://h.example/soon/simple/: connection 'soon' (store)" in out
     assert "keyring-provider" in out
@@ -182,6 +199,30 @@ def test_doctor(cli: PrivpkgCLI) -> None:
     assert res.returncode == 1 and "connection 'old' expired on 2020-02-02" in res.stdout
     res = cli("doctor", "--url", "https://nowhere.example/x/")
     assert res.returncode == 1 and "no keyring backend has a credential" in res.stdout
+
+
+def test_nuget_endpoints_are_reported_and_sources_read_right(cli: PrivpkgCLI) -> None:
+    """Azure's credential-provider variables often list NuGet feeds: no pip URL can match them,
+    so they are left out of the connections and doctor names each one (a warning, no secret).
+    Environment connections read "from $VAR"; one day is "1 day"."""
+    nuget = "https://pkgs.dev.azure.com/org/_packaging/feed/nuget/v3/index.json"
+    pypi = "https://pkgs.dev.azure.com/org/_packaging/feed/pypi/simple/"
+    var = envvars.AZURE_ENDPOINTS[1]
+    env = {var: json.dumps({"endpointCredentials": [{"endpoint": nuget, "password": PAT}, {"endpoint": pypi, "password": OTHER}]})}
+    listed = json.loads(cli("connection", "list", "--json", env=env).stdout)
+    assert [(c["target"], c["source"]) for c in listed] == [(pypi, f"env:{var}")]
+    table = cli("connection", "list", env=env)
+    assert table.returncode == 0 and table.stderr == "" and f"from ${var}" in table.stdout and "nuget" not in table.stdout
+    assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(1), stdin=PAT).returncode == 0
+    res = cli("doctor", env=env)
+    assert res.returncode == 0, res.stdout
+    lines = res.stdout.splitlines()
+    assert f"warn  ${var}: endpointCredentials[0] {nuget} is not a Python index (a NuGet feed?), so no pip URL can match it; " \
+        "it is left out (list the feed's .../pypi/simple/ URL for pip)" in lines, res.stdout
+    assert f"ok      vss-2: {pypi} (from ${var})" in lines, res.stdout
+    assert f"${var} give 1 read-only connection" in res.stdout and "connection 'soon' expires in 1 day (" in res.stdout
+    cli.ok("connection", "set", "soon", "--update", "--keep-secret", "--expires", _days(-1))
+    assert "this connection expired 1 day ago" in cli.ok("connection", "show", "soon")
 
 
 def test_doctor_json_is_the_same_checks(cli: PrivpkgCLI) -> None:
@@ -197,7 +238,7 @@ def test_doctor_json_is_the_same_checks(cli: PrivpkgCLI) -> None:
     assert all(set(c) == {"name", "status", "detail", "sub"} and "\n" not in c["detail"] for c in checks)
     by_name = {(c["name"], c["status"]): c["detail"] for c in checks}
     assert by_name[("expiry", "fail")] == "connection 'old' expired on 2020-02-02; renew: privpkg connection set old --update --expires DATE"
-    assert by_name[("expiry", "warn")].startswith("connection 'soon' expires in 5 day(s)")
+    assert by_name[("expiry", "warn")].startswith("connection 'soon' expires in 5 days")
     assert by_name[("keyring", "ok")].startswith("keyring: privpkg's backend is active")
     assert "PrivpkgKeyring answers https://h.example/soon/simple/" in by_name[("keyring-url", "ok")]
     lines = text.stdout.splitlines()

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 from support.builds import Venv
-from support.cli import PrivpkgCLI, check_publish_rules
+from support.cli import PrivpkgCLI, check_publish_rules, check_removal_rules
 from support.env import run
 from support.storage import AZURITE_KEY, Azurite, start_azurite
 
@@ -96,6 +96,7 @@ def test_wheel_add_list_exist_ok_and_immutability(privpkg_cli: PrivpkgCLI, azuri
     status, body = http(resolve(cli, url))
     assert status == 200 and body == original
     assert [b.name for b in azurite.container(container).list_blobs()] == [f"wheels/{wheel.name}"]
+    check_removal_rules(cli, wheel, WS, url, tmp_path, lambda: [b.name for b in azurite.container(container).list_blobs()])
 
     assert cli.outputs.check() >= 1
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 from support.builds import Venv
-from support.cli import PrivpkgCLI, check_publish_rules
+from support.cli import PrivpkgCLI, check_publish_rules, check_removal_rules
 from support.env import Result, run
 from support.feeds import ServedHTTP
 from support.storage import MotoServer
@@ -279,6 +279,8 @@ def test_wheel_add_exist_ok_immutability_and_presigned_url(privpkg_cli: PrivpkgC
         status, body = http_get(bad)
         assert status == 403 and b"SignatureDoesNotMatch" in body
     assert len(moto_server.refused) == 2
+    check_removal_rules(cli, wheel, WS, url, tmp_path,
+                        lambda: [o["Key"].removeprefix(PREFIX + "/") for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])])
     assert cli.outputs.check() == 1
 
 

@@ -3,6 +3,7 @@ immutability, signing, and bad input that gets one line and loses nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 import subprocess
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.cli import PrivpkgCLI
+from support.cli import PrivpkgCLI, check_publish_rules, check_removal_rules
 
 from privpkg import envvars
 from privpkg.testing import make_wheel
@@ -25,14 +26,15 @@ def cli(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> PrivpkgCLI:
 
 
 def test_default_workspace_and_wheel_lifecycle(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path) -> None:
-    wheel = make_wheel(tmp_path / "dist", "my-lib", "1.0")
+    wheel = make_wheel(tmp_path / "dist", "demo-pkg", "1.0")
     res = cli("workspace", "list")
     assert res.returncode == 0 and "default" in res.stdout and "built-in" in res.stdout
     res = cli("wheel", "add", str(wheel))
     assert res.returncode == 0, res.stderr
     url = res.stdout.strip().splitlines()[-1]
-    assert url == "privpkg://default/wheels/my_lib-1.0-py3-none-any.whl"
-    stored = privpkg_home / "workspaces/default/wheels" / wheel.name
+    assert url == "privpkg://default/wheels/demo_pkg-1.0-py3-none-any.whl"
+    root = privpkg_home / "workspaces/default"
+    stored = root / "wheels" / wheel.name
     assert stored.read_bytes() == wheel.read_bytes()
 
     listed = json.loads(cli("wheel", "list", "--json").stdout)
@@ -42,20 +44,15 @@ def test_default_workspace_and_wheel_lifecycle(cli: PrivpkgCLI, tmp_path: Path, 
     signed = cli("resolve", url).stdout.strip()
     assert signed == stored.resolve().as_uri()
 
-    # Same content: an error that names --exist-ok, and success with it.
-    cli.fails(2, "wheel", "add", str(wheel), match="--exist-ok")
-    res = cli("wheel", "add", str(wheel), "--exist-ok")
-    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == url
-
-    # Different content under the same name: always an error, stored wheel unchanged.
-    other = make_wheel(tmp_path / "other", "my-lib", "1.0", body="CHANGED = True\n")
-    for extra in ([], ["--exist-ok"]):
-        cli.fails(1, "wheel", "add", str(other), *extra, match="published wheels are immutable")
+    # The rules every backend keeps (Azure and S3 run the same checks).
+    check_publish_rules(cli, wheel, "default", url, hashlib.sha256(wheel.read_bytes()).hexdigest(), tmp_path)
     assert stored.read_bytes() == wheel.read_bytes()
 
-    assert cli("wheel", "remove", wheel.name).returncode == 0
-    assert not stored.exists()
-    cli.fails(1, "wheel", "remove", wheel.name, match="no wheel")
+    def files() -> list[str]:
+        return [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+
+    check_removal_rules(cli, wheel, "default", url, tmp_path, lambda: [f for f in files() if not f.endswith(".sha256")])
+    assert files() == [], "a sha256 sidecar outlived its wheel or marker"
 
 
 def _bad_wheels(d: Path) -> dict[str, Path]:
@@ -126,6 +123,50 @@ def test_wheel_add_rejects_bad_wheels(cli: PrivpkgCLI, tmp_path: Path, privpkg_h
 )
 def test_bad_input_one_line(cli: PrivpkgCLI, args: list[str], code: int, match: str) -> None:
     cli.fails(code, *args, match=match)
+
+
+def test_wheel_add_several_files(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path) -> None:
+    """Every file is validated before anything is uploaded; then one line per file, going on
+    past a failure, and a last line naming the ones that failed (exit non-zero)."""
+    a, b, c = (make_wheel(tmp_path / "d", n, "1.0") for n in ("pa", "pb", "pc"))
+    bad = _bad_wheels(tmp_path / "bad")["notzip"]
+    wheels_dir = privpkg_home / "workspaces/default/wheels"
+
+    res = cli("wheel", "add", a, bad, b)
+    assert res.returncode == 2 and res.stdout == "", res
+    assert res.stderr.splitlines() == [
+        f"privpkg: error: {bad}: {bad.name} is not a zip file, so not a wheel",
+        f"privpkg: error: nothing was uploaded: 1 of 3 files failed validation: {bad}",
+    ]
+    assert not wheels_dir.exists() or list(wheels_dir.iterdir()) == []
+    twice = make_wheel(tmp_path / "again", "pa", "1.0")
+    res = cli("wheel", "add", a, twice)
+    assert res.returncode == 2 and f"{a.name} is given twice ({a} and {twice})" in res.stderr, res.stderr
+
+    urls = cli.ok("wheel", "add", a, b).splitlines()
+    assert urls == [f"privpkg://default/wheels/{w.name}" for w in (a, b)]
+    res = cli("wheel", "add", a, c, b)
+    assert res.returncode == 2, res
+    assert res.stdout.splitlines() == [f"privpkg://default/wheels/{c.name}"]
+    lines = res.stderr.splitlines()
+    assert len(lines) == 3 and all(ln.startswith("privpkg: error: ") for ln in lines), lines
+    assert lines[0].startswith(f"privpkg: error: {a.name}: ") and "--exist-ok" in lines[0]
+    assert lines[1].startswith(f"privpkg: error: {b.name}: ")
+    assert lines[2] == f"privpkg: error: not published: 2 of 3 wheels: {a.name}, {b.name}"
+    assert cli.ok("wheel", "add", a, b, c, "--exist-ok").splitlines() == [f"privpkg://default/wheels/{w.name}" for w in (a, b, c)]
+
+
+def test_unknown_workspace_suggests_and_never_invites_the_typo(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path) -> None:
+    cli.ok("workspace", "add", "team", "--local", str(tmp_path / "team"))
+    wheel = make_wheel(tmp_path / "d", "pa", "1.0")
+    for args in (["wheel", "add", wheel, "--workspace", "tema"], ["wheel", "list", "-w", "tema"],
+                 ["resolve", f"privpkg://tema/wheels/{wheel.name}"], ["workspace", "show", "tema"]):
+        line = cli.fails(1, *args, match="no workspace named 'tema'; did you mean 'team'? (see: privpkg workspace list)")
+        assert "workspace add" not in line, line
+    line = cli.fails(1, "workspace", "show", "defualt", match="did you mean 'default'?")
+    line = cli.fails(1, "workspace", "show", "zzzz", match="no workspace named 'zzzz' (see: privpkg workspace list)")
+    assert "did you mean" not in line and "workspace add" not in line, line
+    cli.fails(1, "workspace", "remove", "tema", match=f"no workspace named 'tema' in {privpkg_home / 'workspaces.toml'}; did you mean 'team'?")
 
 
 def test_workspace_definitions_user_and_project(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path) -> None:

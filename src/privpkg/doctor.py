@@ -34,6 +34,11 @@ class Check:
         return asdict(self)
 
 
+def counted(n: int, unit: str) -> str:
+    """``1 day``, ``2 days``: a count with its unit read right (the units here take an s)."""
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
 class _Checks(list[Check]):
     def add(self, name: str, status: Status, detail: str, sub: bool = False) -> None:
         self.append(Check(name, status, detail, sub))
@@ -153,6 +158,7 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
     keyring's backends (and who answers ``url``, and why), the keyring CLI, pip's setting."""
     from privpkg import __version__, envvars
     from privpkg.connections import STORE, CredentialLookup, store_status
+    from privpkg.connections.sources import source_label, unusable_azure_endpoints
 
     r = _Checks()
     r.add("version", "ok", f"privpkg {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
@@ -170,7 +176,7 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
         r.add("key", "fail", f"key: {status.key_file} is missing but the store exists; restore it or set ${envvars.MASTER_KEY}")
     store = status.document
     if status.error is None:
-        r.add("store-readable", "ok", f"store readable: {len(store.get('connections') or {})} connection(s)")
+        r.add("store-readable", "ok", f"store readable: {counted(len(store.get('connections') or {}), 'connection')}")
     else:
         r.add("store-readable", "fail", status.error)
 
@@ -180,9 +186,11 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
     env_conns = [c for c in lookup.all() if c.source != STORE]
     present = [v for v in (envvars.CONNECTIONS, *envvars.AZURE_ENDPOINTS) if os.environ.get(v)]
     if present:
-        r.add("environment", "ok", f"environment: {', '.join('$' + v for v in present)} give {len(env_conns)} read-only connection(s)")
+        r.add("environment", "ok", f"environment: {', '.join('$' + v for v in present)} give {counted(len(env_conns), 'read-only connection')}")
     for c in env_conns:
-        r.add("environment", "ok", f"{c.name}: {c.target} ({c.source})", sub=True)
+        r.add("environment", "ok", f"{c.name}: {c.target} ({source_label(c.source)})", sub=True)
+    for line in unusable_azure_endpoints(os.environ):
+        r.add("environment", "warn", line)
 
     for c in lookup.all():
         if c.host_wide:
@@ -198,7 +206,8 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
         if left < 0:
             r.add("expiry", "fail", f"connection {c.name!r} expired on {c.expires}; renew: privpkg connection set {c.name} --update --expires DATE")
         elif left <= days:
-            r.add("expiry", "warn", f"connection {c.name!r} expires in {left} day(s) ({c.expires})")
+            when = "today" if left == 0 else f"in {counted(left, 'day')}"
+            r.add("expiry", "warn", f"connection {c.name!r} expires {when} ({c.expires})")
 
     try:
         import keyring

@@ -1,20 +1,28 @@
-"""Publishing one file under one storage key, once: validate → upload → immutability → sha256.
+"""Publishing one file under one storage key, once: validate → upload → immutability → sha256,
+and removing it again while its name stays reserved.
 
 The caller validates the file (a wheel today, an environment spec next) and hashes it with
 :func:`file_digest`; :func:`publish` uploads it unless the key is taken. A published key is never
 replaced: the same content again is fine with ``exist_ok``, different content is always an error,
 also when someone else published the key while this upload ran.
+
+:func:`unpublish` removes the object and leaves a small marker (:func:`privpkg.refs.removed_key`)
+in the same storage, so the name stays taken, as PyPI keeps a deleted file's name: publishing
+under it again is refused, identical content included, until ``purge`` forgets the name. The
+marker is an ordinary object, so this works alike on every backend.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
 
-from privpkg.errors import PrivpkgError, UsageError
+from privpkg import refs
+from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 from privpkg.storage.base import AlreadyExists, BlobInfo, Storage
 
 CHUNK = 1 << 20
@@ -69,14 +77,32 @@ def _compare(name: str, where: str, digest: Digest, info: BlobInfo, exist_ok: bo
     )
 
 
+class Removed(PrivpkgError):
+    """The key was published once and removed; its name stays reserved until purged."""
+
+
+class AlreadyRemoved(NotFoundError):
+    """:func:`unpublish` of a key that was removed before (its marker is there)."""
+
+
+def is_removed(storage: Storage, key: str) -> bool:
+    """Whether ``key`` was removed with :func:`unpublish` (and not purged since)."""
+    return storage.head(refs.removed_key(key)) is not None
+
+
 def publish(storage: Storage, key: str, path: Path, digest: Digest, *, name: str, where: str, immutable: str,
-            exist_ok: bool = False) -> None:
+            reserved: str, exist_ok: bool = False) -> None:
     """Upload ``path`` (already validated, hashed as ``digest``) as ``key``, unless it is taken.
 
     ``name`` and ``where`` are how messages call the object and the place (``workspace 'team'``);
     ``immutable`` ends the message for different content (``published wheels are immutable:
-    bump the version``). Same content under a taken key: UsageError, or nothing with
-    ``exist_ok``; different content: PrivpkgError."""
+    bump the version``), ``reserved`` the one for a removed name (how to purge it). Same content
+    under a taken key: UsageError, or nothing with ``exist_ok``; different content: PrivpkgError;
+    a removed key: :class:`Removed`, whatever the content and ``exist_ok``."""
+    # The marker first: a remove that crashed between writing it and deleting the object still
+    # counts as removed.
+    if is_removed(storage, key):
+        raise Removed(f"{name} was removed from {where} and its name stays reserved; {reserved}")
     info = storage.head(key)
     if info is not None:
         _compare(name, where, digest, info, exist_ok, immutable)
@@ -91,3 +117,44 @@ def publish(storage: Storage, key: str, path: Path, digest: Digest, *, name: str
         _compare(name, where, digest, info, exist_ok, immutable)
     finally:
         bar.close()
+
+
+def unpublish(storage: Storage, key: str, *, name: str, where: str, purge: bool = False) -> bool:
+    """Remove ``key``; return whether an object was there. Without ``purge`` a marker keeps the
+    name reserved (written before the object is deleted, so no moment exists in which the name
+    is free); with ``purge`` the object and any marker are deleted and the name is free again.
+    NotFoundError when there is nothing to do: no object (and, for ``purge``, no marker), or an
+    object already removed."""
+    marker = refs.removed_key(key)
+    info = storage.head(key)
+    if purge:
+        found = _delete(storage, key) if info is not None else False
+        forgotten = _delete(storage, marker)
+        if not (found or forgotten):
+            raise NotFoundError(f"no {name} in {where}, and no removed one either")
+        return found
+    if info is None:
+        if storage.head(marker) is not None:
+            raise AlreadyRemoved(f"{name} was already removed from {where}; its name stays reserved")
+        raise NotFoundError(f"no {name} in {where}")
+    import tempfile  # here: the install path imports this module and never removes
+
+    record = {"removed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sha256": info.sha256, "size": info.size}
+    with tempfile.TemporaryDirectory(prefix="privpkg-") as tmp:
+        body = Path(tmp) / "removed.json"
+        body.write_text(json.dumps(record) + "\n")
+        try:
+            storage.put(marker, body, file_digest(body).sha256)
+        except AlreadyExists:  # an earlier remove stopped after the marker: finish it
+            pass
+    _delete(storage, key)
+    return True
+
+
+def _delete(storage: Storage, key: str) -> bool:
+    """Delete ``key``; False if it was not there (also when someone else deleted it meanwhile)."""
+    try:
+        storage.delete(key)
+    except NotFoundError:
+        return False
+    return True

@@ -10,6 +10,12 @@ storage key (``KIND/NAME``). A KIND is one of :data:`KINDS`; only ``wheels`` is 
     >>> key_for(WHEELS, "x-1.0-py3-none-any.whl")
     'wheels/x-1.0-py3-none-any.whl'
 
+A removed object leaves a marker under :func:`removed_key`, outside every kind's prefix (so no
+listing of a kind shows it and no NAME can collide with it)::
+
+    >>> removed_key("wheels/x-1.0-py3-none-any.whl")
+    '.removed/wheels/x-1.0-py3-none-any.whl'
+
 A fragment is not part of the reference: pip's ``#sha256=...`` (or any other) is dropped, so
 callers pass a requirement's URL as written::
 
@@ -34,6 +40,9 @@ SCHEME = "privpkg"
 WHEELS = "wheels"
 ENVIRONMENTS = "environments"
 KINDS = (WHEELS, ENVIRONMENTS)
+#: The prefix of removal markers: a name starting with a dot is no KIND, and the local backend
+#: hides dot-names from listings.
+REMOVED = ".removed"
 #: Longer privpkg:// URLs are refused before anything else looks at them (percent-escaping can
 #: triple a URL; the longest valid one is far shorter: a 63-character workspace name plus a
 #: 255-byte file name).
@@ -75,6 +84,15 @@ def prefix(kind: str) -> str:
 def key_for(kind: str, name: str) -> str:
     """The storage key of ``name`` of ``kind``."""
     return prefix(kind) + name
+
+
+def removed_key(key: str) -> str:
+    """The key of the marker that keeps ``key`` (made by :func:`key_for`) reserved once its
+    object was removed (:mod:`privpkg.publishing`)."""
+    kind = key.split("/", 1)[0]
+    if "/" not in key or kind not in KINDS:
+        raise ValueError(f"not a key of any kind: {key!r}")
+    return f"{REMOVED}/{key}"
 
 
 def name_of(key: str) -> str:

@@ -136,11 +136,17 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True) -> str:
     storage = open_workspace_storage(ws)
     # A local workspace's check is a stat, offline like its signing: always done.
     if (check or ws.storage == "local") and storage.head(key) is None:
-        raise NotFoundError(not_found_message(ws.name, key))
+        from privpkg.publishing import is_removed
+
+        # Only on this error path: one more look-up says whether the wheel was removed.
+        raise NotFoundError(not_found_message(ws.name, key, removed=is_removed(storage, key)))
     return storage.signed_url(key, ttl)
 
 
-def not_found_message(workspace: str, key: str) -> str:
+def not_found_message(workspace: str, key: str, removed: bool = False) -> str:
+    if removed:
+        return (f"wheel {refs.name_of(key)} was removed from workspace {workspace!r} (privpkg wheel remove); "
+                f"pin a published version (see: privpkg wheel list --workspace {workspace})")
     return f"no wheel {refs.name_of(key)} in workspace {workspace!r} (see: privpkg wheel list --workspace {workspace})"
 
 

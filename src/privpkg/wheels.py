@@ -8,6 +8,9 @@
 A wheel is checked before anything is uploaded: a PEP 427 file name, a readable zip, and a
 ``.dist-info/METADATA`` whose Name and Version match the file name. A published name is never
 replaced: the same content again is fine with ``exist_ok``, different content is always an error.
+A removed wheel's name stays reserved, as on PyPI, where a deleted file's name can never be
+uploaded again (identical content included): re-adding it is refused until ``remove_wheel(...,
+purge=True)`` forgets the name.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import NamedTuple
 from privpkg import publishing, refs
 from privpkg.access import open_workspace_storage
 from privpkg.errors import NotFoundError, UsageError
-from privpkg.storage.base import BlobInfo
+from privpkg.storage.base import BlobInfo, Storage
 from privpkg.workspace import Workspace
 
 #: The last words of the error for a different wheel under a taken name.
@@ -93,26 +96,42 @@ def validate_wheel(path: Path) -> WheelFile:
     return WheelFile(path, path.name, name, version, digest.sha256, digest.size)
 
 
+def reserved_hint(ws: Workspace, filename: str) -> str:
+    """How a removed wheel's name is freed, for the messages that refuse it."""
+    return f"publish a new version, or forget the name with: privpkg wheel remove {filename} --purge --workspace {ws.name}"
+
+
+def publish_wheel(ws: Workspace, storage: Storage, wheel: WheelFile, exist_ok: bool = False) -> str:
+    """Publish the validated ``wheel`` in ``ws`` (whose storage is ``storage``); its URL."""
+    publishing.publish(
+        storage, refs.key_for(refs.WHEELS, wheel.filename), wheel.path, publishing.Digest(wheel.sha256, wheel.size),
+        name=wheel.filename, where=f"workspace {ws.name!r}", immutable=IMMUTABLE,
+        reserved=reserved_hint(ws, wheel.filename), exist_ok=exist_ok,
+    )
+    return ws.wheel_url(wheel.filename)
+
+
 def add_private_wheel(ws: Workspace, path: str | os.PathLike[str], exist_ok: bool = False) -> str:
     """Validate the wheel at ``path`` and publish it in ``ws``; return its ``privpkg://`` URL
     (azureml's ``Environment.add_private_pip_wheel``, but a different wheel under a taken name
     is always an error)."""
     wheel = validate_wheel(Path(path))
-    storage = open_workspace_storage(ws)
-    publishing.publish(
-        storage, refs.key_for(refs.WHEELS, wheel.filename), wheel.path, publishing.Digest(wheel.sha256, wheel.size),
-        name=wheel.filename, where=f"workspace {ws.name!r}", immutable=IMMUTABLE, exist_ok=exist_ok,
-    )
-    return ws.wheel_url(wheel.filename)
+    return publish_wheel(ws, open_workspace_storage(ws), wheel, exist_ok)
 
 
 def list_wheels(ws: Workspace) -> list[BlobInfo]:
     return [b for b in open_workspace_storage(ws).list(refs.prefix(refs.WHEELS)) if b.key.endswith(".whl")]
 
 
-def remove_wheel(ws: Workspace, filename: str) -> None:
+def remove_wheel(ws: Workspace, filename: str, purge: bool = False) -> bool:
+    """Remove ``filename`` from ``ws``; its name stays reserved unless ``purge``. Returns whether
+    a wheel was there (False: ``purge`` only forgot a removed name)."""
     check_filename(filename)
+    where = f"workspace {ws.name!r}"
     try:
-        open_workspace_storage(ws).delete(refs.key_for(refs.WHEELS, filename))
-    except NotFoundError:
-        raise NotFoundError(f"no wheel {filename} in workspace {ws.name!r} (see: privpkg wheel list --workspace {ws.name})") from None
+        return publishing.unpublish(open_workspace_storage(ws), refs.key_for(refs.WHEELS, filename),
+                                    name=f"wheel {filename}", where=where, purge=purge)
+    except publishing.AlreadyRemoved as exc:
+        raise NotFoundError(f"{exc} (to free it: privpkg wheel remove {filename} --purge --workspace {ws.name})") from None
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc} (see: privpkg wheel list --workspace {ws.name})") from None

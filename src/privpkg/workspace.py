@@ -597,9 +597,21 @@ def get_workspace(name: str = "default") -> Workspace:
         _warn([w for w in state.warnings if w != state.broken[name]])
         raise PrivpkgError(state.broken[name])
     _warn([w for w in state.warnings if w not in state.notes])
+    hint = _did_you_mean(name, [*state.found, *state.broken])
     if state.notes:
-        raise NotFoundError(f"no workspace named {shown(name)!r}: {'; '.join(state.notes)}")
-    raise NotFoundError(f"no workspace named {shown(name)!r} (see: privpkg workspace list; add one with: privpkg workspace add {shown(name)} --local DIR)")
+        raise NotFoundError(f"no workspace named {shown(name)!r}: {'; '.join(state.notes)}{hint}")
+    # Never "add one with: privpkg workspace add NAME": for a typo that invites a second,
+    # misspelled workspace; a closest name or the list is what helps.
+    raise NotFoundError(f"no workspace named {shown(name)!r}{hint} (see: privpkg workspace list)")
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    """``"; did you mean 'X'?"`` for the closest known workspace name, or ``""`` (the same
+    difflib rule as the command line's suggestion for a mistyped command)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"; did you mean {shown(close[0])!r}?" if close else ""
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -697,7 +709,8 @@ def remove_workspace(name: str, project: bool = False) -> Path:
     def change(doc: Any) -> None:
         spaces = doc.get("workspaces")
         if spaces is None or name not in spaces:
-            raise NotFoundError(f"no workspace named {shown(name)!r} in {shown(path)}")
+            hint = _did_you_mean(name, [str(k) for k in spaces]) if spaces is not None else ""
+            raise NotFoundError(f"no workspace named {shown(name)!r} in {shown(path)}{hint}")
         del spaces[name]
 
     _edit(path, change)

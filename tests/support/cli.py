@@ -7,6 +7,7 @@ secret and no signature from a signed URL leaked anywhere it should not be; and
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -242,3 +243,43 @@ def run_in_pty(argv: list[str], env: dict[str, str], keys: bytes, prompt: bytes,
             with contextlib.suppress(OSError):
                 os.close(fd)
     return os.waitstatus_to_exitcode(status), screen, err.decode(errors="replace")
+
+
+def check_removal_rules(cli: PrivpkgCLI, wheel: Path, workspace: str, url: str, tmp_path: Path,
+                        stored: Callable[[], list[str]]) -> None:
+    """What every storage backend keeps after ``wheel remove`` and forgets after ``--purge``
+    (``wheel`` is published as ``url``; ``stored()`` lists the keys in the workspace's storage,
+    relative to its root). As on PyPI, a removed name stays reserved: re-adding it, identical
+    content or not, ``--exist-ok`` or not, is refused with one line naming ``--purge``; it is
+    not listed; signing it says it was removed. ``--purge`` deletes the marker too, so the
+    storage holds exactly what it held before the wheel was published."""
+    from privpkg import refs
+
+    key = refs.key_for(refs.WHEELS, wheel.name)
+    marker = refs.removed_key(key)
+    before = set(stored())
+    assert key in before and marker not in before, before
+    out = cli.ok("wheel", "remove", wheel.name, "--workspace", workspace)
+    assert "stays reserved" in out and "--purge" in out, out
+    assert set(stored()) == before - {key} | {marker}
+    assert wheel.name not in cli.ok("wheel", "list", "--workspace", workspace)
+    assert all(e["file"] != wheel.name for e in json.loads(cli.ok("wheel", "list", "--workspace", workspace, "--json")))
+    cli.fails(1, "resolve", url, match=[f"wheel {wheel.name} was removed from workspace {workspace!r}"])
+    other = make_wheel(tmp_path / "removed-other", "demo-pkg", "1.0", body='VERSION = "after the remove"\n')
+    assert other.name == wheel.name
+    for again in (wheel, other):
+        for extra in ([], ["--exist-ok"]):
+            cli.fails(1, "wheel", "add", again, "--workspace", workspace, *extra,
+                      match=["was removed", "stays reserved", f"privpkg wheel remove {wheel.name} --purge --workspace {workspace}"])
+    cli.fails(1, "wheel", "remove", wheel.name, "--workspace", workspace, match=["already removed", "--purge"])
+    assert set(stored()) == before - {key} | {marker}
+
+    assert "freed the name" in cli.ok("wheel", "remove", wheel.name, "--workspace", workspace, "--purge")
+    assert set(stored()) == before - {key}
+    cli.fails(1, "resolve", url, match=f"no wheel {wheel.name} in workspace")
+    assert cli.ok("wheel", "add", other, "--workspace", workspace).strip().splitlines()[-1] == url
+    assert set(stored()) == before
+    # --purge of a published wheel: gone, and no marker left behind.
+    assert "and freed its name" in cli.ok("wheel", "remove", wheel.name, "--workspace", workspace, "--purge")
+    assert set(stored()) == before - {key}
+    cli.fails(1, "wheel", "remove", wheel.name, "--workspace", workspace, "--purge", match="no wheel")

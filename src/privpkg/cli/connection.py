@@ -98,6 +98,7 @@ def cmd_connection_set(args: argparse.Namespace) -> int:
 
 def cmd_connection_list(args: argparse.Namespace) -> int:
     from privpkg.connections import list_connections
+    from privpkg.connections.sources import source_label
 
     errors: list[str] = []
     conns = list_connections(category=args.category, target=args.target, errors=errors)
@@ -109,7 +110,7 @@ def cmd_connection_list(args: argparse.Namespace) -> int:
         out("no connections (add one with: privpkg connection set NAME --target URL)")
         return 0
     rows = [["NAME", "CATEGORY", "TARGET", "USERNAME", "EXPIRES", "SOURCE"]]
-    rows += [[c.name, c.category, c.target, c.username, c.expires or "-", c.source] for c in conns]
+    rows += [[c.name, c.category, c.target, c.username, c.expires or "-", source_label(c.source)] for c in conns]
     table(rows)
     return 0
 
@@ -131,7 +132,7 @@ def cmd_connection_show(args: argparse.Namespace) -> int:
     out(f"{'secret:':<10} ******** (stored, {len(conn.secret)} characters)")
     left = conn.days_left()
     if left is not None and left < 0:
-        out(f"warning: this connection expired {-left} day(s) ago")
+        out(f"warning: this connection expired {-left} day{'' if left == -1 else 's'} ago")
     return 0
 
 

@@ -14,11 +14,32 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'X'?"`` for the closest of ``choices`` to a mistyped ``value`` (difflib's
+    default cutoff, as argparse's own suggestion uses), or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(value, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse with the usage error as one line plus a pointer to ``--help`` (exit 2)."""
+    """argparse with the usage error as one line plus a pointer to ``--help`` (exit 2), and a
+    "did you mean" for a mistyped command or choice."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n(see: {self.prog} --help)\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # Python 3.11-3.13 suggest nothing; 3.14 suggests only with suggest_on_error=True (the
+        # default from 3.15 on), in its own words. One message on every version: ours.
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        names = [str(c) for c in choices]
+        hint = did_you_mean(value, names) if isinstance(value, str) else ""
+        listed = ", ".join(repr(n) for n in names)
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r}{hint} (choose from {listed})")
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:

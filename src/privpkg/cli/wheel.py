@@ -6,17 +6,51 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from privpkg.cli.output import Parser, add_json_option, add_workspace_option, need_subcommand, out, print_json, table
+from privpkg.cli.output import Parser, add_json_option, add_workspace_option, error, need_subcommand, out, print_json, table
 
 
 def cmd_wheel_add(args: argparse.Namespace) -> int:
+    """Validate every file first, so a bad one uploads nothing; then publish each, one line per
+    file (the URL on stdout, or its error), going on past a failure and naming them at the end."""
     from pathlib import Path
 
-    from privpkg.wheels import add_private_wheel
+    from privpkg.access import open_workspace_storage
+    from privpkg.errors import PrivpkgError, UsageError
+    from privpkg.wheels import WheelFile, publish_wheel, validate_wheel
     from privpkg.workspace import get_workspace
 
-    url = add_private_wheel(get_workspace(args.workspace), Path(args.file), exist_ok=args.exist_ok)
-    out(url)
+    ws = get_workspace(args.workspace)
+    if len(args.file) == 1:  # one file: its error is the command's one error line
+        wheel = validate_wheel(Path(args.file[0]))
+        out(publish_wheel(ws, open_workspace_storage(ws), wheel, exist_ok=args.exist_ok))
+        return 0
+    wheels: list[WheelFile] = []
+    invalid: list[str] = []
+    seen: dict[str, str] = {}
+    for file in args.file:
+        try:
+            wheel = validate_wheel(Path(file))
+            if wheel.filename in seen:
+                raise UsageError(f"{wheel.filename} is given twice ({seen[wheel.filename]} and {file})")
+        except PrivpkgError as exc:
+            error(f"{file}: {exc}", exc.exit_code)
+            invalid.append(file)
+            continue
+        seen[wheel.filename] = file
+        wheels.append(wheel)
+    if invalid:
+        raise UsageError(f"nothing was uploaded: {len(invalid)} of {len(args.file)} files failed validation: {', '.join(invalid)}")
+    storage = open_workspace_storage(ws)
+    failed: list[tuple[str, int]] = []
+    for wheel in wheels:
+        try:
+            out(publish_wheel(ws, storage, wheel, exist_ok=args.exist_ok))
+        except PrivpkgError as exc:
+            error(f"{wheel.filename}: {exc}", exc.exit_code)
+            failed.append((wheel.filename, exc.exit_code))
+    if failed:
+        names = ", ".join(f for f, _ in failed)
+        return error(f"not published: {len(failed)} of {len(wheels)} wheels: {names}", failed[0][1])
     return 0
 
 
@@ -43,8 +77,14 @@ def cmd_wheel_remove(args: argparse.Namespace) -> int:
     from privpkg.wheels import remove_wheel
     from privpkg.workspace import get_workspace
 
-    remove_wheel(get_workspace(args.workspace), args.file)
-    out(f"removed {args.file} from workspace {args.workspace!r}")
+    ws = get_workspace(args.workspace)
+    found = remove_wheel(ws, args.file, purge=args.purge)
+    if not args.purge:
+        out(f"removed {args.file} from workspace {ws.name!r}; its name stays reserved (privpkg wheel remove --purge frees it)")
+    elif found:
+        out(f"removed {args.file} from workspace {ws.name!r} and freed its name")
+    else:
+        out(f"freed the name of the removed {args.file} in workspace {ws.name!r}")
     return 0
 
 
@@ -66,10 +106,11 @@ def add_parser(sub: Any) -> None:
                         description="Publish wheels to a workspace and get stable privpkg:// URLs for requirements files.")
     whsub = wh.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
     wh.set_defaults(func=lambda a: need_subcommand(wh))
-    s = whsub.add_parser("add", help="validate and upload a wheel; prints its privpkg:// URL",
-                         description="Validate a wheel (PEP 427 name, zip, METADATA) and upload it. The privpkg:// URL is the "
-                         "last line of stdout. Published wheels are immutable.")
-    s.add_argument("file")
+    s = whsub.add_parser("add", help="validate and upload wheels; prints their privpkg:// URLs",
+                         description="Validate wheels (PEP 427 name, zip, METADATA) and upload them. Every file is validated "
+                         "before anything is uploaded; each URL is one line of stdout, in the order given. Published wheels "
+                         "are immutable, and a removed wheel's name stays reserved.")
+    s.add_argument("file", nargs="+")
     add_workspace_option(s)
     s.add_argument("--exist-ok", action="store_true", help="succeed if the same wheel with the same content is already there")
     s.set_defaults(func=cmd_wheel_add)
@@ -77,9 +118,12 @@ def add_parser(sub: Any) -> None:
     add_workspace_option(s)
     add_json_option(s)
     s.set_defaults(func=cmd_wheel_list)
-    s = whsub.add_parser("remove", help="delete a wheel from a workspace", description="Delete a wheel (environments pinned to it will fail to install).")
+    s = whsub.add_parser("remove", help="delete a wheel from a workspace; its name stays reserved",
+                         description="Delete a wheel (requirements pinned to it will fail to install). As on PyPI, its name "
+                         "stays reserved: it cannot be published again, with any content, unless --purge forgets it.")
     s.add_argument("file", help="the wheel file name")
     add_workspace_option(s)
+    s.add_argument("--purge", action="store_true", help="also forget the name (or only that, for a removed wheel), so it can be published again")
     s.set_defaults(func=cmd_wheel_remove)
     s = whsub.add_parser("url", help="print the privpkg:// URL of a wheel file name", description="Print the privpkg:// URL for a wheel file name.")
     s.add_argument("file")

@@ -34,7 +34,8 @@ from privpkg.connections.model import (
 )
 from privpkg.errors import PrivpkgError, UsageError
 
-__all__ = ["SOURCES", "STORE", "Entry", "Environ", "Source", "entries", "entry_connection", "environment_connections"]
+__all__ = ["SOURCES", "STORE", "Entry", "Environ", "Source", "entries", "entry_connection", "environment_connections", "never_python",
+           "source_label", "unusable_azure_endpoints"]
 
 Environ = Mapping[str, str]
 
@@ -142,7 +143,26 @@ def from_azure_variables(environ: Environ, document: dict[str, Any], errors: lis
     return [_entry(c) for c in out]
 
 
-def _parse_endpoints(var: str, raw: str) -> list[Connection]:
+def never_python(target: str) -> bool:
+    """Whether a normalized target can never be a prefix of a Python index URL: a NuGet feed
+    (``.../_packaging/FEED/nuget/v3/index.json``, ``.../nuget/v2``), or any target ending in a
+    ``.json`` document. The Azure variables are shared with NuGet and often list only those."""
+    segments = [seg.lower() for seg in target.rstrip("/").split("/")[3:]]
+    return "nuget" in segments or (bool(segments) and segments[-1].endswith(".json"))
+
+
+def unusable_azure_endpoints(environ: Environ) -> list[str]:
+    """One line (no secret) for each endpoint of the Azure variables that privpkg leaves out
+    because no Python index is under it (:func:`never_python`), for ``privpkg doctor``."""
+    skipped: list[str] = []
+    for var in envvars.AZURE_ENDPOINTS:
+        raw = environ.get(var)
+        if raw:
+            _read_variable(var, raw, [], functools.partial(_parse_endpoints, var, skipped=skipped))
+    return skipped
+
+
+def _parse_endpoints(var: str, raw: str, skipped: list[str] | None = None) -> list[Connection]:
     doc = json.loads(raw)
     creds = doc.get("endpointCredentials") if isinstance(doc, dict) else None
     if not isinstance(creds, list):
@@ -154,11 +174,18 @@ def _parse_endpoints(var: str, raw: str) -> list[Connection]:
         password = item.get("password")
         if not isinstance(password, str):
             raise UsageError(f"endpointCredentials[{i}] has no password")
+        target = validate_target(item["endpoint"])
+        if never_python(target):
+            # Kept, it would only crowd the lookup; doctor names it instead.
+            if skipped is not None:
+                skipped.append(f"${var}: endpointCredentials[{i}] {target.rstrip('/')} is not a Python index (a NuGet feed?), "
+                               "so no pip URL can match it; it is left out (list the feed's .../pypi/simple/ URL for pip)")
+            continue
         found.append(
             Connection(
                 name=f"{var.split('_')[0].lower()}-{i + 1}",
                 category="PythonFeed",
-                target=validate_target(item["endpoint"]),
+                target=target,
                 auth_type="PAT",
                 username=validate_username(item.get("username")),
                 secret=validate_secret(password),
@@ -186,6 +213,11 @@ def entries(environ: Environ, document: dict[str, Any], errors: list[str]) -> It
     """Every source's entries, in :data:`SOURCES` order (each source called when reached)."""
     # chain is C: no generator frame resumed per entry, 10,000 times at every open.
     return itertools.chain.from_iterable(source(environ, document, errors) for source in SOURCES)
+
+
+def source_label(source: str) -> str:
+    """How a person reads a connection's source: ``store``, or ``from $VAR`` for ``env:VAR``."""
+    return f"from ${source[4:]}" if source.startswith("env:") else source
 
 
 def entry_connection(entry: Entry) -> Connection:
