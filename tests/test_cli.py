@@ -102,7 +102,7 @@ def test_bad_input_is_one_line_and_loses_nothing(cli: PrivpkgCLI, privpkg_home: 
         (["conection", "list"], "privpkg: error: argument COMMAND: invalid choice: 'conection'; did you mean 'connection'? (choose from "),
         (["wheel", "lst"], "privpkg wheel: error: argument ACTION: invalid choice: 'lst'; did you mean 'list'? (choose from "),
         (["workspace", "sho", "x"], "privpkg workspace: error: argument ACTION: invalid choice: 'sho'; did you mean 'show'? (choose from "),
-        (["frobnicate"], "privpkg: error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'connection', "),
+        (["frobnicate"], "privpkg: error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'auth', 'connection', "),
     ],
 )
 def test_mistyped_command_gets_did_you_mean(cli: PrivpkgCLI, args: list[str], line: str) -> None:
