@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from privpkg.cli.connection import read_secret, warn_stored
-from privpkg.cli.output import Parser, add_json_option, need_subcommand, out, print_json, table, warn
+from privpkg.cli.output import add_group, add_json_option, out, print_json, table, warn
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 
 EPILOG_LOGIN = """\
@@ -136,10 +136,8 @@ def cmd_auth_status(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Add ``auth`` and its actions to the top-level subparsers ``sub``."""
-    auth = sub.add_parser("auth", help="log in to a feed URL, log out, show stored logins (as uv auth does)",
-                          description="Log in to a feed URL (a connection named after it), log out, show what is stored.")
-    asub = auth.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
-    auth.set_defaults(func=lambda a: need_subcommand(auth))
+    asub = add_group(sub, "auth", help="log in to a feed URL, log out, show stored logins (as uv auth does)",
+                     description="Log in to a feed URL (a connection named after it), log out, show what is stored.")
 
     s = asub.add_parser("login", help="store a PAT for a feed URL (checked first on a terminal)",
                         description="Store a PAT for URL in a connection named after it (a second login to the same "

@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import Any
 
-from privpkg.cli.output import Parser, add_json_option, need_subcommand, out, print_json, table, warn
+from privpkg.cli.output import add_group, add_json_option, out, print_json, table, warn
 from privpkg.errors import UsageError
 
 EPILOG_CONNECTION_SET = """\
@@ -156,10 +156,8 @@ def cmd_connection_test(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Add ``connection`` and its actions to the top-level subparsers ``sub``."""
-    conn = sub.add_parser("connection", help="store, list, show, test and delete feed credentials",
-                          description="Connections map a feed base URL to a PAT, kept in an encrypted store.")
-    csub = conn.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
-    conn.set_defaults(func=lambda a: need_subcommand(conn))
+    csub = add_group(sub, "connection", help="store, list, show, test and delete feed credentials",
+                     description="Connections map a feed base URL to a PAT, kept in an encrypted store.")
 
     s = csub.add_parser("set", help="add a connection, or --update one",
                         description="Add a connection (or --update an existing one).",

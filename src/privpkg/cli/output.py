@@ -56,6 +56,15 @@ def need_subcommand(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def add_group(sub: Any, name: str, *, help: str, description: str, metavar: str = "ACTION") -> Any:
+    """Add the command group ``name`` (``privpkg NAME ACTION ...``) to the subparsers ``sub`` and
+    return the subparsers its actions go into; the group alone prints its help and exits 2."""
+    group = sub.add_parser(name, help=help, description=description)
+    actions = group.add_subparsers(dest=metavar.lower(), metavar=metavar, parser_class=Parser)
+    group.set_defaults(func=lambda a: need_subcommand(group))
+    return actions
+
+
 def out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
 

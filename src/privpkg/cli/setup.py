@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from privpkg.cli.output import Parser, need_subcommand, out
+from privpkg.cli.output import add_group, out
 from privpkg.errors import UsageError
 
 
@@ -35,9 +35,8 @@ def cmd_setup_uv(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Add ``setup`` and its tools to the top-level subparsers ``sub``."""
-    setup = sub.add_parser("setup", help="configure tools to use privpkg", description="Configure tools to use privpkg.")
-    ssub = setup.add_subparsers(dest="tool", metavar="TOOL", parser_class=Parser)
-    setup.set_defaults(func=lambda a: need_subcommand(setup))
+    ssub = add_group(sub, "setup", help="configure tools to use privpkg",
+                     description="Configure tools to use privpkg.", metavar="TOOL")
     s = ssub.add_parser("pip", help="write keyring-provider into your pip config",
                         description="Write `keyring-provider` into the user's pip configuration so plain "
                         "`pip install --index-url FEED` finds stored PATs without flags. --undo reverts exactly that change. "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from privpkg.cli.output import Parser, add_json_option, add_workspace_option, error, need_subcommand, out, print_json, table
+from privpkg.cli.output import add_group, add_json_option, add_workspace_option, error, out, print_json, table
 
 
 def cmd_wheel_add(args: argparse.Namespace) -> int:
@@ -102,10 +102,8 @@ def cmd_wheel_url(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Add ``wheel`` and its actions to the top-level subparsers ``sub``."""
-    wh = sub.add_parser("wheel", help="publish and manage private wheels in a workspace",
-                        description="Publish wheels to a workspace and get stable privpkg:// URLs for requirements files.")
-    whsub = wh.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
-    wh.set_defaults(func=lambda a: need_subcommand(wh))
+    whsub = add_group(sub, "wheel", help="publish and manage private wheels in a workspace",
+                     description="Publish wheels to a workspace and get stable privpkg:// URLs for requirements files.")
     s = whsub.add_parser("add", help="validate and upload wheels; prints their privpkg:// URLs",
                          description="Validate wheels (PEP 427 name, zip, METADATA) and upload them. Every file is validated "
                          "before anything is uploaded; each URL is one line of stdout, in the order given. Published wheels "

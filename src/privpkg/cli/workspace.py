@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from privpkg.cli.output import Parser, add_json_option, need_subcommand, out, print_json, table
+from privpkg.cli.output import add_group, add_json_option, out, print_json, table
 from privpkg.errors import UsageError
 
 
@@ -62,11 +62,9 @@ def cmd_workspace_remove(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Add ``workspace`` and its actions to the top-level subparsers ``sub``."""
-    ws = sub.add_parser("workspace", help="define where private wheels are stored",
-                        description="Workspaces name a wheel store: a local folder, an Azure Blob container or an S3 bucket. "
+    wsub = add_group(sub, "workspace", help="define where private wheels are stored",
+                     description="Workspaces name a wheel store: a local folder, an Azure Blob container or an S3 bucket. "
                         "Definitions hold no secret; storage credentials are connections (category AzureBlob or S3).")
-    wsub = ws.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
-    ws.set_defaults(func=lambda a: need_subcommand(ws))
     s = wsub.add_parser("add", help="define a workspace", description="Define a workspace in your user config, or with --project in ./privpkg.toml.")
     s.add_argument("name")
     s.add_argument("--local", metavar="DIR", help="a folder")
