@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -45,21 +46,27 @@ def file_digest(path: Path) -> Digest:
 
 
 class _Bar:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+    """A one-line progress bar on stderr, only when stderr is a terminal.
+
+    The Azure SDK reports progress from its upload threads and may report a retried block twice,
+    so the count is taken under a lock and never passes the file's size: the bar never shows more
+    than 100% or more bytes than the file has."""
 
     def __init__(self, label: str, total: int) -> None:
         self.label, self.total, self.done = label, max(total, 1), 0
         self.enabled = sys.stderr.isatty()
         self.last = 0.0
+        self._lock = threading.Lock()
 
     def __call__(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self.last > 0.1 or self.done >= self.total):
-            self.last = now
-            pct = min(100, self.done * 100 // self.total)
-            sys.stderr.write(f"\r  uploading {self.label} {pct:3d}% {self.done / 1e6:.1f}/{self.total / 1e6:.1f} MB")
-            sys.stderr.flush()
+        with self._lock:
+            self.done = min(self.total, self.done + max(n, 0))
+            now = time.monotonic()
+            if self.enabled and (now - self.last > 0.1 or self.done >= self.total):
+                self.last = now
+                pct = self.done * 100 // self.total
+                sys.stderr.write(f"\r  uploading {self.label} {pct:3d}% {self.done / 1e6:.1f}/{self.total / 1e6:.1f} MB")
+                sys.stderr.flush()
 
     def close(self) -> None:
         if self.enabled:
