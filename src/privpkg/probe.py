@@ -110,7 +110,9 @@ def _no_redirects() -> Any:
         def redirect_request(self, *args: Any, **kw: Any) -> None:
             return None  # a 3xx surfaces as HTTPError; _probe_http decides where to go
 
-    return urllib.request.build_opener(NoRedirect)
+    from privpkg import http
+
+    return http.build_opener(NoRedirect)
 
 
 def _request_url(url: str) -> str:
