@@ -19,9 +19,11 @@ TTL = "PRIVPKG_TTL"
 LOCK_TIMEOUT = "PRIVPKG_LOCK_TIMEOUT"
 #: Directories whose privpkg.toml is trusted although another user could change it.
 TRUSTED_PROJECTS = "PRIVPKG_TRUSTED_PROJECTS"
+#: Endpoints besides AWS's and Azure's own that may get ambient credentials (space-separated URLs).
+TRUSTED_ENDPOINTS = "PRIVPKG_TRUSTED_ENDPOINTS"
 
 #: What a credential lookup's answer depends on besides the store file: the connection sources,
 #: then what changes how the store decrypts.
 LOOKUP_INPUTS = (CONNECTIONS, *AZURE_ENDPOINTS, MASTER_KEY)
 #: Every variable that changes what privpkg reads or does: tests and benchmarks clear them all.
-ALL = (HOME, CONNECTIONS, *AZURE_ENDPOINTS, MASTER_KEY, TTL, LOCK_TIMEOUT, TRUSTED_PROJECTS)
+ALL = (HOME, CONNECTIONS, *AZURE_ENDPOINTS, MASTER_KEY, TTL, LOCK_TIMEOUT, TRUSTED_PROJECTS, TRUSTED_ENDPOINTS)

@@ -110,14 +110,16 @@ def azure_covered(prefix: str) -> bool:
     return CredentialLookup(categories={"AzureBlob"}).find(prefix) is not None
 
 
-def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True) -> str:
+def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True, timeout: float | None = None) -> str:
     """A signed URL for ``url``; one-line PrivpkgError naming the fix for anything missing.
 
     With ``check`` (the ``privpkg resolve`` command) the object is looked up first, so a missing
     wheel is a NotFoundError before anything is downloaded. The pip shim passes ``check=False``:
     signing is offline (a SAS or a SigV4 presigned URL is computed locally), so no network I/O
     happens outside pip's own download, which pip's ``--timeout`` and ``--retries`` bound; the
-    shim turns a 404 from the storage into the same "no wheel" line."""
+    shim turns a 404 from the storage into the same "no wheel" line. Ambient credentials are the
+    exception: a role or SSO session, or a user delegation key, may be fetched; the shim passes
+    pip's timeout as ``timeout``, which bounds that."""
     from privpkg.access import open_workspace_storage
 
     check_ttl(ttl)
@@ -133,7 +135,7 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True) -> str:
         ws, key = hit
     else:
         raise UsageError(f"cannot sign {scheme or 'this'} URLs; expected privpkg://WORKSPACE/wheels/FILE.whl")
-    storage = open_workspace_storage(ws)
+    storage = open_workspace_storage(ws, timeout)
     # A local workspace's check is a stat, offline like its signing: always done.
     if (check or ws.storage == "local") and storage.head(key) is None:
         from privpkg.publishing import is_removed

@@ -229,6 +229,7 @@ class _Loaded:
     broken: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     trusted: list[str] = field(default_factory=list)
+    endpoints: list[str] = field(default_factory=list)
     fatal: str | None = None
 
 
@@ -257,6 +258,14 @@ def _load(path: Path, source: str, *, user: bool) -> _Loaded:
             out.problems.append(f"{where}: trusted_projects: expected a list of directories, e.g. [\"/work/repo\"]")
         else:
             out.trusted = list(trusted)
+    endpoints = doc.get("trusted_endpoints")
+    if endpoints is not None:
+        if not user:
+            out.problems.append(f"{where}: trusted_endpoints: only read from the user config ({shown(user_file())}); ignored here")
+        elif not isinstance(endpoints, list) or not all(isinstance(e, str) and not CONTROL.search(e) for e in endpoints):
+            out.problems.append(f"{where}: trusted_endpoints: expected a list of endpoint URLs, e.g. [\"https://minio.example.com\"]")
+        else:
+            out.endpoints = list(endpoints)
     spaces = doc.get("workspaces", {})
     if not isinstance(spaces, dict):
         # No workspace of this file can be read: as fatal as a parse error.
@@ -456,6 +465,14 @@ def untrusted_reason(file: Path) -> str | None:
 def _trusted_dirs(user: _Loaded) -> list[str]:
     env = [d for d in os.environ.get(envvars.TRUSTED_PROJECTS, "").split(os.pathsep) if d]
     return env + user.trusted
+
+
+def trusted_endpoints() -> list[str]:
+    """Endpoints the user lists for ambient credentials (see :mod:`privpkg.ambient`): the
+    space-separated ``PRIVPKG_TRUSTED_ENDPOINTS``, then ``trusted_endpoints`` in the user's
+    ``workspaces.toml`` (never a project file's)."""
+    env = os.environ.get(envvars.TRUSTED_ENDPOINTS, "").split()
+    return env + _load_cached(user_file(), "user", user=True).endpoints
 
 
 def _opted_in(directory: Path, trusted: list[str]) -> bool:

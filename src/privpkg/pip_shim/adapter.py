@@ -10,7 +10,9 @@ Azure workspaces, so plain blob URLs are signed the same way.
 Signing runs in-process when privpkg is importable in pip's environment; otherwise (an
 environment prepared with ``privpkg setup pip --python PATH``) it asks privpkg's own interpreter,
 recorded in ``config.json`` next to this file. Signing is offline (no request to the storage
-before pip's own download, which pip's ``--timeout`` and ``--retries`` bound). Failures reach pip
+before pip's own download, which pip's ``--timeout`` and ``--retries`` bound), except with
+ambient credentials (a role or SSO session, a user delegation key): the timeout pip gives its
+adapters (``--timeout``, 15 s by default) is handed to signing, which takes no longer. Failures reach pip
 as an HTTP error whose reason is privpkg's one-line message, never as a traceback.
 
 The signed URL never leaves the adapter: a failed download (connection reset, timeout, too many
@@ -137,15 +139,24 @@ def _ttl() -> int:
         return 600
 
 
-def _resolve(url: str) -> str:
-    """The signed URL for ``url``, or _ShimError with privpkg's one-line message."""
+def _seconds(timeout: Any) -> Any:
+    """pip's timeout as requests hands it to an adapter (a number, or a (connect, read) pair)
+    as one number of seconds, or None."""
+    if isinstance(timeout, tuple):
+        timeout = max((t for t in timeout if isinstance(t, (int, float))), default=None)
+    return float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
+
+
+def _resolve(url: str, timeout: Any = None) -> str:
+    """The signed URL for ``url``, or _ShimError with privpkg's one-line message. ``timeout``
+    (seconds or None) bounds what signing may fetch."""
     try:
         from privpkg.errors import NotFoundError, PrivpkgError
         from privpkg.resolve import resolve_url
     except ImportError:
-        return _resolve_subprocess(url)
+        return _resolve_subprocess(url, timeout)
     try:
-        return resolve_url(url, _ttl(), check=False)
+        return resolve_url(url, _ttl(), check=False, timeout=timeout)
     except NotFoundError as exc:
         raise _ShimError(str(exc), 404) from None
     except PrivpkgError as exc:
@@ -161,7 +172,8 @@ import sys
 try:
     from privpkg.errors import NotFoundError, PrivpkgError
     from privpkg.resolve import resolve_url
-    print(resolve_url(sys.argv[1], int(sys.argv[2]), check=False))
+    timeout = float(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None
+    print(resolve_url(sys.argv[1], int(sys.argv[2]), check=False, timeout=timeout))
 except NotFoundError as exc:
     sys.stderr.write("privpkg: error: %s\\n" % exc)
     sys.exit(1)
@@ -174,7 +186,7 @@ except Exception as exc:
 """
 
 
-def _resolve_subprocess(url: str) -> str:
+def _resolve_subprocess(url: str, timeout: Any = None) -> str:
     cfg_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.json")
     try:
         with open(cfg_path) as fh:
@@ -186,7 +198,7 @@ def _resolve_subprocess(url: str) -> str:
     try:
         # Signing is offline, so this returns in well under a second unless the store is
         # locked by a writer (which waits at most 30 s).
-        res = subprocess.run([python, "-c", _SIGN_PROGRAM, url, str(_ttl())],
+        res = subprocess.run([python, "-c", _SIGN_PROGRAM, url, str(_ttl()), "" if timeout is None else str(timeout)],
                              capture_output=True, text=True, env=env, timeout=120, check=False, stdin=subprocess.DEVNULL)
     except (OSError, ValueError):
         raise _ShimError(f"privpkg's interpreter {python} is gone; run: privpkg setup pip --python {sys.executable}", 403) from None
@@ -505,7 +517,8 @@ def patch_session_module(module: Any) -> None:
                 prefix = None if original.lower().startswith("privpkg:") else self._azure_prefix(original)
                 if prefix is not None and not _azure_wanted(prefix):
                     return self._inner(original).send(request, **kwargs)
-                signed = _resolve(original)  # the fragment (#sha256=...) is dropped by the parsers
+                # The fragment (#sha256=...) is dropped by the parsers; pip's timeout bounds signing.
+                signed = _resolve(original, _seconds(kwargs.get("timeout")))
                 inner = self._inner(signed)
             except _ShimError as exc:
                 return _error(request, exc.status, str(exc))

@@ -18,8 +18,9 @@ from privpkg.errors import PrivpkgError
 from privpkg.storage.base import KINDS, Credential, Storage, StorageSpec
 
 
-def open_storage(spec: StorageSpec, credential: Credential | None) -> Storage:
-    """The backend for ``spec``; a cloud backend needs the ``credential`` resolved for it."""
+def open_storage(spec: StorageSpec, credential: Credential | None, timeout: float | None = None) -> Storage:
+    """The backend for ``spec``; a cloud backend needs the ``credential`` resolved for it.
+    ``timeout`` (the pip shim passes pip's) bounds what signing may fetch over the network."""
     if spec.kind not in KINDS:
         raise PrivpkgError(f"unknown storage {spec.kind!r}")
     if spec.kind == "local":
@@ -31,7 +32,7 @@ def open_storage(spec: StorageSpec, credential: Credential | None) -> Storage:
     if spec.kind == "azure":
         from privpkg.storage.azure import AzureStorage
 
-        return AzureStorage(spec.location, credential)
+        return AzureStorage(spec.location, credential, timeout=timeout)
     from privpkg.storage.s3 import S3Storage
 
-    return S3Storage(spec.location, credential, endpoint_url=spec.endpoint_url, region=spec.region)
+    return S3Storage(spec.location, credential, endpoint_url=spec.endpoint_url, region=spec.region, timeout=timeout)

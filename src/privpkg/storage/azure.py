@@ -1,8 +1,11 @@
-"""Azure Blob Storage (and Azurite): a container URL, an account key (resolved above, from an
-``AzureBlob`` connection), read-only SAS URLs for single blobs.
+"""Azure Blob Storage (and Azurite): a container URL and one of three credentials (resolved
+above): an account key, from an ``AzureBlob`` connection, signs read-only SAS URLs for single
+blobs; a SAS token in such a connection (``sv=...&sig=...``) is used as it is, appended to the
+blob URL; ``DefaultAzureCredential`` (``privpkg[azure-identity]``) gets a user delegation key
+and signs user-delegation SAS URLs with it.
 
     privpkg connection set team-blob --category AzureBlob \\
-        --target https://acct.blob.core.windows.net/wheels      # account key or connection string on stdin
+        --target https://acct.blob.core.windows.net/wheels      # account key, connection string or SAS on stdin
 
 Uploads stream the file in blocks; a block blob becomes visible only when its block list is
 committed, so an interrupted upload leaves nothing behind that a reader could see.
@@ -20,7 +23,7 @@ from typing import Any
 
 from privpkg import urls
 from privpkg.errors import NotFoundError, PrivpkgError
-from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Progress, missing_extra
+from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Progress, bounded, missing_extra
 
 # Azurite accepts only service versions it knows; the SDK signs with its newest one.
 EMULATOR_API_VERSION = "2025-11-05"
@@ -42,6 +45,31 @@ def parse_account_secret(secret: str) -> tuple[str | None, str]:
         parts = dict(p.split("=", 1) for p in secret.split(";") if "=" in p)
         return parts.get("AccountName"), parts["AccountKey"]
     return None, secret
+
+
+def sas_token(secret: str) -> str | None:
+    """The SAS token in ``secret`` (without a leading ``?``), or None for an account key or a
+    key connection string. A SAS is a query string holding both ``sv=`` and ``sig=``, as the
+    portal, ``az storage container generate-sas`` and the SDK print it (with or without ``?``),
+    or a connection string's ``SharedAccessSignature=`` part. An account key is base64, which
+    has no ``&``, so the two cannot be confused."""
+    from urllib.parse import parse_qs
+
+    text = secret.strip()
+    if "SharedAccessSignature=" in text and "AccountKey=" not in text:
+        parts = dict(p.split("=", 1) for p in text.split(";") if "=" in p)
+        text = parts["SharedAccessSignature"]
+    text = text.removeprefix("?")
+    keys = parse_qs(text, keep_blank_values=True)
+    return text if "sv" in keys and "sig" in keys else None
+
+
+def sas_permissions(sas: str) -> str | None:
+    """The ``sp=`` permissions of a SAS token (``rl``, ``racwdl``...), or None when it has none
+    (a SAS bound to a stored access policy carries them on the service)."""
+    from urllib.parse import parse_qs
+
+    return parse_qs(sas).get("sp", [None])[0]
 
 
 def container_account(container_url: str) -> str:
@@ -66,35 +94,60 @@ def open_client(account_url: str, account: str, key: str, container: str | None 
 
 
 class AzureStorage:
-    def __init__(self, container_url: str, credential: Credential) -> None:
+    def __init__(self, container_url: str, credential: Credential, timeout: float | None = None) -> None:
         norm = urls.normalize(container_url)
         self.container_url = container_url.rstrip("/")
         self.emulator = urls.is_loopback(norm.host)
         self.container = norm.segments[-1]
         self.account = container_account(container_url)
         self.account_url = self.container_url.rsplit("/", 1)[0]
-        self._key = credential.secret  # the account key (a connection string was split above)
+        self._kind = credential.kind
+        # The account key (a connection string was split above), or the SAS token; "" for ambient.
+        self._key = credential.secret
         self._conn_name = credential.name
+        self._timeout = timeout
         self._client: Any = None
+        self._delegation: Any = None  # the user delegation key, fetched once per storage
 
     def __repr__(self) -> str:
         return f"AzureStorage({self.container_url!r})"
 
+    def _options(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "max_block_size": BLOCK_SIZE,
+            "max_single_put_size": BLOCK_SIZE,
+            # The SDK's default back-off makes a dead endpoint hang for about 85 s, and its
+            # default read timeout (60 s per try) makes one that accepts and never answers
+            # hang for minutes. Bounded here: 3 tries of at most 10 s + 30 s.
+            "retry_total": 2,
+            "initial_backoff": 0.5,
+            "increment_base": 2,
+            "connection_timeout": 10,
+            "read_timeout": 30,
+        }
+        if self.emulator:
+            kw["api_version"] = EMULATOR_API_VERSION
+        return kw
+
+    def _identity(self) -> Any:
+        try:
+            from azure.identity import DefaultAzureCredential
+        except ImportError:
+            raise missing_extra("azure-identity", "azure-identity") from None
+        # process_timeout bounds the az/azd/PowerShell token commands (10 s by default).
+        timeout = max(1, int(self._timeout)) if self._timeout is not None else 10
+        return DefaultAzureCredential(process_timeout=timeout)
+
     def _container(self) -> Any:
         if self._client is None:
-            kw: dict[str, Any] = {
-                "max_block_size": BLOCK_SIZE,
-                "max_single_put_size": BLOCK_SIZE,
-                # The SDK's default back-off makes a dead endpoint hang for about 85 s, and its
-                # default read timeout (60 s per try) makes one that accepts and never answers
-                # hang for minutes. Bounded here: 3 tries of at most 10 s + 30 s.
-                "retry_total": 2,
-                "initial_backoff": 0.5,
-                "increment_base": 2,
-                "connection_timeout": 10,
-                "read_timeout": 30,
-            }
-            self._client = open_client(self.account_url, self.account, self._key, self.container, emulator=self.emulator, **kw)
+            if self._kind == "key":
+                kw = self._options()
+                kw.pop("api_version", None)  # open_client sets it for an emulator
+                self._client = open_client(self.account_url, self.account, self._key, self.container, emulator=self.emulator, **kw)
+            else:
+                # A SAS string is the SDK's SAS credential: appended to every request's URL.
+                credential = self._key if self._kind == "sas" else self._identity()
+                self._client = sdk().ContainerClient(self.account_url, self.container, credential=credential, **self._options())
         return self._client
 
     def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
@@ -107,21 +160,41 @@ class AzureStorage:
             if "ContainerNotFound" in str(getattr(exc, "error_code", "")):
                 raise PrivpkgError(f"container {self.container_url} does not exist; create it first") from None
             raise
-        except az.ClientAuthenticationError:
-            raise PrivpkgError(
-                f"{self.container_url} refused the account key while trying to {what}; update it with: "
-                f"privpkg connection set {self._conn_name} --update"
-            ) from None
+        except az.ClientAuthenticationError as exc:
+            if self._kind == "ambient" and getattr(exc, "status_code", None) is None:  # no token, not a refusal
+                raise PrivpkgError(
+                    f"your DefaultAzureCredential got no token for {self.container_url} while trying to {what} "
+                    f"({type(exc).__name__}); sign in (az login) or set its environment (AZURE_CLIENT_ID, ...)"
+                ) from None
+            raise self._refused(what, str(getattr(exc, "error_code", "") or "")) from None
         except (az.ServiceRequestError, az.ServiceResponseError) as exc:  # refused, reset, timed out
             raise PrivpkgError(f"cannot reach {self.account_url} to {what}: {type(exc).__name__}") from None
         except az.HttpResponseError as exc:
             code = str(getattr(exc, "error_code", "") or "")
-            if exc.status_code == 403 and ("AuthenticationFailed" in code or "AuthorizationFailure" in code or "AUTHORIZATION_FAILURE" in code.upper()):
-                raise PrivpkgError(
-                    f"{self.container_url} refused the account key while trying to {what}; update it with: "
-                    f"privpkg connection set {self._conn_name} --update"
-                ) from None
+            if exc.status_code == 403 and ("AuthenticationFailed" in code or "AuthorizationFailure" in code or "AUTHORIZATION_FAILURE" in code.upper()
+                                           or "PermissionMismatch" in code):
+                raise self._refused(what, code) from None
             raise PrivpkgError(f"{self.container_url}: HTTP {exc.status_code} while trying to {what} ({getattr(exc, 'error_code', '')})") from None
+
+    def _refused(self, what: str, code: str) -> PrivpkgError:
+        """The one line for a 403: what to change depends on the credential."""
+        if self._kind == "sas" and what == "upload":
+            return self._needs_write()
+        if self._kind == "sas":
+            return PrivpkgError(f"{self.container_url} refused the SAS token of connection {self._conn_name!r} while trying to "
+                                f"{what} ({code or 403}; expired, or missing a permission); update it with: "
+                                f"privpkg connection set {self._conn_name} --update")
+        if self._kind == "ambient":
+            return PrivpkgError(f"{self.container_url} refused your DefaultAzureCredential while trying to {what} ({code or 403}); "
+                                "reading needs the Storage Blob Data Reader role, publishing Storage Blob Data Contributor")
+        return PrivpkgError(f"{self.container_url} refused the account key while trying to {what}; update it with: "
+                            f"privpkg connection set {self._conn_name} --update")
+
+    def _needs_write(self) -> PrivpkgError:
+        sp = sas_permissions(self._key)
+        return PrivpkgError(f"the SAS token of connection {self._conn_name!r} cannot write to {self.container_url}"
+                            f"{f' (sp={sp})' if sp else ''}: wheel add needs a SAS with create or write permission (c or w); "
+                            "a read-only one (r, or rl) is enough to install")
 
     def head(self, key: str) -> BlobInfo | None:
         client = self._container().get_blob_client(key)  # first: it reports a missing SDK
@@ -134,6 +207,10 @@ class AzureStorage:
         return BlobInfo(key, props.size, (props.metadata or {}).get("sha256"))
 
     def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
+        if self._kind == "sas":
+            sp = sas_permissions(self._key)
+            if sp is not None and not set(sp) & set("cw"):  # checked before a byte is sent
+                raise self._needs_write()
         client = self._container().get_blob_client(key)
         from azure.core.exceptions import ResourceExistsError
 
@@ -167,18 +244,38 @@ class AzureStorage:
         return sorted((BlobInfo(b.name, b.size, (b.metadata or {}).get("sha256")) for b in blobs), key=lambda b: b.key)
 
     def signed_url(self, key: str, ttl: int) -> str:
+        from urllib.parse import quote
+
+        url = f"{self.container_url}/{quote(key)}"
+        if self._kind == "sas":
+            return f"{url}?{self._key}"  # the connection's own SAS: nothing to derive
         blob = sdk()
         now = _dt.datetime.now(_dt.UTC)
+        start, expiry = now - _dt.timedelta(minutes=5), now + _dt.timedelta(seconds=ttl)  # clock skew
+        signer: dict[str, Any] = {"account_key": self._key}
+        if self._kind == "ambient":
+            signer = {"user_delegation_key": bounded(self._timeout, f"getting a user delegation key for {self.container_url}",
+                                                     lambda: self._delegation_key(start, expiry))}
         sas = blob.generate_blob_sas(
             account_name=self.account,
             container_name=self.container,
             blob_name=key,
-            account_key=self._key,
             permission=blob.BlobSasPermissions(read=True),
-            start=now - _dt.timedelta(minutes=5),  # tolerate clock skew between us and the service
-            expiry=now + _dt.timedelta(seconds=ttl),
+            start=start,
+            expiry=expiry,
             protocol="https,http" if self.emulator else "https",
+            **signer,
         )
-        from urllib.parse import quote
+        return f"{url}?{sas}"
 
-        return f"{self.container_url}/{quote(key)}?{sas}"
+    def _delegation_key(self, start: _dt.datetime, expiry: _dt.datetime) -> Any:
+        """A user delegation key covering ``start``..``expiry`` (a network call: a token from
+        DefaultAzureCredential, then Get User Delegation Key), reused while it covers them."""
+        if self._delegation is None or self._delegation[1] < expiry:
+            # A key lives up to 7 days; ask for an hour past this URL's expiry, so the next
+            # signatures of this process reuse it.
+            until = expiry + _dt.timedelta(hours=1)
+            service = sdk().BlobServiceClient(self.account_url, credential=self._container().credential, **self._options())
+            udk = self._call("get a user delegation key", service.get_user_delegation_key, start, until)
+            self._delegation = (udk, until)
+        return self._delegation[0]

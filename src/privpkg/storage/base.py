@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from privpkg.errors import PrivpkgError
 
 Progress = Callable[[int], None]
+T = TypeVar("T")
 #: The storage kinds, as a workspace definition names them (``storage = "s3"``).
 KINDS = ("local", "azure", "s3")
 
@@ -42,13 +43,54 @@ class StorageSpec(NamedTuple):
 
 
 class Credential(NamedTuple):
-    """A resolved secret for one storage: the Azure account key, or the S3 secret access key
-    with its access key id in ``key_id``. ``name`` is the connection it came from, named in
-    "update it with: privpkg connection set NAME --update" when the service refuses it."""
+    """A resolved credential for one storage. ``kind``:
+
+    - ``"key"``: the Azure account key, or the S3 secret access key with its access key id in
+      ``key_id``;
+    - ``"sas"``: an Azure SAS token (container or account SAS) in ``secret``, used as it is;
+    - ``"ambient"``: no secret; the SDK's own chain (AWS's default credentials,
+      DefaultAzureCredential) signs, as :mod:`privpkg.ambient` allowed.
+
+    ``name`` is the connection it came from, named in "update it with: privpkg connection set
+    NAME --update" when the service refuses it (for ``ambient``: how messages name the chain)."""
 
     name: str
     secret: str
     key_id: str | None = None
+    kind: str = "key"
+
+    def __repr__(self) -> str:  # never the secret, in a traceback or a debug print
+        return f"Credential(name={self.name!r}, kind={self.kind!r})"
+
+
+def bounded(seconds: float | None, what: str, fn: Callable[[], T]) -> T:
+    """``fn()``, but at most ``seconds`` (None: unbounded): signing with ambient credentials
+    may fetch a role session, an SSO token or a user delegation key, and some of the SDKs'
+    fetchers have fixed timeouts and retries of their own (botocore's container-credentials
+    fetcher: 3 tries of 2 s). The pip shim passes pip's ``--timeout``, so nothing signing does
+    outlasts it; a fetch still running then is left to finish in a daemon thread, unseen."""
+    if seconds is None:
+        return fn()
+    import threading
+
+    box: list[tuple[bool, object]] = []
+
+    def run() -> None:
+        try:
+            box.append((True, fn()))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box.append((False, exc))
+
+    worker = threading.Thread(target=run, name="privpkg-sign", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not box:
+        raise PrivpkgError(f"{what} did not finish within {seconds:g} s (pip's --timeout)")
+    ok, value = box[0]
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value  # type: ignore[return-value]  # fn's result
 
 
 class Storage(Protocol):

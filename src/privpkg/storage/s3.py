@@ -1,6 +1,7 @@
 """S3 and S3-compatible stores: ``s3://BUCKET[/PREFIX]``, credentials resolved above from an
-``S3`` connection (username = access key id, secret = secret access key), presigned GET URLs
-made by botocore.
+``S3`` connection (username = access key id, secret = secret access key) or, where
+:mod:`privpkg.ambient` allows it, AWS's default credential chain; presigned GET URLs made by
+botocore (a session token from the chain rides along as ``X-Amz-Security-Token``).
 
     echo "$AWS_SECRET_ACCESS_KEY" | privpkg connection set ml-s3 --category S3 \\
         --target s3://my-bucket --username "$AWS_ACCESS_KEY_ID"
@@ -16,8 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from privpkg.errors import NotFoundError, PrivpkgError
-from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Progress, missing_extra
+from privpkg import urls
+from privpkg.errors import NotFoundError, PrivpkgError, shown
+from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Progress, bounded, missing_extra
 
 #: botocore waits 60 s to connect and 60 s per read by default, per attempt: an endpoint that
 #: accepts and never answers would hang a command for minutes. Signing (presigned URLs) is
@@ -39,11 +41,11 @@ def sdk() -> Any:
     return boto3
 
 
-def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str, **config: Any) -> Any:
+def make_client(endpoint_url: str | None, region: str, key_id: str | None, secret: str | None,
+                timeout: float | None = None, **config: Any) -> Any:
     """The only way privpkg builds an S3 client (``config``: botocore ``Config`` options). Its
     requests go to exactly ``endpoint_url``, the endpoint the credentials were checked against
     (None: AWS), whatever the ambient AWS configuration says:
-
     - ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` and ``endpoint_url`` in ~/.aws/config (any
       profile ``AWS_PROFILE`` names) are ignored: botocore >= 1.31 would otherwise send keys
       bound to AWS, and uploads and the wheels pip installs, to that host, plain http included;
@@ -54,7 +56,13 @@ def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str,
 
     ``AWS_CA_BUNDLE``/``ca_bundle`` and proxy variables stay the user's choice (they change
     whom TLS trusts, not where the request goes). Raises PrivpkgError (one line) when botocore
-    refuses the configuration, e.g. ``AWS_PROFILE`` names a profile that does not exist."""
+    refuses the configuration, e.g. ``AWS_PROFILE`` names a profile that does not exist.
+
+    ``key_id=None``: no key pair; the client signs with AWS's default credential chain of a fresh
+    session. What the chain fetches (STS for a role, SSO, the instance metadata service) gets
+    ``timeout`` (pip's, in the shim) as its connect and read timeout and one attempt; the
+    container-credentials fetcher has fixed ones, bounded by the caller (storage.base.bounded).
+    The chain finding nothing is a PrivpkgError starting "no AWS default credentials"."""
     try:
         import boto3
         from botocore.config import Config
@@ -67,6 +75,8 @@ def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str,
                         "use_dualstack_endpoint": False}
         config.update(use_dualstack_endpoint=False, use_fips_endpoint=False)
     try:
+        if key_id is None:
+            return _ambient_client(endpoint_url, region, timeout, Config(**config))
         return boto3.client(
             "s3",
             endpoint_url=endpoint_url,
@@ -80,8 +90,27 @@ def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str,
         raise PrivpkgError(f"cannot set up an S3 client from the AWS configuration: {type(exc).__name__}: {exc}") from None
 
 
+def _ambient_client(endpoint_url: str | None, region: str, timeout: float | None, config: Any) -> Any:
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+
+    core = botocore.session.Session()
+    if timeout is not None:
+        # Every client the chain makes for itself (STS for assume-role and web identity, SSO,
+        # SSO-OIDC) starts from the session's default config.
+        core.set_default_client_config(Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}))
+        core.set_config_variable("metadata_service_timeout", timeout)
+        core.set_config_variable("metadata_service_num_attempts", 1)
+    if core.get_credentials() is None:  # resolves the chain now (cached for the client below)
+        raise PrivpkgError("no AWS default credentials were found (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials, "
+                           "SSO, a role)")
+    return boto3.session.Session(botocore_session=core).client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
 class S3Storage:
-    def __init__(self, location: str, credential: Credential, endpoint_url: str | None = None, region: str | None = None) -> None:
+    def __init__(self, location: str, credential: Credential, endpoint_url: str | None = None, region: str | None = None,
+                 timeout: float | None = None) -> None:
         rest = location[len("s3://") :].strip("/")
         self.location = location.rstrip("/")
         self.bucket, _, prefix = rest.partition("/")
@@ -91,6 +120,8 @@ class S3Storage:
         self._client: Any = None
         self._credential = credential
         self._conn_name = credential.name
+        self._ambient = credential.kind == "ambient"
+        self._timeout = timeout
 
     def __repr__(self) -> str:
         return f"S3Storage({self.location!r})"
@@ -98,8 +129,16 @@ class S3Storage:
     def _s3(self) -> Any:
         if self._client is None:
             # The credential is bound to the endpoint it was stored for (see privpkg.access).
-            key_id, secret = self._credential.key_id or "", self._credential.secret
-            self._client = make_client(self.endpoint_url, self.region, key_id, secret, **_CLIENT_CONFIG)
+            if self._ambient:
+                try:
+                    self._client = make_client(self.endpoint_url, self.region, None, None, self._timeout, **_CLIENT_CONFIG)
+                except PrivpkgError as exc:
+                    where = urls.s3_endpoint_label(self.endpoint_url)
+                    raise PrivpkgError(f"no S3 credentials for {where}/{self.bucket}: {exc}; or store a connection: privpkg "
+                                       f"connection set NAME --category S3 --target s3://{self.bucket} --username ACCESS_KEY_ID") from None
+            else:
+                key_id, secret = self._credential.key_id or "", self._credential.secret
+                self._client = make_client(self.endpoint_url, self.region, key_id, secret, **_CLIENT_CONFIG)
         return self._client
 
     def _call(self, what: str, fn: Any, **kw: Any) -> Any:
@@ -121,6 +160,11 @@ class S3Storage:
                 raise NotFoundError(f"not found in {self.location}") from None
             if code == "NoSuchBucket":
                 raise PrivpkgError(f"bucket {self.bucket!r} does not exist") from None
+            if (code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403") or status == 403) and self._ambient:
+                raise PrivpkgError(
+                    f"{self.location} refused your AWS default credentials while trying to {what} ({code or status}); "
+                    "reading needs s3:GetObject and s3:ListBucket, publishing also s3:PutObject"
+                ) from None
             if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403") or status == 403:
                 raise PrivpkgError(
                     f"{self.location} refused the credentials while trying to {what} ({code or status}); "
@@ -128,6 +172,9 @@ class S3Storage:
                 ) from None
             raise PrivpkgError(f"{self.location}: {code or status} while trying to {what}") from None
         except BotoCoreError as exc:
+            if self._ambient:  # e.g. an expired SSO token, a role that cannot be assumed: botocore says which
+                raise PrivpkgError(f"AWS default credentials failed while trying to {what} for {self.location}: "
+                                   f"{type(exc).__name__}: {shown(exc)}") from None
             raise PrivpkgError(f"S3 error while trying to {what}: {type(exc).__name__}") from None
 
     def head(self, key: str) -> BlobInfo | None:
@@ -166,6 +213,13 @@ class S3Storage:
         return sorted(out, key=lambda b: b.key)
 
     def signed_url(self, key: str, ttl: int) -> str:
-        return self._s3().generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self.prefix + key}, ExpiresIn=ttl
-        )
+        def sign() -> str:
+            url: str = self._call("sign a URL", lambda: self._s3().generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self.prefix + key}, ExpiresIn=ttl
+            ))
+            return url
+
+        if not self._ambient:
+            return sign()  # offline: a key pair signs locally
+        # The chain may fetch a role or SSO session (at the first call, or to refresh it).
+        return bounded(self._timeout, f"getting AWS default credentials for {self.location}", sign)
