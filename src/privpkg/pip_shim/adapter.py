@@ -196,8 +196,8 @@ def _resolve_subprocess(url: str, timeout: Any = None) -> str:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     try:
-        # Signing is offline, so this returns in well under a second unless the store is
-        # locked by a writer (which waits at most 30 s).
+        # Signing is offline (with ambient credentials: bounded by pip's timeout), so this
+        # returns in well under a second unless the store is locked by a writer (at most 30 s).
         res = subprocess.run([python, "-c", _SIGN_PROGRAM, url, str(_ttl()), "" if timeout is None else str(timeout)],
                              capture_output=True, text=True, env=env, timeout=120, check=False, stdin=subprocess.DEVNULL)
     except (OSError, ValueError):

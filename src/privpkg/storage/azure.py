@@ -134,6 +134,13 @@ class AzureStorage:
             from azure.identity import DefaultAzureCredential
         except ImportError:
             raise missing_extra("azure-identity", "azure-identity") from None
+        import logging
+
+        # Its own WARNING ("failed to retrieve a token", a dozen lines) would reach stderr beside
+        # privpkg's one line, which says the same; a level the user set is kept.
+        quiet = logging.getLogger("azure.identity")
+        if quiet.level == logging.NOTSET:
+            quiet.setLevel(logging.ERROR)
         # process_timeout bounds the az/azd/PowerShell token commands (10 s by default).
         timeout = max(1, int(self._timeout)) if self._timeout is not None else 10
         return DefaultAzureCredential(process_timeout=timeout)

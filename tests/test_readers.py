@@ -1,0 +1,321 @@
+"""Issue 8 item 6: readers without the account key or an IAM user's secret.
+
+- S3 workspaces fall back to AWS's default credential chain (here: a shared profile in a temp
+  dir, with a session token) when no S3 connection matches; moto serves the bucket. moto checks
+  no signature, so the presigned URL is checked with botocore's own signer and the profile's
+  secret (test_storage_s3.presigned_signature_ok).
+- Ambient credentials serve only the user's own workspaces on AWS / Azure Blob endpoints or ones
+  the user lists; moto and Azurite run on loopback, so the tests list them as a user would. A
+  refused workspace makes no request: the "endpoint" is a loopback socket that records every
+  connection it accepts.
+- Signing with ambient credentials is bounded by pip's --timeout: botocore's container-credentials
+  endpoint (allowed on loopback) is a socket that accepts and never answers.
+- An AzureBlob connection may hold a container SAS token (Azurite, SAS made with its well-known
+  key); a read-only one installs, and wheel add says it needs c or w.
+- DefaultAzureCredential: Azurite 3.35 rejects user-delegation SAS from the SDK (FACTS.md) and no
+  Entra ID is reachable here, so only the selection and the refusals are tested, in-process and
+  through the CLI; the token request itself is not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.builds import Venv
+from support.cli import PrivpkgCLI
+from support.storage import AZURITE_KEY, Azurite, MotoServer
+from test_storage_s3 import presigned_signature_ok
+
+from privpkg import envvars
+from privpkg.testing import make_wheel
+
+AKID = "ASIAPRIVPKGREADER001"
+SECRET = "reader-secret-0123456789abcdefghijklmnopqrstu"
+TOKEN = "reader-session-token-" + "Zm9vYmFy" * 8
+
+
+class Listener:
+    """A loopback TCP socket that records every connection it accepts and never answers (a
+    stalled endpoint, and proof of "no request" when it records none)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)  # held open, never answered
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.accepted:
+            c.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    lst = Listener()
+    try:
+        yield lst
+    finally:
+        lst.close()
+
+
+def aws_profile(tmp_path: Path) -> dict[str, str]:
+    """A shared credentials file with a session token, as `aws sso login` or `aws configure`
+    leave one, selected by AWS_PROFILE; no other AWS source (the metadata service is off)."""
+    aws = tmp_path / "aws"
+    aws.mkdir()
+    (aws / "credentials").write_text(f"[reader]\naws_access_key_id = {AKID}\naws_secret_access_key = {SECRET}\naws_session_token = {TOKEN}\n")
+    (aws / "config").write_text("[profile reader]\nregion = us-east-1\n")
+    return {"AWS_SHARED_CREDENTIALS_FILE": str(aws / "credentials"), "AWS_CONFIG_FILE": str(aws / "config"),
+            "AWS_PROFILE": "reader", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def trust(cli: PrivpkgCLI, *endpoints: str) -> None:
+    """List ``endpoints`` in the user's workspaces.toml, as a user with a private S3/Azure endpoint would."""
+    user = Path(cli.env[envvars.HOME]) / "workspaces.toml"
+    old = user.read_text() if user.exists() else ""
+    user.write_text(f"trusted_endpoints = {list(endpoints)!r}\n".replace("'", '"') + old)
+
+
+def test_s3_profile_with_session_token_publishes_resolves_and_installs(
+    privpkg_cli: PrivpkgCLI, moto_server: MotoServer, venv_privpkg_cloud: Venv, tmp_path: Path
+) -> None:
+    cli = privpkg_cli
+    cli.env.update(aws_profile(tmp_path))
+    cli.outputs.add_secret(SECRET)
+    bucket = moto_server.create_bucket()
+    cli.ok("workspace", "add", "team", "--s3", f"s3://{bucket}/p", "--endpoint-url", moto_server.endpoint)
+    # moto is on loopback: without the user's listing, the chain is not used and nothing is sent.
+    wheel = make_wheel(tmp_path / "w", "reader-pkg", "1.0")
+    cli.fails(1, "wheel", "add", wheel, "--workspace", "team",
+              match=["no S3 credentials", "not using your AWS default credentials", "is not an AWS endpoint", "trusted_endpoints"])
+    trust(cli, moto_server.endpoint)
+    url = cli.ok("wheel", "add", wheel, "--workspace", "team").strip().splitlines()[-1]
+    assert url == f"privpkg://team/wheels/{wheel.name}"
+
+    signed = cli.ok("resolve", url).strip()
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(signed).query))
+    assert q["X-Amz-Credential"].startswith(AKID + "/"), "signed with the profile's key"
+    assert q["X-Amz-Security-Token"] == TOKEN, "the profile's session token rides along"
+    assert presigned_signature_ok(signed, AKID, SECRET) is None
+    assert presigned_signature_ok(signed, AKID, "another-secret") == "SignatureDoesNotMatch"
+
+    r = cli.tool([*venv_privpkg_cloud.pip, "install", "--no-cache-dir", "--no-index", "--target", tmp_path / "t", f"reader-pkg @ {url}"])
+    assert r.returncode == 0 and "Successfully installed reader-pkg-1.0" in r.output, r.describe()
+    assert TOKEN not in r.output and "X-Amz-" not in r.output, r.describe()
+    for label, text, _ in cli.outputs.items:
+        if not label.startswith("privpkg resolve"):
+            assert TOKEN not in text, label
+    assert cli.outputs.check() >= 1
+
+
+def test_ambient_credentials_never_serve_a_project_file_or_a_foreign_endpoint(
+    privpkg_cli: PrivpkgCLI, venv_privpkg_cloud: Venv, listener: Listener, tmp_path: Path
+) -> None:
+    cli = privpkg_cli
+    cli.env.update(aws_profile(tmp_path))
+    cli.outputs.add_secret(SECRET)
+    cli.outputs.add_secret(TOKEN)
+    whl = "x-1.0-py3-none-any.whl"
+
+    # The user's own workspace at an endpoint the user did not list.
+    cli.ok("workspace", "add", "mine", "--s3", "s3://b", "--endpoint-url", listener.endpoint)
+    for args in (["resolve", f"privpkg://mine/wheels/{whl}"], ["wheel", "list", "--workspace", "mine"]):
+        cli.fails(1, *args, match=[f"no S3 credentials for {listener.endpoint}/b", f"{listener.endpoint} is not an AWS endpoint",
+                                   "trusted_endpoints", envvars.TRUSTED_ENDPOINTS])
+
+    # A cloned project's workspaces: never, even at an endpoint the user listed, even on AWS.
+    clone = tmp_path / "clone"
+    (clone / ".git").mkdir(parents=True)
+    cli.ok("workspace", "add", "evil", "--s3", "s3://b", "--endpoint-url", listener.endpoint, "--project", cwd=clone)
+    cli.ok("workspace", "add", "evil-aws", "--s3", "s3://b", "--project", cwd=clone)
+    trust(cli, listener.endpoint)
+    for ws in ("evil", "evil-aws"):
+        cli.fails(1, "resolve", f"privpkg://{ws}/wheels/{whl}", cwd=clone,
+                  match=["no S3 credentials", "not using your AWS default credentials: a project file cannot give them",
+                         f"workspace {ws!r}", str(clone / "privpkg.toml")])
+    r = cli.tool([*venv_privpkg_cloud.pip, "install", "--no-cache-dir", "--no-index", "--target", tmp_path / "t",
+                  f"x @ privpkg://evil/wheels/{whl}"], cwd=clone)
+    said = [ln for ln in r.output.splitlines() if "a project file cannot give them" in ln]
+    assert r.returncode != 0 and len(said) == 1 and "Traceback" not in r.output, r.describe()
+    assert listener.accepted == [], "a refused workspace's endpoint was contacted"
+
+    # Control: the listed endpoint in the user's own workspace does get a request (the socket
+    # never answers, so the command is stopped once it connected).
+    proc = subprocess.Popen(cli.argv("wheel", "list", "--workspace", "mine"), env=cli.env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not listener.accepted and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert listener.accepted, "the control request never came"
+    cli.outputs.check()
+
+
+def test_signing_with_ambient_credentials_is_bounded_by_pips_timeout(
+    privpkg_cli: PrivpkgCLI, venv_privpkg_cloud: Venv, listener: Listener, tmp_path: Path
+) -> None:
+    """The chain's container-credentials fetch goes to a loopback socket that never answers
+    (botocore allows loopback for AWS_CONTAINER_CREDENTIALS_FULL_URI). botocore alone tries 3
+    times with 2 s each; pip's --timeout 1 stops signing after about 1 s."""
+    cli = privpkg_cli
+    cli.env.update({"AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{listener.endpoint}/creds", "AWS_EC2_METADATA_DISABLED": "true",
+                    "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")})
+    cli.ok("workspace", "add", "aws", "--s3", "s3://some-bucket")  # AWS itself: the chain is allowed
+    pip = [*venv_privpkg_cloud.pip, "install", "--no-cache-dir", "--no-index", "--retries", "0", "--target", tmp_path / "t"]
+    # Warm up the venv's imports, so the clock below measures signing.
+    cli.tool([*venv_privpkg_cloud.pip, "--version"])
+    started = time.monotonic()
+    r = cli.tool([*pip, "--timeout", "1", "x @ privpkg://aws/wheels/x-1.0-py3-none-any.whl"])
+    took = time.monotonic() - started
+    assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
+    said = [ln for ln in r.output.splitlines() if "getting AWS default credentials for s3://some-bucket did not finish within 1 s" in ln]
+    assert len(said) == 1, r.describe()
+    assert listener.accepted, "the chain did not reach the container endpoint"
+    assert took < 6, f"pip took {took:.1f} s"
+    cli.outputs.check()
+
+
+def container_sas(azurite: Azurite, container: str, permission: str, ttl: int = 3600) -> str:
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    now = dt.datetime.now(dt.UTC)
+    return generate_container_sas(azurite.account, container, account_key=AZURITE_KEY,
+                                  permission=ContainerSasPermissions.from_string(permission),
+                                  start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(seconds=ttl), protocol="https,http")
+
+
+def test_azure_container_sas_reads_and_writes_as_permitted(
+    privpkg_cli: PrivpkgCLI, azurite: Azurite, venv_privpkg_cloud: Venv, tmp_path: Path
+) -> None:
+    cli = privpkg_cli
+    url = azurite.create_container()
+    container = url.rsplit("/", 1)[1]
+    write, read = container_sas(azurite, container, "racwl"), container_sas(azurite, container, "rl")
+    cli.outputs.add_secret(write)
+    cli.outputs.add_secret(urllib.parse.parse_qs(write)["sig"][0])
+    cli.outputs.add_secret(read)  # whole: resolve prints it with the blob path in front, never bare
+    cli.ok("workspace", "add", "az", "--azure", url)
+    cli.ok("connection", "set", "azsas", "--category", "AzureBlob", "--target", url, stdin="?" + write + "\n")
+    wheel = make_wheel(tmp_path / "w", "sas-pkg", "1.0")
+    wurl = cli.ok("wheel", "add", wheel, "--workspace", "az").strip().splitlines()[-1]
+    assert container and [b.name for b in azurite.container(container).list_blobs()] == [f"wheels/{wheel.name}"]
+
+    # A read-only SAS (as a reader gets it): wheel add says what it needs, before any upload.
+    cli.ok("connection", "set", "azsas", "--update", stdin=read + "\n")
+    second = make_wheel(tmp_path / "w2", "sas-pkg", "2.0")
+    cli.fails(1, "wheel", "add", second, "--workspace", "az",
+              match=["the SAS token of connection 'azsas' cannot write", "(sp=rl)", "create or write permission (c or w)"])
+    assert len(list(azurite.container(container).list_blobs())) == 1
+    listing = cli.ok("wheel", "list", "--workspace", "az")
+    assert wheel.name in listing
+    signed = cli.ok("resolve", wurl).strip()
+    assert signed.startswith(f"{url}/wheels/{wheel.name}?") and signed.endswith(read), "the SAS is used as it is"
+
+    r = cli.tool([*venv_privpkg_cloud.pip, "install", "--no-cache-dir", "--no-index", "--target", tmp_path / "t", f"sas-pkg @ {wurl}"])
+    assert r.returncode == 0 and "Successfully installed sas-pkg-1.0" in r.output, r.describe()
+
+    # A SAS whose permissions live in a stored access policy has no sp=: Azurite's 403 on the
+    # upload becomes the same line.
+    from azure.storage.blob import AccessPolicy, ContainerSasPermissions, generate_container_sas
+
+    now = dt.datetime.now(dt.UTC)
+    azurite.container(container).set_container_access_policy(
+        {"readers": AccessPolicy(permission=ContainerSasPermissions(read=True, list=True), start=now - dt.timedelta(minutes=5),
+                                 expiry=now + dt.timedelta(hours=1))})
+    policy = generate_container_sas(azurite.account, container, account_key=AZURITE_KEY, policy_id="readers", protocol="https,http")
+    assert "sp=" not in policy
+    cli.outputs.add_secret(policy)
+    cli.ok("connection", "set", "azsas", "--update", stdin=policy + "\n")
+    cli.fails(1, "wheel", "add", second, "--workspace", "az", match=["the SAS token of connection 'azsas' cannot write", "(c or w)"])
+    assert len(list(azurite.container(container).list_blobs())) == 1
+    shown = cli.ok("connection", "show", "azsas") + cli.ok("connection", "list", "--json")
+    assert "sig=" not in shown
+    assert cli.outputs.check() >= 1
+
+
+def test_credential_reprs_hold_no_secret() -> None:
+    from privpkg.storage.base import Credential
+
+    c = Credential("conn", "sv=2026-10-06&sp=rl&sig=SECRETSIG", None, "sas")
+    assert "SECRETSIG" not in repr(c) and "SECRETSIG" not in str(c)
+
+
+def _workspace(name: str, location: str, source: str = "user") -> Any:
+    from privpkg.workspace import Workspace
+
+    return Workspace(name, "azure", location, source=source)
+
+
+def test_default_azure_credential_only_for_the_users_workspace_on_a_blob_host(
+    isolated_privpkg: Path, monkeypatch: pytest.MonkeyPatch, listener: Listener
+) -> None:
+    """Selection only (no request): constructing the client and DefaultAzureCredential sends
+    nothing; the token and user delegation key requests are not testable here (see module doc)."""
+    from azure.identity import DefaultAzureCredential
+
+    from privpkg.access import open_workspace_storage
+    from privpkg.errors import PrivpkgError
+    from privpkg.storage.azure import AzureStorage
+
+    st = open_workspace_storage(_workspace("team", "https://acct.blob.core.windows.net/wheels"))
+    assert isinstance(st, AzureStorage) and st._kind == "ambient"
+    assert isinstance(st._container().credential, DefaultAzureCredential)
+    for host in ("acct.blob.core.chinacloudapi.cn", "acct.blob.core.usgovcloudapi.net"):
+        st = open_workspace_storage(_workspace("team", f"https://{host}/wheels"))
+        assert isinstance(st, AzureStorage) and st._kind == "ambient"
+
+    project = str(isolated_privpkg.parent / "project" / "privpkg.toml")
+    with pytest.raises(PrivpkgError, match="a project file cannot give them to workspace 'evil'") as exc:
+        open_workspace_storage(_workspace("evil", "https://acct.blob.core.windows.net/wheels", f"project {project}"))
+    assert "no AzureBlob credentials for https://acct.blob.core.windows.net/wheels" in str(exc.value)
+
+    foreign = f"{listener.endpoint}/devstoreaccount1/wheels"
+    with pytest.raises(PrivpkgError, match=f"{listener.endpoint}/devstoreaccount1/wheels is not an Azure Blob host"):
+        open_workspace_storage(_workspace("emu", foreign))
+    monkeypatch.setenv(envvars.TRUSTED_ENDPOINTS, f"https://other.example {listener.endpoint}")
+    st = open_workspace_storage(_workspace("emu", foreign))
+    assert isinstance(st, AzureStorage) and st._kind == "ambient", "listed by the user"
+    with pytest.raises(PrivpkgError, match="a project file cannot give them"):
+        open_workspace_storage(_workspace("emu", foreign, f"project {project}"))
+    assert listener.accepted == []
+
+
+def test_default_azure_credential_refusals_through_the_cli(privpkg_cli: PrivpkgCLI, listener: Listener, tmp_path: Path) -> None:
+    cli = privpkg_cli
+    foreign = f"{listener.endpoint}/devstoreaccount1/wheels"
+    cli.ok("workspace", "add", "emu", "--azure", foreign)
+    clone = tmp_path / "clone"
+    (clone / ".git").mkdir(parents=True)
+    cli.ok("workspace", "add", "evil", "--azure", "https://acct.blob.core.windows.net/wheels", "--project", cwd=clone)
+    whl = "x-1.0-py3-none-any.whl"
+    cli.fails(1, "resolve", f"privpkg://emu/wheels/{whl}", match=["no AzureBlob credentials", "is not an Azure Blob host",
+                                                                   "trusted_endpoints"])
+    cli.fails(1, "resolve", f"privpkg://evil/wheels/{whl}", cwd=clone,
+              match=["no AzureBlob credentials", "not using your DefaultAzureCredential: a project file cannot give them"])
+    assert listener.accepted == []
+    cli.outputs.check()
