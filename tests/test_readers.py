@@ -186,17 +186,23 @@ def test_signing_with_ambient_credentials_is_bounded_by_pips_timeout(
     cli.env.update({"AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{listener.endpoint}/creds", "AWS_EC2_METADATA_DISABLED": "true",
                     "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")})
     cli.ok("workspace", "add", "aws", "--s3", "s3://some-bucket")  # AWS itself: the chain is allowed
-    pip = [*venv_privpkg_cloud.pip, "install", "--no-cache-dir", "--no-index", "--retries", "0", "--target", tmp_path / "t"]
-    # Warm up the venv's imports, so the clock below measures signing.
-    cli.tool([*venv_privpkg_cloud.pip, "--version"])
+    # Baseline: the same pip run failing without any network (an endpoint the chain may not use),
+    # so the difference below is what signing took, whatever the machine's load.
+    cli.ok("workspace", "add", "near", "--s3", "s3://some-bucket", "--endpoint-url", "http://127.0.0.1:9")
+    pip = [*venv_privpkg_cloud.pip, "install", "--no-cache-dir", "--no-index", "--retries", "0", "--target", tmp_path / "t", "--timeout", "1"]
     started = time.monotonic()
-    r = cli.tool([*pip, "--timeout", "1", "x @ privpkg://aws/wheels/x-1.0-py3-none-any.whl"])
+    base = cli.tool([*pip, "x @ privpkg://near/wheels/x-1.0-py3-none-any.whl"])
+    baseline = time.monotonic() - started
+    assert base.returncode != 0 and "is not an AWS endpoint" in base.output, base.describe()
+    started = time.monotonic()
+    r = cli.tool([*pip, "x @ privpkg://aws/wheels/x-1.0-py3-none-any.whl"])
     took = time.monotonic() - started
     assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
     said = [ln for ln in r.output.splitlines() if "getting AWS default credentials for s3://some-bucket did not finish within 1 s" in ln]
     assert len(said) == 1, r.describe()
     assert listener.accepted, "the chain did not reach the container endpoint"
-    assert took < 6, f"pip took {took:.1f} s"
+    # botocore alone: 3 tries of 2 s and two 1 s pauses (about 9 s measured).
+    assert took - baseline < 4, f"pip took {took:.1f} s, {baseline:.1f} s without signing"
     cli.outputs.check()
 
 
@@ -218,7 +224,6 @@ def test_azure_container_sas_reads_and_writes_as_permitted(
     write, read = container_sas(azurite, container, "racwl"), container_sas(azurite, container, "rl")
     cli.outputs.add_secret(write)
     cli.outputs.add_secret(urllib.parse.parse_qs(write)["sig"][0])
-    cli.outputs.add_secret(read)  # whole: resolve prints it with the blob path in front, never bare
     cli.ok("workspace", "add", "az", "--azure", url)
     cli.ok("connection", "set", "azsas", "--category", "AzureBlob", "--target", url, stdin="?" + write + "\n")
     wheel = make_wheel(tmp_path / "w", "sas-pkg", "1.0")
@@ -255,6 +260,8 @@ def test_azure_container_sas_reads_and_writes_as_permitted(
     assert len(list(azurite.container(container).list_blobs())) == 1
     shown = cli.ok("connection", "show", "azsas") + cli.ok("connection", "list", "--json")
     assert "sig=" not in shown
+    # The read SAS is in the URL `privpkg resolve` prints (that is its job), and nowhere else.
+    assert [label for label, text, _ in cli.outputs.items if read in text] == [f"privpkg resolve {wurl}"]
     assert cli.outputs.check() >= 1
 
 
