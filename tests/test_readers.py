@@ -326,3 +326,118 @@ def test_default_azure_credential_refusals_through_the_cli(privpkg_cli: PrivpkgC
               match=["no AzureBlob credentials", "not using your DefaultAzureCredential: a project file cannot give them"])
     assert listener.accepted == []
     cli.outputs.check()
+
+
+# --------------------------------------------------------------------------------------------
+# DefaultAzureCredential against Azurite's basic OAuth (https, a self-signed certificate)
+# --------------------------------------------------------------------------------------------
+
+def _self_signed(dest: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (Azurite's --oauth needs https)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = dest / "cert.pem", dest / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _fake_token() -> str:
+    """A JWT as Entra ID issues them for storage; Azurite's basic OAuth checks issuer, audience
+    and times, not the signature."""
+    import base64
+    import json
+
+    def b64(d: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+
+    now, tenant = int(time.time()), "ab1f708d-50f6-404c-a006-d71b2ac7a606"
+    claims = {"aud": "https://storage.azure.com", "iss": f"https://sts.windows.net/{tenant}/", "iat": now - 60, "nbf": now - 60,
+              "exp": now + 3600, "oid": "00000000-0000-0000-0000-0000000000aa", "tid": tenant}
+    return b64({"alg": "RS256", "typ": "JWT"}) + "." + b64(claims) + ".c2lnbmF0dXJl"
+
+
+def test_default_azure_credential_gets_a_user_delegation_key_from_azurite(
+    privpkg_cli: PrivpkgCLI, azurite_bin: Path, tmp_path: Path
+) -> None:
+    """The whole DefaultAzureCredential path up to the signed URL: a token (from `az account
+    get-access-token`, which DefaultAzureCredential runs; a stand-in script here, since neither
+    the Azure CLI's sign-in nor Entra ID is reachable), Azurite's OAuth accepting it, a user
+    delegation key from Azurite, a user-delegation SAS for one blob. Azurite 3.35 then refuses
+    that SAS (403): its string-to-sign lacks two fields the SDK signs since service version
+    2026 (FACTS.md); the test asserts the 403 so it says when Azurite catches up."""
+    import json
+    import shutil
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from azure.storage.blob import BlobServiceClient
+
+    from privpkg.testing import start_server, stop_process
+
+    node = shutil.which("node")
+    assert node is not None
+    cert, key = _self_signed(tmp_path)
+    data = tmp_path / "azurite"
+    data.mkdir()
+
+    def argv(port: int) -> list[str]:
+        return [node, str(azurite_bin), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(data),
+                "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry", "--oauth", "basic",
+                "--cert", str(cert), "--key", str(key)]
+
+    proc, port = start_server(argv, data / "azurite.log", "Azurite (https, OAuth)")
+    try:
+        account_url = f"https://127.0.0.1:{port}/devstoreaccount1"
+        token = _fake_token()
+        service = BlobServiceClient(account_url, credential={"account_name": "devstoreaccount1", "account_key": AZURITE_KEY},
+                                    connection_verify=str(cert), api_version="2025-11-05")
+        service.create_container("wheels")
+        wheel = make_wheel(tmp_path / "w", "udk-pkg", "1.0")
+        service.get_container_client("wheels").upload_blob(f"wheels/{wheel.name}", wheel.read_bytes(), metadata={"sha256": "0" * 64})
+
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        az = bin_dir / "az"
+        answer = json.dumps({"accessToken": token, "expires_on": int(time.time()) + 3600, "tokenType": "Bearer",
+                             "tenant": "ab1f708d-50f6-404c-a006-d71b2ac7a606"})
+        az.write_text(f"#!/bin/sh\ncat <<'JSON'\n{answer}\nJSON\n")
+        az.chmod(0o755)
+        cli = privpkg_cli
+        cli.outputs.add_secret(token)
+        cli.env.update({"PATH": f"{bin_dir}:{cli.env['PATH']}", "REQUESTS_CA_BUNDLE": str(cert),
+                        "AZURE_TOKEN_CREDENTIALS": "AzureCliCredential"})
+        cli.ok("workspace", "add", "udk", "--azure", f"{account_url}/wheels")
+        url = f"privpkg://udk/wheels/{wheel.name}"
+        cli.fails(1, "resolve", url, match=["no AzureBlob credentials", "is not an Azure Blob host"])
+        trust(cli, f"https://127.0.0.1:{port}")
+        signed = cli.ok("resolve", url).strip()  # resolve looks the blob up first: with the token
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(signed).query))
+        assert signed.startswith(f"{account_url}/wheels/wheels/{wheel.name}?")
+        assert q["skoid"] == "00000000-0000-0000-0000-0000000000aa" and q["sp"] == "r" and q["sr"] == "b", q
+        ctx = ssl.create_default_context(cafile=str(cert))
+        try:
+            with urllib.request.urlopen(signed, context=ctx, timeout=30) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        assert status == 403, "Azurite now accepts the SDK's user-delegation SAS: assert 200 and install through pip here"
+        assert cli.outputs.check() >= 1
+    finally:
+        stop_process(proc)
