@@ -236,6 +236,8 @@ def test_azure_container_sas_reads_and_writes_as_permitted(
     cli.fails(1, "wheel", "add", second, "--workspace", "az",
               match=["the SAS token of connection 'azsas' cannot write", "(sp=rl)", "create or write permission (c or w)"])
     assert len(list(azurite.container(container).list_blobs())) == 1
+    verdict = cli.ok("connection", "test", "azsas")  # connection test lists with the SAS as it is
+    assert verdict.startswith("OK: ") and "list blobs" in verdict, verdict
     listing = cli.ok("wheel", "list", "--workspace", "az")
     assert wheel.name in listing
     signed = cli.ok("resolve", wurl).strip()

@@ -225,20 +225,24 @@ def _probe_azure(conn: Connection, deadline: float) -> Verdict:
     else:
         account = norm.host.split(".", 1)[0]
         account_url = f"{norm.scheme}://{norm.netloc}"
-    named, key = azure.parse_account_secret(conn.secret)
+    sas = azure.sas_token(conn.secret)  # a SAS is used as it is (listing needs its l permission)
+    named, key = (None, "") if sas is not None else azure.parse_account_secret(conn.secret)
     if named and named != account:
         return Verdict(False, f"FAILED: the connection string of {conn.name!r} is for account {named!r}, not {account!r}")
     left = _left(deadline)
     kw: dict[str, Any] = {"retry_total": 0, "connection_timeout": left, "read_timeout": left}
+    sas_kw = {**kw, "api_version": azure.EMULATOR_API_VERSION} if emulator else kw
     where = conn.target
     try:
         if segs:
-            client = azure.open_client(account_url, account, key, segs[0], emulator=emulator, **kw)
+            client = (azure.sdk().ContainerClient(account_url, segs[0], credential=sas, **sas_kw) if sas is not None
+                      else azure.open_client(account_url, account, key, segs[0], emulator=emulator, **kw))
             prefix = "/".join(segs[1:]) or None
             what = "list blobs"
             list(next(client.list_blobs(name_starts_with=prefix, results_per_page=1).by_page(), []))
         else:
-            service = azure.open_client(account_url, account, key, emulator=emulator, **kw)
+            service = (azure.sdk().BlobServiceClient(account_url, credential=sas, **sas_kw) if sas is not None
+                       else azure.open_client(account_url, account, key, emulator=emulator, **kw))
             what = "list containers"
             list(next(service.list_containers(results_per_page=1).by_page(), []))
     except ValueError:
