@@ -143,7 +143,7 @@ class S3Storage:
 
     def _call(self, what: str, fn: Any, **kw: Any) -> Any:
         from boto3.exceptions import S3UploadFailedError
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, HTTPClientError
 
         try:
             return fn(**kw)
@@ -171,6 +171,8 @@ class S3Storage:
                     f"update them with: privpkg connection set {self._conn_name} --update"
                 ) from None
             raise PrivpkgError(f"{self.location}: {code or status} while trying to {what}") from None
+        except HTTPClientError as exc:  # a timeout or reset, here or at a credentials endpoint (botocore names the URL)
+            raise PrivpkgError(f"no answer while trying to {what} for {self.location}: {type(exc).__name__}: {shown(exc)}") from None
         except BotoCoreError as exc:
             if self._ambient:  # e.g. an expired SSO token, a role that cannot be assumed: botocore says which
                 raise PrivpkgError(f"AWS default credentials failed while trying to {what} for {self.location}: "
