@@ -185,7 +185,10 @@ class AzureStorage:
 
     def _refused(self, what: str, code: str) -> PrivpkgError:
         """The one line for a 403: what to change depends on the credential."""
-        if self._kind == "sas" and what == "upload":
+        if self._kind == "sas" and "PermissionMismatch" in code:  # the SAS is valid but lacks c/w (or r, l)
+            if what != "upload":
+                return PrivpkgError(f"the SAS token of connection {self._conn_name!r} does not permit to {what} in "
+                                    f"{self.container_url} ({code}); update it with: privpkg connection set {self._conn_name} --update")
             return self._needs_write()
         if self._kind == "sas":
             return PrivpkgError(f"{self.container_url} refused the SAS token of connection {self._conn_name!r} while trying to "
