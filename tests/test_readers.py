@@ -176,12 +176,16 @@ def test_ambient_credentials_never_serve_a_project_file_or_a_foreign_endpoint(
     cli.outputs.check()
 
 
+@pytest.mark.parametrize("pip_env", ["venv_privpkg_cloud", "venv_pip231_shim"])
 def test_signing_with_ambient_credentials_is_bounded_by_pips_timeout(
-    privpkg_cli: PrivpkgCLI, venv_privpkg_cloud: Venv, listener: Listener, tmp_path: Path
+    privpkg_cli: PrivpkgCLI, pip_env: str, listener: Listener, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The chain's container-credentials fetch goes to a loopback socket that never answers
     (botocore allows loopback for AWS_CONTAINER_CREDENTIALS_FULL_URI). botocore alone tries 3
-    times with 2 s each; pip's --timeout 1 stops signing after about 1 s."""
+    times with 2 s each; pip's --timeout 1 stops signing after about 1 s, in pip's process (the
+    newest pip with privpkg) and in privpkg's own interpreter (pip 23.1 with a `setup pip
+    --python` copy of the shim, which passes the timeout along)."""
+    venv_privpkg_cloud: Venv = request.getfixturevalue(pip_env)
     cli = privpkg_cli
     cli.env.update({"AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{listener.endpoint}/creds", "AWS_EC2_METADATA_DISABLED": "true",
                     "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")})

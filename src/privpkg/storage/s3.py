@@ -46,6 +46,7 @@ def make_client(endpoint_url: str | None, region: str, key_id: str | None, secre
     """The only way privpkg builds an S3 client (``config``: botocore ``Config`` options). Its
     requests go to exactly ``endpoint_url``, the endpoint the credentials were checked against
     (None: AWS), whatever the ambient AWS configuration says:
+
     - ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL`` and ``endpoint_url`` in ~/.aws/config (any
       profile ``AWS_PROFILE`` names) are ignored: botocore >= 1.31 would otherwise send keys
       bound to AWS, and uploads and the wheels pip installs, to that host, plain http included;
