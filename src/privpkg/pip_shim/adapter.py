@@ -193,7 +193,7 @@ def _explain_404(url: str) -> str:
     except NotFoundError as exc:
         return str(exc)
     except Exception:  # noqa: BLE001 - the 404 line below is still right, only less precise
-        pass
+        return _not_found(url)
     return _not_found(url)
 
 
