@@ -363,3 +363,25 @@ def test_pip_signs_a_plain_blob_url_of_a_registered_workspace(
     assert json.loads((target / "blob_pkg-3.0.dist-info" / "direct_url.json").read_text())["url"] == blob_url
     _no_signature_on_disk(target)
     cli.outputs.check()
+
+
+def test_pip_says_a_removed_wheel_was_removed(
+    privpkg_cli: PrivpkgCLI, azurite: Azurite, venv_privpkg_cloud: Venv, venv_pip231_shim: Venv, tmp_path: Path
+) -> None:
+    """The storage answers 404 for a removed wheel as for one never published; the shim looks
+    again on that error path, so pip's line says which (as ``privpkg resolve`` does), in
+    privpkg's own environment and through a copied shim (which asks privpkg's interpreter)."""
+    cli = privpkg_cli
+    setup_workspace(cli, azurite)
+    wheel = make_wheel(tmp_path / "w", "demo-pkg", "1.0")
+    url = cli.ok("wheel", "add", wheel, "--workspace", WS).strip().splitlines()[-1]
+    cli.ok("wheel", "remove", wheel.name, "--workspace", WS)
+    never = url.replace("demo_pkg-1.0", "demo_pkg-9.9")
+    cases = ((url, f"wheel {wheel.name} was removed from workspace {WS!r}"), (never, "no wheel demo_pkg-9.9-py3-none-any.whl in workspace"))
+    for venv in (venv_privpkg_cloud, venv_pip231_shim):
+        for req, line in cases:
+            r = cli.tool([*venv.pip, "install", "--no-cache-dir", "--target", tmp_path / "t", f"demo-pkg @ {req}"])
+            assert r.returncode != 0 and "Traceback" not in r.output, r.describe()
+            assert line in r.output, r.output
+            assert "sig=" not in r.output, r.output
+    cli.outputs.check()

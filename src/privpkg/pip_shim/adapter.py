@@ -172,8 +172,9 @@ import sys
 try:
     from privpkg.errors import NotFoundError, PrivpkgError
     from privpkg.resolve import resolve_url
-    timeout = float(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None
-    print(resolve_url(sys.argv[1], int(sys.argv[2]), check=False, timeout=timeout))
+    args = sys.argv[3:]  # "check" (look the wheel up first), "timeout=SECONDS" (pip's)
+    timeout = next((float(a[len("timeout="):]) for a in args if a.startswith("timeout=")), None)
+    print(resolve_url(sys.argv[1], int(sys.argv[2]), check="check" in args, timeout=timeout))
 except NotFoundError as exc:
     sys.stderr.write("privpkg: error: %s\\n" % exc)
     sys.exit(1)
@@ -186,7 +187,30 @@ except Exception as exc:
 """
 
 
-def _resolve_subprocess(url: str, timeout: Any = None) -> str:
+def _explain_404(url: str) -> str:
+    """Why the storage answered 404 for ``url``: privpkg looks again (only on this error path, so
+    the one extra request costs nothing on a good install) and says whether the wheel was removed
+    (``wheel remove`` leaves a marker) or never published; :func:`_not_found` when it cannot."""
+    try:
+        from privpkg.errors import NotFoundError
+        from privpkg.resolve import resolve_url
+    except ImportError:
+        try:
+            _resolve_subprocess(url, check=True)
+        except _ShimError as exc:
+            if exc.status == 404:
+                return str(exc)
+        return _not_found(url)
+    try:
+        resolve_url(url, _ttl(), check=True)
+    except NotFoundError as exc:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - the 404 line below is still right, only less precise
+        return _not_found(url)
+    return _not_found(url)
+
+
+def _resolve_subprocess(url: str, timeout: Any = None, check: bool = False) -> str:
     cfg_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config.json")
     try:
         with open(cfg_path) as fh:
@@ -198,7 +222,8 @@ def _resolve_subprocess(url: str, timeout: Any = None) -> str:
     try:
         # Signing is offline (with ambient credentials: bounded by pip's timeout), so this
         # returns in well under a second unless the store is locked by a writer (at most 30 s).
-        res = subprocess.run([python, "-c", _SIGN_PROGRAM, url, str(_ttl()), "" if timeout is None else str(timeout)],
+        extra = (["check"] if check else []) + ([] if timeout is None else [f"timeout={timeout}"])
+        res = subprocess.run([python, "-c", _SIGN_PROGRAM, url, str(_ttl())] + extra,
                              capture_output=True, text=True, env=env, timeout=120, check=False, stdin=subprocess.DEVNULL)
     except (OSError, ValueError):
         raise _ShimError(f"privpkg's interpreter {python} is gone; run: privpkg setup pip --python {sys.executable}", 403) from None
@@ -543,7 +568,7 @@ def patch_session_module(module: Any) -> None:
             resp.request = request
             resp.history = []
             if resp.status_code == 404:
-                resp.reason = "privpkg: " + _not_found(original)
+                resp.reason = "privpkg: " + _explain_404(original)
             elif resp.status_code >= 400:
                 resp.reason = f"{resp.reason or 'error'} from the workspace storage (signed URL withheld)"
             return resp
