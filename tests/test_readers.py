@@ -210,6 +210,33 @@ def test_signing_with_ambient_credentials_is_bounded_by_pips_timeout(
     cli.outputs.check()
 
 
+def test_user_delegation_key_fetch_is_bounded_by_pips_timeout(privpkg_cli: PrivpkgCLI, venv_pip231_shim: Venv, tmp_path: Path) -> None:
+    """DefaultAzureCredential's token command (`az account get-access-token`, a stand-in that
+    hangs) is cut off at pip's --timeout. The shim copy signs in this checkout's interpreter,
+    which has azure-identity; nothing reaches Azure (no token was ever returned)."""
+    cli = privpkg_cli
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "az").write_text("#!/bin/sh\nsleep 30\n")
+    (bin_dir / "az").chmod(0o755)
+    cli.env.update({"PATH": f"{bin_dir}:{cli.env['PATH']}", "AZURE_TOKEN_CREDENTIALS": "AzureCliCredential"})
+    cli.ok("workspace", "add", "team", "--azure", "https://acct.blob.core.windows.net/wheels")
+    cli.ok("workspace", "add", "near", "--azure", "http://127.0.0.1:9/devstoreaccount1/wheels")  # refused: the baseline
+    pip = [*venv_pip231_shim.pip, "install", "--no-cache-dir", "--no-index", "--retries", "0", "--target", tmp_path / "t", "--timeout", "1"]
+    started = time.monotonic()
+    base = cli.tool([*pip, "x @ privpkg://near/wheels/x-1.0-py3-none-any.whl"])
+    baseline = time.monotonic() - started
+    assert base.returncode != 0 and "is not an Azure Blob host" in base.output, base.describe()
+    started = time.monotonic()
+    r = cli.tool([*pip, "x @ privpkg://team/wheels/x-1.0-py3-none-any.whl"])
+    took = time.monotonic() - started
+    want = "getting a user delegation key for https://acct.blob.core.windows.net/wheels did not finish within 1 s"
+    assert r.returncode != 0 and len([ln for ln in r.output.splitlines() if want in ln]) == 1, r.describe()
+    assert "Traceback" not in r.output, r.describe()
+    assert took - baseline < 4, f"pip took {took:.1f} s, {baseline:.1f} s without signing"
+    cli.outputs.check()
+
+
 def container_sas(azurite: Azurite, container: str, permission: str, ttl: int = 3600) -> str:
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 

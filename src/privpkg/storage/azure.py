@@ -141,8 +141,9 @@ class AzureStorage:
         quiet = logging.getLogger("azure.identity")
         if quiet.level == logging.NOTSET:
             quiet.setLevel(logging.ERROR)
-        # process_timeout bounds the az/azd/PowerShell token commands (10 s by default).
-        timeout = max(1, int(self._timeout)) if self._timeout is not None else 10
+        # process_timeout bounds the az/azd/PowerShell token commands (10 s by default); under a
+        # caller's deadline (storage.base.bounded) a second more, so the deadline's line wins.
+        timeout = int(self._timeout) + 1 if self._timeout is not None else 10
         return DefaultAzureCredential(process_timeout=timeout)
 
     def _container(self) -> Any:
