@@ -150,6 +150,14 @@ def test_ambient_credentials_never_serve_a_project_file_or_a_foreign_endpoint(
     (clone / ".git").mkdir(parents=True)
     cli.ok("workspace", "add", "evil", "--s3", "s3://b", "--endpoint-url", listener.endpoint, "--project", cwd=clone)
     cli.ok("workspace", "add", "evil-aws", "--s3", "s3://b", "--project", cwd=clone)
+    # A project file cannot list endpoints: the key is ignored with a warning.
+    project_file = clone / "privpkg.toml"
+    committed = project_file.read_text()
+    project_file.write_text(f'trusted_endpoints = ["{listener.endpoint}"]\n' + committed)
+    res = cli("resolve", f"privpkg://mine/wheels/{whl}", cwd=clone)
+    assert res.returncode == 1 and "trusted_endpoints: only read from the user config" in res.stderr, res.stderr
+    assert f"{listener.endpoint} is not an AWS endpoint" in res.stderr.splitlines()[-1], res.stderr
+    project_file.write_text(committed)
     trust(cli, listener.endpoint)
     for ws in ("evil", "evil-aws"):
         cli.fails(1, "resolve", f"privpkg://{ws}/wheels/{whl}", cwd=clone,
