@@ -182,7 +182,8 @@ def test_unusable_bundle_is_one_error_line(cli: PrivpkgCLI, tls_feed: TLSFeed, t
     cli.ok("connection", "set", "feed", "--target", url, stdin=PAT)
     words = [f"{var}={bad}", "no such file" if kind == "missing" else "holds no PEM certificate"]
     cli.fails(1, "connection", "test", "feed", env={var: str(bad)}, match=words)
-    cli.fails(1, "auth", "login", url + "x/", "--verify", stdin=PAT + "\n", env={var: str(bad)}, match=words)
+    # stdin is empty: the bundle is checked before the PAT is read (else: an error about the PAT).
+    cli.fails(1, "auth", "login", url + "x/", "--verify", stdin="", env={var: str(bad)}, match=words)
     assert tls_feed.log == []
 
 
