@@ -11,8 +11,9 @@ certificate). The feed's host name, ``feed.privpkg.test``, is resolved by the pr
 OK for it proves the request went through the proxy.
 
 Loopback and proxies: urllib, requests and botocore on Linux all send a request for 127.0.0.1 to
-the proxy unless ``NO_PROXY`` names it (measured here), so the storage emulators on 127.0.0.1
-need no trick; the tests check that the proxy saw their requests.
+the proxy unless ``NO_PROXY`` names it (measured here), so the storage SDKs reach the emulators on
+127.0.0.1 through the proxy with no trick (the tests check the proxy saw them); privpkg's own
+HTTP sends loopback direct, so its proxy tests use the proxy-only name.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 from support.cli import PrivpkgCLI, assert_one_error_line
 from support.env import secret_forms
+from support.feeds import FeedServer
 from support.netproxy import PROXIED_HOST, ForwardProxy, PrivateCA, TLSFeed
 from support.storage import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, MotoServer
 
@@ -194,19 +196,53 @@ def test_bad_pip_conf_cert_names_the_file(cli: PrivpkgCLI, tls_feed: TLSFeed, tm
     cli.fails(1, "connection", "test", "feed", match=[f"cert in {conf} [global]=", "no such file"])
 
 
-@pytest.mark.parametrize("no_proxy", ["NO_PROXY=127.0.0.1", "no_proxy=127.0.0.1", "NO_PROXY=localhost,127.0.0.0/8", "NO_PROXY=*"])
+@pytest.mark.parametrize("no_proxy", ["NO_PROXY=feed.privpkg.test", "no_proxy=.privpkg.test", "NO_PROXY=example.com, privpkg.test",
+                                      "NO_PROXY=*"])
 def test_no_proxy_bypasses(cli: PrivpkgCLI, ca: PrivateCA, tls_feed: TLSFeed, proxy: ForwardProxy, no_proxy: str) -> None:
-    """NO_PROXY (either case; a host, a CIDR range as requests reads it, or ``*``) sends the
-    request direct: OK, and the proxy saw nothing. Without it, even 127.0.0.1 goes through the
-    proxy (urllib, requests and botocore do not exempt loopback on Linux)."""
-    url = tls_feed.url()
+    """NO_PROXY (either case; a host, a suffix with or without its dot, or ``*``) sends the
+    request direct: for a name only the proxy resolves that is UNREACHABLE, and the proxy saw
+    nothing. (CIDR entries: test_proxy_bypass_rules.)"""
+    url = tls_feed.url(PROXIED_HOST)
     cli.ok("connection", "set", "feed", "--target", url, stdin=PAT)
     trust = {"REQUESTS_CA_BUNDLE": str(ca.ca_pem), "HTTPS_PROXY": proxy.url}
     name, _, value = no_proxy.partition("=")
-    assert _one_verdict(cli, "feed", {**trust, name: value}).returncode == 0
-    assert proxy.seen == []
+    res = _one_verdict(cli, "feed", {**trust, name: value})
+    assert res.returncode == 1 and res.stdout.startswith("UNREACHABLE: ") and "through the proxy" not in res.stdout, res.stdout
+    assert proxy.seen == [] and tls_feed.log == []
     assert _one_verdict(cli, "feed", trust).returncode == 0
-    assert [s.target for s in proxy.seen] == [f"127.0.0.1:{tls_feed.port}"]
+    assert [s.target for s in proxy.seen] == [f"{PROXIED_HOST}:{tls_feed.port}"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_loopback_goes_direct(cli: PrivpkgCLI, ca: PrivateCA, tls_feed: TLSFeed, proxy: ForwardProxy, host: str) -> None:
+    """A loopback target never goes through the proxy (which would reach the proxy's own
+    loopback), though urllib, requests and botocore would send it there."""
+    cli.ok("connection", "set", "feed", "--target", tls_feed.url(host), stdin=PAT)
+    res = _one_verdict(cli, "feed", {"REQUESTS_CA_BUNDLE": str(ca.ca_pem), "HTTPS_PROXY": proxy.url})
+    assert res.returncode == 0, res.stdout
+    assert proxy.seen == []
+
+
+def test_plain_http_loopback_pat_never_reaches_the_proxy(cli: PrivpkgCLI, feed: FeedServer, proxy: ForwardProxy) -> None:
+    """A PAT for an http loopback feed (allowed without --allow-http because it never leaves
+    this machine) would cross an HTTP_PROXY in clear; privpkg goes direct."""
+    cli.outputs.add_secret(feed.secret_a)
+    cli.ok("connection", "set", "feed", "--target", feed.index_a, stdin=feed.secret_a)
+    res = _one_verdict(cli, "feed", {"HTTP_PROXY": proxy.url, "http_proxy": proxy.url})
+    assert res.returncode == 0, res.stdout
+    assert proxy.seen == [] and proxy.raw_text() == ""
+
+
+def test_proxy_bypass_rules() -> None:
+    """no_proxy as requests (so pip) reads it, on top of urllib: IPv4 addresses and CIDR ranges;
+    suffixes on a label boundary only (requests' plain ``endswith`` would also exempt
+    ``evilcorp.example`` for ``corp.example``)."""
+    assert http.proxy_bypassed("10.1.2.3:443", "10.0.0.0/8") and http.proxy_bypassed("10.1.2.3", " 192.168.0.0/16 ,10.1.2.3")
+    assert not http.proxy_bypassed("11.1.2.3", "10.0.0.0/8")
+    assert http.proxy_bypassed("[fd00::1]:443", "fd00::/8")
+    assert http.proxy_bypassed("pkgs.corp.example:443", "corp.example") and not http.proxy_bypassed("evilcorp.example", "corp.example")
+    assert http.proxy_bypassed("anything", "*") and not http.proxy_bypassed("anything", "")
+    assert http.direct("127.0.0.2:1", "") and http.direct("LOCALHOST", "") and not http.direct("feed.example", "")
 
 
 def test_lower_case_proxy_wins(cli: PrivpkgCLI, ca: PrivateCA, tls_feed: TLSFeed, proxy: ForwardProxy) -> None:

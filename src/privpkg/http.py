@@ -9,9 +9,12 @@ Proxies: ``https_proxy``/``http_proxy``/``no_proxy``, lower case winning over up
 requests and curl read them. An https URL goes through an ``http://`` proxy as a CONNECT tunnel
 only: the proxy sees the host and port, never a header, so a PAT stays inside TLS. ``no_proxy``
 takes host suffixes (``.corp.example`` or ``corp.example``), ``host:port``, ``*``, and, as
-requests (so pip) does, IPv4 addresses and CIDR ranges, which urllib alone does not. Loopback is
-not bypassed unless ``no_proxy`` says so (urllib, requests and botocore on Linux do the same), so
-``connection test`` takes the path pip takes.
+requests (so pip) does, IPv4 addresses and CIDR ranges, which urllib alone does not. A loopback
+URL (``localhost``, 127.0.0.0/8, ``::1``) always goes direct, as Go's net/http does: through a
+proxy it would name the proxy's machine, and a plain-http one would hand its PAT or SAS to the
+proxy in clear, while privpkg allows plain http on loopback only because it never leaves this
+machine. (urllib, requests and botocore on Linux send loopback to the proxy unless ``no_proxy``
+names it; the storage SDKs keep doing so.)
 
 The CA bundle, first set wins (an empty variable is unset):
 
@@ -221,10 +224,7 @@ def proxy_bypassed(host: str, no_proxy: str) -> bool:
 
     if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]  # not in typeshed
         return True
-    if host.startswith("["):  # [IPv6]:port
-        name = host[1:].split("]", 1)[0]
-    else:
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = _host_only(host)
     try:
         addr = ipaddress.ip_address(name)
     except ValueError:
@@ -238,10 +238,35 @@ def proxy_bypassed(host: str, no_proxy: str) -> bool:
     return False
 
 
+def _host_only(hostport: str) -> str:
+    if hostport.startswith("["):  # [IPv6]:port
+        return hostport[1:].split("]", 1)[0]
+    return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+
+
+def direct(hostport: str, no_proxy: str) -> bool:
+    """Whether a request to ``hostport`` skips the proxy: a loopback host, or ``no_proxy``.
+
+    >>> direct("127.0.0.2:8080", ""), direct("localhost", ""), direct("[::1]:443", ""), direct("pkgs.example", "")
+    (True, True, True, False)
+    """
+    import ipaddress
+
+    host = _host_only(hostport).lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return True
+    except ValueError:
+        pass
+    return proxy_bypassed(hostport, no_proxy)
+
+
 def build_opener(*handlers: Any) -> urllib.request.OpenerDirector:
     """An opener with ``handlers`` added, the environment's proxies (urllib's reading: lower
-    case wins; ``HTTP_PROXY`` is ignored when ``REQUEST_METHOD`` is set, httpoxy; ``no_proxy``
-    by :func:`proxy_bypassed`) and an HTTPS handler trusting :func:`ssl_context`. Raises
+    case wins; ``HTTP_PROXY`` is ignored when ``REQUEST_METHOD`` is set, httpoxy; loopback and
+    ``no_proxy`` go direct, :func:`direct`) and an HTTPS handler trusting :func:`ssl_context`. Raises
     PrivpkgError for an unusable CA bundle."""
     import urllib.request
 
@@ -250,7 +275,7 @@ def build_opener(*handlers: Any) -> urllib.request.OpenerDirector:
 
     class EnvProxyHandler(urllib.request.ProxyHandler):
         def proxy_open(self, req: Any, proxy: str, type: str) -> Any:
-            if req.host and proxy_bypassed(req.host, no_proxy):
+            if req.host and direct(req.host, no_proxy):
                 return None
             return super().proxy_open(req, proxy, type)
 
@@ -268,6 +293,6 @@ def proxy_for(url: str) -> str | None:
     found = urllib.request.getproxies_environment()
     parts = urllib.parse.urlsplit(url)
     proxy = found.get(parts.scheme)
-    if not proxy or (parts.netloc and proxy_bypassed(parts.netloc.rsplit("@", 1)[-1], found.get("no", ""))):
+    if not proxy or (parts.netloc and direct(parts.netloc.rsplit("@", 1)[-1], found.get("no", ""))):
         return None
     return urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy).netloc.rsplit("@", 1)[-1]
