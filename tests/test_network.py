@@ -377,6 +377,7 @@ def tls_moto(ca: PrivateCA, tmp_path: Path) -> Iterator[int]:
         stop_process(proc)
 
 
+@pytest.mark.s3
 def test_storage_sdks_trust_the_chosen_bundle_through_https_proxy(cli: PrivpkgCLI, ca: PrivateCA, proxy: ForwardProxy,
                                                                   tls_azurite: int, tls_moto: int) -> None:
     """Azurite and moto on https with the private CA, through HTTPS_PROXY (CONNECT only). Given
@@ -409,9 +410,10 @@ def test_storage_sdks_trust_the_chosen_bundle_through_https_proxy(cli: PrivpkgCL
     assert AZURITE_KEY not in raw and moto_secret not in raw
 
 
-def test_aws_ca_bundle_wins_for_s3(cli: PrivpkgCLI, ca: PrivateCA, tls_moto: int) -> None:
-    """boto3's own AWS_CA_BUNDLE is the more specific setting: with it set (to the wrong CA),
-    privpkg's PIP_CERT is not passed to boto3."""
+@pytest.mark.s3
+def test_aws_ca_bundle_wins_for_s3(cli: PrivpkgCLI, ca: PrivateCA, tls_moto: int, tmp_path: Path) -> None:
+    """boto3's own AWS_CA_BUNDLE or ``ca_bundle`` in the AWS config is the more specific setting:
+    with either set (to the wrong CA), privpkg's PIP_CERT is not passed to boto3."""
     import boto3
 
     s3 = f"https://127.0.0.1:{tls_moto}"
@@ -422,4 +424,8 @@ def test_aws_ca_bundle_wins_for_s3(cli: PrivpkgCLI, ca: PrivateCA, tls_moto: int
     good = {"PIP_CERT": str(ca.ca_pem)}
     assert _one_verdict(cli, "s3", good).returncode == 0
     res = _one_verdict(cli, "s3", {**good, "AWS_CA_BUNDLE": str(ca.other_ca_pem)})
+    assert res.returncode == 1 and "certificate verification failed" in res.stdout, res.stdout
+    config = tmp_path / "aws-config"
+    config.write_text(f"[default]\nca_bundle = {ca.other_ca_pem}\n")
+    res = _one_verdict(cli, "s3", {**good, "AWS_CONFIG_FILE": str(config)})
     assert res.returncode == 1 and "certificate verification failed" in res.stdout, res.stdout

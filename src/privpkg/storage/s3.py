@@ -87,15 +87,19 @@ def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str,
 
 
 def _verify() -> str | None:
-    """boto3's ``verify=``: None (botocore decides) when the AWS configuration names a CA bundle,
-    else privpkg's CA bundle when the user chose one."""
-    import botocore.session
+    """boto3's ``verify=``: privpkg's CA bundle when the user chose one, unless the AWS
+    configuration names its own (then None: botocore decides)."""
+    import os
 
-    if botocore.session.Session().get_config_variable("ca_bundle"):
-        return None
     from privpkg import http
 
-    return http.sdk_verify()
+    bundle = http.sdk_verify()
+    if bundle is None or os.environ.get("AWS_CA_BUNDLE"):
+        return None
+    import botocore.session
+
+    # ~/.aws/config's ca_bundle for the active profile (a session costs ~12 ms: only asked here).
+    return None if botocore.session.Session().get_config_variable("ca_bundle") else bundle
 
 
 class S3Storage:
