@@ -261,43 +261,54 @@ def test_lower_case_proxy_wins(cli: PrivpkgCLI, ca: PrivateCA, tls_feed: TLSFeed
 # --- pip's config files, as pip reads them ---------------------------------------------------
 
 
-def test_pip_config_files_and_cert_match_real_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """privpkg lists the files pip lists (``pip config debug``, this interpreter's pip) in pip's
-    order, and picks the cert ``pip install`` would: ``[install]`` of any file over
-    ``[global]``, a later file over an earlier one, PIP_CERT over all."""
+#: What ``pip install`` would use as its cert, asked of pip itself (its internal option parser:
+#: test-only; ``pip config list`` is no oracle, pip 26 lists every file's value, not the merge).
+PIP_INSTALL_CERT = "from pip._internal.commands import create_command; print(create_command('install').parse_args([])[0].cert)"
+
+
+@pytest.mark.parametrize("which", ["this interpreter's pip", "newest pip"])
+def test_pip_config_files_and_cert_match_real_pip(tmp_path: Path, request: pytest.FixtureRequest, which: str) -> None:
+    """privpkg lists the files pip lists (``pip config debug``: the dev venv's pip, 23.2.1 here,
+    and the newest) in pip's order, and picks the cert ``pip install`` would: ``[install]`` of
+    any file over ``[global]`` of all, a later file over an earlier one, PIP_CERT over all."""
+    python = sys.executable if which == "this interpreter's pip" else str(request.getfixturevalue("venv_bare_pip").python)
     xdg_dirs = tmp_path / "xdg"
     home = tmp_path / "home"
     env_file = tmp_path / "env-pip.conf"
+    user_file = home / ".config" / "pip" / "pip.conf"
     (xdg_dirs / "pip").mkdir(parents=True)
-    (home / ".config" / "pip").mkdir(parents=True)
+    user_file.parent.mkdir(parents=True)
     (xdg_dirs / "pip" / "pip.conf").write_text("[global]\ncert = /global.pem\n[install]\ncert = /global-install.pem\n")
-    (home / ".config" / "pip" / "pip.conf").write_text("[global]\ncert = /user.pem\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    user_file.write_text("[global]\ncert = /user.pem\n")
+    env_file.write_text("[install]\ncert = /env-install.pem\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") and k != "VIRTUAL_ENV"}
     env.update(HOME=str(home), XDG_CONFIG_DIRS=str(xdg_dirs), XDG_CONFIG_HOME=str(home / ".config"))
-    env.pop("VIRTUAL_ENV", None)
 
-    def pip(*args: str, extra: dict[str, str] | None = None) -> str:
-        r = subprocess.run([sys.executable, "-m", "pip", *args], env={**env, **(extra or {})}, capture_output=True, text=True, check=True)
-        return r.stdout
+    def run(*args: str, extra: dict[str, str]) -> str:
+        return subprocess.run([python, *args], env={**env, **extra}, capture_output=True, text=True, check=True).stdout
 
-    for extra in ({}, {"PIP_CONFIG_FILE": str(env_file)}):
-        if extra:
-            env_file.write_text("[install]\ncert = /env-install.pem\n")
+    prefix = run("-c", "import sys; print(sys.prefix)", extra={}).strip()
+    scenarios: list[tuple[dict[str, str], str | None, str]] = [
+        ({}, None, "/global-install.pem"),  # [install] of the global file beats [global] of the user file
+        ({}, "[install]\ncert = /user-install.pem\n", "/user-install.pem"),  # a later file wins
+        ({"PIP_CONFIG_FILE": str(env_file)}, None, "/env-install.pem"),  # and the user file is skipped
+        ({"PIP_CERT": "/var.pem"}, None, "/var.pem"),
+    ]
+    for extra, user_text, expected in scenarios:
+        if user_text:
+            user_file.write_text(user_text)
         variants: dict[str, list[str]] = {}
-        for line in pip("config", "debug", extra=extra).splitlines():
+        for line in run("-m", "pip", "config", "debug", extra=extra).splitlines():
             if not line.startswith(" "):
                 kind = variants.setdefault(line.rstrip(":"), [])
             elif ", exists:" in line:
                 kind.append(line.strip().split(", exists:")[0])
         # `config debug` prints the variants in its own order; pip applies them in this one.
         listed = [f for v in ("global", "user", "site", "env") for f in variants.get(v, [])]
-        ours = [str(p) for p in http.pip_config_files({**env, **extra}, sys.prefix)]
-        assert ours == listed, (ours, listed)
-        values = dict(line.split("=", 1) for line in pip("config", "list", extra=extra).splitlines())
-        expected = values.get("install.cert", values.get("global.cert", "")).strip("'")
-        got = http.pip_cert({**env, **extra}, sys.prefix)
-        assert got is not None and got.path == expected, (got, values)
-    assert http.pip_cert({**env, "PIP_CERT": "/var.pem"}, sys.prefix) == http.CABundle("/var.pem", "PIP_CERT")
+        assert [str(p) for p in http.pip_config_files({**env, **extra}, prefix)] == listed
+        assert run("-c", PIP_INSTALL_CERT, extra=extra).strip() == expected
+        got = http.pip_cert({**env, **extra}, prefix)
+        assert got is not None and got.path == expected, (extra, got)
     assert http.pip_config_files({**env, "PIP_CONFIG_FILE": os.devnull}) == []
 
 
