@@ -144,18 +144,22 @@ def test_no_bundle_is_one_clear_line(cli: PrivpkgCLI, tls_feed: TLSFeed, proxy: 
     assert tls_feed.log == []
 
 
-def test_auth_login_verify_through_proxy(cli: PrivpkgCLI, ca: PrivateCA, tls_feed: TLSFeed, proxy: ForwardProxy) -> None:
-    """``auth login --verify`` checks through the proxy with the private CA (here from pip's
-    PIP_CERT) and stores; without it, one error line naming certificate verification and
-    nothing stored."""
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_auth_login_verify_through_proxy(cli: PrivpkgCLI, ca: PrivateCA, tls_feed: TLSFeed, proxy: ForwardProxy, source: str) -> None:
+    """``auth login --verify`` checks through the proxy and stores only with the private CA's
+    bundle, given each supported way; with another CA's, one error line naming certificate
+    verification, and nothing stored."""
     url = tls_feed.url(PROXIED_HOST)
     via = {"HTTPS_PROXY": proxy.url}
-    line = assert_one_error_line(cli("auth", "login", url, "--verify", stdin=PAT + "\n", env=via), 1)
+    wrong = SOURCES[source](cli, str(ca.other_ca_pem))
+    line = assert_one_error_line(cli("auth", "login", url, "--verify", stdin=PAT + "\n", env={**via, **wrong}), 1)
     assert "nothing stored" in line and "certificate verification failed" in line, line
-    assert "feed.privpkg.test" not in cli.ok("auth", "status")
-    out = cli.ok("auth", "login", url, "--verify", stdin=PAT + "\n", env={**via, "PIP_CERT": str(ca.ca_pem)})
+    assert PROXIED_HOST not in cli.ok("auth", "status")
+    right = SOURCES[source](cli, str(ca.ca_pem))
+    out = cli.ok("auth", "login", url, "--verify", stdin=PAT + "\n", env={**via, **right})
     assert "stored connection" in out and "OK:" in out, out
     assert PROXIED_HOST in cli.ok("auth", "status")
+    assert set(proxy.methods()) == {"CONNECT"}
     _assert_pat_hidden_from(proxy)
 
 
