@@ -38,7 +38,7 @@ from privpkg.testing import start_server, stop_process
 
 PAT = "net-PAT-" + secrets.token_urlsafe(18)
 #: Ambient variables that would change the route or the trust of these tests' requests.
-AMBIENT = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "AWS_CA_BUNDLE", "PIP_CERT", "REQUEST_METHOD")
+AMBIENT = (*http.CA_VARIABLES, "SSL_CERT_DIR", "AWS_CA_BUNDLE", "AWS_CONFIG_FILE", "REQUEST_METHOD")
 
 
 def _scrub(env: dict[str, str]) -> dict[str, str]:
@@ -325,7 +325,7 @@ def test_precedence_unit(tmp_path: Path) -> None:
         paths[name].write_text(pem)
     full = {"REQUESTS_CA_BUNDLE": str(paths["req"]), "CURL_CA_BUNDLE": str(paths["curl"]), "PIP_CERT": str(paths["pip"]),
             "SSL_CERT_FILE": str(paths["ssl"]), "PIP_CONFIG_FILE": os.devnull}
-    order = ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "SSL_CERT_FILE"]
+    order = list(http.CA_VARIABLES)
     for i, var in enumerate(order):
         env = {k: v for k, v in full.items() if k not in order[:i]}
         env.update({k: "" for k in order[:i]})  # an empty variable counts as unset, as in requests

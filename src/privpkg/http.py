@@ -49,11 +49,9 @@ if TYPE_CHECKING:
     import urllib.request
     from pathlib import Path
 
-#: The CA-bundle variables privpkg reads, in precedence order (pip's config files sit between
-#: CURL_CA_BUNDLE/PIP_CERT and SSL_CERT_FILE).
+#: The CA-bundle variables privpkg reads, in precedence order (pip's config files come right
+#: after PIP_CERT).
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "SSL_CERT_FILE")
-#: The proxy variables (either case; lower case wins).
-PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
 #: Sections of pip's config whose ``cert`` applies, lowest first: what ``pip install`` reads.
 PIP_SECTIONS = ("global", "install")
 
