@@ -52,9 +52,13 @@ def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str,
       ``https://minio.example`` into ``https://BUCKET.minio.example``. On AWS these settings are
       left to the user's config: every host they pick is an AWS host.
 
-    ``AWS_CA_BUNDLE``/``ca_bundle`` and proxy variables stay the user's choice (they change
-    whom TLS trusts, not where the request goes). Raises PrivpkgError (one line) when botocore
-    refuses the configuration, e.g. ``AWS_PROFILE`` names a profile that does not exist."""
+    Proxy variables stay the user's (botocore reads them; they change the route, not the
+    endpoint). TLS trusts ``AWS_CA_BUNDLE``/``ca_bundle`` when the AWS configuration sets one (the
+    more specific choice), else the CA bundle privpkg's own HTTP uses (:func:`privpkg.http.sdk_verify`:
+    ``REQUESTS_CA_BUNDLE``, pip's ``cert``, ``SSL_CERT_FILE``...), which botocore alone would not
+    read, else botocore's default. Raises PrivpkgError (one line) when botocore refuses the
+    configuration, e.g. ``AWS_PROFILE`` names a profile that does not exist, or for an unusable
+    CA bundle."""
     try:
         import boto3
         from botocore.config import Config
@@ -67,6 +71,7 @@ def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str,
                         "use_dualstack_endpoint": False}
         config.update(use_dualstack_endpoint=False, use_fips_endpoint=False)
     try:
+        verify = _verify()
         return boto3.client(
             "s3",
             endpoint_url=endpoint_url,
@@ -75,9 +80,26 @@ def make_client(endpoint_url: str | None, region: str, key_id: str, secret: str,
             aws_secret_access_key=secret,
             aws_session_token=None,
             config=Config(**config),
+            verify=verify,
         )
     except (BotoCoreError, ValueError) as exc:
         raise PrivpkgError(f"cannot set up an S3 client from the AWS configuration: {type(exc).__name__}: {exc}") from None
+
+
+def _verify() -> str | None:
+    """boto3's ``verify=``: privpkg's CA bundle when the user chose one, unless the AWS
+    configuration names its own (then None: botocore decides)."""
+    import os
+
+    from privpkg import http
+
+    bundle = http.sdk_verify()
+    if bundle is None or os.environ.get("AWS_CA_BUNDLE"):
+        return None
+    import botocore.session
+
+    # ~/.aws/config's ca_bundle for the active profile (a session costs ~12 ms: only asked here).
+    return None if botocore.session.Session().get_config_variable("ca_bundle") else bundle
 
 
 class S3Storage:
