@@ -283,8 +283,9 @@ def check_pip(pip: str | None = None, url: str | None = None) -> list[Finding]:
     cli = info.get("cli")
     if not cli:
         if info.get("skipped_own") and privpkg_in_pip:
-            found.append(("pip-keyring", "fail", (f"pip skips the keyring CLI in its own {info['scripts']} and finds no other on PATH: "
-                          f"set keyring-provider = import in {prefix}/pip.conf (`privpkg setup pip` run from this environment writes it)")))
+            fix = (f"set ${source[1:]}=import for this pip" if source.startswith("$") else
+                   f"set keyring-provider = import in {prefix}/pip.conf (`privpkg setup pip` run from this environment writes it)")
+            found.append(("pip-keyring", "fail", f"pip skips the keyring CLI in its own {info['scripts']} and finds no other on PATH: {fix}"))
         else:
             found.append(("pip-keyring", "fail", ("pip finds no keyring CLI on PATH (it skips the one in its own environment): "
                           "put the bin/ folder of the environment where privpkg is installed on PATH")))

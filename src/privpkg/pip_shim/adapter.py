@@ -415,6 +415,42 @@ def _scheme(url: Any) -> str | None:
         return None
 
 
+def hint_missing_username(auth: Any, pip_version: str) -> None:
+    """Before pip 26.2, the subprocess keyring provider runs ``keyring get URL USER`` only when
+    the index URL carries a username; without one pip never asks keyring (so privpkg is never
+    asked) and a 401 ends in a prompt or "No matching distribution found". Wrap this
+    ``MultiDomainBasicAuth``'s ``handle_401`` to say, once per run, the one change that works.
+    It only adds a warning line, before pip goes on exactly as it would have."""
+    nums = re.findall(r"\d+", pip_version)[:2]
+    if len(nums) < 2 or (int(nums[0]), int(nums[1])) >= (26, 2):
+        return
+    handle = getattr(auth, "handle_401", None)
+    if not callable(handle) or getattr(auth, "_privpkg_username_hint", False):
+        return
+    said = []  # type: list[bool]
+
+    def handle_401(resp: Any, **kwargs: Any) -> Any:
+        try:
+            if (not said and getattr(resp, "status_code", None) == 401
+                    and type(auth.keyring_provider).__name__ == "KeyRingCliProvider"
+                    and not resp.request.headers.get("Authorization")):
+                find_index = getattr(auth, "_get_index_url", None)
+                index = (find_index(resp.url) if callable(find_index) else None) or resp.url
+                parts = urlsplit(index)
+                if parts.scheme in ("http", "https") and "@" not in parts.netloc:
+                    said.append(True)
+                    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
+                    token = f"{parts.scheme}://__token__@{parts.netloc}{parts.path}"
+                    warn(f"pip {pip_version} asks the keyring CLI only for index URLs with a username, and {shown} has none: "
+                         f"use {token} or upgrade pip to 26.2 or newer")
+        except Exception:  # noqa: BLE001, S110 - a hint must never break pip
+            pass
+        return handle(resp, **kwargs)
+
+    auth.handle_401 = handle_401
+    auth._privpkg_username_hint = True
+
+
 def bind_cached_credentials_to_scheme(auth: Any) -> None:
     """Make pip's ``MultiDomainBasicAuth`` keep credentials on the scheme they were obtained for.
 
@@ -558,6 +594,12 @@ def patch_session_module(module: Any) -> None:
             bind_cached_credentials_to_scheme(self.auth)
         except Exception as exc:  # noqa: BLE001 - pip works on as it would without the shim
             warn(f"pip's credential cache is not scheme-bound: {type(exc).__name__}")
+        try:
+            from pip import __version__ as pip_version
+
+            hint_missing_username(self.auth, pip_version)
+        except Exception:  # noqa: BLE001, S110 - only a hint: pip works on without it
+            pass
         try:
             adapter = PrivpkgAdapter(self)
             self.mount("privpkg://", adapter)
