@@ -70,6 +70,8 @@ def test_readme_commands_with_pip_as_people_have_it(
     assert setup.returncode == 0, setup.describe()
     assert f"set keyring-provider = subprocess in {user_conf}" in setup.output, setup.describe()
     assert f"set keyring-provider = import in {env_conf}" in setup.output, setup.describe()
+    if where == "privpkg-venv":  # the line goes into [global], in the file's own line endings
+        assert user_conf.read_bytes() == USER_CONF.replace(b"[global]\r\n", b"[global]\r\nkeyring-provider = subprocess\r\n")
 
     def install(index: str, *flags: str) -> tuple[Result, Path]:
         target = tmp_path / f"target-{len(outputs)}"
