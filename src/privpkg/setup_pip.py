@@ -167,9 +167,13 @@ def setup_pip(provider: str = "subprocess", config: str | None = None) -> str:
                 todo.append((path, value, why, current))
         if not todo:
             return "\n".join(lines)
-        if record_path.exists():
-            raise UsageError(f"privpkg setup pip already changed {todo[0][0]}; run `privpkg setup pip --undo` first")
-        edits: list[dict[str, Any]] = []
+        # An earlier setup (one from before the environment's file was written, say) is kept and
+        # added to, so one --undo takes everything back; a file it already changed is not redone.
+        edits = _recorded_edits(record_path) if record_path.exists() else []
+        done = {Path(e["path"]) for e in edits}
+        for path, *_ in todo:
+            if path.resolve() in done:
+                raise UsageError(f"privpkg setup pip already changed {path}; run `privpkg setup pip --undo` first")
         try:
             for path, value, why, current in todo:
                 try:
@@ -217,19 +221,26 @@ def _undo(record: dict[str, Any], lines: list[str]) -> str:
     return msg
 
 
+def _recorded_edits(record_path: Path) -> list[dict[str, Any]]:
+    try:
+        record = json.loads(record_path.read_text())
+    except FileNotFoundError:
+        raise PrivpkgError("nothing to undo: privpkg setup pip has not changed any pip config") from None
+    except ValueError:
+        raise PrivpkgError(f"cannot read {record_path}; fix or delete it") from None
+    # A record from before the environment's file was set up holds one edit, unwrapped.
+    edits = record.get("edits", [record]) if isinstance(record, dict) else None
+    if not isinstance(edits, list) or not all(isinstance(e, dict) and "path" in e for e in edits):
+        raise PrivpkgError(f"cannot read {record_path}; fix or delete it")
+    return edits
+
+
 def undo_setup_pip(config: str | None = None) -> str:
     """Restore every file the last ``setup_pip`` changed, or none of them: if a value was changed
     since, nothing is touched and the error says which file."""
     record_path = _record_path()
     with file_lock(_lock_path()):
-        try:
-            record = json.loads(record_path.read_text())
-        except FileNotFoundError:
-            raise PrivpkgError("nothing to undo: privpkg setup pip has not changed any pip config") from None
-        except ValueError:
-            raise PrivpkgError(f"cannot read {record_path}; fix or delete it") from None
-        # A record from before the environment's file was set up holds one edit, unwrapped.
-        edits: list[dict[str, Any]] = record.get("edits", [record])
+        edits = _recorded_edits(record_path)
         changed = [Path(e["path"]) for e in edits]
         if config and Path(config).resolve() not in changed:
             raise UsageError(f"privpkg setup pip changed {', '.join(map(str, changed))}, not {config}")
