@@ -44,6 +44,9 @@ Finding = tuple[str, Literal["ok", "warn", "fail"], str]
 # Run by keyring's interpreter (pip's for the import provider, the CLI's for subprocess): which
 # keyring, and which backends keyring.get_keyring() will ask. Python 3.7 syntax, stdlib only.
 _KEYRING_PROBE = r"""
+import sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]  # `python -c` puts the working directory first; pip's own runs do not
 def _keyring_info():
     info = {"importable": False}
     try:
