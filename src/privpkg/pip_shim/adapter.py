@@ -430,25 +430,32 @@ def hint_missing_username(auth: Any, pip_version: str) -> None:
     said = []  # type: list[bool]
 
     def handle_401(resp: Any, **kwargs: Any) -> Any:
-        try:
-            if (not said and getattr(resp, "status_code", None) == 401
-                    and type(auth.keyring_provider).__name__ == "KeyRingCliProvider"
-                    and not resp.request.headers.get("Authorization")):
-                find_index = getattr(auth, "_get_index_url", None)
-                index = (find_index(resp.url) if callable(find_index) else None) or resp.url
-                parts = urlsplit(index)
-                if parts.scheme in ("http", "https") and "@" not in parts.netloc:
-                    said.append(True)
-                    shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
-                    token = f"{parts.scheme}://__token__@{parts.netloc}{parts.path}"
-                    warn(f"pip {pip_version} asks the keyring CLI only for index URLs with a username, and {shown} has none: "
-                         f"use {token} or upgrade pip to 26.2 or newer")
-        except Exception:  # noqa: BLE001, S110 - a hint must never break pip
-            pass
+        hint = None if said else _username_hint(auth, resp, pip_version)
+        if hint is not None:
+            said.append(True)
+            warn(hint)
         return handle(resp, **kwargs)
 
     auth.handle_401 = handle_401
     auth._privpkg_username_hint = True
+
+
+def _username_hint(auth: Any, resp: Any, pip_version: str) -> str | None:
+    """The hint for this 401, or None: only when pip runs the keyring CLI (subprocess provider)
+    and sent the request without any credential, i.e. the index URL has no username."""
+    try:
+        if (getattr(resp, "status_code", None) != 401 or type(auth.keyring_provider).__name__ != "KeyRingCliProvider"
+                or resp.request.headers.get("Authorization")):
+            return None
+        find_index = getattr(auth, "_get_index_url", None)
+        parts = urlsplit((find_index(resp.url) if callable(find_index) else None) or resp.url)
+    except Exception:  # noqa: BLE001 - a pip whose layout differs gets no hint, never a failure
+        return None
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc:
+        return None
+    return (f"pip {pip_version} asks the keyring CLI only for index URLs with a username, and "
+            f"{parts.scheme}://{parts.netloc}{parts.path} has none: use {parts.scheme}://__token__@{parts.netloc}{parts.path} "
+            "or upgrade pip to 26.2 or newer")
 
 
 def bind_cached_credentials_to_scheme(auth: Any) -> None:
@@ -598,8 +605,8 @@ def patch_session_module(module: Any) -> None:
             from pip import __version__ as pip_version
 
             hint_missing_username(self.auth, pip_version)
-        except Exception:  # noqa: BLE001, S110 - only a hint: pip works on without it
-            pass
+        except Exception as exc:  # noqa: BLE001 - pip works on as it would without the shim
+            warn(f"no hint for index URLs without a username: {type(exc).__name__}")
         try:
             adapter = PrivpkgAdapter(self)
             self.mount("privpkg://", adapter)
