@@ -184,7 +184,9 @@ def test_connection_test_403(cli: PrivpkgCLI, tmp_path: Path) -> None:
 def test_doctor(cli: PrivpkgCLI) -> None:
     assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(5), stdin=PAT).returncode == 0
     env_conns = json.dumps([{"name": "ci-feed", "target": "https://ci.example/org", "secret": OTHER}])
-    res = cli("doctor", "--url", "https://h.example/soon/simple/", env={envvars.CONNECTIONS: env_conns})
+    # --pip: this interpreter's pip imports keyring with privpkg's backend (the pip on the test's PATH
+    # reaches no keyring at all, which doctor rightly fails: tests/test_doctor_pip.py).
+    res = cli("doctor", "--pip", sys.executable, "--url", "https://h.example/soon/simple/", env={envvars.CONNECTIONS: env_conns})
     out = res.stdout
     assert res.returncode == 0, out
     assert "store:" in out and "(mode 0600)" in out and "key:" in out
@@ -214,7 +216,7 @@ def test_nuget_endpoints_are_reported_and_sources_read_right(cli: PrivpkgCLI) ->
     table = cli("connection", "list", env=env)
     assert table.returncode == 0 and table.stderr == "" and f"from ${var}" in table.stdout and "nuget" not in table.stdout
     assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(1), stdin=PAT).returncode == 0
-    res = cli("doctor", env=env)
+    res = cli("doctor", "--pip", sys.executable, env=env)
     assert res.returncode == 0, res.stdout
     lines = res.stdout.splitlines()
     assert f"warn  ${var}: endpointCredentials[0] {nuget} is not a Python index (a NuGet feed?), so no pip URL can match it; " \

@@ -14,7 +14,7 @@ _LABEL = {"ok": "ok", "warn": "warn", "fail": "FAIL"}
 def cmd_doctor(args: argparse.Namespace) -> int:
     from privpkg.doctor import run_checks
 
-    checks = run_checks(url=args.url, days=args.days)
+    checks = run_checks(url=args.url, days=args.days, pip=args.pip)
     failed = any(c.status == "fail" for c in checks)
     if args.json:
         print_json([c.as_json() for c in checks])
@@ -28,9 +28,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     """Add ``doctor`` to the top-level subparsers ``sub``."""
     s = sub.add_parser("doctor", help="explain how credentials reach pip and what is wrong",
-                       description="Check the store, the key, keyring's backend choice, pip's keyring-provider "
-                       "setting and connection expiry. Exit 1 if a check fails.")
+                       description="Check the store, the key, keyring's backend choice, connection expiry, and the pip that "
+                       "will run: its version, its keyring-provider and whether the keyring it uses reaches privpkg. Exit 1 if a check fails.")
     s.add_argument("--url", help="also show which keyring backend answers this URL, and why")
+    s.add_argument("--pip", metavar="PATH", help="the pip to check (a pip executable or a Python interpreter whose -m pip you run; default: pip on PATH)")
     s.add_argument("--days", type=int, default=14, help="warn about connections expiring within DAYS (default 14)")
     add_json_option(s)
     s.set_defaults(func=cmd_doctor)
