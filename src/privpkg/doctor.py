@@ -204,7 +204,7 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
         if left is None:
             continue
         if left < 0:
-            r.add("expiry", "fail", f"connection {c.name!r} expired on {c.expires}; renew: privpkg connection set {c.name} --update --expires DATE")
+            r.add("expiry", "fail", f"connection {c.name!r} expired on {c.expires} (lookups still serve it); renew: privpkg connection set {c.name} --update --expires DATE")
         elif left <= days:
             when = "today" if left == 0 else f"in {counted(left, 'day')}"
             r.add("expiry", "warn", f"connection {c.name!r} expires {when} ({c.expires})")

@@ -7,11 +7,14 @@ import argparse
 from typing import Any
 
 from privpkg.cli.output import add_json_option, out, print_json
+from privpkg.errors import UsageError
 
 _LABEL = {"ok": "ok", "warn": "warn", "fail": "FAIL"}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    if args.last is not None:
+        return _last(args.last, args.json)
     from privpkg.doctor import run_checks
 
     checks = run_checks(url=args.url, days=args.days)
@@ -25,6 +28,24 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _last(n: int, as_json: bool) -> int:
+    """``doctor --last N``: the last N keyring lookups from the lookup log, newest last."""
+    from privpkg import lookuplog
+
+    if n < 1:
+        raise UsageError(f"--last takes a number of lookups (1 or more), got {n}")
+    recs = lookuplog.read_last(n)
+    if as_json:
+        print_json([{**r, **dict(zip(("outcome", "hint"), lookuplog.explain(r), strict=True))} for r in recs])
+        return 0
+    if not recs:
+        out(f"no keyring lookup recorded yet in {lookuplog.log_path()}")
+    for r in recs:
+        for line in lookuplog.format_record(r):
+            out(line)
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     """Add ``doctor`` to the top-level subparsers ``sub``."""
     s = sub.add_parser("doctor", help="explain how credentials reach pip and what is wrong",
@@ -32,5 +53,8 @@ def add_parser(sub: Any) -> None:
                        "setting and connection expiry. Exit 1 if a check fails.")
     s.add_argument("--url", help="also show which keyring backend answers this URL, and why")
     s.add_argument("--days", type=int, default=14, help="warn about connections expiring within DAYS (default 14)")
+    s.add_argument("--last", type=int, nargs="?", const=10, metavar="N",
+                   help="show only the last N keyring lookups (default 10), newest last: what was asked, "
+                   "which connection answered or why none did")
     add_json_option(s)
     s.set_defaults(func=cmd_doctor)
