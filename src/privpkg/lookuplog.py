@@ -10,7 +10,7 @@ and the backend decided it), and ``doctor --last`` explains it after the fact::
     2026-11-22 05:40:01Z  keyring (from pip, pid 4242)  https://pkgs.dev.azure.com/org/_packaging/f/pypi/simple/
           nothing: no connection matches it; add one with: privpkg auth login https://pkgs.dev.azure.com/org/...
 
-What a line holds: UTC time, pid, the program (and its parent, from ``/proc`` where there is one),
+What a line holds: UTC time, pid, the program and its parent (names only, from ``/proc`` where there is one),
 the service with any ``user:password@`` and query masked (:func:`privpkg.urls.redact`), the username
 asked for, and the connection's name, source and target, or the reason code. Never a secret: the
 backend passes none in, and no field can hold one.
@@ -88,17 +88,35 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_FIELD else text[: MAX_FIELD - 3] + "..."
 
 
+def _name_of(argv: list[str]) -> str:
+    """A program's name from its argv, never its arguments (they may hold a URL with a PAT):
+    ``keyring``, ``pip``; ``python [-opts] -m X`` gives X, ``python script.py`` the script's name."""
+    if not argv or not argv[0]:
+        return "?"
+    name = os.path.basename(argv[0])
+    if name.startswith("python") or name == "__main__.py":
+        if name == "__main__.py":  # our own sys.argv under python -m X
+            return os.path.basename(os.path.dirname(argv[0])) or name
+        rest = iter(argv[1:])
+        for arg in rest:
+            if arg == "-m":
+                return next(rest, name).split(".")[0]
+            if arg == "-c":
+                return name
+            if not arg.startswith("-"):
+                return os.path.basename(arg)
+    return name
+
+
 def _program() -> tuple[str, str | None]:
-    """This program's name (``keyring``, ``pip``; ``python -m X`` gives X) and its parent's
-    (Linux ``/proc``: a 16-byte read), so a line says "keyring, run by pip"."""
-    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else sys.executable
-    name = os.path.basename(argv0)
-    if name in ("__main__.py", "-m", "-c"):
-        name = os.path.basename(os.path.dirname(argv0)) if name == "__main__.py" else "python"
+    """This program's name and its parent's (from Linux ``/proc``: one small read), so a line
+    says "keyring, run by pip"."""
+    name = _name_of(sys.argv if sys.argv and sys.argv[0] else [sys.executable])
     parent = None
     try:
-        with open(f"/proc/{os.getppid()}/comm", "rb") as fh:
-            parent = fh.read(64).decode("utf-8", "replace").strip() or None
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as fh:
+            argv = fh.read(4096).decode("utf-8", "replace").split("\0")
+        parent = _cut(_name_of(argv)) or None
     except OSError:
         pass
     return _cut(name), parent
