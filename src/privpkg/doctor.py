@@ -274,3 +274,20 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
 
 
 
+
+
+def confusion_checks(requirements: list[str] | None = None, env_files: list[str] | None = None) -> list[Check]:
+    """Private feeds used through ``--extra-index-url`` (:mod:`privpkg.confusion`): pip's config
+    and environment always; the named requirements files and environment.yml files, or, when
+    none is named, ``requirements.txt`` and ``environment.yml``/``.yaml`` in the current directory."""
+    from pathlib import Path
+
+    from privpkg import confusion
+    from privpkg.connections import CredentialLookup, store_status
+
+    if not requirements and not env_files:
+        requirements = [n for n in confusion.DEFAULT_REQUIREMENTS if os.path.isfile(n)]
+        env_files = [n for n in confusion.DEFAULT_ENV_FILES if os.path.isfile(n)]
+    lookup = CredentialLookup(document=store_status().document)
+    found = confusion.scan(lookup, requirements=[Path(p) for p in requirements or ()], env_files=[Path(p) for p in env_files or ()])
+    return [Check("dependency-confusion", "warn", f.line()) for f in found]

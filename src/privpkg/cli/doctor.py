@@ -15,9 +15,9 @@ _LABEL = {"ok": "ok", "warn": "warn", "fail": "FAIL"}
 def cmd_doctor(args: argparse.Namespace) -> int:
     if args.last is not None:
         return _last(args.last, args.json)
-    from privpkg.doctor import run_checks
+    from privpkg.doctor import confusion_checks, run_checks
 
-    checks = run_checks(url=args.url, days=args.days)
+    checks = run_checks(url=args.url, days=args.days) + confusion_checks(args.requirement, args.env_file)
     failed = any(c.status == "fail" for c in checks)
     if args.json:
         print_json([c.as_json() for c in checks])
@@ -56,5 +56,11 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--last", type=int, nargs="?", const=10, metavar="N",
                    help="show only the last N keyring lookups (default 10), newest last: what was asked, "
                    "which connection answered or why none did")
+    s.add_argument("-r", "--requirement", action="append", metavar="FILE",
+                   help="look for private feeds used through --extra-index-url in this requirements file (and the files it "
+                   "includes); repeatable. Default: requirements.txt in the current directory, if any")
+    s.add_argument("--env-file", action="append", metavar="FILE",
+                   help="the same for a conda environment.yml's pip: section; repeatable. Default: environment.yml or "
+                   "environment.yaml in the current directory, if any")
     add_json_option(s)
     s.set_defaults(func=cmd_doctor)

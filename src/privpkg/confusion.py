@@ -1,0 +1,266 @@
+"""Dependency confusion: find private feeds used through ``--extra-index-url``.
+
+pip gathers candidates from the index and every extra index alike and installs the highest
+version, whichever index it came from: a package name that lives on a private feed named by
+``--extra-index-url`` can be taken by anyone who publishes a higher version of that name on
+PyPI. The safe forms are ``--index-url`` pointing at the private feed (public packages come
+through the feed's upstream sources, as Azure Artifacts offers), or uv, whose default
+``index-strategy = "first-index"`` takes a name only from the first index that has it.
+
+:func:`scan` looks where pip reads ``extra-index-url`` from, and reports every URL a connection
+answers (the keyring lookup's own rules: :meth:`~privpkg.connections.CredentialLookup.find`):
+
+- pip's configuration files, in pip's order (pip/_internal/configuration.py): ``$PIP_CONFIG_FILE``,
+  the global files (``$XDG_CONFIG_DIRS``/pip/pip.conf, ``/etc/pip.conf``), the user files
+  (``~/.pip/pip.conf``, ``~/.config/pip/pip.conf``; skipped when ``$PIP_CONFIG_FILE`` names an
+  existing file, as pip does), the site file (``pip.conf`` in this environment and in
+  ``$VIRTUAL_ENV``), any section, ``extra-index-url`` or ``extra_index_url``; and
+  ``$PIP_EXTRA_INDEX_URL``;
+- requirements files (``--extra-index-url`` lines, nested ``-r``/``-c`` followed, read with pip's
+  line rules from :mod:`privpkg.resolve`);
+- conda's ``environment.yml``: the items of its ``pip:`` list, which conda writes verbatim into a
+  requirements file beside the yml (so a ``-r`` there is relative to the yml's folder).
+
+``environment.yml`` is read with a small line reader rather than a YAML library (privpkg has no
+YAML dependency): it finds the ``- pip:`` item of ``dependencies:`` and takes the block-list items
+indented under it (or a one-line ``[a, b]`` flow list), quotes and comments removed. That is the
+shape ``conda env export`` writes and conda's docs show.
+
+Each finding is one line naming the file (and line) and the safe form; a URL is shown with any
+``user:password@`` and query masked.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from privpkg import urls
+from privpkg.errors import PrivpkgError, UsageError
+
+_EXTRA = re.compile(r"^--extra-index-url(?:\s*=\s*|\s+)(\S+)")
+_NESTED = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=?\s*)(\S+)$")
+_MAX_FILES = 256
+#: The files ``doctor`` reads when none is named: in the current directory.
+DEFAULT_REQUIREMENTS = ("requirements.txt",)
+DEFAULT_ENV_FILES = ("environment.yml", "environment.yaml")
+
+
+class Finding(NamedTuple):
+    """A private feed used as an extra index: where (file and line, or variable), the URL as it
+    may be shown, the connection that answers it, and the safe form for that place."""
+
+    where: str
+    url: str
+    connection: str
+    safe: str
+
+    def line(self) -> str:
+        return (
+            f"{self.where}: private feed {self.url} (connection {self.connection!r}) used as an extra index: a public package "
+            f"of the same name can win (pip takes the highest version across indexes); safe: {self.safe} with the feed's "
+            "upstream sources for public packages, or uv (its default index-strategy is \"first-index\")"
+        )
+
+
+def pip_config_files(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """pip's configuration files on this platform, lowest priority first (pip's own order)."""
+    env = os.environ if environ is None else environ
+    out: list[Path] = []
+    config_file = env.get("PIP_CONFIG_FILE")
+    if config_file:
+        out.append(Path(config_file))
+    if sys.platform == "win32":
+        base = env.get("ProgramData", r"C:\ProgramData")
+        out.append(Path(base) / "pip" / "pip.ini")
+    elif sys.platform == "darwin":
+        out.append(Path("/Library/Application Support/pip/pip.conf"))
+    else:
+        dirs = env.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+        out += [Path(d) / "pip" / "pip.conf" for d in dirs.split(os.pathsep) if d]
+        out.append(Path("/etc/pip.conf"))
+    if not (config_file and os.path.exists(config_file)):
+        home = Path(env.get("HOME") or os.path.expanduser("~"))
+        name = "pip.ini" if sys.platform == "win32" else "pip.conf"
+        out.append(home / ("pip" if sys.platform == "win32" else ".pip") / name)
+        if sys.platform == "win32":
+            out.append(Path(env.get("APPDATA", str(home))) / "pip" / name)
+        elif sys.platform == "darwin" and (home / "Library/Application Support/pip").is_dir():
+            out.append(home / "Library/Application Support/pip" / name)
+        else:
+            xdg = env.get("XDG_CONFIG_HOME") or str(home / ".config")
+            out.append(Path(xdg) / "pip" / name)
+    site = "pip.ini" if sys.platform == "win32" else "pip.conf"
+    out.append(Path(sys.prefix) / site)
+    venv = env.get("VIRTUAL_ENV")
+    if venv and Path(venv) / site not in out:
+        out.append(Path(venv) / site)  # the activated environment's pip reads its own
+    return out
+
+
+def _private(lookup: Any, url: str) -> str | None:
+    """The name of the connection that answers ``url``, or None (also for what is not a URL)."""
+    if "://" not in url:
+        return None
+    try:
+        conn = lookup.find(url)
+    except PrivpkgError:
+        return None
+    return None if conn is None else str(conn.name)
+
+
+def _shown(url: str) -> str:
+    return urls.redact(url)
+
+
+def scan_pip_config(lookup: Any, environ: Mapping[str, str] | None = None, files: Sequence[Path] | None = None) -> list[Finding]:
+    env = os.environ if environ is None else environ
+    found: list[Finding] = []
+    for path in pip_config_files(env) if files is None else files:
+        parser = configparser.RawConfigParser()
+        try:
+            with open(path, encoding="utf-8") as fh:
+                parser.read_file(fh)
+        except (OSError, UnicodeDecodeError, configparser.Error):
+            continue  # absent or not pip's: pip itself says so when it reads it
+        for section in parser.sections():
+            for key, value in parser.items(section):
+                if key.replace("_", "-") != "extra-index-url":
+                    continue
+                for url in value.split():
+                    name = _private(lookup, url)
+                    if name:
+                        found.append(Finding(f"{path} [{section}] {key}", _shown(url), name,
+                                             f"index-url = {_shown(url)}"))
+    for url in (env.get("PIP_EXTRA_INDEX_URL") or "").split():
+        name = _private(lookup, url)
+        if name:
+            found.append(Finding("$PIP_EXTRA_INDEX_URL", _shown(url), name, f"PIP_INDEX_URL={_shown(url)}"))
+    return found
+
+
+def _scan_lines(lookup: Any, lines: Iterable[tuple[str, str]], base: Path, found: list[Finding], seen: set[Path]) -> None:
+    """``lines``: (where, logical line) of one requirements file (or a yml's pip section), whose
+    nested files are relative to ``base``."""
+    for where, line in lines:
+        m = _EXTRA.match(line)
+        if m:
+            name = _private(lookup, m.group(1))
+            if name:
+                found.append(Finding(where, _shown(m.group(1)), name, f"--index-url {_shown(m.group(1))}"))
+            continue
+        nested = _NESTED.match(line)
+        if nested and "://" not in nested.group(2):
+            _scan_file(lookup, base / nested.group(2), found, seen, where)
+
+
+def _scan_file(lookup: Any, path: Path, found: list[Finding], seen: set[Path], named_at: str = "") -> None:
+    from privpkg.resolve import _logical_lines, _read_requirements
+
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):
+        real = path
+    if real in seen or len(seen) >= _MAX_FILES:
+        return  # read once: cycles and diamonds end here
+    seen.add(real)
+    text = _read_requirements(path, named_at)
+    _scan_lines(lookup, ((f"{path}, line {n}", line) for n, line in _logical_lines(text)), path.parent, found, seen)
+
+
+def scan_requirements(lookup: Any, path: Path) -> list[Finding]:
+    """Findings in a requirements file and the files it includes. Raises UsageError for a file
+    that cannot be read (naming the line that included it)."""
+    found: list[Finding] = []
+    _scan_file(lookup, path, found, set())
+    return found
+
+
+_ITEM = re.compile(r"^(?P<indent>\s*)-(?:\s+(?P<value>.*))?$")
+_KEY = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][\w.-]*)\s*:(?P<rest>.*)$")
+
+
+def _scalar(text: str) -> str:
+    """A plain or quoted YAML scalar on one line, with a trailing comment removed."""
+    text = text.strip()
+    if text[:1] in ("'", '"'):
+        q = text[0]
+        end = text.find(q, 1)
+        while q == "'" and end != -1 and text[end + 1 : end + 2] == "'":
+            end = text.find(q, end + 2)  # '' is an escaped quote in single-quoted YAML
+        body = text[1:end] if end != -1 else text[1:]
+        return body.replace("''", "'") if q == "'" else body.replace('\\"', '"')
+    return re.sub(r"\s+#.*$", "", text).strip()
+
+
+def pip_section(text: str) -> list[tuple[int, str]]:
+    """(line number, item) of the ``pip:`` list under ``dependencies:`` in an environment.yml.
+
+        >>> pip_section("dependencies:\\n  - python=3.11\\n  - pip:\\n    - --extra-index-url https://h/x/  # feed\\n    - 'pkg==1'\\n  - numpy\\n")
+        [(4, '--extra-index-url https://h/x/'), (5, 'pkg==1')]
+    """
+    lines = text.splitlines()
+    out: list[tuple[int, str]] = []
+    in_deps = False
+    pip_indent: int | None = None
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        key = _KEY.match(raw)
+        if key and not key.group("indent"):
+            in_deps, pip_indent = key.group("key") == "dependencies", None
+            continue
+        if not in_deps:
+            continue
+        item = _ITEM.match(raw)
+        indent = len(raw) - len(raw.lstrip())
+        if pip_indent is not None and indent > pip_indent and item:
+            out.append((number, _scalar(item.group("value") or "")))
+            continue
+        if pip_indent is not None and indent <= pip_indent:
+            pip_indent = None
+        if item and item.group("value"):
+            head = re.match(r"^pip\s*:(?P<rest>.*)$", item.group("value").strip())
+            if head:
+                pip_indent = len(item.group("indent"))
+                rest = re.sub(r"\s+#.*$", "", head.group("rest")).strip()
+                if rest.startswith("[") and rest.endswith("]"):  # a one-line flow list
+                    out += [(number, _scalar(v)) for v in rest[1:-1].split(",") if v.strip()]
+                    pip_indent = None
+    return [(n, v) for n, v in out if v]
+
+
+def scan_env_file(lookup: Any, path: Path) -> list[Finding]:
+    """Findings in an environment.yml's ``pip:`` section and the requirements files it names
+    (relative to the yml's folder, where conda writes the section as a requirements file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    found: list[Finding] = []
+    items = ((f"{path}, line {n} (pip:)", v) for n, v in pip_section(text))
+    _scan_lines(lookup, items, path.parent, found, set())
+    return found
+
+
+def scan(
+    lookup: Any,
+    *,
+    requirements: Sequence[Path] = (),
+    env_files: Sequence[Path] = (),
+    environ: Mapping[str, str] | None = None,
+    pip_files: Sequence[Path] | None = None,
+) -> list[Finding]:
+    """Every finding: pip's configuration (``pip_files``, default :func:`pip_config_files`) and
+    environment, then each requirements file, then each environment.yml."""
+    found = scan_pip_config(lookup, environ, pip_files)
+    for path in requirements:
+        found += scan_requirements(lookup, path)
+    for path in env_files:
+        found += scan_env_file(lookup, path)
+    return list(dict.fromkeys(found))  # a file included from two places is one finding
