@@ -2,7 +2,8 @@
 
 The risk itself, measured: a private feed (the loopback PAT feed, pkg-a 1.0) named with
 ``--extra-index-url`` beside a "public" index (a local PEP 503 index holding pkg-a 9.0): pip
-installs the public 9.0; with the feed as ``--index-url`` it installs 1.0; uv, with the feed as
+installs the public 9.0, and so it does with the feed as ``--index-url`` and the public index as an
+extra one; with the feed as the only index it installs 1.0; uv, with the feed as
 an extra index (uv tries extra indexes first) and its default ``first-index`` strategy, installs
 1.0. Then ``doctor`` names every place that uses a private feed as an extra index: pip's config
 file and ``$PIP_EXTRA_INDEX_URL``, a requirements file (found in the current directory) and the
@@ -44,6 +45,8 @@ def test_extra_index_url_lets_a_public_package_win(
 
     r = cli.tool([*pip, "--target", tmp_path / "extra", "--index-url", public, "--extra-index-url", feed.index_a, "pkg-a"], env=env)
     assert r.returncode == 0 and _installed(tmp_path / "extra") == 'VERSION = "9.0"\n', r.describe()  # the public one won
+    r = cli.tool([*pip, "--target", tmp_path / "reverse", "--index-url", feed.index_a, "--extra-index-url", public, "pkg-a"], env=env)
+    assert r.returncode == 0 and _installed(tmp_path / "reverse") == 'VERSION = "9.0"\n', r.describe()  # the same the other way round
     r = cli.tool([*pip, "--target", tmp_path / "index", "--index-url", feed.index_a, "pkg-a"], env=env)
     assert r.returncode == 0 and _installed(tmp_path / "index") == 'VERSION = "1.0"\n', r.describe()
     with_user = feed.index_a.replace("http://", "http://__token__@", 1)  # uv asks keyring only with a username
@@ -72,8 +75,10 @@ def test_extra_index_url_lets_a_public_package_win(
     ], out
     assert f"private feed {masked} (connection 'orgA')" in warned[2] and f"safe: --index-url {masked} with the feed's upstream" in warned[2]
     assert f"safe: index-url = {feed.index_a} " in warned[0] and f"safe: PIP_INDEX_URL={feed.base}/orgA/env/ " in warned[1]
-    # Named files instead of the current directory's.
-    out = cli.ok("doctor", "--json", "-r", work / "sub" / "more.txt", "--env-file", work / "environment.yml")
-    assert out.count('"dependency-confusion"') == 2
+    # Named files instead of the current directory's; a public extra index beside the private index.
+    (work / "reverse.txt").write_text(f"--index-url {feed.index_a}\n--extra-index-url {public}\n")
+    out = cli.ok("doctor", "--json", "-r", work / "sub" / "more.txt", "-r", work / "reverse.txt", "--env-file", work / "environment.yml")
+    assert out.count('"dependency-confusion"') == 3
+    assert f"reverse.txt, line 2: extra index {public} is searched beside the private feed {feed.index_a}" in out
     line = assert_one_error_line(cli("doctor", "-r", work / "missing.txt"), 2)
     assert "cannot read" in line and "missing.txt" in line

@@ -7,8 +7,11 @@ PyPI. The safe forms are ``--index-url`` pointing at the private feed (public pa
 through the feed's upstream sources, as Azure Artifacts offers), or uv, whose default
 ``index-strategy = "first-index"`` takes a name only from the first index that has it.
 
-:func:`scan` looks where pip reads ``extra-index-url`` from, and reports every URL a connection
-answers (the keyring lookup's own rules: :meth:`~privpkg.connections.CredentialLookup.find`):
+:func:`scan` looks where pip reads ``index-url`` and ``extra-index-url`` from, and reports every
+extra index that is a URL a connection answers (the keyring lookup's own rules:
+:meth:`~privpkg.connections.CredentialLookup.find`), and, when the index that wins (pip's order:
+config files, then ``$PIP_INDEX_URL``, then a requirements file's own ``--index-url``) is such a URL,
+every extra index that is not: the same race, the other way round. It looks in:
 
 - pip's configuration files, in pip's order (pip/_internal/configuration.py): ``$PIP_CONFIG_FILE``,
   the global files (``$XDG_CONFIG_DIRS``/pip/pip.conf, ``/etc/pip.conf``), the user files
@@ -44,6 +47,7 @@ from privpkg import urls
 from privpkg.errors import PrivpkgError, UsageError
 
 _EXTRA = re.compile(r"^--extra-index-url(?:\s*=\s*|\s+)(\S+)")
+_INDEX = re.compile(r"^(?:-i|--index-url)(?:\s*=\s*|\s+)(\S+)")
 _NESTED = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=?\s*)(\S+)$")
 _MAX_FILES = 256
 #: The files ``doctor`` reads when none is named: in the current directory.
@@ -59,8 +63,16 @@ class Finding(NamedTuple):
     url: str
     connection: str
     safe: str
+    #: Set for a public extra index beside a private index: that index and where it is set.
+    beside: str = ""
 
     def line(self) -> str:
+        if self.beside:
+            return (
+                f"{self.where}: extra index {self.url} is searched beside the private feed {self.beside}, connection "
+                f"{self.connection!r}: a package of the same name there can win (pip takes the highest version across "
+                f"indexes); safe: {self.safe}"
+            )
         return (
             f"{self.where}: private feed {self.url} (connection {self.connection!r}) used as an extra index: a public package "
             f"of the same name can win (pip takes the highest version across indexes); safe: {self.safe} with the feed's "
@@ -118,10 +130,20 @@ def _shown(url: str) -> str:
     return urls.redact(url)
 
 
-def scan_pip_config(lookup: Any, environ: Mapping[str, str] | None = None, files: Sequence[Path] | None = None) -> list[Finding]:
-    env = os.environ if environ is None else environ
-    found: list[Finding] = []
-    for path in pip_config_files(env) if files is None else files:
+class _Use(NamedTuple):
+    """One index URL where pip reads it: ``kind`` is ``index`` or ``extra``; ``safe`` is that
+    place's safe spelling of a private feed."""
+
+    where: str
+    kind: str
+    url: str
+    safe: str
+
+
+def _config_uses(environ: Mapping[str, str], files: Sequence[Path]) -> list[_Use]:
+    """pip's config files then its environment, in pip's order (a later index-url wins)."""
+    uses: list[_Use] = []
+    for path in files:
         parser = configparser.RawConfigParser()
         try:
             with open(path, encoding="utf-8") as fh:
@@ -130,36 +152,52 @@ def scan_pip_config(lookup: Any, environ: Mapping[str, str] | None = None, files
             continue  # absent or not pip's: pip itself says so when it reads it
         for section in parser.sections():
             for key, value in parser.items(section):
-                if key.replace("_", "-") != "extra-index-url":
-                    continue
-                for url in value.split():
-                    name = _private(lookup, url)
-                    if name:
-                        found.append(Finding(f"{path} [{section}] {key}", _shown(url), name,
-                                             f"index-url = {_shown(url)}"))
-    for url in (env.get("PIP_EXTRA_INDEX_URL") or "").split():
-        name = _private(lookup, url)
+                kind = {"extra-index-url": "extra", "index-url": "index"}.get(key.replace("_", "-"))
+                if kind:
+                    uses += [_Use(f"{path} [{section}] {key}", kind, url, f"index-url = {_shown(url)}") for url in value.split()]
+    for var, kind in (("PIP_INDEX_URL", "index"), ("PIP_EXTRA_INDEX_URL", "extra")):
+        uses += [_Use(f"${var}", kind, url, f"PIP_INDEX_URL={_shown(url)}") for url in (environ.get(var) or "").split()]
+    return uses
+
+
+def _judge(lookup: Any, uses: Sequence[_Use], found: list[Finding]) -> None:
+    """Private feeds used as extra indexes; and, when the index that wins is a private feed,
+    every extra index that is not one (a package of the private name there can win too)."""
+    for u in uses:
+        name = _private(lookup, u.url) if u.kind == "extra" else None
         if name:
-            found.append(Finding("$PIP_EXTRA_INDEX_URL", _shown(url), name, f"PIP_INDEX_URL={_shown(url)}"))
+            found.append(Finding(u.where, _shown(u.url), name, u.safe))
+    index = next((u for u in reversed(uses) if u.kind == "index"), None)
+    name = _private(lookup, index.url) if index else None
+    if index and name:
+        for u in uses:
+            if u.kind == "extra" and not _private(lookup, u.url):
+                found.append(Finding(u.where, _shown(u.url), name, "no extra index; let the feed's upstream sources serve public packages",
+                                     f"{_shown(index.url)} ({index.where})"))
+
+
+def scan_pip_config(lookup: Any, environ: Mapping[str, str] | None = None, files: Sequence[Path] | None = None) -> list[Finding]:
+    env = os.environ if environ is None else environ
+    found: list[Finding] = []
+    _judge(lookup, _config_uses(env, pip_config_files(env) if files is None else files), found)
     return found
 
 
-def _scan_lines(lookup: Any, lines: Iterable[tuple[str, str]], base: Path, found: list[Finding], seen: set[Path]) -> None:
+def _line_uses(lines: Iterable[tuple[str, str]], base: Path, uses: list[_Use], seen: set[Path]) -> None:
     """``lines``: (where, logical line) of one requirements file (or a yml's pip section), whose
     nested files are relative to ``base``."""
     for where, line in lines:
-        m = _EXTRA.match(line)
+        m = _EXTRA.match(line) or _INDEX.match(line)
         if m:
-            name = _private(lookup, m.group(1))
-            if name:
-                found.append(Finding(where, _shown(m.group(1)), name, f"--index-url {_shown(m.group(1))}"))
+            kind = "extra" if line.startswith("--extra") else "index"
+            uses.append(_Use(where, kind, m.group(1), f"--index-url {_shown(m.group(1))}"))
             continue
         nested = _NESTED.match(line)
         if nested and "://" not in nested.group(2):
-            _scan_file(lookup, base / nested.group(2), found, seen, where)
+            _file_uses(base / nested.group(2), uses, seen, where)
 
 
-def _scan_file(lookup: Any, path: Path, found: list[Finding], seen: set[Path], named_at: str = "") -> None:
+def _file_uses(path: Path, uses: list[_Use], seen: set[Path], named_at: str = "") -> None:
     from privpkg.resolve import _logical_lines, _read_requirements
 
     try:
@@ -170,14 +208,17 @@ def _scan_file(lookup: Any, path: Path, found: list[Finding], seen: set[Path], n
         return  # read once: cycles and diamonds end here
     seen.add(real)
     text = _read_requirements(path, named_at)
-    _scan_lines(lookup, ((f"{path}, line {n}", line) for n, line in _logical_lines(text)), path.parent, found, seen)
+    _line_uses(((f"{path}, line {n}", line) for n, line in _logical_lines(text)), path.parent, uses, seen)
 
 
-def scan_requirements(lookup: Any, path: Path) -> list[Finding]:
-    """Findings in a requirements file and the files it includes. Raises UsageError for a file
+def scan_requirements(lookup: Any, path: Path, ambient: Sequence[_Use] = ()) -> list[Finding]:
+    """Findings in a requirements file and the files it includes, read after pip's config and
+    environment (``ambient``: their index may be the private one). Raises UsageError for a file
     that cannot be read (naming the line that included it)."""
+    uses: list[_Use] = []
+    _file_uses(path, uses, set())
     found: list[Finding] = []
-    _scan_file(lookup, path, found, set())
+    _judge(lookup, [*ambient, *uses], found)
     return found
 
 
@@ -235,16 +276,17 @@ def pip_section(text: str) -> list[tuple[int, str]]:
     return [(n, v) for n, v in out if v]
 
 
-def scan_env_file(lookup: Any, path: Path) -> list[Finding]:
+def scan_env_file(lookup: Any, path: Path, ambient: Sequence[_Use] = ()) -> list[Finding]:
     """Findings in an environment.yml's ``pip:`` section and the requirements files it names
     (relative to the yml's folder, where conda writes the section as a requirements file)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    uses: list[_Use] = []
+    _line_uses(((f"{path}, line {n} (pip:)", v) for n, v in pip_section(text)), path.parent, uses, set())
     found: list[Finding] = []
-    items = ((f"{path}, line {n} (pip:)", v) for n, v in pip_section(text))
-    _scan_lines(lookup, items, path.parent, found, set())
+    _judge(lookup, [*ambient, *uses], found)
     return found
 
 
@@ -258,9 +300,12 @@ def scan(
 ) -> list[Finding]:
     """Every finding: pip's configuration (``pip_files``, default :func:`pip_config_files`) and
     environment, then each requirements file, then each environment.yml."""
-    found = scan_pip_config(lookup, environ, pip_files)
+    env = os.environ if environ is None else environ
+    ambient = _config_uses(env, pip_config_files(env) if pip_files is None else pip_files)
+    found: list[Finding] = []
+    _judge(lookup, ambient, found)
     for path in requirements:
-        found += scan_requirements(lookup, path)
+        found += scan_requirements(lookup, path, ambient)
     for path in env_files:
-        found += scan_env_file(lookup, path)
+        found += scan_env_file(lookup, path, ambient)
     return list(dict.fromkeys(found))  # a file included from two places is one finding

@@ -43,7 +43,6 @@ def test_only_urls_a_connection_answers_are_private(tmp_path: Path) -> None:
         f"--extra-index-url https://__token__:{PAT}@h.example/org/_packaging/f/pypi/simple/\n"
         "--extra-index-url=https://h.example/org-evil/simple/\n"  # not on a segment boundary
         "--extra-index-url http://h.example/org/simple/\n"  # another scheme
-        "--index-url https://h.example/org/simple/\n"  # the safe form
         "-r sub/more.txt\n-r requirements.txt\n"
     )
     nested.write_text("--extra-index-url \\\n  https://h.example/org/x/  # continued\n")
@@ -84,8 +83,27 @@ def test_pip_config_and_environment(tmp_path: Path) -> None:
     conf = _write(tmp_path / "pip.conf", "[global]\nextra-index-url =\n    https://pypi.org/simple\n    https://h.example/org/a/\n"
                   "[install]\nextra_index_url = https://h.example/org/b/\nindex-url = https://h.example/org/c/\n")
     found = confusion.scan_pip_config(_lookup(), {"PIP_EXTRA_INDEX_URL": "https://h.example/org/d/ https://other/"}, [conf])
-    assert [(f.where, f.url, f.safe) for f in found] == [
+    assert [(f.where, f.url, f.safe) for f in found[:3]] == [
         (f"{conf} [global] extra-index-url", "https://h.example/org/a/", "index-url = https://h.example/org/a/"),
         (f"{conf} [install] extra_index_url", "https://h.example/org/b/", "index-url = https://h.example/org/b/"),
         ("$PIP_EXTRA_INDEX_URL", "https://h.example/org/d/", "PIP_INDEX_URL=https://h.example/org/d/"),
     ]
+    # The index that wins is private (index-url in [install]): the public extra indexes are named too.
+    assert [(f.where, f.url, f.beside) for f in found[3:]] == [
+        (f"{conf} [global] extra-index-url", "https://pypi.org/simple", f"https://h.example/org/c/ ({conf} [install] index-url)"),
+        ("$PIP_EXTRA_INDEX_URL", "https://other/", f"https://h.example/org/c/ ({conf} [install] index-url)"),
+    ]
+    assert "extra index https://pypi.org/simple is searched beside the private feed https://h.example/org/c/" in found[3].line()
+
+
+def test_public_extra_index_beside_a_private_index(tmp_path: Path) -> None:
+    """The other half of the risk: the private feed is the index, PyPI an extra one. A file's
+    own --index-url wins over pip's config (pip's rule), so a public index there clears it."""
+    req = _write(tmp_path / "r.txt", "--index-url https://h.example/org/simple/\n--extra-index-url https://pypi.org/simple\n")
+    found = confusion.scan_requirements(_lookup(), req)
+    assert [(f.where, f.url, f.connection) for f in found] == [(f"{req}, line 2", "https://pypi.org/simple", "feed")]
+    ambient = confusion._config_uses({"PIP_INDEX_URL": "https://h.example/org/simple/"}, [])
+    only_extra = _write(tmp_path / "e.txt", "--extra-index-url https://pypi.org/simple\n")
+    assert [f.where for f in confusion.scan_requirements(_lookup(), only_extra, ambient)] == [f"{only_extra}, line 1"]
+    public = _write(tmp_path / "p.txt", "-i https://pypi.org/simple\n--extra-index-url https://mirror.example/simple\n")
+    assert confusion.scan_requirements(_lookup(), public, ambient) == []
