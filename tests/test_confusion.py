@@ -82,3 +82,8 @@ def test_extra_index_url_lets_a_public_package_win(
     assert f"reverse.txt, line 2: extra index {public} is searched beside the private feed {feed.index_a}" in out
     line = assert_one_error_line(cli("doctor", "-r", work / "missing.txt"), 2)
     assert "cannot read" in line and "missing.txt" in line
+    # Found in the current directory, the same broken file is a warning; the other files are still read.
+    (work / "requirements.txt").write_text("-r missing.txt\n")
+    out = cli.ok("doctor", cwd=work)
+    assert "warn  extra-index-url check skipped: requirements.txt, line 1: cannot read missing.txt" in out, out
+    assert "environment.yml, line 5 (pip:): private feed" in out

@@ -297,15 +297,20 @@ def scan(
     env_files: Sequence[Path] = (),
     environ: Mapping[str, str] | None = None,
     pip_files: Sequence[Path] | None = None,
+    errors: list[str] | None = None,
 ) -> list[Finding]:
     """Every finding: pip's configuration (``pip_files``, default :func:`pip_config_files`) and
-    environment, then each requirements file, then each environment.yml."""
+    environment, then each requirements file, then each environment.yml. A file that cannot be
+    read raises UsageError, or, when ``errors`` is given, is one message there and the scan goes on."""
     env = os.environ if environ is None else environ
     ambient = _config_uses(env, pip_config_files(env) if pip_files is None else pip_files)
     found: list[Finding] = []
     _judge(lookup, ambient, found)
-    for path in requirements:
-        found += scan_requirements(lookup, path, ambient)
-    for path in env_files:
-        found += scan_env_file(lookup, path, ambient)
+    for path, reader in [*((r, scan_requirements) for r in requirements), *((e, scan_env_file) for e in env_files)]:
+        try:
+            found += reader(lookup, path, ambient)
+        except UsageError as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))
     return list(dict.fromkeys(found))  # a file included from two places is one finding

@@ -285,9 +285,15 @@ def confusion_checks(requirements: list[str] | None = None, env_files: list[str]
     from privpkg import confusion
     from privpkg.connections import CredentialLookup, store_status
 
+    # Files found in the current directory are scanned as far as they can be (a broken one is a
+    # warning); a file named on the command line that cannot be read is an error.
+    errors: list[str] | None = None
     if not requirements and not env_files:
         requirements = [n for n in confusion.DEFAULT_REQUIREMENTS if os.path.isfile(n)]
         env_files = [n for n in confusion.DEFAULT_ENV_FILES if os.path.isfile(n)]
+        errors = []
     lookup = CredentialLookup(document=store_status().document)
-    found = confusion.scan(lookup, requirements=[Path(p) for p in requirements or ()], env_files=[Path(p) for p in env_files or ()])
-    return [Check("dependency-confusion", "warn", f.line()) for f in found]
+    found = confusion.scan(lookup, requirements=[Path(p) for p in requirements or ()], env_files=[Path(p) for p in env_files or ()],
+                           errors=errors)
+    return [Check("dependency-confusion", "warn", f.line()) for f in found] + [
+        Check("dependency-confusion", "warn", f"extra-index-url check skipped: {e}") for e in errors or ()]

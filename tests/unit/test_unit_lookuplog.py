@@ -153,3 +153,12 @@ def test_program_names_never_keep_arguments() -> None:
     assert _name_of(["/v/lib/python3.11/site-packages/keyring/__main__.py", "get"]) == "keyring"
     assert _name_of(["python3", "-c", f"print('{PAT}')"]) == "python3"
     assert _name_of([]) == "?"
+
+
+def test_state_dir_follows_xdg_without_privpkg_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from privpkg import paths
+
+    monkeypatch.delenv(envvars.HOME, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert lookuplog.log_path() == tmp_path / "state" / "privpkg" / "lookups.log"
+    assert paths.state_dir() == tmp_path / "state" / "privpkg"
