@@ -13,12 +13,9 @@ extra index that is a URL a connection answers (the keyring lookup's own rules:
 config files, then ``$PIP_INDEX_URL``, then a requirements file's own ``--index-url``) is such a URL,
 every extra index that is not: the same race, the other way round. It looks in:
 
-- pip's configuration files, in pip's order (pip/_internal/configuration.py): ``$PIP_CONFIG_FILE``,
-  the global files (``$XDG_CONFIG_DIRS``/pip/pip.conf, ``/etc/pip.conf``), the user files
-  (``~/.pip/pip.conf``, ``~/.config/pip/pip.conf``; skipped when ``$PIP_CONFIG_FILE`` names an
-  existing file, as pip does), the site file (``pip.conf`` in this environment and in
-  ``$VIRTUAL_ENV``), any section, ``extra-index-url`` or ``extra_index_url``; and
-  ``$PIP_EXTRA_INDEX_URL``;
+- pip's configuration files, in pip's order (:func:`privpkg.http.pip_config_files`: global,
+  user, site, ``$PIP_CONFIG_FILE``; none when that is the null device), any section,
+  ``extra-index-url`` or ``extra_index_url``; and ``$PIP_INDEX_URL``/``$PIP_EXTRA_INDEX_URL``;
 - requirements files (``--extra-index-url`` lines, nested ``-r``/``-c`` followed, read with pip's
   line rules from :mod:`privpkg.resolve`);
 - conda's ``environment.yml``: the items of its ``pip:`` list, which conda writes verbatim into a
@@ -38,7 +35,6 @@ from __future__ import annotations
 import configparser
 import os
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -81,38 +77,11 @@ class Finding(NamedTuple):
 
 
 def pip_config_files(environ: Mapping[str, str] | None = None) -> list[Path]:
-    """pip's configuration files on this platform, lowest priority first (pip's own order)."""
-    env = os.environ if environ is None else environ
-    out: list[Path] = []
-    config_file = env.get("PIP_CONFIG_FILE")
-    if config_file:
-        out.append(Path(config_file))
-    if sys.platform == "win32":
-        base = env.get("ProgramData", r"C:\ProgramData")
-        out.append(Path(base) / "pip" / "pip.ini")
-    elif sys.platform == "darwin":
-        out.append(Path("/Library/Application Support/pip/pip.conf"))
-    else:
-        dirs = env.get("XDG_CONFIG_DIRS") or "/etc/xdg"
-        out += [Path(d) / "pip" / "pip.conf" for d in dirs.split(os.pathsep) if d]
-        out.append(Path("/etc/pip.conf"))
-    if not (config_file and os.path.exists(config_file)):
-        home = Path(env.get("HOME") or os.path.expanduser("~"))
-        name = "pip.ini" if sys.platform == "win32" else "pip.conf"
-        out.append(home / ("pip" if sys.platform == "win32" else ".pip") / name)
-        if sys.platform == "win32":
-            out.append(Path(env.get("APPDATA", str(home))) / "pip" / name)
-        elif sys.platform == "darwin" and (home / "Library/Application Support/pip").is_dir():
-            out.append(home / "Library/Application Support/pip" / name)
-        else:
-            xdg = env.get("XDG_CONFIG_HOME") or str(home / ".config")
-            out.append(Path(xdg) / "pip" / name)
-    site = "pip.ini" if sys.platform == "win32" else "pip.conf"
-    out.append(Path(sys.prefix) / site)
-    venv = env.get("VIRTUAL_ENV")
-    if venv and Path(venv) / site not in out:
-        out.append(Path(venv) / site)  # the activated environment's pip reads its own
-    return out
+    """pip's configuration files, lowest priority first: :func:`privpkg.http.pip_config_files`
+    (checked against pip's own listing), so ``cert`` and the indexes are read from the same files."""
+    from privpkg.http import pip_config_files as files
+
+    return files(environ)
 
 
 def _private(lookup: Any, url: str) -> str | None:
@@ -143,6 +112,7 @@ class _Use(NamedTuple):
 def _config_uses(environ: Mapping[str, str], files: Sequence[Path]) -> list[_Use]:
     """pip's config files then its environment, in pip's order (a later index-url wins)."""
     uses: list[_Use] = []
+    by_section: list[tuple[int, _Use]] = []
     for path in files:
         parser = configparser.RawConfigParser()
         try:
@@ -154,7 +124,10 @@ def _config_uses(environ: Mapping[str, str], files: Sequence[Path]) -> list[_Use
             for key, value in parser.items(section):
                 kind = {"extra-index-url": "extra", "index-url": "index"}.get(key.replace("_", "-"))
                 if kind:
-                    uses += [_Use(f"{path} [{section}] {key}", kind, url, f"index-url = {_shown(url)}") for url in value.split()]
+                    # pip: a command's section ([install]) of any file beats [global] of all files.
+                    rank = 0 if section.strip().lower() == "global" else 1
+                    by_section += [(rank, _Use(f"{path} [{section}] {key}", kind, url, f"index-url = {_shown(url)}")) for url in value.split()]
+    uses = [u for _, u in sorted(by_section, key=lambda ru: ru[0])]  # stable: file order kept within a rank
     for var, kind in (("PIP_INDEX_URL", "index"), ("PIP_EXTRA_INDEX_URL", "extra")):
         uses += [_Use(f"${var}", kind, url, f"PIP_INDEX_URL={_shown(url)}") for url in (environ.get(var) or "").split()]
     return uses

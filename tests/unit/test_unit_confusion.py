@@ -4,6 +4,8 @@ and which ``--extra-index-url`` URLs count as private (the lookup's own matching
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,14 +71,27 @@ def test_env_file_pip_section_and_its_nested_file(tmp_path: Path) -> None:
     assert [(f.where, f.url) for f in found] == [(f"{env}, line 3 (pip:)", "https://h.example/org/y/"), (f"{tmp_path / 'reqs.txt'}, line 1", "https://h.example/org/z/")]
 
 
-def test_pip_config_files_in_pips_order(tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_CONFIG_DIRS": "/a:/b"}
-    files = confusion.pip_config_files(env)
-    assert files[:3] == [Path("/a/pip/pip.conf"), Path("/b/pip/pip.conf"), Path("/etc/pip.conf")]
-    assert files[3:5] == [tmp_path / ".pip/pip.conf", tmp_path / "cfg/pip/pip.conf"]
-    own = _write(tmp_path / "own.conf", "")
-    files = confusion.pip_config_files({**env, "PIP_CONFIG_FILE": str(own)})
-    assert files[0] == own and tmp_path / "cfg/pip/pip.conf" not in files  # pip skips the user files then
+def test_pip_config_is_read_from_pips_files_in_pips_order(tmp_path: Path) -> None:
+    """The files are http.pip_config_files' (checked against pip itself in test_network): the
+    one $PIP_CONFIG_FILE names is read last, none when it is the null device; and an [install]
+    index-url beats a [global] one of a later file, as in pip."""
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_CONFIG_DIRS": str(tmp_path / "etc")}
+    user = _write(_mkdir(tmp_path / "cfg" / "pip") / "pip.conf", "[install]\nindex-url = https://h.example/org/simple/\n")
+    own = _write(tmp_path / "own.conf", "[global]\nindex-url = https://pypi.org/simple\nextra-index-url = https://mirror.example/\n")
+    assert confusion.pip_config_files(env)[-2:] == [user, Path(sys.prefix) / "pip.conf"]
+    found = confusion.scan(_lookup(), environ={**env, "PIP_CONFIG_FILE": str(own)})
+    assert found == [], "PIP_CONFIG_FILE names an existing file: pip skips the user files"
+    _write(own, "[global]\nextra-index-url = https://mirror.example/\n")
+    env["PIP_CONFIG_FILE"] = str(tmp_path / "absent.conf")
+    _write(_mkdir(tmp_path / "etc" / "pip") / "pip.conf", "[global]\nindex-url = https://pypi.org/simple\nextra-index-url = https://mirror.example/\n")
+    [beside] = confusion.scan(_lookup(), environ=env)  # the user file's [install] index-url wins over /etc's [global]
+    assert beside.url == "https://mirror.example/" and beside.beside == f"https://h.example/org/simple/ ({user} [install] index-url)"
+    assert confusion.scan(_lookup(), environ={**env, "PIP_CONFIG_FILE": os.devnull}) == []
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def test_pip_config_and_environment(tmp_path: Path) -> None:
