@@ -239,7 +239,7 @@ def test_doctor_json_is_the_same_checks(cli: PrivpkgCLI) -> None:
     assert {c["status"] for c in checks} <= {"ok", "warn", "fail"}
     assert all(set(c) == {"name", "status", "detail", "sub"} and "\n" not in c["detail"] for c in checks)
     by_name = {(c["name"], c["status"]): c["detail"] for c in checks}
-    assert by_name[("expiry", "fail")] == "connection 'old' expired on 2020-02-02; renew: privpkg connection set old --update --expires DATE"
+    assert by_name[("expiry", "fail")] == "connection 'old' expired on 2020-02-02 (lookups still serve it); renew: privpkg connection set old --update --expires DATE"
     assert by_name[("expiry", "warn")].startswith("connection 'soon' expires in 5 days")
     assert by_name[("keyring", "ok")].startswith("keyring: privpkg's backend is active")
     assert "PrivpkgKeyring answers https://h.example/soon/simple/" in by_name[("keyring-url", "ok")]

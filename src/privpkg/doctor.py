@@ -183,7 +183,7 @@ def run_checks(url: str | None = None, days: int = 14, pip: str | None = None) -
         if left is None:
             continue
         if left < 0:
-            r.add("expiry", "fail", f"connection {c.name!r} expired on {c.expires}; renew: privpkg connection set {c.name} --update --expires DATE")
+            r.add("expiry", "fail", f"connection {c.name!r} expired on {c.expires} (lookups still serve it); renew: privpkg connection set {c.name} --update --expires DATE")
         elif left <= days:
             when = "today" if left == 0 else f"in {counted(left, 'day')}"
             r.add("expiry", "warn", f"connection {c.name!r} expires {when} ({c.expires})")
@@ -242,3 +242,26 @@ def run_checks(url: str | None = None, days: int = 14, pip: str | None = None) -
 
 
 
+
+
+def confusion_checks(requirements: list[str] | None = None, env_files: list[str] | None = None) -> list[Check]:
+    """Private feeds used through ``--extra-index-url`` (:mod:`privpkg.confusion`): pip's config
+    and environment always; the named requirements files and environment.yml files, or, when
+    none is named, ``requirements.txt`` and ``environment.yml``/``.yaml`` in the current directory."""
+    from pathlib import Path
+
+    from privpkg import confusion
+    from privpkg.connections import CredentialLookup, store_status
+
+    # Files found in the current directory are scanned as far as they can be (a broken one is a
+    # warning); a file named on the command line that cannot be read is an error.
+    errors: list[str] | None = None
+    if not requirements and not env_files:
+        requirements = [n for n in confusion.DEFAULT_REQUIREMENTS if os.path.isfile(n)]
+        env_files = [n for n in confusion.DEFAULT_ENV_FILES if os.path.isfile(n)]
+        errors = []
+    lookup = CredentialLookup(document=store_status().document)
+    found = confusion.scan(lookup, requirements=[Path(p) for p in requirements or ()], env_files=[Path(p) for p in env_files or ()],
+                           errors=errors)
+    return [Check("dependency-confusion", "warn", f.line()) for f in found] + [
+        Check("dependency-confusion", "warn", f"extra-index-url check skipped: {e}") for e in errors or ()]
