@@ -12,6 +12,7 @@ file it includes, an environment.yml's ``pip:`` section; one line each, no secre
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from support.builds import Venv
@@ -63,7 +64,7 @@ def test_extra_index_url_lets_a_public_package_win(
     (work / "environment.yml").write_text(f"name: e\ndependencies:\n  - pip\n  - pip:\n    - --extra-index-url {feed.index_a}\n    - pkg-a\n")
     conf = tmp_path / "pip.conf"
     conf.write_text(f"[global]\nindex-url = {public}\nextra-index-url = {feed.index_a}\n")
-    out = cli.ok("doctor", cwd=work, env={"PIP_CONFIG_FILE": str(conf), "PIP_EXTRA_INDEX_URL": f"{feed.base}/orgA/env/"})
+    out = cli.ok("doctor", "--pip", sys.executable, cwd=work, env={"PIP_CONFIG_FILE": str(conf), "PIP_EXTRA_INDEX_URL": f"{feed.base}/orgA/env/"})
     warned = [line for line in out.splitlines() if "used as an extra index" in line]
     masked = feed.index_a.replace("http://", "http://***@", 1)
     assert [w.split(": private feed ")[0] for w in warned] == [
@@ -77,13 +78,13 @@ def test_extra_index_url_lets_a_public_package_win(
     assert f"safe: index-url = {feed.index_a} " in warned[0] and f"safe: PIP_INDEX_URL={feed.base}/orgA/env/ " in warned[1]
     # Named files instead of the current directory's; a public extra index beside the private index.
     (work / "reverse.txt").write_text(f"--index-url {feed.index_a}\n--extra-index-url {public}\n")
-    out = cli.ok("doctor", "--json", "-r", work / "sub" / "more.txt", "-r", work / "reverse.txt", "--env-file", work / "environment.yml")
+    out = cli.ok("doctor", "--pip", sys.executable, "--json", "-r", work / "sub" / "more.txt", "-r", work / "reverse.txt", "--env-file", work / "environment.yml")
     assert out.count('"dependency-confusion"') == 3
     assert f"reverse.txt, line 2: extra index {public} is searched beside the private feed {feed.index_a}" in out
     line = assert_one_error_line(cli("doctor", "-r", work / "missing.txt"), 2)
     assert "cannot read" in line and "missing.txt" in line
     # Found in the current directory, the same broken file is a warning; the other files are still read.
     (work / "requirements.txt").write_text("-r missing.txt\n")
-    out = cli.ok("doctor", cwd=work)
+    out = cli.ok("doctor", "--pip", sys.executable, cwd=work)
     assert "warn  extra-index-url check skipped: requirements.txt, line 1: cannot read missing.txt" in out, out
     assert "environment.yml, line 5 (pip:): private feed" in out
