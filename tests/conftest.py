@@ -42,6 +42,7 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "uv_bin": ("integration",),
     "privpkg_wheel": ("integration",),
     "compat_venv": ("integration",),
+    "owned_venv": ("integration",),
     "venv_privpkg": ("integration",),
     "venv_privpkg_cloud": ("integration",),
     "venv_bare_pip": ("integration",),

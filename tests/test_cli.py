@@ -184,7 +184,9 @@ def test_connection_test_403(cli: PrivpkgCLI, tmp_path: Path) -> None:
 def test_doctor(cli: PrivpkgCLI) -> None:
     assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(5), stdin=PAT).returncode == 0
     env_conns = json.dumps([{"name": "ci-feed", "target": "https://ci.example/org", "secret": OTHER}])
-    res = cli("doctor", "--url", "https://h.example/soon/simple/", env={envvars.CONNECTIONS: env_conns})
+    # --pip: this interpreter's pip imports keyring with privpkg's backend (the pip on the test's PATH
+    # reaches no keyring at all, which doctor rightly fails: tests/test_doctor_pip.py).
+    res = cli("doctor", "--pip", sys.executable, "--url", "https://h.example/soon/simple/", env={envvars.CONNECTIONS: env_conns})
     out = res.stdout
     assert res.returncode == 0, out
     assert "store:" in out and "(mode 0600)" in out and "key:" in out
@@ -214,7 +216,7 @@ def test_nuget_endpoints_are_reported_and_sources_read_right(cli: PrivpkgCLI) ->
     table = cli("connection", "list", env=env)
     assert table.returncode == 0 and table.stderr == "" and f"from ${var}" in table.stdout and "nuget" not in table.stdout
     assert cli("connection", "set", "soon", "--target", "https://h.example/soon", "--expires", _days(1), stdin=PAT).returncode == 0
-    res = cli("doctor", env=env)
+    res = cli("doctor", "--pip", sys.executable, env=env)
     assert res.returncode == 0, res.stdout
     lines = res.stdout.splitlines()
     assert f"warn  ${var}: endpointCredentials[0] {nuget} is not a Python index (a NuGet feed?), so no pip URL can match it; " \
@@ -237,7 +239,7 @@ def test_doctor_json_is_the_same_checks(cli: PrivpkgCLI) -> None:
     assert {c["status"] for c in checks} <= {"ok", "warn", "fail"}
     assert all(set(c) == {"name", "status", "detail", "sub"} and "\n" not in c["detail"] for c in checks)
     by_name = {(c["name"], c["status"]): c["detail"] for c in checks}
-    assert by_name[("expiry", "fail")] == "connection 'old' expired on 2020-02-02; renew: privpkg connection set old --update --expires DATE"
+    assert by_name[("expiry", "fail")] == "connection 'old' expired on 2020-02-02 (lookups still serve it); renew: privpkg connection set old --update --expires DATE"
     assert by_name[("expiry", "warn")].startswith("connection 'soon' expires in 5 days")
     assert by_name[("keyring", "ok")].startswith("keyring: privpkg's backend is active")
     assert "PrivpkgKeyring answers https://h.example/soon/simple/" in by_name[("keyring-url", "ok")]

@@ -233,4 +233,6 @@ def test_env_only_connections(feed, venv_privpkg, make_env, privpkg_home, tmp_pa
     assert_installed(target, "pkg_a", "1.0", r)
     feed.assert_challenged_then_authorized(FEED_A_PATH, WHEEL_A)
     assert_no_secret(r.output, *feed.secrets)
-    assert list(privpkg_home.iterdir()) == [], "an env-only lookup must not create store or key files"
+    # Only the lookup log (privpkg doctor --last), which holds no secret: no store or key files.
+    assert [p.name for p in privpkg_home.iterdir()] == ["lookups.log"], "an env-only lookup must not create store or key files"
+    assert_no_secret((privpkg_home / "lookups.log").read_text(), *feed.secrets)

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from support.builds import Venv
-from support.cli import Outputs, PrivpkgCLI, assert_one_error_line
-from support.env import assert_no_secret, run
+from support.cli import Outputs, PrivpkgCLI
+from support.env import Result, assert_no_secret, run
 from support.feeds import FEED_A_PATH, FeedServer
 
 
@@ -19,20 +19,34 @@ def _pip_env(make_env: Callable[..., dict[str, str]], **kw: object) -> dict[str,
 
 
 def test_setup_pip_then_flagless_install_then_undo(
-    make_env: Callable[..., dict[str, str]], test_home: Path, feed: FeedServer, venv_bare_pip: Venv, venv_privpkg: Venv,
+    make_env: Callable[..., dict[str, str]], test_home: Path, feed: FeedServer, venv_bare_pip: Venv, owned_venv: Callable[..., Venv],
     store_connection: Callable[..., object], tmp_path: Path,
 ) -> None:
-    env = _pip_env(make_env, path_prefix=[venv_privpkg.bin])
-    privpkg = PrivpkgCLI(env, Outputs())
+    # privpkg from a venv of its own, as installed by a person: setup also writes that venv's pip.conf.
+    home = owned_venv("setup-pip-flagless", "pip>=26.2")
+    env = _pip_env(make_env, path_prefix=[home.bin])
+    outputs: list[str] = []
+
+    def privpkg(*args: str) -> Result:
+        res = run([home.bin / "privpkg", *args], env)
+        outputs.append(res.output)
+        return res
+
     conf = test_home / "home/.config/pip/pip.conf"
-    assert not conf.exists()
+    env_conf = home.path / "pip.conf"
+    assert not conf.exists() and not env_conf.exists()
 
     res = privpkg("setup", "pip")
-    assert res.returncode == 0 and f"set keyring-provider = subprocess in {conf}" in res.stdout, res.stderr
+    assert res.returncode == 0 and res.output.splitlines() == [
+        f"set keyring-provider = subprocess in {conf}",
+        f"set keyring-provider = import in {env_conf} (pip from privpkg's own environment skips the keyring CLI next to it)",
+    ], res.describe()
     seen = run([*venv_bare_pip.pip, "config", "list"], env)
     assert "global.keyring-provider='subprocess'" in seen.output, seen.describe()
+    seen = run([*home.pip, "config", "list"], env)
+    assert "global.keyring-provider='import'" in seen.output, seen.describe()  # the venv's file is read last and wins
     again = privpkg("setup", "pip")
-    assert again.returncode == 0 and "already subprocess" in again.stdout
+    assert again.returncode == 0 and "already subprocess" in again.output and "already import" in again.output
 
     store_connection("a", feed.base + "/orgA/", feed.secret_a)
     target = tmp_path / "target"
@@ -40,13 +54,14 @@ def test_setup_pip_then_flagless_install_then_undo(
     assert res_install.returncode == 0, res_install.describe()
     assert (target / "pkg_a.py").exists()
     feed.assert_challenged_then_authorized(FEED_A_PATH, "pkg_a-1.0-py3-none-any.whl")
-    assert_no_secret(res_install.output, feed.secret_a)
+    assert_no_secret(res_install.output + "".join(outputs), feed.secret_a)
 
     res = privpkg("setup", "pip", "--undo")
-    assert res.returncode == 0 and "removed" in res.stdout, res.stderr
-    assert not conf.exists(), "privpkg created the file, so undo removes it"
+    assert res.returncode == 0 and res.output.splitlines() == [
+        f"removed {env_conf} (privpkg had created it)", f"removed {conf} (privpkg had created it)"], res.describe()
+    assert not conf.exists() and not env_conf.exists(), "privpkg created the files, so undo removes them"
     res = privpkg("setup", "pip", "--undo")
-    assert res.returncode == 1 and assert_one_error_line(res).startswith("privpkg: error: nothing to undo")
+    assert res.returncode == 1 and res.output.startswith("privpkg: error: nothing to undo") and res.output.count("\n") == 1
 
 
 def test_undo_restores_existing_file_exactly(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:

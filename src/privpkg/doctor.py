@@ -8,8 +8,6 @@ A detail never holds a secret, only which connection and source would answer.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -55,26 +53,6 @@ def _backend_names(kr: Any) -> list[Any]:
     from keyring.backends.chainer import ChainerBackend
 
     return list(kr.backends) if isinstance(kr, ChainerBackend) else [kr]
-
-
-def _pip_provider() -> tuple[str | None, str]:
-    env = os.environ.get("PIP_KEYRING_PROVIDER")
-    if env:
-        return env, "$PIP_KEYRING_PROVIDER"
-    try:
-        out = subprocess.run(
-            [sys.executable, "-m", "pip", "config", "list"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None, "pip not runnable"
-    if out.returncode != 0:
-        return None, "pip not installed in this environment"
-    for line in out.stdout.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip().endswith(("keyring-provider", "keyring_provider")):
-            return value.strip().strip("'\""), f"pip config ({key.strip()})"
-    return None, "pip config"
 
 
 def _explain_bare_host(r: _Checks, lookup: Any, host: str) -> None:
@@ -152,10 +130,11 @@ def _s3_endpoint_checks(r: _Checks, conns: list[Any]) -> None:
                 )
 
 
-def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
+def run_checks(url: str | None = None, days: int = 14, pip: str | None = None) -> list[Check]:
     """Every check, in the order a person reads them: privpkg itself, the store and its key, the
     environment's connections, host-wide and S3 endpoint bindings, expiry (within ``days``),
-    keyring's backends (and who answers ``url``, and why), the keyring CLI, pip's setting."""
+    keyring's backends (and who answers ``url``, and why), then the pip that will run (``pip``,
+    default ``pip`` on PATH: :mod:`privpkg.pipcheck`)."""
     from privpkg import __version__, envvars
     from privpkg.connections import STORE, CredentialLookup, store_status
     from privpkg.connections.sources import source_label, unusable_azure_endpoints
@@ -204,7 +183,7 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
         if left is None:
             continue
         if left < 0:
-            r.add("expiry", "fail", f"connection {c.name!r} expired on {c.expires}; renew: privpkg connection set {c.name} --update --expires DATE")
+            r.add("expiry", "fail", f"connection {c.name!r} expired on {c.expires} (lookups still serve it); renew: privpkg connection set {c.name} --update --expires DATE")
         elif left <= days:
             when = "today" if left == 0 else f"in {counted(left, 'day')}"
             r.add("expiry", "warn", f"connection {c.name!r} expires {when} ({c.expires})")
@@ -255,22 +234,34 @@ def run_checks(url: str | None = None, days: int = 14) -> list[Check]:
     except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
         r.add("keyring", "fail", f"keyring could not be loaded: {type(exc).__name__}: {exc}")
 
-    cli = shutil.which("keyring")
-    if cli:
-        r.add("keyring-cli", "ok", f"keyring CLI on PATH: {cli}")
-    else:
-        r.add("keyring-cli", "warn", "no keyring CLI on PATH: pip's subprocess provider cannot find it")
+    from privpkg.pipcheck import check_pip
 
-    provider, where = _pip_provider()
-    if provider in ("subprocess", "import"):
-        r.add("pip-keyring-provider", "ok", f"pip keyring-provider = {provider} (from {where})")
-    elif provider == "disabled":
-        r.add("pip-keyring-provider", "fail", f"pip keyring-provider = disabled (from {where}): pip will never ask keyring")
-    else:
-        shown = provider or "auto (default)"
-        r.add("pip-keyring-provider", "warn", f"pip keyring-provider = {shown} ({where}): pip asks keyring only if it can import it or find its CLI, "
-               "and never with --no-input; run `privpkg setup pip`")
+    for name, verdict, detail in check_pip(pip, url):
+        r.add(name, verdict, detail)
     return list(r)
 
 
 
+
+
+def confusion_checks(requirements: list[str] | None = None, env_files: list[str] | None = None) -> list[Check]:
+    """Private feeds used through ``--extra-index-url`` (:mod:`privpkg.confusion`): pip's config
+    and environment always; the named requirements files and environment.yml files, or, when
+    none is named, ``requirements.txt`` and ``environment.yml``/``.yaml`` in the current directory."""
+    from pathlib import Path
+
+    from privpkg import confusion
+    from privpkg.connections import CredentialLookup, store_status
+
+    # Files found in the current directory are scanned as far as they can be (a broken one is a
+    # warning); a file named on the command line that cannot be read is an error.
+    errors: list[str] | None = None
+    if not requirements and not env_files:
+        requirements = [n for n in confusion.DEFAULT_REQUIREMENTS if os.path.isfile(n)]
+        env_files = [n for n in confusion.DEFAULT_ENV_FILES if os.path.isfile(n)]
+        errors = []
+    lookup = CredentialLookup(document=store_status().document)
+    found = confusion.scan(lookup, requirements=[Path(p) for p in requirements or ()], env_files=[Path(p) for p in env_files or ()],
+                           errors=errors)
+    return [Check("dependency-confusion", "warn", f.line()) for f in found] + [
+        Check("dependency-confusion", "warn", f"extra-index-url check skipped: {e}") for e in errors or ()]

@@ -1,16 +1,296 @@
-"""privpkg's own HTTP transport: the one place that opens URLs for privpkg itself.
+"""privpkg's own HTTP transport: proxies and the CA bundle, decided in one place.
 
-``connection test``, ``auth login``'s check and wheelhouse downloads go through :func:`build_opener`,
-so proxies (``HTTPS_PROXY``/``NO_PROXY``) and a private CA bundle are honoured in one place. pip and
-the storage SDKs have their own transports; this module does not touch them.
+``connection test``, ``auth login``'s check and wheelhouse downloads open URLs through
+:func:`build_opener`; the storage SDKs get the same CA bundle from :func:`sdk_verify` (boto3's
+``verify=``, azure-core's ``connection_verify=``). pip's own downloads, the shim's included, are
+pip's: this module does not touch them.
+
+Proxies: ``https_proxy``/``http_proxy``/``no_proxy``, lower case winning over upper case, as urllib,
+requests and curl read them. An https URL goes through an ``http://`` proxy as a CONNECT tunnel
+only: the proxy sees the host and port, never a header, so a PAT stays inside TLS. ``no_proxy``
+takes host suffixes (``.corp.example`` or ``corp.example``), ``host:port``, ``*``, and, as
+requests (so pip) does, IPv4 addresses and CIDR ranges, which urllib alone does not. A loopback
+URL (``localhost``, 127.0.0.0/8, ``::1``) always goes direct, as Go's net/http does: through a
+proxy it would name the proxy's machine, and a plain-http one would hand its PAT or SAS to the
+proxy in clear, while privpkg allows plain http on loopback only because it never leaves this
+machine. (urllib, requests and botocore on Linux send loopback to the proxy unless ``no_proxy``
+names it; the storage SDKs keep doing so.)
+
+The CA bundle, first set wins (an empty variable is unset):
+
+1. ``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``: requests reads them per request, and they
+   beat pip's own ``cert`` inside pip (requests lets a request's setting win over the session's);
+2. pip's ``cert``: ``PIP_CERT``, else the ``cert`` key of pip's config files (``[install]``
+   over ``[global]``; files in pip's order, global, user, site, ``PIP_CONFIG_FILE``, the later
+   one winning; ``PIP_CONFIG_FILE=/dev/null`` reads none), so a feed pip reaches, privpkg reaches;
+3. ``SSL_CERT_FILE`` (OpenSSL's variable, and uv's): Python's default context honours it anyway,
+   but requests and botocore use certifi and would not.
+
+A chosen bundle replaces the system's certificates, as ``pip --cert``, ``requests verify=`` and
+curl's ``--cacert`` do. None set: the system's certificates (OpenSSL's default paths, which
+``SSL_CERT_DIR`` can point elsewhere) for privpkg's own calls, and the SDKs' defaults for the
+SDKs. A bundle that is missing, unreadable or holds no PEM certificate is a one-line
+:class:`~privpkg.errors.PrivpkgError` naming where it was set.
+
+Importing this module is cheap (no ``ssl``, no ``urllib.request``): probe imports it lazily.
 """
 
 from __future__ import annotations
 
-import urllib.request
-from typing import Any
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from privpkg.errors import PrivpkgError, shown
+
+if TYPE_CHECKING:
+    import ssl
+    import urllib.request
+    from pathlib import Path
+
+#: The CA-bundle variables privpkg reads, in precedence order (pip's config files come right
+#: after PIP_CERT).
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "SSL_CERT_FILE")
+#: Sections of pip's config whose ``cert`` applies, lowest first: what ``pip install`` reads.
+PIP_SECTIONS = ("global", "install")
+
+
+class CABundle(NamedTuple):
+    """A CA bundle the user chose: its path and where it was set (``REQUESTS_CA_BUNDLE`` or
+    ``cert in /etc/pip.conf``), for messages."""
+
+    path: str
+    source: str
+
+    def describe(self) -> str:
+        return f"{self.source}={shown(self.path)}"
+
+
+def pip_config_files(environ: Mapping[str, str] | None = None, prefix: str | None = None) -> list[Path]:
+    """The config files pip reads, lowest priority first (existing or not), as pip 23 to 26
+    list them: global (``$XDG_CONFIG_DIRS``/pip/pip.conf..., /etc/pip.conf), user
+    (~/.pip/pip.conf, then ``$XDG_CONFIG_HOME``/pip/pip.conf; skipped when ``PIP_CONFIG_FILE``
+    names an existing file), site (``sys.prefix``/pip.conf), then ``PIP_CONFIG_FILE``. Empty when
+    ``PIP_CONFIG_FILE`` is the null device (pip then reads no file).
+
+    >>> pip_config_files({"PIP_CONFIG_FILE": os.devnull})
+    []
+    """
+    from pathlib import Path
+
+    env = os.environ if environ is None else environ
+    name = "pip.ini" if sys.platform == "win32" else "pip.conf"
+    env_file = env.get("PIP_CONFIG_FILE")
+    if env_file == os.devnull:
+        return []
+    home = Path(env.get("HOME") or os.path.expanduser("~"))
+    if sys.platform == "win32":
+        global_dirs = [Path(env.get("ALLUSERSPROFILE", r"C:\ProgramData"), "pip")]
+        user_dir = Path(env.get("APPDATA") or home / "AppData" / "Roaming", "pip")
+    elif sys.platform == "darwin":
+        global_dirs = [Path("/Library/Application Support/pip")]
+        user_dir = home / "Library" / "Application Support" / "pip"
+        if not user_dir.is_dir():
+            user_dir = home / ".config" / "pip"
+    else:
+        xdg_dirs = [d for d in (env.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep) if d]
+        global_dirs = [Path(d, "pip") for d in xdg_dirs] + [Path("/etc")]
+        user_dir = Path(env.get("XDG_CONFIG_HOME") or home / ".config", "pip")
+    files = [d / name for d in global_dirs]
+    if not (env_file and os.path.exists(env_file)):
+        files += [home / ("pip" if sys.platform == "win32" else ".pip") / name, user_dir / name]
+    files.append(Path(prefix if prefix is not None else sys.prefix, name))
+    if env_file:
+        files.append(Path(env_file))
+    return files
+
+
+def pip_cert(environ: Mapping[str, str] | None = None, prefix: str | None = None) -> CABundle | None:
+    """pip's ``cert`` setting for ``pip install``: ``PIP_CERT``, else the config files' (see
+    :func:`pip_config_files`; a key in ``[install]`` of any file beats ``[global]`` of all, as in
+    pip). A file pip could not parse is skipped here (pip itself stops on it)."""
+    import configparser
+
+    env = os.environ if environ is None else environ
+    if env.get("PIP_CERT"):
+        return CABundle(env["PIP_CERT"], "PIP_CERT")
+    found: dict[str, CABundle] = {}
+    for path in pip_config_files(env, prefix):
+        parser = configparser.RawConfigParser()
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                parser.read_file(fh)
+        except (OSError, configparser.Error):
+            continue
+        for section in PIP_SECTIONS:
+            if not parser.has_section(section):
+                continue
+            for key, value in parser.items(section):
+                if key.lower().replace("_", "-").removeprefix("--") == "cert" and value:
+                    # pip's option type "path" expands ~.
+                    found[section] = CABundle(os.path.expanduser(value), f"cert in {path} [{section}]")
+    return found.get("install") or found.get("global")
+
+
+def ca_bundle(environ: Mapping[str, str] | None = None, prefix: str | None = None) -> CABundle | None:
+    """The CA bundle the user chose (module docstring), checked to be a readable PEM file or a
+    directory; None for the system default. Raises PrivpkgError (one line naming the variable
+    or config file) for one that is not."""
+    env = os.environ if environ is None else environ
+    bundle: CABundle | None = None
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        if env.get(var):
+            bundle = CABundle(env[var], var)
+            break
+    else:
+        bundle = pip_cert(env, prefix)
+        if bundle is None and env.get("SSL_CERT_FILE"):
+            bundle = CABundle(env["SSL_CERT_FILE"], "SSL_CERT_FILE")
+    if bundle is not None:
+        _check(bundle)
+    return bundle
+
+
+def _check(bundle: CABundle) -> None:
+    hint = "a CA bundle must be a readable PEM file; fix or unset it"
+    try:
+        if os.path.isdir(bundle.path):
+            os.listdir(bundle.path)
+            return
+        with open(bundle.path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise PrivpkgError(f"{bundle.describe()}: no such file ({hint})") from None
+    except PermissionError:
+        raise PrivpkgError(f"{bundle.describe()}: permission denied ({hint})") from None
+    except OSError as exc:
+        raise PrivpkgError(f"{bundle.describe()}: cannot read it: {exc.strerror or type(exc).__name__} ({hint})") from None
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise PrivpkgError(f"{bundle.describe()}: holds no PEM certificate ({hint})")
+
+
+def describe_trust(environ: Mapping[str, str] | None = None) -> str:
+    """Which certificates privpkg trusts, in words, for a certificate-verification failure."""
+    try:
+        bundle = ca_bundle(environ)
+    except PrivpkgError as exc:
+        return str(exc)
+    if bundle is None:
+        return ("trusted: the system's certificates; for a private CA set REQUESTS_CA_BUNDLE, "
+                "SSL_CERT_FILE or pip's cert")
+    return f"trusted: only the CA bundle {bundle.describe()}"
+
+
+def sdk_verify() -> str | None:
+    """The CA bundle for a storage SDK (boto3 ``verify=``, azure-core ``connection_verify=``):
+    the user's choice, or None to leave the SDK's own default (certifi; boto3 also reads
+    ``AWS_CA_BUNDLE``). PrivpkgError for a bundle that is not usable."""
+    bundle = ca_bundle()
+    return bundle.path if bundle is not None else None
+
+
+def ssl_context() -> ssl.SSLContext:
+    """Python's default client context (hostname checked, TLS 1.2+ as Python sets it) trusting
+    the chosen CA bundle only, or the system's certificates."""
+    import ssl
+
+    bundle = ca_bundle()
+    if bundle is None:
+        return ssl.create_default_context()
+    try:
+        if os.path.isdir(bundle.path):
+            return ssl.create_default_context(capath=bundle.path)
+        return ssl.create_default_context(cafile=bundle.path)
+    except ssl.SSLError as exc:
+        raise PrivpkgError(f"{bundle.describe()}: not a usable CA bundle ({exc.reason or exc})") from None
+
+
+def proxy_bypassed(host: str, no_proxy: str) -> bool:
+    """Whether ``no_proxy`` exempts ``host`` (``name`` or ``name:port``): urllib's rules (``*``,
+    a host or dot-suffix, with or without port) plus requests' IPv4 address and CIDR entries.
+
+    >>> proxy_bypassed("10.1.2.3:443", "10.0.0.0/8")
+    True
+    >>> proxy_bypassed("evilcorp.example", "corp.example")
+    False
+    >>> proxy_bypassed("pkgs.corp.example", ".corp.example")
+    True
+    """
+    import ipaddress
+    import urllib.request
+
+    if urllib.request.proxy_bypass_environment(host, {"no": no_proxy}):  # type: ignore[attr-defined]  # not in typeshed
+        return True
+    name = _host_only(host)
+    try:
+        addr = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    for entry in (e.strip() for e in no_proxy.split(",")):
+        try:
+            if entry and addr in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _host_only(hostport: str) -> str:
+    if hostport.startswith("["):  # [IPv6]:port
+        return hostport[1:].split("]", 1)[0]
+    return hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+
+
+def direct(hostport: str, no_proxy: str) -> bool:
+    """Whether a request to ``hostport`` skips the proxy: a loopback host, or ``no_proxy``.
+
+    >>> direct("127.0.0.2:8080", ""), direct("localhost", ""), direct("[::1]:443", ""), direct("pkgs.example", "")
+    (True, True, True, False)
+    """
+    import ipaddress
+
+    host = _host_only(hostport).lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return True
+    except ValueError:
+        pass
+    return proxy_bypassed(hostport, no_proxy)
 
 
 def build_opener(*handlers: Any) -> urllib.request.OpenerDirector:
-    """An opener with ``handlers`` added; urllib's own defaults (environment proxies) kept."""
-    return urllib.request.build_opener(*handlers)
+    """An opener with ``handlers`` added, the environment's proxies (urllib's reading: lower
+    case wins; ``HTTP_PROXY`` is ignored when ``REQUEST_METHOD`` is set, httpoxy; loopback and
+    ``no_proxy`` go direct, :func:`direct`) and an HTTPS handler trusting :func:`ssl_context`. Raises
+    PrivpkgError for an unusable CA bundle."""
+    import urllib.request
+
+    found = urllib.request.getproxies_environment()
+    no_proxy = found.pop("no", "")
+
+    class EnvProxyHandler(urllib.request.ProxyHandler):
+        def proxy_open(self, req: Any, proxy: str, type: str) -> Any:
+            if req.host and direct(req.host, no_proxy):
+                return None
+            return super().proxy_open(req, proxy, type)
+
+    # Only http(s) proxies: urllib would otherwise add an ftp_proxy or socks one it cannot use.
+    wanted = {k: v for k, v in found.items() if k in ("http", "https")}
+    return urllib.request.build_opener(EnvProxyHandler(wanted), urllib.request.HTTPSHandler(context=ssl_context()), *handlers)
+
+
+def proxy_for(url: str) -> str | None:
+    """``host:port`` of the proxy :func:`build_opener` sends ``url`` through (user info left
+    out: a proxy URL may hold a password), or None for a direct connection."""
+    import urllib.parse
+    import urllib.request
+
+    found = urllib.request.getproxies_environment()
+    parts = urllib.parse.urlsplit(url)
+    proxy = found.get(parts.scheme)
+    if not proxy or (parts.netloc and direct(parts.netloc.rsplit("@", 1)[-1], found.get("no", ""))):
+        return None
+    return urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy).netloc.rsplit("@", 1)[-1]

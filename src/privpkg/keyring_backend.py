@@ -96,6 +96,17 @@ def _from_keyring_cli() -> bool:
     return False
 
 
+def _record(service: str, username: str | None, api: str, reason: str, conn: Any = None, detail: str | None = None) -> None:
+    """One line in the lookup log (:mod:`privpkg.lookuplog`), which never raises; guarded once
+    more because a getter must never raise."""
+    try:
+        from privpkg import lookuplog
+
+        lookuplog.record(service, username, api=api, reason=reason, conn=conn, detail=detail)
+    except Exception:  # noqa: BLE001, S110 - pip disables keyring after one exception
+        pass
+
+
 def _refuse(exc_type: type[Exception], msg: str) -> Exception:
     """The error for a refused set/delete. The keyring CLI prints a traceback for any backend
     error, so when we run inside it we print one line and exit 2 instead."""
@@ -124,14 +135,28 @@ class PrivpkgKeyring(KeyringBackend):
     def _store_all(self) -> bool:
         return str(self.store_all).strip().lower() in _TRUE
 
-    def _lookup(self, service: str, username: str | None) -> Any:
-        """The matching Connection, or None. Never raises."""
+    def _lookup(self, service: str, username: str | None, api: str) -> Any:
+        """The matching Connection, or None; the lookup log gets the answer and why. Never raises."""
+        conn, reason, detail = self._answer(service, username)
+        if reason is not None:
+            _record(service, username, api, reason, conn, detail)
+        return conn
+
+    def _answer(self, service: str, username: str | None) -> tuple[Any, str | None, str | None]:
+        """(Connection or None, the reason to record or None for a service that is not ours to
+        log, a detail). Never raises."""
         if not service:
-            return None
+            return None, None, None
         try:
             # Imported here: keyring imports this module at every start-up, a lookup is rarer.
-            from privpkg import envvars, paths
+            from privpkg import envvars, lookuplog, paths, urls
+            from privpkg.errors import PrivpkgError, UsageError
 
+            try:
+                # Reject what is not a URL or host before opening the store.
+                urls.normalize(service) if "://" in service else urls.normalize_netloc(service)
+            except UsageError:
+                return None, None, None  # not a URL or host we could ever serve: not ours to log
             env = tuple(os.environ.get(v) for v in envvars.LOOKUP_INPUTS)
             store = str(paths.store_path())
             try:
@@ -140,14 +165,11 @@ class PrivpkgKeyring(KeyringBackend):
             except FileNotFoundError:
                 stamp = None
             if stamp is None and not any(os.environ.get(v) for v in (envvars.CONNECTIONS, *envvars.AZURE_ENDPOINTS)):
-                return None  # no store and no environment source: skip importing the matcher at all
-            from privpkg import urls
+                # No store and no environment source: skip importing the matcher at all.
+                return None, lookuplog.NO_CONNECTIONS, None
             from privpkg.connections import CredentialLookup
-            from privpkg.errors import PrivpkgError, UsageError
 
             try:
-                # Reject what is not a URL or host before opening the store.
-                urls.normalize(service) if "://" in service else urls.normalize_netloc(service)
                 global _SNAPSHOT
                 # pip asks twice per 401 in one process (import provider): reuse the decrypted
                 # snapshot while neither the store file nor the environment changed.
@@ -159,44 +181,49 @@ class PrivpkgKeyring(KeyringBackend):
                     for err in lookup.errors:
                         _warn(err)
                     _SNAPSHOT = _Snapshot(inputs, lookup)
-                conn = lookup.find(service, username)
+                conn, reason = lookup.explain(service, username)
             except UsageError:
-                return None  # not a URL or host we could ever serve
+                return None, None, None  # not a URL or host we could ever serve
             except PrivpkgError as exc:
                 _warn(f"lookup skipped: {exc}")
-                return None
+                return None, lookuplog.STORE_UNREADABLE, str(exc)
             if conn is not None and conn.expired:
+                # Still served: the feed decides whether the PAT still works (Azure DevOps PATs
+                # often outlive the date typed in); the warning and the log say it expired.
                 _warn(f"connection {conn.name!r} expired on {conn.expires}; renew it with: privpkg connection set {conn.name} --update")
-            return conn
+            return conn, reason, None
         except Exception as exc:  # noqa: BLE001 - pip disables keyring after one exception
             _warn(f"lookup failed: {type(exc).__name__}")
-            return None
+            return None, "error", type(exc).__name__
 
-    def _generic_get(self, service: str, username: str | None) -> tuple[str, str] | None:
+    def _generic_get(self, service: str, username: str | None, api: str) -> tuple[str, str] | None:
         if not self._store_all():
             return None
         try:
             from privpkg.connections import get_secret
 
-            return get_secret(service, username)
+            hit = get_secret(service, username)
+            if hit is not None:
+                _record(service, username, api, "generic")
+            return hit
         except Exception as exc:  # noqa: BLE001 - a getter never raises: pip disables keyring after one exception
             _warn(f"lookup skipped: {exc}")
             return None
 
     def get_password(self, service: str, username: str) -> str | None:
-        hit = self._generic_get(service, username)
+        hit = self._generic_get(service, username, "password")
         if hit is not None:
             return hit[1]
-        conn = self._lookup(service, username)
+        conn = self._lookup(service, username, "password")
         return None if conn is None else conn.secret
 
     def get_credential(self, service: str, username: str | None) -> Any:
         from keyring.credentials import SimpleCredential
 
-        hit = self._generic_get(service, username)
+        hit = self._generic_get(service, username, "creds")
         if hit is not None:
             return SimpleCredential(*hit)
-        conn = self._lookup(service, username)
+        conn = self._lookup(service, username, "creds")
         return None if conn is None else SimpleCredential(conn.username, conn.secret)
 
     def set_password(self, service: str, username: str, password: str) -> None:

@@ -37,6 +37,17 @@ def config_dir() -> Path:
     return Path(platformdirs.user_config_dir(APP, appauthor=False))
 
 
+def state_dir() -> Path:
+    """Where privpkg keeps what it only records (the lookup log): the user state dir
+    (``~/.local/state/privpkg`` on Linux), or ``PRIVPKG_HOME``."""
+    home = os.environ.get(envvars.HOME)
+    if home:
+        return Path(home)
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+
+
 def store_path() -> Path:
     return data_dir() / "connections.store"
 

@@ -56,6 +56,9 @@ def check_connection(conn: Connection, url: str | None = None, timeout: float = 
     secret may not reach or a bad timeout."""
     if not (timeout > 0 and math.isfinite(timeout)):
         raise UsageError(f"--timeout must be a positive number of seconds, not {timeout:g}")
+    from privpkg import http
+
+    http.ca_bundle()  # an unusable CA bundle is the command's one error line, before any request
     work: Callable[[float], Verdict]
     if conn.category in STORAGE_CATEGORIES:
         if url is not None:
@@ -160,11 +163,15 @@ def _probe_http(conn: Connection, url: str, deadline: float) -> Verdict:
             reason = exc.reason
             if isinstance(reason, TimeoutError) or "timed out" in str(reason):
                 return Verdict(False, f"TIMED OUT: {shown}: no complete answer before the deadline")
-            return Verdict(False, f"UNREACHABLE: {shown}: {getattr(reason, 'strerror', None) or reason}")
+            if _cert_failure(reason):
+                return _untrusted(shown, getattr(reason, "verify_message", None))
+            return Verdict(False, f"UNREACHABLE: {shown}: {getattr(reason, 'strerror', None) or reason}{_via_proxy(url)}")
         except TimeoutError:
             return Verdict(False, f"TIMED OUT: {shown}: no complete answer before the deadline")
         except OSError as exc:
-            return Verdict(False, f"UNREACHABLE: {shown}: {exc.strerror or type(exc).__name__}")
+            if _cert_failure(exc):
+                return _untrusted(shown, getattr(exc, "verify_message", None))
+            return Verdict(False, f"UNREACHABLE: {shown}: {exc.strerror or type(exc).__name__}{_via_proxy(url)}")
         if status == 203:
             return Verdict(False, f"NOT AUTHORITATIVE: {shown} answered 203 Non-Authoritative Information{via}: a proxy or "
                            f"sign-in page answered, not the feed, so the credential of {conn.name!r} was not verified")
@@ -172,6 +179,31 @@ def _probe_http(conn: Connection, url: str, deadline: float) -> Verdict:
             return Verdict(True, f"OK: {shown} accepted the credential of {conn.name!r} (HTTP {status}){via}")
         return _http_error(conn, shown, status, "", via)
     return Verdict(False, f"TOO MANY REDIRECTS: {first} redirected more than {MAX_REDIRECTS} times inside the target")
+
+
+def _cert_failure(exc: object) -> bool:
+    """Whether ``exc`` (or what it wraps: the SDKs nest urllib3's and requests' errors) is a
+    failed certificate verification."""
+    seen: set[int] = set()
+    while isinstance(exc, BaseException) and id(exc) not in seen:
+        seen.add(id(exc))
+        if type(exc).__name__ == "SSLCertVerificationError" or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args else None)
+    return False
+
+
+def _untrusted(where: str, why: str | None) -> Verdict:
+    from privpkg import http
+
+    return Verdict(False, f"FAILED: {where}: certificate verification failed ({why or 'untrusted certificate'}); {http.describe_trust()}")
+
+
+def _via_proxy(url: str) -> str:
+    from privpkg import http
+
+    proxy = http.proxy_for(url)
+    return f" (through the proxy {proxy})" if proxy else ""
 
 
 def _leaves_target(conn: Connection, target: urls.NormURL, url: str, nxt: str, status: int) -> Verdict | None:
@@ -231,7 +263,12 @@ def _probe_azure(conn: Connection, deadline: float) -> Verdict:
         return Verdict(False, f"FAILED: the connection string of {conn.name!r} is for account {named!r}, not {account!r}")
     left = _left(deadline)
     kw: dict[str, Any] = {"retry_total": 0, "connection_timeout": left, "read_timeout": left}
-    sas_kw = {**kw, "api_version": azure.EMULATOR_API_VERSION} if emulator else kw
+    from privpkg import http
+
+    sas_kw = {**kw, "api_version": azure.EMULATOR_API_VERSION} if emulator else dict(kw)
+    verify = http.sdk_verify()
+    if verify is not None:  # as open_client does for a key
+        sas_kw["connection_verify"] = verify
     where = conn.target
     try:
         if segs:
@@ -276,6 +313,8 @@ def _storage_rejected(conn: Connection, where: str, code: str) -> Verdict:
 
 
 def _unreachable_or_timeout(where: str, exc: BaseException) -> Verdict:
+    if _cert_failure(exc):
+        return _untrusted(where, None)
     text = f"{type(exc).__name__} {exc}".lower()
     if "timeout" in text or "timed out" in text:
         return Verdict(False, f"TIMED OUT: {where}: no complete answer before the deadline")
@@ -329,5 +368,7 @@ def _probe_s3(conn: Connection, deadline: float) -> Verdict:
     except (ConnectTimeoutError, ReadTimeoutError):
         return Verdict(False, f"TIMED OUT: {where}: no complete answer before the deadline")
     except BotoCoreError as exc:
+        if _cert_failure(exc):
+            return _untrusted(where, None)
         return Verdict(False, f"UNREACHABLE: {where}: {type(exc).__name__}")
     return Verdict(True, f"OK: {where} accepted the key of {conn.name!r} (ListObjectsV2 succeeded)")

@@ -5,6 +5,8 @@
 - ``feeds``: the PAT-protected feed fixture and the in-thread fake-server helper;
 - ``storage``: Azurite and moto's S3 server;
 - ``cli``: the privpkg CLI runner and the one rule for "one clear error line".
+- ``netproxy`` (helpers, no fixtures): the loopback forward proxy, private CA and https feed of
+  tests/test_network.py.
 
 The benchmarks (bench/_common.py) import ``env``, ``builds`` and ``storage`` too, outside pytest
 (the ``bench`` extra installs pytest, which these modules import).

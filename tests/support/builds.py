@@ -231,6 +231,22 @@ def venv_pip231_shim(shared_dir: Path, uv_bin: Path, uv_cache: Path, build_env: 
     return Venv(build_once(shared_dir, "venv-pip231-shim", build))
 
 
+@pytest.fixture(scope="session")
+def owned_venv(shared_dir: Path, uv_bin: Path, uv_cache: Path, build_env: dict[str, str], privpkg_wheel: Path) -> Callable[..., Venv]:
+    """``owned_venv(owner, pip, privpkg=True, extra=())``: a venv of the tests' interpreter with
+    ``pip`` (a requirement), ``extra`` requirements and, with ``privpkg``, this checkout's wheel,
+    built once per run for the ONE test (or parametrized case) named ``owner``, which may change it
+    (``privpkg setup pip`` writes its ``pip.conf``). Shared venvs must never be changed; this is
+    for the tests that must, or that need an unusual venv of their own."""
+
+    def get(owner: str, pip: str, privpkg: bool = True, extra: Sequence[str] = ()) -> Venv:
+        packages: list[str | Path] = [pip, *extra] + ([privpkg_wheel] if privpkg else [])
+        name = f"owned-{re.sub(r'[^A-Za-z0-9.]+', '_', owner)}"
+        return Venv(build_once(shared_dir, name, lambda d: make_venv(uv_bin, uv_cache, build_env, d, packages)))
+
+    return get
+
+
 # --------------------------------------------------------------------------------------------
 # pip / Python compatibility matrix for the pip shim (issue 6, E15)
 # --------------------------------------------------------------------------------------------

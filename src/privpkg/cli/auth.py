@@ -45,6 +45,10 @@ def cmd_auth_login(args: argparse.Namespace) -> int:
     verify = interactive if args.verify is None else args.verify
     if verify and not 0 < args.timeout < float("inf"):
         raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
+    if verify:
+        from privpkg import http
+
+        http.ca_bundle()  # an unusable CA bundle: one line before the PAT is asked for
     secret = read_secret(f"PAT for {target}: ")
     verdict = None
     if verify:

@@ -7,14 +7,17 @@ import argparse
 from typing import Any
 
 from privpkg.cli.output import add_json_option, out, print_json
+from privpkg.errors import UsageError
 
 _LABEL = {"ok": "ok", "warn": "warn", "fail": "FAIL"}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from privpkg.doctor import run_checks
+    if args.last is not None:
+        return _last(args.last, args.json)
+    from privpkg.doctor import confusion_checks, run_checks
 
-    checks = run_checks(url=args.url, days=args.days)
+    checks = run_checks(url=args.url, days=args.days, pip=args.pip) + confusion_checks(args.requirement, args.env_file)
     failed = any(c.status == "fail" for c in checks)
     if args.json:
         print_json([c.as_json() for c in checks])
@@ -25,12 +28,40 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _last(n: int, as_json: bool) -> int:
+    """``doctor --last N``: the last N keyring lookups from the lookup log, newest last."""
+    from privpkg import lookuplog
+
+    if n < 1:
+        raise UsageError(f"--last takes a number of lookups (1 or more), got {n}")
+    recs = lookuplog.read_last(n)
+    if as_json:
+        print_json([{**r, **dict(zip(("outcome", "hint"), lookuplog.explain(r), strict=True))} for r in recs])
+        return 0
+    if not recs:
+        out(f"no keyring lookup recorded yet in {lookuplog.log_path()}")
+    for r in recs:
+        for line in lookuplog.format_record(r):
+            out(line)
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     """Add ``doctor`` to the top-level subparsers ``sub``."""
     s = sub.add_parser("doctor", help="explain how credentials reach pip and what is wrong",
-                       description="Check the store, the key, keyring's backend choice, pip's keyring-provider "
-                       "setting and connection expiry. Exit 1 if a check fails.")
+                       description="Check the store, the key, keyring's backend choice, connection expiry, and the pip that "
+                       "will run: its version, its keyring-provider and whether the keyring it uses reaches privpkg. Exit 1 if a check fails.")
     s.add_argument("--url", help="also show which keyring backend answers this URL, and why")
+    s.add_argument("--pip", metavar="PATH", help="the pip to check (a pip executable or a Python interpreter whose -m pip you run; default: pip on PATH)")
     s.add_argument("--days", type=int, default=14, help="warn about connections expiring within DAYS (default 14)")
+    s.add_argument("--last", type=int, nargs="?", const=10, metavar="N",
+                   help="show only the last N keyring lookups (default 10), newest last: what was asked, "
+                   "which connection answered or why none did")
+    s.add_argument("-r", "--requirement", action="append", metavar="FILE",
+                   help="look for private feeds used through --extra-index-url in this requirements file (and the files it "
+                   "includes); repeatable. Default: requirements.txt in the current directory, if any")
+    s.add_argument("--env-file", action="append", metavar="FILE",
+                   help="the same for a conda environment.yml's pip: section; repeatable. Default: environment.yml or "
+                   "environment.yaml in the current directory, if any")
     add_json_option(s)
     s.set_defaults(func=cmd_doctor)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from privpkg import envvars, urls  # noqa: F401 - envvars: the class docstring's example uses it
 from privpkg.connections.model import HTTP_AUTH_CATEGORIES, Connection
@@ -27,6 +27,21 @@ from privpkg.connections.sources import (
 )
 from privpkg.errors import UsageError
 from privpkg.vault import Vault
+
+#: Why :meth:`CredentialLookup.explain` answered as it did (the lookup log and ``doctor`` show them).
+MATCH = "match"  # the longest target that covers the URL
+HOST_WIDE = "host-wide"  # a bare host, answered by the one opted-in secret on it
+NO_MATCH = "no-match"  # no target covers the URL (or none is on the bare host's host and port)
+HOST_NOT_OPTED_IN = "bare-host-not-opted-in"  # connections on that host, none --host-wide
+HOST_AMBIGUOUS = "bare-host-ambiguous"  # several --host-wide secrets on that host, no username picks one
+REASONS = (MATCH, HOST_WIDE, NO_MATCH, HOST_NOT_OPTED_IN, HOST_AMBIGUOUS)
+
+
+class Answer(NamedTuple):
+    """A lookup's connection (None on a miss) and why: one of :data:`REASONS`."""
+
+    conn: Connection | None
+    reason: str
 
 
 class CredentialLookup:
@@ -93,11 +108,17 @@ class CredentialLookup:
     def find(self, service: str, username: str | None = None) -> Connection | None:
         """The connection for ``service``: a URL, or pip's bare ``host[:port]``. None if no
         connection applies or a bare host is ambiguous. Raises UsageError for malformed input."""
+        return self.explain(service, username).conn
+
+    def explain(self, service: str, username: str | None = None) -> Answer:
+        """:meth:`find` with the reason (one of :data:`REASONS`) it answered as it did, for the
+        lookup log and ``doctor``. Raises UsageError for malformed input."""
         if "://" not in service:
             return self._find_host(service, username)
         norm = urls.normalize(service)
         buckets = [self._by_target[p] for p in norm.prefixes() if p in self._by_target]
-        return self._pick(buckets, username)
+        conn = self._pick(buckets, username)
+        return Answer(conn, MATCH if conn is not None else NO_MATCH)
 
     @staticmethod
     def _netlocs(service: str) -> tuple[str, str | None]:
@@ -119,7 +140,7 @@ class CredentialLookup:
             targets += [t for t in self._by_netloc.get(bare, ()) if t.startswith(scheme)]
         return [self._conn(e) for t in targets for e in self._by_target[t]]
 
-    def _find_host(self, service: str, username: str | None) -> Connection | None:
+    def _find_host(self, service: str, username: str | None) -> Answer:
         # A bare host carries no scheme and no path: pip asks it for http://h/anything after a
         # 401, and uv asks it before sending. Only a connection whose owner opted in answers it;
         # among those, one secret must be unambiguous (a username may pick one).
@@ -132,10 +153,14 @@ class CredentialLookup:
         if username:
             mine = [c for c in conns if c.username == username]
             if mine and len({c.secret for c in mine}) == 1:
-                return mine[0]
+                return Answer(mine[0], HOST_WIDE)
         if conns and len({c.secret for c in conns}) == 1:
-            return conns[0]
-        return None
+            return Answer(conns[0], HOST_WIDE)
+        if conns:
+            return Answer(None, HOST_AMBIGUOUS)
+        # Nothing opted in: tell "a connection on this host did not opt in" from "nothing here"
+        # (only on a miss, so a served lookup never pays for it).
+        return Answer(None, HOST_NOT_OPTED_IN if self.host_entries(service) else NO_MATCH)
 
     def all(self) -> list[Connection]:
         return [self._conn(e) for bucket in self._by_target.values() for e in bucket]

@@ -452,6 +452,49 @@ def _scheme(url: Any) -> str | None:
         return None
 
 
+def hint_missing_username(auth: Any, pip_version: str) -> None:
+    """Before pip 26.2, the subprocess keyring provider runs ``keyring get URL USER`` only when
+    the index URL carries a username; without one pip never asks keyring (so privpkg is never
+    asked) and a 401 ends in a prompt or "No matching distribution found". Wrap this
+    ``MultiDomainBasicAuth``'s ``handle_401`` to say, once per run, the one change that works.
+    It only adds a warning line, before pip goes on exactly as it would have."""
+    nums = re.findall(r"\d+", pip_version)[:2]
+    if len(nums) < 2 or (int(nums[0]), int(nums[1])) >= (26, 2):
+        return
+    handle = getattr(auth, "handle_401", None)
+    if not callable(handle) or getattr(auth, "_privpkg_username_hint", False):
+        return
+    said = []  # type: list[bool]
+
+    def handle_401(resp: Any, **kwargs: Any) -> Any:
+        hint = None if said else _username_hint(auth, resp, pip_version)
+        if hint is not None:
+            said.append(True)
+            warn(hint)
+        return handle(resp, **kwargs)
+
+    auth.handle_401 = handle_401
+    auth._privpkg_username_hint = True
+
+
+def _username_hint(auth: Any, resp: Any, pip_version: str) -> str | None:
+    """The hint for this 401, or None: only when pip runs the keyring CLI (subprocess provider)
+    and sent the request without any credential, i.e. the index URL has no username."""
+    try:
+        if (getattr(resp, "status_code", None) != 401 or type(auth.keyring_provider).__name__ != "KeyRingCliProvider"
+                or resp.request.headers.get("Authorization")):
+            return None
+        find_index = getattr(auth, "_get_index_url", None)
+        parts = urlsplit((find_index(resp.url) if callable(find_index) else None) or resp.url)
+    except Exception:  # noqa: BLE001 - a pip whose layout differs gets no hint, never a failure
+        return None
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc:
+        return None
+    return (f"pip {pip_version} asks the keyring CLI only for index URLs with a username, and "
+            f"{parts.scheme}://{parts.netloc}{parts.path} has none: use {parts.scheme}://__token__@{parts.netloc}{parts.path} "
+            "or upgrade pip to 26.2 or newer")
+
+
 def bind_cached_credentials_to_scheme(auth: Any) -> None:
     """Make pip's ``MultiDomainBasicAuth`` keep credentials on the scheme they were obtained for.
 
@@ -596,6 +639,12 @@ def patch_session_module(module: Any) -> None:
             bind_cached_credentials_to_scheme(self.auth)
         except Exception as exc:  # noqa: BLE001 - pip works on as it would without the shim
             warn(f"pip's credential cache is not scheme-bound: {type(exc).__name__}")
+        try:
+            from pip import __version__ as pip_version
+
+            hint_missing_username(self.auth, pip_version)
+        except Exception as exc:  # noqa: BLE001 - pip works on as it would without the shim
+            warn(f"no hint for index URLs without a username: {type(exc).__name__}")
         try:
             adapter = PrivpkgAdapter(self)
             self.mount("privpkg://", adapter)

@@ -83,10 +83,18 @@ def open_client(account_url: str, account: str, key: str, container: str | None 
                 **options: Any) -> Any:
     """A ContainerClient for ``container`` (a BlobServiceClient without one) signed with the
     account key; ``options`` are the SDK's client options (retries, timeouts). An emulator
-    gets the service version Azurite knows."""
+    gets the service version Azurite knows. azure-core's requests transport reads the proxy
+    variables and ``REQUESTS_CA_BUNDLE`` itself; the CA bundle privpkg's own HTTP uses
+    (:func:`privpkg.http.sdk_verify`: also pip's ``cert`` and ``SSL_CERT_FILE``) is passed as
+    ``connection_verify`` when the user chose one, so every path trusts the same CAs."""
     blob = sdk()
     if emulator:
         options["api_version"] = EMULATOR_API_VERSION
+    from privpkg import http
+
+    verify = http.sdk_verify()
+    if verify is not None:
+        options.setdefault("connection_verify", verify)
     credential = {"account_name": account, "account_key": key}
     if container is None:
         return blob.BlobServiceClient(account_url, credential=credential, **options)
@@ -127,6 +135,11 @@ class AzureStorage:
         }
         if self.emulator:
             kw["api_version"] = EMULATOR_API_VERSION
+        from privpkg import http
+
+        verify = http.sdk_verify()  # the CA bundle open_client also passes (SAS and token clients too)
+        if verify is not None:
+            kw["connection_verify"] = verify
         return kw
 
     def _identity(self) -> Any:

@@ -55,9 +55,13 @@ def make_client(endpoint_url: str | None, region: str, key_id: str | None, secre
       ``https://minio.example`` into ``https://BUCKET.minio.example``. On AWS these settings are
       left to the user's config: every host they pick is an AWS host.
 
-    ``AWS_CA_BUNDLE``/``ca_bundle`` and proxy variables stay the user's choice (they change
-    whom TLS trusts, not where the request goes). Raises PrivpkgError (one line) when botocore
-    refuses the configuration, e.g. ``AWS_PROFILE`` names a profile that does not exist.
+    Proxy variables stay the user's (botocore reads them; they change the route, not the
+    endpoint). TLS trusts ``AWS_CA_BUNDLE``/``ca_bundle`` when the AWS configuration sets one (the
+    more specific choice), else the CA bundle privpkg's own HTTP uses (:func:`privpkg.http.sdk_verify`:
+    ``REQUESTS_CA_BUNDLE``, pip's ``cert``, ``SSL_CERT_FILE``...), which botocore alone would not
+    read, else botocore's default. Raises PrivpkgError (one line) when botocore refuses the
+    configuration, e.g. ``AWS_PROFILE`` names a profile that does not exist, or for an unusable
+    CA bundle.
 
     ``key_id=None``: no key pair; the client signs with AWS's default credential chain of a fresh
     session. What the chain fetches (STS for a role, SSO, the instance metadata service) gets
@@ -76,8 +80,9 @@ def make_client(endpoint_url: str | None, region: str, key_id: str | None, secre
                         "use_dualstack_endpoint": False}
         config.update(use_dualstack_endpoint=False, use_fips_endpoint=False)
     try:
+        verify = _verify()
         if key_id is None:
-            return _ambient_client(endpoint_url, region, timeout, Config(**config))
+            return _ambient_client(endpoint_url, region, timeout, Config(**config), verify)
         return boto3.client(
             "s3",
             endpoint_url=endpoint_url,
@@ -86,12 +91,29 @@ def make_client(endpoint_url: str | None, region: str, key_id: str | None, secre
             aws_secret_access_key=secret,
             aws_session_token=None,
             config=Config(**config),
+            verify=verify,
         )
     except (BotoCoreError, ValueError) as exc:
         raise PrivpkgError(f"cannot set up an S3 client from the AWS configuration: {type(exc).__name__}: {exc}") from None
 
 
-def _ambient_client(endpoint_url: str | None, region: str, timeout: float | None, config: Any) -> Any:
+def _verify() -> str | None:
+    """boto3's ``verify=``: privpkg's CA bundle when the user chose one, unless the AWS
+    configuration names its own (then None: botocore decides)."""
+    import os
+
+    from privpkg import http
+
+    bundle = http.sdk_verify()
+    if bundle is None or os.environ.get("AWS_CA_BUNDLE"):
+        return None
+    import botocore.session
+
+    # ~/.aws/config's ca_bundle for the active profile (a session costs ~12 ms: only asked here).
+    return None if botocore.session.Session().get_config_variable("ca_bundle") else bundle
+
+
+def _ambient_client(endpoint_url: str | None, region: str, timeout: float | None, config: Any, verify: str | None) -> Any:
     import boto3
     import botocore.session
     from botocore.config import Config
@@ -106,7 +128,8 @@ def _ambient_client(endpoint_url: str | None, region: str, timeout: float | None
     if core.get_credentials() is None:  # resolves the chain now (cached for the client below)
         raise PrivpkgError("no AWS default credentials were found (AWS_ACCESS_KEY_ID, AWS_PROFILE, ~/.aws/credentials, "
                            "SSO, a role)")
-    return boto3.session.Session(botocore_session=core).client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+    return boto3.session.Session(botocore_session=core).client("s3", endpoint_url=endpoint_url, region_name=region, config=config,
+                                                                verify=verify)
 
 
 class S3Storage:
