@@ -187,22 +187,26 @@ except Exception as exc:
 """
 
 
-def _explain_404(url: str) -> str:
-    """Why the storage answered 404 for ``url``: privpkg looks again (only on this error path, so
-    the one extra request costs nothing on a good install) and says whether the wheel was removed
-    (``wheel remove`` leaves a marker) or never published; :func:`_not_found` when it cannot."""
+def _explain_404(url: str, timeout: Any = None) -> str:
+    """Why the storage answered 404 for a ``privpkg://`` ``url``: privpkg looks again (only on
+    this error path, after pip's download, so a good install makes no extra request; bounded by
+    pip's ``timeout`` as signing is) and says whether the wheel was removed (``wheel remove``
+    leaves a marker) or never published; :func:`_not_found` when it cannot, and for plain blob
+    URLs, which are not privpkg's names."""
+    if urlsplit(url).scheme.lower() != "privpkg":
+        return _not_found(url)
     try:
         from privpkg.errors import NotFoundError
         from privpkg.resolve import resolve_url
     except ImportError:
         try:
-            _resolve_subprocess(url, check=True)
+            _resolve_subprocess(url, timeout, check=True)
         except _ShimError as exc:
             if exc.status == 404:
                 return str(exc)
         return _not_found(url)
     try:
-        resolve_url(url, _ttl(), check=True)
+        resolve_url(url, _ttl(), check=True, timeout=timeout)
     except NotFoundError as exc:
         return str(exc)
     except Exception:  # noqa: BLE001 - the 404 line below is still right, only less precise
@@ -611,7 +615,7 @@ def patch_session_module(module: Any) -> None:
             resp.request = request
             resp.history = []
             if resp.status_code == 404:
-                resp.reason = "privpkg: " + _explain_404(original)
+                resp.reason = "privpkg: " + _explain_404(original, _seconds(kwargs.get("timeout")))
             elif resp.status_code >= 400:
                 resp.reason = f"{resp.reason or 'error'} from the workspace storage (signed URL withheld)"
             return resp
