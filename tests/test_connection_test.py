@@ -266,7 +266,7 @@ def test_s3_is_tested_with_list_objects(cli: PrivpkgCLI, auth_moto: AuthMoto) ->
     """Right secret: OK (ListObjectsV2). Wrong secret for the same key id: REJECTED
     (SignatureDoesNotMatch), which moto checks only in its authenticating mode. A key without
     permission: FORBIDDEN. A missing bucket: NOT FOUND. The old probe sent an HTTP Basic GET."""
-    wrong = "w" + auth_moto.secret_key[1:]
+    wrong = ("x" if auth_moto.secret_key[0] != "x" else "y") + auth_moto.secret_key[1:]  # never the right one
     for s in (auth_moto.secret_key, auth_moto.nobody_secret, wrong):
         cli.outputs.add_secret(s)
     target = f"s3://{auth_moto.bucket}"
