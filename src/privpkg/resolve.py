@@ -110,6 +110,21 @@ def azure_covered(prefix: str) -> bool:
     return CredentialLookup(categories={"AzureBlob"}).find(prefix) is not None
 
 
+def locate(url: str) -> tuple[Workspace, str]:
+    """The workspace and storage key behind a ``privpkg://`` URL or a plain blob URL of a
+    registered Azure workspace; one-line PrivpkgError for anything else."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == SCHEME:
+        name, filename = parse_privpkg_url(url)
+        return get_workspace(name), refs.key_for(refs.WHEELS, filename)
+    if scheme in ("https", "http"):
+        hit = _azure_match(url)
+        if hit is None:
+            raise UsageError(f"{urls.redact(url)} is not in any registered Azure workspace (see: privpkg workspace list)")
+        return hit
+    raise UsageError(f"cannot sign {scheme or 'this'} URLs; expected privpkg://WORKSPACE/wheels/FILE.whl")
+
+
 def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True, timeout: float | None = None) -> str:
     """A signed URL for ``url``; one-line PrivpkgError naming the fix for anything missing.
 
@@ -123,18 +138,7 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True, timeout
     from privpkg.access import open_workspace_storage
 
     check_ttl(ttl)
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    if scheme == SCHEME:
-        name, filename = parse_privpkg_url(url)
-        ws = get_workspace(name)
-        key = refs.key_for(refs.WHEELS, filename)
-    elif scheme in ("https", "http"):
-        hit = _azure_match(url)
-        if hit is None:
-            raise UsageError(f"{urls.redact(url)} is not in any registered Azure workspace (see: privpkg workspace list)")
-        ws, key = hit
-    else:
-        raise UsageError(f"cannot sign {scheme or 'this'} URLs; expected privpkg://WORKSPACE/wheels/FILE.whl")
+    ws, key = locate(url)
     storage = open_workspace_storage(ws, timeout)
     # A local workspace's check is a stat, offline like its signing: always done.
     if (check or ws.storage == "local") and storage.head(key) is None:
@@ -173,7 +177,7 @@ def is_signable(url: str) -> bool:
 
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
-_OPTION = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=?\s*)(\S+)$")
+OPTION = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=?\s*)(\S+)$")
 #: pip's per-requirement options (pip/_internal/req/req_file.py SUPPORTED_OPTIONS_REQ).
 _REQ_OPTIONS = ("--hash", "--config-settings", "--global-option")
 #: pip accepts only these algorithms (pip/_internal/utils/hashes.py STRONG_HASHES).
@@ -195,34 +199,51 @@ class Pin(NamedTuple):
     where: str  # "FILE, line N"
 
 
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(number of the first physical line, text) of each requirement line, as pip reads them:
-    backslash continuations joined, comments removed, ``${VAR}`` expanded (when set)."""
-    out: list[tuple[int, str]] = []
+class Block(NamedTuple):
+    """One logical line of a requirements file: the number of its first physical line, the
+    physical lines it spans (as written, for copying it unchanged) and its text as pip reads it
+    (continuations joined, comment removed, ``${VAR}`` expanded when set; "" for a blank or
+    comment-only line)."""
+
+    number: int
+    raw: tuple[str, ...]
+    text: str
+
+
+def _expand(line: str) -> str:
+    return _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)
+
+
+def logical_blocks(text: str) -> list[Block]:
+    """Every line of a requirements file grouped as pip groups them (req_file.join_lines)."""
+    out: list[Block] = []
     parts: list[str] = []
+    raws: list[str] = []
     first = 0
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.endswith("\\") or _COMMENT.match(raw):
             # pip (req_file.join_lines): a comment line ends a continuation, and a line that
             # ends with a backslash inside a comment does not continue.
             line = "".join([*parts, (" " + raw) if _COMMENT.match(raw) else raw])
-            number, parts = (first if parts else number), []
+            start, lines = (first if parts else number), (*raws, raw)
+            parts, raws = [], []
+            out.append(Block(start, lines, _expand(_COMMENT.sub("", line).strip())))
         else:
             if not parts:
                 first = number
             parts.append(raw.strip("\\"))
-            continue
-        line = _COMMENT.sub("", line).strip()
-        if line:
-            out.append((number, _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)))
+            raws.append(raw)
     if parts:
-        line = _COMMENT.sub("", "".join(parts)).strip()
-        if line:
-            out.append((first, _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)))
+        out.append(Block(first, tuple(raws), _expand(_COMMENT.sub("", "".join(parts)).strip())))
     return out
 
 
-def _read_requirements(path: Path, where: str) -> str:
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(number of the first physical line, text) of each requirement line, as pip reads them."""
+    return [(b.number, b.text) for b in logical_blocks(text) if b.text]
+
+
+def read_requirements(path: Path, where: str) -> str:
     """The text of a requirements file; one-line errors for an unreadable, huge or binary one."""
     prefix = f"{where}: " if where else ""
     try:
@@ -284,7 +305,7 @@ def _options(text: str, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _requirement(line: str, where: str) -> Pin | None:
+def requirement(line: str, where: str) -> Pin | None:
     """The Pin of a requirement line that names a signable URL, None for any other line. A line
     that mentions privpkg: but cannot be signed is an error, never skipped (it would otherwise
     install from wherever else pip finds that name)."""
@@ -346,16 +367,16 @@ def collect(path: Path) -> list[Pin]:
         if len(chain) >= MAX_NESTING:
             raise UsageError(f"{where}: requirements files nested more than {MAX_NESTING} deep")
         seen.add(real)
-        for number, line in _logical_lines(_read_requirements(named, where)):
+        for number, line in _logical_lines(read_requirements(named, where)):
             here = f"{named}, line {number}"
-            opt = _OPTION.match(line)
+            opt = OPTION.match(line)
             if opt:
                 target = opt.group(2)
                 if "://" in target:
                     raise UsageError(f"{here}: privpkg resolve reads local files only; download {shown(urls.redact(target), 80)} first")
                 visit(named.parent / target, (*chain, real), here)
                 continue
-            pin = _requirement(line, here)
+            pin = requirement(line, here)
             if pin is not None:
                 found.append(pin)
 

@@ -1,6 +1,7 @@
-"""``privpkg resolve``: print a short-lived signed URL for a ``privpkg://`` URL, or write a pip
-constraints file of signed URLs for a requirements file (for uv and other tools without the
-pip shim)."""
+"""``privpkg resolve``: print a short-lived signed URL for a ``privpkg://`` URL; for a
+requirements file, download its private wheels into a wheelhouse and write a copy pinned to them
+(``--wheelhouse``, for uv and other tools without the pip shim), or write a pip constraints file
+of signed URLs (``-o`` alone)."""
 
 from __future__ import annotations
 
@@ -25,26 +26,41 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     from privpkg.resolve import check_ttl, resolve_requirements, resolve_url
 
     check_ttl(args.ttl)
+    if args.wheelhouse is not None:
+        if args.url or not args.requirement or not args.output:
+            raise UsageError("use: privpkg resolve -r requirements.txt --wheelhouse DIR -o pinned.txt")
+        from privpkg.wheelhouse import build
+
+        done = build(Path(args.requirement), Path(args.wheelhouse), Path(args.output), args.ttl)
+        if done.pinned == 0:
+            sys.stderr.write(f"note: {args.requirement} names no privpkg:// wheel; {args.output} is a copy of it\n")
+        else:
+            sys.stderr.write(f"pinned {done.pinned} wheel(s) to {args.wheelhouse} ({done.downloaded} downloaded, "
+                             f"{done.pinned - done.downloaded} already there, sha256 checked) in {args.output}\n")
+        return 0
     if args.requirement:
         if args.url or not args.output:
-            raise UsageError("use: privpkg resolve -r requirements.txt -o constraints.txt")
+            raise UsageError("use: privpkg resolve -r requirements.txt --wheelhouse DIR -o pinned.txt (or -o constraints.txt alone)")
         n = resolve_requirements(Path(args.requirement), Path(args.output), args.ttl)
         sys.stderr.write(f"wrote {n} signed constraint(s) to {args.output} (mode 0600, valid {args.ttl} s)\n")
         return 0
     if not args.url:
-        raise UsageError("give a URL, or -r requirements.txt -o constraints.txt")
+        raise UsageError("give a URL, or -r requirements.txt --wheelhouse DIR -o pinned.txt")
     out(resolve_url(args.url, args.ttl))
     return 0
 
 
 def add_parser(sub: Any) -> None:
     """Add ``resolve`` to the top-level subparsers ``sub``."""
-    s = sub.add_parser("resolve", help="print a short-lived signed URL, or write signed constraints",
+    s = sub.add_parser("resolve", help="print a short-lived signed URL, or pin a requirements file's private wheels to local files",
                        description="Sign a privpkg:// URL (or a blob URL in an Azure workspace): an Azure SAS, an S3 presigned "
-                       "GET or a file URL. With -r/-o, write a pip constraints file (mode 0600) with `name @ <signed URL>` "
-                       "for every such requirement, following nested -r/-c, for uv and other tools.")
+                       "GET or a file URL. With -r, --wheelhouse and -o: download every such wheel of a requirements file "
+                       "(nested -r/-c followed) into DIR, check it against the sha256 its workspace recorded, and write the "
+                       "requirements pinned to `name @ file:///DIR/F.whl#sha256=...` (for uv and other tools without the "
+                       "pip shim). With -r and -o alone: write a pip constraints file (mode 0600) of `name @ <signed URL>`.")
     s.add_argument("url", nargs="?")
     s.add_argument("--ttl", type=_ttl, default=600, help="seconds the signature is valid (default 600, max 604800)")
     s.add_argument("-r", "--requirement", metavar="FILE", help="requirements file to read")
-    s.add_argument("-o", "--output", metavar="FILE", help="constraints file to write")
+    s.add_argument("--wheelhouse", metavar="DIR", help="download the private wheels here and pin them to these files")
+    s.add_argument("-o", "--output", metavar="FILE", help="file to write: the pinned requirements (with --wheelhouse) or signed constraints")
     s.set_defaults(func=cmd_resolve)
