@@ -2,8 +2,8 @@
 ``privpkg://``, so the private wheels are downloaded into DIR, checked against the sha256 their
 workspace recorded, and OUT pins them as ``name @ file:///DIR/F.whl#sha256=...``.
 
-With local, Azurite and moto workspaces: real uv and real pip (26.3, no privpkg in its
-environment) install OUT beside an unpinned requirement from the loopback PAT feed (the
+With local, Azurite and moto workspaces: real uv and real pip (26.3 and 23.1, no privpkg in
+their environments) install OUT beside an unpinned requirement from the loopback PAT feed (the
 ``keyring`` CLI with privpkg's backend on PATH, ``__token__@`` in the index URL, as the README's
 "With uv" shows); no signature or storage secret appears in any output, in ``direct_url.json``
 (which shows the file URL) or in uv's and pip's caches. A wheel corrupted in DIR after OUT was
@@ -101,7 +101,7 @@ def _grep_tree(root: Path, needles: list[bytes]) -> list[str]:
 @pytest.mark.parametrize("kind", ["local", "azure", "s3"])
 def test_wheelhouse_installs_with_uv_and_pip_beside_a_feed(
     kind: str, request: pytest.FixtureRequest, make_env: Callable[..., dict[str, str]], feed: FeedServer, venv_privpkg: Venv,
-    venv_bare_pip: Venv, uv_bin: Path, store_connection: Callable[..., object], tmp_path: Path,
+    venv_bare_pip: Venv, venv_pip231: Venv, uv_bin: Path, store_connection: Callable[..., object], tmp_path: Path,
 ) -> None:
     env = make_env(path_prefix=[venv_privpkg.bin])  # the keyring CLI with privpkg's backend, as uv and pip's subprocess mode run it
     cli = PrivpkgCLI(env, Outputs(*feed.secrets))
@@ -147,11 +147,15 @@ def test_wheelhouse_installs_with_uv_and_pip_beside_a_feed(
         return cli.tool([uv_bin, "pip", "install", "--no-config", "--keyring-provider", "subprocess", "--cache-dir", uv_cache,
                          "--python", venv_bare_pip.python, "--target", target, "-r", out], cwd=work)
 
-    def pip(target: Path) -> Result:
-        return cli.tool([*venv_bare_pip.pip, "install", "--keyring-provider", "subprocess", "--cache-dir", pip_cache,
+    def pip(target: Path, venv: Venv = venv_bare_pip) -> Result:
+        return cli.tool([*venv.pip, "install", "--keyring-provider", "subprocess", "--cache-dir", pip_cache,
                          "--target", target, "-r", out], cwd=work)
 
-    for label, install in (("uv", uv), ("pip", pip)):
+    def pip231(target: Path) -> Result:
+        return pip(target, venv_pip231)
+
+    installers: tuple[tuple[str, Callable[[Path], Result]], ...] = (("uv", uv), ("pip", pip), ("pip231", pip231))
+    for label, install in installers:
         start = len(feed.log())
         target = tmp_path / f"t-{label}"
         r = install(target)
@@ -175,7 +179,7 @@ def test_wheelhouse_installs_with_uv_and_pip_beside_a_feed(
     # A wheel corrupted in DIR after OUT was written: both refuse it (the #sha256= fragment).
     evil = make_wheel(tmp_path / "evil", "alpha-pkg", "1.0", body='VERSION = "evil"\n')
     files["alpha-pkg"].write_bytes(evil.read_bytes())
-    for label, install in (("uv", uv), ("pip", pip)):
+    for label, install in installers:
         target = tmp_path / f"evil-{label}"
         r = install(target)
         assert r.returncode != 0 and ws.sha["alpha-pkg"] in r.output and "hash" in r.output.lower(), r.describe()
