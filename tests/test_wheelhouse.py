@@ -227,6 +227,13 @@ def test_errors_are_one_line(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         fails(1, f"alpha-pkg @ {ws.urls['alpha-pkg']}", f"cannot use {locked} as the wheelhouse: Permission denied", where=locked)
+    # Two workspaces, two different wheels under one file name: refused before either is replaced.
+    cli.ok("workspace", "add", "other", "--local", tmp_path / "ws2")
+    evil = make_wheel(tmp_path / "evil", "alpha-pkg", "1.0", body='VERSION = "other"\n')
+    cli.ok("wheel", "add", evil, "--workspace", "other")
+    fails(2, f"alpha-pkg @ {ws.urls['alpha-pkg']}\nalpha-pkg @ privpkg://other/wheels/{evil.name}", f"{req}, line 3: ",
+          f"{evil.name} is also named by {ws.urls['alpha-pkg']} with other contents; a wheelhouse holds one file per name")
+    assert (house / evil.name).read_bytes() == ws.wheels["alpha-pkg"].read_bytes()
     # A removed wheel says so.
     cli.ok("wheel", "remove", ws.wheels["alpha-pkg"].name, "--workspace", WS)
     fails(1, f"alpha-pkg @ {ws.urls['alpha-pkg']}", f"wheel {ws.wheels['alpha-pkg'].name} was removed from workspace '{WS}'")

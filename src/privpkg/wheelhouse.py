@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
-from privpkg import refs
+from privpkg import refs, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
 from privpkg.fileio import FileWriteError, shared_mode, temp_file, write_all, write_atomic
 from privpkg.resolve import (
@@ -120,15 +120,17 @@ def _stream(signed: str, label: str, fd: int, digest: hashlib._Hash, workspace: 
         raise PrivpkgError(f"downloading {label} from {parts.hostname} failed: {exc.strerror or type(exc).__name__}") from None
 
 
-def fetch(url: str, wheelhouse: Path, ttl: int = DEFAULT_TTL) -> Fetched:
+def fetch(url: str, wheelhouse: Path, ttl: int = DEFAULT_TTL, placed: dict[str, tuple[str, str]] | None = None) -> Fetched:
     """Put the wheel behind ``url`` (without fragment) in ``wheelhouse`` and check it against the
-    sha256 its workspace recorded; one-line PrivpkgError otherwise, and nothing left in DIR."""
+    sha256 its workspace recorded; one-line PrivpkgError otherwise, and nothing left in DIR.
+    ``placed`` (file name -> (URL, sha256)) holds what this run already put there: another wheel
+    under a taken name is an error before anything is downloaded over it."""
     from privpkg.access import open_workspace_storage
     from privpkg.publishing import is_removed
 
     ws, key = locate(url)
     filename = refs.name_of(key)
-    label = refs.url_for(ws.name, refs.WHEELS, filename) if refs.is_ref(url) else url
+    label = refs.url_for(ws.name, refs.WHEELS, filename) if refs.is_ref(url) else urls.redact(url)  # a pasted SAS stays hidden
     storage = open_workspace_storage(ws)
     info = storage.head(key)
     if info is None:
@@ -137,6 +139,9 @@ def fetch(url: str, wheelhouse: Path, ttl: int = DEFAULT_TTL) -> Fetched:
     if not _SHA256.match(recorded):
         raise PrivpkgError(f"workspace {ws.name!r} recorded no sha256 for {filename}, so it cannot be checked; "
                            f"publish it again with privpkg wheel add")
+    prior = (placed or {}).get(filename)
+    if prior is not None and prior[1] != recorded:
+        raise UsageError(f"{filename} is also named by {shown(prior[0], 120)} with other contents; a wheelhouse holds one file per name")
     dest = wheelhouse / filename
     if _file_sha256(dest) == recorded:
         return Fetched(dest, recorded, False)
@@ -245,14 +250,10 @@ def build(requirements: Path, wheelhouse: Path, out: Path, ttl: int = DEFAULT_TT
         base, _, fragment = pin.url.partition("#")
         if base not in fetched:
             try:
-                got = fetch(base, home, ttl)
+                got = fetch(base, home, ttl, owner)
             except PrivpkgError as exc:
                 raise type(exc)(f"{pin.where}: {exc}") from None
-            prior = owner.get(got.path.name)
-            if prior is not None and prior[1] != got.sha256:
-                raise UsageError(f"{pin.where}: {got.path.name} is also named by {shown(prior[0], 120)} with other contents; "
-                                 "a wheelhouse holds one file per name")
-            owner[got.path.name] = (base, got.sha256)
+            owner[got.path.name] = (urls.redact(base), got.sha256)
             fetched[base] = got
             downloaded += got.downloaded
         want = fragment.partition("=")[2].lower()
