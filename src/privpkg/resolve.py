@@ -243,7 +243,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return [(b.number, b.text) for b in logical_blocks(text) if b.text]
 
 
-def read_requirements(path: Path, where: str) -> str:
+def _read_requirements(path: Path, where: str) -> str:
     """The text of a requirements file; one-line errors for an unreadable, huge or binary one."""
     prefix = f"{where}: " if where else ""
     try:
@@ -367,7 +367,7 @@ def collect(path: Path) -> list[Pin]:
         if len(chain) >= MAX_NESTING:
             raise UsageError(f"{where}: requirements files nested more than {MAX_NESTING} deep")
         seen.add(real)
-        for number, line in _logical_lines(read_requirements(named, where)):
+        for number, line in _logical_lines(_read_requirements(named, where)):
             here = f"{named}, line {number}"
             opt = OPTION.match(line)
             if opt:

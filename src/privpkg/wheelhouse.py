@@ -39,12 +39,12 @@ from privpkg.resolve import (
     DEFAULT_TTL,
     OPTION,
     Pin,
+    _read_requirements,
     check_ttl,
     collect,
     locate,
     logical_blocks,
     not_found_message,
-    read_requirements,
     requirement,
 )
 
@@ -191,14 +191,14 @@ class _Writer:
         self.texts: dict[Path, str] = {}
 
     def _children(self, named: Path) -> list[Path]:
-        return [named.parent / m.group(2) for b in logical_blocks(read_requirements(named, "")) if (m := OPTION.match(b.text))]
+        return [named.parent / m.group(2) for b in logical_blocks(_read_requirements(named, "")) if (m := OPTION.match(b.text))]
 
     def needs_pin(self, named: Path) -> bool:
         """Whether ``named`` or a file it includes holds a signable requirement."""
         real = named.resolve()
         if real not in self.needs:
             self.needs[real] = False  # collect() refused cycles; this only stops a diamond twice
-            own = any(requirement(b.text, "") for b in logical_blocks(read_requirements(named, "")) if b.text)
+            own = any(requirement(b.text, "") for b in logical_blocks(_read_requirements(named, "")) if b.text)
             self.needs[real] = own or any(self.needs_pin(c) for c in self._children(named))
         return self.needs[real]
 
@@ -208,7 +208,7 @@ class _Writer:
             return self.written[real]
         self.written[real] = dest
         lines: list[str] = []
-        for block in logical_blocks(read_requirements(named, "")):
+        for block in logical_blocks(_read_requirements(named, "")):
             here = f"{named}, line {block.number}"
             opt = OPTION.match(block.text)
             links = _FIND_LINKS.match(block.text)
