@@ -191,7 +191,7 @@ def test_doctor(cli: PrivpkgCLI) -> None:
     assert res.returncode == 0, out
     assert "store:" in out and "(mode 0600)" in out and "key:" in out
     assert "connection 'soon' expires in 5 days" in out
-    assert "$PRIVPKG_CONNECTIONS give 1 read-only connection" in out and "ci-feed: https://ci.example/org/ (from $PRIVPKG_CONNECTIONS)" in out
+    assert "$PRIVPKG_CONNECTIONS gives 1 read-only connection" in out and "ci-feed: https://ci.example/org/ (from $PRIVPKG_CONNECTIONS)" in out
     assert "store readable: 1 connection\n" in out
     assert "privpkg's backend is active" in out
     assert "PrivpkgKeyring answers https://h.example/soon/simple/: connection 'soon' (store)" in out
@@ -222,7 +222,7 @@ def test_nuget_endpoints_are_reported_and_sources_read_right(cli: PrivpkgCLI) ->
     assert f"warn  ${var}: endpointCredentials[0] {nuget} is not a Python index (a NuGet feed?), so no pip URL can match it; " \
         "it is left out (list the feed's .../pypi/simple/ URL for pip)" in lines, res.stdout
     assert f"ok      vss-2: {pypi} (from ${var})" in lines, res.stdout
-    assert f"${var} give 1 read-only connection" in res.stdout and "connection 'soon' expires in 1 day (" in res.stdout
+    assert f"${var} gives 1 read-only connection" in res.stdout and "connection 'soon' expires in 1 day (" in res.stdout
     cli.ok("connection", "set", "soon", "--update", "--keep-secret", "--expires", _days(-1))
     assert "this connection expired 1 day ago" in cli.ok("connection", "show", "soon")
 

@@ -172,6 +172,22 @@ def test_undo_restores_the_file_byte_for_byte(make_env: Callable[..., dict[str, 
     assert real.read_bytes() == b"[pip]\nno-build = true"
 
 
+def test_the_record_keeps_no_copy_of_the_file(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
+    """A uv.toml may hold an index URL with a password: the undo record keeps only the span
+    privpkg replaced, yet undo still gives back the exact bytes."""
+    env = make_env()
+    cli = PrivpkgCLI(env, Outputs())
+    secret = "uvtoml-" + "s3cr3t" * 4
+    original = f'# team\r\n[[index]]\r\nurl = "https://me:{secret}@feed.example/simple/"\r\nkeyring-provider = "disabled"'
+    conf = tmp_path / "uv.toml"
+    conf.write_bytes(original.encode())
+    assert cli("setup", "uv", "--config", conf).returncode == 0
+    records = list(Path(env["PRIVPKG_HOME"]).rglob("setup-uv.json"))
+    assert len(records) == 1 and secret not in records[0].read_text() and "# team" not in records[0].read_text(), records
+    assert cli("setup", "uv", "--undo").returncode == 0
+    assert conf.read_bytes() == original.encode()
+
+
 def test_undo_after_the_user_edited_the_file(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
     cli = PrivpkgCLI(make_env(), Outputs())
     conf = tmp_path / "uv.toml"

@@ -165,7 +165,8 @@ def run_checks(url: str | None = None, days: int = 14, pip: str | None = None) -
     env_conns = [c for c in lookup.all() if c.source != STORE]
     present = [v for v in (envvars.CONNECTIONS, *envvars.AZURE_ENDPOINTS) if os.environ.get(v)]
     if present:
-        r.add("environment", "ok", f"environment: {', '.join('$' + v for v in present)} give {counted(len(env_conns), 'read-only connection')}")
+        verb = "gives" if len(present) == 1 else "give"
+        r.add("environment", "ok", f"environment: {', '.join('$' + v for v in present)} {verb} {counted(len(env_conns), 'read-only connection')}")
     for c in env_conns:
         r.add("environment", "ok", f"{c.name}: {c.target} ({source_label(c.source)})", sub=True)
     for line in unusable_azure_endpoints(os.environ):

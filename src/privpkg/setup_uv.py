@@ -9,9 +9,10 @@ and then runs the ``keyring`` CLI on PATH, which serves privpkg's connections::
     removed /home/me/.config/uv/uv.toml (privpkg had created it)
 
 The edit goes through tomlkit, so the user's comments and layout survive, and a file that is not
-valid TOML is refused, never overwritten. The file as it was is recorded (``setup-uv.json`` in
-privpkg's config folder, mode 0600), so ``--undo`` puts back exactly those bytes while the file
-still holds what privpkg wrote. If the user edited it since, ``--undo`` reverts only the key and
+valid TOML is refused, never overwritten. What privpkg replaced is recorded (``setup-uv.json`` in
+privpkg's config folder, mode 0600: the changed span only, never a copy of the file, which may hold
+index credentials), so ``--undo`` puts back exactly the original bytes while the file still holds
+what privpkg wrote. If the user edited it since, ``--undo`` reverts only the key and
 keeps their edits; if they changed the key itself, it is left alone with one line saying so.
 Every change holds ``setup-uv.lock`` and is written atomically (:mod:`privpkg.fileio`), as
 ``setup pip`` does for pip's config.
@@ -126,9 +127,10 @@ def setup_uv(config: str | None = None) -> str:
             "path": str(path),
             "value": VALUE,
             "previous": current,
-            # The file's exact bytes (None: privpkg created it), so undo restores them byte for
-            # byte; tomlkit's inverse edit does not always give back the same whitespace.
-            "original": original.decode("utf-8") if original is not None else None,
+            # Only the bytes privpkg changed (None: privpkg created the file), so undo restores the
+            # file byte for byte (tomlkit's inverse edit does not always give back the same
+            # whitespace) without keeping a copy of a uv.toml that may hold index credentials.
+            "original": _changed_part(original, written) if original is not None else None,
             "written_sha256": _sha256(written),
         }
         try:
@@ -181,7 +183,7 @@ def undo_setup_uv(config: str | None = None) -> str:
                 path.unlink()
                 msg = f"removed {path} (privpkg had created it)"
             else:
-                _write(path, original.encode("utf-8"), mode)
+                _write(path, _rebuild(original, now, record_path), mode)
                 msg = _restored(record, path)
             record_path.unlink()
             return msg
@@ -206,6 +208,33 @@ def undo_setup_uv(config: str | None = None) -> str:
             msg = _restored(record, path) + "; your other changes since were kept"
         record_path.unlink()
     return msg
+
+
+def _changed_part(original: bytes, written: bytes) -> dict[str, Any]:
+    """What turns ``written`` back into ``original``: the lengths of the bytes both share at the
+    start and at the end, the original bytes between them, and the original's sha256 to check."""
+    n = min(len(original), len(written))
+    head = next((i for i in range(n) if original[i] != written[i]), n)
+    tail = 0
+    while tail < n - head and original[-1 - tail] == written[-1 - tail]:
+        tail += 1
+    return {"head": head, "tail": tail, "between": original[head : len(original) - tail].decode("utf-8"),
+            "sha256": _sha256(original)}
+
+
+def _rebuild(original: Any, written: bytes, record_path: Path) -> bytes:
+    """The original bytes from :func:`_changed_part`'s record (or the whole text an older privpkg
+    recorded), checked against its sha256."""
+    if isinstance(original, str):  # an older record: the file's whole text
+        return original.encode("utf-8")
+    try:
+        data = written[: original["head"]] + original["between"].encode("utf-8") + written[len(written) - original["tail"] :]
+        ok = _sha256(data) == original["sha256"]
+    except (KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise PrivpkgError(f"cannot read {record_path}; fix or delete it")
+    return data
 
 
 def _restored(record: dict[str, Any], path: Path) -> str:

@@ -73,3 +73,20 @@ def test_an_environment_file_that_cannot_be_written_is_a_warning(confs: tuple[Pa
     monkeypatch.setattr(setup_pip, "write_atomic", real)
     assert setup_pip.undo_setup_pip() == f"removed {user} (privpkg had created it)"
     assert not user.exists()
+
+
+@pytest.mark.parametrize("original", [
+    b"# site settings\r\n[global]\r\ntimeout = 30\r\nkeyring-provider = subprocess",  # CRLF, no final newline, a value
+    b"[install]\nno-compile = true\n",  # no [global] section yet
+    b"[install]\r\nno-compile = true",  # no [global] section and no final newline
+])
+def test_undo_restores_an_existing_environment_file_byte_for_byte(confs: tuple[Path, Path], original: bytes) -> None:
+    """A venv's pip.conf that existed before setup (an admin's settings) comes back exactly:
+    comments, line endings, the missing final newline, the value setup replaced."""
+    user, env = confs
+    env.write_bytes(original)
+    setup_pip.setup_pip()
+    assert env.read_bytes() != original and b"keyring-provider = import" in env.read_bytes()
+    setup_pip.undo_setup_pip()
+    assert env.read_bytes() == original
+    assert not user.exists()
