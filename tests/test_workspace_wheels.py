@@ -251,7 +251,7 @@ def test_resolve_requirements_writes_private_constraints(cli: PrivpkgCLI, tmp_pa
     assert len(lines) == 2, lines
     assert lines[0].startswith("pb @ file://") and lines[0].endswith('; python_version >= "3"')
     assert lines[1].startswith("pa @ file://") and "[extra]" not in lines[1]
-    cli.fails(2, "resolve", "-r", "req.txt", match="use: privpkg resolve -r requirements.txt -o constraints.txt")
+    cli.fails(2, "resolve", "-r", "req.txt", match="use: privpkg resolve -r requirements.txt --wheelhouse DIR -o pinned.txt (or -o constraints.txt alone)")
     cli.fails(2, "resolve", "-r", "missing.txt", "-o", "c.txt", match="cannot read")
 
 
