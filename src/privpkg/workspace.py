@@ -233,6 +233,21 @@ class _Loaded:
     fatal: str | None = None
 
 
+def _user_only_list(doc: dict[str, Any], key: str, expected: str, user: bool, where: str, problems: list[str]) -> list[str] | None:
+    """``doc[key]`` as a list of strings, read only from the user's own config: a project file
+    may not widen what the user trusts, so there it is ignored with one problem line."""
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not user:
+        problems.append(f"{where}: {key}: only read from the user config ({shown(user_file())}); ignored here")
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and not CONTROL.search(v) for v in value):
+        problems.append(f"{where}: {key}: expected a list of {expected}")
+        return None
+    return list(value)
+
+
 def _load(path: Path, source: str, *, user: bool) -> _Loaded:
     """Never raises: every problem becomes one line ``FILE: KEY: what is wrong``."""
     out = _Loaded()
@@ -250,22 +265,8 @@ def _load(path: Path, source: str, *, user: bool) -> _Loaded:
         out.fatal = f"{where}: {why}"
         out.problems.append(out.fatal)
         return out
-    trusted = doc.get("trusted_projects")
-    if trusted is not None:
-        if not user:
-            out.problems.append(f"{where}: trusted_projects: only read from the user config ({shown(user_file())}); ignored here")
-        elif not isinstance(trusted, list) or not all(isinstance(d, str) and not CONTROL.search(d) for d in trusted):
-            out.problems.append(f"{where}: trusted_projects: expected a list of directories, e.g. [\"/work/repo\"]")
-        else:
-            out.trusted = list(trusted)
-    endpoints = doc.get("trusted_endpoints")
-    if endpoints is not None:
-        if not user:
-            out.problems.append(f"{where}: trusted_endpoints: only read from the user config ({shown(user_file())}); ignored here")
-        elif not isinstance(endpoints, list) or not all(isinstance(e, str) and not CONTROL.search(e) for e in endpoints):
-            out.problems.append(f"{where}: trusted_endpoints: expected a list of endpoint URLs, e.g. [\"https://minio.example.com\"]")
-        else:
-            out.endpoints = list(endpoints)
+    out.trusted = _user_only_list(doc, "trusted_projects", "directories, e.g. [\"/work/repo\"]", user, where, out.problems) or []
+    out.endpoints = _user_only_list(doc, "trusted_endpoints", "endpoint URLs, e.g. [\"https://minio.example.com\"]", user, where, out.problems) or []
     spaces = doc.get("workspaces", {})
     if not isinstance(spaces, dict):
         # No workspace of this file can be read: as fatal as a parse error.
