@@ -19,6 +19,8 @@ from support.cli import Outputs, PrivpkgCLI, assert_one_error_line
 from support.env import Result
 from support.feeds import FEED_A_PATH, FeedServer
 
+from privpkg import envvars
+
 WHEEL_A = "pkg_a-1.0-py3-none-any.whl"
 
 
@@ -182,7 +184,7 @@ def test_the_record_keeps_no_copy_of_the_file(make_env: Callable[..., dict[str, 
     conf = tmp_path / "uv.toml"
     conf.write_bytes(original.encode())
     assert cli("setup", "uv", "--config", conf).returncode == 0
-    records = list(Path(env["PRIVPKG_HOME"]).rglob("setup-uv.json"))
+    records = list(Path(env[envvars.HOME]).rglob("setup-uv.json"))
     assert len(records) == 1 and secret not in records[0].read_text() and "# team" not in records[0].read_text(), records
     assert cli("setup", "uv", "--undo").returncode == 0
     assert conf.read_bytes() == original.encode()
