@@ -138,14 +138,18 @@ def test_token_in_username_or_path_never_reaches_the_log(venv_privpkg: Venv, mak
     for args in asks:
         r = keyring_cli(venv_privpkg, env, *args)
         assert r.returncode in (0, 1) and "Traceback" not in r.output, r.describe()
-    recs = last(cli, len(asks))
+    text = cli.ok("doctor", "--last", str(len(asks)))
+    as_json = cli.ok("doctor", "--last", str(len(asks)), "--json")
+    for where, found in (("lookups.log", (privpkg_home / lookuplog.LOG_NAME).read_text()), ("doctor --last", text), ("--json", as_json)):
+        for token in (user_token, path_token):
+            assert token not in found, f"a token the caller gave is in {where}"
+    recs = json.loads(as_json)
     assert [(x["service"], x["username"]) for x in recs] == [
         ("https://***@h.example/org/simple/", lookuplog.GIVEN),
         ("https://***@h.example/org/simple/", None),
         ("https://h.example/***/simple/", "__token__"),
     ], recs
     assert [x["reason"] for x in recs] == ["match", "match", "no-match"]
-    text = cli.ok("doctor", "--last", str(len(asks)))
     assert "https://h.example/***/simple/ as '__token__'" in text and "with a username (not recorded: it may be a token)" in text
     assert_no_secret((privpkg_home / lookuplog.LOG_NAME).read_text(), PAT, user_token, path_token)
 

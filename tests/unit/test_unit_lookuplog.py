@@ -131,11 +131,12 @@ def test_warnings_are_recorded_bounded_and_masked(home: Path) -> None:
     assert lines[-1].startswith("      hint: privpkg ignored what the warnings name (a connection may be there)")
     assert "errors" not in lookuplog.entry("https://h.example/", None, api="creds", reason="no-match", errors=[])
 
+    # Every field at its MAX_FIELD cut: with three long warnings the line would pass MAX_LINE.
+    conn = _conn(name="n" * 500, target="https://h.example/" + "t" * 500, source="s" * 500)
     long = ["x " * 2000] * 3
-    lookuplog.record("https://h.example/org/simple/", None, api="creds", reason="no-match", errors=long, conn=None,
-                     detail="d" * 5000)
+    lookuplog.record("https://h.example/" + "p" * 500, None, api="creds", reason="match", errors=long, conn=conn)
     (last,) = lookuplog.read_last(1, home / "lookups.log")
-    assert last["errors"] == ["3 warning(s) too long to record; privpkg doctor lists them"]
+    assert last["errors"] == ["3 warning(s) too long to record; privpkg doctor lists them"] and last["connection"] == "n" * 297 + "..."
 
 
 def test_every_reason_has_its_own_explanation() -> None:
