@@ -172,7 +172,7 @@ def safe_username(username: str | None, conn: Any = None) -> str | None:
 
 def mask_words(text: str) -> str:
     """``text`` with every token-like word (:func:`looks_like_token`, between quotes, spaces,
-    slashes and the like) as ``***``. Only for warnings, which are rare: the regular expression
+    slashes and the like) as ``***``. Only for warnings and a detail, which are rare: the pattern
     is compiled (and cached by :mod:`re`) at the first one, never on a plain lookup."""
     import re
 
