@@ -66,7 +66,10 @@ MISS_URL = "http://127.0.0.1:9/org-other/_packaging/f/pypi/simple/"
 # In-process timers around the steps privpkg adds to a keyring call, in a fresh interpreter of
 # a venv: keyring's entry-point scan (more distributions with privpkg), importing privpkg's
 # backend, and the lookup. "cold" keeps keyring from importing secretstorage, and with it
-# cryptography, as on macOS/Windows, so privpkg's lookup pays that import.
+# cryptography, as on macOS/Windows, so privpkg's lookup pays that import. The lookup ends with
+# its lookup-log record (import of privpkg.lookuplog, the /proc read of the parent's name, JSON,
+# the append): a timer wrapped around the backend's _record times that part of "get", and the
+# /proc read is timed once more on its own after the lookup (the same syscalls, warm code).
 _PROBE = r"""
 import json, sys, time
 T = time.perf_counter_ns
@@ -86,9 +89,19 @@ try:
 except ImportError:
     pass
 out["import"] = T() - t
+out["record"] = out["program"] = 0
+backend = sys.modules.get("privpkg.keyring_backend")
+if backend is not None:
+    _record = backend._record
+    def timed_record(*a, **k):
+        t = T(); _record(*a, **k); out["record"] += T() - t
+    backend._record = timed_record
 import keyring.core
 kr = keyring.core.get_keyring()
 t = T(); cred = kr.get_credential(url, None); out["get"] = T() - t
+if backend is not None:
+    from privpkg import lookuplog
+    t = T(); lookuplog._program(); out["program"] = T() - t
 out = {k: v / 1e6 for k, v in out.items()}
 print(json.dumps({**out, "answered": cred is not None, "backend": type(kr).__name__}))
 """
@@ -119,7 +132,7 @@ def attribution(py_priv: Path, py_base: Path, envs: dict[str, dict[str, str]], r
         rows = [json.loads(run([py, "-c", _PROBE, url, mode], env=env).stdout) for _ in range(runs + 1)][1:]
         if any(r["answered"] != answered for r in rows):
             raise SystemExit(f"attribution: expected answered={answered}, got {rows[0]}")
-        return {k: statistics.median(r[k] for r in rows) for k in ("eps", "import", "get")}
+        return {k: statistics.median(r[k] for r in rows) for k in ("eps", "import", "get", "record", "program")}
 
     base = probe(py_base, HIT_URL, envs["alone"], "warm", False)
     hit = probe(py_priv, HIT_URL, envs["store"], "warm", True)
@@ -133,9 +146,12 @@ def attribution(py_priv: Path, py_base: Path, envs: dict[str, dict[str, str]], r
         "`import privpkg.keyring_backend` (keyring loads every backend)": hit["import"],
         "`get_credential(URL, None)`, hit, minus the `fail` backend's": hit["get"] - base["get"],
     }
-    steps["**privpkg's share of a hit**"] = sum(steps.values())
-    steps["the same where keyring has not imported cryptography (macOS/Windows)"] = (
-        steps["**privpkg's share of a hit**"] - hit["get"] + cold["get"])
+    share = sum(steps.values())
+    # Parts of the lookup above, shown on their own and not added again.
+    steps["of which: the lookup-log record (import, /proc read, JSON, append)"] = hit["record"]
+    steps["of which: the /proc read of the parent program's name"] = hit["program"]
+    steps["**privpkg's share of a hit**"] = share
+    steps["the same where keyring has not imported cryptography (macOS/Windows)"] = share - hit["get"] + cold["get"]
     return steps
 
 

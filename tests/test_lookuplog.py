@@ -116,6 +116,68 @@ def test_unreadable_store_is_recorded(venv_privpkg: Venv, make_env, checked_cli,
     assert "nothing: the store could not be read: " in text and "hint: privpkg doctor checks the store and its key" in text
 
 
+def keyring_cli(venv: Venv, env: dict[str, str], *args: str) -> Result:
+    return run([venv.bin / "keyring", *args], env)
+
+
+def test_token_in_username_or_path_never_reaches_the_log(venv_privpkg: Venv, make_env, checked_cli, privpkg_home: Path) -> None:
+    """Tokens the caller put in the URL, as the username (GitHub/GitLab style
+    ``https://TOKEN@host/``, so pip asks with username TOKEN) or in the path (Gemfury's
+    ``https://host/TOKEN/``): the real keyring CLI looks them up, and neither lookups.log nor
+    ``doctor --last`` (text or JSON) holds them; the placeholder username and the URL's shape stay."""
+    user_token = "ghp_" + "Zq8Xw3Rt6Yu1Io4Pa7Sd0Fg2" + "Hj5Kl9"
+    path_token = "7fK2mQ9xL4vB8nR1tW6y"
+    cli = checked_cli(PAT, user_token, path_token)
+    cli.ok("connection", "set", "feed", "--target", "https://h.example/org", stdin=PAT)
+    env = make_env()
+    asks = [
+        ("get", f"https://{user_token}@h.example/org/simple/", user_token),  # keyring get URL USER: password mode
+        ("--mode=creds", "--output=json", "get", f"https://{user_token}@h.example/org/simple/"),
+        ("get", f"https://h.example/{path_token}/simple/", "__token__"),
+    ]
+    for args in asks:
+        r = keyring_cli(venv_privpkg, env, *args)
+        assert r.returncode in (0, 1) and "Traceback" not in r.output, r.describe()
+    text = cli.ok("doctor", "--last", str(len(asks)))
+    as_json = cli.ok("doctor", "--last", str(len(asks)), "--json")
+    for where, found in (("lookups.log", (privpkg_home / lookuplog.LOG_NAME).read_text()), ("doctor --last", text), ("--json", as_json)):
+        for token in (user_token, path_token):
+            assert token not in found, f"a token the caller gave is in {where}"
+    recs = json.loads(as_json)
+    assert [(x["service"], x["username"]) for x in recs] == [
+        ("https://***@h.example/org/simple/", lookuplog.GIVEN),
+        ("https://***@h.example/org/simple/", None),
+        ("https://h.example/***/simple/", "__token__"),
+    ], recs
+    assert [x["reason"] for x in recs] == ["match", "match", "no-match"]
+    assert "https://h.example/***/simple/ as '__token__'" in text and "with a username (not recorded: it may be a token)" in text
+    assert_no_secret((privpkg_home / lookuplog.LOG_NAME).read_text(), PAT, user_token, path_token)
+
+
+def test_lookup_warnings_reach_the_log(venv_privpkg: Venv, make_env, checked_cli, privpkg_home: Path) -> None:
+    """A malformed $PRIVPKG_CONNECTIONS and an unreadable Azure variable: pip 26.2+ swallows the
+    keyring CLI's stderr, so the record of the lookup carries the warnings and ``doctor --last``
+    shows them, with a hint that the missing connection may be in what was ignored."""
+    cli = checked_cli(PAT)
+    cli.ok("connection", "set", "feed", "--target", "https://h.example/org", stdin=PAT)
+    env = make_env(**{
+        envvars.CONNECTIONS: json.dumps([{"name": "ci", "target": "https://h.example/ci", "secret": PAT}])[:-2],  # cut short
+        envvars.AZURE_ENDPOINTS[0]: json.dumps({"endpointCredentials": {"endpoint": "https://h.example/az", "password": PAT}}),
+    })
+    r = keyring_get(venv_privpkg, env, "https://h.example/ci/simple/")
+    cli.outputs.add("keyring get (bad variables)", r.output)
+    assert r.returncode == 1 and "ignoring $PRIVPKG_CONNECTIONS" in r.output, r.describe()
+    (rec,) = last(cli, 1)
+    assert rec["reason"] == "no-match" and len(rec["errors"]) == 2, rec
+    assert str(rec["errors"][0]).startswith(f"ignoring ${envvars.CONNECTIONS}: ")
+    assert rec["errors"][1] == f'ignoring ${envvars.AZURE_ENDPOINTS[0]}: expected {{"endpointCredentials": [...]}}'
+    text = cli.ok("doctor", "--last", "1")
+    assert f"      warning: ignoring ${envvars.CONNECTIONS}: " in text
+    assert f"      warning: ignoring ${envvars.AZURE_ENDPOINTS[0]}: " in text
+    assert "hint: privpkg ignored what the warnings name (a connection may be there)" in text
+    assert_no_secret((privpkg_home / lookuplog.LOG_NAME).read_text(), PAT)
+
+
 @contextlib.contextmanager
 def read_only(folder: Path) -> Iterator[str]:
     """``folder`` made read-only for the lookups that follow: chmod 0500 for a normal user; root

@@ -96,13 +96,15 @@ def _from_keyring_cli() -> bool:
     return False
 
 
-def _record(service: str, username: str | None, api: str, reason: str, conn: Any = None, detail: str | None = None) -> None:
+def _record(
+    service: str, username: str | None, api: str, reason: str, conn: Any = None, detail: str | None = None, errors: Any = ()
+) -> None:
     """One line in the lookup log (:mod:`privpkg.lookuplog`), which never raises; guarded once
     more because a getter must never raise."""
     try:
         from privpkg import lookuplog
 
-        lookuplog.record(service, username, api=api, reason=reason, conn=conn, detail=detail)
+        lookuplog.record(service, username, api=api, reason=reason, conn=conn, detail=detail, errors=errors)
     except Exception:  # noqa: BLE001, S110 - pip disables keyring after one exception
         pass
 
@@ -137,14 +139,16 @@ class PrivpkgKeyring(KeyringBackend):
 
     def _lookup(self, service: str, username: str | None, api: str) -> Any:
         """The matching Connection, or None; the lookup log gets the answer and why. Never raises."""
-        conn, reason, detail = self._answer(service, username)
+        errors: list[str] = []
+        conn, reason, detail = self._answer(service, username, errors)
         if reason is not None:
-            _record(service, username, api, reason, conn, detail)
+            _record(service, username, api, reason, conn, detail, errors)
         return conn
 
-    def _answer(self, service: str, username: str | None) -> tuple[Any, str | None, str | None]:
+    def _answer(self, service: str, username: str | None, errors: list[str]) -> tuple[Any, str | None, str | None]:
         """(Connection or None, the reason to record or None for a service that is not ours to
-        log, a detail). Never raises."""
+        log, a detail); the lookup's warnings are appended to ``errors``: pip 26.2+ swallows
+        stderr, so the log is where they reach someone. Never raises."""
         if not service:
             return None, None, None
         try:
@@ -181,6 +185,7 @@ class PrivpkgKeyring(KeyringBackend):
                     for err in lookup.errors:
                         _warn(err)
                     _SNAPSHOT = _Snapshot(inputs, lookup)
+                errors.extend(lookup.errors)  # every lookup's record, a reused snapshot's too
                 conn, reason = lookup.explain(service, username)
             except UsageError:
                 return None, None, None  # not a URL or host we could ever serve

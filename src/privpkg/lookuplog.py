@@ -11,9 +11,22 @@ and the backend decided it), and ``doctor --last`` explains it after the fact::
           nothing: no connection matches it; add one with: privpkg auth login https://pkgs.dev.azure.com/org/...
 
 What a line holds: UTC time, pid, the program and its parent (names only, from ``/proc`` where there is one),
-the service with any ``user:password@`` and query masked (:func:`privpkg.urls.redact`), the username
-asked for, and the connection's name, source and target, or the reason code. Never a secret: the
-backend passes none in, and no field can hold one.
+the service, the username asked for, the connection's name, source and target, or the reason code
+and its detail, and the lookup's warnings. Never a secret, although the service and the username
+are the caller's and may carry one (``https://TOKEN@host/``, Gemfury's ``https://host/TOKEN/``):
+
+- the service keeps no ``user:password@``, query or fragment (:func:`privpkg.urls.redact`), and a
+  path segment that looks like a token (:func:`looks_like_token`: 20 or more of ``[A-Za-z0-9_-]``
+  with letters and digits) becomes ``***``. A long feed name with digits is masked too: the safe
+  side of the guess;
+- the username is kept only when it names no one: a conventional placeholder
+  (:data:`PLACEHOLDER_USERNAMES`, ``__token__``, ``oauth2``, ...) or the username of the
+  connection that answered (``privpkg connection list`` shows it anyway); any other is ``<given>``;
+- warnings are the lookup's own one-line messages (``ignoring $PRIVPKG_CONNECTIONS: ...``), which
+  never quote a value; a token-like word in them is masked as well, in case one slips through;
+- a connection's name, source and target are the user's labels, never its secret or username;
+  a target's token-like path segments are masked as the service's are (and then the same
+  segments of its name, which ``keyring set URL USER`` makes from the URL).
 
 The file (``lookups.log`` in :func:`privpkg.paths.state_dir`, mode 0600, JSON lines) is:
 
@@ -31,7 +44,8 @@ The file (``lookups.log`` in :func:`privpkg.paths.state_dir`, mode 0600, JSON li
   ``OSError`` (or anything else) loses the line silently; :func:`record` never raises.
 
 Cost per lookup: one ``json.dumps``, one ``open``/``fstat``/``write``/``close`` (tens of
-microseconds); this module imports only the standard library and :mod:`privpkg.paths`.
+microseconds); this module imports only the standard library and :mod:`privpkg.paths`, and
+compiles no regular expression on the way (the token test is plain string methods).
 """
 
 from __future__ import annotations
@@ -67,21 +81,102 @@ FAILED = "error"  # an unexpected exception (its type only)
 
 _SERVED = ("match", "host-wide", GENERIC)
 
+#: Usernames that name no one, recorded as they are: the placeholders feeds and tools document
+#: for "the password is a token" (PyPI/Azure ``__token__``, GitLab ``oauth2`` and
+#: ``gitlab-ci-token``, GitHub ``x-access-token``, Bitbucket ``x-token-auth``, AWS CodeArtifact
+#: ``aws``, Google Artifact Registry ``oauth2accesstoken``/``_json_key``/``_json_key_base64``,
+#: artifacts-keyring ``VssSessionToken``, and the generic ``token``/``PAT``). A person's name
+#: (``me``, an e-mail) is personal and may be a token in disguise, so it is not on the list.
+PLACEHOLDER_USERNAMES = frozenset(
+    {
+        "__token__",
+        "token",
+        "TOKEN",
+        "oauth2",
+        "gitlab-ci-token",
+        "x-access-token",
+        "x-token-auth",
+        "aws",
+        "oauth2accesstoken",
+        "_json_key",
+        "_json_key_base64",
+        "VssSessionToken",
+        "PAT",
+        "pat",
+    }
+)
+#: How a username off that list is recorded.
+GIVEN = "<given>"
+#: A path segment (or a word in a warning) this long, of token characters only, with letters and
+#: digits, is taken for a token (GitHub ``ghp_...`` 40, GitLab ``glpat-...`` 26, Azure PATs 52,
+#: Gemfury tokens 20).
+TOKEN_MIN = 20
+_TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_DIGITS = "0123456789"
+_TOKEN_WORD = rf"[A-Za-z0-9_-]{{{TOKEN_MIN},}}"  # a pattern string; compiled only by mask_words
+#: Warnings kept per record (each cut to MAX_FIELD), so a line stays within MAX_LINE.
+MAX_ERRORS = 3
+
 
 def log_path() -> Path:
     return paths.state_dir() / LOG_NAME
 
 
+def looks_like_token(word: str) -> bool:
+    """Whether ``word`` may be a token: :data:`TOKEN_MIN` or more characters, all of
+    ``[A-Za-z0-9_-]``, with at least one letter and one digit. Plain string methods: this runs
+    on every path segment of every lookup."""
+    # The cheap tests first: most segments are short or hold a "." or "%".
+    return (
+        len(word) >= TOKEN_MIN
+        and word.isascii()
+        and not word.strip(_TOKEN_CHARS)
+        and any(c in _DIGITS for c in word)
+        and any(c.isalpha() for c in word)
+    )
+
+
+def mask_path_tokens(url: str) -> str:
+    """``url`` (already redacted) with every path segment that :func:`looks_like_token` as ``***``."""
+    head, sep, rest = url.partition("://")
+    if not sep or "/" not in rest:
+        return url
+    netloc, path = rest.split("/", 1)
+    segments = path.split("/")
+    if not any(looks_like_token(seg) for seg in segments):
+        return url
+    return f"{head}://{netloc}/" + "/".join("***" if looks_like_token(seg) else seg for seg in segments)
+
+
 def redact_service(service: str) -> str:
-    """The service as it may be written down: ``user:password@`` and the query masked (URLs and
-    bare ``user@host`` alike), cut to :data:`MAX_FIELD` characters."""
+    """The service as it may be written down: ``user:password@``, the query and token-like path
+    segments masked (URLs and bare ``user@host`` alike), cut to :data:`MAX_FIELD` characters."""
     if "://" in service:
         from privpkg.urls import redact
 
-        shown = redact(service)
+        shown = mask_path_tokens(redact(service))
     else:
         shown = "***@" + service.rsplit("@", 1)[1] if "@" in service else service
     return _cut(shown)
+
+
+def safe_username(username: str | None, conn: Any = None) -> str | None:
+    """The username as it may be written down (see the module docstring): None when none was
+    given, the name for a placeholder or the answering connection's own username, else :data:`GIVEN`."""
+    if not username:
+        return None
+    if username in PLACEHOLDER_USERNAMES or (conn is not None and username == conn.username):
+        return _cut(username)
+    return GIVEN
+
+
+def mask_words(text: str) -> str:
+    """``text`` with every token-like word (:func:`looks_like_token`, between quotes, spaces,
+    slashes and the like) as ``***``. Only for warnings and a detail, which are rare: the pattern
+    is compiled (and cached by :mod:`re`) at the first one, never on a plain lookup."""
+    import re
+
+    return re.sub(_TOKEN_WORD, lambda m: "***" if looks_like_token(m[0]) else m[0], text)
 
 
 def _cut(text: str) -> str:
@@ -130,10 +225,12 @@ def entry(
     reason: str,
     conn: Any = None,
     detail: str | None = None,
+    errors: list[str] | tuple[str, ...] = (),
     now: float | None = None,
 ) -> dict[str, Any]:
     """The record of one lookup (see the module docstring); ``conn`` is the Connection that
-    answered, if any: only its name, source, target and expiry are kept."""
+    answered, if any: only its name, source, target and expiry are kept; ``errors`` are the
+    lookup's warnings (``CredentialLookup.errors``)."""
     prog, parent = _program()
     rec: dict[str, Any] = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
@@ -142,18 +239,29 @@ def entry(
         "parent": parent,
         "api": api,
         "service": redact_service(service),
-        "username": _cut(username) if username else None,
+        "username": safe_username(username, conn),
         "served": conn is not None or reason == GENERIC,
         "reason": reason,
     }
     if conn is not None:
-        rec["connection"] = _cut(conn.name)
+        target = mask_path_tokens(conn.target)
+        name = conn.name
+        if target != conn.target:
+            # A target with a token in its path (Gemfury's https://host/TOKEN/): a name made by
+            # `keyring set URL USER` is that URL's host/path, token included.
+            name = "/".join("***" if looks_like_token(seg) else seg for seg in name.split("/"))
+        rec["connection"] = _cut(name)
         rec["source"] = _cut(conn.source)
-        rec["target"] = _cut(conn.target)
+        rec["target"] = _cut(target)
         if conn.expired:
             rec["expired"] = conn.expires
     if detail:
-        rec["detail"] = _cut(detail)
+        rec["detail"] = _cut(mask_words(detail))
+    if errors:
+        kept = [_cut(mask_words(e)) for e in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            kept.append(f"and {len(errors) - MAX_ERRORS} more (privpkg doctor lists them)")
+        rec["errors"] = kept
     return rec
 
 
@@ -161,7 +269,12 @@ def record(service: str, username: str | None, **kw: Any) -> None:
     """Append the :func:`entry` of one lookup to the log. Never raises: a read-only or full home,
     or anything else, only loses the line (the lookup it records must not fail for it)."""
     try:
-        data = (json.dumps(entry(service, username, **kw), separators=(",", ":")) + "\n").encode("ascii")
+        rec = entry(service, username, **kw)
+        data = (json.dumps(rec, separators=(",", ":")) + "\n").encode("ascii")
+        if len(data) > MAX_LINE and rec.get("errors"):
+            # Long warnings must not cost the record: keep their count instead.
+            rec["errors"] = [f"{len(kw['errors'])} warning(s) too long to record; privpkg doctor lists them"]
+            data = (json.dumps(rec, separators=(",", ":")) + "\n").encode("ascii")
         if len(data) <= MAX_LINE:
             append(log_path(), data)
     except Exception:  # noqa: BLE001, S110 - the log must never make a lookup fail
@@ -274,6 +387,12 @@ def explain(rec: dict[str, Any]) -> tuple[str, str | None]:
     if reason == "no-match":
         if _is_url(service):
             login = service.replace("://***@", "://").removesuffix("?***")
+            if rec.get("errors"):
+                return "nothing: no connection matches it", (
+                    f"privpkg ignored what the warnings name (a connection may be there): fix it, or add one with: privpkg auth login {login}"
+                )
+            if "/***" in login:
+                return "nothing: no connection matches it", f"add one with: privpkg auth login {login} (the token where *** is)"
             return "nothing: no connection matches it", f"add one with: privpkg auth login {login}"
         return "nothing: no connection has a target on this host and port", "privpkg answers index URLs; check the URL pip was given"
     if reason == "bare-host-not-opted-in":
@@ -307,10 +426,15 @@ def format_record(rec: dict[str, Any]) -> list[str]:
     else:
         who += f" (pid {rec.get('pid')})"
     asked = str(rec.get("service"))
-    if rec.get("username"):
+    if rec.get("username") == GIVEN:
+        asked += " with a username (not recorded: it may be a token)"
+    elif rec.get("username"):
         asked += f" as {rec['username']!r}"
     outcome, hint = explain(rec)
     lines = [f"{when}  {who}  {asked}", f"      {outcome}"]
+    errors = rec.get("errors")
+    if isinstance(errors, list):
+        lines += [f"      warning: {e}" for e in errors]
     if hint:
         lines.append(f"      hint: {hint}")
     return lines

@@ -48,10 +48,95 @@ def test_entry_masks_userinfo_and_query_and_holds_no_secret() -> None:
 
 
 def test_entry_marks_an_expired_connection_and_cuts_long_fields() -> None:
-    rec = lookuplog.entry("https://h.example/" + "x" * 5000, "u" * 5000, api="creds", reason="match", conn=_conn(expires="2020-01-01"))
+    conn = _conn(expires="2020-01-01", username="u" * 5000)
+    rec = lookuplog.entry("https://h.example/" + "x" * 5000, "u" * 5000, api="creds", reason="match", conn=conn)
     assert rec["expired"] == "2020-01-01"
     assert len(rec["service"]) == lookuplog.MAX_FIELD and len(rec["username"]) == lookuplog.MAX_FIELD
     assert len(json.dumps(rec, separators=(",", ":"))) < lookuplog.MAX_LINE
+
+
+# A GitHub-style PAT and a Gemfury-style token: what pip may pass as the username of
+# https://TOKEN@host/... or in the path of https://host/TOKEN/.
+GH_TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2
+FURY_TOKEN = "1a2B3c4D5e6F7g8H9i0J"
+
+
+def test_username_is_kept_only_when_it_names_no_one() -> None:
+    """A token given as the username is recorded as ``<given>``; a placeholder and the answering
+    connection's own username are kept; no username stays None."""
+    def username(asked: str | None, conn: Connection | None = None) -> object:
+        rec = lookuplog.entry(f"https://{asked}@h.example/org/simple/", asked, api="password", reason="no-match", conn=conn)
+        assert GH_TOKEN not in json.dumps(rec)
+        return rec["username"]
+
+    assert username(GH_TOKEN) == lookuplog.GIVEN
+    assert username(GH_TOKEN, _conn()) == lookuplog.GIVEN  # served, but not the connection's username
+    assert username("alice") == lookuplog.GIVEN  # a person's name is not on the list either
+    assert username("alice", _conn(username="alice")) == "alice"  # `privpkg connection list` shows it anyway
+    for placeholder in ("__token__", "oauth2", "x-access-token", "PAT", "aws"):
+        assert username(placeholder) == placeholder
+    assert lookuplog.entry("https://h.example/", None, api="creds", reason="no-match")["username"] is None
+    assert lookuplog.entry("h.example", "", api="password", reason="no-match")["username"] is None
+    text = "\n".join(lookuplog.format_record(lookuplog.entry("https://h.example/", GH_TOKEN, api="password", reason="no-match")))
+    assert "with a username (not recorded: it may be a token)" in text and GH_TOKEN not in text
+
+
+@pytest.mark.parametrize(
+    ("service", "shown"),
+    [
+        (f"https://pypi.fury.io/{FURY_TOKEN}/acme/simple/", "https://pypi.fury.io/***/acme/simple/"),
+        (f"https://h.example/{GH_TOKEN}/simple/?x=1#frag", "https://h.example/***/simple/?***"),
+        (f"https://{GH_TOKEN}:x@h.example/a/{FURY_TOKEN}", "https://***@h.example/a/***"),
+        # Kept: no digit, no letter, too short, or a character no token has.
+        ("https://pkgs.dev.azure.com/org/_packaging/a-long-feed-name-no-digits/pypi/simple/", None),
+        ("https://h.example/12345678901234567890123/simple/", None),
+        ("https://h.example/org/feed2024/simple/pkg-1.0.tar.gz", None),
+        ("https://h.example/org/simple/some-package-1.2.3-py3-none-any.whl", None),
+    ],
+)
+def test_token_like_path_segments_are_masked(service: str, shown: str | None) -> None:
+    rec = lookuplog.entry(service, None, api="creds", reason="no-match")
+    assert rec["service"] == (shown or service)
+    for token in (GH_TOKEN, FURY_TOKEN):
+        assert token not in json.dumps(rec)
+
+
+def test_a_target_with_a_token_in_its_path_is_masked_with_its_name() -> None:
+    """A connection made by ``keyring set https://pypi.fury.io/TOKEN/acme/ USER`` is named after
+    its URL: the record masks the token in both; a name on a target without one is kept whole."""
+    conn = _conn(name=f"pypi.fury.io/{FURY_TOKEN}/acme", target=f"https://pypi.fury.io/{FURY_TOKEN}/acme/")
+    rec = lookuplog.entry(f"https://pypi.fury.io/{FURY_TOKEN}/acme/simple/", None, api="creds", reason="match", conn=conn)
+    assert (rec["connection"], rec["target"]) == ("pypi.fury.io/***/acme", "https://pypi.fury.io/***/acme/")
+    assert FURY_TOKEN not in json.dumps(rec) and FURY_TOKEN not in "\n".join(lookuplog.format_record(rec))
+    kept = lookuplog.entry("https://h.example/org/", None, api="creds", reason="match", conn=_conn(name="team-feed-2024-production"))
+    assert kept["connection"] == "team-feed-2024-production"
+
+
+def test_no_match_hint_says_where_the_masked_token_goes() -> None:
+    _, hint = lookuplog.explain({"service": "https://pypi.fury.io/***/acme/simple/", "reason": "no-match", "served": False})
+    assert hint == "add one with: privpkg auth login https://pypi.fury.io/***/acme/simple/ (the token where *** is)"
+
+
+def test_warnings_are_recorded_bounded_and_masked(home: Path) -> None:
+    """The lookup's warnings land in the record (at most MAX_ERRORS, the rest counted), a
+    token-like word in one is masked, doctor --last shows them, and warnings too long for a line
+    never cost the record."""
+    errors = [f"ignoring $PRIVPKG_CONNECTIONS: entry {FURY_TOKEN!r} is not an object", "b", "c", "d", "e"]
+    rec = lookuplog.entry("https://h.example/org/simple/", None, api="creds", reason="no-match", errors=errors)
+    assert rec["errors"] == [
+        "ignoring $PRIVPKG_CONNECTIONS: entry '***' is not an object", "b", "c", "and 2 more (privpkg doctor lists them)"
+    ]
+    lines = lookuplog.format_record(rec)
+    assert lines[2] == "      warning: ignoring $PRIVPKG_CONNECTIONS: entry '***' is not an object" and lines[5].startswith("      warning: and 2")
+    assert lines[-1].startswith("      hint: privpkg ignored what the warnings name (a connection may be there)")
+    assert "errors" not in lookuplog.entry("https://h.example/", None, api="creds", reason="no-match", errors=[])
+
+    # Every field at its MAX_FIELD cut: with three long warnings the line would pass MAX_LINE.
+    conn = _conn(name="n" * 500, target="https://h.example/" + "t" * 500, source="s" * 500)
+    long = ["x " * 2000] * 3
+    lookuplog.record("https://h.example/" + "p" * 500, None, api="creds", reason="match", errors=long, conn=conn)
+    (last,) = lookuplog.read_last(1, home / "lookups.log")
+    assert last["errors"] == ["3 warning(s) too long to record; privpkg doctor lists them"] and last["connection"] == "n" * 297 + "..."
 
 
 def test_every_reason_has_its_own_explanation() -> None:
@@ -141,6 +226,26 @@ def test_backend_records_why_each_lookup_answered(home: Path, capsys: pytest.Cap
     text = (home / "lookups.log").read_text()
     assert PAT not in text
     capsys.readouterr()
+
+
+def test_backend_records_the_lookups_warnings(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed $PRIVPKG_CONNECTIONS and an unreadable Azure variable: every lookup's record
+    carries both warnings, a lookup that reuses the decrypted snapshot included; the value's
+    secret is in none of them."""
+    connections.set_connection("a", "PythonFeed", "https://h.example/org", "PAT", value=PAT)
+    monkeypatch.setenv(envvars.CONNECTIONS, json.dumps([{"name": "x", "target": "ftp://h.example/", "secret": PAT}]))
+    monkeypatch.setenv(envvars.AZURE_ENDPOINTS[0], '{"endpointCredentials": [{"endpoint": "https://h/", "password": 5}]}')
+    kr = PrivpkgKeyring()
+    assert kr.get_credential("https://h.example/org/simple/", None).password == PAT
+    assert kr.get_credential("https://h.example/other/simple/", None) is None  # the snapshot reused
+    recs = lookuplog.read_last(2, home / "lookups.log")
+    for rec in recs:
+        assert rec["errors"] == [
+            f"ignoring ${envvars.CONNECTIONS}: unsupported URL scheme 'ftp' for a PythonFeed target; use https://",
+            f"ignoring ${envvars.AZURE_ENDPOINTS[0]}: endpointCredentials[0] has no password",
+        ], rec
+    assert PAT not in (home / "lookups.log").read_text()
+    assert capsys.readouterr().err.count("ignoring $PRIVPKG_CONNECTIONS") == 1  # stderr too, once per process
 
 
 def test_program_names_never_keep_arguments() -> None:
