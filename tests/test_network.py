@@ -294,8 +294,8 @@ def test_pip_config_files_and_cert_match_real_pip(tmp_path: Path, request: pytes
     prefix = run("-c", "import sys; print(sys.prefix)", extra={}).strip()
     scenarios: list[tuple[dict[str, str], str | None, str]] = [
         ({}, None, "/global-install.pem"),  # [install] of the global file beats [global] of the user file
-        # [download] and a differently-cased [Install] are not pip install's; an empty value is skipped
-        ({}, "[download]\ncert = /download.pem\n[Install]\ncert = /cased.pem\n[install]\ncert =\n", "/global-install.pem"),
+        ({}, "[download]\ncert = /download.pem\n[Install]\ncert = /cased.pem\n", "/global-install.pem"),  # not pip install's
+        ({}, "[global]\ncert = /user.pem\n[install]\ncert =\n", "/user.pem"),  # an empty value erases the earlier file's
         ({}, "[install]\n--CERT = /dashes.pem\n", "/dashes.pem"),  # keys as pip normalizes them
         ({}, "[install]\ncert = /user-install.pem\n", "/user-install.pem"),  # a later file wins
         ({"PIP_CONFIG_FILE": str(env_file)}, None, "/env-install.pem"),  # and the user file is skipped

@@ -9,8 +9,9 @@ pip's rules (pip 23 to 26: ``configuration.py`` and ``cli/parser.py``), followed
   ``[Global]`` is not pip's), ``[install]`` of any file over ``[global]`` of all, and a ``PIP_*``
   variable over both; ``[download]``, ``[freeze]``... belong to other commands;
 - a key is matched as pip normalizes it: lower case, ``_`` as ``-``, a leading ``--`` dropped
-  (``extra_index_url``, ``--extra-index-url`` and ``EXTRA-INDEX-URL`` are one key); an empty value
-  is ignored, as pip ignores it;
+  (``extra_index_url``, ``--extra-index-url`` and ``EXTRA-INDEX-URL`` are one key); per section
+  the last file's value wins, and only then is an empty value ignored (so ``cert =`` in a later
+  file erases an earlier one's, as in pip);
 - a file is decoded with the locale's encoding, strictly; one pip cannot read (bad encoding, not
   INI, duplicate key) is skipped here, where pip stops with an error and so says so itself.
 
@@ -107,22 +108,27 @@ def _read(path: Path) -> dict[str, list[tuple[str, str]]] | None:
 
 def install_settings(names: Collection[str], environ: Mapping[str, str] | None = None, prefix: str | None = None,
                      config_files: Sequence[Path] | None = None) -> list[Setting]:
-    """Every setting of the options ``names`` (normalized: ``cert``, ``index-url``) that ``pip
-    install`` reads, lowest priority first: ``[global]`` of each file in :func:`files` order (or
-    ``config_files``), then ``[install]`` of each file, then the ``PIP_*`` variables. Per name,
-    the last one is the value pip uses."""
+    """The settings of the options ``names`` (normalized: ``cert``, ``index-url``) that ``pip
+    install`` reads, lowest priority first: ``[global]``, then ``[install]``, then the ``PIP_*``
+    variables, each the value of the last file (:func:`files` order, or ``config_files``) that
+    sets it. Per name, the last one is the value pip uses.
+
+    As in pip, the files are merged before empty values are dropped: ``cert =`` in a later file
+    erases an earlier file's ``cert`` in that section (measured with pip 23.2.1 and 26.x)."""
     env = os.environ if environ is None else environ
     wanted = {normalize(n) for n in names}
-    read = [(path, _read(path) or {}) for path in (files(env, prefix) if config_files is None else config_files)]
-    out: list[Setting] = []
-    for section in INSTALL_SECTIONS:
-        for path, sections in read:
-            out += [Setting(normalize(key), value, key, path, section) for key, value in sections.get(section, [])
-                    if value and normalize(key) in wanted]
+    merged: dict[tuple[str, str], Setting] = {}  # (section, name): pip's Configuration keeps one value per section.key
+    for path in files(env, prefix) if config_files is None else config_files:
+        for section, items in (_read(path) or {}).items():
+            for key, value in items:
+                if section in INSTALL_SECTIONS and normalize(key) in wanted:
+                    merged[section, normalize(key)] = Setting(normalize(key), value, key, path, section)
     # pip: every PIP_ variable, the rest of its name lower-cased and normalized like a key.
-    out += [Setting(normalize(var[4:]), value, var, None, "") for var, value in env.items()
-            if var.startswith("PIP_") and value and normalize(var[4:]) in wanted]
-    return out
+    for var, value in env.items():
+        if var.startswith("PIP_") and normalize(var[4:]) in wanted:
+            merged["", normalize(var[4:])] = Setting(normalize(var[4:]), value, var, None, "")
+    order = {section: i for i, section in enumerate((*INSTALL_SECTIONS, ""))}
+    return [s for s in sorted(merged.values(), key=lambda s: order[s.section]) if s.value]  # stable: file order kept
 
 
 def install_value(name: str, environ: Mapping[str, str] | None = None, prefix: str | None = None) -> Setting | None:

@@ -46,10 +46,11 @@ def test_download_section_does_not_count_for_install(conf: Path) -> None:
 
 def test_keys_variables_and_order(tmp_path: Path) -> None:
     """Keys with ``--``, ``_`` or capitals are one key; [install] beats [global] of a later file;
-    a PIP_ variable beats both; an empty value is skipped, as pip skips it."""
+    a PIP_ variable beats both; an empty value in a later file erases the earlier file's value
+    of that section (pip merges the files first, then drops empty values)."""
     early, late = tmp_path / "early.conf", tmp_path / "late.conf"
     early.write_text("[install]\n--Index_URL = https://early.example/simple/\n")
-    late.write_text("[global]\nindex-url = https://late.example/simple/\n[install]\nindex-url =\n")
+    late.write_text("[global]\nindex-url = https://late.example/simple/\n")
     found = pipconfig.install_settings(["index-url"], {}, config_files=[early, late])
     assert [(s.value, s.where()) for s in found] == [
         ("https://late.example/simple/", f"{late} [global] index-url"),
@@ -57,6 +58,9 @@ def test_keys_variables_and_order(tmp_path: Path) -> None:
     ]
     found = pipconfig.install_settings(["index-url"], {"PIP_INDEX_URL": "https://var.example/"}, config_files=[early, late])
     assert (found[-1].value, found[-1].where()) == ("https://var.example/", "$PIP_INDEX_URL")
+    late.write_text(late.read_text() + "[install]\nindex_url =\n")
+    found = pipconfig.install_settings(["index-url"], {"PIP_INDEX_URL": ""}, config_files=[early, late])
+    assert [s.value for s in found] == ["https://late.example/simple/"]
 
 
 def test_a_file_pip_cannot_read_is_skipped_by_both(conf: Path) -> None:

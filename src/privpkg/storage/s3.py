@@ -197,7 +197,7 @@ class S3Storage:
 
     def _call(self, what: str, fn: Any, **kw: Any) -> Any:
         from boto3.exceptions import S3UploadFailedError
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, HTTPClientError
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, HTTPClientError, SSLError
 
         try:
             return fn(**kw)
@@ -207,6 +207,15 @@ class S3Storage:
             raise PrivpkgError(f"upload to {self.location} failed: {type(exc).__name__}") from None
         except EndpointConnectionError:
             raise PrivpkgError(f"cannot reach {self.endpoint_url or 'S3'} to {what}") from None
+        except SSLError as exc:  # name the CA bundle in use, as connection test and wheelhouse downloads do
+            from privpkg import http
+
+            why = "certificate verification failed" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else f"TLS failed ({type(exc).__name__})"
+            try:
+                trust = http.describe_trust(bundle=ca_bundle())
+            except PrivpkgError as bad:
+                trust = str(bad)
+            raise PrivpkgError(f"{self.endpoint_url or 'S3'}: {why} while trying to {what}; {trust}") from None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
