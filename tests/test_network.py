@@ -1,7 +1,8 @@
 """privpkg's own HTTP behind a proxy and a private CA (issue 8, item 11): ``connection test``,
-``auth login --verify`` and the storage SDKs go through ``HTTPS_PROXY``/``HTTP_PROXY``, honour
-``NO_PROXY``, and trust a private CA given by ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``,
-``PIP_CERT``, pip's config files or ``SSL_CERT_FILE``, in the order pip itself applies them.
+``auth login --verify``, the storage SDKs and ``resolve --wheelhouse``'s downloads go through
+``HTTPS_PROXY``/``HTTP_PROXY``, honour ``NO_PROXY``, and trust a private CA given by
+``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``PIP_CERT``, pip's config files or ``SSL_CERT_FILE``,
+in the order pip itself applies them (a download from S3 also ``AWS_CA_BUNDLE``, as boto3 does).
 
 Real pieces: a forward proxy and an https feed in threads of this process on free loopback ports
 (tests/support/netproxy.py: the proxy records what went through it, every byte included), a CA
