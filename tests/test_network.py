@@ -1,7 +1,8 @@
 """privpkg's own HTTP behind a proxy and a private CA (issue 8, item 11): ``connection test``,
-``auth login --verify`` and the storage SDKs go through ``HTTPS_PROXY``/``HTTP_PROXY``, honour
-``NO_PROXY``, and trust a private CA given by ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``,
-``PIP_CERT``, pip's config files or ``SSL_CERT_FILE``, in the order pip itself applies them.
+``auth login --verify``, the storage SDKs and ``resolve --wheelhouse``'s downloads go through
+``HTTPS_PROXY``/``HTTP_PROXY``, honour ``NO_PROXY``, and trust a private CA given by
+``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, ``PIP_CERT``, pip's config files or ``SSL_CERT_FILE``,
+in the order pip itself applies them (a download from S3 also ``AWS_CA_BUNDLE``, as boto3 does).
 
 Real pieces: a forward proxy and an https feed in threads of this process on free loopback ports
 (tests/support/netproxy.py: the proxy records what went through it, every byte included), a CA
@@ -33,7 +34,7 @@ from support.feeds import FeedServer
 from support.netproxy import PROXIED_HOST, ForwardProxy, PrivateCA, TLSFeed
 from support.storage import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, MotoServer
 
-from privpkg import http
+from privpkg import http, pipconfig
 from privpkg.testing import start_server, stop_process
 
 PAT = "net-PAT-" + secrets.token_urlsafe(18)
@@ -294,6 +295,9 @@ def test_pip_config_files_and_cert_match_real_pip(tmp_path: Path, request: pytes
     prefix = run("-c", "import sys; print(sys.prefix)", extra={}).strip()
     scenarios: list[tuple[dict[str, str], str | None, str]] = [
         ({}, None, "/global-install.pem"),  # [install] of the global file beats [global] of the user file
+        ({}, "[download]\ncert = /download.pem\n[Install]\ncert = /cased.pem\n", "/global-install.pem"),  # not pip install's
+        ({}, "[global]\ncert = /user.pem\n[install]\ncert =\n", "/user.pem"),  # an empty value erases the earlier file's
+        ({}, "[install]\n--CERT = /dashes.pem\n", "/dashes.pem"),  # keys as pip normalizes them
         ({}, "[install]\ncert = /user-install.pem\n", "/user-install.pem"),  # a later file wins
         ({"PIP_CONFIG_FILE": str(env_file)}, None, "/env-install.pem"),  # and the user file is skipped
         ({"PIP_CERT": "/var.pem"}, None, "/var.pem"),
@@ -309,11 +313,11 @@ def test_pip_config_files_and_cert_match_real_pip(tmp_path: Path, request: pytes
                 kind.append(line.strip().split(", exists:")[0])
         # `config debug` prints the variants in its own order; pip applies them in this one.
         listed = [f for v in ("global", "user", "site", "env") for f in variants.get(v, [])]
-        assert [str(p) for p in http.pip_config_files({**env, **extra}, prefix)] == listed
+        assert [str(p) for p in pipconfig.files({**env, **extra}, prefix)] == listed
         assert run("-c", PIP_INSTALL_CERT, extra=extra).strip() == expected
         got = http.pip_cert({**env, **extra}, prefix)
         assert got is not None and got.path == expected, (extra, got)
-    assert http.pip_config_files({**env, "PIP_CONFIG_FILE": os.devnull}) == []
+    assert pipconfig.files({**env, "PIP_CONFIG_FILE": os.devnull}) == []
 
 
 def test_precedence_unit(tmp_path: Path) -> None:
@@ -384,6 +388,7 @@ def tls_azurite(azurite_bin: Path, ca: PrivateCA, tmp_path: Path) -> Iterator[in
 def tls_moto(ca: PrivateCA, tmp_path: Path) -> Iterator[int]:
     """moto's S3 server on https with the private CA's certificate; yields its port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["S3_IGNORE_SUBDOMAIN_BUCKETNAME"] = "1"  # path-style buckets also under PROXIED_HOST (moto guesses from the host)
     proc, port = start_server(lambda p: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(p), "-c", str(ca.cert_pem),
                                          "-k", str(ca.key_pem)], tmp_path / "moto-tls.log", "moto (https)", env=env)
     try:
@@ -444,3 +449,61 @@ def test_aws_ca_bundle_wins_for_s3(cli: PrivpkgCLI, ca: PrivateCA, tls_moto: int
     config.write_text(f"[default]\nca_bundle = {ca.other_ca_pem}\n")
     res = _one_verdict(cli, "s3", {**good, "AWS_CONFIG_FILE": str(config)})
     assert res.returncode == 1 and "certificate verification failed" in res.stdout, res.stdout
+
+
+#: How the private CA is given to ``resolve --wheelhouse`` from S3: as privpkg's own bundle (boto3
+#: gets it as ``verify=``), or only as boto3's own ``AWS_CA_BUNDLE``.
+WHEELHOUSE_CA = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE")
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("var", WHEELHOUSE_CA)
+def test_wheelhouse_from_s3_through_https_proxy_with_private_ca(cli: PrivpkgCLI, ca: PrivateCA, proxy: ForwardProxy, tls_moto: int,
+                                                                tmp_path: Path, var: str) -> None:
+    """``resolve --wheelhouse`` from an S3 workspace on moto over https (the private CA's
+    certificate) at the proxy-only name, through HTTPS_PROXY: boto3's HEAD and privpkg's own
+    download of the presigned URL both reach it, so both went through the proxy, CONNECT only,
+    and both trusted the CA however it was given. Before the download used the storage's CA,
+    AWS_CA_BUNDLE (which boto3 honours) passed ``connection test`` and failed the download.
+    With another CA: one error line, nothing in DIR. The wheel is checked against its sha256:
+    a stored object swapped behind the workspace's back is refused."""
+    import hashlib
+
+    import boto3
+
+    from privpkg.testing import make_wheel
+
+    direct = boto3.client("s3", endpoint_url=f"https://127.0.0.1:{tls_moto}", region_name="us-east-1", aws_access_key_id="k",
+                          aws_secret_access_key="s", verify=str(ca.ca_pem))
+    direct.create_bucket(Bucket="wheels")
+    endpoint = f"https://{PROXIED_HOST}:{tls_moto}"
+    secret = "moto-" + secrets.token_urlsafe(16)
+    cli.outputs.add_secret(secret)
+    cli.ok("connection", "set", "s3", "--category", "S3", "--target", "s3://wheels", "--endpoint", endpoint, "--username", "AKID",
+           stdin=secret)
+    cli.ok("workspace", "add", "team", "--s3", "s3://wheels/pkgs", "--endpoint-url", endpoint)
+    wheel = make_wheel(tmp_path / "dist", "net-pkg", "1.0")
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    good = {"HTTPS_PROXY": proxy.url, var: str(ca.ca_pem)}
+    url = cli.ok("wheel", "add", wheel, "--workspace", "team", env=good).strip().splitlines()[-1]
+    req = tmp_path / "requirements.txt"
+    req.write_text(f"net-pkg @ {url}\n")
+    house, out = tmp_path / "house", tmp_path / "out.txt"
+
+    cli.fails(1, "resolve", "-r", req, "--wheelhouse", house, "-o", out, env={**good, var: str(ca.other_ca_pem)},
+              match="certificate verification failed")
+    assert not out.exists() and not any(house.glob("*.whl"))
+    n = len(proxy.seen)
+    cli.ok("resolve", "-r", req, "--wheelhouse", house, "-o", out, env=good)
+    got = house / wheel.name
+    assert hashlib.sha256(got.read_bytes()).hexdigest() == sha
+    assert f"net-pkg @ {got.resolve().as_uri()}#sha256={sha}" in out.read_text().splitlines()
+    assert len(proxy.seen) - n >= 2, proxy.seen[n:]  # boto3's HEAD and the download: two tunnels at least
+    assert set(proxy.methods()) == {"CONNECT"} and {s.target for s in proxy.seen} == {f"{PROXIED_HOST}:{tls_moto}"}
+    assert secret not in proxy.raw_text()
+
+    got.unlink()
+    direct.put_object(Bucket="wheels", Key=f"pkgs/wheels/{wheel.name}", Body=b"not the wheel", Metadata={"sha256": sha})
+    cli.fails(1, "resolve", "-r", req, "--wheelhouse", house, "-o", tmp_path / "out2.txt", env=good,
+              match=["does not match the sha256 recorded"])
+    assert not got.exists()

@@ -13,11 +13,11 @@ extra index that is a URL a connection answers (the keyring lookup's own rules:
 config files, then ``$PIP_INDEX_URL``, then a requirements file's own ``--index-url``) is such a URL,
 every extra index that is not: the same race, the other way round. It looks in:
 
-- pip's configuration files, in pip's order (:func:`privpkg.http.pip_config_files`: global,
-  user, site, ``$PIP_CONFIG_FILE``; none when that is the null device), any section,
-  ``extra-index-url`` or ``extra_index_url``; and ``$PIP_INDEX_URL``/``$PIP_EXTRA_INDEX_URL``;
-- requirements files (``--extra-index-url`` lines, nested ``-r``/``-c`` followed, read with pip's
-  line rules from :mod:`privpkg.resolve`);
+- pip's configuration files and ``$PIP_INDEX_URL``/``$PIP_EXTRA_INDEX_URL``, as ``pip install``
+  reads them (:mod:`privpkg.pipconfig`, also the reader of pip's ``cert``: files in pip's order,
+  ``[global]`` and ``[install]`` only, keys as pip normalizes them);
+- requirements files (``--extra-index-url`` lines, nested ``-r``/``-c`` followed by
+  :func:`privpkg.resolve.walk`, the walker ``privpkg resolve`` uses, with pip's line rules);
 - conda's ``environment.yml``: the items of its ``pip:`` list, which conda writes verbatim into a
   requirements file beside the yml (so a ``-r`` there is relative to the yml's folder).
 
@@ -32,20 +32,20 @@ Each finding is one line naming the file (and line) and the safe form; a URL is 
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from privpkg import urls
+from privpkg import pipconfig, urls
 from privpkg.errors import PrivpkgError, UsageError
+
+if TYPE_CHECKING:
+    from privpkg.resolve import Line
 
 _EXTRA = re.compile(r"^--extra-index-url(?:\s*=\s*|\s+)(\S+)")
 _INDEX = re.compile(r"^(?:-i|--index-url)(?:\s*=\s*|\s+)(\S+)")
-_NESTED = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=?\s*)(\S+)$")
-_MAX_FILES = 256
 #: The files ``doctor`` reads when none is named: in the current directory.
 DEFAULT_REQUIREMENTS = ("requirements.txt",)
 DEFAULT_ENV_FILES = ("environment.yml", "environment.yaml")
@@ -76,14 +76,6 @@ class Finding(NamedTuple):
         )
 
 
-def pip_config_files(environ: Mapping[str, str] | None = None) -> list[Path]:
-    """pip's configuration files, lowest priority first: :func:`privpkg.http.pip_config_files`
-    (checked against pip's own listing), so ``cert`` and the indexes are read from the same files."""
-    from privpkg.http import pip_config_files as files
-
-    return files(environ)
-
-
 def _private(lookup: Any, url: str) -> str | None:
     """The name of the connection that answers ``url``, or None (also for what is not a URL)."""
     if "://" not in url:
@@ -109,27 +101,16 @@ class _Use(NamedTuple):
     safe: str
 
 
-def _config_uses(environ: Mapping[str, str], files: Sequence[Path]) -> list[_Use]:
-    """pip's config files then its environment, in pip's order (a later index-url wins)."""
+def _config_uses(environ: Mapping[str, str], files: Sequence[Path] | None = None) -> list[_Use]:
+    """The indexes ``pip install`` takes from its config files (``files``, default pip's own)
+    and environment, in pip's order (:mod:`privpkg.pipconfig`; the last index-url wins). Every
+    extra index set where pip install reads it is kept, also one a later setting overrides now:
+    it counts again when that setting goes (a variable unset, another shell)."""
     uses: list[_Use] = []
-    by_section: list[tuple[int, _Use]] = []
-    for path in files:
-        parser = configparser.RawConfigParser()
-        try:
-            with open(path, encoding="utf-8") as fh:
-                parser.read_file(fh)
-        except (OSError, UnicodeDecodeError, configparser.Error):
-            continue  # absent or not pip's: pip itself says so when it reads it
-        for section in parser.sections():
-            for key, value in parser.items(section):
-                kind = {"extra-index-url": "extra", "index-url": "index"}.get(key.replace("_", "-"))
-                if kind:
-                    # pip: a command's section ([install]) of any file beats [global] of all files.
-                    rank = 0 if section.strip().lower() == "global" else 1
-                    by_section += [(rank, _Use(f"{path} [{section}] {key}", kind, url, f"index-url = {_shown(url)}")) for url in value.split()]
-    uses = [u for _, u in sorted(by_section, key=lambda ru: ru[0])]  # stable: file order kept within a rank
-    for var, kind in (("PIP_INDEX_URL", "index"), ("PIP_EXTRA_INDEX_URL", "extra")):
-        uses += [_Use(f"${var}", kind, url, f"PIP_INDEX_URL={_shown(url)}") for url in (environ.get(var) or "").split()]
+    for s in pipconfig.install_settings(("index-url", "extra-index-url"), environ, config_files=files):
+        kind = "index" if s.name == "index-url" else "extra"
+        spelling = "index-url = " if s.path is not None else "PIP_INDEX_URL="  # the safe form, in a file or a variable
+        uses += [_Use(s.where(), kind, url, spelling + _shown(url)) for url in s.value.split()]
     return uses
 
 
@@ -152,36 +133,24 @@ def _judge(lookup: Any, uses: Sequence[_Use], found: list[Finding]) -> None:
 def scan_pip_config(lookup: Any, environ: Mapping[str, str] | None = None, files: Sequence[Path] | None = None) -> list[Finding]:
     env = os.environ if environ is None else environ
     found: list[Finding] = []
-    _judge(lookup, _config_uses(env, pip_config_files(env) if files is None else files), found)
+    _judge(lookup, _config_uses(env, files), found)
     return found
 
 
-def _line_uses(lines: Iterable[tuple[str, str]], base: Path, uses: list[_Use], seen: set[Path]) -> None:
-    """``lines``: (where, logical line) of one requirements file (or a yml's pip section), whose
-    nested files are relative to ``base``."""
+def _line_uses(lines: Iterable[Line], uses: list[_Use]) -> None:
     for where, line in lines:
         m = _EXTRA.match(line) or _INDEX.match(line)
         if m:
             kind = "extra" if line.startswith("--extra") else "index"
             uses.append(_Use(where, kind, m.group(1), f"--index-url {_shown(m.group(1))}"))
-            continue
-        nested = _NESTED.match(line)
-        if nested and "://" not in nested.group(2):
-            _file_uses(base / nested.group(2), uses, seen, where)
 
 
 def _file_uses(path: Path, uses: list[_Use], seen: set[Path], named_at: str = "") -> None:
-    from privpkg.resolve import _logical_lines, _read_requirements
+    """A requirements file and the files it includes (:func:`privpkg.resolve.walk`, leniently: a
+    nested URL is not followed, a cycle is read once)."""
+    from privpkg.resolve import walk
 
-    try:
-        real = path.resolve()
-    except (OSError, RuntimeError):
-        real = path
-    if real in seen or len(seen) >= _MAX_FILES:
-        return  # read once: cycles and diamonds end here
-    seen.add(real)
-    text = _read_requirements(path, named_at)
-    _line_uses(((f"{path}, line {n}", line) for n, line in _logical_lines(text)), path.parent, uses, seen)
+    _line_uses(walk(path, named_at, lenient=True, seen=seen), uses)
 
 
 def scan_requirements(lookup: Any, path: Path, ambient: Sequence[_Use] = ()) -> list[Finding]:
@@ -256,8 +225,17 @@ def scan_env_file(lookup: Any, path: Path, ambient: Sequence[_Use] = ()) -> list
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    from privpkg.resolve import OPTION, Line
+
     uses: list[_Use] = []
-    _line_uses(((f"{path}, line {n} (pip:)", v) for n, v in pip_section(text)), path.parent, uses, set())
+    seen: set[Path] = set()
+    for number, item in pip_section(text):
+        where = f"{path}, line {number} (pip:)"
+        nested = OPTION.match(item)
+        if nested is None:
+            _line_uses([Line(where, item)], uses)
+        elif "://" not in nested.group(2):
+            _file_uses(path.parent / nested.group(2), uses, seen, where)
     found: list[Finding] = []
     _judge(lookup, [*ambient, *uses], found)
     return found
@@ -272,11 +250,11 @@ def scan(
     pip_files: Sequence[Path] | None = None,
     errors: list[str] | None = None,
 ) -> list[Finding]:
-    """Every finding: pip's configuration (``pip_files``, default :func:`pip_config_files`) and
+    """Every finding: pip's configuration (``pip_files``, default :func:`privpkg.pipconfig.files`) and
     environment, then each requirements file, then each environment.yml. A file that cannot be
     read raises UsageError, or, when ``errors`` is given, is one message there and the scan goes on."""
     env = os.environ if environ is None else environ
-    ambient = _config_uses(env, pip_config_files(env) if pip_files is None else pip_files)
+    ambient = _config_uses(env, pip_files)
     found: list[Finding] = []
     _judge(lookup, ambient, found)
     for path, reader in [*((r, scan_requirements) for r in requirements), *((e, scan_env_file) for e in env_files)]:

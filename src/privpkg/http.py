@@ -20,11 +20,16 @@ The CA bundle, first set wins (an empty variable is unset):
 
 1. ``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``: requests reads them per request, and they
    beat pip's own ``cert`` inside pip (requests lets a request's setting win over the session's);
-2. pip's ``cert``: ``PIP_CERT``, else the ``cert`` key of pip's config files (``[install]``
-   over ``[global]``; files in pip's order, global, user, site, ``PIP_CONFIG_FILE``, the later
-   one winning; ``PIP_CONFIG_FILE=/dev/null`` reads none), so a feed pip reaches, privpkg reaches;
+2. pip's ``cert``: ``PIP_CERT``, else the ``cert`` key of pip's config files as ``pip install``
+   reads them (:mod:`privpkg.pipconfig`: ``[install]`` over ``[global]``; files in pip's order,
+   global, user, site, ``PIP_CONFIG_FILE``, the later one winning; ``PIP_CONFIG_FILE=/dev/null``
+   reads none), so a feed pip reaches, privpkg reaches;
 3. ``SSL_CERT_FILE`` (OpenSSL's variable, and uv's): Python's default context honours it anyway,
    but requests and botocore use certifi and would not.
+
+A download from a workspace's storage trusts what that storage's SDK client trusts instead
+(``Storage.ca_bundle``: for S3, ``AWS_CA_BUNDLE`` or ``ca_bundle`` in the AWS config first, as
+botocore reads them), passed to :func:`build_opener` as ``ca``.
 
 A chosen bundle replaces the system's certificates, as ``pip --cert``, ``requests verify=`` and
 curl's ``--cacert`` do. None set: the system's certificates (OpenSSL's default paths, which
@@ -38,7 +43,6 @@ Importing this module is cheap (no ``ssl``, no ``urllib.request``): probe import
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -47,13 +51,10 @@ from privpkg.errors import PrivpkgError, shown
 if TYPE_CHECKING:
     import ssl
     import urllib.request
-    from pathlib import Path
 
 #: The CA-bundle variables privpkg reads, in precedence order (pip's config files come right
 #: after PIP_CERT).
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "SSL_CERT_FILE")
-#: Sections of pip's config whose ``cert`` applies, lowest first: what ``pip install`` reads.
-PIP_SECTIONS = ("global", "install")
 
 
 class CABundle(NamedTuple):
@@ -67,70 +68,17 @@ class CABundle(NamedTuple):
         return f"{self.source}={shown(self.path)}"
 
 
-def pip_config_files(environ: Mapping[str, str] | None = None, prefix: str | None = None) -> list[Path]:
-    """The config files pip reads, lowest priority first (existing or not), as pip 23 to 26
-    list them: global (``$XDG_CONFIG_DIRS``/pip/pip.conf..., /etc/pip.conf), user
-    (~/.pip/pip.conf, then ``$XDG_CONFIG_HOME``/pip/pip.conf; skipped when ``PIP_CONFIG_FILE``
-    names an existing file), site (``sys.prefix``/pip.conf), then ``PIP_CONFIG_FILE``. Empty when
-    ``PIP_CONFIG_FILE`` is the null device (pip then reads no file).
-
-    >>> pip_config_files({"PIP_CONFIG_FILE": os.devnull})
-    []
-    """
-    from pathlib import Path
-
-    env = os.environ if environ is None else environ
-    name = "pip.ini" if sys.platform == "win32" else "pip.conf"
-    env_file = env.get("PIP_CONFIG_FILE")
-    if env_file == os.devnull:
-        return []
-    home = Path(env.get("HOME") or os.path.expanduser("~"))
-    if sys.platform == "win32":
-        global_dirs = [Path(env.get("ALLUSERSPROFILE", r"C:\ProgramData"), "pip")]
-        user_dir = Path(env.get("APPDATA") or home / "AppData" / "Roaming", "pip")
-    elif sys.platform == "darwin":
-        global_dirs = [Path("/Library/Application Support/pip")]
-        user_dir = home / "Library" / "Application Support" / "pip"
-        if not user_dir.is_dir():
-            user_dir = home / ".config" / "pip"
-    else:
-        xdg_dirs = [d for d in (env.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep) if d]
-        global_dirs = [Path(d, "pip") for d in xdg_dirs] + [Path("/etc")]
-        user_dir = Path(env.get("XDG_CONFIG_HOME") or home / ".config", "pip")
-    files = [d / name for d in global_dirs]
-    if not (env_file and os.path.exists(env_file)):
-        files += [home / ("pip" if sys.platform == "win32" else ".pip") / name, user_dir / name]
-    files.append(Path(prefix if prefix is not None else sys.prefix, name))
-    if env_file:
-        files.append(Path(env_file))
-    return files
-
-
 def pip_cert(environ: Mapping[str, str] | None = None, prefix: str | None = None) -> CABundle | None:
-    """pip's ``cert`` setting for ``pip install``: ``PIP_CERT``, else the config files' (see
-    :func:`pip_config_files`; a key in ``[install]`` of any file beats ``[global]`` of all, as in
-    pip). A file pip could not parse is skipped here (pip itself stops on it)."""
-    import configparser
+    """pip's ``cert`` setting for ``pip install`` (:func:`privpkg.pipconfig.install_value`:
+    ``PIP_CERT``, else ``[install]`` of any config file over ``[global]`` of all, a later file
+    winning), as pip's option type "path" reads it (``~`` expanded)."""
+    from privpkg import pipconfig
 
-    env = os.environ if environ is None else environ
-    if env.get("PIP_CERT"):
-        return CABundle(env["PIP_CERT"], "PIP_CERT")
-    found: dict[str, CABundle] = {}
-    for path in pip_config_files(env, prefix):
-        parser = configparser.RawConfigParser()
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                parser.read_file(fh)
-        except (OSError, configparser.Error):
-            continue
-        for section in PIP_SECTIONS:
-            if not parser.has_section(section):
-                continue
-            for key, value in parser.items(section):
-                if key.lower().replace("_", "-").removeprefix("--") == "cert" and value:
-                    # pip's option type "path" expands ~.
-                    found[section] = CABundle(os.path.expanduser(value), f"cert in {path} [{section}]")
-    return found.get("install") or found.get("global")
+    found = pipconfig.install_value("cert", environ, prefix)
+    if found is None:
+        return None
+    source = found.key if found.path is None else f"{found.key} in {found.path} [{found.section}]"
+    return CABundle(os.path.expanduser(found.value), source)
 
 
 def ca_bundle(environ: Mapping[str, str] | None = None, prefix: str | None = None) -> CABundle | None:
@@ -148,11 +96,13 @@ def ca_bundle(environ: Mapping[str, str] | None = None, prefix: str | None = Non
         if bundle is None and env.get("SSL_CERT_FILE"):
             bundle = CABundle(env["SSL_CERT_FILE"], "SSL_CERT_FILE")
     if bundle is not None:
-        _check(bundle)
+        check(bundle)
     return bundle
 
 
-def _check(bundle: CABundle) -> None:
+def check(bundle: CABundle) -> None:
+    """PrivpkgError (one line naming where it was set) unless ``bundle`` is a readable PEM file
+    or a directory."""
     hint = "a CA bundle must be a readable PEM file; fix or unset it"
     try:
         if os.path.isdir(bundle.path):
@@ -170,12 +120,14 @@ def _check(bundle: CABundle) -> None:
         raise PrivpkgError(f"{bundle.describe()}: holds no PEM certificate ({hint})")
 
 
-def describe_trust(environ: Mapping[str, str] | None = None) -> str:
-    """Which certificates privpkg trusts, in words, for a certificate-verification failure."""
-    try:
-        bundle = ca_bundle(environ)
-    except PrivpkgError as exc:
-        return str(exc)
+def describe_trust(environ: Mapping[str, str] | None = None, bundle: CABundle | None = None) -> str:
+    """Which certificates privpkg trusts, in words, for a certificate-verification failure:
+    ``bundle`` when one was passed to :func:`build_opener`, else the user's choice."""
+    if bundle is None:
+        try:
+            bundle = ca_bundle(environ)
+        except PrivpkgError as exc:
+            return str(exc)
     if bundle is None:
         return ("trusted: the system's certificates; for a private CA set REQUESTS_CA_BUNDLE, "
                 "SSL_CERT_FILE or pip's cert")
@@ -190,12 +142,12 @@ def sdk_verify() -> str | None:
     return bundle.path if bundle is not None else None
 
 
-def ssl_context() -> ssl.SSLContext:
+def ssl_context(ca: CABundle | None = None) -> ssl.SSLContext:
     """Python's default client context (hostname checked, TLS 1.2+ as Python sets it) trusting
-    the chosen CA bundle only, or the system's certificates."""
+    ``ca`` only, else the chosen CA bundle only, else the system's certificates."""
     import ssl
 
-    bundle = ca_bundle()
+    bundle = ca or ca_bundle()
     if bundle is None:
         return ssl.create_default_context()
     try:
@@ -261,11 +213,12 @@ def direct(hostport: str, no_proxy: str) -> bool:
     return proxy_bypassed(hostport, no_proxy)
 
 
-def build_opener(*handlers: Any) -> urllib.request.OpenerDirector:
+def build_opener(*handlers: Any, ca: CABundle | None = None) -> urllib.request.OpenerDirector:
     """An opener with ``handlers`` added, the environment's proxies (urllib's reading: lower
     case wins; ``HTTP_PROXY`` is ignored when ``REQUEST_METHOD`` is set, httpoxy; loopback and
-    ``no_proxy`` go direct, :func:`direct`) and an HTTPS handler trusting :func:`ssl_context`. Raises
-    PrivpkgError for an unusable CA bundle."""
+    ``no_proxy`` go direct, :func:`direct`) and an HTTPS handler trusting :func:`ssl_context`
+    (``ca``: a storage's own bundle instead of the user's choice, see the module docstring).
+    Raises PrivpkgError for an unusable CA bundle."""
     import urllib.request
 
     found = urllib.request.getproxies_environment()
@@ -279,7 +232,7 @@ def build_opener(*handlers: Any) -> urllib.request.OpenerDirector:
 
     # Only http(s) proxies: urllib would otherwise add an ftp_proxy or socks one it cannot use.
     wanted = {k: v for k, v in found.items() if k in ("http", "https")}
-    return urllib.request.build_opener(EnvProxyHandler(wanted), urllib.request.HTTPSHandler(context=ssl_context()), *handlers)
+    return urllib.request.build_opener(EnvProxyHandler(wanted), urllib.request.HTTPSHandler(context=ssl_context(ca)), *handlers)
 
 
 def proxy_for(url: str) -> str | None:

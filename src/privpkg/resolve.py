@@ -243,7 +243,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return [(b.number, b.text) for b in logical_blocks(text) if b.text]
 
 
-def _read_requirements(path: Path, where: str) -> str:
+def read_requirements(path: Path, where: str) -> str:
     """The text of a requirements file; one-line errors for an unreadable, huge or binary one."""
     prefix = f"{where}: " if where else ""
     try:
@@ -348,40 +348,56 @@ def requirement(line: str, where: str) -> Pin | None:
     return Pin(name, url, marker, _options(opts, where), where)
 
 
-def collect(path: Path) -> list[Pin]:
-    """Every signable requirement in a requirements file, following nested ``-r`` and ``-c``
-    files relative to the file that names them. A file included twice is read once; a file that
-    includes itself (directly or through others) is an error, as in pip 25+."""
-    found: list[Pin] = []
-    seen: set[Path] = set()
+class Line(NamedTuple):
+    """One logical line of a requirements file as pip reads it, and where: ``FILE, line N``."""
+
+    where: str
+    text: str
+
+
+def walk(path: Path, named_at: str = "", *, lenient: bool = False, seen: set[Path] | None = None) -> list[Line]:
+    """Every logical line of a requirements file and of the files it includes, in pip's order
+    (a nested ``-r``/``-c`` file, relative to the file that names it, read where it is named;
+    those option lines themselves are not returned). A file included twice is read once (also
+    across calls sharing ``seen``). An unreadable file is a UsageError naming the line that
+    included it (``named_at`` for ``path``), as is nesting past :data:`MAX_NESTING`.
+
+    A file that includes itself (directly or through others) is a UsageError, as in pip 25+, and
+    so is a nested URL (privpkg reads local files only); ``lenient`` (doctor's scan) skips both
+    instead: the scan reports what it can read."""
+    lines: list[Line] = []
+    seen = set() if seen is None else seen
 
     def visit(named: Path, chain: tuple[Path, ...], where: str) -> None:
         try:
             real = named.resolve()
         except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
             raise UsageError(f"{where + ': ' if where else ''}cannot read {named}: {exc}") from None
-        if real in chain:
+        if real in chain and not lenient:
             raise UsageError(f"{where}: {named} includes itself (a cycle of -r/-c files)")
         if real in seen:
             return
         if len(chain) >= MAX_NESTING:
             raise UsageError(f"{where}: requirements files nested more than {MAX_NESTING} deep")
         seen.add(real)
-        for number, line in _logical_lines(_read_requirements(named, where)):
+        for number, text in _logical_lines(read_requirements(named, where)):
             here = f"{named}, line {number}"
-            opt = OPTION.match(line)
-            if opt:
-                target = opt.group(2)
-                if "://" in target:
-                    raise UsageError(f"{here}: privpkg resolve reads local files only; download {shown(urls.redact(target), 80)} first")
-                visit(named.parent / target, (*chain, real), here)
-                continue
-            pin = requirement(line, here)
-            if pin is not None:
-                found.append(pin)
+            opt = OPTION.match(text)
+            if not opt:
+                lines.append(Line(here, text))
+            elif "://" not in opt.group(2):
+                visit(named.parent / opt.group(2), (*chain, real), here)
+            elif not lenient:
+                raise UsageError(f"{here}: privpkg resolve reads local files only; download {shown(urls.redact(opt.group(2)), 80)} first")
 
-    visit(path, (), "")
-    return found
+    visit(path, (), named_at)
+    return lines
+
+
+def collect(path: Path) -> list[Pin]:
+    """Every signable requirement in a requirements file and the files it includes
+    (:func:`walk`: a cycle or a nested URL is an error)."""
+    return [pin for line in walk(path) if (pin := requirement(line.text, line.where)) is not None]
 
 
 def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:

@@ -26,11 +26,12 @@ import hashlib
 import os
 import re
 import shlex
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from privpkg import refs, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
@@ -39,14 +40,17 @@ from privpkg.resolve import (
     DEFAULT_TTL,
     OPTION,
     Pin,
-    _read_requirements,
     check_ttl,
     collect,
     locate,
     logical_blocks,
     not_found_message,
+    read_requirements,
     requirement,
 )
+
+if TYPE_CHECKING:
+    from privpkg.storage.base import Storage
 
 CHUNK = 1024 * 1024
 #: Downloads get this long per read; a storage that stops answering is one error line.
@@ -82,8 +86,9 @@ def _file_sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _stream(signed: str, label: str, fd: int, digest: hashlib._Hash, workspace: str, key: str) -> None:
-    """Copy the object at the signed URL ``signed`` into ``fd``, hashing it. Errors name ``label``
+def _stream(signed: str, label: str, fd: int, digest: hashlib._Hash, workspace: str, key: str, storage: Storage) -> None:
+    """Copy the object at the signed URL ``signed`` into ``fd``, hashing it, trusting the CA
+    bundle ``storage``'s SDK client trusts (for S3 also ``AWS_CA_BUNDLE``). Errors name ``label``
     (the stable URL), never the signed one."""
     parts = urllib.parse.urlsplit(signed)
     if parts.scheme == "file":
@@ -99,8 +104,9 @@ def _stream(signed: str, label: str, fd: int, digest: hashlib._Hash, workspace: 
         return
     from privpkg import http
 
+    ca = storage.ca_bundle()
     try:
-        with http.build_opener().open(urllib.request.Request(signed), timeout=TIMEOUT) as resp:
+        with http.build_opener(ca=ca).open(urllib.request.Request(signed), timeout=TIMEOUT) as resp:
             while chunk := resp.read(CHUNK):
                 digest.update(chunk)
                 write_all(fd, chunk)
@@ -110,6 +116,9 @@ def _stream(signed: str, label: str, fd: int, digest: hashlib._Hash, workspace: 
             raise NotFoundError(not_found_message(workspace, key)) from None
         raise PrivpkgError(f"downloading {label} failed: HTTP {exc.code} from {parts.hostname}") from None
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLCertVerificationError):
+            raise PrivpkgError(f"downloading {label} from {parts.hostname}: certificate verification failed; "
+                               f"{http.describe_trust(bundle=ca)}") from None
         why = exc.reason if isinstance(exc.reason, str) else getattr(exc.reason, "strerror", None) or type(exc.reason).__name__
         raise PrivpkgError(f"cannot reach {parts.hostname} to download {label}: {why}") from None
     except TimeoutError:
@@ -148,7 +157,7 @@ def fetch(url: str, wheelhouse: Path, ttl: int = DEFAULT_TTL, placed: dict[str, 
     signed = storage.signed_url(key, ttl)
     digest = hashlib.sha256()
     with temp_file(dest, shared_mode()) as (fd, tmp):
-        _stream(signed, label, fd, digest, ws.name, key)
+        _stream(signed, label, fd, digest, ws.name, key, storage)
         got = digest.hexdigest()
         if got != recorded:
             raise HashMismatch(f"{filename} from workspace {ws.name!r} does not match the sha256 recorded when it was published "
@@ -191,14 +200,14 @@ class _Writer:
         self.texts: dict[Path, str] = {}
 
     def _children(self, named: Path) -> list[Path]:
-        return [named.parent / m.group(2) for b in logical_blocks(_read_requirements(named, "")) if (m := OPTION.match(b.text))]
+        return [named.parent / m.group(2) for b in logical_blocks(read_requirements(named, "")) if (m := OPTION.match(b.text))]
 
     def needs_pin(self, named: Path) -> bool:
         """Whether ``named`` or a file it includes holds a signable requirement."""
         real = named.resolve()
         if real not in self.needs:
             self.needs[real] = False  # collect() refused cycles; this only stops a diamond twice
-            own = any(requirement(b.text, "") for b in logical_blocks(_read_requirements(named, "")) if b.text)
+            own = any(requirement(b.text, "") for b in logical_blocks(read_requirements(named, "")) if b.text)
             self.needs[real] = own or any(self.needs_pin(c) for c in self._children(named))
         return self.needs[real]
 
@@ -208,7 +217,7 @@ class _Writer:
             return self.written[real]
         self.written[real] = dest
         lines: list[str] = []
-        for block in logical_blocks(_read_requirements(named, "")):
+        for block in logical_blocks(read_requirements(named, "")):
             here = f"{named}, line {block.number}"
             opt = OPTION.match(block.text)
             links = _FIND_LINKS.match(block.text)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from privpkg import confusion, envvars
+from privpkg import confusion, envvars, pipconfig
 from privpkg.connections import CredentialLookup
 from privpkg.errors import UsageError
 
@@ -72,13 +72,13 @@ def test_env_file_pip_section_and_its_nested_file(tmp_path: Path) -> None:
 
 
 def test_pip_config_is_read_from_pips_files_in_pips_order(tmp_path: Path) -> None:
-    """The files are http.pip_config_files' (checked against pip itself in test_network): the
+    """The files are pipconfig.files' (checked against pip itself in test_network): the
     one $PIP_CONFIG_FILE names is read last, none when it is the null device; and an [install]
     index-url beats a [global] one of a later file, as in pip."""
     env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_CONFIG_DIRS": str(tmp_path / "etc")}
     user = _write(_mkdir(tmp_path / "cfg" / "pip") / "pip.conf", "[install]\nindex-url = https://h.example/org/simple/\n")
     own = _write(tmp_path / "own.conf", "[global]\nindex-url = https://pypi.org/simple\nextra-index-url = https://mirror.example/\n")
-    assert confusion.pip_config_files(env)[-2:] == [user, Path(sys.prefix) / "pip.conf"]
+    assert pipconfig.files(env)[-2:] == [user, Path(sys.prefix) / "pip.conf"]
     found = confusion.scan(_lookup(), environ={**env, "PIP_CONFIG_FILE": str(own)})
     assert found == [], "PIP_CONFIG_FILE names an existing file: pip skips the user files"
     _write(own, "[global]\nextra-index-url = https://mirror.example/\n")

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from privpkg import urls
 from privpkg.errors import NotFoundError, PrivpkgError
 from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Progress, bounded, missing_extra
+
+if TYPE_CHECKING:
+    from privpkg.http import CABundle
 
 # Azurite accepts only service versions it knows; the SDK signs with its newest one.
 EMULATOR_API_VERSION = "2025-11-05"
@@ -266,6 +269,11 @@ class AzureStorage:
     def list(self, prefix: str) -> list[BlobInfo]:
         blobs = self._call("list blobs", lambda: list(self._container().list_blobs(name_starts_with=prefix, include=["metadata"])))
         return sorted((BlobInfo(b.name, b.size, (b.metadata or {}).get("sha256")) for b in blobs), key=lambda b: b.key)
+
+    def ca_bundle(self) -> CABundle | None:
+        from privpkg import http
+
+        return http.ca_bundle()  # what _options passes as connection_verify (http.sdk_verify)
 
     def signed_url(self, key: str, ttl: int) -> str:
         from urllib.parse import quote

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 from privpkg.errors import PrivpkgError
+
+if TYPE_CHECKING:
+    from privpkg.http import CABundle
 
 Progress = Callable[[int], None]
 T = TypeVar("T")
@@ -108,6 +111,11 @@ class Storage(Protocol):
 
     def signed_url(self, key: str, ttl: int) -> str:
         """A URL that reads ``key`` for ``ttl`` seconds and nothing else."""
+
+    def ca_bundle(self) -> CABundle | None:
+        """The CA bundle a download of :meth:`signed_url` trusts: the one this backend's SDK
+        client trusts, so what ``connection test`` reaches, a download reaches; None for the
+        system's certificates. PrivpkgError (one line) for a bundle that is not usable."""
 
 
 def missing_extra(extra: str, module: str) -> PrivpkgError:

@@ -118,3 +118,6 @@ class LocalStorage:
             raise NotFoundError(f"{key} is not in {self.root}")
         return path.resolve().as_uri()
 
+    def ca_bundle(self) -> None:
+        return None  # a file URL: no TLS
+

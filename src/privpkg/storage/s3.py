@@ -15,11 +15,14 @@ test`` builds its own short-deadline client with it).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from privpkg import urls
 from privpkg.errors import NotFoundError, PrivpkgError, shown
 from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Progress, bounded, missing_extra
+
+if TYPE_CHECKING:
+    from privpkg.http import CABundle
 
 #: botocore waits 60 s to connect and 60 s per read by default, per attempt: an endpoint that
 #: accepts and never answers would hang a command for minutes. Signing (presigned URLs) is
@@ -100,17 +103,44 @@ def make_client(endpoint_url: str | None, region: str, key_id: str | None, secre
 def _verify() -> str | None:
     """boto3's ``verify=``: privpkg's CA bundle when the user chose one, unless the AWS
     configuration names its own (then None: botocore decides)."""
-    import os
-
     from privpkg import http
 
     bundle = http.sdk_verify()
-    if bundle is None or os.environ.get("AWS_CA_BUNDLE"):
-        return None
+    return None if bundle is None or _aws_bundle() is not None else bundle
+
+
+def _aws_bundle() -> CABundle | None:
+    """AWS's own CA bundle setting, which botocore reads when ``verify=`` is None: ``AWS_CA_BUNDLE``,
+    else ``ca_bundle`` in the AWS config for the active profile."""
+    import os
+
+    from privpkg.http import CABundle
+
+    if os.environ.get("AWS_CA_BUNDLE"):
+        return CABundle(os.environ["AWS_CA_BUNDLE"], "AWS_CA_BUNDLE")
     import botocore.session
 
-    # ~/.aws/config's ca_bundle for the active profile (a session costs ~12 ms: only asked here).
-    return None if botocore.session.Session().get_config_variable("ca_bundle") else bundle
+    # A session costs ~12 ms: asked only when a bundle matters.
+    path = botocore.session.Session().get_config_variable("ca_bundle")
+    return CABundle(path, f"ca_bundle in {os.environ.get('AWS_CONFIG_FILE') or '~/.aws/config'}") if path else None
+
+
+def ca_bundle() -> CABundle | None:
+    """The CA bundle :func:`make_client`'s clients trust, for a download of a presigned URL
+    (botocore's own choice first, then privpkg's, :func:`privpkg.http.ca_bundle`); None: the
+    system's certificates (botocore itself would use certifi's). PrivpkgError for an unusable one."""
+    from botocore.exceptions import BotoCoreError
+
+    from privpkg import http
+
+    try:
+        aws = _aws_bundle()
+    except BotoCoreError as exc:
+        raise PrivpkgError(f"cannot read the AWS configuration: {type(exc).__name__}: {exc}") from None
+    if aws is None:
+        return http.ca_bundle()
+    http.check(aws)
+    return aws
 
 
 def _ambient_client(endpoint_url: str | None, region: str, timeout: float | None, config: Any, verify: str | None) -> Any:
@@ -167,7 +197,7 @@ class S3Storage:
 
     def _call(self, what: str, fn: Any, **kw: Any) -> Any:
         from boto3.exceptions import S3UploadFailedError
-        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, HTTPClientError
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, HTTPClientError, SSLError
 
         try:
             return fn(**kw)
@@ -177,6 +207,15 @@ class S3Storage:
             raise PrivpkgError(f"upload to {self.location} failed: {type(exc).__name__}") from None
         except EndpointConnectionError:
             raise PrivpkgError(f"cannot reach {self.endpoint_url or 'S3'} to {what}") from None
+        except SSLError as exc:  # name the CA bundle in use, as connection test and wheelhouse downloads do
+            from privpkg import http
+
+            why = "certificate verification failed" if "CERTIFICATE_VERIFY_FAILED" in str(exc) else f"TLS failed ({type(exc).__name__})"
+            try:
+                trust = http.describe_trust(bundle=ca_bundle())
+            except PrivpkgError as bad:
+                trust = str(bad)
+            raise PrivpkgError(f"{self.endpoint_url or 'S3'}: {why} while trying to {what}; {trust}") from None
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -237,6 +276,9 @@ class S3Storage:
                 # Listings carry no user metadata; the recorded sha256 needs one HEAD each.
                 out.append(self.head(key) or BlobInfo(key, obj["Size"], None))
         return sorted(out, key=lambda b: b.key)
+
+    def ca_bundle(self) -> CABundle | None:
+        return ca_bundle()
 
     def signed_url(self, key: str, ttl: int) -> str:
         def sign() -> str:
