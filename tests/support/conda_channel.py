@@ -185,7 +185,12 @@ def _fill(folder: Path, python: PythonInfo, groups: list[list[str | Path]], key:
             name, version = wheel_to_package(wheel, folder, work / "staging", python)
             packages.setdefault(name, []).append(version)
     asyncio.run(_index(folder))
-    manifest = {"key": key, "groups": [[str(i) for i in g] for g in groups], "packages": packages, "seconds": round(time.monotonic() - start, 1)}
+    manifest = {
+        "key": key,
+        "groups": [[str(i) for i in g] for g in groups],
+        "packages": packages,
+        "seconds": round(time.monotonic() - start, 1),
+    }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
@@ -203,8 +208,19 @@ def download_wheels(group: Group, dest: Path) -> list[Path]:
     # Keep pip's own config files (this machine's index settings) but not a caller's PIP_* or
     # virtualenv variables, which could point pip somewhere else.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--no-input", "--disable-pip-version-check",
-           "--quiet", "--dest", str(dest), *map(str, group)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--only-binary=:all:",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(dest),
+        *map(str, group),
+    ]
     proc = subprocess.run(cmd, check=False, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"pip download for the conda test channel failed ({' '.join(cmd)}):\n{proc.stdout}{proc.stderr}")
@@ -224,9 +240,17 @@ def make_python_package(python: PythonInfo, out: Path, staging: Path) -> None:
         f"home = {python.binary.parent}\ninclude-system-site-packages = false\nversion = {python.version}\n"
     )
     assemble_package(
-        name="python", version=python.version, target_platform="linux-64", build_string="machine_0", output_dir=out,
-        files_dir=staging, summary="This machine's Python interpreter, for privpkg's tests", license="PSF-2.0",
-        detect_prefix=False, compression_level=1, timestamp=TIMESTAMP,
+        name="python",
+        version=python.version,
+        target_platform="linux-64",
+        build_string=f"h{_digest(str(python.binary).encode(), python.binary.read_bytes())}_0",
+        output_dir=out,
+        files_dir=staging,
+        summary="This machine's Python interpreter, for privpkg's tests",
+        license="PSF-2.0",
+        detect_prefix=False,
+        compression_level=1,
+        timestamp=TIMESTAMP,
     )
 
 
@@ -244,17 +268,38 @@ def wheel_to_package(wheel: Path, channel: Path, staging_root: Path, python: Pyt
     metadata = _unpack(wheel, staging, site, scripts)
     _write_launchers(metadata.get("entry_points.txt"), scripts)
     requires = _requires(metadata["METADATA"], python)
-    depends = ["python " + (_conda_spec(SpecifierSet(requires.python)) if requires.python else "*")] if pure else [
-        f"python >={python.minor},<{_next_minor(python.minor)}.0a0"
-    ]
+    digest = _digest(wheel.read_bytes())
+    depends = (
+        ["python " + (_conda_spec(SpecifierSet(requires.python)) if requires.python else "*")]
+        if pure
+        else [f"python >={python.minor},<{_next_minor(python.minor)}.0a0"]
+    )
     depends += requires.depends
     assemble_package(
-        name=name, version=str(version), target_platform="noarch" if pure else "linux-64",
-        build_string="pyh_0" if pure else f"py{python.minor.replace('.', '')}_0", output_dir=channel / ("noarch" if pure else "linux-64"),
-        files_dir=staging, noarch="python" if pure else None, depends=depends, summary=f"{dist} {version} from its wheel {wheel.name}",
-        detect_prefix=False, compression_level=1, timestamp=TIMESTAMP,
+        name=name,
+        version=str(version),
+        target_platform="noarch" if pure else "linux-64",
+        build_string=f"pyh{digest}_0" if pure else f"py{python.minor.replace('.', '')}h{digest}_0",
+        output_dir=channel / ("noarch" if pure else "linux-64"),
+        files_dir=staging,
+        noarch="python" if pure else None,
+        depends=depends,
+        summary=f"{dist} {version} from its wheel {wheel.name}",
+        detect_prefix=False,
+        compression_level=1,
+        timestamp=TIMESTAMP,
     )
     return name, str(version)
+
+
+def _digest(*parts: bytes) -> str:
+    """A build-string hash of what went into a package and :data:`CHANNEL_FORMAT`: a package made
+    differently gets a different file name, so no package cache (rattler's, conda's ``pkgs``)
+    hands out an older build of the same name-version-build."""
+    h = hashlib.sha256(str(CHANNEL_FORMAT).encode())
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:8]
 
 
 def _next_minor(minor: str) -> str:
