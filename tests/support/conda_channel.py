@@ -27,9 +27,10 @@ files it installs, and two packages would then clash on ``<prefix>/info/link.jso
 
 The channel is cached under the user's cache dir (``$XDG_CACHE_HOME/privpkg-tests/conda-channels``,
 ``~/.cache`` by default, as uv and pip keep theirs), in a folder named by a hash of everything
-that goes into it (the requirements, the bytes of local wheels, the interpreter, this module's
-:data:`CHANNEL_FORMAT`), so a fresh clone of the repo (``.ci/run``) reuses what an earlier run on
-the same machine built, and a changed input builds a new folder beside it. The folder is built in
+that goes into it (the requirements, the bytes of local wheels, the interpreter, and this
+module's own source, :data:`MAKER`), so a fresh clone of the repo (``.ci/run``) reuses what an
+earlier run on the same machine built, and a changed input builds a new folder beside it (old
+folders stay until removed: under 10 MB each). The folder is built in
 a temp folder and renamed into place (:func:`privpkg.fileio.replace_dir`) under a file lock, so
 parallel xdist workers build it once. Requirements that are not pinned are resolved when the
 folder is first built and stay as resolved then: remove the cache folder to take newer releases.
@@ -63,9 +64,9 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from privpkg.fileio import file_lock, replace_dir
 
-#: Part of the cache key: bump it whenever the way a package is made changes, so old folders are
-#: not reused.
-CHANNEL_FORMAT = 1
+#: Part of the cache key and of every build string: a hash of this file, so a change to how
+#: packages are made never reuses a channel (or a package cache entry) made the old way.
+MAKER = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 #: Always in the channel (see the module docstring).
 ALWAYS = ("pip",)
@@ -149,7 +150,7 @@ def build_channel(requirements: Group, *, separately: Sequence[Group] = (), root
     python = PythonInfo.current()
     groups = [[*ALWAYS, *requirements], *([*g] for g in separately)]
     key_data = {
-        "format": CHANNEL_FORMAT,
+        "maker": MAKER,
         "python": [str(python.binary), python.version, platform.machine()],
         "groups": [[_key_item(item) for item in group] for group in groups],
     }
@@ -293,10 +294,10 @@ def wheel_to_package(wheel: Path, channel: Path, staging_root: Path, python: Pyt
 
 
 def _digest(*parts: bytes) -> str:
-    """A build-string hash of what went into a package and :data:`CHANNEL_FORMAT`: a package made
+    """A build-string hash of what went into a package and :data:`MAKER`: a package made
     differently gets a different file name, so no package cache (rattler's, conda's ``pkgs``)
     hands out an older build of the same name-version-build."""
-    h = hashlib.sha256(str(CHANNEL_FORMAT).encode())
+    h = hashlib.sha256(MAKER.encode())
     for part in parts:
         h.update(hashlib.sha256(part).digest())
     return h.hexdigest()[:8]
