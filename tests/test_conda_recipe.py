@@ -135,7 +135,8 @@ def installed(shared_dir: Path) -> Installed:
         (local / "noarch").mkdir(parents=True)
         shutil.copy2(package, local / "noarch")
         asyncio.run(index_fs(channel_directory=local, write_shards=False, write_zst=False, force=True))
-        records = asyncio.run(rattler.solve(sources=[local.as_uri(), channel.url], specs=["privpkg"], platforms=["linux-64", "noarch"]))
+        records = asyncio.run(rattler.solve(sources=[local.as_uri(), channel.url], specs=["privpkg", "pip"], platforms=["linux-64", "noarch"]))
+        # pip too, as conda adds it to every environment with python (add_pip_as_python_dependency).
         # A package cache of its own, so no earlier run's privpkg build (same file name) is reused.
         asyncio.run(rattler.install(records, target_prefix=dest / "prefix", cache_dir=dest / "pkgs", show_progress=False))
         seconds["install"] = time.monotonic() - start
@@ -216,13 +217,18 @@ def test_pip_shim_pth_is_in_site_packages_and_loads(installed: Installed, prefix
 def test_entry_points_are_registered(installed: Installed, prefix_env: dict[str, str]) -> None:
     code = (
         "import json, importlib.metadata as m; d = m.distribution('privpkg'); "
-        "print(json.dumps([[e.group, e.name, e.value] for e in d.entry_points] + [d.read_text('direct_url.json')]))"
+        "print(json.dumps([[e.group, e.name, e.value] for e in d.entry_points]))"
     )
     r = run([installed.python, "-c", code], prefix_env)
     assert r.returncode == 0, r.describe()
-    *entry_points, direct_url = json.loads(r.output)
+    entry_points = json.loads(r.output)
     declared = PYPROJECT["project"]["entry-points"]
     for group in ("conda", "keyring.backends"):
         assert [group, "privpkg", declared[group]["privpkg"]] in entry_points
-    # pip freeze in the environment says privpkg==VERSION, not the build's temp folder.
-    assert direct_url is None
+
+
+@pytest.mark.integration
+def test_pip_freeze_names_the_version_not_the_build_folder(installed: Installed, prefix_env: dict[str, str]) -> None:
+    r = run([installed.python, "-m", "pip", "freeze"], prefix_env)
+    assert r.returncode == 0, r.describe()
+    assert f"privpkg=={PYPROJECT['project']['version']}" in r.output.splitlines(), r.describe()
