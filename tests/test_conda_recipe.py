@@ -30,6 +30,8 @@ from support.builds import build_once
 from support.conda_channel import Channel, build_channel
 from support.env import REPO, clean_env, run
 
+from privpkg.testing.wheels import make_wheel
+
 RECIPE = REPO / "conda_recipe" / "recipe.yaml"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 SHIM_PTH = REPO / "src" / "privpkg_pip_shim.pth"
@@ -186,6 +188,26 @@ def test_channel_is_reused_not_rebuilt(installed: Installed, monkeypatch: pytest
     assert time.monotonic() - start < 5
     with pytest.raises(AssertionError, match="rebuilt"):
         build_channel(_channel_requirements(), separately=[["pip==23.2.1"]], root=installed.prefix.parent / "other-cache")
+
+
+@pytest.mark.integration
+def test_channel_takes_local_wheels_and_an_old_pip_beside_the_new(tmp_path: Path, prefix_env: dict[str, str]) -> None:
+    """What the real-conda tests ask for: a test wheel (made afresh, same content: same folder) and
+    pip 23.2.1 resolved on its own beside the latest pip; an environment can then pick either."""
+    import rattler
+
+    def channel() -> Channel:
+        wheel = make_wheel(tmp_path / f"wheels-{time.monotonic_ns()}", "demo-pkg", "1.0")
+        return build_channel([wheel], separately=[["pip==23.2.1"]])
+
+    first = channel()
+    assert channel() == first
+    assert "23.2.1" in first.packages()["pip"] and len(first.packages()["pip"]) == 2
+    records = asyncio.run(rattler.solve(sources=[first.url], specs=["pip ==23.2.1", "demo-pkg"], platforms=["linux-64", "noarch"]))
+    asyncio.run(rattler.install(records, target_prefix=tmp_path / "prefix", cache_dir=tmp_path / "pkgs", show_progress=False))
+    r = run([tmp_path / "prefix" / "bin" / "python", "-c", "import demo_pkg, pip; print(demo_pkg.VERSION, pip.__version__)"], prefix_env)
+    assert r.returncode == 0, r.describe()
+    assert r.output.split() == ["1.0", "23.2.1"]
 
 
 @pytest.mark.integration

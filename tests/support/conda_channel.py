@@ -27,7 +27,7 @@ files it installs, and two packages would then clash on ``<prefix>/info/link.jso
 
 The channel is cached under the user's cache dir (``$XDG_CACHE_HOME/privpkg-tests/conda-channels``,
 ``~/.cache`` by default, as uv and pip keep theirs), in a folder named by a hash of everything
-that goes into it (the requirements, the bytes of local wheels, the interpreter, and this
+that goes into it (the requirements, the files in local wheels, the interpreter, and this
 module's own source, :data:`MAKER`), so a fresh clone of the repo (``.ci/run``) reuses what an
 earlier run on the same machine built, and a changed input builds a new folder beside it (old
 folders stay until removed: under 10 MB each). The folder is built in
@@ -164,9 +164,16 @@ def build_channel(requirements: Group, *, separately: Sequence[Group] = (), root
 
 
 def _key_item(item: str | Path) -> object:
-    """A requirement string as written; a local wheel by its name and content."""
+    """A requirement string as written; a local wheel by its name and its members' names and bytes,
+    not the zip's timestamps, so a test wheel made afresh each run with the same content (as
+    privpkg.testing.make_wheel makes them) finds the same folder."""
     if isinstance(item, Path):
-        return {"wheel": item.name, "sha256": hashlib.sha256(item.read_bytes()).hexdigest()}
+        digest = hashlib.sha256()
+        with zipfile.ZipFile(item) as zf:
+            for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                digest.update(f"{info.filename}\0{info.external_attr}\0".encode())
+                digest.update(hashlib.sha256(zf.read(info)).digest())
+        return {"wheel": item.name, "content": digest.hexdigest()}
     return str(Requirement(item))
 
 
