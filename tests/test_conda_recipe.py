@@ -211,6 +211,15 @@ def test_channel_takes_local_wheels_and_an_old_pip_beside_the_new(tmp_path: Path
 
 
 @pytest.mark.integration
+def test_recipes_own_tests_pass(installed: Installed) -> None:
+    """The recipe's `tests:` (what `rattler-build build` runs by default) hold for the package."""
+    from rattler_build import Package
+
+    results = Package.from_file(installed.package).run_tests(channel=[installed.channel.url])
+    assert len(results) == 2 and all(r.success for r in results), "\n".join(line for r in results for line in r.output)
+
+
+@pytest.mark.integration
 def test_privpkg_version_runs_in_the_prefix(installed: Installed, prefix_env: dict[str, str]) -> None:
     r = run([installed.prefix / "bin" / "privpkg", "--version"], prefix_env)
     assert r.returncode == 0, r.describe()
