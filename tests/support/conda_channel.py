@@ -126,6 +126,9 @@ class PythonInfo:
     @classmethod
     def current(cls) -> PythonInfo:
         """The interpreter running the tests, through its base installation (not a venv's link)."""
+        if sys.platform != "linux" or platform.machine() != "x86_64":
+            # The binary packages and the python package are linux-64 ones (all this project tests on).
+            raise RuntimeError(f"the conda test channel is made on linux-64 only, not {sys.platform} {platform.machine()}")
         minor = f"{sys.version_info.major}.{sys.version_info.minor}"
         binary = Path(os.path.realpath(Path(sys.base_exec_prefix) / "bin" / f"python{minor}"))
         if not binary.is_file():
@@ -147,6 +150,8 @@ def build_channel(requirements: Group, *, separately: Sequence[Group] = (), root
     ``separately`` resolved on its own (e.g. ``["pip==23.2.1"]`` beside the latest pip, which one
     resolution could not hold). Built once per distinct input, then reused (``root`` defaults to
     :func:`cache_root`)."""
+    if isinstance(requirements, str) or any(isinstance(g, str) for g in separately):
+        raise TypeError("build_channel takes lists of requirements, not a single string")
     python = PythonInfo.current()
     groups = [[*ALWAYS, *requirements], *([*g] for g in separately)]
     key_data = {
