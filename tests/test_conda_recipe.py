@@ -137,9 +137,10 @@ def installed(shared_dir: Path) -> Installed:
         (local / "noarch").mkdir(parents=True)
         shutil.copy2(package, local / "noarch")
         asyncio.run(index_fs(channel_directory=local, write_shards=False, write_zst=False, force=True))
-        records = asyncio.run(rattler.solve(sources=[local.as_uri(), channel.url], specs=["privpkg", "pip"], platforms=["linux-64", "noarch"]))
         # pip too, as conda adds it to every environment with python (add_pip_as_python_dependency).
-        # A package cache of its own, so no earlier run's privpkg build (same file name) is reused.
+        records = asyncio.run(rattler.solve(sources=[local.as_uri(), channel.url], specs=["privpkg", "pip"], platforms=["linux-64", "noarch"]))
+        # A package cache of its own: every run's privpkg build has the same file name, and this
+        # install then reads and writes nothing outside the run's folder.
         asyncio.run(rattler.install(records, target_prefix=dest / "prefix", cache_dir=dest / "pkgs", show_progress=False))
         seconds["install"] = time.monotonic() - start
         (dest / "result.json").write_text(json.dumps({"channel": str(channel.path), "package": str(local / "noarch" / package.name), "seconds": seconds}))
