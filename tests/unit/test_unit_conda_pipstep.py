@@ -186,13 +186,13 @@ def test_failure_lines_for_an_old_pip() -> None:
     with_user = "https://__token__@pkgs.example/b/simple/"
     lines = pipstep.failure_lines([], "/envs/x", (FEED, with_user, "./local-dir"), (23, 1))
     assert lines == [
-        f"the pip in /envs/x is 23.1: before 26.2 pip asks keyring only for an index URL with a username; write "
-        f"https://__token__@pkgs.example/org/_packaging/feed/pypi/simple/ in the pip section, or add pip>=26.2 to the "
-        "environment's dependencies"
+        ("the pip in /envs/x is 23.1: before 26.2 pip asks keyring only for an index URL with a username; write "
+        "https://__token__@pkgs.example/org/_packaging/feed/pypi/simple/ in the pip section, or add pip>=26.2 to the "
+        "environment's dependencies")
     ]
     assert pipstep.failure_lines([], "/envs/x", (with_user,), (23, 1)) == [
-        "pip asked privpkg for no credential during this pip step; privpkg doctor --pip /envs/x/bin/python checks what stands "
-        "between that pip and privpkg"
+        ("pip asked privpkg for no credential during this pip step; privpkg doctor --pip /envs/x/bin/python checks what stands "
+        "between that pip and privpkg")
     ]
     assert pipstep.failure_lines([], "/envs/x", (), (26, 3)) == []
 
