@@ -215,7 +215,9 @@ def test_wrapper_adds_the_reason_after_a_failure_and_reraises(isolated_privpkg: 
 
     def failing(args: list[str], prefix: str, cwd: str | None) -> tuple[str, str]:
         calls.append((args, prefix, cwd))
-        lookuplog.record(FEED, None, api="get_credential", reason="no-match")  # what the keyring CLI writes
+        # What the keyring CLI writes; a bare-host record, so an older URL record would win if
+        # the wrapper read records from before the step.
+        lookuplog.record("pkgs.example", None, api="get_credential", reason="bare-host-not-opted-in")
         raise PipFailed("Pip failed")
 
     wrapped = pipstep.wrap(failing)
@@ -224,7 +226,7 @@ def test_wrapper_adds_the_reason_after_a_failure_and_reraises(isolated_privpkg: 
         wrapped(args, str(tmp_path / "env"), cwd=str(tmp_path))
     assert calls == [(args, str(tmp_path / "env"), str(tmp_path))]
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and err[0].startswith(f"privpkg: warning: pip's keyring lookup for {FEED} during this pip step: nothing")
+    assert len(err) == 1 and err[0].startswith("privpkg: warning: pip's keyring lookup for pkgs.example during this pip step: nothing")
     assert "old.example" not in err[0]  # only what was recorded during this step
 
     def ok(args: list[str], prefix: str, cwd: str | None) -> tuple[str, str]:
