@@ -81,7 +81,7 @@ def pip_step(conda: CondaLike, prefix: Path, lines: list[str], folder: Path) -> 
 
 
 @pytest.fixture
-def conda_env(make_env: Callable[..., dict[str, str]], privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def conda_environ(make_env: Callable[..., dict[str, str]], privpkg_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """conda's own environment: this test's clean environment (no keyring CLI on PATH, no venv
     bin), and the same PRIVPKG_HOME in this process, where the pre-command and wrapper run."""
     env = make_env()
@@ -99,7 +99,7 @@ def installed(venv: Venv, name: str) -> dict[str, Any] | None:
     return json.loads(direct.read_text()) if direct.exists() else {}
 
 
-def test_feed_pat_through_the_launcher(conda_env: dict[str, str], feed: FeedServer, store_connection: Callable[..., Any],
+def test_feed_pat_through_the_launcher(conda_environ: dict[str, str], feed: FeedServer, store_connection: Callable[..., Any],
                                        owned_venv: Callable[..., Venv], tmp_path: Path) -> None:
     """A pip section with --index-url and --extra-index-url of feeds that demand a PAT installs
     with no credential in the file, the command line or the environment, and no keyring CLI on
@@ -107,27 +107,27 @@ def test_feed_pat_through_the_launcher(conda_env: dict[str, str], feed: FeedServ
     store_connection("feed-a", feed.index_a, feed.secret_a)
     store_connection("feed-b", feed.index_b, feed.secret_b)
     venv = owned_venv("test_conda_pipstep_feed", "pip>=26.2", privpkg=False)
-    conda = CondaLike(conda_env)
-    before = dict(conda_env)
+    conda = CondaLike(conda_environ)
+    before = dict(conda_environ)
     _took, failed = pip_step(conda, venv.path, [f"--index-url {feed.index_a}", f"--extra-index-url {feed.index_b}", "pkg-a==1.0", "pkg-b==2.0"],
                             tmp_path / "proj")
     assert failed is None, conda.outputs
     assert installed(venv, "pkg_a") is not None and installed(venv, "pkg_b") is not None
     feed.assert_challenged_then_authorized(FEED_A_PATH, "pkg_a-1.0-py3-none-any.whl")
-    changed = {k for k in conda_env if conda_env.get(k) != before.get(k)}
+    changed = {k for k in conda_environ if conda_environ.get(k) != before.get(k)}
     assert changed == {"PIP_KEYRING_PROVIDER", "PIP_NO_INPUT", "PATH"}
-    assert conda_env["PATH"].split(os.pathsep)[0] == str(pipstep.launcher_dir())
-    assert str(Path(sys.executable).parent) not in conda_env["PATH"].split(os.pathsep)
-    for text in [*conda.outputs, json.dumps(conda_env), *(p.read_text() for p in pipstep.launcher_dir().iterdir())]:
+    assert conda_environ["PATH"].split(os.pathsep)[0] == str(pipstep.launcher_dir())
+    assert str(Path(sys.executable).parent) not in conda_environ["PATH"].split(os.pathsep)
+    for text in [*conda.outputs, json.dumps(conda_environ), *(p.read_text() for p in pipstep.launcher_dir().iterdir())]:
         assert_no_secret(text, *feed.secrets)
 
 
-def test_no_connection_fails_at_once_with_the_reason(conda_env: dict[str, str], feed: FeedServer, store_connection: Callable[..., Any],
+def test_no_connection_fails_at_once_with_the_reason(conda_environ: dict[str, str], feed: FeedServer, store_connection: Callable[..., Any],
                                                      venv_bare_pip: Venv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """No connection answers the feed: pip does not prompt (stdin stays open), the step fails at
     once, and privpkg's line says why and what to run."""
     store_connection("other", "https://pkgs.example/org/_packaging/other/pypi/simple/", "unit-PAT-0b9e1d2c3a")
-    conda = CondaLike(conda_env)
+    conda = CondaLike(conda_environ)
     took, failed = pip_step(conda, venv_bare_pip.path, [f"--index-url {feed.index_a}", "pkg-a==1.0"], tmp_path / "proj")
     assert failed is not None and took < FAST, (took, conda.outputs)
     feed.assert_never_authorized()
@@ -140,13 +140,13 @@ def test_no_connection_fails_at_once_with_the_reason(conda_env: dict[str, str], 
     assert installed(venv_bare_pip, "pkg_a") is None
 
 
-def test_old_pip_gets_the_username_line_and_token_works(conda_env: dict[str, str], feed: FeedServer, store_connection: Callable[..., Any],
+def test_old_pip_gets_the_username_line_and_token_works(conda_environ: dict[str, str], feed: FeedServer, store_connection: Callable[..., Any],
                                                         venv_pip231: Venv, owned_venv: Callable[..., Venv], tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """pip 23.1 never asks keyring for an index URL without a username: the step fails at once
     and privpkg's line says what to write; with ``__token__@`` the same pip installs."""
     store_connection("feed-a", feed.index_a, feed.secret_a)
-    conda = CondaLike(conda_env)
+    conda = CondaLike(conda_environ)
     took, failed = pip_step(conda, venv_pip231.path, [f"--index-url {feed.index_a}", "pkg-a==1.0"], tmp_path / "proj")
     assert failed is not None and took < FAST, (took, conda.outputs)
     token_url = feed.index_a.replace("://", "://__token__@")
@@ -163,7 +163,7 @@ def test_old_pip_gets_the_username_line_and_token_works(conda_env: dict[str, str
         assert_no_secret(text, *feed.secrets)
 
 
-def test_privpkg_wheel_places_the_shim_only_when_needed(conda_env: dict[str, str], privpkg_cli: PrivpkgCLI,
+def test_privpkg_wheel_places_the_shim_only_when_needed(conda_environ: dict[str, str], privpkg_cli: PrivpkgCLI,
                                                         owned_venv: Callable[..., Venv], tmp_path: Path) -> None:
     """A pip section without privpkg:// leaves the environment alone; one with it gets the pip
     shim before pip runs, installs the workspace wheel (direct_url.json and pip freeze keep the
@@ -180,7 +180,7 @@ def test_privpkg_wheel_places_the_shim_only_when_needed(conda_env: dict[str, str
     site = next(venv.path.glob("lib/python*/site-packages"))
 
     make_wheel(tmp_path / "public", "beta-pkg", "2.0")
-    conda = CondaLike(conda_env)
+    conda = CondaLike(conda_environ)
     _took, failed = pip_step(conda, venv.path, ["--no-index", f"--find-links {tmp_path / 'public'}", "beta-pkg==2.0"], tmp_path / "proj")
     assert failed is None and installed(venv, "beta_pkg") is not None, conda.outputs
     assert not (site / "_privpkg_pip_shim.pth").exists()  # not needed: not placed

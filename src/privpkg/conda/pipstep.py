@@ -35,7 +35,6 @@ privpkg's lower layers (no keyring, no cryptography).
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 import shlex
@@ -363,6 +362,8 @@ def wrap_pip_subprocess(module: Any) -> str | None:
         return f"conda's {getattr(module, '__name__', 'pip installer')}.pip_subprocess is gone; privpkg does not add its pip step there"
     if getattr(fn, _WRAPPED, None) is not None:
         return None
+    import inspect
+
     try:
         params = tuple(inspect.signature(fn).parameters)
     except (TypeError, ValueError):

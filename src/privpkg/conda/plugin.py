@@ -23,6 +23,9 @@ from conda.plugins import hookimpl, types
 
 #: The name condarc's ``channel_settings`` entries give as ``auth:``.
 AUTH_HANDLER = "privpkg"
+#: privpkg.conda.pipstep.PIP_COMMANDS, spelled here so that registering the hook (on every conda
+#: command) imports nothing of privpkg; a conda-marked test keeps the two equal.
+PIP_COMMANDS = frozenset({"create", "install", "update", "env_update"})
 
 
 def _warn(message: str) -> None:
@@ -41,8 +44,6 @@ def _one_line(exc: BaseException) -> str:
 
 @hookimpl
 def conda_pre_commands() -> Any:
-    from privpkg.conda.pipstep import PIP_COMMANDS
-
     yield types.CondaPreCommand(name="privpkg-pip-step", action=_pip_step, run_for=set(PIP_COMMANDS))
 
 
