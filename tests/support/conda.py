@@ -16,19 +16,17 @@ plugin's entry point is registered there as in a user's base. Each test gets scr
 holds ``condabin`` but not base's ``bin`` (base not activated);
 :meth:`Conda.activated_env` gives the environment of a shell where the user activated base.
 
-The channel (:func:`conda_channel`) is local and offline: ``python`` made from the machine's
-interpreter and ``pip`` from its PyPI wheel (README, Tests; ``conda create`` of a ``pip:``
-section adds ``pip`` to the solve by itself).
+The channel (:func:`conda_channel`) is local and offline (:mod:`support.conda_channel`):
+``python`` made from the machine's interpreter and ``pip`` from its PyPI wheel (``conda create``
+of a ``pip:`` section adds ``pip`` to the solve by itself).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
 import subprocess
-import sys
 import sysconfig
 import time
 from collections.abc import Iterator, Sequence
@@ -38,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from support.builds import build_once, check_ok
+from support.conda_channel import build_channel
 from support.env import clean_env, run
 
 #: A Python whose ``-m conda`` works (for a conda that is not on PATH). Read only by the tests.
@@ -161,107 +160,13 @@ def conda_base(conda_install: CondaInstall, shared_dir: Path, uv_bin: Path, uv_c
 
 # --- the local channel ------------------------------------------------------------------------
 
-_PYTHON_RECIPE = """\
-schema_version: 1
-package:
-  name: python
-  version: "{version}"
-build:
-  number: 0
-  # The machine's interpreter as is: its libpython is found through its absolute RUNPATH.
-  dynamic_linking:
-    binary_relocation: false
-  prefix_detection:
-    ignore: true
-  script:
-    - mkdir -p $PREFIX/bin $PREFIX/lib/python{short}/site-packages
-    - cp {binary} $PREFIX/bin/python{short}
-    - ln -s python{short} $PREFIX/bin/python3
-    - ln -s python{short} $PREFIX/bin/python
-    # A venv-style prefix: sys.prefix is the env, the standard library stays the machine's.
-    - printf 'home = {home}\\ninclude-system-site-packages = false\\nversion = {version}\\n' > $PREFIX/pyvenv.cfg
-"""
-
-_WHEEL_RECIPE = """\
-schema_version: 1
-package:
-  name: {name}
-  version: "{version}"
-build:
-  number: 0
-  noarch: python
-  script:
-    # pip runs from its own wheel, so the channel needs no pip to build pip.
-    - ${{{{ PYTHON }}}} {pip_wheel}/pip install --no-deps --no-index --no-compile {wheel}
-  python:
-    entry_points: {entry_points}
-requirements:
-  host:
-    - python
-  run:
-    - python
-"""
-
-
-def _machine_python() -> tuple[Path, str]:
-    """The interpreter behind the tests' venv (a real binary, not a venv's link) and its version."""
-    base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
-    return base, ".".join(map(str, sys.version_info[:3]))
-
-
-def build_channel(dest: Path, wheels: Sequence[Path], pip_wheel: Path) -> str:
-    """A local channel in ``dest``: ``python`` (:func:`_machine_python`) for this platform and a
-    noarch package for each wheel (``pip_wheel`` among them); returns its ``file://`` URL."""
-    try:
-        from rattler.index import index_fs
-        from rattler_build import Stage0Recipe, ToolConfiguration
-    except ImportError as exc:
-        pytest.fail(f"the local conda channel needs py-rattler and py-rattler-build (the test extra): {exc}", pytrace=False)
-
-    binary, version = _machine_python()
-    short = ".".join(version.split(".")[:2])
-    recipes = dest.parent / f"{dest.name}-recipes"
-    shutil.rmtree(recipes, ignore_errors=True)
-    texts = {"python": _PYTHON_RECIPE.format(version=version, short=short, binary=binary, home=binary.parent)}
-    for wheel in wheels:
-        name, ver = wheel.name.split("-")[:2]
-        points = ["pip = pip._internal.cli.main:main", "pip3 = pip._internal.cli.main:main"] if name == "pip" else []
-        texts[name] = _WHEEL_RECIPE.format(name=name.lower().replace("_", "-"), version=ver, pip_wheel=pip_wheel, wheel=wheel,
-                                           entry_points=json.dumps(points))
-    for name, text in texts.items():
-        (recipes / name).mkdir(parents=True)
-        (recipes / name / "recipe.yaml").write_text(text)
-        Stage0Recipe.from_file(recipes / name / "recipe.yaml").run_build(
-            tool_config=ToolConfiguration(test_strategy="skip"), output_dir=dest, channels=[dest.as_uri()])
-    shutil.rmtree(dest / "bld", ignore_errors=True)
-    asyncio.run(index_fs(channel_directory=dest, write_shards=False, force=True))
-    return dest.as_uri()
-
-
-def download_wheel(spec: str, dest: Path, env: dict[str, str]) -> Path:
-    """One wheel (no dependencies) from PyPI, e.g. ``pip==26.3``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    check_ok(run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", dest, spec], env), f"download {spec}")
-    name = spec.split("=")[0].split(">")[0].split("<")[0].strip().lower().replace("-", "_")
-    found = [w for w in dest.glob("*.whl") if w.name.lower().startswith(f"{name}-")]
-    assert len(found) == 1, f"expected one wheel for {spec} in {dest}: {found}"
-    return found[0]
-
-
-#: The pip the channel serves (the newest at the time of writing; pip >= 26.2 asks keyring
-#: without a username in the URL).
-CHANNEL_PIP = "pip==26.3"
-
 
 @pytest.fixture(scope="session")
-def conda_channel(conda_install: CondaInstall, shared_dir: Path, build_env: dict[str, str]) -> str:
-    """This run's local channel (``python`` and ``pip``), as a ``file://`` URL."""
-
-    def build(d: Path) -> None:
-        pip_wheel = download_wheel(CHANNEL_PIP, shared_dir / "conda-channel-wheels", build_env)
-        build_channel(d, [pip_wheel], pip_wheel)
-
-    return build_once(shared_dir, "conda-channel", build).as_uri()
+def conda_channel(conda_install: CondaInstall) -> str:
+    """The local channel (``python`` and ``pip``: support.conda_channel, cached between runs), as
+    a ``file://`` URL. A test that needs more packages builds its own with
+    :func:`support.conda_channel.build_channel` and lists it in its condarc."""
+    return build_channel([]).url
 
 
 # --- running conda ------------------------------------------------------------------------------
