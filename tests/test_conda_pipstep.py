@@ -247,10 +247,11 @@ def conda_listed(conda: Conda, prefix: Path, env: dict[str, str]) -> str:
 
 
 @pytest.mark.conda
-@pytest.mark.parametrize(("command", "shell"), [("env-create", "base-activated"), ("env-create", "plain"), ("create-file", "base-activated")])
+@pytest.mark.parametrize(("command", "shell"), [("env-create", "base-activated"), ("env-create", "plain"), ("create-file", "base-activated"),
+                                              ("install-file", "base-activated")])
 def test_conda_pip_section_from_pat_feeds(conda: Conda, feed: FeedServer, store_connection: Callable[..., Any], tmp_path: Path,
                                           command: str, shell: str) -> None:
-    """``conda env create -f`` / ``conda create --file`` of an environment.yml whose pip section
+    """``conda env create -f`` / ``conda create --file`` / ``conda install --file`` of an environment.yml whose pip section
     uses two feeds that demand a PAT (--index-url, --extra-index-url) installs with no credential in
     the file, on the command line or in any variable; with base activated, the keyring in base's
     bin is off PATH in the pip step, and privpkg's launcher stands in."""
@@ -259,7 +260,10 @@ def test_conda_pip_section_from_pat_feeds(conda: Conda, feed: FeedServer, store_
     env = conda.activated_env() if shell == "base-activated" else conda.env
     yml = conda.write_env_file(env_file(tmp_path), name="feeds",
                                pip=[f"--index-url {feed.index_a}", f"--extra-index-url {feed.index_b}", "pkg-a==1.0", "pkg-b==2.0"])
-    args = ["env", "create", "-f", yml] if command == "env-create" else ["create", "-n", "feeds", "--file", yml]
+    if command == "install-file":  # conda install --file takes an environment file too, into an existing env
+        conda.ok("create", "-n", "feeds", "python", "pip")
+    args = {"env-create": ["env", "create", "-f", yml], "create-file": ["create", "-n", "feeds", "--file", yml],
+            "install-file": ["install", "-n", "feeds", "--file", yml]}[command]
     r = conda_open_stdin(conda, *args, env=env)
     assert r.returncode == 0, r.describe()
     site = conda.site_packages(conda.prefix("feeds"))
