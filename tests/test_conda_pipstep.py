@@ -317,8 +317,12 @@ def test_conda_env_update_places_the_shim_with_nothing_to_link(conda: Conda, pri
     freeze = subprocess.run([str(prefix / "bin" / "python"), "-m", "pip", "freeze"], env=conda.env, capture_output=True, text=True, timeout=120,
                             check=False)
     assert f"alpha-pkg @ {url}" in freeze.stdout, freeze.stdout + freeze.stderr
+    # conda's view of pip's packages never holds a URL (its pypi loader does not read
+    # direct_url.json): conda list shows the channel "pypi", conda env export a bare pin.
     listed = conda_listed(conda, prefix, conda.env)
-    assert re.search(r"^alpha-pkg\s+1\.0\s+pypi", listed, re.MULTILINE), listed
+    assert re.search(r"^alpha-pkg\s+1\.0\s+pypi_0\s+pypi$", listed, re.MULTILINE), listed
+    exported = conda.ok("env", "export", "-p", prefix).stdout
+    assert "    - alpha-pkg==1.0" in exported and "privpkg://" not in exported, exported
     assert str(tmp_path / "ws") not in r.output  # the signed (file) URL is never shown
 
     doctor = cli("doctor")
