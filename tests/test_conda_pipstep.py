@@ -385,3 +385,16 @@ def test_conda_plugin_hooks_match_conda(conda: Conda) -> None:
     )
     r = subprocess.run([str(conda.python), "-c", code], env=conda.env, capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0 and r.stdout.strip() == "conda.env.pip_util", r.stdout + r.stderr
+
+
+@pytest.mark.conda
+def test_conda_doctor_shows_privpkg_checks_with_a_broken_store(conda: Conda, privpkg_home: Path) -> None:
+    """``conda doctor`` lists privpkg's check and runs it; a store that cannot be read is one
+    failing line of privpkg's, and conda doctor itself goes on."""
+    listed = conda.ok("doctor", "--list")
+    assert "  privpkg: its store, the keyring launcher for pip sections, the pip shim and pip in the environment" in listed.stdout, listed.describe()
+    (privpkg_home / "connections.store").write_bytes(b"not a store at all")
+    r = conda.ok("doctor", "-p", conda.base)
+    lines = [ln for ln in r.stdout.splitlines() if "privpkg" in ln]
+    assert any(ln.startswith("❌ privpkg's store: ") for ln in lines), r.describe()
+    assert any(ln.startswith("✅ privpkg 0.") for ln in lines) and "Traceback" not in r.output, r.describe()

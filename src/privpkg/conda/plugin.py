@@ -105,7 +105,7 @@ def conda_auth_handlers() -> Any:
 
 @hookimpl
 def conda_health_checks() -> Any:
-    summary = "privpkg: its store, the keyring launcher for pip sections, the pip shim and pip here"
+    summary = "its store, the keyring launcher for pip sections, the pip shim and pip in the environment"
     try:
         yield types.CondaHealthCheck(name="privpkg", action=_health, summary=summary)
     except TypeError:  # a conda from before health checks had summaries
