@@ -28,7 +28,15 @@ AUTH_HANDLER = "privpkg"
 PIP_COMMANDS = frozenset({"create", "install", "update", "env_update"})
 
 
+#: Lines already printed: conda makes several requests per channel (one per subdir), and one
+#: line per problem is enough.
+_SAID: set[str] = set()
+
+
 def _warn(message: str) -> None:
+    if message in _SAID:
+        return
+    _SAID.add(message)
     try:
         from privpkg import log
 
