@@ -1,0 +1,251 @@
+"""Private conda channels without conda: the auth handler's logic (:mod:`privpkg.conda.channelauth`)
+called directly, and through a real ``requests`` session against the loopback channel server
+(conda's handler is a requests ``AuthBase``; :class:`HandlerAuth` below is that class minus
+conda's base, which only adds a ``channel_name`` attribute). The Bearer auth type's rules, and
+the keyring backend's refusal to serve a Bearer connection to pip."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from support.channelserver import PACKAGES, ChannelServer, header_scheme
+from support.env import assert_no_secret
+
+from privpkg import connections, envvars
+from privpkg.conda import channelauth
+from privpkg.errors import PrivpkgError, UsageError
+from privpkg.keyring_backend import PrivpkgKeyring
+
+PAT = "chan-PAT-5c1d9e7a3b"
+TOKEN = "chan-TOKEN-8e2f4a6c0d"
+FEED_PAT = "feed-PAT-1a2b3c4d5e"
+HOST = "https://conda.example.com"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(envvars.HOME, str(tmp_path / "home"))
+    for var in (envvars.MASTER_KEY, envvars.CONNECTIONS, *envvars.AZURE_ENDPOINTS):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(channelauth, "_snapshot", None)
+    return tmp_path / "home"
+
+
+def _channel(name: str, target: str, secret: str, auth: str = "PAT", **kw: Any) -> connections.Connection:
+    return connections.set_connection(name, "CondaChannel", target, auth, value=secret, **kw)
+
+
+def _basic(user: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+
+
+@pytest.fixture
+def channels(home: Path) -> None:
+    """An outer PAT channel target, a Bearer target inside it, and a PythonFeed inside both."""
+    _channel("outer", f"{HOST}/org/", PAT, username="me")
+    _channel("inner", f"{HOST}/org/private/", TOKEN, "Bearer")
+    connections.set_connection("feed", "PythonFeed", f"{HOST}/org/pypi/", "PAT", value=FEED_PAT)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (f"{HOST}/org/private/linux-64/repodata.json", f"Bearer {TOKEN}"),  # the longest target wins
+        (f"{HOST}/org/private/noarch/x-1-0.tar.bz2?x=1", f"Bearer {TOKEN}"),
+        (f"{HOST}/org/public/noarch/repodata.json", _basic("me", PAT)),
+        (f"{HOST}/org/pypi/noarch/repodata.json", _basic("me", PAT)),  # a PythonFeed is never a channel's
+        (f"{HOST}/org/privateer/noarch/repodata.json", _basic("me", PAT)),  # path-segment boundary
+        ("HTTPS://CONDA.example.com:443/org/x/noarch/repodata.json", _basic("me", PAT)),  # normalized
+        (f"{HOST}/org-evil/noarch/repodata.json", None),
+        (f"{HOST}/noarch/repodata.json", None),
+        ("http://conda.example.com/org/private/noarch/repodata.json", None),  # https only
+        ("https://conda.example.com:8443/org/noarch/repodata.json", None),  # another port
+        ("https://other.example.com/org/noarch/repodata.json", None),  # another host
+        ("ftp://conda.example.com/org/noarch/repodata.json", None),
+        ("not a url", None),
+    ],
+)
+def test_headers_for_matches_like_the_keyring_backend(channels: None, url: str, expected: str | None) -> None:
+    assert channelauth.headers_for(url) == ({"Authorization": expected} if expected else {})
+
+
+def test_plain_http_only_on_loopback(home: Path) -> None:
+    _channel("local", "http://127.0.0.1:8123/chan/", PAT)
+    _channel("far", "http://conda.example.com/chan/", PAT, allow_http=True)
+    assert channelauth.headers_for("http://127.0.0.1:8123/chan/noarch/repodata.json") == {"Authorization": _basic("__token__", PAT)}
+    # Stored with --allow-http, yet the handler still sends nothing there (conda-auth refuses too).
+    assert channelauth.headers_for("http://conda.example.com/chan/noarch/repodata.json") == {}
+    line = channelauth.explain_status("http://conda.example.com/chan/noarch/repodata.json", 401)
+    assert line is not None and "only https URLs" in line
+
+
+def test_bearer_on_anaconda_org_is_sent_as_token(home: Path) -> None:
+    """conda-auth's rule: anaconda.org takes ``Authorization: token``, every other server Bearer."""
+    _channel("ana", "https://conda.anaconda.org/myorg/", TOKEN, "Bearer")
+    _channel("ana-basic", "https://conda.anaconda.org/other/", PAT)
+    assert channelauth.headers_for("https://conda.anaconda.org/myorg/noarch/repodata.json") == {"Authorization": f"token {TOKEN}"}
+    assert channelauth.headers_for("https://conda.anaconda.org/other/noarch/repodata.json") == {"Authorization": _basic("__token__", PAT)}
+
+
+def test_no_store_needs_no_key_and_serves_nothing(home: Path) -> None:
+    assert not home.exists()
+    assert channelauth.headers_for(f"{HOST}/org/noarch/repodata.json") == {}
+    assert not home.exists(), "a lookup created the store or its key"
+
+
+def test_lookup_is_cached_per_process_until_the_store_changes(home: Path) -> None:
+    _channel("outer", f"{HOST}/org/", PAT)
+    url = f"{HOST}/org/noarch/repodata.json"
+    channelauth.headers_for(url)
+    first = channelauth._snapshot
+    channelauth.headers_for(url)
+    assert channelauth._snapshot is first, "the decrypted lookup was rebuilt for an unchanged store"
+    connections.update_connection("outer", TOKEN, auth_type="Bearer")
+    assert channelauth.headers_for(url) == {"Authorization": f"Bearer {TOKEN}"}
+    assert channelauth._snapshot is not first
+
+
+def test_environment_connections_serve_channels(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(envvars.CONNECTIONS, f'[{{"name": "ci", "category": "CondaChannel", "auth_type": "Bearer", '
+                                            f'"target": "{HOST}/ci/", "secret": "{TOKEN}"}}]')
+    assert channelauth.headers_for(f"{HOST}/ci/noarch/repodata.json") == {"Authorization": f"Bearer {TOKEN}"}
+    line = channelauth.explain_status(f"{HOST}/ci/noarch/repodata.json", 401)
+    assert line is not None and "'ci'" in line and "$PRIVPKG_CONNECTIONS" in line
+    assert TOKEN not in line
+
+
+def test_unreadable_store_raises_one_line(home: Path) -> None:
+    _channel("outer", f"{HOST}/org/", PAT)
+    store = home / "connections.store"
+    store.write_bytes(store.read_bytes()[:-3])
+    with pytest.raises(PrivpkgError) as exc:
+        channelauth.headers_for(f"{HOST}/org/noarch/repodata.json")
+    assert "\n" not in str(exc.value) and PAT not in str(exc.value)
+    line = channelauth.explain_status(f"{HOST}/org/noarch/repodata.json", 401)
+    assert line is not None and "could not read its connections" in line and "\n" not in line
+
+
+def test_explain_status_names_the_connection_to_fix(channels: None) -> None:
+    url = f"{HOST}/org/private/linux-64/repodata.json"
+    assert channelauth.explain_status(url, 200) is None
+    assert channelauth.explain_status(url, 404) is None
+    line = channelauth.explain_status(url, 401)
+    assert line == (
+        f"{HOST}/org/private/ refused connection 'inner' (a Bearer token, HTTP 401): the secret is wrong or revoked; renew it "
+        "with: privpkg connection set inner --update (or, if the server takes HTTP Basic: --keep-secret --auth-type PAT)"
+    )
+    line = channelauth.explain_status(f"{HOST}/org/public/noarch/repodata.json", 403)
+    assert line is not None and line.startswith(f"{HOST}/org/public/ forbade connection 'outer' (a PAT as HTTP Basic, HTTP 403)")
+    missing = channelauth.explain_status(f"{HOST}/elsewhere/chan/osx-arm64/repodata.json", 401)
+    assert missing == (
+        f"no connection answers {HOST}/elsewhere/chan/osx-arm64/repodata.json (HTTP 401): privpkg connection set NAME "
+        f"--category CondaChannel --target {HOST}/elsewhere/chan/ (add --auth-type Bearer for a token server), then privpkg setup conda"
+    )
+    for text in (line, missing):
+        assert_no_secret(text, PAT, TOKEN, FEED_PAT)
+
+
+def test_explain_status_names_a_feed_connection_of_the_wrong_category(home: Path) -> None:
+    connections.set_connection("feed", "PythonFeed", f"{HOST}/org/", "PAT", value=FEED_PAT)
+    line = channelauth.explain_status(f"{HOST}/org/chan/noarch/repodata.json", 401)
+    assert line is not None and "connection 'feed' covers it but is a PythonFeed" in line
+    assert "privpkg connection set feed --update --keep-secret --category CondaChannel" in line
+
+
+def test_explain_status_says_expired(home: Path) -> None:
+    _channel("old", f"{HOST}/org/", PAT, expires="2020-01-01")
+    line = channelauth.explain_status(f"{HOST}/org/noarch/repodata.json", 401)
+    assert line is not None and "it expired on 2020-01-01" in line
+
+
+def test_bearer_is_for_channels_only(home: Path) -> None:
+    with pytest.raises(UsageError, match="Bearer is for CondaChannel"):
+        connections.set_connection("f", "PythonFeed", f"{HOST}/f/", "Bearer", value=TOKEN)
+    _channel("c", f"{HOST}/c/", TOKEN, "Bearer")
+    with pytest.raises(UsageError, match="Bearer is for CondaChannel"):
+        connections.update_connection("c", None, category="PythonFeed")
+    assert connections.get_connection("c").auth_type == "Bearer"
+    with pytest.raises(UsageError, match="unknown auth type"):
+        connections.set_connection("x", "CondaChannel", f"{HOST}/x/", "Digest", value=TOKEN)
+
+
+def test_keyring_never_serves_a_bearer_connection(home: Path) -> None:
+    """pip and uv would send the token as a Basic password, which a token server refuses: the
+    keyring backend answers None, and the lookup log says why."""
+    _channel("tok", f"{HOST}/org/", TOKEN, "Bearer")
+    _channel("pat", f"{HOST}/pat/", PAT)
+    backend = PrivpkgKeyring()
+    assert backend.get_credential(f"{HOST}/org/noarch/repodata.json", None) is None
+    assert backend.get_password(f"{HOST}/org/noarch/repodata.json", "__token__") is None
+    cred = backend.get_credential(f"{HOST}/pat/noarch/repodata.json", None)
+    assert cred is not None and cred.password == PAT
+    from privpkg import lookuplog
+
+    rec = lookuplog.read_last(3)[0]
+    assert rec["reason"] == lookuplog.BEARER_ONLY
+    outcome, hint = lookuplog.explain(rec)
+    assert "'tok'" in outcome and "Bearer" in outcome and hint is not None
+
+
+# ---------------------------------------------------------------------------- a real requests session
+
+
+class HandlerAuth(requests.auth.AuthBase):
+    """What privpkg.conda.plugin's handler does on each request, minus conda's base class."""
+
+    def __init__(self, channel_name: str) -> None:
+        self.channel_name = channel_name
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers.update(channelauth.headers_for(str(r.url)))
+        return r
+
+
+def _get(url: str) -> requests.Response:
+    with requests.Session() as s:
+        s.auth = HandlerAuth("chan")
+        s.trust_env = False  # no proxy from the environment for a loopback server
+        return s.get(url, timeout=10)
+
+
+@pytest.mark.parametrize(("scheme", "auth"), [("basic", "PAT"), ("bearer", "Bearer")])
+def test_requests_session_fetches_a_private_channel(home: Path, channel_server: ChannelServer, scheme: str, auth: str) -> None:
+    _channel("chan", channel_server.url(scheme), channel_server.secrets[scheme], auth)
+    repodata = _get(channel_server.url(scheme) + "noarch/repodata.json")
+    assert repodata.status_code == 200, channel_server.log_text()
+    files = sorted(repodata.json()["packages"])
+    assert len(files) == len(PACKAGES)
+    pkg = _get(channel_server.url(scheme) + "noarch/" + files[0])
+    assert pkg.status_code == 200 and pkg.content[:3] == b"BZh"
+    log = channel_server.log()
+    assert [e.status for e in log] == [200, 200] and {e.scheme for e in log} == {scheme}, channel_server.log_text()
+    # The other channels on the same server get nothing: their paths match no target.
+    other = "bearer" if scheme == "basic" else "basic"
+    channel_server.clear_log()
+    assert _get(channel_server.url(other) + "noarch/repodata.json").status_code == 401
+    assert [e.scheme for e in channel_server.log()] == ["none"]
+
+
+def test_wrong_secret_or_scheme_is_one_line_naming_the_connection(home: Path, channel_server: ChannelServer) -> None:
+    _channel("wrongpat", channel_server.url("basic"), "not-the-secret-123")
+    _channel("wrongscheme", channel_server.url("bearer"), channel_server.secrets["bearer"])  # PAT where Bearer is wanted
+    for scheme, name in (("basic", "wrongpat"), ("bearer", "wrongscheme")):
+        url = channel_server.url(scheme) + "noarch/repodata.json"
+        res = _get(url)
+        assert res.status_code == 401
+        line = channelauth.explain_status(url, res.status_code)
+        assert line is not None and f"connection {name!r}" in line and "\n" not in line
+        assert_no_secret(line, *channel_server.secrets.values(), "not-the-secret-123")
+    assert [e.scheme for e in channel_server.log()] == ["basic", "basic"]
+    missing = channel_server.url("token") + "noarch/repodata.json"
+    assert _get(missing).status_code == 401
+    line = channelauth.explain_status(missing, 401)
+    assert line is not None and line.startswith(f"no connection answers {missing}") and f"--target {channel_server.url('token')}" in line
+
+
+def test_channel_server_logs_the_scheme_never_the_value() -> None:
+    assert header_scheme("Basic abc") == "basic" and header_scheme("token x") == "token" and header_scheme("Negotiate y") == "other"
