@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from privpkg.cli.connection import read_secret, warn_stored
+from privpkg.cli.connection import read_secret, sync_conda, warn_stored
 from privpkg.cli.output import add_group, add_json_option, out, print_json, table, warn
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 
@@ -66,6 +66,7 @@ def cmd_auth_login(args: argparse.Namespace) -> int:
         checked = "not verified (--no-verify)" if args.verify is False else "not verified (piped PAT; --verify checks it first)"
     out(f"{'updated' if existing else 'stored'} connection {conn.name!r}: {conn.target} (username {conn.username}); {checked}")
     warn_stored(conn)
+    sync_conda(conn.category == "CondaChannel")
     return 0
 
 
@@ -83,6 +84,7 @@ def cmd_auth_logout(args: argparse.Namespace) -> int:
     if exact:
         connections.delete_connection(exact[0].name)
         out(f"deleted connection {exact[0].name!r} ({target})")
+        sync_conda(False)
         return 0
     answering = connections.CredentialLookup(categories=None).find(check_url, args.username)
     if answering is not None:
