@@ -236,3 +236,68 @@ def test_cli_sync_failure_is_a_warning_not_a_failed_verb(checked_cli: Callable[.
     assert res.stderr.startswith("privpkg: warning: conda: condarc not updated (condarc ") and res.stderr.count("\n") == 1
     assert json.loads(cli.ok("connection", "list", "--json"))[-1]["name"] == "b"
     assert os.path.exists(rc)
+
+
+# ---------------------------------------------------------------------------- privpkg doctor's conda section
+
+
+def _fake_conda(tmp_path: Path, plugin: bool) -> dict[str, str]:
+    """A ``conda`` script run by this interpreter (the doctor reads its ``#!`` line) and, with
+    ``plugin``, a distribution on PYTHONPATH declaring privpkg's ``conda`` entry point: the
+    doctor asks that interpreter's importlib.metadata, as it asks a real conda's (no conda here)."""
+    import sys
+
+    bin_dir = tmp_path / "fakeconda" / "bin"
+    bin_dir.mkdir(parents=True)
+    exe = bin_dir / "conda"
+    exe.write_text(f"#!{sys.executable}\nraise SystemExit('not a real conda')\n")
+    exe.chmod(0o755)
+    env = {"CONDA_EXE": str(exe)}
+    if plugin:
+        site = tmp_path / "fakeconda" / "site"
+        info = site / "privpkg_conda_probe-9.9.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: privpkg-conda-probe\nVersion: 9.9\n")
+        (info / "entry_points.txt").write_text("[conda]\nprivpkg = privpkg.conda.plugin\n")
+        env["PYTHONPATH"] = str(site)
+    return env
+
+
+def _doctor(cli: PrivpkgCLI, *args: str, env: dict[str, str] | None = None) -> list[dict[str, str]]:
+    res = cli("doctor", "--json", *args, env=env)
+    return [c for c in json.loads(res.stdout) if c["name"].startswith("conda")]
+
+
+def test_doctor_without_conda_says_so_in_one_line(checked_cli: Callable[..., PrivpkgCLI]) -> None:
+    cli = checked_cli(PAT)
+    assert _doctor(cli) == []  # nothing conda-related here: no conda section at all
+    cli.ok("connection", "set", "a", "--category", "CondaChannel", "--target", A, stdin=PAT)
+    checks = _doctor(cli)
+    assert [(c["name"], c["status"]) for c in checks][:1] == [("conda", "ok")]
+    assert checks[0]["detail"].startswith("conda: none found ($CONDA_EXE unset, no conda on PATH)")
+    assert checks[-1]["detail"].startswith(f"connection 'a': no channel_settings entry routes {A}* to privpkg")
+
+
+def test_doctor_reports_plugin_routing_and_the_url(checked_cli: Callable[..., PrivpkgCLI], test_home: Path, tmp_path: Path) -> None:
+    cli = checked_cli(PAT, TOKEN)
+    rc = test_home / "home" / ".condarc"
+    cli.ok("connection", "set", "a", "--category", "CondaChannel", "--target", A, stdin=PAT)
+    cli.ok("setup", "conda")
+    unrouted = f'[{{"name": "ci", "category": "CondaChannel", "auth_type": "Bearer", "target": "{B}", "secret": "{TOKEN}"}}]'
+    env = {**_fake_conda(tmp_path, plugin=False), envvars.CONNECTIONS: unrouted}
+    checks = _doctor(cli, "--url", A + "noarch/repodata.json", env=env)
+    by = [(c["name"], c["status"]) for c in checks]
+    assert by[0] == ("conda-plugin", "fail"), checks  # condarc routes to a handler this conda lacks
+    assert "privpkg's plugin is not registered in" in checks[0]["detail"] and "-m pip install" in checks[0]["detail"]
+    details = [c["detail"] for c in checks]
+    assert f"condarc {rc}: 1 channel_settings entry route to privpkg" in details
+    assert f"{A}* -> privpkg" in details
+    assert any(d.startswith(f"connection 'ci': no channel_settings entry routes {B}* to privpkg") for d in details), details
+    assert details[-1] == (f"conda: connection 'a' (store, target {A}) answers {A}noarch/repodata.json with a PAT as HTTP Basic; "
+                           "condarc routes it to privpkg")
+    ok = _doctor(cli, "--url", B + "noarch/repodata.json", env={**_fake_conda(tmp_path / "2", plugin=True), envvars.CONNECTIONS: unrouted})
+    assert ok[0]["status"] == "ok" and "privpkg's plugin is registered in" in ok[0]["detail"], ok
+    assert "privpkg = privpkg.conda.plugin (privpkg-conda-probe 9.9)" in ok[0]["detail"]
+    assert ok[-1]["status"] == "warn" and "no channel_settings entry routes it to privpkg: run privpkg setup conda" in ok[-1]["detail"]
+    res = cli("doctor", env=env)  # the text form: one line each, never a secret
+    assert "FAIL  conda: privpkg's plugin is not registered" in res.stdout

@@ -163,6 +163,13 @@ def _routed(doc: Any) -> dict[str, str]:
     return out
 
 
+def routing(path: Path) -> dict[str, str] | None:
+    """``path``'s channel_settings as pattern -> auth handler, None when there is no file.
+    Raises PrivpkgError (one line) for a file that cannot be read or parsed."""
+    data = _read(path)
+    return None if data is None else _routed(_load(path, data)[1])
+
+
 def wanted(conns: list[Any] | None = None) -> dict[str, str]:
     """pattern -> connection name, for every CondaChannel connection (store and environment)."""
     if conns is None:
