@@ -27,6 +27,7 @@ pytest_plugins = [
     "support.cli",
     "support.collection",
     "support.channelserver",
+    "support.conda",
 ]
 
 #: A fixture that starts or builds something real puts its users in these layers.
@@ -50,6 +51,10 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "venv_bare_pip": ("integration",),
     "venv_pip231": ("integration",),
     "venv_pip231_shim": ("integration",),
+    "conda": ("integration", "conda"),  # real conda (support.conda); skips only when conda is absent
+    "conda_install": ("integration", "conda"),
+    "conda_base": ("integration", "conda"),
+    "conda_channel": ("integration", "conda"),
 }
 
 

@@ -1,4 +1,5 @@
-"""What the test run collects: the conda plugin's modules are left out when conda is absent.
+"""What the test run collects: the conda plugin (``privpkg/conda/plugin.py``) is left out when
+conda is absent.
 
 A plugin (not a hook in ``tests/conftest.py``) because a conftest's hooks see only its own
 directory, and ``--doctest-modules`` collects ``src/privpkg`` too.
@@ -17,8 +18,9 @@ def _conda_importable() -> bool:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """``--doctest-modules`` imports every module under src/privpkg; the conda plugin's modules
-    import conda, which only a conda install has, so they are left out when conda is absent."""
-    if collection_path.name.startswith("conda") and collection_path.parent.name == "privpkg" and not _conda_importable():
+    """``--doctest-modules`` imports every module under src/privpkg; the conda plugin imports
+    conda, which only a conda install has, so it is left out when conda is absent. The rest of
+    ``privpkg.conda`` never imports conda and is collected everywhere."""
+    if collection_path.name == "plugin.py" and collection_path.parent.name == "conda" and not _conda_importable():
         return True
     return None

@@ -16,9 +16,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.last is not None:
         return _last(args.last, args.json)
     from privpkg.conda.doctor import conda_checks
+    from privpkg.conda.envs import doctor_checks as conda_shim_checks
     from privpkg.doctor import confusion_checks, run_checks
 
-    checks = run_checks(url=args.url, days=args.days, pip=args.pip) + conda_checks(args.url) + confusion_checks(args.requirement, args.env_file)
+    checks = (run_checks(url=args.url, days=args.days, pip=args.pip) + conda_checks(args.url) + conda_shim_checks()
+              + confusion_checks(args.requirement, args.env_file))
     failed = any(c.status == "fail" for c in checks)
     if args.json:
         print_json([c.as_json() for c in checks])

@@ -1,1 +1,12 @@
-"""privpkg inside conda (placeholder on branch i9-channels; helper A's ``__init__`` replaces it)."""
+"""privpkg inside conda: the conda plugin and what its hooks do.
+
+``plugin.py`` is the only module here that imports conda: it declares the hooks (entry point
+group ``conda``) and imports their implementation inside each hook body. The other modules take
+and return plain values and never import conda, so the test run without conda covers them:
+
+- ``pipstep``: the environment conda's pip step runs in (keyring provider, no prompt, privpkg's
+  ``keyring`` launcher first on PATH), and the wrapper around conda's pip subprocess that puts
+  the pip shim into the new environment when its pip section needs it and explains a failure;
+- ``health``: privpkg's checks in ``conda doctor``;
+- ``envs``: which conda environments carry the pip shim (``privpkg doctor`` lists them).
+"""

@@ -1,0 +1,128 @@
+"""privpkg's conda plugin: hook declarations only (entry point group ``conda``).
+
+conda imports this module at start-up for every command, ``conda info`` and ``conda --version``
+included, so at module level it imports only ``conda.plugins``; each hook imports privpkg's
+implementation in its body (as conda-auth does), and no hook reads the store before it needs a
+credential. The implementations are plain callables in modules that never import conda
+(:mod:`privpkg.conda.pipstep`, :mod:`privpkg.conda.health`, ``privpkg.conda.channelauth``);
+this module only wraps them in conda's types. An error inside a hook is one ``privpkg:`` line,
+never a conda traceback.
+
+- ``conda_pre_commands``: for the commands that run an environment file's pip section, the pip
+  step's environment and the wrapper around conda's pip subprocess (:mod:`~privpkg.conda.pipstep`);
+- ``conda_auth_handlers``: ``auth: privpkg`` in a condarc ``channel_settings`` entry sends that
+  channel's requests through :class:`PrivpkgChannelAuth` (``privpkg setup conda`` writes them);
+- ``conda_health_checks``: privpkg's checks in ``conda doctor`` (:mod:`~privpkg.conda.health`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conda.plugins import hookimpl, types
+
+#: The name condarc's ``channel_settings`` entries give as ``auth:``.
+AUTH_HANDLER = "privpkg"
+
+
+def _warn(message: str) -> None:
+    try:
+        from privpkg import log
+
+        log.warning(message)
+    except Exception:  # noqa: BLE001, S110 - a message must never break conda
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+@hookimpl
+def conda_pre_commands() -> Any:
+    from privpkg.conda.pipstep import PIP_COMMANDS
+
+    yield types.CondaPreCommand(name="privpkg-pip-step", action=_pip_step, run_for=set(PIP_COMMANDS))
+
+
+def _pip_installer() -> Any:
+    from conda.env.installers import pip
+
+    return pip
+
+
+def _pip_step(command: str) -> None:
+    try:
+        from privpkg.conda import pipstep
+
+        pipstep.pre_command(command, _pip_installer)
+    except Exception as exc:  # noqa: BLE001 - pre_command says its own failures; this is the last guard
+        _warn(f"privpkg's conda pre-command failed: {_one_line(exc)}")
+
+
+class PrivpkgChannelAuth(types.ChannelAuthBase):
+    """A channel's requests with the header of the privpkg connection that answers their URL
+    (longest prefix, https only except loopback: ``privpkg.conda.channelauth.headers_for``),
+    and, on a 401 or 403, one line naming the connection to fix."""
+
+    def __call__(self, request: Any) -> Any:
+        url = str(request.url)
+        try:
+            channelauth = _channelauth()
+            headers = channelauth.headers_for(url)
+        except Exception as exc:  # noqa: BLE001 - the request goes out without; conda reports the 401
+            _warn(f"no credential for conda channel {self.channel_name}: {_one_line(exc)}")
+            return request
+        request.headers.update(headers)
+
+        def explain(response: Any, **_kw: Any) -> Any:
+            if getattr(response, "status_code", None) in (401, 403):
+                try:
+                    line = channelauth.explain_status(url, int(response.status_code))
+                except Exception as exc:  # noqa: BLE001 - the explanation must not hide conda's error
+                    line = f"cannot explain the {response.status_code} from conda channel {self.channel_name}: {_one_line(exc)}"
+                if line:
+                    _warn(line)
+            return response
+
+        request.register_hook("response", explain)
+        return request
+
+
+def _channelauth() -> Any:
+    # Imported by name at the first request: the module holds the store lookups.
+    import importlib
+
+    return importlib.import_module("privpkg.conda.channelauth")
+
+
+@hookimpl
+def conda_auth_handlers() -> Any:
+    yield types.CondaAuthHandler(name=AUTH_HANDLER, handler=PrivpkgChannelAuth)
+
+
+@hookimpl
+def conda_health_checks() -> Any:
+    summary = "privpkg: its store, the keyring launcher for pip sections, the pip shim and pip here"
+    try:
+        yield types.CondaHealthCheck(name="privpkg", action=_health, summary=summary)
+    except TypeError:  # a conda from before health checks had summaries
+        yield types.CondaHealthCheck(name="privpkg", action=_health)
+
+
+def _health(prefix: str, verbose: bool) -> None:
+    try:
+        from conda.base.constants import OK_MARK, X_MARK
+    except ImportError:
+        OK_MARK, X_MARK = "ok", "X"
+    try:
+        from privpkg.conda.health import checks
+
+        found = checks(prefix, verbose)
+    except Exception as exc:  # noqa: BLE001 - conda doctor reports, it does not crash
+        print(f"{X_MARK} privpkg's checks failed: {_one_line(exc)}\n")
+        return
+    for c in found:
+        print(f"{OK_MARK if c.status == 'ok' else X_MARK} {c.detail}")
+    print()
