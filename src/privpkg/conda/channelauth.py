@@ -110,23 +110,37 @@ def channel_url(url: str) -> str:
     return (base if _SUBDIR.match(last) and "://" in base else head) + "/"
 
 
-def explain_status(url: str, status: int) -> str | None:
+_explained: set[str] = set()
+
+
+def explain_status(url: str, status: int, *, once: bool = True) -> str | None:
     """After conda's request to ``url`` got ``status``: for a 401 or 403, the one line that names
-    the connection to fix (or the command that adds one); None for any other status. Never
-    raises and never shows a secret."""
+    the connection to fix (or the command that adds one); None for any other status, and (with
+    ``once``) for a line already given in this process: conda tries several files of a channel
+    (notices, repodata.json.zst, repodata.json) before it gives up, and one line is enough.
+    Never raises and never shows a secret."""
     if status not in (401, 403):
         return None
+    line = _explain(url, status)
+    if once:
+        if line in _explained:
+            return None
+        _explained.add(line)
+    return line
+
+
+def _explain(url: str, status: int) -> str:
     shown = urls.redact(url)
     channel = channel_url(url)
     if allowed(url) is None:
-        return (f"{shown} answered HTTP {status}; privpkg sends no credential to it: only https URLs (and http on "
+        return (f"{channel} answered HTTP {status}; privpkg sends no credential to it: only https URLs (and http on "
                 "loopback) get one. Use the channel's https URL")
     try:
         conn = connection_for(url)
     except PrivpkgError as exc:
-        return f"{shown} answered HTTP {status} and privpkg could not read its connections: {exc}"
+        return f"{channel} answered HTTP {status} and privpkg could not read its connections: {exc}"
     if conn is None:
-        return _missing(url, shown, channel, status)
+        return _missing(url, channel, status)
     sent = "a Bearer token" if conn.auth_type == BEARER else "a PAT as HTTP Basic"
     expired = f"; it expired on {conn.expires}" if conn.expired else ""
     fix = f"privpkg connection set {conn.name} --update" if conn.source == "store" else f"the secret in ${conn.source[4:]}"
@@ -141,7 +155,7 @@ def explain_status(url: str, status: int) -> str | None:
     return f"{channel} {why}"
 
 
-def _missing(url: str, shown: str, channel: str, status: int) -> str:
+def _missing(url: str, channel: str, status: int) -> str:
     """No CondaChannel connection answers ``url``: name a connection of another category that
     covers it (the likely mistake), else the command that adds one."""
     try:
@@ -149,7 +163,7 @@ def _missing(url: str, shown: str, channel: str, status: int) -> str:
     except (PrivpkgError, UsageError):
         other = None
     if other is not None and other.category != CATEGORY:
-        return (f"{shown} answered HTTP {status}: no CondaChannel connection answers it; connection {other.name!r} covers it "
+        return (f"{channel} answered HTTP {status}: no CondaChannel connection answers it; connection {other.name!r} covers it "
                 f"but is a {other.category}: privpkg connection set {other.name} --update --keep-secret --category {CATEGORY}")
-    return (f"no connection answers {shown} (HTTP {status}): privpkg connection set NAME --category {CATEGORY} --target {channel} "
+    return (f"no connection answers {channel} (HTTP {status}): privpkg connection set NAME --category {CATEGORY} --target {channel} "
             "(add --auth-type Bearer for a token server), then privpkg setup conda")
