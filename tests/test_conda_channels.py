@@ -84,6 +84,13 @@ def test_plain_http_only_on_loopback(home: Path) -> None:
     assert line is not None and "only https URLs" in line
 
 
+def test_api_key_goes_in_quetz_header(home: Path) -> None:
+    _channel("quetz", "https://quetz.example.com/get/private/", TOKEN, "ApiKey")
+    assert channelauth.headers_for("https://quetz.example.com/get/private/noarch/repodata.json") == {"X-API-Key": TOKEN}
+    line = channelauth.explain_status("https://quetz.example.com/get/private/noarch/repodata.json", 401)
+    assert line is not None and "(an X-API-Key header, HTTP 401)" in line and "--auth-type" not in line
+
+
 def test_bearer_on_anaconda_org_is_sent_as_token(home: Path) -> None:
     """conda-auth's rule: anaconda.org takes ``Authorization: token``, every other server Bearer."""
     _channel("ana", "https://conda.anaconda.org/myorg/", TOKEN, "Bearer")
@@ -172,6 +179,8 @@ def test_bearer_is_for_channels_only(home: Path) -> None:
     _channel("c", f"{HOST}/c/", TOKEN, "Bearer")
     with pytest.raises(UsageError, match="Bearer is for CondaChannel"):
         connections.update_connection("c", None, category="PythonFeed")
+    with pytest.raises(UsageError, match="ApiKey is for CondaChannel"):
+        connections.set_connection("k", "PythonFeed", f"{HOST}/k/", "apikey", value=TOKEN)
     assert connections.get_connection("c").auth_type == "Bearer"
     with pytest.raises(UsageError, match="unknown auth type"):
         connections.set_connection("x", "CondaChannel", f"{HOST}/x/", "Digest", value=TOKEN)
@@ -216,7 +225,7 @@ def _get(url: str) -> requests.Response:
         return s.get(url, timeout=10)
 
 
-@pytest.mark.parametrize(("scheme", "auth"), [("basic", "PAT"), ("bearer", "Bearer")])
+@pytest.mark.parametrize(("scheme", "auth"), [("basic", "PAT"), ("bearer", "Bearer"), ("apikey", "ApiKey")])
 def test_requests_session_fetches_a_private_channel(home: Path, channel_server: ChannelServer, scheme: str, auth: str) -> None:
     _channel("chan", channel_server.url(scheme), channel_server.secrets[scheme], auth)
     repodata = _get(channel_server.url(scheme) + "noarch/repodata.json")
@@ -253,6 +262,7 @@ def test_wrong_secret_or_scheme_is_one_line_naming_the_connection(home: Path, ch
 
 def test_channel_server_logs_the_scheme_never_the_value() -> None:
     assert header_scheme("Basic abc") == "basic" and header_scheme("token x") == "token" and header_scheme("Negotiate y") == "other"
+    assert header_scheme("", "key") == "apikey"
 
 
 # ---------------------------------------------------------------------------- real conda (support.conda)
@@ -269,7 +279,7 @@ def _conda_secret_files(conda: Any, prefix: Path) -> list[Path]:
 
 
 @pytest.mark.conda
-@pytest.mark.parametrize(("scheme", "auth"), [("basic", "PAT"), ("bearer", "Bearer")])
+@pytest.mark.parametrize(("scheme", "auth"), [("basic", "PAT"), ("bearer", "Bearer"), ("apikey", "ApiKey")])
 def test_conda_create_from_a_private_channel(conda: Any, channel_server: ChannelServer, checked_cli: Any, tmp_path: Path,
                                              scheme: str, auth: str) -> None:
     """``conda create`` from a loopback channel that demands a PAT (Basic) or a token (Bearer),
@@ -304,9 +314,9 @@ def test_conda_wrong_or_missing_secret_is_one_line_naming_the_connection(conda: 
     r = conda("create", "-p", tmp_path / "env", "--override-channels", "-c", url, "privtool")
     assert r.returncode != 0, r.describe()
     ours = [ln for ln in r.output.splitlines() if "privpkg" in ln]
-    assert ours == [f"privpkg: warning: {url} refused connection 'stale' (a PAT as HTTP Basic, HTTP 401): the secret is wrong or "
-                    "revoked; renew it with: privpkg connection set stale --update (or, if the server takes a Bearer token: "
-                    "--keep-secret --auth-type Bearer)"], r.describe()
+    assert ours == [(f"privpkg: warning: {url} refused connection 'stale' (a PAT as HTTP Basic, HTTP 401): the secret is wrong or "
+                     "revoked; renew it with: privpkg connection set stale --update (or, if the server takes a Bearer token: "
+                     "--keep-secret --auth-type Bearer)")], r.describe()
     assert_no_secret(r.output, "revoked-PAT-0123456789", *channel_server.secrets.values())
     # A channel routed to privpkg that no connection answers: the line says how to add one.
     token_url = channel_server.url("token")

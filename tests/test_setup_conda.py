@@ -242,15 +242,17 @@ def test_cli_sync_failure_is_a_warning_not_a_failed_verb(checked_cli: Callable[.
 
 
 def _fake_conda(tmp_path: Path, plugin: bool) -> dict[str, str]:
-    """A ``conda`` script run by this interpreter (the doctor reads its ``#!`` line) and, with
-    ``plugin``, a distribution on PYTHONPATH declaring privpkg's ``conda`` entry point: the
-    doctor asks that interpreter's importlib.metadata, as it asks a real conda's (no conda here)."""
+    """A ``conda`` script run by the interpreter this test venv was made from (privpkg is not
+    installed there; the doctor reads the script's ``#!`` line) and, with ``plugin``, a
+    distribution on PYTHONPATH declaring privpkg's ``conda`` entry point: the doctor asks that
+    interpreter's importlib.metadata, as it asks a real conda's (no conda here)."""
     import sys
 
+    base_python = Path(sys.base_prefix) / "bin" / "python3"
     bin_dir = tmp_path / "fakeconda" / "bin"
     bin_dir.mkdir(parents=True)
     exe = bin_dir / "conda"
-    exe.write_text(f"#!{sys.executable}\nraise SystemExit('not a real conda')\n")
+    exe.write_text(f"#!{base_python}\nraise SystemExit('not a real conda')\n")
     exe.chmod(0o755)
     env = {"CONDA_EXE": str(exe)}
     if plugin:

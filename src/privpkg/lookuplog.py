@@ -78,7 +78,7 @@ NO_CONNECTIONS = "no-connections"  # no store file and no environment source
 STORE_UNREADABLE = "store-unreadable"  # the store or its key could not be read or decrypted
 GENERIC = "generic"  # a generic secret (KEYRING_PROPERTY_STORE_ALL=1) answered
 FAILED = "error"  # an unexpected exception (its type only)
-BEARER_ONLY = "bearer-only"  # the connection that matched sends a Bearer token (conda only), never Basic
+BEARER_ONLY = "bearer-only"  # the connection that matched sends a Bearer token or API key (conda only), never Basic
 
 _SERVED = ("match", "host-wide", GENERIC)
 
@@ -411,7 +411,7 @@ def explain(rec: dict[str, Any]) -> tuple[str, str | None]:
         )
     if reason == BEARER_ONLY:
         return (
-            f"nothing: connection {rec.get('detail')!r} matches, but it holds a Bearer token, which only conda's requests get",
+            f"nothing: connection {rec.get('detail')!r} matches, but it holds a Bearer token or API key, which only conda's requests get",
             "for pip, store the feed's PAT in a PythonFeed connection (auth type PAT)",
         )
     if reason == NO_CONNECTIONS:

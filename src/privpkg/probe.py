@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from privpkg import urls
 from privpkg.connections import Connection
-from privpkg.connections.model import authorization
+from privpkg.connections.model import auth_headers
 from privpkg.errors import PrivpkgError, UsageError
 
 #: The first word of every message. README's verdict table says what each means; tests check
@@ -136,8 +136,9 @@ def _probe_http(conn: Connection, url: str, deadline: float) -> Verdict:
     first = urls.redact(url)
     for hop in range(MAX_REDIRECTS + 1):
         req = urllib.request.Request(url, method="GET")
-        # Basic for a PAT, Bearer (token on anaconda.org) for a Bearer CondaChannel connection.
-        req.add_unredirected_header("Authorization", authorization(conn, urllib.parse.urlsplit(url).hostname or ""))
+        # Basic for a PAT; Bearer (token on anaconda.org) or X-API-Key for those CondaChannel types.
+        for name, value in auth_headers(conn, urllib.parse.urlsplit(url).hostname or "").items():
+            req.add_unredirected_header(name, value)
         req.add_header("User-Agent", "privpkg-connection-test")
         shown = urls.redact(url)
         via = "" if hop == 0 else f" (after {hop} redirect(s) from {first})"

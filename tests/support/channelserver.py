@@ -8,12 +8,13 @@ stopped by its PID. Each channel in the config demands one credential scheme:
 
 - ``basic``: HTTP Basic with the channel's secret as the password (any username);
 - ``bearer``: ``Authorization: Bearer SECRET`` (Artifactory, Nexus, prefix.dev, quetz);
-- ``token``: ``Authorization: token SECRET`` (anaconda.org's scheme, which conda-auth sends there).
+- ``token``: ``Authorization: token SECRET`` (anaconda.org's scheme, which conda-auth sends there);
+- ``apikey``: ``X-API-Key: SECRET`` (quetz's API keys).
 
 A request without it gets 401 (with ``WWW-Authenticate``), a wrong one 403 when the config says
 ``"wrong": 403`` (Artifactory answers a bad token so), else 401. The request log records method,
-path, status and the scheme of the Authorization header that came (``basic``, ``bearer``,
-``token``, ``other`` or ``none``), never its value. Any userinfo or ``/t/TOKEN/`` segment is the
+path, status and the scheme of the credential that came (``basic``, ``bearer``, ``token`` from
+the Authorization header, ``apikey`` for an X-API-Key header, ``other`` or ``none``), never its value. Any userinfo or ``/t/TOKEN/`` segment is the
 client's business: the server never accepts a secret in the URL, so a test sees a leak as a 401.
 
 :func:`make_channel` writes a channel folder with tiny ``noarch: generic`` packages (one text file
@@ -38,7 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-SCHEMES = ("basic", "bearer", "token")
+SCHEMES = ("basic", "bearer", "token", "apikey")
 CHANNEL_PATH = "/api/conda/private/"  # where the fixture's channel lives (Artifactory-like)
 
 
@@ -115,18 +116,23 @@ class Channel:
         return f"Channel(path={self.path!r}, scheme={self.scheme!r})"
 
 
-def header_scheme(header: str) -> str:
-    """The scheme of an Authorization header, as the log records it (never its value).
+def header_scheme(header: str, api_key: str = "") -> str:
+    """The scheme of the credential a request carried, as the log records it (never its value).
 
-    >>> header_scheme("Bearer abc"), header_scheme(""), header_scheme("Digest x")
-    ('bearer', 'none', 'other')
+    >>> header_scheme("Bearer abc"), header_scheme(""), header_scheme("Digest x"), header_scheme("", "k")
+    ('bearer', 'none', 'other', 'apikey')
     """
+    if api_key and not header:
+        return "apikey"
     word = header.split(" ", 1)[0].lower()
     return word if word in SCHEMES else ("none" if not header else "other")
 
 
-def credential_ok(channel: Channel, header: str) -> bool:
-    """Whether ``header`` carries ``channel``'s secret in ``channel``'s scheme."""
+def credential_ok(channel: Channel, header: str, api_key: str = "") -> bool:
+    """Whether the request's Authorization header (or X-API-Key) carries ``channel``'s secret in
+    ``channel``'s scheme."""
+    if channel.scheme == "apikey":
+        return secrets.compare_digest(api_key.encode(), channel.secret.encode())
     scheme, _, value = header.partition(" ")
     if scheme.lower() != channel.scheme:
         return False
@@ -148,7 +154,8 @@ class ChannelRequestHandler(BaseHTTPRequestHandler):
         # Logged before answering: a client that has its answer may exit at once.
         if self.server.log_path:
             with self.server.lock, open(self.server.log_path, "a") as fh:
-                fh.write(f"{self.command} {self.path} {status} {header_scheme(self.headers.get('Authorization', ''))}\n")
+                scheme = header_scheme(self.headers.get("Authorization", ""), self.headers.get("X-API-Key", ""))
+                fh.write(f"{self.command} {self.path} {status} {scheme}\n")
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -167,9 +174,9 @@ class ChannelRequestHandler(BaseHTTPRequestHandler):
         if channel is None:
             self._send(404, b"no channel here\n")
             return
-        header = self.headers.get("Authorization", "")
-        if not credential_ok(channel, header):
-            status = channel.wrong if header else 401
+        header, api_key = self.headers.get("Authorization", ""), self.headers.get("X-API-Key", "")
+        if not credential_ok(channel, header, api_key):
+            status = channel.wrong if header or api_key else 401
             realm = "Basic" if channel.scheme == "basic" else channel.scheme.capitalize()
             self._send(status, b"authentication required\n", extra={"WWW-Authenticate": f'{realm} realm="channel"'})
             return
@@ -233,7 +240,8 @@ class ChannelLogLine:
 
 @dataclass
 class ChannelServer:
-    """The running server: one channel per scheme, each under its own path with its own secret.
+    """The running server: one channel per scheme (:data:`SCHEMES`), each under its own path with
+    its own secret.
 
     ``url(scheme)`` is that channel's URL (``http://127.0.0.1:PORT/api/conda/private/<scheme>/``);
     ``secrets[scheme]`` its secret; ``dir`` the one channel folder they all serve."""
@@ -295,9 +303,9 @@ if pytest is not None:
 
     @pytest.fixture
     def channel_server(tmp_path: Path) -> Iterator[ChannelServer]:
-        """A loopback conda channel server (process, stopped by PID) with three channels of the
-        same packages: ``url("basic")``, ``url("bearer")``, ``url("token")``, each demanding its
-        ``secrets[scheme]`` in that scheme."""
+        """A loopback conda channel server (process, stopped by PID) with a channel of the same
+        packages per scheme: ``url("basic")``, ``url("bearer")``, ``url("token")``,
+        ``url("apikey")``, each demanding its ``secrets[scheme]`` in that scheme."""
         from privpkg.testing.processes import stop_process
 
         server = start_channel_server(tmp_path / "channelserver")

@@ -187,8 +187,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--category", help="PythonFeed (default), CondaChannel, AzureBlob or S3")
     s.add_argument("--username", help="username sent with the PAT (default: __token__)")
     s.add_argument("--expires", metavar="DATE", help="expiry date of the PAT, YYYY-MM-DD (doctor warns 14 days ahead)")
-    s.add_argument("--auth-type", help="how the secret is sent: PAT (HTTP Basic password, the default) or Bearer "
-                   "(CondaChannel only: Authorization: Bearer, for token-based channel servers)")
+    s.add_argument("--auth-type", help="how the secret is sent: PAT (HTTP Basic password, the default); CondaChannel only: Bearer "
+                   "(Authorization: Bearer; token on anaconda.org) or ApiKey (quetz's X-API-Key header)")
     s.add_argument("--allow-http", action="store_true", help="allow a plain-http target that is not loopback")
     s.add_argument("--update", action="store_true", help="replace an existing connection's secret and given settings")
     s.add_argument("--keep-secret", action="store_true", help="with --update: change only the given settings, keep the stored secret")

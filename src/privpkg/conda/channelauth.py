@@ -12,7 +12,7 @@ scheme, host and port; only ``https`` URLs, and ``http`` on loopback, ever get a
 that redirects to another host gets nothing there: requests drops the header, and a request to
 that host matches no target). A ``PAT`` connection is sent as HTTP Basic (its username and the
 PAT), a ``Bearer`` connection as ``Authorization: Bearer TOKEN`` (``token TOKEN`` on anaconda.org,
-as conda-auth sends it).
+as conda-auth sends it), an ``ApiKey`` connection as quetz's ``X-API-Key: KEY``.
 
 conda calls the handler for each request, so the decrypted lookup is kept for the process and
 rebuilt only when the store file or the lookup's environment variables change (as the keyring
@@ -27,7 +27,7 @@ from typing import Any
 
 from privpkg import envvars, paths, urls
 from privpkg.connections import CredentialLookup
-from privpkg.connections.model import BEARER, Connection, authorization
+from privpkg.connections.model import BEARER, Connection, auth_headers, sent_as
 from privpkg.errors import PrivpkgError, UsageError
 
 CATEGORY = "CondaChannel"
@@ -95,7 +95,7 @@ def headers_for(url: str) -> dict[str, str]:
     conn = connection_for(url)
     if conn is None:
         return {}
-    return {"Authorization": authorization(conn, urls.normalize(url).host)}
+    return auth_headers(conn, urls.normalize(url).host)
 
 
 def channel_url(url: str) -> str:
@@ -130,7 +130,6 @@ def explain_status(url: str, status: int, *, once: bool = True) -> str | None:
 
 
 def _explain(url: str, status: int) -> str:
-    shown = urls.redact(url)
     channel = channel_url(url)
     if allowed(url) is None:
         return (f"{channel} answered HTTP {status}; privpkg sends no credential to it: only https URLs (and http on "
@@ -141,7 +140,7 @@ def _explain(url: str, status: int) -> str:
         return f"{channel} answered HTTP {status} and privpkg could not read its connections: {exc}"
     if conn is None:
         return _missing(url, channel, status)
-    sent = "a Bearer token" if conn.auth_type == BEARER else "a PAT as HTTP Basic"
+    sent = sent_as(conn.auth_type)
     expired = f"; it expired on {conn.expires}" if conn.expired else ""
     fix = f"privpkg connection set {conn.name} --update" if conn.source == "store" else f"the secret in ${conn.source[4:]}"
     if status == 401:
@@ -149,7 +148,7 @@ def _explain(url: str, status: int) -> str:
     else:
         why = (f"forbade connection {conn.name!r} ({sent}, HTTP 403{expired}): its secret lacks access to this channel "
                f"or has expired; renew it with: {fix}")
-    if conn.source == "store" and status == 401:
+    if conn.source == "store" and status == 401 and conn.auth_type in ("PAT", BEARER):
         other = "PAT" if conn.auth_type == BEARER else BEARER
         why += f" (or, if the server takes {'HTTP Basic' if other == 'PAT' else 'a Bearer token'}: --keep-secret --auth-type {other})"
     return f"{channel} {why}"

@@ -198,7 +198,9 @@ def _url_check(url: str, routed: dict[str, str]) -> Check:
         pp = urlparse(p)
         if pp.scheme == pu.scheme and fnmatch(pu.netloc + pu.path, pp.netloc + pp.path):
             handler = h
-    sent = "a Bearer token" if conn.auth_type == "Bearer" else "a PAT as HTTP Basic"
+    from privpkg.connections.model import sent_as
+
+    sent = sent_as(conn.auth_type)
     what = f"conda: connection {conn.name!r} ({conn.source}, target {conn.target}) answers {shown} with {sent}"
     if handler == condarc.HANDLER:
         return Check("conda-url", "ok", f"{what}; condarc routes it to privpkg")

@@ -17,11 +17,15 @@ from privpkg.errors import CONTROL, UsageError
 CATEGORIES = ("PythonFeed", "CondaChannel", "AzureBlob", "S3")
 #: The categories whose secret is sent as HTTP Basic (what keyring serves).
 HTTP_AUTH_CATEGORIES = frozenset({"PythonFeed", "CondaChannel"})
-#: How the secret is sent: ``PAT`` as the HTTP Basic password (with ``username``), ``Bearer`` as
-#: ``Authorization: Bearer SECRET`` (CondaChannel only: a token-based channel server; conda's
-#: requests get it through privpkg's conda auth handler, ``token SECRET`` on anaconda.org).
-AUTH_TYPES = ("PAT", "Bearer")
+#: How the secret is sent: ``PAT`` as the HTTP Basic password (with ``username``); for CondaChannel
+#: connections only (conda's requests get them through privpkg's conda auth handler), ``Bearer``
+#: as ``Authorization: Bearer SECRET`` (``token SECRET`` on anaconda.org, as conda-auth sends it),
+#: and ``ApiKey`` as quetz's ``X-API-Key: SECRET`` header.
+AUTH_TYPES = ("PAT", "Bearer", "ApiKey")
 BEARER = "Bearer"
+API_KEY = "ApiKey"
+#: The auth types that are not HTTP Basic: only privpkg's conda auth handler sends them.
+CHANNEL_ONLY = frozenset({BEARER, API_KEY})
 DEFAULT_USERNAME = "__token__"
 MAX_NAME = 200
 #: A PAT is well under 1 KiB and an account key under 100 bytes; 64 KiB leaves room for a
@@ -130,14 +134,26 @@ def is_anaconda_org(host: str) -> bool:
     return host == "anaconda.org" or host.endswith(".anaconda.org")
 
 
-def authorization(conn: Connection, host: str) -> str:
-    """The ``Authorization`` header value that sends ``conn``'s secret to ``host``: HTTP Basic
-    for a PAT, ``Bearer SECRET`` for a Bearer connection (``token SECRET`` on anaconda.org)."""
+def auth_headers(conn: Connection, host: str) -> dict[str, str]:
+    """The header that sends ``conn``'s secret to ``host``: HTTP Basic for a PAT, ``Bearer
+    SECRET`` for a Bearer connection (``token SECRET`` on anaconda.org), ``X-API-Key`` for an
+    ApiKey connection."""
     if conn.auth_type == BEARER:
-        return f"{'token' if is_anaconda_org(host) else 'Bearer'} {conn.secret}"
+        return {"Authorization": f"{'token' if is_anaconda_org(host) else 'Bearer'} {conn.secret}"}
+    if conn.auth_type == API_KEY:
+        return {"X-API-Key": conn.secret}
     import base64
 
-    return "Basic " + base64.b64encode(f"{conn.username}:{conn.secret}".encode()).decode()
+    return {"Authorization": "Basic " + base64.b64encode(f"{conn.username}:{conn.secret}".encode()).decode()}
+
+
+def sent_as(auth_type: str) -> str:
+    """How a person reads an auth type on the wire, for messages.
+
+    >>> sent_as("PAT"), sent_as("Bearer"), sent_as("ApiKey")
+    ('a PAT as HTTP Basic', 'a Bearer token', 'an X-API-Key header')
+    """
+    return {BEARER: "a Bearer token", API_KEY: "an X-API-Key header"}.get(auth_type, "a PAT as HTTP Basic")
 
 
 def validate_connection_name(name: str) -> str:
@@ -170,8 +186,8 @@ def validate_auth_for(category: str, auth_type: str) -> str:
     """``auth_type`` for a connection of ``category``: Bearer only for CondaChannel (pip, uv and
     the keyring API send a username and password, never a bearer token)."""
     auth_type = validate_auth_type(auth_type)
-    if auth_type == BEARER and category != "CondaChannel":
-        raise UsageError(f"auth type Bearer is for CondaChannel connections; a {category} connection sends its secret as PAT")
+    if auth_type in CHANNEL_ONLY and category != "CondaChannel":
+        raise UsageError(f"auth type {auth_type} is for CondaChannel connections; a {category} connection sends its secret as PAT")
     return auth_type
 
 
