@@ -303,3 +303,7 @@ def test_doctor_reports_plugin_routing_and_the_url(checked_cli: Callable[..., Pr
     assert ok[-1]["status"] == "warn" and "no channel_settings entry routes it to privpkg: run privpkg setup conda" in ok[-1]["detail"]
     res = cli("doctor", env=env)  # the text form: one line each, never a secret
     assert "FAIL  conda: privpkg's plugin is not registered" in res.stdout
+    # setup conda says so too, since the entries it writes route to that missing handler.
+    out = cli.ok("setup", "conda", env=env)
+    assert out.splitlines()[-1].startswith("note: conda: privpkg's plugin is not registered in"), out
+    assert "note:" not in cli.ok("setup", "conda", env=_fake_conda(tmp_path / "3", plugin=True))

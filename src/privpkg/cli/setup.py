@@ -37,7 +37,16 @@ def cmd_setup_uv(args: argparse.Namespace) -> int:
 def cmd_setup_conda(args: argparse.Namespace) -> int:
     from privpkg.conda.condarc import setup_conda, undo_setup_conda
 
-    out(undo_setup_conda(config=args.file) if args.undo else setup_conda(config=args.file))
+    if args.undo:
+        out(undo_setup_conda(config=args.file))
+        return 0
+    out(setup_conda(config=args.file))
+    from privpkg.conda.doctor import plugin_check
+
+    # The entries route to a handler only privpkg's plugin provides: say so if conda lacks it.
+    check = plugin_check()
+    if check is not None and check.status != "ok":
+        out(f"note: {check.detail}")
     return 0
 
 

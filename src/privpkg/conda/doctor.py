@@ -113,6 +113,14 @@ def _plugin_checks(out: list[Check], routed_to_us: bool, relevant: bool) -> None
                          + f"; install privpkg where conda runs: {info.get('python') or python} -m pip install /path/to/privpkg"))
 
 
+def plugin_check(routed_to_us: bool = True) -> Check | None:
+    """The plugin's registration in the conda that would run (None when no conda is found), for
+    ``setup conda`` to add a note when conda would not call the handler it routes to."""
+    found: list[Check] = []
+    _plugin_checks(found, routed_to_us, relevant=False)
+    return found[0] if found else None
+
+
 def _files() -> list[Path]:
     """The condarc files whose channel_settings privpkg reads: the one setup edits, and
     ``~/.condarc`` (which conda also reads) when that is another."""
