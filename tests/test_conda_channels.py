@@ -349,3 +349,25 @@ def test_doctor_finds_the_plugin_in_the_conda_that_would_run(conda: Any, channel
     assert checks["conda-url"] == {"name": "conda-url", "status": "ok", "sub": False, "detail": (
         f"conda: connection 'chan' (store, target {url}) answers {url}noarch/repodata.json with a Bearer token; "
         "condarc routes it to privpkg")}
+
+
+@pytest.mark.conda
+def test_conda_env_create_with_the_channel_in_environment_yml(conda: Any, channel_server: ChannelServer, checked_cli: Any,
+                                                             tmp_path: Path) -> None:
+    """The channel named in environment.yml's ``channels:`` (the Azure ML v1 shape), a token
+    server: ``conda env create`` and ``conda list`` show the channel URL, never the token."""
+    secret = channel_server.secrets["bearer"]
+    cli = checked_cli(secret)
+    url = channel_server.url("bearer")
+    cli.ok("connection", "set", "chan", "--category", "CondaChannel", "--auth-type", "Bearer", "--target", url, stdin=secret)
+    cli.ok("setup", "conda")
+    yml = tmp_path / "environment.yml"
+    yml.write_text(f"name: private\nchannels:\n  - {url}\ndependencies:\n  - privdata=2.0\n")
+    r = conda.ok("env", "create", "-f", yml)
+    prefix = conda.prefix("private")
+    assert (prefix / "share" / "privdata" / "privdata.txt").exists(), r.describe()
+    listed = conda.ok("list", "-p", prefix, "--show-channel-urls")
+    assert "privdata" in listed.output and url.rstrip("/") in listed.output, listed.describe()
+    for p in _conda_secret_files(conda, prefix):
+        assert_no_secret(p.read_text(errors="replace"), secret)
+    assert_no_secret(r.output + listed.output, secret)
