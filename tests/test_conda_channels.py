@@ -7,6 +7,7 @@ the keyring backend's refusal to serve a Bearer connection to pip."""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +154,8 @@ def test_explain_status_names_the_connection_to_fix(channels: None) -> None:
     assert line is not None and line.startswith(f"{HOST}/org/public/ forbade connection 'outer' (a PAT as HTTP Basic, HTTP 403)")
     missing = channelauth.explain_status(f"{HOST}/elsewhere/chan/osx-arm64/repodata.json", 401)
     assert missing == (
-        f"no connection answers {HOST}/elsewhere/chan/ (HTTP 401): privpkg connection set NAME "
-        f"--category CondaChannel --target {HOST}/elsewhere/chan/ (add --auth-type Bearer for a token server), then privpkg setup conda"
+        f"no connection answers {HOST}/elsewhere/chan/ (HTTP 401): privpkg auth login {HOST}/elsewhere/chan/ --category "
+        "CondaChannel (add --auth-type Bearer or ApiKey for a token server)"
     )
     for text in (line, missing):
         assert_no_secret(text, PAT, TOKEN, FEED_PAT)
@@ -260,6 +261,26 @@ def test_wrong_secret_or_scheme_is_one_line_naming_the_connection(home: Path, ch
     assert line is not None and line.startswith(f"no connection answers {channel_server.url('token')} (HTTP 401)")
 
 
+@pytest.mark.parametrize(("scheme", "auth"), [("basic", "PAT"), ("bearer", "Bearer"), ("apikey", "ApiKey")])
+def test_auth_login_checks_a_channel_before_storing_it(channel_server: ChannelServer, checked_cli: Any, scheme: str, auth: str) -> None:
+    """``auth login URL --category CondaChannel``: the check reads the channel's
+    noarch/repodata.json with the secret sent as the auth type says; a wrong one stores nothing."""
+    secret = channel_server.secrets[scheme]
+    cli = checked_cli(secret)
+    url = channel_server.url(scheme)
+    cli.fails(1, "auth", "login", url, "--category", "CondaChannel", "--auth-type", auth, "--verify",
+              match="nothing stored: REJECTED", stdin="wrong-secret-0123456789")
+    out = cli.ok("auth", "login", url, "--category", "CondaChannel", "--auth-type", auth, "--verify", stdin=secret)
+    assert out.startswith(f"stored connection '127.0.0.1:{channel_server.port}/api/conda/private/{scheme}': {url}") and "OK" in out, out
+    assert "conda: run `privpkg setup conda`" in out
+    assert [(e.path.rsplit("/", 2)[-2:], e.status, e.scheme) for e in channel_server.log()] == [
+        (["noarch", "repodata.json"], 401, scheme), (["noarch", "repodata.json"], 200, scheme)], channel_server.log_text()
+    conn = json.loads(cli.ok("connection", "list", "--json"))[0]
+    assert (conn["category"], conn["auth_type"]) == ("CondaChannel", auth)
+    cli.fails(2, "auth", "login", url, "--category", "S3", match="auth login stores feeds and channels")
+    cli.fails(2, "auth", "login", url + "feed/", "--auth-type", "Bearer", match="Bearer is for CondaChannel")  # a new PythonFeed
+
+
 def test_channel_server_logs_the_scheme_never_the_value() -> None:
     assert header_scheme("Basic abc") == "basic" and header_scheme("token x") == "token" and header_scheme("Negotiate y") == "other"
     assert header_scheme("", "key") == "apikey"
@@ -325,7 +346,7 @@ def test_conda_wrong_or_missing_secret_is_one_line_naming_the_connection(conda: 
     assert r.returncode != 0, r.describe()
     ours = [ln for ln in r.output.splitlines() if "privpkg" in ln]
     assert len(ours) == 1 and ours[0].startswith(f"privpkg: warning: no connection answers {token_url} (HTTP 401)"), r.describe()
-    assert f"--category CondaChannel --target {token_url} " in ours[0]
+    assert f"privpkg auth login {token_url} --category CondaChannel" in ours[0]
 
 
 @pytest.mark.conda
@@ -333,8 +354,6 @@ def test_doctor_finds_the_plugin_in_the_conda_that_would_run(conda: Any, channel
     """``privpkg doctor`` with conda's ``condabin`` on PATH (as ``conda init`` leaves it): the
     plugin's entry point is registered in base, condarc routes the channel, --url names the
     connection."""
-    import json
-
     secret = channel_server.secrets["bearer"]
     cli = checked_cli(secret)
     url = channel_server.url("bearer")

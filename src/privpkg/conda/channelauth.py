@@ -164,5 +164,5 @@ def _missing(url: str, channel: str, status: int) -> str:
     if other is not None and other.category != CATEGORY:
         return (f"{channel} answered HTTP {status}: no CondaChannel connection answers it; connection {other.name!r} covers it "
                 f"but is a {other.category}: privpkg connection set {other.name} --update --keep-secret --category {CATEGORY}")
-    return (f"no connection answers {channel} (HTTP {status}): privpkg connection set NAME --category {CATEGORY} --target {channel} "
-            "(add --auth-type Bearer for a token server), then privpkg setup conda")
+    return (f"no connection answers {channel} (HTTP {status}): privpkg auth login {channel} --category {CATEGORY} "
+            "(add --auth-type Bearer or ApiKey for a token server)")
