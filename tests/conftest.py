@@ -26,6 +26,7 @@ pytest_plugins = [
     "support.storage",
     "support.cli",
     "support.collection",
+    "support.channelserver",
     "support.conda",
 ]
 
@@ -36,6 +37,7 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "moto_server": ("integration", "s3"),
     "auth_moto": ("integration", "s3"),  # test_connection_test's moto in its authenticating mode
     "feed": ("integration",),
+    "channel_server": ("integration",),  # the loopback conda channel demanding a PAT
     "privpkg_cli": ("integration",),
     "checked_cli": ("integration",),
     "make_env": ("integration",),  # an environment for a subprocess

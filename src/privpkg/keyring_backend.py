@@ -192,6 +192,11 @@ class PrivpkgKeyring(KeyringBackend):
             except PrivpkgError as exc:
                 _warn(f"lookup skipped: {exc}")
                 return None, lookuplog.STORE_UNREADABLE, str(exc)
+            if conn is not None and conn.auth_type != "PAT":
+                # A Bearer or ApiKey connection (CondaChannel) is sent only by privpkg's conda auth
+                # handler: keyring's callers send a username and password as HTTP Basic, which a
+                # token server refuses, so serving it would only put the token on the wire for nothing.
+                return None, lookuplog.BEARER_ONLY, conn.name
             if conn is not None and conn.expired:
                 # Still served: the feed decides whether the PAT still works (Azure DevOps PATs
                 # often outlive the date typed in); the warning and the log say it expired.

@@ -78,6 +78,7 @@ NO_CONNECTIONS = "no-connections"  # no store file and no environment source
 STORE_UNREADABLE = "store-unreadable"  # the store or its key could not be read or decrypted
 GENERIC = "generic"  # a generic secret (KEYRING_PROPERTY_STORE_ALL=1) answered
 FAILED = "error"  # an unexpected exception (its type only)
+BEARER_ONLY = "bearer-only"  # the connection that matched sends a Bearer token or API key (conda only), never Basic
 
 _SERVED = ("match", "host-wide", GENERIC)
 
@@ -407,6 +408,11 @@ def explain(rec: dict[str, Any]) -> tuple[str, str | None]:
         return (
             "nothing: several --host-wide connections on this host hold different secrets",
             f"keep --host-wide on one of them (privpkg doctor --url {service})",
+        )
+    if reason == BEARER_ONLY:
+        return (
+            f"nothing: connection {rec.get('detail')!r} matches, but it holds a Bearer token or API key, which only conda's requests get",
+            "for pip, store the feed's PAT in a PythonFeed connection (auth type PAT)",
         )
     if reason == NO_CONNECTIONS:
         return "nothing: privpkg holds no connection (no store, no $PRIVPKG_CONNECTIONS)", "add one with: privpkg auth login URL"

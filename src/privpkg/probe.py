@@ -22,7 +22,6 @@ secret: URLs are shown with user info and query masked.
 
 from __future__ import annotations
 
-import base64
 import functools
 import math
 import threading
@@ -32,6 +31,7 @@ from typing import Any, NamedTuple
 
 from privpkg import urls
 from privpkg.connections import Connection
+from privpkg.connections.model import auth_headers
 from privpkg.errors import PrivpkgError, UsageError
 
 #: The first word of every message. README's verdict table says what each means; tests check
@@ -132,12 +132,13 @@ def _probe_http(conn: Connection, url: str, deadline: float) -> Verdict:
     import urllib.request
 
     target = urls.normalize(conn.target)
-    token = base64.b64encode(f"{conn.username}:{conn.secret}".encode()).decode()
     opener = _no_redirects()
     first = urls.redact(url)
     for hop in range(MAX_REDIRECTS + 1):
         req = urllib.request.Request(url, method="GET")
-        req.add_unredirected_header("Authorization", f"Basic {token}")
+        # Basic for a PAT; Bearer (token on anaconda.org) or X-API-Key for those CondaChannel types.
+        for name, value in auth_headers(conn, urllib.parse.urlsplit(url).hostname or "").items():
+            req.add_unredirected_header(name, value)
         req.add_header("User-Agent", "privpkg-connection-test")
         shown = urls.redact(url)
         via = "" if hop == 0 else f" (after {hop} redirect(s) from {first})"

@@ -4,6 +4,7 @@
 - ``builds``: the privpkg wheel and venvs, built once per run for all xdist workers;
 - ``feeds``: the PAT-protected feed fixture and the in-thread fake-server helper;
 - ``storage``: Azurite and moto's S3 server;
+- ``channelserver``: the loopback conda channel that demands a PAT (Basic, Bearer or token);
 - ``cli``: the privpkg CLI runner and the one rule for "one clear error line".
 - ``netproxy`` (helpers, no fixtures): the loopback forward proxy, private CA and https feed of
   tests/test_network.py.

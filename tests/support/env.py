@@ -36,6 +36,7 @@ _DROP_PREFIXES = (
 _DROP_NAMES = {
     "VIRTUAL_ENV",
     "CONDA_PREFIX",
+    "CONDARC",  # privpkg setup conda edits the file it names
     "PYTHONPATH",
     "PYTHONHOME",
     "PYTHONSTARTUP",

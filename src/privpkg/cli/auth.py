@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from privpkg.cli.connection import read_secret, warn_stored
+from privpkg.cli.connection import read_secret, sync_conda, warn_stored
 from privpkg.cli.output import add_group, add_json_option, out, print_json, table, warn
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 
@@ -28,6 +28,7 @@ check; conda-auth checks with --verify).
 examples:
   privpkg auth login pkgs.dev.azure.com/myorg/_packaging/feed/pypi/simple/
   echo "$PAT" | privpkg auth login https://gitlab.example.com/api/v4/projects/7/packages/pypi/simple --verify
+  privpkg auth login prefix.dev/my-channel --category CondaChannel --auth-type Bearer
   privpkg auth logout pkgs.dev.azure.com/myorg/_packaging/feed/pypi/simple/
 """
 
@@ -37,10 +38,16 @@ def cmd_auth_login(args: argparse.Namespace) -> int:
     from privpkg.probe import check_connection
 
     target, check_url = connections.login_target(args.url, allow_http=args.allow_http)
+    category = connections.validate_category(args.category) if args.category else None
+    if category not in (None, "PythonFeed", "CondaChannel"):
+        raise UsageError(f"auth login stores feeds and channels (--category PythonFeed or CondaChannel), not {category}")
+    if category == "CondaChannel" and check_url == target:
+        check_url = target + "noarch/repodata.json"  # every conda channel serves it; its root need not answer
     expires = connections.validate_expires(args.expires)
     name, existing = connections.login_name(target, args.username)
     # Checked before the secret is asked for, so a typo costs no paste.
-    connections.check_update(name, target=target, username=args.username, expires=expires, allow_http=args.allow_http)
+    kinds = {"category": category, "auth_type": args.auth_type}
+    connections.check_update(name, target=target, username=args.username, expires=expires, allow_http=args.allow_http, **kinds)
     interactive = sys.stdin is not None and sys.stdin.isatty()
     verify = interactive if args.verify is None else args.verify
     if verify and not 0 < args.timeout < float("inf"):
@@ -52,20 +59,22 @@ def cmd_auth_login(args: argparse.Namespace) -> int:
     secret = read_secret(f"PAT for {target}: ")
     verdict = None
     if verify:
-        candidate = connections.Connection(name, "PythonFeed", target, "PAT", connections.validate_username(args.username),
-                                           secret, expires)
+        cat = category or "PythonFeed"
+        candidate = connections.Connection(name, cat, target, connections.validate_auth_for(cat, args.auth_type or "PAT"),
+                                           connections.validate_username(args.username), secret, expires)
         verdict = check_connection(candidate, check_url, timeout=args.timeout)
         if not verdict.ok:
             # The verdict's own words (REJECTED, FORBIDDEN, SIGN-IN REDIRECT, ...), exit 1.
             raise PrivpkgError(f"nothing stored: {verdict.message}")
     conn = connections.update_connection(name, secret, create=True, exist_ok=True, target=target,
-                                         username=args.username, expires=expires, allow_http=args.allow_http)
+                                         username=args.username, expires=expires, allow_http=args.allow_http, **kinds)
     if verdict is not None:
         checked = verdict.message
     else:
         checked = "not verified (--no-verify)" if args.verify is False else "not verified (piped PAT; --verify checks it first)"
     out(f"{'updated' if existing else 'stored'} connection {conn.name!r}: {conn.target} (username {conn.username}); {checked}")
     warn_stored(conn)
+    sync_conda(conn.category == "CondaChannel")
     return 0
 
 
@@ -83,6 +92,7 @@ def cmd_auth_logout(args: argparse.Namespace) -> int:
     if exact:
         connections.delete_connection(exact[0].name)
         out(f"deleted connection {exact[0].name!r} ({target})")
+        sync_conda(False)
         return 0
     answering = connections.CredentialLookup(categories=None).find(check_url, args.username)
     if answering is not None:
@@ -155,6 +165,9 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--no-verify", dest="verify", action="store_false", help="store the PAT without checking it")
     s.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole check (default 10)")
     s.add_argument("--allow-http", action="store_true", help="allow a plain-http URL that is not loopback")
+    s.add_argument("--category", help="PythonFeed (default) or CondaChannel (a conda channel URL; checked by reading its "
+                   "noarch/repodata.json)")
+    s.add_argument("--auth-type", help="PAT (HTTP Basic, the default); CondaChannel only: Bearer or ApiKey")
     s.set_defaults(func=cmd_auth_login)
 
     s = asub.add_parser("logout", help="remove the connection whose target is URL",

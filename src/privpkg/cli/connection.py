@@ -70,6 +70,24 @@ def warn_stored(conn: Any) -> None:
     warn(store_warnings(conn))
 
 
+def sync_conda(touched_channel: bool) -> None:
+    """After a connection verb: keep condarc's channel_settings in step once ``setup conda`` has
+    run, else (for a CondaChannel connection) say how to route conda to it. The verb's own change
+    is done, so a failure here is a warning."""
+    from privpkg.conda import condarc
+    from privpkg.errors import PrivpkgError
+
+    if not (touched_channel or condarc.set_up()):
+        return
+    try:
+        lines = condarc.sync()
+    except PrivpkgError as exc:
+        warn([f"conda: condarc not updated ({exc}); run: privpkg setup conda"])
+        return
+    for line in lines:
+        out(line)
+
+
 def cmd_connection_set(args: argparse.Namespace) -> int:
     from privpkg import connections
 
@@ -93,6 +111,7 @@ def cmd_connection_set(args: argparse.Namespace) -> int:
         extra = f"; endpoint {urls.s3_endpoint_label(conn.endpoint)}"
     out(f"{verb} connection {conn.name!r}: {conn.category} {conn.target} (username {conn.username}){extra}")
     warn_stored(conn)
+    sync_conda(conn.category == "CondaChannel" or (existing and args.category is not None))
     return 0
 
 
@@ -141,6 +160,7 @@ def cmd_connection_delete(args: argparse.Namespace) -> int:
 
     delete_connection(args.name)
     out(f"deleted connection {args.name!r}")
+    sync_conda(False)
     return 0
 
 
@@ -167,7 +187,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--category", help="PythonFeed (default), CondaChannel, AzureBlob or S3")
     s.add_argument("--username", help="username sent with the PAT (default: __token__)")
     s.add_argument("--expires", metavar="DATE", help="expiry date of the PAT, YYYY-MM-DD (doctor warns 14 days ahead)")
-    s.add_argument("--auth-type", help="how the secret is sent: PAT (HTTP Basic password, the default)")
+    s.add_argument("--auth-type", help="how the secret is sent: PAT (HTTP Basic password, the default); CondaChannel only: Bearer "
+                   "(Authorization: Bearer; token on anaconda.org) or ApiKey (quetz's X-API-Key header)")
     s.add_argument("--allow-http", action="store_true", help="allow a plain-http target that is not loopback")
     s.add_argument("--update", action="store_true", help="replace an existing connection's secret and given settings")
     s.add_argument("--keep-secret", action="store_true", help="with --update: change only the given settings, keep the stored secret")

@@ -1,6 +1,7 @@
 """``privpkg setup pip``: point pip's user configuration at keyring, or install the pip shim
 (``privpkg://`` URLs) into another interpreter's environment; ``privpkg setup uv``: turn on uv's
-keyring lookups in the user's uv.toml. ``--undo`` reverts each."""
+keyring lookups in the user's uv.toml; ``privpkg setup conda``: route conda's requests to private
+channels to privpkg's auth handler in the user's condarc. ``--undo`` reverts each."""
 
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ def cmd_setup_uv(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup_conda(args: argparse.Namespace) -> int:
+    from privpkg.conda.condarc import setup_conda, undo_setup_conda
+
+    if args.undo:
+        out(undo_setup_conda(config=args.file))
+        return 0
+    out(setup_conda(config=args.file))
+    from privpkg.conda.doctor import plugin_check
+
+    # The entries route to a handler only privpkg's plugin provides: say so if conda lacks it.
+    check = plugin_check()
+    if check is not None and check.status != "ok":
+        out(f"note: {check.detail}")
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     """Add ``setup`` and its tools to the top-level subparsers ``sub``."""
     ssub = add_group(sub, "setup", help="configure tools to use privpkg",
@@ -55,3 +72,11 @@ def add_parser(sub: Any) -> None:
     u.add_argument("--undo", action="store_true", help="revert what an earlier `privpkg setup uv` wrote")
     u.add_argument("--config", metavar="FILE", help="uv.toml to edit (default: $XDG_CONFIG_HOME/uv/uv.toml or ~/.config/uv/uv.toml)")
     u.set_defaults(func=cmd_setup_uv)
+    c = ssub.add_parser("conda", help="route conda's requests to your CondaChannel connections through privpkg",
+                        description="Write one channel_settings entry per CondaChannel connection target into the user's condarc "
+                        "($CONDARC when conda reads it, else ~/.condarc), routing conda's requests there to privpkg's auth handler "
+                        "(auth: privpkg); no secret is written. Afterwards `privpkg connection set/delete` and `auth login/logout` "
+                        "keep the entries in step. Comments are kept; --undo restores the file exactly.")
+    c.add_argument("--undo", action="store_true", help="revert what `privpkg setup conda` wrote")
+    c.add_argument("--file", metavar="FILE", help="condarc to edit (default: $CONDARC if conda reads it, else ~/.condarc)")
+    c.set_defaults(func=cmd_setup_conda)

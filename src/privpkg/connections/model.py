@@ -17,7 +17,15 @@ from privpkg.errors import CONTROL, UsageError
 CATEGORIES = ("PythonFeed", "CondaChannel", "AzureBlob", "S3")
 #: The categories whose secret is sent as HTTP Basic (what keyring serves).
 HTTP_AUTH_CATEGORIES = frozenset({"PythonFeed", "CondaChannel"})
-AUTH_TYPES = ("PAT",)
+#: How the secret is sent: ``PAT`` as the HTTP Basic password (with ``username``); for CondaChannel
+#: connections only (conda's requests get them through privpkg's conda auth handler), ``Bearer``
+#: as ``Authorization: Bearer SECRET`` (``token SECRET`` on anaconda.org, as conda-auth sends it),
+#: and ``ApiKey`` as quetz's ``X-API-Key: SECRET`` header.
+AUTH_TYPES = ("PAT", "Bearer", "ApiKey")
+BEARER = "Bearer"
+API_KEY = "ApiKey"
+#: The auth types that are not HTTP Basic: only privpkg's conda auth handler sends them.
+CHANNEL_ONLY = frozenset({BEARER, API_KEY})
 DEFAULT_USERNAME = "__token__"
 MAX_NAME = 200
 #: A PAT is well under 1 KiB and an account key under 100 bytes; 64 KiB leaves room for a
@@ -115,6 +123,39 @@ class Connection:
         return d
 
 
+def is_anaconda_org(host: str) -> bool:
+    """anaconda.org and its subdomains (conda.anaconda.org) take a token as ``Authorization:
+    token SECRET``, as conda-auth sends it there, not ``Bearer``.
+
+    >>> is_anaconda_org("conda.anaconda.org"), is_anaconda_org("evilanaconda.org")
+    (True, False)
+    """
+    host = host.lower()
+    return host == "anaconda.org" or host.endswith(".anaconda.org")
+
+
+def auth_headers(conn: Connection, host: str) -> dict[str, str]:
+    """The header that sends ``conn``'s secret to ``host``: HTTP Basic for a PAT, ``Bearer
+    SECRET`` for a Bearer connection (``token SECRET`` on anaconda.org), ``X-API-Key`` for an
+    ApiKey connection."""
+    if conn.auth_type == BEARER:
+        return {"Authorization": f"{'token' if is_anaconda_org(host) else 'Bearer'} {conn.secret}"}
+    if conn.auth_type == API_KEY:
+        return {"X-API-Key": conn.secret}
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{conn.username}:{conn.secret}".encode()).decode()}
+
+
+def sent_as(auth_type: str) -> str:
+    """How a person reads an auth type on the wire, for messages.
+
+    >>> sent_as("PAT"), sent_as("Bearer"), sent_as("ApiKey")
+    ('a PAT as HTTP Basic', 'a Bearer token', 'an X-API-Key header')
+    """
+    return {BEARER: "a Bearer token", API_KEY: "an X-API-Key header"}.get(auth_type, "a PAT as HTTP Basic")
+
+
 def validate_connection_name(name: str) -> str:
     """A connection name: 1-200 of letters, digits and ``. _ - @ / : + ~``, starting with a letter or digit."""
     if isinstance(name, str) and len(name) > MAX_NAME:
@@ -139,6 +180,15 @@ def validate_auth_type(auth_type: str) -> str:
         if isinstance(auth_type, str) and a.lower() == auth_type.lower():
             return a
     raise UsageError(f"unknown auth type {auth_type!r}; supported: {', '.join(AUTH_TYPES)}")
+
+
+def validate_auth_for(category: str, auth_type: str) -> str:
+    """``auth_type`` for a connection of ``category``: Bearer only for CondaChannel (pip, uv and
+    the keyring API send a username and password, never a bearer token)."""
+    auth_type = validate_auth_type(auth_type)
+    if auth_type in CHANNEL_ONLY and category != "CondaChannel":
+        raise UsageError(f"auth type {auth_type} is for CondaChannel connections; a {category} connection sends its secret as PAT")
+    return auth_type
 
 
 def validate_secret(secret: str) -> str:

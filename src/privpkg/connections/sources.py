@@ -22,7 +22,7 @@ from privpkg import envvars
 from privpkg.connections.model import (
     STORE,
     Connection,
-    validate_auth_type,
+    validate_auth_for,
     validate_category,
     validate_connection_name,
     validate_endpoint_for,
@@ -120,7 +120,7 @@ def _parse_connections(raw: str) -> list[Connection]:
                 name=name,
                 category=category,
                 target=validate_target(target, category, allow_http=allow_http),
-                auth_type=validate_auth_type(item.get("auth_type", "PAT")),
+                auth_type=validate_auth_for(category, item.get("auth_type", "PAT")),
                 username=validate_username(item.get("username")),
                 secret=validate_secret(secret),
                 expires=validate_expires(item.get("expires")),

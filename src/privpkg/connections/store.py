@@ -28,7 +28,7 @@ from privpkg.connections.model import (
     MAX_NAME,
     NAME_PATTERN,
     Connection,
-    validate_auth_type,
+    validate_auth_for,
     validate_category,
     validate_connection_name,
     validate_endpoint,
@@ -81,7 +81,7 @@ def _new_connection(
         name=name,
         category=category,
         target=target,
-        auth_type=validate_auth_type(auth_type),
+        auth_type=validate_auth_for(category, auth_type),
         username=validate_username(username),
         secret=validate_secret(value),  # type: ignore[arg-type]
         expires=validate_expires(expires),
@@ -181,10 +181,11 @@ def _merge(name: str, old: dict[str, Any] | None, changes: Changes, *, exist_ok:
     if endpoint:
         # A stored http endpoint keeps its consent, as a stored http target does.
         endpoint = validate_endpoint(endpoint, allow_http=allow_http or endpoint == base.get("endpoint"))
+    auth_type = validate_auth_for(category, changes.auth_type or base.get("auth_type", "PAT"))
     return {
         "category": category,
         "target": target,
-        "auth_type": changes.auth_type or base.get("auth_type", "PAT"),
+        "auth_type": auth_type,
         "username": changes.username or base.get("username"),
         "expires": expires,
         "allow_http": target_http,
