@@ -4,7 +4,7 @@ conda imports this module at start-up for every command, ``conda info`` and ``co
 included, so at module level it imports only ``conda.plugins``; each hook imports privpkg's
 implementation in its body (as conda-auth does), and no hook reads the store before it needs a
 credential. The implementations are plain callables in modules that never import conda
-(:mod:`privpkg.conda.pipstep`, :mod:`privpkg.conda.health`, ``privpkg.conda.channelauth``);
+(:mod:`privpkg.conda.pipstep`, :mod:`privpkg.conda.health`, :mod:`privpkg.conda.channelauth`);
 this module only wraps them in conda's types. An error inside a hook is one ``privpkg:`` line,
 never a conda traceback.
 
@@ -100,10 +100,10 @@ class PrivpkgChannelAuth(types.ChannelAuthBase):
 
 
 def _channelauth() -> Any:
-    # Imported by name at the first request: the module holds the store lookups.
-    import importlib
+    # Imported at the first request, not with the plugin: the module holds the store lookups.
+    from privpkg.conda import channelauth
 
-    return importlib.import_module("privpkg.conda.channelauth")
+    return channelauth
 
 
 @hookimpl
