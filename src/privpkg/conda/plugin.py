@@ -4,7 +4,8 @@ conda imports this module at start-up for every command, ``conda info`` and ``co
 included, so at module level it imports only ``conda.plugins``; each hook imports privpkg's
 implementation in its body (as conda-auth does), and no hook reads the store before it needs a
 credential. The implementations are plain callables in modules that never import conda
-(:mod:`privpkg.conda.pipstep`, :mod:`privpkg.conda.health`, :mod:`privpkg.conda.channelauth`);
+(:mod:`privpkg.conda.pipstep`, :mod:`privpkg.conda.health`, :mod:`privpkg.conda.channelauth`,
+:mod:`privpkg.conda.pypirecords`);
 this module only wraps them in conda's types. An error inside a hook is one ``privpkg:`` line,
 never a conda traceback.
 
@@ -12,7 +13,9 @@ never a conda traceback.
   step's environment and the wrapper around conda's pip subprocess (:mod:`~privpkg.conda.pipstep`);
 - ``conda_auth_handlers``: ``auth: privpkg`` in a condarc ``channel_settings`` entry sends that
   channel's requests through :class:`PrivpkgChannelAuth` (``privpkg setup conda`` writes them);
-- ``conda_health_checks``: privpkg's checks in ``conda doctor`` (:mod:`~privpkg.conda.health`).
+- ``conda_health_checks``: privpkg's checks in ``conda doctor`` (:mod:`~privpkg.conda.health`);
+- ``conda_prefix_data_loaders``: ``conda list`` shows the ``privpkg://`` URL of a wheel pip
+  installed from a workspace as its channel (:mod:`~privpkg.conda.pypirecords`).
 """
 
 from __future__ import annotations
@@ -135,3 +138,32 @@ def _health(prefix: str, verbose: bool) -> None:
     for c in found:
         print(f"{OK_MARK if c.status == 'ok' else X_MARK} {c.detail}")
     print()
+
+
+#: privpkg.conda.pypirecords.LOADER_NAME (a conda-marked test keeps the two equal): conda runs the
+#: prefix-data loaders sorted by name, and this one must come after conda's "pypi".
+PREFIX_DATA_LOADER = "pypi-privpkg"
+
+
+@hookimpl
+def conda_prefix_data_loaders() -> Any:
+    yield types.CondaPrefixDataLoader(name=PREFIX_DATA_LOADER, loader=_privpkg_urls)
+
+
+def _privpkg_urls(prefix: Any, records: Any) -> Any:
+    try:
+        from privpkg.conda import pypirecords
+
+        return pypirecords.show_privpkg_urls(prefix, records, _with_channel)
+    except Exception as exc:  # noqa: BLE001 - conda list goes on with conda's own records
+        _warn(f"privpkg could not read the privpkg:// URLs of pip's packages in {prefix}: {_one_line(exc)}")
+        return {}
+
+
+def _with_channel(record: Any, url: str) -> Any:
+    # Only the channel: subdir "pypi", build "pypi_0" and the package type stay conda's (its
+    # solver and `conda env export` tell pip's packages by them).
+    from conda.models.channel import Channel
+    from conda.models.records import PrefixRecord
+
+    return PrefixRecord.from_objects(record, channel=Channel(url))
