@@ -317,10 +317,10 @@ def test_conda_env_update_places_the_shim_with_nothing_to_link(conda: Conda, pri
     freeze = subprocess.run([str(prefix / "bin" / "python"), "-m", "pip", "freeze"], env=conda.env, capture_output=True, text=True, timeout=120,
                             check=False)
     assert f"alpha-pkg @ {url}" in freeze.stdout, freeze.stdout + freeze.stderr
-    # conda's view of pip's packages never holds a URL (its pypi loader does not read
-    # direct_url.json): conda list shows the channel "pypi", conda env export a bare pin.
+    # conda list shows the URL as the channel (privpkg's prefix-data loader); conda env export
+    # writes a bare pin (conda's exporter hard-codes name==version).
     listed = conda_listed(conda, prefix, conda.env)
-    assert re.search(r"^alpha-pkg\s+1\.0\s+pypi_0\s+pypi$", listed, re.MULTILINE), listed
+    assert re.search(rf"^alpha-pkg\s+1\.0\s+pypi_0\s+{re.escape(url)}$", listed, re.MULTILINE), listed
     exported = conda.ok("env", "export", "-p", prefix).stdout
     assert "    - alpha-pkg==1.0" in exported and "privpkg://" not in exported, exported
     assert str(tmp_path / "ws") not in r.output  # the signed (file) URL is never shown
@@ -363,6 +363,9 @@ def test_conda_privpkg_wheels_from_azure_and_s3_show_no_signature(conda: Conda, 
     # pip's verbose lines (conda prints pip's output after it exits): the download requests were shown.
     assert "Successfully installed az-pkg-1.0 s3-pkg-1.5" in r.output and '"GET privpkg://s3ws/wheels/' in r.output, r.describe()
     no_leak(r.output, azurite.key, moto_server.secret_key)
+    listed = conda_listed(conda, conda.prefix("cloud"), conda.env)
+    assert az_url in listed and s3_url in listed, listed  # the privpkg:// URLs, never a signed one
+    no_leak(listed, azurite.key, moto_server.secret_key)
     # What conda and pip recorded: the installed distributions' metadata and conda-meta.
     for p in [*site.glob("az_pkg-*.dist-info/*"), *site.glob("s3_pkg-*.dist-info/*"), *(conda.prefix("cloud") / "conda-meta").rglob("*")]:
         if p.is_file():
@@ -398,3 +401,52 @@ def test_conda_doctor_shows_privpkg_checks_with_a_broken_store(conda: Conda, pri
     lines = [ln for ln in r.stdout.splitlines() if "privpkg" in ln]
     assert any(ln.startswith("❌ privpkg's store: ") for ln in lines), r.describe()
     assert any(ln.startswith("✅ privpkg 0.") for ln in lines) and "Traceback" not in r.output, r.describe()
+
+
+@pytest.mark.conda
+def test_conda_list_shows_the_privpkg_url(conda: Conda, privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """``conda list`` of an environment whose pip section installed a privpkg:// wheel shows that
+    URL as the wheel's channel (privpkg's prefix-data loader, run after conda's ``pypi`` one), and
+    ``--json`` as its ``base_url``; a wheel from an index stays ``pypi``. Only the channel changes:
+    ``--export``/``--explicit`` and ``conda env export`` (a bare ``name==version``: conda's exporter
+    hard-codes it) write what they wrote before, and with ``pip_interop_enabled`` conda's solver
+    (``conda install``) and ``conda remove`` of the wheel work."""
+    cli = privpkg_cli
+    cli.ok("workspace", "add", "loc", "--local", tmp_path / "ws")
+    url = cli.ok("wheel", "add", make_wheel(tmp_path / "dist", "alpha-pkg", "1.0"), "--workspace", "loc").strip().splitlines()[-1]
+    make_wheel(tmp_path / "public", "beta-pkg", "2.0")
+    yml = conda.write_env_file(env_file(tmp_path), name="listed",
+                               pip=["--no-index", f"--find-links {tmp_path / 'public'}", "beta-pkg==2.0", f"alpha-pkg @ {url}"])
+    conda.ok("env", "create", "-f", yml)
+    prefix = conda.prefix("listed")
+
+    order = ("from conda.base.context import context\n"
+             "from privpkg.conda import plugin, pypirecords\n"
+             "assert plugin.PREFIX_DATA_LOADER == pypirecords.LOADER_NAME\n"
+             "print(' '.join(p.name for p in context.plugin_manager.get_hook_results('prefix_data_loaders')))\n")
+    r = subprocess.run([str(conda.python), "-c", order], env=conda.env, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0 and r.stdout.split() == ["pypi", "pypi-privpkg"], r.stdout + r.stderr
+
+    listed = conda_listed(conda, prefix, conda.env)
+    assert re.search(rf"^alpha-pkg\s+1\.0\s+pypi_0\s+{re.escape(url)}$", listed, re.MULTILINE), listed
+    assert re.search(r"^beta-pkg\s+2\.0\s+pypi_0\s+pypi$", listed, re.MULTILINE), listed
+    assert url in conda.ok("list", "-p", prefix, "--show-channel-urls").stdout
+    as_json = {p["name"]: p for p in json.loads(conda.ok("list", "-p", prefix, "--json").stdout)}
+    assert as_json["alpha-pkg"]["base_url"] == url and as_json["alpha-pkg"]["platform"] == "pypi", as_json["alpha-pkg"]
+    assert as_json["alpha-pkg"]["build_string"] == "pypi_0" and as_json["beta-pkg"]["channel"] == "pypi", as_json
+    assert "alpha-pkg=1.0=pypi_0" in conda.ok("list", "-p", prefix, "--export").stdout
+
+    interop = conda.env | {"CONDA_PIP_INTEROP_ENABLED": "true"}
+    explicit = conda.ok("list", "-p", prefix, "--explicit", env=interop).stdout
+    assert "# no URL for: alpha_pkg-1.0.dist-info" in explicit and "privpkg://" not in explicit, explicit  # never a package URL
+    exported = conda.ok("env", "export", "-p", prefix).stdout
+    assert "    - alpha-pkg==1.0" in exported and "privpkg://" not in exported, exported
+
+    solved = conda.ok("install", "-p", prefix, "pip", env=interop)
+    assert "All requested packages already installed" in solved.stdout, solved.describe()
+    removed = conda.ok("remove", "-p", prefix, "alpha-pkg", env=interop)
+    assert "alpha-pkg-1.0-pypi_0" in removed.stdout, removed.describe()
+    assert not list(conda.site_packages(prefix).glob("alpha_pkg-*")) and "alpha-pkg" not in conda_listed(conda, prefix, conda.env)
+    for text in (listed, explicit, exported, solved.output, removed.output):
+        no_leak(text)
+    cli.outputs.check()
