@@ -85,6 +85,13 @@ def test_privpkg_wheels_get_their_url_and_nothing_else_changes(prefix: Path) -> 
     assert {k: v for k, v in records.items() if k != "alpha-pkg"} == {k: v for k, v in before.items() if k != "alpha-pkg"}
 
 
+def test_fragment_dropped(prefix: Path) -> None:
+    """pip's ``#sha256=`` (when the pip section pinned one) is no part of the reference."""
+    alpha = dist(prefix / SITE, "alpha-pkg", "1.0", pip_direct_url(URL + "#sha256=" + "ab" * 32))
+    records = conda_records(prefix, alpha)
+    assert pypirecords.show_privpkg_urls(prefix, records, relabel) == {"alpha-pkg": replace(alpha, channel=URL)}
+
+
 def test_conda_mapping_type_and_str_prefix(prefix: Path) -> None:
     """conda passes a UserDict (PrefixRecordDict) and a Path; a str prefix works too."""
     alpha = dist(prefix / SITE, "alpha-pkg", "1.0", pip_direct_url(URL))
@@ -97,7 +104,9 @@ def test_conda_mapping_type_and_str_prefix(prefix: Path) -> None:
     "privpkg://user:secret@loc/wheels/alpha_pkg-1.0-py3-none-any.whl",  # userinfo: never shown
     "privpkg://token@loc/wheels/alpha_pkg-1.0-py3-none-any.whl",
     "privpkg://loc/wheels/alpha_pkg-1.0-py3-none-any.whl?sig=abc123",  # a query could be a signature
-    "privpkg://loc/wheels/alpha_pkg-1.0-py3-none-any.whl#sha256=" + "ab" * 32,
+    "privpkg://loc/wheels/sub/alpha_pkg-1.0-py3-none-any.whl",  # not the grammar (privpkg.refs)
+    "privpkg://loc/environments/train",
+    "privpkg://loc/wheels/alpha_pkg-1.0-py3-none-any.whl%0a",
     "privpkg://loc/wheels/alpha pkg.whl",
     "privpkg://loc/wheels/alpha.whl\nX",
     "privpkg://loc",
@@ -177,4 +186,4 @@ def test_import_is_light() -> None:
     """conda imports it on every conda list: the standard library only, no store, no keyring."""
     code = "import sys, privpkg.conda.pypirecords; print(' '.join(sorted(m for m in sys.modules if m.startswith(('privpkg', 'keyring', 'cryptography')))))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert r.stdout.split() == ["privpkg", "privpkg.conda", "privpkg.conda.pypirecords"], r.stdout
+    assert r.stdout.split() == ["privpkg", "privpkg.conda", "privpkg.conda.pypirecords", "privpkg.errors", "privpkg.refs"], r.stdout

@@ -13,13 +13,14 @@ Only the channel changes. The name, version, build (``pypi_0``), subdir (``pypi`
 solver reads to tell pip's packages from its own), package type and file list stay conda's, so
 ``conda remove``, ``conda env export`` and the solver treat the record as before. The URL shown
 is the one pip recorded from the pip section (``privpkg://WORKSPACE/PATH``): never a signed URL.
-A URL with a user, a password, a query or a fragment is not shown at all (the record stays
-``pypi``), so nothing that could carry a secret reaches conda's output.
+A URL that :mod:`privpkg.refs` refuses (a user part, a query, control characters) is not shown
+at all (the record stays ``pypi``), so nothing that could carry a secret reaches conda's output;
+a fragment (pip's ``#sha256=``) is dropped.
 
 conda runs every loader on each ``conda list``/``env export``/``compare`` (and, with
 ``pip_interop_enabled``, before each solve), so this reads only the ``direct_url.json`` of
 records conda already found (one ``open`` each; a missing file is the common case) and imports
-nothing beyond the standard library.
+nothing of privpkg but the URL grammar (:mod:`privpkg.refs`, standard library only).
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ import os
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+
+from privpkg import refs
+from privpkg.errors import UsageError
 
 #: The loader's name in conda: loaders run sorted by name, and this one must see the records of
 #: conda's ``pypi`` loader ("pypi" < "pypi-privpkg").
 LOADER_NAME = "pypi-privpkg"
-#: The scheme of workspace wheel URLs (privpkg.urls); spelled here to import nothing of privpkg.
-SCHEME = "privpkg"
 #: conda's subdir for the records of its pypi loader (conda/core/solve.py reads it too).
 PYPI_SUBDIR = "pypi"
 #: direct_url.json is a few hundred bytes; a larger one is not pip's and is not read.
@@ -61,8 +62,9 @@ def site_packages_dir(python_record: Any) -> str | None:
 
 
 def privpkg_url(dist_info: Path) -> str | None:
-    """The ``privpkg://`` URL in ``DIST_INFO/direct_url.json``, or None: no file, not pip's
-    format, another scheme, or a URL with userinfo, a query or a fragment (never shown)."""
+    """The ``privpkg://`` wheel URL in ``DIST_INFO/direct_url.json`` without its fragment, or
+    None: no file, not pip's format, another scheme, or a URL that :func:`privpkg.refs.parse`
+    refuses (user part, query, control characters: never shown)."""
     try:
         with open(dist_info / "direct_url.json", "rb") as f:
             raw = f.read(MAX_DIRECT_URL_BYTES + 1)
@@ -75,17 +77,16 @@ def privpkg_url(dist_info: Path) -> str | None:
     except ValueError:
         return None
     url = data.get("url") if isinstance(data, dict) else None
-    if not isinstance(url, str) or not url.startswith(f"{SCHEME}://"):
+    if not isinstance(url, str) or not refs.is_ref(url):
         return None
     try:
-        parts = urlsplit(url)
-    except ValueError:
+        refs.parse(url)  # the one grammar: no user part, no query, no control character
+    except UsageError:
         return None
-    if not parts.hostname or not parts.path.strip("/") or "@" in parts.netloc or parts.query or parts.fragment:
+    shown = url.split("#", 1)[0]  # pip's #sha256= is not part of the reference (privpkg.refs)
+    if any(c.isspace() for c in shown):  # conda prints its columns separated by spaces
         return None
-    if any(c.isspace() or ord(c) < 0x20 for c in url):
-        return None
-    return url
+    return shown
 
 
 def show_privpkg_urls(prefix: str | os.PathLike[str], records: MutableMapping[str, R], with_channel: Callable[[R, str], R]) -> dict[str, R]:
