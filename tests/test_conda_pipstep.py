@@ -410,7 +410,9 @@ def test_conda_list_shows_the_privpkg_url(conda: Conda, privpkg_cli: PrivpkgCLI,
     ``--json`` as its ``base_url``; a wheel from an index stays ``pypi``. Only the channel changes:
     ``--export``/``--explicit`` and ``conda env export`` (a bare ``name==version``: conda's exporter
     hard-codes it) write what they wrote before, and with ``pip_interop_enabled`` conda's solver
-    (``conda install``) and ``conda remove`` of the wheel work."""
+    (``conda install``) and ``conda remove`` of the wheel work. ``conda export --format
+    privpkg-yaml`` writes ``alpha-pkg @ privpkg://...``, and ``conda env create`` of that file
+    installs the same wheel."""
     cli = privpkg_cli
     cli.ok("workspace", "add", "loc", "--local", tmp_path / "ws")
     url = cli.ok("wheel", "add", make_wheel(tmp_path / "dist", "alpha-pkg", "1.0"), "--workspace", "loc").strip().splitlines()[-1]
@@ -441,12 +443,21 @@ def test_conda_list_shows_the_privpkg_url(conda: Conda, privpkg_cli: PrivpkgCLI,
     assert "# no URL for: alpha_pkg-1.0.dist-info" in explicit and "privpkg://" not in explicit, explicit  # never a package URL
     exported = conda.ok("env", "export", "-p", prefix).stdout
     assert "    - alpha-pkg==1.0" in exported and "privpkg://" not in exported, exported
+    # privpkg's export format writes the URL; an environment made from that file gets the same wheel.
+    ours = conda.ok("export", "-p", prefix, "--format", "privpkg-yaml").stdout
+    assert f"      - alpha-pkg @ {url}\n" in ours and "      - beta-pkg==2.0\n" in ours, ours
+    copy_yml = tmp_path / "proj" / "exported.yml"
+    copy_yml.write_text(ours)
+    conda.ok("env", "create", "-f", copy_yml, "-n", "copied",
+             env=conda.env | {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path / "public")})
+    copied = conda.site_packages(conda.prefix("copied"))
+    assert json.loads((copied / "alpha_pkg-1.0.dist-info" / "direct_url.json").read_text())["url"] == url
 
     solved = conda.ok("install", "-p", prefix, "pip", env=interop)
     assert "All requested packages already installed" in solved.stdout, solved.describe()
     removed = conda.ok("remove", "-p", prefix, "alpha-pkg", env=interop)
     assert "alpha-pkg-1.0-pypi_0" in removed.stdout, removed.describe()
     assert not list(conda.site_packages(prefix).glob("alpha_pkg-*")) and "alpha-pkg" not in conda_listed(conda, prefix, conda.env)
-    for text in (listed, explicit, exported, solved.output, removed.output):
+    for text in (listed, explicit, exported, ours, solved.output, removed.output):
         no_leak(text)
     cli.outputs.check()

@@ -175,6 +175,17 @@ def test_site_packages_from_the_python_record(prefix: Path) -> None:
     assert pypirecords.site_packages_dir(Rec("python", "3", "linux-64", "p")) is None
 
 
+def test_exported_pip_lines() -> None:
+    """``conda export --format privpkg-yaml``: conda's NAME==VERSION lines, workspace wheels as
+    NAME @ URL (names as conda's records spell them); anything else as conda wrote it."""
+    urls = {"alpha-pkg": URL}
+    lines = ["alpha-pkg==1.0", "beta-pkg==2.0", "--no-index", {"odd": 1}, "alpha-pkg-extra==1.0"]
+    assert pypirecords.pip_lines_with_urls(lines, urls) == [f"alpha-pkg @ {URL}", "beta-pkg==2.0", "--no-index", {"odd": 1},
+                                                            "alpha-pkg-extra==1.0"]
+    assert pypirecords.is_shown_url(URL) and not pypirecords.is_shown_url("pypi")
+    assert not pypirecords.is_shown_url("https://conda.anaconda.org/pypi")
+
+
 def test_loader_runs_after_condas_pypi_loader() -> None:
     """conda 26.7 sorts prefix-data loaders by name (PluginManager.get_hook_results), whatever
     their tryfirst: privpkg's must come after "pypi" to see its records."""

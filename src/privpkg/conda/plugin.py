@@ -15,7 +15,9 @@ never a conda traceback.
   channel's requests through :class:`PrivpkgChannelAuth` (``privpkg setup conda`` writes them);
 - ``conda_health_checks``: privpkg's checks in ``conda doctor`` (:mod:`~privpkg.conda.health`);
 - ``conda_prefix_data_loaders``: ``conda list`` shows the ``privpkg://`` URL of a wheel pip
-  installed from a workspace as its channel (:mod:`~privpkg.conda.pypirecords`).
+  installed from a workspace as its channel (:mod:`~privpkg.conda.pypirecords`);
+- ``conda_environment_exporters``: ``conda export --format privpkg-yaml`` (conda's environment
+  YAML with ``NAME @ privpkg://...`` pip lines for workspace wheels).
 """
 
 from __future__ import annotations
@@ -167,3 +169,48 @@ def _with_channel(record: Any, url: str) -> Any:
     from conda.models.records import PrefixRecord
 
     return PrefixRecord.from_objects(record, channel=Channel(url))
+
+
+#: The export format (and its alias): conda's own environment-yaml keeps ``environment.yml`` and
+#: the default; two exporters may not share a name, an alias or a file name.
+EXPORT_FORMAT = "privpkg-environment-yaml"
+
+
+@hookimpl
+def conda_environment_exporters() -> Any:
+    yield types.CondaEnvironmentExporter(
+        name=EXPORT_FORMAT,
+        aliases=("privpkg-yaml",),
+        default_filenames=(),
+        export=_export_yaml,
+        description="environment-yaml with the privpkg:// URL of each workspace wheel in the pip section",
+    )
+
+
+def _export_yaml(env: Any) -> str:
+    from conda.exceptions import CondaValueError
+
+    try:
+        return _export_yaml_of(env)
+    except CondaValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - conda's internals moved: one line, not conda's crash report
+        raise CondaValueError(f"privpkg cannot export in the privpkg-yaml format with this conda: {_one_line(exc)}") from None
+
+
+def _export_yaml_of(env: Any) -> str:
+    # conda's own environment-yaml dictionary (its exporter's to_dict), then the pip lines.
+    from conda.common.serialize import yaml
+    from conda.core.prefix_data import PrefixData
+    from conda.plugins.environment_exporters.environment_yml import to_dict
+
+    from privpkg.conda import pypirecords
+
+    data = to_dict(env)
+    # The records privpkg's loader relabelled: their channel is the privpkg:// URL.
+    records = PrefixData(env.prefix, interoperability=True).get_python_packages() if env.prefix else []
+    urls = {r.name: str(r.channel.canonical_name) for r in records if pypirecords.is_shown_url(str(r.channel.canonical_name))}
+    for dep in data.get("dependencies", []):
+        if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
+            dep["pip"] = pypirecords.pip_lines_with_urls(dep["pip"], urls)
+    return str(yaml.dumps(data))

@@ -21,13 +21,17 @@ conda runs every loader on each ``conda list``/``env export``/``compare`` (and, 
 ``pip_interop_enabled``, before each solve), so this reads only the ``direct_url.json`` of
 records conda already found (one ``open`` each; a missing file is the common case) and imports
 nothing of privpkg but the URL grammar (:mod:`privpkg.refs`, standard library only).
+
+conda's ``env export`` writes pip's packages as ``NAME==VERSION`` whatever their record says
+(conda/models/environment.py); :func:`pip_lines_with_urls` is the ``privpkg-yaml`` export format
+(``conda export --format privpkg-yaml``), which writes ``NAME @ privpkg://...`` for them instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,3 +118,21 @@ def show_privpkg_urls(prefix: str | os.PathLike[str], records: MutableMapping[st
             continue
         replaced[name] = records[name] = with_channel(record, url)
     return replaced
+
+
+def is_shown_url(channel: str) -> bool:
+    """Whether a record's channel is a URL that :func:`show_privpkg_urls` put there."""
+    return refs.is_ref(channel)
+
+
+def pip_lines_with_urls(lines: list[Any], urls: Mapping[str, str]) -> list[Any]:
+    """An exported environment's pip lines with each ``NAME==VERSION`` of a workspace wheel
+    written as ``NAME @ URL`` (``urls``: name -> the ``privpkg://`` URL its record shows), so
+    ``conda env create`` of the exported file installs the same wheel through privpkg's shim
+    instead of looking the name up on the indexes. Other lines stay as conda wrote them."""
+    out: list[Any] = []
+    for line in lines:
+        name = line.split("==", 1)[0].strip() if isinstance(line, str) and "==" in line else None
+        url = urls.get(name) if name else None
+        out.append(f"{name} @ {url}" if url else line)
+    return out
