@@ -12,8 +12,9 @@ prints it in the Channel column and ``conda list --json`` as ``base_url`` and ``
 Only the channel changes. The name, version, build (``pypi_0``), subdir (``pypi``, which conda's
 solver reads to tell pip's packages from its own), package type and file list stay conda's, so
 ``conda remove``, ``conda env export`` and the solver treat the record as before. The URL shown
-is the one pip recorded from the pip section (``privpkg://WORKSPACE/PATH``): never a signed URL.
-A URL that :mod:`privpkg.refs` refuses (a user part, a query, control characters) is not shown
+is the one pip recorded from the pip section (``privpkg://WORKSPACE/wheels/FILE.whl``): never a signed URL.
+A URL that :mod:`privpkg.refs` refuses (a user part, a query, control characters), or one with
+white space (conda separates its columns with spaces), is not shown
 at all (the record stays ``pypi``), so nothing that could carry a secret reaches conda's output;
 a fragment (pip's ``#sha256=``) is dropped.
 
