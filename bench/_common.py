@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,57 @@ def hyperfine(commands: dict[str, list[Any]], env: dict[str, str], *, runs: int,
         o["median_ms"] = statistics.median(o["ms"])
         o["cpu_mean_ms"] = statistics.fmean(o.pop("cpu_ms"))
     return out
+
+
+def interleaved(commands: dict[str, tuple[list[Any], dict[str, str]]], *, runs: int, warmup: int,
+                seed: int = 1) -> dict[str, Any]:
+    """Time each named ``(argv, env)`` once per iteration, in a fresh shuffled order every
+    iteration (stdin from /dev/null, stdout piped and stderr discarded, as pip runs keyring).
+
+    hyperfine runs one command's runs back to back, so drift on a shared machine (a noisy
+    neighbour, frequency changes) lands on whichever command is running at the time; here every
+    iteration runs every command within a second or so, and ``paired`` (each iteration's time
+    minus the first command's) cancels that drift. Wall time from ``perf_counter_ns`` around
+    ``subprocess.run`` (the spawn costs every command the same); CPU from the children's rusage.
+    Returns per name: ``ms``, ``exit_codes``, ``cpu_mean_ms``, ``median_ms`` and, for all but
+    the first name, ``paired`` (ms, in iteration order)."""
+    import resource
+
+    names = list(commands)
+    rng = random.Random(seed)
+    out: dict[str, Any] = {k: {"ms": [], "exit_codes": [], "cpu_ms": []} for k in names}
+    for i in range(warmup + runs):
+        order = names[:]
+        rng.shuffle(order)
+        for name in order:
+            argv, env = commands[name]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter_ns()
+            res = subprocess.run([str(a) for a in argv], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, check=False)
+            wall = (time.perf_counter_ns() - t0) / 1e6
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if i >= warmup:
+                o = out[name]
+                o["ms"].append(wall)
+                o["exit_codes"].append(res.returncode)
+                o["cpu_ms"].append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1e3)
+        if i >= warmup and (i - warmup + 1) % max(1, runs // 5) == 0:
+            log(f"  {i - warmup + 1}/{runs} iterations")
+    for name in names:
+        o = out[name]
+        o["median_ms"] = statistics.median(o["ms"])
+        o["cpu_mean_ms"] = statistics.fmean(o.pop("cpu_ms"))
+        if name != names[0]:
+            o["paired"] = [a - b for a, b in zip(o["ms"], out[names[0]]["ms"])]
+    return out
+
+
+def median_ci(values: list[float], *, seed: int = 1, n: int = 2000) -> tuple[float, float, float]:
+    """The median of ``values`` and its 95% bootstrap interval."""
+    rng = random.Random(seed)
+    boot = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(n))
+    return statistics.median(values), boot[int(0.025 * n)], boot[int(0.975 * n) - 1]
 
 
 def compare(base: list[float], other: list[float], *, ratio: bool = False, seed: int = 1, n: int = 2000) -> tuple[float, float, float]:

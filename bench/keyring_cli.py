@@ -5,12 +5,13 @@ Target: pip's exact call ``keyring --mode=creds --output=json get URL`` with pri
 costs at most 15 ms more (median) than the same call with keyring alone.
 
     python bench/keyring_cli.py --runs 300        # the README's numbers
-    python bench/keyring_cli.py --runs 20 --rounds 2 --attribution-runs 2     # a smoke test
+    python bench/keyring_cli.py --runs 20 --attribution-runs 2     # a smoke test
 
 Two throwaway venvs from this interpreter with the same versions of keyring and its
 dependencies: ``privpkg`` (a wheel of this checkout, non-editable) and ``keyring`` (keyring
 alone). Every call gets a throwaway PRIVPKG_HOME and XDG dirs, so no real store, key or
-keyringrc is read. hyperfine times, in alternating rounds (see _common.hyperfine):
+keyringrc is read. Every iteration runs each variant once, in a fresh random order (see
+_common.interleaved):
 
     keyring alone     keyring venv: only keyring's `fail` backend on a headless machine, so the
                       call answers nothing (exit 1; creds mode without a username asks
@@ -20,11 +21,18 @@ keyringrc is read. hyperfine times, in alternating rounds (see _common.hyperfine
     privpkg miss      same store, a URL no connection covers: nothing, exit 1
     privpkg no store  an empty PRIVPKG_HOME: nothing, exit 1
 
-Each command is ``env PRIVPKG_HOME=… PYTHONIOENCODING=utf-8 VENV/bin/keyring --mode=creds
---output=json get URL`` (pip adds PYTHONIOENCODING; `env` costs every variant the same), stdout
-piped as pip does. Each answer is checked once before timing and every exit code after. Then
-in-process timers in fresh processes of the same venvs split privpkg's share of a hit into its
-steps, which resolves the target where the whole-process interval is too wide.
+Each command is ``VENV/bin/keyring --mode=creds --output=json get URL`` with PRIVPKG_HOME and
+PYTHONIOENCODING=utf-8 in its environment (pip adds the latter), stdin from /dev/null and stdout
+piped as pip does. Each answer is checked once before timing and every exit code after.
+
+The verdict uses the paired difference: each iteration's hit minus the same iteration's keyring
+alone, whose median has a 95% bootstrap interval. A keyring call here takes about 200 ms with a
+spread of ±25 ms (keyring's own start-up runs ``ctypes.util.find_library`` for its macOS backend
+and probes D-Bus, both of which vary), and in blocks of back-to-back runs (hyperfine's way; this
+script used it until 2026-11-22) machine drift lands on one variant at a time: three such runs
+of 300 gave +10, +17 and +29 ms, with intervals 30 ms wide. The difference of the medians is
+reported beside the paired one. In-process timers in fresh processes of the same venvs then split
+privpkg's share of a hit into its steps.
 """
 
 from __future__ import annotations
@@ -46,8 +54,9 @@ from _common import (
     busy_note,
     clean_env,
     compare,
-    hyperfine,
+    interleaved,
     log,
+    median_ci,
     privpkg_venv,
     privpkg_wheel,
     run,
@@ -158,8 +167,7 @@ def attribution(py_priv: Path, py_base: Path, envs: dict[str, dict[str, str]], r
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=100, help="timed runs per variant (default 100)")
-    ap.add_argument("--rounds", type=int, default=10, help="alternating hyperfine rounds the runs are split over (default 10)")
-    ap.add_argument("--warmup", type=int, default=2, help="hyperfine warm-up runs per variant and round (default 2)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
     ap.add_argument("--attribution-runs", type=int, default=15, help="fresh processes per in-process step (0: skip)")
     args = ap.parse_args(argv)
 
@@ -200,11 +208,11 @@ def main(argv: list[str] | None = None) -> int:
             if r.returncode != code or got != answer or r.stderr.strip():
                 raise SystemExit(f"{key}: exit {r.returncode}, unexpected answer or stderr: {r.stderr[-500:]}")
 
-        commands = {k: ["env", f"{envvars.HOME}={envs[e][envvars.HOME]}", "PYTHONIOENCODING=utf-8", exe,
-                        "--mode=creds", "--output=json", "get", url] for k, (_, exe, url, e, *_r) in variants.items()}
+        commands = {k: ([exe, "--mode=creds", "--output=json", "get", url], {**envs[e], "PYTHONIOENCODING": "utf-8"})
+                    for k, (_, exe, url, e, *_r) in variants.items()}
         load = os.getloadavg()[0]
-        log(f"timing {len(commands)} variants x {args.runs} runs with hyperfine in {args.rounds} rounds")
-        res = hyperfine(commands, env, runs=args.runs, rounds=args.rounds, warmup=args.warmup, ignore_failure=True)
+        log(f"timing {len(commands)} variants x {args.runs} interleaved iterations")
+        res = interleaved(commands, runs=args.runs, warmup=args.warmup)
         for key, (*_, code, _a) in variants.items():
             if set(res[key]["exit_codes"]) != {code}:
                 raise SystemExit(f"{key}: exit codes {set(res[key]['exit_codes'])} during timing, expected {code}")
@@ -216,24 +224,24 @@ def main(argv: list[str] | None = None) -> int:
     base = res["keyring_alone"]
     print("\n### pip's keyring subprocess call: `keyring --mode=creds --output=json get URL`\n")
     print(f"keyring {frozen['keyring']}, privpkg {frozen['privpkg']}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
-          f"hyperfine, {args.runs} runs per variant in {args.rounds} alternating rounds ({args.warmup} warm-ups per round). "
-          "Δ: difference of the medians with its 95% bootstrap interval; per round: the median of each round's Δ; "
-          "CPU: hyperfine's user+sys mean.\n")
-    print("| variant | median | Δ vs keyring alone (95% CI) | Δ per round | Δ CPU |")
+          f"{args.runs} iterations, each running every variant once in a random order ({args.warmup} untimed first). "
+          "Paired Δ: the median of each iteration's difference from keyring alone, with its 95% bootstrap interval (the "
+          "verdict); Δ of medians: the difference of the pooled medians, with its interval; CPU: user+sys mean.\n")
+    print("| variant | median | paired Δ vs keyring alone (95% CI) | Δ of medians (95% CI) | Δ CPU |")
     print("|---|---:|---:|---:|---:|")
     for key, (label, *_r) in variants.items():
         r = res[key]
         if key == "keyring_alone":
             print(f"| {label} | {r['median_ms']:.1f} ms | — | — | — |")
             continue
+        r["paired_diff_ms"] = median_ci(r["paired"])
         r["diff_ms"] = compare(base["ms"], r["ms"])
-        r["diff_per_round_ms"] = statistics.median(a - b for a, b in zip(r["round_medians"], base["round_medians"]))
-        d, lo, hi = r["diff_ms"]
-        print(f"| {label} | {r['median_ms']:.1f} ms | {d:+.1f} ms ({lo:+.1f} … {hi:+.1f}) | {r['diff_per_round_ms']:+.1f} ms | "
+        (p, plo, phi), (d, lo, hi) = r["paired_diff_ms"], r["diff_ms"]
+        print(f"| {label} | {r['median_ms']:.1f} ms | {p:+.1f} ms ({plo:+.1f} … {phi:+.1f}) | {d:+.1f} ms ({lo:+.1f} … {hi:+.1f}) | "
               f"{r['cpu_mean_ms'] - base['cpu_mean_ms']:+.1f} ms |")
-    d, lo, hi = res["privpkg_hit"]["diff_ms"]
+    d, lo, hi = res["privpkg_hit"]["paired_diff_ms"]
     met, resolved, text = verdict(d, lo, hi, TARGET_MS)
-    print(f"\nTarget: a hit adds at most {TARGET_MS:g} ms to the call: {text} ({d:+.1f} ms).")
+    print(f"\nTarget: a hit adds at most {TARGET_MS:g} ms to the call (paired Δ): {text} ({d:+.1f} ms).")
     if steps:
         print(f"\nprivpkg's share, by in-process timers (median of {args.attribution_runs} fresh processes each):\n")
         print("| step | median |\n|---|---:|")
@@ -244,9 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     print(busy_note(load))
     for r in res.values():
         r["ms"] = [round(x, 3) for x in r["ms"]]
+        r.pop("paired", None)
     write_result("keyring_cli", {
         "versions": {"privpkg_venv": frozen, "keyring_venv": frozen_base}, "target_ms": TARGET_MS, "met": met,
-        "resolved": resolved, "runs": args.runs, "rounds": args.rounds, "warmup": args.warmup,
+        "resolved": resolved, "runs": args.runs, "warmup": args.warmup, "method": "interleaved",
         "command": ["VENV/bin/keyring", "--mode=creds", "--output=json", "get", "URL"],
         "variants": res, "in_process_steps_ms": steps})
     return 0
