@@ -26,6 +26,7 @@ timed), ``PIP_NO_CACHE_DIR=1`` so every run downloads its wheels:
     privpkg        privpkg base, ``--index-url FEED`` + ``feed-pkg`` and ``ws-pkg @ privpkg://default/wheels/F``
     local          privpkg base, ``--no-index --find-links DIR`` + ``feed-pkg`` and ``ws-pkg``: the baseline
     local, bare    bare base, the same local environment: the plugin's cost where nothing needs it
+    feed, workspace  (--breakdown) one private source each, the other wheel from the folder or a file URL
 
 Each variant is run and checked once first (both packages installed; ``ws-pkg``'s
 ``direct_url.json`` records ``privpkg://``; no secret in conda's output), then timed in shuffled
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=10, help="timed env creates per variant (default 10)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed iterations first (default 1)")
     ap.add_argument("--start-runs", type=int, default=100, help="timed `conda --version` / `conda info` per base (default 100)")
+    ap.add_argument("--breakdown", action="store_true", help="also time the feed wheel and the privpkg:// wheel each on its own")
     args = ap.parse_args(argv)
 
     try:
@@ -180,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
                 "privpkg": ("PAT feed + `privpkg://` wheel", ymls["privpkg"], bases["privpkg"], env),
                 "local_bare": ("local folder, base without privpkg", ymls["local"], bases["bare"], bare_env),
             }
+            if args.breakdown:  # each private source alone, the other wheel by file
+                feed_only = [f"--index-url {index}", "feed-pkg", f"ws-pkg @ {ws_whl.as_uri()}"]
+                ws_only = ["--no-index", f"--find-links {wheels}", "feed-pkg", f"ws-pkg @ {ws_url}"]
+                variants["feed"] = ("PAT feed only (`privpkg://` wheel by file URL)", env_yml(work / "feed.yml", feed_only),
+                                    bases["privpkg"], env)
+                variants["workspace"] = ("`privpkg://` wheel only (feed wheel from the folder)", env_yml(work / "ws.yml", ws_only),
+                                         bases["privpkg"], env)
 
             def create(key: str) -> list[Any]:
                 return [variants[key][2] / "bin" / "conda", "env", "create", "-q", "-f", variants[key][1], "-p", work / f"env-{key}"]
@@ -189,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = run(create(key), env=e, cwd=work)
                 if secret in r.stdout + r.stderr:
                     raise SystemExit(f"{key}: the PAT appears in conda's output")
-                check_env(work / f"env-{key}", ws_url if key == "privpkg" else None, key)
+                check_env(work / f"env-{key}", ws_url if key in ("privpkg", "workspace") else None, key)
             load = os.getloadavg()[0]
             log(f"timing {len(variants)} variants x {args.runs} env creates, interleaved")
             res = timed_creates({k: (create(k), variants[k][3], work / f"env-{k}") for k in variants}, runs=args.runs,
