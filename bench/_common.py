@@ -35,6 +35,8 @@ sys.path.insert(0, str(REPO / "tests"))
 # clean environment (support.env.clean_env: HOME, XDG dirs and PRIVPKG_HOME in a throwaway dir,
 # no variable privpkg, pip, uv or keyring reads), uv venvs and the privpkg wheel.
 from support.builds import Venv, build_privpkg_wheel, find_uv, make_venv
+from support.conda import conda_env, find_conda, make_base  # noqa: F401 (re-exported: real conda, conda_env.py)
+from support.conda_channel import build_channel  # noqa: F401 (re-exported)
 from support.env import clean_env  # noqa: F401 (re-exported)
 from support.storage import (  # noqa: F401 (re-exported)
     AZURITE_ACCOUNT,

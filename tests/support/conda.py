@@ -144,10 +144,14 @@ def make_base(conda: CondaInstall, dest: Path, packages: Sequence[str | Path], u
         script = dest / folder / "conda"
         script.write_text(_CONDA_SCRIPT.format(python=dest / "bin" / "python"))
         script.chmod(0o755)
-    check_ok(
-        run([uv_bin, "pip", "install", "--no-config", "--cache-dir", uv_cache, "--python", dest / "bin" / "python", *packages], env),
-        f"uv pip install {' '.join(map(str, packages))} into the conda base",
-    )
+    if packages:
+        check_ok(
+            # Compiled, as pip installs into a user's base: the tests' children write no bytecode
+            # (PYTHONDONTWRITEBYTECODE), so every conda start would compile privpkg's dependencies.
+            run([uv_bin, "pip", "install", "--no-config", "--compile-bytecode", "--cache-dir", uv_cache, "--python", dest / "bin" / "python",
+                 *packages], env),
+            f"uv pip install {' '.join(map(str, packages))} into the conda base",
+        )
 
 
 @pytest.fixture(scope="session")
