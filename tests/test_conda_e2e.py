@@ -1,7 +1,8 @@
 """privpkg against real conda (support.conda): the harness itself, and the plugin as conda loads
 it (issue 9, item 1): registered in base, cheap to import (no keyring, cryptography or store), and
 harmless to every conda command when privpkg's store cannot be read. Skipped, with the reason
-"conda is not installed", only where no conda is found."""
+"conda is not installed", only where no conda is found; the first test (how conda is found) runs
+everywhere."""
 
 from __future__ import annotations
 
@@ -9,16 +10,15 @@ import base64
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from support.conda import Conda, CondaRun
+from support.conda import TEST_CONDA_ENV, Conda, CondaRun, find_conda
 from support.env import assert_no_secret
 
 from privpkg import envvars
 from privpkg.testing import make_wheel
-
-pytestmark = pytest.mark.conda
 
 #: Modules that mean privpkg read (or could read) its store: keyring, the cipher, the vault, the
 #: connection sources and store.
@@ -27,6 +27,21 @@ HEAVY = ("keyring", "cryptography", "privpkg.vault", "privpkg.connections", "pri
 SECRET = "conda-e2e-secret-7f3a9c51"
 
 
+@pytest.mark.integration  # runs `python -m conda --version`
+def test_conda_is_found_only_where_it_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No conda on PATH and no variable: None (the tests skip). A variable naming a Python
+    without conda, or nothing at all: a one-line error (the tests fail, never skip)."""
+    monkeypatch.delenv(TEST_CONDA_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no conda
+    assert find_conda() is None
+    for named in (sys.executable, str(tmp_path / "missing" / "python")):
+        monkeypatch.setenv(TEST_CONDA_ENV, named)
+        with pytest.raises(RuntimeError) as err:
+            find_conda()
+        assert "-m conda --version" in str(err.value) and "\n" not in str(err.value).strip(), err.value
+
+
+@pytest.mark.conda
 def test_create_from_the_local_channel(conda: Conda, tmp_path: Path) -> None:
     """The harness: ``conda create -p X python pip`` from the local channel, in scratch dirs only."""
     prefix = tmp_path / "x"
@@ -37,6 +52,7 @@ def test_create_from_the_local_channel(conda: Conda, tmp_path: Path) -> None:
     assert conda.site_packages(prefix).is_dir()
 
 
+@pytest.mark.conda
 def test_env_create_runs_pip_with_base_activated(conda: Conda, tmp_path: Path) -> None:
     """The harness's user shell: with base activated, base's bin (privpkg, keyring) is first on
     PATH; ``conda env create`` then links python and pip from the channel and runs the ``pip:``
@@ -53,6 +69,7 @@ def test_env_create_runs_pip_with_base_activated(conda: Conda, tmp_path: Path) -
     assert "Successfully installed conda-smoke-1.0" in r.output
 
 
+@pytest.mark.conda
 def test_the_plugin_is_registered_in_base(conda: Conda) -> None:
     """privpkg's entry point (group ``conda``) is found by the conda that runs, with its hooks.
     (conda 26.7's ``conda info`` does not list plugins; ``conda plugins list`` does.)"""
@@ -79,6 +96,7 @@ def _heavy(modules: list[str]) -> list[str]:
     return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
 
 
+@pytest.mark.conda
 def test_importing_the_plugin_loads_no_keyring_cipher_or_store(conda: Conda) -> None:
     """Importing ``privpkg.conda.plugin`` (what conda does at every start) in a fresh interpreter
     of conda's base loads neither keyring, cryptography nor privpkg's store; neither does a whole
@@ -103,6 +121,7 @@ def _works(r: CondaRun) -> None:
     assert_no_secret(r.output, SECRET)
 
 
+@pytest.mark.conda
 @pytest.mark.parametrize("damage", ["corrupt store", "wrong master key"])
 def test_conda_works_when_the_store_cannot_be_read(conda: Conda, tmp_path: Path, damage: str) -> None:
     """A corrupt store file, or a ``PRIVPKG_MASTER_KEY`` that is not the store's key: ``conda
@@ -123,6 +142,7 @@ def test_conda_works_when_the_store_cannot_be_read(conda: Conda, tmp_path: Path,
     _works(conda("create", "-p", tmp_path / "x", "python", env=env))
 
 
+@pytest.mark.conda
 @pytest.mark.parametrize("command", [["--version"], ["info"]])
 def test_conda_prints_the_same_with_and_without_the_plugin(conda: Conda, command: list[str]) -> None:
     """``conda --version`` and ``conda info`` print the same with privpkg's plugin and with

@@ -4,7 +4,7 @@ privpkg installed, a local channel, and a runner with scratch configuration.
 conda is on no registry this machine (or CI) reaches, so these tests skip with the reason
 :data:`NOT_INSTALLED` when no conda is found, and only then. conda is found as ``conda`` on
 ``PATH``, or through :data:`TEST_CONDA_ENV` naming a Python whose ``python -m conda`` works (a
-conda built from its source into a venv: see README, Tests). A conda that is named but does not
+conda built from its source into a venv: see README, Dependencies). A conda that is named but does not
 run fails the tests instead of skipping them.
 
 The conda found is never changed. Each test run makes its own base prefix (:func:`make_base`): a
