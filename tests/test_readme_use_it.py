@@ -121,7 +121,9 @@ def test_readme_use_it_as_written(
     env = clean_env(home, path_prefix=[venv.bin, uv_bin.parent], PAT=feed.secret_a, ACCOUNT_KEY=azurite.key)
     del env["PIP_CONFIG_FILE"]  # the README's `setup pip` writes the user's pip config: pip must read it
     env["VIRTUAL_ENV"] = str(venv.path)  # an activated venv, as the reader has
-    cache = Path(pytestconfig.cache.mkdir("privpkg-readme-pip-cache")) if pytestconfig.cache else tmp_path / "pip-cache"  # type: ignore[union-attr]
+    # getattr: -p no:cacheprovider leaves no `cache` attribute at all.
+    cache_plugin = getattr(pytestconfig, "cache", None)
+    cache = Path(cache_plugin.mkdir("privpkg-readme-pip-cache")) if cache_plugin else tmp_path / "pip-cache"
     env["PIP_CACHE_DIR"] = str(cache)  # speed only: PyPI downloads of privpkg's dependencies
 
     table = substitutions(feed, container, privpkg_wheel)
