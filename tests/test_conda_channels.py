@@ -390,3 +390,94 @@ def test_conda_env_create_with_the_channel_in_environment_yml(conda: Any, channe
     for p in _conda_secret_files(conda, prefix):
         assert_no_secret(p.read_text(errors="replace"), secret)
     assert_no_secret(r.output + listed.output, secret)
+
+
+@pytest.mark.conda
+@pytest.mark.parametrize(("scheme", "auth"), [("basic", "PAT"), ("bearer", "Bearer"), ("apikey", "ApiKey")])
+def test_conda_output_at_vvv_hides_the_secret(conda: Any, channel_server: ChannelServer, checked_cli: Any, tmp_path: Path,
+                                              scheme: str, auth: str) -> None:
+    """conda logs each response's request headers at -vv and above (conda.gateways.repodata.zstd):
+    the handler gives conda a copy with privpkg's header hidden, after the real one went out."""
+    secret = channel_server.secrets[scheme]
+    cli = checked_cli(secret)
+    url = channel_server.url(scheme)
+    cli.ok("connection", "set", "chan", "--category", "CondaChannel", "--auth-type", auth, "--target", url, stdin=secret)
+    cli.ok("setup", "conda")
+    r = conda.ok("create", "-vvv", "-p", tmp_path / "env", "--override-channels", "-c", url, "privtool=1.1")
+    assert channelauth.HIDDEN in r.output, r.describe()  # conda did print the headers: the test looks where it leaked
+    assert all(e.scheme == scheme for e in channel_server.log()), channel_server.log_text()  # the server still got it
+    assert_no_secret(r.output, secret)
+
+
+@pytest.mark.conda
+def test_conda_json_error_details_hide_a_wrong_pat(conda: Any, channel_server: ChannelServer, checked_cli: Any, tmp_path: Path) -> None:
+    """A 401/403's CondaHTTPError carries the request's headers in ``response_details`` (printed by
+    ``--json``); a wrong PAT may still be a live one without access to this channel."""
+    wrong = "revoked-PAT-0123456789"
+    cli = checked_cli(wrong, *channel_server.secrets.values())
+    url = channel_server.url("basic")
+    cli.ok("connection", "set", "stale", "--category", "CondaChannel", "--target", url, stdin=wrong)
+    cli.ok("setup", "conda")
+    r = conda("create", "--json", "-p", tmp_path / "env", "--override-channels", "-c", url, "privtool")
+    assert r.returncode != 0 and "response_details" in r.output, r.describe()
+    assert_no_secret(r.output, wrong)
+
+
+_REDIRECT_PROBE = r"""
+import http.server, json, sys, threading
+import requests
+from privpkg.conda.plugin import PrivpkgChannelAuth
+seen = []
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        seen.append([self.server.server_address[0], self.path, sorted(k.lower() for k in self.headers)])
+        here = self.server.server_address[0]
+        if self.path.startswith("/chan/same/"):
+            self.send_response(302); self.send_header("Location", "/chan/noarch/repodata.json"); self.end_headers()
+        elif here == "127.0.0.1" and self.path.startswith("/chan/away/"):
+            self.send_response(302); self.send_header("Location", sys.argv[1]); self.end_headers()
+        else:
+            self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *a): pass
+a, b = int(sys.argv[2]), int(sys.argv[3])
+servers = [http.server.ThreadingHTTPServer(("127.0.0.1", a), H), http.server.ThreadingHTTPServer(("127.0.0.2", b), H)]
+for s in servers: threading.Thread(target=s.serve_forever, daemon=True).start()
+sys.argv[1] = f"http://127.0.0.2:{b}/steal/noarch/repodata.json"
+s = requests.Session(); s.trust_env = False; s.auth = PrivpkgChannelAuth("chan")
+out = {}
+for case in ("same", "away"):
+    seen.clear()
+    r = s.get(f"http://127.0.0.1:{a}/chan/{case}/noarch/repodata.json", timeout=10)
+    out[case] = {"status": r.status_code, "seen": list(seen), "shown": {k: v for k, v in r.history[0].request.headers.items()}}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.conda
+@pytest.mark.parametrize("auth", ["PAT", "Bearer", "ApiKey"])
+def test_redirect_to_another_host_carries_no_secret(conda: Any, home: Path, auth: str) -> None:
+    """quetz redirects package downloads to signed storage URLs: requests drops only
+    ``Authorization`` on a hop to another host, so the handler takes its own header off; a redirect
+    within the channel's origin keeps it. Run with conda's interpreter (the plugin imports conda)."""
+    import subprocess
+
+    from privpkg.testing import free_port
+
+    secret = "channel-SECRET-0123456789"
+    a, b = free_port(), free_port()
+    connections.set_connection("chan", "CondaChannel", f"http://127.0.0.1:{a}/chan/", auth, value=secret, username="me")
+    probe = subprocess.run([str(conda.python), "-c", _REDIRECT_PROBE, "x", str(a), str(b)], capture_output=True, text=True, timeout=60,
+                           env={**conda.env, envvars.HOME: str(home)}, check=False)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    out = json.loads(probe.stdout)
+    header = {"PAT": "authorization", "Bearer": "authorization", "ApiKey": "x-api-key"}[auth]
+    for case in ("same", "away"):
+        first, *rest = out[case]["seen"]
+        assert out[case]["status"] == 200 and rest, out
+        assert header in first[2], out  # the channel itself got the secret
+    # What conda may print: the value hidden (same origin), or the header gone (taken off for the hop).
+    assert channelauth.HIDDEN in out["same"]["shown"].values(), out
+    assert header not in {k.lower() for k in out["away"]["shown"]}, out
+    assert header in out["same"]["seen"][1][2], out  # same origin: kept for the next hop
+    assert out["away"]["seen"][1][0] == "127.0.0.2" and header not in out["away"]["seen"][1][2], out
+    assert_no_secret(probe.stdout + probe.stderr, secret)

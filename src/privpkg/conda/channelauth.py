@@ -8,9 +8,15 @@ for every request; this module never imports conda, so CI tests it without one.
 
 Rules, the keyring backend's (:mod:`privpkg.connections.lookup`) restricted to CondaChannel
 connections: the longest target that is a path-segment prefix of the request URL, on the same
-scheme, host and port; only ``https`` URLs, and ``http`` on loopback, ever get a secret (a channel
-that redirects to another host gets nothing there: requests drops the header, and a request to
-that host matches no target). A ``PAT`` connection is sent as HTTP Basic (its username and the
+scheme, host and port; only ``https`` URLs, and ``http`` on loopback, ever get a secret. A
+channel that redirects to another scheme, host or port (quetz sends package downloads to signed
+storage URLs) gets privpkg's header taken off before requests follows it (:func:`strip_if_cross_origin`:
+requests itself drops only ``Authorization`` on such a hop, never ``X-API-Key``), and a request
+to that host matches no target.
+
+conda logs a response's request headers at ``-vv`` and puts them in its HTTP errors'
+``response_details`` (``--json`` prints them): the handler therefore gives each response a copy
+of its request with privpkg's header values replaced by :data:`HIDDEN` (:func:`hide`). A ``PAT`` connection is sent as HTTP Basic (its username and the
 PAT), a ``Bearer`` connection as ``Authorization: Bearer TOKEN`` (``token TOKEN`` on anaconda.org,
 as conda-auth sends it), an ``ApiKey`` connection as quetz's ``X-API-Key: KEY``.
 
@@ -166,3 +172,57 @@ def _missing(url: str, channel: str, status: int) -> str:
                 f"but is a {other.category}: privpkg connection set {other.name} --update --keep-secret --category {CATEGORY}")
     return (f"no connection answers {channel} (HTTP {status}): privpkg auth login {channel} --category {CATEGORY} "
             "(add --auth-type Bearer or ApiKey for a token server)")
+
+
+#: What conda's logs and error details show instead of privpkg's header values.
+HIDDEN = "<hidden by privpkg>"
+
+
+def same_origin(url: str, location: str) -> bool:
+    """Whether a redirect from ``url`` to ``location`` (absolute or relative) stays on the same
+    scheme, host and port (default ports made explicit).
+
+    >>> same_origin("https://c.example/ch/noarch/x", "/ch/noarch/y"), same_origin("https://c.example/x", "https://c.example:443/y")
+    (True, True)
+    >>> same_origin("https://c.example/x", "https://cdn.example/x"), same_origin("https://c.example/x", "http://c.example/x")
+    (False, False)
+    """
+    from urllib.parse import urljoin, urlsplit
+
+    def origin(u: str) -> tuple[str, str | None, int | None]:
+        p = urlsplit(u)
+        try:
+            port = p.port or {"https": 443, "http": 80}.get(p.scheme)
+        except ValueError:  # a port that is not a number: never the same origin
+            return ("", None, None)
+        return p.scheme.lower(), (p.hostname or "").rstrip(".") or None, port
+
+    return origin(url) == origin(urljoin(url, location))
+
+
+def strip_if_cross_origin(headers: Any, names: tuple[str, ...], sent_url: str, location: str | None) -> bool:
+    """Take privpkg's ``names`` out of ``headers`` (the request requests copies for the next hop)
+    when a redirect to ``location`` leaves ``sent_url``'s origin. True if it did.
+
+    >>> h = {"X-API-Key": "k", "Accept": "*/*"}
+    >>> strip_if_cross_origin(h, ("X-API-Key",), "https://q.example/ch/x", "/ch/y"), h
+    (False, {'X-API-Key': 'k', 'Accept': '*/*'})
+    >>> strip_if_cross_origin(h, ("X-API-Key",), "https://q.example/ch/x", "https://bucket.s3.example/x?sig"), h
+    (True, {'Accept': '*/*'})
+    """
+    if location is None or same_origin(sent_url, location):
+        return False
+    for name in names:
+        headers.pop(name, None)
+    return True
+
+
+def hide(headers: Any, names: tuple[str, ...]) -> None:
+    """Replace the values of privpkg's ``names`` in ``headers`` (a copy conda may print) by :data:`HIDDEN`.
+
+    >>> h = {"Authorization": "Basic x", "Accept": "*/*"}; hide(h, ("Authorization",)); h
+    {'Authorization': '<hidden by privpkg>', 'Accept': '*/*'}
+    """
+    for name in names:
+        if name in headers:
+            headers[name] = HIDDEN

@@ -89,8 +89,22 @@ class PrivpkgChannelAuth(types.ChannelAuthBase):
             _warn(f"no credential for conda channel {self.channel_name}: {_one_line(exc)}")
             return request
         request.headers.update(headers)
+        names = tuple(headers)
 
         def explain(response: Any, **_kw: Any) -> Any:
+            sent = getattr(response, "request", None)
+            if sent is not None and names:
+                try:
+                    # `sent` is the request requests copies for a redirect's next hop.
+                    if getattr(response, "is_redirect", False):
+                        channelauth.strip_if_cross_origin(sent.headers, names, str(sent.url), response.headers.get("location"))
+                    # conda logs (-vv) and reports (response_details) response.request: a copy
+                    # with the values hidden; the hop above already went out with them.
+                    shown = sent.copy()
+                    channelauth.hide(shown.headers, names)
+                    response.request = shown
+                except Exception as exc:  # noqa: BLE001 - conda's request must go on
+                    _warn(f"cannot hide privpkg's header from conda's logs for channel {self.channel_name}: {_one_line(exc)}")
             if getattr(response, "status_code", None) in (401, 403):
                 try:
                     line = channelauth.explain_status(url, int(response.status_code))
