@@ -110,6 +110,15 @@ def test_setup_creates_the_file_and_undo_removes_it(home: Path) -> None:
     assert not rc.exists()
 
 
+def test_undo_keeps_the_users_comments_in_a_file_privpkg_created(home: Path) -> None:
+    _chan("a", A)
+    rc = home / ".condarc"
+    condarc.setup_conda()
+    rc.write_text("# my notes: keep this\n" + rc.read_text())
+    assert condarc.undo_setup_conda().startswith("removed privpkg's channel_settings entries")
+    assert "# my notes: keep this" in rc.read_text() and "privpkg" not in rc.read_text()
+
+
 def test_condarc_variable_names_the_file_when_conda_reads_it(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _chan("a", A)
     mine = tmp_path / "conf" / "my.yml"

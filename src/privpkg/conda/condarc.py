@@ -387,11 +387,13 @@ def undo_setup_conda(config: str | None = None) -> str:
         doc = _apply(doc, [], ours)
         if not doc[KEY] and not record.get("had_key"):
             del doc[KEY]
-        if record.get("created") and not doc:
+        rest = _dump(yaml, doc)
+        # A file privpkg created goes only if nothing of the user's is left: no key, no comment.
+        if record.get("created") and not doc and not any(ln.lstrip().startswith(b"#") for ln in rest.splitlines()):
             path.unlink()
             msg = f"removed {path} (privpkg had created it)"
         else:
-            _write(path, _dump(yaml, doc), True)
+            _write(path, rest, True)
             msg = f"removed privpkg's {KEY} entries from {path}; your other changes since were kept"
         record_path.unlink()
     if changed:
