@@ -248,7 +248,7 @@ def conda_listed(conda: Conda, prefix: Path, env: dict[str, str]) -> str:
 
 @pytest.mark.conda
 @pytest.mark.parametrize(("command", "shell"), [("env-create", "base-activated"), ("env-create", "plain"), ("create-file", "base-activated"),
-                                              ("install-file", "base-activated")])
+                                              ("install-file", "base-activated"), ("env-update", "base-activated")])
 def test_conda_pip_section_from_pat_feeds(conda: Conda, feed: FeedServer, store_connection: Callable[..., Any], tmp_path: Path,
                                           command: str, shell: str) -> None:
     """``conda env create -f`` / ``conda create --file`` / ``conda install --file`` of an environment.yml whose pip section
@@ -260,10 +260,10 @@ def test_conda_pip_section_from_pat_feeds(conda: Conda, feed: FeedServer, store_
     env = conda.activated_env() if shell == "base-activated" else conda.env
     yml = conda.write_env_file(env_file(tmp_path), name="feeds",
                                pip=[f"--index-url {feed.index_a}", f"--extra-index-url {feed.index_b}", "pkg-a==1.0", "pkg-b==2.0"])
-    if command == "install-file":  # conda install --file takes an environment file too, into an existing env
+    if command in ("install-file", "env-update"):  # into an existing env (nothing new to link for env update)
         conda.ok("create", "-n", "feeds", "python", "pip")
     args = {"env-create": ["env", "create", "-f", yml], "create-file": ["create", "-n", "feeds", "--file", yml],
-            "install-file": ["install", "-n", "feeds", "--file", yml]}[command]
+            "install-file": ["install", "-n", "feeds", "--file", yml], "env-update": ["env", "update", "-n", "feeds", "-f", yml]}[command]
     r = conda_open_stdin(conda, *args, env=env)
     assert r.returncode == 0, r.describe()
     site = conda.site_packages(conda.prefix("feeds"))
@@ -337,10 +337,11 @@ def test_conda_env_update_places_the_shim_with_nothing_to_link(conda: Conda, pri
 
 
 @pytest.mark.conda
+@pytest.mark.parametrize("verbosity", ["-v", "-vvv"])
 def test_conda_privpkg_wheels_from_azure_and_s3_show_no_signature(conda: Conda, privpkg_cli: PrivpkgCLI, azurite: Azurite,
-                                                                 moto_server: MotoServer, tmp_path: Path) -> None:
+                                                                 moto_server: MotoServer, tmp_path: Path, verbosity: str) -> None:
     """privpkg:// wheels of an Azure (Azurite) and an S3 (moto) workspace in one pip section:
-    installed through the shim, with conda at -v and pip at PIP_VERBOSE=3 printing no signature."""
+    installed through the shim, with conda at -v and -vvv and pip at PIP_VERBOSE=3 printing no signature."""
     cli = privpkg_cli
     cli.outputs.add_secret(azurite.key)
     cli.outputs.add_secret(moto_server.secret_key)
@@ -355,7 +356,7 @@ def test_conda_privpkg_wheels_from_azure_and_s3_show_no_signature(conda: Conda, 
     s3_url = cli.ok("wheel", "add", make_wheel(tmp_path / "s", "s3-pkg", "1.5"), "--workspace", "s3ws").strip().splitlines()[-1]
 
     yml = conda.write_env_file(env_file(tmp_path), name="cloud", pip=["--no-index", f"az-pkg @ {az_url}", f"s3-pkg @ {s3_url}"])
-    r = conda_open_stdin(conda, "env", "create", "-v", "-f", yml, env=conda.activated_env() | {"PIP_VERBOSE": "3"})
+    r = conda_open_stdin(conda, "env", "create", verbosity, "-f", yml, env=conda.activated_env() | {"PIP_VERBOSE": "3"})
     assert r.returncode == 0, r.describe()
     site = conda.site_packages(conda.prefix("cloud"))
     for dist, url in (("az_pkg-1.0", az_url), ("s3_pkg-1.5", s3_url)):
@@ -461,3 +462,32 @@ def test_conda_list_shows_the_privpkg_url(conda: Conda, privpkg_cli: PrivpkgCLI,
     for text in (listed, explicit, exported, ours, solved.output, removed.output):
         no_leak(text)
     cli.outputs.check()
+
+
+@pytest.mark.conda
+def test_conda_old_pip_in_the_new_env_gets_the_username_line(conda: Conda, feed: FeedServer, store_connection: Callable[..., Any],
+                                                               tmp_path: Path) -> None:
+    """Real conda, an environment whose pip is 23.2.1 (from a channel that holds it beside the
+    newest): an index URL without a username fails at once with privpkg's line saying to write
+    ``__token__@`` or to ask for pip>=26.2; with ``__token__@`` the same environment installs."""
+    from support.conda_channel import build_channel
+
+    store_connection("feed-a", feed.index_a, feed.secret_a)
+    old = build_channel([], separately=[["pip==23.2.1"]]).url
+    yml = conda.write_env_file(env_file(tmp_path), name="oldpip", dependencies=["python", "pip=23.2.1"],
+                               pip=[f"--index-url {feed.index_a}", "pkg-a==1.0"])
+    yml.write_text(f"channels: [{old}]\n" + yml.read_text())  # `conda env create` takes no -c
+    r = conda_open_stdin(conda, "env", "create", "-f", yml, env=conda.activated_env(), timeout=300)
+    assert r.returncode != 0, r.describe()
+    token_url = feed.index_a.replace("://", "://__token__@")
+    prefix = conda.prefix("oldpip")
+    line = (f"privpkg: warning: the pip in {prefix} is 23.2.1: before 26.2 pip asks keyring only for an index URL with a username; "
+            f"write {token_url} in the pip section, or add pip>=26.2 to the environment's dependencies")
+    assert line in r.stderr.splitlines(), r.describe()
+    feed.assert_never_authorized()
+    conda.write_env_file(yml, name="oldpip", dependencies=["python", "pip=23.2.1"], pip=[f"--index-url {token_url}", "pkg-a==1.0"])
+    yml.write_text(f"channels: [{old}]\n" + yml.read_text())
+    r2 = conda_open_stdin(conda, "env", "update", "-f", yml, env=conda.activated_env(), timeout=300)
+    assert r2.returncode == 0 and (conda.site_packages(prefix) / "pkg_a.py").exists(), r2.describe()
+    for text in (r.output, r2.output):
+        no_leak(text, *feed.secrets)
