@@ -34,7 +34,7 @@ def test_prepare_environ_sets_defaults_and_puts_the_launcher_first(isolated_priv
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     launcher = folder / "keyring"
     assert stat.S_IMODE(launcher.stat().st_mode) == 0o700
-    assert launcher.read_text().splitlines()[-1] == "exec /opt/base/bin/python3.11 -P -m keyring \"$@\""
+    assert launcher.read_text().splitlines()[-1] == "exec /opt/base/bin/python3.11 -P -m privpkg.conda.keyringcli \"$@\""
 
     # A second command: the user's own choices stay, the folder is not added twice.
     env2 = {"PATH": f"/x:{folder}:/usr/bin", "PIP_KEYRING_PROVIDER": "import", "PIP_NO_INPUT": "0"}

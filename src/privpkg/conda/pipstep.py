@@ -13,8 +13,9 @@ step inherits:
 - ``PIP_KEYRING_PROVIDER=subprocess`` and ``PIP_NO_INPUT=1`` (only where the user set neither):
   pip asks the ``keyring`` command and never prompts; with no credential it fails at once;
 - ``PATH`` starting with a private folder (:func:`launcher_dir`, in privpkg's state dir, 0700)
-  that holds only a ``keyring`` launcher running base's interpreter's keyring CLI, where
-  privpkg's backend lives. No secret goes into the environment.
+  that holds only a ``keyring`` launcher running, in base's interpreter (where privpkg's
+  backend lives), :mod:`privpkg.conda.keyringcli`: pip's lookup answered by the backend's rules
+  without keyring's start-up, anything else by keyring's CLI. No secret goes into the environment.
 
 Then :func:`wrap_pip_subprocess` replaces conda's private ``pip_subprocess`` (guarded: if it is
 missing or its signature changed, one line and conda goes on unchanged). The wrapper, before pip
@@ -54,6 +55,8 @@ from privpkg.errors import PrivpkgError
 PIP_COMMANDS = frozenset({"create", "install", "update", "env_update"})
 #: The folder (in :func:`privpkg.paths.state_dir`) put first on PATH for the pip step.
 LAUNCHER_FOLDER = "conda-bin"
+#: What the launcher runs (``python -P -m``): pip's lookup without keyring's start-up.
+LAUNCHER_MODULE = "privpkg.conda.keyringcli"
 #: conda's ``pip_subprocess(args, prefix, cwd)``, as conda 26.7 defines it.
 EXPECTED_PARAMETERS = ("args", "prefix", "cwd")
 #: The first pip that asks the keyring CLI without a username (privpkg.pipcheck.PIP_CREDS_MODE).
@@ -80,14 +83,16 @@ def launcher_dir() -> Path:
 
 
 def launcher_text(python: str) -> bytes:
-    """The ``keyring`` launcher: base's interpreter (``python``) running keyring's CLI. ``-P``
-    keeps the working directory (the environment file's folder, where pip runs) off
-    ``sys.path``, so a ``keyring.py`` there cannot stand in for keyring."""
+    """The ``keyring`` launcher: base's interpreter (``python``) running
+    :mod:`privpkg.conda.keyringcli`, which answers pip's lookup from privpkg's store without
+    keyring's start-up and hands anything else to keyring's CLI. ``-P`` keeps the working
+    directory (the environment file's folder, where pip runs) off ``sys.path``, so a
+    ``keyring.py`` or ``privpkg`` there cannot stand in for them."""
     return (
         "#!/bin/sh\n"
         "# Written by privpkg's conda plugin: pip's keyring provider (subprocess) runs `keyring`,\n"
         "# and conda's activation of the new environment drops base's bin from PATH.\n"
-        f'exec {shlex.quote(python)} -P -m keyring "$@"\n'
+        f'exec {shlex.quote(python)} -P -m {LAUNCHER_MODULE} "$@"\n'
     ).encode()
 
 
