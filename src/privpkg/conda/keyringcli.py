@@ -86,7 +86,10 @@ def foreign_backends(path: Sequence[str] | None = None) -> list[str]:
             try:
                 with open(os.path.join(entry or ".", dist, "entry_points.txt"), encoding="utf-8") as f:
                     text = f.read()
-            except OSError:
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError):
+                found.append(dist)  # unreadable: it may declare a backend, so count it as one
                 continue
             is_keyring = dist.lower().startswith("keyring-")
             for value in _entry_point_values(text, "keyring.backends"):
@@ -151,15 +154,19 @@ def lookup(mode: str, output: str, service: str, username: str | None) -> str | 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     call = parse(args)
-    if call is not None and privpkg_answers_first():
-        # The lookup log names the program from sys.argv[0]: this is the `keyring` command pip
-        # ran, logged as keyring's CLI is ("keyring, run by pip").
-        sys.argv[0] = "keyring"
-        text = lookup(*call)
-        if text is not None:
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
-            return 0
+    text = None
+    try:
+        if call is not None and privpkg_answers_first():
+            # The lookup log names the program from sys.argv[0]: this is the `keyring` command
+            # pip ran, logged as keyring's CLI is ("keyring, run by pip").
+            sys.argv[0] = "keyring"
+            text = lookup(*call)
+    except Exception:  # noqa: BLE001 - never a traceback: keyring's CLI answers instead
+        text = None
+    if text is not None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return 0
     keyring_cli(args)
     return 1  # not reached: execv replaced this process
 
