@@ -236,7 +236,7 @@ def env_purelib(prefix: str) -> Path | None:
     package (``conda-meta/python-X.Y.Z-BUILD.json``: ``python_site_packages_path`` (CEP 17), else
     ``lib/pythonX.Y/site-packages``, as conda's own pypi loader reads it:
     :func:`privpkg.conda.pypirecords.site_packages_dir`), without starting the environment's
-    interpreter (about 20 ms, a fifth of the shim's placement). None (ask the interpreter) unless
+    interpreter (19 ms here, against 0.9 ms for this). None (ask the interpreter) unless
     exactly one python record names a folder that exists."""
     import json
     import types
