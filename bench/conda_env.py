@@ -30,7 +30,12 @@ timed), ``PIP_NO_CACHE_DIR=1`` so every run downloads its wheels:
 
 Each variant is run and checked once first (both packages installed; ``ws-pkg``'s
 ``direct_url.json`` records ``privpkg://``; no secret in conda's output), then timed in shuffled
-order every iteration (paired per iteration). Then conda's start with and without privpkg:
+order every iteration (paired per iteration). Then (``--launcher-runs``) the ``keyring`` call pip
+makes in the pip step, ``--mode=creds --output=json get FEED``, through the launcher the plugin
+writes (``python -P -m privpkg.conda.keyringcli``) versus the launcher it wrote before
+2026-11-22 (``python -P -m keyring``: keyring's CLI), hit and miss, interleaved, and in-process
+timers (fresh processes) of each one's steps, and where the pip shim's folder comes from: conda's
+python record (now) versus asking the new environment's python (before). Then conda's start with and without privpkg:
 ``conda --version`` (which in conda 26.7 loads no plugin) and ``conda info`` (which loads every
 plugin and collects their hooks), privpkg base versus bare base, interleaved the same way.
 """
@@ -129,12 +134,83 @@ def timed_creates(variants: dict[str, tuple[list[Any], dict[str, str], Path]], *
     return out
 
 
+OLD_LAUNCHER = '#!/bin/sh\nexec {python} -P -m keyring "$@"\n'
+#: In-process steps, in a fresh process each: keyring's CLI path (import, backend loading and the
+#: lookup) and the launcher's (import, the fall-through checks, the lookup).
+STEPS_PROBE = """
+import sys, time, json
+t0 = time.perf_counter()
+mode, url = sys.argv[1], sys.argv[2]
+if mode == "keyring":
+    import keyring.cli
+    t1 = time.perf_counter()
+    kr = keyring.get_keyring()
+    t2 = time.perf_counter()
+    hit = kr.get_credential(url, None)
+    t3 = time.perf_counter()
+    steps = {"import keyring.cli": t1 - t0, "load backends": t2 - t1, "lookup": t3 - t2}
+else:
+    from privpkg.conda import keyringcli
+    t1 = time.perf_counter()
+    first = keyringcli.privpkg_answers_first()
+    t2 = time.perf_counter()
+    hit = keyringcli.lookup("creds", "json", url, None)
+    t3 = time.perf_counter()
+    assert first
+    steps = {"import keyringcli": t1 - t0, "fall-through checks": t2 - t1, "lookup": t3 - t2}
+assert hit is not None
+print(json.dumps({k: v * 1000 for k, v in steps.items()}))
+"""
+
+
+#: Where the pip shim goes in a conda environment: read from conda's python record (what the
+#: pip step does) versus asking the environment's interpreter (what it did before 2026-11-22).
+PURELIB_PROBE = """
+import sys, time, json
+from privpkg import setup_pip
+from privpkg.conda import pipstep
+prefix = sys.argv[1]
+t0 = time.perf_counter()
+known = pipstep.env_purelib(prefix)
+t1 = time.perf_counter()
+asked = setup_pip._purelib(str(pipstep.env_python(prefix)))
+t2 = time.perf_counter()
+assert known == asked, (known, asked)
+print(json.dumps({"conda-meta": (t1 - t0) * 1000, "ask python": (t2 - t1) * 1000}))
+"""
+
+
+def launcher_timing(python: Path, launcher: Path, old_launcher: Path, index: str, env: dict[str, str], runs: int) -> dict[str, Any]:
+    """pip's call through the new and the old launcher (hit: the feed URL; miss: a URL no
+    connection covers), interleaved; then the in-process steps of each, ``runs // 5`` fresh
+    processes each, alternating."""
+    call = ["--mode=creds", "--output=json", "get"]
+    miss = index.replace("/org/", "/other-org/")
+    commands = {
+        "keyring CLI (before), hit": ([old_launcher, *call, index], env),
+        "launcher (after), hit": ([launcher, *call, index], env),
+        "keyring CLI (before), miss": ([old_launcher, *call, miss], env),
+        "launcher (after), miss": ([launcher, *call, miss], env),
+    }
+    for name, (argv, e) in commands.items():
+        r = subprocess.run([str(a) for a in argv], env=e, capture_output=True, text=True, check=False)
+        if (r.returncode == 0) != name.endswith("hit"):
+            raise SystemExit(f"{name}: exit {r.returncode}")
+    whole = interleaved(commands, runs=runs, warmup=3)
+    steps: dict[str, list[dict[str, float]]] = {"keyring": [], "launcher": []}
+    for _ in range(max(3, runs // 5)):
+        for mode, samples in steps.items():
+            samples.append(json.loads(run([python, "-P", "-c", STEPS_PROBE, mode, index], env=env).stdout))
+    return {"whole": whole, "steps": {m: {k: statistics.median(d[k] for d in v) for k in v[0]} for m, v in steps.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=10, help="timed env creates per variant (default 10)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed iterations first (default 1)")
     ap.add_argument("--start-runs", type=int, default=100, help="timed `conda --version` / `conda info` per base (default 100)")
     ap.add_argument("--breakdown", action="store_true", help="also time the feed wheel and the privpkg:// wheel each on its own")
+    ap.add_argument("--launcher-runs", type=int, default=100, help="timed keyring calls per launcher variant (default 100; 0: skip)")
     args = ap.parse_args(argv)
 
     try:
@@ -204,6 +280,19 @@ def main(argv: list[str] | None = None) -> int:
             res = timed_creates({k: (create(k), variants[k][3], work / f"env-{k}") for k in variants}, runs=args.runs,
                                 warmup=args.warmup)
             check_env(work / "env-privpkg", ws_url, "privpkg (last timed run)")
+            launcher_res = None
+            if args.launcher_runs:
+                base_py = bases["privpkg"] / "bin" / "python"
+                folder = run([base_py, "-c", "from privpkg.conda import pipstep; print(pipstep.launcher_dir())"], env=env).stdout.strip()
+                old = work / "old-launcher" / "keyring"
+                old.parent.mkdir()
+                old.write_text(OLD_LAUNCHER.format(python=base_py))
+                old.chmod(0o700)
+                log(f"timing pip's keyring call through the launcher, before and after: {args.launcher_runs} runs each")
+                launcher_res = launcher_timing(base_py, Path(folder) / "keyring", old, index, env, args.launcher_runs)
+                samples = [json.loads(run([base_py, "-P", "-c", PURELIB_PROBE, work / "env-privpkg"], env=env).stdout)
+                           for _ in range(max(3, args.launcher_runs // 5))]
+                launcher_res["purelib"] = {k: statistics.median(d[k] for d in samples) for k in samples[0]}
         finally:
             server.stop()
 
@@ -240,6 +329,24 @@ def main(argv: list[str] | None = None) -> int:
     ratio, lo, hi = res["privpkg"]["ratio"]
     met, resolved, text = verdict(ratio, lo, hi, TARGET_RATIO)
     print(f"\nTarget: privpkg / local ≤ {TARGET_RATIO}: {text} ({ratio:.3f}).")
+    if launcher_res is not None:
+        whole = launcher_res["whole"]
+        print(f"\n### pip's keyring call in the pip step (`keyring --mode=creds --output=json get FEED`), {args.launcher_runs} "
+              "runs each, interleaved\n")
+        print("| launcher | median | paired difference to keyring's CLI, hit (95% CI) |")
+        print("|---|---:|---:|")
+        for name, r in whole.items():
+            if "paired" in r:
+                r["paired_ci"] = median_ci(r["paired"])
+                d, dlo, dhi = r["paired_ci"]
+                print(f"| {name} | {r['median_ms']:.0f} ms | {d:+.0f} ms ({dlo:+.0f} … {dhi:+.0f}) |")
+            else:
+                print(f"| {name} | {r['median_ms']:.0f} ms | — |")
+        for mode, st in launcher_res["steps"].items():
+            print(f"\nIn-process ({mode}, medians): " + ", ".join(f"{k} {v:.1f} ms" for k, v in st.items()) + ".")
+        pl = launcher_res["purelib"]
+        print(f"\nThe pip shim's folder in the new environment (medians, in-process): from conda's python record "
+              f"{pl['conda-meta']:.2f} ms, asking the environment's python {pl['ask python']:.1f} ms (the same folder).")
     print(f"\n### conda's start, base with privpkg vs without ({args.start_runs} runs each, interleaved)\n")
     print("| command | without privpkg | with privpkg | paired difference (95% CI) |")
     print("|---|---:|---:|---:|")
@@ -253,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     print(busy_note(load))
     write_result("conda_env", {
         "conda": conda.version, "target_ratio": TARGET_RATIO, "met": met, "resolved": resolved, "runs": args.runs,
-        "warmup": args.warmup, "start_runs": args.start_runs, "variants": res, "starts": starts, "plugin_import_us": plugin_us})
+        "warmup": args.warmup, "start_runs": args.start_runs, "variants": res, "starts": starts, "plugin_import_us": plugin_us,
+        "launcher": launcher_res})
     return 0
 
 

@@ -307,6 +307,10 @@ def test_conda_env_update_places_the_shim_with_nothing_to_link(conda: Conda, pri
     prefix = conda.prefix("upd")
     site = conda.site_packages(prefix)
     assert not (site / "_privpkg_pip_shim.pth").exists()
+    asked = subprocess.run([str(prefix / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                           env=conda.env, capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    # The shim goes where conda's python record says, without starting the interpreter: the same folder it names.
+    assert pipstep.env_purelib(str(prefix)) == Path(asked) == site
 
     conda.write_env_file(yml, name="upd", dependencies=["python", "pip"], pip=["--no-index", f"alpha-pkg @ {url}"])
     r = conda_open_stdin(conda, "env", "update", "-f", yml, env=conda.activated_env())

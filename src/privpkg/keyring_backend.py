@@ -28,7 +28,6 @@ class until a lookup needs it.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -41,20 +40,6 @@ _NOT_OURS = (
     "privpkg stores http(s) URL services only from `keyring set` on the command line or "
     "`privpkg connection set` (or every service with KEYRING_PROPERTY_STORE_ALL=1)"
 )
-
-
-class _Snapshot:
-    """One decrypted :class:`~privpkg.connections.CredentialLookup`, reused while ``inputs``
-    (the store file's inode/mtime/size stamp, the lookup's environment variables and the store
-    path) are unchanged. A plain slotted class: a NamedTuple would import more at start-up."""
-
-    __slots__ = ("inputs", "lookup")
-
-    def __init__(self, inputs: tuple[Any, ...], lookup: Any) -> None:
-        self.inputs, self.lookup = inputs, lookup
-
-
-_SNAPSHOT: _Snapshot | None = None
 
 
 def _is_url(service: str) -> bool:
@@ -71,9 +56,9 @@ def _log(msg: str) -> None:
 
 
 def _warn(msg: str) -> None:
-    from privpkg import log
+    from privpkg.keyring_lookup import warn
 
-    log.warning(msg)
+    warn(msg)
 
 
 def _from_keyring_cli() -> bool:
@@ -99,14 +84,9 @@ def _from_keyring_cli() -> bool:
 def _record(
     service: str, username: str | None, api: str, reason: str, conn: Any = None, detail: str | None = None, errors: Any = ()
 ) -> None:
-    """One line in the lookup log (:mod:`privpkg.lookuplog`), which never raises; guarded once
-    more because a getter must never raise."""
-    try:
-        from privpkg import lookuplog
+    from privpkg.keyring_lookup import record
 
-        lookuplog.record(service, username, api=api, reason=reason, conn=conn, detail=detail, errors=errors)
-    except Exception:  # noqa: BLE001, S110 - pip disables keyring after one exception
-        pass
+    record(service, username, api, reason, conn, detail, errors)
 
 
 def _refuse(exc_type: type[Exception], msg: str) -> Exception:
@@ -147,64 +127,11 @@ class PrivpkgKeyring(KeyringBackend):
 
     def _answer(self, service: str, username: str | None, errors: list[str]) -> tuple[Any, str | None, str | None]:
         """(Connection or None, the reason to record or None for a service that is not ours to
-        log, a detail); the lookup's warnings are appended to ``errors``: pip 26.2+ swallows
-        stderr, so the log is where they reach someone. Never raises."""
-        if not service:
-            return None, None, None
-        try:
-            # Imported here: keyring imports this module at every start-up, a lookup is rarer.
-            from privpkg import envvars, lookuplog, paths, urls
-            from privpkg.errors import PrivpkgError, UsageError
+        log, a detail): :func:`privpkg.keyring_lookup.answer`, whose rules the conda pip step's
+        fast launcher shares. Never raises."""
+        from privpkg.keyring_lookup import answer
 
-            try:
-                # Reject what is not a URL or host before opening the store.
-                urls.normalize(service) if "://" in service else urls.normalize_netloc(service)
-            except UsageError:
-                return None, None, None  # not a URL or host we could ever serve: not ours to log
-            env = tuple(os.environ.get(v) for v in envvars.LOOKUP_INPUTS)
-            store = str(paths.store_path())
-            try:
-                st = os.stat(store)
-                stamp: tuple[Any, ...] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
-            except FileNotFoundError:
-                stamp = None
-            if stamp is None and not any(os.environ.get(v) for v in (envvars.CONNECTIONS, *envvars.AZURE_ENDPOINTS)):
-                # No store and no environment source: skip importing the matcher at all.
-                return None, lookuplog.NO_CONNECTIONS, None
-            from privpkg.connections import CredentialLookup
-
-            try:
-                global _SNAPSHOT
-                # pip asks twice per 401 in one process (import provider): reuse the decrypted
-                # snapshot while neither the store file nor the environment changed.
-                inputs = (stamp, env, store)
-                if _SNAPSHOT is not None and _SNAPSHOT.inputs == inputs:
-                    lookup = _SNAPSHOT.lookup
-                else:
-                    lookup = CredentialLookup()
-                    for err in lookup.errors:
-                        _warn(err)
-                    _SNAPSHOT = _Snapshot(inputs, lookup)
-                errors.extend(lookup.errors)  # every lookup's record, a reused snapshot's too
-                conn, reason = lookup.explain(service, username)
-            except UsageError:
-                return None, None, None  # not a URL or host we could ever serve
-            except PrivpkgError as exc:
-                _warn(f"lookup skipped: {exc}")
-                return None, lookuplog.STORE_UNREADABLE, str(exc)
-            if conn is not None and conn.auth_type != "PAT":
-                # A Bearer or ApiKey connection (CondaChannel) is sent only by privpkg's conda auth
-                # handler: keyring's callers send a username and password as HTTP Basic, which a
-                # token server refuses, so serving it would only put the token on the wire for nothing.
-                return None, lookuplog.BEARER_ONLY, conn.name
-            if conn is not None and conn.expired:
-                # Still served: the feed decides whether the PAT still works (Azure DevOps PATs
-                # often outlive the date typed in); the warning and the log say it expired.
-                _warn(f"connection {conn.name!r} expired on {conn.expires}; renew it with: privpkg connection set {conn.name} --update")
-            return conn, reason, None
-        except Exception as exc:  # noqa: BLE001 - pip disables keyring after one exception
-            _warn(f"lookup failed: {type(exc).__name__}")
-            return None, "error", type(exc).__name__
+        return answer(service, username, errors)
 
     def _generic_get(self, service: str, username: str | None, api: str) -> tuple[str, str] | None:
         if not self._store_all():

@@ -281,9 +281,11 @@ def _purelib(python: str) -> Path:
     return Path(res.stdout.strip())
 
 
-def install_shim(python: str) -> str:
+def install_shim(python: str, purelib: Path | None = None) -> str:
     """Copy the pip shim into the environment of ``python``; signing then runs through this
     privpkg's interpreter, so that environment needs no privpkg install of its own.
+    ``purelib``: that environment's purelib where the caller knows it without starting
+    ``python`` (conda's record of the environment's python package); else ``python`` is asked.
 
     The copy replaces any previous one whole (:func:`privpkg.fileio.replace_dir`: built in a
     fresh random folder inside site-packages, then renamed into place), so pip never sees half
@@ -292,7 +294,7 @@ def install_shim(python: str) -> str:
 
     from privpkg import pip_shim
 
-    site = _purelib(python)
+    site = purelib or _purelib(python)
     if (site / "privpkg_pip_shim.pth").exists():
         return f"{python} already has the pip shim (privpkg is installed there); nothing changed"
     src = Path(pip_shim.__file__).parent

@@ -34,7 +34,7 @@ def test_prepare_environ_sets_defaults_and_puts_the_launcher_first(isolated_priv
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     launcher = folder / "keyring"
     assert stat.S_IMODE(launcher.stat().st_mode) == 0o700
-    assert launcher.read_text().splitlines()[-1] == "exec /opt/base/bin/python3.11 -P -m keyring \"$@\""
+    assert launcher.read_text().splitlines()[-1] == "exec /opt/base/bin/python3.11 -P -m privpkg.conda.keyringcli \"$@\""
 
     # A second command: the user's own choices stay, the folder is not added twice.
     env2 = {"PATH": f"/x:{folder}:/usr/bin", "PIP_KEYRING_PROVIDER": "import", "PIP_NO_INPUT": "0"}
@@ -254,3 +254,56 @@ def test_pre_command_loads_no_keyring_cryptography_or_store(tmp_path: Path) -> N
     env[envvars.HOME] = str(home)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert r.returncode == 0 and r.stdout.strip() == "[] 1" and r.stderr == "", r.stdout + r.stderr
+
+
+def _python_record(prefix: Path, name: str, record: dict[str, Any]) -> None:
+    (prefix / "conda-meta").mkdir(parents=True, exist_ok=True)
+    (prefix / "conda-meta" / name).write_text(json.dumps(record))
+
+
+def test_env_purelib_from_condas_python_record(tmp_path: Path) -> None:
+    prefix = tmp_path / "env"
+    assert pipstep.env_purelib(str(prefix)) is None  # no conda-meta: ask the interpreter
+    _python_record(prefix, "python-dateutil-2.9.0-pyhd8ed1ab_0.json", {"name": "python-dateutil", "version": "2.9.0"})
+    (prefix / "lib/python2.9/site-packages").mkdir(parents=True)
+    assert pipstep.env_purelib(str(prefix)) is None, "python-dateutil is not python"
+    _python_record(prefix, "python-3.11.9-h1234_0_cpython.json", {"name": "python", "version": "3.11.9"})
+    assert pipstep.env_purelib(str(prefix)) is None, "no such folder: ask the interpreter"
+    (prefix / "lib/python3.11/site-packages").mkdir(parents=True)
+    assert pipstep.env_purelib(str(prefix)) == prefix / "lib/python3.11/site-packages"
+    # CEP 17: the record names the folder (a free-threaded build's python3.13t).
+    _python_record(prefix, "python-3.11.9-h1234_0_cpython.json",
+                   {"name": "python", "version": "3.13.1", "python_site_packages_path": "lib/python3.13t/site-packages"})
+    (prefix / "lib/python3.13t/site-packages").mkdir(parents=True)
+    assert pipstep.env_purelib(str(prefix)) == prefix / "lib/python3.13t/site-packages"
+    for bad in ("/usr/lib/python3/dist-packages", "../../elsewhere"):
+        _python_record(prefix, "python-3.11.9-h1234_0_cpython.json", {"name": "python", "version": "3.11.9", "python_site_packages_path": bad})
+        assert pipstep.env_purelib(str(prefix)) is None, bad
+    _python_record(prefix, "python-3.11.9-h1234_0_cpython.json", {"name": "python", "version": "3.11.9"})
+    _python_record(prefix, "python-3.12.1-h1234_0_cpython.json", {"name": "python", "version": "3.12.1"})
+    assert pipstep.env_purelib(str(prefix)) is None, "two python records: ask the interpreter"
+
+
+def test_the_shim_is_placed_without_starting_the_environments_python(isolated_privpkg: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """With conda's python record the shim goes into its site-packages and the environment's
+    interpreter is never run (here it cannot run: asking it fails, as the second half shows)."""
+    from privpkg.setup_pip import SHIM_PTH
+
+    prefix = tmp_path / "env"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "python").write_text("#!/bin/sh\nexit 3\n")
+    (prefix / "bin" / "python").chmod(0o755)
+    req = tmp_path / "condaenv.x.requirements.txt"
+    req.write_text("ws-pkg @ privpkg://default/wheels/ws_pkg-1.0-py3-none-any.whl\n")
+    args = ["install", "-U", "-r", str(req), "--exists-action=b"]
+    _python_record(prefix, "python-3.11.9-h1234_0_cpython.json", {"name": "python", "version": "3.11.9"})
+    site = prefix / "lib/python3.11/site-packages"
+    site.mkdir(parents=True)
+    assert pipstep.before_pip(args, str(prefix), str(tmp_path)).needs_shim
+    assert (site / SHIM_PTH).is_file()
+    assert "warning" not in capsys.readouterr().err
+    (site / SHIM_PTH).unlink()
+    (prefix / "conda-meta" / "python-3.11.9-h1234_0_cpython.json").unlink()
+    pipstep.before_pip(args, str(prefix), str(tmp_path))
+    assert "is not a working Python interpreter" in capsys.readouterr().err and not (site / SHIM_PTH).exists()
