@@ -307,3 +307,32 @@ def test_the_shim_is_placed_without_starting_the_environments_python(isolated_pr
     (prefix / "conda-meta" / "python-3.11.9-h1234_0_cpython.json").unlink()
     pipstep.before_pip(args, str(prefix), str(tmp_path))
     assert "is not a working Python interpreter" in capsys.readouterr().err and not (site / SHIM_PTH).exists()
+
+
+def test_installer_warning_only_where_an_environment_file_runs(isolated_privpkg: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A conda without pip_subprocess: the line on `conda install --file env.yml`, not on every
+    `conda install numpy` (the audit found it printed on each)."""
+    def installer() -> Any:
+        raise ImportError("No module named 'conda.env.installers'")
+
+    monkeypatch.setattr(sys, "argv", ["conda", "install", "numpy"])
+    pipstep.pre_command("install", installer, {"PATH": "/usr/bin"})
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys, "argv", ["conda", "install", "-n", "x", "--file", "environment.yml"])
+    pipstep.pre_command("install", installer, {"PATH": "/usr/bin"})
+    assert "cannot reach conda's pip installer" in capsys.readouterr().err
+
+
+def test_launcher_folder_holds_only_the_launcher(isolated_privpkg: Path) -> None:
+    """The folder is first on PATH for all of conda's children: anything planted beside the
+    launcher (a `bash`, a `python`, a folder, a symlink) is removed before conda runs them."""
+    folder = pipstep.launcher_dir()
+    pipstep.ensure_launcher()
+    for name in ("bash", "python"):
+        (folder / name).write_text("#!/bin/sh\necho planted\n")
+        (folder / name).chmod(0o755)
+    (folder / "sub").mkdir()
+    (folder / "uname").symlink_to("/bin/false")
+    pipstep.ensure_launcher()
+    assert sorted(p.name for p in folder.iterdir()) == ["keyring"]

@@ -142,11 +142,31 @@ def ensure_launcher(python: str | None = None) -> Path:
 
     folder = launcher_dir()
     _private_dir(folder)
+    _only_the_launcher(folder)
     target = folder / "keyring"
     want = launcher_text(python or sys.executable)
     if _read_nofollow(target) != want:
         write_atomic(target, want, 0o700)
     return folder
+
+
+def _only_the_launcher(folder: Path) -> None:
+    """Remove every entry but ``keyring`` (and a concurrent writer's ``.keyring.*.tmp``): the
+    folder is first on PATH for all of conda's children, not only pip, so a ``bash`` or
+    ``python`` planted there would run in their place."""
+    import shutil
+
+    for entry in os.scandir(folder):
+        if entry.name == "keyring" or (entry.name.startswith(".keyring.") and entry.name.endswith(".tmp")):
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as exc:
+            raise PrivpkgError(f"cannot remove {path} from privpkg's launcher folder: {exc.strerror or exc}") from None
 
 
 def launcher_current(python: str | None = None) -> bool:
@@ -434,7 +454,22 @@ def pre_command(command: str, installer: Callable[[], Any], environ: MutableMapp
         why = wrap_pip_subprocess(installer())
     except Exception as exc:  # noqa: BLE001 - conda's private module moved: carry on without it
         why = f"cannot reach conda's pip installer: {one_line(exc)}"
-    if why:
+    if why and (command == "env_update" or _runs_an_environment_file(sys.argv[1:])):
         # A warning, not a debug line: without the wrapper a privpkg:// line in the pip section
-        # fails and a failed step gets no reason, so the user should know why.
+        # fails and a failed step gets no reason, so the user should know why. Only where a pip
+        # section can run (an environment file), not on every conda install.
         log.warning(why)
+
+
+def _runs_an_environment_file(args: list[str]) -> bool:
+    """Whether conda's arguments name an environment file (``--file``/``-f``), or are ``conda env
+    create``/``update``, which read ./environment.yml by default.
+
+    >>> _runs_an_environment_file(["install", "numpy"]), _runs_an_environment_file(["install", "--file=env.yml"])
+    (False, True)
+    >>> _runs_an_environment_file(["env", "update"]), _runs_an_environment_file(["create", "-n", "x", "-f", "e.yml"])
+    (True, True)
+    """
+    if args[:2] in (["env", "create"], ["env", "update"]):
+        return True
+    return any(a in ("-f", "--file") or a.startswith("--file=") for a in args)
