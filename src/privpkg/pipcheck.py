@@ -181,14 +181,14 @@ def _version(text: str | None) -> Version | None:
         return None
 
 
-def _has_username(url: str) -> bool:
+def has_username(url: str) -> bool:
     try:
         return bool(urlsplit(url).username)
     except ValueError:
         return False
 
 
-def _with_token(url: str) -> str:
+def with_token(url: str) -> str:
     """``url`` as pip < 26.2 needs it: ``__token__@`` before the host (the username privpkg's
     connections answer with by default)."""
     parts = urlsplit(url)
@@ -312,10 +312,10 @@ def check_pip(pip: str | None = None, url: str | None = None) -> list[Finding]:
 
     if pip_version is not None and pip_version < PIP_CREDS_MODE:
         urls = [url] if url and "://" in url else _served_index_urls(files)
-        bare = [u for u in urls if not _has_username(u)]
+        bare = [u for u in urls if not has_username(u)]
         if bare:
             found.append(("pip-username", "fail", (f"pip {info['pip']} asks the keyring CLI only for index URLs with a username, and "
-                          f"{redact(bare[0])} has none: use {_with_token(redact(bare[0]))} or upgrade pip ({upgrade_pip})")))
+                          f"{redact(bare[0])} has none: use {with_token(redact(bare[0]))} or upgrade pip ({upgrade_pip})")))
         elif not urls:
             found.append(("pip-username", "warn", (f"pip {info['pip']} asks the keyring CLI only for index URLs with a username: "
                           f"use https://__token__@HOST/... URLs or upgrade pip ({upgrade_pip}); `privpkg doctor --url URL` checks one")))

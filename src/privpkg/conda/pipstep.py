@@ -303,22 +303,6 @@ def _shown_url(url: str) -> str:
     return redact_service(url)
 
 
-def _has_username(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    try:
-        return bool(urlsplit(url).username)
-    except ValueError:
-        return False
-
-
-def _with_token(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return parts._replace(netloc="__token__@" + parts.netloc).geturl()
-
-
 def failure_lines(records: list[dict[str, Any]], prefix: str, index_urls: tuple[str, ...] = (), pip_version: tuple[int, ...] | None = None) -> list[str]:
     """What privpkg adds after a failed pip step in ``prefix``: one line with the reason the
     keyring backend recorded during the step (``records``, oldest first: the last lookup that
@@ -326,6 +310,7 @@ def failure_lines(records: list[dict[str, Any]], prefix: str, index_urls: tuple[
     the feed refused), and, for a pip older than 26.2, one line per feed URL without a username.
     No line quotes a secret: records hold none, and URLs are shown redacted."""
     from privpkg.lookuplog import explain
+    from privpkg.pipcheck import has_username, with_token
 
     lines: list[str] = []
     refused = [r for r in records if not r.get("served")]
@@ -340,10 +325,10 @@ def failure_lines(records: list[dict[str, Any]], prefix: str, index_urls: tuple[
         assert pip_version is not None
         shown_version = ".".join(map(str, pip_version))
         for url in index_urls:
-            if url.lower().startswith(("http://", "https://")) and not _has_username(url):
+            if url.lower().startswith(("http://", "https://")) and not has_username(url):
                 lines.append(
                     f"the pip in {prefix} is {shown_version}: before 26.2 pip asks keyring only for an index URL with a "
-                    f"username; write {_with_token(_shown_url(url))} in the pip section, or add pip>=26.2 to the "
+                    f"username; write {with_token(_shown_url(url))} in the pip section, or add pip>=26.2 to the "
                     "environment's dependencies"
                 )
     if not lines and index_urls:
