@@ -20,7 +20,6 @@ Every change holds ``setup-uv.lock`` and is written atomically (:mod:`privpkg.fi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -34,6 +33,7 @@ from tomlkit.items import Item
 from privpkg import paths
 from privpkg.errors import PrivpkgError, UsageError, shown
 from privpkg.fileio import file_lock, write_atomic
+from privpkg.undorecord import changed_part, read_optional, rebuild, sha256
 
 KEY = "keyring-provider"
 VALUE = "subprocess"
@@ -60,18 +60,8 @@ def _lock_path() -> Path:
     return paths.config_dir() / "setup-uv.lock"
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _read(path: Path) -> bytes | None:
-    """The file's bytes, or None when it does not exist; anything else unreadable is one line."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise PrivpkgError(f"cannot read uv config {path}: {exc.strerror or exc}") from None
+    return read_optional(path, "uv config")
 
 
 def _parse(path: Path, data: bytes) -> tomlkit.TOMLDocument:
@@ -130,8 +120,8 @@ def setup_uv(config: str | None = None) -> str:
             # Only the bytes privpkg changed (None: privpkg created the file), so undo restores the
             # file byte for byte (tomlkit's inverse edit does not always give back the same
             # whitespace) without keeping a copy of a uv.toml that may hold index credentials.
-            "original": _changed_part(original, written) if original is not None else None,
-            "written_sha256": _sha256(written),
+            "original": changed_part(original, written) if original is not None else None,
+            "written_sha256": sha256(written),
         }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +168,7 @@ def undo_setup_uv(config: str | None = None) -> str:
             record_path.unlink()
             return f"{path} no longer exists; nothing to undo"
         mode = path.stat().st_mode & 0o777
-        if _sha256(now) == record["written_sha256"]:
+        if sha256(now) == record["written_sha256"]:
             if original is None:
                 path.unlink()
                 msg = f"removed {path} (privpkg had created it)"
@@ -210,31 +200,11 @@ def undo_setup_uv(config: str | None = None) -> str:
     return msg
 
 
-def _changed_part(original: bytes, written: bytes) -> dict[str, Any]:
-    """What turns ``written`` back into ``original``: the lengths of the bytes both share at the
-    start and at the end, the original bytes between them, and the original's sha256 to check."""
-    n = min(len(original), len(written))
-    head = next((i for i in range(n) if original[i] != written[i]), n)
-    tail = 0
-    while tail < n - head and original[-1 - tail] == written[-1 - tail]:
-        tail += 1
-    return {"head": head, "tail": tail, "between": original[head : len(original) - tail].decode("utf-8"),
-            "sha256": _sha256(original)}
-
-
 def _rebuild(original: Any, written: bytes, record_path: Path) -> bytes:
-    """The original bytes from :func:`_changed_part`'s record (or the whole text an older privpkg
-    recorded), checked against its sha256."""
+    """The original bytes from the record (or the whole text an older privpkg recorded)."""
     if isinstance(original, str):  # an older record: the file's whole text
         return original.encode("utf-8")
-    try:
-        data = written[: original["head"]] + original["between"].encode("utf-8") + written[len(written) - original["tail"] :]
-        ok = _sha256(data) == original["sha256"]
-    except (KeyError, TypeError, AttributeError):
-        ok = False
-    if not ok:
-        raise PrivpkgError(f"cannot read {record_path}; fix or delete it")
-    return data
+    return rebuild(original, written, record_path)
 
 
 def _restored(record: dict[str, Any], path: Path) -> str:

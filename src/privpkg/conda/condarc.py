@@ -37,7 +37,6 @@ conda's base always has it).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -48,6 +47,7 @@ from typing import Any
 from privpkg import paths
 from privpkg.errors import PrivpkgError, UsageError, shown
 from privpkg.fileio import file_lock, write_atomic
+from privpkg.undorecord import changed_part, read_optional, rebuild, sha256
 
 #: The handler name privpkg's plugin registers with ``conda_auth_handlers``.
 HANDLER = "privpkg"
@@ -93,17 +93,8 @@ def _lock_path() -> Path:
     return paths.config_dir() / "setup-conda.lock"
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise PrivpkgError(f"cannot read condarc {path}: {exc.strerror or exc}") from None
+    return read_optional(path, "condarc")
 
 
 def _yaml(text: str) -> Any:
@@ -205,28 +196,6 @@ def _apply(doc: Any, add: list[str], remove: set[str]) -> Any:
     return doc
 
 
-def _changed_part(original: bytes, written: bytes) -> dict[str, Any]:
-    """What turns ``written`` back into ``original`` (setup uv's record format): the bytes both
-    share at the start and the end, the original bytes between them, and the original's sha256."""
-    n = min(len(original), len(written))
-    head = next((i for i in range(n) if original[i] != written[i]), n)
-    tail = 0
-    while tail < n - head and original[-1 - tail] == written[-1 - tail]:
-        tail += 1
-    return {"head": head, "tail": tail, "between": original[head: len(original) - tail].decode("utf-8"), "sha256": _sha256(original)}
-
-
-def _rebuild(part: dict[str, Any], written: bytes, record_path: Path) -> bytes:
-    try:
-        data = written[: part["head"]] + part["between"].encode("utf-8") + written[len(written) - part["tail"]:]
-        ok = _sha256(data) == part["sha256"]
-    except (KeyError, TypeError, AttributeError):
-        ok = False
-    if not ok:
-        raise PrivpkgError(f"cannot read {record_path}; fix or delete it")
-    return data
-
-
 def _load_record(record_path: Path) -> dict[str, Any] | None:
     try:
         record = json.loads(record_path.read_text())
@@ -268,23 +237,23 @@ def _update(path: Path, record: dict[str, Any] | None, want: dict[str, str]) -> 
     if not add and not remove:
         base["entries"] = new_owned
         if record is None:
-            base["written_sha256"] = _sha256(now) if now is not None else None
-            base["original"] = None if now is None else _changed_part(now, now)
+            base["written_sha256"] = sha256(now) if now is not None else None
+            base["original"] = None if now is None else changed_part(now, now)
         return [], [], others, base
     written = _dump(yaml, _apply(doc, add, remove))
     # The original bytes, to keep the record able to restore them: while the file is what privpkg
     # last wrote, the original is rebuilt and re-diffed against the new text; after a user's edit
     # it cannot be, and undo will remove privpkg's entries only.
     if record is None:
-        original: Any = None if now is None else _changed_part(now, written)
-    elif record.get("original") is not None and now is not None and _sha256(now) == record.get("written_sha256"):
-        original = _changed_part(_rebuild(record["original"], now, _record_path()), written)
+        original: Any = None if now is None else changed_part(now, written)
+    elif record.get("original") is not None and now is not None and sha256(now) == record.get("written_sha256"):
+        original = changed_part(rebuild(record["original"], now, _record_path()), written)
     elif record.get("original") is None and record.get("written_sha256") is not None and now is not None \
-            and _sha256(now) == record.get("written_sha256"):
+            and sha256(now) == record.get("written_sha256"):
         original = None  # still the file privpkg created
     else:
         original = "edited"
-    base.update({"original": original, "written_sha256": _sha256(written), "entries": new_owned})
+    base.update({"original": original, "written_sha256": sha256(written), "entries": new_owned})
     if record is None and now is None:
         base["created"] = True
     _write(path, written, now is not None)
@@ -371,12 +340,12 @@ def undo_setup_conda(config: str | None = None) -> str:
             record_path.unlink()
             return f"{path} no longer exists; nothing to undo"
         original = record.get("original")
-        if _sha256(now) == record.get("written_sha256") and original != "edited":
+        if sha256(now) == record.get("written_sha256") and original != "edited":
             if original is None:
                 path.unlink()
                 msg = f"removed {path} (privpkg had created it)"
             else:
-                _write(path, _rebuild(original, now, record_path), True)
+                _write(path, rebuild(original, now, record_path), True)
                 msg = f"restored {path} as it was before privpkg setup conda"
             record_path.unlink()
             return msg
