@@ -35,9 +35,11 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from privpkg.testing.feedserver import FeedRequestHandler
 
 SCHEMES = ("basic", "bearer", "token", "apikey")
 CHANNEL_PATH = "/api/conda/private/"  # where the fixture's channel lives (Artifactory-like)
@@ -144,29 +146,17 @@ def credential_ok(channel: Channel, header: str, api_key: str = "") -> bool:
     return secrets.compare_digest(value.strip().encode(), channel.secret.encode())
 
 
-class ChannelRequestHandler(BaseHTTPRequestHandler):
-    server: ChannelHTTPServer
+class ChannelRequestHandler(FeedRequestHandler):
+    """The feed server's handler (its answering and logging order), serving channel files and
+    logging which auth scheme each request carried, never its value."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # silence stderr
-        pass
+    server: ChannelHTTPServer  # type: ignore[assignment]
 
-    def _send(self, status: int, body: bytes, ctype: str = "text/plain", extra: dict[str, str] | None = None) -> None:
-        # Logged before answering: a client that has its answer may exit at once.
+    def _log(self, status: int) -> None:
         if self.server.log_path:
             with self.server.lock, open(self.server.log_path, "a") as fh:
                 scheme = header_scheme(self.headers.get("Authorization", ""), self.headers.get("X-API-Key", ""))
                 fh.write(f"{self.command} {self.path} {status} {scheme}\n")
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
