@@ -39,7 +39,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from privpkg.testing.feedserver import FeedRequestHandler
+from privpkg.testing.feedserver import FeedRequestHandler, serve_printing_port
 
 SCHEMES = ("basic", "bearer", "token", "apikey")
 CHANNEL_PATH = "/api/conda/private/"  # where the fixture's channel lives (Artifactory-like)
@@ -207,14 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     doc = json.loads(Path(argv[0]).read_text())
     channels = [Channel(c["path"], Path(c["dir"]), c["secret"], c["scheme"], c.get("wrong", 401)) for c in doc["channels"]]
-    server = ChannelHTTPServer(channels, doc.get("log"))
-    sys.stdout.write(f"{server.server_address[1]}\n")
-    sys.stdout.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve_printing_port(ChannelHTTPServer(channels, doc.get("log")))
 
 
 # ---------------------------------------------------------------------------- the fixture

@@ -211,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         sys.stderr.write("usage: python -m privpkg.testing.feedserver CONFIG.json\n")
         return 2
-    server = serve(json.loads(Path(argv[0]).read_text()))
+    return serve_printing_port(serve(json.loads(Path(argv[0]).read_text())))
+
+
+def serve_printing_port(server: ThreadingHTTPServer) -> int:
+    """Print the server's port on stdout (what :func:`privpkg.testing.start_server` reads), then
+    serve until interrupted."""
     sys.stdout.write(f"{server.server_address[1]}\n")
     sys.stdout.flush()
     try:
