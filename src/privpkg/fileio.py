@@ -28,7 +28,6 @@ import errno
 import os
 import re
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -145,6 +144,8 @@ def temp_file(path: Path, mode: int = 0o600) -> Iterator[tuple[int, Path]]:
     folder = path.parent
     remove_stale_temps(folder)
     try:
+        import tempfile  # here: readers (the keyring launcher, the shim's signer) never write
+
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise FileWriteError(f"cannot create a file in {folder}: {_why(exc)}", exc.errno) from None
@@ -267,6 +268,7 @@ def replace_dir(dest: Path, fill: Callable[[Path], None], mode: int | None = Non
     An OSError becomes a :class:`FileWriteError` naming ``dest``; anything else ``fill`` raises
     propagates. Either way no temporary folder is left behind."""
     import shutil
+    import tempfile
 
     dest = Path(dest)
     new: str | None = None

@@ -14,7 +14,6 @@ marker is an ordinary object, so this works alike on every backend.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import threading
@@ -36,6 +35,8 @@ class Digest(NamedTuple):
 
 def file_digest(path: Path) -> Digest:
     """The sha256 (recorded with the object, compared on a second publish) and size of ``path``."""
+    import hashlib  # here: loading OpenSSL costs ~10 ms, and signing never hashes
+
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as fh:

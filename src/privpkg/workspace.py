@@ -44,13 +44,11 @@ import os
 import re
 import stat
 import struct
-import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from privpkg import envvars, log, paths, refs, urls
+from privpkg import envvars, paths, refs, urls
 from privpkg.errors import CONTROL, NotFoundError, PrivpkgError, UsageError, shown
 from privpkg.refs import validate_workspace_name
 from privpkg.storage.base import KINDS
@@ -63,8 +61,10 @@ _ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
 _MAX_FILE = 1 << 20  # a definitions file is a few hundred bytes; refuse to parse a huge one
 
 
-@dataclass(frozen=True)
-class Workspace:
+class Workspace(NamedTuple):
+    """One workspace definition. A NamedTuple (immutable) rather than a dataclass: the pip shim's
+    signer imports this module on every ``privpkg://`` download, and ``dataclasses`` costs ~10 ms."""
+
     name: str
     storage: str
     location: str  # a folder for local, the container URL for azure, s3://bucket[/prefix] for s3
@@ -165,6 +165,8 @@ def _parse(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
     except UnicodeDecodeError as exc:
         return None, f"not UTF-8 (byte {exc.start})"
     try:
+        import tomllib  # here: only when a definitions file exists
+
         return tomllib.loads(text), None
     except Exception as exc:  # noqa: BLE001 - TOMLDecodeError, or RecursionError on absurd nesting
         return None, f"invalid TOML: {shown(exc)}"
@@ -219,18 +221,20 @@ def _definition(name: Any, t: Any, path: Path, source: str) -> Workspace:
     return Workspace(name, storage, location, endpoint or None, region or None, source)
 
 
-@dataclass
 class _Loaded:
     """What one definitions file gave: good workspaces, broken ones (name -> problem line),
     every problem line, the trusted_projects list (user file only), and why the whole file
     could not be parsed (``fatal``), if so."""
 
-    workspaces: dict[str, Workspace] = field(default_factory=dict)
-    broken: dict[str, str] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    trusted: list[str] = field(default_factory=list)
-    endpoints: list[str] = field(default_factory=list)
-    fatal: str | None = None
+    __slots__ = ("broken", "endpoints", "fatal", "problems", "trusted", "workspaces")
+
+    def __init__(self, fatal: str | None = None) -> None:
+        self.workspaces: dict[str, Workspace] = {}
+        self.broken: dict[str, str] = {}
+        self.problems: list[str] = []
+        self.trusted: list[str] = []
+        self.endpoints: list[str] = []
+        self.fatal = fatal
 
 
 def _user_only_list(doc: dict[str, Any], key: str, expected: str, user: bool, where: str, problems: list[str]) -> list[str] | None:
@@ -500,8 +504,7 @@ def default_workspace() -> Workspace:
     return Workspace("default", "local", str(paths.data_dir() / "workspaces" / "default"))
 
 
-@dataclass
-class _State:
+class _State(NamedTuple):
     found: dict[str, Workspace]
     broken: dict[str, str]  # name -> the one line that explains it
     notes: list[str]  # file-level lines (skipped or unparsable files) for "no workspace named"
@@ -536,6 +539,8 @@ def _warn(lines: list[str]) -> None:
         _WARNED.add(line)
         # Through the "privpkg" logger: inside pip (the shim) pip's -qq hides it; elsewhere it is
         # the same "privpkg: warning:" line. A closed stderr loses only the line (it is still in the error).
+        from privpkg import log  # here: logging costs ~5 ms on the shim's signing path
+
         log.warning(line)
 
 
@@ -676,6 +681,8 @@ def _edit(path: Path, change: Callable[[Any], None]) -> None:
             raise PrivpkgError(f"{shown(path)}: workspaces: expected a table of workspaces; it was not changed")
         change(tdoc)
         text = tomlkit.dumps(tdoc)
+        import tomllib
+
         tomllib.loads(text)  # what we write must read back; tomlkit escapes every value
         write_atomic(path, text.encode(), 0o644)
         os.chmod(path, 0o644)

@@ -13,7 +13,6 @@ URL: the folder's permissions are the access control, so:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -73,6 +72,8 @@ class LocalStorage:
         except OSError as exc:
             raise PrivpkgError(f"cannot create {dest.parent}: {exc.strerror}") from None
         mode = 0o600 if self.private else shared_mode()
+        import hashlib  # here: loading OpenSSL costs ~10 ms, and signing never hashes
+
         digest = hashlib.sha256()
         try:
             with temp_file(dest, mode) as (fd, tmp), open(path, "rb") as src:
