@@ -1,7 +1,7 @@
 """The ``privpkg`` command line (the ``privpkg`` script, ``python -m privpkg``).
 
 One module per command group (:mod:`.connection`, :mod:`.workspace`, :mod:`.wheel`,
-:mod:`.resolve`, :mod:`.doctor`, :mod:`.setup`, :mod:`.demo`), each adding its parser and
+:mod:`.env`, :mod:`.resolve`, :mod:`.doctor`, :mod:`.setup`, :mod:`.demo`), each adding its parser and
 holding its small command functions; :mod:`.output` holds the shared options and output helpers.
 This module builds the parser and runs one command.
 
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from privpkg import __version__
-from privpkg.cli import auth, connection, demo, doctor, resolve, setup, wheel, workspace
+from privpkg.cli import auth, connection, demo, doctor, env, resolve, setup, wheel, workspace
 from privpkg.cli.output import Parser, error, os_error
 from privpkg.errors import PrivpkgError
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"privpkg {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     # The order of `privpkg --help`.
-    for group in (auth, connection, workspace, wheel, resolve, doctor, setup, demo):
+    for group in (auth, connection, workspace, wheel, env, resolve, doctor, setup, demo):
         group.add_parser(sub)
     return p
 

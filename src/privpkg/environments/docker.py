@@ -1,0 +1,1 @@
+"""Issue 10: this module is being written (see privpkg.environments)."""
