@@ -157,8 +157,8 @@ class _Listing:
         out: dict[str, list[int]] = {}
         for key in self.objects:
             parts = key.split("/")
-            if len(parts) == 4 and parts[0] == "labels" and parts[3].endswith(".json") and parts[3][:-5].isdigit():
-                out.setdefault(parts[1], []).append(int(parts[3][:-5]))
+            if len(parts) == 3 and parts[0] == "labels" and parts[2].endswith(".json") and parts[2][:-5].isdigit():
+                out.setdefault(parts[1], []).append(int(parts[2][:-5]))
         return {k: sorted(v) for k, v in out.items()}
 
 

@@ -1,0 +1,255 @@
+"""Registered environments (issue 10, items 1-2) on every storage backend: local, Azurite and
+moto's S3 server. Versions are immutable and made once (eight concurrent registrations of one
+changed spec make exactly one version), an unchanged spec costs two storage requests and writes
+nothing, labels move, an incomplete version is one clear error until the same spec completes it,
+and a definition holding a secret or a signature is refused with output that never shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.cli import PrivpkgCLI
+from support.storage import AZURITE_KEY, Azurite, MotoServer
+
+from privpkg.environments import registry
+from privpkg.environments.spec import Spec
+from privpkg.errors import NotFoundError, UsageError
+from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Storage
+
+LOCK = 'lock-version = "1.0"\ncreated-by = "test"\n'
+
+
+def spec(*pip: str, name: str = "train") -> Spec:
+    return Spec(name, python="3.11", pip=pip or ("requests>=2",), variables=(("MODE", "fast"),),
+                sources=(("requirements.txt", "\n".join(pip).encode()),))
+
+
+BACKENDS = [
+    "local",
+    pytest.param("azure", marks=[pytest.mark.azure, pytest.mark.integration]),
+    pytest.param("s3", marks=[pytest.mark.s3, pytest.mark.integration]),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path, isolated_privpkg: Path) -> Storage:
+    """A fresh, empty storage of each kind (a folder, an Azurite container, a moto bucket)."""
+    if request.param == "local":
+        from privpkg.storage.local import LocalStorage
+
+        return LocalStorage(tmp_path / "ws")
+    if request.param == "azure":
+        from privpkg.storage.azure import AzureStorage
+
+        azurite: Azurite = request.getfixturevalue("azurite")
+        return AzureStorage(azurite.create_container(), Credential("blob", AZURITE_KEY))
+    from privpkg.storage.s3 import S3Storage
+
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    return S3Storage(f"s3://{moto.create_bucket()}/team", Credential("s3", moto.secret_key, moto.access_key),
+                     endpoint_url=moto.endpoint)
+
+
+class Counting:
+    """A Storage that counts the calls made through it (each one request for these small
+    objects and listings) and records the keys written."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+        self.written: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self.inner, name)
+
+        def counted(*args: Any, **kw: Any) -> Any:
+            self.calls.append(name)
+            if name in ("put", "put_bytes", "delete"):
+                self.written.append(str(args[0]))
+            return fn(*args, **kw)
+
+        return counted
+
+
+def keys(store: Storage) -> list[BlobInfo]:
+    return store.list_keys("environments/")
+
+
+def test_conditional_create_and_read(store: Storage) -> None:
+    store.put_bytes("environments/x/1/version.json", b"one")
+    with pytest.raises(AlreadyExists):
+        store.put_bytes("environments/x/1/version.json", b"two")
+    assert store.read_bytes("environments/x/1/version.json") == b"one"
+    with pytest.raises(NotFoundError):
+        store.read_bytes("environments/x/2/version.json")
+    assert [(b.key, b.size) for b in store.list_keys("environments/x/")] == [("environments/x/1/version.json", 3)]
+
+
+def test_register_version_label_get_list(store: Storage) -> None:
+    v1 = registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK})
+    assert (v1.version, v1.created) == (1, True)
+    before = keys(store)
+    assert {b.key for b in before} == {f"environments/train/1/{p}" for p in
+                                        ("version.json", "definition.json", "spec/requirements.txt", "pylock.toml")}
+    record = json.loads(store.read_bytes("environments/train/1/version.json"))
+    assert set(record["files"]) == {"definition.json", "spec/requirements.txt", "pylock.toml"}
+
+    again = registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK})
+    assert (again.version, again.created, again.digest) == (1, False, v1.digest)
+    assert keys(store) == before  # nothing written
+    assert registry.find_unchanged(store, spec("requests>=2")) is not None
+
+    v2 = registry.register(store, spec("requests>=2", "attrs"), {"pylock.toml": LOCK})
+    assert (v2.version, v2.created) == (2, True)
+    v3 = registry.register(store, spec("requests>=2", "attrs"), {"pylock.toml": LOCK + "# upgraded\n"})
+    assert (v3.version, v3.created) == (3, True), "a changed lock makes a version"
+    assert registry.find_unchanged(store, spec("requests>=2")) is None
+
+    latest = registry.get(store, "train")
+    assert latest.version == 3 and latest.locks == {"pylock.toml": LOCK + "# upgraded\n"}
+    assert latest.spec.definition() == spec("requests>=2", "attrs").definition()
+    first = registry.get(store, "train", 1)
+    assert first.spec.definition()["pip"] == ["requests>=2"] and first.spec.sources == (("requirements.txt", b"requests>=2"),)
+    with pytest.raises(UsageError, match="other content"):
+        registry.get(store, "train", 1, digest=v2.digest)
+    with pytest.raises(UsageError, match="exists with other content"):
+        registry.register(store, spec("requests>=3"), {"pylock.toml": LOCK}, version=1)
+    assert registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK}, version=1).version == 1
+    with pytest.raises(NotFoundError, match="no version 9"):
+        registry.get(store, "train", 9)
+
+    registry.set_label(store, "train", "prod", 1)
+    assert registry.get(store, "train", label="prod").version == 1
+    registry.set_label(store, "train", "prod", 2)
+    assert registry.labels(store, "train") == {"prod": 2}
+    registry.set_label(store, "train", "prod", None)
+    assert registry.labels(store, "train") == {}
+    with pytest.raises(NotFoundError, match="no label 'prod'"):
+        registry.get(store, "train", label="prod")
+    with pytest.raises(UsageError, match="invalid label"):
+        registry.set_label(store, "train", "latest", 1)
+
+    registry.register(store, spec("numpy", name="other"), {})
+    assert {n: v.version for n, v in registry.list_environments(store).items()} == {"train": 3, "other": 1}
+
+
+def test_unchanged_spec_costs_two_requests_and_writes_nothing(store: Storage) -> None:
+    registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK})
+    counted = Counting(store)
+    again = registry.register(counted, spec("requests>=2"), {"pylock.toml": LOCK}, secrets={})  # type: ignore[arg-type]
+    assert again.version == 1 and not again.created
+    assert counted.calls == ["list_keys", "read_bytes"] and counted.written == []
+    counted.calls.clear()
+    assert registry.find_unchanged(counted, spec("requests>=2")) is not None  # type: ignore[arg-type]
+    assert len(counted.calls) == 2
+
+
+def test_unchanged_spec_on_s3_is_two_http_requests(moto_server: MotoServer, isolated_privpkg: Path) -> None:
+    """The same count seen on the wire: botocore's own before-send events."""
+    from privpkg.storage.s3 import S3Storage
+
+    store = S3Storage(f"s3://{moto_server.create_bucket()}", Credential("s3", moto_server.secret_key, moto_server.access_key),
+                      endpoint_url=moto_server.endpoint)
+    registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK})
+    sent: list[str] = []
+    store._s3().meta.events.register("before-send.s3", lambda request, **_: sent.append(request.method))
+    registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK}, secrets={})
+    assert sent == ["GET", "GET"], sent  # ListObjectsV2, GetObject
+
+
+def test_eight_concurrent_registrations_make_one_version(store: Storage) -> None:
+    registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK})
+    changed = spec("requests>=2", "attrs")
+    barrier = threading.Barrier(8)
+    results: list[registry.Version] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            barrier.wait()
+            results.append(registry.register(store, changed, {"pylock.toml": LOCK}, secrets={}))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert sorted(r.version for r in results) == [2] * 8
+    assert sum(r.created for r in results) == 1
+    versions = sorted({b.key.split("/")[2] for b in keys(store)})
+    assert versions == ["1", "2"]
+    assert registry.get(store, "train").version == 2
+
+
+def test_incomplete_version_is_an_error_until_registered_again(store: Storage) -> None:
+    registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK})
+    # A writer that died after its claim: version.json of v2 written, its files not.
+    files = registry.version_files(spec("attrs"), {"pylock.toml": LOCK})
+    record = registry._record("train", 2, files)
+    store.put_bytes("environments/train/2/version.json", registry.canonical_json(record))
+    with pytest.raises(registry.IncompleteVersion, match="train:2 is incomplete"):
+        registry.get(store, "train", 2)
+    assert registry.get(store, "train").version == 1, "latest is the highest complete version"
+    with pytest.raises(registry.IncompleteVersion):
+        registry.set_label(store, "train", "prod", 2)
+    done = registry.register(store, spec("attrs"), {"pylock.toml": LOCK})
+    assert done.version == 2
+    assert registry.get(store, "train", 2).locks == {"pylock.toml": LOCK}
+
+
+@pytest.mark.parametrize(("where", "value", "what"), [
+    ("variable", "Zm9vYmFyLXN0b3JlZC1zZWNyZXQ", "connection 'feed''s secret"),
+    ("pip", "pkg @ https://acct.blob.core.windows.net/c/pkg-1.0-py3-none-any.whl?sv=2024-01-01&sig=c2lnbmF0dXJl", "a signature (sig=)"),
+    ("pip", "--extra-index-url https://user:hunter2222@pkgs.example.com/simple/", "a password in user info"),
+    ("lock", 'url = "https://b.s3.amazonaws.com/k.whl?X-Amz-Signature=abcdef0123"', "an X-Amz-Signature"),
+])
+def test_definitions_with_secrets_are_refused(store: Storage, where: str, value: str, what: str) -> None:
+    from privpkg.connections import set_connection
+
+    set_connection("feed", "PythonFeed", "https://pkgs.example.com/", "PAT", value="Zm9vYmFyLXN0b3JlZC1zZWNyZXQ")
+    bad = Spec("train", variables=(("MODE", value),)) if where == "variable" else spec(value) if where == "pip" else spec()
+    locks = {"pylock.toml": LOCK + value + "\n"} if where == "lock" else {}
+    with pytest.raises(UsageError) as info:
+        registry.register(store, bad, locks)
+    line = str(info.value)
+    assert what in line and "\n" not in line
+    for part in ("Zm9vYmFyLXN0b3JlZC1zZWNyZXQ", "c2lnbmF0dXJl", "hunter2222", "abcdef0123"):
+        assert part not in line
+    assert keys(store) == [], "nothing is written"
+
+
+def make_cli_workspace(cli: PrivpkgCLI, kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    if kind == "local":
+        cli.ok("workspace", "add", "ws", "--path", str(tmp_path / "ws"))
+    elif kind == "azure":
+        azurite: Azurite = request.getfixturevalue("azurite")
+        cli.outputs.add_secret(azurite.key)
+        url = azurite.create_container()
+        cli.ok("workspace", "add", "ws", "--azure", url)
+        cli.ok("connection", "set", "ws-blob", "--category", "AzureBlob", "--target", url, stdin=azurite.key + "\n")
+    else:
+        moto: MotoServer = request.getfixturevalue("moto_server")
+        cli.outputs.add_secret(moto.secret_key)
+        bucket = moto.create_bucket()
+        cli.ok("workspace", "add", "ws", "--s3", f"s3://{bucket}/team", "--endpoint-url", moto.endpoint)
+        cli.ok("connection", "set", "s3conn", "--category", "S3", "--target", f"s3://{bucket}", "--username", moto.access_key,
+               "--endpoint", moto.endpoint, stdin=moto.secret_key + "\n")
+
+
+@pytest.fixture
+def cli_on(privpkg_cli: PrivpkgCLI, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], PrivpkgCLI]]:
+    def make(kind: str) -> PrivpkgCLI:
+        make_cli_workspace(privpkg_cli, kind, request, tmp_path)
+        return privpkg_cli
+
+    yield make
+    privpkg_cli.outputs.check()
