@@ -78,6 +78,10 @@ class Version(NamedTuple):
         return {p: d.decode() for p, d in sorted(self._content().items()) if _LOCK.fullmatch(p)}
 
 
+def is_lock_name(name: str) -> bool:
+    return bool(_LOCK.fullmatch(name))
+
+
 def env_prefix(name: str) -> str:
     return f"{ENVIRONMENTS}/{validate_name(name)}/"
 

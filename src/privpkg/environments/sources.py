@@ -36,7 +36,8 @@ _INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s+|=)(\S.*)$")
 _LOCAL = re.compile(r"^(-e|--editable)(\s|=|$)|^(\.{0,2}/|file:)|\s@\s*file:", re.IGNORECASE)
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
+    """A spec file's bytes (at most :data:`MAX_FILE`); one line for a missing or unreadable one."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_FILE + 1)
@@ -49,7 +50,7 @@ def _read(path: Path) -> bytes:
     return data
 
 
-def _text(path: Path, data: bytes) -> str:
+def decode(path: Path, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -84,11 +85,11 @@ class _Requirements:
         if real in self.seen:
             raise UsageError(f"{shown(path)} is included twice (a -r/-c loop?)")
         self.seen.add(real)
-        data = _read(path)
+        data = read_file(path)
         if path.name in self.files:
             raise UsageError(f"two spec files are called {shown(path.name)}; rename one")
         self.files[path.name] = data
-        for line in _pip_lines(_text(path, data).splitlines(), shown(path)):
+        for line in _pip_lines(decode(path, data).splitlines(), shown(path)):
             m = _INCLUDE.match(line)
             if m:
                 self.read(path.parent / m.group(2).strip(), constraints or m.group(1) in ("-c", "--constraint"))
@@ -112,7 +113,7 @@ def load_yaml(path: Path, data: bytes) -> Any:
     except ImportError:
         raise PrivpkgError("reading a conda environment file needs ruamel.yaml: pip install 'privpkg[env]'") from None
     try:
-        return YAML(typ="safe", pure=True).load(_text(path, data))
+        return YAML(typ="safe", pure=True).load(decode(path, data))
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -121,7 +122,7 @@ def load_yaml(path: Path, data: bytes) -> Any:
 
 def from_conda_specification(name: str, path: str | os.PathLike[str]) -> Spec:
     file = Path(path)
-    data = _read(file)
+    data = read_file(file)
     doc = load_yaml(file, data)
     if not isinstance(doc, Mapping):
         raise UsageError(f"{shown(file)} is not a conda environment file (a mapping with dependencies)")
@@ -158,7 +159,7 @@ def _condarc_envs_dirs(environ: Mapping[str, str], home: Path) -> list[Path]:
     for f in files:
         if not f.is_file():
             continue
-        doc = load_yaml(f, _read(f))
+        doc = load_yaml(f, read_file(f))
         dirs = doc.get("envs_dirs") if isinstance(doc, Mapping) else None
         for d in dirs if isinstance(dirs, list) else []:
             out.append(Path(os.path.expandvars(os.path.expanduser(str(d)))))
@@ -212,7 +213,7 @@ def _records(prefix: Path) -> list[dict[str, Any]]:
     out = []
     for f in sorted((prefix / "conda-meta").glob("*.json")):
         try:
-            rec = json.loads(_read(f))
+            rec = json.loads(read_file(f))
         except ValueError:
             raise UsageError(f"{shown(f)} is not a conda package record (not JSON)") from None
         if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in ("name", "version", "build")):
@@ -263,6 +264,9 @@ def from_existing_conda_environment(name: str, conda_env_name: str, *, environ: 
     owned: set[str] = set()
     for rec in records:
         channel = _clean_channel(str(rec.get("channel") or ""))
+        subdir = str(rec.get("subdir") or "")
+        if subdir and channel.endswith("/" + subdir):  # conda records the channel's platform folder
+            channel = channel[: -len(subdir) - 1]
         if channel and channel not in channels and channel != "pypi":
             channels.append(channel)
         conda.append(f"{rec['name']}=={rec['version']}={rec['build']}")
@@ -292,7 +296,7 @@ def from_existing_virtualenv(name: str, path: str | os.PathLike[str]) -> Spec:
     if not cfg.is_file():
         raise NotFoundError(f"{shown(root)} is not a virtualenv (it has no pyvenv.cfg)")
     version = None
-    for line in _text(cfg, _read(cfg)).splitlines():
+    for line in decode(cfg, read_file(cfg)).splitlines():
         key, _, value = line.partition("=")
         if key.strip() in ("version_info", "version"):
             version = value.strip()
