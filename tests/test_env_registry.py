@@ -91,6 +91,30 @@ def test_conditional_create_and_read(store: Storage) -> None:
     assert [(b.key, b.size) for b in store.list_keys("environments/x/")] == [("environments/x/1/version.json", 3)]
 
 
+def test_s3_wheel_upload_is_conditional_past_its_head_check(moto_server: MotoServer, isolated_privpkg: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3Storage.put's HEAD is a shortcut; the guarantee is the conditional write, for a single
+    PutObject and for a multipart upload's CompleteMultipartUpload (9 MiB > the 8 MiB threshold)."""
+    import hashlib
+    import os
+
+    from privpkg.storage.s3 import S3Storage
+
+    store = S3Storage(f"s3://{moto_server.create_bucket()}", Credential("s3", moto_server.secret_key, moto_server.access_key),
+                      endpoint_url=moto_server.endpoint)
+    for size in (10, 9 << 20):
+        f = tmp_path / f"x-{size}.whl"
+        f.write_bytes(os.urandom(size))
+        sha = hashlib.sha256(f.read_bytes()).hexdigest()
+        store.put(f.name, f, sha)
+        with monkeypatch.context() as m:
+            m.setattr(store, "head", lambda key: None)  # a racing writer: the HEAD saw nothing
+            with pytest.raises(AlreadyExists):
+                store.put(f.name, f, "0" * 64)
+        info = store.head(f.name)
+        assert info is not None and info.sha256 == sha, "the first upload stays"
+
+
 def test_register_version_label_get_list(store: Storage) -> None:
     v1 = registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK})
     assert (v1.version, v1.created) == (1, True)

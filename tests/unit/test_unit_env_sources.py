@@ -91,7 +91,8 @@ def make_prefix(root: Path) -> Path:
         shutil.copy(f, root / "conda-meta" / f.name)
     (root / "conda-meta" / "history").write_text("")
     site = root / "lib" / "python3.11" / "site-packages"
-    make_dist(site, "pip", "26.3", installer="conda")
+    make_dist(site, "pip", "26.3", installer="conda")  # listed in pip's record
+    make_dist(site, "certifi", "2024.2.2", installer="conda")  # its record not there: conda's all the same
     make_dist(site, "feed_pkg", "1.0")
     make_dist(site, "ws_pkg", "1.0", url=WS_URL)
     return root
