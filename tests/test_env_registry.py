@@ -341,8 +341,21 @@ def test_python_api(isolated_privpkg: Path, tmp_path: Path) -> None:
         env.register("ws")  # no lock part yet: one clear line
     env.locks = {"pylock.toml": LOCK}
     assert env.register("ws").version == 1 and env.created
-    again = privpkg.Environment.from_pip_requirements("train", req).register("ws")  # unchanged: no lock needed
-    assert (again.version, again.created, again.locks) == (1, False, {"pylock.toml": LOCK})
+    from privpkg.environments import api
+
+    counted: list[Counting] = []
+    real = api.open_registry
+
+    def counting(workspace: Any) -> Any:
+        ws, store = real(workspace)
+        counted.append(Counting(store))
+        return ws, counted[-1]
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(api, "open_registry", counting)
+        again = privpkg.Environment.from_pip_requirements("train", req).register("ws")  # unchanged: no lock needed
+    assert (again.version, again.created) == (1, False)
+    assert counted[0].calls == ["list_keys", "read_bytes"] and counted[0].written == []
     got = privpkg.Environment.get("ws", "train")
     assert got.version == 1 and got.spec.definition() == env.spec.definition()
     got.set_label("ws", "prod")
