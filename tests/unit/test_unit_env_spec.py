@@ -63,6 +63,7 @@ SECRET = "pat-0123456789abcdef"
     ("pkg @ https://b.s3.amazonaws.com/p.whl?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0a1b", "an X-Amz-Signature"),
     ("pkg @ https://b.s3.amazonaws.com/p.whl?AWSAccessKeyId=AK&Expires=1&Signature=abc", "a signature (Signature=)"),
     ("https://user:pw-not-known@pkgs.example/simple/", "a password in user info"),
+    ("https://conda.anaconda.org/t/tk-0123/team", "a channel token (/t/...)"),
     ("https://user:pw%40x@pkgs.example/simple/", "a password in user info"),
     (f"value {SECRET.upper()} differs in case", None),
     ("https://__token__:${PAT}@pkgs.example/simple/", None),

@@ -8,7 +8,8 @@ when they hold:
   sources, read once per :func:`known_secrets`), or the account key of a connection string;
 - a password in a URL's user info (``https://user:PASS@host``); a reference to a variable that
   pip expands (``https://__token__:${PAT}@host``) is not a password and is kept;
-- a signature parameter: Azure SAS ``sig=``, S3 ``X-Amz-Signature=`` or ``Signature=`` (SigV2).
+- a signature parameter: Azure SAS ``sig=``, S3 ``X-Amz-Signature=`` or ``Signature=`` (SigV2);
+  a conda channel token in a path (``/t/TOKEN/``).
 
 Environment variables whose names look like secrets (``TOKEN``, ``PAT``, ``SECRET``,
 ``PASSWORD``, ``KEY``...) get one warning line each (:func:`suspicious_variables`): the value
@@ -37,6 +38,8 @@ _SIGNATURES = (
     (re.compile(r"[?&;]sig=", re.IGNORECASE), "a signature (sig=)"),
     (re.compile(r"X-Amz-Signature=", re.IGNORECASE), "an X-Amz-Signature"),
     (re.compile(r"[?&;]Signature=", re.IGNORECASE), "a signature (Signature=)"),
+    # anaconda.org's (and conda's) token in a channel path: https://conda.anaconda.org/t/TOKEN/channel
+    (re.compile(r"://[^/\s]+/t/[^/\s]+/"), "a channel token (/t/...)"),
 )
 #: ``scheme://user:password@`` (the password part non-empty).
 _USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/@\s:?#]*):([^/@\s?#]+)@")
