@@ -159,7 +159,12 @@ def test_register_version_label_get_list(store: Storage) -> None:
     with pytest.raises(UsageError, match="invalid label"):
         registry.set_label(store, "train", "latest", 1)
 
-    registry.register(store, spec("numpy", name="other"), {})
+    with pytest.raises(UsageError, match=r"needs its pip lock \(pylock.toml\)"):
+        registry.register(store, spec("numpy", name="other"), {})
+    conda_only = Spec("other", conda=("python=3.11",))
+    with pytest.raises(UsageError, match="needs a conda lock"):
+        registry.register(store, conda_only, {"pylock.toml": LOCK})
+    registry.register(store, conda_only, {"conda-linux-64.txt": "@EXPLICIT\n"})
     assert {n: v.version for n, v in registry.list_environments(store).items()} == {"train": 3, "other": 1}
 
 
@@ -299,17 +304,20 @@ def test_cli_create_register_list_show_label(cli_on: Callable[[str], PrivpkgCLI]
     assert res.returncode == 0, res.stderr
     assert res.stderr == "privpkg: warning: variable HF_TOKEN looks like a secret; its value is stored in the workspace as written\n"
     (tmp_path / "d1" / "pylock.toml").write_text(LOCK)
+    cli.fails(2, "env", "register", tmp_path / "d1", "-w", "ws", match="needs a conda lock (conda-PLATFORM.txt)")
+    (tmp_path / "d1" / "conda-linux-64.txt").write_text("@EXPLICIT\n")
     assert "registered train:1 in workspace 'ws'" in cli.ok("env", "register", tmp_path / "d1", "-w", "ws")
     assert "train:1 is unchanged in workspace 'ws'; nothing was written" in cli.ok("env", "register", tmp_path / "d1", "-w", "ws")
     env_file.write_text(env_file.read_text().replace("requests>=2", "requests>=2.31"))
     cli.ok("env", "create", "train", "--file", env_file, "-o", tmp_path / "d1", "--force")
     (tmp_path / "d1" / "pylock.toml").write_text(LOCK)
+    (tmp_path / "d1" / "conda-linux-64.txt").write_text("@EXPLICIT\n")
     assert "registered train:2" in cli.ok("env", "register", tmp_path / "d1", "-w", "ws")
     assert json.loads(cli.ok("env", "list", "--json", "-w", "ws"))[0] | {"digest": ""} == {"name": "train", "version": 2, "digest": ""}
     assert "label 'prod' of train now points at train:1" in cli.ok("env", "label", "train:1", "prod", "-w", "ws")
     shown = json.loads(cli.ok("env", "show", "train@prod", "--json", "-w", "ws"))
     assert shown["version"] == 1 and shown["labels"] == ["prod"] and shown["definition"]["pip"] == ["requests>=2"]
-    assert set(shown["files"]) == {"definition.json", "spec/environment.yml", "pylock.toml"}
+    assert set(shown["files"]) == {"definition.json", "spec/environment.yml", "pylock.toml", "conda-linux-64.txt"}
     text = cli.ok("env", "show", "train", "-w", "ws")
     assert text.startswith("train:2  digest ") and "  requests>=2.31" in text
     (tmp_path / "d1" / "pylock.toml").write_text(LOCK + 'url = "https://acct.blob.core.windows.net/c/x.whl?sv=1&sig=c2lnLXZhbHVl"\n')

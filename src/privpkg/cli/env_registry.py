@@ -16,11 +16,17 @@ from privpkg.cli.output import add_json_option, add_workspace_option, out, print
 
 
 def _screen(env: Any) -> None:
-    """Refuse a definition holding a secret before it is written anywhere; warn about variable
-    names that look like secrets."""
-    from privpkg.environments import registry, screen
+    """Refuse a definition holding a secret before it is written anywhere."""
+    from privpkg.environments import registry
 
     registry.screen_files(registry.version_files(env.spec, env.locks))
+
+
+def _warn_variables(env: Any) -> None:
+    """One warning per variable name that looks like a secret's: after the command succeeded,
+    so a failure stays one line."""
+    from privpkg.environments import screen
+
     warn(screen.suspicious_variables(n for n, _ in env.spec.variables))
 
 
@@ -38,6 +44,7 @@ def cmd_env_create(args: argparse.Namespace) -> int:
     env = make(args.name, value)
     _screen(env)
     dest = env.save_to_directory(args.output, overwrite=args.force)
+    _warn_variables(env)
     out(f"wrote the definition of {env.name} to {dest}; register it with: privpkg env register {dest} --workspace {args.workspace}")
     return 0
 
@@ -54,6 +61,7 @@ def cmd_env_register(args: argparse.Namespace) -> int:
     note = "" if before else " (locked now)"
     out(f"registered {env.name}:{env.version} in workspace {ws.name!r}{note}" if env.created else
         f"{env.name}:{env.version} is unchanged in workspace {ws.name!r}; nothing was written")
+    _warn_variables(env)
     return 0
 
 

@@ -95,14 +95,16 @@ class Environment:
 
     def register(self, workspace: str | Workspace) -> Environment:
         """Store this environment in ``workspace``: the version whose content it is (nothing
-        written), or a new one. Its locks: those it has, else made now (keeping the previous
-        version's pins)."""
+        written, two storage requests), or a new one. Its locks: those it has, else made now
+        (keeping the previous version's pins); an unchanged spec without locks keeps the
+        version's locks in the workspace (``Environment.get`` reads them)."""
         _, store = open_registry(workspace)
         locks = self.locks
         if not locks and self.version is None:
             same = registry.find_unchanged(store, self.spec)
-            if same is not None:
-                return self._from(registry.get(store, self.name, same.version, digest=same.digest))
+            if same is not None:  # two requests, nothing read or written beyond them
+                self.version, self.digest, self.created = same.version, same.digest, False
+                return self
             previous = None
             try:
                 previous = registry.get(store, self.name).locks
@@ -111,10 +113,6 @@ class Environment:
             locks = lock(self.spec, previous)
         rec = registry.register(store, self.spec, locks, version=self.version)
         self.version, self.digest, self.locks, self.created = rec.version, rec.digest, dict(locks), rec.created
-        return self
-
-    def _from(self, rec: registry.Version) -> Environment:
-        self.version, self.digest, self.locks, self.created = rec.version, rec.digest, rec.locks, False
         return self
 
     @staticmethod

@@ -106,6 +106,16 @@ def version_files(spec: Spec, locks: Mapping[str, str]) -> dict[str, bytes]:
     return files
 
 
+def check_locks(spec: Spec, locks: Mapping[str, str]) -> None:
+    """Every version carries its locks: ``pylock.toml`` for a pip part, a ``conda-PLATFORM.txt``
+    for conda dependencies (UsageError, one line, naming what is missing)."""
+    conda = [n for n in locks if n.startswith("conda-")]
+    if (spec.pip or not spec.conda) and PYLOCK not in locks:
+        raise UsageError(f"environment {spec.name} needs its pip lock ({PYLOCK}) to be registered")
+    if spec.conda and not conda:
+        raise UsageError(f"environment {spec.name} needs a conda lock (conda-PLATFORM.txt) to be registered")
+
+
 def spec_digest(spec: Spec) -> str:
     """The digest a version of ``spec`` records for its spec part, whatever its locks."""
     files = version_files(spec, {})
@@ -207,7 +217,8 @@ def register(store: Storage, spec: Spec, locks: Mapping[str, str], *, version: i
     (or be the next one), never a silent reuse. Refuses (UsageError, one line) any file holding
     a secret or a signature."""
     files = version_files(spec, locks)
-    screen_files(files, secrets)
+    screen_files(files, secrets)  # first: a secret is the line to see, whatever else is wrong
+    check_locks(spec, locks)
     name = spec.name
     listing = _Listing(store, name)
     latest = listing.versions[-1] if listing.versions else 0
