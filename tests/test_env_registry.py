@@ -368,7 +368,9 @@ def test_python_api(isolated_privpkg: Path, tmp_path: Path) -> None:
     assert got.version == 1 and got.spec.definition() == env.spec.definition()
     got.set_label("ws", "prod")
     assert privpkg.Environment.get("ws", "train", label="prod").version == 1
-    assert {n: e.version for n, e in privpkg.Environment.list("ws").items()} == {"train": 1}
+    listed = privpkg.Environment.list("ws")
+    assert {n: e.version for n, e in listed.items()} == {"train": 1}
+    assert listed["train"].spec.definition() == env.spec.definition()
     saved = got.save_to_directory(tmp_path / "dir")
     loaded = privpkg.Environment.load_from_directory(saved)
     assert loaded.spec == got.spec and loaded.locks == got.locks

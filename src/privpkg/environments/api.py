@@ -127,9 +127,13 @@ class Environment:
 
     @staticmethod
     def list(workspace: str | Workspace) -> dict[str, Environment]:
-        """Each environment's latest version, by name (definitions not read: ``get`` one)."""
+        """Each environment's latest version, by name, with its definition (its spec files and
+        locks are not read: ``get`` one for them)."""
         _, store = open_registry(workspace)
-        return {n: Environment(Spec(n), version=v.version, digest=v.digest) for n, v in registry.list_environments(store).items()}
+        out = {}
+        for name, rec in registry.list_environments(store).items():
+            out[name] = Environment(registry.read_definition(store, rec), version=rec.version, digest=rec.digest)
+        return out
 
     def set_label(self, workspace: str | Workspace, label: str, remove: bool = False) -> None:
         """Point ``label`` at this registered version (``remove``: take the label away)."""

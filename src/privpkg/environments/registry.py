@@ -276,6 +276,15 @@ def _read_version(store: Storage, rec: Version) -> Version:
     return rec
 
 
+def read_definition(store: Storage, rec: Version) -> Spec:
+    """The definition of ``rec`` alone (one request), checked against its record."""
+    key = f"{env_prefix(rec.name)}{rec.version}/{DEFINITION}"
+    data = store.read_bytes(key)
+    if _sha(data) != rec.files[DEFINITION]["sha256"]:
+        raise IncompleteVersion(f"environment {rec.name}:{rec.version}: {DEFINITION} is not what its record says")
+    return load_definition(data)
+
+
 def _label_value(store: Storage, name: str, label: str, seqs: list[int]) -> int | None:
     if not seqs:
         return None
