@@ -434,3 +434,29 @@ def test_readme_environments_as_written(privpkg_cli: PrivpkgCLI, tmp_path: Path)
     out = privpkg_cli.outputs.text()
     assert "train:1 is unchanged" in out and os.path.isdir(cwd / "team-workspace" / "environments" / "train" / "1")
     privpkg_cli.outputs.check()
+
+
+def test_create_from_a_real_virtualenv(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """``env create --venv``: a venv made by ``python -m venv``, wheels installed by its own pip
+    (offline, from a folder): each pinned, pip itself left out."""
+    import subprocess
+    import sys
+
+    from privpkg.testing import make_wheel
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "feed-pkg", "1.2")
+    local = make_wheel(wheels, "ws-pkg", "0.3")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, capture_output=True)
+    pip = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels]
+    assert privpkg_cli.tool([*pip, "feed-pkg"]).returncode == 0
+    assert privpkg_cli.tool([*pip, local.as_uri()]).returncode == 0  # a direct URL: pinned by version
+    out = privpkg_cli.ok("env", "create", "train", "--venv", venv, "-o", tmp_path / "d")
+    assert "wrote the definition of train" in out
+    definition = json.loads((tmp_path / "d" / "definition.json").read_text())
+    assert "feed-pkg==1.2" in definition["pip"] and "ws-pkg==0.3" in definition["pip"]
+    assert not any(line.startswith("pip") for line in definition["pip"])
+    assert definition["python"] == ".".join(map(str, sys.version_info[:3]))
+    privpkg_cli.outputs.check()
