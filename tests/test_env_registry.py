@@ -460,3 +460,24 @@ def test_create_from_a_real_virtualenv(privpkg_cli: PrivpkgCLI, tmp_path: Path) 
     assert not any(line.startswith("pip") for line in definition["pip"])
     assert definition["python"] == ".".join(map(str, sys.version_info[:3]))
     privpkg_cli.outputs.check()
+
+
+def test_create_from_a_conda_environment_by_name(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """``env create --conda-env NAME``: found in CONDA_ENVS_PATH as conda finds it; its records
+    (conda 26's, tests/unit/data/conda-meta) name a channel with a token, which no output holds."""
+    import shutil
+
+    prefix = tmp_path / "envs" / "wl"
+    (prefix / "conda-meta").mkdir(parents=True)
+    for f in (Path(__file__).parent / "unit" / "data" / "conda-meta").glob("*.json"):
+        shutil.copy(f, prefix / "conda-meta" / f.name)
+    privpkg_cli.outputs.add_secret("tk-SECRET123")
+    out = privpkg_cli.ok("env", "create", "train", "--conda-env", "wl", "-o", tmp_path / "d", env={"CONDA_ENVS_PATH": str(tmp_path / "envs")})
+    assert "wrote the definition of train" in out
+    text = (tmp_path / "d" / "definition.json").read_text()
+    privpkg_cli.outputs.add("definition.json", text)
+    assert json.loads(text)["conda"] == {"channels": ["https://conda.example.com/team"],
+                                         "dependencies": ["pip==26.3=pyh8751d1db_0", "python==3.11.7=h608417e7_0"]}
+    privpkg_cli.fails(1, "env", "create", "x", "--conda-env", "nope", "-o", tmp_path / "e", env={"CONDA_ENVS_PATH": str(tmp_path / "envs")},
+                      match="no conda environment named 'nope'")
+    privpkg_cli.outputs.check()
