@@ -129,9 +129,9 @@ def _solve(channels: Sequence[str], specs: Sequence[str], platform: str, work: P
             sources.append(rattler.SparseRepoData(rattler.Channel(channel), subdir, str(path)))
     wanted = {a.url for a in keep}
     locked = [r for src in sources for name in sorted({a.name for a in keep}) for r in src.load_records(name) if str(r.url) in wanted]
-    virtual = rattler.VirtualPackage.detect() if platform == str(rattler.Platform.current()) else []
+    virtual = rattler.VirtualPackage.detect() if platform == str(rattler.Subdir.current()) else []
     try:
-        records = asyncio.run(rattler.solve(sources, list(specs), platforms=[rattler.Platform(platform), rattler.Platform("noarch")], virtual_packages=virtual,
+        records = asyncio.run(rattler.solve(sources, list(specs), platforms=[rattler.Subdir(platform), rattler.Subdir("noarch")], virtual_packages=virtual,
                                                locked_packages=locked))
     except SolverError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
