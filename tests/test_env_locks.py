@@ -107,6 +107,7 @@ REFUSED = [
     (LOCK.replace(f'url = "{PRIVPKG_URL}"', 'path = "/home/me/wheels/x-1.0-py3-none-any.whl"'), "a local path", None),
     (LOCK.replace("[packages.archive]", "vcs = {type = 'git', url = 'https://g.example/r'}\n[packages.archive]"), "vcs source", None),
     (LOCK.replace(f'hashes = {{sha256 = "{SHA}"}}\n', "", 1), "without a sha256", None),
+    (LOCK + '\n[tool.demo]\nmirror = "https://u:TOOLPASS42@mirror.example/"\n', "password in user info", "TOOLPASS42"),
     ('lock-version = "2.0"\n', "is not 1.x", None),
     ("lock-version = \n", "not valid TOML", None),
 ]
