@@ -251,6 +251,29 @@ def test_unpinned_requirements_move_only_when_upgraded(venv_privpkg, feed, check
     assert "not both" in assert_one_error_line(res, 2)
 
 
+def test_uv_locks_read_as_pip_locks(venv_privpkg, uv_bin, uv_cache, feed, checked_cli, store_connection, tmp_path) -> None:
+    """uv is not privpkg's locker (it refuses privpkg:// URLs), but a pylock.toml uv made from the
+    PAT feed (its inline-table form, no file names, ``requires-python``) reads to the same
+    artifacts as pip's, for this interpreter and, with ``--python-platform``, for another."""
+    cli = checked_cli(*feed.secrets)
+    definition, _ = _setup(feed, cli, store_connection, tmp_path)
+    assert _lock(cli, venv_privpkg, definition).returncode == 0
+    by_pip = {a.name: a for a in pylock.load((definition / "pylock.toml").read_text()).select()}
+    (tmp_path / "in.txt").write_text("pkg-a\n")
+    env = {**cli.env, "PATH": f"{venv_privpkg.bin}:{cli.env['PATH']}"}  # uv asks privpkg's keyring CLI
+    index = feed.index_a.replace("http://", "http://__token__@")
+    for extra, target in (([], None), (["--python-platform", "aarch64-apple-darwin", "--python-version", "3.12"],
+                                       pylock.Target(("py3-none-any",), {"python_full_version": "3.12.0", "sys_platform": "darwin"}))):
+        out = tmp_path / "pylock.uv.toml"
+        r = cli.tool([uv_bin, "pip", "compile", "--no-config", "--cache-dir", uv_cache, "--keyring-provider", "subprocess",
+                      "--index-url", index, "--format", "pylock.toml", *extra, tmp_path / "in.txt", "-o", out], env=env)
+        assert r.returncode == 0, r.describe()
+        text = out.read_text()
+        cli.outputs.add("uv's pylock.toml", text)
+        assert "__token__" not in text
+        assert pylock.load(text).select(target) == [by_pip["pkg-a"]]
+
+
 def test_a_lock_naming_a_local_file_is_refused(venv_privpkg, feed, checked_cli, store_connection, tmp_path) -> None:
     """pip records a ``file://`` requirement (or a --find-links folder) as it is: the lock is
     refused with one line, and nothing is written."""

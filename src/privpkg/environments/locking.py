@@ -51,6 +51,15 @@ _URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 
 
 def _pip_version(python: str) -> tuple[int, ...] | None:
+    if python == sys.executable:
+        # privpkg's own interpreter: its metadata answers without a 0.5 s `pip --version`.
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            m = re.match(r"(\d+)\.(\d+)", version("pip"))
+        except PackageNotFoundError:
+            return None
+        return (int(m.group(1)), int(m.group(2))) if m else None
     try:
         r = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=120, check=False,
                            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
