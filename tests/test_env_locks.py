@@ -368,3 +368,10 @@ def test_conda_lock_of_a_private_channel(channel_server, checked_cli, tmp_path) 
     assert [(a.name, a.version) for a in condalock.load_explicit(text)] == [("privtool", "1.1")]
     assert "@" not in text.replace("@EXPLICIT", "")
     assert_no_secret(text, secret)
+    # Another platform on request (noarch packages solve anywhere; no virtual packages there).
+    spec = json.loads((definition / "definition.json").read_text())
+    (definition / "definition.json").write_text(json.dumps({**spec, "platforms": [condalock.current_platform(), "osx-arm64"]}))
+    assert "unchanged" not in cli.ok("env", "lock", definition)
+    other = (definition / "conda-osx-arm64.txt").read_text()
+    assert other.startswith("# platform: osx-arm64\n") and [a.version for a in condalock.load_explicit(other)] == ["1.1"]
+    assert lock_file.read_text() == text  # the first platform's lock did not move

@@ -214,8 +214,8 @@ def screen_url(url: str, where: str) -> str:
         raise UsageError(f"{where}: not a URL: {shown(url, 80)!r}") from None
     scheme = parts.scheme.lower()
     if scheme == "file" or not scheme:
-        raise UsageError(f"{where}: the lock would hold a local file ({shown(urls.redact(url), 120)}); "
-                         f"a lock names artifacts every machine can fetch (privpkg:// wheels, feed URLs)")
+        raise UsageError(f"{where}: the lock would hold a local file ({shown(urls.redact(url), 120)}): a file:// requirement, or a "
+                         f"--find-links folder in the spec or pip's config; publish it (privpkg wheel add) and name its privpkg:// URL")
     if scheme not in SCHEMES:
         raise UsageError(f"{where}: a lock holds {', '.join(SCHEMES)} URLs only, not {shown(scheme, 20)}:")
     if "@" in parts.netloc:
