@@ -375,3 +375,20 @@ def test_conda_lock_of_a_private_channel(channel_server, checked_cli, tmp_path) 
     other = (definition / "conda-osx-arm64.txt").read_text()
     assert other.startswith("# platform: osx-arm64\n") and [a.version for a in condalock.load_explicit(other)] == ["1.1"]
     assert lock_file.read_text() == text  # the first platform's lock did not move
+
+
+def test_env_lock_bad_input_is_one_line(checked_cli, tmp_path) -> None:
+    cli = checked_cli()
+    cli.fails(2, "env", "lock", tmp_path / "nope", match="no definition directory")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    cli.fails(2, "env", "lock", bad, match="definition.json is missing")
+    (bad / "definition.json").write_text("{not json")
+    cli.fails(2, "env", "lock", bad, match="is not JSON")
+    (bad / "definition.json").write_text('{"name": "bad", "pip": ["# only a comment"]}')
+    cli.fails(2, "env", "lock", bad, match="nothing to lock")
+    (bad / "definition.json").write_text('{"name": "bad", "conda": {"channels": ["https://u:CHANPASS-9f8e7d@conda.example/c/"], "dependencies": ["x"]}}')
+    line = cli.fails(2, "env", "lock", bad, match="password in user info")
+    assert "CHANPASS" not in line
+    cli.fails(2, "env", "lock", bad, "--upgrade", "--package", "x", match="not both")
+    assert sorted(p.name for p in bad.iterdir()) == ["definition.json"]
