@@ -139,6 +139,12 @@ def test_constraints_hold_the_previous_versions_unless_upgraded() -> None:
     assert locking.constraints(["native"], None, False) == []
 
 
+def test_a_workspace_wheel_under_another_name_is_one_line() -> None:
+    """pip itself stops on an AssertionError (a traceback) for this; privpkg says it first."""
+    with pytest.raises(UsageError, match="that wheel is other-pkg's, not demo-pkg's"):
+        locking.lock_pip(["demo-pkg @ privpkg://default/wheels/other_pkg-1.0-py3-none-any.whl"], python="/nonexistent")
+
+
 # ------------------------------------------------------------------------------ conda (unit)
 
 
