@@ -9,8 +9,11 @@ PAT of the connection that covers it (``--keyring-provider import``), so feed fi
 as their plain URLs. uv's ``uv pip compile --format pylock.toml`` is not used: uv refuses the
 ``privpkg://`` scheme, so its lock would need the wheels pinned to local files and rewritten,
 and the rewrite is where a path or a signed URL would slip in. pip's lock is for the running
-interpreter and platform only (``pip lock`` has no ``--platform``); locks for other
-interpreters are left for uv (see the README).
+interpreter and platform only (``pip lock`` 25.1 and 26.3 have no ``--platform`` or
+``--python-version``). uv's ``--python-platform``/``--python-version`` do lock a feed-only spec
+for another platform, and :func:`privpkg.environments.pylock.load` reads uv's lock to the same
+artifacts as pip's (tests/test_env_locks.py); a spec with ``privpkg://`` wheels cannot go that way
+yet.
 
 Unpinned requirements stay where the previous lock put them: every package the previous lock
 took from an index is passed to pip as a constraint ``name==version``, except with ``upgrade``
