@@ -397,4 +397,4 @@ def test_env_lock_bad_input_is_one_line(checked_cli, tmp_path) -> None:
     line = cli.fails(2, "env", "lock", bad, match="password in user info")
     assert "CHANPASS" not in line
     cli.fails(2, "env", "lock", bad, "--upgrade", "--package", "x", match="not both")
-    assert sorted(p.name for p in bad.iterdir()) == ["definition.json"]
+    assert sorted(p.name for p in bad.iterdir() if not p.name.startswith(".")) == ["definition.json"]

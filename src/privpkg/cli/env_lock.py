@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,6 +20,7 @@ from privpkg.cli.output import add_workspace_option, out
 from privpkg.errors import UsageError, shown
 
 DEFINITION = "definition.json"
+LOCK_FILE = ".privpkg-env-lock"
 MAX_DEFINITION_BYTES = 4 * 1024 * 1024
 
 
@@ -76,6 +78,19 @@ def store_locks(defn: Definition, files: dict[str, str]) -> None:
         (defn.directory / name).unlink(missing_ok=True)
 
 
+def exclusive(workspace: str, ref: str) -> AbstractContextManager[None]:
+    """Held while one ``env lock`` reads, locks and stores. TO WIRE: nothing for the registry
+    (its conditional writes decide between racing writers); a definition directory gets a file
+    lock (``.privpkg-env-lock`` inside it), held as long as a lock can take."""
+    from contextlib import nullcontext
+
+    from privpkg.environments.locking import TIMEOUT
+    from privpkg.fileio import file_lock
+
+    folder = Path(ref)
+    return file_lock(folder / LOCK_FILE, timeout=TIMEOUT) if folder.is_dir() else nullcontext()
+
+
 def _count(name: str, text: str) -> int:
     if name == "pylock.toml":
         from privpkg.environments import pylock
@@ -91,14 +106,15 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
     if args.package and args.upgrade:
         raise UsageError("give --upgrade (move every unpinned requirement) or --package P (move P only), not both")
-    defn = load_definition(args.workspace, args.name)
     upgrade: bool | list[str] = list(args.package) if args.package else bool(args.upgrade)
-    files = lock_spec(defn.spec, previous=defn.previous, upgrade=upgrade)
-    summary = ", ".join(f"{name} ({_count(name, text)} packages)" for name, text in sorted(files.items()))
-    if files == defn.previous:
-        out(f"{defn.label}: the lock is unchanged, no new version: {summary}")
-        return 0
-    store_locks(defn, files)
+    with exclusive(args.workspace, args.name):
+        defn = load_definition(args.workspace, args.name)
+        files = lock_spec(defn.spec, previous=defn.previous, upgrade=upgrade)
+        summary = ", ".join(f"{name} ({_count(name, text)} packages)" for name, text in sorted(files.items()))
+        if files == defn.previous:
+            out(f"{defn.label}: the lock is unchanged, no new version: {summary}")
+            return 0
+        store_locks(defn, files)
     out(f"{defn.label}: locked {summary}")
     return 0
 
