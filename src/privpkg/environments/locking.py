@@ -118,12 +118,35 @@ def constraints(lines: Sequence[str], previous: str | None, upgrade: bool | Sequ
     return [f"{name}=={version}" for name, version in sorted(held.items())]
 
 
+def _check_direct_names(lines: Sequence[str]) -> None:
+    """``name @ privpkg://.../FILE.whl`` whose FILE is another project's wheel: one line here
+    (pip itself stops on an AssertionError with a traceback)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+    for line in lines:
+        try:
+            req = Requirement(line.split(" #", 1)[0].strip())
+        except InvalidRequirement:
+            continue
+        if not (req.url and req.url.lower().startswith("privpkg:")):
+            continue
+        filename = req.url.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        try:
+            project = parse_wheel_filename(filename)[0]
+        except InvalidWheelFilename:
+            raise UsageError(f"{shown(req.url, 120)} does not name a wheel file") from None
+        if project != canonicalize_name(req.name):
+            raise UsageError(f"{shown(req.name, 60)} @ {shown(req.url, 120)}: that wheel is {project}'s, not {canonicalize_name(req.name)}'s")
+
+
 def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool | Sequence[str] = False,
              python: str | None = None) -> str:
     """The ``pylock.toml`` text of the requirement ``lines``, made by ``pip lock`` in
     ``python`` (default: privpkg's own interpreter), screened and canonical."""
     import tempfile
 
+    _check_direct_names(lines)
     python = python or sys.executable
     found = _pip_version(python)
     if found is None or found < MIN_PIP:
@@ -144,8 +167,11 @@ def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool
         except OSError as exc:
             raise PrivpkgError(f"cannot run pip lock: {exc.strerror or type(exc).__name__}") from None
         if r.returncode != 0:
-            errors = [ln.strip() for ln in (r.stderr + r.stdout).splitlines() if ln.startswith("ERROR:")]
+            text = r.stderr + r.stdout
+            errors = [ln.strip() for ln in text.splitlines() if ln.startswith("ERROR:")]
             why = errors[0].removeprefix("ERROR:").strip() if errors else f"exit {r.returncode}"
+            if why == "Exception:":  # pip crashed: its traceback's last line says what
+                why = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), why)
             raise PrivpkgError(f"pip lock failed: {shown(_hide_urls(why), 300)}")
         try:
             text = out.read_text()
