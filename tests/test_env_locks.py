@@ -398,3 +398,41 @@ def test_env_lock_bad_input_is_one_line(checked_cli, tmp_path) -> None:
     assert "CHANPASS" not in line
     cli.fails(2, "env", "lock", bad, "--upgrade", "--package", "x", match="not both")
     assert sorted(p.name for p in bad.iterdir() if not p.name.startswith(".")) == ["definition.json"]
+
+
+def test_env_lock_of_a_registered_environment_makes_a_version_only_when_the_lock_moves(
+        venv_privpkg, feed, checked_cli, store_connection, tmp_path) -> None:
+    """``env register`` locks a created definition (version 1); ``env lock NAME`` with nothing
+    moved makes no version; after a newer pkg-a appears on the feed, ``env lock NAME --upgrade``
+    registers version 2, whose lock holds it and no secret."""
+    cli = checked_cli(*feed.secrets)
+    definition, _ = _setup(feed, cli, store_connection, tmp_path)
+    pip = json.loads((definition / "definition.json").read_text())["pip"]
+    (tmp_path / "requirements.txt").write_text("".join(line + "\n" for line in pip))
+
+    def privpkg(*args: str | Path) -> Any:  # run by venv_privpkg: its pip >= 25.1 locks, with its shim
+        r = cli.tool([venv_privpkg.python, "-m", "privpkg", *args])
+        assert r.returncode == 0, r.describe()
+        return r.output
+
+    privpkg("env", "create", "demo", "--requirements", tmp_path / "requirements.txt", "-o", tmp_path / "demo-def")
+    assert "demo:1" in privpkg("env", "register", tmp_path / "demo-def")
+    make_wheel(tmp_path / "feed" / "a", "pkg-a", "1.1")  # the feed fixture serves tmp_path/feed/a
+    assert "the lock is unchanged, no new version" in privpkg("env", "lock", "demo")
+    out = privpkg("env", "lock", "demo:1", "--upgrade")
+    assert "demo:1: locked pylock.toml (2 packages); registered as demo:2" in out, out
+    # Read back as another process would, in the CLI's environment (its PRIVPKG_HOME).
+    read = ("import json, sys; from privpkg.environments import registry; from privpkg.environments.api import open_registry; "
+            "store = open_registry('default')[1]; old, new = registry.get(store, 'demo', 1), registry.get(store, 'demo', 2); "
+            "print(json.dumps([old.spec == new.spec, new.locks['pylock.toml']]))")
+    same_spec, lock = json.loads(privpkg_python(cli, venv_privpkg, read))
+    assert same_spec
+    versions = {a.name: a.version for a in pylock.load(lock).select()}
+    assert versions["pkg-a"] == "1.1", versions
+    cli.outputs.add("demo:2's pylock.toml", lock)
+
+
+def privpkg_python(cli: PrivpkgCLI, venv: Venv, code: str) -> str:
+    r = cli.tool([venv.python, "-c", code])
+    assert r.returncode == 0, r.describe()
+    return str(r.output).strip().splitlines()[-1]

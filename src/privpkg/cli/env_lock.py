@@ -2,10 +2,11 @@
 every unpinned requirement where the previous lock put it unless told to move it, and make a new
 version only when the lock changed (:func:`privpkg.environments.locking.lock_spec`).
 
-Until the registry (helper A) merges, NAME is a definition directory (``privpkg env create``'s
-output: its ``definition.json``), whose lock files (``pylock.toml``, ``conda-PLATFORM.txt``) are
-rewritten in place when they change. :func:`load_definition` and :func:`store_locks` are the
-two calls to wire to the registry.
+NAME is a registered environment (``NAME``, ``NAME:N``, ``NAME@LABEL``: the new version, when the
+lock changed, is the environment's next one, registered through the registry's conditional
+writes), or a definition directory (``privpkg env create``'s output: its ``definition.json``),
+whose lock files (``pylock.toml``, ``conda-PLATFORM.txt``) are rewritten in place when they
+change, under a file lock.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Definition(NamedTuple):
     label: str  # what messages call it
     spec: dict[str, Any]  # the fields locking.lock_spec reads
     previous: dict[str, str]  # the current lock files, by name
-    directory: Path | None  # a definition directory, until the registry is wired
+    directory: Path | None  # a definition directory, or None for a registered environment
+    registered: Any = None  # (storage, Version) of a registered environment
 
 
 def _read_text(path: Path, limit: int) -> str:
@@ -48,12 +50,20 @@ def _read_text(path: Path, limit: int) -> str:
 
 
 def load_definition(workspace: str, ref: str) -> Definition:
-    """The environment ``ref`` names and its current locks. TO WIRE: the registry's latest
-    version of NAME in ``workspace`` (helper A); until then a definition directory."""
+    """The environment ``ref`` names and its current locks: a definition directory when ``ref``
+    is one, else the version ``ref`` names in ``workspace``'s registry."""
     folder = Path(ref)
     if not folder.is_dir():
-        raise UsageError(f"no definition directory {shown(ref, 120)} (environments registered in workspace {workspace!r} "
-                         f"are locked here once the registry is merged)")
+        from privpkg.environments import registry
+        from privpkg.environments.api import open_registry
+        from privpkg.environments.spec import parse_target
+
+        if "/" in ref or ref.startswith("."):
+            raise UsageError(f"no definition directory {shown(ref, 120)}")
+        name, version, label = parse_target(ref)
+        _, store = open_registry(workspace)
+        rec = registry.get(store, name, version, label)
+        return Definition(f"{rec.name}:{rec.version}", rec.spec.definition(), rec.locks, None, (store, rec))
     try:
         spec = json.loads(_read_text(folder / DEFINITION, MAX_DEFINITION_BYTES))
     except json.JSONDecodeError as exc:
@@ -65,17 +75,25 @@ def load_definition(workspace: str, ref: str) -> Definition:
     return Definition(str(spec.get("name") or folder.name), spec, previous, folder)
 
 
-def store_locks(defn: Definition, files: dict[str, str]) -> None:
-    """Store changed locks. TO WIRE: register ``defn``'s spec with ``files`` as version N+1
-    (helper A's registry); until then the files replace those in the definition directory
-    (atomically, each; stale lock files of platforms no longer locked are removed)."""
+def store_locks(defn: Definition, files: dict[str, str]) -> str:
+    """Store changed locks and say where: a registered environment's spec with ``files`` as its
+    next version (the registry's conditional create decides between racing writers); a
+    definition directory's files replaced (atomically, each; stale lock files of platforms no
+    longer locked removed)."""
     from privpkg.fileio import shared_mode, write_atomic
 
+    if defn.registered is not None:
+        from privpkg.environments import registry
+
+        store, rec = defn.registered
+        new = registry.register(store, rec.spec, files)
+        return f"{new.name}:{new.version}"
     assert defn.directory is not None
     for name, text in files.items():
         write_atomic(defn.directory / name, text.encode(), shared_mode())
     for name in set(defn.previous) - set(files):
         (defn.directory / name).unlink(missing_ok=True)
+    return str(defn.directory)
 
 
 def exclusive(workspace: str, ref: str) -> AbstractContextManager[None]:
@@ -114,8 +132,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
         if files == defn.previous:
             out(f"{defn.label}: the lock is unchanged, no new version: {summary}")
             return 0
-        store_locks(defn, files)
-    out(f"{defn.label}: locked {summary}")
+        where = store_locks(defn, files)
+    out(f"{defn.label}: locked {summary}" + (f"; registered as {where}" if defn.registered is not None else ""))
     return 0
 
 
@@ -127,7 +145,7 @@ def add_parsers(actions: Any) -> None:
         "sha256, feed files by their plain URL) and its conda part (a CEP 23 explicit list per platform, solved by "
         "py-rattler). Unpinned requirements stay at the previous lock's versions unless --upgrade (all) or --package P. "
         "A lock holding a signature, a password in user info or a local file is refused.")
-    p.add_argument("name", metavar="NAME", help="the environment (for now: a definition directory, privpkg env create's output)")
+    p.add_argument("name", metavar="NAME", help="a registered environment (NAME, NAME:N, NAME@LABEL) or a definition directory")
     p.add_argument("--upgrade", action="store_true", help="move every unpinned requirement to its newest allowed version")
     p.add_argument("--package", "-P", action="append", default=[], metavar="P", help="move only P (repeatable)")
     add_workspace_option(p)
