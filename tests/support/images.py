@@ -1,0 +1,149 @@
+"""Container images for the tests, built with buildah (Debian's package; no daemon, no registry).
+
+buildah runs as root with ``--storage-driver vfs --isolation chroot``, its storage kept outside
+the repository under ``~/.cache/privpkg-tests/images`` (``PRIVPKG_TESTS_IMAGE_CACHE`` moves it),
+so the base image is made once per machine: a minimal Debian bookworm with python3 and
+python3-venv, made by debootstrap from Debian's packages (the machine's apt mirror), docs and apt
+lists removed, imported into buildah as ``localhost/privpkg-test-base``. No registry is
+reachable here, so every build uses ``--pull-never``.
+
+:func:`scan_oci` is the leak check: ``buildah push IMG oci:DIR`` writes every layer blob (gzip
+or plain tar), the config (labels, environment, history) and the manifests; each is searched,
+decompressed, for the given secrets in every spelling :func:`support.env.secret_forms` knows,
+and for signature parameters with a value.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from support.builds import locked
+from support.env import Result, clean_env, missing_tool, run, secret_forms
+
+BASE = "localhost/privpkg-test-base"
+SUITE = "bookworm"
+#: Signature parameters with a value long enough to be a real one (the base image's own files
+#: name ``sig=`` in code, never with such a value).
+SIGNATURE = re.compile(rb"([?&]sig=[A-Za-z0-9%/+]{16,}|X-Amz-Signature=[0-9a-f]{16,}|X-Amz-Credential=[A-Za-z0-9%/_-]{8,})")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PRIVPKG_TESTS_IMAGE_CACHE") or Path.home() / ".cache" / "privpkg-tests" / "images")
+
+
+@dataclass
+class Buildah:
+    exe: str
+    root: Path  # containers/storage root (vfs)
+    env: dict[str, str]
+
+    def __call__(self, *args: str | Path, timeout: float = 300) -> Result:
+        return run([self.exe, "--root", self.root / "storage", "--runroot", self.root / "run", "--storage-driver", "vfs", *args],
+                   self.env, timeout=timeout)
+
+    def ok(self, *args: str | Path, timeout: float = 300) -> str:
+        r = self(*args, timeout=timeout)
+        assert r.returncode == 0, r.describe()
+        return r.output
+
+    def build(self, context: Path, tag: str, *extra: str) -> Result:
+        return self("build", "--isolation", "chroot", "--pull-never", "--layers=false", "-t", tag, *extra, context)
+
+    def digest(self, image: str) -> str | None:
+        r = self("images", "--no-trunc", "--format", "{{.Digest}}", image)
+        out = r.output.strip().splitlines()
+        return out[0] if r.returncode == 0 and out and out[0].startswith("sha256:") else None
+
+
+def _need_buildah() -> str:
+    exe = shutil.which("buildah")
+    if exe is None:
+        missing_tool("buildah is not installed (Debian: apt-get install buildah; .ci/run installs it)")
+    if os.geteuid() != 0:
+        missing_tool("buildah builds here as root (vfs storage, chroot isolation); run the tests as root")
+    return exe
+
+
+def _make_base(b: Buildah, work: Path) -> float:
+    """debootstrap a minimal Debian with python3 into ``work`` and commit it as BASE; seconds."""
+    deboot = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
+    if not Path(deboot).exists():
+        missing_tool("debootstrap is not installed (Debian: apt-get install debootstrap; .ci/run installs it)")
+    start = time.monotonic()
+    rootfs = work / "rootfs"
+    r = run([deboot, "--variant=minbase", "--include=python3,python3-venv", SUITE, rootfs, "http://deb.debian.org/debian"], b.env, timeout=900)
+    assert r.returncode == 0, r.describe()[-4000:]
+    for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale"):
+        shutil.rmtree(rootfs / junk, ignore_errors=True)
+    ctr = b.ok("from", "scratch").strip().splitlines()[-1]
+    try:
+        b.ok("copy", ctr, f"{rootfs}/", "/")
+        b.ok("config", "--cmd", "/usr/bin/python3", ctr)
+        b.ok("commit", "-q", ctr, BASE)
+    finally:
+        b("rm", ctr)
+    return time.monotonic() - start
+
+
+@pytest.fixture(scope="session")
+def buildah() -> Buildah:
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    env = clean_env(Path(tempfile.mkdtemp(prefix="privpkg-buildah-")))
+    return Buildah(_need_buildah(), root, env)
+
+
+@pytest.fixture(scope="session")
+def base_image(buildah: Buildah) -> str:
+    """``localhost/privpkg-test-base@sha256:...``, made once per machine (see the module docstring)."""
+    with locked(buildah.root / "base.lock"):
+        digest = buildah.digest(BASE)
+        if digest is None:
+            with tempfile.TemporaryDirectory(dir=buildah.root) as work:
+                _make_base(buildah, Path(work))
+            digest = buildah.digest(BASE)
+    assert digest, "the base image has no digest"
+    return f"{BASE}@{digest}"
+
+
+def oci_blobs(layout: Path) -> Iterator[tuple[str, bytes]]:
+    """Every blob of an OCI layout, decompressed: (digest, bytes)."""
+    for blob in sorted((layout / "blobs" / "sha256").iterdir()):
+        data = blob.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        yield blob.name, data
+
+
+def scan_oci(layout: Path, secrets: Sequence[str]) -> list[str]:
+    """What leaked into the image at ``layout`` (``buildah push IMG oci:DIR``): one line per
+    blob and finding, the value never shown. Empty: clean."""
+    needles = [(s[:4] + "...", form.encode()) for s in secrets for form in secret_forms(s)]
+    found: list[str] = []
+    for digest, data in oci_blobs(layout):
+        for label, needle in needles:
+            if needle in data:
+                found.append(f"blob {digest[:12]}: secret {label}")
+        m = SIGNATURE.search(data)
+        if m:
+            found.append(f"blob {digest[:12]}: a signature ({m.group(1)[:12].decode(errors='replace')}...)")
+    index = (layout / "index.json").read_text()
+    for label, needle in needles:
+        if needle.decode() in index:
+            found.append(f"index.json: secret {label}")
+    return found
+
+
+def push_oci(b: Buildah, image: str, dest: Path) -> Path:
+    b.ok("push", image, f"oci:{dest}")
+    return dest

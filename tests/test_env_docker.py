@@ -1,0 +1,98 @@
+"""``privpkg env dockerfile`` (issue 10, item 7): a real image built from the generated context
+with buildah (Debian's package, as root, vfs storage, chroot isolation; no daemon, no registry),
+offline, on a base image the tests make once (support.images: debootstrap'd Debian with python3).
+
+The lock holds a ``privpkg://`` wheel of an Azure workspace (Azurite: signed with the storage
+key) and a wheel of the loopback PAT feed; both are fetched and hash-checked on the host. The
+image is pushed to an OCI layout and every layer blob, the config (labels, env, history) and the
+index are searched for the PATs, the storage key and any signature. A second test plants leaks
+(an ENV holding a PAT; a file holding another one copied into a layer) and shows the scan finds
+each, so a clean scan means something.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from support.cli import Outputs, PrivpkgCLI
+from support.env import assert_no_secret
+from support.feeds import FeedServer
+from support.images import Buildah, push_oci, scan_oci
+from support.storage import Azurite
+
+from privpkg.environments.docker import LABEL_KEY
+from privpkg.testing import make_wheel
+
+WS = "team"
+
+
+def _pylock(entries: list[tuple[str, str, str, Path]]) -> str:
+    """A PEP 751 lock of one wheel per package: (name, version, url, wheel file)."""
+    out = ['lock-version = "1.0"', 'created-by = "tests"', ""]
+    for name, version, url, wheel in entries:
+        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        out += ["[[packages]]", f'name = "{name}"', f'version = "{version}"', "[[packages.wheels]]",
+                f'name = "{wheel.name}"', f'url = "{url}"', f'hashes = {{sha256 = "{sha}"}}', ""]
+    return "\n".join(out)
+
+
+def test_image_from_the_context_holds_no_secret(
+    azurite: Azurite, feed: FeedServer, buildah: Buildah, base_image: str, make_env: Callable[..., dict[str, str]],
+    store_connection: Callable[..., object], tmp_path: Path,
+) -> None:
+    cli = PrivpkgCLI(make_env(), Outputs(*feed.secrets, azurite.key))
+    container = azurite.create_container()
+    cli.ok("workspace", "add", WS, "--azure", container)
+    cli.ok("connection", "set", "team-blob", "--category", "AzureBlob", "--target", container, stdin=azurite.key + "\n")
+    ours = make_wheel(tmp_path / "dist", "alpha-pkg", "1.0")
+    ref = cli.ok("wheel", "add", ours, "--workspace", WS).strip().splitlines()[-1]
+    assert ref.startswith("privpkg://")
+    store_connection("orgA", feed.base + "/orgA/", feed.secret_a)
+    feed_wheel = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(_pylock([("alpha-pkg", "1.0", ref, ours), ("pkg-a", "1.0", feed.index_a + "pkg-a/" + feed_wheel.name, feed_wheel)]))
+    ctx = tmp_path / "ctx"
+
+    printed = cli.ok("env", "dockerfile", "--lock", lock, "-o", ctx, "--base-image", base_image, "--check")
+    key = next(line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("cache key: "))
+    assert sorted(p.name for p in (ctx / "wheels").iterdir()) == sorted([ours.name, feed_wheel.name])
+    assert any(e.path.endswith("/" + feed_wheel.name) and e.status == 200 and e.auth for e in feed.log()), feed.log_text()
+    for f in ctx.rglob("*"):
+        if f.is_file():
+            assert_no_secret(f.read_bytes().decode("latin-1"), *feed.secrets, azurite.key)
+    assert f"FROM {base_image}\n" in (ctx / "Dockerfile").read_text()
+
+    built = buildah.build(ctx, "privpkg-test-env")
+    cli.outputs.add("buildah build", built.output)
+    assert built.returncode == 0, built.describe()
+    ctr = buildah.ok("from", "--pull-never", "privpkg-test-env").strip().splitlines()[-1]
+    try:
+        ran = buildah("run", "--isolation", "chroot", ctr, "--", "python", "-c", "import alpha_pkg, pkg_a, sys; print(sys.prefix, alpha_pkg.VERSION, pkg_a.VERSION)")
+        assert ran.returncode == 0 and ran.output.split() == ["/opt/privpkg-env", "1.0", "1.0"], ran.describe()
+    finally:
+        buildah("rm", ctr)
+    config = json.loads(buildah.ok("inspect", "--type", "image", "privpkg-test-env"))
+    assert config["OCIv1"]["config"]["Labels"][LABEL_KEY] == key
+
+    layout = push_oci(buildah, "privpkg-test-env", tmp_path / "oci")
+    assert scan_oci(layout, [*feed.secrets, azurite.key]) == []
+    cli.outputs.check()
+
+
+def test_scan_finds_a_planted_leak(buildah: Buildah, base_image: str, feed: FeedServer, tmp_path: Path) -> None:
+    """An ENV holding one PAT (the config and history) and a copied file holding the other (a
+    layer only: the RUN's own text names no secret) are each found, in different blobs."""
+    ctx = tmp_path / "leaky"
+    ctx.mkdir()
+    (ctx / "token.txt").write_text(feed.secret_b + "\n")
+    (ctx / "Dockerfile").write_text(f"FROM {base_image}\nENV FEED_CONFIG={feed.secret_a}\n"
+                                    "RUN --mount=type=bind,source=.,target=/c cp /c/token.txt /etc/feed-token\n")
+    built = buildah.build(ctx, "privpkg-test-leaky")
+    assert built.returncode == 0, built.describe()
+    found = scan_oci(push_oci(buildah, "privpkg-test-leaky", tmp_path / "oci"), [feed.secret_a, feed.secret_b])
+    a = {f.split(":")[0] for f in found if feed.secret_a[:4] in f}
+    b = {f.split(":")[0] for f in found if feed.secret_b[:4] in f}
+    assert a and b and not (a & b), found
