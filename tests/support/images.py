@@ -1,7 +1,7 @@
 """Container images for the tests, built with buildah (Debian's package; no daemon, no registry).
 
 buildah runs as root with ``--storage-driver vfs --isolation chroot``, its storage kept outside
-the repository under ``~/.cache/privpkg-tests/images`` (``PRIVPKG_TESTS_IMAGE_CACHE`` moves it),
+the repository under ``~/.cache/privpkg-tests/images``,
 so the base image is made once per machine: a minimal Debian bookworm with python3 and
 python3-venv, made by debootstrap from Debian's packages (the machine's apt mirror), docs and apt
 lists removed, imported into buildah as ``localhost/privpkg-test-base``. No registry is
@@ -54,7 +54,7 @@ def find_signature(data: bytes) -> bytes | None:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("PRIVPKG_TESTS_IMAGE_CACHE") or Path.home() / ".cache" / "privpkg-tests" / "images")
+    return Path.home() / ".cache" / "privpkg-tests" / "images"
 
 
 @dataclass

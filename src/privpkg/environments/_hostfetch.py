@@ -18,16 +18,24 @@ import urllib.error
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from privpkg import urls
 from privpkg.errors import PrivpkgError, UsageError
 from privpkg.fileio import FileWriteError, shared_mode, temp_file, write_all
 
-if TYPE_CHECKING:
-    from privpkg.environments.docker import ArtifactLike
-
 CHUNK = 1024 * 1024
+
+
+class ArtifactLike(Protocol):
+    """What this module reads of a lock's artifact."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
 
 
 def _sha256_of(path: Path) -> str | None:
@@ -110,7 +118,7 @@ def fetch_artifacts(artifacts: Sequence[ArtifactLike], dest: Path, *, timeout: f
     paths: list[Path] = []
     for a in artifacts:
         target = dest / a.filename
-        if target.is_symlink() or not (_sha256_of(target) == a.sha256):
+        if target.is_symlink() or _sha256_of(target) != a.sha256:
             if a.url.startswith("privpkg:"):
                 got = fetch(a.url, dest)
                 if got.path.name != a.filename:
