@@ -17,6 +17,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from support.cli import Outputs, PrivpkgCLI
 from support.env import assert_no_secret
 from support.feeds import FeedServer
@@ -96,3 +98,47 @@ def test_scan_finds_a_planted_leak(buildah: Buildah, feed: FeedServer, tmp_path:
     a = {f.split(":")[0] for f in found if feed.secret_a[:4] in f}
     b = {f.split(":")[0] for f in found if feed.secret_b[:4] in f}
     assert a and b and not (a & b), found
+
+
+def test_secret_mount_build_downloads_the_feed_wheel_in_the_build(
+    feed: FeedServer, buildah: Buildah, base_image: str, make_env: Callable[..., dict[str, str]],
+    store_connection: Callable[..., object], privpkg_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--secret-mount: the feed wheel is downloaded by pip inside the one RUN that mounts the
+    netrc (chroot isolation shares the host's loopback, where the feed listens); a privpkg://
+    wheel of a local workspace still comes from the host-side wheelhouse. The netrc reaches
+    buildah as a variable of its process (``--secret id=...,env=...``), never a file, and is in
+    no blob of the image."""
+    cli = PrivpkgCLI(make_env(), Outputs(*feed.secrets))
+    cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
+    ours = make_wheel(tmp_path / "dist", "alpha-pkg", "1.0")
+    ref = cli.ok("wheel", "add", ours, "--workspace", WS).strip().splitlines()[-1]
+    store_connection("orgA", feed.base + "/orgA/", feed.secret_a)
+    feed_wheel = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(_pylock([("alpha-pkg", "1.0", ref, ours), ("pkg-a", "1.0", feed.index_a + "pkg-a/" + feed_wheel.name, feed_wheel)]))
+    ctx = tmp_path / "ctx"
+    cli.ok("env", "dockerfile", "--lock", lock, "-o", ctx, "--base-image", base_image, "--secret-mount", "--check")
+    assert sorted(p.name for p in (ctx / "wheels").iterdir()) == [ours.name]
+    assert not feed.log(), "the host fetched the feed wheel itself"
+
+    from privpkg import envvars
+    from privpkg.cli.env_docker import _select
+    from privpkg.environments.docker import SECRET_ID, netrc_text
+
+    monkeypatch.setenv(envvars.HOME, str(privpkg_home))
+    netrc = netrc_text(_select(lock.read_text(), "lock"))
+    assert netrc == f"machine 127.0.0.1 login __token__ password {feed.secret_a}\n"
+    buildah.env["PRIVPKG_TEST_NETRC"] = netrc
+    try:
+        built = buildah.build(ctx, "privpkg-test-secret", "--secret", f"id={SECRET_ID},env=PRIVPKG_TEST_NETRC")
+    finally:
+        del buildah.env["PRIVPKG_TEST_NETRC"]
+    assert built.returncode == 0, built.describe()
+    assert "Successfully installed alpha-pkg-1.0 pkg-a-1.0" in built.output, built.describe()
+    assert_no_secret(built.output, *feed.secrets)
+    assert any(e.path.endswith("/" + feed_wheel.name) and e.status == 200 and e.auth for e in feed.log()), feed.log_text()
+    layout = push_oci(buildah, "privpkg-test-secret", tmp_path / "oci")
+    assert scan_oci(layout, [*feed.secrets]) == []
+    assert not any(m.startswith("run/secrets/") for m in layer_members(layout))
+    cli.outputs.check()
