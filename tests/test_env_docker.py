@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from support.cli import Outputs, PrivpkgCLI
 from support.env import assert_no_secret
 from support.feeds import FeedServer
