@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.cli import Outputs, PrivpkgCLI
+from support.cli import Outputs, PrivpkgCLI, assert_one_error_line
 from support.env import assert_no_secret
 from support.feeds import FeedServer
 from support.images import Buildah, layer_members, push_oci, scan_oci
@@ -140,4 +140,39 @@ def test_secret_mount_build_downloads_the_feed_wheel_in_the_build(
     layout = push_oci(buildah, "privpkg-test-secret", tmp_path / "oci")
     assert scan_oci(layout, [*feed.secrets]) == []
     assert not any(m.startswith("run/secrets/") for m in layer_members(layout))
+    cli.outputs.check()
+
+
+def test_errors_are_one_line_and_name_no_secret(
+    feed: FeedServer, make_env: Callable[..., dict[str, str]], store_connection: Callable[..., object], tmp_path: Path,
+) -> None:
+    cli = PrivpkgCLI(make_env(), Outputs(*feed.secrets))
+    store_connection("orgA", feed.base + "/orgA/", feed.secret_a)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM scratch\nARG FEED_TOKEN\nENV OPTS=--pw={feed.secret_a}\nCOPY .netrc /root/\n")
+    res = cli("env", "dockerfile", "-o", ctx, "--check")
+    assert assert_one_error_line(res, 2) == f"privpkg: error: {ctx / 'Dockerfile'}: 3 problem(s) that would put a secret into the image (listed above)"
+    assert [line.split(": ", 2)[1] for line in res.stdout.splitlines()] == ["line 2", "line 3", "line 4"], res.stdout
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY a /a\n")
+    assert "no secret, user info or signature found" in cli.ok("env", "dockerfile", "-o", ctx, "--check")
+
+    feed_wheel = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
+    url = feed.index_a + "pkg-a/" + feed_wheel.name
+    lock = tmp_path / "pylock.toml"
+    out = tmp_path / "out"
+    cli.fails(2, "env", "dockerfile", "-o", out, match="give NAME[:VERSION] (or --lock FILE)")
+    cli.fails(2, "env", "dockerfile", "bad/name", "-o", out, match="not an environment reference")
+    cli.fails(2, "env", "dockerfile", "myenv:3", "-o", out, match="give the lock with --lock FILE")
+    cli.fails(2, "env", "dockerfile", "--lock", lock, "-o", out, match="cannot read")
+    lock.write_text(_pylock([("pkg-a", "1.0", url, feed_wheel)]))
+    cli.fails(2, "env", "dockerfile", "--lock", lock, "-o", out, "--base-image", "python@sha256:abc", match="a digest is written NAME@sha256:")
+    lock.write_text(_pylock([("pkg-a", "1.0", url.replace("http://", f"http://__token__:{feed.secret_a}@"), feed_wheel)]))
+    cli.fails(2, "env", "dockerfile", "--lock", lock, "-o", out, match="holds user info")
+    assert not feed.log(), "a URL with user info was requested"
+    other = make_wheel(tmp_path / "other", "pkg-a", "1.0", body="VERSION = 'other'")
+    lock.write_text(_pylock([("pkg-a", "1.0", url, other)]))  # the lock's sha256 is not the feed's file
+    cli.fails(1, "env", "dockerfile", "--lock", lock, "-o", out, match=["pkg_a-1.0-py3-none-any.whl does not match the lock's sha256", "not kept"])
+    assert list((out / "wheels").iterdir()) == [], "a file that failed its check was left in the wheelhouse"
+    assert not (out / "Dockerfile").exists()
     cli.outputs.check()
