@@ -179,5 +179,6 @@ def layer_members(layout: Path) -> set[str]:
 
 
 def push_oci(b: Buildah, image: str, dest: Path) -> Path:
+    oci_blobs.cache_clear()  # an earlier layout's blobs are not kept in memory
     b.ok("push", image, f"oci:{dest}")
     return dest

@@ -111,7 +111,7 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
     ctx = dockerfile(_select(text, where), folder, base_image=args.base_image, secret_mount=args.secret_mount)
     if args.check:
         _lint(folder)
-    out(f"wrote {ctx.dockerfile} ({ctx.fetched} file(s) fetched and sha256-checked into {folder / 'wheels'})")
+    out(f"wrote {ctx.dockerfile} and {ctx.fetched} file(s) in {folder / 'wheels'}, each checked against the lock's sha256")
     out(f"cache key: {ctx.cache_key}")
     if not ctx.pinned:
         sys.stderr.write(f"warning: base image {args.base_image} is not pinned by digest; give --base-image NAME@sha256:...\n")

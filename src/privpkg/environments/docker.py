@@ -145,7 +145,7 @@ def render(artifacts: Sequence[ArtifactLike], *, base_image: str, key: str, secr
             reqs.append(f"{a.name}=={a.version} --hash=sha256:{a.sha256}")
         else:
             reqs.append(f"{a.name} @ {a.url} --hash=sha256:{a.sha256}")
-    pip = [f"{ENV_DIR}/bin/python", "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check",
+    pip = [f"{ENV_DIR}/bin/python", "-m", "pip", "install", "--no-input", "--no-cache-dir", "--disable-pip-version-check",
            "--no-deps", "--require-hashes", "--no-index", "--find-links", f"{CONTEXT_MOUNT}/{WHEELS}",
            "-r", f"{CONTEXT_MOUNT}/{REQUIREMENTS}"]
     mounts = [f"--mount=type=bind,source=.,target={CONTEXT_MOUNT}"]
