@@ -128,11 +128,11 @@ def test_secret_mount_build_downloads_the_feed_wheel_in_the_build(
     monkeypatch.setenv(envvars.HOME, str(privpkg_home))
     netrc = netrc_text(_select(lock.read_text(), "lock"))
     assert netrc == f"machine 127.0.0.1 login __token__ password {feed.secret_a}\n"
-    buildah.env["PRIVPKG_TEST_NETRC"] = netrc
+    buildah.env["NETRC_FOR_THE_BUILD"] = netrc
     try:
-        built = buildah.build(ctx, "privpkg-test-secret", "--secret", f"id={SECRET_ID},env=PRIVPKG_TEST_NETRC")
+        built = buildah.build(ctx, "privpkg-test-secret", "--secret", f"id={SECRET_ID},env=NETRC_FOR_THE_BUILD")
     finally:
-        del buildah.env["PRIVPKG_TEST_NETRC"]
+        del buildah.env["NETRC_FOR_THE_BUILD"]
     assert built.returncode == 0, built.describe()
     assert "Successfully installed alpha-pkg-1.0 pkg-a-1.0" in built.output, built.describe()
     assert_no_secret(built.output, *feed.secrets)
