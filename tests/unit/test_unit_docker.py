@@ -82,3 +82,19 @@ def test_the_cache_key_is_the_artifacts_not_their_order_or_name() -> None:
     one, two = art("a"), art("b", sha="b" * 64)
     assert docker.cache_key([one, two]) == docker.cache_key([two, one]) != docker.cache_key([one, two._replace(sha256="c" * 64)])
     assert docker.cache_key([one]).startswith("privpkg_")
+
+
+def test_a_folder_of_the_users_own_is_never_overwritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(docker, "fetch_into", lambda arts, dest, timeout: [])  # a fake fetcher: nothing to download here
+    mine = tmp_path / "mine"
+    (mine / "wheels").mkdir(parents=True)
+    (mine / "Dockerfile").write_text("FROM scratch\n")
+    (mine / "wheels" / "kept.whl").write_text("x")
+    with pytest.raises(UsageError, match="holds no Dockerfile written by privpkg"):
+        docker.dockerfile([art("a")], mine, base_image="b")
+    assert (mine / "Dockerfile").read_text() == "FROM scratch\n" and (mine / "wheels" / "kept.whl").exists()
+    ours = tmp_path / "ours"
+    docker.dockerfile([art("a")], ours, base_image="b")
+    (ours / "wheels" / "stale.whl").write_text("x")
+    docker.dockerfile([art("b")], ours, base_image="b")  # ours again: rewritten, the stale file pruned
+    assert "b==1.0" in (ours / "requirements.txt").read_text() and not (ours / "wheels" / "stale.whl").exists()

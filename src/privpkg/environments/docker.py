@@ -41,6 +41,8 @@ REQUIREMENTS = "requirements.txt"
 #: Where the context is bind-mounted for the install RUN (never copied into a layer).
 CONTEXT_MOUNT = "/tmp/privpkg-context"
 ENV_DIR = "/opt/privpkg-env"
+#: The Dockerfile's first words: a context holding it may be rewritten by a later run.
+HEADER = "# Written by privpkg env dockerfile"
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
@@ -155,7 +157,7 @@ def render(artifacts: Sequence[ArtifactLike], *, base_image: str, key: str, secr
         # The path only, as a variable of this one command: pip's requests reads NETRC.
         pip.insert(0, f"NETRC={SECRET_TARGET}")
     lines = [
-        "# Written by privpkg env dockerfile: the environment installed offline from this context",
+        HEADER + ": the environment installed offline from this context",
         "# (every artifact hash-checked); no credential or signature is in this file or the context.",
         f"FROM {base_image}",
         f"RUN {' '.join(mounts)} \\",
@@ -165,6 +167,27 @@ def render(artifacts: Sequence[ArtifactLike], *, base_image: str, key: str, secr
         f'LABEL {LABEL_KEY}="{key}"',
     ]
     return "\n".join(lines) + "\n", "".join(r + "\n" for r in reqs)
+
+
+def _claim(out_dir: Path) -> None:
+    """Make ``out_dir`` the context, or reuse one this module wrote (its Dockerfile starts with
+    HEADER): the files there are replaced and ``wheels/`` pruned, so a folder of the user's own
+    is refused rather than overwritten."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot use {out_dir} as the build context: {exc.strerror or exc}") from None
+    if not out_dir.is_dir():
+        raise UsageError(f"cannot use {out_dir} as the build context: it is not a directory")
+    if not any(out_dir.iterdir()):
+        return
+    try:
+        with open(out_dir / "Dockerfile", "rb") as fh:
+            ours = fh.read(len(HEADER)) == HEADER.encode()
+    except OSError:
+        ours = False
+    if not ours or (out_dir / WHEELS).is_symlink():
+        raise UsageError(f"{out_dir} is not empty and holds no Dockerfile written by privpkg env dockerfile; give a new or empty directory")
 
 
 def dockerfile(artifacts: Sequence[ArtifactLike], out_dir: Path, *, base_image: str, secret_mount: bool = False,
@@ -189,12 +212,7 @@ def dockerfile(artifacts: Sequence[ArtifactLike], out_dir: Path, *, base_image: 
     findings = dockerlint.check(text)
     if findings:
         raise PrivpkgError(f"the generated Dockerfile fails its own lint: {findings[0]}")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot use {out_dir} as the build context: {exc.strerror or exc}") from None
-    if not out_dir.is_dir():
-        raise UsageError(f"cannot use {out_dir} as the build context: it is not a directory")
+    _claim(out_dir)
     host = [a for a in artifacts if _host_side(a, secret_mount)]
     wheels = out_dir / WHEELS
     wheels.mkdir(exist_ok=True)
