@@ -98,3 +98,13 @@ def test_a_folder_of_the_users_own_is_never_overwritten(tmp_path: Path, monkeypa
     (ours / "wheels" / "stale.whl").write_text("x")
     docker.dockerfile([art("b")], ours, base_image="b")  # ours again: rewritten, the stale file pruned
     assert "b==1.0" in (ours / "requirements.txt").read_text() and not (ours / "wheels" / "stale.whl").exists()
+
+
+
+def test_the_help_names_the_secret_id() -> None:
+    """The CLI spells the id itself (building its parser imports nothing); it must stay this one."""
+    import inspect
+
+    from privpkg.cli import env_docker
+
+    assert f"'{docker.SECRET_ID}'" in inspect.getsource(env_docker.add_parsers)

@@ -120,14 +120,13 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
 
 
 def add_parsers(actions: Any) -> None:
-    """Add ``dockerfile`` to ``privpkg env``'s subparsers."""
-    from privpkg.environments.docker import SECRET_ID
-
+    """Add ``dockerfile`` to ``privpkg env``'s subparsers (importing nothing: every privpkg
+    command builds this parser)."""
     p = actions.add_parser(
         "dockerfile", help="write a Dockerfile and build context for an environment",
         description="Write DIR/Dockerfile and a build context that install the environment's lock into an image offline "
         "(every artifact fetched and sha256-checked here, into DIR/wheels), with no credential or signature in any layer. "
-        f"--secret-mount instead downloads feed wheels in the build through a netrc mounted as secret {SECRET_ID!r} "
+        "--secret-mount instead downloads feed wheels in the build through a netrc mounted as secret 'privpkg-netrc' "
         "(wheels only). --check lints the Dockerfile (alone: the one already in DIR).")
     p.add_argument("ref", nargs="?", metavar="NAME[:VERSION]")
     add_workspace_option(p)
