@@ -98,6 +98,11 @@ def test_a_folder_of_the_users_own_is_never_overwritten(tmp_path: Path, monkeypa
     (ours / "wheels" / "stale.whl").write_text("x")
     docker.dockerfile([art("b")], ours, base_image="b")  # ours again: rewritten, the stale file pruned
     assert "b==1.0" in (ours / "requirements.txt").read_text() and not (ours / "wheels" / "stale.whl").exists()
+    begun = tmp_path / "begun"  # a run that failed while fetching left wheels/ only: a retry may use it, pruning nothing
+    (begun / "wheels").mkdir(parents=True)
+    (begun / "wheels" / "kept.whl").write_text("x")
+    docker.dockerfile([art("a")], begun, base_image="b")
+    assert (begun / "Dockerfile").exists() and (begun / "wheels" / "kept.whl").exists()
 
 
 

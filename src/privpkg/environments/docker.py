@@ -169,18 +169,21 @@ def render(artifacts: Sequence[ArtifactLike], *, base_image: str, key: str, secr
     return "\n".join(lines) + "\n", "".join(r + "\n" for r in reqs)
 
 
-def _claim(out_dir: Path) -> None:
+def _claim(out_dir: Path) -> bool:
     """Make ``out_dir`` the context, or reuse one this module wrote (its Dockerfile starts with
-    HEADER): the files there are replaced and ``wheels/`` pruned, so a folder of the user's own
-    is refused rather than overwritten."""
+    HEADER: True, its files are replaced and ``wheels/`` pruned) or began (only ``wheels/``: a
+    run that failed while fetching; nothing in it is removed). Any other folder is refused
+    rather than overwritten."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot use {out_dir} as the build context: {exc.strerror or exc}") from None
     if not out_dir.is_dir():
         raise UsageError(f"cannot use {out_dir} as the build context: it is not a directory")
-    if not any(out_dir.iterdir()):
-        return
+    entries = {p.name for p in out_dir.iterdir()}
+    wheels_dir = (out_dir / WHEELS).is_dir() and not (out_dir / WHEELS).is_symlink()
+    if not entries or (entries == {WHEELS} and wheels_dir):
+        return False
     try:
         with open(out_dir / "Dockerfile", "rb") as fh:
             ours = fh.read(len(HEADER)) == HEADER.encode()
@@ -188,6 +191,7 @@ def _claim(out_dir: Path) -> None:
         ours = False
     if not ours or (out_dir / WHEELS).is_symlink():
         raise UsageError(f"{out_dir} is not empty and holds no Dockerfile written by privpkg env dockerfile; give a new or empty directory")
+    return True
 
 
 def dockerfile(artifacts: Sequence[ArtifactLike], out_dir: Path, *, base_image: str, secret_mount: bool = False,
@@ -212,13 +216,13 @@ def dockerfile(artifacts: Sequence[ArtifactLike], out_dir: Path, *, base_image: 
     findings = dockerlint.check(text)
     if findings:
         raise PrivpkgError(f"the generated Dockerfile fails its own lint: {findings[0]}")
-    _claim(out_dir)
+    prune = _claim(out_dir)
     host = [a for a in artifacts if _host_side(a, secret_mount)]
     wheels = out_dir / WHEELS
     wheels.mkdir(exist_ok=True)
     fetch_into(host, wheels, timeout=timeout)
     keep = {a.filename for a in host}
-    for stale in wheels.iterdir():
+    for stale in wheels.iterdir() if prune else ():
         # A context reused for another lock must not offer pip a file this lock does not name.
         if stale.name not in keep and stale.is_file() and not stale.is_symlink():
             os.unlink(stale)
