@@ -66,14 +66,13 @@ def test_image_from_the_context_holds_no_secret(
             assert_no_secret(f.read_bytes().decode("latin-1"), *feed.secrets, azurite.key)
     assert f"FROM {base_image}\n" in (ctx / "Dockerfile").read_text()
 
-    built = buildah.build(ctx, "privpkg-test-env")
-    cli.outputs.add("buildah build", built.output)
-    assert built.returncode == 0, built.describe()
-    assert "Successfully installed alpha-pkg-1.0 pkg-a-1.0" in built.output, built.describe()
-    config = json.loads(buildah.ok("inspect", "--type", "image", "privpkg-test-env"))
-    assert config["OCIv1"]["config"]["Labels"][LABEL_KEY] == key
-
-    layout = push_oci(buildah, "privpkg-test-env", tmp_path / "oci")
+    with buildah.build(ctx) as (image, built):
+        cli.outputs.add("buildah build", built.output)
+        assert built.returncode == 0, built.describe()
+        assert "Successfully installed alpha-pkg-1.0 pkg-a-1.0" in built.output, built.describe()
+        config = json.loads(buildah.ok("inspect", "--type", "image", image))
+        assert config["OCIv1"]["config"]["Labels"][LABEL_KEY] == key
+        layout = push_oci(buildah, image, tmp_path / "oci")
     assert scan_oci(layout, [*feed.secrets, azurite.key]) == []
     installed = layer_members(layout)
     site = "opt/privpkg-env/lib/python3.11/site-packages/"
@@ -91,9 +90,10 @@ def test_scan_finds_a_planted_leak(buildah: Buildah, feed: FeedServer, tmp_path:
     ctx.mkdir()
     (ctx / "token.txt").write_text(feed.secret_b + "\n")
     (ctx / "Dockerfile").write_text(f"FROM scratch\nENV FEED_CONFIG={feed.secret_a}\nCOPY token.txt /etc/feed-token\n")
-    built = buildah.build(ctx, "privpkg-test-leaky")
-    assert built.returncode == 0, built.describe()
-    found = scan_oci(push_oci(buildah, "privpkg-test-leaky", tmp_path / "oci"), [feed.secret_a, feed.secret_b])
+    with buildah.build(ctx) as (image, built):
+        assert built.returncode == 0, built.describe()
+        layout = push_oci(buildah, image, tmp_path / "oci")
+    found = scan_oci(layout, [feed.secret_a, feed.secret_b])
     a = {f.split(":")[0] for f in found if feed.secret_a[:4] in f}
     b = {f.split(":")[0] for f in found if feed.secret_b[:4] in f}
     assert a and b and not (a & b), found
@@ -130,14 +130,14 @@ def test_secret_mount_build_downloads_the_feed_wheel_in_the_build(
     assert netrc == f"machine 127.0.0.1 login __token__ password {feed.secret_a}\n"
     buildah.env["NETRC_FOR_THE_BUILD"] = netrc
     try:
-        built = buildah.build(ctx, "privpkg-test-secret", "--secret", f"id={SECRET_ID},env=NETRC_FOR_THE_BUILD")
+        with buildah.build(ctx, "--secret", f"id={SECRET_ID},env=NETRC_FOR_THE_BUILD") as (image, built):
+            assert built.returncode == 0, built.describe()
+            layout = push_oci(buildah, image, tmp_path / "oci")
     finally:
         del buildah.env["NETRC_FOR_THE_BUILD"]
-    assert built.returncode == 0, built.describe()
     assert "Successfully installed alpha-pkg-1.0 pkg-a-1.0" in built.output, built.describe()
     assert_no_secret(built.output, *feed.secrets)
     assert any(e.path.endswith("/" + feed_wheel.name) and e.status == 200 and e.auth for e in feed.log()), feed.log_text()
-    layout = push_oci(buildah, "privpkg-test-secret", tmp_path / "oci")
     assert scan_oci(layout, [*feed.secrets]) == []
     assert not any(m.startswith("run/secrets/") for m in layer_members(layout))
     cli.outputs.check()

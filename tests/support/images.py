@@ -15,14 +15,16 @@ and for signature parameters with a value.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +74,15 @@ class Buildah:
         assert r.returncode == 0, r.describe()
         return r.output
 
-    def build(self, context: Path, tag: str, *extra: str) -> Result:
-        return self("build", "--isolation", "chroot", "--pull-never", "--layers=false", "-t", tag, *extra, context)
+    @contextlib.contextmanager
+    def build(self, context: Path, *extra: str) -> Iterator[tuple[str, Result]]:
+        """Build ``context`` as a fresh tag; yields (tag, result). The image is removed
+        afterwards: with vfs every image is a full copy of its tree (about 150 MB here)."""
+        tag = f"localhost/privpkg-test-{secrets.token_hex(4)}"
+        try:
+            yield tag, self("build", "--isolation", "chroot", "--pull-never", "--layers=false", "-t", tag, *extra, context)
+        finally:
+            self("rmi", "-f", tag)
 
     def digest(self, image: str) -> str | None:
         r = self("images", "--no-trunc", "--format", "{{.Digest}}", image)
@@ -112,10 +121,10 @@ def _make_base(b: Buildah, work: Path) -> float:
 
 
 @pytest.fixture(scope="session")
-def buildah() -> Buildah:
+def buildah(tmp_path_factory: pytest.TempPathFactory) -> Buildah:
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
-    env = clean_env(Path(tempfile.mkdtemp(prefix="privpkg-buildah-")))
+    env = clean_env(tmp_path_factory.mktemp("buildah-home"))
     return Buildah(_need_buildah(), root, env)
 
 
