@@ -3,7 +3,9 @@ with buildah (Debian's package, as root, vfs storage, chroot isolation; no daemo
 offline, on a base image the tests make once (support.images: debootstrap'd Debian with python3).
 
 The lock holds a ``privpkg://`` wheel of an Azure workspace (Azurite: signed with the storage
-key) and a wheel of the loopback PAT feed; both are fetched and hash-checked on the host. The
+key) and a wheel of the loopback PAT feed; the environment is registered in that workspace with
+it and made into an image by name (``train:1``); both wheels are fetched and hash-checked on the
+host. The
 image is pushed to an OCI layout and every layer blob, the config (labels, env, history) and the
 index are searched for the PATs, the storage key and any signature. A second test plants leaks
 (an ENV holding a PAT; a file holding another one copied into a layer) and shows the scan finds
@@ -55,9 +57,15 @@ def test_image_from_the_context_holds_no_secret(
     feed_wheel = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
     lock = tmp_path / "pylock.toml"
     lock.write_text(_pylock([("alpha-pkg", "1.0", ref, ours), ("pkg-a", "1.0", feed.index_a + "pkg-a/" + feed_wheel.name, feed_wheel)]))
+    # Registered in the workspace (in Azurite) with that lock, and made into an image by name.
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(f"alpha-pkg @ {ref}\npkg-a\n")
+    cli.ok("env", "create", "train", "-r", reqs, "-o", tmp_path / "train")
+    (tmp_path / "train" / "pylock.toml").write_text(lock.read_text())
+    cli.ok("env", "register", tmp_path / "train", "--workspace", WS)
     ctx = tmp_path / "ctx"
 
-    printed = cli.ok("env", "dockerfile", "--lock", lock, "-o", ctx, "--base-image", base_image, "--check")
+    printed = cli.ok("env", "dockerfile", "train:1", "--workspace", WS, "-o", ctx, "--base-image", base_image, "--check")
     key = next(line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("cache key: "))
     assert sorted(p.name for p in (ctx / "wheels").iterdir()) == sorted([ours.name, feed_wheel.name])
     assert any(e.path.endswith("/" + feed_wheel.name) and e.status == 200 and e.auth for e in feed.log()), feed.log_text()
@@ -126,7 +134,7 @@ def test_secret_mount_build_downloads_the_feed_wheel_in_the_build(
     from privpkg.environments.docker import SECRET_ID, netrc_text
 
     monkeypatch.setenv(envvars.HOME, str(privpkg_home))
-    netrc = netrc_text(_select(lock.read_text(), "lock"))
+    netrc = netrc_text(_select(lock.read_text()))
     assert netrc == f"machine 127.0.0.1 login __token__ password {feed.secret_a}\n"
     buildah.env["NETRC_FOR_THE_BUILD"] = netrc
     try:
@@ -161,14 +169,15 @@ def test_errors_are_one_line_and_name_no_secret(
     url = feed.index_a + "pkg-a/" + feed_wheel.name
     lock = tmp_path / "pylock.toml"
     out = tmp_path / "out"
-    cli.fails(2, "env", "dockerfile", "-o", out, match="give NAME[:VERSION] (or --lock FILE)")
-    cli.fails(2, "env", "dockerfile", "bad/name", "-o", out, match="not an environment reference")
-    cli.fails(2, "env", "dockerfile", "myenv:3", "-o", out, match="give the lock with --lock FILE")
+    cli.fails(2, "env", "dockerfile", "-o", out, match="give NAME[:VERSION] or NAME@LABEL (or --lock FILE)")
+    cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
+    cli.fails(2, "env", "dockerfile", "bad/name", "-w", WS, "-o", out, match="bad/name")
+    cli.fails(1, "env", "dockerfile", "myenv:3", "-w", WS, "-o", out, match="no environment named 'myenv'")
     cli.fails(2, "env", "dockerfile", "--lock", lock, "-o", out, match="cannot read")
     lock.write_text(_pylock([("pkg-a", "1.0", url, feed_wheel)]))
     cli.fails(2, "env", "dockerfile", "--lock", lock, "-o", out, "--base-image", "python@sha256:abc", match="a digest is written NAME@sha256:")
     lock.write_text(_pylock([("pkg-a", "1.0", url.replace("http://", f"http://__token__:{feed.secret_a}@"), feed_wheel)]))
-    cli.fails(2, "env", "dockerfile", "--lock", lock, "-o", out, match="holds user info")
+    cli.fails(2, "env", "dockerfile", "--lock", lock, "-o", out, match="the lock would hold")
     assert not feed.log(), "a URL with user info was requested"
     other = make_wheel(tmp_path / "other", "pkg-a", "1.0", body="VERSION = 'other'")
     lock.write_text(_pylock([("pkg-a", "1.0", url, other)]))  # the lock's sha256 is not the feed's file

@@ -31,7 +31,7 @@ ARTS = [Art("alpha-pkg", "1.0", "privpkg://team/wheels/alpha_pkg-1.0-py3-none-an
 
 
 def findings(text: str, **kw: object) -> list[str]:
-    found = dockerlint.check(text, secrets=[PAT], **kw)  # type: ignore[arg-type]
+    found = dockerlint.check(text, secrets={PAT: "connection 'feed''s secret"}, **kw)  # type: ignore[arg-type]
     for f in found:
         assert PAT not in f and "hunter2" not in f and "0123456789abcdef0123" not in f, f
     return found
@@ -52,13 +52,14 @@ def test_privpkgs_own_dockerfiles_pass(secret_mount: bool) -> None:
     ("ENV FEED_PAT=abc", "ENV FEED_PAT looks like a secret"),
     ("ENV A=1 AZURE_STORAGE_SAS=2", "ENV AZURE_STORAGE_SAS looks like a secret"),
     ("ENV AWS_SECRET_ACCESS_KEY=x", "ENV AWS_SECRET_ACCESS_KEY looks like a secret"),
-    (f"ENV OPTIONS=--x={PAT}", "ENV holds a connection's secret"),
-    (f"ARG MODE={PAT}", "ARG holds a connection's secret"),
-    ("RUN pip install --index-url https://u:hunter2@feed.example/simple pkg", "RUN holds user info in a URL"),
+    (f"ENV OPTIONS=--x={PAT}", "ENV holds connection 'feed''s secret"),
+    (f"ARG MODE={PAT}", "ARG holds connection 'feed''s secret"),
+    ("RUN pip install --index-url https://u:hunter2@feed.example/simple pkg", "RUN holds a password in user info"),
     ("RUN pip install --index-url https://hunter2@feed.example/simple pkg", "RUN holds user info in a URL"),
     ("ADD https://acct.blob.core.windows.net/c/w.whl?sv=2022-11-02&sp=r&sig=abc%2Bdef /w.whl", "ADD holds a signature (sig=)"),
-    ("RUN curl -o w.whl 'https://b.s3.amazonaws.com/w.whl?X-Amz-Signature=0123456789abcdef0123'", "RUN holds a signature (X-Amz-Signature)"),
-    ("LABEL src=https://u:hunter2@git.example/repo", "LABEL holds user info in a URL"),
+    ("RUN curl -o w.whl 'https://b.s3.amazonaws.com/w.whl?X-Amz-Signature=0123456789abcdef0123'", "RUN holds an X-Amz-Signature"),
+    ("LABEL src=https://u:hunter2@git.example/repo", "LABEL holds a password in user info"),
+    ("RUN curl https://h.example/f?X-Amz-Credential=AKIA123456/x", "RUN holds a signature (X-Amz-Credential)"),
     ("COPY .netrc /root/.netrc", "COPY .netrc copies a credential file"),
     ("COPY --chown=1 conf/.pypirc /root/", ".pypirc copies a credential file"),
     ("RUN --mount=type=secret,id=netrc cat /run/secrets/netrc > /root/.netrc", "RUN uses a secret file's path"),
@@ -95,7 +96,7 @@ def test_copied_context_files_are_read(tmp_path: Path) -> None:
     found = findings("FROM scratch\nCOPY conf /etc/\nCOPY *.txt token /x/\n", context=tmp_path)
     assert [f.split(", which holds ")[0] for f in found] == ["line 2: COPY copies conf/deep/pip.conf", "line 3: COPY copies urls.txt",
                                                             "line 3: COPY copies token"], found
-    assert "a connection's secret" in found[0] and "signature" in found[1]
+    assert "connection 'feed''s secret" in found[0] and "signature" in found[1]
 
 
 def test_unparsable_is_one_line() -> None:

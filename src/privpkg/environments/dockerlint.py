@@ -8,7 +8,8 @@ Refused, each finding one line naming the Dockerfile line and never the value fo
   the image's config or history;
 - anywhere in an instruction: user info in a URL (``https://user:pw@``, ``https://tok@``), a
   signature parameter (``sig=`` of an Azure SAS, ``X-Amz-Signature``/``X-Amz-Credential``,
-  ``X-Goog-Signature``, ``Signature=``), or a known secret (``secrets``: the connections');
+  ``X-Goog-Signature``, ``Signature=``), or a known secret (the connections'; what
+  :mod:`privpkg.environments.screen` finds, plus user info without a password);
 - ``COPY``/``ADD`` of a file holding a secret: a credential file by name (``.netrc``, ``_netrc``,
   ``.pypirc``, ``.git-credentials``) or, when the context is given, a copied file whose bytes hold
   user info, a signature or a known secret;
@@ -24,7 +25,7 @@ when a Dockerfile is checked.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from privpkg.errors import UsageError
@@ -43,13 +44,16 @@ _ASSIGNMENT = re.compile(r"(?:(?<=\s)|^)[A-Za-z_][A-Za-z0-9_]*=(\S+)")
 _MAX_SCAN = 16 * 1024 * 1024
 
 
-def find_secret(text: str, secrets: Iterable[str] = ()) -> str | None:
-    """What ``text`` holds that an image may not, described without the value; None if clean.
-    (The environments' shared screen, ``privpkg.environments.screen.find_secret``, takes this
-    over when it lands.)"""
-    for s in secrets:
-        if s and s in text:
-            return "a connection's secret"
+def find_secret(text: str, secrets: Mapping[str, str]) -> str | None:
+    """What ``text`` holds that an image may not, described without the value; None if clean:
+    what the environments' screen finds (a known secret, a password in user info, a signature),
+    and also user info without a password (``https://TOKEN@host`` is how some hosts take a
+    token) and the signature parameters only URLs carry (``X-Amz-Credential``...)."""
+    from privpkg.environments.screen import find_secret as screened
+
+    found = screened(text, secrets)
+    if found is not None:
+        return found
     if _USERINFO.search(text):
         return "user info in a URL"
     m = _SIGNATURE.search(text)
@@ -96,7 +100,7 @@ def _context_files(context: Path, source: str) -> list[Path]:
     return files
 
 
-def _scan_file(path: Path, secrets: Iterable[str]) -> str | None:
+def _scan_file(path: Path, secrets: Mapping[str, str]) -> str | None:
     try:
         with open(path, "rb") as fh:
             data = fh.read(_MAX_SCAN)
@@ -105,12 +109,17 @@ def _scan_file(path: Path, secrets: Iterable[str]) -> str | None:
     return find_secret(data.decode("latin-1"), secrets)
 
 
-def check(text: str, *, context: Path | None = None, secrets: Iterable[str] = ()) -> list[str]:
+def check(text: str, *, context: Path | None = None, secrets: Mapping[str, str] | None = None) -> list[str]:
     """The findings for the Dockerfile ``text`` (empty: it passes). ``context``: the build
-    context, whose files a COPY/ADD names are scanned too."""
+    context, whose files a COPY/ADD names are scanned too. ``secrets``: value -> what to call it
+    (default: every connection's, :func:`privpkg.environments.screen.known_secrets`)."""
     import dockerfile
 
-    known = [s for s in secrets if s]
+    if secrets is None:
+        from privpkg.environments.screen import known_secrets
+
+        secrets = known_secrets()
+    known = secrets
     try:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as exc:
