@@ -149,7 +149,7 @@ def test_a_workspace_wheel_under_another_name_is_one_line() -> None:
 
 
 @pytest.mark.parametrize(("channel", "why", "secret"), [
-    ("https://conda.example/t/TOKENVALUE42/private/", "a token in the channel URL", "TOKENVALUE42"),
+    ("https://conda.example/t/TOKENVALUE42/private/", "a channel token (/t/...)", "TOKENVALUE42"),
     ("https://u:CHANPASS42@conda.example/private/", "password in user info", "CHANPASS42"),
     ("file:///srv/channel", "not a local file", None),
     ("/srv/channel", "not a local file", None),

@@ -345,9 +345,7 @@ def test_python_api(isolated_privpkg: Path, tmp_path: Path) -> None:
     req = tmp_path / "requirements.txt"
     req.write_text("requests>=2\n")
     env = privpkg.Environment.from_pip_requirements("train", req)
-    with pytest.raises(privpkg.PrivpkgError, match="cannot make one yet"):
-        env.register("ws")  # no lock part yet: one clear line
-    env.locks = {"pylock.toml": LOCK}
+    env.locks = {"pylock.toml": LOCK}  # given: locking itself is tests/test_env_locks.py's
     assert env.register("ws").version == 1 and env.created
     from privpkg.environments import api
 
@@ -411,28 +409,37 @@ def test_readme_environment_commands_are_real() -> None:
             assert callable(args.func), cmd
 
 
-def _locking_available() -> bool:
-    from privpkg.environments import locking
-
-    return hasattr(locking, "lock_spec")
-
-
-@pytest.mark.xfail(not _locking_available(), strict=True,
-                   reason="env register of a directory without locks needs privpkg.environments.locking.lock_spec (issue 10's lock part)")
 def test_readme_environments_as_written(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """The README's flow, command by command. Its requirements file names ``requests>=2``; no
+    test reaches PyPI, so pip (which ``env register`` runs to lock) finds ``requests`` on a
+    loopback find-links page instead (PIP_NO_INDEX and PIP_FIND_LINKS in the environment)."""
+    import functools
     import os
     import shlex
+    from http.server import SimpleHTTPRequestHandler
+
+    from support.feeds import ServedHTTP
+
+    from privpkg.testing import make_wheel
 
     cwd = tmp_path / "project"
     cwd.mkdir()
-    for cmd in readme_environment_commands():
-        if cmd.startswith("printf"):
-            privpkg_cli.tool(["bash", "-c", cmd], cwd=cwd)
-            continue
-        res = privpkg_cli(*shlex.split(cmd)[1:], cwd=cwd)
-        assert res.returncode == 0, f"{cmd}\n{res.stdout}{res.stderr}"
+    make_wheel(tmp_path / "links", "requests", "2.99")
+    served = ServedHTTP(functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "links")))
+    pip_env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": served.base + "/"}
+    try:
+        for cmd in readme_environment_commands():
+            if cmd.startswith("printf"):
+                privpkg_cli.tool(["bash", "-c", cmd], cwd=cwd)
+                continue
+            res = privpkg_cli(*shlex.split(cmd)[1:], cwd=cwd, env=pip_env)
+            assert res.returncode == 0, f"{cmd}\n{res.stdout}{res.stderr}"
+    finally:
+        served.stop()
     out = privpkg_cli.outputs.text()
     assert "train:1 is unchanged" in out and os.path.isdir(cwd / "team-workspace" / "environments" / "train" / "1")
+    lock = (cwd / "team-workspace" / "environments" / "train" / "1" / "pylock.toml").read_text()
+    assert 'name = "requests"' in lock and 'version = "2.99"' in lock, lock
     privpkg_cli.outputs.check()
 
 

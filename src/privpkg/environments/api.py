@@ -41,16 +41,11 @@ def open_registry(workspace: str | Workspace) -> tuple[Workspace, Storage]:
 
 
 def lock(spec: Spec, previous: Mapping[str, str] | None) -> dict[str, str]:
-    """The locks of ``spec`` from the lock part (``locking.lock_spec``); until it is there, one
-    clear line saying how to register anyway (a directory that brings its locks)."""
-    from privpkg.environments import locking
+    """The locks of ``spec`` (:func:`privpkg.environments.locking.lock_spec`), keeping the
+    previous version's pins."""
+    from privpkg.environments.locking import lock_spec
 
-    lock_spec = getattr(locking, "lock_spec", None)
-    if lock_spec is None:
-        raise PrivpkgError(f"environment {spec.name} has no lock, and this privpkg cannot make one yet; put pylock.toml "
-                           "(or conda-PLATFORM.txt) in its directory")
-    locks: dict[str, str] = lock_spec(spec, previous=dict(previous) if previous else None, upgrade=False)
-    return locks
+    return lock_spec(spec.definition(), previous=dict(previous) if previous else None, upgrade=False)
 
 
 class Environment:

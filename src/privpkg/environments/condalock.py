@@ -55,7 +55,8 @@ def screen_channel(channel: str) -> str:
 
     if _CHANNEL_NAME.match(channel) and "://" not in channel:
         return CHANNEL_ALIAS + channel.strip("/") + "/"
-    shown_url = urls.redact(channel)
+    # No part of a secret in the message: user info redacted, a /t/TOKEN/ path masked.
+    shown_url = _TOKEN_PATH.sub("/t/***/", urls.redact(channel))
     found = find_secret(channel)
     if found:
         raise UsageError(f"conda channel {shown_url}: the lock would hold {found}; store the credential as a connection instead "

@@ -141,9 +141,10 @@ def _check_direct_names(lines: Sequence[str]) -> None:
 
 
 def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool | Sequence[str] = False,
-             python: str | None = None) -> str:
-    """The ``pylock.toml`` text of the requirement ``lines``, made by ``pip lock`` in
-    ``python`` (default: privpkg's own interpreter), screened and canonical."""
+             python: str | None = None, constraints_lines: Sequence[str] = ()) -> str:
+    """The ``pylock.toml`` text of the requirement ``lines`` (under the spec's own
+    ``constraints_lines``), made by ``pip lock`` in ``python`` (default: privpkg's own
+    interpreter), screened and canonical."""
     import tempfile
 
     _check_direct_names(lines)
@@ -157,7 +158,7 @@ def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool
     with tempfile.TemporaryDirectory(prefix="privpkg-lock-") as tmp:
         req, cons, out = Path(tmp, "requirements.txt"), Path(tmp, "constraints.txt"), Path(tmp, PYLOCK)
         req.write_text("".join(line + "\n" for line in lines))
-        cons.write_text("".join(line + "\n" for line in pins))
+        cons.write_text("".join(line + "\n" for line in [*constraints_lines, *pins]))
         cmd = [python, "-m", "pip", "lock", "--no-input", "--keyring-provider", "import", "--disable-pip-version-check",
                "-r", str(req), "-c", str(cons), "-o", str(out)]
         try:
@@ -197,7 +198,8 @@ def lock_spec(spec: Mapping[str, Any], *, previous: Mapping[str, str] | None = N
                                           previous=previous, upgrade=upgrade))
     lines = pip_lines(spec)
     if any(line.strip() and not line.strip().startswith("#") for line in lines):
-        files[PYLOCK] = lock_pip(lines, previous=(previous or {}).get(PYLOCK), upgrade=upgrade, python=python)
+        files[PYLOCK] = lock_pip(lines, previous=(previous or {}).get(PYLOCK), upgrade=upgrade, python=python,
+                                 constraints_lines=[str(c) for c in spec.get("constraints") or []])
     if not files:
         raise UsageError("the spec has no pip requirement and no conda dependency: nothing to lock")
     return files
