@@ -201,7 +201,7 @@ def _setup(feed: FeedServer, cli: PrivpkgCLI, store_connection: Any, tmp_path: P
     definition = tmp_path / "demo"
     definition.mkdir()
     pip = [f"--index-url {index}", "pkg-a", f"demo-pkg @ {PRIVPKG_URL}", *extra]
-    (definition / "definition.json").write_text(json.dumps({"name": "demo", "pip": pip}))
+    (definition / "definition.json").write_text(json.dumps({"format": 1, "name": "demo", "pip": pip}))
     return definition, wheel
 
 
@@ -288,7 +288,7 @@ def test_a_lock_naming_a_local_file_is_refused(venv_privpkg, feed, checked_cli, 
     definition, _ = _setup(feed, cli, store_connection, tmp_path, (f"local-pkg @ {local.as_uri()}",))
     r = _lock(cli, venv_privpkg, definition)
     line = assert_one_error_line(_as_completed(r), 2)
-    assert "package local-pkg (archive): the lock would hold a local file" in line, line
+    assert "names a local path or an editable install" in line, line  # refused before pip runs
     assert not (definition / "pylock.toml").exists()
 
 
@@ -352,7 +352,7 @@ def test_conda_lock_of_a_private_channel(channel_server, checked_cli, tmp_path) 
     definition.mkdir()
 
     def write(deps: list[str]) -> None:
-        (definition / "definition.json").write_text(json.dumps({"name": "tools", "conda": {"channels": [url], "dependencies": deps}}))
+        (definition / "definition.json").write_text(json.dumps({"format": 1, "name": "tools", "conda": {"channels": [url], "dependencies": deps}}))
 
     write(["privtool"])
     lock_file = definition / condalock.file_name(condalock.current_platform())
@@ -388,12 +388,12 @@ def test_env_lock_bad_input_is_one_line(checked_cli, tmp_path) -> None:
     cli.fails(2, "env", "lock", tmp_path / "nope", match="no definition directory")
     bad = tmp_path / "bad"
     bad.mkdir()
-    cli.fails(2, "env", "lock", bad, match="definition.json is missing")
+    cli.fails(1, "env", "lock", bad, match="has no definition.json")
     (bad / "definition.json").write_text("{not json")
     cli.fails(2, "env", "lock", bad, match="is not JSON")
-    (bad / "definition.json").write_text('{"name": "bad", "pip": ["# only a comment"]}')
+    (bad / "definition.json").write_text('{"format": 1, "name": "bad", "pip": []}')
     cli.fails(2, "env", "lock", bad, match="nothing to lock")
-    (bad / "definition.json").write_text('{"name": "bad", "conda": {"channels": ["https://u:CHANPASS-9f8e7d@conda.example/c/"], "dependencies": ["x"]}}')
+    (bad / "definition.json").write_text('{"format": 1, "name": "bad", "conda": {"channels": ["https://u:CHANPASS-9f8e7d@conda.example/c/"], "dependencies": ["x"]}}')
     line = cli.fails(2, "env", "lock", bad, match="password in user info")
     assert "CHANPASS" not in line
     cli.fails(2, "env", "lock", bad, "--upgrade", "--package", "x", match="not both")

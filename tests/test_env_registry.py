@@ -22,7 +22,18 @@ from privpkg.environments.spec import Spec
 from privpkg.errors import NotFoundError, UsageError
 from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Storage
 
-LOCK = 'lock-version = "1.0"\ncreated-by = "test"\n'
+def _lock(version: str) -> str:
+    """A canonical one-package lock (as pylock.dump writes it; the registry stores locks so)."""
+    from privpkg.environments import pylock
+
+    return pylock.dump(pylock.load(
+        f'lock-version = "1.0"\ncreated-by = "test"\n[[packages]]\nname = "requests"\nversion = "{version}"\n[[packages.wheels]]\n'
+        f'url = "https://files.example/requests-{version}-py3-none-any.whl"\nhashes = {{sha256 = "{"0" * 64}"}}\n'))
+
+
+LOCK = _lock("2.0")
+LOCK_UPGRADED = _lock("2.1")
+CONDA_LOCK = f"@EXPLICIT\nhttps://conda.example/conda-forge/linux-64/python-3.11.7-h0_0.conda#sha256:{'0' * 64}\n"
 
 
 def spec(*pip: str, name: str = "train") -> Spec:
@@ -131,12 +142,12 @@ def test_register_version_label_get_list(store: Storage) -> None:
 
     v2 = registry.register(store, spec("requests>=2", "attrs"), {"pylock.toml": LOCK})
     assert (v2.version, v2.created) == (2, True)
-    v3 = registry.register(store, spec("requests>=2", "attrs"), {"pylock.toml": LOCK + "# upgraded\n"})
+    v3 = registry.register(store, spec("requests>=2", "attrs"), {"pylock.toml": LOCK_UPGRADED})
     assert (v3.version, v3.created) == (3, True), "a changed lock makes a version"
     assert registry.find_unchanged(store, spec("requests>=2")) is None
 
     latest = registry.get(store, "train")
-    assert latest.version == 3 and latest.locks == {"pylock.toml": LOCK + "# upgraded\n"}
+    assert latest.version == 3 and latest.locks == {"pylock.toml": LOCK_UPGRADED}
     assert latest.spec.definition() == spec("requests>=2", "attrs").definition()
     first = registry.get(store, "train", 1)
     assert first.spec.definition()["pip"] == ["requests>=2"] and first.spec.sources == (("requirements.txt", b"requests>=2"),)
@@ -305,13 +316,13 @@ def test_cli_create_register_list_show_label(cli_on: Callable[[str], PrivpkgCLI]
     assert res.stderr == "privpkg: warning: variable HF_TOKEN looks like a secret; its value is stored in the workspace as written\n"
     (tmp_path / "d1" / "pylock.toml").write_text(LOCK)
     cli.fails(2, "env", "register", tmp_path / "d1", "-w", "ws", match="needs a conda lock (conda-PLATFORM.txt)")
-    (tmp_path / "d1" / "conda-linux-64.txt").write_text("@EXPLICIT\n")
+    (tmp_path / "d1" / "conda-linux-64.txt").write_text(CONDA_LOCK)
     assert "registered train:1 in workspace 'ws'" in cli.ok("env", "register", tmp_path / "d1", "-w", "ws")
     assert "train:1 is unchanged in workspace 'ws'; nothing was written" in cli.ok("env", "register", tmp_path / "d1", "-w", "ws")
     env_file.write_text(env_file.read_text().replace("requests>=2", "requests>=2.31"))
     cli.ok("env", "create", "train", "--file", env_file, "-o", tmp_path / "d1", "--force")
     (tmp_path / "d1" / "pylock.toml").write_text(LOCK)
-    (tmp_path / "d1" / "conda-linux-64.txt").write_text("@EXPLICIT\n")
+    (tmp_path / "d1" / "conda-linux-64.txt").write_text(CONDA_LOCK)
     assert "registered train:2" in cli.ok("env", "register", tmp_path / "d1", "-w", "ws")
     assert json.loads(cli.ok("env", "list", "--json", "-w", "ws"))[0] | {"digest": ""} == {"name": "train", "version": 2, "digest": ""}
     assert "label 'prod' of train now points at train:1" in cli.ok("env", "label", "train:1", "prod", "-w", "ws")

@@ -12,7 +12,6 @@ change, under a file lock.
 from __future__ import annotations
 
 import argparse
-import json
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -64,15 +63,10 @@ def load_definition(workspace: str, ref: str) -> Definition:
         _, store = open_registry(workspace)
         rec = registry.get(store, name, version, label)
         return Definition(f"{rec.name}:{rec.version}", rec.spec.definition(), rec.locks, None, (store, rec))
-    try:
-        spec = json.loads(_read_text(folder / DEFINITION, MAX_DEFINITION_BYTES))
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{folder / DEFINITION} is not JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(spec, dict):
-        raise UsageError(f"{folder / DEFINITION} is not a JSON object")
-    previous = {p.name: _read_text(p, MAX_DEFINITION_BYTES) for p in sorted(folder.iterdir())
-                if p.name == "pylock.toml" or (p.name.startswith("conda-") and p.name.endswith(".txt"))}
-    return Definition(str(spec.get("name") or folder.name), spec, previous, folder)
+    from privpkg.environments.api import Environment
+
+    env = Environment.load_from_directory(folder)  # the same checks as a registered definition's
+    return Definition(env.name, env.spec.definition(), dict(env.locks), folder)
 
 
 def store_locks(defn: Definition, files: dict[str, str]) -> str:

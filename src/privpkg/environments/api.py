@@ -48,6 +48,28 @@ def lock(spec: Spec, previous: Mapping[str, str] | None) -> dict[str, str]:
     return lock_spec(spec.definition(), previous=dict(previous) if previous else None, upgrade=False)
 
 
+def checked_locks(spec: Spec, locks: Mapping[str, str]) -> dict[str, str]:
+    """Locks brought by a directory (or set by hand) held to the rules of the locks privpkg
+    makes: ``pylock.toml`` read and written again (:mod:`.pylock` refuses a signature, a
+    password in user info, a local file or path, and strips a username alone), each conda list
+    read (:func:`.condalock.load_explicit`: https/http URLs with sha256, no token), and none
+    empty when the spec has something to lock."""
+    from privpkg.environments import condalock, pylock
+
+    out = {}
+    for name, text in locks.items():
+        if name == registry.PYLOCK:
+            lock_ = pylock.load(text)
+            if spec.pip and not lock_.packages:
+                raise UsageError(f"environment {spec.name}: {name} locks no package, but the spec has pip requirements")
+            out[name] = pylock.dump(lock_)
+        else:
+            if not condalock.load_explicit(text) and spec.conda:
+                raise UsageError(f"environment {spec.name}: {name} locks no package, but the spec has conda dependencies")
+            out[name] = text
+    return out
+
+
 class Environment:
     """A named environment: its :class:`~privpkg.environments.spec.Spec`, its locks, and, once
     registered or fetched, its ``version``."""
@@ -103,9 +125,11 @@ class Environment:
             previous = None
             try:
                 previous = registry.get(store, self.name).locks
-            except NotFoundError:
-                pass
+            except (NotFoundError, registry.IncompleteVersion):
+                pass  # nothing to keep pins from: lock afresh (the same content completes a version)
             locks = lock(self.spec, previous)
+        else:
+            locks = checked_locks(self.spec, locks)
         rec = registry.register(store, self.spec, locks, version=self.version)
         self.version, self.digest, self.locks, self.created = rec.version, rec.digest, dict(locks), rec.created
         return self
@@ -172,12 +196,17 @@ class Environment:
         definition = folder / registry.DEFINITION
         if not definition.is_file():
             raise NotFoundError(f"{shown(folder)} has no {registry.DEFINITION} (make one with: privpkg env create)")
-        spec = load_definition(sources.read_file(definition))
+        # The directory may be someone else's commit: its files are read without following links.
+        spec = load_definition(sources.read_file(definition, follow=False))
         spec_dir = folder / "spec"
-        given = tuple((p.name, sources.read_file(p)) for p in sorted(spec_dir.iterdir()) if p.is_file()) if spec_dir.is_dir() else ()
+        given: tuple[tuple[str, bytes], ...] = ()
+        if spec_dir.is_dir() and not spec_dir.is_symlink():
+            given = tuple((p.name, sources.read_file(p, follow=False)) for p in sorted(spec_dir.iterdir()) if not p.is_dir() or p.is_symlink())
+        elif spec_dir.is_symlink():
+            raise UsageError(f"{shown(spec_dir)} is a symbolic link; a definition directory holds plain files")
         spec = Spec.from_definition(spec.definition(), given)
         locks = {}
         for p in sorted(folder.iterdir()):
-            if p.is_file() and registry.is_lock_name(p.name):
-                locks[p.name] = sources.decode(p, sources.read_file(p))
+            if registry.is_lock_name(p.name):
+                locks[p.name] = sources.decode(p, sources.read_file(p, follow=False))
         return cls(spec, locks)

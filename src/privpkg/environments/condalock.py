@@ -204,7 +204,7 @@ def load_explicit(text: str) -> list[Artifact]:
     >>> load_explicit("@EXPLICIT\\nhttps://h/c/noarch/pip-26.3-py_0.conda#sha256:" + "0" * 64)[0][:2]
     ('pip', '26.3')
     """
-    from privpkg.environments.screen import find_secret
+    from privpkg.environments.screen import find_secret, masked
 
     out: list[Artifact] = []
     explicit = False
@@ -220,8 +220,11 @@ def load_explicit(text: str) -> list[Artifact]:
             raise UsageError(f"conda lock, line {number}: expected URL#sha256:HEX after @EXPLICIT, got {shown(urls.redact(line), 80)!r}")
         parts = urlsplit(m.group("url"))
         if parts.scheme not in ("https", "http") or "@" in parts.netloc or find_secret(line):
-            raise UsageError(f"conda lock, line {number}: {urls.redact(m.group('url'))} cannot be in a lock (a local file, user info or a signature)")
+            raise UsageError(f"conda lock, line {number}: {masked(urls.redact(m.group('url')))} cannot be in a lock (a local "
+                             "file, user info, a token or a signature)")
         stem = m.group("fn").removesuffix(".conda").removesuffix(".tar.bz2")
+        if stem.count("-") < 2:
+            raise UsageError(f"conda lock, line {number}: {shown(m.group('fn'), 80)!r} is not a conda package file (NAME-VERSION-BUILD)")
         name, version, _build = stem.rsplit("-", 2)
         out.append(Artifact(name, version, m.group("url"), m.group("fn"), m.group("sha"), "conda"))
     return out

@@ -203,11 +203,14 @@ def screen_url(url: str, where: str) -> str:
     """``url`` as a lock may hold it (a username without a password stripped), or a one-line
     UsageError naming ``where`` for a scheme other than :data:`SCHEMES` (``file://`` above all),
     a password in user info or a signature."""
-    from privpkg.environments.screen import find_secret
+    from privpkg.environments.screen import find_secret, masked
 
-    found = find_secret(url)
+    # Known secrets: load() searched the whole text for them once (reading the store once, not
+    # once per URL); here the patterns only.
+    found = find_secret(url, secrets={})
     if found:
-        raise UsageError(f"{where}: the lock would hold {found} ({urls.redact(url)}); locks are stored and shared, so they hold no secret")
+        raise UsageError(f"{where}: the lock would hold {found} ({masked(urls.redact(url), secrets={})}); locks are stored and "
+                         "shared, so they hold no secret")
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -114,6 +114,10 @@ def check_locks(spec: Spec, locks: Mapping[str, str]) -> None:
         raise UsageError(f"environment {spec.name} needs its pip lock ({PYLOCK}) to be registered")
     if spec.conda and not conda:
         raise UsageError(f"environment {spec.name} needs a conda lock (conda-PLATFORM.txt) to be registered")
+    if PYLOCK in locks:
+        from privpkg.environments import pylock
+
+        pylock.load(locks[PYLOCK])  # a lock from anywhere obeys the rules of the ones privpkg makes
 
 
 def spec_digest(spec: Spec) -> str:
@@ -216,6 +220,10 @@ def register(store: Storage, spec: Spec, locks: Mapping[str, str], *, version: i
     else version N+1. ``version``: the caller asserts that version; it must hold this content
     (or be the next one), never a silent reuse. Refuses (UsageError, one line) any file holding
     a secret or a signature."""
+    if PYLOCK in locks:  # stored canonical: what pylock.load strips (a username alone) is never stored
+        from privpkg.environments import pylock
+
+        locks = {**locks, PYLOCK: pylock.dump(pylock.load(locks[PYLOCK]))}
     files = version_files(spec, locks)
     screen_files(files, secrets)  # first: a secret is the line to see, whatever else is wrong
     check_locks(spec, locks)

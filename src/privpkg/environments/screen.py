@@ -39,7 +39,7 @@ _SIGNATURES = (
     (re.compile(r"X-Amz-Signature=", re.IGNORECASE), "an X-Amz-Signature"),
     (re.compile(r"[?&;]Signature=", re.IGNORECASE), "a signature (Signature=)"),
     # anaconda.org's (and conda's) token in a channel path: https://conda.anaconda.org/t/TOKEN/channel
-    (re.compile(r"://[^/\s]+/t/[^/\s]+/"), "a channel token (/t/...)"),
+    (re.compile(r"://[^/\s]+(?:/[^\s]*?)?/t/[^/\s]+/"), "a channel token (/t/...)"),
 )
 #: ``scheme://user:password@`` (the password part non-empty).
 _USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/@\s:?#]*):([^/@\s?#]+)@")
@@ -87,10 +87,34 @@ def find_secret(text: str, secrets: Mapping[str, str] | None = None) -> str | No
     for pattern, what in _SIGNATURES:
         if pattern.search(text) or pattern.search(decoded):
             return what
-    for m in _USERINFO.finditer(text):
+    for m in (*_USERINFO.finditer(text), *_USERINFO.finditer(decoded)):  # user%3Apass@ too
         if not _VARIABLE_REF.fullmatch(m.group(2)):
             return "a password in user info"
     return None
+
+
+_SIGNATURE_VALUES = re.compile(r"([?&;](?:sig|X-Amz-Signature|Signature|X-Amz-Credential|X-Amz-Security-Token)=)[^&\s\"'#]*",
+                               re.IGNORECASE)
+
+
+def masked(text: str, secrets: Mapping[str, str] | None = None) -> str:
+    """``text`` as an error line may show it: passwords in user info, signature values, channel
+    tokens and known secrets replaced by ``***``. Used on error paths only (it may read the
+    store); a store that cannot be read masks what the patterns find.
+
+    >>> masked("https://alice:hunter22@h.example/x.whl?sv=1&sig=abc%2F junk", secrets={})
+    'https://alice:***@h.example/x.whl?sv=1&sig=*** junk'
+    """
+    if secrets is None:
+        try:
+            secrets = known_secrets()
+        except Exception:  # noqa: BLE001 - an error line is being made: never a second error
+            secrets = {}
+    for value in sorted(secrets, key=len, reverse=True):
+        text = text.replace(value, "***")
+    text = _USERINFO.sub(lambda m: m.group(0) if _VARIABLE_REF.fullmatch(m.group(2)) else m.group(0).replace(":" + m.group(2) + "@", ":***@"), text)
+    text = _SIGNATURE_VALUES.sub(r"\1***", text)
+    return re.sub(r"(://[^/\s]+(?:/[^\s]*?)?)/t/[^/\s]+/", r"\1/t/***/", text)
 
 
 def refuse(text: str, what: str, secrets: Mapping[str, str] | None = None) -> None:

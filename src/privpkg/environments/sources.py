@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from privpkg.environments.screen import masked
 from privpkg.environments.spec import Spec, normalize_pip_line
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
 
@@ -36,15 +37,29 @@ _INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s+|=)(\S.*)$")
 _LOCAL = re.compile(r"^(-e|--editable)(\s|=|$)|^(\.{0,2}/|file:)|\s@\s*file:", re.IGNORECASE)
 
 
-def read_file(path: Path) -> bytes:
-    """A spec file's bytes (at most :data:`MAX_FILE`); one line for a missing or unreadable one."""
+def read_file(path: Path, *, follow: bool = True) -> bytes:
+    """A spec file's bytes (at most :data:`MAX_FILE`); one line for a missing or unreadable one.
+    ``follow=False`` (the files of a definition directory, which may be someone else's commit):
+    a symbolic link or anything but a regular file is refused, so a link to ``/proc/self/environ``
+    or ``~/.netrc`` is never read and stored."""
+    import stat
+
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (0 if follow else os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE + 1)
+        fd = os.open(path, flags)
     except FileNotFoundError:
-        raise NotFoundError(f"no such file: {shown(path)}") from None
+        raise NotFoundError(f"no such file: {shown(masked(str(path)))}") from None
     except OSError as exc:
-        raise PrivpkgError(f"cannot read {shown(path)}: {exc.strerror or type(exc).__name__}") from None
+        if not follow and os.path.islink(path):
+            raise UsageError(f"{shown(path)} is a symbolic link; a definition directory holds plain files") from None
+        raise PrivpkgError(f"cannot read {shown(masked(str(path)))}: {exc.strerror or type(exc).__name__}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise UsageError(f"{shown(masked(str(path)))} is not a regular file")
+        try:
+            data = f.read(MAX_FILE + 1)
+        except OSError as exc:
+            raise PrivpkgError(f"cannot read {shown(masked(str(path)))}: {exc.strerror or type(exc).__name__}") from None
     if len(data) > MAX_FILE:
         raise UsageError(f"{shown(path)} is larger than {MAX_FILE >> 20} MiB; a spec file is much smaller")
     return data
@@ -67,7 +82,7 @@ def _pip_lines(raw: list[str], where: str) -> list[str]:
         if not text:
             continue
         if _LOCAL.search(text):
-            raise UsageError(f"{where}: {shown(text, 80)!r} names a local path or an editable install, which no other "
+            raise UsageError(f"{where}: {shown(masked(text), 80)!r} names a local path or an editable install, which no other "
                              "machine can rebuild; publish it (privpkg wheel add) and name its privpkg:// URL")
         out.append(text)
     return out
@@ -91,6 +106,8 @@ class _Requirements:
         self.files[path.name] = data
         for line in _pip_lines(decode(path, data).splitlines(), shown(path)):
             m = _INCLUDE.match(line)
+            if m and "://" in m.group(2):
+                raise UsageError(f"{shown(path)}: {shown(masked(line), 80)!r}: an included file must be a local file beside it")
             if m:
                 self.read(path.parent / m.group(2).strip(), constraints or m.group(1) in ("-c", "--constraint"))
             elif constraints:
@@ -106,6 +123,22 @@ def from_pip_requirements(name: str, path: str | os.PathLike[str]) -> Spec:
     return Spec(name, pip=tuple(reqs.pip), constraints=tuple(reqs.constraints), sources=tuple(reqs.files.items()))
 
 
+def _no_aliases(node: Any, path: Path) -> None:
+    """Refuse YAML aliases (``*NAME``): an environment file has no use for them, and nested ones
+    expand a small file into gigabytes (the "billion laughs")."""
+    seen: set[int] = set()
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            raise UsageError(f"{shown(path)} uses YAML aliases (*NAME); write the values out")
+        seen.add(id(n))
+        value = getattr(n, "value", None)
+        if isinstance(value, list):
+            for item in value:
+                stack.extend(item if isinstance(item, tuple) else (item,))
+
+
 def load_yaml(path: Path, data: bytes) -> Any:
     try:
         from ruamel.yaml import YAML
@@ -113,7 +146,10 @@ def load_yaml(path: Path, data: bytes) -> Any:
     except ImportError:
         raise PrivpkgError("reading a conda environment file needs ruamel.yaml: pip install 'privpkg[env]'") from None
     try:
-        return YAML(typ="safe", pure=True).load(decode(path, data))
+        yaml = YAML(typ="safe", pure=True)
+        text = decode(path, data)
+        _no_aliases(yaml.compose(text), path)
+        return yaml.load(text)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -139,10 +175,10 @@ def from_conda_specification(name: str, path: str | os.PathLike[str]) -> Spec:
         elif isinstance(dep, str):
             conda.append(dep)
         else:
-            raise UsageError(f"{shown(file)}: a dependency must be a conda spec or a pip: list, not {shown(dep, 60)}")
+            raise UsageError(f"{shown(file)}: a dependency must be a conda spec or a pip: list, not {shown(masked(str(dep)), 60)}")
     for line in pip:
         if _INCLUDE.match(line):
-            raise UsageError(f"{shown(file)}: {shown(line, 60)!r} in the pip section: list the requirements themselves")
+            raise UsageError(f"{shown(file)}: {shown(masked(str(line)), 60)!r} in the pip section: list the requirements themselves")
     return Spec(name, pip=tuple(pip), channels=tuple(str(c) for c in channels), conda=tuple(conda),
                 variables=tuple((str(k), str(v)) for k, v in variables.items()), sources=((file.name, data),))
 

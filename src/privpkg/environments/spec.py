@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from privpkg.environments.screen import masked
 from privpkg.errors import CONTROL, UsageError, shown
 
 #: The definition's format; a reader refuses a newer one.
@@ -43,7 +44,15 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _LABEL = re.compile(r"[a-z][a-z0-9._-]{0,62}")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 #: A spec file's name as stored under ``spec/``: one plain file name.
-_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+# Not ``*.sha256``: a local workspace keeps each object's checksum beside it under that name.
+_FILE = re.compile(r"(?![^\n]*\.sha256$)[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+#: Lines a definition may not hold, whatever wrote it (``env create`` refuses them too, with the
+#: file they came from): editables and local paths no other machine can rebuild, and includes
+#: (a definition lists the requirements themselves; ``create`` reads the included files).
+_LOCAL_LINE = re.compile(r"^(-e|--editable)(\s|=|$)|^(\.{0,2}/|~|file:)|\s@\s*file:", re.IGNORECASE)
+_INCLUDE_LINE = re.compile(r"^(-r|--requirement|-c|--constraint)(\s|=|$)")
+_FIND_LINKS = re.compile(r"^(-f|--find-links)(?:\s*=\s*|\s+)(\S+)$")
+_VERSION = re.compile(r"[1-9][0-9]{0,9}")
 #: The names privpkg keeps for itself in a version's folder and a definition directory.
 RESERVED_FILES = ("version.json", "definition.json", "pylock.toml")
 LATEST = "latest"
@@ -65,7 +74,7 @@ def validate_label(label: str) -> str:
 
 def validate_version(text: str | int) -> int:
     s = str(text)
-    if not s.isdigit() or s.startswith("0") or int(s) > MAX_VERSION:
+    if not _VERSION.fullmatch(s) or int(s) > MAX_VERSION:  # ASCII digits only: str.isdigit takes "١"
         raise UsageError(f"invalid version {shown(s, 40)!r}: a positive whole number")
     return int(s)
 
@@ -91,7 +100,7 @@ def _one_line(what: str, value: Any) -> str:
     if not isinstance(value, str):
         raise UsageError(f"{what} must be text, not {type(value).__name__}")
     if CONTROL.search(value):
-        raise UsageError(f"{what} contains a control character: {shown(value, 80)!r}")
+        raise UsageError(f"{what} contains a control character: {shown(masked(value), 80)!r}")
     return " ".join(value.split())
 
 
@@ -99,6 +108,16 @@ def normalize_pip_line(line: str) -> str:
     """One pip line in canonical form: an option with single spaces, or a requirement as
     :mod:`packaging` writes it with its name canonical. UsageError for what is not either."""
     text = _one_line("a pip line", line)
+    if _LOCAL_LINE.search(text):
+        raise UsageError(f"{shown(masked(text), 80)!r} names a local path or an editable install, which no other machine "
+                         "can rebuild; publish it (privpkg wheel add) and name its privpkg:// URL")
+    if _INCLUDE_LINE.match(text):
+        raise UsageError(f"{shown(masked(text), 80)!r}: a definition lists the requirements themselves (privpkg env create "
+                         "reads -r and -c files)")
+    links = _FIND_LINKS.match(text)
+    if links and not re.match(r"https?://", links.group(2), re.IGNORECASE):
+        raise UsageError(f"{shown(masked(text), 80)!r} names a local folder, which no other machine has; serve it over "
+                         "https or publish its wheels (privpkg wheel add)")
     if text.startswith("-"):
         return text
     from packaging.requirements import InvalidRequirement, Requirement
@@ -107,7 +126,7 @@ def normalize_pip_line(line: str) -> str:
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        raise UsageError(f"not a requirement: {shown(text, 80)!r} ({shown(exc, 120)})") from None
+        raise UsageError(f"not a requirement: {shown(masked(text), 80)!r} ({shown(masked(str(exc)), 120)})") from None
     req.name = canonicalize_name(req.name)
     return str(req)
 
@@ -131,6 +150,8 @@ class Spec:
     conda: tuple[str, ...] = ()
     variables: tuple[tuple[str, str], ...] = ()
     sources: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+    #: conda platforms to lock besides the current one (``linux-64``, ``osx-arm64``...)
+    platforms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -138,7 +159,7 @@ class Spec:
             _one_line("python", self.python)
         for n, _ in self.variables:
             if not isinstance(n, str) or not _VARIABLE.fullmatch(n):
-                raise UsageError(f"invalid variable name {shown(n, 80)!r}")
+                raise UsageError(f"invalid variable name {shown(masked(str(n)), 80)!r}")
         seen = set()
         for n, data in self.sources:
             if not _FILE.fullmatch(n) or n in RESERVED_FILES or n in seen:
@@ -165,6 +186,8 @@ class Spec:
                 "dependencies": sorted({_one_line("a conda dependency", d) for d in self.conda}),
             },
             "variables": dict(sorted(variables.items())),
+            # Only when given, so definitions without it keep their digest.
+            **({"platforms": sorted({_one_line("a platform", p) for p in self.platforms})} if self.platforms else {}),
         }
 
     def definition_bytes(self) -> bytes:
@@ -195,6 +218,7 @@ class Spec:
                 conda=tuple(conda.get("dependencies") or ()),
                 variables=tuple(sorted((data.get("variables") or {}).items())),
                 sources=tuple(sources),
+                platforms=tuple(data.get("platforms") or ()),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"malformed environment definition ({type(exc).__name__}: {shown(exc, 80)})") from None
