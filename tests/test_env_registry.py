@@ -22,6 +22,7 @@ from privpkg.environments.spec import Spec
 from privpkg.errors import NotFoundError, UsageError
 from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Storage
 
+
 def _lock(version: str) -> str:
     """A canonical one-package lock (as pylock.dump writes it; the registry stores locks so)."""
     from privpkg.environments import pylock
