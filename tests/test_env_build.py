@@ -1,0 +1,206 @@
+"""``privpkg env build|path|run|prune`` (issue 10, items 4 and 5): a venv from a ``pylock.toml``
+holding a PAT-feed wheel and a ``privpkg://`` wheel of a local workspace, with real uv and real
+pip (``--installer pip``) and the loopback PAT feed.
+
+Shown here: the private artifacts are fetched by privpkg (the feed file with its connection's
+secret, the workspace wheel through the workspace) and installed offline; the workspace wheel's
+``direct_url.json`` names its ``privpkg://`` URL (listed in RECORD with its hash) and the feed
+wheel gets none; a second build is a cache hit (same path, no request to the feed), also for a
+lock written differently that selects the same files; ``--link``, ``env path`` and ``env run``
+(exit code passed through); a build killed with SIGKILL mid-install is never a hit and ``env
+prune`` removes it; bad input is one error line; no output and no file of the cache, the build
+or uv's cache holds the feed's secret.
+
+Until the registry lands, the builds name their lock with ``--lock``. The locks are written here
+the way ``pip lock`` writes them (a workspace wheel as ``[packages.archive]``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.cli import PrivpkgCLI
+from support.env import assert_no_secret
+from support.feeds import FeedServer
+
+from privpkg.testing import make_wheel
+
+pytestmark = pytest.mark.integration
+
+WS = "team"
+
+
+def lock_text(wheels: list[tuple[str, str, str, str]], archives: list[tuple[str, str, str, str]] = (), *, reverse: bool = False,
+              extra: str = "") -> str:
+    """A pylock.toml: ``wheels`` as ``[[packages.wheels]]``, ``archives`` as pip lock records a
+    workspace wheel (``[packages.archive]``); each (name, version, url, sha256)."""
+    blocks = [f'[[packages]]\nname = "{n}"\nversion = "{v}"\n\n[[packages.wheels]]\nurl = "{u}"\nhashes = {{ sha256 = "{s}" }}\n'
+              for n, v, u, s in wheels]
+    blocks += [f'[[packages]]\nname = "{n}"\nversion = "{v}"\n\n[packages.archive]\nurl = "{u}"\nhashes = {{ sha256 = "{s}" }}\n'
+               for n, v, u, s in archives]
+    if reverse:
+        blocks.reverse()
+    return 'lock-version = "1.0"\ncreated-by = "test"\n\n' + "\n".join(blocks) + extra
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Setup:
+    def __init__(self, cli: PrivpkgCLI, tmp_path: Path, payload: int = 0) -> None:
+        self.cli = cli
+        self.home = Path(cli.env["PRIVPKG_HOME"])
+        self.cache = self.home / "cache" / "envs"
+        cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
+        self.team = make_wheel(tmp_path / "dist", "team-lib", "1.0", payload_size=payload)
+        self.team_url = cli.ok("wheel", "add", self.team, "--workspace", WS).strip().splitlines()[-1]
+        assert self.team_url.startswith("privpkg://")
+
+    def keys(self) -> list[str]:
+        return sorted(p.name for p in (self.cache / "keys").glob("*"))
+
+    def builds(self) -> list[str]:
+        return sorted(p.name for p in (self.cache / "builds").glob("*"))
+
+
+@pytest.fixture
+def setup(checked_cli: Callable[..., PrivpkgCLI], feed: FeedServer, store_connection: Callable[..., Any], tmp_path: Path) -> Setup:
+    store_connection("feed-a", feed.index_a, feed.secret_a)
+    return Setup(checked_cli(feed.secret_a, feed.secret_b), tmp_path)
+
+
+def feed_wheel(feed: FeedServer, tmp_path: Path) -> tuple[str, str, str, str]:
+    whl = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
+    return ("pkg-a", "1.0", f"{feed.index_a}pkg-a/{whl.name}", sha(whl))
+
+
+def site_packages(env: Path) -> Path:
+    (found,) = env.glob("lib/python*/site-packages")
+    return found
+
+
+def grep_tree(root: Path, *secrets_: str) -> int:
+    """Every file under ``root`` checked for ``secrets_``; returns how many were read."""
+    n = 0
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert_no_secret(path.read_bytes().decode("latin-1"), *secrets_)
+            n += 1
+    return n
+
+
+def test_build_hit_link_path_run_and_no_secret(setup: Setup, feed: FeedServer, tmp_path: Path) -> None:
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([feed_wheel(feed, tmp_path)], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    link = tmp_path / "env"
+    env = Path(cli.ok("env", "build", "--lock", lock, "--link", link).strip())
+    assert env.parent == setup.cache / "builds" and os.readlink(link) == str(env)
+    # privpkg sends the connection's secret with the first request: one authorized download.
+    assert [(e.path.rsplit("/", 1)[-1], e.status, e.auth) for e in feed.log()] == [("pkg_a-1.0-py3-none-any.whl", 200, True)]
+    out = cli.tool([env / "bin" / "python", "-c", "import pkg_a, team_lib; print(pkg_a.VERSION, team_lib.VERSION)"])
+    assert out.returncode == 0 and out.output.split() == ["1.0", "1.0"], out.describe()
+
+    # The workspace wheel's direct_url.json names its privpkg:// URL, and RECORD lists it.
+    site = site_packages(env)
+    info = site / "team_lib-1.0.dist-info"
+    data = (info / "direct_url.json").read_bytes()
+    assert json.loads(data) == {"url": setup.team_url, "archive_info": {"hash": f"sha256={sha(setup.team)}",
+                                                                         "hashes": {"sha256": sha(setup.team)}}}
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    assert f"team_lib-1.0.dist-info/direct_url.json,sha256={digest},{len(data)}" in (info / "RECORD").read_text().splitlines()
+    assert not (site / "pkg_a-1.0.dist-info" / "direct_url.json").exists()  # installed as from an index: no URL kept
+
+    # A hit: the same build, nothing fetched; a lock written otherwise that selects the same files too.
+    requests = len(feed.log())
+    assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
+    other = tmp_path / "pylock.other.toml"
+    other.write_text(lock_text([feed_wheel(feed, tmp_path)], [("team-lib", "1.0", setup.team_url, sha(setup.team))], reverse=True,
+                               extra='\n[tool.someone]\nnote = "ignored"\n'))
+    assert cli.ok("env", "build", "--lock", other).strip() == str(env)
+    assert cli.ok("env", "path", "--lock", lock).strip() == str(env)
+    assert len(feed.log()) == requests, feed.log_text()
+    assert len(setup.keys()) == 1 and setup.builds() == [env.name]
+
+    # env run: in the environment, its exit code passed through.
+    res = cli("env", "run", "--lock", lock, "--", "python", "-c",
+              "import os, sys, team_lib; print(sys.prefix); print(os.environ['VIRTUAL_ENV']); sys.exit(7)")
+    assert res.returncode == 7, res.stderr
+    assert res.stdout.split() == [str(env), str(env)]
+
+    # No file of the cache, the build or uv's cache holds the secret (outputs: checked_cli).
+    assert grep_tree(setup.home / "cache", feed.secret_a) > 10
+    assert grep_tree(Path(cli.env["XDG_CACHE_HOME"]), feed.secret_a) > 0
+
+
+def test_pip_installer_and_bad_input(setup: Setup, feed: FeedServer, tmp_path: Path) -> None:
+    cli = setup.cli
+    good = feed_wheel(feed, tmp_path)
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([good], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    env = Path(cli.ok("env", "build", "--lock", lock, "--installer", "pip").strip())
+    info = site_packages(env) / "team_lib-1.0.dist-info"
+    assert (info / "INSTALLER").read_text().strip() == "pip"
+    assert json.loads((info / "direct_url.json").read_text())["url"] == setup.team_url
+    assert not (site_packages(env) / "pkg_a-1.0.dist-info" / "direct_url.json").exists()
+
+    cli.fails(2, "env", "build", "--lock", tmp_path / "missing.toml", match="no such lock file")
+    cli.fails(2, "env", "build", match="--lock")
+    # A file that does not match the lock's sha256 is refused and not kept; nothing is published.
+    keys, wheels = setup.keys(), sorted((setup.cache / "wheels").rglob("*.whl"))
+    bad = tmp_path / "pylock.bad.toml"
+    bad.write_text(lock_text([(*good[:3], "0" * 64)]))
+    cli.fails(1, "env", "build", "--lock", bad, match=["pkg_a-1.0-py3-none-any.whl", "does not match the lock's sha256"])
+    # No connection answers feed B: one line, and no credential was sent there.
+    whl_b = tmp_path / "feed" / "b" / "pkg_b-2.0-py3-none-any.whl"
+    nob = tmp_path / "pylock.b.toml"
+    nob.write_text(lock_text([("pkg-b", "2.0", f"{feed.index_b}pkg-b/{whl_b.name}", sha(whl_b))]))
+    cli.fails(1, "env", "build", "--lock", nob, match=["HTTP 401", "no connection answers"])
+    assert not any(e.auth for e in feed.log() if e.path.startswith("/orgB/")), feed.log_text()
+    assert setup.keys() == keys and sorted((setup.cache / "wheels").rglob("*.whl")) == wheels
+    cli.fails(1, "env", "path", "--lock", nob, match="not built yet")
+    (tmp_path / "taken").mkdir()
+    cli.fails(2, "env", "build", "--lock", lock, "--link", tmp_path / "taken", match="not a symbolic link")
+
+
+def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
+    # A 48 MB incompressible payload: uv takes a while to unpack it, and the build is killed then.
+    setup = Setup(checked_cli(), tmp_path, payload=48 * 1024 * 1024)
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    proc = subprocess.Popen(cli.argv("env", "build", "--lock", lock), env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    killed = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        venvs = list((setup.cache / "builds").glob("*/pyvenv.cfg")) if (setup.cache / "builds").is_dir() else []
+        if venvs:  # uv venv is done: the install has begun
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = venvs[0].parent
+            break
+        time.sleep(0.002)
+    proc.wait(timeout=30)
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+    assert killed is not None, "the build finished before it could be killed"
+    assert setup.keys() == [], "a killed build was published"
+    env = Path(cli.ok("env", "build", "--lock", lock).strip())
+    assert env != killed and env.parent == killed.parent
+    assert sorted(setup.builds()) == sorted([env.name, killed.name])
+    assert cli.ok("env", "prune").strip() == "removed 1 unreferenced build(s)"
+    assert setup.builds() == [env.name]
+    assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
+    assert cli.ok("env", "prune", "--older-than", "0").strip() == "removed 1 unreferenced build(s) and forgot 1 unused key(s)"
+    assert setup.builds() == [] and setup.keys() == []
