@@ -33,6 +33,7 @@ from support.cli import PrivpkgCLI
 from support.env import assert_no_secret
 from support.feeds import FeedServer
 
+from privpkg import envvars
 from privpkg.testing import make_wheel
 
 pytestmark = pytest.mark.integration
@@ -60,7 +61,7 @@ def sha(path: Path) -> str:
 class Setup:
     def __init__(self, cli: PrivpkgCLI, tmp_path: Path, payload: int = 0) -> None:
         self.cli = cli
-        self.home = Path(cli.env["PRIVPKG_HOME"])
+        self.home = Path(cli.env[envvars.HOME])
         self.cache = self.home / "cache" / "envs"
         cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
         self.team = make_wheel(tmp_path / "dist", "team-lib", "1.0", payload_size=payload)
