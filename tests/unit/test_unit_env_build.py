@@ -1,0 +1,91 @@
+"""The build cache's rules in-process (privpkg.environments.cache, build's pieces, the minimal
+pylock reader): the key is made of the selected files and the interpreter only; selection takes
+the best-ranked wheel and honours markers; prune spares a build in progress; ``--link`` replaces
+only a symlink."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from privpkg.environments import build, cache, pylock
+from privpkg.errors import UsageError
+
+PY = cache.Interpreter("cpython", "3.12.1 (main)", "linux-x86_64", "cpython-312-x86_64-linux-gnu", "/usr/bin/python3.12", "/usr/bin/python3.12")
+A = pylock.Artifact("a", "1.0", "https://h/a-1.0-py3-none-any.whl", "a-1.0-py3-none-any.whl", "1" * 64, "wheel")
+B = pylock.Artifact("b", "2.0", "privpkg://team/wheels/b-2.0-py3-none-any.whl", "b-2.0-py3-none-any.whl", "2" * 64, "wheel")
+
+
+def test_key_is_the_selected_files_and_the_interpreter() -> None:
+    assert cache.key([A, B], PY) == cache.key([B, A], PY)
+    # The URL a file was locked from (pip's or uv's lock, a mirror) does not change the build.
+    assert cache.key([A._replace(url="https://mirror/a.whl"), B], PY) == cache.key([A, B], PY)
+    assert cache.key([A._replace(sha256="3" * 64), B], PY) != cache.key([A, B], PY)
+    assert cache.key([A, B], PY._replace(version="3.12.2 (main)")) != cache.key([A, B], PY)
+    assert cache.key([A, B], PY._replace(base="/opt/python3.12")) != cache.key([A, B], PY)
+    assert cache.key([A], PY) != cache.key([A, B], PY)
+
+
+LOCK = """
+lock-version = "1.0"
+[[packages]]
+name = "Some_Pkg"
+version = "1.0"
+[[packages.wheels]]
+url = "https://h/some_pkg-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
+hashes = {sha256 = "%s"}
+[[packages.wheels]]
+url = "https://h/some_pkg-1.0-py3-none-any.whl"
+hashes = {sha256 = "%s"}
+[[packages]]
+name = "winonly"
+version = "1.0"
+marker = "sys_platform == 'win32'"
+[packages.archive]
+url = "https://h/winonly-1.0-py3-none-any.whl"
+hashes = {sha256 = "%s"}
+""" % ("a" * 64, "b" * 64, "c" * 64)
+
+
+def test_select_takes_the_best_ranked_wheel_and_honours_markers() -> None:
+    lock = pylock.load(LOCK)
+    linux = pylock.Target({"sys_platform": "linux"}, ["cp312-cp312-manylinux_2_17_x86_64", "py3-none-any"])
+    (got,) = lock.select(linux)
+    assert (got.name, got.filename, got.sha256) == ("some-pkg", "some_pkg-1.0-cp312-cp312-manylinux_2_17_x86_64.whl", "a" * 64)
+    win = pylock.Target({"sys_platform": "win32"}, ["py3-none-any"])
+    assert [(a.name, a.sha256) for a in lock.select(win)] == [("some-pkg", "b" * 64), ("winonly", "c" * 64)]
+    with pytest.raises(UsageError, match="no file of some-pkg 1.0 fits"):
+        lock.select(pylock.Target({"sys_platform": "linux"}, ["cp311-cp311-win_amd64"]))
+    with pytest.raises(UsageError, match="no sha256"):
+        pylock.load(LOCK.replace('hashes = {sha256 = "%s"}' % ("a" * 64), ""))
+
+
+def test_prune_spares_a_build_in_progress_and_removes_unreferenced_ones(isolated_privpkg: Path) -> None:
+    key = "f" * 64
+    with cache.new_build(key) as dest:
+        dest.mkdir()
+        dead = dest.parent / f"{key[:16]}-dead"
+        dead.mkdir()  # a killed build: no lock held, no pointer
+        assert cache.prune().builds == [dead.name]
+        assert dest.is_dir()  # in progress: its lock is held
+        cache.publish(key, dest)
+    assert cache.lookup(key) == dest
+    assert cache.prune().builds == [] and dest.is_dir()
+    assert cache.prune(older_than_days=0).pointers == 1
+    assert cache.lookup(key) is None and not dest.exists()
+
+
+def test_link_replaces_only_a_symlink(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    link = tmp_path / "env"
+    build.link_to(one, link)
+    build.link_to(two, link)
+    assert os.readlink(link) == str(two)
+    real = tmp_path / "real"
+    real.mkdir()
+    with pytest.raises(UsageError, match="not a symbolic link"):
+        build.link_to(one, real)
+    assert real.is_dir() and not real.is_symlink()
