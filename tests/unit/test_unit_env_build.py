@@ -34,10 +34,10 @@ lock-version = "1.0"
 name = "Some_Pkg"
 version = "1.0"
 [[packages.wheels]]
-url = "https://h/some_pkg-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
+url = "https://h/some_pkg-1.0-py3-none-any.whl"
 hashes = {sha256 = "%s"}
 [[packages.wheels]]
-url = "https://h/some_pkg-1.0-py3-none-any.whl"
+url = "https://h/some_pkg-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
 hashes = {sha256 = "%s"}
 [[packages]]
 name = "winonly"
@@ -46,7 +46,7 @@ marker = "sys_platform == 'win32'"
 [packages.archive]
 url = "https://h/winonly-1.0-py3-none-any.whl"
 hashes = {sha256 = "%s"}
-""" % ("a" * 64, "b" * 64, "c" * 64)
+""" % ("b" * 64, "a" * 64, "c" * 64)
 
 
 def test_select_takes_the_best_ranked_wheel_and_honours_markers() -> None:
@@ -59,7 +59,7 @@ def test_select_takes_the_best_ranked_wheel_and_honours_markers() -> None:
     with pytest.raises(UsageError, match="no file of some-pkg 1.0 fits"):
         lock.select(pylock.Target({"sys_platform": "linux"}, ["cp311-cp311-win_amd64"]))
     with pytest.raises(UsageError, match="no sha256"):
-        pylock.load(LOCK.replace('hashes = {sha256 = "%s"}' % ("a" * 64), ""))
+        pylock.load(LOCK.replace('hashes = {sha256 = "%s"}' % ("b" * 64), ""))
 
 
 def test_prune_spares_a_build_in_progress_and_removes_unreferenced_ones(isolated_privpkg: Path) -> None:
