@@ -149,8 +149,6 @@ def fetch_artifacts(artifacts: Sequence[Artifact], dest: Path, *, timeout: float
     there is kept when its sha256 matches (with ``by_hash``, when it exists: it was checked
     before it was renamed there). One-line PrivpkgError for a file that cannot be fetched or does
     not match; nothing that failed its check is left in ``dest``."""
-    from privpkg.resolve import is_signable
-
     conns = _Connections()
     out: list[Path] = []
     names: dict[str, str] = {}
@@ -165,6 +163,8 @@ def fetch_artifacts(artifacts: Sequence[Artifact], dest: Path, *, timeout: float
             out.append(target)
             continue
         scheme = a.url.split(":", 1)[0].lower()
+        from privpkg.resolve import is_signable  # here: a warm wheelhouse never reads the workspaces
+
         if is_signable(a.url.partition("#")[0]):
             out.append(_fetch_signed(a, folder))
         elif scheme in ("https", "http"):

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 from privpkg.errors import UsageError, shown
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: Tags every Python 3 interpreter installs (``packaging.tags.sys_tags`` always yields them).
+_UNIVERSAL = frozenset({"py3-none-any"})
 
 
 class Artifact(NamedTuple):
@@ -73,7 +75,7 @@ class Lock:
     def select(self, target: Target) -> list[Artifact]:
         """The artifacts ``target`` installs (see the module docstring); a one-line UsageError
         for a package with no file that fits."""
-        rank = {t: i for i, t in enumerate(target.tags)}
+        rank: dict[str, int] | None = None
         out: list[Artifact] = []
         for pkg in self.packages:
             if pkg.marker:
@@ -82,7 +84,11 @@ class Lock:
                 if not Marker(pkg.marker).evaluate(dict(target.markers)):
                     continue
             best: tuple[int, tuple[str, str, str]] | None = None
-            for wheel in pkg.wheels:
+            if len(pkg.wheels) == 1 and _UNIVERSAL & set(_wheel_tags(pkg.wheels[0][1])):
+                best = (0, pkg.wheels[0])  # the only wheel, and every Python 3 takes it: no ranking needed
+            for wheel in pkg.wheels if best is None else ():
+                if rank is None:
+                    rank = {t: i for i, t in enumerate(target.tags)}
                 score = min((rank[t] for t in _wheel_tags(wheel[1]) if t in rank), default=None)
                 if score is not None and (best is None or score < best[0]):
                     best = (score, wheel)
