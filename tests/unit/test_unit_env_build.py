@@ -35,18 +35,18 @@ name = "Some_Pkg"
 version = "1.0"
 [[packages.wheels]]
 url = "https://h/some_pkg-1.0-py3-none-any.whl"
-hashes = {sha256 = "%s"}
+hashes = {sha256 = "SHA_B"}
 [[packages.wheels]]
 url = "https://h/some_pkg-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
-hashes = {sha256 = "%s"}
+hashes = {sha256 = "SHA_A"}
 [[packages]]
 name = "winonly"
 version = "1.0"
 marker = "sys_platform == 'win32'"
 [packages.archive]
 url = "https://h/winonly-1.0-py3-none-any.whl"
-hashes = {sha256 = "%s"}
-""" % ("b" * 64, "a" * 64, "c" * 64)
+hashes = {sha256 = "SHA_C"}
+""".replace("SHA_A", "a" * 64).replace("SHA_B", "b" * 64).replace("SHA_C", "c" * 64)
 
 
 def test_select_takes_the_best_ranked_wheel_and_honours_markers() -> None:
@@ -59,7 +59,7 @@ def test_select_takes_the_best_ranked_wheel_and_honours_markers() -> None:
     with pytest.raises(UsageError, match="no file of some-pkg 1.0 fits"):
         lock.select(pylock.Target({"sys_platform": "linux"}, ["cp311-cp311-win_amd64"]))
     with pytest.raises(UsageError, match="no sha256"):
-        pylock.load(LOCK.replace('hashes = {sha256 = "%s"}' % ("b" * 64), ""))
+        pylock.load(LOCK.replace('hashes = {sha256 = "' + "b" * 64 + '"}', ""))
 
 
 def test_prune_spares_a_build_in_progress_and_removes_unreferenced_ones(isolated_privpkg: Path) -> None:
