@@ -205,3 +205,29 @@ def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp
     assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
     assert cli.ok("env", "prune", "--older-than", "0").strip() == "removed 1 unreferenced build(s) and forgot 1 unused key(s)"
     assert setup.builds() == [] and setup.keys() == []
+
+
+def test_azure_workspace_wheel_leaves_no_signature(checked_cli: Callable[..., PrivpkgCLI], azurite: Any, tmp_path: Path) -> None:
+    """A ``privpkg://`` wheel of an Azurite workspace: fetched through a SAS made in the build's
+    process only. No output, no file of the cache, the build or uv's cache holds a signature
+    (``sig=``) or the account key, and ``direct_url.json`` names the ``privpkg://`` URL."""
+    cli = checked_cli(azurite.key)
+    container = azurite.create_container()
+    cli.ok("workspace", "add", WS, "--azure", container)
+    cli.ok("connection", "set", "team-blob", "--category", "AzureBlob", "--target", container, stdin=azurite.key + "\n")
+    whl = make_wheel(tmp_path / "dist", "cloud-lib", "2.0")
+    url = cli.ok("wheel", "add", whl, "--workspace", WS).strip().splitlines()[-1]
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("cloud-lib", "2.0", url, sha(whl))]))
+    env = Path(cli.ok("env", "build", "--lock", lock).strip())
+    info = site_packages(env) / "cloud_lib-2.0.dist-info"
+    assert json.loads((info / "direct_url.json").read_text())["url"] == url
+    assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
+    home = Path(cli.env[envvars.HOME])
+    for root in (home / "cache", Path(cli.env["XDG_CACHE_HOME"])):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                text = path.read_bytes().decode("latin-1")
+                assert "sig=" not in text, path
+                assert_no_secret(text, azurite.key)
+    assert "sig=" not in cli.outputs.text()
