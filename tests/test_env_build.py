@@ -231,3 +231,47 @@ def test_azure_workspace_wheel_leaves_no_signature(checked_cli: Callable[..., Pr
                 assert "sig=" not in text, path
                 assert_no_secret(text, azurite.key)
     assert "sig=" not in cli.outputs.text()
+
+
+def test_fetch_sends_the_secret_only_to_the_connection_never_on_a_redirect(isolated_privpkg: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """fetch_artifacts in-process with two loopback servers: the feed answers a file with a
+    redirect to another host (port); the secret goes with the first request only."""
+    from http.server import BaseHTTPRequestHandler
+
+    from support.feeds import ServedHTTP
+
+    from privpkg.environments.fetch import fetch_artifacts
+    from privpkg.environments.pylock import Artifact
+
+    whl = make_wheel(tmp_path / "files", "moved-pkg", "1.0")
+    seen: list[tuple[int, str, bool]] = []  # (port, path, whether an Authorization came): never its value
+
+    def handler(body: bytes | None, location: str | None) -> type[BaseHTTPRequestHandler]:
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                seen.append((int(getattr(self.server, "server_port")), self.path, "Authorization" in self.headers))
+                self.send_response(302 if location else 200)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+        return H
+
+    other = ServedHTTP(handler(whl.read_bytes(), None))
+    feed = ServedHTTP(handler(None, f"{other.base}/files/{whl.name}"))
+    try:
+        secret = "redirect-PAT-" + "7" * 20
+        monkeypatch.setenv(envvars.CONNECTIONS, json.dumps([{"name": "f", "target": f"{feed.base}/feed/", "secret": secret}]))
+        a = Artifact("moved-pkg", "1.0", f"{feed.base}/feed/{whl.name}", whl.name, sha(whl), "wheel")
+        (got,) = fetch_artifacts([a], tmp_path / "wh")
+        assert got.read_bytes() == whl.read_bytes()
+    finally:
+        feed.stop()
+        other.stop()
+    assert [(port, auth) for port, _, auth in seen] == [(feed.port, True), (other.port, False)], seen
