@@ -24,7 +24,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.integration
 WS = "team"
 
 
-def lock_text(wheels: list[tuple[str, str, str, str]], archives: list[tuple[str, str, str, str]] = (), *, reverse: bool = False,
+def lock_text(wheels: Sequence[tuple[str, str, str, str]], archives: Sequence[tuple[str, str, str, str]] = (), *, reverse: bool = False,
               extra: str = "") -> str:
     """A pylock.toml: ``wheels`` as ``[[packages.wheels]]``, ``archives`` as pip lock records a
     workspace wheel (``[packages.archive]``); each (name, version, url, sha256)."""
@@ -245,15 +245,15 @@ def test_fetch_sends_the_secret_only_to_the_connection_never_on_a_redirect(isola
     from privpkg.environments.pylock import Artifact
 
     whl = make_wheel(tmp_path / "files", "moved-pkg", "1.0")
-    seen: list[tuple[object, str, bool]] = []  # (port, path, whether an Authorization came): never its value
+    seen: list[tuple[str, str, bool]] = []  # (port, path, whether an Authorization came): never its value
 
-    def handler(body: bytes | None, location: str | None) -> type[BaseHTTPRequestHandler]:
+    def handler(label: str, body: bytes | None, location: str | None) -> type[BaseHTTPRequestHandler]:
         class H(BaseHTTPRequestHandler):
             def log_message(self, *a: Any) -> None:
                 pass
 
             def do_GET(self) -> None:
-                seen.append((self.server.server_address[1], self.path, "Authorization" in self.headers))
+                seen.append((label, self.path, "Authorization" in self.headers))
                 self.send_response(302 if location else 200)
                 if location:
                     self.send_header("Location", location)
@@ -263,8 +263,8 @@ def test_fetch_sends_the_secret_only_to_the_connection_never_on_a_redirect(isola
 
         return H
 
-    other = ServedHTTP(handler(whl.read_bytes(), None))
-    feed = ServedHTTP(handler(None, f"{other.base}/files/{whl.name}"))
+    other = ServedHTTP(handler("other", whl.read_bytes(), None))
+    feed = ServedHTTP(handler("feed", None, f"{other.base}/files/{whl.name}"))
     try:
         secret = "redirect-PAT-" + "7" * 20
         monkeypatch.setenv(envvars.CONNECTIONS, json.dumps([{"name": "f", "target": f"{feed.base}/feed/", "secret": secret}]))
@@ -274,4 +274,4 @@ def test_fetch_sends_the_secret_only_to_the_connection_never_on_a_redirect(isola
     finally:
         feed.stop()
         other.stop()
-    assert [(port, auth) for port, _, auth in seen] == [(feed.port, True), (other.port, False)], seen
+    assert [(port, auth) for port, _, auth in seen] == [("feed", True), ("other", False)], seen
