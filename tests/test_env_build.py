@@ -171,6 +171,9 @@ def test_pip_installer_and_bad_input(setup: Setup, feed: FeedServer, tmp_path: P
     assert not any(e.auth for e in feed.log() if e.path.startswith("/orgB/")), feed.log_text()
     assert setup.keys() == keys and sorted((setup.cache / "wheels").rglob("*.whl")) == wheels
     cli.fails(1, "env", "path", "--lock", nob, match="not built yet")
+    userinfo = tmp_path / "pylock.userinfo.toml"
+    userinfo.write_text(lock_text([(good[0], good[1], good[2].replace("http://", f"http://__token__:{feed.secret_a}@"), good[3])]))
+    cli.fails(2, "env", "build", "--lock", userinfo, match="holds a password in user info")
     (tmp_path / "taken").mkdir()
     cli.fails(2, "env", "build", "--lock", lock, "--link", tmp_path / "taken", match="not a symbolic link")
 

@@ -168,6 +168,13 @@ def fetch_artifacts(artifacts: Sequence[Artifact], dest: Path, *, timeout: float
         if is_signable(a.url.partition("#")[0]):
             out.append(_fetch_signed(a, folder))
         elif scheme in ("https", "http"):
+            from urllib.parse import urlsplit
+
+            if "@" in urlsplit(a.url).netloc:
+                # A lock never holds user info (the locks part strips or refuses it); never send it.
+                from privpkg import urls
+
+                raise UsageError(f"{filename}: the lock's URL {urls.redact(a.url)} holds user info; lock it again without")
             _fetch_http(a, target, conns, timeout)
             out.append(target)
         else:

@@ -62,9 +62,12 @@ def _file(entry: Any, where: str) -> tuple[str, str, str]:
     sha = (entry.get("hashes") or {}).get("sha256")
     if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
         raise UsageError(f"pylock.toml: {where} has no sha256 hash (a lock must pin every file)")
-    filename = entry.get("name") or url.partition("#")[0].rstrip("/").rsplit("/", 1)[-1]
-    from urllib.parse import unquote
+    from urllib.parse import unquote, urlsplit
 
+    if ":" in urlsplit(url).netloc.rpartition("@")[0] or re.search(r"[?&](sig|x-amz-signature)=", url, re.IGNORECASE):
+        # What the locks part refuses when it writes a lock; a lock from elsewhere is refused here.
+        raise UsageError(f"pylock.toml: {where}'s URL holds a password in user info or a signature; a lock never does")
+    filename = entry.get("name") or url.partition("#")[0].rstrip("/").rsplit("/", 1)[-1]
     return url, unquote(str(filename)), sha.lower()
 
 
