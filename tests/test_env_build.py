@@ -278,3 +278,34 @@ def test_fetch_sends_the_secret_only_to_the_connection_never_on_a_redirect(isola
         feed.stop()
         other.stop()
     assert [(port, auth) for port, _, auth in seen] == [("feed", True), ("other", False)], seen
+
+
+def test_conda_explicit_list_with_py_rattler(checked_cli: Callable[..., PrivpkgCLI], channel_server: Any, tmp_path: Path) -> None:
+    """A CEP 23 explicit list of a private channel demanding a Bearer token: the packages are
+    fetched with the CondaChannel connection's token, checked, and installed into a prefix with
+    py-rattler (no conda); conda-meta names the list's URLs; the second build is a hit; the token
+    is nowhere in the outputs, the cache or the prefix."""
+    secret = channel_server.secrets["bearer"]
+    cli = checked_cli(secret)
+    base = channel_server.url("bearer")
+    cli.ok("connection", "set", "chan", "--category", "CondaChannel", "--auth-type", "Bearer", "--target", base, stdin=secret + "\n")
+    lines = ["# platform: linux-64", "@EXPLICIT"]
+    for fn in ("privtool-1.1-0.tar.bz2", "privdata-2.0-0.tar.bz2"):
+        lines.append(f"{base}noarch/{fn}#sha256:{sha(channel_server.dir / 'noarch' / fn)}")
+    lock = tmp_path / "conda-linux-64.txt"
+    lock.write_text("\n".join(lines) + "\n")
+    prefix = Path(cli.ok("env", "build", "--lock", lock).strip())
+    assert (prefix / "share" / "privtool" / "privtool.txt").read_text() == "privtool 1.1\n"
+    meta = json.loads((prefix / "conda-meta" / "privtool-1.1-0.json").read_text())
+    assert meta["url"] == f"{base}noarch/privtool-1.1-0.tar.bz2"
+    assert sorted(e.scheme for e in channel_server.log() if e.path.endswith(".tar.bz2")) == ["bearer", "bearer"], channel_server.log_text()
+    requests = len(channel_server.log())
+    assert cli.ok("env", "build", "--lock", lock).strip() == str(prefix)
+    assert cli.ok("env", "path", "--lock", lock).strip() == str(prefix)
+    assert len(channel_server.log()) == requests
+    res = cli("env", "run", "--lock", lock, "--", "sh", "-c", 'test "$CONDA_PREFIX" = "$0" && cat "$0/share/privdata/privdata.txt"', str(prefix))
+    assert res.returncode == 0 and res.stdout == "privdata 2.0\n", res.stdout + res.stderr
+    assert grep_tree(Path(cli.env[envvars.HOME]) / "cache", secret) > 4
+    bad = tmp_path / "conda-md5.txt"
+    bad.write_text(f"@EXPLICIT\n{base}noarch/privtool-1.1-0.tar.bz2#{'0' * 32}\n")
+    cli.fails(2, "env", "build", "--lock", bad, match="needs #sha256")

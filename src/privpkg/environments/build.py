@@ -263,12 +263,16 @@ def build(lock: str | Path, *, python: str | None = None, link: Path | None = No
     if installer is not None and installer not in INSTALLERS:
         raise UsageError(f"--installer must be one of {', '.join(INSTALLERS)}, got {shown(installer)}")
     text = _read_lock(lock)
-    interp = cache.interpreter(python)
-    memo = cache.memo_id(text, interp)
-    known = cache.memo_get(memo)
-    found = cache.lookup(known) if known else None
-    if found is None:
-        found = _build_miss(text, interp, memo, python is None, installer, timeout)
+    found: Path | None
+    if is_explicit(text):
+        found = build_conda(text, timeout=timeout)
+    else:
+        interp = cache.interpreter(python)
+        memo = cache.memo_id(text, interp)
+        known = cache.memo_get(memo)
+        found = cache.lookup(known) if known else None
+        if found is None:
+            found = _build_miss(text, interp, memo, python is None, installer, timeout)
     if link is not None:
         link_to(found, link)
     return found
@@ -283,12 +287,13 @@ def _select(text: str, interp: cache.Interpreter, current: bool) -> list[Artifac
 def find(lock: str | Path, *, python: str | None = None) -> Path | None:
     """The cached build of ``lock`` for ``python``, or None; builds nothing."""
     text = _read_lock(lock)
-    interp = cache.interpreter(python)
+    interp = _conda_identity() if is_explicit(text) else cache.interpreter(python)
     memo = cache.memo_id(text, interp)
     known = cache.memo_get(memo)
     found = cache.lookup(known) if known else None
     if found is None:
-        build_key = cache.key(_select(text, interp, python is None), interp)
+        selected = explicit_artifacts(text) if is_explicit(text) else _select(text, interp, python is None)
+        build_key = cache.key(selected, interp)
         found = cache.lookup(build_key)
         if found is not None:
             cache.memo_put(memo, build_key)
@@ -330,7 +335,8 @@ def run_in(build: Path, argv: list[str]) -> int:
     bindir = build / ("Scripts" if os.name == "nt" else "bin")
     env = dict(os.environ)
     env.pop("PYTHONHOME", None)
-    env["VIRTUAL_ENV"] = str(build)
+    # A conda prefix is named by CONDA_PREFIX (as `conda activate` does), a venv by VIRTUAL_ENV.
+    env["CONDA_PREFIX" if (build / "conda-meta").is_dir() else "VIRTUAL_ENV"] = str(build)
     env["PATH"] = os.pathsep.join([str(bindir), env.get("PATH", "")])
     exe = shutil.which(argv[0], path=env["PATH"])
     if exe is None:
@@ -340,3 +346,122 @@ def run_in(build: Path, argv: list[str]) -> int:
         return subprocess.run([exe, *argv[1:]], env=env, check=False).returncode
     except KeyboardInterrupt:
         return 130
+
+
+# ---------------------------------------------------------------------------- conda prefixes
+
+
+def is_explicit(text: str) -> bool:
+    """Whether ``text`` is a conda explicit list (CEP 23: an ``@EXPLICIT`` line, then URLs)."""
+    return any(line.strip() == "@EXPLICIT" for line in text.splitlines()[:50])
+
+
+def explicit_artifacts(text: str) -> list[Artifact]:
+    """The packages of a CEP 23 explicit list, each ``URL#sha256:HEX`` (or ``URL#HEX`` with 64
+    hex digits); an md5-only line is refused (the cache and the checks need sha256). A minimal
+    reader until the locks part's :mod:`.condalock` lands."""
+    import re
+
+    from privpkg.environments.pylock import Artifact
+
+    out: list[Artifact] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", "@")):
+            continue
+        url, _, fragment = line.partition("#")
+        m = re.fullmatch(r"(?:sha256[:=])?([0-9a-fA-F]{64})", fragment)
+        if not m:
+            raise UsageError(f"explicit list, line {number}: a package needs #sha256:HEX (got {shown(fragment, 40) or 'none'})")
+        filename = url.rstrip("/").rsplit("/", 1)[-1]
+        stem = filename.removesuffix(".conda").removesuffix(".tar.bz2")
+        parts = stem.rsplit("-", 2)
+        if stem == filename or len(parts) != 3 or "/" not in url:
+            raise UsageError(f"explicit list, line {number}: {shown(filename, 120)} is not a conda package file name")
+        from urllib.parse import unquote
+
+        out.append(Artifact(parts[0], parts[1], url, unquote(filename), m.group(1).lower(), "conda"))
+    if not out:
+        raise UsageError("the explicit list names no package")
+    return out
+
+
+def _conda_identity() -> cache.Interpreter:
+    import sysconfig
+
+    # A prefix depends on the platform only; "conda" keeps its keys apart from venvs'.
+    return cache.Interpreter("conda-prefix", "", sysconfig.get_platform(), "", "", "")
+
+
+def build_conda(text: str, *, timeout: float = 60) -> Path:
+    """The conda prefix of an explicit list, from the cache or built now with py-rattler: the
+    packages fetched and checked (:mod:`.fetch`), indexed as a local channel, pinned exactly
+    (name, version, build) and installed offline; each ``conda-meta`` record then names the
+    list's URL, not the local copy."""
+    ident = _conda_identity()
+    memo = cache.memo_id(text, ident)
+    known = cache.memo_get(memo)
+    found = cache.lookup(known) if known else None
+    if found is not None:
+        return found
+    from privpkg.environments import fetch
+
+    artifacts = explicit_artifacts(text)
+    build_key = cache.key(artifacts, ident)
+    with cache.key_lock(build_key):
+        found = cache.lookup(build_key)
+        if found is None:
+            paths = fetch.fetch_artifacts(artifacts, cache.wheels_dir(), timeout=timeout, by_hash=True)
+            with cache.new_build(build_key) as dest:
+                _install_conda(dest, artifacts, paths)
+                cache.publish(build_key, dest)
+            found = dest
+    cache.memo_put(memo, build_key)
+    return found
+
+
+def _install_conda(dest: Path, artifacts: list[Artifact], paths: list[Path]) -> None:
+    import asyncio
+    import json
+    import tempfile
+
+    try:
+        import rattler
+        from rattler.index import index_fs
+    except ImportError:
+        raise UsageError("building a conda environment needs py-rattler: pip install py-rattler") from None
+    from privpkg.fileio import write_atomic
+
+    with tempfile.TemporaryDirectory(prefix="privpkg-channel-") as tmp:
+        channel = Path(tmp) / "channel"
+        for a, path in zip(artifacts, paths, strict=True):
+            subdir = a.url.rstrip("/").rsplit("/", 2)[-2]
+            (channel / subdir).mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, channel / subdir / a.filename)
+            except OSError:
+                import shutil
+
+                shutil.copyfile(path, channel / subdir / a.filename)
+        from rattler.platform import Platform
+
+        for subdir in ("noarch", str(Platform.current())):  # a channel has both, even empty
+            (channel / subdir).mkdir(parents=True, exist_ok=True)
+        specs = [f"{a.name} =={a.version} {a.filename.removesuffix('.conda').removesuffix('.tar.bz2').rsplit('-', 1)[1]}"
+                 for a in artifacts]
+        try:
+            asyncio.run(index_fs(channel_directory=channel, write_shards=False, write_zst=False, force=True))
+            records = asyncio.run(rattler.solve(sources=[channel.as_uri()], specs=specs, timestamp_policy="allow-missing"))
+            # rattler's package cache (extracted packages, hardlinked into prefixes) stays with the
+            # build cache: conda-meta records name it, and the next build of the same files links from it.
+            asyncio.run(rattler.install(records, target_prefix=dest, cache_dir=cache.root() / "conda-pkgs", show_progress=False))
+        except Exception as exc:  # noqa: BLE001 - py-rattler raises its own exception types per failure
+            raise PrivpkgError(f"installing the conda packages failed: {shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 300)}") from None
+    urls = {a.filename: a.url.partition("#")[0] for a in artifacts}
+    for record in (dest / "conda-meta").glob("*.json"):
+        data = json.loads(record.read_text(encoding="utf-8"))
+        if data.get("fn") in urls:
+            # The local channel was a temp folder: name where the package came from instead.
+            data["url"] = urls[data["fn"]]
+            data["channel"] = urls[data["fn"]].rsplit("/", 2)[0]
+            write_atomic(record, json.dumps(data, indent=2, sort_keys=True).encode(), 0o644)
