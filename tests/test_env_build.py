@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.builds import pyenv_python
 from support.cli import PrivpkgCLI
 from support.env import assert_no_secret
 from support.feeds import FeedServer
@@ -171,6 +172,12 @@ def test_pip_installer_and_bad_input(setup: Setup, feed: FeedServer, tmp_path: P
     assert not any(e.auth for e in feed.log() if e.path.startswith("/orgB/")), feed.log_text()
     assert setup.keys() == keys and sorted((setup.cache / "wheels").rglob("*.whl")) == wheels
     cli.fails(1, "env", "path", "--lock", nob, match="not built yet")
+    # Another interpreter (--python): its own key and build, its tags read in that interpreter.
+    py312 = pyenv_python("3.12")
+    other = Path(cli.ok("env", "build", "--lock", lock, "--python", py312).strip())
+    assert other != env and (other / "lib" / "python3.12" / "site-packages" / "team_lib-1.0.dist-info").is_dir()
+    assert cli.ok("env", "path", "--lock", lock, "--python", py312).strip() == str(other)
+    assert cli.ok("env", "path", "--lock", lock).strip() == str(env)
     userinfo = tmp_path / "pylock.userinfo.toml"
     userinfo.write_text(lock_text([(good[0], good[1], good[2].replace("http://", f"http://__token__:{feed.secret_a}@"), good[3])]))
     cli.fails(2, "env", "build", "--lock", userinfo, match="holds a password in user info")
