@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from privpkg import envvars
 from privpkg.errors import PrivpkgError, UsageError, shown
 
 if TYPE_CHECKING:
@@ -90,12 +89,9 @@ def interpreter(python: str | None = None) -> Interpreter:
 
 
 def root() -> Path:
-    home = os.environ.get(envvars.HOME)
-    if home:
-        return Path(home) / "cache" / "envs"
-    import platformdirs
+    from privpkg import paths
 
-    return Path(platformdirs.user_cache_dir("privpkg", appauthor=False)) / "envs"
+    return paths.cache_dir() / "envs"
 
 
 def _digest(*parts: str) -> str:
