@@ -180,7 +180,7 @@ def test_pip_installer_and_bad_input(setup: Setup, feed: FeedServer, tmp_path: P
     assert cli.ok("env", "path", "--lock", lock).strip() == str(env)
     userinfo = tmp_path / "pylock.userinfo.toml"
     userinfo.write_text(lock_text([(good[0], good[1], good[2].replace("http://", f"http://__token__:{feed.secret_a}@"), good[3])]))
-    cli.fails(2, "env", "build", "--lock", userinfo, match="holds a password in user info")
+    cli.fails(2, "env", "build", "--lock", userinfo, match="hold no secret")
     (tmp_path / "taken").mkdir()
     cli.fails(2, "env", "build", "--lock", lock, "--link", tmp_path / "taken", match="not a symbolic link")
 
@@ -315,4 +315,4 @@ def test_conda_explicit_list_with_py_rattler(checked_cli: Callable[..., PrivpkgC
     assert grep_tree(Path(cli.env[envvars.HOME]) / "cache", secret) > 4
     bad = tmp_path / "conda-md5.txt"
     bad.write_text(f"@EXPLICIT\n{base}noarch/privtool-1.1-0.tar.bz2#{'0' * 32}\n")
-    cli.fails(2, "env", "build", "--lock", bad, match="needs #sha256")
+    cli.fails(2, "env", "build", "--lock", bad, match="expected URL#sha256:HEX")

@@ -37,7 +37,8 @@ FEED_PACKAGE = "pkg-a"  # what the loopback feed at FEED_A_PATH serves
 
 def use_it_blocks() -> list[str]:
     text = README.read_text()
-    section = text.split("\n## Use it\n", 1)[1].split("\n## Reference\n", 1)[0]
+    # The Environments section, between the two, has its own runner (tests/test_env_registry.py).
+    section = text.split("\n## Use it\n", 1)[1].split("\n## Environments\n", 1)[0].split("\n## Reference\n", 1)[0]
     return re.findall(r"```sh\n(.*?)\n```", section, re.DOTALL)
 
 

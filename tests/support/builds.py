@@ -167,11 +167,12 @@ class Venv:
 
 def make_venv(
     uv_bin: Path, uv_cache: Path, env: dict[str, str], dest: Path, packages: Sequence[str | Path], *, python: Path | str = sys.executable,
-    constraints: Path | None = None, compile_bytecode: bool = False,
+    constraints: Path | None = None, compile_bytecode: bool = True,
 ) -> None:
     """A uv venv of ``python`` (default: the tests' own interpreter) at ``dest`` with ``packages``
-    (under ``constraints``; ``compile_bytecode`` as pip does, so a benchmark's timed call
-    compiles nothing)."""
+    (under ``constraints``), bytecode compiled as pip does: the tests run with
+    PYTHONDONTWRITEBYTECODE, so without it every pip run in the venv would compile pip (and the
+    cloud SDKs) again, and a benchmark's timed call would compile too."""
     check_ok(run([uv_bin, "venv", "--no-config", "--python", python, dest], env), f"uv venv --python {python} {dest}")
     opts = [*(["-c", constraints] if constraints else []), *(["--compile-bytecode"] if compile_bytecode else [])]
     check_ok(

@@ -1,7 +1,6 @@
-"""The build cache's rules in-process (privpkg.environments.cache, build's pieces, the minimal
-pylock reader): the key is made of the selected files and the interpreter only; selection takes
-the best-ranked wheel and honours markers; prune spares a build in progress; ``--link`` replaces
-only a symlink."""
+"""The build cache's rules in-process (privpkg.environments.cache and build's pieces): the key is
+made of the selected files and the interpreter only; prune spares a build in progress;
+``--link`` replaces only a symlink."""
 
 from __future__ import annotations
 
@@ -26,40 +25,6 @@ def test_key_is_the_selected_files_and_the_interpreter() -> None:
     assert cache.key([A, B], PY._replace(version="3.12.2 (main)")) != cache.key([A, B], PY)
     assert cache.key([A, B], PY._replace(base="/opt/python3.12")) != cache.key([A, B], PY)
     assert cache.key([A], PY) != cache.key([A, B], PY)
-
-
-LOCK = """
-lock-version = "1.0"
-[[packages]]
-name = "Some_Pkg"
-version = "1.0"
-[[packages.wheels]]
-url = "https://h/some_pkg-1.0-py3-none-any.whl"
-hashes = {sha256 = "SHA_B"}
-[[packages.wheels]]
-url = "https://h/some_pkg-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
-hashes = {sha256 = "SHA_A"}
-[[packages]]
-name = "winonly"
-version = "1.0"
-marker = "sys_platform == 'win32'"
-[packages.archive]
-url = "https://h/winonly-1.0-py3-none-any.whl"
-hashes = {sha256 = "SHA_C"}
-""".replace("SHA_A", "a" * 64).replace("SHA_B", "b" * 64).replace("SHA_C", "c" * 64)
-
-
-def test_select_takes_the_best_ranked_wheel_and_honours_markers() -> None:
-    lock = pylock.load(LOCK)
-    linux = pylock.Target({"sys_platform": "linux"}, ["cp312-cp312-manylinux_2_17_x86_64", "py3-none-any"])
-    (got,) = lock.select(linux)
-    assert (got.name, got.filename, got.sha256) == ("some-pkg", "some_pkg-1.0-cp312-cp312-manylinux_2_17_x86_64.whl", "a" * 64)
-    win = pylock.Target({"sys_platform": "win32"}, ["py3-none-any"])
-    assert [(a.name, a.sha256) for a in lock.select(win)] == [("some-pkg", "b" * 64), ("winonly", "c" * 64)]
-    with pytest.raises(UsageError, match="no file of some-pkg 1.0 fits"):
-        lock.select(pylock.Target({"sys_platform": "linux"}, ["cp311-cp311-win_amd64"]))
-    with pytest.raises(UsageError, match="no sha256"):
-        pylock.load(LOCK.replace('hashes = {sha256 = "' + "b" * 64 + '"}', ""))
 
 
 def test_prune_spares_a_build_in_progress_and_removes_unreferenced_ones(isolated_privpkg: Path) -> None:

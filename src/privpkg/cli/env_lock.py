@@ -1,9 +1,152 @@
-"""``privpkg env``: this module's actions are being written (issue 10, see :mod:`privpkg.cli.env`)."""
+"""``privpkg env lock NAME [--upgrade] [--package P ...]``: lock an environment again, keeping
+every unpinned requirement where the previous lock put it unless told to move it, and make a new
+version only when the lock changed (:func:`privpkg.environments.locking.lock_spec`).
+
+NAME is a registered environment (``NAME``, ``NAME:N``, ``NAME@LABEL``: the new version, when the
+lock changed, is the environment's next one, registered through the registry's conditional
+writes), or a definition directory (``privpkg env create``'s output: its ``definition.json``),
+whose lock files (``pylock.toml``, ``conda-PLATFORM.txt``) are rewritten in place when they
+change, under a file lock.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import json
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from privpkg.cli.output import add_workspace_option, out
+from privpkg.errors import UsageError, shown
+
+DEFINITION = "definition.json"
+LOCK_FILE = ".privpkg-env-lock"
+MAX_DEFINITION_BYTES = 4 * 1024 * 1024
+
+
+class Definition(NamedTuple):
+    label: str  # what messages call it
+    spec: dict[str, Any]  # the fields locking.lock_spec reads
+    previous: dict[str, str]  # the current lock files, by name
+    directory: Path | None  # a definition directory, or None for a registered environment
+    registered: Any = None  # (storage, Version) of a registered environment
+
+
+def _read_text(path: Path, limit: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise UsageError(f"{path} is larger than {limit >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
+
+
+def load_definition(workspace: str, ref: str) -> Definition:
+    """The environment ``ref`` names and its current locks: a definition directory when ``ref``
+    is one, else the version ``ref`` names in ``workspace``'s registry."""
+    folder = Path(ref)
+    if not folder.is_dir():
+        from privpkg.environments import registry
+        from privpkg.environments.api import open_registry
+        from privpkg.environments.spec import parse_target
+
+        if "/" in ref or ref.startswith("."):
+            raise UsageError(f"no definition directory {shown(ref, 120)}")
+        name, version, label = parse_target(ref)
+        _, store = open_registry(workspace)
+        rec = registry.get(store, name, version, label)
+        return Definition(f"{rec.name}:{rec.version}", rec.spec.definition(), rec.locks, None, (store, rec))
+    try:
+        spec = json.loads(_read_text(folder / DEFINITION, MAX_DEFINITION_BYTES))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{folder / DEFINITION} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(spec, dict):
+        raise UsageError(f"{folder / DEFINITION} is not a JSON object")
+    previous = {p.name: _read_text(p, MAX_DEFINITION_BYTES) for p in sorted(folder.iterdir())
+                if p.name == "pylock.toml" or (p.name.startswith("conda-") and p.name.endswith(".txt"))}
+    return Definition(str(spec.get("name") or folder.name), spec, previous, folder)
+
+
+def store_locks(defn: Definition, files: dict[str, str]) -> str:
+    """Store changed locks and say where: a registered environment's spec with ``files`` as its
+    next version (the registry's conditional create decides between racing writers); a
+    definition directory's files replaced (atomically, each; stale lock files of platforms no
+    longer locked removed)."""
+    from privpkg.fileio import shared_mode, write_atomic
+
+    if defn.registered is not None:
+        from privpkg.environments import registry
+
+        store, rec = defn.registered
+        new = registry.register(store, rec.spec, files)
+        return f"{new.name}:{new.version}"
+    assert defn.directory is not None
+    for name, text in files.items():
+        write_atomic(defn.directory / name, text.encode(), shared_mode())
+    for name in set(defn.previous) - set(files):
+        (defn.directory / name).unlink(missing_ok=True)
+    return str(defn.directory)
+
+
+def exclusive(workspace: str, ref: str) -> AbstractContextManager[None]:
+    """Held while one ``env lock`` reads, locks and stores. TO WIRE: nothing for the registry
+    (its conditional writes decide between racing writers); a definition directory gets a file
+    lock (``.privpkg-env-lock`` inside it), held as long as a lock can take."""
+    from contextlib import nullcontext
+
+    from privpkg.environments.locking import TIMEOUT
+    from privpkg.fileio import file_lock
+
+    folder = Path(ref)
+    return file_lock(folder / LOCK_FILE, timeout=TIMEOUT) if folder.is_dir() else nullcontext()
+
+
+def _count(name: str, text: str) -> int:
+    if name == "pylock.toml":
+        from privpkg.environments import pylock
+
+        return len(pylock.load(text).packages)
+    from privpkg.environments import condalock
+
+    return len(condalock.load_explicit(text))
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from privpkg.environments.locking import lock_spec
+
+    if args.package and args.upgrade:
+        raise UsageError("give --upgrade (move every unpinned requirement) or --package P (move P only), not both")
+    upgrade: bool | list[str] = list(args.package) if args.package else bool(args.upgrade)
+    with exclusive(args.workspace, args.name):
+        defn = load_definition(args.workspace, args.name)
+        files = lock_spec(defn.spec, previous=defn.previous, upgrade=upgrade)
+        summary = ", ".join(f"{name} ({_count(name, text)} packages)" for name, text in sorted(files.items()))
+        if files == defn.previous:
+            out(f"{defn.label}: the lock is unchanged, no new version: {summary}")
+            return 0
+        where = store_locks(defn, files)
+    out(f"{defn.label}: locked {summary}" + (f"; registered as {where}" if defn.registered is not None else ""))
+    return 0
 
 
 def add_parsers(actions: Any) -> None:
-    """Add this module's actions to ``privpkg env``'s subparsers (none yet)."""
+    """Add ``lock`` to ``privpkg env``'s subparsers."""
+    p = actions.add_parser(
+        "lock", help="lock an environment again (a new version only if the lock changed)",
+        description="Lock the environment's pip part (PEP 751 pylock.toml, made by pip lock: privpkg:// wheels with their "
+        "sha256, feed files by their plain URL) and its conda part (a CEP 23 explicit list per platform, solved by "
+        "py-rattler). Unpinned requirements stay at the previous lock's versions unless --upgrade (all) or --package P. "
+        "A lock holding a signature, a password in user info or a local file is refused.")
+    p.add_argument("name", metavar="NAME", help="a registered environment (NAME, NAME:N, NAME@LABEL) or a definition directory")
+    p.add_argument("--upgrade", action="store_true", help="move every unpinned requirement to its newest allowed version")
+    p.add_argument("--package", "-P", action="append", default=[], metavar="P", help="move only P (repeatable)")
+    add_workspace_option(p)
+    p.set_defaults(func=cmd_lock)

@@ -1,9 +1,167 @@
-"""``privpkg env``: this module's actions are being written (issue 10, see :mod:`privpkg.cli.env`)."""
+"""``privpkg env create|register|list|show|label``: environment definitions and the workspace's
+registry of them (issue 10, :mod:`privpkg.environments`).
+
+``create`` writes a definition directory (azureml's ``save_to_directory``) from a conda file, a
+requirements file, a conda environment or a virtualenv; ``register`` stores a directory in a
+workspace as a new version, or finds it unchanged; ``list``, ``show`` and ``label`` read and
+label what is there.
+"""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
+
+from privpkg.cli.output import add_json_option, add_workspace_option, out, print_json, table, warn
+
+
+def _screen(env: Any) -> None:
+    """Refuse a definition holding a secret before it is written anywhere."""
+    from privpkg.environments import registry
+
+    registry.screen_files(registry.version_files(env.spec, env.locks))
+
+
+def _warn_variables(env: Any) -> None:
+    """One warning per variable name that looks like a secret's: after the command succeeded,
+    so a failure stays one line."""
+    from privpkg.environments import screen
+
+    warn(screen.suspicious_variables(n for n, _ in env.spec.variables))
+
+
+def cmd_env_create(args: argparse.Namespace) -> int:
+    from privpkg.environments.api import Environment
+    from privpkg.errors import UsageError
+
+    given = [(k, v) for k, v in (("file", args.file), ("requirements", args.requirements), ("conda_env", args.conda_env),
+                                 ("venv", args.venv)) if v]
+    if len(given) != 1:
+        raise UsageError("give exactly one of --file ENVIRONMENT.yml, --requirements FILE, --conda-env NAME, --venv PATH")
+    kind, value = given[0]
+    make = {"file": Environment.from_conda_specification, "requirements": Environment.from_pip_requirements,
+            "conda_env": Environment.from_existing_conda_environment, "venv": Environment.from_existing_virtualenv}[kind]
+    env = make(args.name, value)
+    _screen(env)
+    dest = env.save_to_directory(args.output, overwrite=args.force)
+    _warn_variables(env)
+    out(f"wrote the definition of {env.name} to {dest}; register it with: privpkg env register {dest} --workspace {args.workspace}")
+    return 0
+
+
+def cmd_env_register(args: argparse.Namespace) -> int:
+    from privpkg.environments.api import Environment
+    from privpkg.workspace import get_workspace
+
+    env = Environment.load_from_directory(args.directory)
+    _screen(env)
+    ws = get_workspace(args.workspace)
+    before = env.locks
+    env.register(ws)
+    note = "" if before else " (locked now)"
+    out(f"registered {env.name}:{env.version} in workspace {ws.name!r}{note}" if env.created else
+        f"{env.name}:{env.version} is unchanged in workspace {ws.name!r}; nothing was written")
+    _warn_variables(env)
+    return 0
+
+
+def cmd_env_list(args: argparse.Namespace) -> int:
+    from privpkg.environments import registry
+    from privpkg.environments.api import open_registry
+
+    ws, store = open_registry(args.workspace)
+    found = registry.list_environments(store)
+    if args.json:
+        print_json([{"name": n, "version": v.version, "digest": v.digest} for n, v in sorted(found.items())])
+        return 0
+    if not found:
+        out(f"no environments in workspace {ws.name!r} (make one with: privpkg env create, then privpkg env register)")
+        return 0
+    table([["NAME", "LATEST", "DIGEST"]] + [[n, str(v.version), v.digest[:16]] for n, v in sorted(found.items())])
+    return 0
+
+
+def cmd_env_show(args: argparse.Namespace) -> int:
+    from privpkg.environments import registry
+    from privpkg.environments.api import open_registry
+    from privpkg.environments.spec import parse_target
+
+    name, version, label = parse_target(args.ref)
+    _, store = open_registry(args.workspace)
+    rec = registry.get(store, name, version, label)
+    labels = sorted(lb for lb, v in registry.labels(store, name).items() if v == rec.version)
+    definition = rec.spec.definition()
+    files = {p: {"sha256": f["sha256"], "size": f["size"]} for p, f in sorted(rec.files.items())}
+    if args.json:
+        print_json({"name": name, "version": rec.version, "digest": rec.digest, "labels": labels, "definition": definition,
+                    "files": files})
+        return 0
+    out(f"{name}:{rec.version}  digest {rec.digest[:16]}{'  labels: ' + ', '.join(labels) if labels else ''}")
+    if definition["python"]:
+        out(f"python: {definition['python']}")
+    for title, lines in (("channels", definition["conda"]["channels"]), ("conda", definition["conda"]["dependencies"]),
+                         ("pip", definition["pip"]), ("constraints", definition["constraints"]),
+                         ("variables", [f"{k}={v}" for k, v in definition["variables"].items()])):
+        if lines:
+            out(f"{title}:")
+            for line in lines:
+                out(f"  {line}")
+    out("files:")
+    table([[f"  {p}", str(f["size"]), f["sha256"][:16]] for p, f in files.items()])
+    return 0
+
+
+def cmd_env_label(args: argparse.Namespace) -> int:
+    from privpkg.environments import registry
+    from privpkg.environments.api import open_registry
+    from privpkg.environments.spec import parse_ref
+    from privpkg.errors import UsageError
+
+    name, version = parse_ref(args.ref)
+    if version is None and not args.remove:
+        raise UsageError(f"name the version the label points at: privpkg env label {name}:VERSION {args.label}")
+    _, store = open_registry(args.workspace)
+    registry.set_label(store, name, args.label, None if args.remove else version)
+    out(f"removed label {args.label!r} of {name}" if args.remove else f"label {args.label!r} of {name} now points at {name}:{version}")
+    return 0
 
 
 def add_parsers(actions: Any) -> None:
-    """Add this module's actions to ``privpkg env``'s subparsers (none yet)."""
+    """Add create, register, list, show and label to ``privpkg env``'s subparsers."""
+    s = actions.add_parser("create", help="write an environment definition directory",
+                           description="Write an environment definition (definition.json and the spec files as given) "
+                           "into a new directory, from a conda environment file, a requirements file, an existing conda "
+                           "environment or a virtualenv. Register it with: privpkg env register DIR.")
+    s.add_argument("name", help="the environment's name")
+    s.add_argument("--file", "-f", metavar="ENVIRONMENT_YML", help="a conda environment file")
+    s.add_argument("--requirements", "-r", metavar="FILE", help="a pip requirements file")
+    s.add_argument("--conda-env", metavar="NAME_OR_PREFIX", help="an existing conda environment")
+    s.add_argument("--venv", metavar="PATH", help="an existing virtualenv")
+    s.add_argument("--output", "-o", required=True, metavar="DIR", help="the directory to write (new)")
+    s.add_argument("--force", action="store_true", help="replace DIR if it holds an environment definition")
+    add_workspace_option(s)
+    s.set_defaults(func=cmd_env_create)
+    s = actions.add_parser("register", help="store a definition directory in a workspace as a version",
+                           description="Register the environment in DIR: the latest version when its content is unchanged "
+                           "(nothing is written), else the next version. Locks in DIR are stored as they are.")
+    s.add_argument("directory", metavar="DIR")
+    add_workspace_option(s)
+    s.set_defaults(func=cmd_env_register)
+    s = actions.add_parser("list", help="list environments and their latest versions",
+                           description="List the workspace's environments with their latest complete versions.")
+    add_workspace_option(s)
+    add_json_option(s)
+    s.set_defaults(func=cmd_env_list)
+    s = actions.add_parser("show", help="show a registered version",
+                           description="Show a registered version: NAME (the latest), NAME:VERSION or NAME@LABEL.")
+    s.add_argument("ref", metavar="NAME[:VERSION|@LABEL]")
+    add_workspace_option(s)
+    add_json_option(s)
+    s.set_defaults(func=cmd_env_show)
+    s = actions.add_parser("label", help="point a label at a version, or remove it",
+                           description="Point LABEL at NAME:VERSION (labels are the only mutable state; 'latest' is implicit).")
+    s.add_argument("ref", metavar="NAME:VERSION")
+    s.add_argument("label", metavar="LABEL")
+    s.add_argument("--remove", action="store_true", help="remove the label")
+    add_workspace_option(s)
+    s.set_defaults(func=cmd_env_label)

@@ -1,1 +1,183 @@
-"""Issue 10: this module is being written (see privpkg.environments)."""
+"""``privpkg.Environment``: azureml v1's names over the spec, the sources and the registry.
+
+    import privpkg
+    env = privpkg.Environment.from_conda_specification("train", "environment.yml")
+    env = env.register("team")                      # version 1; unchanged: the same version, nothing written
+    env = privpkg.Environment.get("team", "train")  # the latest; or version=1, or label="prod"
+    env.set_label("team", "prod")
+    privpkg.Environment.list("team")                # {"train": Environment(train:1)}
+    env.save_to_directory("env-dir")                # what `privpkg env create` writes
+    privpkg.Environment.load_from_directory("env-dir")
+
+A directory holds ``definition.json``, ``spec/`` (the files as given) and, once locked or
+registered, the locks (``pylock.toml``, ``conda-PLATFORM.txt``). ``register`` stores the locks a
+directory brings as they are (after the same screening); without any, it asks
+:func:`privpkg.environments.locking.lock_spec` for them (issue 10's lock part). Setting
+``version`` asserts it: registering other content under an existing version is an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from privpkg.environments import registry, sources
+from privpkg.environments.spec import Spec, load_definition
+from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
+
+if TYPE_CHECKING:
+    from privpkg.storage.base import Storage
+    from privpkg.workspace import Workspace
+
+def open_registry(workspace: str | Workspace) -> tuple[Workspace, Storage]:
+    """The workspace (a name or a Workspace) and its storage, where the registry lives."""
+    from privpkg.access import open_workspace_storage
+    from privpkg.workspace import Workspace, get_workspace
+
+    ws = workspace if isinstance(workspace, Workspace) else get_workspace(workspace)
+    return ws, open_workspace_storage(ws)
+
+
+def lock(spec: Spec, previous: Mapping[str, str] | None) -> dict[str, str]:
+    """The locks of ``spec`` (:func:`privpkg.environments.locking.lock_spec`), keeping the
+    previous version's pins."""
+    from privpkg.environments.locking import lock_spec
+
+    return lock_spec(spec.definition(), previous=dict(previous) if previous else None, upgrade=False)
+
+
+class Environment:
+    """A named environment: its :class:`~privpkg.environments.spec.Spec`, its locks, and, once
+    registered or fetched, its ``version``."""
+
+    def __init__(self, spec: Spec, locks: Mapping[str, str] | None = None, version: int | None = None,
+                 digest: str | None = None) -> None:
+        self.spec = spec
+        self.locks: dict[str, str] = dict(locks or {})
+        self.version = version
+        self.digest = digest
+        #: Whether the last register() made a new version (False: it found this content).
+        self.created = False
+
+    def __repr__(self) -> str:
+        return f"Environment({self.name}:{self.version if self.version is not None else 'unregistered'})"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    # --- from what users have ---------------------------------------------------------------
+
+    @classmethod
+    def from_conda_specification(cls, name: str, file_path: str | os.PathLike[str]) -> Environment:
+        return cls(sources.from_conda_specification(name, file_path))
+
+    @classmethod
+    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str]) -> Environment:
+        return cls(sources.from_pip_requirements(name, file_path))
+
+    @classmethod
+    def from_existing_conda_environment(cls, name: str, conda_environment_name: str) -> Environment:
+        return cls(sources.from_existing_conda_environment(name, conda_environment_name))
+
+    @classmethod
+    def from_existing_virtualenv(cls, name: str, path: str | os.PathLike[str]) -> Environment:
+        return cls(sources.from_existing_virtualenv(name, path))
+
+    # --- the workspace ----------------------------------------------------------------------
+
+    def register(self, workspace: str | Workspace) -> Environment:
+        """Store this environment in ``workspace``: the version whose content it is (nothing
+        written, two storage requests), or a new one. Its locks: those it has, else made now
+        (keeping the previous version's pins); an unchanged spec without locks keeps the
+        version's locks in the workspace (``Environment.get`` reads them)."""
+        _, store = open_registry(workspace)
+        locks = self.locks
+        if not locks and self.version is None:
+            same = registry.find_unchanged(store, self.spec)
+            if same is not None:  # two requests, nothing read or written beyond them
+                self.version, self.digest, self.created = same.version, same.digest, False
+                return self
+            previous = None
+            try:
+                previous = registry.get(store, self.name).locks
+            except NotFoundError:
+                pass
+            locks = lock(self.spec, previous)
+        rec = registry.register(store, self.spec, locks, version=self.version)
+        self.version, self.digest, self.locks, self.created = rec.version, rec.digest, dict(locks), rec.created
+        return self
+
+    @staticmethod
+    def get(workspace: str | Workspace, name: str, version: int | str | None = None, label: str | None = None) -> Environment:
+        if version is not None and label is not None:
+            raise UsageError("give a version or a label, not both")
+        _, store = open_registry(workspace)
+        from privpkg.environments.spec import validate_version
+
+        rec = registry.get(store, name, None if version is None else validate_version(version), label)
+        return Environment(rec.spec, rec.locks, rec.version, rec.digest)
+
+    @staticmethod
+    def list(workspace: str | Workspace) -> dict[str, Environment]:
+        """Each environment's latest version, by name, with its definition (its spec files and
+        locks are not read: ``get`` one for them)."""
+        _, store = open_registry(workspace)
+        out = {}
+        for name, rec in registry.list_environments(store).items():
+            out[name] = Environment(registry.read_definition(store, rec), version=rec.version, digest=rec.digest)
+        return out
+
+    def set_label(self, workspace: str | Workspace, label: str, remove: bool = False) -> None:
+        """Point ``label`` at this registered version (``remove``: take the label away)."""
+        if self.version is None:
+            raise UsageError(f"environment {self.name} is not registered; register it first")
+        _, store = open_registry(workspace)
+        registry.set_label(store, self.name, label, None if remove else self.version)
+
+    def build_local(self, workspace: str | Workspace | None = None) -> Path:
+        raise PrivpkgError("privpkg env build is not available yet (issue 10: builds); register the environment and "
+                           "build it with a later privpkg")
+
+    # --- directories --------------------------------------------------------------------------
+
+    def save_to_directory(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """Write ``definition.json``, ``spec/`` and the locks into the directory ``path``
+        (made anew; an existing one only with ``overwrite``)."""
+        from privpkg.fileio import replace_dir
+
+        dest = Path(path)
+        if dest.exists() and not overwrite:
+            raise UsageError(f"{shown(dest)} exists; choose another directory or overwrite it")
+        if dest.exists() and not (dest / registry.DEFINITION).is_file() and any(dest.iterdir()):
+            raise UsageError(f"{shown(dest)} is not an environment directory; refusing to replace it")
+        files = registry.version_files(self.spec, self.locks)
+
+        def fill(new: Path) -> None:
+            for rel, data in files.items():
+                target = new / rel
+                target.parent.mkdir(exist_ok=True)
+                target.write_bytes(data)
+
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        replace_dir(dest, fill)
+        return dest
+
+    @classmethod
+    def load_from_directory(cls, path: str | os.PathLike[str]) -> Environment:
+        """The environment a directory written by :meth:`save_to_directory` describes."""
+        folder = Path(path)
+        definition = folder / registry.DEFINITION
+        if not definition.is_file():
+            raise NotFoundError(f"{shown(folder)} has no {registry.DEFINITION} (make one with: privpkg env create)")
+        spec = load_definition(sources.read_file(definition))
+        spec_dir = folder / "spec"
+        given = tuple((p.name, sources.read_file(p)) for p in sorted(spec_dir.iterdir()) if p.is_file()) if spec_dir.is_dir() else ()
+        spec = Spec.from_definition(spec.definition(), given)
+        locks = {}
+        for p in sorted(folder.iterdir()):
+            if p.is_file() and registry.is_lock_name(p.name):
+                locks[p.name] = sources.decode(p, sources.read_file(p))
+        return cls(spec, locks)

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING
 
 from privpkg.environments import cache
 from privpkg.errors import PrivpkgError, UsageError, shown
@@ -42,67 +41,13 @@ def _target_script(packaging_parent: str) -> str:
     )
 
 
-class _Lazy:
-    """Computes ``make()`` on first use: a hit parses nothing and a miss whose lock has no
-    marker, or only universal wheels, never imports packaging's markers or tags (about 35 and
-    20 ms of CPU here)."""
-
-    def __init__(self, make: Callable[[], Any]) -> None:
-        self._make, self._value = make, None
-
-    def get(self) -> Any:
-        if self._value is None:
-            self._value = self._make()
-        return self._value
-
-
-class _LazyMarkers(Mapping[str, str]):
-    def __init__(self) -> None:
-        def make() -> dict[str, str]:
-            from packaging import markers
-
-            return {k: str(v) for k, v in markers.default_environment().items()}
-
-        self._env = _Lazy(make)
-
-    def __getitem__(self, name: str) -> str:
-        return dict.__getitem__(self._env.get(), name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._env.get())
-
-    def __len__(self) -> int:
-        return len(self._env.get())
-
-
-class _LazyTags(Sequence[str]):
-    def __init__(self) -> None:
-        def make() -> list[str]:
-            from packaging import tags
-
-            return [str(t) for t in tags.sys_tags()]
-
-        self._tags = _Lazy(make)
-
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[str]: ...
-    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
-        return self._tags.get()[i]
-
-    def __len__(self) -> int:
-        return len(self._tags.get())
-
-
 def target(python: cache.Interpreter, current: bool) -> Target:
-    """The marker environment and wheel tags of ``python``: packaging's own answer, in-process
-    (and only when selection asks) for privpkg's interpreter, else in ``python`` itself with
-    this packaging on its path."""
+    """The wheel tags and marker environment of ``python``: packaging's own answer, in-process
+    for privpkg's interpreter, else in ``python`` itself with this packaging on its path."""
     from privpkg.environments.pylock import Target
 
     if current:
-        return Target(_LazyMarkers(), _LazyTags())
+        return Target.current()
     import json
     import subprocess
 
@@ -115,7 +60,7 @@ def target(python: cache.Interpreter, current: bool) -> Target:
         env, found = json.loads(res.stdout)
     except ValueError:
         raise PrivpkgError(f"cannot read the wheel tags of {shown(python.executable)} (exit {res.returncode})") from None
-    return Target(env, found)
+    return Target(tuple(found), env)
 
 
 def find_uv() -> str | None:
@@ -187,7 +132,7 @@ def _site_packages(dest: Path) -> Path:
 
 
 def _dist_info(site: Path, a: Artifact) -> Path:
-    from privpkg.environments.pylock import canonical
+    from packaging.utils import canonicalize_name as canonical
 
     for entry in site.glob("*.dist-info"):
         name, _, version = entry.name[: -len(".dist-info")].rpartition("-")
@@ -357,30 +302,11 @@ def is_explicit(text: str) -> bool:
 
 
 def explicit_artifacts(text: str) -> list[Artifact]:
-    """The packages of a CEP 23 explicit list, each ``URL#sha256:HEX`` (or ``URL#HEX`` with 64
-    hex digits); an md5-only line is refused (the cache and the checks need sha256). A minimal
-    reader until the locks part's :mod:`.condalock` lands."""
-    import re
+    """The packages of a CEP 23 explicit list (:func:`.condalock.load_explicit`: every line
+    ``URL#sha256:HEX``, no secret); one-line UsageError for an empty one."""
+    from privpkg.environments.condalock import load_explicit
 
-    from privpkg.environments.pylock import Artifact
-
-    out: list[Artifact] = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith(("#", "@")):
-            continue
-        url, _, fragment = line.partition("#")
-        m = re.fullmatch(r"(?:sha256[:=])?([0-9a-fA-F]{64})", fragment)
-        if not m:
-            raise UsageError(f"explicit list, line {number}: a package needs #sha256:HEX (got {shown(fragment, 40) or 'none'})")
-        filename = url.rstrip("/").rsplit("/", 1)[-1]
-        stem = filename.removesuffix(".conda").removesuffix(".tar.bz2")
-        parts = stem.rsplit("-", 2)
-        if stem == filename or len(parts) != 3 or "/" not in url:
-            raise UsageError(f"explicit list, line {number}: {shown(filename, 120)} is not a conda package file name")
-        from urllib.parse import unquote
-
-        out.append(Artifact(parts[0], parts[1], url, unquote(filename), m.group(1).lower(), "conda"))
+    out = load_explicit(text)
     if not out:
         raise UsageError("the explicit list names no package")
     return out

@@ -1,1 +1,205 @@
-"""Issue 10: this module is being written (see privpkg.environments)."""
+"""Making an environment's locks: :func:`lock_spec` turns a spec into its lock files
+(``pylock.toml`` for the pip part, ``conda-PLATFORM.txt`` per conda platform).
+
+The pip part is locked by ``pip lock`` (PEP 751; experimental in pip, so privpkg pins it: pip
+:data:`MIN_PIP` or newer, tested with 25.1 and 26.3) run by privpkg's own interpreter, where the
+pip shim and the keyring backend are loaded: pip fetches ``name @ privpkg://...`` wheels through
+the shim and records them as ``privpkg://`` URLs with their sha256, and a feed answers with the
+PAT of the connection that covers it (``--keyring-provider import``), so feed files are recorded
+as their plain URLs. uv's ``uv pip compile --format pylock.toml`` is not used: uv refuses the
+``privpkg://`` scheme, so its lock would need the wheels pinned to local files and rewritten,
+and the rewrite is where a path or a signed URL would slip in. pip's lock is for the running
+interpreter and platform only (``pip lock`` 25.1 and 26.3 have no ``--platform`` or
+``--python-version``). uv's ``--python-platform``/``--python-version`` do lock a feed-only spec
+for another platform, and :func:`privpkg.environments.pylock.load` reads uv's lock to the same
+artifacts as pip's (tests/test_env_locks.py); a spec with ``privpkg://`` wheels cannot go that way
+yet.
+
+Unpinned requirements stay where the previous lock put them: every package the previous lock
+took from an index is passed to pip as a constraint ``name==version``, except with ``upgrade``
+(``True``: none; a list of names: all but those) or when the spec itself now excludes that
+version. The conda part is :func:`privpkg.environments.condalock.lock_conda`, which keeps the
+previous lock's builds the same way (the solver's preferred records).
+
+Every lock goes through :func:`privpkg.environments.pylock.load` before it is returned, so a
+signature, a password in user info, a ``file://`` URL or a local path is refused with one line.
+
+The spec, until helper A's :mod:`.spec` lands, is a mapping (the canonical definition's fields
+this module reads): ``pip`` (requirement lines, as in a requirements file: options such as
+``--index-url`` included), ``conda`` (``{"channels": [...], "dependencies": [...]}``, where a
+``{"pip": [...]}`` item adds to the pip part, as in environment.yml) and ``platforms`` (conda
+platforms; default the running one).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from privpkg import urls
+from privpkg.environments import condalock, pylock
+from privpkg.errors import PrivpkgError, UsageError, shown
+
+PYLOCK = "pylock.toml"
+#: pip lock appeared in pip 25.1 (experimental); 25.1 and 26.3 are tested (tests/test_env_locks.py).
+MIN_PIP = (25, 1)
+#: A resolution that reaches feeds can take a while; a hung feed must not hang the command.
+TIMEOUT = 900
+_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def _pip_version(python: str) -> tuple[int, ...] | None:
+    if python == sys.executable:
+        # privpkg's own interpreter: its metadata answers without a 0.5 s `pip --version`.
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            m = re.match(r"(\d+)\.(\d+)", version("pip"))
+        except PackageNotFoundError:
+            return None
+        return (int(m.group(1)), int(m.group(2))) if m else None
+    try:
+        r = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True, timeout=120, check=False,
+                           env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.match(r"pip (\d+)\.(\d+)", r.stdout)
+    return (int(m.group(1)), int(m.group(2))) if r.returncode == 0 and m else None
+
+
+def _hide_urls(text: str) -> str:
+    return _URL.sub(lambda m: urls.redact(m.group(0)), text)
+
+
+def pip_lines(spec: Mapping[str, Any]) -> list[str]:
+    """The pip part of ``spec``: its ``pip`` lines, then the ``pip:`` items of its conda
+    dependencies."""
+    lines = [str(x) for x in spec.get("pip") or []]
+    for dep in (spec.get("conda") or {}).get("dependencies") or []:
+        if isinstance(dep, Mapping):
+            lines += [str(x) for x in dep.get("pip") or []]
+    return lines
+
+
+def constraints(lines: Sequence[str], previous: str | None, upgrade: bool | Sequence[str]) -> list[str]:
+    """``name==version`` for each package the previous lock took from an index, unless it is
+    upgraded or the spec's own requirement for it now excludes that version.
+
+    >>> prev = 'lock-version = "1.0"\\n[[packages]]\\nname = "a"\\nversion = "1.0"\\n' \\
+    ...        '[[packages.wheels]]\\nurl = "https://h/a-1.0-py3-none-any.whl"\\nhashes = {sha256 = "%s"}\\n' % ("0" * 64)
+    >>> constraints(["a"], prev, False), constraints(["a>=2"], prev, False), constraints(["a"], prev, ["A"])
+    (['a==1.0'], [], [])
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    if not previous or upgrade is True:
+        return []
+    held = pylock.load(previous).versions()
+    if upgrade:
+        for name in upgrade:
+            held.pop(canonicalize_name(name), None)
+    for line in lines:
+        text = line.split(" #", 1)[0].strip()
+        if not text or text.startswith("-"):
+            continue
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue  # pip judges it
+        name = canonicalize_name(req.name)
+        if name in held and (req.url or not req.specifier.contains(held[name], prereleases=True)):
+            del held[name]
+    return [f"{name}=={version}" for name, version in sorted(held.items())]
+
+
+def _check_direct_names(lines: Sequence[str]) -> None:
+    """``name @ privpkg://.../FILE.whl`` whose FILE is another project's wheel: one line here
+    (pip itself stops on an AssertionError with a traceback)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+    for line in lines:
+        try:
+            req = Requirement(line.split(" #", 1)[0].strip())
+        except InvalidRequirement:
+            continue
+        if not (req.url and req.url.lower().startswith("privpkg:")):
+            continue
+        filename = req.url.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        try:
+            project = parse_wheel_filename(filename)[0]
+        except InvalidWheelFilename:
+            raise UsageError(f"{shown(req.url, 120)} does not name a wheel file") from None
+        if project != canonicalize_name(req.name):
+            raise UsageError(f"{shown(req.name, 60)} @ {shown(req.url, 120)}: that wheel is {project}'s, not {canonicalize_name(req.name)}'s")
+
+
+def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool | Sequence[str] = False,
+             python: str | None = None, constraints_lines: Sequence[str] = ()) -> str:
+    """The ``pylock.toml`` text of the requirement ``lines`` (under the spec's own
+    ``constraints_lines``), made by ``pip lock`` in ``python`` (default: privpkg's own
+    interpreter), screened and canonical."""
+    import tempfile
+
+    _check_direct_names(lines)
+    python = python or sys.executable
+    found = _pip_version(python)
+    if found is None or found < MIN_PIP:
+        have = "no pip" if found is None else "pip " + ".".join(map(str, found))
+        raise PrivpkgError(f"locking the pip part needs pip >= {'.'.join(map(str, MIN_PIP))} (pip lock) beside privpkg, "
+                           f"found {have}: {python} -m pip install 'pip>={'.'.join(map(str, MIN_PIP))}'")
+    pins = constraints(lines, previous, upgrade)
+    with tempfile.TemporaryDirectory(prefix="privpkg-lock-") as tmp:
+        req, cons, out = Path(tmp, "requirements.txt"), Path(tmp, "constraints.txt"), Path(tmp, PYLOCK)
+        req.write_text("".join(line + "\n" for line in lines))
+        cons.write_text("".join(line + "\n" for line in [*constraints_lines, *pins]))
+        cmd = [python, "-m", "pip", "lock", "--no-input", "--keyring-provider", "import", "--disable-pip-version-check",
+               "-r", str(req), "-c", str(cons), "-o", str(out)]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False, cwd=tmp, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise PrivpkgError(f"pip lock did not finish within {TIMEOUT} s") from None
+        except OSError as exc:
+            raise PrivpkgError(f"cannot run pip lock: {exc.strerror or type(exc).__name__}") from None
+        if r.returncode != 0:
+            text = r.stderr + r.stdout
+            errors = [ln.strip() for ln in text.splitlines() if ln.startswith("ERROR:")]
+            why = errors[0].removeprefix("ERROR:").strip() if errors else f"exit {r.returncode}"
+            if why == "Exception:":  # pip crashed: its traceback's last line says what
+                why = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), why)
+            raise PrivpkgError(f"pip lock failed: {shown(_hide_urls(why), 300)}")
+        try:
+            text = out.read_text()
+        except OSError as exc:
+            raise PrivpkgError(f"pip lock wrote no {PYLOCK}: {exc.strerror or exc}") from None
+    return pylock.dump(pylock.load(text))
+
+
+def lock_spec(spec: Mapping[str, Any], *, previous: Mapping[str, str] | None = None, upgrade: bool | Sequence[str] = False,
+              python: str | None = None) -> dict[str, str]:
+    """``{file name: text}``: ``pylock.toml`` for the pip part (when there is one) and
+    ``conda-PLATFORM.txt`` for each platform of the conda part (when there is one).
+    ``previous`` holds the previous version's lock files (same names); ``upgrade`` is True
+    (move every unpinned requirement) or the names of the packages to move."""
+    if not isinstance(upgrade, bool):
+        upgrade = [str(u) for u in upgrade]
+    files: dict[str, str] = {}
+    conda = spec.get("conda") or {}
+    specs = [str(d) for d in conda.get("dependencies") or [] if not isinstance(d, Mapping)]
+    if specs:
+        platforms = [str(p) for p in spec.get("platforms") or []]
+        files.update(condalock.lock_conda([str(c) for c in conda.get("channels") or []], specs, platforms,
+                                          previous=previous, upgrade=upgrade))
+    lines = pip_lines(spec)
+    if any(line.strip() and not line.strip().startswith("#") for line in lines):
+        files[PYLOCK] = lock_pip(lines, previous=(previous or {}).get(PYLOCK), upgrade=upgrade, python=python,
+                                 constraints_lines=[str(c) for c in spec.get("constraints") or []])
+    if not files:
+        raise UsageError("the spec has no pip requirement and no conda dependency: nothing to lock")
+    return files

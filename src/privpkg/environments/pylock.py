@@ -1,142 +1,349 @@
-"""PEP 751 ``pylock.toml``: read a lock and select the artifacts one interpreter installs.
+"""PEP 751 ``pylock.toml``, the pip part of an environment's lock: read (:func:`load`), write
+(:func:`dump`) and pick what one interpreter installs (:meth:`Lock.select`).
 
-A minimal reader written by the builds part (issue 10) to the brief's interface, so builds can
-run before the locks part lands; that part's module replaces this one (``dump``, the lock-only
-screening rules). What it reads: ``[[packages]]`` with ``name``, ``version``, ``marker`` and
-``wheels`` / ``sdist`` / ``archive`` (``url`` or ``path``, ``name``, ``hashes.sha256``).
+A lock is stored in a workspace and copied into builds and images, so it may hold no secret.
+:func:`load` refuses, with one line, a lock holding a signature or a password/token in a URL's
+user info (:func:`privpkg.environments.screen.find_secret`), a ``file://`` URL or a local
+``path`` (a lock names artifacts every machine can fetch: ``privpkg://`` workspace wheels and
+feed URLs), a VCS or directory source, or an artifact without a sha256. A username without a
+password (``https://__token__@feed/...``, which pip and uv need in some index URLs) is no secret
+but names an account: it is stripped from the URL.
 
-:meth:`Lock.select` keeps the packages whose marker holds for the target and, for each, the
-wheel whose tags rank best among the target's, else the archive (pip records a workspace wheel
-as ``[packages.archive] url = "privpkg://..."``), else the sdist.
+What is kept (:func:`dump` writes it back in a canonical order, so two locks of the same
+resolution compare equal as text): the header's ``lock-version``, ``created-by``,
+``requires-python``, ``environments``; each package's name, version, marker, requires-python,
+index and artifacts (``archive``, ``sdist``, ``wheels``: name, url, size, upload-time, sha256).
+``dependencies``, ``attestation-identities`` and ``[tool]`` tables are dropped: installing from
+a lock never needs them (PEP 751: tools must not let ``[tool]`` affect installation).
+
+    >>> lock = load('''lock-version = "1.0"
+    ... created-by = "pip"
+    ... [[packages]]
+    ... name = "demo-pkg"
+    ... [packages.archive]
+    ... url = "privpkg://team/wheels/demo_pkg-1.0-py3-none-any.whl"
+    ... hashes = {sha256 = "%s"}
+    ... ''' % ("ab" * 32))
+    >>> [(a.name, a.version, a.kind, a.filename) for a in lock.select()]
+    [('demo-pkg', '1.0', 'wheel', 'demo_pkg-1.0-py3-none-any.whl')]
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+from privpkg import urls
 from privpkg.errors import UsageError, shown
 
+#: The lock-version this module writes; it reads any 1.x (PEP 751: a newer minor is readable).
+LOCK_VERSION = "1.0"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-#: Tags every Python 3 interpreter installs (``packaging.tags.sys_tags`` always yields them).
-_UNIVERSAL = frozenset({"py3-none-any"})
+#: The URL schemes a lock may name: feeds and public indexes, and workspace wheels.
+SCHEMES = ("https", "http", "privpkg")
 
 
 class Artifact(NamedTuple):
-    name: str  # canonical (PEP 503)
+    """One file a lock names: ``url`` as locked (``privpkg://...``, ``https://...`` or a conda
+    URL), ``kind`` ``"wheel" | "sdist" | "conda"``."""
+
+    name: str  # canonical project (or conda package) name
     version: str
-    url: str  # as locked: privpkg://..., https://..., or a conda URL
+    url: str
     filename: str
     sha256: str
-    kind: str  # "wheel" | "sdist" | "conda"
+    kind: str
 
 
 class Target(NamedTuple):
-    """What selection needs to know of an interpreter: its marker environment and its wheel
-    tags (``py3-none-any``...), best first."""
+    """What :meth:`Lock.select` chooses for: an interpreter's wheel tags (most preferred first,
+    as ``str(packaging.tags.Tag)``) and its marker environment."""
 
-    markers: Mapping[str, str]
-    tags: Sequence[str]
+    tags: tuple[str, ...]
+    environment: Mapping[str, str]
+
+    @classmethod
+    def current(cls) -> Target:
+        """The running interpreter."""
+        from packaging.markers import default_environment
+        from packaging.tags import sys_tags
+
+        return cls(tuple(str(t) for t in sys_tags()), {k: str(v) for k, v in default_environment().items()})
 
 
-class _Package(NamedTuple):
+@dataclass(frozen=True)
+class Package:
     name: str
-    version: str
-    marker: str | None
-    wheels: tuple[tuple[str, str, str], ...]  # (url, filename, sha256)
-    archive: tuple[str, str, str] | None
-    sdist: tuple[str, str, str] | None
+    version: str | None
+    marker: str | None = None
+    requires_python: str | None = None
+    index: str | None = None
+    archive: Mapping[str, Any] | None = None
+    sdist: Mapping[str, Any] | None = None
+    wheels: tuple[Mapping[str, Any], ...] = ()
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _file(entry: Any, where: str) -> tuple[str, str, str]:
-    if not isinstance(entry, dict):
-        raise UsageError(f"pylock.toml: {where} is not a table")
-    url = entry.get("url") or entry.get("path")
-    if not isinstance(url, str) or not url:
-        raise UsageError(f"pylock.toml: {where} has no url")
-    sha = (entry.get("hashes") or {}).get("sha256")
-    if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
-        raise UsageError(f"pylock.toml: {where} has no sha256 hash (a lock must pin every file)")
-    from urllib.parse import unquote, urlsplit
-
-    if ":" in urlsplit(url).netloc.rpartition("@")[0] or re.search(r"[?&](sig|x-amz-signature)=", url, re.IGNORECASE):
-        # What the locks part refuses when it writes a lock; a lock from elsewhere is refused here.
-        raise UsageError(f"pylock.toml: {where}'s URL holds a password in user info or a signature; a lock never does")
-    filename = entry.get("name") or url.partition("#")[0].rstrip("/").rsplit("/", 1)[-1]
-    return url, unquote(str(filename)), sha.lower()
-
-
+@dataclass(frozen=True)
 class Lock:
-    def __init__(self, packages: list[_Package]) -> None:
-        self.packages = packages
+    """A screened ``pylock.toml`` (see the module docstring)."""
 
-    def select(self, target: Target) -> list[Artifact]:
-        """The artifacts ``target`` installs (see the module docstring); a one-line UsageError
-        for a package with no file that fits."""
-        rank: dict[str, int] | None = None
-        out: list[Artifact] = []
+    packages: tuple[Package, ...]
+    created_by: str = "privpkg"
+    requires_python: str | None = None
+    environments: tuple[str, ...] = field(default=())
+
+    def versions(self) -> dict[str, str]:
+        """``{canonical name: version}`` of the packages locked from an index (those a
+        constraint ``name==version`` can hold in place; a ``privpkg://`` or other direct URL is
+        pinned by the spec itself)."""
+        return {p.name: p.version for p in self.packages if p.version and p.archive is None}
+
+    def select(self, target: Target | None = None) -> list[Artifact]:
+        """The artifacts ``target`` (default: the running interpreter) installs: each package
+        whose marker holds, with its best wheel for the target's tags, else its sdist. One-line
+        UsageError when a package has no artifact for the target, or two entries of one name
+        both apply."""
+        target = target or Target.current()
+        env = dict(target.environment)
+        python = env.get("python_full_version", "")
+        if self.requires_python and not _python_ok(self.requires_python, python):
+            raise UsageError(f"the lock requires Python {self.requires_python}; this interpreter is {python}")
+        rank = {tag: i for i, tag in enumerate(target.tags)}
+        chosen: dict[str, Artifact] = {}
         for pkg in self.packages:
-            if pkg.marker:
-                from packaging.markers import Marker
-
-                if not Marker(pkg.marker).evaluate(dict(target.markers)):
-                    continue
-            best: tuple[int, tuple[str, str, str]] | None = None
-            if len(pkg.wheels) == 1 and _UNIVERSAL & set(_wheel_tags(pkg.wheels[0][1])):
-                best = (0, pkg.wheels[0])  # the only wheel, and every Python 3 takes it: no ranking needed
-            for wheel in pkg.wheels if best is None else ():
-                if rank is None:
-                    rank = {t: i for i, t in enumerate(target.tags)}
-                score = min((rank[t] for t in _wheel_tags(wheel[1]) if t in rank), default=None)
-                if score is not None and (best is None or score < best[0]):
-                    best = (score, wheel)
-            if best is not None:
-                url, filename, sha = best[1]
-                out.append(Artifact(pkg.name, pkg.version, url, filename, sha, "wheel"))
-            elif pkg.archive is not None:
-                url, filename, sha = pkg.archive
-                out.append(Artifact(pkg.name, pkg.version, url, filename, sha, "wheel" if filename.endswith(".whl") else "sdist"))
-            elif pkg.sdist is not None:
-                url, filename, sha = pkg.sdist
-                out.append(Artifact(pkg.name, pkg.version, url, filename, sha, "sdist"))
-            else:
-                raise UsageError(f"pylock.toml: no file of {pkg.name} {pkg.version} fits this interpreter")
-        return out
+            if pkg.marker and not _marker_holds(pkg.marker, env):
+                continue
+            if pkg.requires_python and not _python_ok(pkg.requires_python, python):
+                raise UsageError(f"{pkg.name} {pkg.version or ''} in the lock requires Python {pkg.requires_python}; this interpreter is {python}")
+            art = _choose(pkg, rank)
+            if pkg.name in chosen:
+                raise UsageError(f"two entries for {pkg.name} in the lock apply to this interpreter (their markers overlap)")
+            chosen[pkg.name] = art
+        return list(chosen.values())
 
 
-def _wheel_tags(filename: str) -> list[str]:
-    parts = filename[: -len(".whl")].split("-") if filename.endswith(".whl") else []
-    if len(parts) < 5:
-        return []
-    pys, abis, plats = parts[-3].split("."), parts[-2].split("."), parts[-1].split(".")
-    return [f"{p}-{a}-{pl}" for p in pys for a in abis for pl in plats]
+def _python_ok(spec: str, version: str) -> bool:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return SpecifierSet(spec).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        raise UsageError(f"invalid requires-python in the lock: {shown(spec, 60)!r}") from None
+
+
+def _marker_holds(marker: str, env: dict[str, str]) -> bool:
+    from packaging.markers import Marker
+
+    m = Marker(marker)
+    try:
+        # packaging 25+: the lock-file context knows `extras` and `dependency_groups` (none here).
+        return m.evaluate(env, "lock_file")  # type: ignore[call-arg,arg-type,unused-ignore]
+    except TypeError:
+        return m.evaluate(env)
+
+
+def _wheel_tags(filename: str) -> frozenset[str]:
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        return frozenset(str(t) for t in parse_wheel_filename(filename)[3])
+    except InvalidWheelFilename:
+        raise UsageError(f"not a wheel file name in the lock: {shown(filename, 80)!r}") from None
+
+
+def _artifact(pkg: Package, entry: Mapping[str, Any], kind: str) -> Artifact:
+    url = str(entry["url"])
+    filename = str(entry.get("name") or unquote(urlsplit(url).path.rsplit("/", 1)[-1]))
+    version = pkg.version or _version_from(filename) or ""
+    return Artifact(pkg.name, version, url, filename, str(entry["hashes"]["sha256"]), kind)
+
+
+def _version_from(filename: str) -> str | None:
+    from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        return str(parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
+def _choose(pkg: Package, rank: Mapping[str, int]) -> Artifact:
+    best: tuple[int, Mapping[str, Any]] | None = None
+    for wheel in pkg.wheels:
+        art = _artifact(pkg, wheel, "wheel")
+        fits = [rank[t] for t in _wheel_tags(art.filename) if t in rank]
+        if fits and (best is None or min(fits) < best[0]):
+            best = (min(fits), wheel)
+    if best is not None:
+        return _artifact(pkg, best[1], "wheel")
+    if pkg.sdist is not None:
+        return _artifact(pkg, pkg.sdist, "sdist")
+    if pkg.archive is not None:
+        art = _artifact(pkg, pkg.archive, "wheel" if _filename(pkg.archive).endswith(".whl") else "sdist")
+        if art.kind == "sdist" or any(t in rank for t in _wheel_tags(art.filename)):
+            return art
+    raise UsageError(f"no artifact of {pkg.name} {pkg.version or ''} in the lock fits this interpreter (no wheel matches its tags and no sdist)")
+
+
+def _filename(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("name") or unquote(urlsplit(str(entry.get("url", ""))).path.rsplit("/", 1)[-1]))
+
+
+# ------------------------------------------------------------------------------ screening
+
+
+def screen_url(url: str, where: str) -> str:
+    """``url`` as a lock may hold it (a username without a password stripped), or a one-line
+    UsageError naming ``where`` for a scheme other than :data:`SCHEMES` (``file://`` above all),
+    a password in user info or a signature."""
+    from privpkg.environments.screen import find_secret
+
+    found = find_secret(url)
+    if found:
+        raise UsageError(f"{where}: the lock would hold {found} ({urls.redact(url)}); locks are stored and shared, so they hold no secret")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise UsageError(f"{where}: not a URL: {shown(url, 80)!r}") from None
+    scheme = parts.scheme.lower()
+    if scheme == "file" or not scheme:
+        raise UsageError(f"{where}: the lock would hold a local file ({shown(urls.redact(url), 120)}): a file:// requirement, or a "
+                         f"--find-links folder in the spec or pip's config; publish it (privpkg wheel add) and name its privpkg:// URL")
+    if scheme not in SCHEMES:
+        raise UsageError(f"{where}: a lock holds {', '.join(SCHEMES)} URLs only, not {shown(scheme, 20)}:")
+    if "@" in parts.netloc:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        if ":" in userinfo:  # find_secret caught the usual shapes; an empty password too is refused
+            raise UsageError(f"{where}: the lock would hold a password in user info ({urls.redact(url)})")
+        parts = parts._replace(netloc=hostport)  # a username alone (__token__) names, never proves
+    return urlunsplit(parts)
+
+
+def _screen_entry(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: expected a table")
+    if "path" in raw:
+        raise UsageError(f"{where}: the lock would hold a local path ({shown(str(raw['path']), 80)}); "
+                         f"a lock names artifacts every machine can fetch (privpkg:// wheels, feed URLs)")
+    if not isinstance(raw.get("url"), str):
+        raise UsageError(f"{where}: an artifact without a url")
+    hashes = raw.get("hashes")
+    sha = hashes.get("sha256") if isinstance(hashes, dict) else None
+    if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
+        raise UsageError(f"{where}: an artifact without a sha256 ({urls.redact(raw['url'])}); privpkg checks every download against it")
+    out: dict[str, Any] = {"url": screen_url(raw["url"], where), "hashes": {"sha256": sha.lower()}}
+    for key in ("name", "size", "upload-time"):
+        if key in raw:
+            out[key] = raw[key]
+    return out
+
+
+def _package(raw: Any, i: int) -> Package:
+    from packaging.utils import canonicalize_name
+
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise UsageError(f"pylock.toml: packages[{i}] has no name")
+    name = canonicalize_name(raw["name"])
+    where = f"pylock.toml: package {shown(name, 60)}"
+    for key in ("vcs", "directory"):
+        if key in raw:
+            raise UsageError(f"{where}: a {key} source cannot be locked by privpkg; publish it as a wheel (privpkg wheel add)")
+    wheels = raw.get("wheels", [])
+    if not isinstance(wheels, list):
+        raise UsageError(f"{where}: wheels must be an array of tables")
+    pkg = Package(
+        name=name,
+        version=str(raw["version"]) if "version" in raw else None,
+        marker=str(raw["marker"]) if "marker" in raw else None,
+        requires_python=str(raw["requires-python"]) if "requires-python" in raw else None,
+        index=screen_url(str(raw["index"]), where) if "index" in raw else None,
+        archive=_screen_entry(raw["archive"], f"{where} (archive)") if "archive" in raw else None,
+        sdist=_screen_entry(raw["sdist"], f"{where} (sdist)") if "sdist" in raw else None,
+        wheels=tuple(_screen_entry(w, f"{where} (wheel)") for w in wheels),
+    )
+    if pkg.archive is None and pkg.sdist is None and not pkg.wheels:
+        raise UsageError(f"{where}: no artifact (archive, sdist or wheels)")
+    return pkg
 
 
 def load(text: str) -> Lock:
-    """Read a ``pylock.toml``; a one-line UsageError for one that is not valid TOML or lacks
-    what a build needs."""
+    """The screened lock in ``text`` (see the module docstring); one-line UsageError for a
+    malformed lock or one holding what no lock may."""
     import tomllib
 
+    from privpkg.environments.screen import find_secret
+
+    found = find_secret(text)
+    if found:
+        raise UsageError(f"pylock.toml: the lock would hold {found}; locks are stored and shared, so they hold no secret")
     try:
-        doc = tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"pylock.toml is not valid TOML: {shown(exc, 200)}") from None
-    packages = doc.get("packages")
-    if not isinstance(packages, list):
-        raise UsageError("pylock.toml has no [[packages]]")
-    out: list[_Package] = []
-    for i, p in enumerate(packages):
-        if not isinstance(p, dict) or not isinstance(p.get("name"), str) or not isinstance(p.get("version"), str):
-            raise UsageError(f"pylock.toml: package {i + 1} has no name and version")
-        where = f"{p['name']} {p['version']}"
-        wheels = tuple(_file(w, f"{where}'s wheel") for w in p.get("wheels") or ())
-        archive = _file(p["archive"], f"{where}'s archive") if "archive" in p else None
-        sdist = _file(p["sdist"], f"{where}'s sdist") if "sdist" in p else None
-        marker = p.get("marker")
-        out.append(_Package(canonical(p["name"]), p["version"], marker if isinstance(marker, str) else None, wheels, archive, sdist))
-    return Lock(out)
+        raise UsageError(f"pylock.toml is not valid TOML: {shown(str(exc), 120)}") from None
+    version = str(data.get("lock-version", ""))
+    if version.split(".")[0] != "1":
+        raise UsageError(f"pylock.toml: lock-version {shown(version, 20) or '(missing)'} is not 1.x")
+    raw_packages = data.get("packages", [])
+    if not isinstance(raw_packages, list):
+        raise UsageError("pylock.toml: packages must be an array of tables")
+    packages = tuple(_package(p, i) for i, p in enumerate(raw_packages))
+    envs = data.get("environments", [])
+    return Lock(
+        packages=tuple(sorted(packages, key=_order)),
+        created_by=str(data.get("created-by", "")),
+        requires_python=str(data["requires-python"]) if "requires-python" in data else None,
+        environments=tuple(str(e) for e in envs) if isinstance(envs, list) else (),
+    )
+
+
+def _order(p: Package) -> tuple[str, str, str]:
+    return (p.name, p.version or "", p.marker or "")
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, _dt.datetime | _dt.date):
+        return v.isoformat()
+    if isinstance(v, Sequence) and not isinstance(v, str):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    # A JSON string is a valid TOML basic string (same escapes, \uXXXX for controls).
+    return json.dumps(str(v), ensure_ascii=False)
+
+
+def _entry_lines(entry: Mapping[str, Any]) -> list[str]:
+    lines = [f"{k} = {_value(entry[k])}" for k in ("name", "url", "size", "upload-time") if k in entry]
+    return [*lines, f"hashes = {{sha256 = {_value(entry['hashes']['sha256'])}}}"]
+
+
+def dump(lock: Lock) -> str:
+    """``lock`` as ``pylock.toml`` text, in one canonical order."""
+    out = [f"lock-version = {_value(LOCK_VERSION)}", f"created-by = {_value(lock.created_by or 'privpkg')}"]
+    if lock.requires_python:
+        out.append(f"requires-python = {_value(lock.requires_python)}")
+    if lock.environments:
+        out.append(f"environments = {_value(list(lock.environments))}")
+    for p in sorted(lock.packages, key=_order):
+        out += ["", "[[packages]]", f"name = {_value(p.name)}"]
+        for key, val in (("version", p.version), ("marker", p.marker), ("requires-python", p.requires_python), ("index", p.index)):
+            if val is not None:
+                out.append(f"{key} = {_value(val)}")
+        if p.archive is not None:
+            out += ["", "[packages.archive]", *_entry_lines(p.archive)]
+        if p.sdist is not None:
+            out += ["", "[packages.sdist]", *_entry_lines(p.sdist)]
+        for w in p.wheels:
+            out += ["", "[[packages.wheels]]", *_entry_lines(w)]
+    return "\n".join(out) + "\n"

@@ -1,1 +1,380 @@
-"""Issue 10: this module is being written (see privpkg.environments)."""
+"""Registered environments in a workspace's storage: immutable versions and mutable labels.
+
+Layout (every object written once, with a conditional create, :meth:`Storage.put_bytes`)::
+
+    environments/NAME/N/version.json        the claim and commit record, written FIRST
+    environments/NAME/N/definition.json     the canonical definition (privpkg.environments.spec)
+    environments/NAME/N/spec/FILE           the files the spec was read from, as given
+    environments/NAME/N/pylock.toml         the pip lock (PEP 751)
+    environments/NAME/N/conda-PLATFORM.txt  a conda lock per platform (CEP 23 @EXPLICIT)
+    environments/NAME/labels/LABEL/SEQ.json {"version": N} or {"removed": true}; the highest SEQ wins
+
+``version.json`` names every file of the version with its sha256 and size, the digest of the
+spec part (definition and spec files) and the content digest (all of them). Claiming version N
+is creating its ``version.json``: of concurrent registrations exactly one wins (O_EXCL locally,
+``If-None-Match: *`` on Azure, ``IfNoneMatch`` on S3: the service decides, not a read before the
+write); a loser with the same content returns N, one with other content tries N+1. The files
+follow; a version whose files do not all match its record is *incomplete* (its writer died):
+reading it is one clear error, and registering the same content again completes it. ``latest`` is
+the highest complete version.
+
+Registering the content of the latest version writes nothing and costs two requests: one listing
+of ``environments/NAME/`` and one read of the latest ``version.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from privpkg.environments import screen
+from privpkg.environments.spec import RESERVED_FILES, Spec, canonical_json, load_definition, validate_label, validate_name
+from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
+from privpkg.refs import ENVIRONMENTS
+from privpkg.storage.base import AlreadyExists, Storage
+
+RECORD = "version.json"
+DEFINITION = "definition.json"
+PYLOCK = "pylock.toml"
+RECORD_FORMAT = 1
+#: A lock file's name: the pip lock, or a conda explicit list for one platform.
+_LOCK = re.compile(r"pylock\.toml|conda-[a-z0-9]+-?[a-z0-9_]*\.txt")
+#: How many versions a registration tries past the one it first saw taken (each taken by a
+#: concurrent writer with other content) before it gives up.
+MAX_TRIES = 64
+
+
+class IncompleteVersion(PrivpkgError):
+    """A version whose files do not match its record: its writer died before it finished."""
+
+
+class Version(NamedTuple):
+    """One registered version: its record, and its files when read with :func:`get`."""
+
+    name: str
+    version: int
+    digest: str
+    spec_digest: str
+    files: dict[str, dict[str, Any]]  # path -> {"sha256", "size"}
+    created: bool = False  # by this call (register)
+    content: dict[str, bytes] | None = None  # path -> bytes, from get()
+
+    def _content(self) -> dict[str, bytes]:
+        if self.content is None:
+            raise PrivpkgError(f"environment {self.name}:{self.version}: its files were not read")
+        return self.content
+
+    @property
+    def spec(self) -> Spec:
+        content = self._content()
+        sources = tuple((p[len("spec/") :], d) for p, d in sorted(content.items()) if p.startswith("spec/"))
+        return Spec.from_definition(json.loads(content[DEFINITION]), sources)
+
+    @property
+    def locks(self) -> dict[str, str]:
+        return {p: d.decode() for p, d in sorted(self._content().items()) if _LOCK.fullmatch(p)}
+
+
+def is_lock_name(name: str) -> bool:
+    return bool(_LOCK.fullmatch(name))
+
+
+def env_prefix(name: str) -> str:
+    return f"{ENVIRONMENTS}/{validate_name(name)}/"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest(files: Mapping[str, Mapping[str, Any]], spec_only: bool = False) -> str:
+    chosen = {p: f["sha256"] for p, f in files.items() if not spec_only or p == DEFINITION or p.startswith("spec/")}
+    return _sha(canonical_json(dict(sorted(chosen.items()))))
+
+
+def version_files(spec: Spec, locks: Mapping[str, str]) -> dict[str, bytes]:
+    """The files of a version of ``spec`` with ``locks`` (file name -> text), by path."""
+    files = {DEFINITION: spec.definition_bytes()}
+    files.update({f"spec/{name}": data for name, data in spec.sources})
+    for name, text in locks.items():
+        if not _LOCK.fullmatch(name):
+            raise UsageError(f"invalid lock file name {shown(name, 60)!r}: pylock.toml or conda-PLATFORM.txt")
+        files[name] = text.encode()
+    return files
+
+
+def check_locks(spec: Spec, locks: Mapping[str, str]) -> None:
+    """Every version carries its locks: ``pylock.toml`` for a pip part, a ``conda-PLATFORM.txt``
+    for conda dependencies (UsageError, one line, naming what is missing)."""
+    conda = [n for n in locks if n.startswith("conda-")]
+    if (spec.pip or not spec.conda) and PYLOCK not in locks:
+        raise UsageError(f"environment {spec.name} needs its pip lock ({PYLOCK}) to be registered")
+    if spec.conda and not conda:
+        raise UsageError(f"environment {spec.name} needs a conda lock (conda-PLATFORM.txt) to be registered")
+
+
+def spec_digest(spec: Spec) -> str:
+    """The digest a version of ``spec`` records for its spec part, whatever its locks."""
+    files = version_files(spec, {})
+    return _digest({p: {"sha256": _sha(d)} for p, d in files.items()})
+
+
+def screen_files(files: Mapping[str, bytes], secrets: Mapping[str, str] | None = None) -> None:
+    """Refuse (one line) a file that holds a secret or a signature; secrets read once."""
+    known = screen.known_secrets() if secrets is None else secrets
+    for path, data in sorted(files.items()):
+        screen.refuse(data.decode("utf-8", "replace"), path, known)
+
+
+def _record(name: str, version: int, files: Mapping[str, bytes]) -> dict[str, Any]:
+    entries = {p: {"sha256": _sha(d), "size": len(d)} for p, d in sorted(files.items())}
+    return {"format": RECORD_FORMAT, "name": name, "version": version, "digest": _digest(entries),
+            "spec_digest": _digest(entries, spec_only=True), "files": entries}
+
+
+def _parse_record(data: bytes, where: str) -> Version:
+    try:
+        doc = json.loads(data)
+        files = doc["files"]
+        if doc.get("format") != RECORD_FORMAT or not isinstance(files, dict):
+            raise ValueError
+        for p, f in files.items():
+            if not isinstance(f, dict) or not isinstance(f.get("sha256"), str) or not isinstance(f.get("size"), int):
+                raise TypeError
+            if p in RESERVED_FILES[:1] or ".." in p.split("/"):
+                raise ValueError
+        return Version(doc["name"], int(doc["version"]), doc["digest"], doc["spec_digest"], files)
+    except (ValueError, KeyError, TypeError):
+        raise PrivpkgError(f"{where} is not a version record privpkg can read") from None
+
+
+class _Listing:
+    """One listing of ``environments/NAME/``: the versions claimed and the objects present."""
+
+    def __init__(self, store: Storage, name: str) -> None:
+        self.prefix = env_prefix(name)
+        self.objects: dict[str, int] = {b.key[len(self.prefix) :]: b.size for b in store.list_keys(self.prefix)}
+        claimed = []
+        for key in self.objects:
+            head, _, rest = key.partition("/")
+            if rest == RECORD and head.isdigit():
+                claimed.append(int(head))
+        self.versions = sorted(claimed)
+
+    def complete(self, rec: Version) -> bool:
+        return all(self.objects.get(f"{rec.version}/{p}") == f["size"] for p, f in rec.files.items())
+
+    def labels(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for key in self.objects:
+            parts = key.split("/")
+            if len(parts) == 3 and parts[0] == "labels" and parts[2].endswith(".json") and parts[2][:-5].isdigit():
+                out.setdefault(parts[1], []).append(int(parts[2][:-5]))
+        return {k: sorted(v) for k, v in out.items()}
+
+
+def _read_record(store: Storage, name: str, version: int) -> Version:
+    key = f"{env_prefix(name)}{version}/{RECORD}"
+    rec = _parse_record(store.read_bytes(key), key)
+    if rec.name != name or rec.version != version:
+        raise PrivpkgError(f"{key} names {shown(rec.name)}:{rec.version}, not {name}:{version}")
+    return rec
+
+
+def _fill(store: Storage, rec: Version, files: Mapping[str, bytes], present: Mapping[str, int] | None = None) -> None:
+    """Write the files of ``rec`` that are missing (conditional creates; a file another writer
+    put there first must have the recorded content)."""
+    prefix = f"{env_prefix(rec.name)}{rec.version}/"
+    for path, data in sorted(files.items()):
+        if present is not None and present.get(f"{rec.version}/{path}") == len(data):
+            continue
+        try:
+            store.put_bytes(prefix + path, data)
+        except AlreadyExists:
+            if _sha(store.read_bytes(prefix + path)) != rec.files[path]["sha256"]:
+                raise PrivpkgError(f"{prefix}{path} does not match its version record; the workspace was changed "
+                                   "outside privpkg") from None
+
+
+def find_unchanged(store: Storage, spec: Spec) -> Version | None:
+    """The latest version when its spec part is ``spec`` and it is complete (two requests),
+    else None: what ``register`` returns without locking again."""
+    listing = _Listing(store, spec.name)
+    if not listing.versions:
+        return None
+    rec = _read_record(store, spec.name, listing.versions[-1])
+    return rec if rec.spec_digest == spec_digest(spec) and listing.complete(rec) else None
+
+
+def register(store: Storage, spec: Spec, locks: Mapping[str, str], *, version: int | None = None,
+             secrets: Mapping[str, str] | None = None) -> Version:
+    """Register ``spec`` with ``locks`` (file name -> text: ``pylock.toml``,
+    ``conda-PLATFORM.txt``). The content of the latest version: that version, nothing written;
+    else version N+1. ``version``: the caller asserts that version; it must hold this content
+    (or be the next one), never a silent reuse. Refuses (UsageError, one line) any file holding
+    a secret or a signature."""
+    files = version_files(spec, locks)
+    screen_files(files, secrets)  # first: a secret is the line to see, whatever else is wrong
+    check_locks(spec, locks)
+    name = spec.name
+    listing = _Listing(store, name)
+    latest = listing.versions[-1] if listing.versions else 0
+    if version is not None:
+        if version in listing.versions:
+            rec = _read_record(store, name, version)
+            if rec.digest != _record(name, version, files)["digest"]:
+                raise UsageError(f"environment {name}:{version} exists with other content; register without a version "
+                                 f"to make {name}:{latest + 1}")
+            _fill(store, rec, files, listing.objects)
+            return rec
+        if version != latest + 1:
+            raise UsageError(f"environment {name} has no version {version}; the next one is {latest + 1}")
+    elif latest:
+        rec = _read_record(store, name, latest)
+        if rec.digest == _record(name, latest, files)["digest"]:
+            if not listing.complete(rec):
+                _fill(store, rec, files, listing.objects)
+            return rec
+    n = version or latest + 1
+    for _ in range(MAX_TRIES):
+        record = _record(name, n, files)
+        try:
+            store.put_bytes(f"{env_prefix(name)}{n}/{RECORD}", canonical_json(record))
+        except AlreadyExists:
+            rec = _read_record(store, name, n)
+            if rec.digest == record["digest"]:
+                _fill(store, rec, files)  # the winner may still be writing: help it finish
+                return rec
+            if version is not None:
+                raise UsageError(f"environment {name}:{version} was just registered with other content") from None
+            n += 1
+            continue
+        rec = _parse_record(canonical_json(record), RECORD)._replace(created=True)
+        _fill(store, rec, files)
+        return rec
+    raise PrivpkgError(f"environment {name}: {MAX_TRIES} versions were registered concurrently; try again")
+
+
+def _read_version(store: Storage, rec: Version) -> Version:
+    prefix = f"{env_prefix(rec.name)}{rec.version}/"
+    content = {}
+    for path, f in sorted(rec.files.items()):
+        try:
+            data = store.read_bytes(prefix + path)
+        except NotFoundError:
+            data = None
+        if data is None or _sha(data) != f["sha256"]:
+            raise IncompleteVersion(f"environment {rec.name}:{rec.version} is incomplete ({path} is "
+                                    f"{'missing' if data is None else 'not what its record says'}); register the same "
+                                    "spec again to complete it")
+        content[path] = data
+    rec = rec._replace(content=content)
+    load_definition(content[DEFINITION])
+    return rec
+
+
+def read_definition(store: Storage, rec: Version) -> Spec:
+    """The definition of ``rec`` alone (one request), checked against its record."""
+    key = f"{env_prefix(rec.name)}{rec.version}/{DEFINITION}"
+    data = store.read_bytes(key)
+    if _sha(data) != rec.files[DEFINITION]["sha256"]:
+        raise IncompleteVersion(f"environment {rec.name}:{rec.version}: {DEFINITION} is not what its record says")
+    return load_definition(data)
+
+
+def _label_value(store: Storage, name: str, label: str, seqs: list[int]) -> int | None:
+    if not seqs:
+        return None
+    key = f"{env_prefix(name)}labels/{label}/{seqs[-1]}.json"
+    try:
+        doc = json.loads(store.read_bytes(key))
+    except ValueError:
+        raise PrivpkgError(f"{key} is not a label record") from None
+    if isinstance(doc, dict) and doc.get("removed") is True:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("version"), int):
+        raise PrivpkgError(f"{key} is not a label record")
+    return int(doc["version"])
+
+
+def get(store: Storage, name: str, version: int | None = None, label: str | None = None, *,
+        digest: str | None = None) -> Version:
+    """A registered version with its files, each checked against its record: ``version``, the
+    version ``label`` points at, or the latest complete one. ``digest``: the content the caller
+    expects (an error if the version holds other content)."""
+    listing = _Listing(store, name)
+    if label is not None:
+        validate_label(label)
+        version = _label_value(store, name, label, listing.labels().get(label, []))
+        if version is None:
+            raise NotFoundError(f"environment {name} has no label {label!r}")
+    if not listing.versions:
+        raise NotFoundError(f"no environment named {name!r} in this workspace (see: privpkg env list)")
+    if version is not None:
+        if version not in listing.versions:
+            raise NotFoundError(f"environment {name} has no version {version} (latest: {listing.versions[-1]})")
+        rec = _read_version(store, _read_record(store, name, version))
+    else:
+        for n in reversed(listing.versions):
+            found = _read_record(store, name, n)
+            if listing.complete(found):
+                rec = _read_version(store, found)
+                break
+        else:
+            raise IncompleteVersion(f"environment {name} has no complete version; register its spec again")
+    if digest is not None and rec.digest != digest:
+        raise UsageError(f"environment {name}:{rec.version} holds other content than expected (digest {rec.digest[:12]}, "
+                         f"expected {digest[:12]})")
+    return rec
+
+
+def list_environments(store: Storage) -> dict[str, Version]:
+    """Each environment's latest complete version (records only), by name."""
+    names = sorted({b.key.split("/")[1] for b in store.list_keys(f"{ENVIRONMENTS}/") if b.key.count("/") >= 3})
+    out = {}
+    for name in names:
+        listing = _Listing(store, name)
+        for n in reversed(listing.versions):
+            rec = _read_record(store, name, n)
+            if listing.complete(rec):
+                out[name] = rec
+                break
+    return out
+
+
+def labels(store: Storage, name: str) -> dict[str, int]:
+    """The labels of ``name`` and the versions they point at (removed ones left out)."""
+    listing = _Listing(store, name)
+    out = {}
+    for label, seqs in sorted(listing.labels().items()):
+        value = _label_value(store, name, label, seqs)
+        if value is not None:
+            out[label] = value
+    return out
+
+
+def set_label(store: Storage, name: str, label: str, version: int | None) -> None:
+    """Point ``label`` at ``version`` (None: remove it). Each change is a new record with the
+    next sequence number, created conditionally; the later of two racing writers wins."""
+    validate_label(label)
+    listing = _Listing(store, name)
+    if version is not None:
+        if version not in listing.versions:
+            raise NotFoundError(f"environment {name} has no version {version}")
+        if not listing.complete(_read_record(store, name, version)):
+            raise IncompleteVersion(f"environment {name}:{version} is incomplete; register its spec again first")
+    seqs = listing.labels().get(label, [])
+    if version is None and _label_value(store, name, label, seqs) is None:
+        raise NotFoundError(f"environment {name} has no label {label!r}")
+    seq = (seqs[-1] if seqs else 0) + 1
+    body = canonical_json({"removed": True} if version is None else {"version": version})
+    for _ in range(MAX_TRIES):
+        try:
+            store.put_bytes(f"{env_prefix(name)}labels/{label}/{seq}.json", body)
+            return
+        except AlreadyExists:
+            seq += 1
+    raise PrivpkgError(f"label {label!r} of {name} is being changed concurrently; try again")

@@ -1,1 +1,112 @@
-"""Issue 10: this module is being written (see privpkg.environments)."""
+"""What an environment's definition or lock may never hold, and the names that look like secrets.
+
+A definition, its spec files and its locks are stored in the workspace and copied into builds and
+images, where anyone who can read them sees them. So they are refused (one line, never the value)
+when they hold:
+
+- a known connection's secret (every connection privpkg can read: the store and the environment
+  sources, read once per :func:`known_secrets`), or the account key of a connection string;
+- a password in a URL's user info (``https://user:PASS@host``); a reference to a variable that
+  pip expands (``https://__token__:${PAT}@host``) is not a password and is kept;
+- a signature parameter: Azure SAS ``sig=``, S3 ``X-Amz-Signature=`` or ``Signature=`` (SigV2);
+  a conda channel token in a path (``/t/TOKEN/``).
+
+Environment variables whose names look like secrets (``TOKEN``, ``PAT``, ``SECRET``,
+``PASSWORD``, ``KEY``...) get one warning line each (:func:`suspicious_variables`): the value
+may be a public setting, so it is the user's call.
+
+    >>> find_secret("https://acct.blob.core.windows.net/c/x.whl?sv=2024&sig=abc", secrets={})
+    'a signature (sig=)'
+    >>> find_secret("--extra-index-url https://__token__:${PAT}@pkgs.example/simple/", secrets={})
+    >>> find_secret("https://u:hunter22@pkgs.example/simple/", secrets={})
+    'a password in user info'
+    >>> suspicious_variables(["HF_TOKEN", "PIP_KEYRING_PROVIDER", "AWS_SECRET_ACCESS_KEY"])
+    ['variable HF_TOKEN looks like a secret; its value is stored in the workspace as written', 'variable AWS_SECRET_ACCESS_KEY looks like a secret; its value is stored in the workspace as written']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from urllib.parse import unquote
+
+from privpkg.errors import UsageError
+
+#: Shorter secrets are not searched for: they would match ordinary text.
+MIN_SECRET = 8
+_SIGNATURES = (
+    (re.compile(r"[?&;]sig=", re.IGNORECASE), "a signature (sig=)"),
+    (re.compile(r"X-Amz-Signature=", re.IGNORECASE), "an X-Amz-Signature"),
+    (re.compile(r"[?&;]Signature=", re.IGNORECASE), "a signature (Signature=)"),
+    # anaconda.org's (and conda's) token in a channel path: https://conda.anaconda.org/t/TOKEN/channel
+    (re.compile(r"://[^/\s]+/t/[^/\s]+/"), "a channel token (/t/...)"),
+)
+#: ``scheme://user:password@`` (the password part non-empty).
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/@\s:?#]*):([^/@\s?#]+)@")
+#: A password that is only a variable reference, which pip (and uv) expand from the environment.
+_VARIABLE_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
+_SECRET_WORDS = frozenset({"TOKEN", "PAT", "SECRET", "SECRETS", "PASSWORD", "PASSWD", "PWD", "KEY", "APIKEY", "CREDENTIAL",
+                           "CREDENTIALS", "AUTH", "SAS", "SIG", "SIGNATURE"})
+
+
+def known_secrets() -> dict[str, str]:
+    """Every secret privpkg can read (value -> what to call it), read once: the connections'
+    secrets, and the account key inside a connection string. Never printed."""
+    from privpkg.connections import list_connections
+
+    found: dict[str, str] = {}
+    for conn in list_connections():
+        what = f"connection {conn.name!r}'s secret"
+        for part in _parts(conn.secret):
+            if len(part) >= MIN_SECRET:
+                found.setdefault(part, what)
+    return found
+
+
+def _parts(secret: str) -> list[str]:
+    """The secret, and the pieces of it that travel alone: a connection string's ``AccountKey``
+    and ``SharedAccessSignature``, a SAS token's ``sig``."""
+    out = [secret]
+    for piece in secret.split(";"):
+        key, _, value = piece.partition("=")
+        if key in ("AccountKey", "SharedAccessSignature") and value:
+            out.append(value)
+    for m in re.finditer(r"(?:^|[?&])sig=([^&]+)", secret):
+        out += [m.group(1), unquote(m.group(1))]
+    return out
+
+
+def find_secret(text: str, secrets: Mapping[str, str] | None = None) -> str | None:
+    """What in ``text`` must not be stored, described without its value, or None. ``secrets``:
+    from :func:`known_secrets` (read here when None)."""
+    known = known_secrets() if secrets is None else secrets
+    decoded = unquote(text)
+    for value, what in known.items():
+        if value in text or value in decoded:
+            return what
+    for pattern, what in _SIGNATURES:
+        if pattern.search(text) or pattern.search(decoded):
+            return what
+    for m in _USERINFO.finditer(text):
+        if not _VARIABLE_REF.fullmatch(m.group(2)):
+            return "a password in user info"
+    return None
+
+
+def refuse(text: str, what: str, secrets: Mapping[str, str] | None = None) -> None:
+    """UsageError (one line, naming ``what`` and the kind of secret, never its value) when
+    :func:`find_secret` finds something in ``text``."""
+    found = find_secret(text, secrets)
+    if found is not None:
+        raise UsageError(f"{what} holds {found}; it would be stored for anyone who can read the workspace: "
+                         "refer to it through a connection or a ${VARIABLE} instead")
+
+
+def suspicious_variables(names: Iterable[str]) -> list[str]:
+    """One warning line for each variable name that looks like a secret's."""
+    out = []
+    for name in names:
+        words = set(re.split(r"[_\W]+", name.upper()))
+        if words & _SECRET_WORDS:
+            out.append(f"variable {name} looks like a secret; its value is stored in the workspace as written")
+    return out

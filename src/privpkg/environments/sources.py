@@ -1,1 +1,309 @@
-"""Issue 10: this module is being written (see privpkg.environments)."""
+"""A :class:`~privpkg.environments.spec.Spec` from what users already have.
+
+- :func:`from_conda_specification`: a conda environment file (``environment.yml``): ``channels``,
+  ``dependencies`` with an optional ``pip:`` section, ``variables``. Parsed with ruamel.yaml's
+  safe loader (``privpkg[env]``; conda itself depends on it and ``privpkg setup conda`` already
+  uses it), imported only here.
+- :func:`from_pip_requirements`: a requirements file. ``-r FILE`` includes are read in place
+  (relative to the including file, each kept under ``spec/``); ``-c FILE`` constraints become
+  the spec's constraints; other options (``--index-url``, ``--extra-index-url``,
+  ``--find-links``, ``--pre``, ``--only-binary``...) are kept in order. ``-e`` and local paths
+  are refused: nothing else could rebuild them.
+- :func:`from_existing_conda_environment`: an environment's ``conda-meta/*.json`` records
+  (``name==version=build`` from their channels, tokens stripped) and what pip installed into it;
+  the name is found as conda finds it (``CONDA_ENVS_DIRS``/``CONDA_ENVS_PATH``, ``envs_dirs`` in a
+  condarc, ``ROOT/envs``, ``~/.conda/envs``; ``base`` is the root), or given as a path.
+- :func:`from_existing_virtualenv`: a virtualenv's installed distributions, pinned; a wheel
+  installed from a workspace keeps its ``privpkg://`` URL from ``direct_url.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from privpkg.environments.spec import Spec, normalize_pip_line
+from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
+
+#: Spec files are small text files; a larger one is refused before it is parsed.
+MAX_FILE = 1 << 20
+_INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s+|=)(\S.*)$")
+#: Lines that make a spec depend on this machine's files.
+_LOCAL = re.compile(r"^(-e|--editable)(\s|=|$)|^(\.{0,2}/|file:)|\s@\s*file:", re.IGNORECASE)
+
+
+def read_file(path: Path) -> bytes:
+    """A spec file's bytes (at most :data:`MAX_FILE`); one line for a missing or unreadable one."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE + 1)
+    except FileNotFoundError:
+        raise NotFoundError(f"no such file: {shown(path)}") from None
+    except OSError as exc:
+        raise PrivpkgError(f"cannot read {shown(path)}: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_FILE:
+        raise UsageError(f"{shown(path)} is larger than {MAX_FILE >> 20} MiB; a spec file is much smaller")
+    return data
+
+
+def decode(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"{shown(path)} is not UTF-8 text") from None
+
+
+def _pip_lines(raw: list[str], where: str) -> list[str]:
+    """Requirement and option lines: comments, blank lines and line continuations handled as
+    pip reads them; local paths and editables refused."""
+    joined = "\n".join(raw).replace("\\\n", " ")
+    out = []
+    for line in joined.splitlines():
+        text = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if not text:
+            continue
+        if _LOCAL.search(text):
+            raise UsageError(f"{where}: {shown(text, 80)!r} names a local path or an editable install, which no other "
+                             "machine can rebuild; publish it (privpkg wheel add) and name its privpkg:// URL")
+        out.append(text)
+    return out
+
+
+class _Requirements:
+    def __init__(self) -> None:
+        self.pip: list[str] = []
+        self.constraints: list[str] = []
+        self.files: dict[str, bytes] = {}
+        self.seen: set[Path] = set()
+
+    def read(self, path: Path, constraints: bool = False) -> None:
+        real = path.resolve()
+        if real in self.seen:
+            raise UsageError(f"{shown(path)} is included twice (a -r/-c loop?)")
+        self.seen.add(real)
+        data = read_file(path)
+        if path.name in self.files:
+            raise UsageError(f"two spec files are called {shown(path.name)}; rename one")
+        self.files[path.name] = data
+        for line in _pip_lines(decode(path, data).splitlines(), shown(path)):
+            m = _INCLUDE.match(line)
+            if m:
+                self.read(path.parent / m.group(2).strip(), constraints or m.group(1) in ("-c", "--constraint"))
+            elif constraints:
+                if not line.startswith("-"):
+                    self.constraints.append(line)
+            else:
+                self.pip.append(line)
+
+
+def from_pip_requirements(name: str, path: str | os.PathLike[str]) -> Spec:
+    reqs = _Requirements()
+    reqs.read(Path(path))
+    return Spec(name, pip=tuple(reqs.pip), constraints=tuple(reqs.constraints), sources=tuple(reqs.files.items()))
+
+
+def load_yaml(path: Path, data: bytes) -> Any:
+    try:
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import YAMLError
+    except ImportError:
+        raise PrivpkgError("reading a conda environment file needs ruamel.yaml: pip install 'privpkg[env]'") from None
+    try:
+        return YAML(typ="safe", pure=True).load(decode(path, data))
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UsageError(f"{shown(path)} is not valid YAML{where}") from None
+
+
+def from_conda_specification(name: str, path: str | os.PathLike[str]) -> Spec:
+    file = Path(path)
+    data = read_file(file)
+    doc = load_yaml(file, data)
+    if not isinstance(doc, Mapping):
+        raise UsageError(f"{shown(file)} is not a conda environment file (a mapping with dependencies)")
+    deps = doc.get("dependencies") or []
+    channels = doc.get("channels") or []
+    variables = doc.get("variables") or {}
+    if not isinstance(deps, list) or not isinstance(channels, list) or not isinstance(variables, Mapping):
+        raise UsageError(f"{shown(file)}: dependencies and channels must be lists, variables a mapping")
+    conda: list[str] = []
+    pip: list[str] = []
+    for dep in deps:
+        if isinstance(dep, Mapping) and set(dep) == {"pip"} and isinstance(dep["pip"], list):
+            pip += _pip_lines([str(x) for x in dep["pip"]], f"{shown(file)} (pip section)")
+        elif isinstance(dep, str):
+            conda.append(dep)
+        else:
+            raise UsageError(f"{shown(file)}: a dependency must be a conda spec or a pip: list, not {shown(dep, 60)}")
+    for line in pip:
+        if _INCLUDE.match(line):
+            raise UsageError(f"{shown(file)}: {shown(line, 60)!r} in the pip section: list the requirements themselves")
+    return Spec(name, pip=tuple(pip), channels=tuple(str(c) for c in channels), conda=tuple(conda),
+                variables=tuple((str(k), str(v)) for k, v in variables.items()), sources=((file.name, data),))
+
+
+# --- existing environments ------------------------------------------------------------------
+
+
+def _condarc_envs_dirs(environ: Mapping[str, str], home: Path) -> list[Path]:
+    """``envs_dirs`` of the condarc files conda reads (the user's and the root's), in order."""
+    files = [home / ".condarc", home / ".conda" / "condarc", home / ".config" / "conda" / "condarc"]
+    if environ.get("CONDARC"):
+        files.append(Path(environ["CONDARC"]))
+    out: list[Path] = []
+    for f in files:
+        if not f.is_file():
+            continue
+        doc = load_yaml(f, read_file(f))
+        dirs = doc.get("envs_dirs") if isinstance(doc, Mapping) else None
+        for d in dirs if isinstance(dirs, list) else []:
+            out.append(Path(os.path.expandvars(os.path.expanduser(str(d)))))
+    return out
+
+
+def conda_roots(environ: Mapping[str, str]) -> list[Path]:
+    roots = [Path(environ["CONDA_ROOT"])] if environ.get("CONDA_ROOT") else []
+    if environ.get("CONDA_EXE"):
+        roots.append(Path(environ["CONDA_EXE"]).parent.parent)
+    return roots
+
+
+def find_conda_prefix(env_name: str, environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    """The prefix of the conda environment ``env_name`` (a name, ``base``, or a path), found in
+    the order conda searches its envs dirs; NotFoundError naming where it looked."""
+    env = os.environ if environ is None else environ
+    home = home or Path(env.get("HOME") or Path.home())
+    if os.sep in env_name or "/" in env_name or env_name.startswith("."):
+        prefix = Path(env_name).expanduser()
+        if not (prefix / "conda-meta").is_dir():
+            raise NotFoundError(f"{shown(prefix)} is not a conda environment (it has no conda-meta folder)")
+        return prefix
+    roots = conda_roots(env)
+    if env_name == "base":
+        for root in roots:
+            if (root / "conda-meta").is_dir():
+                return root
+        raise NotFoundError("no conda base environment found (CONDA_ROOT and CONDA_EXE are not set)")
+    dirs = [Path(d) for var in ("CONDA_ENVS_DIRS", "CONDA_ENVS_PATH") for d in env.get(var, "").split(os.pathsep) if d]
+    dirs += _condarc_envs_dirs(env, home) + [r / "envs" for r in roots] + [home / ".conda" / "envs"]
+    for d in dirs:
+        if (d / env_name / "conda-meta").is_dir():
+            return d / env_name
+    raise NotFoundError(f"no conda environment named {shown(env_name)!r} in {', '.join(shown(d) for d in dict.fromkeys(dirs))}")
+
+
+def _clean_channel(url: str) -> str:
+    """A channel without an anaconda.org token (``/t/TOKEN/``) or user info."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = re.sub(r"/t/[^/]+/", "/", url)
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def _records(prefix: Path) -> list[dict[str, Any]]:
+    out = []
+    for f in sorted((prefix / "conda-meta").glob("*.json")):
+        try:
+            rec = json.loads(read_file(f))
+        except ValueError:
+            raise UsageError(f"{shown(f)} is not a conda package record (not JSON)") from None
+        if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in ("name", "version", "build")):
+            raise UsageError(f"{shown(f)} is not a conda package record (no name, version and build)")
+        out.append(rec)
+    return out
+
+
+def _dist_lines(site: Path, skip: set[str], owned: set[str] | None = None) -> list[str]:
+    """``name==version`` (or ``name @ privpkg://...``) for each distribution in ``site``,
+    canonical names in ``skip`` left out; ``owned``: dist-info folders conda installed."""
+    from importlib.metadata import distributions
+
+    from packaging.utils import canonicalize_name
+
+    from privpkg.conda.pypirecords import privpkg_url
+
+    lines: dict[str, str] = {}
+    for dist in distributions(path=[str(site)]):
+        folder = Path(str(getattr(dist, "_path", "")))
+        name = canonicalize_name(dist.metadata["Name"] or "")
+        if not name or name in skip or (owned is not None and folder.name in owned):
+            continue
+        if (folder / "INSTALLER").is_file() and (folder / "INSTALLER").read_text().strip() == "conda":
+            continue
+        url = privpkg_url(folder)
+        if url is None and (folder / "direct_url.json").is_file():
+            try:
+                direct = json.loads((folder / "direct_url.json").read_text())
+            except ValueError:
+                direct = {}
+            if isinstance(direct, dict) and (direct.get("dir_info") or {}).get("editable"):
+                raise UsageError(f"{name} is an editable install, which no other machine can rebuild; publish it "
+                                 "(privpkg wheel add) and install its privpkg:// URL")
+        lines[name] = f"{name} @ {url}" if url else f"{name}=={dist.version}"
+    return [lines[k] for k in sorted(lines)]
+
+
+def from_existing_conda_environment(name: str, conda_env_name: str, *, environ: Mapping[str, str] | None = None,
+                                    home: Path | None = None) -> Spec:
+    prefix = find_conda_prefix(conda_env_name, environ, home)
+    records = _records(prefix)
+    if not records:
+        raise UsageError(f"conda environment {shown(conda_env_name)!r} has no packages")
+    channels: list[str] = []
+    conda: list[str] = []
+    python = None
+    owned: set[str] = set()
+    for rec in records:
+        channel = _clean_channel(str(rec.get("channel") or ""))
+        subdir = str(rec.get("subdir") or "")
+        if subdir and channel.endswith("/" + subdir):  # conda records the channel's platform folder
+            channel = channel[: -len(subdir) - 1]
+        if channel and channel not in channels and channel != "pypi":
+            channels.append(channel)
+        conda.append(f"{rec['name']}=={rec['version']}={rec['build']}")
+        if rec["name"] == "python":
+            python = rec
+        for f in rec.get("files") or []:
+            parts = str(f).split("/")
+            owned.update(p for p in parts if p.endswith(".dist-info"))
+    pip: list[str] = []
+    if python is not None:
+        from types import SimpleNamespace
+
+        from privpkg.conda.pypirecords import site_packages_dir
+
+        site = site_packages_dir(SimpleNamespace(version=python["version"],
+                                                 python_site_packages_path=python.get("python_site_packages_path")))
+        if site and (prefix / site).is_dir():
+            pip = _dist_lines(prefix / site, set(), owned)
+    return Spec(name, python=python["version"] if python else None, pip=tuple(pip), channels=tuple(channels), conda=tuple(conda))
+
+
+def from_existing_virtualenv(name: str, path: str | os.PathLike[str]) -> Spec:
+    """The distributions installed in the virtualenv at ``path``, pinned (``pip`` itself left
+    out: a build brings its own installer)."""
+    root = Path(path)
+    cfg = root / "pyvenv.cfg"
+    if not cfg.is_file():
+        raise NotFoundError(f"{shown(root)} is not a virtualenv (it has no pyvenv.cfg)")
+    version = None
+    for line in decode(cfg, read_file(cfg)).splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in ("version_info", "version"):
+            version = value.strip()
+    sites = sorted(root.glob("lib/python3*/site-packages")) + sorted(root.glob("Lib/site-packages"))
+    if not sites:
+        raise NotFoundError(f"{shown(root)} has no site-packages")
+    pip = _dist_lines(sites[0], {"pip"})
+    if version:
+        version = ".".join(version.split(".")[:3])
+    return Spec(name, python=version, pip=tuple(normalize_pip_line(x) for x in pip))

@@ -1,1 +1,212 @@
-"""Issue 10: this module is being written (see privpkg.environments)."""
+"""The environment spec and its canonical definition.
+
+A :class:`Spec` is what a user declared: a name, an optional Python version, pip requirement
+lines (global options in the order given, then the requirements), pip constraints, conda
+channels (in priority order) and conda dependencies, environment variables, and the files it was
+read from, kept as given (``spec/<file>`` in the registry; they are not part of the definition).
+
+Its definition (``definition.json``) is the canonical form: keys sorted, no white space, every
+line normalized (requirements through :mod:`packaging`, names canonical; runs of white space
+in conda specs and options made one space), requirements and conda dependencies sorted, since
+their order changes nothing, while options and channels keep theirs, since it does::
+
+    >>> s = Spec("demo", pip=("Requests >= 2", "--extra-index-url https://pkgs.example/simple/", "attrs"))
+    >>> s.definition()["pip"]
+    ['--extra-index-url https://pkgs.example/simple/', 'attrs', 'requests>=2']
+    >>> s.digest() == Spec("demo", pip=("attrs", "requests>=2", "--extra-index-url  https://pkgs.example/simple/")).digest()
+    True
+
+References name a version: ``NAME``, ``NAME:N`` or ``NAME:latest``; labels are ``NAME@LABEL``::
+
+    >>> parse_ref("train:3"), parse_ref("train"), parse_ref("train:latest")
+    (('train', 3), ('train', None), ('train', None))
+    >>> parse_target("train@prod")
+    ('train', None, 'prod')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from privpkg.errors import CONTROL, UsageError, shown
+
+#: The definition's format; a reader refuses a newer one.
+FORMAT = 1
+#: An environment name: a workspace-name-like token (it is a storage path segment).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+#: A label: lower-case, not a number (``NAME:N`` is a version), never ``latest`` (implicit).
+_LABEL = re.compile(r"[a-z][a-z0-9._-]{0,62}")
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+#: A spec file's name as stored under ``spec/``: one plain file name.
+_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+#: The names privpkg keeps for itself in a version's folder and a definition directory.
+RESERVED_FILES = ("version.json", "definition.json", "pylock.toml")
+LATEST = "latest"
+MAX_VERSION = 10**9
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name == "labels":
+        raise UsageError(f"invalid environment name {shown(name, 80)!r}: use 1-63 letters, digits, '.', '_' or '-'")
+    return name
+
+
+def validate_label(label: str) -> str:
+    if not isinstance(label, str) or not _LABEL.fullmatch(label) or label == LATEST:
+        raise UsageError(f"invalid label {shown(label, 80)!r}: use a lower-case letter, then letters, digits, '.', '_' "
+                         "or '-' ('latest' is implicit)")
+    return label
+
+
+def validate_version(text: str | int) -> int:
+    s = str(text)
+    if not s.isdigit() or s.startswith("0") or int(s) > MAX_VERSION:
+        raise UsageError(f"invalid version {shown(s, 40)!r}: a positive whole number")
+    return int(s)
+
+
+def parse_ref(text: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME:latest`` -> (NAME, None); ``NAME:N`` -> (NAME, N)."""
+    name, sep, version = text.partition(":")
+    validate_name(name)
+    if not sep or version == LATEST:
+        return name, None
+    return name, validate_version(version)
+
+
+def parse_target(text: str) -> tuple[str, int | None, str | None]:
+    """:func:`parse_ref`, or ``NAME@LABEL`` -> (NAME, None, LABEL)."""
+    if "@" in text:
+        name, _, label = text.partition("@")
+        return validate_name(name), None, validate_label(label)
+    return (*parse_ref(text), None)
+
+
+def _one_line(what: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise UsageError(f"{what} must be text, not {type(value).__name__}")
+    if CONTROL.search(value):
+        raise UsageError(f"{what} contains a control character: {shown(value, 80)!r}")
+    return " ".join(value.split())
+
+
+def normalize_pip_line(line: str) -> str:
+    """One pip line in canonical form: an option with single spaces, or a requirement as
+    :mod:`packaging` writes it with its name canonical. UsageError for what is not either."""
+    text = _one_line("a pip line", line)
+    if text.startswith("-"):
+        return text
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise UsageError(f"not a requirement: {shown(text, 80)!r} ({shown(exc, 120)})") from None
+    req.name = canonicalize_name(req.name)
+    return str(req)
+
+
+def _sort_key(line: str) -> tuple[str, str]:
+    from packaging.requirements import Requirement
+
+    return Requirement(line).name, line
+
+
+@dataclass(frozen=True)
+class Spec:
+    """An environment as declared. ``sources``: the files it was read from, as given (name ->
+    bytes), stored beside the definition but not part of it."""
+
+    name: str
+    python: str | None = None
+    pip: tuple[str, ...] = ()
+    constraints: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    conda: tuple[str, ...] = ()
+    variables: tuple[tuple[str, str], ...] = ()
+    sources: tuple[tuple[str, bytes], ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+        if self.python is not None:
+            _one_line("python", self.python)
+        for n, _ in self.variables:
+            if not isinstance(n, str) or not _VARIABLE.fullmatch(n):
+                raise UsageError(f"invalid variable name {shown(n, 80)!r}")
+        seen = set()
+        for n, data in self.sources:
+            if not _FILE.fullmatch(n) or n in RESERVED_FILES or n in seen:
+                raise UsageError(f"invalid or repeated spec file name {shown(n, 80)!r}")
+            if not isinstance(data, bytes):
+                raise UsageError(f"spec file {n} must be bytes")
+            seen.add(n)
+        self.definition()  # every line is checked now, not at the first register
+
+    def definition(self) -> dict[str, Any]:
+        lines = [normalize_pip_line(x) for x in self.pip]
+        options = [x for x in lines if x.startswith("-")]
+        reqs = sorted({x for x in lines if not x.startswith("-")}, key=_sort_key)
+        constraints = sorted({normalize_pip_line(x) for x in self.constraints if not x.startswith("-")}, key=_sort_key)
+        variables = {n: _one_line(f"variable {n}", v) for n, v in self.variables}
+        return {
+            "format": FORMAT,
+            "name": self.name,
+            "python": None if self.python is None else _one_line("python", self.python),
+            "pip": options + reqs,
+            "constraints": constraints,
+            "conda": {
+                "channels": list(dict.fromkeys(_one_line("a channel", c) for c in self.channels)),
+                "dependencies": sorted({_one_line("a conda dependency", d) for d in self.conda}),
+            },
+            "variables": dict(sorted(variables.items())),
+        }
+
+    def definition_bytes(self) -> bytes:
+        """``definition.json``: canonical JSON (sorted keys, no white space), one trailing newline."""
+        return canonical_json(self.definition())
+
+    def digest(self) -> str:
+        """sha256 of the definition."""
+        return hashlib.sha256(self.definition_bytes()).hexdigest()
+
+    @property
+    def is_conda(self) -> bool:
+        return bool(self.conda)
+
+    @classmethod
+    def from_definition(cls, data: Mapping[str, Any], sources: Iterable[tuple[str, bytes]] = ()) -> Spec:
+        """The spec a ``definition.json`` describes (UsageError, one line, for anything else)."""
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise UsageError(f"not a privpkg environment definition of format {FORMAT}")
+        try:
+            conda = data.get("conda") or {}
+            return cls(
+                name=data["name"],
+                python=data.get("python"),
+                pip=tuple(data.get("pip") or ()),
+                constraints=tuple(data.get("constraints") or ()),
+                channels=tuple(conda.get("channels") or ()),
+                conda=tuple(conda.get("dependencies") or ()),
+                variables=tuple(sorted((data.get("variables") or {}).items())),
+                sources=tuple(sources),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"malformed environment definition ({type(exc).__name__}: {shown(exc, 80)})") from None
+
+
+def canonical_json(value: Any) -> bytes:
+    return (json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def load_definition(data: bytes) -> Spec:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise UsageError("definition.json is not JSON") from None
+    return Spec.from_definition(doc)

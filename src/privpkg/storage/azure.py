@@ -257,6 +257,31 @@ class AzureStorage:
             except ResourceExistsError:
                 raise AlreadyExists(f"{key} already exists in {self.container_url}") from None
 
+    def put_bytes(self, key: str, data: bytes) -> None:
+        # One Put Blob (the data is far below max_single_put_size) with If-None-Match: *, which
+        # the service evaluates atomically: of concurrent writers exactly one gets 201.
+        client = self._container().get_blob_client(key)
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            self._call("upload", client.upload_blob, data, overwrite=False, length=len(data))
+        except ResourceExistsError:
+            raise AlreadyExists(f"{key} already exists in {self.container_url}") from None
+
+    def read_bytes(self, key: str) -> bytes:
+        client = self._container().get_blob_client(key)
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            data: bytes = self._call("read", lambda: client.download_blob().readall())
+        except ResourceNotFoundError:
+            raise NotFoundError(f"{key} is not in {self.container_url}") from None
+        return data
+
+    def list_keys(self, prefix: str) -> list[BlobInfo]:
+        blobs = self._call("list blobs", lambda: list(self._container().list_blobs(name_starts_with=prefix)))
+        return sorted((BlobInfo(b.name, b.size, None) for b in blobs), key=lambda b: b.key)
+
     def delete(self, key: str) -> None:
         client = self._container().get_blob_client(key)
         from azure.core.exceptions import ResourceNotFoundError

@@ -103,6 +103,18 @@ class Storage(Protocol):
     def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
         """Upload ``path`` as ``key`` with its sha256 recorded; :class:`AlreadyExists` if taken."""
 
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Create the small object ``key`` holding ``data``, all at once, only if ``key`` is
+        free (a conditional create on the service: O_EXCL, If-None-Match: *, S3's IfNoneMatch);
+        :class:`AlreadyExists` if it is taken, whoever wins a race."""
+
+    def read_bytes(self, key: str) -> bytes:
+        """The content of ``key``; NotFoundError if absent."""
+
+    def list_keys(self, prefix: str) -> list[BlobInfo]:
+        """Every object under ``prefix`` (recursively), sorted by key, with its size and no
+        sha256: one request per page of keys, never one per object."""
+
     def delete(self, key: str) -> None:
         """Remove ``key``; NotFoundError if absent."""
 

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from privpkg.errors import NotFoundError, PrivpkgError
-from privpkg.fileio import FileWriteError, link_exclusive, shared_mode, temp_file, write_all, write_atomic
+from privpkg.fileio import FileWriteError, create_exclusive, link_exclusive, shared_mode, temp_file, write_all, write_atomic
 from privpkg.storage.base import AlreadyExists, BlobInfo, Progress
 
 CHUNK = 1 << 20
@@ -92,6 +92,44 @@ class LocalStorage:
             raise
         except OSError as exc:
             raise PrivpkgError(f"cannot write {dest}: {exc.strerror or exc}") from None
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        dest = self.file_path(key)
+        try:
+            self._make_dirs(dest.parent)
+        except OSError as exc:
+            raise PrivpkgError(f"cannot create {dest.parent}: {exc.strerror}") from None
+        if not create_exclusive(dest, data, 0o600 if self.private else shared_mode()):
+            raise AlreadyExists(f"{key} already exists in {self.root}")
+
+    def read_bytes(self, key: str) -> bytes:
+        path = self.file_path(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"{key} is not in {self.root}") from None
+        except OSError as exc:
+            raise PrivpkgError(f"cannot read {path}: {exc.strerror or exc}") from None
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
+
+    def list_keys(self, prefix: str) -> list[BlobInfo]:
+        base = self.file_path(prefix)
+        folder = base if prefix.endswith("/") or base.is_dir() else base.parent
+        out = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                p = Path(dirpath) / name
+                key = p.relative_to(self.root).as_posix()
+                # dot-names are temp files of writers; NAME.sha256 beside NAME is put()'s sidecar
+                if name.startswith(".") or not key.startswith(prefix) or (name.endswith(".sha256") and p.with_suffix("").exists()):
+                    continue
+                try:
+                    out.append(BlobInfo(key, p.stat().st_size, None))
+                except FileNotFoundError:
+                    continue
+        return sorted(out, key=lambda b: b.key)
 
     def delete(self, key: str) -> None:
         path = self.file_path(key)

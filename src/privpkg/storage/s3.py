@@ -162,6 +162,14 @@ def _ambient_client(endpoint_url: str | None, region: str, timeout: float | None
                                                                 verify=verify)
 
 
+class _Conflict(Exception):
+    """AWS's 409 ConditionalRequestConflict: another conditional write to the key was in flight."""
+
+
+def _if_none_match(params: dict[str, Any], **_: Any) -> None:
+    params.setdefault("IfNoneMatch", "*")
+
+
 class S3Storage:
     def __init__(self, location: str, credential: Credential, endpoint_url: str | None = None, region: str | None = None,
                  timeout: float | None = None) -> None:
@@ -193,15 +201,24 @@ class S3Storage:
             else:
                 key_id, secret = self._credential.key_id or "", self._credential.secret
                 self._client = make_client(self.endpoint_url, self.region, key_id, secret, **_CLIENT_CONFIG)
+            # Objects are never overwritten: every PutObject and CompleteMultipartUpload of this
+            # client is a conditional create (If-None-Match: *), which S3 answers with 412 when the
+            # key exists, whoever raced to it (s3transfer's upload_file cannot pass the header).
+            for op in ("PutObject", "CompleteMultipartUpload"):
+                self._client.meta.events.register(f"before-parameter-build.s3.{op}", _if_none_match)
         return self._client
 
-    def _call(self, what: str, fn: Any, **kw: Any) -> Any:
+    def _call(self, what: str, fn: Any, _exists: str | None = None, **kw: Any) -> Any:
+        """``fn(**kw)``, its failures as one line; ``_exists``: the key of a conditional create,
+        whose refusal (412 PreconditionFailed) is :class:`AlreadyExists`."""
         from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, HTTPClientError, SSLError
 
         try:
             return fn(**kw)
         except S3UploadFailedError as exc:
+            if _exists is not None and "PreconditionFailed" in str(exc):
+                raise AlreadyExists(f"{_exists} already exists in {self.location}") from None
             if "NoSuchBucket" in str(exc):
                 raise PrivpkgError(f"bucket {self.bucket!r} does not exist") from None
             raise PrivpkgError(f"upload to {self.location} failed: {type(exc).__name__}") from None
@@ -219,6 +236,10 @@ class S3Storage:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if _exists is not None and (code == "PreconditionFailed" or status == 412):
+                raise AlreadyExists(f"{_exists} already exists in {self.location}") from None
+            if _exists is not None and code == "ConditionalRequestConflict":
+                raise _Conflict() from None
             if code in ("404", "NoSuchKey", "NotFound"):
                 raise NotFoundError(f"not found in {self.location}") from None
             if code == "NoSuchBucket":
@@ -250,16 +271,41 @@ class S3Storage:
         return BlobInfo(key, r["ContentLength"], (r.get("Metadata") or {}).get("sha256"))
 
     def put(self, key: str, path: Path, sha256: str, progress: Progress | None = None) -> None:
-        if self.head(key) is not None:  # first: it also reports a missing SDK
+        if self.head(key) is not None:  # first: it also reports a missing SDK; saves an upload
             raise AlreadyExists(f"{key} already exists in {self.location}")
         from boto3.s3.transfer import TransferConfig
 
+        # The HEAD above is only a shortcut: the guarantee is the conditional write (the
+        # client adds IfNoneMatch to PutObject and CompleteMultipartUpload, see _s3).
         config = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2)
         self._call(
             "upload", self._s3().upload_file, Filename=str(path), Bucket=self.bucket, Key=self.prefix + key,
             ExtraArgs={"Metadata": {"sha256": sha256}, "ContentType": "application/zip"},
-            Callback=progress, Config=config,
+            Callback=progress, Config=config, _exists=key,
         )
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        for _ in range(3):
+            try:
+                self._call("upload", self._s3().put_object, Bucket=self.bucket, Key=self.prefix + key, Body=data, _exists=key)
+                return
+            except _Conflict:
+                continue  # AWS: a concurrent conditional write was in flight (409); retry
+        raise PrivpkgError(f"{self.location}: concurrent writes to {key} kept conflicting; try again")
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            r = self._call("read", self._s3().get_object, Bucket=self.bucket, Key=self.prefix + key)
+        except NotFoundError:
+            raise NotFoundError(f"{key} is not in {self.location}") from None
+        data: bytes = r["Body"].read()
+        return data
+
+    def list_keys(self, prefix: str) -> list[BlobInfo]:
+        paginator = self._s3().get_paginator("list_objects_v2")
+        pages = self._call("list objects", lambda **_: list(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)))
+        out = [BlobInfo(o["Key"][len(self.prefix) :], o["Size"], None) for page in pages for o in page.get("Contents", [])]
+        return sorted(out, key=lambda b: b.key)
 
     def delete(self, key: str) -> None:
         if self.head(key) is None:
