@@ -82,6 +82,20 @@ def setup(checked_cli: Callable[..., PrivpkgCLI], feed: FeedServer, store_connec
     return Setup(checked_cli(feed.secret_a, feed.secret_b), tmp_path)
 
 
+def register(setup: Setup, name: str, pylock: str) -> None:
+    """Register ``name`` with this lock in the workspace WS (through the registry's API, in this
+    process: ``env register`` would lock again with pip) and label version 1 ``prod``."""
+    from privpkg.environments import registry
+    from privpkg.environments.api import open_registry
+    from privpkg.environments.spec import Spec
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv(envvars.HOME, str(setup.home))
+        _, store = open_registry(WS)
+        rec = registry.register(store, Spec(name, pip=("pkg-a", "team-lib")), {"pylock.toml": pylock})
+        registry.set_label(store, name, "prod", rec.version)
+
+
 def feed_wheel(feed: FeedServer, tmp_path: Path) -> tuple[str, str, str, str]:
     whl = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
     return ("pkg-a", "1.0", f"{feed.index_a}pkg-a/{whl.name}", sha(whl))
@@ -134,6 +148,13 @@ def test_build_hit_link_path_run_and_no_secret(setup: Setup, feed: FeedServer, t
     assert cli.ok("env", "path", "--lock", lock).strip() == str(env)
     assert len(feed.log()) == requests, feed.log_text()
     assert len(setup.keys()) == 1 and setup.builds() == [env.name]
+
+    # A registered environment whose lock selects the same files: the same build (the key is
+    # the files and the interpreter, never a name or version), by NAME, NAME:N and NAME@LABEL.
+    register(setup, "train", lock.read_text())
+    assert cli.ok("env", "build", "train", "--workspace", WS).strip() == str(env)
+    assert cli.ok("env", "path", "train@prod", "--workspace", WS).strip() == str(env)
+    cli.fails(1, "env", "build", "train:2", "--workspace", WS, match="has no version 2")
 
     # env run: in the environment, its exit code passed through.
     res = cli("env", "run", "--lock", lock, "--", "python", "-c",

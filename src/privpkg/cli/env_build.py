@@ -1,8 +1,8 @@
 """``privpkg env build|path|run|prune``: local environments built from a lock, once, and reused
 (:mod:`privpkg.environments.build`; the cache is :mod:`privpkg.environments.cache`).
 
-``NAME[:VERSION]`` names a registered environment; until the registry is wired in
-(:func:`lock_of`), ``--lock FILE`` builds from a ``pylock.toml`` directly. Imports stay inside
+``NAME[:VERSION|@LABEL]`` names a registered environment (its lock is read from the workspace,
+:func:`lock_of`); ``--lock FILE`` builds from a ``pylock.toml`` or a conda explicit list directly. Imports stay inside
 the command functions: a cache hit of ``env build`` is meant to take well under 100 ms in all.
 """
 
@@ -15,33 +15,37 @@ from typing import Any
 from privpkg.cli.output import add_workspace_option, out
 
 
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``NAME`` or ``NAME:N`` (N a positive integer): the brief's rule, until spec.parse_ref.
-
-    >>> parse_ref("train:3"), parse_ref("train")
-    (('train', 3), ('train', None))
-    """
-    import re
-
-    from privpkg.errors import UsageError, shown
-
-    m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]{0,99})(?::([1-9][0-9]{0,8}))?", ref)
-    if not m:
-        raise UsageError(f"{shown(ref, 120)} is not NAME or NAME:VERSION (a positive integer)")
-    return m.group(1), int(m.group(2)) if m.group(2) else None
-
-
-def lock_of(args: argparse.Namespace) -> Path:
-    """The ``pylock.toml`` to build: ``--lock FILE``, or (once the registry is wired in) the
-    lock of the registered ``NAME[:VERSION]`` in ``--workspace``."""
+def lock_of(args: argparse.Namespace) -> str | Path:
+    """The lock to build: ``--lock FILE``, or the lock of the registered ``NAME[:VERSION|@LABEL]``
+    in ``--workspace``: its ``conda-PLATFORM.txt`` for this platform when it has a conda part, else
+    its ``pylock.toml``."""
     from privpkg.errors import UsageError
 
     if args.lock:
         return Path(args.lock)
     if not args.ref:
-        raise UsageError("name the environment (NAME[:VERSION]) or give --lock pylock.toml")
-    name, _ = parse_ref(args.ref)
-    raise UsageError(f"environment {name!r}: the registry is not wired into env build yet; give --lock pylock.toml")
+        raise UsageError("name the environment (NAME[:VERSION] or NAME@LABEL) or give --lock FILE")
+    from privpkg.environments import registry
+    from privpkg.environments.api import open_registry
+    from privpkg.environments.condalock import current_platform
+    from privpkg.environments.spec import parse_target
+
+    name, version, label = parse_target(args.ref)
+    _, store = open_registry(args.workspace)
+    rec = registry.get(store, name, version, label)
+    locks = rec.locks
+    conda = locks.get(f"conda-{current_platform()}.txt")
+    if rec.spec.conda:
+        if conda is None:
+            raise UsageError(f"{rec.name}:{rec.version} has no conda lock for {current_platform()} (lock it with privpkg env lock)")
+        if rec.spec.pip:
+            # A prefix with a pip part on top is the next step of issue 10's builds.
+            raise UsageError(f"{rec.name}:{rec.version} has conda and pip parts; env build builds one part only for now")
+        return conda
+    pip = locks.get("pylock.toml")
+    if pip is None:
+        raise UsageError(f"{rec.name}:{rec.version} has no pylock.toml (lock it with privpkg env lock)")
+    return pip
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -87,9 +91,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _common(s: Any, installer: bool = True) -> None:
-    s.add_argument("ref", nargs="?", metavar="NAME[:VERSION]", help="a registered environment (default: its latest version)")
+    s.add_argument("ref", nargs="?", metavar="NAME[:VERSION]", help="a registered environment (NAME, NAME:N or NAME@LABEL; default: latest)")
     add_workspace_option(s)
-    s.add_argument("--lock", metavar="FILE", help="build from this pylock.toml instead of a registered environment")
+    s.add_argument("--lock", metavar="FILE", help="build from this pylock.toml (or conda explicit list) instead of a registered environment")
     s.add_argument("--python", metavar="P", help="the interpreter (a path or a command; default: the one privpkg runs on)")
     if installer:
         s.add_argument("--installer", choices=("uv", "pip"), help="install with uv (the default when uv is installed) or pip")
