@@ -54,3 +54,19 @@ def test_link_replaces_only_a_symlink(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a symbolic link"):
         build.link_to(one, real)
     assert real.is_dir() and not real.is_symlink()
+
+
+def test_lock_for_picks_the_part_a_build_uses() -> None:
+    from privpkg.environments.condalock import current_platform
+    from privpkg.environments.spec import Spec
+
+    conda_file = f"conda-{current_platform()}.txt"
+    locks = {"pylock.toml": "P", conda_file: "C"}
+    assert build.lock_for(Spec("t", pip=("a",)), locks, "t:1") == "P"
+    assert build.lock_for(Spec("t", conda=("python",)), locks, "t:1") == "C"
+    with pytest.raises(UsageError, match="t:1 has conda and pip parts"):
+        build.lock_for(Spec("t", conda=("python",), pip=("a",)), locks, "t:1")
+    with pytest.raises(UsageError, match=f"no conda lock for {current_platform()}"):
+        build.lock_for(Spec("t", conda=("python",)), {"pylock.toml": "P"}, "t:1")
+    with pytest.raises(UsageError, match="no pylock.toml"):
+        build.lock_for(Spec("t", pip=("a",)), {}, "t:1")

@@ -27,25 +27,14 @@ def lock_of(args: argparse.Namespace) -> str | Path:
         raise UsageError("name the environment (NAME[:VERSION] or NAME@LABEL) or give --lock FILE")
     from privpkg.environments import registry
     from privpkg.environments.api import open_registry
-    from privpkg.environments.condalock import current_platform
     from privpkg.environments.spec import parse_target
 
     name, version, label = parse_target(args.ref)
     _, store = open_registry(args.workspace)
     rec = registry.get(store, name, version, label)
-    locks = rec.locks
-    conda = locks.get(f"conda-{current_platform()}.txt")
-    if rec.spec.conda:
-        if conda is None:
-            raise UsageError(f"{rec.name}:{rec.version} has no conda lock for {current_platform()} (lock it with privpkg env lock)")
-        if rec.spec.pip:
-            # A prefix with a pip part on top is the next step of issue 10's builds.
-            raise UsageError(f"{rec.name}:{rec.version} has conda and pip parts; env build builds one part only for now")
-        return conda
-    pip = locks.get("pylock.toml")
-    if pip is None:
-        raise UsageError(f"{rec.name}:{rec.version} has no pylock.toml (lock it with privpkg env lock)")
-    return pip
+    from privpkg.environments.build import lock_for
+
+    return lock_for(rec.spec, rec.locks, f"{rec.name}:{rec.version}")
 
 
 def cmd_build(args: argparse.Namespace) -> int:

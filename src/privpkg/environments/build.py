@@ -28,7 +28,10 @@ from privpkg.environments import cache
 from privpkg.errors import PrivpkgError, UsageError, shown
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from privpkg.environments.pylock import Artifact, Target
+    from privpkg.environments.spec import Spec
 
 INSTALLERS = ("uv", "pip")
 
@@ -168,6 +171,25 @@ def record_direct_urls(dest: Path, artifacts: list[Artifact]) -> int:
             kept[-1] += "\n"
         write_atomic(record, "".join([*kept, line]).encode(), 0o644)
     return len(mine)
+
+
+def lock_for(spec: Spec, locks: Mapping[str, str], where: str) -> str:
+    """Which of a version's locks a local build uses: the ``conda-PLATFORM.txt`` of this
+    platform when the spec has conda dependencies, else ``pylock.toml``; one line when it has
+    none (or both parts: a prefix with a pip part on top is a later step)."""
+    from privpkg.environments.condalock import current_platform
+
+    if spec.conda:
+        conda = locks.get(f"conda-{current_platform()}.txt")
+        if conda is None:
+            raise UsageError(f"{where} has no conda lock for {current_platform()} (lock it with privpkg env lock)")
+        if spec.pip:
+            raise UsageError(f"{where} has conda and pip parts; env build builds one part only for now")
+        return conda
+    pip = locks.get("pylock.toml")
+    if pip is None:
+        raise UsageError(f"{where} has no pylock.toml (lock it with privpkg env lock)")
+    return pip
 
 
 def _read_lock(lock: str | Path) -> str:
