@@ -157,7 +157,7 @@ def test_build_hit_link_path_run_and_no_secret(setup: Setup, feed: FeedServer, t
     cli.fails(1, "env", "build", "train:2", "--workspace", WS, match="has no version 2")
 
     # env run: in the environment, its exit code passed through.
-    res = cli("env", "run", "--lock", lock, "--", "python", "-c",
+    res = cli("env", "run", "train", "--workspace", WS, "--", "python", "-c",
               "import os, sys, team_lib; print(sys.prefix); print(os.environ['VIRTUAL_ENV']); sys.exit(7)")
     assert res.returncode == 7, res.stderr
     assert res.stdout.split() == [str(env), str(env)]

@@ -59,8 +59,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from privpkg.environments.build import build, run_in
 
     command = list(args.command)
-    if command[:1] == ["--"]:
-        command = command[1:]
+    if command[:1] and command[0].startswith("-") and "--" in command:
+        # argparse's remainder also swallows options given after NAME (`run NAME -w WS -- CMD`):
+        # read those here, up to the `--` (a CMD's own `--` comes after CMD, so it stays).
+        from privpkg.cli.output import Parser
+
+        late = Parser(prog="privpkg env run", add_help=False)
+        add_workspace_option(late)
+        late.add_argument("--lock")
+        late.add_argument("--python")
+        late.add_argument("--installer", choices=("uv", "pip"))
+        cut = command.index("--")
+        late.parse_args(command[:cut], namespace=args)
+        command = command[cut + 1 :]
     if args.lock and args.ref is not None:
         # `env run --lock F -- CMD`: argparse gave CMD's first word to the optional NAME.
         command, args.ref = [args.ref, *command], None
@@ -103,7 +114,7 @@ def add_parsers(actions: Any) -> None:
     s = actions.add_parser("run", help="run a command in an environment (built first if needed)",
                            description="Run CMD in the environment (its bin first on PATH, VIRTUAL_ENV set); exits with CMD's code.")
     _common(s)
-    s.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command and its arguments")
+    s.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command and its arguments, after --")
     s.set_defaults(func=cmd_run)
     s = actions.add_parser("prune", help="remove builds no key points to", description="Remove builds no key points to (killed builds "
                            "included); with --older-than, first forget keys unused for that many days.")
