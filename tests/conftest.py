@@ -28,6 +28,7 @@ pytest_plugins = [
     "support.collection",
     "support.channelserver",
     "support.conda",
+    "support.images",
 ]
 
 #: A fixture that starts or builds something real puts its users in these layers.
@@ -55,6 +56,8 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "conda_install": ("integration", "conda"),
     "conda_base": ("integration", "conda"),
     "conda_channel": ("integration", "conda"),
+    "buildah": ("integration",),  # support.images: real image builds (Debian's buildah)
+    "base_image": ("integration",),
 }
 
 
