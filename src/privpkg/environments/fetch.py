@@ -22,12 +22,20 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from privpkg.errors import PrivpkgError, UsageError, shown
 
-if TYPE_CHECKING:
-    from privpkg.environments.pylock import Artifact
+
+class Artifact(Protocol):
+    """What fetching reads of an artifact (``privpkg.environments.pylock.Artifact`` has it)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
 
 CHUNK = 1024 * 1024
 
@@ -114,14 +122,23 @@ def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) ->
     from privpkg import urls
     from privpkg.fileio import FileWriteError, shared_mode, temp_file
 
-    label = f"{a.filename} ({urls.redact(a.url)})"
+    label = a.filename
+    from urllib.parse import urlsplit
+
+    split = urlsplit(a.url)
+    if split.query:
+        raise UsageError(f"the lock's URL for {a.filename} has a query (a signature?); a lock names files by stable URLs")
+    if split.scheme != "https" and not urls.is_loopback((split.hostname or "").lower()):
+        # The sha256 would catch a changed file, but not who watches: https only (loopback aside).
+        raise UsageError(f"cannot fetch {a.filename} from {urls.redact(a.url)}: https only (plain http on loopback)")
     headers = conns.headers(a.url.partition("#")[0])
     digest = hashlib.sha256()
     with temp_file(dest, shared_mode()) as (fd, tmp):
         _download(a.url.partition("#")[0], label, headers, fd, digest, timeout)
         got = digest.hexdigest()
         if got != a.sha256:
-            raise HashMismatch(f"{label} does not match the lock's sha256 (locked {a.sha256[:16]}..., downloaded {got[:16]}...); not kept")
+            raise HashMismatch(f"{label} does not match the lock's sha256 (locked {a.sha256[:16]}..., downloaded {got[:16]}... "
+                               f"from {urls.redact(a.url)}); not kept")
         try:
             os.fsync(fd)
             os.replace(tmp, dest)
