@@ -5,6 +5,7 @@ made of the selected files and the interpreter only; prune spares a build in pro
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,18 @@ def test_lock_for_picks_the_part_a_build_uses() -> None:
         build.lock_for(Spec("t", conda=("python",)), {"pylock.toml": "P"}, "t:1")
     with pytest.raises(UsageError, match="no pylock.toml"):
         build.lock_for(Spec("t", pip=("a",)), {}, "t:1")
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://pkgs.example/x-1.0-py3-none-any.whl", "https only"),
+    ("https://pkgs.example/x-1.0-py3-none-any.whl?sv=1&sig=abc", "has a query"),
+    ("file:///tmp/x-1.0-py3-none-any.whl", "only privpkg:// and http(s) URLs are fetched"),
+])
+def test_fetch_refuses_before_any_request(isolated_privpkg: Path, tmp_path: Path, url: str, why: str) -> None:
+    from privpkg.environments.fetch import fetch_artifacts
+
+    a = pylock.Artifact("x", "1.0", url, "x-1.0-py3-none-any.whl", "1" * 64, "wheel")
+    with pytest.raises(UsageError, match=re.escape(why)) as err:
+        fetch_artifacts([a], tmp_path / "wh")
+    assert "sig=abc" not in str(err.value)
+    assert list((tmp_path / "wh").iterdir()) == []
