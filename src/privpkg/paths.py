@@ -48,6 +48,17 @@ def state_dir() -> Path:
     return Path(platformdirs.user_state_dir(APP, appauthor=False))
 
 
+def cache_dir() -> Path:
+    """What privpkg can rebuild (environment builds and their fetched files): the user cache dir
+    (``~/.cache/privpkg`` on Linux), or ``PRIVPKG_HOME/cache``."""
+    home = os.environ.get(envvars.HOME)
+    if home:
+        return Path(home) / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP, appauthor=False))
+
+
 def store_path() -> Path:
     return data_dir() / "connections.store"
 

@@ -1,9 +1,122 @@
-"""``privpkg env``: this module's actions are being written (issue 10, see :mod:`privpkg.cli.env`)."""
+"""``privpkg env build|path|run|prune``: local environments built from a lock, once, and reused
+(:mod:`privpkg.environments.build`; the cache is :mod:`privpkg.environments.cache`).
+
+``NAME[:VERSION|@LABEL]`` names a registered environment (its lock is read from the workspace,
+:func:`lock_of`); ``--lock FILE`` builds from a ``pylock.toml`` or a conda explicit list directly. Imports stay inside
+the command functions: a cache hit of ``env build`` is meant to take well under 100 ms in all.
+"""
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
 from typing import Any
+
+from privpkg.cli.output import add_workspace_option, out
+
+
+def lock_of(args: argparse.Namespace) -> str | Path:
+    """The lock to build: ``--lock FILE``, or the lock of the registered ``NAME[:VERSION|@LABEL]``
+    in ``--workspace``: its ``conda-PLATFORM.txt`` for this platform when it has a conda part, else
+    its ``pylock.toml``."""
+    from privpkg.errors import UsageError
+
+    if args.lock:
+        return Path(args.lock)
+    if not args.ref:
+        raise UsageError("name the environment (NAME[:VERSION] or NAME@LABEL) or give --lock FILE")
+    from privpkg.environments import registry
+    from privpkg.environments.api import open_registry
+    from privpkg.environments.spec import parse_target
+
+    name, version, label = parse_target(args.ref)
+    _, store = open_registry(args.workspace)
+    rec = registry.get(store, name, version, label)
+    from privpkg.environments.build import lock_for
+
+    return lock_for(rec.spec, rec.locks, f"{rec.name}:{rec.version}")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from privpkg.environments.build import build
+
+    out(str(build(lock_of(args), python=args.python, link=Path(args.link) if args.link else None, installer=args.installer)))
+    return 0
+
+
+def cmd_path(args: argparse.Namespace) -> int:
+    from privpkg.environments.build import find
+    from privpkg.errors import NotFoundError
+
+    found = find(lock_of(args), python=args.python)
+    if found is None:
+        raise NotFoundError("not built yet for this interpreter: run privpkg env build first")
+    out(str(found))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from privpkg.environments.build import build, run_in
+
+    command = list(args.command)
+    if command[:1] and command[0].startswith("-") and "--" in command:
+        # argparse's remainder also swallows options given after NAME (`run NAME -w WS -- CMD`):
+        # read those here, up to the `--` (a CMD's own `--` comes after CMD, so it stays).
+        from privpkg.cli.output import Parser
+
+        late = Parser(prog="privpkg env run", add_help=False)
+        add_workspace_option(late)
+        late.add_argument("--lock")
+        late.add_argument("--python")
+        late.add_argument("--installer", choices=("uv", "pip"))
+        cut = command.index("--")
+        late.parse_args(command[:cut], namespace=args)
+        command = command[cut + 1 :]
+    if args.lock and args.ref is not None:
+        # `env run --lock F -- CMD`: argparse gave CMD's first word to the optional NAME.
+        command, args.ref = [args.ref, *command], None
+    return run_in(build(lock_of(args), python=args.python, installer=args.installer), command)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from privpkg.environments.cache import prune
+
+    if args.older_than is not None and args.older_than < 0:
+        from privpkg.errors import UsageError
+
+        raise UsageError(f"--older-than must be 0 or more days, got {args.older_than:g}")
+    done = prune(args.older_than)
+    out(f"removed {len(done.builds)} unreferenced build(s)" + (f" and forgot {done.pointers} unused key(s)" if done.pointers else ""))
+    return 0
+
+
+def _common(s: Any, installer: bool = True) -> None:
+    s.add_argument("ref", nargs="?", metavar="NAME[:VERSION]", help="a registered environment (NAME, NAME:N or NAME@LABEL; default: latest)")
+    add_workspace_option(s)
+    s.add_argument("--lock", metavar="FILE", help="build from this pylock.toml (or conda explicit list) instead of a registered environment")
+    s.add_argument("--python", metavar="P", help="the interpreter (a path or a command; default: the one privpkg runs on)")
+    if installer:
+        s.add_argument("--installer", choices=("uv", "pip"), help="install with uv (the default when uv is installed) or pip")
 
 
 def add_parsers(actions: Any) -> None:
-    """Add this module's actions to ``privpkg env``'s subparsers (none yet)."""
+    """Add build, path, run and prune to ``privpkg env``'s subparsers."""
+    s = actions.add_parser("build", help="build an environment from its lock (cached: unchanged locks build once)",
+                           description="Build a venv from the environment's lock: private artifacts fetched and checked against "
+                           "the lock's sha256, installed offline. The build is cached by the artifacts and the interpreter; "
+                           "prints its path.")
+    _common(s)
+    s.add_argument("--link", metavar="DIR", help="also make DIR a symbolic link to the build")
+    s.set_defaults(func=cmd_build)
+    s = actions.add_parser("path", help="print the path of an environment's cached build", description="Print the path of the cached build (builds nothing).")
+    _common(s, installer=False)
+    s.set_defaults(func=cmd_path)
+    s = actions.add_parser("run", help="run a command in an environment (built first if needed)",
+                           description="Run CMD in the environment (its bin first on PATH, VIRTUAL_ENV set); exits with CMD's code.")
+    _common(s)
+    s.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command and its arguments, after --")
+    s.set_defaults(func=cmd_run)
+    s = actions.add_parser("prune", help="remove builds no key points to", description="Remove builds no key points to (killed builds "
+                           "included); with --older-than, first forget keys unused for that many days.")
+    s.add_argument("--older-than", type=float, metavar="DAYS", help="also forget builds not used for DAYS days")
+    s.set_defaults(func=cmd_prune)

@@ -1,1 +1,415 @@
-"""Issue 10: this module is being written (see privpkg.environments)."""
+"""Build a local environment from a lock, once: :func:`build` returns the cached build's path.
+
+A hit reads the lock's bytes, the interpreter's identity and two small files of the cache
+(:mod:`.cache`: the memo naming the key, the key's pointer); it parses no TOML and evaluates no
+marker. A miss selects the lock's artifacts for the interpreter (:mod:`.pylock`), fetches them
+(:mod:`.fetch`, private ones signed or with their connection's secret, each checked against the
+lock's sha256) into the cache's content-addressed wheelhouse, makes a venv in the build's final,
+unique directory and installs into it offline with no dependency resolution: ``uv venv`` + ``uv
+pip install --offline --no-index --no-deps --find-links ...`` (uv hardlinks from its cache, which
+holds the wheelhouse's files by path), or ``python -m venv`` + pip where uv is not installed or
+``installer="pip"``. Only then is the key's pointer published.
+
+The files install as from an index (``name==version`` with the lock's hash), so no
+``direct_url.json`` names the wheelhouse; a ``privpkg://`` wheel then gets the
+``direct_url.json`` pip writes for it through the shim (``{"url": "privpkg://...",
+"archive_info": {"hash": ...}}``), recorded in its ``RECORD``. No file names a signed URL or a
+secret: none ever reaches an installer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from privpkg.environments import cache
+from privpkg.errors import PrivpkgError, UsageError, shown
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from privpkg.environments.pylock import Artifact, Target
+    from privpkg.environments.spec import Spec
+
+INSTALLERS = ("uv", "pip")
+
+
+def _target_script(packaging_parent: str) -> str:
+    return (
+        "import json, sys; sys.path.insert(0, " + repr(packaging_parent) + "); "
+        "from packaging import markers, tags; "
+        "print(json.dumps([markers.default_environment(), [str(t) for t in tags.sys_tags()]]))"
+    )
+
+
+def target(python: cache.Interpreter, current: bool) -> Target:
+    """The wheel tags and marker environment of ``python``: packaging's own answer, in-process
+    for privpkg's interpreter, else in ``python`` itself with this packaging on its path."""
+    from privpkg.environments.pylock import Target
+
+    if current:
+        return Target.current()
+    import json
+    import subprocess
+
+    import packaging
+
+    parent = str(Path(packaging.__file__).resolve().parent.parent)
+    res = subprocess.run([python.executable, "-I", "-S", "-c", _target_script(parent)], capture_output=True, text=True,
+                         timeout=60, check=False)
+    try:
+        env, found = json.loads(res.stdout)
+    except ValueError:
+        raise PrivpkgError(f"cannot read the wheel tags of {shown(python.executable)} (exit {res.returncode})") from None
+    return Target(tuple(found), env)
+
+
+def find_uv() -> str | None:
+    """uv on PATH, else the one the ``uv`` package installed beside privpkg."""
+    import shutil
+
+    found = shutil.which("uv")
+    if found:
+        return found
+    try:
+        import uv  # type: ignore[import-not-found,unused-ignore]
+
+        path = str(uv.find_uv_bin())
+        return path if os.path.isfile(path) else None
+    except Exception:  # noqa: BLE001 - absent or broken: pip does the install
+        return None
+
+
+def _run(argv: list[str], what: str) -> None:
+    import subprocess
+
+    res = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        lines = [line.strip() for line in (res.stderr + res.stdout).splitlines() if line.strip()]
+        why = shown(lines[-1], 300) if lines else "no output"
+        raise PrivpkgError(f"{what} failed (exit {res.returncode}): {why}")
+
+
+def _requirements(artifacts: list[Artifact], paths: list[Path], folder: Path) -> tuple[Path, list[str]]:
+    """A requirements file of ``name==version --hash=sha256:...`` lines (so installers take
+    the files as from an index and record no URL), and the find-links folders."""
+    lines = [f"{a.name}=={a.version} --hash=sha256:{a.sha256}\n" for a in artifacts]
+    reqs = folder / "requirements.txt"
+    reqs.write_text("".join(lines), encoding="utf-8")
+    return reqs, sorted({str(p.parent) for p in paths})
+
+
+def _venv_python(dest: Path) -> Path:
+    return dest / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _install(dest: Path, python: cache.Interpreter, artifacts: list[Artifact], paths: list[Path], installer: str) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="privpkg-build-") as tmp:
+        reqs, links = _requirements(artifacts, paths, Path(tmp))
+        find_links = [arg for link in links for arg in ("--find-links", link)]
+        uv = find_uv() if installer == "uv" else None
+        if installer == "uv" and uv is None:
+            raise UsageError("uv is not installed (pip install uv); or build with --installer pip")
+        if uv is not None:
+            # --no-config: a uv.toml in a parent folder (even another user's) must not steer the build.
+            _run([uv, "venv", "--no-config", "--quiet", "--python", python.executable, str(dest)], "uv venv")
+            if artifacts:
+                _run([uv, "pip", "install", "--no-config", "--quiet", "--python", str(_venv_python(dest)), "--offline",
+                      "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "uv pip install")
+        else:
+            _run([python.executable, "-m", "venv", str(dest)], "python -m venv")
+            if artifacts:
+                _run([str(_venv_python(dest)), "-m", "pip", "install", "--quiet", "--isolated", "--disable-pip-version-check",
+                      "--no-input", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "pip install")
+
+
+def _site_packages(dest: Path) -> Path:
+    found = sorted(dest.glob("lib/python*/site-packages")) or sorted(dest.glob("Lib/site-packages"))
+    if not found:
+        raise PrivpkgError(f"the new environment {dest} has no site-packages")
+    return found[0]
+
+
+def _dist_info(site: Path, a: Artifact) -> Path:
+    from packaging.utils import canonicalize_name as canonical
+
+    for entry in site.glob("*.dist-info"):
+        name, _, version = entry.name[: -len(".dist-info")].rpartition("-")
+        if canonical(name) == a.name and version == a.version:
+            return entry
+    raise PrivpkgError(f"{a.filename} was installed but its .dist-info is missing")
+
+
+def record_direct_urls(dest: Path, artifacts: list[Artifact]) -> int:
+    """Give each ``privpkg://`` wheel the ``direct_url.json`` naming its stable URL (as pip
+    records it through the shim), listed in ``RECORD``; returns how many were written."""
+    import base64
+    import hashlib
+    import json
+
+    from privpkg.fileio import write_atomic
+
+    mine = [a for a in artifacts if a.url.lower().startswith("privpkg:")]
+    if not mine:
+        return 0
+    site = _site_packages(dest)
+    for a in mine:
+        info = _dist_info(site, a)
+        data = json.dumps({"url": a.url.partition("#")[0], "archive_info": {"hash": f"sha256={a.sha256}", "hashes": {"sha256": a.sha256}}},
+                          sort_keys=True).encode()
+        write_atomic(info / "direct_url.json", data, 0o644)  # what pip gives it: the environment's files are readable
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        line = f"{info.name}/direct_url.json,sha256={digest},{len(data)}\n"
+        record = info / "RECORD"
+        old = record.read_text(encoding="utf-8").splitlines(keepends=True) if record.exists() else []
+        kept = [x for x in old if not x.startswith(f"{info.name}/direct_url.json,")]
+        if kept and not kept[-1].endswith("\n"):
+            kept[-1] += "\n"
+        write_atomic(record, "".join([*kept, line]).encode(), 0o644)
+    return len(mine)
+
+
+def lock_for(spec: Spec, locks: Mapping[str, str], where: str) -> str:
+    """Which of a version's locks a local build uses: the ``conda-PLATFORM.txt`` of this
+    platform when the spec has conda dependencies, else ``pylock.toml``; one line when it has
+    none (or both parts: a prefix with a pip part on top is a later step)."""
+    from privpkg.environments.condalock import current_platform
+
+    if spec.conda:
+        conda = locks.get(f"conda-{current_platform()}.txt")
+        if conda is None:
+            raise UsageError(f"{where} has no conda lock for {current_platform()} (lock it with privpkg env lock)")
+        if spec.pip:
+            raise UsageError(f"{where} has conda and pip parts; env build builds one part only for now")
+        return conda
+    pip = locks.get("pylock.toml")
+    if pip is None:
+        raise UsageError(f"{where} has no pylock.toml (lock it with privpkg env lock)")
+    return pip
+
+
+def _read_lock(lock: str | Path) -> str:
+    if isinstance(lock, str):
+        return lock
+    try:
+        return lock.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{shown(lock)}: no such lock file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {shown(lock)}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def link_to(build: Path, link: Path) -> None:
+    """Make ``link`` a symlink to ``build``, replacing a symlink there (atomically: a new link
+    renamed over it) and never anything else."""
+    import secrets
+
+    if os.path.lexists(link) and not os.path.islink(link):
+        raise UsageError(f"--link {shown(link)}: it exists and is not a symbolic link; privpkg replaces only its own links")
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        os.symlink(build, tmp, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise PrivpkgError(f"cannot link {shown(link)} to the build: {exc.strerror or exc}") from None
+
+
+def build(lock: str | Path, *, python: str | None = None, link: Path | None = None, installer: str | None = None,
+          timeout: float = 60) -> Path:
+    """The path of the environment ``lock`` (its text, or a ``pylock.toml`` path) describes for
+    ``python`` (default: the interpreter privpkg runs on), built now unless the cache has it;
+    ``link`` becomes a symlink to it. See the module docstring."""
+    if installer is not None and installer not in INSTALLERS:
+        raise UsageError(f"--installer must be one of {', '.join(INSTALLERS)}, got {shown(installer)}")
+    text = _read_lock(lock)
+    found: Path | None
+    if is_explicit(text):
+        found = build_conda(text, timeout=timeout)
+    else:
+        interp = cache.interpreter(python)
+        memo = cache.memo_id(text, interp)
+        known = cache.memo_get(memo)
+        found = cache.lookup(known) if known else None
+        if found is None:
+            found = _build_miss(text, interp, memo, python is None, installer, timeout)
+    if link is not None:
+        link_to(found, link)
+    return found
+
+
+def _select(text: str, interp: cache.Interpreter, current: bool) -> list[Artifact]:
+    from privpkg.environments import pylock
+
+    return pylock.load(text).select(target(interp, current))
+
+
+def find(lock: str | Path, *, python: str | None = None) -> Path | None:
+    """The cached build of ``lock`` for ``python``, or None; builds nothing."""
+    text = _read_lock(lock)
+    interp = _conda_identity() if is_explicit(text) else cache.interpreter(python)
+    memo = cache.memo_id(text, interp)
+    known = cache.memo_get(memo)
+    found = cache.lookup(known) if known else None
+    if found is None:
+        selected = explicit_artifacts(text) if is_explicit(text) else _select(text, interp, python is None)
+        build_key = cache.key(selected, interp)
+        found = cache.lookup(build_key)
+        if found is not None:
+            cache.memo_put(memo, build_key)
+    return found
+
+
+def _build_miss(text: str, interp: cache.Interpreter, memo: str, current: bool, installer: str | None, timeout: float) -> Path:
+    from privpkg.environments import fetch
+
+    chosen = installer or ("uv" if find_uv() else "pip")
+    artifacts = _select(text, interp, current)
+    for a in artifacts:
+        if a.kind != "wheel":
+            raise UsageError(f"{a.filename}: a build installs wheels only (this lock selects a {a.kind} of {a.name})")
+    build_key = cache.key(artifacts, interp)
+    found = cache.lookup(build_key)
+    if found is None:
+        with cache.key_lock(build_key):
+            found = cache.lookup(build_key)  # another builder may have finished it meanwhile
+            if found is None:
+                paths = fetch.fetch_artifacts(artifacts, cache.wheels_dir(), timeout=timeout, by_hash=True)
+                with cache.new_build(build_key) as dest:
+                    _install(dest, interp, artifacts, paths, chosen)
+                    record_direct_urls(dest, artifacts)
+                    cache.publish(build_key, dest)
+                found = dest
+    cache.memo_put(memo, build_key)
+    return found
+
+
+def run_in(build: Path, argv: list[str]) -> int:
+    """Run ``argv`` in the environment (its bin first on PATH, VIRTUAL_ENV set, PYTHONHOME
+    unset, as ``activate`` does); returns its exit code."""
+    import shutil
+    import subprocess
+
+    if not argv:
+        raise UsageError("no command to run: privpkg env run NAME -- CMD [ARGS...]")
+    bindir = build / ("Scripts" if os.name == "nt" else "bin")
+    env = dict(os.environ)
+    env.pop("PYTHONHOME", None)
+    # A conda prefix is named by CONDA_PREFIX (as `conda activate` does), a venv by VIRTUAL_ENV.
+    env["CONDA_PREFIX" if (build / "conda-meta").is_dir() else "VIRTUAL_ENV"] = str(build)
+    env["PATH"] = os.pathsep.join([str(bindir), env.get("PATH", "")])
+    exe = shutil.which(argv[0], path=env["PATH"])
+    if exe is None:
+        raise UsageError(f"{shown(argv[0])}: no such command in the environment or on PATH")
+    sys.stdout.flush()
+    try:
+        return subprocess.run([exe, *argv[1:]], env=env, check=False).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---------------------------------------------------------------------------- conda prefixes
+
+
+def is_explicit(text: str) -> bool:
+    """Whether ``text`` is a conda explicit list (CEP 23: an ``@EXPLICIT`` line, then URLs)."""
+    return any(line.strip() == "@EXPLICIT" for line in text.splitlines()[:50])
+
+
+def explicit_artifacts(text: str) -> list[Artifact]:
+    """The packages of a CEP 23 explicit list (:func:`.condalock.load_explicit`: every line
+    ``URL#sha256:HEX``, no secret); one-line UsageError for an empty one."""
+    from privpkg.environments.condalock import load_explicit
+
+    out = load_explicit(text)
+    if not out:
+        raise UsageError("the explicit list names no package")
+    return out
+
+
+def _conda_identity() -> cache.Interpreter:
+    import sysconfig
+
+    # A prefix depends on the platform only; "conda" keeps its keys apart from venvs'.
+    return cache.Interpreter("conda-prefix", "", sysconfig.get_platform(), "", "", "")
+
+
+def build_conda(text: str, *, timeout: float = 60) -> Path:
+    """The conda prefix of an explicit list, from the cache or built now with py-rattler: the
+    packages fetched and checked (:mod:`.fetch`), indexed as a local channel, pinned exactly
+    (name, version, build) and installed offline; each ``conda-meta`` record then names the
+    list's URL, not the local copy."""
+    ident = _conda_identity()
+    memo = cache.memo_id(text, ident)
+    known = cache.memo_get(memo)
+    found = cache.lookup(known) if known else None
+    if found is not None:
+        return found
+    from privpkg.environments import fetch
+
+    artifacts = explicit_artifacts(text)
+    build_key = cache.key(artifacts, ident)
+    with cache.key_lock(build_key):
+        found = cache.lookup(build_key)
+        if found is None:
+            paths = fetch.fetch_artifacts(artifacts, cache.wheels_dir(), timeout=timeout, by_hash=True)
+            with cache.new_build(build_key) as dest:
+                _install_conda(dest, artifacts, paths)
+                cache.publish(build_key, dest)
+            found = dest
+    cache.memo_put(memo, build_key)
+    return found
+
+
+def _install_conda(dest: Path, artifacts: list[Artifact], paths: list[Path]) -> None:
+    import asyncio
+    import json
+    import tempfile
+
+    try:
+        import rattler
+        from rattler.index import index_fs
+    except ImportError:
+        raise UsageError("building a conda environment needs py-rattler: pip install py-rattler") from None
+    from privpkg.fileio import write_atomic
+
+    with tempfile.TemporaryDirectory(prefix="privpkg-channel-") as tmp:
+        channel = Path(tmp) / "channel"
+        for a, path in zip(artifacts, paths, strict=True):
+            subdir = a.url.rstrip("/").rsplit("/", 2)[-2]
+            (channel / subdir).mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, channel / subdir / a.filename)
+            except OSError:
+                import shutil
+
+                shutil.copyfile(path, channel / subdir / a.filename)
+        from rattler.platform import Platform
+
+        for subdir in ("noarch", str(Platform.current())):  # a channel has both, even empty
+            (channel / subdir).mkdir(parents=True, exist_ok=True)
+        specs = [f"{a.name} =={a.version} {a.filename.removesuffix('.conda').removesuffix('.tar.bz2').rsplit('-', 1)[1]}"
+                 for a in artifacts]
+        try:
+            asyncio.run(index_fs(channel_directory=channel, write_shards=False, write_zst=False, force=True))
+            records = asyncio.run(rattler.solve(sources=[channel.as_uri()], specs=specs, timestamp_policy="allow-missing"))
+            # rattler's package cache (extracted packages, hardlinked into prefixes) stays with the
+            # build cache: conda-meta records name it, and the next build of the same files links from it.
+            asyncio.run(rattler.install(records, target_prefix=dest, cache_dir=cache.root() / "conda-pkgs", show_progress=False))
+        except Exception as exc:  # noqa: BLE001 - py-rattler raises its own exception types per failure
+            raise PrivpkgError(f"installing the conda packages failed: {shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 300)}") from None
+    urls = {a.filename: a.url.partition("#")[0] for a in artifacts}
+    for record in (dest / "conda-meta").glob("*.json"):
+        data = json.loads(record.read_text(encoding="utf-8"))
+        if data.get("fn") in urls:
+            # The local channel was a temp folder: name where the package came from instead.
+            data["url"] = urls[data["fn"]]
+            data["channel"] = urls[data["fn"]].rsplit("/", 2)[0]
+            write_atomic(record, json.dumps(data, indent=2, sort_keys=True).encode(), 0o644)

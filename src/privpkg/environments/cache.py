@@ -1,1 +1,259 @@
-"""Issue 10: this module is being written (see privpkg.environments)."""
+"""The build cache: keys, the interpreter's identity, build directories, pointers and pruning.
+
+A build's **key** is a sha256 over the sorted ``(name, version, filename, sha256)`` of the
+artifacts the lock selects for an interpreter, plus that interpreter's identity
+(implementation, full version, platform, ABI, real path of the base interpreter); never the
+environment's name or version, so the same lock made by pip or by uv gives the same key.
+
+Layout under :func:`root` (the platformdirs user cache dir's ``envs``, or
+``$PRIVPKG_HOME/cache/envs``)::
+
+    builds/<key16>-<random>/   a venv or prefix, built where it stays (it embeds its path)
+    keys/<key>                 the pointer: the name of the complete build, one line
+    memo/<sha256>              lock text + interpreter -> key, so a hit skips reading the lock
+    locks/                     flock files: one per key (one builder at a time), one per build
+    wheels/<sha256>/<file>     the fetched artifacts, content-addressed (uv caches them by path)
+
+A build's pointer is written (atomically, :func:`privpkg.fileio.write_atomic`) only after the
+build is complete, so a killed build is never a hit: its directory is unreferenced and
+:func:`prune` removes it. A build in progress holds its own lock file, which prune respects.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from privpkg.errors import PrivpkgError, UsageError, shown
+
+if TYPE_CHECKING:
+    from privpkg.environments.pylock import Artifact
+
+#: The pointer format's version: a change here makes every old pointer a miss.
+FORMAT = "1"
+
+
+class Interpreter(NamedTuple):
+    """What a build depends on in its interpreter; ``executable`` is what ``uv venv`` gets."""
+
+    implementation: str
+    version: str  # sys.version, in full (a rebuilt 3.12.3 differs from another 3.12.3)
+    platform: str  # sysconfig.get_platform()
+    soabi: str
+    base: str  # the real path of the base interpreter (a venv's python names its base)
+    executable: str
+
+    def identity(self) -> list[str]:
+        return [self.implementation, self.version, self.platform, self.soabi, self.base]
+
+
+#: Run in another interpreter (``--python``) to read its identity: standard library only.
+_IDENTITY = (
+    "import json, os, sys, sysconfig; "
+    "print(json.dumps([sys.implementation.name, sys.version, sysconfig.get_platform(), "
+    "sysconfig.get_config_var('SOABI') or '', os.path.realpath(getattr(sys, '_base_executable', None) or sys.executable), "
+    "sys.executable]))"
+)
+
+
+def interpreter(python: str | None = None) -> Interpreter:
+    """The identity of ``python`` (a path or a command on PATH; asked in a subprocess), or of the
+    interpreter privpkg runs on (its base interpreter, read in-process). One-line PrivpkgError
+    for one that cannot be run."""
+    if python is None:
+        import sysconfig
+
+        base = getattr(sys, "_base_executable", None) or sys.executable
+        real = os.path.realpath(base)
+        return Interpreter(sys.implementation.name, sys.version, sysconfig.get_platform(),
+                           sysconfig.get_config_var("SOABI") or "", real, real)
+    import json
+    import shutil
+    import subprocess
+
+    exe = python if os.sep in python else shutil.which(python)
+    if not exe or not os.path.isfile(exe):
+        raise UsageError(f"--python {shown(python)}: no such interpreter")
+    try:
+        res = subprocess.run([exe, "-I", "-S", "-c", _IDENTITY], capture_output=True, text=True, timeout=60, check=False)
+        values = json.loads(res.stdout) if res.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        values = None
+    if not isinstance(values, list) or len(values) != 6 or not all(isinstance(v, str) for v in values):
+        raise UsageError(f"--python {shown(python)}: cannot run it as a Python interpreter")
+    return Interpreter(*values)
+
+
+def root() -> Path:
+    from privpkg import paths
+
+    return paths.cache_dir() / "envs"
+
+
+def _digest(*parts: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8", "surrogateescape"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def key(artifacts: Sequence[Artifact], python: Interpreter) -> str:
+    """The build's key (module docstring): the same for any lock selecting the same files."""
+    rows = sorted((a.name, a.version, a.filename, a.sha256) for a in artifacts)
+    return _digest(FORMAT, *python.identity(), *("\t".join(r) for r in rows))
+
+
+def memo_id(lock_text: str, python: Interpreter) -> str:
+    """Names the memo of ``lock_text``'s key for ``python``: lets a hit skip parsing the lock."""
+    return _digest(FORMAT, "memo", *python.identity(), lock_text)
+
+
+def _read_small(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read(200).strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PrivpkgError(f"cannot read the build cache's {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _hex(value: str | None) -> str | None:
+    return value if value is not None and len(value) == 64 and all(c in "0123456789abcdef" for c in value) else None
+
+
+def memo_get(memo: str) -> str | None:
+    return _hex(_read_small(root() / "memo" / memo))
+
+
+def memo_put(memo: str, build_key: str) -> None:
+    from privpkg.fileio import write_atomic
+
+    folder = root() / "memo"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / memo, (build_key + "\n").encode())
+
+
+def lookup(build_key: str) -> Path | None:
+    """The complete build of ``build_key``, or None. Reads only the pointer (and stats the
+    build); marks the pointer used (its mtime) for ``prune --older-than``."""
+    top = root()
+    pointer = top / "keys" / build_key
+    name = _read_small(pointer)
+    if not name or "/" in name or os.sep in name or name.startswith("."):
+        return None
+    build = top / "builds" / name
+    if not build.is_dir():
+        return None
+    try:
+        os.utime(pointer)
+    except OSError:
+        pass  # a read-only cache still serves hits
+    return build
+
+
+@contextmanager
+def key_lock(build_key: str) -> Iterator[None]:
+    """One builder per key at a time (a second one then finds the first one's build)."""
+    from privpkg.fileio import file_lock
+
+    with file_lock(root() / "locks" / f"key-{build_key}.lock", timeout=3600):
+        yield
+
+
+@contextmanager
+def new_build(build_key: str) -> Iterator[Path]:
+    """A fresh, unique, empty directory name for a build of ``build_key`` (not created: ``uv
+    venv`` creates it), locked for as long as the block runs so :func:`prune` leaves it alone.
+    An exception removes what was built."""
+    import secrets
+    import shutil
+
+    from privpkg.fileio import file_lock
+
+    top = root()
+    (top / "builds").mkdir(parents=True, exist_ok=True)
+    name = f"{build_key[:16]}-{secrets.token_hex(6)}"
+    with file_lock(top / "locks" / f"build-{name}.lock", timeout=0):
+        dest = top / "builds" / name
+        try:
+            yield dest
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+    try:
+        os.unlink(top / "locks" / f"build-{name}.lock")
+    except OSError:
+        pass
+
+
+def publish(build_key: str, build: Path) -> None:
+    """Point ``build_key`` at the complete ``build``: one atomic rename, after everything else."""
+    from privpkg.fileio import write_atomic
+
+    folder = root() / "keys"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / build_key, (build.name + "\n").encode(), 0o644)
+
+
+def wheels_dir() -> Path:
+    return root() / "wheels"
+
+
+class Pruned(NamedTuple):
+    pointers: int
+    builds: list[str]
+
+
+def prune(older_than_days: float | None = None) -> Pruned:
+    """Forget pointers not used for ``older_than_days`` (none when None), then remove every
+    build no pointer names, except builds in progress. A removed build is renamed aside first,
+    so no half-removed tree keeps a build's name."""
+    import shutil
+    import time
+
+    from privpkg.fileio import LockTimeout, file_lock
+
+    top = root()
+    pointers = 0
+    referenced: set[str] = set()
+    now = time.time()
+    for pointer in sorted((top / "keys").glob("*")) if (top / "keys").is_dir() else []:
+        try:
+            st = pointer.stat()
+        except OSError:
+            continue
+        if older_than_days is not None and now - st.st_mtime > older_than_days * 86400:
+            pointer.unlink(missing_ok=True)  # a builder of this key would only write a new one
+            pointers += 1
+            continue
+        name = _read_small(pointer)
+        if name:
+            referenced.add(name)
+    removed: list[str] = []
+    builds = top / "builds"
+    for entry in sorted(builds.iterdir()) if builds.is_dir() else []:
+        if entry.name in referenced or entry.name.startswith("."):
+            continue
+        lock = top / "locks" / f"build-{entry.name}.lock"
+        try:
+            with file_lock(lock, timeout=0):
+                aside = builds / f".removing-{entry.name}"
+                os.replace(entry, aside)
+                shutil.rmtree(aside, ignore_errors=True)
+            lock.unlink(missing_ok=True)
+        except LockTimeout:
+            continue  # a build in progress
+        except OSError:
+            continue
+        removed.append(entry.name)
+    for leftover in builds.glob(".removing-*") if builds.is_dir() else []:
+        shutil.rmtree(leftover, ignore_errors=True)
+    return Pruned(pointers, removed)

@@ -83,11 +83,11 @@ def cache_key(artifacts: Iterable[ArtifactLike]) -> str:
 
 
 def fetch_into(artifacts: Sequence[ArtifactLike], dest: Path, *, timeout: float = 60) -> list[Path]:
-    """Every artifact into ``dest``, checked against its sha256. The one call to replace with
-    ``privpkg.environments.fetch.fetch_artifacts`` when it lands."""
-    from privpkg.environments import _hostfetch
+    """Every artifact into ``dest``, checked against its sha256
+    (:func:`privpkg.environments.fetch.fetch_artifacts`)."""
+    from privpkg.environments.fetch import fetch_artifacts
 
-    return _hostfetch.fetch_artifacts(artifacts, dest, timeout=timeout)
+    return fetch_artifacts(artifacts, dest, timeout=timeout)
 
 
 def _check_artifacts(artifacts: Sequence[ArtifactLike]) -> None:

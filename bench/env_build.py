@@ -1,0 +1,183 @@
+#!/usr/bin/env python
+"""Benchmark: ``privpkg env build`` from a pylock.toml, a cache hit and a miss, versus ``uv venv
+&& uv pip sync --offline`` of the same lock.
+
+Targets (issue 10, item 6): a cache hit of ``privpkg env build`` takes at most 100 ms wall; a
+miss with a warm uv cache at most 1.15 times ``uv venv && uv pip sync --offline`` (ratio of the
+medians), measured in the same run.
+
+    python bench/env_build.py --runs 40         # the README's numbers
+    python bench/env_build.py --runs 3 --warmup 0 --packages 4     # a smoke test
+
+The lock holds N packages (default 20) made by the shared wheel maker, each with a random
+payload of 0.1 to 4 MB (about 38 MB in all for 20): N-2 public ones served anonymously by a
+loopback ``http.server``, one private wheel on the loopback PAT feed (a ``PythonFeed``
+connection holds its secret) and one ``privpkg://`` wheel in a local workspace (as ``pip lock``
+records it, ``[packages.archive]``). uv cannot read ``privpkg://`` and has no credential for
+the feed, so its lock names those two files on the public server: the same files, the same
+sha256. Nothing is reached beyond loopback; the timed part uses no network at all but the
+feed's and the public server's loopback (a miss fetches the two private files again only when
+its wheelhouse is emptied, see below).
+
+Timed with ``_common.interleaved`` (every command once per iteration, in a shuffled order):
+
+    hit           python -m privpkg env build --lock pylock.toml     (the build is cached)
+    miss          sh -c 'rm -rf CACHE/{keys,memo,builds} && python -m privpkg env build --lock pylock.toml'
+    uv sync       sh -c 'rm -rf V && uv venv -q V && uv pip sync -q --offline --python V/bin/python pylock.uv.toml'
+
+Both rebuilding variants remove their previous environment inside the timed command (each
+removes one venv of the same files). privpkg's wheelhouse (the fetched files) and uv's cache
+(``UV_CACHE_DIR``, shared) stay warm; ``--cold-wheelhouse`` adds a fourth variant that also
+empties privpkg's wheelhouse, so the two private files are fetched again and uv unpacks every
+file anew (its cache knows the wheelhouse's files by path and mtime). Same interpreter for
+both (the base of this one), ``--no-config`` for both. privpkg is this checkout, a wheel
+of this checkout in a throwaway venv (bytecode compiled, as pip installs it) with the ``uv``
+package beside it, run as ``VENV/bin/python -m privpkg``; the children run with
+``PYTHONDONTWRITEBYTECODE=1`` (``support.env.clean_env``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    busy_note,
+    clean_env,
+    compare,
+    find_uv,
+    interleaved,
+    log,
+    make_wheel,
+    median_ci,
+    privpkg_venv,
+    privpkg_wheel,
+    run,
+    verdict,
+    write_result,
+)
+
+from privpkg import envvars
+from privpkg.testing import start_feed_server, start_server, stop_process, write_config
+
+TARGET_HIT_MS = 100.0
+TARGET_RATIO = 1.15
+FEED_PATH = "/org/_packaging/feed/pypi/simple/"
+
+
+def lock_text(entries: list[tuple[str, str, str, str, bool]]) -> str:
+    """(name, version, url, sha256, as_archive) -> a pylock.toml."""
+    blocks = []
+    for name, version, url, sha, archive in entries:
+        table = "[packages.archive]" if archive else "[[packages.wheels]]"
+        blocks.append(f'[[packages]]\nname = "{name}"\nversion = "{version}"\n\n{table}\nurl = "{url}"\nhashes = {{ sha256 = "{sha}" }}\n')
+    return 'lock-version = "1.0"\ncreated-by = "privpkg bench"\n\n' + "\n".join(blocks)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--packages", type=int, default=20)
+    ap.add_argument("--cold-wheelhouse", action="store_true", help="also time a miss whose wheelhouse is empty")
+    args = ap.parse_args()
+    load_before = os.getloadavg()[0]
+    uv = str(find_uv())
+    base = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    with tempfile.TemporaryDirectory(prefix="privpkg-bench-env-") as tmp_name:
+        tmp = Path(tmp_name)
+        env = clean_env(tmp / "t")
+        env["UV_CACHE_DIR"] = str(tmp / "uv-cache")
+        cache = Path(env[envvars.HOME]) / "cache" / "envs"
+        rng = random.Random(1)
+        public = tmp / "public"
+        feed_dir = tmp / "feed"
+        wheels: list[tuple[str, Path]] = []
+        for i in range(args.packages):
+            name = f"bench-pkg-{i:02d}"
+            folder = feed_dir if i == 0 else public
+            wheels.append((name, make_wheel(folder, name, "1.0", payload_size=rng.randint(100_000, 4_000_000))))
+        secret = hashlib.sha256(os.urandom(16)).hexdigest()
+        config = write_config(tmp / "feed.json", [{"path": FEED_PATH, "secret": secret, "dir": feed_dir}])
+        feed = start_feed_server(config, env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")})
+        server, port = start_server(lambda p: [sys.executable, "-m", "http.server", str(p), "--bind", "127.0.0.1", "--directory", str(public)],
+                                    tmp / "http.log", "the public server")
+        try:
+            # privpkg from a wheel of this checkout, bytecode compiled (nothing timed compiles it), with
+            # uv beside it as `pip install uv` puts it: the build finds it there.
+            uv_version = run([uv, "--version"]).stdout.split()[1]
+            log("building the privpkg venv")
+            privpkg_venv(tmp / "venv", [privpkg_wheel(tmp / "dist", env), f"uv=={uv_version}"], env)
+            privpkg = [str(tmp / "venv" / "bin" / "python"), "-m", "privpkg"]
+            run([*privpkg, "workspace", "add", "team", "--local", tmp / "ws"], env=env)
+            run([*privpkg, "connection", "set", "feed", "--target", f"http://127.0.0.1:{feed.port}{FEED_PATH}"],
+                env=env, input=secret + "\n")
+            _, ws_wheel = wheels[1]
+            ws_url = run([*privpkg, "wheel", "add", ws_wheel, "--workspace", "team"], env=env).stdout.strip().splitlines()[-1]
+            mine, theirs = [], []
+            for i, (name, whl) in enumerate(wheels):
+                sha = hashlib.sha256(whl.read_bytes()).hexdigest()
+                public_url = f"http://127.0.0.1:{port}/{whl.name}"
+                if i == 0:
+                    (public / whl.name).write_bytes(whl.read_bytes())  # uv's copy of the feed file
+                    mine.append((name, "1.0", f"http://127.0.0.1:{feed.port}{FEED_PATH}{name}/{whl.name}", sha, False))
+                elif i == 1:
+                    mine.append((name, "1.0", ws_url, sha, True))
+                else:
+                    mine.append((name, "1.0", public_url, sha, False))
+                theirs.append((name, "1.0", public_url, sha, False))
+            lock, uv_lock = tmp / "pylock.toml", tmp / "pylock.uv.toml"
+            lock.write_text(lock_text(mine))
+            uv_lock.write_text(lock_text(theirs))
+            venv = tmp / "uv-venv"
+            # Warm both: uv's cache (an online sync), privpkg's wheelhouse and build (a first build).
+            run([uv, "venv", "-q", "--no-config", "--python", base, venv], env=env)
+            run([uv, "pip", "sync", "-q", "--no-config", "--python", venv / "bin/python", uv_lock], env=env)
+            built = run([*privpkg, "env", "build", "--lock", lock], env=env).stdout.strip()
+            log(f"built {built}")
+            q = " ".join
+            commands: dict[str, tuple[list[Any], dict[str, str]]] = {
+                "uv sync": (["sh", "-c", (f"rm -rf {venv} && {uv} venv -q --no-config --python {base} {venv} && "
+                                      f"{uv} pip sync -q --no-config --offline --python {venv}/bin/python {uv_lock}")], env),
+                "miss": (["sh", "-c", f"rm -rf {cache}/keys {cache}/memo {cache}/builds && {q(privpkg)} env build --lock {lock}"], env),
+                "hit": ([*privpkg, "env", "build", "--lock", lock], env),
+            }
+            if args.cold_wheelhouse:
+                commands["miss, cold wheelhouse"] = (["sh", "-c", f"rm -rf {cache} && {q(privpkg)} env build --lock {lock}"], env)
+            res = interleaved(commands, runs=args.runs, warmup=args.warmup)
+            for name, r in res.items():
+                assert all(c == 0 for c in r["exit_codes"]), f"{name} failed: {r['exit_codes']}"
+            # The last miss left a complete build; check what it holds.
+            out = run([*privpkg, "env", "run", "--lock", lock, "--", "python", "-c",
+                       "import importlib.metadata as m; print(len([d for d in m.distributions() if d.metadata['Name'].startswith('bench-pkg')]))"],
+                      env=env).stdout.strip()
+            assert out == str(args.packages), out
+        finally:
+            stop_process(server)
+            feed.stop()
+    hit, hit_lo, hit_hi = median_ci(res["hit"]["ms"])
+    ratio, lo, hi = compare(res["uv sync"]["ms"], res["miss"]["ms"], ratio=True)
+    print("\n| variant | median ms | CPU mean ms |\n|---|---|---|")
+    for name, r in res.items():
+        print(f"| {name} | {r['median_ms']:.0f} | {r['cpu_mean_ms']:.0f} |")
+    print(f"\nhit: {hit:.0f} ms (95% CI {hit_lo:.0f} … {hit_hi:.0f}), target ≤ {TARGET_HIT_MS:g} ms: "
+          f"{verdict(hit, hit_lo, hit_hi, TARGET_HIT_MS)[2]}")
+    print(f"miss / uv sync: {ratio:.2f}x (95% CI {lo:.2f} … {hi:.2f}), target ≤ {TARGET_RATIO}x: {verdict(ratio, lo, hi, TARGET_RATIO)[2]}")
+    if args.cold_wheelhouse:
+        cr, clo, chi = compare(res["uv sync"]["ms"], res["miss, cold wheelhouse"]["ms"], ratio=True)
+        print(f"miss with a cold wheelhouse / uv sync: {cr:.2f}x (95% CI {clo:.2f} … {chi:.2f}) (no target)")
+    print(busy_note(load_before))
+    write_result("env_build", {"runs": args.runs, "packages": args.packages, "results": res,
+                               "hit_ms": [hit, hit_lo, hit_hi], "miss_ratio": [ratio, lo, hi]})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

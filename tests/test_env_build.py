@@ -1,0 +1,339 @@
+"""``privpkg env build|path|run|prune`` (issue 10, items 4 and 5): a venv from a ``pylock.toml``
+holding a PAT-feed wheel and a ``privpkg://`` wheel of a local workspace, with real uv and real
+pip (``--installer pip``) and the loopback PAT feed.
+
+Shown here: the private artifacts are fetched by privpkg (the feed file with its connection's
+secret, the workspace wheel through the workspace) and installed offline; the workspace wheel's
+``direct_url.json`` names its ``privpkg://`` URL (listed in RECORD with its hash) and the feed
+wheel gets none; a second build is a cache hit (same path, no request to the feed), also for a
+lock written differently that selects the same files; ``--link``, ``env path`` and ``env run``
+(exit code passed through); a build killed with SIGKILL mid-install is never a hit and ``env
+prune`` removes it; bad input is one error line; no output and no file of the cache, the build
+or uv's cache holds the feed's secret.
+
+Until the registry lands, the builds name their lock with ``--lock``. The locks are written here
+the way ``pip lock`` writes them (a workspace wheel as ``[packages.archive]``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.builds import pyenv_python
+from support.cli import PrivpkgCLI
+from support.env import assert_no_secret
+from support.feeds import FeedServer
+
+from privpkg import envvars
+from privpkg.testing import make_wheel
+
+pytestmark = pytest.mark.integration
+
+WS = "team"
+
+
+def lock_text(wheels: Sequence[tuple[str, str, str, str]], archives: Sequence[tuple[str, str, str, str]] = (), *, reverse: bool = False,
+              extra: str = "") -> str:
+    """A pylock.toml: ``wheels`` as ``[[packages.wheels]]``, ``archives`` as pip lock records a
+    workspace wheel (``[packages.archive]``); each (name, version, url, sha256)."""
+    blocks = [f'[[packages]]\nname = "{n}"\nversion = "{v}"\n\n[[packages.wheels]]\nurl = "{u}"\nhashes = {{ sha256 = "{s}" }}\n'
+              for n, v, u, s in wheels]
+    blocks += [f'[[packages]]\nname = "{n}"\nversion = "{v}"\n\n[packages.archive]\nurl = "{u}"\nhashes = {{ sha256 = "{s}" }}\n'
+               for n, v, u, s in archives]
+    if reverse:
+        blocks.reverse()
+    return 'lock-version = "1.0"\ncreated-by = "test"\n\n' + "\n".join(blocks) + extra
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Setup:
+    def __init__(self, cli: PrivpkgCLI, tmp_path: Path, payload: int = 0) -> None:
+        self.cli = cli
+        self.home = Path(cli.env[envvars.HOME])
+        self.cache = self.home / "cache" / "envs"
+        cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
+        self.team = make_wheel(tmp_path / "dist", "team-lib", "1.0", payload_size=payload)
+        self.team_url = cli.ok("wheel", "add", self.team, "--workspace", WS).strip().splitlines()[-1]
+        assert self.team_url.startswith("privpkg://")
+
+    def keys(self) -> list[str]:
+        return sorted(p.name for p in (self.cache / "keys").glob("*"))
+
+    def builds(self) -> list[str]:
+        return sorted(p.name for p in (self.cache / "builds").glob("*"))
+
+
+@pytest.fixture
+def setup(checked_cli: Callable[..., PrivpkgCLI], feed: FeedServer, store_connection: Callable[..., Any], tmp_path: Path) -> Setup:
+    store_connection("feed-a", feed.index_a, feed.secret_a)
+    return Setup(checked_cli(feed.secret_a, feed.secret_b), tmp_path)
+
+
+def register(setup: Setup, name: str, pylock: str) -> None:
+    """Register ``name`` with this lock in the workspace WS (through the registry's API, in this
+    process: ``env register`` would lock again with pip) and label version 1 ``prod``."""
+    from privpkg.environments import registry
+    from privpkg.environments.api import open_registry
+    from privpkg.environments.spec import Spec
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv(envvars.HOME, str(setup.home))
+        _, store = open_registry(WS)
+        rec = registry.register(store, Spec(name, pip=("pkg-a", "team-lib")), {"pylock.toml": pylock})
+        registry.set_label(store, name, "prod", rec.version)
+
+
+def feed_wheel(feed: FeedServer, tmp_path: Path) -> tuple[str, str, str, str]:
+    whl = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
+    return ("pkg-a", "1.0", f"{feed.index_a}pkg-a/{whl.name}", sha(whl))
+
+
+def site_packages(env: Path) -> Path:
+    (found,) = env.glob("lib/python*/site-packages")
+    return found
+
+
+def grep_tree(root: Path, *secrets_: str) -> int:
+    """Every file under ``root`` checked for ``secrets_``; returns how many were read."""
+    n = 0
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert_no_secret(path.read_bytes().decode("latin-1"), *secrets_)
+            n += 1
+    return n
+
+
+def test_build_hit_link_path_run_and_no_secret(setup: Setup, feed: FeedServer, tmp_path: Path) -> None:
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([feed_wheel(feed, tmp_path)], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    link = tmp_path / "env"
+    env = Path(cli.ok("env", "build", "--lock", lock, "--link", link).strip())
+    assert env.parent == setup.cache / "builds" and os.readlink(link) == str(env)
+    # privpkg sends the connection's secret with the first request: one authorized download.
+    assert [(e.path.rsplit("/", 1)[-1], e.status, e.auth) for e in feed.log()] == [("pkg_a-1.0-py3-none-any.whl", 200, True)]
+    out = cli.tool([env / "bin" / "python", "-c", "import pkg_a, team_lib; print(pkg_a.VERSION, team_lib.VERSION)"])
+    assert out.returncode == 0 and out.output.split() == ["1.0", "1.0"], out.describe()
+
+    # The workspace wheel's direct_url.json names its privpkg:// URL, and RECORD lists it.
+    site = site_packages(env)
+    info = site / "team_lib-1.0.dist-info"
+    data = (info / "direct_url.json").read_bytes()
+    assert json.loads(data) == {"url": setup.team_url, "archive_info": {"hash": f"sha256={sha(setup.team)}",
+                                                                         "hashes": {"sha256": sha(setup.team)}}}
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    assert f"team_lib-1.0.dist-info/direct_url.json,sha256={digest},{len(data)}" in (info / "RECORD").read_text().splitlines()
+    assert not (site / "pkg_a-1.0.dist-info" / "direct_url.json").exists()  # installed as from an index: no URL kept
+
+    # A hit: the same build, nothing fetched; a lock written otherwise that selects the same files too.
+    requests = len(feed.log())
+    assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
+    other = tmp_path / "pylock.other.toml"
+    other.write_text(lock_text([feed_wheel(feed, tmp_path)], [("team-lib", "1.0", setup.team_url, sha(setup.team))], reverse=True,
+                               extra='\n[tool.someone]\nnote = "ignored"\n'))
+    assert cli.ok("env", "build", "--lock", other).strip() == str(env)
+    assert cli.ok("env", "path", "--lock", lock).strip() == str(env)
+    assert len(feed.log()) == requests, feed.log_text()
+    assert len(setup.keys()) == 1 and setup.builds() == [env.name]
+
+    # A registered environment whose lock selects the same files: the same build (the key is
+    # the files and the interpreter, never a name or version), by NAME, NAME:N and NAME@LABEL.
+    register(setup, "train", lock.read_text())
+    assert cli.ok("env", "build", "train", "--workspace", WS).strip() == str(env)
+    assert cli.ok("env", "path", "train@prod", "--workspace", WS).strip() == str(env)
+    cli.fails(1, "env", "build", "train:2", "--workspace", WS, match="has no version 2")
+
+    # env run: in the environment, its exit code passed through.
+    res = cli("env", "run", "train", "--workspace", WS, "--", "python", "-c",
+              "import os, sys, team_lib; print(sys.prefix); print(os.environ['VIRTUAL_ENV']); sys.exit(7)")
+    assert res.returncode == 7, res.stderr
+    assert res.stdout.split() == [str(env), str(env)]
+
+    # No file of the cache, the build or uv's cache holds the secret (outputs: checked_cli).
+    assert grep_tree(setup.home / "cache", feed.secret_a) > 10
+    assert grep_tree(Path(cli.env["XDG_CACHE_HOME"]), feed.secret_a) > 0
+
+
+def test_pip_installer_and_bad_input(setup: Setup, feed: FeedServer, tmp_path: Path) -> None:
+    cli = setup.cli
+    good = feed_wheel(feed, tmp_path)
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([good], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    env = Path(cli.ok("env", "build", "--lock", lock, "--installer", "pip").strip())
+    info = site_packages(env) / "team_lib-1.0.dist-info"
+    assert (info / "INSTALLER").read_text().strip() == "pip"
+    assert json.loads((info / "direct_url.json").read_text())["url"] == setup.team_url
+    assert not (site_packages(env) / "pkg_a-1.0.dist-info" / "direct_url.json").exists()
+
+    cli.fails(2, "env", "build", "--lock", tmp_path / "missing.toml", match="no such lock file")
+    cli.fails(2, "env", "build", match="--lock")
+    # A file that does not match the lock's sha256 is refused and not kept; nothing is published.
+    keys, wheels = setup.keys(), sorted((setup.cache / "wheels").rglob("*.whl"))
+    bad = tmp_path / "pylock.bad.toml"
+    bad.write_text(lock_text([(*good[:3], "0" * 64)]))
+    cli.fails(1, "env", "build", "--lock", bad, match=["pkg_a-1.0-py3-none-any.whl", "does not match the lock's sha256"])
+    # No connection answers feed B: one line, and no credential was sent there.
+    whl_b = tmp_path / "feed" / "b" / "pkg_b-2.0-py3-none-any.whl"
+    nob = tmp_path / "pylock.b.toml"
+    nob.write_text(lock_text([("pkg-b", "2.0", f"{feed.index_b}pkg-b/{whl_b.name}", sha(whl_b))]))
+    cli.fails(1, "env", "build", "--lock", nob, match=["HTTP 401", "no connection answers"])
+    assert not any(e.auth for e in feed.log() if e.path.startswith("/orgB/")), feed.log_text()
+    assert setup.keys() == keys and sorted((setup.cache / "wheels").rglob("*.whl")) == wheels
+    cli.fails(1, "env", "path", "--lock", nob, match="not built yet")
+    # Another interpreter (--python): its own key and build, its tags read in that interpreter.
+    py312 = pyenv_python("3.12")
+    other = Path(cli.ok("env", "build", "--lock", lock, "--python", py312).strip())
+    assert other != env and (other / "lib" / "python3.12" / "site-packages" / "team_lib-1.0.dist-info").is_dir()
+    assert cli.ok("env", "path", "--lock", lock, "--python", py312).strip() == str(other)
+    assert cli.ok("env", "path", "--lock", lock).strip() == str(env)
+    userinfo = tmp_path / "pylock.userinfo.toml"
+    userinfo.write_text(lock_text([(good[0], good[1], good[2].replace("http://", f"http://__token__:{feed.secret_a}@"), good[3])]))
+    cli.fails(2, "env", "build", "--lock", userinfo, match="hold no secret")
+    (tmp_path / "taken").mkdir()
+    cli.fails(2, "env", "build", "--lock", lock, "--link", tmp_path / "taken", match="not a symbolic link")
+
+
+def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
+    # A 48 MB incompressible payload: uv takes a while to unpack it, and the build is killed then.
+    setup = Setup(checked_cli(), tmp_path, payload=48 * 1024 * 1024)
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    proc = subprocess.Popen(cli.argv("env", "build", "--lock", lock), env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    killed = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        venvs = list((setup.cache / "builds").glob("*/pyvenv.cfg")) if (setup.cache / "builds").is_dir() else []
+        if venvs:  # uv venv is done: the install has begun
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = venvs[0].parent
+            break
+        time.sleep(0.002)
+    proc.wait(timeout=30)
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+    assert killed is not None, "the build finished before it could be killed"
+    assert setup.keys() == [], "a killed build was published"
+    env = Path(cli.ok("env", "build", "--lock", lock).strip())
+    assert env != killed and env.parent == killed.parent
+    assert sorted(setup.builds()) == sorted([env.name, killed.name])
+    assert cli.ok("env", "prune").strip() == "removed 1 unreferenced build(s)"
+    assert setup.builds() == [env.name]
+    assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
+    assert cli.ok("env", "prune", "--older-than", "0").strip() == "removed 1 unreferenced build(s) and forgot 1 unused key(s)"
+    assert setup.builds() == [] and setup.keys() == []
+
+
+def test_azure_workspace_wheel_leaves_no_signature(checked_cli: Callable[..., PrivpkgCLI], azurite: Any, tmp_path: Path) -> None:
+    """A ``privpkg://`` wheel of an Azurite workspace: fetched through a SAS made in the build's
+    process only. No output, no file of the cache, the build or uv's cache holds a signature
+    (``sig=``) or the account key, and ``direct_url.json`` names the ``privpkg://`` URL."""
+    cli = checked_cli(azurite.key)
+    container = azurite.create_container()
+    cli.ok("workspace", "add", WS, "--azure", container)
+    cli.ok("connection", "set", "team-blob", "--category", "AzureBlob", "--target", container, stdin=azurite.key + "\n")
+    whl = make_wheel(tmp_path / "dist", "cloud-lib", "2.0")
+    url = cli.ok("wheel", "add", whl, "--workspace", WS).strip().splitlines()[-1]
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("cloud-lib", "2.0", url, sha(whl))]))
+    env = Path(cli.ok("env", "build", "--lock", lock).strip())
+    info = site_packages(env) / "cloud_lib-2.0.dist-info"
+    assert json.loads((info / "direct_url.json").read_text())["url"] == url
+    assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
+    home = Path(cli.env[envvars.HOME])
+    for root in (home / "cache", Path(cli.env["XDG_CACHE_HOME"])):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                text = path.read_bytes().decode("latin-1")
+                assert "sig=" not in text, path
+                assert_no_secret(text, azurite.key)
+    assert "sig=" not in cli.outputs.text()
+
+
+def test_fetch_sends_the_secret_only_to_the_connection_never_on_a_redirect(isolated_privpkg: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """fetch_artifacts in-process with two loopback servers: the feed answers a file with a
+    redirect to another host (port); the secret goes with the first request only."""
+    from http.server import BaseHTTPRequestHandler
+
+    from support.feeds import ServedHTTP
+
+    from privpkg.environments.fetch import fetch_artifacts
+    from privpkg.environments.pylock import Artifact
+
+    whl = make_wheel(tmp_path / "files", "moved-pkg", "1.0")
+    seen: list[tuple[str, str, bool]] = []  # (port, path, whether an Authorization came): never its value
+
+    def handler(label: str, body: bytes | None, location: str | None) -> type[BaseHTTPRequestHandler]:
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                seen.append((label, self.path, "Authorization" in self.headers))
+                self.send_response(302 if location else 200)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+        return H
+
+    other = ServedHTTP(handler("other", whl.read_bytes(), None))
+    feed = ServedHTTP(handler("feed", None, f"{other.base}/files/{whl.name}"))
+    try:
+        secret = "redirect-PAT-" + "7" * 20
+        monkeypatch.setenv(envvars.CONNECTIONS, json.dumps([{"name": "f", "target": f"{feed.base}/feed/", "secret": secret}]))
+        a = Artifact("moved-pkg", "1.0", f"{feed.base}/feed/{whl.name}", whl.name, sha(whl), "wheel")
+        (got,) = fetch_artifacts([a], tmp_path / "wh")
+        assert got.read_bytes() == whl.read_bytes()
+    finally:
+        feed.stop()
+        other.stop()
+    assert [(port, auth) for port, _, auth in seen] == [("feed", True), ("other", False)], seen
+
+
+def test_conda_explicit_list_with_py_rattler(checked_cli: Callable[..., PrivpkgCLI], channel_server: Any, tmp_path: Path) -> None:
+    """A CEP 23 explicit list of a private channel demanding a Bearer token: the packages are
+    fetched with the CondaChannel connection's token, checked, and installed into a prefix with
+    py-rattler (no conda); conda-meta names the list's URLs; the second build is a hit; the token
+    is nowhere in the outputs, the cache or the prefix."""
+    secret = channel_server.secrets["bearer"]
+    cli = checked_cli(secret)
+    base = channel_server.url("bearer")
+    cli.ok("connection", "set", "chan", "--category", "CondaChannel", "--auth-type", "Bearer", "--target", base, stdin=secret + "\n")
+    lines = ["# platform: linux-64", "@EXPLICIT"]
+    for fn in ("privtool-1.1-0.tar.bz2", "privdata-2.0-0.tar.bz2"):
+        lines.append(f"{base}noarch/{fn}#sha256:{sha(channel_server.dir / 'noarch' / fn)}")
+    lock = tmp_path / "conda-linux-64.txt"
+    lock.write_text("\n".join(lines) + "\n")
+    prefix = Path(cli.ok("env", "build", "--lock", lock).strip())
+    assert (prefix / "share" / "privtool" / "privtool.txt").read_text() == "privtool 1.1\n"
+    meta = json.loads((prefix / "conda-meta" / "privtool-1.1-0.json").read_text())
+    assert meta["url"] == f"{base}noarch/privtool-1.1-0.tar.bz2"
+    assert sorted(e.scheme for e in channel_server.log() if e.path.endswith(".tar.bz2")) == ["bearer", "bearer"], channel_server.log_text()
+    requests = len(channel_server.log())
+    assert cli.ok("env", "build", "--lock", lock).strip() == str(prefix)
+    assert cli.ok("env", "path", "--lock", lock).strip() == str(prefix)
+    assert len(channel_server.log()) == requests
+    res = cli("env", "run", "--lock", lock, "--", "sh", "-c", 'test "$CONDA_PREFIX" = "$0" && cat "$0/share/privdata/privdata.txt"', str(prefix))
+    assert res.returncode == 0 and res.stdout == "privdata 2.0\n", res.stdout + res.stderr
+    assert grep_tree(Path(cli.env[envvars.HOME]) / "cache", secret) > 4
+    bad = tmp_path / "conda-md5.txt"
+    bad.write_text(f"@EXPLICIT\n{base}noarch/privtool-1.1-0.tar.bz2#{'0' * 32}\n")
+    cli.fails(2, "env", "build", "--lock", bad, match="expected URL#sha256:HEX")
