@@ -155,6 +155,11 @@ def test_build_hit_link_path_run_and_no_secret(setup: Setup, feed: FeedServer, t
     assert cli.ok("env", "build", "train", "--workspace", WS).strip() == str(env)
     assert cli.ok("env", "path", "train@prod", "--workspace", WS).strip() == str(env)
     cli.fails(1, "env", "build", "train:2", "--workspace", WS, match="has no version 2")
+    # The Python API's build_local is the same build.
+    import sys
+
+    res = cli.tool([sys.executable, "-c", f"import privpkg; print(privpkg.Environment.get({WS!r}, 'train').build_local())"])
+    assert res.returncode == 0 and res.output.strip().splitlines()[-1] == str(env), res.describe()
 
     # env run: in the environment, its exit code passed through.
     res = cli("env", "run", "train", "--workspace", WS, "--", "python", "-c",

@@ -390,8 +390,8 @@ def test_python_api(isolated_privpkg: Path, tmp_path: Path) -> None:
     changed = privpkg.Environment(Spec("train", pip=("requests>=3",)), {"pylock.toml": LOCK}, version=1)
     with pytest.raises(privpkg.PrivpkgError, match="exists with other content"):
         changed.register("ws")
-    with pytest.raises(privpkg.PrivpkgError, match="not available yet"):
-        got.build_local()
+    with pytest.raises(privpkg.PrivpkgError, match="has no lock yet"):
+        privpkg.Environment(Spec("train", pip=("requests>=3",))).build_local()
     with pytest.raises(privpkg.PrivpkgError, match="exists"):
         got.save_to_directory(tmp_path / "dir")
 

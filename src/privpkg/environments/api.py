@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from privpkg.environments import registry, sources
 from privpkg.environments.spec import Spec, load_definition
-from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
+from privpkg.errors import NotFoundError, UsageError, shown
 
 if TYPE_CHECKING:
     from privpkg.storage.base import Storage
@@ -161,9 +161,20 @@ class Environment:
         _, store = open_registry(workspace)
         registry.set_label(store, self.name, label, None if remove else self.version)
 
-    def build_local(self, workspace: str | Workspace | None = None) -> Path:
-        raise PrivpkgError("privpkg env build is not available yet (issue 10: builds); register the environment and "
-                           "build it with a later privpkg")
+    def build_local(self, workspace: str | Workspace | None = None, *, python: str | None = None,
+                    link: str | os.PathLike[str] | None = None) -> Path:
+        """The local environment this version's lock describes (a venv, or a conda prefix for a
+        conda spec), built now unless the cache has it (``privpkg env build``). Without locks in
+        hand, a registered version's are read from ``workspace``."""
+        from privpkg.environments.build import build, lock_for
+
+        locks = self.locks
+        if not locks:
+            if self.version is None or workspace is None:
+                raise UsageError(f"environment {self.name} has no lock yet: register it (or give the workspace it is registered in)")
+            locks = Environment.get(workspace, self.name, self.version).locks
+        return build(lock_for(self.spec, locks, f"environment {self.name}"), python=python,
+                     link=None if link is None else Path(link))
 
     # --- directories --------------------------------------------------------------------------
 
