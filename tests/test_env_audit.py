@@ -160,3 +160,17 @@ def test_screen_gaps(text: str) -> None:
 def test_versions_are_ascii_digits() -> None:
     with pytest.raises(UsageError):
         parse_ref("poc:\u0661")  # ARABIC-INDIC DIGIT ONE
+
+
+def test_a_corrupt_record_does_not_block_the_registry(isolated_privpkg: Path, tmp_path: Path) -> None:
+    """A ``version.json`` privpkg cannot read (and a stray key under environments/) is skipped
+    for reading and listing, never overwritten: the next registration goes past it."""
+    store = LocalStorage(tmp_path / "ws")
+    registry.register(store, spec(), {"pylock.toml": LOCK_HEAD})
+    store.put_bytes("environments/poc/2/version.json", b"{}")
+    store.put_bytes("environments/bad name/1/version.json", b"{}")
+    assert registry.get(store, "poc").version == 1
+    assert set(registry.list_environments(store)) == {"poc"}
+    changed = Spec("poc", pip=("requests>=2",), sources=(("requirements.txt", b"requests>=2\n"),))
+    assert registry.register(store, changed, {"pylock.toml": LOCK_HEAD}).version == 3
+    assert store.read_bytes("environments/poc/2/version.json") == b"{}"

@@ -385,7 +385,9 @@ def test_conda_lock_of_a_private_channel(channel_server, checked_cli, tmp_path) 
 
 def test_env_lock_bad_input_is_one_line(checked_cli, tmp_path) -> None:
     cli = checked_cli()
-    cli.fails(2, "env", "lock", tmp_path / "nope", match="no definition directory")
+    cli.fails(1, "env", "lock", tmp_path / "nope", match="nope has no definition.json")
+    cli.fails(1, "env", "lock", "nope", match="no environment named 'nope'")  # a name: the registry's
+    assert not list(tmp_path.glob("**/.privpkg-env-lock"))
     bad = tmp_path / "bad"
     bad.mkdir()
     cli.fails(1, "env", "lock", bad, match="has no definition.json")

@@ -12,6 +12,7 @@ change, under a file lock.
 from __future__ import annotations
 
 import argparse
+import os
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,11 +49,18 @@ def _read_text(path: Path, limit: int) -> str:
         raise UsageError(f"{path} is not UTF-8 text") from None
 
 
+def _is_directory_ref(ref: str) -> bool:
+    """``ref`` names a definition directory (one holding ``definition.json``, or written as a
+    path), not a registered environment: a folder that happens to share an environment's name
+    does not shadow it."""
+    return os.sep in ref or "/" in ref or ref.startswith(".") or (Path(ref) / DEFINITION).is_file()
+
+
 def load_definition(workspace: str, ref: str) -> Definition:
     """The environment ``ref`` names and its current locks: a definition directory when ``ref``
     is one, else the version ``ref`` names in ``workspace``'s registry."""
     folder = Path(ref)
-    if not folder.is_dir():
+    if not _is_directory_ref(ref):
         from privpkg.environments import registry
         from privpkg.environments.api import open_registry
         from privpkg.environments.spec import parse_target
@@ -100,7 +108,8 @@ def exclusive(workspace: str, ref: str) -> AbstractContextManager[None]:
     from privpkg.fileio import file_lock
 
     folder = Path(ref)
-    return file_lock(folder / LOCK_FILE, timeout=TIMEOUT) if folder.is_dir() else nullcontext()
+    # Only in a definition directory: never a stray lock file in a folder that is not one.
+    return file_lock(folder / LOCK_FILE, timeout=TIMEOUT) if _is_directory_ref(ref) and (folder / DEFINITION).is_file() else nullcontext()
 
 
 def _count(name: str, text: str) -> int:

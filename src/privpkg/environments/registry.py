@@ -51,6 +51,11 @@ class IncompleteVersion(PrivpkgError):
     """A version whose files do not match its record: its writer died before it finished."""
 
 
+class UnreadableRecord(PrivpkgError):
+    """A ``version.json`` privpkg cannot read (another tool's, or damaged): skipped when looking
+    for the latest version, never overwritten; the next version goes past it."""
+
+
 class Version(NamedTuple):
     """One registered version: its record, and its files when read with :func:`get`."""
 
@@ -152,7 +157,7 @@ def _parse_record(data: bytes, where: str) -> Version:
                 raise ValueError
         return Version(doc["name"], int(doc["version"]), doc["digest"], doc["spec_digest"], files)
     except (ValueError, KeyError, TypeError):
-        raise PrivpkgError(f"{where} is not a version record privpkg can read") from None
+        raise UnreadableRecord(f"{where} is not a version record privpkg can read") from None
 
 
 class _Listing:
@@ -209,7 +214,10 @@ def find_unchanged(store: Storage, spec: Spec) -> Version | None:
     listing = _Listing(store, spec.name)
     if not listing.versions:
         return None
-    rec = _read_record(store, spec.name, listing.versions[-1])
+    try:
+        rec = _read_record(store, spec.name, listing.versions[-1])
+    except UnreadableRecord:
+        return None
     return rec if rec.spec_digest == spec_digest(spec) and listing.complete(rec) else None
 
 
@@ -241,8 +249,11 @@ def register(store: Storage, spec: Spec, locks: Mapping[str, str], *, version: i
         if version != latest + 1:
             raise UsageError(f"environment {name} has no version {version}; the next one is {latest + 1}")
     elif latest:
-        rec = _read_record(store, name, latest)
-        if rec.digest == _record(name, latest, files)["digest"]:
+        try:
+            rec = _read_record(store, name, latest)
+        except UnreadableRecord:
+            rec = None  # not ours to read, nor to overwrite: the next version goes past it
+        if rec is not None and rec.digest == _record(name, latest, files)["digest"]:
             if not listing.complete(rec):
                 _fill(store, rec, files, listing.objects)
             return rec
@@ -252,7 +263,13 @@ def register(store: Storage, spec: Spec, locks: Mapping[str, str], *, version: i
         try:
             store.put_bytes(f"{env_prefix(name)}{n}/{RECORD}", canonical_json(record))
         except AlreadyExists:
-            rec = _read_record(store, name, n)
+            try:
+                rec = _read_record(store, name, n)
+            except UnreadableRecord:
+                if version is not None:
+                    raise
+                n += 1
+                continue
             if rec.digest == record["digest"]:
                 _fill(store, rec, files)  # the winner may still be writing: help it finish
                 return rec
@@ -327,7 +344,10 @@ def get(store: Storage, name: str, version: int | None = None, label: str | None
         rec = _read_version(store, _read_record(store, name, version))
     else:
         for n in reversed(listing.versions):
-            found = _read_record(store, name, n)
+            try:
+                found = _read_record(store, name, n)
+            except UnreadableRecord:
+                continue  # skipped, as an incomplete version is
             if listing.complete(found):
                 rec = _read_version(store, found)
                 break
@@ -344,9 +364,16 @@ def list_environments(store: Storage) -> dict[str, Version]:
     names = sorted({b.key.split("/")[1] for b in store.list_keys(f"{ENVIRONMENTS}/") if b.key.count("/") >= 3})
     out = {}
     for name in names:
+        try:
+            validate_name(name)
+        except UsageError:
+            continue  # a stray key, not an environment privpkg registered
         listing = _Listing(store, name)
         for n in reversed(listing.versions):
-            rec = _read_record(store, name, n)
+            try:
+                rec = _read_record(store, name, n)
+            except UnreadableRecord:
+                continue
             if listing.complete(rec):
                 out[name] = rec
                 break
