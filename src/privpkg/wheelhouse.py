@@ -72,10 +72,12 @@ class Summary(NamedTuple):
 
 
 class HashMismatch(PrivpkgError):
-    """A download does not match the sha256 the workspace recorded at publish time."""
+    """A download does not match the sha256 it must have (the one the workspace recorded at
+    publish time; for an environment's build, the lock's)."""
 
 
-def _file_sha256(path: Path) -> str | None:
+def file_sha256(path: Path) -> str | None:
+    """The sha256 of the file at ``path``, or None when it cannot be read."""
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
@@ -152,7 +154,7 @@ def fetch(url: str, wheelhouse: Path, ttl: int = DEFAULT_TTL, placed: dict[str, 
     if prior is not None and prior[1] != recorded:
         raise UsageError(f"{filename} is also named by {shown(prior[0], 120)} with other contents; a wheelhouse holds one file per name")
     dest = wheelhouse / filename
-    if _file_sha256(dest) == recorded:
+    if file_sha256(dest) == recorded:
         return Fetched(dest, recorded, False)
     signed = storage.signed_url(key, ttl)
     digest = hashlib.sha256()

@@ -27,9 +27,12 @@ import re
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 
 from privpkg.errors import PrivpkgError, UsageError, shown
+
+if TYPE_CHECKING:
+    from privpkg.environments.pylock import Artifact
 
 #: The image label that carries the lock's cache key (azureml named its images ``azureml_<hash>``).
 LABEL_KEY = "org.privpkg.environment.cache-key"
@@ -49,23 +52,6 @@ _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ArtifactLike(Protocol):
-    """What this module reads of a lock's artifact (``privpkg.environments.pylock.Artifact``)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-    @property
-    def filename(self) -> str: ...
-    @property
-    def sha256(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-
-
 class Context(NamedTuple):
     dockerfile: Path
     cache_key: str
@@ -74,7 +60,7 @@ class Context(NamedTuple):
     build_command: str  # how to build it (buildah; docker build takes the same arguments)
 
 
-def cache_key(artifacts: Iterable[ArtifactLike]) -> str:
+def cache_key(artifacts: Iterable[Artifact]) -> str:
     """The lock's key: the sorted (name, version, file, sha256) of what it installs, never the
     environment's name or version. The one call to replace with the build cache's key function
     (privpkg.environments.cache) when it lands, so an image and a local build share a key."""
@@ -82,7 +68,7 @@ def cache_key(artifacts: Iterable[ArtifactLike]) -> str:
     return "privpkg_" + hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
 
 
-def fetch_into(artifacts: Sequence[ArtifactLike], dest: Path, *, timeout: float = 60) -> list[Path]:
+def fetch_into(artifacts: Sequence[Artifact], dest: Path, *, timeout: float = 60) -> list[Path]:
     """Every artifact into ``dest``, checked against its sha256
     (:func:`privpkg.environments.fetch.fetch_artifacts`)."""
     from privpkg.environments.fetch import fetch_artifacts
@@ -90,7 +76,7 @@ def fetch_into(artifacts: Sequence[ArtifactLike], dest: Path, *, timeout: float 
     return fetch_artifacts(artifacts, dest, timeout=timeout)
 
 
-def _check_artifacts(artifacts: Sequence[ArtifactLike]) -> None:
+def _check_artifacts(artifacts: Sequence[Artifact]) -> None:
     if not artifacts:
         raise UsageError("the lock selects no artifact to install; nothing to put in an image")
     seen: dict[str, str] = {}
@@ -105,12 +91,12 @@ def _check_artifacts(artifacts: Sequence[ArtifactLike]) -> None:
         seen[a.filename] = a.sha256
 
 
-def _host_side(a: ArtifactLike, secret_mount: bool) -> bool:
+def _host_side(a: Artifact, secret_mount: bool) -> bool:
     """Whether ``a`` is fetched on the host (always, but for feed wheels in secret-mount mode)."""
     return not secret_mount or a.url.startswith("privpkg:")
 
 
-def netrc_text(artifacts: Sequence[ArtifactLike]) -> str:
+def netrc_text(artifacts: Sequence[Artifact]) -> str:
     """The netrc that ``secret_mount`` mode's build needs (``--secret id=privpkg-netrc,src=FILE``):
     one ``machine`` line per feed host the build downloads from. Returned, never written here: it
     holds the connections' secrets. netrc is keyed by host alone (no scheme, port or path), so two
@@ -137,7 +123,7 @@ def netrc_text(artifacts: Sequence[ArtifactLike]) -> str:
     return "".join(f"machine {h} login {u} password {s}\n" for h, (_, u, s) in sorted(by_host.items()))
 
 
-def render(artifacts: Sequence[ArtifactLike], *, base_image: str, key: str, secret_mount: bool = False) -> tuple[str, str]:
+def render(artifacts: Sequence[Artifact], *, base_image: str, key: str, secret_mount: bool = False) -> tuple[str, str]:
     """The Dockerfile and its requirements file. Host-side artifacts are named ``name==version``
     and found in the bind-mounted wheelhouse; in secret-mount mode the feed wheels are named by
     URL (``name @ URL``). Every line carries its ``--hash``."""
@@ -194,7 +180,7 @@ def _claim(out_dir: Path) -> bool:
     return True
 
 
-def dockerfile(artifacts: Sequence[ArtifactLike], out_dir: Path, *, base_image: str, secret_mount: bool = False,
+def dockerfile(artifacts: Sequence[Artifact], out_dir: Path, *, base_image: str, secret_mount: bool = False,
                timeout: float = 60) -> Context:
     """Write the Dockerfile, requirements file and (host-side artifacts) wheelhouse into
     ``out_dir``. The Dockerfile is linted before it is written; a lint finding here is a bug."""

@@ -22,37 +22,15 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from privpkg.errors import PrivpkgError, UsageError, shown
+from privpkg.wheelhouse import HashMismatch, file_sha256
 
-
-class Artifact(Protocol):
-    """What fetching reads of an artifact (``privpkg.environments.pylock.Artifact`` has it)."""
-
-    @property
-    def url(self) -> str: ...
-    @property
-    def filename(self) -> str: ...
-    @property
-    def sha256(self) -> str: ...
+if TYPE_CHECKING:
+    from privpkg.environments.pylock import Artifact
 
 CHUNK = 1024 * 1024
-
-
-class HashMismatch(PrivpkgError):
-    """A fetched file does not match the lock's sha256."""
-
-
-def _file_sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _safe_filename(filename: str) -> str:
@@ -176,7 +154,7 @@ def fetch_artifacts(artifacts: Sequence[Artifact], dest: Path, *, timeout: float
         folder = dest / a.sha256 if by_hash else dest
         target = folder / filename
         folder.mkdir(parents=True, exist_ok=True)
-        if (by_hash and target.is_file()) or (not by_hash and _file_sha256(target) == a.sha256):
+        if (by_hash and target.is_file()) or (not by_hash and file_sha256(target) == a.sha256):
             out.append(target)
             continue
         scheme = a.url.split(":", 1)[0].lower()
