@@ -204,6 +204,33 @@ def test_unchanged_spec_on_s3_is_two_http_requests(moto_server: MotoServer, isol
     assert sent == ["GET", "GET"], sent  # ListObjectsV2, GetObject
 
 
+def test_a_cloud_registry_read_again_costs_one_listing(moto_server: MotoServer, isolated_privpkg: Path) -> None:
+    """``get`` of a version (what ``env build NAME`` does before its cache hit) through the
+    cloud registry that ``open_registry`` gives: the first time a listing and the reads; then
+    only the listing (botocore's own before-send events): every registry object is immutable,
+    so it is read once per machine. A version registered later is still found."""
+    import privpkg
+    from privpkg.environments.api import open_registry
+    from privpkg.workspace import Workspace, add_workspace
+
+    bucket = moto_server.create_bucket()
+    add_workspace(Workspace("s3ws", "s3", f"s3://{bucket}", endpoint_url=moto_server.endpoint))
+    privpkg.set_connection("s3conn", "S3", f"s3://{bucket}", value=moto_server.secret_key, username=moto_server.access_key,
+                           endpoint=moto_server.endpoint)
+    _, store = open_registry("s3ws")
+    assert isinstance(store, registry.CachedReads)
+    registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK}, secrets={})
+    sent: list[str] = []
+    store.store._s3().meta.events.register("before-send.s3", lambda request, **_: sent.append(request.method))  # type: ignore[attr-defined]
+    first = registry.get(store, "train")  # type: ignore[arg-type]
+    assert len(sent) > 1
+    sent.clear()
+    again = registry.get(store, "train")  # type: ignore[arg-type]
+    assert sent == ["GET"] and again.locks == first.locks == {"pylock.toml": LOCK}, sent  # ListObjectsV2 only
+    registry.register(store, spec("requests>=2", "attrs"), {"pylock.toml": LOCK_UPGRADED}, secrets={})  # type: ignore[arg-type]
+    assert registry.get(store, "train").version == 2  # type: ignore[arg-type]
+
+
 def test_eight_concurrent_registrations_make_one_version(store: Storage) -> None:
     registry.register(store, spec("requests>=2"), {"pylock.toml": LOCK})
     changed = spec("requests>=2", "attrs")

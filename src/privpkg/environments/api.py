@@ -37,7 +37,17 @@ def open_registry(workspace: str | Workspace) -> tuple[Workspace, Storage]:
     from privpkg.workspace import Workspace, get_workspace
 
     ws = workspace if isinstance(workspace, Workspace) else get_workspace(workspace)
-    return ws, open_workspace_storage(ws)
+    store = open_workspace_storage(ws)
+    if ws.storage == "local":
+        return ws, store
+    # A cloud registry's immutable objects are read once per machine (registry.CachedReads),
+    # in a folder named by where they live.
+    import hashlib
+
+    from privpkg.paths import cache_dir
+
+    where = hashlib.sha256("\0".join((ws.storage, ws.location, ws.endpoint_url or "")).encode()).hexdigest()[:16]
+    return ws, registry.CachedReads(store, cache_dir() / "registry" / where)
 
 
 def lock(spec: Spec, previous: Mapping[str, str] | None) -> dict[str, str]:

@@ -51,6 +51,41 @@ class IncompleteVersion(PrivpkgError):
     """A version whose files do not match its record: its writer died before it finished."""
 
 
+class CachedReads:
+    """A registry's storage whose reads come from a local copy once read: every object the
+    registry writes is created once and never rewritten (a version's record and files, a label's
+    numbered record), so a copy can only be stale for a key that does not exist yet, which is
+    never copied. Listings (how new versions and labels are found) always go to the storage. A
+    version's files are still checked against its record's sha256 when read (``get``). For a
+    cloud workspace: an ``env build NAME`` cache hit costs one listing, nothing else."""
+
+    def __init__(self, store: Storage, folder: Any) -> None:
+        self.store, self.folder = store, folder
+
+    def _path(self, key: str) -> Any:
+        return self.folder / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def read_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError:
+            pass
+        data = self.store.read_bytes(key)
+        try:
+            from privpkg.fileio import shared_mode, write_atomic
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, data, shared_mode())
+        except (OSError, PrivpkgError):
+            pass  # a cache that cannot be written only costs the next read a request
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
 class UnreadableRecord(PrivpkgError):
     """A ``version.json`` privpkg cannot read (another tool's, or damaged): skipped when looking
     for the latest version, never overwritten; the next version goes past it."""
