@@ -22,6 +22,7 @@ its wheelhouse is emptied, see below).
 Timed with ``_common.interleaved`` (every command once per iteration, in a shuffled order):
 
     hit           python -m privpkg env build --lock pylock.toml     (the build is cached)
+    hit by NAME   python -m privpkg env build bench --workspace team (the same lock, registered in a local workspace)
     miss          sh -c 'rm -rf CACHE/{keys,memo,builds} && python -m privpkg env build --lock pylock.toml'
     uv sync       sh -c 'rm -rf V && uv venv -q V && uv pip sync -q --offline --python V/bin/python pylock.uv.toml'
 
@@ -65,6 +66,7 @@ from _common import (
 )
 
 from privpkg import envvars
+from privpkg.environments import pylock
 from privpkg.testing import start_feed_server, start_server, stop_process, write_config
 
 TARGET_HIT_MS = 100.0
@@ -134,7 +136,9 @@ def main() -> int:
                     mine.append((name, "1.0", public_url, sha, False))
                 theirs.append((name, "1.0", public_url, sha, False))
             lock, uv_lock = tmp / "pylock.toml", tmp / "pylock.uv.toml"
-            lock.write_text(lock_text(mine))
+            # Written as privpkg writes locks (pylock.dump: what env lock and the registry store),
+            # so the build by --lock and the one by NAME share the memo of the lock's text.
+            lock.write_text(pylock.dump(pylock.load(lock_text(mine))))
             uv_lock.write_text(lock_text(theirs))
             venv = tmp / "uv-venv"
             # Warm both: uv's cache (an online sync), privpkg's wheelhouse and build (a first build).
@@ -142,12 +146,20 @@ def main() -> int:
             run([uv, "pip", "sync", "-q", "--no-config", "--python", venv / "bin/python", uv_lock], env=env)
             built = run([*privpkg, "env", "build", "--lock", lock], env=env).stdout.strip()
             log(f"built {built}")
+            # The same lock registered in the local workspace: a hit by NAME reads it from there.
+            (tmp / "requirements.txt").write_text("".join(f"{name}\n" for name, _ in wheels))
+            run([*privpkg, "env", "create", "bench", "--requirements", tmp / "requirements.txt", "-o", tmp / "bench-def"], env=env)
+            (tmp / "bench-def" / "pylock.toml").write_text(lock.read_text())
+            run([*privpkg, "env", "register", tmp / "bench-def", "--workspace", "team"], env=env)
+            by_name = run([*privpkg, "env", "build", "bench", "--workspace", "team"], env=env).stdout.strip()
+            assert by_name == built, (by_name, built)
             q = " ".join
             commands: dict[str, tuple[list[Any], dict[str, str]]] = {
                 "uv sync": (["sh", "-c", (f"rm -rf {venv} && {uv} venv -q --no-config --python {base} {venv} && "
                                       f"{uv} pip sync -q --no-config --offline --python {venv}/bin/python {uv_lock}")], env),
                 "miss": (["sh", "-c", f"rm -rf {cache}/keys {cache}/memo {cache}/builds && {q(privpkg)} env build --lock {lock}"], env),
                 "hit": ([*privpkg, "env", "build", "--lock", lock], env),
+                "hit by NAME": ([*privpkg, "env", "build", "bench", "--workspace", "team"], env),
             }
             if args.cold_wheelhouse:
                 commands["miss, cold wheelhouse"] = (["sh", "-c", f"rm -rf {cache} && {q(privpkg)} env build --lock {lock}"], env)
@@ -163,19 +175,22 @@ def main() -> int:
             stop_process(server)
             feed.stop()
     hit, hit_lo, hit_hi = median_ci(res["hit"]["ms"])
+    by_name, name_lo, name_hi = median_ci(res["hit by NAME"]["ms"])
     ratio, lo, hi = compare(res["uv sync"]["ms"], res["miss"]["ms"], ratio=True)
     print("\n| variant | median ms | CPU mean ms |\n|---|---|---|")
     for name, r in res.items():
         print(f"| {name} | {r['median_ms']:.0f} | {r['cpu_mean_ms']:.0f} |")
     print(f"\nhit: {hit:.0f} ms (95% CI {hit_lo:.0f} … {hit_hi:.0f}), target ≤ {TARGET_HIT_MS:g} ms: "
           f"{verdict(hit, hit_lo, hit_hi, TARGET_HIT_MS)[2]}")
+    print(f"hit by NAME (a version registered in a local workspace): {by_name:.0f} ms (95% CI {name_lo:.0f} … {name_hi:.0f}), "
+          f"target ≤ {TARGET_HIT_MS:g} ms: {verdict(by_name, name_lo, name_hi, TARGET_HIT_MS)[2]}")
     print(f"miss / uv sync: {ratio:.2f}x (95% CI {lo:.2f} … {hi:.2f}), target ≤ {TARGET_RATIO}x: {verdict(ratio, lo, hi, TARGET_RATIO)[2]}")
     if args.cold_wheelhouse:
         cr, clo, chi = compare(res["uv sync"]["ms"], res["miss, cold wheelhouse"]["ms"], ratio=True)
         print(f"miss with a cold wheelhouse / uv sync: {cr:.2f}x (95% CI {clo:.2f} … {chi:.2f}) (no target)")
     print(busy_note(load_before))
     write_result("env_build", {"runs": args.runs, "packages": args.packages, "results": res,
-                               "hit_ms": [hit, hit_lo, hit_hi], "miss_ratio": [ratio, lo, hi]})
+                               "hit_ms": [hit, hit_lo, hit_hi], "hit_by_name_ms": [by_name, name_lo, name_hi], "miss_ratio": [ratio, lo, hi]})
     return 0
 
 

@@ -25,16 +25,13 @@ def lock_of(args: argparse.Namespace) -> str | Path:
         return Path(args.lock)
     if not args.ref:
         raise UsageError("name the environment (NAME[:VERSION] or NAME@LABEL) or give --lock FILE")
-    from privpkg.environments import registry
-    from privpkg.environments.api import open_registry
+    from privpkg.environments.build import lock_of_version
+    from privpkg.environments.registry import open_registry
     from privpkg.environments.spec import parse_target
 
     name, version, label = parse_target(args.ref)
     _, store = open_registry(args.workspace)
-    rec = registry.get(store, name, version, label)
-    from privpkg.environments.build import lock_for
-
-    return lock_for(rec.spec, rec.locks, f"{rec.name}:{rec.version}")
+    return lock_of_version(store, name, version, label)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -24,31 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from privpkg.environments import registry, sources
+from privpkg.environments.registry import open_registry
 from privpkg.environments.spec import Spec, load_definition
 from privpkg.errors import NotFoundError, UsageError, shown
 
 if TYPE_CHECKING:
-    from privpkg.storage.base import Storage
     from privpkg.workspace import Workspace
-
-def open_registry(workspace: str | Workspace) -> tuple[Workspace, Storage]:
-    """The workspace (a name or a Workspace) and its storage, where the registry lives."""
-    from privpkg.access import open_workspace_storage
-    from privpkg.workspace import Workspace, get_workspace
-
-    ws = workspace if isinstance(workspace, Workspace) else get_workspace(workspace)
-    store = open_workspace_storage(ws)
-    if ws.storage == "local":
-        return ws, store
-    # A cloud registry's immutable objects are read once per machine (registry.CachedReads),
-    # in a folder named by where they live.
-    import hashlib
-
-    from privpkg.paths import cache_dir
-
-    where = hashlib.sha256("\0".join((ws.storage, ws.location, ws.endpoint_url or "")).encode()).hexdigest()[:16]
-    return ws, registry.CachedReads(store, cache_dir() / "registry" / where)
-
 
 def lock(spec: Spec, previous: Mapping[str, str] | None) -> dict[str, str]:
     """The locks of ``spec`` (:func:`privpkg.environments.locking.lock_spec`), keeping the

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from privpkg.environments import cache
 from privpkg.errors import PrivpkgError, UsageError, shown
@@ -190,6 +190,30 @@ def lock_for(spec: Spec, locks: Mapping[str, str], where: str) -> str:
     if pip is None:
         raise UsageError(f"{where} has no pylock.toml (lock it with privpkg env lock)")
     return pip
+
+
+def lock_of_version(store: Any, name: str, version: int | None, label: str | None) -> str:
+    """The lock a local build of a registered version uses, as :func:`lock_for` chooses it, read
+    alone: which part a version has shows in its record's files (a version carries a conda list
+    exactly when its spec has conda dependencies, a ``pylock.toml`` when it has a pip part), so a
+    hit by NAME reads one listing, a record and one file, and parses no definition."""
+    from privpkg.environments import registry
+
+    rec = registry.find(store, name, version, label)
+    where = f"{rec.name}:{rec.version}"
+    conda = [p for p in rec.files if p.startswith("conda-")]
+    if conda:
+        from privpkg.environments.condalock import current_platform
+
+        wanted = f"conda-{current_platform()}.txt"
+        if wanted not in rec.files:
+            raise UsageError(f"{where} has no conda lock for {current_platform()} (lock it with privpkg env lock)")
+        if registry.PYLOCK in rec.files:
+            raise UsageError(f"{where} has conda and pip parts; env build builds one part only for now")
+        return registry.read_file(store, rec, wanted).decode()
+    if registry.PYLOCK not in rec.files:
+        raise UsageError(f"{where} has no pylock.toml (lock it with privpkg env lock)")
+    return registry.read_file(store, rec, registry.PYLOCK).decode()
 
 
 def _read_lock(lock: str | Path) -> str:

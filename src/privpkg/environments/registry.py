@@ -28,13 +28,16 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from privpkg.environments import screen
 from privpkg.environments.spec import RESERVED_FILES, Spec, canonical_json, load_definition, validate_label, validate_name
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
 from privpkg.refs import ENVIRONMENTS
 from privpkg.storage.base import AlreadyExists, Storage
+
+if TYPE_CHECKING:
+    from privpkg.workspace import Workspace
 
 RECORD = "version.json"
 DEFINITION = "definition.json"
@@ -360,11 +363,9 @@ def _label_value(store: Storage, name: str, label: str, seqs: list[int]) -> int 
     return int(doc["version"])
 
 
-def get(store: Storage, name: str, version: int | None = None, label: str | None = None, *,
-        digest: str | None = None) -> Version:
-    """A registered version with its files, each checked against its record: ``version``, the
-    version ``label`` points at, or the latest complete one. ``digest``: the content the caller
-    expects (an error if the version holds other content)."""
+def find(store: Storage, name: str, version: int | None = None, label: str | None = None) -> Version:
+    """The record (not the files) of ``version``, of the version ``label`` points at, or of the
+    latest complete one: one listing and the records it takes."""
     listing = _Listing(store, name)
     if label is not None:
         validate_label(label)
@@ -376,18 +377,38 @@ def get(store: Storage, name: str, version: int | None = None, label: str | None
     if version is not None:
         if version not in listing.versions:
             raise NotFoundError(f"environment {name} has no version {version} (latest: {listing.versions[-1]})")
-        rec = _read_version(store, _read_record(store, name, version))
-    else:
-        for n in reversed(listing.versions):
-            try:
-                found = _read_record(store, name, n)
-            except UnreadableRecord:
-                continue  # skipped, as an incomplete version is
-            if listing.complete(found):
-                rec = _read_version(store, found)
-                break
-        else:
-            raise IncompleteVersion(f"environment {name} has no complete version; register its spec again")
+        return _read_record(store, name, version)
+    for n in reversed(listing.versions):
+        try:
+            found = _read_record(store, name, n)
+        except UnreadableRecord:
+            continue  # skipped, as an incomplete version is
+        if listing.complete(found):
+            return found
+    raise IncompleteVersion(f"environment {name} has no complete version; register its spec again")
+
+
+def read_file(store: Storage, rec: Version, path: str) -> bytes:
+    """One file of ``rec``, checked against its record (IncompleteVersion when it is not what the
+    record says)."""
+    if path not in rec.files:
+        raise NotFoundError(f"environment {rec.name}:{rec.version} has no {path}")
+    try:
+        data = store.read_bytes(f"{env_prefix(rec.name)}{rec.version}/{path}")
+    except NotFoundError:
+        data = None
+    if data is None or _sha(data) != rec.files[path]["sha256"]:
+        raise IncompleteVersion(f"environment {rec.name}:{rec.version} is incomplete ({path} is "
+                                f"{'missing' if data is None else 'not what its record says'}); register the same spec again")
+    return data
+
+
+def get(store: Storage, name: str, version: int | None = None, label: str | None = None, *,
+        digest: str | None = None) -> Version:
+    """A registered version with its files, each checked against its record: ``version``, the
+    version ``label`` points at, or the latest complete one. ``digest``: the content the caller
+    expects (an error if the version holds other content)."""
+    rec = _read_version(store, find(store, name, version, label))
     if digest is not None and rec.digest != digest:
         raise UsageError(f"environment {name}:{rec.version} holds other content than expected (digest {rec.digest[:12]}, "
                          f"expected {digest[:12]})")
@@ -448,3 +469,22 @@ def set_label(store: Storage, name: str, label: str, version: int | None) -> Non
         except AlreadyExists:
             seq += 1
     raise PrivpkgError(f"label {label!r} of {name} is being changed concurrently; try again")
+
+
+def open_registry(workspace: str | Workspace) -> tuple[Workspace, Storage]:
+    """The workspace (a name or a Workspace) and its storage, where the registry lives."""
+    from privpkg.access import open_workspace_storage
+    from privpkg.workspace import get_workspace
+
+    ws = get_workspace(workspace) if isinstance(workspace, str) else workspace
+    store = open_workspace_storage(ws)
+    if ws.storage == "local":
+        return ws, store
+    # A cloud registry's immutable objects are read once per machine (registry.CachedReads),
+    # in a folder named by where they live.
+    import hashlib
+
+    from privpkg.paths import cache_dir
+
+    where = hashlib.sha256("\0".join((ws.storage, ws.location, ws.endpoint_url or "")).encode()).hexdigest()[:16]
+    return ws, CachedReads(store, cache_dir() / "registry" / where)
