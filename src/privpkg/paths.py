@@ -50,13 +50,24 @@ def state_dir() -> Path:
 
 def cache_dir() -> Path:
     """What privpkg can rebuild (environment builds and their fetched files): the user cache dir
-    (``~/.cache/privpkg`` on Linux), or ``PRIVPKG_HOME/cache``."""
+    (``~/.cache/privpkg`` on Linux), or ``PRIVPKG_HOME/cache``. Made private (0700) when it is
+    made, and tightened when it is the user's own: it holds private wheels and registry copies,
+    which other local users must not read whatever the umask."""
     home = os.environ.get(envvars.HOME)
     if home:
-        return Path(home) / "cache"
-    import platformdirs
+        folder = Path(home) / "cache"
+    else:
+        import platformdirs
 
-    return Path(platformdirs.user_cache_dir(APP, appauthor=False))
+        folder = Path(platformdirs.user_cache_dir(APP, appauthor=False))
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(folder)
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.chmod(folder, 0o700)
+    except OSError:
+        pass  # the first write below it says what is wrong, in one line
+    return folder
 
 
 def store_path() -> Path:

@@ -210,10 +210,17 @@ def lock_of_version(store: Any, name: str, version: int | None, label: str | Non
             raise UsageError(f"{where} has no conda lock for {current_platform()} (lock it with privpkg env lock)")
         if registry.PYLOCK in rec.files:
             raise UsageError(f"{where} has conda and pip parts; env build builds one part only for now")
-        return registry.read_file(store, rec, wanted).decode()
+        return _text(registry.read_file(store, rec, wanted), f"{where}'s {wanted}")
     if registry.PYLOCK not in rec.files:
         raise UsageError(f"{where} has no pylock.toml (lock it with privpkg env lock)")
-    return registry.read_file(store, rec, registry.PYLOCK).decode()
+    return _text(registry.read_file(store, rec, registry.PYLOCK), f"{where}'s {registry.PYLOCK}")
+
+
+def _text(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} is not UTF-8 text; privpkg writes no such lock (register the environment again)") from None
 
 
 def _read_lock(lock: str | Path) -> str:

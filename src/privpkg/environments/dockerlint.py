@@ -31,7 +31,8 @@ from pathlib import Path
 from privpkg.errors import UsageError
 
 _SECRET_NAME = re.compile(
-    r"(TOKEN|PASSW(OR)?D|PASSWD|SECRET|(^|_)PAT($|_)|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL|(^|_)AUTH($|_)|(^|_)SAS($|_)|NETRC|(^|_)PWD($|_))",
+    r"(TOKEN|PASSW(OR)?D|PASSWD|SECRET|(^|_)PAT\d*($|_)|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|STORAGE_?KEY|ACCOUNT_?KEY|"
+    r"CONNECTION_?STRING|BEARER|CREDENTIAL|(^|_)AUTH($|_)|(^|_)SAS($|_)|NETRC|(^|_)PWD($|_))",
     re.IGNORECASE)
 _USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@?#'\"]+@")
 _SIGNATURE = re.compile(r"([?&;]sig=|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|[?&]Signature=)", re.IGNORECASE)
@@ -128,20 +129,24 @@ def check(text: str, *, context: Path | None = None, secrets: Mapping[str, str] 
     for c in commands:
         where = f"line {c.start_line}"
         body = c.original + "".join(h.content for h in getattr(c, "heredocs", ()) or ())
-        if c.cmd in ("ARG", "ENV"):
-            pairs = [(v.partition("=")[0], v.partition("=")[2]) for v in c.value] if c.cmd == "ARG" else list(zip(c.value[::2], c.value[1::2]))
+        # BuildKit reads instructions in any case (`arg`, `Env`), and ONBUILD's runs in a child
+        # image: each is judged as the instruction it stands for.
+        cmd = (c.sub_cmd if c.cmd.upper() == "ONBUILD" and c.sub_cmd else c.cmd).upper()
+        if cmd in ("ARG", "ENV"):
+            pairs = [(v.partition("=")[0], v.partition("=")[2]) for v in c.value] if cmd == "ARG" else list(zip(c.value[::2], c.value[1::2]))
             for name, _ in pairs:
                 if _SECRET_NAME.search(name):
-                    findings.append(f"{where}: {c.cmd} {name} looks like a secret; build args and ENV are kept in the image "
+                    findings.append(f"{where}: {cmd} {name} looks like a secret; build args and ENV are kept in the image "
                                     f"(mount it as a secret for one RUN instead)")
         found = find_secret(body, known)
         if found:
-            findings.append(f"{where}: {c.cmd} holds {found}; an image keeps its instructions in its history")
-        if c.cmd in ("COPY", "ADD"):
+            findings.append(f"{where}: {cmd} holds {found}; an image keeps its instructions in its history")
+        if cmd in ("COPY", "ADD"):
+            before = len(findings)
             for source in _copy_sources(c.value, c.flags):
                 name = source.rstrip("/").rsplit("/", 1)[-1]
                 if name in _CREDENTIAL_FILES:
-                    findings.append(f"{where}: {c.cmd} {name} copies a credential file into the image")
+                    findings.append(f"{where}: {cmd} {name} copies a credential file into the image")
                     continue
                 if context is None or "://" in source:
                     continue
@@ -149,8 +154,11 @@ def check(text: str, *, context: Path | None = None, secrets: Mapping[str, str] 
                     what = path.name in _CREDENTIAL_FILES and "credentials" or _scan_file(path, known)
                     if what:
                         shown_as = path.relative_to(context.resolve()) if path.is_relative_to(context.resolve()) else path.name
-                        findings.append(f"{where}: {c.cmd} copies {shown_as}, which holds {what}")
-        if c.cmd == "RUN":
+                        findings.append(f"{where}: {cmd} copies {shown_as}, which holds {what}")
+            dest = c.value[-1].rstrip("/").rsplit("/", 1)[-1] if c.value else ""
+            if len(findings) == before and dest in _CREDENTIAL_FILES:  # a heredoc, or any file, written as one
+                findings.append(f"{where}: {cmd} writes {dest}, a credential file, into the image")
+        if cmd == "RUN":
             command = " ".join(c.value) + "".join(h.content for h in getattr(c, "heredocs", ()) or ())
             if _names_secret_file(command, _secret_targets(c.flags)):
                 findings.append(f"{where}: RUN uses a secret file's path where it could be copied into the layer; "

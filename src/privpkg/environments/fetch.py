@@ -109,6 +109,12 @@ def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) ->
     if split.scheme != "https" and not urls.is_loopback((split.hostname or "").lower()):
         # The sha256 would catch a changed file, but not who watches: https only (loopback aside).
         raise UsageError(f"cannot fetch {a.filename} from {urls.redact(a.url)}: https only (plain http on loopback)")
+    # A path a server may resolve outside the connection's prefix (nginx decodes %2F before
+    # "..", Tomcat-based feeds strip ";..."): the connection's secret goes to none of them.
+    segments = split.path.split("/")
+    if any(s.startswith("..") for s in segments) or any(t in split.path.lower() for t in ("%2f", "%5c", ";", "\\")):
+        raise UsageError(f"the lock's URL for {a.filename} has a path a server could resolve elsewhere ({urls.redact(a.url)}); "
+                         "a lock names files by plain paths")
     headers = conns.headers(a.url.partition("#")[0])
     digest = hashlib.sha256()
     with temp_file(dest, shared_mode()) as (fd, tmp):

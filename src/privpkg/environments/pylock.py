@@ -248,13 +248,39 @@ def _screen_entry(raw: Any, where: str) -> dict[str, Any]:
     return out
 
 
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+#: A version as a lock writes it: PEP 440's characters only (no space, no ';', no newline).
+_VERSION_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]*")
+
+
 def _package(raw: Any, i: int) -> Package:
     from packaging.utils import canonicalize_name
 
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise UsageError(f"pylock.toml: packages[{i}] has no name")
+    # Names, versions and markers reach installers' requirement files: anything but the forms
+    # PEP 508 and 440 allow could add a line there (-r FILE, --find-links URL, a false marker).
+    if not _PROJECT_NAME.fullmatch(raw["name"]):
+        raise UsageError(f"pylock.toml: packages[{i}]: {shown(raw['name'], 60)!r} is not a project name")
     name = canonicalize_name(raw["name"])
     where = f"pylock.toml: package {shown(name, 60)}"
+    if "version" in raw:
+        from packaging.version import InvalidVersion, Version
+
+        version = raw["version"]
+        try:
+            if not isinstance(version, str) or not _VERSION_TEXT.fullmatch(version):
+                raise InvalidVersion(str(version))
+            Version(version)
+        except InvalidVersion:
+            raise UsageError(f"{where}: {shown(str(version), 60)!r} is not a version") from None
+    if "marker" in raw:
+        from packaging.markers import InvalidMarker, Marker
+
+        try:
+            Marker(str(raw["marker"]))
+        except InvalidMarker:
+            raise UsageError(f"{where}: {shown(str(raw['marker']), 80)!r} is not a marker") from None
     for key in ("vcs", "directory"):
         if key in raw:
             raise UsageError(f"{where}: a {key} source cannot be locked by privpkg; publish it as a wheel (privpkg wheel add)")

@@ -118,7 +118,11 @@ class Version(NamedTuple):
 
     @property
     def locks(self) -> dict[str, str]:
-        return {p: d.decode() for p, d in sorted(self._content().items()) if _LOCK.fullmatch(p)}
+        try:
+            return {p: d.decode() for p, d in sorted(self._content().items()) if _LOCK.fullmatch(p)}
+        except UnicodeDecodeError:
+            raise PrivpkgError(f"environment {self.name}:{self.version} has a lock that is not UTF-8 text; privpkg writes "
+                               "no such lock (register the environment again)") from None
 
 
 def is_lock_name(name: str) -> bool:
