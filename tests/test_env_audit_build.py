@@ -180,3 +180,38 @@ def test_registered_lock_that_is_not_utf8_is_one_line(isolated_privpkg: Path, tm
         store.put_bytes(f"environments/bin/1/{p}", d)
     code, _, err = _cli(capsys, "env", "build", "bin", "--workspace", "w2")
     assert code in (1, 2) and len(err.strip().splitlines()) == 1, err
+
+
+def test_secret_mount_refuses_what_the_host_fetch_refuses(isolated_privpkg: Path, tmp_path: Path) -> None:
+    """FAILS-ON-MAIN: --secret-mount hands the lock's feed URLs to pip in the build unchecked: a
+    plain-http non-loopback URL (the netrc's password in clear) or a URL with a query."""
+    from privpkg.environments import docker
+    from privpkg.environments.pylock import Artifact
+    from privpkg.errors import UsageError
+
+    for url in ("http://feed.example/org/a-1.0-py3-none-any.whl", "https://feed.example/org/a-1.0-py3-none-any.whl?token=x"):
+        a = Artifact("a", "1.0", url, "a-1.0-py3-none-any.whl", SHA, "wheel")
+        with pytest.raises(UsageError):
+            docker.dockerfile([a], tmp_path / "ctx", base_image="python@sha256:" + "c" * 64, secret_mount=True)
+
+
+def test_prune_never_removes_a_build_published_while_it_runs(isolated_privpkg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAILS-ON-MAIN: prune reads the pointers first, then removes every build they did not name
+    whose lock is free. A build published (and its lock released) in between is removed under
+    the pointer that names it, after `env build` printed its path."""
+    from privpkg import fileio
+    from privpkg.environments import cache
+
+    key = "e" * 64
+    dest = cache.root() / "builds" / f"{key[:16]}-justbuilt"
+    dest.mkdir(parents=True)  # complete: its builder is about to publish it and release its lock
+    real = fileio.file_lock
+
+    def racing_lock(path: Path, timeout: float | None = None):  # type: ignore[no-untyped-def]
+        if path.name == f"build-{dest.name}.lock" and cache.lookup(key) is None:
+            cache.publish(key, dest)  # the builder publishes between prune's two steps
+        return real(path, timeout=timeout)
+
+    monkeypatch.setattr(fileio, "file_lock", racing_lock)
+    cache.prune()
+    assert cache.lookup(key) == dest, "prune removed a build its pointer names"

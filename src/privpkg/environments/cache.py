@@ -245,6 +245,10 @@ def prune(older_than_days: float | None = None) -> Pruned:
         lock = top / "locks" / f"build-{entry.name}.lock"
         try:
             with file_lock(lock, timeout=0):
+                # A builder may have published this build and let go of its lock since the
+                # pointers were read: read them again, under the lock, before removing it.
+                if any(_read_small(p) == entry.name for p in (top / "keys").glob("*")):
+                    continue
                 aside = builds / f".removing-{entry.name}"
                 os.replace(entry, aside)
                 shutil.rmtree(aside, ignore_errors=True)

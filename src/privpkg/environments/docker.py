@@ -132,6 +132,9 @@ def render(artifacts: Sequence[Artifact], *, base_image: str, key: str, secret_m
         if _host_side(a, secret_mount):
             reqs.append(f"{a.name}=={a.version} --hash=sha256:{a.sha256}")
         else:
+            from privpkg.environments.fetch import check_url
+
+            check_url(a)  # pip in the build sends the netrc's secret: the host-side fetch's rules
             reqs.append(f"{a.name} @ {a.url} --hash=sha256:{a.sha256}")
     pip = [f"{ENV_DIR}/bin/python", "-m", "pip", "install", "--no-input", "--no-cache-dir", "--disable-pip-version-check",
            "--no-deps", "--require-hashes", "--no-index", "--find-links", f"{CONTEXT_MOUNT}/{WHEELS}",

@@ -96,14 +96,17 @@ def _download(url: str, label: str, headers: dict[str, str], fd: int, digest: An
         raise PrivpkgError(f"downloading {label} from {host} failed: {exc.strerror or type(exc).__name__}") from None
 
 
-def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) -> None:
-    from privpkg import urls
-    from privpkg.fileio import FileWriteError, shared_mode, temp_file
-
-    label = a.filename
+def check_url(a: Artifact) -> None:
+    """The rules an http(s) artifact's URL obeys before any connection's secret is looked up for
+    it, here or in a Docker build's one RUN (``env dockerfile --secret-mount``): https only
+    (loopback aside), no query, no path a server could resolve outside a connection's prefix."""
     from urllib.parse import urlsplit
 
+    from privpkg import urls
+
     split = urlsplit(a.url)
+    if "@" in split.netloc:
+        raise UsageError(f"the lock's URL for {a.filename} has user info; a lock names files by stable URLs")
     if split.query:
         raise UsageError(f"the lock's URL for {a.filename} has a query (a signature?); a lock names files by stable URLs")
     if split.scheme != "https" and not urls.is_loopback((split.hostname or "").lower()):
@@ -115,6 +118,14 @@ def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) ->
     if any(s.startswith("..") for s in segments) or any(t in split.path.lower() for t in ("%2f", "%5c", ";", "\\")):
         raise UsageError(f"the lock's URL for {a.filename} has a path a server could resolve elsewhere ({urls.redact(a.url)}); "
                          "a lock names files by plain paths")
+
+
+def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) -> None:
+    from privpkg import urls
+    from privpkg.fileio import FileWriteError, shared_mode, temp_file
+
+    label = a.filename
+    check_url(a)
     headers = conns.headers(a.url.partition("#")[0])
     digest = hashlib.sha256()
     with temp_file(dest, shared_mode()) as (fd, tmp):
