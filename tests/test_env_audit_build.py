@@ -215,3 +215,24 @@ def test_prune_never_removes_a_build_published_while_it_runs(isolated_privpkg: P
     monkeypatch.setattr(fileio, "file_lock", racing_lock)
     cache.prune()
     assert cache.lookup(key) == dest, "prune removed a build its pointer names"
+
+
+def test_prune_older_than_is_a_number_of_days(isolated_privpkg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--older-than nan`` was accepted and pruned nothing: one line, exit 2."""
+    code, _, err = _cli(capsys, "env", "prune", "--older-than", "nan")
+    assert code == 2 and err.strip() == "privpkg: error: --older-than must be 0 or more days, got nan", err
+
+
+def test_a_memo_that_cannot_be_written_never_fails_a_build(isolated_privpkg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memo is a shortcut (it spares a hit the lock's parse): a full disk or a read-only
+    cache there must not fail a build, a hit least of all. (A stand-in write_atomic raises the
+    OSError a full disk gives: no real full disk can be made here.)"""
+    from privpkg import fileio
+    from privpkg.environments import cache
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fileio, "write_atomic", full)
+    cache.memo_put("0" * 64, "1" * 64)
+    assert cache.memo_get("0" * 64) is None

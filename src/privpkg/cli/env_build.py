@@ -76,9 +76,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    import math
+
     from privpkg.environments.cache import prune
 
-    if args.older_than is not None and args.older_than < 0:
+    if args.older_than is not None and not (math.isfinite(args.older_than) and args.older_than >= 0):
         from privpkg.errors import UsageError
 
         raise UsageError(f"--older-than must be 0 or more days, got {args.older_than:g}")

@@ -134,11 +134,17 @@ def memo_get(memo: str) -> str | None:
 
 
 def memo_put(memo: str, build_key: str) -> None:
+    """Remember ``build_key`` for ``memo``. Only a shortcut: a memo that cannot be written (a
+    full disk, a read-only cache) costs the next hit a parse of the lock, never the build."""
+    from privpkg.errors import PrivpkgError
     from privpkg.fileio import write_atomic
 
     folder = root() / "memo"
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / memo, (build_key + "\n").encode())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / memo, (build_key + "\n").encode())
+    except (OSError, PrivpkgError):
+        pass
 
 
 def lookup(build_key: str) -> Path | None:
