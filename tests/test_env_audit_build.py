@@ -236,3 +236,21 @@ def test_a_memo_that_cannot_be_written_never_fails_a_build(isolated_privpkg: Pat
     monkeypatch.setattr(fileio, "write_atomic", full)
     cache.memo_put("0" * 64, "1" * 64)
     assert cache.memo_get("0" * 64) is None
+
+
+def test_installers_run_without_privpkg_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uv and pip install files privpkg fetched and checked: they get no connection source, no
+    store key and no storage secret in their environment (a real child process writes what it
+    got)."""
+    from privpkg import envvars
+    from privpkg.environments import build
+
+    monkeypatch.setenv(envvars.CONNECTIONS, '[{"name": "c", "secret": "conn-secret-1234"}]')
+    monkeypatch.setenv(envvars.MASTER_KEY, "master-key-1234")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-1234")
+    monkeypatch.setenv("AZURE_STORAGE_KEY", "azure-key-1234")
+    out = tmp_path / "env.txt"
+    build._run(["sh", "-c", f"env > {out}"], "the installer")
+    got = out.read_text()
+    assert "PATH=" in got
+    assert not any(s in got for s in ("conn-secret-1234", "master-key-1234", "aws-secret-1234", "azure-key-1234")), got

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from privpkg import envvars
 from privpkg.environments import cache
 from privpkg.errors import PrivpkgError, UsageError, shown
 
@@ -82,13 +83,22 @@ def find_uv() -> str | None:
         return None
 
 
+#: Variables that carry secrets the installers never need (everything they install was fetched
+#: and checked by privpkg already): left out of their environment.
+_SECRET_VARIABLES = (*envvars.LOOKUP_INPUTS, "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN",
+                     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
 def _run(argv: list[str], what: str) -> None:
     import subprocess
 
-    res = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+    from privpkg.environments.screen import masked
+
+    env = {k: v for k, v in os.environ.items() if k not in _SECRET_VARIABLES}
+    res = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, env=env)
     if res.returncode != 0:
         lines = [line.strip() for line in (res.stderr + res.stdout).splitlines() if line.strip()]
-        why = shown(lines[-1], 300) if lines else "no output"
+        why = shown(masked(lines[-1]), 300) if lines else "no output"
         raise PrivpkgError(f"{what} failed (exit {res.returncode}): {why}")
 
 
