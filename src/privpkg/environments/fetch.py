@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from privpkg.errors import PrivpkgError, UsageError, shown
-from privpkg.wheelhouse import HashMismatch, file_sha256
 
 if TYPE_CHECKING:
     from privpkg.environments.pylock import Artifact
@@ -96,6 +95,14 @@ def _download(url: str, label: str, headers: dict[str, str], fd: int, digest: An
         raise PrivpkgError(f"downloading {label} from {host} failed: {exc.strerror or type(exc).__name__}") from None
 
 
+def _file_sha256(path: Path) -> str | None:
+    # wheelhouse's, imported only here: a warm wheelhouse's miss needs neither it nor the
+    # signing code it pulls in (~40 ms).
+    from privpkg.wheelhouse import file_sha256
+
+    return file_sha256(path)
+
+
 def check_url(a: Artifact) -> None:
     """The rules an http(s) artifact's URL obeys before any connection's secret is looked up for
     it, here or in a Docker build's one RUN (``env dockerfile --secret-mount``): https only
@@ -132,6 +139,8 @@ def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) ->
         _download(a.url.partition("#")[0], label, headers, fd, digest, timeout)
         got = digest.hexdigest()
         if got != a.sha256:
+            from privpkg.wheelhouse import HashMismatch  # here: wheelhouse (and the signing code) only when needed
+
             raise HashMismatch(f"{label} does not match the lock's sha256 (locked {a.sha256[:16]}..., downloaded {got[:16]}... "
                                f"from {urls.redact(a.url)}); not kept")
         try:
@@ -148,6 +157,8 @@ def _fetch_signed(a: Artifact, folder: Path) -> Path:
     if got.sha256 != a.sha256:
         # The workspace's record and the lock disagree: the lock was made from other contents.
         got.path.unlink(missing_ok=True)
+        from privpkg.wheelhouse import HashMismatch
+
         raise HashMismatch(f"{a.filename}: the workspace recorded sha256 {got.sha256[:16]}..., the lock {a.sha256[:16]}...; "
                            "lock the environment again")
     if got.path.name != a.filename:
@@ -171,7 +182,7 @@ def fetch_artifacts(artifacts: Sequence[Artifact], dest: Path, *, timeout: float
         folder = dest / a.sha256 if by_hash else dest
         target = folder / filename
         folder.mkdir(parents=True, exist_ok=True)
-        if (by_hash and target.is_file()) or (not by_hash and file_sha256(target) == a.sha256):
+        if (by_hash and target.is_file()) or (not by_hash and _file_sha256(target) == a.sha256):
             out.append(target)
             continue
         scheme = a.url.split(":", 1)[0].lower()
