@@ -42,13 +42,31 @@ def test_registered_pylock_is_screened_like_a_made_one(isolated_privpkg: Path, t
         registry.register(store, spec(), {"pylock.toml": lock})
 
 
-def test_a_token_as_user_name_in_a_brought_lock_is_not_stored(isolated_privpkg: Path, tmp_path: Path) -> None:
-    """A username alone is stripped from every URL of a lock (``__token__@``), so a token used as
-    one (``https://TOKEN@host``, as GitHub takes it) never reaches the workspace."""
+def test_a_token_as_user_name_in_a_brought_lock_is_refused(isolated_privpkg: Path, tmp_path: Path) -> None:
+    """A username alone is stripped from a lock's URLs (``__token__@``), but one that is a token
+    (``https://ghp_...@host``, as GitHub takes it) refuses the lock in one line that never shows
+    it, and nothing is stored."""
     store = LocalStorage(tmp_path / "ws")
-    rec = registry.register(store, spec(), {"pylock.toml": wheel_lock("https://ghp_REALLYSECRETTOKEN0123456789@h.example/x-1-py3-none-any.whl")})
-    stored = registry.get(store, "poc", rec.version).locks["pylock.toml"]
-    assert "ghp_" not in stored and "https://h.example/x-1-py3-none-any.whl" in stored, stored
+    with pytest.raises(UsageError, match="a token as the user name") as info:
+        registry.register(store, spec(), {"pylock.toml": wheel_lock("https://ghp_REALLYSECRETTOKEN0123456789@h.example/x-1-py3-none-any.whl")})
+    assert "REALLYSECRET" not in str(info.value)
+    assert not list((tmp_path / "ws").rglob("version.json"))
+
+
+def test_definitions_refuse_tokens_in_user_names_and_queries_and_mask_them() -> None:
+    for text, what in (("git+https://ghp_abcdef1234567890@github.com/org/repo", "a token as the user name"),
+                       ("--extra-index-url https://h.example/simple/?token=tok-1234567", "a token in a query")):
+        assert (screen.find_secret(text, secrets={}) or "").startswith(what), text
+        assert "abcdef1234567890" not in screen.masked(text, secrets={}) and "tok-1234567" not in screen.masked(text, secrets={})
+
+
+def test_save_to_directory_screens_too(isolated_privpkg: Path, tmp_path: Path) -> None:
+    """The API's save_to_directory writes what ``env create`` writes: a secret refuses it, and the
+    directory is not made."""
+    env = Environment(Spec("poc", pip=("x @ https://u:hunter22pass@h.example/x-1.0-py3-none-any.whl",)))
+    with pytest.raises(UsageError, match="password in user info"):
+        env.save_to_directory(tmp_path / "d")
+    assert not (tmp_path / "d").exists()
 
 
 def test_registered_conda_lock_is_screened(isolated_privpkg: Path, tmp_path: Path) -> None:

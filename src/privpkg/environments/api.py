@@ -180,6 +180,7 @@ class Environment:
         if dest.exists() and not (dest / registry.DEFINITION).is_file() and any(dest.iterdir()):
             raise UsageError(f"{shown(dest)} is not an environment directory; refusing to replace it")
         files = registry.version_files(self.spec, self.locks)
+        registry.screen_files(files)  # a definition directory is often committed: no secret in it either
 
         def fill(new: Path) -> None:
             for rel, data in files.items():

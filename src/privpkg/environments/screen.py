@@ -38,11 +38,16 @@ _SIGNATURES = (
     (re.compile(r"[?&;]sig=", re.IGNORECASE), "a signature (sig=)"),
     (re.compile(r"X-Amz-Signature=", re.IGNORECASE), "an X-Amz-Signature"),
     (re.compile(r"[?&;]Signature=", re.IGNORECASE), "a signature (Signature=)"),
+    (re.compile(r"[?&;](?:access_?)?token=", re.IGNORECASE), "a token in a query (token=)"),
     # anaconda.org's (and conda's) token in a channel path: https://conda.anaconda.org/t/TOKEN/channel
     (re.compile(r"://[^/\s]+(?:/[^\s]*?)?/t/[^/\s]+/"), "a channel token (/t/...)"),
 )
 #: ``scheme://user:password@`` (the password part non-empty).
 _USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/@\s:?#]*):([^/@\s?#]+)@")
+#: A token used as the user name (``https://TOKEN@github.com``, as Git hosts take it): the
+#: prefixes the big hosts give their tokens.
+_TOKEN_USER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|glpat-|xox[abpors]-|npm_|pypi-)"
+                         r"[^/@\s:?#]*@")
 #: A password that is only a variable reference, which pip (and uv) expand from the environment.
 _VARIABLE_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_WORDS = frozenset({"TOKEN", "PAT", "SECRET", "SECRETS", "PASSWORD", "PASSWD", "PWD", "KEY", "APIKEY", "CREDENTIAL",
@@ -90,6 +95,8 @@ def find_secret(text: str, secrets: Mapping[str, str] | None = None) -> str | No
     for m in (*_USERINFO.finditer(text), *_USERINFO.finditer(decoded)):  # user%3Apass@ too
         if not _VARIABLE_REF.fullmatch(m.group(2)):
             return "a password in user info"
+    if _TOKEN_USER.search(text) or _TOKEN_USER.search(decoded):
+        return "a token as the user name in user info"
     return None
 
 
@@ -114,6 +121,8 @@ def masked(text: str, secrets: Mapping[str, str] | None = None) -> str:
         text = text.replace(value, "***")
     text = _USERINFO.sub(lambda m: m.group(0) if _VARIABLE_REF.fullmatch(m.group(2)) else m.group(0).replace(":" + m.group(2) + "@", ":***@"), text)
     text = _SIGNATURE_VALUES.sub(r"\1***", text)
+    text = _TOKEN_USER.sub(lambda m: m.group(0).split("://", 1)[0] + "://***@", text)
+    text = re.sub(r"([?&;](?:access_?)?token=)[^&\s\"'#]*", r"\1***", text, flags=re.IGNORECASE)
     return re.sub(r"(://[^/\s]+(?:/[^\s]*?)?)/t/[^/\s]+/", r"\1/t/***/", text)
 
 
