@@ -113,6 +113,8 @@ def test_lint_is_case_insensitive_as_buildkit_is(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", [
+    "FROM x\nRUN --mount=type=secret,id=tok,env=TOK sh -c 'echo $TOK > /f'\n",
+    "FROM x\nRUN --mount=type=secret,id=n F=/run/secrets/n sh -c 'cat $F > /f'\n",
     "FROM x\nARG AZURE_STORAGE_KEY\n",
     "FROM x\nARG AZURE_STORAGE_CONNECTION_STRING\n",
     "FROM x\nCOPY <<EOF /root/.netrc\nmachine h login u password p\nEOF\n",

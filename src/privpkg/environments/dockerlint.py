@@ -82,6 +82,31 @@ def _names_secret_file(command: str, targets: list[str]) -> bool:
     return any(p in rest for p in paths)
 
 
+def _secret_variables(command: str, flags: Iterable[str], targets: list[str]) -> set[str]:
+    """The variables that hold a secret or a secret file's path in a RUN: a secret mount's
+    ``env=NAME``, and ``NAME=PATH`` of a secret file."""
+    names: set[str] = set()
+    for flag in flags:
+        if flag.startswith("--mount="):
+            fields = dict(f.partition("=")[::2] for f in flag[len("--mount="):].split(","))
+            if fields.get("type") == "secret" and fields.get("env"):
+                names.add(fields["env"])
+    paths = [*targets, _SECRETS_DIR]
+    for m in re.finditer(r"(?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)=(\S+)", command):
+        if any(m.group(2).strip("'\"").startswith(p) for p in paths):
+            names.add(m.group(1))
+    return names
+
+
+def _expands(command: str, names: set[str]) -> str | None:
+    """The first of ``names`` the shell expands in ``command`` (``$NAME``, ``${NAME}``): there its
+    value (a secret, or a path to one) can be written into the layer."""
+    for name in sorted(names):
+        if re.search(r"\$\{?" + re.escape(name) + r"\b", command):
+            return name
+    return None
+
+
 def _copy_sources(values: tuple[str, ...], flags: tuple[str, ...]) -> list[str]:
     if any(f.startswith("--from=") for f in flags):
         return []  # from another stage or image, not from the context
@@ -160,7 +185,13 @@ def check(text: str, *, context: Path | None = None, secrets: Mapping[str, str] 
                 findings.append(f"{where}: {cmd} writes {dest}, a credential file, into the image")
         if cmd == "RUN":
             command = " ".join(c.value) + "".join(h.content for h in getattr(c, "heredocs", ()) or ())
-            if _names_secret_file(command, _secret_targets(c.flags)):
+            targets = _secret_targets(c.flags)
+            if _names_secret_file(command, targets):
                 findings.append(f"{where}: RUN uses a secret file's path where it could be copied into the layer; "
                                 f"hand it to the program as a variable only (NETRC=/run/secrets/ID pip ...)")
+            else:
+                expanded = _expands(command, _secret_variables(command, c.flags, targets))
+                if expanded:
+                    findings.append(f"{where}: RUN expands ${expanded}, which holds a secret or a secret file's path, in the "
+                                    f"shell, where it can be written into the layer; let the program read the variable itself")
     return findings
