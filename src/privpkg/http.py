@@ -43,7 +43,7 @@ Importing this module is cheap (no ``ssl``, no ``urllib.request``): probe import
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from privpkg.errors import PrivpkgError, shown
@@ -247,3 +247,44 @@ def proxy_for(url: str) -> str | None:
     if not proxy or (parts.netloc and direct(parts.netloc.rsplit("@", 1)[-1], found.get("no", ""))):
         return None
     return urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy).netloc.rsplit("@", 1)[-1]
+
+
+class _SinkFailed(Exception):
+    """Carries an OSError raised by a download's sink (a full disk) past the network handlers."""
+
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+
+
+def stream(req: urllib.request.Request, sink: Callable[[bytes], None], *, label: str, host: str | None, timeout: float,
+           ca: CABundle | None = None, on_http_error: Callable[[int], PrivpkgError | None] | None = None) -> None:
+    """Download ``req`` in chunks into ``sink``: the one way privpkg streams a file (a workspace
+    wheel, a lock's artifact). Every network failure is one PrivpkgError line naming ``label``
+    and ``host`` (``on_http_error`` may give a better one for a status); an OSError of ``sink``
+    (a full disk) propagates as it was raised."""
+    import ssl
+    import urllib.error
+
+    try:
+        with build_opener(ca=ca).open(req, timeout=timeout) as resp:
+            while chunk := resp.read(1 << 20):
+                try:
+                    sink(chunk)
+                except OSError as exc:
+                    raise _SinkFailed(exc) from None
+    except _SinkFailed as failed:
+        raise failed.error from None
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        better = on_http_error(exc.code) if on_http_error else None
+        raise (better or PrivpkgError(f"downloading {label} failed: HTTP {exc.code} from {host}")) from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ssl.SSLCertVerificationError):
+            raise PrivpkgError(f"downloading {label} from {host}: certificate verification failed; "
+                               f"{describe_trust(bundle=ca)}") from None
+        why = exc.reason if isinstance(exc.reason, str) else getattr(exc.reason, "strerror", None) or type(exc.reason).__name__
+        raise PrivpkgError(f"cannot reach {host} to download {label}: {why}") from None
+    except TimeoutError:
+        raise PrivpkgError(f"downloading {label} from {host} timed out after {timeout:g} s") from None
+    except OSError as exc:
+        raise PrivpkgError(f"downloading {label} from {host} failed: {exc.strerror or type(exc).__name__}") from None

@@ -26,7 +26,6 @@ import hashlib
 import os
 import re
 import shlex
-import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -106,29 +105,12 @@ def _stream(signed: str, label: str, fd: int, digest: hashlib._Hash, workspace: 
         return
     from privpkg import http
 
-    ca = storage.ca_bundle()
-    try:
-        with http.build_opener(ca=ca).open(urllib.request.Request(signed), timeout=TIMEOUT) as resp:
-            while chunk := resp.read(CHUNK):
-                digest.update(chunk)
-                write_all(fd, chunk)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code == 404:
-            raise NotFoundError(not_found_message(workspace, key)) from None
-        raise PrivpkgError(f"downloading {label} failed: HTTP {exc.code} from {parts.hostname}") from None
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ssl.SSLCertVerificationError):
-            raise PrivpkgError(f"downloading {label} from {parts.hostname}: certificate verification failed; "
-                               f"{http.describe_trust(bundle=ca)}") from None
-        why = exc.reason if isinstance(exc.reason, str) else getattr(exc.reason, "strerror", None) or type(exc.reason).__name__
-        raise PrivpkgError(f"cannot reach {parts.hostname} to download {label}: {why}") from None
-    except TimeoutError:
-        raise PrivpkgError(f"downloading {label} from {parts.hostname} timed out after {TIMEOUT} s") from None
-    except OSError as exc:
-        if isinstance(exc, FileWriteError):
-            raise
-        raise PrivpkgError(f"downloading {label} from {parts.hostname} failed: {exc.strerror or type(exc).__name__}") from None
+    def sink(chunk: bytes) -> None:
+        digest.update(chunk)
+        write_all(fd, chunk)
+
+    http.stream(urllib.request.Request(signed), sink, label=label, host=parts.hostname, timeout=TIMEOUT, ca=storage.ca_bundle(),
+                on_http_error=lambda code: NotFoundError(not_found_message(workspace, key)) if code == 404 else None)
 
 
 def fetch(url: str, wheelhouse: Path, ttl: int = DEFAULT_TTL, placed: dict[str, tuple[str, str]] | None = None) -> Fetched:

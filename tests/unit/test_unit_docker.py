@@ -6,25 +6,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
 from privpkg import envvars
 from privpkg.environments import docker
+from privpkg.environments.pylock import Artifact
 from privpkg.errors import UsageError
 
 PAT_A, PAT_B = "pat-a-Zq8vX2mN5rT1wY7u", "pat-b-Hh3kL9pQ2sW8eR4t"
 FEED = "https://feed.example/org/_packaging/f/pypi/simple/"
 
 
-class Art(NamedTuple):
-    name: str
-    version: str
-    url: str
-    filename: str
-    sha256: str
-    kind: str
+Art = Artifact  # the lock's own artifact type, as pylock.select returns it
 
 
 def art(name: str, url: str = FEED, kind: str = "wheel", sha: str = "a" * 64) -> Art:

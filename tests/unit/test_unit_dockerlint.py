@@ -5,24 +5,18 @@ as a variable, COPY --from), and that no finding repeats the value it found."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 
 from privpkg.environments import docker, dockerlint
+from privpkg.environments.pylock import Artifact
 from privpkg.errors import UsageError
 
 PAT = "pat-Zq8vX2mN5rT1wY7u"
 SHA = "a" * 64
 
 
-class Art(NamedTuple):
-    name: str
-    version: str
-    url: str
-    filename: str
-    sha256: str
-    kind: str
+Art = Artifact  # the lock's own artifact type, as pylock.select returns it
 
 
 ARTS = [Art("alpha-pkg", "1.0", "privpkg://team/wheels/alpha_pkg-1.0-py3-none-any.whl", "alpha_pkg-1.0-py3-none-any.whl", SHA, "wheel"),

@@ -64,35 +64,25 @@ class _Connections:
 
 
 def _download(url: str, label: str, headers: dict[str, str], fd: int, digest: Any, timeout: float) -> None:
-    import urllib.error
     import urllib.parse
     import urllib.request
 
     from privpkg import http
-    from privpkg.fileio import FileWriteError, write_all
+    from privpkg.fileio import write_all
 
-    host = urllib.parse.urlsplit(url).hostname
     req = urllib.request.Request(url)
     for name, value in headers.items():
         req.add_unredirected_header(name, value)  # a redirect elsewhere gets no credential
-    try:
-        with http.build_opener().open(req, timeout=timeout) as resp:
-            while chunk := resp.read(CHUNK):
-                digest.update(chunk)
-                write_all(fd, chunk)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        hint = " (no connection answers this URL: privpkg connection set ...)" if exc.code in (401, 403) and not headers else ""
-        raise PrivpkgError(f"downloading {label} failed: HTTP {exc.code} from {host}{hint}") from None
-    except urllib.error.URLError as exc:
-        why = exc.reason if isinstance(exc.reason, str) else getattr(exc.reason, "strerror", None) or type(exc.reason).__name__
-        raise PrivpkgError(f"cannot reach {host} to download {label}: {why}") from None
-    except TimeoutError:
-        raise PrivpkgError(f"downloading {label} from {host} timed out after {timeout:g} s") from None
-    except OSError as exc:
-        if isinstance(exc, FileWriteError):
-            raise
-        raise PrivpkgError(f"downloading {label} from {host} failed: {exc.strerror or type(exc).__name__}") from None
+
+    def sink(chunk: bytes) -> None:
+        digest.update(chunk)
+        write_all(fd, chunk)
+
+    host = urllib.parse.urlsplit(url).hostname
+    hint = " (no connection answers this URL: privpkg connection set ...)"
+    http.stream(req, sink, label=label, host=host, timeout=timeout,
+                on_http_error=lambda code: PrivpkgError(f"downloading {label} failed: HTTP {code} from {host}{hint}")
+                if code in (401, 403) and not headers else None)
 
 
 def _file_sha256(path: Path) -> str | None:
