@@ -135,6 +135,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dfd)
 
 
+def commit_temp(fd: int, tmp: Path, dest: Path) -> None:
+    """Make ``tmp`` (from :func:`temp_file`, its content written to ``fd`` and checked) ``dest``:
+    flushed to disk, then renamed into place; FileWriteError naming ``dest``."""
+    try:
+        os.fsync(fd)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise FileWriteError(f"cannot write {dest}: {exc.strerror or exc}", exc.errno) from None
+
+
 @contextmanager
 def temp_file(path: Path, mode: int = 0o600) -> Iterator[tuple[int, Path]]:
     """A new, empty temp file beside ``path`` (random name, ``O_EXCL``, no symlink followed),

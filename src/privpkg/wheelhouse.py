@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from privpkg import refs, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
-from privpkg.fileio import FileWriteError, shared_mode, temp_file, write_all, write_atomic
+from privpkg.fileio import FileWriteError, commit_temp, shared_mode, temp_file, write_all, write_atomic
 from privpkg.resolve import (
     DEFAULT_TTL,
     OPTION,
@@ -146,11 +146,7 @@ def fetch(url: str, wheelhouse: Path, ttl: int = DEFAULT_TTL, placed: dict[str, 
         if got != recorded:
             raise HashMismatch(f"{filename} from workspace {ws.name!r} does not match the sha256 recorded when it was published "
                                f"(recorded {recorded[:16]}..., downloaded {got[:16]}...); not kept in {wheelhouse}")
-        try:
-            os.fsync(fd)
-            os.replace(tmp, dest)
-        except OSError as exc:
-            raise FileWriteError(f"cannot write {dest}: {exc.strerror or exc}", exc.errno) from None
+        commit_temp(fd, tmp, dest)
     return Fetched(dest, recorded, True)
 
 

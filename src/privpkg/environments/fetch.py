@@ -119,7 +119,7 @@ def check_url(a: Artifact) -> None:
 
 def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) -> None:
     from privpkg import urls
-    from privpkg.fileio import FileWriteError, shared_mode, temp_file
+    from privpkg.fileio import commit_temp, shared_mode, temp_file
 
     label = a.filename
     check_url(a)
@@ -133,11 +133,7 @@ def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) ->
 
             raise HashMismatch(f"{label} does not match the lock's sha256 (locked {a.sha256[:16]}..., downloaded {got[:16]}... "
                                f"from {urls.redact(a.url)}); not kept")
-        try:
-            os.fsync(fd)
-            os.replace(tmp, dest)
-        except OSError as exc:
-            raise FileWriteError(f"cannot write {dest}: {exc.strerror or exc}", exc.errno) from None
+        commit_temp(fd, tmp, dest)
 
 
 def _fetch_signed(a: Artifact, folder: Path) -> Path:
