@@ -65,7 +65,7 @@ def test_environment_variables_keep_their_public_names() -> None:
 def test_environment_variables_are_named_once() -> None:
     """src, tests and bench name privpkg's environment variables only through privpkg.envvars:
     no string literal of a name or of a name's prefix, no ``NAME=`` keyword or f-string. Allowed:
-    the pip shim, which is copied into environments without privpkg, spells PRIVPKG_TTL itself;
+    the pip shim, which is copied into environments without privpkg, spells PRIVPKG_TTL and PRIVPKG_BROKER itself;
     this file's PUBLIC_ENV_NAMES pins the public names; tests/support/env.py defines the tests'
     own PRIVPKG_TESTS_SKIP_MISSING_TOOLS once, tests/support/conda.py PRIVPKG_TEST_CONDA. Prose and the expected text of messages
     (``"$PRIVPKG_CONNECTIONS give ..."``) may spell them."""
@@ -76,7 +76,8 @@ def test_environment_variables_are_named_once() -> None:
     spelled = re.compile(r"""(?:["']|[(,]\s*)((?:PRIVPKG|ARTIFACTS_CREDENTIALPROVIDER|VSS_NUGET)_[A-Z_]*)["'=]""")
     allowed = {("src/privpkg/envvars.py", None), ("tests/test_lint.py", None),
                ("tests/support/env.py", "PRIVPKG_TESTS_SKIP_MISSING_TOOLS"), ("tests/support/conda.py", "PRIVPKG_TEST_CONDA")}
-    allowed |= {(p.relative_to(REPO).as_posix(), envvars.TTL) for p in (REPO / "src" / "privpkg" / "pip_shim").rglob("*.py")}
+    allowed |= {(p.relative_to(REPO).as_posix(), name) for p in (REPO / "src" / "privpkg" / "pip_shim").rglob("*.py")
+                for name in (envvars.TTL, envvars.BROKER)}
     found = []
     for top in ("src/privpkg", "tests", "bench"):
         for path in sorted((REPO / top).rglob("*.py")):

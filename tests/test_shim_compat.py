@@ -165,7 +165,7 @@ def _vermin(*paths: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.integration  # runs a program
 def test_shim_package_is_python38_clean(tmp_path: Path) -> None:
     files = sorted(SHIM_SRC.glob("*.py"))
-    assert [f.name for f in files] == ["__init__.py", "adapter.py"]
+    assert [f.name for f in files] == ["__init__.py", "adapter.py", "broker.py"]
 
     res = _vermin(SHIM_SRC)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -217,7 +217,7 @@ def test_setup_pip_python_builds_the_copy_in_a_fresh_random_folder(tmp_path: Pat
     finally:
         os.umask(old_umask)
     dest = site / SHIM_PACKAGE
-    assert sorted(p.name for p in dest.iterdir()) == ["__init__.py", "adapter.py", "config.json"]
+    assert sorted(p.name for p in dest.iterdir()) == ["__init__.py", "adapter.py", "broker.py", "config.json"]
     assert (dest / "adapter.py").read_bytes() == (SHIM_SRC / "adapter.py").read_bytes()
     assert stat.S_IMODE(dest.stat().st_mode) == 0o755
     assert {stat.S_IMODE(p.stat().st_mode) for p in dest.iterdir()} == {0o644}

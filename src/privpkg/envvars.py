@@ -2,7 +2,7 @@
 
 This module imports nothing: the keyring lookup reads it at every start. The pip shim package,
 which ``setup pip --python`` copies into environments without privpkg, spells ``PRIVPKG_TTL``
-itself.
+and ``PRIVPKG_BROKER`` itself.
 """
 
 #: Relocates the store, the key and the config (tests and CI use it).
@@ -21,6 +21,10 @@ LOCK_TIMEOUT = "PRIVPKG_LOCK_TIMEOUT"
 TRUSTED_PROJECTS = "PRIVPKG_TRUSTED_PROJECTS"
 #: Endpoints besides AWS's and Azure's own that may get ambient credentials (space-separated URLs).
 TRUSTED_ENDPOINTS = "PRIVPKG_TRUSTED_ENDPOINTS"
+
+#: Set by privpkg's conda plugin, never by users: the socket of the pip step's broker
+#: (privpkg.conda.broker), which the pip shim and the keyring launcher ask.
+BROKER = "PRIVPKG_BROKER"
 
 #: What a credential lookup's answer depends on besides the store file: the connection sources,
 #: then what changes how the store decrypts.

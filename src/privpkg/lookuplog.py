@@ -218,6 +218,27 @@ def _program() -> tuple[str, str | None]:
     return _cut(name), parent
 
 
+def program_of(pid: int, name: str | None = None) -> tuple[str, str | None]:
+    """Process ``pid``'s name (``name`` when given) and its parent's, from Linux ``/proc``
+    (names only, as :func:`_program` gives them); ``("?", None)`` where there is no ``/proc``."""
+    def cmdline(p: int) -> str | None:
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as fh:
+                return _cut(_name_of(fh.read(4096).decode("utf-8", "replace").split("\0"))) or None
+        except OSError:
+            return None
+
+    parent = None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            # "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so split after the last ")".
+            ppid = int(fh.read(4096).rsplit(b")", 1)[1].split()[1])
+        parent = cmdline(ppid)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _cut(name) if name else (cmdline(pid) or "?"), parent
+
+
 def entry(
     service: str,
     username: str | None,
@@ -228,11 +249,13 @@ def entry(
     detail: str | None = None,
     errors: list[str] | tuple[str, ...] = (),
     now: float | None = None,
+    program: tuple[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The record of one lookup (see the module docstring); ``conn`` is the Connection that
     answered, if any: only its name, source, target and expiry are kept; ``errors`` are the
-    lookup's warnings (``CredentialLookup.errors``)."""
-    prog, parent = _program()
+    lookup's warnings (``CredentialLookup.errors``); ``program``: the asking program's name and
+    its parent's when another process asked (:func:`program_of`), else this one's."""
+    prog, parent = program or _program()
     rec: dict[str, Any] = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         "pid": os.getpid(),

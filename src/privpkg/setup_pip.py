@@ -300,7 +300,7 @@ def install_shim(python: str, purelib: Path | None = None) -> str:
     src = Path(pip_shim.__file__).parent
 
     def fill(folder: Path) -> None:
-        for name in ("__init__.py", "adapter.py"):
+        for name in ("__init__.py", "adapter.py", "broker.py"):
             shutil.copyfile(src / name, folder / name)
         # A fresh private folder: nothing can be planted in it, so plain writes are safe here.
         (folder / "config.json").write_text(json.dumps({"python": sys.executable}) + "\n")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 #: keyring's own backends are entry points of the ``keyring`` distribution under this package.
 KEYRING_OWN = "keyring.backends."
@@ -128,10 +128,12 @@ def keyring_cli(argv: Sequence[str]) -> None:
     os.execv(sys.executable, [sys.executable, "-P", "-m", "keyring", *argv])
 
 
-def lookup(mode: str, output: str, service: str, username: str | None) -> str | None:
+def lookup(mode: str, output: str, service: str, username: str | None, *, warn: Callable[[str], None] | None = None,
+           program: tuple[str, str | None] | None = None) -> str | None:
     """What keyring's CLI prints for a hit from privpkg's backend (without the final newline),
-    or None for a miss. The warnings of a hit are printed and its lookup recorded as the backend
-    does; a miss prints and records nothing (keyring's CLI, run next, does both)."""
+    or None for a miss. The warnings of a hit go to ``warn`` (default: printed) and its lookup
+    is recorded as the backend does (``program``: who asked, when not this process); a miss
+    prints and records nothing (keyring's CLI, run next, does both)."""
     from privpkg import keyring_lookup
 
     warnings: list[str] = []
@@ -140,9 +142,9 @@ def lookup(mode: str, output: str, service: str, username: str | None) -> str | 
     if conn is None:
         return None
     for line in warnings:
-        keyring_lookup.warn(line)
+        (warn or keyring_lookup.warn)(line)
     if reason is not None:
-        keyring_lookup.record(service, username, mode, reason, conn, detail, errors)
+        keyring_lookup.record(service, username, mode, reason, conn, detail, errors, program=program)
     values = {"username": conn.username, "password": conn.secret} if mode == "creds" else {"password": conn.secret}
     if output == "json":
         import json

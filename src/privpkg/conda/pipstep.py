@@ -43,12 +43,14 @@ import shlex
 import stat
 import sys
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from privpkg import log, paths
 from privpkg.errors import PrivpkgError
+from privpkg.pip_shim.broker import ENV as BROKER_ENV
 
 #: conda's names (``conda.cli.main_*``) of the commands whose environment file may hold a pip
 #: section: ``conda env create -f`` and ``conda create --file`` are both ``create``; ``conda
@@ -92,10 +94,13 @@ def launcher_text(python: str) -> bytes:
     keyring's start-up and hands anything else to keyring's CLI. ``-P`` keeps the working
     directory (the environment file's folder, where pip runs) off ``sys.path``, so a
     ``keyring.py`` or ``privpkg`` there cannot stand in for them."""
+    client = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pip_shim", "broker.py")
     return (
         "#!/bin/sh\n"
         "# Written by privpkg's conda plugin: pip's keyring provider (subprocess) runs `keyring`,\n"
         "# and conda's activation of the new environment drops base's bin from PATH.\n"
+        "# During conda's pip step, conda's process answers (privpkg.conda.broker).\n"
+        f'if [ -n "${{{BROKER_ENV}:-}}" ]; then exec {shlex.quote(python)} -I -S {shlex.quote(client)} "$@"; fi\n'
         f'exec {shlex.quote(python)} -P -m {LAUNCHER_MODULE} "$@"\n'
     ).encode()
 
@@ -371,6 +376,25 @@ def before_pip(args: list[str], prefix: str, cwd: str | None) -> Scan:
     return scan
 
 
+@contextmanager
+def _broker() -> Iterator[None]:
+    """:func:`privpkg.conda.broker.serving` for the pip step; a broker that cannot start only
+    leaves the shim and the launcher to start their subprocesses, as without it."""
+    try:
+        from privpkg.conda.broker import serving
+
+        cm = serving()
+        cm.__enter__()
+    except Exception as exc:  # noqa: BLE001 - privpkg's part must never stop conda's pip step
+        log.info(f"no broker for this pip step: {one_line(exc)}")
+        yield
+        return
+    try:
+        yield
+    finally:
+        cm.__exit__(None, None, None)
+
+
 def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
     """``original`` (conda's ``pip_subprocess(args, prefix, cwd)``) with privpkg's before and
     after: the shim placed when needed, the reason added when pip fails. The result and the
@@ -384,7 +408,8 @@ def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
             log.warning(f"privpkg's pip step preparation failed: {one_line(exc)}")
             scan, mark = Scan(False, ()), None
         try:
-            return original(args, prefix, cwd=cwd)
+            with _broker():
+                return original(args, prefix, cwd=cwd)
         except Exception:
             try:
                 records = _records_since(mark) if mark is not None else []

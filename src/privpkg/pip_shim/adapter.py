@@ -221,6 +221,14 @@ def _resolve_subprocess(url: str, timeout: Any = None, check: bool = False) -> s
             python = json.load(fh)["python"]
     except (OSError, ValueError, KeyError, TypeError):
         raise _ShimError("privpkg is not installed in this environment; run: privpkg setup pip --python " + sys.executable, 403) from None
+    from . import broker
+
+    # conda's pip step: conda's own process signs (privpkg.conda.broker), no interpreter started.
+    answer = broker.ask({"op": "sign", "url": url, "ttl": _ttl(), "check": check, "timeout": timeout})
+    if answer is not None and isinstance(answer.get("url"), str):
+        return answer["url"]
+    if answer is not None and isinstance(answer.get("error"), str):
+        raise _ShimError(redact_signatures(answer["error"]), 404 if answer.get("status") == 404 else 403)
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     try:
