@@ -196,10 +196,22 @@ def spec_digest(spec: Spec) -> str:
 
 
 def screen_files(files: Mapping[str, bytes], secrets: Mapping[str, str] | None = None) -> None:
-    """Refuse (one line) a file that holds a secret or a signature; secrets read once."""
+    """Refuse (one line) a file that holds a secret or a signature, or that is not UTF-8 text;
+    secrets read once.
+
+    Not UTF-8 is refused rather than screened after a lossy decode: the screen matches text,
+    and which text a reader sees in other bytes depends on its decoding (pip falls back to the
+    locale's; in UTF-16 every ASCII byte of a token is split by a NUL), so no screen of the bytes
+    could vouch for what pip or conda would read. Spec files privpkg reads from paths are
+    UTF-8 already (:func:`privpkg.environments.sources.decode`)."""
     known = screen.known_secrets() if secrets is None else secrets
     for path, data in sorted(files.items()):
-        screen.refuse(data.decode("utf-8", "replace"), path, known)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"{shown(path)} is not UTF-8 text; convert it to UTF-8 (privpkg checks spec files for "
+                             "secrets as text)") from None
+        screen.refuse(text, path, known)
 
 
 def _record(name: str, version: int, files: Mapping[str, bytes]) -> dict[str, Any]:
