@@ -19,6 +19,7 @@ ADO_OTHER = "m3x9q2w7v5k1z8r4p6t0y2d9h3n5c7j1f8g4s6l0a2e9b3u5i7o1"
 GITHUB = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 #: The secrets the screen knows (a plain password-like one too, and base64 keys with / and +).
 KNOWN = {ADO_PAT: "connection 'ado''s secret", "hunter2-but-longer-value": "connection 'x''s secret",
+         "0f8fad5b-d9cb-469f-a165-70867728950e": "connection 'guid''s secret",  # a GUID-shaped token
          "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==": "connection 'blob''s secret"}
 
 ORDINARY = [
@@ -29,6 +30,7 @@ ORDINARY = [
     "https://pkgs.dev.azure.com/contoso/_packaging/team-feed/pypi/simple/",
     "https://pkgs.dev.azure.com/contoso/b5a3c2e1-7f4d-4c2b-9a8e-1d2f3c4b5a69/_packaging/feed/pypi/simple/",
     "https://contoso.pkgs.visualstudio.com/_packaging/team-feed/pypi/simple/",
+    "https://contoso.pkgs.visualstudio.com/b5a3c2e1-7f4d-4c2b-9a8e-1d2f3c4b5a69/_packaging/feed/pypi/simple/",
     "https://gitlab.com/api/v4/projects/48213577/packages/pypi/simple",
     "https://gitlab.example.com/api/v4/groups/my-group/-/packages/pypi/simple",
     "https://npm.pkg.github.com/octo-org",

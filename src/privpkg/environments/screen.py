@@ -105,12 +105,18 @@ def _shapes(secrets: Mapping[str, str]) -> set[tuple[int, frozenset[str]]]:
     return {(len(v), _kinds(v)) for v in secrets if MIN_SHAPE <= len(v) <= 256 and re.fullmatch(r"[A-Za-z0-9._~-]+", v)}
 
 
+#: A GUID: Azure DevOps names projects and feeds by one in URLs; never taken for a token by
+#: shape (a GUID that is a known secret is still found by its value).
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _token_like(value: str, minimum: int) -> bool:
     """Long enough, and mixing digits and letters or both cases, as generated tokens do (an
-    organisation's or a repository's name does not)."""
+    organisation's or a repository's name does not), and not a GUID. Stricter than
+    :func:`privpkg.lookuplog.looks_like_token`, which may mask a log's GUID: this refuses."""
     has_digit, has_alpha = any(c.isdigit() for c in value), any(c.isalpha() for c in value)
     return (len(value) >= minimum and has_alpha and (has_digit or (value != value.lower() and value != value.upper()))
-            and bool(re.fullmatch(r"[A-Za-z0-9._~-]+", value)))
+            and bool(re.fullmatch(r"[A-Za-z0-9._~-]+", value)) and not _GUID.fullmatch(value))
 
 
 def _url_tokens(text: str, shapes: set[tuple[int, frozenset[str]]]) -> list[tuple[int, int, str]]:
