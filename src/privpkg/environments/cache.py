@@ -17,6 +17,8 @@ Layout under :func:`root` (the platformdirs user cache dir's ``envs``, or
 A build's pointer is written (atomically, :func:`privpkg.fileio.write_atomic`) only after the
 build is complete, so a killed build is never a hit: its directory is unreferenced and
 :func:`prune` removes it. A build in progress holds its own lock file, which prune respects.
+An interrupted build (Ctrl-C) is kept if its pointer was already renamed into place, else
+renamed aside and removed (:func:`_discard`).
 """
 
 from __future__ import annotations
