@@ -204,7 +204,10 @@ class Environment:
         spec_dir = folder / "spec"
         given: tuple[tuple[str, bytes], ...] = ()
         if spec_dir.is_dir() and not spec_dir.is_symlink():
-            given = tuple((p.name, sources.read_file(p, follow=False)) for p in sorted(spec_dir.iterdir()) if not p.is_dir() or p.is_symlink())
+            files = [p for p in sorted(spec_dir.iterdir()) if not p.is_dir() or p.is_symlink()]
+            given = tuple((p.name, sources.read_file(p, follow=False)) for p in files)
+            for p, (_, data) in zip(files, given, strict=True):
+                sources.decode(p, data)  # UTF-8 only (registry.screen_files says why): refused here, naming the file
         elif spec_dir.is_symlink():
             raise UsageError(f"{shown(spec_dir)} is a symbolic link; a definition directory holds plain files")
         spec = Spec.from_definition(spec.definition(), given)

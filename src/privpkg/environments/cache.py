@@ -17,6 +17,8 @@ Layout under :func:`root` (the platformdirs user cache dir's ``envs``, or
 A build's pointer is written (atomically, :func:`privpkg.fileio.write_atomic`) only after the
 build is complete, so a killed build is never a hit: its directory is unreferenced and
 :func:`prune` removes it. A build in progress holds its own lock file, which prune respects.
+An interrupted build (Ctrl-C) is kept if its pointer was already renamed into place, else
+renamed aside and removed (:func:`_discard`).
 """
 
 from __future__ import annotations
@@ -178,9 +180,9 @@ def key_lock(build_key: str) -> Iterator[None]:
 def new_build(build_key: str) -> Iterator[Path]:
     """A fresh, unique, empty directory name for a build of ``build_key`` (not created: ``uv
     venv`` creates it), locked for as long as the block runs so :func:`prune` leaves it alone.
-    An exception removes what was built."""
+    An exception (Ctrl-C's KeyboardInterrupt included) removes what was built, unless the
+    build was published: :func:`_discard`."""
     import secrets
-    import shutil
 
     from privpkg.fileio import file_lock
 
@@ -192,12 +194,36 @@ def new_build(build_key: str) -> Iterator[Path]:
         try:
             yield dest
         except BaseException:
-            shutil.rmtree(dest, ignore_errors=True)
+            _discard(build_key, dest)
             raise
     try:
         os.unlink(top / "locks" / f"build-{name}.lock")
     except OSError:
         pass
+
+
+def _discard(build_key: str, build: Path) -> None:
+    """Remove ``build`` after its builder failed or was interrupted, in an order where a second
+    interrupt at any point leaves only states the cache already handles:
+
+    - a Ctrl-C can land in :func:`publish` after the pointer's rename (during the folder's
+      fsync): the build is published then, and complete, so it is kept;
+    - otherwise the build is renamed aside first (one atomic rename to ``.removing-NAME``,
+      which :func:`prune` finishes removing), so no half-removed tree ever keeps a build's name;
+    - an interrupt before the rename leaves an unreferenced build, which :func:`prune` removes."""
+    import shutil
+
+    try:
+        if _read_small(root() / "keys" / build_key) == build.name:
+            return
+    except PrivpkgError:
+        return  # a pointer that cannot be read: the build stays for prune to judge
+    aside = build.with_name(f".removing-{build.name}")
+    try:
+        os.replace(build, aside)
+    except OSError:
+        return  # never made (the installer failed before creating it), or already gone
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def publish(build_key: str, build: Path) -> None:

@@ -57,30 +57,52 @@ class IncompleteVersion(PrivpkgError):
 class CachedReads:
     """A registry's storage whose reads come from a local copy once read: every object the
     registry writes is created once and never rewritten (a version's record and files, a label's
-    numbered record), so a copy can only be stale for a key that does not exist yet, which is
-    never copied. Listings (how new versions and labels are found) always go to the storage. A
+    numbered record). Listings (how new versions and labels are found) always go to the storage,
+    and a copy is used only when the latest listing of this process showed its key with the
+    same tag (:attr:`BlobInfo.tag`: the ETag, or the inode and mtime) as when it was copied: a
+    container or bucket deleted and made again under the same name holds other objects under the
+    same keys, and those are read anew. A key no listing showed is read from the storage. A
     version's files are still checked against its record's sha256 when read (``get``). For a
-    cloud workspace: an ``env build NAME`` cache hit costs one listing, nothing else."""
+    cloud workspace: an ``env build NAME`` cache hit costs one listing, nothing else.
+
+    A copy is one file per key (named by a digest of the key): the digest of the tag it was
+    read under, a newline, the object's bytes."""
 
     def __init__(self, store: Storage, folder: Any) -> None:
         self.store, self.folder = store, folder
+        self._tags: dict[str, str] = {}
 
     def _path(self, key: str) -> Any:
         return self.folder / hashlib.sha256(key.encode()).hexdigest()[:32]
 
+    def list_keys(self, prefix: str) -> list[Any]:
+        found = self.store.list_keys(prefix)
+        for info in found:
+            if info.tag is not None:
+                self._tags[info.key] = info.tag
+        return found
+
     def read_bytes(self, key: str) -> bytes:
+        tag = self._tags.get(key)
+        if tag is None:
+            return self.store.read_bytes(key)  # nothing to check a copy against: not copied either
+        stamp = hashlib.sha256(tag.encode()).hexdigest().encode() + b"\n"
         path = self._path(key)
         try:
             with open(path, "rb") as fh:
-                return fh.read()
+                copy = fh.read()
+            if copy.startswith(stamp):
+                return copy[len(stamp) :]
         except OSError:
             pass
+        # Read after the listing: if the object changed in between, the copy holds the newer
+        # bytes under the older tag, and the next listing's tag makes it a miss again.
         data = self.store.read_bytes(key)
         try:
             from privpkg.fileio import shared_mode, write_atomic
 
             self.folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, data, shared_mode())
+            write_atomic(path, stamp + data, shared_mode())
         except (OSError, PrivpkgError):
             pass  # a cache that cannot be written only costs the next read a request
         return data
@@ -174,10 +196,22 @@ def spec_digest(spec: Spec) -> str:
 
 
 def screen_files(files: Mapping[str, bytes], secrets: Mapping[str, str] | None = None) -> None:
-    """Refuse (one line) a file that holds a secret or a signature; secrets read once."""
+    """Refuse (one line) a file that holds a secret or a signature, or that is not UTF-8 text;
+    secrets read once.
+
+    Not UTF-8 is refused rather than screened after a lossy decode: the screen matches text,
+    and which text a reader sees in other bytes depends on its decoding (pip falls back to the
+    locale's; in UTF-16 every ASCII byte of a token is split by a NUL), so no screen of the bytes
+    could vouch for what pip or conda would read. Spec files privpkg reads from paths are
+    UTF-8 already (:func:`privpkg.environments.sources.decode`)."""
     known = screen.known_secrets() if secrets is None else secrets
     for path, data in sorted(files.items()):
-        screen.refuse(data.decode("utf-8", "replace"), path, known)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"{shown(path)} is not UTF-8 text; convert it to UTF-8 (privpkg checks spec files for "
+                             "secrets as text)") from None
+        screen.refuse(text, path, known)
 
 
 def _record(name: str, version: int, files: Mapping[str, bytes]) -> dict[str, Any]:

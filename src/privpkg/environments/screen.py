@@ -9,7 +9,12 @@ when they hold:
 - a password in a URL's user info (``https://user:PASS@host``); a reference to a variable that
   pip expands (``https://__token__:${PAT}@host``) is not a password and is kept;
 - a signature parameter: Azure SAS ``sig=``, S3 ``X-Amz-Signature=`` or ``Signature=`` (SigV2);
-  a conda channel token in a path (``/t/TOKEN/``).
+  a conda channel token in a path (``/t/TOKEN/``);
+- a token as a URL's user name or first path segment (:func:`_url_tokens`), as Gemfury takes it
+  (``https://TOKEN:@pypi.fury.io/ORG/``, ``https://pypi.fury.io/TOKEN/ORG/``): a segment or user
+  name with a provider's token prefix (``ghp_``, ``glpat-``...), any user name or token-like first
+  segment on a Gemfury host, or one with the shape (length and kinds of characters) of a known
+  connection's secret, which is how another token of the same provider looks.
 
 Environment variables whose names look like secrets (``TOKEN``, ``PAT``, ``SECRET``,
 ``PASSWORD``, ``KEY``...) get one warning line each (:func:`suspicious_variables`): the value
@@ -48,6 +53,15 @@ _USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/@\s:?#]*):([^/@\s?#]+)@")
 #: prefixes the big hosts give their tokens.
 _TOKEN_USER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|glpat-|xox[abpors]-|npm_|pypi-)"
                          r"[^/@\s:?#]*@")
+#: A whole token as the providers issue them (a path segment or a user name that is exactly this).
+_PREFIXED_TOKEN = re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22,}|glpat-[A-Za-z0-9_-]{20,}|"
+                             r"xox[abpors]-[A-Za-z0-9-]{10,}|npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_-]{50,})")
+#: Hosts that take a token as the user name or as the first of two or more path segments.
+_TOKEN_IN_PATH_HOSTS = re.compile(r"(?:^|\.)fury\.io$", re.IGNORECASE)
+#: A URL's user info (group 1), host (2) and path (3).
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:([^/@\s?#]*)@)?([^/@\s?#:]*)(?::[0-9]*)?(/[^\s?#]*)?")
+#: The shortest secret whose shape is looked for in URLs: shorter ones are ordinary words.
+MIN_SHAPE = 16
 #: A password that is only a variable reference, which pip (and uv) expand from the environment.
 _VARIABLE_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_WORDS = frozenset({"TOKEN", "PAT", "SECRET", "SECRETS", "PASSWORD", "PASSWD", "PWD", "KEY", "APIKEY", "CREDENTIAL",
@@ -81,6 +95,61 @@ def _parts(secret: str) -> list[str]:
     return out
 
 
+def _kinds(value: str) -> frozenset[str]:
+    return frozenset("a" if c.islower() else "A" if c.isupper() else "0" if c.isdigit() else c for c in value)
+
+
+def _shapes(secrets: Mapping[str, str]) -> set[tuple[int, frozenset[str]]]:
+    """The (length, kinds of characters) of each known secret that could stand in a URL's user
+    name or path segment as it is."""
+    return {(len(v), _kinds(v)) for v in secrets if MIN_SHAPE <= len(v) <= 256 and re.fullmatch(r"[A-Za-z0-9._~-]+", v)}
+
+
+#: A GUID: Azure DevOps names projects and feeds by one in URLs; never taken for a token by
+#: shape (a GUID that is a known secret is still found by its value).
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _token_like(value: str, minimum: int) -> bool:
+    """Long enough, and mixing digits and letters or both cases, as generated tokens do (an
+    organisation's or a repository's name does not), and not a GUID. Stricter than
+    :func:`privpkg.lookuplog.looks_like_token`, which may mask a log's GUID: this refuses."""
+    has_digit, has_alpha = any(c.isdigit() for c in value), any(c.isalpha() for c in value)
+    return (len(value) >= minimum and has_alpha and (has_digit or (value != value.lower() and value != value.upper()))
+            and bool(re.fullmatch(r"[A-Za-z0-9._~-]+", value)) and not _GUID.fullmatch(value))
+
+
+def _url_tokens(text: str, shapes: set[tuple[int, frozenset[str]]]) -> list[tuple[int, int, str]]:
+    """The spans (start, end, what) of tokens standing as a URL's user name or first path
+    segment in ``text`` (module docstring). A ``${VARIABLE}`` reference is never one."""
+    found = []
+
+    def is_token(value: str, fury: bool) -> bool:
+        if not value or _VARIABLE_REF.fullmatch(value):
+            return False
+        if _PREFIXED_TOKEN.fullmatch(value) or (fury and _token_like(value, 12)):
+            return True
+        return _token_like(value, MIN_SHAPE) and any(len(value) == n and _kinds(value) <= kinds for n, kinds in shapes)
+
+    for m in _URL.finditer(text):
+        fury = bool(_TOKEN_IN_PATH_HOSTS.search(m.group(2)))
+        if m.group(1) is not None:
+            user = m.group(1).split(":", 1)[0]
+            # Gemfury takes any user name as the token (https://TOKEN:@pypi.fury.io/ORG/)
+            if (fury and user and not _VARIABLE_REF.fullmatch(user)) or is_token(user, False):
+                found.append((m.start(1), m.start(1) + len(user), "a token as the user name in user info"))
+        path = m.group(3) or ""
+        segments = path.split("/")
+        if len(segments) > 1 and segments[1]:
+            first = segments[1]
+            # on Gemfury a token comes before the account (/TOKEN/ORG/); /ORG/-/ver_X/file is a file
+            fury_token = fury and len(segments) > 2 and segments[2] not in ("", "-") and is_token(first, True)
+            if fury_token or is_token(first, False):
+                start = m.start(3) + 1
+                found.append((start, start + len(first), "a token in the URL's path"))
+    return found
+
+
 def find_secret(text: str, secrets: Mapping[str, str] | None = None) -> str | None:
     """What in ``text`` must not be stored, described without its value, or None. ``secrets``:
     from :func:`known_secrets` (read here when None)."""
@@ -97,6 +166,11 @@ def find_secret(text: str, secrets: Mapping[str, str] | None = None) -> str | No
             return "a password in user info"
     if _TOKEN_USER.search(text) or _TOKEN_USER.search(decoded):
         return "a token as the user name in user info"
+    shapes = _shapes(known)
+    for candidate in (text, decoded):
+        spans = _url_tokens(candidate, shapes)
+        if spans:
+            return spans[0][2]
     return None
 
 
@@ -117,6 +191,8 @@ def masked(text: str, secrets: Mapping[str, str] | None = None) -> str:
             secrets = known_secrets()
         except Exception:  # noqa: BLE001 - an error line is being made: never a second error
             secrets = {}
+    for start, end, _ in reversed(_url_tokens(text, _shapes(secrets))):
+        text = text[:start] + "***" + text[end:]
     for value in sorted(secrets, key=len, reverse=True):
         text = text.replace(value, "***")
     text = _USERINFO.sub(lambda m: m.group(0) if _VARIABLE_REF.fullmatch(m.group(2)) else m.group(0).replace(":" + m.group(2) + "@", ":***@"), text)

@@ -280,7 +280,9 @@ class AzureStorage:
 
     def list_keys(self, prefix: str) -> list[BlobInfo]:
         blobs = self._call("list blobs", lambda: list(self._container().list_blobs(name_starts_with=prefix)))
-        return sorted((BlobInfo(b.name, b.size, None) for b in blobs), key=lambda b: b.key)
+        # A blob's ETag changes on every write, so it tells a blob recreated under its old
+        # name (a container deleted and made again) from the one a reader copied.
+        return sorted((BlobInfo(b.name, b.size, None, str(b.etag)) for b in blobs), key=lambda b: b.key)
 
     def delete(self, key: str) -> None:
         client = self._container().get_blob_client(key)

@@ -27,9 +27,15 @@ class AlreadyExists(PrivpkgError):
 
 
 class BlobInfo(NamedTuple):
+    """An object as a listing or a HEAD shows it. ``tag``: what changes whenever an object is
+    written under ``key`` again (its ETag on the services; locally its inode, size and mtime),
+    None where the call gives none: how a copy of an object is checked against a listing that
+    was made anyway, with no request of its own."""
+
     key: str
     size: int
     sha256: str | None
+    tag: str | None = None
 
 
 class StorageSpec(NamedTuple):

@@ -126,7 +126,9 @@ class LocalStorage:
                 if name.startswith(".") or not key.startswith(prefix) or (name.endswith(".sha256") and p.with_suffix("").exists()):
                     continue
                 try:
-                    out.append(BlobInfo(key, p.stat().st_size, None))
+                    st = p.stat()
+                    # a file made again gets a new inode or mtime (a put never rewrites one in place)
+                    out.append(BlobInfo(key, st.st_size, None, f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"))
                 except FileNotFoundError:
                     continue
         return sorted(out, key=lambda b: b.key)

@@ -304,7 +304,10 @@ class S3Storage:
     def list_keys(self, prefix: str) -> list[BlobInfo]:
         paginator = self._s3().get_paginator("list_objects_v2")
         pages = self._call("list objects", lambda **_: list(paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)))
-        out = [BlobInfo(o["Key"][len(self.prefix) :], o["Size"], None) for page in pages for o in page.get("Contents", [])]
+        # The ETag is the content's MD5 for a single PUT (other content, other ETag) but not for
+        # every upload (multipart, SSE-KMS): with LastModified it changes on every write.
+        out = [BlobInfo(o["Key"][len(self.prefix) :], o["Size"], None, f"{o.get('ETag')} {o.get('LastModified')}")
+               for page in pages for o in page.get("Contents", [])]
         return sorted(out, key=lambda b: b.key)
 
     def delete(self, key: str) -> None:
