@@ -203,3 +203,41 @@ def test_sign_answers_as_the_signer_subprocess(isolated_privpkg: Path) -> None:
     res = subprocess.run([sys.executable, "-c", adapter._SIGN_PROGRAM, url, "60"], capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 1 and res.stderr.startswith("privpkg: error: "), res.stderr
     assert broker._sign({"url": url, "ttl": 60}) == {"error": res.stderr.strip()[len("privpkg: error: "):], "status": 404}
+
+
+def test_records_logged_on_the_brokers_threads_are_masked(isolated_privpkg: Path) -> None:
+    """botocore logs a presigned URL's signature at DEBUG while signing; in conda's process
+    (conda -vvv) the broker's records must show none (tests/test_conda_pipstep.py shows it with
+    real conda and S3)."""
+    import logging
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(self.format(record))
+
+    logger = logging.getLogger("botocore.auth.test")
+    handler = Keep()
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    signature = "ab" * 32
+    try:
+        with broker.serving():
+            def log_it() -> None:
+                logger.debug("Signature:\n%s url=%s", signature, f"https://h/x?X-Amz-Signature={signature}&sig=c2ln")
+                try:
+                    raise ValueError(f"sig={signature}")
+                except ValueError:
+                    logger.exception("failed")
+
+            for name in ("privpkg-broker", "another-thread"):
+                t = threading.Thread(target=log_it, name=name)
+                t.start()
+                t.join()
+        log_it()  # after the block: conda's own logging is as it was
+    finally:
+        logger.removeHandler(handler)
+    broker_lines, other_lines = "\n".join(seen[:2]), "\n".join(seen[2:])
+    assert "failed" in broker_lines and signature not in broker_lines and "c2ln" not in broker_lines, broker_lines
+    assert other_lines.count(signature) == 6, "other threads' records are conda's business, untouched"

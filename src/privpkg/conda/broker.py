@@ -36,6 +36,8 @@ from privpkg.pip_shim.broker import ENV, KEYRING_VARIABLES, MAX_ANSWER
 
 #: The longest AF_UNIX path Linux takes (108 bytes with the terminating NUL).
 _MAX_SOCKET_PATH = 107
+#: The name of the broker's threads (their log records are masked, see _masked_records).
+_THREAD = "privpkg-broker"
 
 
 def _folder_base() -> str | None:
@@ -135,7 +137,38 @@ def _serve(listener: socket.socket) -> None:
             conn, _ = listener.accept()
         except OSError:
             return  # closed by serving()'s exit
-        threading.Thread(target=_handle, args=(conn,), name="privpkg-broker", daemon=True).start()
+        threading.Thread(target=_handle, args=(conn,), name=_THREAD, daemon=True).start()
+
+
+@contextmanager
+def _masked_records() -> Iterator[None]:
+    """Log records made on the broker's threads get their signatures masked and lose their
+    tracebacks: botocore logs a presigned URL's signature at DEBUG while signing, and in conda's
+    process (``conda -vvv``) that would print, where the signer subprocess's stderr never
+    showed. A record factory sees every record whichever handler conda adds later."""
+    import logging
+
+    from privpkg.pip_shim.adapter import redact_signatures
+
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if threading.current_thread().name.startswith(_THREAD):
+            try:
+                text = record.getMessage()
+            except Exception:  # noqa: BLE001 - a malformed record: its bare message, masked
+                text = str(record.msg)
+            record.msg, record.args = redact_signatures(text), None
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        yield
+    finally:
+        if logging.getLogRecordFactory() is factory:
+            logging.setLogRecordFactory(previous)
 
 
 @contextmanager
@@ -156,7 +189,7 @@ def serving(environ: dict[str, str] | None = None) -> Iterator[Path | None]:
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(str(folder / "s"))
             listener.listen(16)
-            threading.Thread(target=_serve, args=(listener,), name="privpkg-broker-accept", daemon=True).start()
+            threading.Thread(target=_serve, args=(listener,), name=f"{_THREAD}-accept", daemon=True).start()
     except OSError:
         if listener is not None:
             listener.close()
@@ -167,7 +200,8 @@ def serving(environ: dict[str, str] | None = None) -> Iterator[Path | None]:
     else:
         env.pop(ENV, None)
     try:
-        yield None if listener is None or folder is None else folder / "s"
+        with _masked_records():
+            yield None if listener is None or folder is None else folder / "s"
     finally:
         if previous is None:
             env.pop(ENV, None)
