@@ -446,28 +446,50 @@ def build_downloads(context: Path) -> list[Artifact]:
     folder that is not such a context, or a line :func:`render` would not write."""
     from privpkg.environments.pylock import Artifact
 
-    try:
-        with open(context / "Dockerfile", "rb") as fh:
-            head = fh.read(len(HEADER))
-        text = (context / REQUIREMENTS).read_text(encoding="utf-8")
-        dockerfile_text = (context / "Dockerfile").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        head, text, dockerfile_text = b"", "", ""
-    if head != HEADER.encode():
+    dockerfile_text = _read_own(context / "Dockerfile")
+    if dockerfile_text is None or not dockerfile_text.startswith(HEADER):
         raise UsageError(f"{context} holds no Dockerfile written by privpkg env dockerfile")
     if f"id={SECRET_ID}," not in dockerfile_text:
         raise UsageError(f"{context} was written without --secret-mount: its build downloads nothing and needs no netrc")
+    text = _read_own(context / REQUIREMENTS)
+    if text is None:
+        raise UsageError(f"cannot read {context / REQUIREMENTS} as a file privpkg env dockerfile wrote")
     out: list[Artifact] = []
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), start=1):
         m = _URL_LINE.match(line)
         if m is None:
             if _HOST_LINE.match(line):
                 continue  # installed from the context's wheelhouse: no download
-            raise UsageError(f"{context / REQUIREMENTS}: a line privpkg env dockerfile does not write: {shown(line, 80)!r}")
+            # The line number only: whatever the file holds is not echoed.
+            raise UsageError(f"{context / REQUIREMENTS}: line {n} is not one privpkg env dockerfile writes")
         url = m["url"]
         filename = url.partition("#")[0].rsplit("/", 1)[-1]
         out.append(Artifact(m["name"], "", url, filename, m["sha"], "wheel"))
     return out
+
+
+def _read_own(path: Path, limit: int = 1 << 20) -> str | None:
+    """The text of ``path`` if it is a regular file (a symlink is not followed) of at most
+    ``limit`` bytes in UTF-8, else None: a context's files are read as privpkg wrote them."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8") if len(data) <= limit else None
+    except UnicodeDecodeError:
+        return None
 
 
 def netrc_text(artifacts: Sequence[Artifact]) -> tuple[str, list[tuple[str, str]]]:
