@@ -94,11 +94,12 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
     out(f"image key: {ctx.image_key}")
     if not ctx.pinned:
         sys.stderr.write(f"warning: base image {args.base_image} is not pinned by digest; give --base-image NAME@sha256:...\n")
+    # Each a command as the shell takes it, a comment after it.
     if args.secret_mount:
-        out(f"netrc: privpkg env netrc {_quote(folder)} -o NETRC_FILE   (a new file outside {folder}; remove it after the build)")
-        out(f"build: {ctx.build_command}   (docker build takes the same arguments; the secret id is {SECRET_ID})")
+        out(f"netrc: privpkg env netrc {_quote(folder)} -o NETRC_FILE   # a new file outside {folder}; remove it after the build")
+        out(f"build: {ctx.build_command}   # docker build takes the same arguments (secret id {SECRET_ID})")
     else:
-        out(f"build: {ctx.build_command}   (docker build takes the same arguments)")
+        out(f"build: {ctx.build_command}   # docker build takes the same arguments")
     return 0
 
 
@@ -118,7 +119,7 @@ def cmd_netrc(args: argparse.Namespace) -> int:
     secret = f"--secret id={SECRET_ID},src={_quote(dest.absolute())}"
     out(f"build: buildah build {secret} -t IMAGE {_quote(folder)}")
     out(f"   or: docker build {secret} -t IMAGE {_quote(folder)}")
-    out(f"then remove {dest}: it holds the connections' secrets")
+    out(f"then: rm {_quote(dest)}   # it holds the connections' secrets")
     return 0
 
 
