@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +32,9 @@ from privpkg.environments.docker import LABEL_KEY, LABEL_NAME, LABEL_PLATFORM, L
 from privpkg.testing import make_wheel
 
 WS = "team"
-#: The test base image: Debian bookworm's python3 (support.images).
-BASE_TARGET = ["--python", "3.11", "--platform", "manylinux_2_36_x86_64"]
+#: The test base image: Debian bookworm's python3 (support.images), glibc 2.36, this machine's arch.
+BASE_PLATFORM = f"manylinux_2_36_{platform.machine()}"
+BASE_TARGET = ["--python", "3.11", "--platform", BASE_PLATFORM]
 
 
 def _pylock(entries: list[tuple[str, str, str, Path | list[Path]]]) -> str:
@@ -81,7 +83,7 @@ def test_image_from_the_context_holds_no_secret(
 
     printed = cli.ok("env", "dockerfile", "train:1", "--workspace", WS, "-o", ctx, "--base-image", base_image, *BASE_TARGET, "--check")
     key = next(line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("image key: "))
-    assert "image target: CPython 3.11 on manylinux_2_36_x86_64 (as given)" in printed
+    assert f"image target: CPython 3.11 on {BASE_PLATFORM} (as given)" in printed
     assert sorted(p.name for p in (ctx / "wheels").iterdir()) == sorted([ours.name, feed_wheel.name, per_python[0].name])
     assert any(e.path.endswith("/" + feed_wheel.name) and e.status == 200 and e.auth for e in feed.log()), feed.log_text()
     for f in ctx.rglob("*"):
@@ -96,7 +98,7 @@ def test_image_from_the_context_holds_no_secret(
         config = json.loads(buildah.ok("inspect", "--type", "image", image))
         labels = config["OCIv1"]["config"]["Labels"]
         assert {k: labels.get(k) for k in (LABEL_KEY, LABEL_NAME, LABEL_VERSION, LABEL_PYTHON, LABEL_PLATFORM)} == {
-            LABEL_KEY: key, LABEL_NAME: "train", LABEL_VERSION: "1", LABEL_PYTHON: "3.11", LABEL_PLATFORM: "manylinux_2_36_x86_64"}
+            LABEL_KEY: key, LABEL_NAME: "train", LABEL_VERSION: "1", LABEL_PYTHON: "3.11", LABEL_PLATFORM: BASE_PLATFORM}
         layout = push_oci(buildah, image, tmp_path / "oci")
     assert scan_oci(layout, [*feed.secrets, azurite.key]) == []
     installed = layer_members(layout)
@@ -237,12 +239,13 @@ def test_the_image_target_chooses_the_wheels(
 
     res = cli("env", "dockerfile", "--lock", lock, "-o", tmp_path / "c312", "--base-image", "python:3.12-slim-bookworm")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert ("image target: CPython 3.12 on manylinux_2_36_x86_64 (Python 3.12 from the base image's tag; "
-            "manylinux_2_36_x86_64: the base image's libc on this host's architecture)") in res.stdout
+    assert (f"image target: CPython 3.12 on {BASE_PLATFORM} (Python 3.12 from the base image's tag; "
+            f"{BASE_PLATFORM}: the base image's libc on this host's architecture)") in res.stdout
     assert wheels(tmp_path / "c312") == sorted([feed_wheel.name, per_python[1].name])
     assert f'{LABEL_PYTHON}="3.12"' in (tmp_path / "c312" / "Dockerfile").read_text()
 
-    res = cli("env", "dockerfile", "--lock", lock, "-o", tmp_path / "c311", "--base-image", "localhost/base:1", "--platform", "musllinux_1_1_x86_64")
+    res = cli("env", "dockerfile", "--lock", lock, "-o", tmp_path / "c311", "--base-image", "localhost/base:1",
+              "--platform", f"musllinux_1_1_{platform.machine()}")
     assert res.returncode == 0, res.stdout + res.stderr
     host = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert f"Python {host} is privpkg's own (the base image's is unknown): give --python X.Y if localhost/base:1 has another" in res.stdout
