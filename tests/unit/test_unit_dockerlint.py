@@ -33,7 +33,7 @@ def findings(text: str, **kw: object) -> list[str]:
 
 @pytest.mark.parametrize("secret_mount", [False, True])
 def test_privpkgs_own_dockerfiles_pass(secret_mount: bool) -> None:
-    text, reqs = docker.render(ARTS, base_image="python@sha256:" + "c" * 64, key="privpkg_k", secret_mount=secret_mount)
+    text, reqs = docker.render(ARTS, base_image="python@sha256:" + "c" * 64, labels={docker.LABEL_KEY: "privpkg_k"}, secret_mount=secret_mount)
     assert findings(text) == []
     assert ("--mount=type=secret" in text) is secret_mount and ("--only-binary :all:" in text) is secret_mount
     assert f"NETRC={docker.SECRET_TARGET} " in text if secret_mount else "NETRC" not in text

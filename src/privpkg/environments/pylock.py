@@ -103,27 +103,34 @@ class Lock:
         pinned by the spec itself)."""
         return {p.name: p.version for p in self.packages if p.version and p.archive is None}
 
-    def select(self, target: Target | None = None) -> list[Artifact]:
+    def select(self, target: Target | None = None, *, what: str = "this interpreter") -> list[Artifact]:
         """The artifacts ``target`` (default: the running interpreter) installs: each package
         whose marker holds, with its best wheel for the target's tags, else its sdist. One-line
-        UsageError when a package has no artifact for the target, or two entries of one name
-        both apply."""
+        UsageError (``what`` names the target there) naming every package with no artifact for
+        the target, or when two entries of one name both apply."""
         target = target or Target.current()
         env = dict(target.environment)
         python = env.get("python_full_version", "")
         if self.requires_python and not _python_ok(self.requires_python, python):
-            raise UsageError(f"the lock requires Python {self.requires_python}; this interpreter is {python}")
+            raise UsageError(f"the lock requires Python {self.requires_python}; {what} is {python}")
         rank = {tag: i for i, tag in enumerate(target.tags)}
         chosen: dict[str, Artifact] = {}
+        missing: list[str] = []
         for pkg in self.packages:
             if pkg.marker and not _marker_holds(pkg.marker, env):
                 continue
             if pkg.requires_python and not _python_ok(pkg.requires_python, python):
-                raise UsageError(f"{pkg.name} {pkg.version or ''} in the lock requires Python {pkg.requires_python}; this interpreter is {python}")
+                raise UsageError(f"{pkg.name} {pkg.version or ''} in the lock requires Python {pkg.requires_python}; {what} is {python}")
             art = _choose(pkg, rank)
+            if art is None:
+                missing.append(f"{pkg.name} {pkg.version or ''}".strip())
+                continue
             if pkg.name in chosen:
-                raise UsageError(f"two entries for {pkg.name} in the lock apply to this interpreter (their markers overlap)")
+                raise UsageError(f"two entries for {pkg.name} in the lock apply to {what} (their markers overlap)")
             chosen[pkg.name] = art
+        if missing:
+            # All of them at once: a user fixing the lock (or the target) sees the whole list.
+            raise UsageError(f"no artifact of {', '.join(missing)} in the lock fits {what} (no wheel matches its tags and no sdist)")
         return list(chosen.values())
 
 
@@ -177,7 +184,7 @@ def _version_from(filename: str) -> str | None:
         return None
 
 
-def _choose(pkg: Package, rank: Mapping[str, int]) -> Artifact:
+def _choose(pkg: Package, rank: Mapping[str, int]) -> Artifact | None:
     best: tuple[int, Mapping[str, Any]] | None = None
     for wheel in pkg.wheels:
         art = _artifact(pkg, wheel, "wheel")
@@ -192,7 +199,7 @@ def _choose(pkg: Package, rank: Mapping[str, int]) -> Artifact:
         art = _artifact(pkg, pkg.archive, "wheel" if _filename(pkg.archive).endswith(".whl") else "sdist")
         if art.kind == "sdist" or any(t in rank for t in _wheel_tags(art.filename)):
             return art
-    raise UsageError(f"no artifact of {pkg.name} {pkg.version or ''} in the lock fits this interpreter (no wheel matches its tags and no sdist)")
+    return None
 
 
 def _filename(entry: Mapping[str, Any]) -> str:

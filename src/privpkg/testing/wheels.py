@@ -23,8 +23,9 @@ def _record_entry(name: str, digest: bytes, size: int) -> str:
     return f"{name},sha256={base64.urlsafe_b64encode(digest).rstrip(b'=').decode()},{size}"
 
 
-def make_wheel(directory: Path, name: str, version: str, *, body: str | None = None, payload_size: int = 0) -> Path:
-    """Write ``{name}-{version}-py3-none-any.whl`` (name underscored) to ``directory`` and return
+def make_wheel(directory: Path, name: str, version: str, *, body: str | None = None, payload_size: int = 0,
+               tag: str = "py3-none-any") -> Path:
+    """Write ``{name}-{version}-{tag}.whl`` (name underscored) to ``directory`` and return
     its path. It installs a module named like the project whose text is ``body`` (default:
     ``VERSION = "<version>"``), plus ``<module>_data.bin`` with ``payload_size`` random bytes when
     that is not 0.
@@ -39,12 +40,12 @@ def make_wheel(directory: Path, name: str, version: str, *, body: str | None = N
     """
     dist = re.sub(r"[-_.]+", "_", name)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{dist}-{version}-py3-none-any.whl"
+    path = directory / f"{dist}-{version}-{tag}.whl"
     info = f"{dist}-{version}.dist-info"
     files = {
         f"{dist}.py": body if body is not None else f'VERSION = "{version}"\n',
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: privpkg\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: privpkg\nRoot-Is-Purelib: true\nTag: {tag}\n",
     }
     record = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
