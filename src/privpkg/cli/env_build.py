@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from privpkg.cli.output import add_workspace_option, out
 
+if TYPE_CHECKING:
+    from privpkg.environments.build import Parts
 
-def lock_of(args: argparse.Namespace) -> str | Path:
+
+def lock_of(args: argparse.Namespace) -> str | Path | Parts:
     """The lock to build: ``--lock FILE``, or the lock of the registered ``NAME[:VERSION|@LABEL]``
-    in ``--workspace``: its ``conda-PLATFORM.txt`` for this platform when it has a conda part, else
-    its ``pylock.toml``."""
+    in ``--workspace``: its ``conda-PLATFORM.txt`` for this platform when it has a conda part
+    (with its ``pylock.toml`` when it has a pip part too), else its ``pylock.toml``."""
     from privpkg.errors import UsageError
 
     if args.lock:
