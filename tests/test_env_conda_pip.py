@@ -139,9 +139,25 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     assert cli.ok("env", "path", "sci", "--workspace", WS).strip() == str(env)
     res = cli("env", "run", "sci", "--workspace", WS, "--", "python", "-c", "import os, pkg_c; print(os.environ['CONDA_PREFIX'])")
     assert res.returncode == 0 and res.stdout.strip() == str(env), res.stderr
+    # The same two locks as files: the same prefix; two files that are not one of each: one line.
+    (tmp_path / conda_name).write_text(locks[conda_name])
+    (tmp_path / "pylock.toml").write_text(locks["pylock.toml"])
+    assert cli.ok("env", "build", "--lock", tmp_path / "pylock.toml", "--lock", tmp_path / conda_name).strip() == str(env)
+    cli.fails(2, "env", "build", "--lock", tmp_path / "pylock.toml", "--lock", tmp_path / "pylock.toml", match="one conda explicit list")
     assert len(feed.log()) == requests, feed.log_text()
     # prune keeps both referenced builds (the conda part's, used by the lock, and this one).
     assert "removed 0 unreferenced build(s)" in cli.ok("env", "prune")
+
+    # The lock rules still hold: unpinned pkg-a stays at 1.0 until asked to move (the previous
+    # lock's pins as constraints), and the new lock is again made for the prefix's python.
+    make_wheel(tmp_path / "feed" / "a", "pkg-a", "1.1")
+    assert "the lock is unchanged, no new version" in cli.ok("env", "lock", "sci", "--workspace", WS)
+    assert "registered as sci:2" in cli.ok("env", "lock", "sci", "--workspace", WS, "--package", "pkg-a")
+    res = cli.tool([sys.executable, "-c", read.replace("'sci'", "'sci', 2")])
+    assert res.returncode == 0, res.describe()
+    pip2 = json.loads(res.output.strip().splitlines()[-1])["pylock.toml"]
+    cli.outputs.add("sci:2 pylock.toml", pip2)
+    assert sorted((a.name, a.version) for a in pylock.load(pip2).artifacts()) == [("pkg-a", "1.1"), ("pkg-c", "1.0"), ("team-lib", "1.0")]
 
     # No secret or signature in the cache, the prefix or uv's cache (outputs: checked_cli).
     assert grep_tree(home / "cache", *feed.secrets) > 10

@@ -37,7 +37,7 @@ from privpkg.environments import cache
 from privpkg.errors import PrivpkgError, UsageError, shown
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from privpkg.environments.pylock import Artifact, Target
     from privpkg.environments.spec import Spec
@@ -438,6 +438,16 @@ def build_conda(text: str, *, timeout: float = 60) -> Path:
             found = dest
     cache.memo_put(memo, build_key)
     return found
+
+
+def parts_of(files: Sequence[Path]) -> Parts:
+    """:class:`Parts` from two lock files (``--lock`` twice): one conda explicit list and one
+    ``pylock.toml``, in either order; one line otherwise."""
+    texts = [_read_lock(f) for f in files]
+    conda = [t for t in texts if is_explicit(t)]
+    if len(texts) != 2 or len(conda) != 1:
+        raise UsageError("--lock twice: give one conda explicit list and the pylock.toml locked for its python")
+    return Parts(conda[0], next(t for t in texts if not is_explicit(t)))
 
 
 def _both_text(lock: Parts) -> str:

@@ -260,7 +260,11 @@ def lock_spec(spec: Mapping[str, Any], *, previous: Mapping[str, str] | None = N
         if has_pip:
             if conda_prefix is None:
                 raise PrivpkgError("lock_spec: a spec with conda and pip parts needs conda_prefix")
-            target = str(condalock.prefix_python(conda_prefix(files[condalock.file_name(here)])))
+            python_path = condalock.prefix_python(conda_prefix(files[condalock.file_name(here)]))
+            if not python_path.is_file():
+                raise UsageError("the conda part installs no python, so its pip part has no interpreter to be locked for "
+                                 "(add python to the conda dependencies)")
+            target = str(python_path)
     if has_pip:
         files[PYLOCK] = lock_pip(lines, previous=(previous or {}).get(PYLOCK), upgrade=upgrade, python=python,
                                  constraints_lines=[str(c) for c in spec.get("constraints") or []], target=target)
