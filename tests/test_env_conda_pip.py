@@ -121,13 +121,20 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     link = tmp_path / "env"
     env = Path(cli.ok("env", "build", "sci", "--workspace", WS, "--link", link).strip())
     assert env != prefix and os.readlink(link) == str(env)
-    code = (f"import sys, pkg_a, pkg_c, team_lib; print(sys.version_info[:2] == {tuple(map(int, MINOR.split('.')))}, "
-            f"sys.prefix == {str(env)!r}, team_lib.VERSION)")
-    run = cli.tool([env / "bin" / "python", "-c", code])
-    assert run.returncode == 0 and run.output.split() == ["True", "True", "1.0"], run.describe()
-    (site,) = env.glob(f"lib/python{MINOR}/site-packages")
-    direct = json.loads((site / "team_lib-1.0.dist-info" / "direct_url.json").read_text())
-    assert direct["url"] == team_url, direct
+
+    def installed(env: Path) -> Path:
+        """The prefix's python is MINOR, its prefix the build, with the pip part importable and
+        the privpkg:// wheel's direct_url.json naming its URL; returns site-packages."""
+        code = (f"import sys, pkg_a, pkg_c, team_lib; print(sys.version_info[:2] == {tuple(map(int, MINOR.split('.')))}, "
+                f"sys.prefix == {str(env)!r}, team_lib.VERSION)")
+        run = cli.tool([env / "bin" / "python", "-c", code])
+        assert run.returncode == 0 and run.output.split() == ["True", "True", "1.0"], run.describe()
+        (site,) = env.glob(f"lib/python{MINOR}/site-packages")
+        direct = json.loads((site / "team_lib-1.0.dist-info" / "direct_url.json").read_text())
+        assert direct["url"] == team_url, direct
+        return site
+
+    site = installed(env)
     assert not (site / "pkg_a-1.0.dist-info" / "direct_url.json").exists()
     assert json.loads((env / "conda-meta" / next(p.name for p in (env / "conda-meta").glob("python-*.json"))).read_text())["url"] \
         .startswith(other_python_channel)
@@ -145,6 +152,15 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     assert cli.ok("env", "build", "--lock", tmp_path / "pylock.toml", "--lock", tmp_path / conda_name).strip() == str(env)
     cli.fails(2, "env", "build", "--lock", tmp_path / "pylock.toml", "--lock", tmp_path / "pylock.toml", match="one conda explicit list")
     assert len(feed.log()) == requests, feed.log_text()
+    # A build whose pip part fails (a file that does not match the lock) publishes nothing and
+    # leaves no prefix: the conda part alone is never a hit for both.
+    builds = sorted(p.name for p in (home / "cache" / "envs" / "builds").iterdir())
+    keys = sorted(p.name for p in (home / "cache" / "envs" / "keys").iterdir())
+    pkg_a_sha = arts["pkg-a"].sha256
+    (tmp_path / "bad.toml").write_text(locks["pylock.toml"].replace(pkg_a_sha, "0" * 64))
+    cli.fails(1, "env", "build", "--lock", tmp_path / conda_name, "--lock", tmp_path / "bad.toml", match="sha256")
+    assert sorted(p.name for p in (home / "cache" / "envs" / "builds").iterdir()) == builds
+    assert sorted(p.name for p in (home / "cache" / "envs" / "keys").iterdir()) == keys
     # prune keeps both referenced builds (the conda part's, used by the lock, and this one).
     assert "removed 0 unreferenced build(s)" in cli.ok("env", "prune")
 
@@ -158,6 +174,11 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     pip2 = json.loads(res.output.strip().splitlines()[-1])["pylock.toml"]
     cli.outputs.add("sci:2 pylock.toml", pip2)
     assert sorted((a.name, a.version) for a in pylock.load(pip2).artifacts()) == [("pkg-a", "1.1"), ("pkg-c", "1.0"), ("team-lib", "1.0")]
+
+    # pip instead of uv: privpkg's own pip under the prefix's python (the prefix has no pip).
+    assert "removed 2 unreferenced build(s)" in cli.ok("env", "prune", "--older-than", "0")
+    env = Path(cli.ok("env", "build", "--lock", tmp_path / conda_name, "--lock", tmp_path / "pylock.toml", "--installer", "pip").strip())
+    assert not list(installed(env).glob("pip-*")), "no pip was installed into the prefix"
 
     # No secret or signature in the cache, the prefix or uv's cache (outputs: checked_cli).
     assert grep_tree(home / "cache", *feed.secrets) > 10
