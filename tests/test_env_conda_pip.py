@@ -197,3 +197,20 @@ def test_a_pip_part_for_another_conda_platform_is_one_line(checked_cli: Callable
     (definition / "definition.json").write_text(json.dumps({"format": 1, "name": "d", **spec}))
     res = checked_cli()("env", "lock", definition)
     assert "pip lock has no --platform" in assert_one_error_line(res, 2)
+
+
+def test_every_file_of_a_lock_makes_the_key_of_a_build_with_both_parts() -> None:
+    """``Lock.artifacts``: wheels, sdist and archive of every package whatever its marker (the
+    key of a conda+pip build, made before the prefix's python exists to select with)."""
+    z = "0" * 64
+    text = ('lock-version = "1.0"\ncreated-by = "pip"\n'
+            '[[packages]]\nname = "a"\nversion = "1.0"\nmarker = "python_version < \'3\'"\n'
+            f'sdist = {{url = "https://h.example/a-1.0.tar.gz", hashes = {{sha256 = "{z}"}}}}\n'
+            f'[[packages.wheels]]\nurl = "https://h.example/a-1.0-py3-none-any.whl"\nhashes = {{sha256 = "{z}"}}\n'
+            '[[packages]]\nname = "b"\n'
+            f'archive = {{url = "privpkg://ws/wheels/b-2.0-py3-none-any.whl", hashes = {{sha256 = "{z}"}}}}\n')
+    lock = pylock.load(text)
+    assert lock.select() == [a for a in lock.artifacts() if a.name == "b"]
+    assert [(a.name, a.version, a.filename, a.kind) for a in lock.artifacts()] == [
+        ("a", "1.0", "a-1.0-py3-none-any.whl", "wheel"), ("a", "1.0", "a-1.0.tar.gz", "sdist"),
+        ("b", "2.0", "b-2.0-py3-none-any.whl", "wheel")]

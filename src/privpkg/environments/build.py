@@ -225,7 +225,8 @@ def lock_of_version(store: Any, name: str, version: int | None, label: str | Non
     """The lock a local build of a registered version uses, as :func:`lock_for` chooses it, read
     alone: which part a version has shows in its record's files (a version carries a conda list
     exactly when its spec has conda dependencies, a ``pylock.toml`` when it has a pip part), so a
-    hit by NAME reads one listing, a record and one file, and parses no definition."""
+    hit by NAME reads one listing, a record and one file (both, as :class:`Parts`, for a version
+    with both parts), and parses no definition."""
     from privpkg.environments import registry
 
     rec = registry.find(store, name, version, label)
