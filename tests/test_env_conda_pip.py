@@ -185,9 +185,16 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     assert grep_tree(Path(cli.env["XDG_CACHE_HOME"]), *feed.secrets) > 0
 
 
-def test_a_pip_part_for_another_conda_platform_is_one_line(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
+def test_a_pip_part_for_another_conda_platform_or_without_python_is_one_line(
+        other_python_channel: str, checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
     """pip lock has no --platform: a spec with a pip part asking for another conda platform is
-    refused before anything is solved or fetched."""
+    refused before anything is solved or fetched. A conda part whose prefix has no python
+    leaves the pip part no interpreter: one line too."""
+    empty = tmp_path / "prefix"
+    empty.mkdir()
+    no_python = {"conda": {"channels": [other_python_channel], "dependencies": ["python"]}, "pip": ["pkg-a"]}
+    with pytest.raises(UsageError, match=r"^the conda part installs no python, so its pip part has no interpreter"):
+        locking.lock_spec(no_python, conda_prefix=lambda text: empty)
     spec = {"conda": {"channels": ["https://conda.example/c/"], "dependencies": ["python"]}, "pip": ["pkg-a"],
             "platforms": [condalock.current_platform(), "osx-arm64"]}
     with pytest.raises(UsageError, match=r"conda platform osx-arm64: a spec with a pip part is locked for this machine's platform"):
