@@ -185,6 +185,37 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     assert grep_tree(Path(cli.env["XDG_CACHE_HOME"]), *feed.secrets) > 0
 
 
+def test_an_azure_workspace_wheel_in_the_pip_part_leaves_no_signature(
+        other_python_channel: str, checked_cli: Callable[..., PrivpkgCLI], azurite: Any, tmp_path: Path) -> None:
+    """A ``privpkg://`` wheel of an Azurite workspace (the registry stays local: the registry's
+    backends are test_env_registry's): the lock's pip run signs through the shim's copy
+    (privpkg's interpreter, a SAS), the build through fetch. No output, no file of the cache,
+    the prefix or uv's cache holds a signature or the key."""
+    cli = checked_cli(azurite.key)
+    container = azurite.create_container()
+    cli.ok("workspace", "add", "cloud", "--azure", container)
+    cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
+    cli.ok("connection", "set", "team-blob", "--category", "AzureBlob", "--target", container, stdin=azurite.key + "\n")
+    whl = make_wheel(tmp_path / "dist", "cloud-lib", "2.0")
+    url = cli.ok("wheel", "add", whl, "--workspace", "cloud").strip().splitlines()[-1]
+    yml = tmp_path / "environment.yml"
+    yml.write_text(f"name: cloud\nchannels:\n  - {other_python_channel}\ndependencies:\n  - python\n  - pip:\n"
+                   f"    - --no-index\n    - cloud-lib @ {url}\n")
+    cli.ok("env", "create", "cloud", "-f", yml, "-o", tmp_path / "cloud")
+    assert "registered cloud:1" in cli.ok("env", "register", tmp_path / "cloud", "--workspace", WS)
+    env = Path(cli.ok("env", "build", "cloud", "--workspace", WS).strip())
+    home = Path(cli.env[envvars.HOME])
+    for root in (home / "cache", Path(cli.env["XDG_CACHE_HOME"])):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                text = path.read_bytes().decode("latin-1")
+                assert "sig=" not in text, path
+                assert_no_secret(text, azurite.key)
+    assert "sig=" not in cli.outputs.text()
+    (site,) = env.glob(f"lib/python{MINOR}/site-packages")
+    assert json.loads((site / "cloud_lib-2.0.dist-info" / "direct_url.json").read_text())["url"] == url
+
+
 def test_a_pip_part_for_another_conda_platform_or_without_python_is_one_line(
         other_python_channel: str, checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
     """pip lock has no --platform: a spec with a pip part asking for another conda platform is
