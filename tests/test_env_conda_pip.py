@@ -146,6 +146,9 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     assert cli.ok("env", "path", "sci", "--workspace", WS).strip() == str(env)
     res = cli("env", "run", "sci", "--workspace", WS, "--", "python", "-c", "import os, pkg_c; print(os.environ['CONDA_PREFIX'])")
     assert res.returncode == 0 and res.stdout.strip() == str(env), res.stderr
+    # The Python API's build_local is the same build.
+    res = cli.tool([sys.executable, "-c", f"import privpkg; print(privpkg.Environment.get({WS!r}, 'sci', 1).build_local())"])
+    assert res.returncode == 0 and res.output.strip().splitlines()[-1] == str(env), res.describe()
     # The same two locks as files: the same prefix; two files that are not one of each: one line.
     (tmp_path / conda_name).write_text(locks[conda_name])
     (tmp_path / "pylock.toml").write_text(locks["pylock.toml"])
