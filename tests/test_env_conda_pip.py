@@ -48,7 +48,8 @@ class _Quiet(SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def other_python_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A loopback channel whose only package is pyenv's CPython MINOR as ``python`` (linux-64)."""
-    from support.conda_channel import PythonInfo, _index, make_python_package
+    from rattler.index import index_fs
+    from support.conda_channel import PythonInfo, make_python_package
 
     exe = pyenv_python(MINOR)
     version = subprocess.run([exe, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True,
@@ -57,7 +58,7 @@ def other_python_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     for subdir in ("noarch", "linux-64"):
         (root / subdir).mkdir()
     make_python_package(PythonInfo(Path(os.path.realpath(exe)), version, MINOR), root / "linux-64", tmp_path_factory.mktemp("staging"))
-    asyncio.run(_index(root))
+    asyncio.run(index_fs(channel_directory=root, write_shards=False, write_zst=False, force=True))
     server = ServedHTTP(functools.partial(_Quiet, directory=str(root)))
     try:
         yield server.base + "/"
