@@ -65,8 +65,9 @@ def test_lock_for_picks_the_part_a_build_uses() -> None:
     locks = {"pylock.toml": "P", conda_file: "C"}
     assert build.lock_for(Spec("t", pip=("a",)), locks, "t:1") == "P"
     assert build.lock_for(Spec("t", conda=("python",)), locks, "t:1") == "C"
-    with pytest.raises(UsageError, match="t:1 has conda and pip parts"):
-        build.lock_for(Spec("t", conda=("python",), pip=("a",)), locks, "t:1")
+    assert build.lock_for(Spec("t", conda=("python",), pip=("a",)), locks, "t:1") == build.Parts("C", "P")
+    with pytest.raises(UsageError, match="t:1 has no pylock.toml for its pip part"):
+        build.lock_for(Spec("t", conda=("python",), pip=("a",)), {conda_file: "C"}, "t:1")
     with pytest.raises(UsageError, match=f"no conda lock for {current_platform()}"):
         build.lock_for(Spec("t", conda=("python",)), {"pylock.toml": "P"}, "t:1")
     with pytest.raises(UsageError, match="no pylock.toml"):

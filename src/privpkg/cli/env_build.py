@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from privpkg.cli.output import add_workspace_option, out
 
+if TYPE_CHECKING:
+    from privpkg.environments.build import Parts
 
-def lock_of(args: argparse.Namespace) -> str | Path:
+
+def lock_of(args: argparse.Namespace) -> str | Path | Parts:
     """The lock to build: ``--lock FILE``, or the lock of the registered ``NAME[:VERSION|@LABEL]``
-    in ``--workspace``: its ``conda-PLATFORM.txt`` for this platform when it has a conda part, else
-    its ``pylock.toml``."""
+    in ``--workspace``: its ``conda-PLATFORM.txt`` for this platform when it has a conda part
+    (with its ``pylock.toml`` when it has a pip part too), else its ``pylock.toml``."""
     from privpkg.errors import UsageError
 
     if args.lock:
-        return Path(args.lock)
+        if len(args.lock) == 1:
+            return Path(args.lock[0])
+        from privpkg.environments.build import parts_of
+
+        return parts_of([Path(f) for f in args.lock])
     if not args.ref:
         raise UsageError("name the environment (NAME[:VERSION] or NAME@LABEL) or give --lock FILE")
     from privpkg.environments.build import lock_of_version
@@ -63,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         late = Parser(prog="privpkg env run", add_help=False)
         add_workspace_option(late)
-        late.add_argument("--lock")
+        late.add_argument("--lock", action="append")
         late.add_argument("--python")
         late.add_argument("--installer", choices=("uv", "pip"))
         cut = command.index("--")
@@ -92,7 +99,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def _common(s: Any, installer: bool = True) -> None:
     s.add_argument("ref", nargs="?", metavar="NAME[:VERSION]", help="a registered environment (NAME, NAME:N or NAME@LABEL; default: latest)")
     add_workspace_option(s)
-    s.add_argument("--lock", metavar="FILE", help="build from this pylock.toml (or conda explicit list) instead of a registered environment")
+    s.add_argument("--lock", metavar="FILE", action="append",
+                   help="build from this pylock.toml (or conda explicit list; both, given twice) instead of a registered environment")
     s.add_argument("--python", metavar="P", help="the interpreter (a path or a command; default: the one privpkg runs on)")
     if installer:
         s.add_argument("--installer", choices=("uv", "pip"), help="install with uv (the default when uv is installed) or pip")
@@ -101,7 +109,7 @@ def _common(s: Any, installer: bool = True) -> None:
 def add_parsers(actions: Any) -> None:
     """Add build, path, run and prune to ``privpkg env``'s subparsers."""
     s = actions.add_parser("build", help="build an environment from its lock (cached: unchanged locks build once)",
-                           description="Build a venv from the environment's lock: private artifacts fetched and checked against "
+                           description="Build a venv (a conda prefix for a conda spec) from the environment's lock: private artifacts fetched and checked against "
                            "the lock's sha256, installed offline. The build is cached by the artifacts and the interpreter; "
                            "prints its path.")
     _common(s)

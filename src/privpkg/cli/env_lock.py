@@ -123,6 +123,7 @@ def _count(name: str, text: str) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
+    from privpkg.environments.build import build_conda
     from privpkg.environments.locking import lock_spec
 
     if args.package and args.upgrade:
@@ -130,7 +131,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
     upgrade: bool | list[str] = list(args.package) if args.package else bool(args.upgrade)
     with exclusive(args.workspace, args.name):
         defn = load_definition(args.workspace, args.name)
-        files = lock_spec(defn.spec, previous=defn.previous, upgrade=upgrade)
+        # build_conda: a spec with both parts locks its pip part for its conda prefix's python.
+        files = lock_spec(defn.spec, previous=defn.previous, upgrade=upgrade, conda_prefix=build_conda)
         summary = ", ".join(f"{name} ({_count(name, text)} packages)" for name, text in sorted(files.items()))
         if files == defn.previous:
             out(f"{defn.label}: the lock is unchanged, no new version: {summary}")

@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 def lock(spec: Spec, previous: Mapping[str, str] | None) -> dict[str, str]:
     """The locks of ``spec`` (:func:`privpkg.environments.locking.lock_spec`), keeping the
     previous version's pins."""
+    from privpkg.environments.build import build_conda
     from privpkg.environments.locking import lock_spec
 
-    return lock_spec(spec.definition(), previous=dict(previous) if previous else None, upgrade=False)
+    return lock_spec(spec.definition(), previous=dict(previous) if previous else None, upgrade=False, conda_prefix=build_conda)
 
 
 def checked_locks(spec: Spec, locks: Mapping[str, str]) -> dict[str, str]:

@@ -15,6 +15,14 @@ The files install as from an index (``name==version`` with the lock's hash), so 
 ``direct_url.json`` pip writes for it through the shim (``{"url": "privpkg://...",
 "archive_info": {"hash": ...}}``), recorded in its ``RECORD``. No file names a signed URL or a
 secret: none ever reaches an installer.
+
+A version with both parts (:class:`Parts`: a conda list and the ``pylock.toml`` locked for that
+list's python, :mod:`.locking`) builds one prefix: the conda packages as :func:`build_conda`
+installs them, then the pip part's wheels selected for the prefix's own python, fetched and
+checked the same way and installed into it offline (``uv pip install --python PREFIX/bin/python``,
+or privpkg's pip with ``--python``: the prefix needs no pip). Its key is made of the conda
+artifacts and every artifact of the pylock (the conda list pins the python, so it identifies
+the interpreter too); it is published only when both parts are in.
 """
 
 from __future__ import annotations
@@ -22,19 +30,27 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from privpkg import envvars
 from privpkg.environments import cache
 from privpkg.errors import PrivpkgError, UsageError, shown
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from privpkg.environments.pylock import Artifact, Target
     from privpkg.environments.spec import Spec
 
 INSTALLERS = ("uv", "pip")
+
+
+class Parts(NamedTuple):
+    """The locks of a version with conda and pip parts: this platform's conda explicit list and
+    the ``pylock.toml`` made for the python it installs."""
+
+    conda: str
+    pip: str
 
 
 def _target_script(packaging_parent: str) -> str:
@@ -183,10 +199,10 @@ def record_direct_urls(dest: Path, artifacts: list[Artifact]) -> int:
     return len(mine)
 
 
-def lock_for(spec: Spec, locks: Mapping[str, str], where: str) -> str:
+def lock_for(spec: Spec, locks: Mapping[str, str], where: str) -> str | Parts:
     """Which of a version's locks a local build uses: the ``conda-PLATFORM.txt`` of this
-    platform when the spec has conda dependencies, else ``pylock.toml``; one line when it has
-    none (or both parts: a prefix with a pip part on top is a later step)."""
+    platform when the spec has conda dependencies (with ``pylock.toml``, as :class:`Parts`,
+    when it has a pip part too), else ``pylock.toml``; one line when one is missing."""
     from privpkg.environments.condalock import current_platform
 
     if spec.conda:
@@ -194,7 +210,10 @@ def lock_for(spec: Spec, locks: Mapping[str, str], where: str) -> str:
         if conda is None:
             raise UsageError(f"{where} has no conda lock for {current_platform()} (lock it with privpkg env lock)")
         if spec.pip:
-            raise UsageError(f"{where} has conda and pip parts; env build builds one part only for now")
+            pip = locks.get("pylock.toml")
+            if pip is None:
+                raise UsageError(f"{where} has no pylock.toml for its pip part (lock it with privpkg env lock)")
+            return Parts(conda, pip)
         return conda
     pip = locks.get("pylock.toml")
     if pip is None:
@@ -202,11 +221,12 @@ def lock_for(spec: Spec, locks: Mapping[str, str], where: str) -> str:
     return pip
 
 
-def lock_of_version(store: Any, name: str, version: int | None, label: str | None) -> str:
+def lock_of_version(store: Any, name: str, version: int | None, label: str | None) -> str | Parts:
     """The lock a local build of a registered version uses, as :func:`lock_for` chooses it, read
     alone: which part a version has shows in its record's files (a version carries a conda list
     exactly when its spec has conda dependencies, a ``pylock.toml`` when it has a pip part), so a
-    hit by NAME reads one listing, a record and one file, and parses no definition."""
+    hit by NAME reads one listing, a record and one file (both, as :class:`Parts`, for a version
+    with both parts), and parses no definition."""
     from privpkg.environments import registry
 
     rec = registry.find(store, name, version, label)
@@ -218,9 +238,10 @@ def lock_of_version(store: Any, name: str, version: int | None, label: str | Non
         wanted = f"conda-{current_platform()}.txt"
         if wanted not in rec.files:
             raise UsageError(f"{where} has no conda lock for {current_platform()} (lock it with privpkg env lock)")
+        text = _text(registry.read_file(store, rec, wanted), f"{where}'s {wanted}")
         if registry.PYLOCK in rec.files:
-            raise UsageError(f"{where} has conda and pip parts; env build builds one part only for now")
-        return _text(registry.read_file(store, rec, wanted), f"{where}'s {wanted}")
+            return Parts(text, _text(registry.read_file(store, rec, registry.PYLOCK), f"{where}'s {registry.PYLOCK}"))
+        return text
     if registry.PYLOCK not in rec.files:
         raise UsageError(f"{where} has no pylock.toml (lock it with privpkg env lock)")
     return _text(registry.read_file(store, rec, registry.PYLOCK), f"{where}'s {registry.PYLOCK}")
@@ -263,15 +284,21 @@ def link_to(build: Path, link: Path) -> None:
         raise PrivpkgError(f"cannot link {shown(link)} to the build: {exc.strerror or exc}") from None
 
 
-def build(lock: str | Path, *, python: str | None = None, link: Path | None = None, installer: str | None = None,
+def build(lock: str | Path | Parts, *, python: str | None = None, link: Path | None = None, installer: str | None = None,
           timeout: float = 60) -> Path:
-    """The path of the environment ``lock`` (its text, or a ``pylock.toml`` path) describes for
-    ``python`` (default: the interpreter privpkg runs on), built now unless the cache has it;
-    ``link`` becomes a symlink to it. See the module docstring."""
+    """The path of the environment ``lock`` (its text, or a ``pylock.toml`` path, or both parts'
+    texts) describes for ``python`` (default: the interpreter privpkg runs on; a conda prefix
+    brings its own), built now unless the cache has it; ``link`` becomes a symlink to it. See
+    the module docstring."""
     if installer is not None and installer not in INSTALLERS:
         raise UsageError(f"--installer must be one of {', '.join(INSTALLERS)}, got {shown(installer)}")
-    text = _read_lock(lock)
     found: Path | None
+    if isinstance(lock, Parts):
+        found = build_both(lock, installer=installer, timeout=timeout)
+        if link is not None:
+            link_to(found, link)
+        return found
+    text = _read_lock(lock)
     if is_explicit(text):
         found = build_conda(text, timeout=timeout)
     else:
@@ -292,8 +319,13 @@ def _select(text: str, interp: cache.Interpreter, current: bool) -> list[Artifac
     return pylock.load(text).select(target(interp, current))
 
 
-def find(lock: str | Path, *, python: str | None = None) -> Path | None:
+def find(lock: str | Path | Parts, *, python: str | None = None) -> Path | None:
     """The cached build of ``lock`` for ``python``, or None; builds nothing."""
+    if isinstance(lock, Parts):
+        ident = _conda_identity()
+        known = cache.memo_get(cache.memo_id(_both_text(lock), ident))
+        found = cache.lookup(known) if known else None
+        return found if found is not None else cache.lookup(_both_key(lock, ident))
     text = _read_lock(lock)
     interp = _conda_identity() if is_explicit(text) else cache.interpreter(python)
     memo = cache.memo_id(text, interp)
@@ -407,6 +439,91 @@ def build_conda(text: str, *, timeout: float = 60) -> Path:
             found = dest
     cache.memo_put(memo, build_key)
     return found
+
+
+def parts_of(files: Sequence[Path]) -> Parts:
+    """:class:`Parts` from two lock files (``--lock`` twice): one conda explicit list and one
+    ``pylock.toml``, in either order; one line otherwise."""
+    texts = [_read_lock(f) for f in files]
+    conda = [t for t in texts if is_explicit(t)]
+    if len(texts) != 2 or len(conda) != 1:
+        raise UsageError("--lock twice: give one conda explicit list and the pylock.toml locked for its python")
+    return Parts(conda[0], next(t for t in texts if not is_explicit(t)))
+
+
+def _both_text(lock: Parts) -> str:
+    return lock.conda + "\0pylock.toml\0" + lock.pip
+
+
+def _both_key(lock: Parts, ident: cache.Interpreter) -> str:
+    """Every artifact of both parts: the pip part's selection needs the prefix's python, which
+    exists only once the conda part is in; the conda list pins that python, so the pylock's
+    files (pip lock records the ones for it) identify the build as well as a selection would."""
+    from privpkg.environments import pylock
+
+    return cache.key([*explicit_artifacts(lock.conda), *pylock.load(lock.pip).artifacts()], ident)
+
+
+def build_both(lock: Parts, *, installer: str | None = None, timeout: float = 60) -> Path:
+    """The prefix of a version with conda and pip parts (module docstring), from the cache or
+    built now: the conda packages, then the pip part's wheels selected for the prefix's python,
+    installed offline; published only when both are in."""
+    ident = _conda_identity()
+    memo = cache.memo_id(_both_text(lock), ident)
+    known = cache.memo_get(memo)
+    found = cache.lookup(known) if known else None
+    if found is not None:
+        return found
+    from privpkg.environments import fetch
+
+    chosen = installer or ("uv" if find_uv() else "pip")
+    if chosen == "uv" and find_uv() is None:
+        raise UsageError("uv is not installed (pip install uv); or build with --installer pip")
+    conda = explicit_artifacts(lock.conda)
+    build_key = _both_key(lock, ident)
+    with cache.key_lock(build_key):
+        found = cache.lookup(build_key)
+        if found is None:
+            paths = fetch.fetch_artifacts(conda, cache.wheels_dir(), timeout=timeout, by_hash=True)
+            with cache.new_build(build_key) as dest:
+                _install_conda(dest, conda, paths)
+                _install_pip_part(dest, lock.pip, chosen, timeout)
+                cache.publish(build_key, dest)
+            found = dest
+    cache.memo_put(memo, build_key)
+    return found
+
+
+def _install_pip_part(dest: Path, pip_lock: str, installer: str, timeout: float) -> None:
+    """The pylock's wheels for the prefix's python, fetched, checked and installed into it."""
+    import tempfile
+
+    from privpkg.environments import fetch
+    from privpkg.environments.condalock import prefix_python
+
+    python = prefix_python(dest)
+    if not python.is_file():
+        raise UsageError("the conda part installs no python, so its pip part has no interpreter (add python to its dependencies)")
+    artifacts = _select(pip_lock, cache.interpreter(str(python)), False)
+    for a in artifacts:
+        if a.kind != "wheel":
+            raise UsageError(f"{a.filename}: a build installs wheels only (this lock selects a {a.kind} of {a.name})")
+    if not artifacts:
+        return
+    paths = fetch.fetch_artifacts(artifacts, cache.wheels_dir(), timeout=timeout, by_hash=True)
+    with tempfile.TemporaryDirectory(prefix="privpkg-build-") as tmp:
+        reqs, links = _requirements(artifacts, paths, Path(tmp))
+        find_links = [arg for link in links for arg in ("--find-links", link)]
+        if installer == "uv":
+            uv = find_uv()
+            assert uv is not None  # build_both checked
+            _run([uv, "pip", "install", "--no-config", "--quiet", "--python", str(python), "--offline", "--no-index", "--no-deps",
+                  *find_links, "-r", str(reqs)], "uv pip install")
+        else:
+            # privpkg's own pip, run under the prefix's python (pip --python): the prefix needs no pip.
+            _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--isolated", "--disable-pip-version-check",
+                  "--no-input", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "pip install")
+    record_direct_urls(dest, artifacts)
 
 
 def _install_conda(dest: Path, artifacts: list[Artifact], paths: list[Path]) -> None:

@@ -197,6 +197,13 @@ def current_platform() -> str:
     return f"{os_name}-{arch}"
 
 
+def prefix_python(prefix: Path) -> Path:
+    """The interpreter of a conda prefix (``bin/python``; ``python.exe`` at the top on Windows)."""
+    import os
+
+    return prefix / ("python.exe" if os.name == "nt" else "bin/python")
+
+
 def load_explicit(text: str) -> list[Artifact]:
     """The artifacts of a CEP 23 explicit list made by :func:`lock_conda` (every line
     ``URL#sha256:HEX``); one-line UsageError for anything else.

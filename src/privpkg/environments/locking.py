@@ -21,6 +21,19 @@ took from an index is passed to pip as a constraint ``name==version``, except wi
 version. The conda part is :func:`privpkg.environments.condalock.lock_conda`, which keeps the
 previous lock's builds the same way (the solver's preferred records).
 
+A spec with both parts (an environment.yml with ``- pip:`` items) has its pip part locked for the
+interpreter its conda part installs, not privpkg's: the conda part is locked first, its prefix
+for this platform is built (the caller's ``conda_prefix``: :func:`privpkg.environments.build.build_conda`,
+the cached build, used read-only), and privpkg's own pip runs ``pip lock`` under that prefix's
+python, as ``pip --python`` would (pip's ``__pip-runner__.py``: the prefix needs no pip). The
+shim and keyring are not in that interpreter, so, as for conda's pip step (issue 9), the shim is
+copied (:func:`privpkg.setup_pip.install_shim`) into a temporary site folder that the runner
+adds with ``site.addsitedir`` (nothing is written into the prefix; signing goes back to
+privpkg's interpreter), and pip asks privpkg's ``keyring`` launcher
+(:func:`privpkg.conda.pipstep.prepare_environ`, ``--keyring-provider subprocess``). pip lock has
+no ``--platform``, so such a spec is locked for this machine's platform only: asking for
+another platform is one line (:func:`lock_spec`).
+
 Every lock goes through :func:`privpkg.environments.pylock.load` before it is returned, so a
 signature, a password in user info, a ``file://`` URL or a local path is refused with one line.
 
@@ -37,7 +50,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,15 +153,48 @@ def _check_direct_names(lines: Sequence[str]) -> None:
             raise UsageError(f"{shown(req.name, 60)} @ {shown(req.url, 120)}: that wheel is {project}'s, not {canonicalize_name(req.name)}'s")
 
 
+#: Run by the target interpreter (``-I``): add the folder holding the shim's copy as a site
+#: folder (its ``.pth`` runs), then hand over to pip's runner, which imports privpkg's pip.
+_RUNNER = ("import runpy, site, sys; site.addsitedir(sys.argv.pop(1)); del sys.argv[0]; "
+           "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def _pip_runner() -> str:
+    """pip's ``__pip-runner__.py`` (what ``pip --python`` runs), without importing pip."""
+    from importlib.util import find_spec
+
+    spec = find_spec("pip")
+    runner = Path(spec.origin).parent / "__pip-runner__.py" if spec is not None and spec.origin else None
+    if runner is None or not runner.is_file():
+        raise PrivpkgError("locking for a conda environment's python needs pip's __pip-runner__.py (pip >= 22.3) beside privpkg")
+    return str(runner)
+
+
+def _for_interpreter(target: str, tmp: str, pip_args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run privpkg's pip with ``pip_args`` under ``target``
+    (module docstring): the shim copied into a folder of ``tmp``, the keyring launcher first on
+    PATH."""
+    from privpkg.conda.pipstep import prepare_environ
+    from privpkg.setup_pip import install_shim
+
+    site_dir = Path(tmp, "site")
+    site_dir.mkdir()
+    install_shim(target, purelib=site_dir)
+    env = dict(os.environ)
+    prepare_environ(env, sys.executable)
+    return [target, "-I", "-c", _RUNNER, str(site_dir), _pip_runner(), *pip_args, "--keyring-provider", "subprocess"], env
+
+
 def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool | Sequence[str] = False,
-             python: str | None = None, constraints_lines: Sequence[str] = ()) -> str:
+             python: str | None = None, constraints_lines: Sequence[str] = (), target: str | None = None) -> str:
     """The ``pylock.toml`` text of the requirement ``lines`` (under the spec's own
     ``constraints_lines``), made by ``pip lock`` in ``python`` (default: privpkg's own
-    interpreter), screened and canonical."""
+    interpreter), screened and canonical. With ``target`` (a conda prefix's python), privpkg's
+    pip locks for that interpreter instead (module docstring)."""
     import tempfile
 
     _check_direct_names(lines)
-    python = python or sys.executable
+    python = sys.executable if target else python or sys.executable
     found = _pip_version(python)
     if found is None or found < MIN_PIP:
         have = "no pip" if found is None else "pip " + ".".join(map(str, found))
@@ -159,10 +205,14 @@ def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool
         req, cons, out = Path(tmp, "requirements.txt"), Path(tmp, "constraints.txt"), Path(tmp, PYLOCK)
         req.write_text("".join(line + "\n" for line in lines))
         cons.write_text("".join(line + "\n" for line in [*constraints_lines, *pins]))
-        cmd = [python, "-m", "pip", "lock", "--no-input", "--keyring-provider", "import", "--disable-pip-version-check",
-               "-r", str(req), "-c", str(cons), "-o", str(out)]
+        args = ["lock", "--no-input", "--disable-pip-version-check", "-r", str(req), "-c", str(cons), "-o", str(out)]
+        env: dict[str, str] | None = None
+        if target:
+            cmd, env = _for_interpreter(target, tmp, args)
+        else:
+            cmd = [python, "-m", "pip", *args, "--keyring-provider", "import"]
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False, cwd=tmp, stdin=subprocess.DEVNULL)
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False, cwd=tmp, stdin=subprocess.DEVNULL, env=env)
         except subprocess.TimeoutExpired:
             raise PrivpkgError(f"pip lock did not finish within {TIMEOUT} s") from None
         except OSError as exc:
@@ -182,24 +232,42 @@ def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool
 
 
 def lock_spec(spec: Mapping[str, Any], *, previous: Mapping[str, str] | None = None, upgrade: bool | Sequence[str] = False,
-              python: str | None = None) -> dict[str, str]:
+              python: str | None = None, conda_prefix: Callable[[str], Path] | None = None) -> dict[str, str]:
     """``{file name: text}``: ``pylock.toml`` for the pip part (when there is one) and
     ``conda-PLATFORM.txt`` for each platform of the conda part (when there is one).
     ``previous`` holds the previous version's lock files (same names); ``upgrade`` is True
-    (move every unpinned requirement) or the names of the packages to move."""
+    (move every unpinned requirement) or the names of the packages to move. ``conda_prefix``
+    (needed for a spec with both parts) gives the prefix of this platform's conda lock, whose
+    python the pip part is locked for (module docstring)."""
     if not isinstance(upgrade, bool):
         upgrade = [str(u) for u in upgrade]
     files: dict[str, str] = {}
     conda = spec.get("conda") or {}
     specs = [str(d) for d in conda.get("dependencies") or [] if not isinstance(d, Mapping)]
+    lines = pip_lines(spec)
+    has_pip = any(line.strip() and not line.strip().startswith("#") for line in lines)
+    target = None
     if specs:
         platforms = [str(p) for p in spec.get("platforms") or []]
+        here = condalock.current_platform()
+        others = sorted(set(platforms) - {here})
+        if has_pip and others:
+            # pip lock has no --platform: a pylock.toml made here would be wrong there, silently.
+            raise UsageError(f"conda platform {', '.join(others)}: a spec with a pip part is locked for this machine's platform "
+                             f"({here}) only, since pip lock has no --platform; lock it on that platform, or drop the pip part")
         files.update(condalock.lock_conda([str(c) for c in conda.get("channels") or []], specs, platforms,
                                           previous=previous, upgrade=upgrade))
-    lines = pip_lines(spec)
-    if any(line.strip() and not line.strip().startswith("#") for line in lines):
+        if has_pip:
+            if conda_prefix is None:
+                raise PrivpkgError("lock_spec: a spec with conda and pip parts needs conda_prefix")
+            python_path = condalock.prefix_python(conda_prefix(files[condalock.file_name(here)]))
+            if not python_path.is_file():
+                raise UsageError("the conda part installs no python, so its pip part has no interpreter to be locked for "
+                                 "(add python to the conda dependencies)")
+            target = str(python_path)
+    if has_pip:
         files[PYLOCK] = lock_pip(lines, previous=(previous or {}).get(PYLOCK), upgrade=upgrade, python=python,
-                                 constraints_lines=[str(c) for c in spec.get("constraints") or []])
+                                 constraints_lines=[str(c) for c in spec.get("constraints") or []], target=target)
     if not files:
         raise UsageError("the spec has no pip requirement and no conda dependency: nothing to lock")
     return files

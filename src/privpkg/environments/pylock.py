@@ -103,6 +103,12 @@ class Lock:
         pinned by the spec itself)."""
         return {p.name: p.version for p in self.packages if p.version and p.archive is None}
 
+    def artifacts(self) -> list[Artifact]:
+        """Every file the lock names, whatever interpreter it is for (wheels, sdists, archives)."""
+        return [_artifact(p, entry, kind) for p in self.packages
+                for entry, kind in [*((w, "wheel") for w in p.wheels),
+                                    *((e, "wheel" if _filename(e).endswith(".whl") else "sdist") for e in (p.sdist, p.archive) if e is not None)]]
+
     def select(self, target: Target | None = None, *, what: str = "this interpreter") -> list[Artifact]:
         """The artifacts ``target`` (default: the running interpreter) installs: each package
         whose marker holds, with its best wheel for the target's tags, else its sdist. One-line
