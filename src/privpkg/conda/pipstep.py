@@ -30,6 +30,10 @@ uses no transaction action. After a failed pip step it prints privpkg's reason
 (:mod:`privpkg.lookuplog`), and, for a pip older than 26.2 and a feed URL without a username,
 that such a pip never asks keyring.
 
+While conda's pip subprocess runs, the wrapper keeps :mod:`privpkg.conda.broker` serving, so the
+shim and the launcher ask conda's process instead of starting base's interpreter; the launcher
+runs the broker's stdlib client when ``PRIVPKG_BROKER`` is set (see :func:`launcher_text`).
+
 Nothing here reads the store: the pre-command runs for every ``conda create``, and ``conda
 info`` must work with a broken store. This module imports only the standard library and
 privpkg's lower layers (no keyring, no cryptography).
