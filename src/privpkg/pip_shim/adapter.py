@@ -224,11 +224,12 @@ def _resolve_subprocess(url: str, timeout: Any = None, check: bool = False) -> s
     from . import broker
 
     # conda's pip step: conda's own process signs (privpkg.conda.broker), no interpreter started.
-    answer = broker.ask({"op": "sign", "url": url, "ttl": _ttl(), "check": check, "timeout": timeout})
-    if answer is not None and isinstance(answer.get("url"), str):
-        return answer["url"]
-    if answer is not None and isinstance(answer.get("error"), str):
-        raise _ShimError(redact_signatures(answer["error"]), 404 if answer.get("status") == 404 else 403)
+    answer = broker.ask({"op": "sign", "url": url, "ttl": _ttl(), "check": check, "timeout": timeout}) or {}
+    signed, error = answer.get("url"), answer.get("error")
+    if isinstance(signed, str):
+        return signed
+    if isinstance(error, str):
+        raise _ShimError(redact_signatures(error), 404 if answer.get("status") == 404 else 403)
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     try:

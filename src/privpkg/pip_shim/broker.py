@@ -24,7 +24,6 @@ import os
 import socket
 import stat
 import sys
-from typing import Any
 
 ENV = "PRIVPKG_BROKER"
 #: An answer larger than this is not the broker's.
@@ -45,7 +44,7 @@ def _private_folder(path: str) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not stat.S_IMODE(st.st_mode) & 0o077
 
 
-def ask(request: dict[str, Any], timeout: float | None = None) -> dict[str, Any] | None:
+def ask(request: dict[str, object], timeout: float | None = None) -> dict[str, object] | None:
     """The broker's answer (a dict) to ``request`` (a dict), or None: no broker, not a private
     socket, no answer in time, or anything malformed."""
     path = os.environ.get(ENV)
