@@ -314,9 +314,12 @@ def build(lock: str | Path | Parts, *, python: str | None = None, link: Path | N
 
 
 def _select(text: str, interp: cache.Interpreter, current: bool) -> list[Artifact]:
+    """What ``interp`` installs from the pylock ``text``. The lock was searched for the
+    connections' secrets when it was made or registered, and a build stores and prints none of
+    it: the store is not read here (the patterns are still applied, by :func:`pylock.load`)."""
     from privpkg.environments import pylock
 
-    return pylock.load(text).select(target(interp, current))
+    return pylock.load(text, known_secrets=False).select(None if current else target(interp, False))
 
 
 def find(lock: str | Path | Parts, *, python: str | None = None) -> Path | None:

@@ -34,7 +34,6 @@ import datetime as _dt
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -70,32 +69,39 @@ class Target(NamedTuple):
     @classmethod
     def current(cls) -> Target:
         """The running interpreter."""
-        from packaging.markers import default_environment
+        return cls(cls.current_tags(), cls.current_environment())
+
+    @staticmethod
+    def current_tags() -> tuple[str, ...]:
         from packaging.tags import sys_tags
 
-        return cls(tuple(str(t) for t in sys_tags()), {k: str(v) for k, v in default_environment().items()})
+        return tuple(str(t) for t in sys_tags())
+
+    @staticmethod
+    def current_environment() -> dict[str, str]:
+        from packaging.markers import default_environment
+
+        return {k: str(v) for k, v in default_environment().items()}
 
 
-@dataclass(frozen=True)
-class Package:
+class Package(NamedTuple):
     name: str
     version: str | None
     marker: str | None = None
     requires_python: str | None = None
-    index: str | None = None
+    index_url: str | None = None  # the table's "index" (a NamedTuple field cannot be called index)
     archive: Mapping[str, Any] | None = None
     sdist: Mapping[str, Any] | None = None
     wheels: tuple[Mapping[str, Any], ...] = ()
 
 
-@dataclass(frozen=True)
-class Lock:
+class Lock(NamedTuple):
     """A screened ``pylock.toml`` (see the module docstring)."""
 
     packages: tuple[Package, ...]
     created_by: str = "privpkg"
     requires_python: str | None = None
-    environments: tuple[str, ...] = field(default=())
+    environments: tuple[str, ...] = ()
 
     def versions(self) -> dict[str, str]:
         """``{canonical name: version}`` of the packages locked from an index (those a
@@ -114,20 +120,21 @@ class Lock:
         whose marker holds, with its best wheel for the target's tags, else its sdist. One-line
         UsageError (``what`` names the target there) naming every package with no artifact for
         the target, or when two entries of one name both apply."""
-        target = target or Target.current()
-        env = dict(target.environment)
-        python = env.get("python_full_version", "")
-        if self.requires_python and not _python_ok(self.requires_python, python):
-            raise UsageError(f"the lock requires Python {self.requires_python}; {what} is {python}")
-        rank = {tag: i for i, tag in enumerate(target.tags)}
+        # The running interpreter's tags and markers cost packaging's imports and ~8 ms of
+        # sys_tags(): asked for only when a package needs them (a marker, a requires-python, a
+        # choice between wheels or a wheel that is not py3-none-any), which a lock of pure-Python
+        # wheels never does (the build's miss path).
+        facts = _Facts(target)
+        if self.requires_python and not _python_ok(self.requires_python, facts.python()):
+            raise UsageError(f"the lock requires Python {self.requires_python}; {what} is {facts.python()}")
         chosen: dict[str, Artifact] = {}
         missing: list[str] = []
         for pkg in self.packages:
-            if pkg.marker and not _marker_holds(pkg.marker, env):
+            if pkg.marker and not _marker_holds(pkg.marker, facts.environment()):
                 continue
-            if pkg.requires_python and not _python_ok(pkg.requires_python, python):
-                raise UsageError(f"{pkg.name} {pkg.version or ''} in the lock requires Python {pkg.requires_python}; {what} is {python}")
-            art = _choose(pkg, rank)
+            if pkg.requires_python and not _python_ok(pkg.requires_python, facts.python()):
+                raise UsageError(f"{pkg.name} {pkg.version or ''} in the lock requires Python {pkg.requires_python}; {what} is {facts.python()}")
+            art = _choose(pkg, facts)
             if art is None:
                 missing.append(f"{pkg.name} {pkg.version or ''}".strip())
                 continue
@@ -138,6 +145,45 @@ class Lock:
             # All of them at once: a user fixing the lock (or the target) sees the whole list.
             raise UsageError(f"no artifact of {', '.join(missing)} in the lock fits {what} (no wheel matches its tags and no sdist)")
         return list(chosen.values())
+
+
+class _Facts:
+    """A target's tags (as a rank) and marker environment, computed on first use; for the
+    running interpreter (``target`` None) from packaging then."""
+
+    def __init__(self, target: Target | None) -> None:
+        self.target = target
+        self._rank: dict[str, int] | None = None
+        self._env: dict[str, str] | None = None
+
+    def rank(self) -> dict[str, int]:
+        if self._rank is None:
+            tags = self.target.tags if self.target is not None else Target.current_tags()
+            self._rank = {tag: i for i, tag in enumerate(tags)}
+        return self._rank
+
+    def environment(self) -> dict[str, str]:
+        if self._env is None:
+            self._env = dict(self.target.environment if self.target is not None else Target.current_environment())
+        return self._env
+
+    def python(self) -> str:
+        if self.target is None and self._env is None:
+            import platform
+
+            return platform.python_version()  # what default_environment()'s python_full_version is
+        return self.environment().get("python_full_version", "")
+
+    def universal_fits(self) -> bool:
+        """Whether ``py3-none-any`` is among the tags, without computing them for the running
+        interpreter (every Python 3 has it)."""
+        if self.target is None:
+            return True  # privpkg runs on Python 3
+        return UNIVERSAL in self.rank()
+
+
+#: The tag a pure-Python wheel carries, which every Python 3 interpreter installs.
+UNIVERSAL = "py3-none-any"
 
 
 def _python_ok(spec: str, version: str) -> bool:
@@ -163,13 +209,18 @@ def _marker_holds(marker: str, env: dict[str, str]) -> bool:
         return m.evaluate(env)
 
 
-def _wheel_tags(filename: str) -> frozenset[str]:
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+_WHEEL_NAME = re.compile(r"[^\s/-]+-[^\s/-]+(?:-\d[^\s/-]*)?-([^\s/-]+)-([^\s/-]+)-([^\s/-]+)\.whl")
 
-    try:
-        return frozenset(str(t) for t in parse_wheel_filename(filename)[3])
-    except InvalidWheelFilename:
-        raise UsageError(f"not a wheel file name in the lock: {shown(filename, 80)!r}") from None
+
+def _wheel_tags(filename: str) -> frozenset[str]:
+    """The tags a wheel file name carries (its compressed sets expanded), as packaging's
+    ``parse_wheel_filename`` gives them, without importing packaging: a build of pure-Python
+    wheels then never loads it."""
+    m = _WHEEL_NAME.fullmatch(filename)
+    if m is None:
+        raise UsageError(f"not a wheel file name in the lock: {shown(filename, 80)!r}")
+    pys, abis, plats = (part.lower().split(".") for part in m.groups())
+    return frozenset(f"{py}-{abi}-{plat}" for py in pys for abi in abis for plat in plats)
 
 
 def _artifact(pkg: Package, entry: Mapping[str, Any], kind: str) -> Artifact:
@@ -190,7 +241,14 @@ def _version_from(filename: str) -> str | None:
         return None
 
 
-def _choose(pkg: Package, rank: Mapping[str, int]) -> Artifact | None:
+def _choose(pkg: Package, facts: _Facts) -> Artifact | None:
+    if len(pkg.wheels) == 1 and UNIVERSAL in _wheel_tags(_artifact(pkg, pkg.wheels[0], "wheel").filename) and facts.universal_fits():
+        return _artifact(pkg, pkg.wheels[0], "wheel")  # the only wheel, and one every Python 3 takes
+    if not pkg.wheels and pkg.archive is not None and _filename(pkg.archive).endswith(".whl"):
+        art = _artifact(pkg, pkg.archive, "wheel")
+        if UNIVERSAL in _wheel_tags(art.filename) and facts.universal_fits():
+            return art
+    rank = facts.rank() if pkg.wheels or pkg.archive is not None else {}
     best: tuple[int, Mapping[str, Any]] | None = None
     for wheel in pkg.wheels:
         art = _artifact(pkg, wheel, "wheel")
@@ -269,19 +327,26 @@ _PROJECT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _VERSION_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]*")
 
 
-def _package(raw: Any, i: int) -> Package:
-    from packaging.utils import canonicalize_name
+#: A release version with no pre, post, dev or local part: valid PEP 440 without asking packaging.
+_PLAIN_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
+
+def _canonical(name: str) -> str:
+    """PEP 503's normalized name (packaging's ``canonicalize_name``, without its import)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _package(raw: Any, i: int) -> Package:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise UsageError(f"pylock.toml: packages[{i}] has no name")
     # Names, versions and markers reach installers' requirement files: anything but the forms
     # PEP 508 and 440 allow could add a line there (-r FILE, --find-links URL, a false marker).
     if not _PROJECT_NAME.fullmatch(raw["name"]):
         raise UsageError(f"pylock.toml: packages[{i}]: {shown(raw['name'], 60)!r} is not a project name")
-    name = canonicalize_name(raw["name"])
+    name = _canonical(raw["name"])
     where = f"pylock.toml: package {shown(name, 60)}"
-    if "version" in raw:
-        from packaging.version import InvalidVersion, Version
+    if "version" in raw and not (isinstance(raw["version"], str) and _PLAIN_VERSION.fullmatch(raw["version"])):
+        from packaging.version import InvalidVersion, Version  # a plain release never needs it
 
         version = raw["version"]
         try:
@@ -305,7 +370,7 @@ def _package(raw: Any, i: int) -> Package:
         version=str(raw["version"]) if "version" in raw else None,
         marker=str(raw["marker"]) if "marker" in raw else None,
         requires_python=str(raw["requires-python"]) if "requires-python" in raw else None,
-        index=screen_url(str(raw["index"]), where) if "index" in raw else None,
+        index_url=screen_url(str(raw["index"]), where) if "index" in raw else None,
         archive=_screen_entry(raw["archive"], f"{where} (archive)") if "archive" in raw else None,
         sdist=_screen_entry(raw["sdist"], f"{where} (sdist)") if "sdist" in raw else None,
         wheels=tuple(_screen_entry(w, f"{where} (wheel)") for w in wheels),
@@ -315,14 +380,16 @@ def _package(raw: Any, i: int) -> Package:
     return pkg
 
 
-def load(text: str) -> Lock:
+def load(text: str, *, known_secrets: bool = True) -> Lock:
     """The screened lock in ``text`` (see the module docstring); one-line UsageError for a
-    malformed lock or one holding what no lock may."""
+    malformed lock or one holding what no lock may. ``known_secrets=False`` skips the search for
+    the connections' own secrets (it reads the store): a build, which stores and prints nothing
+    of the lock, uses it; every lock that is made, brought or registered is searched."""
     import tomllib
 
     from privpkg.environments.screen import find_secret
 
-    found = find_secret(text)
+    found = find_secret(text, None if known_secrets else {})
     if found:
         raise UsageError(f"pylock.toml: the lock would hold {found}; locks are stored and shared, so they hold no secret")
     try:
@@ -379,7 +446,7 @@ def dump(lock: Lock) -> str:
         out.append(f"environments = {_value(list(lock.environments))}")
     for p in sorted(lock.packages, key=_order):
         out += ["", "[[packages]]", f"name = {_value(p.name)}"]
-        for key, val in (("version", p.version), ("marker", p.marker), ("requires-python", p.requires_python), ("index", p.index)):
+        for key, val in (("version", p.version), ("marker", p.marker), ("requires-python", p.requires_python), ("index", p.index_url)):
             if val is not None:
                 out.append(f"{key} = {_value(val)}")
         if p.archive is not None:
