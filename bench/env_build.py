@@ -8,6 +8,7 @@ medians), measured in the same run.
 
     python bench/env_build.py --runs 40         # the README's numbers
     python bench/env_build.py --runs 3 --warmup 0 --packages 4     # a smoke test
+    python bench/env_build.py --runs 30 --modules 2500  # packages with up to 2500 files each, as real ones have
 
 The lock holds N packages (default 20) made by the shared wheel maker, each with a random
 payload of 0.1 to 4 MB (about 38 MB in all for 20): N-2 public ones served anonymously by a
@@ -89,6 +90,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--packages", type=int, default=20)
     ap.add_argument("--cold-wheelhouse", action="store_true", help="also time a miss whose wheelhouse is empty")
+    ap.add_argument("--modules", type=int, default=0, metavar="N",
+                    help="give each package 1 to N small modules besides its payload (real packages have hundreds "
+                         "to thousands of files, and an install's cost grows with them); default 0: 4 files each")
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
     uv = str(find_uv())
@@ -105,7 +109,8 @@ def main() -> int:
         for i in range(args.packages):
             name = f"bench-pkg-{i:02d}"
             folder = feed_dir if i == 0 else public
-            wheels.append((name, make_wheel(folder, name, "1.0", payload_size=rng.randint(100_000, 4_000_000))))
+            modules = rng.randint(1, args.modules) if args.modules else 0
+            wheels.append((name, make_wheel(folder, name, "1.0", payload_size=rng.randint(100_000, 4_000_000), modules=modules)))
         secret = hashlib.sha256(os.urandom(16)).hexdigest()
         config = write_config(tmp / "feed.json", [{"path": FEED_PATH, "secret": secret, "dir": feed_dir}])
         feed = start_feed_server(config, env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")})
@@ -189,7 +194,7 @@ def main() -> int:
         cr, clo, chi = compare(res["uv sync"]["ms"], res["miss, cold wheelhouse"]["ms"], ratio=True)
         print(f"miss with a cold wheelhouse / uv sync: {cr:.2f}x (95% CI {clo:.2f} … {chi:.2f}) (no target)")
     print(busy_note(load_before))
-    write_result("env_build", {"runs": args.runs, "packages": args.packages, "results": res,
+    write_result("env_build", {"runs": args.runs, "packages": args.packages, "modules": args.modules, "results": res,
                                "hit_ms": [hit, hit_lo, hit_hi], "hit_by_name_ms": [by_name, name_lo, name_hi], "miss_ratio": [ratio, lo, hi]})
     return 0
 

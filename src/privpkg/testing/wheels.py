@@ -24,11 +24,12 @@ def _record_entry(name: str, digest: bytes, size: int) -> str:
 
 
 def make_wheel(directory: Path, name: str, version: str, *, body: str | None = None, payload_size: int = 0,
-               tag: str = "py3-none-any") -> Path:
+               tag: str = "py3-none-any", modules: int = 0) -> Path:
     """Write ``{name}-{version}-{tag}.whl`` (name underscored) to ``directory`` and return
     its path. It installs a module named like the project whose text is ``body`` (default:
     ``VERSION = "<version>"``), plus ``<module>_data.bin`` with ``payload_size`` random bytes when
-    that is not 0.
+    that is not 0, plus ``modules`` small modules in a ``<module>_lib`` package (an installer's
+    cost grows with the number of files, as real packages have hundreds or thousands).
 
     >>> import tempfile, zipfile
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -64,6 +65,11 @@ def make_wheel(directory: Path, name: str, version: str, *, body: str | None = N
                     out.write(chunk)
                     digest.update(chunk)
             record.append(_record_entry(payload, digest.digest(), payload_size))
+        for i in range(modules):
+            fname = f"{dist}_lib/m{i:05d}.py"
+            data = f'"""Module {i} of {name}."""\nVALUE = {i}\n'.encode()
+            zf.writestr(fname, data)
+            record.append(_record_entry(fname, hashlib.sha256(data).digest(), len(data)))
         record.append(f"{info}/RECORD,,")
         zf.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
     return path
