@@ -145,6 +145,9 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     requests = len(feed.log())
     assert cli.ok("env", "build", "sci", "--workspace", WS).strip() == str(env)
     assert cli.ok("env", "path", "sci", "--workspace", WS).strip() == str(env)
+    # An image of the pip part alone would lack the conda packages without a word: refused.
+    res = cli("env", "dockerfile", "sci", "--workspace", WS, "-o", tmp_path / "image")
+    assert "has conda locks" in assert_one_error_line(res, 2) and not (tmp_path / "image").exists()
     res = cli("env", "run", "sci", "--workspace", WS, "--", "python", "-c", "import os, pkg_c; print(os.environ['CONDA_PREFIX'])")
     assert res.returncode == 0 and res.stdout.strip() == str(env), res.stderr
     # The Python API's build_local is the same build.

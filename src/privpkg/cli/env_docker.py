@@ -33,10 +33,13 @@ def _registered_lock(workspace: str, ref: str) -> tuple[str, str, str]:
     _, store = open_registry(workspace)
     rec = registry.get(store, name, version, label)
     locks = rec.locks
-    if registry.PYLOCK not in locks:
-        conda = ", ".join(sorted(locks)) or "none"
-        raise UsageError(f"environment {name}:{rec.version} has no pip lock ({registry.PYLOCK}; its locks: {conda}); "
-                         f"images are made from pip locks only for now")
+    conda = sorted(f for f in locks if f.startswith("conda-"))
+    if registry.PYLOCK not in locks or conda:
+        # An image of a conda spec's pip part alone would lack its conda packages (python
+        # included) without a word: refused until images install conda locks.
+        have = ", ".join(sorted(locks)) or "none"
+        raise UsageError(f"environment {name}:{rec.version} has {'conda locks' if conda else 'no pip lock'} ({have}); "
+                         f"images are made from pip-only environments for now")
     return name, str(rec.version), locks[registry.PYLOCK]
 
 
