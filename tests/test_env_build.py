@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from support.builds import pyenv_python
 from support.cli import PrivpkgCLI
-from support.env import assert_no_secret
+from support.env import assert_caches_clean, assert_no_secret
 from support.feeds import FeedServer
 
 from privpkg import envvars
@@ -259,13 +259,7 @@ def test_azure_workspace_wheel_leaves_no_signature(checked_cli: Callable[..., Pr
     info = site_packages(env) / "cloud_lib-2.0.dist-info"
     assert json.loads((info / "direct_url.json").read_text())["url"] == url
     assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
-    home = Path(cli.env[envvars.HOME])
-    for root in (home / "cache", Path(cli.env["XDG_CACHE_HOME"])):
-        for path in root.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                text = path.read_bytes().decode("latin-1")
-                assert "sig=" not in text, path
-                assert_no_secret(text, azurite.key)
+    assert_caches_clean(cli.env, azurite.key)
     assert "sig=" not in cli.outputs.text()
 
 

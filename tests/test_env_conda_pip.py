@@ -27,8 +27,9 @@ from typing import Any
 import pytest
 from support.builds import pyenv_python
 from support.cli import PrivpkgCLI, assert_one_error_line
-from support.env import assert_no_secret
+from support.env import assert_caches_clean
 from support.feeds import FeedServer, ServedHTTP
+from test_env_build import grep_tree
 
 from privpkg import envvars
 from privpkg.environments import condalock, locking, pylock
@@ -68,15 +69,6 @@ def other_python_channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def grep_tree(root: Path, *secrets_: str) -> int:
-    n = 0
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            assert_no_secret(path.read_bytes().decode("latin-1"), *secrets_)
-            n += 1
-    return n
 
 
 def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as_one_prefix(
@@ -211,13 +203,7 @@ def test_an_azure_workspace_wheel_in_the_pip_part_leaves_no_signature(
     cli.ok("env", "create", "cloud", "-f", yml, "-o", tmp_path / "cloud")
     assert "registered cloud:1" in cli.ok("env", "register", tmp_path / "cloud", "--workspace", WS)
     env = Path(cli.ok("env", "build", "cloud", "--workspace", WS).strip())
-    home = Path(cli.env[envvars.HOME])
-    for root in (home / "cache", Path(cli.env["XDG_CACHE_HOME"])):
-        for path in root.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                text = path.read_bytes().decode("latin-1")
-                assert "sig=" not in text, path
-                assert_no_secret(text, azurite.key)
+    assert_caches_clean(cli.env, azurite.key)
     assert "sig=" not in cli.outputs.text()
     (site,) = env.glob(f"lib/python{MINOR}/site-packages")
     assert json.loads((site / "cloud_lib-2.0.dist-info" / "direct_url.json").read_text())["url"] == url

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from support.cli import PrivpkgCLI
 from support.storage import AZURITE_KEY, Azurite, MotoServer
+from test_env_registry import store as store  # noqa: PLC0414 - the fixture (each backend), re-exported for pytest
 
 from privpkg.environments import registry
 from privpkg.environments.spec import Spec
@@ -100,25 +101,6 @@ def test_a_recreated_container_or_bucket_is_read_anew(kind: str, request: pytest
         got = registry.get(opened, "train")
         assert got.version == 1 and got.digest == new.digest
         assert got.locks == {"pylock.toml": _lock("3.0")} and got.spec.pip == ("requests>=3",)
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path, isolated_privpkg: Path) -> Storage:
-    """A fresh, empty storage of each kind (a folder, an Azurite container, a moto bucket)."""
-    if request.param == "local":
-        from privpkg.storage.local import LocalStorage
-
-        return LocalStorage(tmp_path / "ws")
-    if request.param == "azure":
-        from privpkg.storage.azure import AzureStorage
-
-        azurite: Azurite = request.getfixturevalue("azurite")
-        return AzureStorage(azurite.create_container(), Credential("blob", AZURITE_KEY))
-    from privpkg.storage.s3 import S3Storage
-
-    moto: MotoServer = request.getfixturevalue("moto_server")
-    return S3Storage(f"s3://{moto.create_bucket()}/team", Credential("s3", moto.secret_key, moto.access_key),
-                     endpoint_url=moto.endpoint)
 
 
 def test_eight_racing_label_writers_make_one_clean_sequence(store: Storage) -> None:

@@ -156,6 +156,17 @@ def assert_no_secret(text: str, *secrets_: str) -> None:
                 raise AssertionError(f"secret leaked into output (form {form == s and 'raw' or 'encoded'}), after: {ctx!r}")
 
 
+def assert_caches_clean(env: dict[str, str], *secrets_: str) -> None:
+    """Fail if a file under privpkg's cache (``$PRIVPKG_HOME/cache``) or ``$XDG_CACHE_HOME`` (uv's
+    and pip's) holds a SAS signature (``sig=``) or any of ``secrets_``."""
+    for root in (Path(env[envvars.HOME]) / "cache", Path(env["XDG_CACHE_HOME"])):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                text = path.read_bytes().decode("latin-1")
+                assert "sig=" not in text, path
+                assert_no_secret(text, *secrets_)
+
+
 #: Set to 1 to skip (not fail) tests whose tool (uv, node, npm) is missing, on a machine without
 #: it. Ignored under CI: there a missing tool always fails the run.
 SKIP_MISSING_TOOLS_ENV = "PRIVPKG_TESTS_SKIP_MISSING_TOOLS"

@@ -37,7 +37,7 @@ from privpkg.environments import cache
 from privpkg.errors import PrivpkgError, UsageError, shown
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from privpkg.environments.pylock import Artifact, Target
     from privpkg.environments.spec import Spec
@@ -344,26 +344,37 @@ def find(lock: str | Path | Parts, *, python: str | None = None) -> Path | None:
 
 
 def _build_miss(text: str, interp: cache.Interpreter, memo: str, current: bool, installer: str | None, timeout: float) -> Path:
-    from privpkg.environments import fetch
-
     chosen = installer or ("uv" if find_uv() else "pip")
     artifacts = _select(text, interp, current)
     for a in artifacts:
         if a.kind != "wheel":
             raise UsageError(f"{a.filename}: a build installs wheels only (this lock selects a {a.kind} of {a.name})")
     build_key = cache.key(artifacts, interp)
-    found = cache.lookup(build_key)
-    if found is None:
-        with cache.key_lock(build_key):
-            found = cache.lookup(build_key)  # another builder may have finished it meanwhile
-            if found is None:
-                paths = fetch.fetch_artifacts(artifacts, cache.wheels_dir(), timeout=timeout, by_hash=True)
-                with cache.new_build(build_key) as dest:
-                    _install(dest, interp, artifacts, paths, chosen)
-                    record_direct_urls(dest, artifacts)
-                    cache.publish(build_key, dest)
-                found = dest
+
+    def install(dest: Path, paths: list[Path]) -> None:
+        _install(dest, interp, artifacts, paths, chosen)
+        record_direct_urls(dest, artifacts)
+
+    found = cache.lookup(build_key) or _build_once(build_key, artifacts, install, timeout)
     cache.memo_put(memo, build_key)
+    return found
+
+
+def _build_once(build_key: str, artifacts: list[Artifact], install: Callable[[Path, list[Path]], None], timeout: float) -> Path:
+    """The build of ``build_key``: another builder's, finished while this one waited for the
+    key's lock, or made now: ``artifacts`` fetched and checked, ``install(dest, paths)`` into a
+    fresh build directory, and the key published only once it returns (a killed or failed build
+    is never a hit)."""
+    from privpkg.environments import fetch
+
+    with cache.key_lock(build_key):
+        found = cache.lookup(build_key)
+        if found is None:
+            paths = fetch.fetch_artifacts(artifacts, cache.wheels_dir(), timeout=timeout, by_hash=True)
+            with cache.new_build(build_key) as dest:
+                install(dest, paths)
+                cache.publish(build_key, dest)
+            found = dest
     return found
 
 
@@ -428,18 +439,9 @@ def build_conda(text: str, *, timeout: float = 60) -> Path:
     found = cache.lookup(known) if known else None
     if found is not None:
         return found
-    from privpkg.environments import fetch
-
     artifacts = explicit_artifacts(text)
     build_key = cache.key(artifacts, ident)
-    with cache.key_lock(build_key):
-        found = cache.lookup(build_key)
-        if found is None:
-            paths = fetch.fetch_artifacts(artifacts, cache.wheels_dir(), timeout=timeout, by_hash=True)
-            with cache.new_build(build_key) as dest:
-                _install_conda(dest, artifacts, paths)
-                cache.publish(build_key, dest)
-            found = dest
+    found = _build_once(build_key, artifacts, lambda dest, paths: _install_conda(dest, artifacts, paths), timeout)
     cache.memo_put(memo, build_key)
     return found
 
@@ -477,22 +479,17 @@ def build_both(lock: Parts, *, installer: str | None = None, timeout: float = 60
     found = cache.lookup(known) if known else None
     if found is not None:
         return found
-    from privpkg.environments import fetch
-
     chosen = installer or ("uv" if find_uv() else "pip")
     if chosen == "uv" and find_uv() is None:
         raise UsageError("uv is not installed (pip install uv); or build with --installer pip")
     conda = explicit_artifacts(lock.conda)
     build_key = _both_key(lock, ident)
-    with cache.key_lock(build_key):
-        found = cache.lookup(build_key)
-        if found is None:
-            paths = fetch.fetch_artifacts(conda, cache.wheels_dir(), timeout=timeout, by_hash=True)
-            with cache.new_build(build_key) as dest:
-                _install_conda(dest, conda, paths)
-                _install_pip_part(dest, lock.pip, chosen, timeout)
-                cache.publish(build_key, dest)
-            found = dest
+
+    def install(dest: Path, paths: list[Path]) -> None:
+        _install_conda(dest, conda, paths)
+        _install_pip_part(dest, lock.pip, chosen, timeout)
+
+    found = _build_once(build_key, conda, install, timeout)
     cache.memo_put(memo, build_key)
     return found
 
