@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from privpkg.pip_shim.broker import ENV, KEYRING_VARIABLES, MAX_ANSWER
+from privpkg.pip_shim.broker import ENV, KEYRING_VARIABLES, read_document
 
 #: The longest AF_UNIX path Linux takes (108 bytes with the terminating NUL).
 _MAX_SOCKET_PATH = 107
@@ -110,18 +110,8 @@ def _handle(conn: socket.socket) -> None:
             if peer is None or peer[1] != os.getuid():
                 return  # not this user's: closed unanswered
             conn.settimeout(10)
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > MAX_ANSWER:
-                    return
-                chunks.append(chunk)
-            request = json.loads(b"".join(chunks).decode("utf-8"))
-            if not isinstance(request, dict):
+            request = read_document(conn)
+            if request is None:
                 return
             op = request.get("op")
             answer = _sign(request) if op == "sign" else _keyring(request, peer[0]) if op == "keyring" else {}

@@ -57,22 +57,32 @@ def ask(request: dict[str, object], timeout: float | None = None) -> dict[str, o
             sock.connect(path)
             sock.sendall(json.dumps(request).encode("utf-8") + b"\n")
             sock.shutdown(socket.SHUT_WR)
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > MAX_ANSWER:
-                    return None
-                chunks.append(chunk)
+            answer = read_document(sock)
         finally:
             sock.close()
-        answer = json.loads(b"".join(chunks).decode("utf-8"))
-    except (OSError, ValueError):
+    except OSError:
         return None
-    return answer if isinstance(answer, dict) else None
+    return answer
+
+
+def read_document(sock: socket.socket) -> dict[str, object] | None:
+    """The JSON object the peer sends before it shuts its side, or None when it is larger
+    than :data:`MAX_ANSWER` or not one (both sides read this way)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > MAX_ANSWER:
+            return None
+        chunks.append(chunk)
+    try:
+        document = json.loads(b"".join(chunks).decode("utf-8"))
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def keyring_environment() -> dict[str, str]:
