@@ -25,6 +25,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.builds import Venv, make_venv
@@ -54,7 +55,9 @@ def test_the_launchers_client_answers_as_the_keyring_cli(serving: Path, case: st
     args = CALLS[case]
     mine = _run(CLIENT, args)
     theirs = _run(KEYRING, args, {k: v for k, v in os.environ.items() if k != client.ENV})
+    served = [r.pop("via") for r in mine[3] if "via" in r]
     assert mine == theirs, f"{case}: broker client {mine!r} != keyring CLI {theirs!r}"
+    assert served == (["broker"] if mine[0] == 0 else []), "a hit is the broker's, and recorded as such"
     assert_no_secret(mine[2], PAT, OLD_PAT, HOST_PAT)
 
 
@@ -75,7 +78,7 @@ def test_the_broker_answers_while_it_serves_only(store: Path) -> None:
         assert path is not None and os.environ[client.ENV] == str(path)
         folder = path.parent
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and folder.stat().st_uid == os.getuid()
-        assert client.ask({"op": "keyring", "argv": CALLS["hit"], "env": client.keyring_environment()}) is not None
+        assert client.ask({"op": "keyring", "argv": CALLS["hit"]}) is not None
     assert os.environ.get(client.ENV) == env_before
     assert not folder.exists(), "the socket's folder goes with the block"
 
@@ -127,18 +130,40 @@ def test_without_a_usable_broker_the_client_hands_over(store: Path, tmp_path: Pa
 
 
 @pytest.mark.integration  # runs programs
-@pytest.mark.parametrize("setting", ["PYTHON_KEYRING_BACKEND", "KEYRING_PROPERTY_STORE_ALL", "HOME"])
-def test_other_keyring_settings_are_not_the_brokers_to_answer(serving: Path, tmp_path: Path, setting: str) -> None:
-    env = dict(os.environ)
-    env[setting] = str(tmp_path / "another-home") if setting == "HOME" else ("keyring.backends.null.Keyring" if setting == "PYTHON_KEYRING_BACKEND" else "1")
-    answer = client.ask({"op": "keyring", "argv": CALLS["hit"], "env": {**client.keyring_environment(), setting: env[setting]}})
-    assert answer == {}, "the broker declines a client whose keyring settings differ from conda's"
+@pytest.mark.parametrize("setting", ["PYTHON_KEYRING_BACKEND", "KEYRING_PROPERTY_STORE_ALL", "HOME", "PRIVPKG_HOME", "PRIVPKG_MASTER_KEY",
+                                     "PYTHONPATH", "AWS_PROFILE"])
+def test_a_client_whose_environment_differs_gets_the_subprocesss_answer(serving: Path, tmp_path: Path, setting: str) -> None:
+    """Anything but what conda's activation and the shell change can change the answer (the
+    store's place and key, keyring's settings, a backend on PYTHONPATH, a cloud profile): the
+    broker declines, and the client's fallback answers as the keyring CLI does in that
+    environment."""
+    values = {"PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring", "KEYRING_PROPERTY_STORE_ALL": "1", "PRIVPKG_MASTER_KEY": "x" * 44,
+              "PYTHONPATH": str(tmp_path), "AWS_PROFILE": "other"}
+    env = {**os.environ, setting: values.get(setting, str(tmp_path / "elsewhere"))}
+    assert not broker.same_context({"env": env, "cwd": os.getcwd()})
+    assert broker.same_context({"env": {**os.environ, "PATH": "/x", "CONDA_PREFIX": "/p", "PS1": "(p) $", "PYTHONIOENCODING": "utf-8"},
+                                "cwd": os.getcwd()}), "what activation and pip change does not count"
     mine, theirs = _run(CLIENT, CALLS["hit"], env), _run(KEYRING, CALLS["hit"], {k: v for k, v in env.items() if k != client.ENV})
     assert mine == theirs
+    assert not any("via" in r for r in mine[3])
+
+
+def test_a_client_in_another_project_gets_the_subprocesss_answer(serving: Path, tmp_path: Path) -> None:
+    """The working directory decides which privpkg.toml applies (conda runs pip in the
+    environment file's folder, not where conda was started): the broker answers only where the
+    client finds the project file conda's process finds."""
+    here = {"env": dict(os.environ), "cwd": os.getcwd()}
+    assert broker.same_context(here)
+    other = tmp_path / "other"
+    (other / "sub").mkdir(parents=True)
+    (other / ".git").mkdir()
+    assert broker.same_context({**here, "cwd": str(other / "sub")}), "no project file on either side"
+    (other / "privpkg.toml").write_text('[workspaces.team]\nlocal = "ws"\n')
+    assert not broker.same_context({**here, "cwd": str(other / "sub")})
 
 
 def test_a_peer_of_another_user_gets_nothing(serving: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert client.ask({"op": "keyring", "argv": CALLS["hit"], "env": client.keyring_environment()}) not in (None, {})
+    assert client.ask({"op": "keyring", "argv": CALLS["hit"]}) not in (None, {})
     # The second account is simulated: the broker takes another uid for its own, so this process
     # (the real peer, checked with the real SO_PEERCRED) is someone else to it. ask() checks the
     # folder's owner with the same os.getuid, so the request goes out by hand.
@@ -148,7 +173,7 @@ def test_a_peer_of_another_user_gets_nothing(serving: Path, monkeypatch: pytest.
         sock.settimeout(10)
         sock.connect(str(serving))
         try:
-            sock.sendall(json.dumps({"op": "keyring", "argv": CALLS["hit"], "env": client.keyring_environment()}).encode())
+            sock.sendall(json.dumps({"op": "keyring", "argv": CALLS["hit"], **client.context()}).encode())
             sock.shutdown(socket.SHUT_WR)
             got = sock.recv(65536)
         except (BrokenPipeError, ConnectionResetError):
@@ -156,10 +181,77 @@ def test_a_peer_of_another_user_gets_nothing(serving: Path, monkeypatch: pytest.
     assert got == b"", "closed unanswered"
 
 
+def test_a_listener_of_another_user_is_not_asked(serving: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client checks who listens (a folder swapped in after its check, where the temporary
+    directory's parents allow it, would be someone else's); the other user is simulated by the
+    answer SO_PEERCRED gives."""
+    assert client.ask({"op": "keyring", "argv": CALLS["hit"]}) not in (None, {})
+    real = client.peer_credentials
+
+    def other(sock: socket.socket) -> tuple[int, int] | None:
+        found = real(sock)
+        return None if found is None else (found[0], found[1] + 4242)
+
+    monkeypatch.setattr(client, "peer_credentials", other)
+    assert client.ask({"op": "keyring", "argv": CALLS["hit"]}) is None
+
+
 def test_malformed_requests_get_empty_answers(serving: Path) -> None:
-    for request in ({"op": "sign"}, {"op": "sign", "url": 3, "ttl": 60}, {"op": "keyring", "argv": "get x"}, {"op": "other"},
-                    {"op": "keyring", "argv": CALLS["hit"]}):  # no env: never assumed equal
+    for request in ({"op": "sign"}, {"op": "sign", "url": 3, "ttl": 60}, {"op": "keyring", "argv": "get x"}, {"op": "other"}):
         assert client.ask(request) == {}, request
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # no environment sent: never assumed equal
+        sock.settimeout(10)
+        sock.connect(str(serving))
+        sock.sendall(json.dumps({"op": "keyring", "argv": CALLS["hit"]}).encode())
+        sock.shutdown(socket.SHUT_WR)
+        assert json.loads(sock.recv(65536)) == {}
+
+
+def test_the_folder_goes_whatever_stops_the_start(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker that cannot start leaves no folder behind (the clients then start their
+    subprocesses), nor does a Ctrl-C during the block."""
+    import tempfile
+
+    made: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args: Any, **kwargs: Any) -> str:
+        made.append(real_mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as m:
+        m.setattr(threading.Thread, "start", refuse)
+        with broker.serving() as path:
+            assert path is None and client.ENV not in os.environ
+    with pytest.raises(KeyboardInterrupt), broker.serving() as path:
+        assert path is not None
+        raise KeyboardInterrupt
+    assert len(made) == 2 and not any(os.path.exists(f) for f in made)
+
+
+def test_a_connection_no_thread_can_take_is_closed_at_once(serving: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accept loop never dies of a failed thread start: that connection is closed, and the
+    client falls back at once instead of waiting out its timeout."""
+    import time
+
+    real_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name == "privpkg-broker":
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    began = time.monotonic()
+    assert client.ask({"op": "keyring", "argv": CALLS["hit"]}) is None
+    assert time.monotonic() - began < 5
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    assert client.ask({"op": "keyring", "argv": CALLS["hit"]}) not in (None, {}), "the loop still serves"
 
 
 @pytest.fixture(scope="module")
@@ -205,39 +297,53 @@ def test_sign_answers_as_the_signer_subprocess(isolated_privpkg: Path) -> None:
     assert broker._sign({"url": url, "ttl": 60}) == {"error": res.stderr.strip()[len("privpkg: error: "):], "status": 404}
 
 
-def test_records_logged_on_the_brokers_threads_are_masked(isolated_privpkg: Path) -> None:
-    """botocore logs a presigned URL's signature at DEBUG while signing; in conda's process
-    (conda -vvv) the broker's records must show none (tests/test_conda_pipstep.py shows it with
-    real conda and S3)."""
+def test_records_logged_on_privpkgs_threads_are_withheld_or_masked(isolated_privpkg: Path) -> None:
+    """botocore logs a presigned URL's signature (and an STS answer's keys) at DEBUG while
+    signing, on the broker's thread or the signing worker's (storage.base.bounded); in conda's
+    process (conda -vvv) none of it may show: an SDK's records made on privpkg's threads are
+    withheld whatever handler conda has, privpkg's own are masked, and other threads' records
+    are conda's business. It stays so after the block (a request may still be running).
+    tests/test_conda_pipstep.py shows it with real conda and S3."""
     import logging
 
     seen: list[str] = []
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            seen.append(self.format(record))
+            seen.append(f"{threading.current_thread().name} {record.name}: {self.format(record)}")
 
-    logger = logging.getLogger("botocore.auth.test")
+    sdk, mine = logging.getLogger("botocore.auth.test"), logging.getLogger("privpkg.test")
     handler = Keep()
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
     signature = "ab" * 32
+
+    def log_it() -> None:
+        sdk.debug("Signature:\n%s url=%s", signature, f"https://h/x?X-Amz-Signature={signature}&sig=c2ln")
+        sdk.warning("<SecretAccessKey>%s</SecretAccessKey>", signature)
+        mine.warning("signed https://h/x?sv=1&sig=%s", signature)
+        try:
+            raise ValueError(f"sig={signature}")
+        except ValueError:
+            mine.exception("failed")
+
+    def on(name: str) -> None:
+        t = threading.Thread(target=log_it, name=name)
+        t.start()
+        t.join()
+
     try:
         with broker.serving():
-            def log_it() -> None:
-                logger.debug("Signature:\n%s url=%s", signature, f"https://h/x?X-Amz-Signature={signature}&sig=c2ln")
-                try:
-                    raise ValueError(f"sig={signature}")
-                except ValueError:
-                    logger.exception("failed")
-
-            for name in ("privpkg-broker", "another-thread"):
-                t = threading.Thread(target=log_it, name=name)
-                t.start()
-                t.join()
-        log_it()  # after the block: conda's own logging is as it was
+            for name in ("privpkg-broker", "privpkg-sign", "another-thread"):
+                on(name)
+        on("privpkg-broker")
     finally:
-        logger.removeHandler(handler)
-    broker_lines, other_lines = "\n".join(seen[:2]), "\n".join(seen[2:])
-    assert "failed" in broker_lines and signature not in broker_lines and "c2ln" not in broker_lines, broker_lines
-    assert other_lines.count(signature) == 6, "other threads' records are conda's business, untouched"
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    ours = "\n".join(line for line in seen if line.startswith("privpkg-"))
+    theirs = "\n".join(line for line in seen if line.startswith("another-thread"))
+    assert signature not in ours and "c2ln" not in ours and "botocore" not in ours, ours
+    assert ours.count("privpkg.test: failed") == 3 and ours.count("sig=<redacted>") == 3, ours
+    assert theirs.count(signature) == 5, "another thread's records are untouched"

@@ -272,6 +272,12 @@ def test_conda_pip_section_from_pat_feeds(conda: Conda, feed: FeedServer, store_
     assert not (site / "_privpkg_pip_shim.pth").exists()  # no privpkg:// line: the environment is left alone
     for text in (r.output, json.dumps(env), yml.read_text(), " ".join(r.argv)):
         no_leak(text, *feed.secrets)
+    # conda's process answered the launcher (privpkg.conda.broker): the environment conda's
+    # activation gives the pip step counts as conda's own.
+    read = subprocess.run([str(conda.base / "bin" / "python"), "-c", "import json; from privpkg import lookuplog; print(json.dumps(lookuplog.read_last(20)))"],
+                          env=conda.env, capture_output=True, text=True, timeout=120, check=False)
+    served = [rec for rec in json.loads(read.stdout) if rec.get("served") and rec.get("service") == feed.index_a]
+    assert served and all(rec.get("via") == "broker" and rec.get("program") == "keyring" for rec in served), read.stdout + read.stderr
 
 
 @pytest.mark.conda

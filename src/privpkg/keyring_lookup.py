@@ -39,14 +39,14 @@ def warn(msg: str) -> None:
 
 def record(
     service: str, username: str | None, api: str, reason: str, conn: Any = None, detail: str | None = None, errors: Any = (),
-    program: tuple[str, str | None] | None = None,
+    asker: Any = None,
 ) -> None:
     """One line in the lookup log (:mod:`privpkg.lookuplog`), which never raises; guarded once
     more because a getter must never raise."""
     try:
         from privpkg import lookuplog
 
-        lookuplog.record(service, username, api=api, reason=reason, conn=conn, detail=detail, errors=errors, program=program)
+        lookuplog.record(service, username, api=api, reason=reason, conn=conn, detail=detail, errors=errors, asker=asker)
     except Exception:  # noqa: BLE001, S110 - pip disables keyring after one exception
         pass
 

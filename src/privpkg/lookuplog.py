@@ -218,9 +218,13 @@ def _program() -> tuple[str, str | None]:
     return _cut(name), parent
 
 
-def program_of(pid: int, name: str | None = None) -> tuple[str, str | None]:
-    """Process ``pid``'s name (``name`` when given) and its parent's, from Linux ``/proc``
-    (names only, as :func:`_program` gives them); ``("?", None)`` where there is no ``/proc``."""
+#: Who asked for a lookup answered in another process: (program name, parent's name, pid).
+Asker = tuple[str, "str | None", int]
+
+
+def program_of(pid: int, name: str | None = None) -> Asker:
+    """Process ``pid``'s name (``name`` when given), its parent's (from Linux ``/proc``; names
+    only, as :func:`_program` gives them) and ``pid``."""
     def cmdline(p: int) -> str | None:
         try:
             with open(f"/proc/{p}/cmdline", "rb") as fh:
@@ -236,7 +240,7 @@ def program_of(pid: int, name: str | None = None) -> tuple[str, str | None]:
         parent = cmdline(ppid)
     except (OSError, ValueError, IndexError):
         pass
-    return _cut(name) if name else (cmdline(pid) or "?"), parent
+    return _cut(name) if name else (cmdline(pid) or "?"), parent, pid
 
 
 def entry(
@@ -249,16 +253,17 @@ def entry(
     detail: str | None = None,
     errors: list[str] | tuple[str, ...] = (),
     now: float | None = None,
-    program: tuple[str, str | None] | None = None,
+    asker: Asker | None = None,
 ) -> dict[str, Any]:
     """The record of one lookup (see the module docstring); ``conn`` is the Connection that
     answered, if any: only its name, source, target and expiry are kept; ``errors`` are the
-    lookup's warnings (``CredentialLookup.errors``); ``program``: the asking program's name and
-    its parent's when another process asked (:func:`program_of`), else this one's."""
-    prog, parent = program or _program()
+    lookup's warnings (``CredentialLookup.errors``); ``asker``: the process that asked when it
+    is not this one (conda's pip step broker answers for the launcher, :func:`program_of`), then
+    recorded with ``"via": "broker"``."""
+    prog, parent = (asker[0], asker[1]) if asker else _program()
     rec: dict[str, Any] = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "pid": os.getpid(),
+        "pid": asker[2] if asker else os.getpid(),
         "program": prog,
         "parent": parent,
         "api": api,
@@ -267,6 +272,8 @@ def entry(
         "served": conn is not None or reason == GENERIC,
         "reason": reason,
     }
+    if asker:
+        rec["via"] = "broker"
     if conn is not None:
         target = mask_path_tokens(conn.target)
         name = conn.name

@@ -129,10 +129,10 @@ def keyring_cli(argv: Sequence[str]) -> None:
 
 
 def lookup(mode: str, output: str, service: str, username: str | None, *, warn: Callable[[str], None] | None = None,
-           program: tuple[str, str | None] | None = None) -> str | None:
+           asker: tuple[str, str | None, int] | None = None) -> str | None:
     """What keyring's CLI prints for a hit from privpkg's backend (without the final newline),
     or None for a miss. The warnings of a hit go to ``warn`` (default: printed) and its lookup
-    is recorded as the backend does (``program``: who asked, when not this process); a miss
+    is recorded as the backend does (``asker``: who asked, when not this process); a miss
     prints and records nothing (keyring's CLI, run next, does both)."""
     from privpkg import keyring_lookup
 
@@ -144,7 +144,7 @@ def lookup(mode: str, output: str, service: str, username: str | None, *, warn: 
     for line in warnings:
         (warn or keyring_lookup.warn)(line)
     if reason is not None:
-        keyring_lookup.record(service, username, mode, reason, conn, detail, errors, program=program)
+        keyring_lookup.record(service, username, mode, reason, conn, detail, errors, asker=asker)
     values = {"username": conn.username, "password": conn.secret} if mode == "creds" else {"password": conn.secret}
     if output == "json":
         import json

@@ -4,12 +4,14 @@ While conda's pip step runs, conda's own process (base's interpreter, where priv
 answers on a Unix socket, named by ``PRIVPKG_BROKER``, the two questions the pip step would
 otherwise start privpkg's interpreter for: the pip shim's "sign this ``privpkg://`` URL" and the
 keyring launcher's "credentials for this index URL". :func:`ask` is the whole protocol: one JSON
-request line, one JSON answer, then the connection closes.
+request (carrying the asking process's environment and working directory, which the broker must
+share for its answer to be the subprocess's), one JSON answer, then the connection closes.
 
 Nothing here is trusted more than the subprocess it replaces: :func:`ask` returns None (the
 caller then starts privpkg's interpreter as before) when the variable is unset, when the socket's
-folder is not a private (0700) folder of this user's, when nothing listens, or on any error or
-malformed answer. The broker in turn serves only peers running as its own user.
+folder is not a private (0700) folder of this user's, when the process listening is not this
+user's (``SO_PEERCRED``), when nothing listens, or on any error or malformed answer. The broker
+in turn serves only peers running as its own user.
 
 Run as a script (``python -I -S broker.py ARGS``: the keyring launcher does so while a broker is
 up), it is pip's ``keyring`` command: the broker's answer, else privpkg's keyring command
@@ -23,17 +25,17 @@ import json
 import os
 import socket
 import stat
+import struct
 import sys
 
 ENV = "PRIVPKG_BROKER"
-#: An answer larger than this is not the broker's.
+#: A request or an answer larger than this is not the other side's.
 MAX_ANSWER = 1 << 20
 #: Signing waits at most for the store's lock (30 s) and pip's timeout: the subprocess it
 #: replaces had 120 s.
 TIMEOUT = 120.0
-#: What keyring's CLI and privpkg's backend read from the environment: the broker answers only
-#: when its own values are the same (conda's activation of the new environment could set them).
-KEYRING_VARIABLES = ("PYTHON_KEYRING_BACKEND", "XDG_CONFIG_HOME", "HOME")
+#: A lookup reads the store only (at most the store lock's 30 s).
+LOOKUP_TIMEOUT = 40.0
 
 
 def _private_folder(path: str) -> bool:
@@ -44,9 +46,33 @@ def _private_folder(path: str) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not stat.S_IMODE(st.st_mode) & 0o077
 
 
+def peer_credentials(sock: socket.socket) -> tuple[int, int] | None:
+    """(pid, uid) of the process at the other end of a connected AF_UNIX socket, or None where
+    the platform cannot say (no broker is used there)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    try:
+        pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i")))
+    except OSError:
+        return None
+    return int(pid), int(uid)
+
+
+def context() -> dict[str, object]:
+    """What the answer depends on besides the request: this process's environment and working
+    directory (the broker answers only when it shares them, see privpkg.conda.broker)."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = ""
+    return {"env": dict(os.environ), "cwd": cwd}
+
+
 def ask(request: dict[str, object], timeout: float | None = None) -> dict[str, object] | None:
-    """The broker's answer (a dict) to ``request`` (a dict), or None: no broker, not a private
-    socket, no answer in time, or anything malformed."""
+    """The broker's answer (a dict) to ``request`` (a dict; :func:`context` is added), or None:
+    no broker, not a private socket, not this user's, no answer in time, or anything
+    malformed."""
     path = os.environ.get(ENV)
     if not path or not hasattr(socket, "AF_UNIX") or not hasattr(os, "getuid") or not _private_folder(path):
         return None
@@ -55,7 +81,12 @@ def ask(request: dict[str, object], timeout: float | None = None) -> dict[str, o
         try:
             sock.settimeout(timeout if timeout else TIMEOUT)
             sock.connect(path)
-            sock.sendall(json.dumps(request).encode("utf-8") + b"\n")
+            # The folder was ours when looked at; the listener must be ours now (a folder
+            # swapped in between, where the temporary directory's parents allow it, is not).
+            peer = peer_credentials(sock)
+            if peer is None or peer[1] != os.getuid():
+                return None
+            sock.sendall(json.dumps(dict(request, **context())).encode("utf-8"))
             sock.shutdown(socket.SHUT_WR)
             answer = read_document(sock)
         finally:
@@ -85,23 +116,23 @@ def read_document(sock: socket.socket) -> dict[str, object] | None:
     return document if isinstance(document, dict) else None
 
 
-def keyring_environment() -> dict[str, str]:
-    """The variables the broker compares before it answers a lookup for this process."""
-    return {k: v for k, v in os.environ.items() if k in KEYRING_VARIABLES or k.startswith("KEYRING_PROPERTY_")}
-
-
 def keyring_main(argv: list[str]) -> int:
     """pip's ``keyring`` command: the broker's answer, printed as keyring's CLI prints it, or
     privpkg's keyring command with the same arguments (which hands anything it does not answer
     to keyring's CLI)."""
-    answer = ask({"op": "keyring", "argv": list(argv), "env": keyring_environment()})
+    answer = ask({"op": "keyring", "argv": list(argv)}, LOOKUP_TIMEOUT)
     out = answer.get("out") if answer is not None else None
     if isinstance(out, str):
         warnings = answer.get("warnings") if answer is not None else None
+        # UTF-8 whatever the locale, as keyringcli writes it under pip's PYTHONIOENCODING=utf-8
+        # (which -I ignores here).
+        sys.stderr.flush()
         for line in warnings if isinstance(warnings, list) else []:
-            sys.stderr.write("privpkg: warning: " + str(line) + "\n")
-        sys.stdout.write(out + "\n")
+            sys.stderr.buffer.write(("privpkg: warning: " + str(line) + "\n").encode("utf-8", "replace"))
+        sys.stderr.buffer.flush()
         sys.stdout.flush()
+        sys.stdout.buffer.write((out + "\n").encode("utf-8", "replace"))
+        sys.stdout.buffer.flush()
         return 0
     sys.stdout.flush()
     sys.stderr.flush()
