@@ -35,6 +35,7 @@ from test_conda_keyringcli import CALLS, HOST_PAT, KEYRING, OLD_PAT, PAT, _run
 from test_conda_keyringcli import store as store  # noqa: PLC0414 - the fixture, re-exported for pytest
 from test_pip_shim import local_workspace, pip_install
 
+from privpkg import envvars
 from privpkg.conda import broker
 from privpkg.pip_shim import broker as client
 from privpkg.setup_pip import install_shim
@@ -130,14 +131,14 @@ def test_without_a_usable_broker_the_client_hands_over(store: Path, tmp_path: Pa
 
 
 @pytest.mark.integration  # runs programs
-@pytest.mark.parametrize("setting", ["PYTHON_KEYRING_BACKEND", "KEYRING_PROPERTY_STORE_ALL", "HOME", "PRIVPKG_HOME", "PRIVPKG_MASTER_KEY",
+@pytest.mark.parametrize("setting", ["PYTHON_KEYRING_BACKEND", "KEYRING_PROPERTY_STORE_ALL", "HOME", envvars.HOME, envvars.MASTER_KEY,
                                      "PYTHONPATH", "AWS_PROFILE"])
 def test_a_client_whose_environment_differs_gets_the_subprocesss_answer(serving: Path, tmp_path: Path, setting: str) -> None:
     """Anything but what conda's activation and the shell change can change the answer (the
     store's place and key, keyring's settings, a backend on PYTHONPATH, a cloud profile): the
     broker declines, and the client's fallback answers as the keyring CLI does in that
     environment."""
-    values = {"PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring", "KEYRING_PROPERTY_STORE_ALL": "1", "PRIVPKG_MASTER_KEY": "x" * 44,
+    values = {"PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring", "KEYRING_PROPERTY_STORE_ALL": "1", envvars.MASTER_KEY: "x" * 44,
               "PYTHONPATH": str(tmp_path), "AWS_PROFILE": "other"}
     env = {**os.environ, setting: values.get(setting, str(tmp_path / "elsewhere"))}
     assert not broker.same_context({"env": env, "cwd": os.getcwd()})
