@@ -41,10 +41,17 @@ def lock_of(args: argparse.Namespace) -> str | Path | Parts:
     return lock_of_version(store, name, version, label)
 
 
+def note(line: str) -> None:
+    """``privpkg: LINE`` on stderr: what a build did (stdout stays the path alone)."""
+    import sys
+
+    sys.stderr.write(f"privpkg: {line}\n")
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from privpkg.environments.build import build
 
-    out(str(build(lock_of(args), python=args.python, link=Path(args.link) if args.link else None, installer=args.installer)))
+    out(str(build(lock_of(args), python=args.python, link=Path(args.link) if args.link else None, installer=args.installer, report=note)))
     return 0
 
 

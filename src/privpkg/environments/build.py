@@ -285,22 +285,23 @@ def link_to(build: Path, link: Path) -> None:
 
 
 def build(lock: str | Path | Parts, *, python: str | None = None, link: Path | None = None, installer: str | None = None,
-          timeout: float = 60) -> Path:
+          timeout: float = 60, report: Callable[[str], None] | None = None) -> Path:
     """The path of the environment ``lock`` (its text, or a ``pylock.toml`` path, or both parts'
     texts) describes for ``python`` (default: the interpreter privpkg runs on; a conda prefix
-    brings its own), built now unless the cache has it; ``link`` becomes a symlink to it. See
-    the module docstring."""
+    brings its own), built now unless the cache has it; ``link`` becomes a symlink to it.
+    ``report`` gets one line when a conda prefix is made, naming what installed it. See the
+    module docstring."""
     if installer is not None and installer not in INSTALLERS:
         raise UsageError(f"--installer must be one of {', '.join(INSTALLERS)}, got {shown(installer)}")
     found: Path | None
     if isinstance(lock, Parts):
-        found = build_both(lock, installer=installer, timeout=timeout)
+        found = build_both(lock, installer=installer, timeout=timeout, report=report)
         if link is not None:
             link_to(found, link)
         return found
     text = _read_lock(lock)
     if is_explicit(text):
-        found = build_conda(text, timeout=timeout)
+        found = build_conda(text, timeout=timeout, report=report)
     else:
         interp = cache.interpreter(python)
         memo = cache.memo_id(text, interp)
@@ -428,11 +429,11 @@ def _conda_identity() -> cache.Interpreter:
     return cache.Interpreter("conda-prefix", "", sysconfig.get_platform(), "", "", "")
 
 
-def build_conda(text: str, *, timeout: float = 60) -> Path:
-    """The conda prefix of an explicit list, from the cache or built now with py-rattler: the
-    packages fetched and checked (:mod:`.fetch`), indexed as a local channel, pinned exactly
-    (name, version, build) and installed offline; each ``conda-meta`` record then names the
-    list's URL, not the local copy."""
+def build_conda(text: str, *, timeout: float = 60, report: Callable[[str], None] | None = None) -> Path:
+    """The conda prefix of an explicit list, from the cache or built now (:func:`_install_conda`:
+    with conda when it is present, else py-rattler) from the packages fetched and checked by
+    :mod:`.fetch`, offline; each ``conda-meta`` record then names the list's URL, not the local
+    copy. ``report`` gets one line naming the installer when a prefix is made."""
     ident = _conda_identity()
     memo = cache.memo_id(text, ident)
     known = cache.memo_get(memo)
@@ -441,7 +442,7 @@ def build_conda(text: str, *, timeout: float = 60) -> Path:
         return found
     artifacts = explicit_artifacts(text)
     build_key = cache.key(artifacts, ident)
-    found = _build_once(build_key, artifacts, lambda dest, paths: _install_conda(dest, artifacts, paths), timeout)
+    found = _build_once(build_key, artifacts, lambda dest, paths: _install_conda(dest, artifacts, paths, report), timeout)
     cache.memo_put(memo, build_key)
     return found
 
@@ -469,7 +470,7 @@ def _both_key(lock: Parts, ident: cache.Interpreter) -> str:
     return cache.key([*explicit_artifacts(lock.conda), *pylock.load(lock.pip).artifacts()], ident)
 
 
-def build_both(lock: Parts, *, installer: str | None = None, timeout: float = 60) -> Path:
+def build_both(lock: Parts, *, installer: str | None = None, timeout: float = 60, report: Callable[[str], None] | None = None) -> Path:
     """The prefix of a version with conda and pip parts (module docstring), from the cache or
     built now: the conda packages, then the pip part's wheels selected for the prefix's python,
     installed offline; published only when both are in."""
@@ -486,7 +487,7 @@ def build_both(lock: Parts, *, installer: str | None = None, timeout: float = 60
     build_key = _both_key(lock, ident)
 
     def install(dest: Path, paths: list[Path]) -> None:
-        _install_conda(dest, conda, paths)
+        _install_conda(dest, conda, paths, report)
         _install_pip_part(dest, lock.pip, chosen, timeout)
 
     found = _build_once(build_key, conda, install, timeout)
@@ -526,29 +527,175 @@ def _install_pip_part(dest: Path, pip_lock: str, installer: str, timeout: float)
     record_direct_urls(dest, artifacts)
 
 
-def _install_conda(dest: Path, artifacts: list[Artifact], paths: list[Path]) -> None:
-    import asyncio
+def find_conda() -> str | None:
+    """The conda privpkg's conda plugin would run in: ``$CONDA_EXE`` (set by an activated
+    conda) when it names an executable file, else ``conda`` on PATH; None when there is none."""
+    import shutil
+
+    exe = os.environ.get("CONDA_EXE", "")
+    if exe and os.path.isfile(exe) and os.access(exe, os.X_OK):
+        return exe
+    return shutil.which("conda")
+
+
+def _install_conda(dest: Path, artifacts: list[Artifact], paths: list[Path], report: Callable[[str], None] | None = None) -> None:
+    """The conda packages (fetched and checked: ``paths``) installed offline into the new
+    prefix ``dest``: by conda when it is present (:func:`find_conda`), else by py-rattler. Both
+    give the same prefix and ``conda-meta`` records naming the lock's URLs."""
+    conda = find_conda()
+    if conda is not None:
+        _install_with_conda(conda, dest, artifacts, paths)
+        what = f"conda ({conda})"
+    else:
+        _install_with_rattler(dest, artifacts, paths)
+        what = "py-rattler (no conda found: neither $CONDA_EXE nor conda on PATH)"
+    _name_lock_urls(dest, artifacts)
+    if report is not None:
+        report(f"installed {len(artifacts)} conda package(s) with {what}")
+
+
+def explicit_file_list(artifacts: Sequence[Artifact], paths: Sequence[Path], folder: Path) -> Path:
+    """A CEP 23 explicit list of ``file://`` URLs of the fetched files (each with the lock's
+    sha256, which conda checks again), linked under ``folder/files/SUBDIR/FILENAME``: conda
+    reads a package's name, version, build and subdir from its URL, and the fetched copies are
+    named by their hash. conda never sees a URL of the lock, so it has nothing to download and
+    no credential to need."""
+    files = folder / "files"
+    lines = ["# Written by privpkg env build: the lock's packages, fetched and checked", "@EXPLICIT"]
+    for a, path in zip(artifacts, paths, strict=True):
+        subdir = a.url.partition("#")[0].rstrip("/").rsplit("/", 2)[-2]
+        target = files / subdir / a.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(path, target)
+        lines.append(f"{target.as_uri()}#sha256:{a.sha256}")
+    listing = folder / "explicit.txt"
+    listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return listing
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(src, dst)
+
+
+#: conda's settings for a build, as variables (they win over every condarc conda reads, the
+#: system's and the root prefix's included): offline, no prompt, no plugin of the user's base
+#: (privpkg's own included: nothing here needs a credential), no error report, no shortcut,
+#: no entry in ~/.conda/environments.txt for a cache directory.
+_CONDA_SETTINGS = {"CONDA_OFFLINE": "true", "CONDA_ALWAYS_YES": "true", "CONDA_NO_PLUGINS": "true", "CONDA_REPORT_ERRORS": "false",
+                   "CONDA_SHORTCUTS": "false", "CONDA_REGISTER_ENVS": "false", "CONDA_AUTO_UPDATE_CONDA": "false",
+                   "CONDA_NOTIFY_OUTDATED_CONDA": "false", "CONDA_QUIET": "true"}
+
+
+def conda_environ(scratch: Path) -> dict[str, str]:
+    """The environment conda builds in: privpkg's without the secrets the installers never
+    need, without any ``CONDA*`` variable of the user's shell (an activation's, or settings
+    such as ``CONDA_PKGS_DIRS`` or ``CONDA_CHANNELS``), with ``HOME``, ``CONDARC`` and the
+    package cache in ``scratch`` (so the user's own condarc and package cache can neither steer
+    the build nor receive its local paths) and :data:`_CONDA_SETTINGS`."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in _SECRET_VARIABLES and not k.upper().startswith(("CONDA", "_CE_", "_CONDA", "XDG_CONFIG"))}
+    home = scratch / "home"
+    pkgs = scratch / "pkgs"
+    home.mkdir(exist_ok=True)
+    pkgs.mkdir(exist_ok=True)
+    condarc = home / ".condarc"  # conda reads $CONDARC only when it is named condarc, .condarc or *.yml
+    condarc.write_text("# privpkg env build: scratch configuration\n", encoding="utf-8")
+    env.update(HOME=str(home), CONDARC=str(condarc), CONDA_PKGS_DIRS=str(pkgs), **_CONDA_SETTINGS)
+    return env
+
+
+def _install_with_conda(conda: str, dest: Path, artifacts: list[Artifact], paths: list[Path]) -> None:
+    import subprocess
+    import tempfile
+
+    from privpkg.environments.screen import masked
+
+    # The scratch folder sits in the cache, beside the builds: conda hardlinks from its package
+    # cache into the prefix when both are on one file system, and the links outlive the folder.
+    cache.root().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="conda-", dir=cache.root()) as tmp:
+        scratch = Path(tmp)
+        listing = explicit_file_list(artifacts, paths, scratch)
+        argv = [conda, "create", "--prefix", str(dest), "--file", str(listing), "--offline", "--yes", "--quiet"]
+        res = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, env=conda_environ(scratch),
+                             cwd=scratch)
+        if res.returncode != 0:
+            lines = [line.strip() for line in (res.stderr + res.stdout).splitlines() if line.strip()]
+            why = shown(masked(lines[-1]), 300) if lines else "no output"
+            raise PrivpkgError(f"conda create failed (exit {res.returncode}): {why}")
+        _scrub_conda_meta(dest, artifacts)
+
+
+def _lock_channels(text: str, artifacts: list[Artifact]) -> str:
+    """``text`` with each scratch channel conda names (``file:///.../files/SUBDIR::NAME...``)
+    replaced by the lock's (``https://.../SUBDIR::NAME...``). Matched by its tail, not by the
+    scratch folder's path: conda reads a ``/t/WORD/`` in a path as a token and drops it."""
+    import re
+
+    for a in artifacts:
+        url = a.url.partition("#")[0].rstrip("/")
+        channel_subdir = url.rsplit("/", 1)[0]
+        subdir = channel_subdir.rsplit("/", 1)[-1]
+        pattern = rf"file://[^\s'\",]*/files/{re.escape(subdir)}::{re.escape(a.name)}(?=[-=\s'\",]|$)"
+        text = re.sub(pattern, lambda _m, new=f"{channel_subdir}::{a.name}": new, text)
+    return text
+
+
+def _scrub_conda_meta(dest: Path, artifacts: list[Artifact]) -> None:
+    """No local path of the build in what conda leaves in ``conda-meta``: the records' package
+    cache paths and link source (a scratch folder, gone) are dropped, their requested specs and the history's
+    package lines name the lock's channels (:func:`_lock_channels`), the history's command
+    line becomes ``privpkg env build``, and a history line still naming a ``file://`` URL is
+    left out."""
     import json
+
+    from privpkg.fileio import write_atomic
+
+    meta = dest / "conda-meta"
+    for record in meta.glob("*.json"):
+        data = json.loads(record.read_text(encoding="utf-8"))
+        # Optional in conda's PrefixRecord; "link" only as a whole (its "source" is required).
+        for field in ("extracted_package_dir", "package_tarball_full_path", "link"):
+            data.pop(field, None)
+        for field in ("requested_spec", "requested_specs"):
+            if field in data:
+                data[field] = json.loads(_lock_channels(json.dumps(data[field]), artifacts))
+        write_atomic(record, json.dumps(data, indent=2, sort_keys=True).encode(), 0o644)
+    history = meta / "history"
+    try:
+        text = history.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    out = []
+    for line in _lock_channels(text, artifacts).splitlines():
+        if line.startswith("# cmd:"):
+            line = "# cmd: privpkg env build (conda create --offline from the lock's fetched packages)"
+        if "file:" not in line:
+            out.append(line)
+    write_atomic(history, ("\n".join(out) + "\n").encode(), 0o644)
+
+
+def _install_with_rattler(dest: Path, artifacts: list[Artifact], paths: list[Path]) -> None:
+    import asyncio
     import tempfile
 
     try:
         import rattler
         from rattler.index import index_fs
     except ImportError:
-        raise UsageError("building a conda environment needs py-rattler: pip install py-rattler") from None
-    from privpkg.fileio import write_atomic
+        raise UsageError("building a conda environment needs py-rattler (pip install py-rattler), or conda on PATH") from None
 
     with tempfile.TemporaryDirectory(prefix="privpkg-channel-") as tmp:
         channel = Path(tmp) / "channel"
         for a, path in zip(artifacts, paths, strict=True):
             subdir = a.url.rstrip("/").rsplit("/", 2)[-2]
             (channel / subdir).mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(path, channel / subdir / a.filename)
-            except OSError:
-                import shutil
-
-                shutil.copyfile(path, channel / subdir / a.filename)
+            _link_or_copy(path, channel / subdir / a.filename)
         from rattler.platform import Platform
 
         for subdir in ("noarch", str(Platform.current())):  # a channel has both, even empty
@@ -563,6 +710,15 @@ def _install_conda(dest: Path, artifacts: list[Artifact], paths: list[Path]) -> 
             asyncio.run(rattler.install(records, target_prefix=dest, cache_dir=cache.root() / "conda-pkgs", show_progress=False))
         except Exception as exc:  # noqa: BLE001 - py-rattler raises its own exception types per failure
             raise PrivpkgError(f"installing the conda packages failed: {shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 300)}") from None
+
+
+def _name_lock_urls(dest: Path, artifacts: list[Artifact]) -> None:
+    """Each ``conda-meta`` record names the lock's URL and channel, not the local copy it was
+    installed from."""
+    import json
+
+    from privpkg.fileio import write_atomic
+
     urls = {a.filename: a.url.partition("#")[0] for a in artifacts}
     for record in (dest / "conda-meta").glob("*.json"):
         data = json.loads(record.read_text(encoding="utf-8"))
