@@ -642,7 +642,7 @@ def _lock_channels(text: str, artifacts: list[Artifact]) -> str:
         channel_subdir = url.rsplit("/", 1)[0]
         subdir = channel_subdir.rsplit("/", 1)[-1]
         pattern = rf"file://[^\s'\",]*/files/{re.escape(subdir)}::{re.escape(a.name)}(?=[-=\s'\",]|$)"
-        text = re.sub(pattern, lambda _m, new=f"{channel_subdir}::{a.name}": new, text)
+        text = re.sub(pattern, f"{channel_subdir}::{a.name}".replace("\\", "\\\\"), text)  # taken literally
     return text
 
 
