@@ -16,15 +16,22 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import test_env_conda_pip
 from support.cli import PrivpkgCLI
 from support.conda import Conda
-from test_env_build import grep_tree
+from support.env import assert_caches_clean
+from support.feeds import FeedServer
+from test_env_build import feed_wheel, grep_tree, lock_text
 
 from privpkg import envvars
+
+#: The fixture (a loopback channel whose only package is a python), shared with test_env_conda_pip.
+other_python_channel = test_env_conda_pip.other_python_channel
 
 PACKAGES = ("privtool-1.1-0.tar.bz2", "privdata-2.0-0.tar.bz2")
 
@@ -102,3 +109,30 @@ def test_conda_builds_the_prefix_when_present_and_py_rattler_gives_the_same(
     # py-rattler also marks the prefix with a CACHEDIR.TAG (backup tools skip it); conda does not.
     assert installed_files(other) - {"CACHEDIR.TAG"} == files, installed_files(other) ^ files
     assert grep_tree(cache, secret) > 4
+
+
+def test_a_conda_and_pip_version_is_built_with_conda_too(
+        conda: Conda, other_python_channel: str, feed: FeedServer, checked_cli: Callable[..., PrivpkgCLI],
+        store_connection: Callable[..., Any], tmp_path: Path) -> None:
+    """Both parts (``--lock`` twice): conda makes the prefix with its python, then the pip part's
+    PAT-feed wheel goes in offline, as without conda; no secret anywhere."""
+    store_connection("feed-a", feed.index_a, feed.secret_a)
+    cli = checked_cli(*feed.secrets)
+    with urllib.request.urlopen(f"{other_python_channel}linux-64/repodata.json", timeout=30) as r:  # loopback
+        repodata = json.load(r)
+    ((fn, rec),) = {**repodata.get("packages", {}), **repodata.get("packages.conda", {})}.items()
+    conda_lock = tmp_path / "conda-linux-64.txt"
+    conda_lock.write_text(f"@EXPLICIT\n{other_python_channel}linux-64/{fn}#sha256:{rec['sha256']}\n")
+    pip_lock = tmp_path / "pylock.toml"
+    pip_lock.write_text(lock_text([feed_wheel(feed, tmp_path)]))
+    res = cli("env", "build", "--lock", conda_lock, "--lock", pip_lock, env={"CONDA_EXE": str(conda.exe)})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"installed 1 conda package(s) with conda ({conda.exe})" in res.stderr, res.stderr
+    env = Path(res.stdout.strip())
+    run = cli.tool([env / "bin" / "python", "-c", "import sys, pkg_a; print(sys.prefix)"])
+    assert run.returncode == 0 and run.output.strip() == str(env), run.describe()
+    meta = records(env)[fn.removesuffix(".tar.bz2").removesuffix(".conda") + ".json"]
+    assert meta["url"] == f"{other_python_channel}linux-64/{fn}", meta
+    assert "file:" not in "".join(p.read_text() for p in (env / "conda-meta").iterdir())
+    assert grep_tree(env, *feed.secrets) > 10
+    assert_caches_clean(cli.env, *feed.secrets)

@@ -41,17 +41,19 @@ def lock_of(args: argparse.Namespace) -> str | Path | Parts:
     return lock_of_version(store, name, version, label)
 
 
-def note(line: str) -> None:
-    """``privpkg: LINE`` on stderr: what a build did (stdout stays the path alone)."""
+def cmd_build(args: argparse.Namespace) -> int:
     import sys
 
-    sys.stderr.write(f"privpkg: {line}\n")
-
-
-def cmd_build(args: argparse.Namespace) -> int:
     from privpkg.environments.build import build
 
-    out(str(build(lock_of(args), python=args.python, link=Path(args.link) if args.link else None, installer=args.installer, report=note)))
+    notes: list[str] = []
+    found = build(lock_of(args), python=args.python, link=Path(args.link) if args.link else None, installer=args.installer,
+                  report=notes.append)
+    # What made a new conda prefix, on stderr once the build succeeded (a failure stays one line;
+    # stdout stays the path alone).
+    for line in notes:
+        sys.stderr.write(f"privpkg: {line}\n")
+    out(str(found))
     return 0
 
 

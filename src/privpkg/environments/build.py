@@ -16,6 +16,10 @@ The files install as from an index (``name==version`` with the lock's hash), so 
 "archive_info": {"hash": ...}}``), recorded in its ``RECORD``. No file names a signed URL or a
 secret: none ever reaches an installer.
 
+A conda explicit list builds a prefix (:func:`build_conda`): with conda when it is present
+(:func:`find_conda`), offline from the fetched files, else with py-rattler; the same packages
+either way, and the same key.
+
 A version with both parts (:class:`Parts`: a conda list and the ``pylock.toml`` locked for that
 list's python, :mod:`.locking`) builds one prefix: the conda packages as :func:`build_conda`
 installs them, then the pip part's wheels selected for the prefix's own python, fetched and
