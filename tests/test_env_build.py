@@ -236,7 +236,11 @@ def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp
     env = Path(cli.ok("env", "build", "--lock", lock).strip())
     assert env != killed and env.parent == killed.parent
     assert sorted(setup.builds()) == sorted([env.name, killed.name])
-    assert cli.ok("env", "prune").strip() == "removed 1 unreferenced build(s)"
+    # --workspace, as every env verb takes it: only checked (the cache is per machine), so an
+    # unknown one is one line and removes nothing; a known one prunes the machine's cache.
+    cli.fails(1, "env", "prune", "--workspace", "no-such-ws", match="no workspace named")
+    assert sorted(setup.builds()) == sorted([env.name, killed.name])
+    assert cli.ok("env", "prune", "--workspace", WS).strip() == "removed 1 unreferenced build(s)"
     assert setup.builds() == [env.name]
     assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
     assert cli.ok("env", "prune", "--older-than", "0").strip() == "removed 1 unreferenced build(s) and forgot 1 unused key(s)"

@@ -253,8 +253,12 @@ def test_unpinned_requirements_move_only_when_upgraded(venv_privpkg, feed, check
     assert version() == "1.0"
     r = _lock(cli, venv_privpkg, definition, "--upgrade")
     assert r.returncode == 0 and "locked" in r.output and version() == "1.1", r.describe()
-    res = cli(*["env", "lock", definition, "--upgrade", "--package", "pkg-a"])
-    assert "not both" in assert_one_error_line(res, 2)
+    # The issue's own syntax, `--upgrade --package P`: P only (as `--package P` alone; not all).
+    make_wheel(tmp_path / "feed" / "a", "pkg-a", "1.2")
+    r = _lock(cli, venv_privpkg, definition, "--upgrade", "--package", "demo-pkg")
+    assert "unchanged" in r.output and version() == "1.1", r.describe()
+    r = _lock(cli, venv_privpkg, definition, "--upgrade", "--package", "demo-pkg", "--package", "pkg-a")
+    assert r.returncode == 0 and "locked" in r.output and version() == "1.2", r.describe()
 
 
 def test_uv_locks_read_as_pip_locks(venv_privpkg, uv_bin, uv_cache, feed, checked_cli, store_connection, tmp_path) -> None:

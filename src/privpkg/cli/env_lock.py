@@ -126,8 +126,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
     from privpkg.environments.build import build_conda
     from privpkg.environments.locking import lock_spec
 
-    if args.package and args.upgrade:
-        raise UsageError("give --upgrade (move every unpinned requirement) or --package P (move P only), not both")
+    # `--upgrade --package P` (the syntax) and `--package P` alone both move P only;
+    # `--upgrade` alone moves every unpinned requirement.
     upgrade: bool | list[str] = list(args.package) if args.package else bool(args.upgrade)
     with exclusive(args.workspace, args.name):
         defn = load_definition(args.workspace, args.name)
@@ -148,10 +148,10 @@ def add_parsers(actions: Any) -> None:
         "lock", help="lock an environment again (a new version only if the lock changed)",
         description="Lock the environment's pip part (PEP 751 pylock.toml, made by pip lock: privpkg:// wheels with their "
         "sha256, feed files by their plain URL) and its conda part (a CEP 23 explicit list per platform, solved by "
-        "py-rattler). Unpinned requirements stay at the previous lock's versions unless --upgrade (all) or --package P. "
+        "py-rattler). Unpinned requirements stay at the previous lock's versions unless --upgrade (all) or --package P (P only, with or without --upgrade; repeatable). "
         "A lock holding a signature, a password in user info or a local file is refused.")
     p.add_argument("name", metavar="NAME", help="a registered environment (NAME, NAME:N, NAME@LABEL) or a definition directory")
     p.add_argument("--upgrade", action="store_true", help="move every unpinned requirement to its newest allowed version")
-    p.add_argument("--package", "-P", action="append", default=[], metavar="P", help="move only P (repeatable)")
+    p.add_argument("--package", "-P", action="append", default=[], metavar="P", help="move only P (repeatable; with --upgrade too, P only)")
     add_workspace_option(p)
     p.set_defaults(func=cmd_lock)
