@@ -478,6 +478,29 @@ def test_readme_environment_commands_are_real() -> None:
             assert callable(args.func), cmd
 
 
+def test_readme_reference_has_a_row_for_every_env_verb_and_says_locks_are_canonical() -> None:
+    """The Reference table names every ``privpkg env`` verb the CLI has (a row's first command or
+    one after a ``/``), and neither the README nor ``env register --help`` says brought locks are
+    stored "as they are": the registry stores them in canonical form."""
+    import re
+
+    from privpkg.cli import build_parser
+
+    parser = build_parser()
+    env = next(a for a in parser._subparsers._group_actions[0].choices["env"]._actions  # type: ignore[union-attr]
+               if getattr(a, "choices", None))
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    reference = text.split("\n## Reference", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ")[0] for line in reference.splitlines() if line.startswith("| `privpkg env ")]
+    named = {m for row in rows for m in re.findall(r"(?:`privpkg env |/ `)([a-z]+)", row)}
+    assert named >= set(env.choices), sorted(set(env.choices) - named)
+    register_help = env.choices["register"].format_help()
+    specs = text.split("\n### Specs, versions and labels\n", 1)[1].split("\n### ", 1)[0]
+    for where, said in (("README's Specs", specs), ("env register --help", register_help)):
+        flat = " ".join(said.split())
+        assert "as they are" not in flat and "canonical form" in flat, where
+
+
 def test_readme_environments_as_written(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
     """The README's flow, command by command. Its requirements file names ``requests>=2``; no
     test reaches PyPI, so pip (which ``env register`` runs to lock) finds ``requests`` on a

@@ -155,7 +155,8 @@ def add_parsers(actions: Any) -> None:
     s.set_defaults(func=cmd_env_create)
     s = actions.add_parser("register", help="store a definition directory in a workspace as a version",
                            description="Register the environment in DIR: the latest version when its content is unchanged "
-                           "(nothing is written), else the next version. Locks in DIR are stored as they are.")
+                           "(nothing is written), else the next version. Locks in DIR are held to the rules of the locks privpkg makes and stored "
+                           "in canonical form; without them the spec is locked first.")
     s.add_argument("directory", metavar="DIR")
     add_workspace_option(s)
     s.set_defaults(func=cmd_env_register)

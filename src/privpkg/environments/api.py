@@ -11,7 +11,7 @@
 
 A directory holds ``definition.json``, ``spec/`` (the files as given) and, once locked or
 registered, the locks (``pylock.toml``, ``conda-PLATFORM.txt``). ``register`` stores the locks a
-directory brings as they are (after the same screening); without any, it asks
+directory brings in canonical form (:func:`checked_locks`, then the registry's rewrite); without any, it asks
 :func:`privpkg.environments.locking.lock_spec` for them (issue 10's lock part). Setting
 ``version`` asserts it: registering other content under an existing version is an error.
 
