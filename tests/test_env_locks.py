@@ -296,6 +296,25 @@ def test_a_lock_naming_a_local_file_is_refused(venv_privpkg, feed, checked_cli, 
     assert not (definition / "pylock.toml").exists()
 
 
+def test_a_lock_pip_makes_from_a_local_find_links_folder_is_refused(venv_privpkg, feed, checked_cli, store_connection, tmp_path) -> None:
+    """The spec is clean (``local-pkg``, unpinned), but pip's own configuration
+    (``PIP_FIND_LINKS=FOLDER``) makes it find the package on disk, so ``pip lock`` writes a
+    ``file://`` URL: the lock is refused with one line after pip ran, and nothing is registered
+    (``env register``) or written (``env lock DIR``)."""
+    cli = checked_cli(*feed.secrets)
+    folder = tmp_path / "local"
+    make_wheel(folder, "local-pkg", "1.0")
+    definition, _ = _setup(feed, cli, store_connection, tmp_path, ("local-pkg",))
+    env = {**cli.env, "PIP_FIND_LINKS": str(folder)}
+    for args in (("env", "register", definition), ("env", "lock", definition)):
+        r = cli.tool([venv_privpkg.python, "-m", "privpkg", *args], env=env)
+        line = assert_one_error_line(_as_completed(r), 2)
+        assert "the lock would hold a local file" in line, line
+        assert "names a local path or an editable install" not in line, line  # not the spec rule: the lock's
+    assert not (definition / "pylock.toml").exists()
+    assert json.loads(cli.ok("env", "list", "--json")) == []
+
+
 def _as_completed(r: Any) -> Any:
     """A support.env.Result as the subprocess.CompletedProcess assert_one_error_line reads
     (stderr only: pip's own output went to the captured pipe, so the command prints one line)."""
