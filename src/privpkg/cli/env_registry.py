@@ -53,7 +53,7 @@ def cmd_env_create(args: argparse.Namespace) -> int:
     kind, value = given[0]
     make = {"file": Environment.from_conda_specification, "requirements": Environment.from_pip_requirements,
             "conda_env": Environment.from_existing_conda_environment, "venv": Environment.from_existing_virtualenv}[kind]
-    env = make(args.name, value)
+    env = make(args.name, value, platforms=args.platform)
     _screen(env)
     with _variable_warnings():
         dest = env.save_to_directory(args.output, overwrite=args.force)
@@ -151,6 +151,9 @@ def add_parsers(actions: Any) -> None:
     s.add_argument("--venv", metavar="PATH", help="an existing virtualenv")
     s.add_argument("--output", "-o", required=True, metavar="DIR", help="the directory to write (new)")
     s.add_argument("--force", action="store_true", help="replace DIR if it holds an environment definition")
+    s.add_argument("--platform", action="append", default=[], metavar="P",
+                   help="also lock the conda part for conda platform P (osx-arm64, win-64...; repeatable; stored in the "
+                   "definition's platforms, besides an environment.yml's own platforms:); a pip part cannot be")
     add_workspace_option(s)
     s.set_defaults(func=cmd_env_create)
     s = actions.add_parser("register", help="store a definition directory in a workspace as a version",

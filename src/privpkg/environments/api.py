@@ -23,7 +23,7 @@ are stored as written, and may be public settings, so it is a warning, not a ref
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,21 +90,25 @@ class Environment:
 
     # --- from what users have ---------------------------------------------------------------
 
-    @classmethod
-    def from_conda_specification(cls, name: str, file_path: str | os.PathLike[str]) -> Environment:
-        return cls(sources.from_conda_specification(name, file_path))
+    # ``platforms``: conda platforms to lock for besides this machine's (``osx-arm64``, ``win-64``...;
+    # added to an environment.yml's own ``platforms:``). Only a conda part can be locked for
+    # another platform: a spec with a pip part that names one is refused when it is locked.
 
     @classmethod
-    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str]) -> Environment:
-        return cls(sources.from_pip_requirements(name, file_path))
+    def from_conda_specification(cls, name: str, file_path: str | os.PathLike[str], *, platforms: Iterable[str] = ()) -> Environment:
+        return cls(sources.from_conda_specification(name, file_path).with_platforms(platforms))
 
     @classmethod
-    def from_existing_conda_environment(cls, name: str, conda_environment_name: str) -> Environment:
-        return cls(sources.from_existing_conda_environment(name, conda_environment_name))
+    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str], *, platforms: Iterable[str] = ()) -> Environment:
+        return cls(sources.from_pip_requirements(name, file_path).with_platforms(platforms))
 
     @classmethod
-    def from_existing_virtualenv(cls, name: str, path: str | os.PathLike[str]) -> Environment:
-        return cls(sources.from_existing_virtualenv(name, path))
+    def from_existing_conda_environment(cls, name: str, conda_environment_name: str, *, platforms: Iterable[str] = ()) -> Environment:
+        return cls(sources.from_existing_conda_environment(name, conda_environment_name).with_platforms(platforms))
+
+    @classmethod
+    def from_existing_virtualenv(cls, name: str, path: str | os.PathLike[str], *, platforms: Iterable[str] = ()) -> Environment:
+        return cls(sources.from_existing_virtualenv(name, path).with_platforms(platforms))
 
     # --- the workspace ----------------------------------------------------------------------
 
