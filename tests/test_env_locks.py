@@ -476,7 +476,7 @@ def test_env_lock_bad_input_is_one_line(checked_cli, tmp_path) -> None:
     (bad / "definition.json").write_text('{"format": 1, "name": "bad", "conda": {"channels": ["https://u:CHANPASS-9f8e7d@conda.example/c/"], "dependencies": ["x"]}}')
     line = cli.fails(2, "env", "lock", bad, match="password in user info")
     assert "CHANPASS" not in line
-    cli.fails(2, "env", "lock", bad, "--upgrade", "--package", "x", match="not both")
+    cli.fails(2, "env", "lock", bad, "--upgrade", "--package", "x", match="password in user info")  # the syntax is accepted
     assert sorted(p.name for p in bad.iterdir() if not p.name.startswith(".")) == ["definition.json"]
 
 

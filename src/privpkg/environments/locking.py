@@ -41,7 +41,7 @@ The spec, until helper A's :mod:`.spec` lands, is a mapping (the canonical defin
 this module reads): ``pip`` (requirement lines, as in a requirements file: options such as
 ``--index-url`` included), ``conda`` (``{"channels": [...], "dependencies": [...]}``, where a
 ``{"pip": [...]}`` item adds to the pip part, as in environment.yml) and ``platforms`` (conda
-platforms; default the running one).
+platforms locked besides the running one, which a build here needs).
 """
 
 from __future__ import annotations
