@@ -133,12 +133,18 @@ def test_register_without_locks_completes_or_skips_an_incomplete_version(isolate
 
 # --- 6. bad input that is a traceback, not one line ---------------------------------------------
 
-def test_env_lock_malformed_definition_is_one_line(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("definition", "line"), [
+    ({"name": "d", "pip": ["requests"], "conda": [1]}, "not a privpkg environment definition of format 1"),
+    ({"format": 1, "name": "d", "pip": ["requests"], "conda": [1]}, "malformed environment definition"),
+    ({"format": 1, "name": "d", "conda": {"channels": ["c"], "dependencies": [1]}}, "a conda dependency must be text, not int"),
+])
+def test_env_lock_malformed_definition_is_one_line(privpkg_cli: PrivpkgCLI, tmp_path: Path, definition: dict[str, object],
+                                                   line: str) -> None:
     d = tmp_path / "d"
     d.mkdir()
-    (d / "definition.json").write_text(json.dumps({"name": "d", "pip": ["requests"], "conda": [1]}))
-    r = privpkg_cli("env", "lock", str(d))
-    assert "Traceback" not in r.stderr, r.stderr
+    (d / "definition.json").write_text(json.dumps(definition))
+    privpkg_cli.fails(2, "env", "lock", str(d), match=line)
+    assert not [p.name for p in d.iterdir() if registry.is_lock_name(p.name)]  # nothing locked
 
 
 def test_explicit_list_with_an_odd_file_name_is_one_line() -> None:

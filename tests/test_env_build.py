@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -211,6 +212,32 @@ def test_pip_installer_and_bad_input(setup: Setup, feed: FeedServer, tmp_path: P
     cli.fails(2, "env", "build", "--lock", lock, "--link", tmp_path / "taken", match="not a symbolic link")
 
 
+def test_without_uv_pip_builds_it(setup: Setup, feed: FeedServer, tmp_path: Path) -> None:
+    """No uv on PATH and no ``uv`` package importable (privpkg's ``find_uv()`` finds none; the
+    ``uv`` module is hidden in the CLI's process, the one stand-in here, as uv is installed in
+    the test venv): ``env build`` falls back to ``python -m venv`` and pip, offline, and the
+    result is the same environment (the workspace wheel's direct_url.json included)."""
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([feed_wheel(feed, tmp_path)], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    path = os.pathsep.join(d for d in cli.env["PATH"].split(os.pathsep) if d and not os.access(Path(d) / "uv", os.X_OK))
+    env = {**cli.env, "PATH": path}
+    hide_uv = "import sys; sys.modules['uv'] = None; from privpkg.cli import main; raise SystemExit(main())"
+    check = "from privpkg.environments.build import find_uv; print(find_uv())"
+    assert cli.tool([sys.executable, "-c", "import sys; sys.modules['uv'] = None; " + check], env=env).output.strip() == "None"
+    r = cli.tool([sys.executable, "-c", hide_uv, "env", "build", "--lock", lock], env=env)
+    assert r.returncode == 0, r.describe()
+    built = Path(r.output.strip().splitlines()[-1])
+    cfg = (built / "pyvenv.cfg").read_text()
+    assert "uv =" not in cfg, cfg  # uv venv writes its version there; python -m venv does not
+    assert list(site_packages(built).glob("pip-*.dist-info")), "python -m venv installs pip; uv venv does not"
+    out = cli.tool([built / "bin" / "python", "-c", "import pkg_a, team_lib; print(pkg_a.VERSION, team_lib.VERSION)"])
+    assert out.returncode == 0 and out.output.split() == ["1.0", "1.0"], out.describe()
+    (direct,) = site_packages(built).glob("team_lib-1.0.dist-info/direct_url.json")
+    assert json.loads(direct.read_text())["url"] == setup.team_url
+    assert grep_tree(built, feed.secret_a, feed.secret_b) > 0
+
+
 def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
     # A 48 MB incompressible payload: uv takes a while to unpack it, and the build is killed then.
     setup = Setup(checked_cli(), tmp_path, payload=48 * 1024 * 1024)
@@ -236,7 +263,11 @@ def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp
     env = Path(cli.ok("env", "build", "--lock", lock).strip())
     assert env != killed and env.parent == killed.parent
     assert sorted(setup.builds()) == sorted([env.name, killed.name])
-    assert cli.ok("env", "prune").strip() == "removed 1 unreferenced build(s)"
+    # --workspace, as every env verb takes it: only checked (the cache is per machine), so an
+    # unknown one is one line and removes nothing; a known one prunes the machine's cache.
+    cli.fails(1, "env", "prune", "--workspace", "no-such-ws", match="no workspace named")
+    assert sorted(setup.builds()) == sorted([env.name, killed.name])
+    assert cli.ok("env", "prune", "--workspace", WS).strip() == "removed 1 unreferenced build(s)"
     assert setup.builds() == [env.name]
     assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
     assert cli.ok("env", "prune", "--older-than", "0").strip() == "removed 1 unreferenced build(s) and forgot 1 unused key(s)"

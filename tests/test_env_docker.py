@@ -115,10 +115,20 @@ def test_scan_finds_a_planted_leak(buildah: Buildah, feed: FeedServer, tmp_path:
     """An ENV holding one PAT (the config and its history) and a copied file holding the other
     (a layer only) are each found, in different blobs. FROM scratch: what is scanned is the same
     OCI layout, and the build takes a second instead of copying the base image's tree."""
+    import secrets
+
     ctx = tmp_path / "leaky"
     ctx.mkdir()
     (ctx / "token.txt").write_text(feed.secret_b + "\n")
-    (ctx / "Dockerfile").write_text(f"FROM scratch\nENV FEED_CONFIG={feed.secret_a}\nCOPY token.txt /etc/feed-token\n")
+    # Signed URLs, no known secret in them: an Azure SAS in the config (an ENV) and an S3
+    # presigned URL in a layer of its own; each must be found by its signature parameter alone.
+    sas_sig = secrets.token_urlsafe(32).replace("-", "%2B").replace("_", "%2F")
+    sas = f"https://acct.blob.core.windows.net/c/x.whl?sv=2024-05-04&se=2030-01-01&sp=r&sig={sas_sig}"
+    amz = (f"https://b.s3.amazonaws.com/x.whl?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=600"
+           f"&X-Amz-SignedHeaders=host&X-Amz-Signature={secrets.token_hex(32)}")
+    (ctx / "presigned.txt").write_text(amz + "\n")
+    (ctx / "Dockerfile").write_text(f"FROM scratch\nENV FEED_CONFIG={feed.secret_a}\nENV WHEEL_URL=\"{sas}\"\n"
+                                    "COPY token.txt /etc/feed-token\nCOPY presigned.txt /etc/wheel-url\n")
     with buildah.build(ctx) as (image, built):
         assert built.returncode == 0, built.describe()
         layout = push_oci(buildah, image, tmp_path / "oci")
@@ -126,6 +136,11 @@ def test_scan_finds_a_planted_leak(buildah: Buildah, feed: FeedServer, tmp_path:
     a = {f.split(":")[0] for f in found if feed.secret_a[:4] in f}
     b = {f.split(":")[0] for f in found if feed.secret_b[:4] in f}
     assert a and b and not (a & b), found
+    # The SAS: in the config, where the ENV with the PAT is (its `&` written `\u0026` there).
+    sig = {f.split(":")[0] for f in found if "a signature (&sig=" in f or "a signature (\\u0026sig" in f}
+    assert sig == a, found
+    # The S3 URL: in the layer (with the copied PAT file: buildah commits one layer), by X-Amz-Signature.
+    assert {f.split(":")[0] for f in found if "a signature (X-Amz-Signa" in f} == b, found
 
 
 def test_secret_mount_build_downloads_the_feed_wheel_in_the_build(

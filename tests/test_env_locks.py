@@ -253,8 +253,12 @@ def test_unpinned_requirements_move_only_when_upgraded(venv_privpkg, feed, check
     assert version() == "1.0"
     r = _lock(cli, venv_privpkg, definition, "--upgrade")
     assert r.returncode == 0 and "locked" in r.output and version() == "1.1", r.describe()
-    res = cli(*["env", "lock", definition, "--upgrade", "--package", "pkg-a"])
-    assert "not both" in assert_one_error_line(res, 2)
+    # The issue's own syntax, `--upgrade --package P`: P only (as `--package P` alone; not all).
+    make_wheel(tmp_path / "feed" / "a", "pkg-a", "1.2")
+    r = _lock(cli, venv_privpkg, definition, "--upgrade", "--package", "demo-pkg")
+    assert "unchanged" in r.output and version() == "1.1", r.describe()
+    r = _lock(cli, venv_privpkg, definition, "--upgrade", "--package", "demo-pkg", "--package", "pkg-a")
+    assert r.returncode == 0 and "locked" in r.output and version() == "1.2", r.describe()
 
 
 def test_uv_locks_read_as_pip_locks(venv_privpkg, uv_bin, uv_cache, feed, checked_cli, store_connection, tmp_path) -> None:
@@ -290,6 +294,25 @@ def test_a_lock_naming_a_local_file_is_refused(venv_privpkg, feed, checked_cli, 
     line = assert_one_error_line(_as_completed(r), 2)
     assert "names a local path or an editable install" in line, line  # refused before pip runs
     assert not (definition / "pylock.toml").exists()
+
+
+def test_a_lock_pip_makes_from_a_local_find_links_folder_is_refused(venv_privpkg, feed, checked_cli, store_connection, tmp_path) -> None:
+    """The spec is clean (``local-pkg``, unpinned), but pip's own configuration
+    (``PIP_FIND_LINKS=FOLDER``) makes it find the package on disk, so ``pip lock`` writes a
+    ``file://`` URL: the lock is refused with one line after pip ran, and nothing is registered
+    (``env register``) or written (``env lock DIR``)."""
+    cli = checked_cli(*feed.secrets)
+    folder = tmp_path / "local"
+    make_wheel(folder, "local-pkg", "1.0")
+    definition, _ = _setup(feed, cli, store_connection, tmp_path, ("local-pkg",))
+    env = {**cli.env, "PIP_FIND_LINKS": str(folder)}
+    for args in (("env", "register", definition), ("env", "lock", definition)):
+        r = cli.tool([venv_privpkg.python, "-m", "privpkg", *args], env=env)
+        line = assert_one_error_line(_as_completed(r), 2)
+        assert "the lock would hold a local file" in line, line
+        assert "names a local path or an editable install" not in line, line  # not the spec rule: the lock's
+    assert not (definition / "pylock.toml").exists()
+    assert json.loads(cli.ok("env", "list", "--json")) == []
 
 
 def _as_completed(r: Any) -> Any:
@@ -383,6 +406,61 @@ def test_conda_lock_of_a_private_channel(channel_server, checked_cli, tmp_path) 
     assert lock_file.read_text() == text  # the first platform's lock did not move
 
 
+def test_other_conda_platforms_on_request(channel_server, checked_cli, tmp_path) -> None:
+    """Other platforms without editing definition.json: environment.yml's ``platforms:``
+    (conda-lock's key) and ``env create --platform`` are stored in the definition; ``env lock``
+    locks them besides this machine's, and ``env lock --platform P`` adds P (kept in the
+    definition, in a directory and as a registered version's). A pip part with another platform
+    is one line; so is a name that is no conda platform. The Python API takes ``platforms``."""
+    import privpkg
+
+    secret = channel_server.secrets["basic"]
+    cli = checked_cli(*channel_server.secrets.values())
+    url = channel_server.url("basic")
+    cli.ok("connection", "set", "chan", "--category", "CondaChannel", "--target", url, stdin=secret)
+    here = condalock.current_platform()
+    yml = tmp_path / "environment.yml"
+    yml.write_text(f"channels: [{url}]\ndependencies: [privtool]\nplatforms: [osx-arm64]\n")
+    d = tmp_path / "tools"
+    cli.ok("env", "create", "tools", "--file", yml, "--platform", "win-64", "-o", d)
+    assert json.loads((d / "definition.json").read_text())["platforms"] == ["osx-arm64", "win-64"]
+    assert "locked conda-" in cli.ok("env", "lock", d)
+    locks = sorted(p.name for p in d.glob("conda-*.txt"))
+    assert locks == sorted(condalock.file_name(p) for p in {here, "osx-arm64", "win-64"}), locks
+    for p in ("osx-arm64", "win-64"):
+        text = (d / condalock.file_name(p)).read_text()
+        cli.outputs.add("conda lock", text)
+        assert text.startswith(f"# platform: {p}\n") and [a.name for a in condalock.load_explicit(text)] == ["privtool"]
+    assert "unchanged" in cli.ok("env", "lock", d, "--platform", "win-64")  # already there: nothing moves
+    assert "locked conda-" in cli.ok("env", "lock", d, "--platform", "linux-aarch64")
+    assert json.loads((d / "definition.json").read_text())["platforms"] == ["linux-aarch64", "osx-arm64", "win-64"]
+    assert (d / "conda-linux-aarch64.txt").is_file() and "unchanged" in cli.ok("env", "lock", d)  # kept by later locks
+    # A registered version: --platform makes the next version, whose definition names it.
+    cli.ok("workspace", "add", "ws", "--local", tmp_path / "ws")
+    assert "registered tools:1" in cli.ok("env", "register", d, "-w", "ws")
+    assert "registered as tools:2" in cli.ok("env", "lock", "tools", "--platform", "osx-64", "-w", "ws")
+    shown_ = json.loads(cli.ok("env", "show", "tools:2", "-w", "ws", "--json"))
+    assert shown_["definition"]["platforms"] == ["linux-aarch64", "osx-64", "osx-arm64", "win-64"]
+    assert "conda-osx-64.txt" in shown_["files"]
+    # A pip part cannot be locked for another platform (pip lock has no --platform): one line.
+    (tmp_path / "requirements.txt").write_text("requests\n")
+    cli.ok("env", "create", "web", "--requirements", tmp_path / "requirements.txt", "--platform", "osx-arm64", "-o", tmp_path / "web")
+    cli.fails(2, "env", "lock", tmp_path / "web", match="pip lock has no --platform")
+    assert not (tmp_path / "web" / "pylock.toml").exists()
+    cli.fails(2, "env", "create", "bad", "--file", yml, "--platform", "noarch", "-o", tmp_path / "bad", match="not a conda platform")
+    cli.fails(2, "env", "lock", d, "--platform", "../x", match="not a conda platform")
+    yml.write_text(f"channels: [{url}]\ndependencies: [privtool]\nplatforms: linux-64\n")
+    cli.fails(2, "env", "create", "bad", "--file", yml, "-o", tmp_path / "bad", match="platforms must be a list")
+    assert not (tmp_path / "bad").exists()
+    # The Python API: platforms where it makes specs, added to the file's own.
+    (tmp_path / "api.yml").write_text(f"channels: [{url}]\ndependencies: [privtool]\nplatforms: [osx-arm64]\n")
+    env = privpkg.Environment.from_conda_specification("api", tmp_path / "api.yml", platforms=["win-64"])
+    assert env.spec.platforms == ("osx-arm64", "win-64") and env.spec.definition()["platforms"] == ["osx-arm64", "win-64"]
+    assert privpkg.Environment.from_pip_requirements("r", tmp_path / "requirements.txt", platforms=["osx-arm64"]).spec.platforms == ("osx-arm64",)
+    with pytest.raises(UsageError, match="not a conda platform"):
+        privpkg.Environment.from_pip_requirements("r", tmp_path / "requirements.txt", platforms=["noarch"])
+
+
 def test_env_lock_bad_input_is_one_line(checked_cli, tmp_path) -> None:
     cli = checked_cli()
     cli.fails(1, "env", "lock", tmp_path / "nope", match="nope has no definition.json")
@@ -398,7 +476,7 @@ def test_env_lock_bad_input_is_one_line(checked_cli, tmp_path) -> None:
     (bad / "definition.json").write_text('{"format": 1, "name": "bad", "conda": {"channels": ["https://u:CHANPASS-9f8e7d@conda.example/c/"], "dependencies": ["x"]}}')
     line = cli.fails(2, "env", "lock", bad, match="password in user info")
     assert "CHANPASS" not in line
-    cli.fails(2, "env", "lock", bad, "--upgrade", "--package", "x", match="not both")
+    cli.fails(2, "env", "lock", bad, "--upgrade", "--package", "x", match="password in user info")  # the syntax is accepted
     assert sorted(p.name for p in bad.iterdir() if not p.name.startswith(".")) == ["definition.json"]
 
 

@@ -423,6 +423,36 @@ def test_python_api(isolated_privpkg: Path, tmp_path: Path) -> None:
         got.save_to_directory(tmp_path / "dir")
 
 
+def test_python_api_warns_about_token_like_variable_names(isolated_privpkg: Path, tmp_path: Path) -> None:
+    """``register`` and ``save_to_directory`` warn as the CLI does: a UserWarning subclass, one
+    per variable name that looks like a secret's (a name given twice warns once), pointing at
+    the caller's line; a harmless name does not warn."""
+    import warnings
+
+    import privpkg
+    from privpkg.environments.api import SecretLikeVariableWarning
+    from privpkg.workspace import Workspace, add_workspace
+
+    add_workspace(Workspace("ws", "local", str(tmp_path / "ws")))
+    env = privpkg.Environment(Spec("train", pip=("requests>=2",), variables=(("HF_TOKEN", "public-model"), ("MODE", "fast"),
+                                                                                ("DB_PASSWORD", "x"))), {"pylock.toml": LOCK})
+    assert issubclass(SecretLikeVariableWarning, UserWarning)
+    for call in (lambda: env.register("ws"), lambda: env.register("ws"), lambda: env.save_to_directory(tmp_path / "d", overwrite=True)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        assert sorted((w.category, str(w.message).split()[1], Path(w.filename).name) for w in caught) == [
+            (SecretLikeVariableWarning, "DB_PASSWORD", "test_env_registry.py"),
+            (SecretLikeVariableWarning, "HF_TOKEN", "test_env_registry.py")]
+    twice = privpkg.Environment(Spec("twice", pip=("requests>=2",), variables=(("API_KEY", "a"), ("API_KEY", "b"))), {"pylock.toml": LOCK})
+    with pytest.warns(SecretLikeVariableWarning) as caught2:
+        twice.register("ws")
+    assert [str(w.message).split()[1] for w in caught2] == ["API_KEY"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at all for a harmless name
+        privpkg.Environment(Spec("calm", pip=("requests>=2",), variables=(("MODE", "fast"),)), {"pylock.toml": LOCK}).register("ws")
+
+
 def readme_environment_commands() -> list[str]:
     """The commands of the README's Environments block (comment lines and aligned trailing
     comments dropped, as tests/test_readme_use_it.py reads its blocks)."""
@@ -446,6 +476,29 @@ def test_readme_environment_commands_are_real() -> None:
         if cmd.startswith("privpkg "):
             args = build_parser().parse_args(shlex.split(cmd)[1:])
             assert callable(args.func), cmd
+
+
+def test_readme_reference_has_a_row_for_every_env_verb_and_says_locks_are_canonical() -> None:
+    """The Reference table names every ``privpkg env`` verb the CLI has (a row's first command or
+    one after a ``/``), and neither the README nor ``env register --help`` says brought locks are
+    stored "as they are": the registry stores them in canonical form."""
+    import re
+
+    from privpkg.cli import build_parser
+
+    parser = build_parser()
+    env = next(a for a in parser._subparsers._group_actions[0].choices["env"]._actions  # type: ignore[union-attr]
+               if getattr(a, "choices", None))
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    reference = text.split("\n## Reference", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ")[0] for line in reference.splitlines() if line.startswith("| `privpkg env ")]
+    named = {m for row in rows for m in re.findall(r"(?:`privpkg env |/ `)([a-z]+)", row)}
+    assert named >= set(env.choices), sorted(set(env.choices) - named)
+    register_help = env.choices["register"].format_help()
+    specs = text.split("\n### Specs, versions and labels\n", 1)[1].split("\n### ", 1)[0]
+    for where, said in (("README's Specs", specs), ("env register --help", register_help)):
+        flat = " ".join(said.split())
+        assert "as they are" not in flat and "canonical form" in flat, where
 
 
 def test_readme_environments_as_written(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ BASE = "localhost/privpkg-test-base"
 SUITE = "bookworm"
 #: Signature parameters with a value long enough to be a real one (the base image's own files
 #: name ``sig=`` in code, never with such a value).
-SIGNATURE = re.compile(rb"([?&]sig=[A-Za-z0-9%/+]{16,}|X-Amz-Signature=[0-9a-f]{16,}|X-Amz-Credential=[A-Za-z0-9%/_-]{8,})")
+#: A config's JSON (Go's encoder) writes ``&`` as ``\u0026``: a SAS in an ENV or a history line reads so.
+SIGNATURE = re.compile(rb"((?:[?&]|\\u0026)sig=[A-Za-z0-9%/+]{16,}|X-Amz-Signature=[0-9a-f]{16,}|X-Amz-Credential=[A-Za-z0-9%/_-]{8,})")
 #: Literal parts of SIGNATURE: found with bytes.find (fast), then the pattern is tried there
 #: (a regex over a 130 MB layer takes seconds; these finds take milliseconds).
 _ANCHORS = (b"sig=", b"X-Amz-Signature=", b"X-Amz-Credential=")
@@ -47,8 +48,8 @@ def find_signature(data: bytes) -> bytes | None:
     for anchor in _ANCHORS:
         at = data.find(anchor)
         while at != -1:
-            start = max(0, at - 1)
-            m = SIGNATURE.match(data, start, at + 200) or SIGNATURE.match(data, at, at + 200)
+            m = (SIGNATURE.match(data, max(0, at - 1), at + 200) or SIGNATURE.match(data, max(0, at - 6), at + 200)
+                 or SIGNATURE.match(data, at, at + 200))
             if m:
                 return m.group(1)
             at = data.find(anchor, at + 1)

@@ -171,7 +171,18 @@ def test_the_image_key_is_what_the_image_installs() -> None:
     others = {docker.image_key([one], t), docker.image_key([one, two._replace(sha256="c" * 64)], t),
               docker.image_key([one, two], ImageTarget("3.12", t.platform)), docker.image_key([one, two], ImageTarget("3.11", "manylinux_2_28_x86_64"))}
     assert key not in others and len(others) == 4
-    assert key.removeprefix("privpkg_") not in cache.key([one, two], cache.interpreter())
+    # Not the host's: the same key whatever interpreter and platform privpkg itself runs on (the
+    # break it guards: the local cache's key, or the host's identity, mixed into the image's).
+    import sysconfig
+
+    host = cache.interpreter()
+    with pytest.MonkeyPatch.context() as m:
+        other = cache.Interpreter("pypy", "3.9.18 (other build)", "macosx-11.0-arm64", "pypy39-pp73", "/opt/pypy/bin/pypy3", "/opt/pypy/bin/pypy3")
+        m.setattr(cache, "interpreter", lambda python=None: other)
+        m.setattr(sys, "version", other.version)
+        m.setattr(sysconfig, "get_platform", lambda: other.platform)
+        assert docker.image_key([one, two], t) == key
+        assert cache.key([one, two], cache.interpreter()) != cache.key([one, two], host)  # the patch does reach a host-keyed key
 
 
 def test_the_cli_selects_for_the_image(tmp_path: Path) -> None:

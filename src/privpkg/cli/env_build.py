@@ -100,6 +100,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         from privpkg.errors import UsageError
 
         raise UsageError(f"--older-than must be 0 or more days, got {args.older_than:g}")
+    if args.workspace is not None:  # only validated: see add_parsers
+        from privpkg.workspace import get_workspace
+
+        get_workspace(args.workspace)
     done = prune(args.older_than)
     out(f"removed {len(done.builds)} unreferenced build(s)" + (f" and forgot {done.pointers} unused key(s)" if done.pointers else ""))
     return 0
@@ -133,6 +137,10 @@ def add_parsers(actions: Any) -> None:
     s.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command and its arguments, after --")
     s.set_defaults(func=cmd_run)
     s = actions.add_parser("prune", help="remove builds no key points to", description="Remove builds no key points to (killed builds "
-                           "included); with --older-than, first forget keys unused for that many days.")
+                           "included); with --older-than, first forget keys unused for that many days. The cache is per machine, shared "
+                           "by every workspace: --workspace is only checked, and prune removes what no key of any workspace points to.")
     s.add_argument("--older-than", type=float, metavar="DAYS", help="also forget builds not used for DAYS days")
-    s.set_defaults(func=cmd_prune)
+    # Accepted as every env verb takes it, and checked (an unknown workspace is an error); the
+    # build cache is per machine and shared by all workspaces, so prune never reads W's registry.
+    add_workspace_option(s)
+    s.set_defaults(func=cmd_prune, workspace=None)  # prune needs no workspace: none given, none checked

@@ -31,6 +31,7 @@ class Definition(NamedTuple):
     previous: dict[str, str]  # the current lock files, by name
     directory: Path | None  # a definition directory, or None for a registered environment
     registered: Any = None  # (storage, Version) of a registered environment
+    sources: tuple[tuple[str, bytes], ...] = ()  # the spec files as given
 
 
 def _read_text(path: Path, limit: int) -> str:
@@ -70,27 +71,30 @@ def load_definition(workspace: str, ref: str) -> Definition:
         name, version, label = parse_target(ref)
         _, store = open_registry(workspace)
         rec = registry.get(store, name, version, label)
-        return Definition(f"{rec.name}:{rec.version}", rec.spec.definition(), rec.locks, None, (store, rec))
+        return Definition(f"{rec.name}:{rec.version}", rec.spec.definition(), rec.locks, None, (store, rec), rec.spec.sources)
     from privpkg.environments.api import Environment
 
     env = Environment.load_from_directory(folder)  # the same checks as a registered definition's
-    return Definition(env.name, env.spec.definition(), dict(env.locks), folder)
+    return Definition(env.name, env.spec.definition(), dict(env.locks), folder, None, env.spec.sources)
 
 
-def store_locks(defn: Definition, files: dict[str, str]) -> str:
+def store_locks(defn: Definition, files: dict[str, str], spec: Any = None) -> str:
     """Store changed locks and say where: a registered environment's spec with ``files`` as its
     next version (the registry's conditional create decides between racing writers); a
     definition directory's files replaced (atomically, each; stale lock files of platforms no
-    longer locked removed)."""
+    longer locked removed). ``spec``: the spec when ``--platform`` changed it (its new
+    ``definition.json`` goes with the locks)."""
     from privpkg.fileio import shared_mode, write_atomic
 
     if defn.registered is not None:
         from privpkg.environments import registry
 
         store, rec = defn.registered
-        new = registry.register(store, rec.spec, files)
+        new = registry.register(store, spec or rec.spec, files)
         return f"{new.name}:{new.version}"
     assert defn.directory is not None
+    if spec is not None:
+        write_atomic(defn.directory / DEFINITION, spec.definition_bytes(), shared_mode())
     for name, text in files.items():
         write_atomic(defn.directory / name, text.encode(), shared_mode())
     for name in set(defn.previous) - set(files):
@@ -126,18 +130,25 @@ def cmd_lock(args: argparse.Namespace) -> int:
     from privpkg.environments.build import build_conda
     from privpkg.environments.locking import lock_spec
 
-    if args.package and args.upgrade:
-        raise UsageError("give --upgrade (move every unpinned requirement) or --package P (move P only), not both")
+    # `--upgrade --package P` (the issue's syntax) and `--package P` alone both move P only;
+    # `--upgrade` alone moves every unpinned requirement.
     upgrade: bool | list[str] = list(args.package) if args.package else bool(args.upgrade)
     with exclusive(args.workspace, args.name):
         defn = load_definition(args.workspace, args.name)
+        spec, definition = None, defn.spec
+        if args.platform:  # kept in the definition: later locks lock those platforms too
+            from privpkg.environments.spec import Spec
+
+            before = Spec.from_definition(defn.spec, defn.sources)
+            after = before.with_platforms(args.platform)
+            spec, definition = (None, defn.spec) if after is before else (after, after.definition())
         # build_conda: a spec with both parts locks its pip part for its conda prefix's python.
-        files = lock_spec(defn.spec, previous=defn.previous, upgrade=upgrade, conda_prefix=build_conda)
+        files = lock_spec(definition, previous=defn.previous, upgrade=upgrade, conda_prefix=build_conda)
         summary = ", ".join(f"{name} ({_count(name, text)} packages)" for name, text in sorted(files.items()))
-        if files == defn.previous:
+        if files == defn.previous and spec is None:
             out(f"{defn.label}: the lock is unchanged, no new version: {summary}")
             return 0
-        where = store_locks(defn, files)
+        where = store_locks(defn, files, spec)
     out(f"{defn.label}: locked {summary}" + (f"; registered as {where}" if defn.registered is not None else ""))
     return 0
 
@@ -148,10 +159,13 @@ def add_parsers(actions: Any) -> None:
         "lock", help="lock an environment again (a new version only if the lock changed)",
         description="Lock the environment's pip part (PEP 751 pylock.toml, made by pip lock: privpkg:// wheels with their "
         "sha256, feed files by their plain URL) and its conda part (a CEP 23 explicit list per platform, solved by "
-        "py-rattler). Unpinned requirements stay at the previous lock's versions unless --upgrade (all) or --package P. "
+        "py-rattler). Unpinned requirements stay at the previous lock's versions unless --upgrade (all) or --package P (P only, with or without --upgrade; repeatable). "
         "A lock holding a signature, a password in user info or a local file is refused.")
     p.add_argument("name", metavar="NAME", help="a registered environment (NAME, NAME:N, NAME@LABEL) or a definition directory")
     p.add_argument("--upgrade", action="store_true", help="move every unpinned requirement to its newest allowed version")
-    p.add_argument("--package", "-P", action="append", default=[], metavar="P", help="move only P (repeatable)")
+    p.add_argument("--package", "-P", action="append", default=[], metavar="P", help="move only P (repeatable; with --upgrade too, P only)")
+    p.add_argument("--platform", action="append", default=[], metavar="P",
+                   help="also lock the conda part for conda platform P (repeatable; added to the definition's platforms, so "
+                   "later locks keep it); a pip part cannot be locked for another platform")
     add_workspace_option(p)
     p.set_defaults(func=cmd_lock)

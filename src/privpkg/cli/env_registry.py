@@ -10,6 +10,8 @@ label what is there.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from privpkg.cli.output import add_json_option, add_workspace_option, out, print_json, table, warn
@@ -22,12 +24,22 @@ def _screen(env: Any) -> None:
     registry.screen_files(registry.version_files(env.spec, env.locks))
 
 
-def _warn_variables(env: Any) -> None:
-    """One warning per variable name that looks like a secret's: after the command succeeded,
-    so a failure stays one line."""
-    from privpkg.environments import screen
+@contextmanager
+def _variable_warnings() -> Iterator[None]:
+    """The API's :class:`SecretLikeVariableWarning` (one per variable name that looks like a
+    secret's, issued once the work succeeded) printed as ``privpkg: warning:`` lines, after the
+    command's work, so a failure stays one line; any other warning is shown as Python would."""
+    import warnings
 
-    warn(screen.suspicious_variables(n for n, _ in env.spec.variables))
+    from privpkg.environments.screen import SecretLikeVariableWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    warn(str(w.message) for w in caught if issubclass(w.category, SecretLikeVariableWarning))
+    for w in caught:
+        if not issubclass(w.category, SecretLikeVariableWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def cmd_env_create(args: argparse.Namespace) -> int:
@@ -41,10 +53,10 @@ def cmd_env_create(args: argparse.Namespace) -> int:
     kind, value = given[0]
     make = {"file": Environment.from_conda_specification, "requirements": Environment.from_pip_requirements,
             "conda_env": Environment.from_existing_conda_environment, "venv": Environment.from_existing_virtualenv}[kind]
-    env = make(args.name, value)
+    env = make(args.name, value, platforms=args.platform)
     _screen(env)
-    dest = env.save_to_directory(args.output, overwrite=args.force)
-    _warn_variables(env)
+    with _variable_warnings():
+        dest = env.save_to_directory(args.output, overwrite=args.force)
     out(f"wrote the definition of {env.name} to {dest}; register it with: privpkg env register {dest} --workspace {args.workspace}")
     return 0
 
@@ -57,11 +69,11 @@ def cmd_env_register(args: argparse.Namespace) -> int:
     _screen(env)
     ws = get_workspace(args.workspace)
     before = env.locks
-    env.register(ws)
-    note = "" if before else " (locked now)"
-    out(f"registered {env.name}:{env.version} in workspace {ws.name!r}{note}" if env.created else
-        f"{env.name}:{env.version} is unchanged in workspace {ws.name!r}; nothing was written")
-    _warn_variables(env)
+    with _variable_warnings():
+        env.register(ws)
+        note = "" if before else " (locked now)"
+        out(f"registered {env.name}:{env.version} in workspace {ws.name!r}{note}" if env.created else
+            f"{env.name}:{env.version} is unchanged in workspace {ws.name!r}; nothing was written")
     return 0
 
 
@@ -139,11 +151,15 @@ def add_parsers(actions: Any) -> None:
     s.add_argument("--venv", metavar="PATH", help="an existing virtualenv")
     s.add_argument("--output", "-o", required=True, metavar="DIR", help="the directory to write (new)")
     s.add_argument("--force", action="store_true", help="replace DIR if it holds an environment definition")
+    s.add_argument("--platform", action="append", default=[], metavar="P",
+                   help="also lock the conda part for conda platform P (osx-arm64, win-64...; repeatable; stored in the "
+                   "definition's platforms, besides an environment.yml's own platforms:); a pip part cannot be")
     add_workspace_option(s)
     s.set_defaults(func=cmd_env_create)
     s = actions.add_parser("register", help="store a definition directory in a workspace as a version",
                            description="Register the environment in DIR: the latest version when its content is unchanged "
-                           "(nothing is written), else the next version. Locks in DIR are stored as they are.")
+                           "(nothing is written), else the next version. Locks in DIR are held to the rules of the locks privpkg makes and stored "
+                           "in canonical form; without them the spec is locked first.")
     s.add_argument("directory", metavar="DIR")
     add_workspace_option(s)
     s.set_defaults(func=cmd_env_register)

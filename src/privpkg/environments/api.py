@@ -11,25 +11,31 @@
 
 A directory holds ``definition.json``, ``spec/`` (the files as given) and, once locked or
 registered, the locks (``pylock.toml``, ``conda-PLATFORM.txt``). ``register`` stores the locks a
-directory brings as they are (after the same screening); without any, it asks
+directory brings in canonical form (:func:`checked_locks`, then the registry's rewrite); without any, it asks
 :func:`privpkg.environments.locking.lock_spec` for them (issue 10's lock part). Setting
 ``version`` asserts it: registering other content under an existing version is an error.
+
+``register`` and ``save_to_directory`` warn (:class:`SecretLikeVariableWarning`, a
+``UserWarning``, once per name) about variables whose names look like secrets': their values
+are stored as written, and may be public settings, so it is a warning, not a refusal.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from privpkg.environments import registry, sources
+from privpkg.environments import registry, screen, sources
 from privpkg.environments.registry import open_registry
 from privpkg.environments.spec import Spec, load_definition
 from privpkg.errors import NotFoundError, UsageError, shown
 
 if TYPE_CHECKING:
     from privpkg.workspace import Workspace
+
+SecretLikeVariableWarning = screen.SecretLikeVariableWarning
 
 def lock(spec: Spec, previous: Mapping[str, str] | None) -> dict[str, str]:
     """The locks of ``spec`` (:func:`privpkg.environments.locking.lock_spec`), keeping the
@@ -84,21 +90,25 @@ class Environment:
 
     # --- from what users have ---------------------------------------------------------------
 
-    @classmethod
-    def from_conda_specification(cls, name: str, file_path: str | os.PathLike[str]) -> Environment:
-        return cls(sources.from_conda_specification(name, file_path))
+    # ``platforms``: conda platforms to lock for besides this machine's (``osx-arm64``, ``win-64``...;
+    # added to an environment.yml's own ``platforms:``). Only a conda part can be locked for
+    # another platform: a spec with a pip part that names one is refused when it is locked.
 
     @classmethod
-    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str]) -> Environment:
-        return cls(sources.from_pip_requirements(name, file_path))
+    def from_conda_specification(cls, name: str, file_path: str | os.PathLike[str], *, platforms: Iterable[str] = ()) -> Environment:
+        return cls(sources.from_conda_specification(name, file_path).with_platforms(platforms))
 
     @classmethod
-    def from_existing_conda_environment(cls, name: str, conda_environment_name: str) -> Environment:
-        return cls(sources.from_existing_conda_environment(name, conda_environment_name))
+    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str], *, platforms: Iterable[str] = ()) -> Environment:
+        return cls(sources.from_pip_requirements(name, file_path).with_platforms(platforms))
 
     @classmethod
-    def from_existing_virtualenv(cls, name: str, path: str | os.PathLike[str]) -> Environment:
-        return cls(sources.from_existing_virtualenv(name, path))
+    def from_existing_conda_environment(cls, name: str, conda_environment_name: str, *, platforms: Iterable[str] = ()) -> Environment:
+        return cls(sources.from_existing_conda_environment(name, conda_environment_name).with_platforms(platforms))
+
+    @classmethod
+    def from_existing_virtualenv(cls, name: str, path: str | os.PathLike[str], *, platforms: Iterable[str] = ()) -> Environment:
+        return cls(sources.from_existing_virtualenv(name, path).with_platforms(platforms))
 
     # --- the workspace ----------------------------------------------------------------------
 
@@ -113,6 +123,7 @@ class Environment:
             same = registry.find_unchanged(store, self.spec)
             if same is not None:  # two requests, nothing read or written beyond them
                 self.version, self.digest, self.created = same.version, same.digest, False
+                self._warn_variables()
                 return self
             previous = None
             try:
@@ -124,7 +135,12 @@ class Environment:
             locks = checked_locks(self.spec, locks)
         rec = registry.register(store, self.spec, locks, version=self.version)
         self.version, self.digest, self.locks, self.created = rec.version, rec.digest, dict(locks), rec.created
+        self._warn_variables()
         return self
+
+    def _warn_variables(self) -> None:
+        # After the work succeeded, as the CLI's lines are: a refusal stays one error alone.
+        screen.warn_variables((n for n, _ in self.spec.variables), stacklevel=4)
 
     @staticmethod
     def get(workspace: str | Workspace, name: str, version: int | str | None = None, label: str | None = None) -> Environment:
@@ -191,6 +207,7 @@ class Environment:
 
         dest.parent.mkdir(parents=True, exist_ok=True)
         replace_dir(dest, fill)
+        self._warn_variables()
         return dest
 
     @classmethod

@@ -41,7 +41,7 @@ The spec, until helper A's :mod:`.spec` lands, is a mapping (the canonical defin
 this module reads): ``pip`` (requirement lines, as in a requirements file: options such as
 ``--index-url`` included), ``conda`` (``{"channels": [...], "dependencies": [...]}``, where a
 ``{"pip": [...]}`` item adds to the pip part, as in environment.yml) and ``platforms`` (conda
-platforms; default the running one).
+platforms locked besides the running one, which a build here needs).
 """
 
 from __future__ import annotations
@@ -247,10 +247,14 @@ def lock_spec(spec: Mapping[str, Any], *, previous: Mapping[str, str] | None = N
     lines = pip_lines(spec)
     has_pip = any(line.strip() and not line.strip().startswith("#") for line in lines)
     target = None
+    here = condalock.current_platform()
+    # A definition's platforms are locked besides this machine's, whose lock a build here needs.
+    platforms = sorted({here, *(str(p) for p in spec.get("platforms") or [])})
+    others = [p for p in platforms if p != here]
+    if has_pip and others and not specs:
+        raise UsageError(f"conda platform {', '.join(others)}: a pip spec is locked for this machine's platform ({here}) only, "
+                         "since pip lock has no --platform; lock it on that platform, or drop --platform")
     if specs:
-        platforms = [str(p) for p in spec.get("platforms") or []]
-        here = condalock.current_platform()
-        others = sorted(set(platforms) - {here})
         if has_pip and others:
             # pip lock has no --platform: a pylock.toml made here would be wrong there, silently.
             raise UsageError(f"conda platform {', '.join(others)}: a spec with a pip part is locked for this machine's platform "

@@ -211,6 +211,22 @@ def refuse(text: str, what: str, secrets: Mapping[str, str] | None = None) -> No
                          "refer to it through a connection or a ${VARIABLE} instead")
 
 
+class SecretLikeVariableWarning(UserWarning):
+    """A variable of an environment's definition has a name that looks like a secret's
+    (:func:`suspicious_variables`): its value is stored as written. The Python API's
+    ``Environment.register`` and ``save_to_directory`` warn with it, once per name; the CLI
+    prints the same lines as ``privpkg: warning:``."""
+
+
+def warn_variables(names: Iterable[str], stacklevel: int = 3) -> None:
+    """One :class:`SecretLikeVariableWarning` per variable name that looks like a secret's
+    (each name once); ``stacklevel`` 3 points at the caller of the API method that warns."""
+    import warnings  # already loaded by every interpreter: costs nothing, kept local with its use
+
+    for line in suspicious_variables(dict.fromkeys(names)):
+        warnings.warn(SecretLikeVariableWarning(line), stacklevel=stacklevel)
+
+
 def suspicious_variables(names: Iterable[str]) -> list[str]:
     """One warning line for each variable name that looks like a secret's."""
     out = []

@@ -167,6 +167,9 @@ def from_conda_specification(name: str, path: str | os.PathLike[str]) -> Spec:
     variables = doc.get("variables") or {}
     if not isinstance(deps, list) or not isinstance(channels, list) or not isinstance(variables, Mapping):
         raise UsageError(f"{shown(file)}: dependencies and channels must be lists, variables a mapping")
+    platforms = doc.get("platforms") or []  # conda-lock's key: the platforms to lock for
+    if not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms):
+        raise UsageError(f"{shown(file)}: platforms must be a list of conda platforms (linux-64, osx-arm64...)")
     conda: list[str] = []
     pip: list[str] = []
     for dep in deps:
@@ -180,7 +183,8 @@ def from_conda_specification(name: str, path: str | os.PathLike[str]) -> Spec:
         if _INCLUDE.match(line):
             raise UsageError(f"{shown(file)}: {shown(masked(str(line)), 60)!r} in the pip section: list the requirements themselves")
     return Spec(name, pip=tuple(pip), channels=tuple(str(c) for c in channels), conda=tuple(conda),
-                variables=tuple((str(k), str(v)) for k, v in variables.items()), sources=((file.name, data),))
+                variables=tuple((str(k), str(v)) for k, v in variables.items()), sources=((file.name, data),),
+                platforms=tuple(platforms))
 
 
 # --- existing environments ------------------------------------------------------------------

@@ -44,6 +44,8 @@ _LABEL = re.compile(r"[a-z][a-z0-9._-]{0,62}")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 #: A spec file's name as stored under ``spec/``: one plain file name.
 # Not ``*.sha256``: a local workspace keeps each object's checksum beside it under that name.
+#: A conda platform (``linux-64``, ``osx-arm64``, ``win-64``...); ``noarch`` is every platform's, never one to lock for.
+_PLATFORM = re.compile(r"[a-z0-9]+-[a-z0-9_]+")
 _FILE = re.compile(r"(?![^\n]*\.sha256$)[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 #: Lines a definition may not hold, whatever wrote it (``env create`` refuses them too, with the
 #: file they came from): editables and local paths no other machine can rebuild, and includes
@@ -62,6 +64,13 @@ def validate_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name == "labels":
         raise UsageError(f"invalid environment name {shown(name, 80)!r}: use 1-63 letters, digits, '.', '_' or '-'")
     return name
+
+
+def validate_platform(platform: object) -> str:
+    """A conda platform to lock for (UsageError, one line, for anything else)."""
+    if not isinstance(platform, str) or not _PLATFORM.fullmatch(platform):
+        raise UsageError(f"not a conda platform: {shown(str(platform), 40)!r} (e.g. linux-64, osx-arm64, win-64)")
+    return platform
 
 
 def validate_label(label: str) -> str:
@@ -193,6 +202,8 @@ class Spec:
             if not isinstance(data, bytes):
                 raise UsageError(f"spec file {n} must be bytes")
             seen.add(n)
+        for p in self.platforms:
+            validate_platform(p)
         self.definition()  # every line is checked now, not at the first register
 
     def definition(self) -> dict[str, Any]:
@@ -223,6 +234,13 @@ class Spec:
     def digest(self) -> str:
         """sha256 of the definition."""
         return hashlib.sha256(self.definition_bytes()).hexdigest()
+
+    def with_platforms(self, platforms: Iterable[str]) -> Spec:
+        """This spec with ``platforms`` added to the conda platforms it is locked for."""
+        added = tuple(validate_platform(p) for p in platforms)
+        if set(added) <= set(self.platforms):
+            return self
+        return Spec.from_definition({**self.definition(), "platforms": sorted({*self.platforms, *added})}, self.sources)
 
     @property
     def is_conda(self) -> bool:
