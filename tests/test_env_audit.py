@@ -135,7 +135,10 @@ def test_register_without_locks_completes_or_skips_an_incomplete_version(isolate
 
 @pytest.mark.parametrize(("definition", "line"), [
     ({"name": "d", "pip": ["requests"], "conda": [1]}, "not a privpkg environment definition of format 1"),
-    ({"format": 1, "name": "d", "pip": ["requests"], "conda": [1]}, "malformed environment definition"),
+    ({"format": 1, "name": "d", "pip": ["requests"], "conda": [1]}, "malformed environment definition: conda must be a mapping, not list"),
+    ({"format": 1, "name": "d", "pip": "requests"}, "malformed environment definition: pip must be a list, not str"),
+    ({"format": 1, "pip": ["requests"]}, "malformed environment definition: it has no name"),
+    ({"format": 1, "name": "d", "conda": {"channels": "c"}}, "malformed environment definition: conda.channels must be a list, not str"),
     ({"format": 1, "name": "d", "conda": {"channels": ["c"], "dependencies": [1]}}, "a conda dependency must be text, not int"),
 ])
 def test_env_lock_malformed_definition_is_one_line(privpkg_cli: PrivpkgCLI, tmp_path: Path, definition: dict[str, object],

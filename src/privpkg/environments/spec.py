@@ -251,21 +251,32 @@ class Spec:
         """The spec a ``definition.json`` describes (UsageError, one line, for anything else)."""
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise UsageError(f"not a privpkg environment definition of format {FORMAT}")
+        def field(mapping: Mapping[str, Any], key: str, kind: type, where: str = "") -> Any:
+            value = mapping.get(key)
+            if value is None:
+                return kind()
+            if not isinstance(value, kind):
+                shape = "a mapping" if kind is dict else "a list"
+                raise UsageError(f"malformed environment definition: {where}{key} must be {shape}, not {type(value).__name__}")
+            return value
+
+        if not isinstance(data.get("name"), str):
+            raise UsageError("malformed environment definition: it has no name")
+        conda = field(data, "conda", dict)
         try:
-            conda = data.get("conda") or {}
             return cls(
                 name=data["name"],
                 python=data.get("python"),
-                pip=tuple(data.get("pip") or ()),
-                constraints=tuple(data.get("constraints") or ()),
-                channels=tuple(conda.get("channels") or ()),
-                conda=tuple(conda.get("dependencies") or ()),
-                variables=tuple(sorted((data.get("variables") or {}).items())),
+                pip=tuple(field(data, "pip", list)),
+                constraints=tuple(field(data, "constraints", list)),
+                channels=tuple(field(conda, "channels", list, "conda.")),
+                conda=tuple(field(conda, "dependencies", list, "conda.")),
+                variables=tuple(sorted(field(data, "variables", dict).items())),
                 sources=tuple(sources),
-                platforms=tuple(data.get("platforms") or ()),
+                platforms=tuple(field(data, "platforms", list)),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise UsageError(f"malformed environment definition ({type(exc).__name__}: {shown(exc, 80)})") from None
+        except (KeyError, TypeError, AttributeError) as exc:  # a shape the checks above let through
+            raise UsageError(f"malformed environment definition ({shown(exc, 80)})") from None
 
 
 def canonical_json(value: Any) -> bytes:
