@@ -53,6 +53,10 @@ for line in log["list"].splitlines():
     name, version, build_ = dist.rsplit("-", 2)
     (dest / "share" / name).mkdir(parents=True)
     (dest / "share" / name / "x.txt").write_text(dist)
+    if os.environ.get("FAKE_CONDA_SOFTLINK"):  # always_softlink: links into the package cache
+        (pkgs / dist).mkdir(parents=True, exist_ok=True)
+        os.symlink(pkgs / dist / "x.txt", dest / "share" / name / "linked.txt")
+    (dest / "share" / name / "inside.txt").symlink_to("x.txt")  # a link inside the prefix is fine
     record = {"name": name, "version": version, "build": build_, "fn": fn, "url": url, "channel": channel.rsplit("/", 1)[0],
               "extracted_package_dir": str(pkgs / dist), "package_tarball_full_path": str(pkgs / fn),
               "link": {"source": str(pkgs / dist), "type": 1}, "requested_spec": f"{channel}::{name}=={version}={build_}",
@@ -188,3 +192,38 @@ def test_a_failing_conda_is_one_line_and_leaves_no_scratch(
         build._install_conda(tmp_path / "prefix", arts, paths)
     scratch = Path(json.loads(fake_conda.read_text())["env"]["HOME"]).parent
     assert not scratch.exists() and not os.path.exists(tmp_path / "prefix" / "conda-meta")
+
+
+def test_links_out_of_the_prefix_discard_the_build(
+        fake_conda: Path, packages: tuple[list[pylock.Artifact], list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A configuration conda reads but privpkg cannot replace (always_softlink in the root
+    prefix's condarc) would link the prefix into the scratch package cache, gone once the build
+    is published: such a build fails in one line instead of becoming a dead cache hit."""
+    arts, paths = packages
+    monkeypatch.setenv("FAKE_CONDA_SOFTLINK", "1")
+    with pytest.raises(PrivpkgError, match=r"^conda linked share/priv\w+/linked.txt outside the prefix"):
+        build._install_conda(tmp_path / "prefix", arts, paths)
+    env = json.loads(fake_conda.read_text())["env"]
+    assert env["CONDA_ALWAYS_SOFTLINK"] == "false"
+
+
+def test_final_settings_in_condas_own_configuration_leave_the_build_to_py_rattler(
+        fake_conda: Path, packages: tuple[list[pylock.Artifact], list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A root prefix's condarc marking pkgs_dirs (or no_plugins) ``#!final`` beats privpkg's
+    variables, so conda is not used. py-rattler's install is replaced by a recorder here (the
+    packages are not real conda packages; tests/test_env_locks.py builds real ones with it)."""
+    arts, paths = packages
+    conda = tmp_path / "bin" / "conda"
+    (tmp_path / ".condarc").write_text("channels: [conda-forge]\n")
+    assert build.conda_config_files(str(conda)) == [tmp_path / ".condarc"] and build._final_conda_settings(str(conda)) == []
+    (tmp_path / "condarc.d").mkdir()
+    (tmp_path / "condarc.d" / "site.yml").write_text("pkgs_dirs: #!final\n  - /somewhere/users-pkgs\n")
+    assert build._final_conda_settings(str(conda)) == [tmp_path / "condarc.d" / "site.yml"]
+    installed: list[Path] = []
+    monkeypatch.setattr(build, "_install_with_rattler", lambda dest, a, p: installed.append(dest))
+    monkeypatch.setattr(build, "_name_lock_urls", lambda dest, a: None)
+    said: list[str] = []
+    build._install_conda(tmp_path / "prefix", arts, paths, said.append)
+    assert installed == [tmp_path / "prefix"] and not fake_conda.exists(), "conda never ran"
+    assert said == [(f"installed 2 conda package(s) with py-rattler (conda's configuration marks settings #!final, which privpkg's "
+                    f"cannot override: {tmp_path / 'condarc.d' / 'site.yml'})")]

@@ -100,3 +100,18 @@ def test_import_privpkg_does_not_import_environments() -> None:
     assert "environments" not in out, out
     code = "import sys, privpkg; privpkg.Environment; print('privpkg.environments.api' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+
+def test_platforms_are_rattlers() -> None:
+    """A well-formed but unknown platform (``foo-bar``) is refused in one line before any lock
+    asks a channel for it; the list is py-rattler's, without noarch."""
+    import rattler
+
+    from privpkg.environments import spec as spec_module
+    from privpkg.errors import UsageError
+
+    assert spec_module.PLATFORMS == {str(p) for p in rattler.Platform.all()} - {"noarch"}
+    for bad in ("foo-bar", "noarch", "linux-65", "../x"):
+        with pytest.raises(UsageError, match="not a conda platform"):
+            spec_module.validate_platform(bad)
+    assert spec_module.validate_platform("osx-arm64") == "osx-arm64"

@@ -547,15 +547,60 @@ def _install_conda(dest: Path, artifacts: list[Artifact], paths: list[Path], rep
     prefix ``dest``: by conda when it is present (:func:`find_conda`), else by py-rattler. Both
     give the same prefix and ``conda-meta`` records naming the lock's URLs."""
     conda = find_conda()
-    if conda is not None:
+    final = _final_conda_settings(conda) if conda is not None else []
+    if conda is not None and not final:
         _install_with_conda(conda, dest, artifacts, paths)
         what = f"conda ({conda})"
     else:
         _install_with_rattler(dest, artifacts, paths)
-        what = "py-rattler (no conda found: neither $CONDA_EXE nor conda on PATH)"
+        what = ("py-rattler (no conda found: neither $CONDA_EXE nor conda on PATH)" if conda is None else
+                f"py-rattler (conda's configuration marks settings #!final, which privpkg's cannot override: {final[0]})")
     _name_lock_urls(dest, artifacts)
     if report is not None:
         report(f"installed {len(artifacts)} conda package(s) with {what}")
+
+
+def conda_config_files(conda: str) -> list[Path]:
+    """The configuration files conda reads that privpkg's scratch HOME and CONDARC do not
+    replace: the system's (``/etc/conda``, ``/var/lib/conda``) and its root prefix's (the folder
+    above the one holding ``conda``: ``bin/`` or ``condabin/``)."""
+    root = Path(conda).resolve().parent.parent
+    found: list[Path] = []
+    for folder in (Path("/etc/conda"), Path("/var/lib/conda"), root):
+        found += [folder / name for name in (".condarc", "condarc") if (folder / name).is_file()]
+        drop_in = folder / "condarc.d"
+        if drop_in.is_dir():
+            found += sorted(p for p in drop_in.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file())
+    return found
+
+
+def _final_conda_settings(conda: str) -> list[Path]:
+    """Those of :func:`conda_config_files` that mark a setting ``#!final``: conda then keeps
+    their value over privpkg's variables (a ``pkgs_dirs`` would take the build's packages and
+    scratch paths, a ``no_plugins: false`` would run plugins), so py-rattler builds instead."""
+    out = []
+    for path in conda_config_files(conda):
+        try:
+            if "#!final" in path.read_text(encoding="utf-8", errors="replace"):
+                out.append(path)
+        except OSError:
+            out.append(path)  # unreadable: it may hold anything
+    return out
+
+
+def check_links_inside(dest: Path) -> None:
+    """PrivpkgError (one line) when a symbolic link in the prefix ``dest`` leads outside it: a
+    setting such as ``always_softlink`` in a configuration conda reads would have linked the
+    prefix into the scratch package cache, which is gone when the build is published."""
+    root = os.path.realpath(dest)
+    for folder, dirs, files in os.walk(dest):
+        for name in (*dirs, *files):
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                target = os.path.realpath(path)
+                if os.path.commonpath([root, target]) != root:
+                    raise PrivpkgError(f"conda linked {os.path.relpath(path, dest)} outside the prefix (a setting such as "
+                                       "always_softlink in conda's configuration?); the build is discarded")
 
 
 def explicit_file_list(artifacts: Sequence[Artifact], paths: Sequence[Path], folder: Path) -> Path:
@@ -587,10 +632,14 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 #: conda's settings for a build, as variables (they win over every condarc conda reads, the
-#: system's and the root prefix's included): offline, no prompt, no plugin of the user's base
-#: (privpkg's own included: nothing here needs a credential), no error report, no shortcut,
-#: no entry in ~/.conda/environments.txt for a cache directory.
-_CONDA_SETTINGS = {"CONDA_OFFLINE": "true", "CONDA_ALWAYS_YES": "true", "CONDA_NO_PLUGINS": "true", "CONDA_REPORT_ERRORS": "false",
+#: system's and the root prefix's included, but for a setting marked ``#!final`` there, which
+#: :func:`_final_conda_settings` leaves to py-rattler): offline, no prompt, no plugin hooks of
+#: the user's base (privpkg's own included: nothing here needs a credential; conda still
+#: imports the plugins' modules, the user's own code), links or copies but never soft links
+#: (they would lead into the scratch package cache), no error report, no shortcut, no entry in
+#: ~/.conda/environments.txt for a cache directory.
+_CONDA_SETTINGS = {"CONDA_OFFLINE": "true", "CONDA_ALWAYS_YES": "true", "CONDA_NO_PLUGINS": "true", "CONDA_ALWAYS_SOFTLINK": "false",
+                   "CONDA_REPORT_ERRORS": "false",
                    "CONDA_SHORTCUTS": "false", "CONDA_REGISTER_ENVS": "false", "CONDA_AUTO_UPDATE_CONDA": "false",
                    "CONDA_NOTIFY_OUTDATED_CONDA": "false", "CONDA_QUIET": "true"}
 
@@ -632,6 +681,7 @@ def _install_with_conda(conda: str, dest: Path, artifacts: list[Artifact], paths
             lines = [line.strip() for line in (res.stderr + res.stdout).splitlines() if line.strip()]
             why = shown(masked(lines[-1]), 300) if lines else "no output"
             raise PrivpkgError(f"conda create failed (exit {res.returncode}): {why}")
+        check_links_inside(dest)
         _scrub_conda_meta(dest, artifacts)
 
 

@@ -66,9 +66,19 @@ def validate_name(name: str) -> str:
     return name
 
 
+#: The conda platforms a lock can be made for: py-rattler 0.28's ``Platform.all()`` but
+#: ``noarch`` (kept here so checking a definition never imports rattler; a unit test compares).
+PLATFORMS = frozenset({
+    "linux-32", "linux-64", "linux-aarch64", "linux-armv6l", "linux-armv7l", "linux-loongarch64", "linux-ppc64le", "linux-ppc64",
+    "linux-ppc", "linux-s390x", "linux-riscv32", "linux-riscv64", "freebsd-32", "freebsd-64", "freebsd-arm64", "freebsd-ppc64le",
+    "freebsd-ppc64", "osx-64", "osx-arm64", "ios-arm64", "iossimulator-arm64", "iossimulator-64", "android-aarch64", "android-armv7a",
+    "android-64", "android-32", "win-32", "win-64", "win-arm64", "emscripten-wasm32", "emscripten-wasm64", "wasi-wasm32", "zos-z",
+})
+
+
 def validate_platform(platform: object) -> str:
     """A conda platform to lock for (UsageError, one line, for anything else)."""
-    if not isinstance(platform, str) or not _PLATFORM.fullmatch(platform):
+    if not isinstance(platform, str) or not _PLATFORM.fullmatch(platform) or platform not in PLATFORMS:
         raise UsageError(f"not a conda platform: {shown(str(platform), 40)!r} (e.g. linux-64, osx-arm64, win-64)")
     return platform
 
