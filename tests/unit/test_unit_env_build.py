@@ -87,3 +87,21 @@ def test_fetch_refuses_before_any_request(isolated_privpkg: Path, tmp_path: Path
         fetch_artifacts([a], tmp_path / "wh")
     assert "sig=abc" not in str(err.value)
     assert list((tmp_path / "wh").iterdir()) == []
+
+
+def test_prune_removes_only_a_killed_builds_scratch_folder(isolated_privpkg: Path) -> None:
+    """A conda build's scratch folder (a full package cache) is locked from before it exists
+    until it is gone: prune removes the one a SIGKILL left, never one in use."""
+    import subprocess
+    import sys
+
+    probe = ("import os, sys\nfrom privpkg.environments import cache\n"
+             "with cache.scratch_dir('conda') as d:\n    (d / 'pkgs').mkdir()\n    print(d, flush=True)\n    os.kill(os.getpid(), 9)\n")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    left = Path(res.stdout.strip())
+    assert res.returncode == -9 and left.is_dir(), res.stderr
+    with cache.scratch_dir("conda") as busy:
+        cache.prune()
+        assert busy.is_dir(), "a build's scratch in use stays"
+        assert not left.exists(), "the killed build's scratch is removed"
+    assert not busy.exists()

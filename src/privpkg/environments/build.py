@@ -664,15 +664,13 @@ def conda_environ(scratch: Path) -> dict[str, str]:
 
 def _install_with_conda(conda: str, dest: Path, artifacts: list[Artifact], paths: list[Path]) -> None:
     import subprocess
-    import tempfile
 
     from privpkg.environments.screen import masked
 
     # The scratch folder sits in the cache, beside the builds: conda hardlinks from its package
     # cache into the prefix when both are on one file system, and the links outlive the folder.
-    cache.root().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="conda-", dir=cache.root()) as tmp:
-        scratch = Path(tmp)
+    # It is locked before it exists, so `env prune` removes only a killed build's (cache.prune).
+    with cache.scratch_dir("conda") as scratch:
         listing = explicit_file_list(artifacts, paths, scratch)
         argv = [conda, "create", "--prefix", str(dest), "--file", str(listing), "--offline", "--yes", "--quiet"]
         res = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, env=conda_environ(scratch),

@@ -244,6 +244,48 @@ class Pruned(NamedTuple):
     builds: list[str]
 
 
+#: The prefix of scratch folders in the cache root (:func:`scratch_dir`), and their locks'.
+SCRATCH_LOCK = "scratch-"
+
+
+@contextmanager
+def scratch_dir(kind: str) -> Iterator[Path]:
+    """A fresh private folder ``KIND-RANDOM`` in the cache root for the duration of the block,
+    removed after; its lock is held from before it exists until it is gone, so :func:`prune`
+    removes only the folders a killed build left (a SIGKILL runs no clean-up)."""
+    import secrets
+    import shutil
+
+    from privpkg.fileio import file_lock
+
+    top = root()
+    name = f"{kind}-{secrets.token_hex(6)}"
+    with file_lock(top / "locks" / f"{SCRATCH_LOCK}{name}.lock"):
+        folder = top / name
+        folder.mkdir(mode=0o700)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    (top / "locks" / f"{SCRATCH_LOCK}{name}.lock").unlink(missing_ok=True)
+
+
+def _prune_scratch(top: Path) -> None:
+    """Remove scratch folders (:func:`scratch_dir`) whose lock nobody holds: killed builds'."""
+    import shutil
+
+    from privpkg.fileio import LockTimeout, file_lock
+
+    for folder in sorted(top.glob("conda-*")):
+        lock = top / "locks" / f"{SCRATCH_LOCK}{folder.name}.lock"
+        try:
+            with file_lock(lock, timeout=0):
+                shutil.rmtree(folder, ignore_errors=True)
+            lock.unlink(missing_ok=True)
+        except (LockTimeout, OSError):
+            continue  # in use
+
+
 def prune(older_than_days: float | None = None) -> Pruned:
     """Forget pointers not used for ``older_than_days`` (none when None), then remove every
     build no pointer names, except builds in progress. A removed build is renamed aside first,
@@ -292,4 +334,5 @@ def prune(older_than_days: float | None = None) -> Pruned:
         removed.append(entry.name)
     for leftover in builds.glob(".removing-*") if builds.is_dir() else []:
         shutil.rmtree(leftover, ignore_errors=True)
+    _prune_scratch(top)
     return Pruned(pointers, removed)
