@@ -41,6 +41,7 @@ from privpkg.environments import cache
 from privpkg.errors import PrivpkgError, UsageError, shown
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable, Mapping, Sequence
 
     from privpkg.environments.pylock import Artifact, Target
@@ -109,17 +110,33 @@ _SECRET_VARIABLES = (*envvars.LOOKUP_INPUTS, "AZURE_STORAGE_KEY", "AZURE_STORAGE
                      "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
-def _run(argv: list[str], what: str) -> None:
+def _start(argv: list[str]) -> subprocess.Popen[str]:
+    """An installer started with no secret variables, its output kept for :func:`_finish`."""
     import subprocess
 
+    env = {k: v for k, v in os.environ.items() if k not in _SECRET_VARIABLES}
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+
+
+def _finish(proc: subprocess.Popen[str], what: str) -> None:
+    """Wait for ``proc``; one line naming ``what`` and its last output line when it failed.
+    Interrupted, it is killed first (no installer writes on after its build was discarded)."""
     from privpkg.environments.screen import masked
 
-    env = {k: v for k, v in os.environ.items() if k not in _SECRET_VARIABLES}
-    res = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, env=env)
-    if res.returncode != 0:
-        lines = [line.strip() for line in (res.stderr + res.stdout).splitlines() if line.strip()]
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        lines = [line.strip() for line in (err + out).splitlines() if line.strip()]
         why = shown(masked(lines[-1]), 300) if lines else "no output"
-        raise PrivpkgError(f"{what} failed (exit {res.returncode}): {why}")
+        raise PrivpkgError(f"{what} failed (exit {proc.returncode}): {why}")
+
+
+def _run(argv: list[str], what: str) -> None:
+    _finish(_start(argv), what)
 
 
 def _requirements(artifacts: list[Artifact], paths: list[Path], folder: Path) -> tuple[Path, list[str]]:
@@ -145,16 +162,35 @@ def _install(dest: Path, python: cache.Interpreter, artifacts: list[Artifact], p
         if installer == "uv" and uv is None:
             raise UsageError("uv is not installed (pip install uv); or build with --installer pip")
         if uv is not None:
-            # --no-config: a uv.toml in a parent folder (even another user's) must not steer the build.
-            _run([uv, "venv", "--no-config", "--quiet", "--python", python.executable, str(dest)], "uv venv")
-            if artifacts:
-                _run([uv, "pip", "install", "--no-config", "--quiet", "--python", str(_venv_python(dest)), "--offline",
-                      "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "uv pip install")
+            _install_uv(uv, dest, python, find_links, reqs if artifacts else None)
         else:
             _run([python.executable, "-m", "venv", str(dest)], "python -m venv")
             if artifacts:
                 _run([str(_venv_python(dest)), "-m", "pip", "install", "--quiet", "--isolated", "--disable-pip-version-check",
                       "--no-input", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "pip install")
+
+
+def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list[str], reqs: Path | None) -> None:
+    """``uv venv`` and ``uv pip install --prefix``, side by side, into the new directory.
+
+    The install runs with the base interpreter and ``--prefix``, not the new environment's
+    python, which uv would run once to learn it (the directory is new every time); its scripts
+    are then pointed at the environment's python (:mod:`.relocate`). ``--allow-existing`` lets
+    ``uv venv`` write beside the install; the directory is made here first, exclusively.
+    ``--no-config``: a uv.toml in a parent folder (even another user's) must not steer the build.
+    """
+    dest.mkdir(mode=0o755)
+    venv = _start([uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python", python.executable, str(dest)])
+    try:
+        if reqs is not None:
+            _run([uv, "pip", "install", "--no-config", "--quiet", "--python", python.executable, "--prefix", str(dest),
+                  "--offline", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "uv pip install")
+    finally:
+        _finish(venv, "uv venv")
+    if reqs is not None:
+        from privpkg.environments.relocate import retarget_scripts
+
+        retarget_scripts(dest, python.executable, _site_packages(dest))
 
 
 def _site_packages(dest: Path) -> Path:
@@ -165,11 +201,12 @@ def _site_packages(dest: Path) -> Path:
 
 
 def _dist_info(site: Path, a: Artifact) -> Path:
-    from packaging.utils import canonicalize_name as canonical
+    import re
 
+    # packaging's canonicalize_name, without importing packaging (a fifth of a small build).
     for entry in site.glob("*.dist-info"):
         name, _, version = entry.name[: -len(".dist-info")].rpartition("-")
-        if canonical(name) == a.name and version == a.version:
+        if re.sub(r"[-_.]+", "-", name).lower() == a.name and version == a.version:
             return entry
     raise PrivpkgError(f"{a.filename} was installed but its .dist-info is missing")
 

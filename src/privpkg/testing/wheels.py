@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 #: Random bytes are written in blocks of this size (a 1 GiB payload never sits in memory).
@@ -24,12 +25,14 @@ def _record_entry(name: str, digest: bytes, size: int) -> str:
 
 
 def make_wheel(directory: Path, name: str, version: str, *, body: str | None = None, payload_size: int = 0,
-               tag: str = "py3-none-any", modules: int = 0) -> Path:
+               tag: str = "py3-none-any", modules: int = 0, extra: Mapping[str, str] | None = None) -> Path:
     """Write ``{name}-{version}-{tag}.whl`` (name underscored) to ``directory`` and return
     its path. It installs a module named like the project whose text is ``body`` (default:
     ``VERSION = "<version>"``), plus ``<module>_data.bin`` with ``payload_size`` random bytes when
     that is not 0, plus ``modules`` small modules in a ``<module>_lib`` package (an installer's
-    cost grows with the number of files, as real packages have hundreds or thousands).
+    cost grows with the number of files, as real packages have hundreds or thousands), plus
+    ``extra``: more files by their path in the wheel (``{dist}-{version}.dist-info/entry_points.txt``,
+    ``{dist}-{version}.data/scripts/tool``...).
 
     >>> import tempfile, zipfile
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -47,6 +50,7 @@ def make_wheel(directory: Path, name: str, version: str, *, body: str | None = N
         f"{dist}.py": body if body is not None else f'VERSION = "{version}"\n',
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: privpkg\nRoot-Is-Purelib: true\nTag: {tag}\n",
+        **(extra or {}),
     }
     record = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
