@@ -1,0 +1,65 @@
+"""A command line naming a command group builds that group's parser alone (a cache hit's ``env
+build`` spends less time building parsers than building the environment); shown here: for every
+group, its usage, help and errors are the same as with every group's parser, and running one
+imports no other group's module."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import subprocess
+import sys
+
+import pytest
+
+from privpkg.cli import GROUPS, build_parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[object, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            ns = parser.parse_args(argv)
+            code: object = sorted((k, f"{v.__module__}.{v.__qualname__}" if callable(v) else repr(v)) for k, v in vars(ns).items())
+        except SystemExit as exc:
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def _actions(parser: argparse.ArgumentParser, group: str) -> list[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub = action.choices[group]
+            for inner in sub._actions:
+                if isinstance(inner, argparse._SubParsersAction):
+                    return list(inner.choices)
+    return []
+
+
+def test_groups_are_the_full_parsers_commands() -> None:
+    full = build_parser()
+    (sub,) = [a for a in full._actions if isinstance(a, argparse._SubParsersAction)]
+    assert tuple(sub.choices) == GROUPS
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_a_groups_parser_alone_parses_as_the_full_one(group: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    full, alone = build_parser(), build_parser(group)
+    lines = [[group], [group, "--help"], [group, "no-such-action"], [group, "--no-such-option"]]
+    for action in _actions(full, group):
+        lines += [[group, action, "--help"], [group, action], [group, action, "--no-such-option"], [group, action, "a", "b", "c", "d"]]
+    assert len(lines) > 4 or group in ("resolve", "doctor", "demo")
+    for argv in lines:
+        assert _parse(alone, argv) == _parse(full, argv), argv
+
+
+def test_one_group_imports_no_other() -> None:
+    code = ("import sys; from privpkg.cli import _run\n"
+            "try:\n    _run(['env', 'path', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('privpkg.cli.')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = eval(r.stdout.strip().splitlines()[-1])
+    assert "privpkg.cli.env" in loaded
+    assert not {f"privpkg.cli.{g}" for g in GROUPS if g != "env"} & set(loaded), loaded
