@@ -9,6 +9,7 @@ medians), measured in the same run.
     python bench/env_build.py --runs 40         # the README's numbers
     python bench/env_build.py --runs 3 --warmup 0 --packages 4     # a smoke test
     python bench/env_build.py --runs 30 --modules 2500  # packages with up to 2500 files each, as real ones have
+    python bench/env_build.py --runs 30 --real  # 18 real wheels from PyPI (numpy, pandas, requests...) + the 2 private ones
 
 The lock holds N packages (default 20) made by the shared wheel maker, each with a random
 payload of 0.1 to 4 MB (about 38 MB in all for 20): N-2 public ones served anonymously by a
@@ -70,6 +71,12 @@ from privpkg import envvars
 from privpkg.environments import pylock
 from privpkg.testing import start_feed_server, start_server, stop_process, write_config
 
+#: ``--real``: 18 popular wheels from PyPI (a data-science lock: numpy and pandas with their
+#: thousands of files, requests and its four, ...), pinned; downloaded once into the user cache.
+REAL = ["numpy==2.1.3", "pandas==2.2.3", "python-dateutil==2.9.0.post0", "pytz==2024.2", "tzdata==2024.2", "six==1.16.0",
+        "requests==2.32.3", "urllib3==2.2.3", "idna==3.10", "certifi==2024.8.30", "charset-normalizer==3.4.0",
+        "packaging==24.2", "attrs==24.2.0", "click==8.1.7", "jinja2==3.1.4", "markupsafe==3.0.2", "pyyaml==6.0.2",
+        "typing-extensions==4.12.2"]
 TARGET_HIT_MS = 100.0
 TARGET_RATIO = 1.15
 FEED_PATH = "/org/_packaging/feed/pypi/simple/"
@@ -84,6 +91,27 @@ def lock_text(entries: list[tuple[str, str, str, str, bool]]) -> str:
     return 'lock-version = "1.0"\ncreated-by = "privpkg bench"\n\n' + "\n".join(blocks)
 
 
+def real_wheels(public: Path) -> list[tuple[str, Path]]:
+    """:data:`REAL`'s wheels for this interpreter, in ``public`` (downloaded once with pip into
+    ``~/.cache/privpkg-bench``, then copied from there): [(name, path)]."""
+    import re
+    import shutil
+
+    store = Path(os.path.expanduser("~/.cache/privpkg-bench")) / f"wheels-cp{sys.version_info[0]}{sys.version_info[1]}"
+    def found() -> dict[str, Path]:
+        return {re.sub(r"[-_.]+", "-", p.name.split("-")[0]).lower(): p for p in store.glob("*.whl")}
+    if len(found()) < len(REAL):
+        log(f"downloading {len(REAL)} wheels from PyPI into {store}")
+        run([sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:", "--no-deps", "--dest", store, *REAL])
+    have = found()
+    public.mkdir(parents=True, exist_ok=True)
+    out = []
+    for spec in REAL:
+        name = spec.split("==")[0]
+        out.append((name, Path(shutil.copy2(have[name], public / have[name].name))))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=40)
@@ -93,6 +121,9 @@ def main() -> int:
     ap.add_argument("--modules", type=int, default=0, metavar="N",
                     help="give each package 1 to N small modules besides its payload (real packages have hundreds "
                          "to thousands of files, and an install's cost grows with them); default 0: 4 files each")
+    ap.add_argument("--real", action="store_true",
+                    help=f"besides the two private wheels, {len(REAL)} real wheels from PyPI (numpy, pandas, requests, ...; "
+                         "downloaded once) instead of made ones")
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
     uv = str(find_uv())
@@ -106,11 +137,14 @@ def main() -> int:
         public = tmp / "public"
         feed_dir = tmp / "feed"
         wheels: list[tuple[str, Path]] = []
-        for i in range(args.packages):
+        for i in range(2 if args.real else args.packages):
             name = f"bench-pkg-{i:02d}"
             folder = feed_dir if i == 0 else public
             modules = rng.randint(1, args.modules) if args.modules else 0
             wheels.append((name, make_wheel(folder, name, "1.0", payload_size=rng.randint(100_000, 4_000_000), modules=modules)))
+        if args.real:
+            wheels += real_wheels(public)
+        versions = {name: ("1.0" if name.startswith("bench-pkg-") else whl.name.split("-")[1]) for name, whl in wheels}
         secret = hashlib.sha256(os.urandom(16)).hexdigest()
         config = write_config(tmp / "feed.json", [{"path": FEED_PATH, "secret": secret, "dir": feed_dir}])
         feed = start_feed_server(config, env={**env, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")})
@@ -132,14 +166,15 @@ def main() -> int:
             for i, (name, whl) in enumerate(wheels):
                 sha = hashlib.sha256(whl.read_bytes()).hexdigest()
                 public_url = f"http://127.0.0.1:{port}/{whl.name}"
+                version = versions[name]
                 if i == 0:
                     (public / whl.name).write_bytes(whl.read_bytes())  # uv's copy of the feed file
-                    mine.append((name, "1.0", f"http://127.0.0.1:{feed.port}{FEED_PATH}{name}/{whl.name}", sha, False))
+                    mine.append((name, version, f"http://127.0.0.1:{feed.port}{FEED_PATH}{name}/{whl.name}", sha, False))
                 elif i == 1:
-                    mine.append((name, "1.0", ws_url, sha, True))
+                    mine.append((name, version, ws_url, sha, True))
                 else:
-                    mine.append((name, "1.0", public_url, sha, False))
-                theirs.append((name, "1.0", public_url, sha, False))
+                    mine.append((name, version, public_url, sha, False))
+                theirs.append((name, version, public_url, sha, False))
             lock, uv_lock = tmp / "pylock.toml", tmp / "pylock.uv.toml"
             # Written as privpkg writes locks (pylock.dump: what env lock and the registry store),
             # so the build by --lock and the one by NAME share the memo of the lock's text.
@@ -173,9 +208,8 @@ def main() -> int:
                 assert all(c == 0 for c in r["exit_codes"]), f"{name} failed: {r['exit_codes']}"
             # The last miss left a complete build; check what it holds.
             out = run([*privpkg, "env", "run", "--lock", lock, "--", "python", "-c",
-                       "import importlib.metadata as m; print(len([d for d in m.distributions() if d.metadata['Name'].startswith('bench-pkg')]))"],
-                      env=env).stdout.strip()
-            assert out == str(args.packages), out
+                       "import importlib.metadata as m; print(len(list(m.distributions())))"], env=env).stdout.strip()
+            assert out == str(len(wheels)), (out, len(wheels))
         finally:
             stop_process(server)
             feed.stop()
@@ -194,7 +228,7 @@ def main() -> int:
         cr, clo, chi = compare(res["uv sync"]["ms"], res["miss, cold wheelhouse"]["ms"], ratio=True)
         print(f"miss with a cold wheelhouse / uv sync: {cr:.2f}x (95% CI {clo:.2f} … {chi:.2f}) (no target)")
     print(busy_note(load_before))
-    write_result("env_build", {"runs": args.runs, "packages": args.packages, "modules": args.modules, "results": res,
+    write_result("env_build", {"runs": args.runs, "packages": len(wheels), "modules": args.modules, "real": args.real, "results": res,
                                "hit_ms": [hit, hit_lo, hit_hi], "hit_by_name_ms": [by_name, name_lo, name_hi], "miss_ratio": [ratio, lo, hi]})
     return 0
 

@@ -21,18 +21,30 @@ from privpkg import __version__
 from privpkg.cli.output import Parser, error, os_error
 from privpkg.errors import PrivpkgError
 
-__all__ = ["GROUPS", "build_parser", "main"]
+__all__ = ["GROUPS", "build_parser", "main", "parser_for"]
 
 #: The command groups, each a module of this package adding the command of its name, in the
 #: order of ``privpkg --help``.
 GROUPS = ("auth", "connection", "workspace", "wheel", "env", "resolve", "doctor", "setup", "demo")
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every command, or of the command group ``only`` alone: what a command
-    line naming that group parses the same (its usage, help and errors name no other group),
-    without importing the other groups and building their parsers (a fifth of a cache hit's
-    ``env build``)."""
+def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser ``argv`` needs: of its command group and action alone when it names them
+    (``privpkg GROUP ACTION ...``), else of every command. It parses, prints help and fails the
+    same as the whole parser, without importing the other groups and building the parsers of
+    their actions (a third of a cache hit of ``env build``)."""
+    if not argv or argv[0] not in GROUPS:
+        return build_parser()
+    if len(argv) < 2 or argv[1].startswith("-"):
+        return build_parser(argv[0])
+    parser = build_parser(argv[0], argv[1])
+    return parser if getattr(parser, "found_action", False) else build_parser(argv[0])
+
+
+def build_parser(only: str | None = None, action: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of the command group ``only`` alone, or of its
+    ``action`` alone (the group's other actions are not built: :class:`.output.OneAction`;
+    ``found_action`` on the parser tells whether the group has ``action``)."""
     import importlib
 
     p = Parser(
@@ -43,8 +55,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"privpkg {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     # The order of `privpkg --help`.
+    sub.only_action = action if only is not None else None  # type: ignore[attr-defined]  # read by output.add_group
     for group in GROUPS if only is None else (only,):
         importlib.import_module(f"privpkg.cli.{group}").add_parser(sub)
+    if only is not None and action is not None:
+        # The group's OneAction is the subparsers action its parser holds.
+        group_parser = sub.choices[only]
+        inner = [a for a in group_parser._actions if isinstance(a, argparse._SubParsersAction)]
+        p.found_action = bool(inner) and action in inner[0].choices  # type: ignore[attr-defined]
     return p
 
 
@@ -138,7 +156,7 @@ def _output_failed(exc: OSError, stream: Any) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    parser = build_parser(argv[0] if argv and argv[0] in GROUPS else None)
+    parser = parser_for(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit:

@@ -58,11 +58,45 @@ def need_subcommand(parser: argparse.ArgumentParser) -> int:
 
 def add_group(sub: Any, name: str, *, help: str, description: str, metavar: str = "ACTION") -> Any:
     """Add the command group ``name`` (``privpkg NAME ACTION ...``) to the subparsers ``sub`` and
-    return the subparsers its actions go into; the group alone prints its help and exits 2."""
+    return the subparsers its actions go into; the group alone prints its help and exits 2.
+    When the command line names one action (``sub.only_action``, set by the CLI), only that
+    action's parser is built (see :class:`OneAction`)."""
     group = sub.add_parser(name, help=help, description=description)
     actions = group.add_subparsers(dest=metavar.lower(), metavar=metavar, parser_class=Parser)
     group.set_defaults(func=lambda a: need_subcommand(group))
-    return actions
+    only = getattr(sub, "only_action", None)
+    return OneAction(actions, only) if only is not None else actions
+
+
+class OneAction:
+    """A group's subparsers that build the parser of one action, ``wanted``, and give every
+    other action a :class:`_Sink`: a command line naming ``wanted`` parses, prints help and fails
+    the same with it, without the cost of building the others. ``found`` tells whether the group
+    has ``wanted`` at all (if not, the CLI builds the whole parser, for its error)."""
+
+    def __init__(self, actions: Any, wanted: str) -> None:
+        self._actions = actions
+        self._wanted = wanted
+        self.found = False
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self._wanted or self._wanted in kwargs.get("aliases", ()):
+            self.found = True
+            return self._actions.add_parser(name, **kwargs)
+        return _Sink()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._actions, name)
+
+
+class _Sink:
+    """Takes an unbuilt action's ``add_argument``, ``set_defaults``, groups... and keeps nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._take
+
+    def _take(self, *args: Any, **kwargs: Any) -> _Sink:
+        return self
 
 
 def out(line: str = "") -> None:

@@ -180,11 +180,21 @@ def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list
     ``--no-config``: a uv.toml in a parent folder (even another user's) must not steer the build.
     """
     dest.mkdir(mode=0o755)
-    venv = _start([uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python", python.executable, str(dest)])
+    # The install is the longer of the two: started first.
+    install = None
+    if reqs is not None:
+        install = _start([uv, "pip", "install", "--no-config", "--quiet", "--python", python.executable, "--prefix", str(dest),
+                          "--offline", "--no-index", "--no-deps", *find_links, "-r", str(reqs)])
     try:
-        if reqs is not None:
-            _run([uv, "pip", "install", "--no-config", "--quiet", "--python", python.executable, "--prefix", str(dest),
-                  "--offline", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "uv pip install")
+        venv = _start([uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python", python.executable, str(dest)])
+    except BaseException:
+        if install is not None:
+            install.kill()
+            install.wait()
+        raise
+    try:
+        if install is not None:
+            _finish(install, "uv pip install")
     finally:
         _finish(venv, "uv venv")
     if reqs is not None:
@@ -218,7 +228,7 @@ def record_direct_urls(dest: Path, artifacts: list[Artifact]) -> int:
     import hashlib
     import json
 
-    from privpkg.fileio import write_atomic
+    from privpkg.environments.relocate import replace_file
 
     mine = [a for a in artifacts if a.url.lower().startswith("privpkg:")]
     if not mine:
@@ -228,7 +238,7 @@ def record_direct_urls(dest: Path, artifacts: list[Artifact]) -> int:
         info = _dist_info(site, a)
         data = json.dumps({"url": a.url.partition("#")[0], "archive_info": {"hash": f"sha256={a.sha256}", "hashes": {"sha256": a.sha256}}},
                           sort_keys=True).encode()
-        write_atomic(info / "direct_url.json", data, 0o644)  # what pip gives it: the environment's files are readable
+        replace_file(info / "direct_url.json", data, 0o644)  # what pip gives it: the environment's files are readable
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
         line = f"{info.name}/direct_url.json,sha256={digest},{len(data)}\n"
         record = info / "RECORD"
@@ -236,7 +246,7 @@ def record_direct_urls(dest: Path, artifacts: list[Artifact]) -> int:
         kept = [x for x in old if not x.startswith(f"{info.name}/direct_url.json,")]
         if kept and not kept[-1].endswith("\n"):
             kept[-1] += "\n"
-        write_atomic(record, "".join([*kept, line]).encode(), 0o644)
+        replace_file(record, "".join([*kept, line]).encode(), 0o644)
     return len(mine)
 
 
@@ -361,7 +371,9 @@ def _select(text: str, interp: cache.Interpreter, current: bool) -> list[Artifac
     it: the store is not read here (the patterns are still applied, by :func:`pylock.load`)."""
     from privpkg.environments import pylock
 
-    return pylock.load(text, known_secrets=False).select(None if current else target(interp, False))
+    if current:
+        return pylock.load(text, known_secrets=False).select(current_tags=cache.current_tags)
+    return pylock.load(text, known_secrets=False).select(target(interp, False))
 
 
 def find(lock: str | Path | Parts, *, python: str | None = None) -> Path | None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -115,16 +115,19 @@ class Lock(NamedTuple):
                 for entry, kind in [*((w, "wheel") for w in p.wheels),
                                     *((e, "wheel" if _filename(e).endswith(".whl") else "sdist") for e in (p.sdist, p.archive) if e is not None)]]
 
-    def select(self, target: Target | None = None, *, what: str = "this interpreter") -> list[Artifact]:
+    def select(self, target: Target | None = None, *, what: str = "this interpreter",
+               current_tags: Callable[[], tuple[str, ...]] | None = None) -> list[Artifact]:
         """The artifacts ``target`` (default: the running interpreter) installs: each package
         whose marker holds, with its best wheel for the target's tags, else its sdist. One-line
         UsageError (``what`` names the target there) naming every package with no artifact for
-        the target, or when two entries of one name both apply."""
+        the target, or when two entries of one name both apply. ``current_tags`` gives the
+        running interpreter's tags when they are needed (default :meth:`Target.current_tags`;
+        a build passes the cache's remembered copy)."""
         # The running interpreter's tags and markers cost packaging's imports and ~8 ms of
         # sys_tags(): asked for only when a package needs them (a marker, a requires-python, a
         # choice between wheels or a wheel that is not py3-none-any), which a lock of pure-Python
         # wheels never does (the build's miss path).
-        facts = _Facts(target)
+        facts = _Facts(target, current_tags or Target.current_tags)
         if self.requires_python and not _python_ok(self.requires_python, facts.python()):
             raise UsageError(f"the lock requires Python {self.requires_python}; {what} is {facts.python()}")
         chosen: dict[str, Artifact] = {}
@@ -151,14 +154,15 @@ class _Facts:
     """A target's tags (as a rank) and marker environment, computed on first use; for the
     running interpreter (``target`` None) from packaging then."""
 
-    def __init__(self, target: Target | None) -> None:
+    def __init__(self, target: Target | None, current_tags: Callable[[], tuple[str, ...]]) -> None:
         self.target = target
+        self.current_tags = current_tags
         self._rank: dict[str, int] | None = None
         self._env: dict[str, str] | None = None
 
     def rank(self) -> dict[str, int]:
         if self._rank is None:
-            tags = self.target.tags if self.target is not None else Target.current_tags()
+            tags = self.target.tags if self.target is not None else self.current_tags()
             self._rank = {tag: i for i, tag in enumerate(tags)}
         return self._rank
 

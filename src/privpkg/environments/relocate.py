@@ -50,6 +50,31 @@ def _interpreter_of(data: bytes) -> tuple[str, int] | None:
     return None
 
 
+def replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Replace ``path``, in a build not yet published, with ``data``: a new file (random name,
+    ``O_EXCL``, no symlink followed) renamed over it, because uv may have hard-linked the old one
+    from its cache, which must stay as it is. Not fsynced, as uv's own files are not: nothing
+    points at the build until it is published, and a build that did not finish is discarded."""
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def _same_file(a: str, b: str) -> bool:
     try:
         return a == b or os.path.samefile(a, b)
@@ -63,8 +88,6 @@ def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
     returns how many scripts were rewritten."""
     import base64
     import hashlib
-
-    from privpkg.fileio import write_atomic
 
     bindir = dest / "bin"
     new_head = shebang(str(bindir / "python"))
@@ -82,7 +105,7 @@ def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
         if found is None or not _same_file(found[0], installer_python):
             continue
         data = new_head + data[found[1]:]
-        write_atomic(Path(entry.path), data, os.stat(entry.path).st_mode & 0o7777)
+        replace_file(Path(entry.path), data, os.stat(entry.path).st_mode & 0o7777)
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
         changed[os.path.relpath(entry.path, site).replace(os.sep, "/")] = (f"sha256={digest}", len(data))
     if changed:
@@ -93,8 +116,6 @@ def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
 def _rewrite_records(site: Path, changed: dict[str, tuple[str, int]]) -> None:
     import csv
     import io
-
-    from privpkg.fileio import write_atomic
 
     left = dict(changed)
     for info in site.glob("*.dist-info"):
@@ -114,6 +135,6 @@ def _rewrite_records(site: Path, changed: dict[str, tuple[str, int]]) -> None:
                 lines[i] = out.getvalue()
                 touched = True
         if touched:
-            write_atomic(record, "".join(lines).encode("utf-8"), os.stat(record).st_mode & 0o7777)
+            replace_file(record, "".join(lines).encode("utf-8"), os.stat(record).st_mode & 0o7777)
         if not left:
             return
