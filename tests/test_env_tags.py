@@ -1,0 +1,79 @@
+"""The running interpreter's wheel tags are remembered in the build cache (a build of a lock with
+binary wheels skipped packaging's imports and ``sys_tags()``, a quarter of its own work): the
+remembered copy equals packaging's, is read instead of computed, is computed again when it cannot
+be read, and is kept apart for another packaging version or interpreter identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import packaging
+import pytest
+
+from privpkg import envvars
+from privpkg.environments import cache, pylock
+
+
+def test_tags_are_remembered_per_interpreter_and_packaging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(envvars.HOME, str(tmp_path))
+    real = pylock.Target.current_tags()
+    assert cache.current_tags() == real
+    (kept,) = (cache.root() / "tags").glob("*.json")
+
+    def boom() -> tuple[str, ...]:
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(pylock.Target, "current_tags", staticmethod(boom))
+    assert cache.current_tags() == real  # read, not computed
+
+    kept.write_text("{not json")
+    monkeypatch.setattr(pylock.Target, "current_tags", staticmethod(lambda: real))
+    assert cache.current_tags() == real  # unreadable: computed and written again
+    assert kept.read_text().startswith('["')
+
+    monkeypatch.setattr(packaging, "__version__", "0.0.0-other")
+    monkeypatch.setattr(pylock.Target, "current_tags", staticmethod(lambda: ("py3-none-any",)))
+    assert cache.current_tags() == ("py3-none-any",)
+    assert len(list((cache.root() / "tags").glob("*.json"))) == 2
+
+    other = cache.interpreter(None)._replace(version="3.99.0 (other build)")
+    monkeypatch.setattr(cache, "interpreter", lambda python=None: other)
+    monkeypatch.setattr(pylock.Target, "current_tags", staticmethod(lambda: ("cp399-cp399-linux_x86_64", "py3-none-any")))
+    assert cache.current_tags() == ("cp399-cp399-linux_x86_64", "py3-none-any")
+    assert len(list((cache.root() / "tags").glob("*.json"))) == 3
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(envvars.HOME, str(tmp_path))
+    cache.root().mkdir(parents=True)
+    (cache.root() / "tags").write_text("a file where the folder should be")
+    assert cache.current_tags() == pylock.Target.current_tags()
+
+
+def test_select_uses_the_given_tags(tmp_path: Path) -> None:
+    """A build's selection asks ``current_tags`` (the cache's copy) for a lock whose wheels need them."""
+    text = pylock.dump(pylock.load(
+        'lock-version = "1.0"\ncreated-by = "t"\n\n[[packages]]\nname = "p"\nversion = "1.0"\n\n'
+        '[[packages.wheels]]\nurl = "https://example.org/p-1.0-cp399-cp399-linux_x86_64.whl"\nhashes = { sha256 = "' + "a" * 64 + '" }\n\n'
+        '[[packages.wheels]]\nurl = "https://example.org/p-1.0-py3-none-any.whl"\nhashes = { sha256 = "' + "b" * 64 + '" }\n'))
+    lock = pylock.load(text)
+    asked = []
+
+    def tags() -> tuple[str, ...]:
+        asked.append(1)
+        return ("cp399-cp399-linux_x86_64", "py3-none-any")
+
+    (chosen,) = lock.select(current_tags=tags)
+    assert asked and chosen.filename == "p-1.0-cp399-cp399-linux_x86_64.whl"
+    (chosen,) = lock.select()
+    assert chosen.filename == "p-1.0-py3-none-any.whl"  # this interpreter is not cp399
+
+
+def test_a_build_selects_with_the_caches_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    from privpkg.environments import build
+
+    text = ('lock-version = "1.0"\ncreated-by = "t"\n\n[[packages]]\nname = "p"\nversion = "1.0"\n\n'
+            '[[packages.wheels]]\nurl = "https://example.org/p-1.0-cp399-cp399-linux_x86_64.whl"\nhashes = { sha256 = "' + "a" * 64 + '" }\n')
+    monkeypatch.setattr(cache, "current_tags", lambda: ("cp399-cp399-linux_x86_64",))
+    (chosen,) = build._select(text, cache.interpreter(None), True)
+    assert chosen.filename == "p-1.0-cp399-cp399-linux_x86_64.whl"
