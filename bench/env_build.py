@@ -17,15 +17,17 @@ loopback ``http.server``, one private wheel on the loopback PAT feed (a ``Python
 connection holds its secret) and one ``privpkg://`` wheel in a local workspace (as ``pip lock``
 records it, ``[packages.archive]``). uv cannot read ``privpkg://`` and has no credential for
 the feed, so its lock names those two files on the public server: the same files, the same
-sha256. Nothing is reached beyond loopback; the timed part uses no network at all but the
+sha256. With ``--real``, the N-2 public wheels are instead 18 real ones from PyPI (pinned in
+``REAL``, for this interpreter and platform; downloaded once with pip into
+``~/.cache/privpkg-bench``), served the same way. Nothing is reached beyond loopback; the timed part uses no network at all but the
 feed's and the public server's loopback (a miss fetches the two private files again only when
 its wheelhouse is emptied, see below).
 
 Timed with ``_common.interleaved`` (every command once per iteration, in a shuffled order):
 
-    hit           python -m privpkg env build --lock pylock.toml     (the build is cached)
-    hit by NAME   python -m privpkg env build bench --workspace team (the same lock, registered in a local workspace)
-    miss          sh -c 'rm -rf CACHE/{keys,memo,builds} && python -m privpkg env build --lock pylock.toml'
+    hit           privpkg env build --lock pylock.toml     (the build is cached)
+    hit by NAME   privpkg env build bench --workspace team (the same lock, registered in a local workspace)
+    miss          sh -c 'rm -rf CACHE/{keys,memo,builds} && privpkg env build --lock pylock.toml'
     uv sync       sh -c 'rm -rf V && uv venv -q V && uv pip sync -q --offline --python V/bin/python pylock.uv.toml'
 
 Both rebuilding variants remove their previous environment inside the timed command (each
@@ -35,7 +37,7 @@ empties privpkg's wheelhouse, so the two private files are fetched again and uv 
 file anew (its cache knows the wheelhouse's files by path and mtime). Same interpreter for
 both (the base of this one), ``--no-config`` for both. privpkg is this checkout, a wheel
 of this checkout in a throwaway venv (bytecode compiled, as pip installs it) with the ``uv``
-package beside it, run as ``VENV/bin/python -m privpkg``; the children run with
+package beside it, run as ``VENV/bin/privpkg`` (its console script, what users type); the children run with
 ``PYTHONDONTWRITEBYTECODE=1`` (``support.env.clean_env``).
 """
 
@@ -156,7 +158,7 @@ def main() -> int:
             uv_version = run([uv, "--version"]).stdout.split()[1]
             log("building the privpkg venv")
             privpkg_venv(tmp / "venv", [privpkg_wheel(tmp / "dist", env), f"uv=={uv_version}"], env)
-            privpkg = [str(tmp / "venv" / "bin" / "python"), "-m", "privpkg"]
+            privpkg = [str(tmp / "venv" / "bin" / "privpkg")]
             run([*privpkg, "workspace", "add", "team", "--local", tmp / "ws"], env=env)
             run([*privpkg, "connection", "set", "feed", "--target", f"http://127.0.0.1:{feed.port}{FEED_PATH}"],
                 env=env, input=secret + "\n")

@@ -77,3 +77,19 @@ def test_a_build_selects_with_the_caches_tags(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(cache, "current_tags", lambda: ("cp399-cp399-linux_x86_64",))
     (chosen,) = build._select(text, cache.interpreter(None), True)
     assert chosen.filename == "p-1.0-cp399-cp399-linux_x86_64.whl"
+
+
+WHEEL = '\n[[packages.wheels]]\nurl = "https://example.org/p-1-py3-none-any.whl"\nhashes = { sha256 = "' + "c" * 64 + '" }\n'
+
+
+@pytest.mark.parametrize("version", ["1", "1.0rc", "2.9.0.post0", "2024.8.30", "1.0rc1", "1.0a2.post3.dev4", "1!2.0", "1.0+local", "1.0-post1", "1.0C1"])
+def test_versions_pass_with_or_without_packaging(version: str) -> None:
+    """Normal-form versions are taken without importing packaging; others are still asked of it."""
+    lock = pylock.load(f'lock-version = "1.0"\ncreated-by = "t"\n\n[[packages]]\nname = "p"\nversion = "{version}"\n' + WHEEL)
+    assert lock.packages[0].version == version
+
+
+@pytest.mark.parametrize("version", ["1.0 ", "1.0;x", "v 1", "1..0", "-r x", "1.0-"])
+def test_versions_that_are_not_pep_440_are_refused(version: str) -> None:
+    with pytest.raises(Exception, match="is not a version"):
+        pylock.load(f'lock-version = "1.0"\ncreated-by = "t"\n\n[[packages]]\nname = "p"\nversion = "{version}"\n' + WHEEL)
