@@ -93,3 +93,23 @@ def test_versions_pass_with_or_without_packaging(version: str) -> None:
 def test_versions_that_are_not_pep_440_are_refused(version: str) -> None:
     with pytest.raises(Exception, match="is not a version"):
         pylock.load(f'lock-version = "1.0"\ncreated-by = "t"\n\n[[packages]]\nname = "p"\nversion = "{version}"\n' + WHEEL)
+
+
+def test_a_builds_selection_of_binary_wheels_imports_no_packaging_once_tags_are_kept(tmp_path: Path) -> None:
+    """The point of keeping the tags: a build's second selection of platform wheels (and a
+    post-release version) imports none of packaging's modules but its version string."""
+    import os
+    import subprocess
+    import sys
+
+    tag = pylock.Target.current_tags()[0]
+    text = ('lock-version = "1.0"\ncreated-by = "t"\n\n[[packages]]\nname = "p"\nversion = "2.9.0.post0"\n\n'
+            f'[[packages.wheels]]\nurl = "https://example.org/p-2.9.0.post0-{tag}.whl"\nhashes = {{ sha256 = "' + "a" * 64 + '" }\n')
+    probe = ("import sys\nfrom privpkg.environments import build, cache\n"
+             f"arts = build._select({text!r}, cache.interpreter(None), True)\n"
+             "print([a.filename for a in arts], sorted(m for m in sys.modules if m.startswith('packaging')))\n")
+    env = {**os.environ, envvars.HOME: str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env).stdout
+    assert "packaging.tags" in first  # computed once
+    second = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env).stdout
+    assert second.strip() == f"['p-2.9.0.post0-{tag}.whl'] ['packaging']"
