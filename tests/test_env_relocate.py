@@ -13,6 +13,8 @@ installing one. The scripts then run in DEST.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 import subprocess
@@ -22,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from privpkg.environments import build, cache, relocate
+from privpkg.errors import PrivpkgError
+from privpkg.fileio import FileWriteError
 from privpkg.testing import make_wheel
 
 INFO = "tooly-1.0.dist-info"
@@ -40,7 +44,7 @@ BODY = "import sys\n\ndef main():\n    print('tool', sys.prefix)\n"
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("wheels")
     make_wheel(folder, "tooly", "1.0", body=BODY, extra=EXTRA)
-    make_wheel(folder, "plain-pkg", "2.0")
+    make_wheel(folder, "plain-pkg", "2.0", purelib=False)  # into platlib, as a binary wheel
     return folder
 
 
@@ -65,7 +69,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("where", ["short", "long", "space and 'quote'"])
-@pytest.mark.parametrize("installer", ["base", "venv python"])
+@pytest.mark.parametrize("installer", ["base", "venv python", "lib64 python"])
 def test_build_install_equals_uv_venv_and_install(tmp_path: Path, wheels: Path, uv_bin: Path, where: str, installer: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     env = _env(tmp_path)
@@ -77,6 +81,18 @@ def test_build_install_equals_uv_venv_and_install(tmp_path: Path, wheels: Path, 
         subprocess.run([uv_bin, "venv", "-q", "--no-config", "--python", sys.executable, other], env=env, check=True)
         interp = cache.interpreter(str(other / "bin" / "python"))
         assert interp.executable == str(other / "bin" / "python")
+        if installer == "lib64 python":
+            # Fedora's and SUSE's Pythons are built with platlibdir "lib64"; none is installed
+            # here, so a sitecustomize gives a venv's python that value (uv's query runs site,
+            # privpkg's identity query does not: it is given here). uv venv is made slow (a
+            # wrapper of the real uv), so an install that did not wait for it would find no
+            # lib64 link yet and make lib64 a directory.
+            (next((other / "lib").glob("python*/site-packages")) / "sitecustomize.py").write_text('import sys\nsys.platlibdir = "lib64"\n')
+            interp = interp._replace(platlibdir="lib64")
+            slow = tmp_path / "slow-uv"
+            slow.write_text(f'#!/bin/sh\n[ "$1" = venv ] && sleep 0.5\nexec {uv_bin} "$@"\n')
+            slow.chmod(0o755)
+            uv_bin = slow
     parent = tmp_path / {"short": "b", "long": "x" * 120, "space and 'quote'": "a dir's name"}[where]
     dest = parent / "env"
     assert (len(str(dest / "bin" / "python")) + 3 > 127) == (where == "long")
@@ -93,6 +109,8 @@ def test_build_install_equals_uv_venv_and_install(tmp_path: Path, wheels: Path, 
 
     build._install_uv(str(uv_bin), dest, interp, ["--find-links", str(wheels)], reqs)
     got = _tree(dest)
+    if installer == "lib64 python":
+        assert got["lib64"][0] == "link" and any(k.startswith("lib/") and "plain_pkg-2.0.dist-info/RECORD" in k for k in got), sorted(got)
     # uv's lock file of the environment is taken by whichever command ran last: only its presence counts.
     assert got.keys() == expected.keys()
     for rel in sorted(expected):
@@ -110,41 +128,119 @@ def test_build_install_equals_uv_venv_and_install(tmp_path: Path, wheels: Path, 
     assert (dest / "bin" / "tooly-sh").read_text() == "#!/bin/sh\necho sh\n"
 
 
-def test_shebang_forms_round_trip() -> None:
-    """uv's two forms: what :func:`relocate.shebang` writes is what the rewrite reads back."""
-    for exe in ["/usr/bin/python3", "/a b/python", "/it's/python", "/" + "x" * 130 + "/python"]:
-        head = relocate.shebang(exe) + b"\nrest\n"
-        found = relocate._interpreter_of(head)
-        assert found is not None and found[0] == exe and head[found[1]:] == b"\nrest\n", exe
+def test_shebang_forms() -> None:
+    """uv's two forms (the tree comparison above checks them against uv itself)."""
     assert relocate.shebang("/usr/bin/python3") == b"#!/usr/bin/python3"
-    assert relocate._interpreter_of(b"#!/usr/bin/env python\n") is None
-    assert relocate._interpreter_of(b"plain text") is None
+    assert relocate.shebang("/a b/python") == b"#!/bin/sh\n'''exec' '/a b/python' \"$0\" \"$@\"\n' '''"
+    assert relocate.shebang("/" + "x" * 130).startswith(b"#!/bin/sh\n")
+    assert relocate.shebang("/it's/p y").split(b"\n")[1] == b"'''exec' '/it'\"'\"'s/p y' \"$0\" \"$@\""
 
 
-def test_only_the_installing_interpreters_scripts_are_rewritten(tmp_path: Path) -> None:
-    """A script naming another interpreter, a symlink, and a file RECORD does not list stay as
-    they are; the rewritten script's RECORD line gets its new hash and size."""
+def _layout(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     dest = tmp_path / "env"
     site = dest / "lib" / "python3.99" / "site-packages"
     info = site / "p-1.0.dist-info"
     info.mkdir(parents=True)
     (dest / "bin").mkdir()
-    (dest / "bin" / "other").write_bytes(b"#!/usr/bin/python3\nimport x\n")
-    (dest / "bin" / "link").symlink_to("mine")
-    (info / "RECORD").write_text("p.py,sha256=abc,3\n../../../bin/mine,sha256=old,27\n../../../bin/other,sha256=old,27\n")
-    (dest / "bin" / "unlisted").write_bytes(b"#!/usr/bin/python3\n")
-    base = tmp_path / "opt-base-python"
+    base = tmp_path / "base-python"
     base.write_text("")
-    (dest / "bin" / "mine").write_bytes(b"#!" + str(base).encode() + b"\nimport x\n")
+    return dest, site, info, base
+
+
+def test_only_the_lines_uv_wrote_for_the_installing_interpreter_are_rewritten(tmp_path: Path) -> None:
+    """A script naming another interpreter, or the installing one by another spelling (a
+    symlink: uv leaves what a wheel ships), a symlink, and a file RECORD does not list stay as
+    they are; the rewritten script's RECORD line gets its new hash and size."""
+    dest, site, info, base = _layout(tmp_path)
+    alias = tmp_path / "alias-python"
+    alias.symlink_to(base)
+    (dest / "bin" / "mine").write_bytes(relocate.shebang(str(base)) + b"\nimport x\n")
+    (dest / "bin" / "other").write_bytes(b"#!/usr/bin/python3\nimport x\n")
+    (dest / "bin" / "spelled").write_bytes(b"#!" + str(alias).encode() + b"\nimport x\n")
+    (dest / "bin" / "prefix").write_bytes(relocate.shebang(str(base)) + b"3\nimport x\n")  # base-python3: another file
+    (dest / "bin" / "link").symlink_to("mine")
+    (dest / "bin" / "unlisted").write_bytes(b"#!/usr/bin/python3\n")
+    (info / "RECORD").write_text("p.py,sha256=abc,3\n../../../bin/mine,sha256=old,27\n../../../bin/other,sha256=old,27\n")
     assert relocate.retarget_scripts(dest, str(base), site) == 1
     new = (dest / "bin" / "mine").read_bytes()
     assert new == relocate.shebang(str(dest / "bin" / "python")) + b"\nimport x\n"
     assert (dest / "bin" / "other").read_bytes() == b"#!/usr/bin/python3\nimport x\n"
+    assert (dest / "bin" / "spelled").read_bytes().startswith(b"#!" + str(alias).encode() + b"\n")
+    assert (dest / "bin" / "prefix").read_bytes().startswith(relocate.shebang(str(base)) + b"3\n")
     assert (dest / "bin" / "link").is_symlink()
     lines = (info / "RECORD").read_text().splitlines()
     assert lines[0] == "p.py,sha256=abc,3" and lines[2] == "../../../bin/other,sha256=old,27"
-    import base64
-    import hashlib
-
     digest = base64.urlsafe_b64encode(hashlib.sha256(new).digest()).rstrip(b"=").decode()
     assert lines[1] == f"../../../bin/mine,sha256={digest},{len(new)}"
+
+
+def test_an_entry_point_left_for_another_interpreter_fails_the_build(tmp_path: Path) -> None:
+    """The net under the byte-for-byte match: if uv spelled the interpreter otherwise, a console
+    script would run outside the environment; the build fails instead of being published."""
+    dest, site, info, base = _layout(tmp_path)
+    (info / "entry_points.txt").write_text("[console_scripts]\ntool = p:main\n\n[other]\nnot-a-script = p:x\n")
+    (dest / "bin" / "tool").write_bytes(b"#!/somewhere/else/python\nimport p\n")
+    (dest / "bin" / "not-a-script").write_bytes(b"#!/somewhere/else/python\n")
+    with pytest.raises(PrivpkgError, match="uv wrote the script tool for another interpreter"):
+        relocate.retarget_scripts(dest, str(base), site)
+    (dest / "bin" / "tool").write_bytes(relocate.shebang(str(base)) + b"\nimport p\n")
+    assert relocate.retarget_scripts(dest, str(base), site) == 1
+
+
+def test_a_large_binary_in_bin_is_not_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dest, site, _info, base = _layout(tmp_path)
+    (dest / "bin" / "big").write_bytes(b"\x7fELF" + b"\0" * (8 << 20))
+    reads: list[int] = []
+    real_open = open
+
+    def counting_open(path: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        f = real_open(path, mode, *args, **kwargs)  # type: ignore[call-overload]
+        if str(path).endswith("/big"):
+            real_read = f.read
+            f.read = lambda n=-1: reads.append(n) or real_read(n)  # type: ignore[method-assign]
+        return f
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    assert relocate.retarget_scripts(dest, str(base), site) == 0
+    assert reads and all(0 < n < 4096 for n in reads), reads
+
+
+def test_a_file_that_cannot_be_written_names_itself(tmp_path: Path) -> None:
+    with pytest.raises(FileWriteError, match="cannot write .*/missing/f"):
+        relocate.replace_file(tmp_path / "missing" / "f", b"y", 0o644)
+
+
+def test_installers_outliving_a_killed_builder_keep_its_build_locked(tmp_path: Path, wheels: Path, uv_bin: Path) -> None:
+    """SIGKILL reaches privpkg, not its uv children: they inherit the build's lock, so ``env
+    prune`` leaves the build alone while they still write into it, and removes it after."""
+    import signal
+    import time
+
+    from privpkg import envvars
+
+    slow = tmp_path / "bin" / "uv"
+    slow.parent.mkdir()
+    slow.write_text(f'#!/bin/sh\n[ "$1" = pip ] && sleep 2\nexec {uv_bin} "$@"\n')
+    slow.chmod(0o755)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("tooly==1.0\n")
+    script = ("import sys\nfrom pathlib import Path\nfrom privpkg.environments import build, cache\n"
+              "with cache.new_build('k' * 64) as dest:\n    print(dest, flush=True)\n"
+              "    build._install_uv(sys.argv[1], dest, cache.interpreter(None), ['--find-links', sys.argv[2]], Path(sys.argv[3]))\n")
+    env = {**_env(tmp_path), envvars.HOME: str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(slow), str(wheels), str(reqs)], env=env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    dest = Path(proc.stdout.readline().strip())
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    prune = [sys.executable, "-c", "from privpkg.environments import cache; print(cache.prune().builds)"]
+    first = subprocess.run(prune, env=env, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "[]"
+    assert dest.is_dir()
+    deadline = time.monotonic() + 30
+    while dest.exists() and time.monotonic() < deadline:
+        time.sleep(0.3)
+        subprocess.run(prune, env=env, capture_output=True, text=True, check=True)
+    assert not dest.exists()

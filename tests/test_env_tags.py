@@ -113,3 +113,52 @@ def test_a_builds_selection_of_binary_wheels_imports_no_packaging_once_tags_are_
     assert "packaging.tags" in first  # computed once
     second = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env).stdout
     assert second.strip() == f"['p-2.9.0.post0-{tag}.whl'] ['packaging']"
+
+
+def test_the_memo_holds_the_machine_facts_tags_depend_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache shared by machines (an NFS home) with the same interpreter and another C library:
+    the memo (lock -> key) differs, so a hit never skips the other machine's selection."""
+    import os
+
+    interp = cache.interpreter(None)
+    here = cache.memo_id("lock text", interp)
+    assert cache.memo_id("lock text", interp) == here
+    monkeypatch.setattr(os, "confstr", lambda name: "glibc 2.17")
+    assert cache.memo_id("lock text", interp) != here
+    monkeypatch.undo()
+    real = os.uname()
+    monkeypatch.setattr(os, "uname", lambda: os.uname_result((real.sysname, real.nodename, real.release + "-other", real.version, real.machine)))
+    assert cache.memo_id("lock text", interp) != here
+
+
+def test_no_tags_are_kept_where_packaging_asks_more(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Linux with no GNU libc (musl), or with a PEP 600 ``_manylinux`` module on the path,
+    the tags are worked out every time."""
+    import os
+    import sys
+
+    monkeypatch.setenv(envvars.HOME, str(tmp_path))
+    monkeypatch.setattr(sys, "platform", "linux")
+    (tmp_path / "mod").mkdir()
+    (tmp_path / "mod" / "_manylinux.py").write_text("manylinux1_compatible = False\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "mod"))
+    assert cache.current_tags() == pylock.Target.current_tags()
+    assert not (cache.root() / "tags").exists()
+    monkeypatch.syspath_prepend(str(tmp_path))  # (the module stays importable: undo it)
+    sys.path.remove(str(tmp_path / "mod"))
+    sys.modules.pop("_manylinux", None)
+    monkeypatch.setattr(os, "confstr", lambda name: None)  # musl: no GNU libc version
+    assert cache.current_tags() == pylock.Target.current_tags()
+    assert not (cache.root() / "tags").exists()
+    monkeypatch.undo()
+    monkeypatch.setenv(envvars.HOME, str(tmp_path))
+    cache.current_tags()
+    assert list((cache.root() / "tags").glob("*.json"))
+
+
+def test_prune_removes_the_kept_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(envvars.HOME, str(tmp_path))
+    cache.current_tags()
+    assert list((cache.root() / "tags").glob("*.json"))
+    cache.prune()
+    assert not list((cache.root() / "tags").glob("*.json"))

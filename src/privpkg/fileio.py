@@ -344,10 +344,11 @@ def _open_lock(path: Path) -> int:
 
 
 @contextmanager
-def file_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
+def file_lock(path: Path, timeout: float | None = None) -> Iterator[int]:
     """An exclusive advisory lock on ``path`` (created if needed, never through a symlink), held
     for the block. Waits at most ``timeout`` seconds (None: ``$PRIVPKG_LOCK_TIMEOUT`` or 30),
-    then raises :class:`LockTimeout` naming the lock file."""
+    then raises :class:`LockTimeout` naming the lock file. Yields the locked descriptor: a child
+    that inherits it holds the lock (``flock``) as long as it lives."""
     path = Path(path)
     limit = _lock_timeout(timeout)
     try:
@@ -368,7 +369,7 @@ def file_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
                 )
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.25)
-        yield
+        yield fd
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 

@@ -102,7 +102,7 @@ def store_locks(defn: Definition, files: dict[str, str], spec: Any = None) -> st
     return str(defn.directory)
 
 
-def exclusive(workspace: str, ref: str) -> AbstractContextManager[None]:
+def exclusive(workspace: str, ref: str) -> AbstractContextManager[object]:
     """Held while one ``env lock`` reads, locks and stores. TO WIRE: nothing for the registry
     (its conditional writes decide between racing writers); a definition directory gets a file
     lock (``.privpkg-env-lock`` inside it), held as long as a lock can take."""

@@ -110,12 +110,15 @@ _SECRET_VARIABLES = (*envvars.LOOKUP_INPUTS, "AZURE_STORAGE_KEY", "AZURE_STORAGE
                      "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
-def _start(argv: list[str]) -> subprocess.Popen[str]:
-    """An installer started with no secret variables, its output kept for :func:`_finish`."""
+def _start(argv: list[str], dest: Path | None = None) -> subprocess.Popen[str]:
+    """An installer started with no secret variables, its output kept for :func:`_finish`; one
+    writing into the build ``dest`` inherits the build's lock (:func:`cache.build_lock_fd`)."""
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if k not in _SECRET_VARIABLES}
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+    fd = cache.build_lock_fd(dest) if dest is not None and os.name == "posix" else None
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
+                            pass_fds=() if fd is None else (fd,))
 
 
 def _finish(proc: subprocess.Popen[str], what: str) -> None:
@@ -135,8 +138,8 @@ def _finish(proc: subprocess.Popen[str], what: str) -> None:
         raise PrivpkgError(f"{what} failed (exit {proc.returncode}): {why}")
 
 
-def _run(argv: list[str], what: str) -> None:
-    _finish(_start(argv), what)
+def _run(argv: list[str], what: str, dest: Path | None = None) -> None:
+    _finish(_start(argv, dest), what)
 
 
 def _requirements(artifacts: list[Artifact], paths: list[Path], folder: Path) -> tuple[Path, list[str]]:
@@ -164,10 +167,10 @@ def _install(dest: Path, python: cache.Interpreter, artifacts: list[Artifact], p
         if uv is not None:
             _install_uv(uv, dest, python, find_links, reqs if artifacts else None)
         else:
-            _run([python.executable, "-m", "venv", str(dest)], "python -m venv")
+            _run([python.executable, "-m", "venv", str(dest)], "python -m venv", dest)
             if artifacts:
                 _run([str(_venv_python(dest)), "-m", "pip", "install", "--quiet", "--isolated", "--disable-pip-version-check",
-                      "--no-input", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "pip install")
+                      "--no-input", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "pip install", dest)
 
 
 def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list[str], reqs: Path | None) -> None:
@@ -178,29 +181,42 @@ def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list
     are then pointed at the environment's python (:mod:`.relocate`). ``--allow-existing`` lets
     ``uv venv`` write beside the install; the directory is made here first, exclusively.
     ``--no-config``: a uv.toml in a parent folder (even another user's) must not steer the build.
+
+    Not side by side where the layout depends on which runs first: on Windows (uv's ``.exe``
+    launchers name their interpreter, and no rewrite of a first line fixes them) the install
+    runs with the environment's python, after ``uv venv``; where ``sys.platlibdir`` is not
+    ``lib`` (Fedora's and SUSE's Pythons: ``lib64``), after ``uv venv`` has made ``lib64`` the
+    link to ``lib`` that the install's binary wheels go through.
     """
     dest.mkdir(mode=0o755)
-    # The install is the longer of the two: started first.
-    install = None
-    if reqs is not None:
-        install = _start([uv, "pip", "install", "--no-config", "--quiet", "--python", python.executable, "--prefix", str(dest),
-                          "--offline", "--no-index", "--no-deps", *find_links, "-r", str(reqs)])
-    try:
-        venv = _start([uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python", python.executable, str(dest)])
-    except BaseException:
-        if install is not None:
+    venv_argv = [uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python", python.executable, str(dest)]
+    if reqs is None:
+        _run(venv_argv, "uv venv", dest)
+        return
+    common = ["--offline", "--no-index", "--no-deps", *find_links, "-r", str(reqs)]
+    if os.name == "nt":
+        _run(venv_argv, "uv venv", dest)
+        _run([uv, "pip", "install", "--no-config", "--quiet", "--python", str(_venv_python(dest)), *common], "uv pip install", dest)
+        return
+    install_argv = [uv, "pip", "install", "--no-config", "--quiet", "--python", python.executable, "--prefix", str(dest), *common]
+    if python.platlibdir != "lib":
+        _run(venv_argv, "uv venv", dest)
+        _run(install_argv, "uv pip install", dest)
+    else:
+        install = _start(install_argv, dest)  # the longer of the two: started first
+        try:
+            venv = _start(venv_argv, dest)
+        except BaseException:
             install.kill()
             install.wait()
-        raise
-    try:
-        if install is not None:
+            raise
+        try:
             _finish(install, "uv pip install")
-    finally:
-        _finish(venv, "uv venv")
-    if reqs is not None:
-        from privpkg.environments.relocate import retarget_scripts
+        finally:
+            _finish(venv, "uv venv")
+    from privpkg.environments.relocate import retarget_scripts
 
-        retarget_scripts(dest, python.executable, _site_packages(dest))
+    retarget_scripts(dest, python.executable, _site_packages(dest))
 
 
 def _site_packages(dest: Path) -> Path:

@@ -49,6 +49,7 @@ class Interpreter(NamedTuple):
     soabi: str
     base: str  # the real path of the base interpreter (a venv's python names its base)
     executable: str
+    platlibdir: str = "lib"  # sys.platlibdir: "lib64" on Fedora's and SUSE's own Pythons (not identity: the layout)
 
     def identity(self) -> list[str]:
         return [self.implementation, self.version, self.platform, self.soabi, self.base]
@@ -59,7 +60,7 @@ _IDENTITY = (
     "import json, os, sys, sysconfig; "
     "print(json.dumps([sys.implementation.name, sys.version, sysconfig.get_platform(), "
     "sysconfig.get_config_var('SOABI') or '', os.path.realpath(getattr(sys, '_base_executable', None) or sys.executable), "
-    "sys.executable]))"
+    "sys.executable, getattr(sys, 'platlibdir', 'lib')]))"
 )
 
 
@@ -73,7 +74,7 @@ def interpreter(python: str | None = None) -> Interpreter:
         base = getattr(sys, "_base_executable", None) or sys.executable
         real = os.path.realpath(base)
         return Interpreter(sys.implementation.name, sys.version, sysconfig.get_platform(),
-                           sysconfig.get_config_var("SOABI") or "", real, real)
+                           sysconfig.get_config_var("SOABI") or "", real, real, sys.platlibdir)
     import json
     import shutil
     import subprocess
@@ -86,7 +87,7 @@ def interpreter(python: str | None = None) -> Interpreter:
         values = json.loads(res.stdout) if res.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError):
         values = None
-    if not isinstance(values, list) or len(values) != 6 or not all(isinstance(v, str) for v in values):
+    if not isinstance(values, list) or len(values) != 7 or not all(isinstance(v, str) for v in values):
         raise UsageError(f"--python {shown(python)}: cannot run it as a Python interpreter")
     return Interpreter(*values)
 
@@ -114,29 +115,43 @@ def key(artifacts: Sequence[Artifact], python: Interpreter) -> str:
 
 
 def memo_id(lock_text: str, python: Interpreter) -> str:
-    """Names the memo of ``lock_text``'s key for ``python``: lets a hit skip parsing the lock."""
-    return _digest(FORMAT, "memo", *python.identity(), lock_text)
+    """Names the memo of ``lock_text``'s key for ``python``: lets a hit skip parsing the lock.
+    It holds this machine's facts that wheel tags depend on (:func:`machine_facts`): a cache
+    shared by machines with another C library never hands one the other's selection."""
+    return _digest(FORMAT, "memo", *python.identity(), *machine_facts(), lock_text)
+
+
+def machine_facts() -> list[str]:
+    """What a Python's wheel tags depend on besides the interpreter: the OS, its release and
+    version, the machine and the GNU C library's version ("" where there is none)."""
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (AttributeError, ValueError, OSError):
+        libc = ""
+    if not hasattr(os, "uname"):
+        return [sys.platform, libc]
+    uname = os.uname()
+    return [uname.sysname, uname.release, uname.version, uname.machine, libc]
 
 
 def current_tags() -> tuple[str, ...]:
     """The running interpreter's wheel tags (:meth:`pylock.Target.current_tags`, packaging's
     ``sys_tags``: about 25 ms with its imports, a third of a build's own work), remembered under
-    ``tags/`` by what they are made of: the interpreter's identity, the OS and its release, the
-    machine, the C library's version and packaging's version. A copy that cannot be read is
-    computed again; one that cannot be written is not kept."""
+    ``tags/`` by what they are made of: the interpreter's identity, :func:`machine_facts` and
+    packaging's version. A copy that cannot be read is computed again; one that cannot be
+    written is not kept. Never kept where packaging asks more than these: on Linux without GNU
+    libc (musl's version is read from its loader), or with a ``_manylinux`` module on the path
+    (PEP 600's override, whose answer may change at any time)."""
     import json
 
     import packaging  # its __init__ alone: the version
 
     from privpkg.environments.pylock import Target
 
-    uname = os.uname() if hasattr(os, "uname") else None
-    try:
-        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
-    except (AttributeError, ValueError, OSError):
-        libc = ""
-    facts = [uname.sysname, uname.release, uname.version, uname.machine] if uname else [sys.platform]
-    path = root() / "tags" / f"{_digest(FORMAT, 'tags', *interpreter(None).identity(), *facts, libc, packaging.__version__)[:32]}.json"
+    facts = machine_facts()
+    if sys.platform.startswith("linux") and (not facts[-1] or _has_manylinux_override()):
+        return Target.current_tags()
+    path = root() / "tags" / f"{_digest(FORMAT, 'tags', *interpreter(None).identity(), *facts, packaging.__version__)[:32]}.json"
     try:
         known = json.loads(path.read_bytes())
         if isinstance(known, list) and known and all(isinstance(t, str) for t in known):
@@ -152,6 +167,15 @@ def current_tags() -> tuple[str, ...]:
     except (OSError, PrivpkgError):
         pass
     return tags
+
+
+def _has_manylinux_override() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("_manylinux") is not None
+    except (ImportError, ValueError):
+        return True
 
 
 def _read_small(path: Path) -> str | None:
@@ -213,6 +237,17 @@ def key_lock(build_key: str) -> Iterator[None]:
         yield
 
 
+#: The lock descriptor of each build this process is making (:func:`build_lock_fd`).
+_BUILDING: dict[Path, int] = {}
+
+
+def build_lock_fd(dest: Path) -> int | None:
+    """The descriptor of the lock :func:`new_build` holds for ``dest`` (None when not building
+    it): installers inherit it, so a build whose builder was killed (SIGKILL, SIGTERM) stays
+    locked, and :func:`prune` leaves it alone, until its installers have ended too."""
+    return _BUILDING.get(dest)
+
+
 @contextmanager
 def new_build(build_key: str) -> Iterator[Path]:
     """A fresh, unique directory name for a build of ``build_key`` (not created: the install
@@ -224,13 +259,16 @@ def new_build(build_key: str) -> Iterator[Path]:
     top = root()
     (top / "builds").mkdir(parents=True, exist_ok=True)
     name = f"{build_key[:16]}-{os.urandom(6).hex()}"  # what secrets.token_hex does, without its imports
-    with file_lock(top / "locks" / f"build-{name}.lock", timeout=0):
+    with file_lock(top / "locks" / f"build-{name}.lock", timeout=0) as fd:
         dest = top / "builds" / name
+        _BUILDING[dest] = fd
         try:
             yield dest
         except BaseException:
             _discard(build_key, dest)
             raise
+        finally:
+            del _BUILDING[dest]
     try:
         os.unlink(top / "locks" / f"build-{name}.lock")
     except OSError:
@@ -323,8 +361,9 @@ def _prune_scratch(top: Path) -> None:
 
 def prune(older_than_days: float | None = None) -> Pruned:
     """Forget pointers not used for ``older_than_days`` (none when None), then remove every
-    build no pointer names, except builds in progress. A removed build is renamed aside first,
-    so no half-removed tree keeps a build's name."""
+    build no pointer names, except builds in progress, and the remembered tags (the next build
+    works out its own again). A removed build is renamed aside first, so no half-removed tree
+    keeps a build's name."""
     import shutil
     import time
 
@@ -370,4 +409,7 @@ def prune(older_than_days: float | None = None) -> Pruned:
     for leftover in builds.glob(".removing-*") if builds.is_dir() else []:
         shutil.rmtree(leftover, ignore_errors=True)
     _prune_scratch(top)
+    # Remembered tags of interpreters, kernels or C libraries long gone: cheap to work out again.
+    for kept in (top / "tags").glob("*.json") if (top / "tags").is_dir() else []:
+        kept.unlink(missing_ok=True)
     return Pruned(pointers, removed)

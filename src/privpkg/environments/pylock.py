@@ -331,8 +331,9 @@ _PROJECT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _VERSION_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]*")
 
 
-#: A version in PEP 440's normal form (release, then a, b or rc, .post, .dev; no epoch or local
-#: part): valid without asking packaging (its import costs a build of real wheels ~2 ms).
+#: A version of PEP 440's usual shape (release, then a, b or rc, .post, .dev; no epoch or local
+#: part; leading zeros allowed, as PEP 440 does): valid without asking packaging, whose import
+#: costs a build of real wheels ~2 ms. Anything else is asked of packaging.
 _PLAIN_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?")
 
 

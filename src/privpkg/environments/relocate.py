@@ -15,6 +15,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from privpkg.errors import PrivpkgError
+from privpkg.fileio import FileWriteError
+
 #: uv's form of a shebang too long for the kernel (127 bytes) or holding a space.
 _SH_HEAD = b"#!/bin/sh\n'''exec' "
 _SH_TAIL = b' "$0" "$@"\n\' \'\'\''
@@ -30,26 +33,6 @@ def shebang(executable: str) -> bytes:
     return b"#!" + executable.encode()
 
 
-def _interpreter_of(data: bytes) -> tuple[str, int] | None:
-    """The interpreter a script's uv-made shebang names, and the shebang's length; None for
-    any other file."""
-    if data.startswith(_SH_HEAD):
-        end = data.find(_SH_TAIL)
-        quoted = data[len(_SH_HEAD):end] if end > 0 else b""
-        if len(quoted) < 2 or not (quoted.startswith(b"'") and quoted.endswith(b"'")):
-            return None
-        # uv 0.13 escapes a quote as '"'"', older ones as '\''.
-        inner = quoted[1:-1].replace(b"'\"'\"'", b"'").replace(b"'\\''", b"'")
-        return inner.decode("utf-8", "surrogateescape"), end + len(_SH_TAIL)
-    if data.startswith(b"#!/"):
-        end = data.find(b"\n")
-        line = data[2:end] if end > 0 else b""
-        if not line or b" " in line:
-            return None
-        return line.decode("utf-8", "surrogateescape"), end
-    return None
-
-
 def replace_file(path: Path, data: bytes, mode: int) -> None:
     """Replace ``path``, in a build not yet published, with ``data``: a new file (random name,
     ``O_EXCL``, no symlink followed) renamed over it, because uv may have hard-linked the old one
@@ -57,7 +40,10 @@ def replace_file(path: Path, data: bytes, mode: int) -> None:
     points at the build until it is published, and a build that did not finish is discarded."""
     tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(tmp, flags, 0o600)
+    try:
+        fd = os.open(tmp, flags, 0o600)
+    except OSError as exc:
+        raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}", exc.errno) from None
     try:
         try:
             view = memoryview(data)
@@ -67,30 +53,30 @@ def replace_file(path: Path, data: bytes, mode: int) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, FileWriteError):
+            raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}", exc.errno) from None
         raise
 
 
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return a == b or os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
-    """Rewrite every script in ``dest``'s ``bin`` whose shebang names ``installer_python`` (uv's
-    form) to name ``dest/bin/python``, and its line in the ``RECORD`` of ``site`` that lists it;
-    returns how many scripts were rewritten."""
+    """Rewrite every script in ``dest``'s ``bin`` that starts with the line(s) uv writes for
+    ``installer_python`` (byte for byte: a script of a wheel naming some python itself is left as
+    uv leaves it) to name ``dest/bin/python``, and its line in the ``RECORD`` of ``site`` that
+    lists it; returns how many were rewritten. Then every console and GUI entry point of the
+    installed distributions must name ``dest/bin/python``: one that does not (uv wrote another
+    spelling of the interpreter) is a PrivpkgError, and the build is discarded, never
+    published with scripts that would run outside it."""
     import base64
     import hashlib
 
     bindir = dest / "bin"
-    new_head = shebang(str(bindir / "python"))
+    old_head = shebang(installer_python) + b"\n"
+    new_head = shebang(str(bindir / "python")) + b"\n"
     changed: dict[str, tuple[str, int]] = {}  # RECORD path -> (hash, size)
     try:
         entries = list(os.scandir(bindir))
@@ -99,18 +85,55 @@ def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
     for entry in entries:
         if not entry.is_file(follow_symlinks=False):
             continue
-        with open(entry.path, "rb") as f:
-            data = f.read()
-        found = _interpreter_of(data)
-        if found is None or not _same_file(found[0], installer_python):
-            continue
-        data = new_head + data[found[1]:]
-        replace_file(Path(entry.path), data, os.stat(entry.path).st_mode & 0o7777)
+        path = Path(entry.path)
+        try:
+            with open(path, "rb") as f:
+                if f.read(len(old_head)) != old_head:  # the head only: bin/ may hold large binaries
+                    continue
+                data = new_head + f.read()
+            replace_file(path, data, os.stat(path).st_mode & 0o7777)
+        except OSError as exc:
+            raise FileWriteError(f"cannot rewrite {path}: {exc.strerror or exc}", exc.errno) from None
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        changed[os.path.relpath(entry.path, site).replace(os.sep, "/")] = (f"sha256={digest}", len(data))
+        changed[os.path.relpath(path, site).replace(os.sep, "/")] = (f"sha256={digest}", len(data))
     if changed:
         _rewrite_records(site, changed)
+    _check_entry_points(bindir, site, new_head)
     return len(changed)
+
+
+def _check_entry_points(bindir: Path, site: Path, head: bytes) -> None:
+    for name in _entry_point_scripts(site):
+        try:
+            with open(bindir / name, "rb") as f:
+                first = f.read(len(head))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise FileWriteError(f"cannot read {bindir / name}: {exc.strerror or exc}", exc.errno) from None
+        if first != head:
+            raise PrivpkgError(f"uv wrote the script {name} for another interpreter than the build's; the build was discarded "
+                               "(build with --installer pip, and report this)")
+
+
+def _entry_point_scripts(site: Path) -> set[str]:
+    """The console and GUI script names the distributions in ``site`` declare."""
+    names: set[str] = set()
+    for info in site.glob("*.dist-info"):
+        try:
+            text = (info / "entry_points.txt").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        section = ""
+        for raw in text.splitlines():
+            line = raw.strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1].strip()
+            elif section in ("console_scripts", "gui_scripts") and "=" in line and not line.startswith(("#", ";")):
+                name = line.split("=", 1)[0].strip()
+                if name and "/" not in name and os.sep not in name and name not in (".", ".."):
+                    names.add(name)
+    return names
 
 
 def _rewrite_records(site: Path, changed: dict[str, tuple[str, int]]) -> None:

@@ -25,14 +25,15 @@ def _record_entry(name: str, digest: bytes, size: int) -> str:
 
 
 def make_wheel(directory: Path, name: str, version: str, *, body: str | None = None, payload_size: int = 0,
-               tag: str = "py3-none-any", modules: int = 0, extra: Mapping[str, str] | None = None) -> Path:
+               tag: str = "py3-none-any", modules: int = 0, extra: Mapping[str, str] | None = None, purelib: bool = True) -> Path:
     """Write ``{name}-{version}-{tag}.whl`` (name underscored) to ``directory`` and return
     its path. It installs a module named like the project whose text is ``body`` (default:
     ``VERSION = "<version>"``), plus ``<module>_data.bin`` with ``payload_size`` random bytes when
     that is not 0, plus ``modules`` small modules in a ``<module>_lib`` package (an installer's
     cost grows with the number of files, as real packages have hundreds or thousands), plus
     ``extra``: more files by their path in the wheel (``{dist}-{version}.dist-info/entry_points.txt``,
-    ``{dist}-{version}.data/scripts/tool``...).
+    ``{dist}-{version}.data/scripts/tool``...). ``purelib=False`` marks it ``Root-Is-Purelib:
+    false`` (installed into platlib, as binary wheels are).
 
     >>> import tempfile, zipfile
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -49,7 +50,7 @@ def make_wheel(directory: Path, name: str, version: str, *, body: str | None = N
     files = {
         f"{dist}.py": body if body is not None else f'VERSION = "{version}"\n',
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: privpkg\nRoot-Is-Purelib: true\nTag: {tag}\n",
+        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: privpkg\nRoot-Is-Purelib: {'true' if purelib else 'false'}\nTag: {tag}\n",
         **(extra or {}),
     }
     record = []
