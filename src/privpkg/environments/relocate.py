@@ -144,9 +144,12 @@ def _rewrite_records(site: Path, changed: dict[str, tuple[str, int]]) -> None:
     for info in site.glob("*.dist-info"):
         record = info / "RECORD"
         try:
-            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
+            text = record.read_text(encoding="utf-8")
         except OSError:
             continue
+        if "bin/" not in text:  # most distributions have no script: no line to look at
+            continue
+        lines = text.splitlines(keepends=True)
         touched = False
         for i, line in enumerate(lines):
             if "bin/" not in line:
