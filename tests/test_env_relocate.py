@@ -244,3 +244,15 @@ def test_installers_outliving_a_killed_builder_keep_its_build_locked(tmp_path: P
         time.sleep(0.3)
         subprocess.run(prune, env=env, capture_output=True, text=True, check=True)
     assert not dest.exists()
+
+
+def test_an_older_uvs_quoting_is_kept(tmp_path: Path) -> None:
+    """uv before 0.13 wrote a ``'`` in the trampoline as ``'\\''``: such a script is rewritten
+    in the same quoting (what that uv writes for the environment's python)."""
+    parent = tmp_path / "it's here"
+    dest, site, _info, base = _layout(parent)
+    old_quote = "'\\''"
+    (dest / "bin" / "tool").write_bytes(relocate.shebang(str(base), old_quote) + b"\nimport p\n")
+    (site / "p-1.0.dist-info" / "entry_points.txt").write_text("[console_scripts]\ntool = p:main\n")
+    assert relocate.retarget_scripts(dest, str(base), site) == 1
+    assert (dest / "bin" / "tool").read_bytes() == relocate.shebang(str(dest / "bin" / "python"), old_quote) + b"\nimport p\n"

@@ -23,12 +23,16 @@ _SH_HEAD = b"#!/bin/sh\n'''exec' "
 _SH_TAIL = b' "$0" "$@"\n\' \'\'\''
 
 
-def shebang(executable: str) -> bytes:
+#: How uv quotes a ``'`` in the trampoline: uv 0.13 as ``'"'"'``, earlier ones as ``'\''``.
+_QUOTES = ("'\"'\"'", "'\\''")
+
+
+def shebang(executable: str, quote: str = _QUOTES[0]) -> bytes:
     """The first line(s) uv writes in a script for ``executable`` (its ``format_shebang`` on
     POSIX): ``#!EXE``, or a ``/bin/sh`` trampoline when that line would be over 127 bytes or
-    ``EXE`` holds a space."""
+    ``EXE`` holds a space (a ``'`` in it written as ``quote``)."""
     if len(executable.encode()) + 3 > 127 or " " in executable:
-        quoted = "'" + executable.replace("'", "'\"'\"'") + "'"
+        quoted = "'" + executable.replace("'", quote) + "'"
         return _SH_HEAD + quoted.encode() + _SH_TAIL
     return b"#!" + executable.encode()
 
@@ -75,8 +79,12 @@ def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
     import hashlib
 
     bindir = dest / "bin"
-    old_head = shebang(installer_python) + b"\n"
-    new_head = shebang(str(bindir / "python")) + b"\n"
+    # (what uv wrote, what it would have written for dest) in each of uv's ways of quoting; when
+    # the installer's path holds no quote they are one, and dest's is quoted as uv 0.13 does.
+    heads: dict[bytes, bytes] = {}
+    for q in _QUOTES:
+        heads.setdefault(shebang(installer_python, q) + b"\n", shebang(str(bindir / "python"), q) + b"\n")
+    longest = max(len(old) for old in heads)
     changed: dict[str, tuple[str, int]] = {}  # RECORD path -> (hash, size)
     try:
         entries = list(os.scandir(bindir))
@@ -88,9 +96,11 @@ def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
         path = Path(entry.path)
         try:
             with open(path, "rb") as f:
-                if f.read(len(old_head)) != old_head:  # the head only: bin/ may hold large binaries
+                start = f.read(longest)  # the head only: bin/ may hold large binaries
+                old = next((h for h in heads if start.startswith(h)), None)
+                if old is None:
                     continue
-                data = new_head + f.read()
+                data = heads[old] + start[len(old):] + f.read()
             replace_file(path, data, os.stat(path).st_mode & 0o7777)
         except OSError as exc:
             raise FileWriteError(f"cannot rewrite {path}: {exc.strerror or exc}", exc.errno) from None
@@ -98,20 +108,21 @@ def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
         changed[os.path.relpath(path, site).replace(os.sep, "/")] = (f"sha256={digest}", len(data))
     if changed:
         _rewrite_records(site, changed)
-    _check_entry_points(bindir, site, new_head)
+    _check_entry_points(bindir, site, set(heads.values()))
     return len(changed)
 
 
-def _check_entry_points(bindir: Path, site: Path, head: bytes) -> None:
+def _check_entry_points(bindir: Path, site: Path, heads: set[bytes]) -> None:
+    longest = max(len(h) for h in heads)
     for name in _entry_point_scripts(site):
         try:
             with open(bindir / name, "rb") as f:
-                first = f.read(len(head))
+                first = f.read(longest)
         except FileNotFoundError:
             continue
         except OSError as exc:
             raise FileWriteError(f"cannot read {bindir / name}: {exc.strerror or exc}", exc.errno) from None
-        if first != head:
+        if not any(first.startswith(h) for h in heads):
             raise PrivpkgError(f"uv wrote the script {name} for another interpreter than the build's; the build was discarded "
                                "(build with --installer pip, and report this)")
 
