@@ -188,7 +188,7 @@ def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list
     ``lib`` (Fedora's and SUSE's Pythons: ``lib64``), after ``uv venv`` has made ``lib64`` the
     link to ``lib`` that the install's binary wheels go through.
     """
-    dest.mkdir(mode=0o755)
+    dest.mkdir(mode=0o777)  # as uv venv makes it: the umask decides
     venv_argv = [uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python", python.executable, str(dest)]
     if reqs is None:
         _run(venv_argv, "uv venv", dest)
