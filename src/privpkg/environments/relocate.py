@@ -12,6 +12,7 @@ the two trees file by file).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -58,10 +59,8 @@ def replace_file(path: Path, data: bytes, mode: int) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(exc, OSError) and not isinstance(exc, FileWriteError):
             raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}", exc.errno) from None
         raise
