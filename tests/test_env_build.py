@@ -363,6 +363,12 @@ def test_conda_explicit_list_with_py_rattler(checked_cli: Callable[..., PrivpkgC
     assert len(channel_server.log()) == requests
     res = cli("env", "run", "--lock", lock, "--", "sh", "-c", 'test "$CONDA_PREFIX" = "$0" && cat "$0/share/privdata/privdata.txt"', str(prefix))
     assert res.returncode == 0 and res.stdout == "privdata 2.0\n", res.stdout + res.stderr
+    assert "installed" not in res.stderr  # a hit makes no prefix
+    # `env run` that makes the prefix says what installed it, as `env build` does, on stderr.
+    assert "removed 1 unreferenced build(s)" in cli.ok("env", "prune", "--older-than", "0")
+    res = cli("env", "run", "--lock", lock, "--", "sh", "-c", 'cat "$CONDA_PREFIX/share/privdata/privdata.txt"')
+    assert res.returncode == 0 and res.stdout == "privdata 2.0\n", res.stdout + res.stderr
+    assert "privpkg: installed 2 conda package(s) with py-rattler" in res.stderr, res.stderr
     assert grep_tree(Path(cli.env[envvars.HOME]) / "cache", secret) > 4
     bad = tmp_path / "conda-md5.txt"
     bad.write_text(f"@EXPLICIT\n{base}noarch/privtool-1.1-0.tar.bz2#{'0' * 32}\n")

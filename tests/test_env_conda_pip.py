@@ -178,6 +178,11 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     assert "removed 2 unreferenced build(s)" in cli.ok("env", "prune", "--older-than", "0")
     env = Path(cli.ok("env", "build", "--lock", tmp_path / conda_name, "--lock", tmp_path / "pylock.toml", "--installer", "pip").strip())
     assert not list(installed(env).glob("pip-*")), "no pip was installed into the prefix"
+    # build_local's report gets the line env build prints when it makes a prefix.
+    assert "removed 1 unreferenced build(s)" in cli.ok("env", "prune", "--older-than", "0")
+    res = cli.tool([sys.executable, "-c", f"import privpkg; print(privpkg.Environment.get({WS!r}, 'sci', 2).build_local(report=print))"])
+    assert res.returncode == 0, res.describe()
+    assert "installed" in res.output and "conda package(s) with py-rattler" in res.output, res.describe()
 
     # No secret or signature in the cache, the prefix or uv's cache (outputs: checked_cli).
     assert grep_tree(home / "cache", *feed.secrets) > 10

@@ -42,19 +42,23 @@ def lock_of(args: argparse.Namespace) -> str | Path | Parts:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    import sys
-
     from privpkg.environments.build import build
 
     notes: list[str] = []
     found = build(lock_of(args), python=args.python, link=Path(args.link) if args.link else None, installer=args.installer,
                   report=notes.append)
-    # What made a new conda prefix, on stderr once the build succeeded (a failure stays one line;
-    # stdout stays the path alone).
-    for line in notes:
-        sys.stderr.write(f"privpkg: {line}\n")
+    _tell(notes)
     out(str(found))
     return 0
+
+
+def _tell(notes: list[str]) -> None:
+    """What made a new conda prefix, on stderr once the build succeeded (a failure stays one
+    line; stdout stays the path alone, or the command's own)."""
+    import sys
+
+    for line in notes:
+        sys.stderr.write(f"privpkg: {line}\n")
 
 
 def cmd_path(args: argparse.Namespace) -> int:
@@ -88,7 +92,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.lock and args.ref is not None:
         # `env run --lock F -- CMD`: argparse gave CMD's first word to the optional NAME.
         command, args.ref = [args.ref, *command], None
-    return run_in(build(lock_of(args), python=args.python, installer=args.installer), command)
+    notes: list[str] = []
+    found = build(lock_of(args), python=args.python, installer=args.installer, report=notes.append)
+    _tell(notes)
+    return run_in(found, command)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ are stored as written, and may be public settings, so it is a warning, not a ref
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -170,10 +170,11 @@ class Environment:
         registry.set_label(store, self.name, label, None if remove else self.version)
 
     def build_local(self, workspace: str | Workspace | None = None, *, python: str | None = None,
-                    link: str | os.PathLike[str] | None = None) -> Path:
+                    link: str | os.PathLike[str] | None = None, report: Callable[[str], None] | None = None) -> Path:
         """The local environment this version's lock describes (a venv, or a conda prefix for a
         conda spec), built now unless the cache has it (``privpkg env build``). Without locks in
-        hand, a registered version's are read from ``workspace``."""
+        hand, a registered version's are read from ``workspace``. ``report`` gets the line
+        ``env build`` prints when it makes a conda prefix (which installer made it)."""
         from privpkg.environments.build import build, lock_for
 
         locks = self.locks
@@ -182,7 +183,7 @@ class Environment:
                 raise UsageError(f"environment {self.name} has no lock yet: register it (or give the workspace it is registered in)")
             locks = Environment.get(workspace, self.name, self.version).locks
         return build(lock_for(self.spec, locks, f"environment {self.name}"), python=python,
-                     link=None if link is None else Path(link))
+                     link=None if link is None else Path(link), report=report)
 
     # --- directories --------------------------------------------------------------------------
 
