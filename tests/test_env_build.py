@@ -205,6 +205,9 @@ def test_pip_installer_and_bad_input(setup: Setup, feed: FeedServer, tmp_path: P
     assert other != env and (other / "lib" / "python3.12" / "site-packages" / "team_lib-1.0.dist-info").is_dir()
     assert cli.ok("env", "path", "--lock", lock, "--python", py312).strip() == str(other)
     assert cli.ok("env", "path", "--lock", lock).strip() == str(env)
+    # The oldest Python a build is for (packaging reads its tags in it), and an older one: one line.
+    assert (Path(cli.ok("env", "build", "--lock", lock, "--python", pyenv_python("3.9")).strip()) / "lib" / "python3.9").is_dir()
+    cli.fails(2, "env", "build", "--lock", lock, "--python", pyenv_python("3.8"), match="built for Python 3.9 or newer")
     userinfo = tmp_path / "pylock.userinfo.toml"
     userinfo.write_text(lock_text([(good[0], good[1], good[2].replace("http://", f"http://__token__:{feed.secret_a}@"), good[3])]))
     cli.fails(2, "env", "build", "--lock", userinfo, match="hold no secret")

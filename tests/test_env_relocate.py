@@ -256,3 +256,27 @@ def test_an_older_uvs_quoting_is_kept(tmp_path: Path) -> None:
     (site / "p-1.0.dist-info" / "entry_points.txt").write_text("[console_scripts]\ntool = p:main\n")
     assert relocate.retarget_scripts(dest, str(base), site) == 1
     assert (dest / "bin" / "tool").read_bytes() == relocate.shebang(str(dest / "bin" / "python"), old_quote) + b"\nimport p\n"
+
+
+def test_an_entry_point_named_like_a_venv_file_is_one_clear_line(tmp_path: Path) -> None:
+    """uv venv runs beside the install: a package's entry point called ``activate`` races with
+    the venv's own file; when the venv's wins, the line says so and how to build it."""
+    dest, site, info, base = _layout(tmp_path)
+    (info / "entry_points.txt").write_text("[console_scripts]\nactivate = p:main\n")
+    (dest / "bin" / "activate").write_text("# This file must be used with \"source bin/activate\"\n")
+    with pytest.raises(PrivpkgError, match="entry point 'activate' has the name of a file of the virtual environment.*--installer pip"):
+        relocate.retarget_scripts(dest, str(base), site)
+
+
+def test_a_failed_build_leaves_no_lock_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from privpkg import envvars
+
+    monkeypatch.setenv(envvars.HOME, str(tmp_path))
+    with pytest.raises(RuntimeError), cache.new_build("d" * 64) as dest:
+        assert cache.build_lock_fd(dest) is not None
+        raise RuntimeError("the install failed")
+    assert cache.build_lock_fd(dest) is None
+    assert not list((cache.root() / "locks").glob("build-*.lock"))
+    with cache.new_build("d" * 64) as dest:
+        pass
+    assert not list((cache.root() / "locks").glob("build-*.lock"))

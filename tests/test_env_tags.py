@@ -127,8 +127,11 @@ def test_the_memo_holds_the_machine_facts_tags_depend_on(monkeypatch: pytest.Mon
     assert cache.memo_id("lock text", interp) != here
     monkeypatch.undo()
     real = os.uname()
-    monkeypatch.setattr(os, "uname", lambda: os.uname_result((real.sysname, real.nodename, real.release + "-other", real.version, real.machine)))
+    monkeypatch.setattr(os, "uname", lambda: os.uname_result((real.sysname, real.nodename, real.release, real.version, real.machine + "-other")))
     assert cache.memo_id("lock text", interp) != here
+    # A new kernel: on Linux packaging reads the C library, not the kernel, so the memo stays.
+    monkeypatch.setattr(os, "uname", lambda: os.uname_result((real.sysname, real.nodename, real.release + "-new", real.version + " new", real.machine)))
+    assert (cache.memo_id("lock text", interp) == here) == (real.sysname == "Linux")
 
 
 def test_no_tags_are_kept_where_packaging_asks_more(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,3 +165,15 @@ def test_prune_removes_the_kept_tags(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list((cache.root() / "tags").glob("*.json"))
     cache.prune()
     assert not list((cache.root() / "tags").glob("*.json"))
+
+
+def test_prune_forgets_memos_of_keys_no_pointer_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(envvars.HOME, str(tmp_path))
+    live, gone = "a" * 64, "b" * 64
+    (cache.root() / "keys").mkdir(parents=True)
+    (cache.root() / "keys" / live).write_text("some-build\n")
+    cache.memo_put("m1", live)
+    cache.memo_put("m2", gone)
+    (cache.root() / "memo" / "m3").write_text("not a key\n")
+    cache.prune()
+    assert sorted(p.name for p in (cache.root() / "memo").iterdir()) == ["m1"]

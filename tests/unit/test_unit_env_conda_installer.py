@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from privpkg import envvars
-from privpkg.environments import build, pylock
+from privpkg.environments import build, cache, pylock
 from privpkg.errors import PrivpkgError
 
 CHANNEL = "https://conda.example/private"
@@ -33,6 +33,13 @@ import json, os, sys
 from pathlib import Path
 argv = sys.argv[1:]
 log = {"argv": argv, "env": dict(os.environ)}
+fds = {}
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds[fd] = os.readlink("/proc/self/fd/" + fd)
+    except OSError:
+        pass
+log["fds"] = sorted(fds.values())
 listing = Path(argv[argv.index("--file") + 1])
 log["list"] = listing.read_text()
 Path(os.environ["FAKE_CONDA_LOG"]).write_text(json.dumps(log))
@@ -227,3 +234,16 @@ def test_final_settings_in_condas_own_configuration_leave_the_build_to_py_rattle
     assert installed == [tmp_path / "prefix"] and not fake_conda.exists(), "conda never ran"
     assert said == [(f"installed 2 conda package(s) with py-rattler (conda's configuration marks settings #!final, which privpkg's "
                     f"cannot override: {tmp_path / 'condarc.d' / 'site.yml'})")]
+
+
+def test_conda_holds_the_builds_and_the_scratch_folders_locks(
+        fake_conda: Path, packages: tuple[list[pylock.Artifact], list[Path]]) -> None:
+    """A builder killed while conda runs leaves conda writing: conda inherits the build's and
+    the scratch folder's locks, so ``env prune`` removes neither under it."""
+    arts, paths = packages
+    with cache.new_build("c" * 64) as dest:
+        build._install_conda(dest, arts, paths, None)
+    held = json.loads(fake_conda.read_text())["fds"]
+    locks = [Path(p).name for p in held if "/locks/" in p]
+    assert any(n == f"build-{dest.name}.lock" for n in locks), held
+    assert any(n.startswith(cache.SCRATCH_LOCK) for n in locks), held

@@ -84,7 +84,9 @@ def target(python: cache.Interpreter, current: bool) -> Target:
     try:
         env, found = json.loads(res.stdout)
     except ValueError:
-        raise PrivpkgError(f"cannot read the wheel tags of {shown(python.executable)} (exit {res.returncode})") from None
+        last = [line.strip() for line in res.stderr.splitlines() if line.strip()][-1:]
+        why = f": {shown(last[0], 200)}" if last else ""
+        raise PrivpkgError(f"cannot read the wheel tags of {shown(python.executable)} (exit {res.returncode}){why}") from None
     return Target(tuple(found), env)
 
 
@@ -588,11 +590,11 @@ def _install_pip_part(dest: Path, pip_lock: str, installer: str, timeout: float)
             uv = find_uv()
             assert uv is not None  # build_both checked
             _run([uv, "pip", "install", "--no-config", "--quiet", "--python", str(python), "--offline", "--no-index", "--no-deps",
-                  *find_links, "-r", str(reqs)], "uv pip install")
+                  *find_links, "-r", str(reqs)], "uv pip install", dest)
         else:
             # privpkg's own pip, run under the prefix's python (pip --python): the prefix needs no pip.
             _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--isolated", "--disable-pip-version-check",
-                  "--no-input", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "pip install")
+                  "--no-input", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "pip install", dest)
     record_direct_urls(dest, artifacts)
 
 
@@ -738,8 +740,11 @@ def _install_with_conda(conda: str, dest: Path, artifacts: list[Artifact], paths
     with cache.scratch_dir("conda") as scratch:
         listing = explicit_file_list(artifacts, paths, scratch)
         argv = [conda, "create", "--prefix", str(dest), "--file", str(listing), "--offline", "--yes", "--quiet"]
+        # conda holds the build's and the scratch folder's locks while it lives (a killed builder's
+        # conda goes on writing: prune must wait for it).
+        held = tuple(fd for fd in (cache.build_lock_fd(dest), cache.build_lock_fd(scratch)) if fd is not None) if os.name == "posix" else ()
         res = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, env=conda_environ(scratch),
-                             cwd=scratch)
+                             cwd=scratch, pass_fds=held)
         if res.returncode != 0:
             lines = [line.strip() for line in (res.stderr + res.stdout).splitlines() if line.strip()]
             why = shown(masked(lines[-1]), 300) if lines else "no output"

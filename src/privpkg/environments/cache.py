@@ -24,6 +24,7 @@ renamed aside and removed (:func:`_discard`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -89,7 +90,20 @@ def interpreter(python: str | None = None) -> Interpreter:
         values = None
     if not isinstance(values, list) or len(values) != 7 or not all(isinstance(v, str) for v in values):
         raise UsageError(f"--python {shown(python)}: cannot run it as a Python interpreter")
-    return Interpreter(*values)
+    found = Interpreter(*values)
+    release = found.version.split(None, 1)[0] if found.version else ""
+    if found.implementation == "cpython" and _older_than(release, (3, 9)):
+        # packaging, which reads a build's wheel tags in the interpreter itself, needs 3.9.
+        raise UsageError(f"--python {shown(python)} is Python {shown(release, 20)}; environments are built for Python 3.9 or newer")
+    return found
+
+
+def _older_than(release: str, minimum: tuple[int, int]) -> bool:
+    parts = release.split(".")
+    try:
+        return (int(parts[0]), int(parts[1])) < minimum
+    except (IndexError, ValueError):
+        return False
 
 
 def root() -> Path:
@@ -122,8 +136,9 @@ def memo_id(lock_text: str, python: Interpreter) -> str:
 
 
 def machine_facts() -> list[str]:
-    """What a Python's wheel tags depend on besides the interpreter: the OS, its release and
-    version, the machine and the GNU C library's version ("" where there is none)."""
+    """What a Python's wheel tags depend on besides the interpreter: the OS, the machine and the
+    GNU C library's version ("" where there is none); and, but on Linux (where packaging reads
+    the C library, not the kernel), the OS release (macOS's version names its wheels)."""
     try:
         libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
     except (AttributeError, ValueError, OSError):
@@ -131,7 +146,7 @@ def machine_facts() -> list[str]:
     if not hasattr(os, "uname"):
         return [sys.platform, libc]
     uname = os.uname()
-    return [uname.sysname, uname.release, uname.version, uname.machine, libc]
+    return [uname.sysname, "" if uname.sysname == "Linux" else uname.release, uname.machine, libc]
 
 
 def current_tags() -> tuple[str, ...]:
@@ -237,7 +252,7 @@ def key_lock(build_key: str) -> Iterator[None]:
         yield
 
 
-#: The lock descriptor of each build this process is making (:func:`build_lock_fd`).
+#: The lock descriptor of each build (and scratch folder) this process is making (:func:`build_lock_fd`).
 _BUILDING: dict[Path, int] = {}
 
 
@@ -269,10 +284,10 @@ def new_build(build_key: str) -> Iterator[Path]:
             raise
         finally:
             del _BUILDING[dest]
-    try:
-        os.unlink(top / "locks" / f"build-{name}.lock")
-    except OSError:
-        pass
+            # Its name is this build's alone: removed while still held, so no one can take it
+            # between (a failed build's lock goes too).
+            with contextlib.suppress(OSError):
+                os.unlink(top / "locks" / f"build-{name}.lock")
 
 
 def _discard(build_key: str, build: Path) -> None:
@@ -333,12 +348,14 @@ def scratch_dir(kind: str) -> Iterator[Path]:
 
     top = root()
     name = f"{kind}-{secrets.token_hex(6)}"
-    with file_lock(top / "locks" / f"{SCRATCH_LOCK}{name}.lock"):
+    with file_lock(top / "locks" / f"{SCRATCH_LOCK}{name}.lock") as fd:
         folder = top / name
         folder.mkdir(mode=0o700)
+        _BUILDING[folder] = fd  # a program working in it inherits the lock (build_lock_fd)
         try:
             yield folder
         finally:
+            del _BUILDING[folder]
             shutil.rmtree(folder, ignore_errors=True)
     (top / "locks" / f"{SCRATCH_LOCK}{name}.lock").unlink(missing_ok=True)
 
@@ -361,8 +378,8 @@ def _prune_scratch(top: Path) -> None:
 
 def prune(older_than_days: float | None = None) -> Pruned:
     """Forget pointers not used for ``older_than_days`` (none when None), then remove every
-    build no pointer names, except builds in progress, and the remembered tags (the next build
-    works out its own again). A removed build is renamed aside first, so no half-removed tree
+    build no pointer names, except builds in progress, the memos of keys no pointer names, and
+    the remembered tags (the next build works out its own again). A removed build is renamed aside first, so no half-removed tree
     keeps a build's name."""
     import shutil
     import time
@@ -409,6 +426,14 @@ def prune(older_than_days: float | None = None) -> Pruned:
     for leftover in builds.glob(".removing-*") if builds.is_dir() else []:
         shutil.rmtree(leftover, ignore_errors=True)
     _prune_scratch(top)
+    # Memos of keys no pointer names: a hit through them would select the lock again anyway.
+    for memo in (top / "memo").iterdir() if (top / "memo").is_dir() else []:
+        try:
+            known = _hex(_read_small(memo)) if memo.is_file() else None
+            if known is None or not (top / "keys" / known).exists():
+                memo.unlink(missing_ok=True)
+        except (OSError, PrivpkgError):
+            continue
     # Remembered tags of interpreters, kernels or C libraries long gone: cheap to work out again.
     for kept in (top / "tags").glob("*.json") if (top / "tags").is_dir() else []:
         kept.unlink(missing_ok=True)

@@ -101,6 +101,8 @@ def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
                     continue
                 data = heads[old] + start[len(old):] + f.read()
             replace_file(path, data, os.stat(path).st_mode & 0o7777)
+        except FileWriteError:
+            raise  # names the file already
         except OSError as exc:
             raise FileWriteError(f"cannot rewrite {path}: {exc.strerror or exc}", exc.errno) from None
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
@@ -122,8 +124,17 @@ def _check_entry_points(bindir: Path, site: Path, heads: set[bytes]) -> None:
         except OSError as exc:
             raise FileWriteError(f"cannot read {bindir / name}: {exc.strerror or exc}", exc.errno) from None
         if not any(first.startswith(h) for h in heads):
+            if name in _VENV_FILES:
+                # uv venv (run beside the install) and the entry point both wrote it.
+                raise PrivpkgError(f"a package's entry point {name!r} has the name of a file of the virtual environment itself; "
+                                   "build with --installer pip (it installs after the venv is made)")
             raise PrivpkgError(f"uv wrote the script {name} for another interpreter than the build's; the build was discarded "
                                "(build with --installer pip, and report this)")
+
+
+#: What ``uv venv`` writes in ``bin/`` (an entry point of one of these names races with it).
+_VENV_FILES = frozenset({"python", "python3", "activate", "activate.bat", "activate.csh", "activate.fish", "activate.nu",
+                         "activate.ps1", "activate.xsh", "activate_this.py", "deactivate.bat", "pydoc.bat"})
 
 
 def _entry_point_scripts(site: Path) -> set[str]:
