@@ -10,6 +10,7 @@ medians), measured in the same run.
     python bench/env_build.py --runs 3 --warmup 0 --packages 4     # a smoke test
     python bench/env_build.py --runs 30 --modules 2500  # packages with up to 2500 files each, as real ones have
     python bench/env_build.py --runs 30 --real  # 18 real wheels from PyPI (numpy, pandas, requests...) + the 2 private ones
+    python bench/env_build.py --runs 30 --real --breakdown 20  # and where a miss's own time goes
 
 The lock holds N packages (default 20) made by the shared wheel maker, each with a random
 payload of 0.1 to 4 MB (about 38 MB in all for 20): N-2 public ones served anonymously by a
@@ -93,6 +94,67 @@ def lock_text(entries: list[tuple[str, str, str, str, bool]]) -> str:
     return 'lock-version = "1.0"\ncreated-by = "privpkg bench"\n\n' + "\n".join(blocks)
 
 
+#: ``--breakdown``: a miss run through this wrapper times privpkg's phases in its own process
+#: (the functions are wrapped, nothing else changes) and prints them as JSON.
+BREAKDOWN = r"""
+import json, sys, time
+T0 = time.perf_counter()
+import privpkg.cli as cli
+T1 = time.perf_counter()
+from privpkg.environments import build, cache, fetch, relocate
+T2 = time.perf_counter()
+laps = {}
+def wrap(mod, name, label):
+    f = getattr(mod, name)
+    def timed(*a, **k):
+        t = time.perf_counter()
+        try:
+            return f(*a, **k)
+        finally:
+            laps[label] = laps.get(label, 0.0) + (time.perf_counter() - t) * 1000
+    setattr(mod, name, timed)
+wrap(cli, "parser_for", "parser")
+wrap(build, "_select", "read and select the lock")
+wrap(fetch, "fetch_artifacts", "check the wheelhouse")
+wrap(build, "_start", "start uv (both)")
+wrap(build, "_finish", "wait for uv")
+wrap(relocate, "retarget_scripts", "retarget scripts")
+wrap(build, "record_direct_urls", "direct_url.json")
+wrap(cache, "publish", "publish")
+wrap(cache, "memo_put", "memo")
+sys.argv = ["privpkg", *sys.argv[1:]]
+try:
+    cli.main()
+finally:
+    T3 = time.perf_counter()
+    laps = {"import privpkg.cli": (T1 - T0) * 1000, "import the build's modules": (T2 - T1) * 1000, **laps,
+            "whole command, in process": (T3 - T0) * 1000}
+    sys.stderr.write("BREAKDOWN " + json.dumps(laps) + "\n")
+"""
+
+
+def breakdown(python: Path, lock: Path, cache: Path, env: dict[str, str], runs: int, folder: Path) -> dict[str, float]:
+    """Median ms of each phase of ``runs`` misses (and the interpreter's bare start)."""
+    import json
+    import statistics
+    import subprocess
+    import time
+
+    script = folder / "breakdown.py"
+    script.write_text(BREAKDOWN)
+    phases: dict[str, list[float]] = {}
+    for _ in range(runs):
+        res = subprocess.run(["sh", "-c", f"rm -rf {cache}/keys {cache}/memo {cache}/builds && {python} {script} env build --lock {lock}"],
+                             env=env, capture_output=True, text=True, check=True)
+        line = next(x for x in res.stderr.splitlines() if x.startswith("BREAKDOWN "))
+        for k, v in json.loads(line[len("BREAKDOWN "):]).items():
+            phases.setdefault(k, []).append(v)
+        t = time.perf_counter()
+        subprocess.run([python, "-c", "pass"], env=env, check=True)
+        phases.setdefault("interpreter start (python -c pass)", []).append((time.perf_counter() - t) * 1000)
+    return {k: statistics.median(v) for k, v in phases.items()}
+
+
 def real_wheels(public: Path) -> list[tuple[str, Path]]:
     """:data:`REAL`'s wheels for this interpreter, in ``public`` (downloaded once with pip into
     ``~/.cache/privpkg-bench``, then copied from there): [(name, path)]."""
@@ -123,6 +185,8 @@ def main() -> int:
     ap.add_argument("--modules", type=int, default=0, metavar="N",
                     help="give each package 1 to N small modules besides its payload (real packages have hundreds "
                          "to thousands of files, and an install's cost grows with them); default 0: 4 files each")
+    ap.add_argument("--breakdown", type=int, default=0, metavar="N",
+                    help="after the timed runs, N more misses timed phase by phase inside privpkg's process")
     ap.add_argument("--real", action="store_true",
                     help=f"besides the two private wheels, {len(REAL)} real wheels from PyPI (numpy, pandas, requests, ...; "
                          "downloaded once) instead of made ones")
@@ -208,6 +272,7 @@ def main() -> int:
             res = interleaved(commands, runs=args.runs, warmup=args.warmup)
             for name, r in res.items():
                 assert all(c == 0 for c in r["exit_codes"]), f"{name} failed: {r['exit_codes']}"
+            phases = breakdown(tmp / "venv" / "bin" / "python", lock, cache, env, args.breakdown, tmp) if args.breakdown else {}
             # The last miss left a complete build; check what it holds.
             out = run([*privpkg, "env", "run", "--lock", lock, "--", "python", "-c",
                        "import importlib.metadata as m; print(len(list(m.distributions())))"], env=env).stdout.strip()
@@ -229,8 +294,12 @@ def main() -> int:
     if args.cold_wheelhouse:
         cr, clo, chi = compare(res["uv sync"]["ms"], res["miss, cold wheelhouse"]["ms"], ratio=True)
         print(f"miss with a cold wheelhouse / uv sync: {cr:.2f}x (95% CI {clo:.2f} … {chi:.2f}) (no target)")
+    if phases:
+        print(f"\nA miss phase by phase (median of {args.breakdown}, ms, in privpkg's process; the interpreter's start apart):")
+        for k, v in phases.items():
+            print(f"  {k:40s} {v:7.1f}")
     print(busy_note(load_before))
-    write_result("env_build", {"runs": args.runs, "packages": len(wheels), "modules": args.modules, "real": args.real, "results": res,
+    write_result("env_build", {"runs": args.runs, "packages": len(wheels), "modules": args.modules, "real": args.real, "results": res, "breakdown": phases,
                                "hit_ms": [hit, hit_lo, hit_hi], "hit_by_name_ms": [by_name, name_lo, name_hi], "miss_ratio": [ratio, lo, hi]})
     return 0
 
