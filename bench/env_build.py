@@ -324,6 +324,8 @@ def main() -> int:
     print(f"hit by NAME (a version registered in a local workspace): {by_name:.0f} ms (95% CI {name_lo:.0f} … {name_hi:.0f}), "
           f"target ≤ {TARGET_HIT_MS:g} ms: {verdict(by_name, name_lo, name_hi, TARGET_HIT_MS)[2]}")
     print(f"miss / uv sync: {ratio:.2f}x (95% CI {lo:.2f} … {hi:.2f}), target ≤ {TARGET_RATIO}x: {verdict(ratio, lo, hi, TARGET_RATIO)[2]}")
+    extra, elo, ehi = compare(res["uv sync"]["ms"], res["miss"]["ms"])
+    print(f"miss − uv sync: {extra:+.0f} ms (95% CI {elo:+.0f} … {ehi:+.0f})")
     allowance = (TARGET_RATIO - 1) * res["uv sync"]["median_ms"]
     start, start_lo, start_hi = median_ci(res["python start"]["ms"])
     wrapped, wlo, whi = compare(res["uv sync"]["ms"], res["uv sync from python"]["ms"], ratio=True)
@@ -343,7 +345,7 @@ def main() -> int:
     write_result("env_build", {"runs": args.runs, "packages": len(wheels), "modules": args.modules, "real": args.real, "results": res, "breakdown": phases,
                                "hit_ms": [hit, hit_lo, hit_hi],
                                "allowance_ms": allowance, "python_start_ms": [start, start_lo, start_hi], "uv_from_python_ratio": [wrapped, wlo, whi],
-                               "uv_part_alone_ratio": [floor, flo, fhi], "hit_by_name_ms": [by_name, name_lo, name_hi], "miss_ratio": [ratio, lo, hi]})
+                               "uv_part_alone_ratio": [floor, flo, fhi], "hit_by_name_ms": [by_name, name_lo, name_hi], "miss_ratio": [ratio, lo, hi], "miss_extra_ms": [extra, elo, ehi]})
     return 0
 
 
