@@ -275,7 +275,7 @@ def test_incomplete_version_is_an_error_until_registered_again(store: Storage) -
 
 
 @pytest.mark.parametrize(("where", "value", "what"), [
-    ("variable", "Zm9vYmFyLXN0b3JlZC1zZWNyZXQ", "connection 'feed''s secret"),
+    ("variable", "Zm9vYmFyLXN0b3JlZC1zZWNyZXQ", "the secret of connection 'feed'"),
     ("pip", "pkg @ https://acct.blob.core.windows.net/c/pkg-1.0-py3-none-any.whl?sv=2024-01-01&sig=c2lnbmF0dXJl", "a signature (sig=)"),
     ("pip", "--extra-index-url https://user:hunter2222@pkgs.example.com/simple/", "a password in user info"),
     ("lock", 'url = "https://b.s3.amazonaws.com/k.whl?X-Amz-Signature=abcdef0123"', "an X-Amz-Signature"),

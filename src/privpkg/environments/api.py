@@ -23,7 +23,7 @@ are stored as written, and may be public settings, so it is a warning, not a ref
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,7 +99,9 @@ class Environment:
         return cls(sources.from_conda_specification(name, file_path).with_platforms(platforms))
 
     @classmethod
-    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str], *, platforms: Iterable[str] = ()) -> Environment:
+    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
+                              platforms: Iterable[str] = ()) -> Environment:
+        """From a requirements file, or several merged in order (as pip merges repeated ``-r``)."""
         return cls(sources.from_pip_requirements(name, file_path).with_platforms(platforms))
 
     @classmethod
@@ -216,8 +218,11 @@ class Environment:
         """The environment a directory written by :meth:`save_to_directory` describes."""
         folder = Path(path)
         definition = folder / registry.DEFINITION
+        # A missing directory, or one of the wrong kind, is bad input (README: exit 2).
+        if not folder.exists():
+            raise UsageError(f"no such definition directory: {shown(folder)} (make one with: privpkg env create)")
         if not definition.is_file():
-            raise NotFoundError(f"{shown(folder)} has no {registry.DEFINITION} (make one with: privpkg env create)")
+            raise UsageError(f"{shown(folder)} has no {registry.DEFINITION} (make one with: privpkg env create)")
         # The directory may be someone else's commit: its files are read without following links.
         spec = load_definition(sources.read_file(definition, follow=False))
         spec_dir = folder / "spec"
