@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -398,6 +400,27 @@ def collect(path: Path) -> list[Pin]:
     """Every signable requirement in a requirements file and the files it includes
     (:func:`walk`: a cycle or a nested URL is an error)."""
     return [pin for line in walk(path) if (pin := requirement(line.text, line.where)) is not None]
+
+
+@contextmanager
+def merged(paths: Sequence[Path]) -> Iterator[Path]:
+    """One requirements file that reads ``paths`` in order, as pip reads repeated ``-r`` options:
+    the file itself when there is one; else a temp file of ``-r ABSOLUTE_PATH`` lines (in a
+    private temp folder, removed after), which :func:`walk` and the wheelhouse follow like any
+    include, so a pinned copy includes each file, or its pinned copy, in the order given. Each
+    file is read once first, so a missing one is named as given."""
+    for path in paths:
+        read_requirements(path, "")
+    if len(paths) == 1:
+        yield paths[0]
+        return
+    import shlex
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="privpkg-resolve-") as folder:
+        top = Path(folder) / "requirements.txt"
+        top.write_text("".join(f"-r {shlex.quote(str(p.absolute()))}\n" for p in paths), encoding="utf-8")
+        yield top
 
 
 def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:

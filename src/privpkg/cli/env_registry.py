@@ -172,8 +172,13 @@ def cmd_env_label(args: argparse.Namespace) -> int:
     if version is None and not args.remove:
         raise UsageError(f"name the version the label points at: privpkg env label {name}:VERSION {args.label}")
     _, store = open_registry(args.workspace)
-    registry.set_label(store, name, args.label, None if args.remove else version)
-    out(f"removed label {args.label!r} of {name}" if args.remove else f"label {args.label!r} of {name} now points at {name}:{version}")
+    changed = registry.set_label(store, name, args.label, None if args.remove else version)
+    if args.remove:
+        out(f"removed label {args.label!r} of {name}")
+    elif not changed:
+        out(f"label {args.label!r} of {name} already points at {name}:{version}; unchanged, nothing was written")
+    else:
+        out(f"label {args.label!r} of {name} now points at {name}:{version}")
     return 0
 
 
