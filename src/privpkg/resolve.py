@@ -440,7 +440,13 @@ def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:
         line += (f" ; {pin.marker}" if pin.marker else "") + "".join(" " + o for o in pin.options)
         lines.append(line)
     header = "# written by privpkg resolve: short-lived signed URLs, do not commit\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a target that cannot be written: exit 1, naming it
+        from privpkg.fileio import FileWriteError
+
+        why = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or type(exc).__name__
+        raise FileWriteError(f"cannot write {shown(out)}: {why}", exc.errno) from None
     write_atomic(out, (header + "".join(line + "\n" for line in lines)).encode(), 0o600)
     os.chmod(out, 0o600)
     return len(lines)

@@ -120,8 +120,10 @@ def _split_run(words: list[str]) -> tuple[list[str], list[str]]:
 def cmd_run(args: argparse.Namespace) -> int:
     from privpkg.environments.build import build, run_in
 
-    options, command = _split_run(list(args.command))
     early_lock = args.lock
+    # `env run --lock F -- CMD`: argparse gave CMD's first word to the optional NAME, and the
+    # rest of the words are all CMD's (its own options included).
+    options, command = ([], list(args.command)) if early_lock and args.ref is not None else _split_run(list(args.command))
     if options:
         from privpkg.cli.output import Parser
 
@@ -134,7 +136,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         late.set_defaults(**{k: getattr(args, k) for k in ("workspace", "lock", "python", "installer")})
         late.parse_args(options, namespace=args)
     if early_lock and args.ref is not None:
-        # `env run --lock F -- CMD`: argparse gave CMD's first word to the optional NAME.
         command, args.ref = [args.ref, *command], None
     notes: list[str] = []
     with naming_lock(args.lock):

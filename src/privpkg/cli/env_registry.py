@@ -86,11 +86,11 @@ def cmd_env_create(args: argparse.Namespace) -> int:
     with _variable_warnings():
         env = make(args.name, values if kind == "requirements" else values[0], platforms=args.platform)
         check_platforms(env.spec.definition())  # what register would refuse, refused before anything is written
-        given = {Path(v).name: str(v) for v in values} if kind in ("file", "requirements") else {}
+        by_name = {Path(v).name: str(v) for v in values} if kind in ("file", "requirements") else {}
 
         def where(key: str) -> str:
             if key.startswith("spec/"):  # a file given (by its path) or one it includes (by its name)
-                return given.get(key[5:], key[5:])
+                return by_name.get(key[5:], key[5:])
             return f"the definition made from {', '.join(map(str, values))}"
 
         _screen(env, where)

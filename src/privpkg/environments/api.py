@@ -208,7 +208,13 @@ class Environment:
                 target.parent.mkdir(exist_ok=True)
                 target.write_bytes(data)
 
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a target that cannot be written: exit 1, naming it
+            from privpkg.fileio import FileWriteError
+
+            why = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or type(exc).__name__
+            raise FileWriteError(f"cannot write {shown(dest)}: {why}", exc.errno) from None
         replace_dir(dest, fill)
         self._warn_variables()
         return dest
