@@ -36,7 +36,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         out_path = Path(args.output)
         for f in files:  # checked here: with several files, build() sees only the merged one
             if out_path.absolute() == f.absolute() or (out_path.exists() and f.exists() and out_path.samefile(f)):
-                raise UsageError(f"-o {out_path} is the requirements file {f} itself; write the pinned copy elsewhere")
+                raise UsageError(f"-o {out_path} is the requirements file itself; write the pinned copy elsewhere")
         with merged(files) as top:
             done = build(top, Path(args.wheelhouse), out_path, args.ttl)
         if done.pinned == 0:
