@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from support.builds import Venv
 from support.cli import PrivpkgCLI
-from test_pip_shim import WS, local_workspace, pip_install, versions_in
+from test_pip_shim import local_workspace, pip_install, versions_in
 
 from privpkg.environments import pylock
 
@@ -102,6 +102,7 @@ def test_env_run_options_before_the_command_and_workspace_named(privpkg_cli: Pri
         cli.fails(1, "env", "run", "trian", *argv,
                   match="no environment 'trian' in workspace 'team'; did you mean 'train'? (see: privpkg env list --workspace team)")
     cli.fails(2, "env", "run", "train", "-w", "team", "--bogus", "x", "--", "python", match="unrecognized arguments: --bogus")
+    cli.fails(2, "env", "run", "train", "--workspace", "team", match="no command to run")  # found in 'team', nothing built
     cli.fails(1, "env", "show", "trian", "-w", "team", match="did you mean 'train'? (see: privpkg env list --workspace team)")
     cli.fails(1, "env", "show", "train", match="no environment 'train' in workspace 'default' (see: privpkg env list)")
     cli.fails(1, "env", "build", "train:2", "-w", "team", match="has no version 2 in workspace 'team'")

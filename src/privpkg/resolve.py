@@ -445,7 +445,7 @@ def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:
     except OSError as exc:  # a target that cannot be written: exit 1, naming it
         from privpkg.fileio import FileWriteError
 
-        why = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or type(exc).__name__
+        why = "Not a directory" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or type(exc).__name__
         raise FileWriteError(f"cannot write {shown(out)}: {why}", exc.errno) from None
     write_atomic(out, (header + "".join(line + "\n" for line in lines)).encode(), 0o600)
     os.chmod(out, 0o600)

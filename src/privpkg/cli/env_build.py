@@ -137,6 +137,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         late.parse_args(options, namespace=args)
     if early_lock and args.ref is not None:
         command, args.ref = [args.ref, *command], None
+    if not command:  # before a build that may take minutes
+        from privpkg.errors import UsageError
+
+        raise UsageError("no command to run: privpkg env run NAME [--workspace W] -- CMD [ARGS...]")
     notes: list[str] = []
     with naming_lock(args.lock):
         found = build(lock_of(args), python=args.python, installer=args.installer, report=notes.append)

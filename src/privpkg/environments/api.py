@@ -213,7 +213,7 @@ class Environment:
         except OSError as exc:  # a target that cannot be written: exit 1, naming it
             from privpkg.fileio import FileWriteError
 
-            why = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or type(exc).__name__
+            why = "Not a directory" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or type(exc).__name__
             raise FileWriteError(f"cannot write {shown(dest)}: {why}", exc.errno) from None
         replace_dir(dest, fill)
         self._warn_variables()
