@@ -97,7 +97,7 @@ def test_env_run_options_before_the_command_and_workspace_named(privpkg_cli: Pri
     cli = privpkg_cli
     _registered(cli, tmp_path)
     # Options after NAME are env run's, up to `--` or CMD's first word: the workspace is 'team'.
-    for argv in (["--workspace", "team"], ["-w", "team", "python", "-c", "1"], ["-wteam", "--", "python"],
+    for argv in (["--workspace", "team", "--", "python"], ["-w", "team", "python", "-c", "1"], ["-wteam", "--", "python"],
                  ["--workspace=team", "--", "python"]):
         cli.fails(1, "env", "run", "trian", *argv,
                   match="no environment 'trian' in workspace 'team'; did you mean 'train'? (see: privpkg env list --workspace team)")
