@@ -201,9 +201,10 @@ def add_parsers(actions: Any) -> None:
     s.add_argument("--platform", action="append", default=[], metavar="P",
                    help="also lock the conda part for conda platform P (osx-arm64, win-64...; repeatable; stored in the "
                    "definition's platforms, besides an environment.yml's own platforms:); a pip part cannot be")
-    add_workspace_option(s)
-    # No workspace is used: one given is checked and named in the hint; none given, none named.
-    s.set_defaults(func=cmd_env_create, workspace=None)
+    # Not add_workspace_option: no workspace is used, so none is the default. One given is
+    # checked and named in the register hint; none given, none is named.
+    s.add_argument("--workspace", "-w", default=None, help="the workspace to name in the register hint (checked; default: none)")
+    s.set_defaults(func=cmd_env_create)
     s = actions.add_parser("register", help="store a definition directory in a workspace as a version",
                            description="Register the environment in DIR: the latest version when its content is unchanged "
                            "(nothing is written), else the next version. Locks in DIR are held to the rules of the locks privpkg makes and stored "
