@@ -58,6 +58,10 @@ def test_env_create_merges_repeated_requirements_in_order(privpkg_cli: PrivpkgCL
     assert sorted(p.name for p in (tmp_path / "m1" / "spec").iterdir()) == ["pins.txt", "req-priv.txt", "requirements.txt"]
     # No --workspace given: the hint names none (nor 'default', which may not be where it goes).
     assert out.strip().endswith("register it with: privpkg env register " + str(tmp_path / "m1") + " --workspace W"), out
+    # An existing target: --force named; a file is never replaced.
+    cli.fails(2, "env", "create", "m1", "-r", tmp_path / "requirements.txt", "-o", tmp_path / "m1", match="--force")
+    cli.fails(2, "env", "create", "m1", "-r", tmp_path / "requirements.txt", "-o", tmp_path / "requirements.txt", "--force",
+              match="is a file, not an environment directory")
     # What cannot merge is refused, never the last one silently taken.
     (tmp_path / "a.yml").write_text("dependencies:\n  - pip:\n    - attrs\n")
     cli.fails(2, "env", "create", "m2", "-f", tmp_path / "a.yml", "-f", tmp_path / "a.yml", "-o", tmp_path / "m2",

@@ -196,7 +196,10 @@ class Environment:
 
         dest = Path(path)
         if dest.exists() and not overwrite:
-            raise UsageError(f"{shown(dest)} exists; choose another directory or overwrite it")
+            raise UsageError(f"{shown(dest)} exists; choose another directory or replace it (privpkg env create --force, "
+                             "overwrite=True)")
+        if dest.exists() and not dest.is_dir():  # never replaced, and never an OSError's line about it
+            raise UsageError(f"{shown(dest)} is a file, not an environment directory; refusing to replace it")
         if dest.exists() and not (dest / registry.DEFINITION).is_file() and any(dest.iterdir()):
             raise UsageError(f"{shown(dest)} is not an environment directory; refusing to replace it")
         files = registry.version_files(self.spec, self.locks)
