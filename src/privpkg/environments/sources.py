@@ -82,7 +82,7 @@ def decode(path: Path, data: bytes) -> str:
         raise UsageError(f"{shown(path)} is not UTF-8 text") from None
 
 
-def _numbered_lines(raw: list[str], where: str) -> list[tuple[int, str]]:
+def _numbered_lines(raw: list[str], where: str, unit: str = "line") -> list[tuple[int, str]]:
     """(number of the first physical line, text) of each requirement or option line: comments,
     blank lines and line continuations handled as pip reads them; local paths and editables
     refused, naming ``where`` and the line."""
@@ -100,14 +100,15 @@ def _numbered_lines(raw: list[str], where: str) -> list[tuple[int, str]]:
         if not text:
             continue
         if _LOCAL.search(text):
-            raise UsageError(f"{where}, line {first}: {shown(masked(text), 80)!r} names a local path or an editable install, "
+            raise UsageError(f"{where}, {unit} {first}: {shown(masked(text), 80)!r} names a local path or an editable install, "
                              "which no other machine can rebuild; publish it (privpkg wheel add) and name its privpkg:// URL")
         out.append((first, text))
     return out
 
 
 def _pip_lines(raw: list[str], where: str) -> list[str]:
-    return [text for _, text in _numbered_lines(raw, where)]
+    """The lines of an environment.yml's ``pip:`` list (numbered as items, not file lines)."""
+    return [text for _, text in _numbered_lines(raw, where, "item")]
 
 
 def _checked(line: str, where: str) -> str:
@@ -226,6 +227,7 @@ def from_conda_specification(name: str, path: str | os.PathLike[str]) -> Spec:
     for line in pip:
         if _INCLUDE.match(line):
             raise UsageError(f"{shown(file)}: {shown(masked(str(line)), 60)!r} in the pip section: list the requirements themselves")
+    pip = [_checked(line, f"{shown(file)} (pip section)") for line in pip]
     return Spec(name, pip=tuple(pip), channels=tuple(str(c) for c in channels), conda=tuple(conda),
                 variables=tuple((str(k), str(v)) for k, v in variables.items()), sources=((file.name, data),),
                 platforms=tuple(platforms))
