@@ -168,9 +168,9 @@ def _check_packages(names: list[str], defn: Definition) -> None:
             except InvalidRequirement:
                 pass  # the lock says what is wrong with it
     for dep in (defn.spec.get("conda") or {}).get("dependencies") or []:
-        m = re.match(r"[A-Za-z0-9_.-]+", str(dep)) if isinstance(dep, str) else None
+        m = re.match(r"\s*(?:[^\s:]+::)?([A-Za-z0-9_.-]+)", dep) if isinstance(dep, str) else None  # [CHANNEL::]NAME...
         if m:
-            known.add(canonicalize_name(m.group(0).split("::")[-1]))
+            known.add(canonicalize_name(m.group(1)))
     for name, text in defn.previous.items():
         try:
             if name == "pylock.toml":
