@@ -419,8 +419,8 @@ def _missing(store: Storage, name: str) -> str:
     import difflib
 
     ws = _WORKSPACES.get(store)
-    try:
-        close = difflib.get_close_matches(name, list_environments(store), n=1)
+    try:  # the names alone: one listing, no record read
+        close = difflib.get_close_matches(name, _names(store), n=1)
     except PrivpkgError:
         close = []
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -484,13 +484,8 @@ def get(store: Storage, name: str, version: int | None = None, label: str | None
 
 def list_environments(store: Storage) -> dict[str, Version]:
     """Each environment's latest complete version (records only), by name."""
-    names = sorted({b.key.split("/")[1] for b in store.list_keys(f"{ENVIRONMENTS}/") if b.key.count("/") >= 3})
     out = {}
-    for name in names:
-        try:
-            validate_name(name)
-        except UsageError:
-            continue  # a stray key, not an environment privpkg registered
+    for name in _names(store):
         listing = _Listing(store, name)
         for n in reversed(listing.versions):
             try:
@@ -500,6 +495,19 @@ def list_environments(store: Storage) -> dict[str, Version]:
             if listing.complete(rec):
                 out[name] = rec
                 break
+    return out
+
+
+def _names(store: Storage) -> list[str]:
+    """The names of the environments with a key in ``store`` (one listing; stray keys, not
+    environments privpkg registered, left out)."""
+    names = sorted({b.key.split("/")[1] for b in store.list_keys(f"{ENVIRONMENTS}/") if b.key.count("/") >= 3})
+    out = []
+    for name in names:
+        try:
+            out.append(validate_name(name))
+        except UsageError:
+            continue
     return out
 
 
