@@ -274,3 +274,38 @@ def test_run_with_lock_keeps_the_commands_own_options(privpkg_cli: PrivpkgCLI, t
     res = privpkg_cli("env", "run", *[str(lock) if a == "L" else a for a in argv])
     assert "unrecognized arguments" not in res.stderr and "not both" not in res.stderr, res.stderr
     privpkg_cli.outputs.check()
+
+
+def test_env_lock_dir_lock_excludes_and_is_removed(tmp_path: Path) -> None:
+    """The lock ``env lock DIR`` holds is removed when released, yet still excludes: eight
+    holders at once (each its own descriptor, as separate processes would have), one at a time,
+    including a waiter that opened the file its predecessor removed."""
+    import threading
+    import time
+
+    from privpkg.cli.env_lock import exclusive
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "definition.json").write_text("{}")
+    inside: list[int] = []
+    overlaps: list[int] = []
+    start = threading.Barrier(8)
+
+    def hold(n: int) -> None:
+        start.wait()
+        for _ in range(5):
+            with exclusive("default", str(folder)):
+                if inside:
+                    overlaps.append(n)
+                inside.append(n)
+                time.sleep(0.002)
+                inside.remove(n)
+
+    threads = [threading.Thread(target=hold, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not overlaps, overlaps
+    assert sorted(p.name for p in folder.iterdir()) == ["definition.json"]
