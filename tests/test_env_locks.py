@@ -444,8 +444,12 @@ def test_other_conda_platforms_on_request(channel_server, checked_cli, tmp_path)
     assert "conda-osx-64.txt" in shown_["files"]
     # A pip part cannot be locked for another platform (pip lock has no --platform): one line.
     (tmp_path / "requirements.txt").write_text("requests\n")
-    cli.ok("env", "create", "web", "--requirements", tmp_path / "requirements.txt", "--platform", "osx-arm64", "-o", tmp_path / "web")
-    cli.fails(2, "env", "lock", tmp_path / "web", match="pip lock has no --platform")
+    # Refused when the definition is made, and when a lock is asked for that platform.
+    cli.fails(2, "env", "create", "web", "--requirements", tmp_path / "requirements.txt", "--platform", "osx-arm64", "-o",
+              tmp_path / "web", match="pip lock has no --platform")
+    assert not (tmp_path / "web").exists()
+    cli.ok("env", "create", "web", "--requirements", tmp_path / "requirements.txt", "-o", tmp_path / "web")
+    cli.fails(2, "env", "lock", tmp_path / "web", "--platform", "osx-arm64", match="pip lock has no --platform")
     assert not (tmp_path / "web" / "pylock.toml").exists()
     cli.fails(2, "env", "create", "bad", "--file", yml, "--platform", "noarch", "-o", tmp_path / "bad", match="not a conda platform")
     cli.fails(2, "env", "lock", d, "--platform", "../x", match="not a conda platform")
@@ -463,12 +467,12 @@ def test_other_conda_platforms_on_request(channel_server, checked_cli, tmp_path)
 
 def test_env_lock_bad_input_is_one_line(checked_cli, tmp_path) -> None:
     cli = checked_cli()
-    cli.fails(1, "env", "lock", tmp_path / "nope", match="nope has no definition.json")
-    cli.fails(1, "env", "lock", "nope", match="no environment named 'nope'")  # a name: the registry's
+    cli.fails(2, "env", "lock", tmp_path / "nope", match="no such definition directory")  # a missing input: usage
+    cli.fails(1, "env", "lock", "nope", match="no environment 'nope' in workspace 'default'")  # a name: the registry's
     assert not list(tmp_path.glob("**/.privpkg-env-lock"))
     bad = tmp_path / "bad"
     bad.mkdir()
-    cli.fails(1, "env", "lock", bad, match="has no definition.json")
+    cli.fails(2, "env", "lock", bad, match="has no definition.json")
     (bad / "definition.json").write_text("{not json")
     cli.fails(2, "env", "lock", bad, match="is not JSON")
     (bad / "definition.json").write_text('{"format": 1, "name": "bad", "pip": []}')

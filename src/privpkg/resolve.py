@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -400,6 +402,27 @@ def collect(path: Path) -> list[Pin]:
     return [pin for line in walk(path) if (pin := requirement(line.text, line.where)) is not None]
 
 
+@contextmanager
+def merged(paths: Sequence[Path]) -> Iterator[Path]:
+    """One requirements file that reads ``paths`` in order, as pip reads repeated ``-r`` options:
+    the file itself when there is one; else a temp file of ``-r ABSOLUTE_PATH`` lines (in a
+    private temp folder, removed after), which :func:`walk` and the wheelhouse follow like any
+    include, so a pinned copy includes each file, or its pinned copy, in the order given. Each
+    file is read once first, so a missing one is named as given."""
+    for path in paths:
+        read_requirements(path, "")
+    if len(paths) == 1:
+        yield paths[0]
+        return
+    import shlex
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="privpkg-resolve-") as folder:
+        top = Path(folder) / "requirements.txt"
+        top.write_text("".join(f"-r {shlex.quote(str(p.absolute()))}\n" for p in paths), encoding="utf-8")
+        yield top
+
+
 def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:
     """Write a constraints file (mode 0600) pinning every signable requirement to a signed URL,
     keeping its marker, URL fragment and per-requirement options (``--hash``). Returns how many
@@ -417,7 +440,13 @@ def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:
         line += (f" ; {pin.marker}" if pin.marker else "") + "".join(" " + o for o in pin.options)
         lines.append(line)
     header = "# written by privpkg resolve: short-lived signed URLs, do not commit\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a target that cannot be written: exit 1, naming it
+        from privpkg.fileio import FileWriteError
+
+        why = "Not a directory" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or type(exc).__name__
+        raise FileWriteError(f"cannot write {shown(out)}: {why}", exc.errno) from None
     write_atomic(out, (header + "".join(line + "\n" for line in lines)).encode(), 0o600)
     os.chmod(out, 0o600)
     return len(lines)

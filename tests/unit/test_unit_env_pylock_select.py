@@ -75,7 +75,7 @@ def test_the_build_does_not_read_the_store_but_every_other_load_does(isolated_pr
     secret = "Zq8s3cr3tPATvalue77"
     connections.set_connection("feed", "PythonFeed", "https://h.example/org", "PAT", value=secret)
     text = _lock(("a", "1.0", ["a-1.0-py3-none-any.whl"])).replace("https://files.example/", f"https://files.example/{secret}/")
-    with pytest.raises(UsageError, match="connection 'feed''s secret"):
+    with pytest.raises(UsageError, match="the secret of connection 'feed'"):
         pylock.load(text)
     # A store that cannot be read: the build's selection goes on (it never reads it).
     monkeypatch.setenv(envvars.MASTER_KEY, "not-a-key")

@@ -71,7 +71,7 @@ def test_local_paths_are_refused(tmp_path: Path, line: str) -> None:
 
 
 def test_missing_file_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError, match="no such file"):
+    with pytest.raises(UsageError, match="no such file"):  # a missing input file: usage (exit 2)
         sources.from_pip_requirements("train", tmp_path / "nope.txt")
 
 
@@ -134,12 +134,13 @@ def test_existing_virtualenv(tmp_path: Path) -> None:
     make_dist(site, "pip", "24.0")
     make_dist(site, "Feed.Pkg", "2.0")
     make_dist(site, "ws_pkg", "1.0", url=WS_URL)
-    spec = sources.from_existing_virtualenv("train", venv)
+    with pytest.warns(sources.UnindexedPackagesWarning, match="names 1 package"):
+        spec = sources.from_existing_virtualenv("train", venv)
     assert spec.definition()["pip"] == ["feed-pkg==2.0", f"ws-pkg @ {WS_URL}"]
     assert spec.python == "3.12.4"
     make_dist(site, "edit_me", "0.1")
     (site / "edit_me-0.1.dist-info" / "direct_url.json").write_text(json.dumps({"url": "file:///src", "dir_info": {"editable": True}}))
     with pytest.raises(UsageError, match="edit-me is an editable install"):
         sources.from_existing_virtualenv("train", venv)
-    with pytest.raises(NotFoundError, match="not a virtualenv"):
+    with pytest.raises(UsageError, match="not a virtualenv"):
         sources.from_existing_virtualenv("train", tmp_path)

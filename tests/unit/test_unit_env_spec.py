@@ -81,10 +81,10 @@ def test_known_secrets_come_from_every_connection(isolated_privpkg: object, monk
                    value="DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5LWtleS1rZXk=;EndpointSuffix=core.windows.net")
     monkeypatch.setenv(envvars.CONNECTIONS, json.dumps([{"name": "ci", "target": "https://ci.example/", "secret": "ci-secret-value"}]))
     known = screen.known_secrets()
-    assert known["a2V5LWtleS1rZXk="] == "connection 'blob''s secret" and known["ci-secret-value"] == "connection 'ci''s secret"
+    assert known["a2V5LWtleS1rZXk="] == "the secret of connection 'blob'" and known["ci-secret-value"] == "the secret of connection 'ci'"
     with pytest.raises(UsageError) as info:
         screen.refuse("MODE=a2V5LWtleS1rZXk=", "definition.json")
-    assert "connection 'blob''s secret" in str(info.value) and "a2V5" not in str(info.value)
+    assert "the secret of connection 'blob'" in str(info.value) and "a2V5" not in str(info.value)
 
 
 def test_token_like_variable_names() -> None:

@@ -9,10 +9,13 @@ the command functions: a cache hit of ``env build`` is meant to take well under 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from privpkg.cli.output import add_workspace_option, out
+from privpkg.errors import shown
 
 if TYPE_CHECKING:
     from privpkg.environments.build import Parts
@@ -24,6 +27,8 @@ def lock_of(args: argparse.Namespace) -> str | Path | Parts:
     (with its ``pylock.toml`` when it has a pip part too), else its ``pylock.toml``."""
     from privpkg.errors import UsageError
 
+    if args.lock and args.ref:
+        raise UsageError(f"give NAME[:VERSION] or --lock FILE, not both (got {shown(args.ref, 60)} and --lock {shown(args.lock[0], 80)})")
     if args.lock:
         if len(args.lock) == 1:
             return Path(args.lock[0])
@@ -41,12 +46,29 @@ def lock_of(args: argparse.Namespace) -> str | Path | Parts:
     return lock_of_version(store, name, version, label)
 
 
+@contextmanager
+def naming_lock(files: list[str] | None) -> Iterator[None]:
+    """A lock's errors say ``pylock.toml``, the name it has in an environment: given as
+    ``--lock X``, they name X (and, when X is not TOML at all, what --lock takes)."""
+    from privpkg.errors import UsageError
+
+    try:
+        yield
+    except UsageError as exc:
+        text = str(exc)
+        if not files or len(files) != 1 or files[0] == "pylock.toml" or not text.startswith("pylock.toml"):
+            raise
+        hint = " (--lock takes a pylock.toml or a conda explicit list)" if "not valid TOML" in text else ""
+        raise UsageError(shown(files[0]) + text[len("pylock.toml"):] + hint) from None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from privpkg.environments.build import build
 
     notes: list[str] = []
-    found = build(lock_of(args), python=args.python, link=Path(args.link) if args.link else None, installer=args.installer,
-                  report=notes.append)
+    with naming_lock(args.lock):
+        found = build(lock_of(args), python=args.python, link=Path(args.link) if args.link else None, installer=args.installer,
+                      report=notes.append)
     _tell(notes)
     out(str(found))
     return 0
@@ -65,20 +87,44 @@ def cmd_path(args: argparse.Namespace) -> int:
     from privpkg.environments.build import find
     from privpkg.errors import NotFoundError
 
-    found = find(lock_of(args), python=args.python)
+    with naming_lock(args.lock):
+        found = find(lock_of(args), python=args.python)
     if found is None:
         raise NotFoundError("not built yet for this interpreter: run privpkg env build first")
     out(str(found))
     return 0
 
 
+#: The options of ``env run`` that may come between NAME and the command; each takes a value.
+_RUN_OPTIONS = ("--workspace", "-w", "--lock", "--python", "--installer")
+
+
+def _split_run(words: list[str]) -> tuple[list[str], list[str]]:
+    """argparse's remainder swallows every option given after NAME (``run NAME -w WS -- CMD``,
+    or ``run NAME -w WS CMD``): the options up to ``--`` or the first word that is not an option
+    (or an option's value) are ``env run``'s own; the command is what follows. An option CMD
+    takes (``-c``) comes after CMD's first word, so it stays CMD's."""
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            return words[:i], words[i + 1 :]
+        if not word.startswith("-"):
+            break
+        name = word.split("=", 1)[0]
+        joined = "=" in word or (name.startswith("-w") and len(name) > 2 and not name.startswith("--"))
+        i += 1 if joined or name not in _RUN_OPTIONS else 2
+    return words[:i], words[i:]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from privpkg.environments.build import build, run_in
 
-    command = list(args.command)
-    if command[:1] and command[0].startswith("-") and "--" in command:
-        # argparse's remainder also swallows options given after NAME (`run NAME -w WS -- CMD`):
-        # read those here, up to the `--` (a CMD's own `--` comes after CMD, so it stays).
+    early_lock = args.lock
+    # `env run --lock F -- CMD`: argparse gave CMD's first word to the optional NAME, and the
+    # rest of the words are all CMD's (its own options included).
+    options, command = ([], list(args.command)) if early_lock and args.ref is not None else _split_run(list(args.command))
+    if options:
         from privpkg.cli.output import Parser
 
         late = Parser(prog="privpkg env run", add_help=False)
@@ -86,14 +132,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         late.add_argument("--lock", action="append")
         late.add_argument("--python")
         late.add_argument("--installer", choices=("uv", "pip"))
-        cut = command.index("--")
-        late.parse_args(command[:cut], namespace=args)
-        command = command[cut + 1 :]
-    if args.lock and args.ref is not None:
-        # `env run --lock F -- CMD`: argparse gave CMD's first word to the optional NAME.
+        # Given after NAME, these win over the defaults (an option given twice: the later one).
+        late.set_defaults(**{k: getattr(args, k) for k in ("workspace", "lock", "python", "installer")})
+        late.parse_args(options, namespace=args)
+    if early_lock and args.ref is not None:
         command, args.ref = [args.ref, *command], None
+    if not command:  # before a build that may take minutes
+        from privpkg.errors import UsageError
+
+        raise UsageError("no command to run: privpkg env run NAME [--workspace W] -- CMD [ARGS...]")
     notes: list[str] = []
-    found = build(lock_of(args), python=args.python, installer=args.installer, report=notes.append)
+    with naming_lock(args.lock):
+        found = build(lock_of(args), python=args.python, installer=args.installer, report=notes.append)
     _tell(notes)
     return run_in(found, command)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from privpkg.cli.output import add_workspace_option, out
-from privpkg.errors import UsageError
+from privpkg.errors import UsageError, shown
 
 if TYPE_CHECKING:
     from privpkg.environments.docker import ImageTarget
@@ -78,18 +78,27 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
         return 0
     name = version = None
     if args.lock is not None:
-        lock = Path(args.lock)
+        if args.ref is not None:
+            raise UsageError(f"give NAME[:VERSION] or --lock FILE, not both (got {shown(args.ref, 60)} and --lock {shown(args.lock[0], 80)})")
+        if len(args.lock) > 1:
+            # env build takes a conda list and a pylock.toml; an image installs one pip lock.
+            raise UsageError(f"--lock given {len(args.lock)} times; an image is made from one pylock.toml")
+        lock = Path(args.lock[0])
         try:
             text = lock.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot read {lock}: {exc.strerror or exc}") from None
+        except FileNotFoundError:
+            raise UsageError(f"{shown(lock)}: no such lock file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read {shown(lock)}: {getattr(exc, 'strerror', None) or exc}") from None
     else:
         name, version, text = _registered_lock(args.workspace, args.ref)
+    from privpkg.cli.env_build import naming_lock
     from privpkg.environments.docker import SECRET_ID, dockerfile, resolve_target
 
     target, notes = resolve_target(args.base_image, args.python, args.platform)
-    ctx = dockerfile(_select(text, target), folder, base_image=args.base_image, target=target, secret_mount=args.secret_mount,
-                     name=name, version=version)
+    with naming_lock(args.lock):
+        ctx = dockerfile(_select(text, target), folder, base_image=args.base_image, target=target, secret_mount=args.secret_mount,
+                         name=name, version=version)
     if args.check:
         _lint(folder)
     out(f"image target: {target.describe()} ({'; '.join(notes) or 'as given'})")
@@ -149,7 +158,8 @@ def add_parsers(actions: Any) -> None:
                    "the libc a python image's -alpine/-bookworm... tag names)")
     p.add_argument("--secret-mount", action="store_true", help="download feed wheels in the build via a BuildKit secret")
     p.add_argument("--check", action="store_true", help="lint the Dockerfile for secrets, user info and signed URLs")
-    p.add_argument("--lock", metavar="FILE", help="a pylock.toml to use instead of a registered version's")
+    # Appended, so a second --lock is refused rather than silently replacing the first.
+    p.add_argument("--lock", metavar="FILE", action="append", help="a pylock.toml to use instead of a registered version's")
     p.set_defaults(func=cmd_dockerfile)
 
     n = actions.add_parser(

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -103,17 +104,40 @@ def store_locks(defn: Definition, files: dict[str, str], spec: Any = None) -> st
 
 
 def exclusive(workspace: str, ref: str) -> AbstractContextManager[object]:
-    """Held while one ``env lock`` reads, locks and stores. TO WIRE: nothing for the registry
-    (its conditional writes decide between racing writers); a definition directory gets a file
-    lock (``.privpkg-env-lock`` inside it), held as long as a lock can take."""
+    """Held while one ``env lock`` reads, locks and stores: nothing for the registry (its
+    conditional writes decide between racing writers); a definition directory gets a file lock
+    (``.privpkg-env-lock`` inside it, so every process and user that can write the directory
+    meets the same lock), held as long as a lock can take, and removed when released (a
+    definition directory is often committed: no stray file is left in it)."""
     from contextlib import nullcontext
-
-    from privpkg.environments.locking import TIMEOUT
-    from privpkg.fileio import file_lock
 
     folder = Path(ref)
     # Only in a definition directory: never a stray lock file in a folder that is not one.
-    return file_lock(folder / LOCK_FILE, timeout=TIMEOUT) if _is_directory_ref(ref) and (folder / DEFINITION).is_file() else nullcontext()
+    return _held_and_removed(folder / LOCK_FILE) if _is_directory_ref(ref) and (folder / DEFINITION).is_file() else nullcontext()
+
+
+@contextmanager
+def _held_and_removed(path: Path) -> Iterator[None]:
+    """:func:`privpkg.fileio.file_lock` on ``path``, removing ``path`` while still holding it.
+    A waiter may have opened the file just removed: once it gets the lock, it checks that its
+    descriptor is still the file at ``path`` (else it locked a removed file, which excludes no
+    one) and tries again, so two holders never overlap."""
+    from privpkg.environments.locking import TIMEOUT
+    from privpkg.fileio import file_lock
+
+    while True:
+        with file_lock(path, timeout=TIMEOUT) as fd:
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                continue  # released by the with; locked a removed file: again, on the new one
+            try:
+                yield
+            finally:
+                path.unlink(missing_ok=True)  # while held: the next holder makes a new one
+            return
 
 
 def _count(name: str, text: str) -> int:
@@ -126,6 +150,48 @@ def _count(name: str, text: str) -> int:
     return len(condalock.load_explicit(text))
 
 
+def _check_packages(names: list[str], defn: Definition) -> None:
+    """``--package`` names: each a valid project name that the spec or the current lock names
+    (one line, exit 2, otherwise: a typo would move nothing and say nothing)."""
+    import re
+
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    from privpkg.environments.locking import pip_lines
+
+    known: set[str] = set()
+    for line in pip_lines(defn.spec):
+        if line.strip() and not line.lstrip().startswith("-"):
+            try:
+                known.add(canonicalize_name(Requirement(line).name))
+            except InvalidRequirement:
+                pass  # the lock says what is wrong with it
+    for dep in (defn.spec.get("conda") or {}).get("dependencies") or []:
+        m = re.match(r"\s*(?:[^\s:]+::)?([A-Za-z0-9_.-]+)", dep) if isinstance(dep, str) else None  # [CHANNEL::]NAME...
+        if m:
+            known.add(canonicalize_name(m.group(1)))
+    for name, text in defn.previous.items():
+        try:
+            if name == "pylock.toml":
+                from privpkg.environments import pylock
+
+                known.update(canonicalize_name(p.name) for p in pylock.load(text, known_secrets=False).packages)
+            else:
+                from privpkg.environments import condalock
+
+                known.update(canonicalize_name(a.name) for a in condalock.load_explicit(text))
+        except UsageError:
+            pass  # a broken lock is reported by the lock itself
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+            raise UsageError(f"--package {shown(name, 60)!r} is not a project name")
+        if canonicalize_name(name) not in known:
+            from privpkg.cli.output import did_you_mean
+
+            raise UsageError(f"--package {name}: {defn.label} neither requires nor locks it{did_you_mean(canonicalize_name(name), sorted(known))}")
+
+
 def cmd_lock(args: argparse.Namespace) -> int:
     from privpkg.environments.build import build_conda
     from privpkg.environments.locking import lock_spec
@@ -135,6 +201,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     upgrade: bool | list[str] = list(args.package) if args.package else bool(args.upgrade)
     with exclusive(args.workspace, args.name):
         defn = load_definition(args.workspace, args.name)
+        _check_packages(list(args.package), defn)
         spec, definition = None, defn.spec
         if args.platform:  # kept in the definition: later locks lock those platforms too
             from privpkg.environments.spec import Spec

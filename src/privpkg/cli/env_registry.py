@@ -10,54 +10,93 @@ label what is there.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from privpkg.cli.output import add_json_option, add_workspace_option, out, print_json, table, warn
 
 
-def _screen(env: Any) -> None:
-    """Refuse a definition holding a secret before it is written anywhere."""
-    from privpkg.environments import registry
+def _screen(env: Any, where: Callable[[str], str]) -> None:
+    """Refuse a definition holding a secret before it is written anywhere, naming the user's
+    file as ``where`` calls it (given a version's file name: ``spec/NAME``, ``definition.json``,
+    a lock), and the line of a spec file, which is where the user fixes it."""
+    from privpkg.environments import registry, screen
 
-    registry.screen_files(registry.version_files(env.spec, env.locks))
+    known = screen.known_secrets()
+    for name, data in env.spec.sources:
+        # Line by line first, for the line number; the whole file is screened below (a value
+        # split by a line continuation, or bytes that are not UTF-8, are still refused).
+        for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+            screen.refuse(line, f"{where('spec/' + name)}, line {number}", known)
+    registry.screen_files({where(k): v for k, v in registry.version_files(env.spec, env.locks).items()}, known)
 
 
 @contextmanager
 def _variable_warnings() -> Iterator[None]:
     """The API's :class:`SecretLikeVariableWarning` (one per variable name that looks like a
-    secret's, issued once the work succeeded) printed as ``privpkg: warning:`` lines, after the
-    command's work, so a failure stays one line; any other warning is shown as Python would."""
+    secret's, issued once the work succeeded) and :class:`UnindexedPackagesWarning` printed as
+    ``privpkg: warning:`` lines, after the command's work, so a failure stays one line; any
+    other warning is shown as Python would."""
     import warnings
 
     from privpkg.environments.screen import SecretLikeVariableWarning
+    from privpkg.environments.sources import UnindexedPackagesWarning
 
+    ours = (SecretLikeVariableWarning, UnindexedPackagesWarning)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
-    warn(str(w.message) for w in caught if issubclass(w.category, SecretLikeVariableWarning))
+    warn(str(w.message) for w in caught if issubclass(w.category, ours))
     for w in caught:
-        if not issubclass(w.category, SecretLikeVariableWarning):
+        if not issubclass(w.category, ours):
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _known_workspace(name: str) -> str:
+    """``name`` once it is a workspace (an unknown one is a usage error here: nothing is read
+    from it yet, the name is only written into a hint)."""
+    from privpkg.errors import NotFoundError, UsageError
+    from privpkg.workspace import get_workspace
+
+    try:
+        return get_workspace(name).name
+    except NotFoundError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_env_create(args: argparse.Namespace) -> int:
     from privpkg.environments.api import Environment
+    from privpkg.environments.locking import check_platforms
     from privpkg.errors import UsageError
 
     given = [(k, v) for k, v in (("file", args.file), ("requirements", args.requirements), ("conda_env", args.conda_env),
                                  ("venv", args.venv)) if v]
     if len(given) != 1:
         raise UsageError("give exactly one of --file ENVIRONMENT.yml, --requirements FILE, --conda-env NAME, --venv PATH")
-    kind, value = given[0]
+    kind, values = given[0]
+    if kind != "requirements" and len(values) > 1:
+        # Repeated -r files merge, as in pip; two environment files or environments cannot.
+        flag = {"file": "--file", "conda_env": "--conda-env", "venv": "--venv"}[kind]
+        raise UsageError(f"{flag} given {len(values)} times; an environment is made from one (only -r files merge, as in pip)")
+    workspace = None if args.workspace is None else _known_workspace(args.workspace)
     make = {"file": Environment.from_conda_specification, "requirements": Environment.from_pip_requirements,
             "conda_env": Environment.from_existing_conda_environment, "venv": Environment.from_existing_virtualenv}[kind]
-    env = make(args.name, value, platforms=args.platform)
-    _screen(env)
     with _variable_warnings():
+        env = make(args.name, values if kind == "requirements" else values[0], platforms=args.platform)
+        check_platforms(env.spec.definition())  # what register would refuse, refused before anything is written
+        by_name = {Path(v).name: str(v) for v in values} if kind in ("file", "requirements") else {}
+
+        def where(key: str) -> str:
+            if key.startswith("spec/"):  # a file given (by its path) or one it includes (by its name)
+                return by_name.get(key[5:], key[5:])
+            return f"the definition made from {', '.join(map(str, values))}"
+
+        _screen(env, where)
         dest = env.save_to_directory(args.output, overwrite=args.force)
-    out(f"wrote the definition of {env.name} to {dest}; register it with: privpkg env register {dest} --workspace {args.workspace}")
+    out(f"wrote the definition of {env.name} to {dest}; register it with: privpkg env register {dest} --workspace "
+        f"{workspace or 'W'}")
     return 0
 
 
@@ -66,7 +105,7 @@ def cmd_env_register(args: argparse.Namespace) -> int:
     from privpkg.workspace import get_workspace
 
     env = Environment.load_from_directory(args.directory)
-    _screen(env)
+    _screen(env, lambda key: str(Path(args.directory) / key))
     ws = get_workspace(args.workspace)
     before = env.locks
     with _variable_warnings():
@@ -133,8 +172,13 @@ def cmd_env_label(args: argparse.Namespace) -> int:
     if version is None and not args.remove:
         raise UsageError(f"name the version the label points at: privpkg env label {name}:VERSION {args.label}")
     _, store = open_registry(args.workspace)
-    registry.set_label(store, name, args.label, None if args.remove else version)
-    out(f"removed label {args.label!r} of {name}" if args.remove else f"label {args.label!r} of {name} now points at {name}:{version}")
+    changed = registry.set_label(store, name, args.label, None if args.remove else version)
+    if args.remove:
+        out(f"removed label {args.label!r} of {name}")
+    elif not changed:
+        out(f"label {args.label!r} of {name} already points at {name}:{version}; unchanged, nothing was written")
+    else:
+        out(f"label {args.label!r} of {name} now points at {name}:{version}")
     return 0
 
 
@@ -145,16 +189,21 @@ def add_parsers(actions: Any) -> None:
                            "into a new directory, from a conda environment file, a requirements file, an existing conda "
                            "environment or a virtualenv. Register it with: privpkg env register DIR.")
     s.add_argument("name", help="the environment's name")
-    s.add_argument("--file", "-f", metavar="ENVIRONMENT_YML", help="a conda environment file")
-    s.add_argument("--requirements", "-r", metavar="FILE", help="a pip requirements file")
-    s.add_argument("--conda-env", metavar="NAME_OR_PREFIX", help="an existing conda environment")
-    s.add_argument("--venv", metavar="PATH", help="an existing virtualenv")
+    # Each appends, so a repeated option is seen (merged for -r, refused for the others), never
+    # silently replaced by the last one.
+    s.add_argument("--file", "-f", metavar="ENVIRONMENT_YML", action="append", help="a conda environment file")
+    s.add_argument("--requirements", "-r", metavar="FILE", action="append",
+                   help="a pip requirements file (repeatable: the files are merged in order, as pip does)")
+    s.add_argument("--conda-env", metavar="NAME_OR_PREFIX", action="append", help="an existing conda environment")
+    s.add_argument("--venv", metavar="PATH", action="append", help="an existing virtualenv")
     s.add_argument("--output", "-o", required=True, metavar="DIR", help="the directory to write (new)")
     s.add_argument("--force", action="store_true", help="replace DIR if it holds an environment definition")
     s.add_argument("--platform", action="append", default=[], metavar="P",
                    help="also lock the conda part for conda platform P (osx-arm64, win-64...; repeatable; stored in the "
                    "definition's platforms, besides an environment.yml's own platforms:); a pip part cannot be")
-    add_workspace_option(s)
+    # Not add_workspace_option: no workspace is used, so none is the default. One given is
+    # checked and named in the register hint; none given, none is named.
+    s.add_argument("--workspace", "-w", default=None, help="the workspace to name in the register hint (checked; default: none)")
     s.set_defaults(func=cmd_env_create)
     s = actions.add_parser("register", help="store a definition directory in a workspace as a version",
                            description="Register the environment in DIR: the latest version when its content is unchanged "

@@ -23,25 +23,34 @@ def _ttl(value: str) -> int:
 def cmd_resolve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from privpkg.resolve import check_ttl, resolve_requirements, resolve_url
+    from privpkg.resolve import check_ttl, merged, resolve_requirements, resolve_url
 
     check_ttl(args.ttl)
+    files = [Path(f) for f in args.requirement or ()]
+    named = ", ".join(map(str, files))
     if args.wheelhouse is not None:
-        if args.url or not args.requirement or not args.output:
+        if args.url or not files or not args.output:
             raise UsageError("use: privpkg resolve -r requirements.txt --wheelhouse DIR -o pinned.txt")
         from privpkg.wheelhouse import build
 
-        done = build(Path(args.requirement), Path(args.wheelhouse), Path(args.output), args.ttl)
+        out_path = Path(args.output)
+        for f in files:  # checked here: with several files, build() sees only the merged one
+            if out_path.absolute() == f.absolute() or (out_path.exists() and f.exists() and out_path.samefile(f)):
+                raise UsageError(f"-o {out_path} is the requirements file itself; write the pinned copy elsewhere")
+        with merged(files) as top:
+            done = build(top, Path(args.wheelhouse), out_path, args.ttl)
         if done.pinned == 0:
-            sys.stderr.write(f"note: {args.requirement} names no privpkg:// wheel; {args.output} is a copy of it\n")
+            copy = "a copy of it" if len(files) == 1 else "-r lines including them, in order"
+            sys.stderr.write(f"note: {named} {'names' if len(files) == 1 else 'name'} no privpkg:// wheel; {args.output} is {copy}\n")
         else:
             sys.stderr.write(f"pinned {done.pinned} wheel(s) to {args.wheelhouse} ({done.downloaded} downloaded, "
                              f"{done.pinned - done.downloaded} already there, sha256 checked) in {args.output}\n")
         return 0
-    if args.requirement:
+    if files:
         if args.url or not args.output:
             raise UsageError("use: privpkg resolve -r requirements.txt --wheelhouse DIR -o pinned.txt (or -o constraints.txt alone)")
-        n = resolve_requirements(Path(args.requirement), Path(args.output), args.ttl)
+        with merged(files) as top:
+            n = resolve_requirements(top, Path(args.output), args.ttl)
         sys.stderr.write(f"wrote {n} signed constraint(s) to {args.output} (mode 0600, valid {args.ttl} s)\n")
         return 0
     if not args.url:
@@ -60,7 +69,8 @@ def add_parser(sub: Any) -> None:
                        "pip shim). With -r and -o alone: write a pip constraints file (mode 0600) of `name @ <signed URL>`.")
     s.add_argument("url", nargs="?")
     s.add_argument("--ttl", type=_ttl, default=600, help="seconds the signature is valid (default 600, max 604800)")
-    s.add_argument("-r", "--requirement", metavar="FILE", help="requirements file to read")
+    s.add_argument("-r", "--requirement", metavar="FILE", action="append",
+                   help="requirements file to read (repeatable: read in order, as pip reads repeated -r)")
     s.add_argument("--wheelhouse", metavar="DIR", help="download the private wheels here and pin them to these files")
     s.add_argument("-o", "--output", metavar="FILE", help="file to write: the pinned requirements (with --wheelhouse) or signed constraints")
     s.set_defaults(func=cmd_resolve)

@@ -23,7 +23,7 @@ are stored as written, and may be public settings, so it is a warning, not a ref
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,7 +99,9 @@ class Environment:
         return cls(sources.from_conda_specification(name, file_path).with_platforms(platforms))
 
     @classmethod
-    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str], *, platforms: Iterable[str] = ()) -> Environment:
+    def from_pip_requirements(cls, name: str, file_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
+                              platforms: Iterable[str] = ()) -> Environment:
+        """From a requirements file, or several merged in order (as pip merges repeated ``-r``)."""
         return cls(sources.from_pip_requirements(name, file_path).with_platforms(platforms))
 
     @classmethod
@@ -194,7 +196,10 @@ class Environment:
 
         dest = Path(path)
         if dest.exists() and not overwrite:
-            raise UsageError(f"{shown(dest)} exists; choose another directory or overwrite it")
+            raise UsageError(f"{shown(dest)} exists; choose another directory or replace it (privpkg env create --force, "
+                             "overwrite=True)")
+        if dest.exists() and not dest.is_dir():  # never replaced, and never an OSError's line about it
+            raise UsageError(f"{shown(dest)} is a file, not an environment directory; refusing to replace it")
         if dest.exists() and not (dest / registry.DEFINITION).is_file() and any(dest.iterdir()):
             raise UsageError(f"{shown(dest)} is not an environment directory; refusing to replace it")
         files = registry.version_files(self.spec, self.locks)
@@ -206,7 +211,13 @@ class Environment:
                 target.parent.mkdir(exist_ok=True)
                 target.write_bytes(data)
 
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a target that cannot be written: exit 1, naming it
+            from privpkg.fileio import FileWriteError
+
+            why = "Not a directory" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or type(exc).__name__
+            raise FileWriteError(f"cannot write {shown(dest)}: {why}", exc.errno) from None
         replace_dir(dest, fill)
         self._warn_variables()
         return dest
@@ -216,8 +227,11 @@ class Environment:
         """The environment a directory written by :meth:`save_to_directory` describes."""
         folder = Path(path)
         definition = folder / registry.DEFINITION
+        # A missing directory, or one of the wrong kind, is bad input (README: exit 2).
+        if not folder.exists():
+            raise UsageError(f"no such definition directory: {shown(folder)} (make one with: privpkg env create)")
         if not definition.is_file():
-            raise NotFoundError(f"{shown(folder)} has no {registry.DEFINITION} (make one with: privpkg env create)")
+            raise UsageError(f"{shown(folder)} has no {registry.DEFINITION} (make one with: privpkg env create)")
         # The directory may be someone else's commit: its files are read without following links.
         spec = load_definition(sources.read_file(definition, follow=False))
         spec_dir = folder / "spec"

@@ -345,10 +345,14 @@ def _claim(out_dir: Path) -> bool:
     HEADER: True, its files are replaced and ``wheels/`` pruned) or began (only ``wheels/``: a
     run that failed while fetching; nothing in it is removed). Any other folder is refused
     rather than overwritten."""
+    from privpkg.fileio import FileWriteError
+
+    if out_dir.exists() and not out_dir.is_dir():  # the wrong kind of target: a usage error
+        raise UsageError(f"cannot use {out_dir} as the build context: it is not a directory")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot use {out_dir} as the build context: {exc.strerror or exc}") from None
+    except OSError as exc:  # a target that cannot be written: exit 1, as every other write's
+        raise FileWriteError(f"cannot use {out_dir} as the build context: {exc.strerror or exc}", exc.errno) from None
     if not out_dir.is_dir():
         raise UsageError(f"cannot use {out_dir} as the build context: it is not a directory")
     entries = {p.name for p in out_dir.iterdir()}

@@ -231,6 +231,28 @@ def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool
     return pylock.dump(pylock.load(text))
 
 
+def check_platforms(spec: Mapping[str, Any]) -> list[str]:
+    """The conda platforms ``spec`` is locked for (this machine's and its ``platforms``), or
+    the one line that says it can never be: pip lock has no ``--platform``, so a spec with a pip
+    part is locked for this machine's platform only. ``env create`` asks this too, so a
+    definition no one could register here is refused when it is written, in the same words."""
+    conda = spec.get("conda") or {}
+    specs = [str(d) for d in conda.get("dependencies") or [] if not isinstance(d, Mapping)]
+    has_pip = any(line.strip() and not line.strip().startswith("#") for line in pip_lines(spec))
+    here = condalock.current_platform()
+    # A definition's platforms are locked besides this machine's, whose lock a build here needs.
+    platforms = sorted({here, *(str(p) for p in spec.get("platforms") or [])})
+    others = [p for p in platforms if p != here]
+    if has_pip and others and not specs:
+        raise UsageError(f"conda platform {', '.join(others)}: a pip spec is locked for this machine's platform ({here}) only, "
+                         "since pip lock has no --platform; lock it on that platform, or drop --platform")
+    if specs and has_pip and others:
+        # pip lock has no --platform: a pylock.toml made here would be wrong there, silently.
+        raise UsageError(f"conda platform {', '.join(others)}: a spec with a pip part is locked for this machine's platform "
+                         f"({here}) only, since pip lock has no --platform; lock it on that platform, or drop the pip part")
+    return platforms
+
+
 def lock_spec(spec: Mapping[str, Any], *, previous: Mapping[str, str] | None = None, upgrade: bool | Sequence[str] = False,
               python: str | None = None, conda_prefix: Callable[[str], Path] | None = None) -> dict[str, str]:
     """``{file name: text}``: ``pylock.toml`` for the pip part (when there is one) and
@@ -247,24 +269,14 @@ def lock_spec(spec: Mapping[str, Any], *, previous: Mapping[str, str] | None = N
     lines = pip_lines(spec)
     has_pip = any(line.strip() and not line.strip().startswith("#") for line in lines)
     target = None
-    here = condalock.current_platform()
-    # A definition's platforms are locked besides this machine's, whose lock a build here needs.
-    platforms = sorted({here, *(str(p) for p in spec.get("platforms") or [])})
-    others = [p for p in platforms if p != here]
-    if has_pip and others and not specs:
-        raise UsageError(f"conda platform {', '.join(others)}: a pip spec is locked for this machine's platform ({here}) only, "
-                         "since pip lock has no --platform; lock it on that platform, or drop --platform")
+    platforms = check_platforms(spec)
     if specs:
-        if has_pip and others:
-            # pip lock has no --platform: a pylock.toml made here would be wrong there, silently.
-            raise UsageError(f"conda platform {', '.join(others)}: a spec with a pip part is locked for this machine's platform "
-                             f"({here}) only, since pip lock has no --platform; lock it on that platform, or drop the pip part")
         files.update(condalock.lock_conda([str(c) for c in conda.get("channels") or []], specs, platforms,
                                           previous=previous, upgrade=upgrade))
         if has_pip:
             if conda_prefix is None:
                 raise PrivpkgError("lock_spec: a spec with conda and pip parts needs conda_prefix")
-            python_path = condalock.prefix_python(conda_prefix(files[condalock.file_name(here)]))
+            python_path = condalock.prefix_python(conda_prefix(files[condalock.file_name(condalock.current_platform())]))
             if not python_path.is_file():
                 raise UsageError("the conda part installs no python, so its pip part has no interpreter to be locked for "
                                  "(add python to the conda dependencies)")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -401,6 +402,32 @@ def _label_value(store: Storage, name: str, label: str, seqs: list[int]) -> int 
     return int(doc["version"])
 
 
+#: The workspace each storage :func:`open_registry` opened belongs to, for messages that name it
+#: (a storage object does not know the name it was registered under; weak: never kept alive).
+_WORKSPACES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _where(store: Storage) -> str:
+    name = _WORKSPACES.get(store)
+    return "this workspace" if name is None else f"workspace {shown(name)!r}"
+
+
+def _missing(store: Storage, name: str) -> str:
+    """``no environment 'NAME' in workspace 'W'``, the closest registered name (difflib, as a
+    mistyped workspace gets), and the command that lists them, naming a workspace other than
+    the default (on this error path only: one more listing)."""
+    import difflib
+
+    ws = _WORKSPACES.get(store)
+    try:  # the names alone: one listing, no record read
+        close = difflib.get_close_matches(name, _names(store), n=1)
+    except PrivpkgError:
+        close = []
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listing = "privpkg env list" + (f" --workspace {shown(ws)}" if ws not in (None, "default") else "")
+    return f"no environment {name!r} in {_where(store)}{hint} (see: {listing})"
+
+
 def find(store: Storage, name: str, version: int | None = None, label: str | None = None) -> Version:
     """The record (not the files) of ``version``, of the version ``label`` points at, or of the
     latest complete one: one listing and the records it takes."""
@@ -409,12 +436,14 @@ def find(store: Storage, name: str, version: int | None = None, label: str | Non
         validate_label(label)
         version = _label_value(store, name, label, listing.labels().get(label, []))
         if version is None:
-            raise NotFoundError(f"environment {name} has no label {label!r}")
+            if not listing.versions:
+                raise NotFoundError(_missing(store, name))
+            raise NotFoundError(f"environment {name} has no label {label!r} in {_where(store)}")
     if not listing.versions:
-        raise NotFoundError(f"no environment named {name!r} in this workspace (see: privpkg env list)")
+        raise NotFoundError(_missing(store, name))
     if version is not None:
         if version not in listing.versions:
-            raise NotFoundError(f"environment {name} has no version {version} (latest: {listing.versions[-1]})")
+            raise NotFoundError(f"environment {name} has no version {version} in {_where(store)} (latest: {listing.versions[-1]})")
         return _read_record(store, name, version)
     for n in reversed(listing.versions):
         try:
@@ -455,13 +484,8 @@ def get(store: Storage, name: str, version: int | None = None, label: str | None
 
 def list_environments(store: Storage) -> dict[str, Version]:
     """Each environment's latest complete version (records only), by name."""
-    names = sorted({b.key.split("/")[1] for b in store.list_keys(f"{ENVIRONMENTS}/") if b.key.count("/") >= 3})
     out = {}
-    for name in names:
-        try:
-            validate_name(name)
-        except UsageError:
-            continue  # a stray key, not an environment privpkg registered
+    for name in _names(store):
         listing = _Listing(store, name)
         for n in reversed(listing.versions):
             try:
@@ -471,6 +495,19 @@ def list_environments(store: Storage) -> dict[str, Version]:
             if listing.complete(rec):
                 out[name] = rec
                 break
+    return out
+
+
+def _names(store: Storage) -> list[str]:
+    """The names of the environments with a key in ``store`` (one listing; stray keys, not
+    environments privpkg registered, left out)."""
+    names = sorted({b.key.split("/")[1] for b in store.list_keys(f"{ENVIRONMENTS}/") if b.key.count("/") >= 3})
+    out = []
+    for name in names:
+        try:
+            out.append(validate_name(name))
+        except UsageError:
+            continue
     return out
 
 
@@ -485,25 +522,31 @@ def labels(store: Storage, name: str) -> dict[str, int]:
     return out
 
 
-def set_label(store: Storage, name: str, label: str, version: int | None) -> None:
+def set_label(store: Storage, name: str, label: str, version: int | None) -> bool:
     """Point ``label`` at ``version`` (None: remove it). Each change is a new record with the
-    next sequence number, created conditionally; the later of two racing writers wins."""
+    next sequence number, created conditionally; the later of two racing writers wins. A label
+    already where it is asked to point is left as it is: nothing written, False returned."""
     validate_label(label)
     listing = _Listing(store, name)
+    if not listing.versions:
+        raise NotFoundError(_missing(store, name))
     if version is not None:
         if version not in listing.versions:
-            raise NotFoundError(f"environment {name} has no version {version}")
+            raise NotFoundError(f"environment {name} has no version {version} in {_where(store)} (latest: {listing.versions[-1]})")
         if not listing.complete(_read_record(store, name, version)):
             raise IncompleteVersion(f"environment {name}:{version} is incomplete; register its spec again first")
     seqs = listing.labels().get(label, [])
-    if version is None and _label_value(store, name, label, seqs) is None:
-        raise NotFoundError(f"environment {name} has no label {label!r}")
+    current = _label_value(store, name, label, seqs)
+    if version is None and current is None:
+        raise NotFoundError(f"environment {name} has no label {label!r} in {_where(store)}")
+    if version is not None and current == version:
+        return False
     seq = (seqs[-1] if seqs else 0) + 1
     body = canonical_json({"removed": True} if version is None else {"version": version})
     for _ in range(MAX_TRIES):
         try:
             store.put_bytes(f"{env_prefix(name)}labels/{label}/{seq}.json", body)
-            return
+            return True
         except AlreadyExists:
             seq += 1
     raise PrivpkgError(f"label {label!r} of {name} is being changed concurrently; try again")
@@ -517,6 +560,7 @@ def open_registry(workspace: str | Workspace) -> tuple[Workspace, Storage]:
     ws = get_workspace(workspace) if isinstance(workspace, str) else workspace
     store = open_workspace_storage(ws)
     if ws.storage == "local":
+        _WORKSPACES[store] = ws.name
         return ws, store
     # A cloud registry's immutable objects are read once per machine (registry.CachedReads),
     # in a folder named by where they live.
@@ -525,4 +569,6 @@ def open_registry(workspace: str | Workspace) -> tuple[Workspace, Storage]:
     from privpkg.paths import cache_dir
 
     where = hashlib.sha256("\0".join((ws.storage, ws.location, ws.endpoint_url or "")).encode()).hexdigest()[:16]
-    return ws, CachedReads(store, cache_dir() / "registry" / where)
+    cached = CachedReads(store, cache_dir() / "registry" / where)
+    _WORKSPACES[cached] = ws.name
+    return ws, cached

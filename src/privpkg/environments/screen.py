@@ -75,7 +75,7 @@ def known_secrets() -> dict[str, str]:
 
     found: dict[str, str] = {}
     for conn in list_connections():
-        what = f"connection {conn.name!r}'s secret"
+        what = f"the secret of connection {conn.name!r}"  # never NAME's: repr's quotes made 'feed''s
         for part in _parts(conn.secret):
             if len(part) >= MIN_SECRET:
                 found.setdefault(part, what)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,23 +39,33 @@ _LOCAL = re.compile(r"^(-e|--editable)(\s|=|$)|^(\.{0,2}/|file:)|\s@\s*file:", r
 
 def read_file(path: Path, *, follow: bool = True) -> bytes:
     """A spec file's bytes (at most :data:`MAX_FILE`); one line for a missing or unreadable one.
-    ``follow=False`` (the files of a definition directory, which may be someone else's commit):
-    a symbolic link or anything but a regular file is refused, so a link to ``/proc/self/environ``
-    or ``~/.netrc`` is never read and stored."""
+    A missing file or one of the wrong kind (a directory) is a usage error (exit 2), as README's
+    exit codes say of an input file the user named. ``follow=False`` (the files of a definition
+    directory, which may be someone else's commit): a symbolic link or anything but a regular
+    file is refused, so a link to ``/proc/self/environ`` or ``~/.netrc`` is never read and stored."""
     import stat
 
     flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (0 if follow else os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise NotFoundError(f"no such file: {shown(masked(str(path)))}") from None
+        raise UsageError(f"no such file: {shown(masked(str(path)))}") from None
     except OSError as exc:
         if not follow and os.path.islink(path):
             raise UsageError(f"{shown(path)} is a symbolic link; a definition directory holds plain files") from None
         raise PrivpkgError(f"cannot read {shown(masked(str(path)))}: {exc.strerror or type(exc).__name__}") from None
+    # Checked on the descriptor before it becomes a file object: fdopen of a directory raises
+    # an IsADirectoryError whose "file name" is the descriptor's number.
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UsageError(f"{shown(masked(str(path)))} is {kind}; give a file")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise UsageError(f"{shown(masked(str(path)))} is not a regular file")
         try:
             data = f.read(MAX_FILE + 1)
         except OSError as exc:
@@ -72,20 +82,43 @@ def decode(path: Path, data: bytes) -> str:
         raise UsageError(f"{shown(path)} is not UTF-8 text") from None
 
 
-def _pip_lines(raw: list[str], where: str) -> list[str]:
-    """Requirement and option lines: comments, blank lines and line continuations handled as
-    pip reads them; local paths and editables refused."""
-    joined = "\n".join(raw).replace("\\\n", " ")
+def _numbered_lines(raw: list[str], where: str, unit: str = "line") -> list[tuple[int, str]]:
+    """(number of the first physical line, text) of each requirement or option line: comments,
+    blank lines and line continuations handled as pip reads them; local paths and editables
+    refused, naming ``where`` and the line."""
     out = []
-    for line in joined.splitlines():
-        text = re.sub(r"(^|\s)#.*$", "", line).strip()
+    parts: list[str] = []
+    first = 0
+    for number, line in enumerate([*raw, ""], start=1):
+        if not parts:
+            first = number
+        if line.endswith("\\") and number <= len(raw):
+            parts.append(line[:-1])
+            continue
+        text = re.sub(r"(^|\s)#.*$", "", " ".join([*parts, line])).strip()
+        parts = []
         if not text:
             continue
         if _LOCAL.search(text):
-            raise UsageError(f"{where}: {shown(masked(text), 80)!r} names a local path or an editable install, which no other "
-                             "machine can rebuild; publish it (privpkg wheel add) and name its privpkg:// URL")
-        out.append(text)
+            raise UsageError(f"{where}, {unit} {first}: {shown(masked(text), 80)!r} names a local path or an editable install, "
+                             "which no other machine can rebuild; publish it (privpkg wheel add) and name its privpkg:// URL")
+        out.append((first, text))
     return out
+
+
+def _pip_lines(raw: list[str], where: str) -> list[str]:
+    """The lines of an environment.yml's ``pip:`` list (numbered as items, not file lines)."""
+    return [text for _, text in _numbered_lines(raw, where, "item")]
+
+
+def _checked(line: str, where: str) -> str:
+    """``line`` as read, once it is known to be a pip line a definition can hold (its error
+    names ``where``: the file and line it came from, rather than the definition)."""
+    try:
+        normalize_pip_line(line)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    return line
 
 
 class _Requirements:
@@ -95,31 +128,43 @@ class _Requirements:
         self.files: dict[str, bytes] = {}
         self.seen: set[Path] = set()
 
-    def read(self, path: Path, constraints: bool = False) -> None:
+    def read(self, path: Path, constraints: bool = False, named_at: str = "") -> None:
+        """Read ``path`` (``named_at``: the file and line that include it, for its errors)."""
+        prefix = f"{named_at}: " if named_at else ""
         real = path.resolve()
         if real in self.seen:
-            raise UsageError(f"{shown(path)} is included twice (a -r/-c loop?)")
+            raise UsageError(f"{prefix}{shown(path)} is included twice (a -r/-c loop?)")
         self.seen.add(real)
-        data = read_file(path)
+        try:
+            data = read_file(path)
+        except PrivpkgError as exc:
+            if not named_at:
+                raise
+            # An include: the line that names it is what to fix (usage, as the top file is).
+            raise UsageError(f"{prefix}{exc}") from None
         if path.name in self.files:
-            raise UsageError(f"two spec files are called {shown(path.name)}; rename one")
+            raise UsageError(f"{prefix}two spec files are called {shown(path.name)}; rename one")
         self.files[path.name] = data
-        for line in _pip_lines(decode(path, data).splitlines(), shown(path)):
+        for number, line in _numbered_lines(decode(path, data).splitlines(), shown(path)):
+            here = f"{shown(path)}, line {number}"
             m = _INCLUDE.match(line)
             if m and "://" in m.group(2):
-                raise UsageError(f"{shown(path)}: {shown(masked(line), 80)!r}: an included file must be a local file beside it")
+                raise UsageError(f"{here}: {shown(masked(line), 80)!r}: an included file must be a local file beside it")
             if m:
-                self.read(path.parent / m.group(2).strip(), constraints or m.group(1) in ("-c", "--constraint"))
+                self.read(path.parent / m.group(2).strip(), constraints or m.group(1) in ("-c", "--constraint"), here)
             elif constraints:
                 if not line.startswith("-"):
-                    self.constraints.append(line)
+                    self.constraints.append(_checked(line, here))
             else:
-                self.pip.append(line)
+                self.pip.append(_checked(line, here))
 
 
-def from_pip_requirements(name: str, path: str | os.PathLike[str]) -> Spec:
+def from_pip_requirements(name: str, path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> Spec:
+    """The spec of a requirements file, or of several merged in order (as pip merges repeated
+    ``-r`` options)."""
     reqs = _Requirements()
-    reqs.read(Path(path))
+    for one in [path] if isinstance(path, (str, os.PathLike)) else path:
+        reqs.read(Path(one))
     return Spec(name, pip=tuple(reqs.pip), constraints=tuple(reqs.constraints), sources=tuple(reqs.files.items()))
 
 
@@ -182,6 +227,7 @@ def from_conda_specification(name: str, path: str | os.PathLike[str]) -> Spec:
     for line in pip:
         if _INCLUDE.match(line):
             raise UsageError(f"{shown(file)}: {shown(masked(str(line)), 60)!r} in the pip section: list the requirements themselves")
+    pip = [_checked(line, f"{shown(file)} (pip section)") for line in pip]
     return Spec(name, pip=tuple(pip), channels=tuple(str(c) for c in channels), conda=tuple(conda),
                 variables=tuple((str(k), str(v)) for k, v in variables.items()), sources=((file.name, data),),
                 platforms=tuple(platforms))
@@ -288,6 +334,13 @@ def _dist_lines(site: Path, skip: set[str], owned: set[str] | None = None) -> li
             if isinstance(direct, dict) and (direct.get("dir_info") or {}).get("editable"):
                 raise UsageError(f"{name} is an editable install, which no other machine can rebuild; publish it "
                                  "(privpkg wheel add) and install its privpkg:// URL")
+            origin = direct.get("url") if isinstance(direct, dict) else None
+            if isinstance(origin, str) and origin.lower().startswith("file:"):
+                # A local file (a wheelhouse's, a dist/ folder's): pinning it by version would
+                # let the lock find that name on whatever index it asks, e.g. a public one.
+                raise UsageError(f"{name} {dist.version} was installed from a local file ({shown(masked(origin.split('#', 1)[0]), 100)}), "
+                                 "which no other machine can rebuild; install it from its privpkg:// URL with pip (the shim "
+                                 "records that URL), or write a requirements file naming it and use privpkg env create -r")
         lines[name] = f"{name} @ {url}" if url else f"{name}=={dist.version}"
     return [lines[k] for k in sorted(lines)]
 
@@ -333,8 +386,10 @@ def from_existing_virtualenv(name: str, path: str | os.PathLike[str]) -> Spec:
     out: a build brings its own installer)."""
     root = Path(path)
     cfg = root / "pyvenv.cfg"
+    if not root.exists():
+        raise UsageError(f"no such virtualenv: {shown(root)}")
     if not cfg.is_file():
-        raise NotFoundError(f"{shown(root)} is not a virtualenv (it has no pyvenv.cfg)")
+        raise UsageError(f"{shown(root)} is not a virtualenv (it has no pyvenv.cfg)")
     version = None
     for line in decode(cfg, read_file(cfg)).splitlines():
         key, _, value = line.partition("=")
@@ -346,4 +401,22 @@ def from_existing_virtualenv(name: str, path: str | os.PathLike[str]) -> Spec:
     pip = _dist_lines(sites[0], {"pip"})
     if version:
         version = ".".join(version.split(".")[:3])
-    return Spec(name, python=version, pip=tuple(normalize_pip_line(x) for x in pip))
+    spec = Spec(name, python=version, pip=tuple(normalize_pip_line(x) for x in pip))
+    by_name = [x for x in pip if " @ " not in x]
+    if by_name:
+        import warnings
+
+        # pip's metadata does not say which index a distribution came from: a feed's package
+        # and a public one of the same name look alike here.
+        warnings.warn(UnindexedPackagesWarning(
+            f"the definition names {len(by_name)} package(s) without their index (a virtualenv does not record where a "
+            "package came from); the lock resolves them through the definition's index settings, and it has none, so pip's "
+            "configured index (PyPI by default) answers: for a private feed, list them with its --index-url in a "
+            "requirements file (pip freeze) and use privpkg env create -r"), stacklevel=2)
+    return spec
+
+
+class UnindexedPackagesWarning(UserWarning):
+    """A definition made from an existing environment names packages by name and version only:
+    where they came from is not recorded, so the lock resolves them through the definition's
+    index settings. ``privpkg env create`` prints it as one ``privpkg: warning:`` line."""

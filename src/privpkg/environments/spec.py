@@ -144,7 +144,8 @@ def normalize_pip_line(line: str) -> str:
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        raise UsageError(f"not a requirement: {shown(masked(text), 80)!r} ({shown(masked(str(exc)), 120)})") from None
+        # packaging's message goes on to draw the line with a caret under it: its first line only.
+        raise UsageError(f"not a requirement: {shown(masked(text), 80)!r} ({shown(masked(str(exc).splitlines()[0]), 120)})") from None
     req.name = canonicalize_name(req.name)
     return str(req)
 
