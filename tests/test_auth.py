@@ -173,3 +173,10 @@ def test_login_target_normalization(cli: PrivpkgCLI, url: str, target: str) -> N
     out = cli.ok("auth", "login", url, "--no-verify", stdin=WRONG)
     assert f": {target} (username __token__)" in out, out
     cli.fails(2, "auth", "login", "http://pkgs.example.com/org", "--no-verify", stdin=WRONG, match="refusing plain-http")
+
+
+def test_plain_http_login_names_its_own_option(cli: PrivpkgCLI) -> None:
+    """auth login has --allow-http; its refusal used to suggest `privpkg connection set NAME ...`."""
+    line = cli.fails(2, "auth", "login", "http://pkgs.example.com/org", "--no-verify", stdin=WRONG, match="refusing plain-http")
+    assert line.endswith("use https, or pass --allow-http if you really mean it") and "connection set" not in line, line
+    cli.ok("auth", "login", "http://pkgs.example.com/org", "--no-verify", "--allow-http", stdin=WRONG)

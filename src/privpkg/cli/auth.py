@@ -62,7 +62,7 @@ def cmd_auth_login(args: argparse.Namespace) -> int:
         cat = category or "PythonFeed"
         candidate = connections.Connection(name, cat, target, connections.validate_auth_for(cat, args.auth_type or "PAT"),
                                            connections.validate_username(args.username), secret, expires)
-        verdict = check_connection(candidate, check_url, timeout=args.timeout)
+        verdict = check_connection(candidate, check_url, timeout=args.timeout, login=True)
         if not verdict.ok:
             # The verdict's own words (REJECTED, FORBIDDEN, SIGN-IN REDIRECT, ...), exit 1.
             raise PrivpkgError(f"nothing stored: {verdict.message}")

@@ -177,7 +177,7 @@ def _merge(name: str, old: dict[str, Any] | None, changes: Changes, *, exist_ok:
     allow_http = changes.allow_http
     # A target stored earlier with --allow-http keeps that consent when only the secret changes.
     target_http = allow_http or bool(old and target == base.get("target"))
-    validate_target(target, category, allow_http=target_http)
+    validate_target(target, category, allow_http=target_http, http_hint="pass --allow-http")
     expires = validate_expires(changes.expires) if changes.expires else base.get("expires")
     host_wide = changes.host_wide if changes.host_wide is not None else base.get("host_wide") is True
     endpoint = changes.endpoint
@@ -376,7 +376,7 @@ def login_target(url: str, *, allow_http: bool = False) -> tuple[str, str]:
     segs = norm.segments
     if segs and segs[-1].lower() in _INDEX_SEGMENTS:
         target = target[: -len(segs[-1]) - 1]
-    return validate_target(target, allow_http=allow_http), norm.url
+    return validate_target(target, allow_http=allow_http, http_hint="pass --allow-http"), norm.url
 
 
 def login_name(target: str, username: str | None = None, *, vault: Vault | None = None) -> tuple[str, bool]:
