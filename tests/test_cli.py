@@ -66,7 +66,8 @@ def test_connection_lifecycle(cli: PrivpkgCLI, privpkg_home: Path) -> None:
     ("args", "stdin", "code", "match"),
     [
         (["connection", "set", "x", "--target", "not a url"], PAT, 2, "whitespace"),
-        (["connection", "set", "x", "--target", "pkgs.example.com/org"], PAT, 2, "not an absolute URL"),
+        (["connection", "set", "x", "--target", "pkgs.example.com/org"], PAT, 2, "not an absolute URL (expected scheme://host/...): pkgs.example.com/org"),
+        (["connection", "list", "--target", "notaurl"], None, 2, "not an absolute URL (expected scheme://host/...): notaurl"),
         (["connection", "set", "x", "--target", "ftp://pkgs.example.com/org"], PAT, 2, "unsupported URL scheme 'ftp'"),
         (["connection", "set", "x", "--target", "http://pkgs.example.com/org"], PAT, 2, "refusing plain-http"),
         (["connection", "set", "x", "--target", "https://u:pw@pkgs.example.com/org"], PAT, 2, "user:password"),
