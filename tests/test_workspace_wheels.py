@@ -95,7 +95,9 @@ def test_wheel_add_rejects_bad_wheels(cli: PrivpkgCLI, tmp_path: Path, privpkg_h
 @pytest.mark.parametrize(
     ("args", "code", "match"),
     [
-        (["wheel", "remove", "../evil-1.0-py3-none-any.whl"], 2, "no path separators"),
+        # A path names its file, as for `wheel url`: nothing outside the workspace is reachable.
+        (["wheel", "remove", "../evil-1.0-py3-none-any.whl"], 1, "no wheel evil-1.0-py3-none-any.whl in workspace 'default'"),
+        (["wheel", "remove", "privpkg://default/wheels/../x.whl"], 2, "expected privpkg://WORKSPACE/wheels/FILE.whl"),
         (["wheel", "remove", "..-1.0-py3-none-any.whl"], 2, "no path separators"),
         (["wheel", "add", "x.whl", "--workspace", "nope"], 1, "no workspace named 'nope'"),
         (["resolve", "privpkg://nope/wheels/a-1.0-py3-none-any.whl"], 1, "no workspace named 'nope'"),
@@ -131,6 +133,21 @@ def test_wheel_add_rejects_bad_wheels(cli: PrivpkgCLI, tmp_path: Path, privpkg_h
 )
 def test_bad_input_one_line(cli: PrivpkgCLI, args: list[str], code: int, match: str) -> None:
     cli.fails(code, *args, match=match)
+
+
+def test_wheel_remove_takes_what_wheel_list_prints(cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """`wheel remove` used to refuse the privpkg:// URL `wheel list` prints and a path
+    (`invalid wheel file name ...: no path separators or '..'`)."""
+    cli.ok("workspace", "add", "team", "--local", str(tmp_path / "ws"))
+    a, b = (make_wheel(tmp_path / "dist", n, "1.0") for n in ("ra", "rb"))
+    url_a = cli.ok("wheel", "add", a, "-w", "team").strip()
+    cli.ok("wheel", "add", b, "-w", "team")
+    assert url_a in cli.ok("wheel", "list", "-w", "team")
+    cli.fails(2, "wheel", "remove", url_a, "-w", "default",
+              match=f"privpkg: error: {url_a} is in workspace 'team', not 'default'; drop --workspace or make them agree")
+    assert cli.ok("wheel", "remove", url_a).startswith(f"removed {a.name} from workspace 'team'; its name stays reserved")
+    assert cli.ok("wheel", "remove", b, "-w", "team").startswith(f"removed {b.name} from workspace 'team'")
+    assert cli.ok("wheel", "list", "-w", "team").startswith("no wheels in workspace 'team'")
 
 
 def test_plain_http_endpoint_with_consent(cli: PrivpkgCLI) -> None:
