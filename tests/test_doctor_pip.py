@@ -154,6 +154,10 @@ def test_pip_before_23_1_has_no_provider_setting(
     assert "ok    pip imports keyring" in res.output and "__token__@" not in res.output, res.describe()
     outputs.append(install(home, env, tmp_path / "a", feed.index_a))
     assert outputs[-1].returncode == 0, outputs[-1].describe()
+    outputs.append(run([home.bin / "privpkg", "setup", "pip", "--config", tmp_path / "pip.conf"], env))  # says what that pip ignores
+    assert outputs[-1].returncode == 0 and outputs[-1].output.splitlines()[-1] == (
+        f"note: the pip in this environment (23.0.1) predates keyring-provider (pip 23.1) and ignores it; upgrade it: "
+        f"{home.python} -m pip install -U pip"), outputs[-1].describe()
 
     res = doctor(env, "--pip", bare.bin / "pip", "--url", feed.index_a)
     outputs.append(res)

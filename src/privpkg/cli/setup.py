@@ -30,7 +30,30 @@ def cmd_setup_pip(args: argparse.Namespace) -> int:
         out(undo_setup_pip(config=args.config))
     else:
         out(setup_pip(provider=args.provider or "subprocess", config=args.config))
+        note = _old_pip_note()
+        if note:
+            out(note)
     return 0
+
+
+def _old_pip_note() -> str | None:
+    """A note when the pip beside privpkg predates ``keyring-provider`` (pip 23.1), which it then
+    ignores: `python3 -m venv` on Debian 12 gives pip 23.0.1. Other pips: `privpkg doctor --pip`."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pip_version = version("pip")
+    except PackageNotFoundError:
+        return None
+    parts = pip_version.split(".")
+    try:
+        if (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0) >= (23, 1):
+            return None
+    except ValueError:
+        return None
+    return (f"note: the pip in this environment ({pip_version}) predates keyring-provider (pip 23.1) and ignores it; "
+            f"upgrade it: {sys.executable} -m pip install -U pip")
 
 
 def cmd_setup_uv(args: argparse.Namespace) -> int:
