@@ -124,8 +124,8 @@ def test_wheel_add_rejects_bad_wheels(cli: PrivpkgCLI, tmp_path: Path, privpkg_h
         (["workspace", "add", "s", "--local", "/tmp", "--region", "eu-west-1"], 2, "--region goes with --s3"),
         (["workspace", "add", "s", "--local", "/etc/passwd"], 2, "/etc/passwd is not a folder; --local names the folder"),
         (["workspace", "add", "s", "--s3", "s3://okbucket", "--endpoint-url", "http://minio.example.com"], 2,
-         "refusing plain-http endpoint http://minio.example.com/: requests and their signatures would travel unencrypted; "
-         "use https, or pass --allow-http"),
+         ("refusing plain-http endpoint http://minio.example.com/: requests and their signatures would travel unencrypted; "
+          "use https, or pass --allow-http")),
         (["workspace", "add", "s", "--s3", "bucket"], 2, "expected scheme://host/...): bucket"),
         (["workspace", "show", "nope"], 1, "no workspace named 'nope'"),
         (["workspace", "remove", "nope"], 1, "no workspace named 'nope'"),
