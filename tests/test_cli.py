@@ -48,7 +48,7 @@ def test_connection_lifecycle(cli: PrivpkgCLI, privpkg_home: Path) -> None:
     assert json.loads(cli("connection", "list", "--json", "--category", "CondaChannel").stdout) == []
 
     res = cli("connection", "show", "myfeed")
-    assert res.returncode == 0 and "target:" in res.stdout and "********" in res.stdout
+    assert res.returncode == 0 and "target:" in res.stdout and "secret:    stored" in res.stdout
 
     # Rotation keeps the target; a second set without --update is refused and changes nothing.
     before = _store_bytes(privpkg_home)
