@@ -30,6 +30,10 @@ Timed with ``_common.interleaved`` (every command once per iteration, in a shuff
     hit by NAME   privpkg env build bench --workspace team (the same lock, registered in a local workspace)
     miss          sh -c 'rm -rf CACHE/{keys,memo,builds} && privpkg env build --lock pylock.toml'
     uv sync       sh -c 'rm -rf V && uv venv -q V && uv pip sync -q --offline --python V/bin/python pylock.uv.toml'
+    python start  VENV/bin/python -I -S -c pass             (the floor of any Python program)
+    uv sync from python   the uv sync command, started by a Python program that does nothing else
+    uv part alone from python   privpkg's own two uv commands (install --prefix, uv venv beside it) on its
+                  wheelhouse, started by a Python program that does nothing else: the floor of a miss
 
 Both rebuilding variants remove their previous environment inside the timed command (each
 removes one venv of the same files). privpkg's wheelhouse (the fetched files) and uv's cache
@@ -130,6 +134,18 @@ finally:
     laps = {"import privpkg.cli": (T1 - T0) * 1000, "import the build's modules": (T2 - T1) * 1000, **laps,
             "whole command, in process": (T3 - T0) * 1000}
     sys.stderr.write("BREAKDOWN " + json.dumps(laps) + "\n")
+"""
+
+
+#: The floor of a miss (see "uv part alone from python").
+FLOOR = r"""
+import os, subprocess, sys
+uv, base, dest, reqs, *links = sys.argv[1:]
+os.mkdir(dest)
+common = ["--offline", "--no-index", "--no-deps", *links, "-r", reqs]
+install = subprocess.Popen([uv, "pip", "install", "--no-config", "--quiet", "--python", base, "--prefix", dest, *common])
+venv = subprocess.Popen([uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python", base, dest])
+sys.exit(install.wait() or venv.wait())
 """
 
 
@@ -267,6 +283,23 @@ def main() -> int:
                 "hit": ([*privpkg, "env", "build", "--lock", lock], env),
                 "hit by NAME": ([*privpkg, "env", "build", "bench", "--workspace", "team"], env),
             }
+            # The floor of any Python CLI: the interpreter's bare start, and the same uv commands
+            # started by a Python program that does nothing else (subprocess, as privpkg starts uv).
+            bare = str(tmp / "venv" / "bin" / "python")
+            commands["python start"] = ([bare, "-I", "-S", "-c", "pass"], env)
+            commands["uv sync from python"] = ([bare, "-I", "-S", "-c", "import subprocess, sys; subprocess.run(sys.argv[1:], check=True)",
+                                                *commands["uv sync"][0]], env)
+            # The floor of privpkg's way: its own two uv commands (the install with --prefix, and
+            # uv venv beside it), on its wheelhouse, started by a Python program that does nothing
+            # else: no lock read, no key, no scripts pointed at the new python, nothing published.
+            floor_dest, floor_reqs = tmp / "floor-venv", tmp / "floor-requirements.txt"
+            floor_reqs.write_text("".join(f"{name}=={versions[name]} --hash=sha256:{hashlib.sha256(whl.read_bytes()).hexdigest()}\n"
+                                          for name, whl in wheels))
+            links = [a for name, whl in wheels
+                     for a in ("--find-links", str(cache / "wheels" / hashlib.sha256(whl.read_bytes()).hexdigest()))]
+            (tmp / "floor.py").write_text(FLOOR)
+            commands["uv part alone from python"] = (["sh", "-c", (f"rm -rf {floor_dest} && {bare} -I -S {tmp / 'floor.py'} "
+                                                      f"{uv} {base} {floor_dest} {floor_reqs} {' '.join(links)}")], env)
             if args.cold_wheelhouse:
                 commands["miss, cold wheelhouse"] = (["sh", "-c", f"rm -rf {cache} && {q(privpkg)} env build --lock {lock}"], env)
             res = interleaved(commands, runs=args.runs, warmup=args.warmup)
@@ -291,6 +324,16 @@ def main() -> int:
     print(f"hit by NAME (a version registered in a local workspace): {by_name:.0f} ms (95% CI {name_lo:.0f} … {name_hi:.0f}), "
           f"target ≤ {TARGET_HIT_MS:g} ms: {verdict(by_name, name_lo, name_hi, TARGET_HIT_MS)[2]}")
     print(f"miss / uv sync: {ratio:.2f}x (95% CI {lo:.2f} … {hi:.2f}), target ≤ {TARGET_RATIO}x: {verdict(ratio, lo, hi, TARGET_RATIO)[2]}")
+    extra, elo, ehi = compare(res["uv sync"]["ms"], res["miss"]["ms"])
+    print(f"miss − uv sync: {extra:+.0f} ms (95% CI {elo:+.0f} … {ehi:+.0f})")
+    allowance = (TARGET_RATIO - 1) * res["uv sync"]["median_ms"]
+    start, start_lo, start_hi = median_ci(res["python start"]["ms"])
+    wrapped, wlo, whi = compare(res["uv sync"]["ms"], res["uv sync from python"]["ms"], ratio=True)
+    floor, flo, fhi = compare(res["uv sync"]["ms"], res["uv part alone from python"]["ms"], ratio=True)
+    print(f"floor: the target allows a miss {allowance:.0f} ms beyond uv sync; a bare Python start (python -I -S -c pass) "
+          f"takes {start:.0f} ms (95% CI {start_lo:.0f} … {start_hi:.0f}); uv sync started by a Python program that does "
+          f"nothing else: {wrapped:.2f}x (95% CI {wlo:.2f} … {whi:.2f}); privpkg's two uv commands alone, side by side, "
+          f"from a Python program that does nothing else: {floor:.2f}x (95% CI {flo:.2f} … {fhi:.2f})")
     if args.cold_wheelhouse:
         cr, clo, chi = compare(res["uv sync"]["ms"], res["miss, cold wheelhouse"]["ms"], ratio=True)
         print(f"miss with a cold wheelhouse / uv sync: {cr:.2f}x (95% CI {clo:.2f} … {chi:.2f}) (no target)")
@@ -300,7 +343,9 @@ def main() -> int:
             print(f"  {k:40s} {v:7.1f}")
     print(busy_note(load_before))
     write_result("env_build", {"runs": args.runs, "packages": len(wheels), "modules": args.modules, "real": args.real, "results": res, "breakdown": phases,
-                               "hit_ms": [hit, hit_lo, hit_hi], "hit_by_name_ms": [by_name, name_lo, name_hi], "miss_ratio": [ratio, lo, hi]})
+                               "hit_ms": [hit, hit_lo, hit_hi],
+                               "allowance_ms": allowance, "python_start_ms": [start, start_lo, start_hi], "uv_from_python_ratio": [wrapped, wlo, whi],
+                               "uv_part_alone_ratio": [floor, flo, fhi], "hit_by_name_ms": [by_name, name_lo, name_hi], "miss_ratio": [ratio, lo, hi], "miss_extra_ms": [extra, elo, ehi]})
     return 0
 
 

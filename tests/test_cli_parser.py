@@ -67,3 +67,23 @@ def test_one_group_imports_no_other() -> None:
     loaded = eval(r.stdout.strip().splitlines()[-1])
     assert "privpkg.cli.env" in loaded
     assert not {f"privpkg.cli.{g}" for g in GROUPS if g != "env"} & set(loaded), loaded
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["env", "build", "--worksapce", "team"],
+         "privpkg env build: error: unrecognized arguments: --worksapce; did you mean '--workspace'?"),
+        (["connection", "list", "--jsn"], "privpkg connection list: error: unrecognized arguments: --jsn; did you mean '--json'?"),
+        (["env", "prune", "extra"], "privpkg env prune: error: unrecognized arguments: extra"),
+        (["--bogus"], "privpkg: error: unrecognized arguments: --bogus"),
+    ],
+)
+def test_unrecognized_arguments_are_told_by_their_command(argv: list[str], line: str) -> None:
+    """An argument no option took is reported by the command it was given to (its usage and
+    --help), with a "did you mean" for a mistyped option of that command; exit 2."""
+    res = subprocess.run([sys.executable, "-m", "privpkg", *argv], capture_output=True, text=True, check=False)
+    assert res.returncode == 2, res
+    command = line.partition(": error:")[0]
+    assert res.stderr.splitlines() == [line, f"(see: {command} --help)"], res.stderr
+    assert res.stdout == ""

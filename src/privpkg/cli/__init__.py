@@ -146,6 +146,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout = real
 
 
+def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> None:
+    """What ``parse_args`` does with arguments nothing took, but said by the parser of the
+    command they were given to (its usage and ``--help``, not the top level's), with a "did you
+    mean" for a mistyped option of that command."""
+    import difflib
+
+    inner = parser
+    while True:
+        subs = [a for a in inner._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, subs[0].dest, None) if subs and subs[0].dest else None
+        if not subs or chosen not in subs[0].choices:
+            break
+        inner = subs[0].choices[chosen]
+    hint = ""
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.partition("=")[0], [o for o in inner._option_string_actions if o.startswith("--")], n=1)
+            if close:
+                hint = f"; did you mean {close[0]!r}?"
+                break
+    inner.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+
+
 def _output_failed(exc: OSError, stream: Any) -> int:
     _silence_stdout(stream)
     if isinstance(exc, BrokenPipeError):
@@ -158,7 +181,9 @@ def _run(argv: Sequence[str] | None) -> int:
         argv = sys.argv[1:]
     parser = parser_for(argv)
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            _unrecognized(parser, args, extras)
     except SystemExit:
         # --help, --version: their text is still buffered; flush it here so a closed pipe is
         # handled by main() and not by the interpreter's shutdown ("Exception ignored ...").
