@@ -173,3 +173,17 @@ def test_login_target_normalization(cli: PrivpkgCLI, url: str, target: str) -> N
     out = cli.ok("auth", "login", url, "--no-verify", stdin=WRONG)
     assert f": {target} (username __token__)" in out, out
     cli.fails(2, "auth", "login", "http://pkgs.example.com/org", "--no-verify", stdin=WRONG, match="refusing plain-http")
+
+
+def test_plain_http_login_names_its_own_option(cli: PrivpkgCLI) -> None:
+    """auth login has --allow-http; its refusal used to suggest `privpkg connection set NAME ...`."""
+    line = cli.fails(2, "auth", "login", "http://pkgs.example.com/org", "--no-verify", stdin=WRONG, match="refusing plain-http")
+    assert line.endswith("use https, or pass --allow-http if you really mean it") and "connection set" not in line, line
+    cli.ok("auth", "login", "http://pkgs.example.com/org", "--no-verify", "--allow-http", stdin=WRONG)
+
+
+def test_terminal_login_prompt_names_a_token(cli: PrivpkgCLI) -> None:
+    """A Bearer channel's prompt asks for a token, not a PAT (as `connection set` does)."""
+    argv = cli.argv("auth", "login", "prefix.example/my-channel", "--category", "CondaChannel", "--auth-type", "Bearer", "--no-verify")
+    rc, screen, err = run_in_pty(argv, cli.env, WRONG.encode() + b"\r", b"token for https://prefix.example/my-channel/: ")
+    assert rc == 0 and b"token for https://prefix.example/my-channel/: " in screen, (screen, err)

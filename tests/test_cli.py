@@ -48,7 +48,7 @@ def test_connection_lifecycle(cli: PrivpkgCLI, privpkg_home: Path) -> None:
     assert json.loads(cli("connection", "list", "--json", "--category", "CondaChannel").stdout) == []
 
     res = cli("connection", "show", "myfeed")
-    assert res.returncode == 0 and "target:" in res.stdout and "********" in res.stdout
+    assert res.returncode == 0 and "target:" in res.stdout and "secret:    stored" in res.stdout
 
     # Rotation keeps the target; a second set without --update is refused and changes nothing.
     before = _store_bytes(privpkg_home)
@@ -66,7 +66,8 @@ def test_connection_lifecycle(cli: PrivpkgCLI, privpkg_home: Path) -> None:
     ("args", "stdin", "code", "match"),
     [
         (["connection", "set", "x", "--target", "not a url"], PAT, 2, "whitespace"),
-        (["connection", "set", "x", "--target", "pkgs.example.com/org"], PAT, 2, "not an absolute URL"),
+        (["connection", "set", "x", "--target", "pkgs.example.com/org"], PAT, 2, "not an absolute URL (expected scheme://host/...): pkgs.example.com/org"),
+        (["connection", "list", "--target", "notaurl"], None, 2, "not an absolute URL (expected scheme://host/...): notaurl"),
         (["connection", "set", "x", "--target", "ftp://pkgs.example.com/org"], PAT, 2, "unsupported URL scheme 'ftp'"),
         (["connection", "set", "x", "--target", "http://pkgs.example.com/org"], PAT, 2, "refusing plain-http"),
         (["connection", "set", "x", "--target", "https://u:pw@pkgs.example.com/org"], PAT, 2, "user:password"),
@@ -492,3 +493,50 @@ def test_missing_uv_fails_under_ci(tmp_path: Path) -> None:
     # And with uv present the same fixture finds it (the failure above is about uv, not the setup).
     res = _run_tool_fixture(tmp_path, "test_needs_uv", env)
     assert res.returncode == 0 and "1 passed" in res.stdout, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize(("args", "prompt"), [
+    (["--category", "S3", "--target", "s3://bucket", "--username", "AKIAEXAMPLE"], b"secret access key for typed: "),
+    (["--category", "AzureBlob", "--target", "https://acct.blob.core.windows.net/wheels"], b"account key or SAS for typed: "),
+    (["--category", "CondaChannel", "--auth-type", "Bearer", "--target", "https://h.example/ch"], b"token for typed: "),
+    (["--target", "https://h.example/org"], b"PAT for typed: "),
+])
+def test_hidden_prompt_names_the_secret(cli: PrivpkgCLI, args: list[str], prompt: bytes) -> None:
+    """The prompt used to say `PAT for NAME:` for an S3 secret key and an Azure account key too."""
+    rc, screen, err = run_in_pty(cli.argv("connection", "set", "typed", *args), cli.env, PAT.encode() + b"\r", prompt)
+    assert rc == 0 and prompt in screen, (screen, err)
+
+
+def test_s3_connection_needs_its_access_key_id(cli: PrivpkgCLI, privpkg_home: Path) -> None:
+    """Before, an S3 connection without --username stored the access key id `__token__`."""
+    cli.fails(2, "connection", "set", "s3c", "--target", "s3://bucket", "--category", "S3", stdin=PAT,
+              match="privpkg: error: an S3 connection needs --username ACCESS_KEY_ID (its secret is the secret access key)")
+    assert not (privpkg_home / "connections.store").exists()
+    cli.ok("connection", "set", "s3c", "--target", "s3://bucket", "--category", "S3", "--username", "AKIAEXAMPLE", stdin=PAT)
+    cli.ok("connection", "set", "s3c", "--update", "--keep-secret", "--expires", "2099-01-01")  # its id is kept
+
+
+def test_connection_show_words(cli: PrivpkgCLI) -> None:
+    """No Python reprs, no secret length, the source worded as `connection list` words it."""
+    cli.ok("connection", "set", "myfeed", "--target", "https://pkgs.example.com/org", stdin=PAT)
+    assert cli.ok("connection", "show", "myfeed").splitlines() == [
+        "name:      myfeed", "category:  PythonFeed", "target:    https://pkgs.example.com/org/", "auth-type: PAT",
+        "username:  __token__", "expires:   -", "source:    store", "host-wide: no", "secret:    stored",
+    ]
+    cli.ok("connection", "set", "myfeed", "--update", "--keep-secret", "--host-wide")
+    assert "host-wide: yes" in cli.ok("connection", "show", "myfeed").splitlines()
+    env = {**cli.env, envvars.CONNECTIONS: json.dumps([{"name": "envfeed", "target": "https://e.example/org/", "secret": OTHER}])}
+    shown = cli("connection", "show", "envfeed", env=env)
+    assert shown.returncode == 0 and f"source:    from ${envvars.CONNECTIONS}" in shown.stdout.splitlines(), shown.stdout
+    assert f"secret:    in ${envvars.CONNECTIONS}" in shown.stdout.splitlines() and "characters" not in shown.stdout
+
+
+def test_update_of_a_missing_or_environment_connection(cli: PrivpkgCLI) -> None:
+    """`connection set NAME --update` without --target used to say `--target URL is required for a
+    new connection` for a typo and for a connection from the environment."""
+    cli.fails(1, "connection", "set", "nosuch", "--update", "--keep-secret", "--expires", "2027-01-01",
+              match="privpkg: error: no connection named 'nosuch' (drop --update to create it)")
+    env = {**cli.env, envvars.CONNECTIONS: json.dumps([{"name": "feed", "target": "https://e.example/org/", "secret": OTHER}])}
+    deleted = cli.fails(2, "connection", "delete", "feed", env=env, match="comes from")
+    updated = cli.fails(2, "connection", "set", "feed", "--update", "--keep-secret", "--expires", "2027-01-01", env=env, match="comes from")
+    assert updated == deleted == f"privpkg: error: connection 'feed' comes from ${envvars.CONNECTIONS}; change that variable instead"

@@ -481,3 +481,13 @@ def test_redirect_to_another_host_carries_no_secret(conda: Any, home: Path, auth
     assert header in out["same"]["seen"][1][2], out  # same origin: kept for the next hop
     assert out["away"]["seen"][1][0] == "127.0.0.2" and header not in out["away"]["seen"][1][2], out
     assert_no_secret(probe.stdout + probe.stderr, secret)
+
+
+def test_auth_login_404_names_what_to_log_in_with(channel_server: ChannelServer, checked_cli: Any) -> None:
+    """A 404 from `auth login --verify` used to end `(try --url with the feed's simple index URL)`:
+    auth login has no --url, and a conda channel is not a feed."""
+    secret = channel_server.secrets["basic"]
+    cli = checked_cli(secret)
+    line = cli.fails(1, "auth", "login", channel_server.url("basic") + "nosuch/", "--category", "CondaChannel", "--verify",
+                     stdin=secret, match="privpkg: error: nothing stored: NOT FOUND: ")
+    assert line.endswith("(log in with the channel's URL, where noarch/repodata.json is)") and "--url" not in line, line

@@ -124,3 +124,61 @@ def test_shim_says_what_to_change_for_old_pip_without_username(
     assert ok.returncode == 0 and (tmp_path / "b/pkg_a.py").is_file() and "privpkg: warning" not in ok.output, ok.describe()
     feed.assert_challenged_then_authorized(FEED_A_PATH, "pkg_a-1.0-py3-none-any.whl", anonymous=False)
     assert_no_secret(res.output + ok.output, feed.secret_a)
+
+
+def test_pip_before_23_1_has_no_provider_setting(
+    owned_venv: Callable[..., Venv], venv_privpkg: Venv, make_env: Callable[..., dict[str, str]], feed: FeedServer,
+    store_connection: Callable[..., object], test_home: Path, tmp_path: Path,
+) -> None:
+    """pip 23.0.1 (what `python3 -m venv` gives on Debian 12's Python 3.11.2) has no
+    --keyring-provider and ignores the config key: in privpkg's venv it imports keyring and needs
+    no username; elsewhere it runs the keyring CLI on PATH only with a username; with --no-input
+    it never asks. Each finding is shown true by a real install."""
+    store_connection("feed", feed.base + "/orgA/", feed.secret_a)
+    conf = test_home / "home/.config/pip/pip.conf"  # what `privpkg setup pip` writes: pip 23.0 ignores it
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[global]\nkeyring-provider = subprocess\n")
+    home = owned_venv("pip-23.0.1-privpkg", "pip==23.0.1")
+    bare = owned_venv("pip-23.0.1-bare", "pip==23.0.1", privpkg=False)
+    token_url = feed.index_a.replace("http://", "http://__token__@", 1)
+    upgrade = "-m pip install -U 'pip>=26.2'"
+    env = make_env(path_prefix=[home.bin])
+    del env["PIP_CONFIG_FILE"]
+    outputs: list[Result] = []
+
+    res = doctor(env, "--pip", home.bin / "pip", "--url", feed.index_a)
+    outputs.append(res)
+    assert res.returncode == 0, res.describe()
+    assert (f"warn  pip 23.0.1 has no keyring-provider setting (it ignores keyring-provider = subprocess from {conf} [global]), "
+            f"so it never asks keyring with --no-input (pipx and build pass it): upgrade pip ({home.python} {upgrade})") in res.output, res.describe()
+    assert "ok    pip imports keyring" in res.output and "__token__@" not in res.output, res.describe()
+    outputs.append(install(home, env, tmp_path / "a", feed.index_a))
+    assert outputs[-1].returncode == 0, outputs[-1].describe()
+    outputs.append(run([home.bin / "privpkg", "setup", "pip", "--config", tmp_path / "pip.conf"], env))  # says what that pip ignores
+    assert outputs[-1].returncode == 0 and outputs[-1].output.splitlines()[-1] == (
+        f"note: the pip in this environment (23.0.1) predates keyring-provider (pip 23.1) and ignores it; upgrade it: "
+        f"{home.python} -m pip install -U pip"), outputs[-1].describe()
+
+    res = doctor(env, "--pip", bare.bin / "pip", "--url", feed.index_a)
+    outputs.append(res)
+    fails(res, f"pip 23.0.1 asks the keyring CLI only for index URLs with a username, and {feed.index_a} has none: "
+          f"use {token_url} or upgrade pip ({bare.python} {upgrade})")
+    assert f"ok    pip runs the keyring CLI {home.bin / 'keyring'} (keyring " in res.output, res.describe()
+    outputs += [install(bare, env, tmp_path / "b", feed.index_a), install(bare, env, tmp_path / "c", token_url)]
+    assert outputs[-2].returncode != 0 and outputs[-1].returncode == 0, outputs[-2].describe() + outputs[-1].describe()
+
+    env_no_input = {**env, "PIP_NO_INPUT": "1"}
+    res = doctor(env_no_input, "--pip", bare.bin / "pip", "--url", token_url)
+    outputs.append(res)
+    fails(res, "pip 23.0.1 never asks keyring with no-input set (from $PIP_NO_INPUT), and has no keyring-provider setting "
+          f"(pip 23.1 added it): upgrade pip ({bare.python} {upgrade})")
+    outputs.append(install(bare, env_no_input, tmp_path / "d", token_url))
+    assert outputs[-1].returncode != 0, outputs[-1].describe()
+
+    no_cli = make_env()  # privpkg's bin/ is not on PATH
+    del no_cli["PIP_CONFIG_FILE"]
+    res = doctor(no_cli, "--pip", bare.bin / "pip", "--url", token_url)
+    outputs.append(res)
+    fails(res, f"pip 23.0.1 cannot import keyring in {bare.path} and finds no keyring CLI on PATH: put the bin/ folder of the "
+          f"environment where privpkg is installed on PATH, or upgrade pip ({bare.python} {upgrade})")
+    assert_no_secret("".join(r.output for r in outputs), feed.secret_a)

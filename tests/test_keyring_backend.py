@@ -225,6 +225,19 @@ def test_keyring_cli_refuses_plain_http_without_traceback(home: Path) -> None:
 
 
 @pytest.mark.integration  # runs a program
+@pytest.mark.parametrize(("args", "verb"), [(["set", "notaurl", "me"], "stores"), (["del", "notaurl", "me"], "deletes")])
+def test_keyring_cli_non_url_service_is_one_line(home: Path, args: list[str], verb: str) -> None:
+    """privpkg as keyring's only backend (a headless box): a non-URL service used to end in a
+    NotImplementedError traceback from keyring's CLI."""
+    assert "PrivpkgKeyring" in _cli(home, "--list-backends").stdout
+    res = _cli(home, *args, stdin=PAT + "\n")
+    assert res.returncode == 2 and res.stdout == "", res.stderr
+    assert res.stderr == (f"privpkg: error: privpkg {verb} http(s) URL services only, and 'notaurl' is not one: name the feed's URL, "
+                          f"e.g. `keyring {args[0]} https://pkgs.dev.azure.com/ORG/ USER` (KEYRING_PROPERTY_STORE_ALL=1 keeps any service)\n")
+    assert not (home / "connections.store").exists()
+
+
+@pytest.mark.integration  # runs a program
 def test_store_all_property_from_environment(home: Path) -> None:
     """KEYRING_PROPERTY_STORE_ALL=1, set the way keyring documents it, makes the real CLI keep a
     non-URL service in privpkg's store; without it the service falls through (no store written)."""

@@ -496,7 +496,7 @@ BROKEN = {
     "missing-storage": (b'[workspaces.bad]\npath = "/x"\n', "workspaces.bad.storage"),
     "storage-type": (b'[workspaces.bad]\nstorage = 5\npath = "/x"\n', "workspaces.bad.storage"),
     "path-type": (b'[workspaces.bad]\nstorage = "local"\npath = ["/x"]\n', "workspaces.bad.path"),
-    "endpoint-type": (b'[workspaces.bad]\nstorage = "s3"\nurl = "s3://b"\nendpoint_url = 9\n', "workspaces.bad.endpoint_url"),
+    "endpoint-type": (b'[workspaces.bad]\nstorage = "s3"\nurl = "s3://bkt"\nendpoint_url = 9\n', "workspaces.bad.endpoint_url"),
     "table-type": (b'[workspaces]\nbad = "local"\n', "workspaces.bad"),
     "workspaces-type": (b'workspaces = 3\n', "workspaces"),
     "unquoted-dotted": (b'[workspaces.bad.name]\nstorage = "local"\npath = "/x"\n', "workspaces.bad"),

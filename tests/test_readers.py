@@ -141,7 +141,7 @@ def test_ambient_credentials_never_serve_a_project_file_or_a_foreign_endpoint(
     whl = "x-1.0-py3-none-any.whl"
 
     # The user's own workspace at an endpoint the user did not list.
-    cli.ok("workspace", "add", "mine", "--s3", "s3://b", "--endpoint-url", listener.endpoint)
+    cli.ok("workspace", "add", "mine", "--s3", "s3://bkt", "--endpoint-url", listener.endpoint)
     for args in (["resolve", f"privpkg://mine/wheels/{whl}"], ["wheel", "list", "--workspace", "mine"]):
         cli.fails(1, *args, match=[f"no S3 credentials for {listener.endpoint}/b", f"{listener.endpoint} is not an AWS endpoint",
                                    "trusted_endpoints", envvars.TRUSTED_ENDPOINTS])
@@ -149,8 +149,8 @@ def test_ambient_credentials_never_serve_a_project_file_or_a_foreign_endpoint(
     # A cloned project's workspaces: never, even at an endpoint the user listed, even on AWS.
     clone = tmp_path / "clone"
     (clone / ".git").mkdir(parents=True)
-    cli.ok("workspace", "add", "evil", "--s3", "s3://b", "--endpoint-url", listener.endpoint, "--project", cwd=clone)
-    cli.ok("workspace", "add", "evil-aws", "--s3", "s3://b", "--project", cwd=clone)
+    cli.ok("workspace", "add", "evil", "--s3", "s3://bkt", "--endpoint-url", listener.endpoint, "--project", cwd=clone)
+    cli.ok("workspace", "add", "evil-aws", "--s3", "s3://bkt", "--project", cwd=clone)
     # A project file cannot list endpoints: the key is ignored with a warning.
     project_file = clone / "privpkg.toml"
     committed = project_file.read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from support.builds import Venv
 from support.cli import Outputs, PrivpkgCLI
 from support.env import Result, assert_no_secret, run
@@ -94,3 +95,64 @@ def test_undo_refuses_when_user_changed_value(make_env: Callable[..., dict[str, 
     res = privpkg("setup", "pip", "--undo")
     assert res.returncode == 1 and "was changed since privpkg set it" in res.stderr
     assert "disabled" in conf.read_text()
+
+
+def _externally_managed_python(root: Path) -> tuple[Path, Path]:
+    """A real CPython (the tests' own base interpreter) that is not in a venv and whose stdlib
+    folder holds PEP 668's EXTERNALLY-MANAGED marker, without touching the real installation:
+    PYTHONHOME points it at ``root``, whose lib/pythonX.Y links every stdlib entry of the real
+    one. Returns (the ``python`` wrapper script that sets PYTHONHOME, its purelib)."""
+    import os
+    import sys
+    import sysconfig
+
+    base = Path(getattr(sys, "_base_executable", sys.executable))
+    stdlib = root / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    stdlib.mkdir(parents=True)
+    real = Path(sysconfig.get_path("stdlib"))
+    for entry in real.iterdir():
+        if entry.name != "site-packages":
+            (stdlib / entry.name).symlink_to(entry)
+    (stdlib / "EXTERNALLY-MANAGED").write_text("[externally-managed]\nError=use a venv\n")
+    (stdlib / "site-packages").mkdir()
+    python = root / "python"
+    python.write_text(f'#!/bin/sh\nPYTHONHOME="{root}" exec "{base}" "$@"\n')
+    os.chmod(python, 0o755)
+    return python, stdlib / "site-packages"
+
+
+def test_shim_into_externally_managed_python_needs_explicit_consent(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
+    """`setup pip --python` into a system Python (PEP 668) used to write into it without a word;
+    now it is one line naming the marker, unless --break-system-packages (pip's own option)."""
+    privpkg = PrivpkgCLI(make_env(), Outputs())
+    python, site = _externally_managed_python(tmp_path / "system")
+    marker = site.parent / "EXTERNALLY-MANAGED"
+    privpkg.fails(2, "setup", "pip", "--python", python,
+                  match=f"privpkg: error: {python} is externally managed ({marker}, PEP 668): give a venv's python instead, "
+                  "or pass --break-system-packages")
+    assert list(site.iterdir()) == [], "nothing may be written into an externally managed environment"
+    res = privpkg("setup", "pip", "--python", str(python), "--break-system-packages")
+    assert res.returncode == 0 and res.stdout.startswith(f"installed the pip shim into {site} "), res.stderr
+    loaded = run([python, "-c", "import sys; print('_privpkg_pip_shim' in sys.modules or __import__('_privpkg_pip_shim').__name__)"], make_env())
+    assert loaded.returncode == 0, loaded.describe()
+    assert privpkg("setup", "pip", "--python", str(python), "--undo").returncode == 0
+    assert sorted(p.name for p in site.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["--python", "PY", "--provider", "import"], "--python and --provider do not go together"),
+    (["--python", "PY", "--config", "pip.conf"], "--python and --config do not go together"),
+    (["--break-system-packages"], "--break-system-packages goes with --python"),
+    (["--undo", "--provider", "import"], "--undo and --provider do not go together"),
+])
+def test_setup_pip_options_that_do_not_go_together(make_env: Callable[..., dict[str, str]], tmp_path: Path, args: list[str], match: str) -> None:
+    """Before, --provider with --python was silently ignored."""
+    privpkg = PrivpkgCLI(make_env(), Outputs())
+    venv_python = tmp_path / "nothing-runs-this"
+    privpkg.fails(2, "setup", "pip", *[str(venv_python) if a == "PY" else a for a in args], match=match)
+
+
+def test_config_that_is_a_directory_is_a_usage_error(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
+    """Before: exit 1 and `cannot read pip config DIR: [Errno 21] Is a directory: 'DIR'`."""
+    privpkg = PrivpkgCLI(make_env(), Outputs())
+    privpkg.fails(2, "setup", "pip", "--config", tmp_path, match=f"privpkg: error: {tmp_path} is a directory, not a pip config file")

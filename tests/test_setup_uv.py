@@ -226,3 +226,9 @@ def test_broken_uv_toml_is_refused_and_left_alone(make_env: Callable[..., dict[s
     conf.write_bytes(b"keyring-provider = 3\n")  # TOML, but not a value uv accepts: not ours to overwrite
     line = assert_one_error_line(cli("setup", "uv"), 1)
     assert "is not a string" in line and conf.read_bytes() == b"keyring-provider = 3\n"
+
+
+def test_config_that_is_a_directory_is_a_usage_error(make_env: Callable[..., dict[str, str]], tmp_path: Path) -> None:
+    """Before: exit 1 and `cannot read uv config DIR: Is a directory`."""
+    privpkg = PrivpkgCLI(make_env(), Outputs())
+    privpkg.fails(2, "setup", "uv", "--config", tmp_path, match=f"privpkg: error: {tmp_path} is a directory, not a uv.toml file")

@@ -219,6 +219,9 @@ def test_url_length_limit() -> None:
 
 def test_redact_masks_userinfo_and_query() -> None:
     assert urls.redact("https://u:SECRET@h/x?sig=SECRET") == "https://***@h/x?***"
+    # What is not a URL is shown as given (it used to become `://notaurl`), userinfo still masked.
+    assert [urls.redact(u) for u in ("notaurl", "host.example/org", "u:SECRET@host/x", "s3:bucket", "https:///x")] == [
+        "notaurl", "host.example/org", "***@host/x", "s3:bucket", "https:///x"]
 
 
 # --- property test: no secret for a URL the target does not cover -------------------------

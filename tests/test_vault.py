@@ -180,6 +180,8 @@ def test_update_connection_merges_under_the_lock(home: Path) -> None:
     with pytest.raises(NotFoundError, match="no connection named 'new'"):
         connections.update_connection("new", PAT, target="https://h.example/new")
     with pytest.raises(UsageError, match="--target URL is required"):
+        connections.update_connection("new", PAT, create=True, exist_ok=False)
+    with pytest.raises(NotFoundError, match=r"^no connection named 'new' \(drop --update to create it\)$"):
         connections.update_connection("new", PAT, create=True)
     with pytest.raises(UsageError, match="--keep-secret goes with --update"):
         connections.check_update("new", keep_secret=True, target="https://h.example/new")

@@ -95,7 +95,9 @@ def test_wheel_add_rejects_bad_wheels(cli: PrivpkgCLI, tmp_path: Path, privpkg_h
 @pytest.mark.parametrize(
     ("args", "code", "match"),
     [
-        (["wheel", "remove", "../evil-1.0-py3-none-any.whl"], 2, "no path separators"),
+        # A path names its file, as for `wheel url`: nothing outside the workspace is reachable.
+        (["wheel", "remove", "../evil-1.0-py3-none-any.whl"], 1, "no wheel evil-1.0-py3-none-any.whl in workspace 'default'"),
+        (["wheel", "remove", "privpkg://default/wheels/../x.whl"], 2, "expected privpkg://WORKSPACE/wheels/FILE.whl"),
         (["wheel", "remove", "..-1.0-py3-none-any.whl"], 2, "no path separators"),
         (["wheel", "add", "x.whl", "--workspace", "nope"], 1, "no workspace named 'nope'"),
         (["resolve", "privpkg://nope/wheels/a-1.0-py3-none-any.whl"], 1, "no workspace named 'nope'"),
@@ -109,7 +111,7 @@ def test_wheel_add_rejects_bad_wheels(cli: PrivpkgCLI, tmp_path: Path, privpkg_h
         (["resolve", "privpkg://default/wheels/a-1.0-py3-none-any.whl", "--ttl", "soon"], 2, "not a number of seconds"),
         (["resolve"], 2, "give a URL"),
         (["workspace", "add", "x"], 2, "give exactly one of"),
-        (["workspace", "add", "x", "--local", "/tmp", "--s3", "s3://b"], 2, "give exactly one of"),
+        (["workspace", "add", "x", "--local", "/tmp", "--s3", "s3://bkt"], 2, "give exactly one of"),
         (["workspace", "add", "bad/name", "--local", "/tmp"], 2, "invalid workspace name"),
         (["workspace", "add", "default", "--local", "/tmp"], 2, "'default' is built in"),
         (["workspace", "add", "az", "--azure", "http://blob.example.com/c"], 2, "must be https://"),
@@ -117,12 +119,41 @@ def test_wheel_add_rejects_bad_wheels(cli: PrivpkgCLI, tmp_path: Path, privpkg_h
         (["workspace", "add", "az", "--azure", "https://k@acct.blob.core.windows.net/c"], 2, "user:password"),
         (["workspace", "add", "s", "--s3", "https://bucket/x"], 2, "expected s3://BUCKET"),
         (["workspace", "add", "s", "--local", "/tmp", "--endpoint-url", "http://x"], 2, "--endpoint-url goes with --s3"),
+        # Before: rewritten to s3://bad_bucket, accepted, accepted, accepted, echoed as ://bucket.
+        (["workspace", "add", "s", "--s3", "s3://Bad_Bucket"], 2, "invalid S3 bucket name 'Bad_Bucket': S3 allows 3-63 lowercase"),
+        (["workspace", "add", "s", "--local", "/tmp", "--region", "eu-west-1"], 2, "--region goes with --s3"),
+        (["workspace", "add", "s", "--local", "/etc/passwd"], 2, "/etc/passwd is not a folder; --local names the folder"),
+        (["workspace", "add", "s", "--s3", "s3://okbucket", "--endpoint-url", "http://minio.example.com"], 2,
+         ("refusing plain-http endpoint http://minio.example.com/: requests and their signatures would travel unencrypted; "
+          "use https, or pass --allow-http")),
+        (["workspace", "add", "s", "--s3", "bucket"], 2, "expected scheme://host/...): bucket"),
         (["workspace", "show", "nope"], 1, "no workspace named 'nope'"),
         (["workspace", "remove", "nope"], 1, "no workspace named 'nope'"),
     ],
 )
 def test_bad_input_one_line(cli: PrivpkgCLI, args: list[str], code: int, match: str) -> None:
     cli.fails(code, *args, match=match)
+
+
+def test_wheel_remove_takes_what_wheel_list_prints(cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """`wheel remove` used to refuse the privpkg:// URL `wheel list` prints and a path
+    (`invalid wheel file name ...: no path separators or '..'`)."""
+    cli.ok("workspace", "add", "team", "--local", str(tmp_path / "ws"))
+    a, b = (make_wheel(tmp_path / "dist", n, "1.0") for n in ("ra", "rb"))
+    url_a = cli.ok("wheel", "add", a, "-w", "team").strip()
+    cli.ok("wheel", "add", b, "-w", "team")
+    assert url_a in cli.ok("wheel", "list", "-w", "team")
+    cli.fails(2, "wheel", "remove", url_a, "-w", "default",
+              match=f"privpkg: error: {url_a} is in workspace 'team', not 'default'; drop --workspace or make them agree")
+    assert cli.ok("wheel", "remove", url_a).startswith(f"removed {a.name} from workspace 'team'; its name stays reserved")
+    assert cli.ok("wheel", "remove", b, "-w", "team").startswith(f"removed {b.name} from workspace 'team'")
+    assert cli.ok("wheel", "list", "-w", "team").startswith("no wheels in workspace 'team'")
+
+
+def test_plain_http_endpoint_with_consent(cli: PrivpkgCLI) -> None:
+    """The same rule as a connection's endpoint: --allow-http is the consent; loopback needs none."""
+    cli.ok("workspace", "add", "minio", "--s3", "s3://okbucket", "--endpoint-url", "http://minio.example.com", "--allow-http")
+    cli.ok("workspace", "add", "local-minio", "--s3", "s3://okbucket", "--endpoint-url", "http://127.0.0.1:9000")
 
 
 def test_wheel_add_several_files(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: Path) -> None:

@@ -23,6 +23,14 @@ import venv
 from pathlib import Path
 
 from privpkg import envvars
+from privpkg.errors import PrivpkgError
+
+#: pip 23.0 is the first that runs the ``keyring`` CLI (when keyring does not import in its own
+#: environment, as in the demo's venv); pip 23.1 added ``--keyring-provider``; pip 26.2 asks the
+#: CLI without a username (read from pip's network/auth.py of each version).
+PIP_KEYRING_CLI = (23, 0)
+PIP_PROVIDER_OPTION = (23, 1)
+PIP_CREDS_MODE = (26, 2)
 
 
 def _say(step: str) -> None:
@@ -43,6 +51,26 @@ def _keyring_dir() -> str:
     if not found:
         raise RuntimeError("no keyring command found next to this Python or on PATH")
     return os.path.dirname(found)
+
+
+def pip_flags(version: tuple[int, int], shown: str) -> tuple[list[str], str | None]:
+    """What the throwaway venv's pip ``version`` (``shown`` as its version string) needs to ask
+    privpkg through the keyring CLI: its provider flags, and why the index URL carries the
+    username ``__token__`` (None: it needs none). A pip that cannot run the keyring CLI at all is
+    one error line saying so."""
+    if version < PIP_KEYRING_CLI:
+        raise PrivpkgError(
+            f"the demo's venv got pip {shown} from this Python's ensurepip, and a pip before 23.0 asks keyring only "
+            "when keyring is installed in its own environment, so it cannot ask privpkg from there: run the demo "
+            "with a Python whose `python -m venv` gives pip 23.0 or newer (see README: pip and uv)"
+        )
+    if version < PIP_PROVIDER_OPTION:
+        return [], (f"pip {shown} has no --keyring-provider; with no keyring in its venv it runs the keyring CLI on PATH, "
+                    "as `keyring get URL USER`, so the URL carries the username __token__ (not a secret)")
+    if version < PIP_CREDS_MODE:
+        return ["--keyring-provider", "subprocess"], (f"pip {shown} runs the keyring CLI as `keyring get URL USER`, so "
+                                                      "the URL carries the username __token__ (not a secret)")
+    return ["--keyring-provider", "subprocess"], None
 
 
 def run_demo(keep: bool = False) -> int:
@@ -81,14 +109,17 @@ def run_demo(keep: bool = False) -> int:
         env["PIP_CONFIG_FILE"] = os.devnull  # the demo must not depend on the user's pip config
         env["PATH"] = _keyring_dir() + os.pathsep + env.get("PATH", "")
         pip_version = subprocess.run([str(py), "-m", "pip", "--version"], capture_output=True, text=True, env=env, check=False).stdout
-        m = re.search(r"pip (\d+)\.(\d+)", pip_version)
-        old_pip = bool(m and (int(m.group(1)), int(m.group(2))) < (26, 2))
-        # pip < 26.2 runs `keyring get URL USER` and so needs a username in the URL; it is not a secret.
-        index_arg = index.replace("http://", "http://__token__@") if old_pip else index
+        m = re.search(r"pip ((\d+)\.(\d+)\S*)", pip_version)
+        if not m:
+            raise PrivpkgError(f"the demo's venv has no working pip (`python -m pip --version` printed {pip_version.strip()!r})")
+        flags, why_user = pip_flags((int(m.group(2)), int(m.group(3))), m.group(1))
+        index_arg = index.replace("http://", "http://__token__@") if why_user else index
         cmd = [str(py), "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check",
-               "--keyring-provider", "subprocess", "--index-url", index_arg, "privpkg-demo-hello"]
+               *flags, "--index-url", index_arg, "privpkg-demo-hello"]
         _say("4. running (no credentials on the command line):")
         _say("   " + " ".join(["pip", *cmd[3:]]))
+        if why_user:
+            _say(f"   ({why_user})")
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
         outputs += [res.stdout, res.stderr]
         _say(_indent(res.stdout + res.stderr))

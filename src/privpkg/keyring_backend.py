@@ -89,6 +89,25 @@ def _record(
     record(service, username, api, reason, conn, detail, errors)
 
 
+def _only_backend(backend: KeyringBackend) -> bool:
+    """True when keyring uses ``backend`` alone (no chain): a NotImplementedError from it then
+    falls through to nothing, and keyring's CLI would print it as a traceback."""
+    core = sys.modules.get("keyring.core")
+    return core is not None and getattr(core, "_keyring_backend", None) is backend
+
+
+def _not_ours(backend: KeyringBackend, service: str, verb: str, example: str) -> Exception:
+    """The error for a service privpkg does not keep: NotImplementedError, so keyring's chain
+    asks its next backend; from keyring's CLI with privpkg as the only backend, one line instead."""
+    if _from_keyring_cli() and _only_backend(backend):
+        from privpkg.errors import shown
+
+        return _refuse(NotImplementedError, (
+            f"privpkg {verb} http(s) URL services only, and {shown(service, limit=80)!r} is not one: name the feed's URL, "
+            f"e.g. `{example}` (KEYRING_PROPERTY_STORE_ALL=1 keeps any service)"))
+    return NotImplementedError(_NOT_OURS)
+
+
 def _refuse(exc_type: type[Exception], msg: str) -> Exception:
     """The error for a refused set/delete. The keyring CLI prints a traceback for any backend
     error, so when we run inside it we print one line and exit 2 instead."""
@@ -174,7 +193,7 @@ class PrivpkgKeyring(KeyringBackend):
                 _log(f"stored connection {conn.name!r} for {conn.target}")
                 return
             if not self._store_all():
-                raise NotImplementedError(_NOT_OURS)
+                raise _not_ours(self, service, "stores", "keyring set https://pkgs.dev.azure.com/ORG/ USER")
             from privpkg.connections import set_secret
 
             set_secret(service, username, password)
@@ -192,7 +211,7 @@ class PrivpkgKeyring(KeyringBackend):
                     raise _refuse(PasswordDeleteError, f"no connection for {service} with username {username!r}")
                 return
             if not self._store_all():
-                raise NotImplementedError(_NOT_OURS)
+                raise _not_ours(self, service, "deletes", "keyring del https://pkgs.dev.azure.com/ORG/ USER")
             from privpkg.connections import delete_secret
 
             if not delete_secret(service, username):

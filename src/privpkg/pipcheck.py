@@ -11,7 +11,11 @@ with pip 23.1, 23.2.1, 26.1 and 26.3:
 - ``subprocess`` runs the first ``keyring`` on PATH, skipping the one in pip's own scripts folder;
 - pip < 26.2 runs ``keyring get URL USER`` only when the index URL carries a username: without one
   it never calls keyring (privpkg is never asked, so only this check can say what to change);
-  pip >= 26.2 runs ``keyring --mode=creds --output=json get URL``, which needs keyring >= 25.2.1.
+  pip >= 26.2 runs ``keyring --mode=creds --output=json get URL``, which needs keyring >= 25.2.1;
+- pip < 23.1 has no provider setting (it ignores ``keyring-provider``) and never asks keyring with
+  ``--no-input``: it imports keyring if it can, else pip 23.0 runs the first ``keyring`` on PATH
+  (its own scripts folder included), and pip < 23.0 asks no keyring at all (read from pip 22.3.1's
+  and 23.0.1's network/auth.py; measured with 23.0.1).
 
 Everything is learnt by running small probes with pip's own interpreter (and the keyring CLI's),
 with this process's environment, so the answer is the one pip would get. A finding is a
@@ -34,6 +38,10 @@ from packaging.version import InvalidVersion, Version
 
 #: The first pip that asks the keyring CLI without a username (``--mode=creds``).
 PIP_CREDS_MODE = Version("26.2")
+#: The first pip with ``--keyring-provider`` (and so one that asks keyring with ``--no-input``).
+PIP_PROVIDER_OPTION = Version("23.1")
+#: The first pip that runs the keyring CLI when keyring does not import in its environment.
+PIP_KEYRING_CLI = Version("23.0")
 #: The first keyring whose CLI has ``--mode=creds --output=json``.
 KEYRING_CREDS_MODE = Version("25.2.1")
 _BACKEND = "privpkg.keyring_backend.PrivpkgKeyring"
@@ -110,6 +118,7 @@ if cli and cli.startswith(scripts):
             pass
     cli = shutil.which("keyring", path=os.pathsep.join(keep))
 out["cli"] = cli
+out["cli_any"] = shutil.which("keyring")  # pip 23.0's choice: the first on PATH, its own included
 out["skipped_own"] = bool(shutil.which("keyring")) and shutil.which("keyring").startswith(scripts)
 out["keyring"] = _keyring_info()
 print(json.dumps(out))
@@ -255,25 +264,48 @@ def check_pip(pip: str | None = None, url: str | None = None) -> list[Finding]:
     privpkg_in_pip = _BACKEND in (kr.get("backends") or [])
     upgrade_pip = f"{info['executable']} -m pip install -U 'pip>=26.2'"
 
-    if provider == "disabled":
-        found.append(("pip-provider", "fail", (f"pip keyring-provider = disabled (from {source}): pip never asks keyring; "
-                      "remove that setting and run `privpkg setup pip`")))
-        return found
-    if provider not in ("import", "subprocess"):
+    if pip_version is not None and pip_version < PIP_PROVIDER_OPTION:
         if no_input_on:
-            found.append(("pip-provider", "fail", (f"pip keyring-provider is auto and no-input is set (from {no_input_source}): pip then never asks "
-                          "keyring; run `privpkg setup pip` (keyring-provider = subprocess)")))
+            found.append(("pip-provider", "fail", (f"pip {info['pip']} never asks keyring with no-input set (from {no_input_source}), "
+                          f"and has no keyring-provider setting (pip 23.1 added it): upgrade pip ({upgrade_pip})")))
             return found
-        found.append(("pip-provider", "warn", (f"pip keyring-provider is auto{f' (from {source})' if source else ' (not set)'}: pip never asks keyring "
-                      "with --no-input (pipx and build pass it); run `privpkg setup pip`")))
-        effective = "import" if kr.get("importable") else "subprocess"
+        ignored = f" (it ignores keyring-provider = {provider} from {source})" if provider else ""
+        found.append(("pip-provider", "warn", (f"pip {info['pip']} has no keyring-provider setting{ignored}, so it never asks keyring "
+                      f"with --no-input (pipx and build pass it): upgrade pip ({upgrade_pip})")))
+        if kr.get("importable"):
+            effective = "import"
+        elif pip_version < PIP_KEYRING_CLI:
+            found.append(("pip-keyring", "fail", (f"pip {info['pip']} asks keyring only when keyring imports in its own environment "
+                          f"({prefix}), and it does not: upgrade pip ({upgrade_pip})")))
+            return found
+        else:
+            effective = "subprocess"
+        cli = info.get("cli_any")  # pip 23.0 runs the first keyring on PATH, its own scripts folder included
     else:
-        found.append(("pip-provider", "ok", f"pip keyring-provider = {provider} (from {source})"))
-        effective = provider
+        if provider == "disabled":
+            found.append(("pip-provider", "fail", (f"pip keyring-provider = disabled (from {source}): pip never asks keyring; "
+                          "remove that setting and run `privpkg setup pip`")))
+            return found
+        if provider not in ("import", "subprocess"):
+            if no_input_on:
+                found.append(("pip-provider", "fail", (f"pip keyring-provider is auto and no-input is set (from {no_input_source}): pip then "
+                              "never asks keyring; run `privpkg setup pip` (keyring-provider = subprocess)")))
+                return found
+            found.append(("pip-provider", "warn", (f"pip keyring-provider is auto{f' (from {source})' if source else ' (not set)'}: pip never "
+                          "asks keyring with --no-input (pipx and build pass it); run `privpkg setup pip`")))
+            effective = "import" if kr.get("importable") else "subprocess"
+        else:
+            found.append(("pip-provider", "ok", f"pip keyring-provider = {provider} (from {source})"))
+            effective = provider
+        cli = info.get("cli")
 
     if effective == "import":
         if privpkg_in_pip:
             found.append(("pip-keyring", "ok", f"pip imports keyring {kr.get('version') or '?'} in {prefix}; privpkg's backend is active there"))
+        elif pip_version is not None and pip_version < PIP_PROVIDER_OPTION:
+            found.append(("pip-keyring", "fail", (f"pip {info['pip']} imports keyring from {prefix}, where privpkg's backend is not active "
+                          f"({kr.get('error') or ', '.join(kr.get('backends') or [])}): install privpkg there, or upgrade pip "
+                          f"({upgrade_pip}) and run `privpkg setup pip`")))
         elif kr.get("importable"):
             found.append(("pip-keyring", "fail", (f"pip imports keyring from {prefix}, where privpkg's backend is not active "
                           f"({kr.get('error') or ', '.join(kr.get('backends') or [])}): set keyring-provider = subprocess for this pip "
@@ -283,9 +315,11 @@ def check_pip(pip: str | None = None, url: str | None = None) -> list[Finding]:
                           "set keyring-provider = subprocess for this pip (`privpkg setup pip` writes it in your pip config)")))
         return found
 
-    cli = info.get("cli")
     if not cli:
-        if info.get("skipped_own") and privpkg_in_pip:
+        if pip_version is not None and pip_version < PIP_PROVIDER_OPTION:
+            found.append(("pip-keyring", "fail", (f"pip {info['pip']} cannot import keyring in {prefix} and finds no keyring CLI on PATH: "
+                          f"put the bin/ folder of the environment where privpkg is installed on PATH, or upgrade pip ({upgrade_pip})")))
+        elif info.get("skipped_own") and privpkg_in_pip:
             fix = (f"set ${source[1:]}=import for this pip" if source.startswith("$") else
                    f"set keyring-provider = import in {prefix}/pip.conf (`privpkg setup pip` run from this environment writes it)")
             found.append(("pip-keyring", "fail", f"pip skips the keyring CLI in its own {info['scripts']} and finds no other on PATH: {fix}"))

@@ -49,8 +49,10 @@ class Verdict(NamedTuple):
     message: str
 
 
-def check_connection(conn: Connection, url: str | None = None, timeout: float = 10.0) -> Verdict:
+def check_connection(conn: Connection, url: str | None = None, timeout: float = 10.0, *, login: bool = False) -> Verdict:
     """Test ``conn`` against ``url`` (default: its target) within ``timeout`` seconds in total.
+    ``login``: for ``auth login``, whose URL argument is the one to change after a 404 (it has no
+    ``--url``).
 
     Returns (ok, a one-line message with no secret). Raises :class:`UsageError` for a URL the
     secret may not reach or a bad timeout."""
@@ -73,7 +75,7 @@ def check_connection(conn: Connection, url: str | None = None, timeout: float = 
             raise UsageError(f"{urls.redact(url or '')} is not under the connection's target {conn.target}; its secret is not sent there")
         shown = norm.url
         start = _request_url(url or conn.target)
-        work = functools.partial(_probe_http, conn, start)
+        work = functools.partial(_probe_http, conn, start, login=login)
     return _within(timeout, work, shown)
 
 
@@ -126,7 +128,7 @@ def _request_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path or "/", parts.query, ""))
 
 
-def _probe_http(conn: Connection, url: str, deadline: float) -> Verdict:
+def _probe_http(conn: Connection, url: str, deadline: float, *, login: bool = False) -> Verdict:
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -159,7 +161,7 @@ def _probe_http(conn: Connection, url: str, deadline: float) -> Verdict:
                         return verdict
                     url = _request_url(nxt)
                     continue
-                return _http_error(conn, shown, status, str(exc.reason), via)
+                return _http_error(conn, shown, status, str(exc.reason), via, login)
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, TimeoutError) or "timed out" in str(reason):
@@ -178,7 +180,7 @@ def _probe_http(conn: Connection, url: str, deadline: float) -> Verdict:
                            f"sign-in page answered, not the feed, so the credential of {conn.name!r} was not verified")
         if 200 <= status < 300:
             return Verdict(True, f"OK: {shown} accepted the credential of {conn.name!r} (HTTP {status}){via}")
-        return _http_error(conn, shown, status, "", via)
+        return _http_error(conn, shown, status, "", via, login)
     return Verdict(False, f"TOO MANY REDIRECTS: {first} redirected more than {MAX_REDIRECTS} times inside the target")
 
 
@@ -226,7 +228,14 @@ def _leaves_target(conn: Connection, target: urls.NormURL, url: str, nxt: str, s
                    f"target {conn.target}; the credential of {conn.name!r} is not sent there, so it was not verified")
 
 
-def _http_error(conn: Connection, url: str, code: int, reason: str, via: str) -> Verdict:
+def _not_found_hint(conn: Connection, login: bool) -> str:
+    """What to try after a 404: the URL that answers, named as the command takes it."""
+    if conn.category == "CondaChannel":
+        return "log in with the channel's URL, where noarch/repodata.json is" if login else "try --url with a file of the channel, e.g. its noarch/repodata.json"
+    return "log in with the feed's simple index URL" if login else "try --url with the feed's simple index URL"
+
+
+def _http_error(conn: Connection, url: str, code: int, reason: str, via: str, login: bool = False) -> Verdict:
     if code == 401:
         return Verdict(False, f"REJECTED: {url} answered 401 Unauthorized{via}: the PAT of {conn.name!r} is wrong, expired or revoked")
     if code == 403:
@@ -234,7 +243,7 @@ def _http_error(conn: Connection, url: str, code: int, reason: str, via: str) ->
                        "permission (check its scopes, e.g. Packaging: Read)")
     if code == 404:
         return Verdict(False, f"NOT FOUND: {url} answered 404{via}; the server is reachable but nothing is there "
-                       "(try --url with the feed's simple index URL)")
+                       f"({_not_found_hint(conn, login)})")
     return Verdict(False, f"FAILED: {url} answered HTTP {code}{(' ' + reason) if reason else ''}{via}")
 
 

@@ -98,8 +98,12 @@ def _read(path: Path) -> str | None:
         return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PrivpkgError(f"cannot read pip config {path}: {exc}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not a pip config file") from None
+    except OSError as exc:
+        raise PrivpkgError(f"cannot read pip config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PrivpkgError(f"pip config {path} is not UTF-8 text (byte {exc.start})") from None
 
 
 def _current(path: Path) -> str | None:
@@ -266,26 +270,47 @@ SHIM_PACKAGE = "_privpkg_pip_shim"
 SHIM_PTH = "_privpkg_pip_shim.pth"
 
 
-def _purelib(python: str) -> Path:
+# Run by the target interpreter (Python 3.8 syntax, stdlib only): its purelib, and PEP 668's
+# marker as pip reads it (pip's check_externally_managed: none inside a virtual environment, else
+# EXTERNALLY-MANAGED in the stdlib folder).
+_INTERPRETER_PROBE = """
+import json, os, sys, sysconfig
+in_venv = sys.prefix != getattr(sys, "base_prefix", sys.prefix) or hasattr(sys, "real_prefix")
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+print(json.dumps({"purelib": sysconfig.get_path("purelib"), "marker": None if in_venv or not os.path.isfile(marker) else marker}))
+"""
+
+
+def _interpreter(python: str) -> tuple[Path, str | None]:
+    """(purelib, PEP 668 marker path or None) of the interpreter ``python``."""
     import subprocess
 
     try:
-        res = subprocess.run(
-            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False
-        )
+        res = subprocess.run([python, "-c", _INTERPRETER_PROBE], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL, check=False)
     except OSError as exc:
         raise UsageError(f"cannot run {python}: {exc.strerror}") from None
-    if res.returncode != 0 or not res.stdout.strip():
+    try:
+        info = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 and res.stdout.strip() else None
+    except ValueError:
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("purelib"), str) or not info["purelib"]:
         raise UsageError(f"{python} is not a working Python interpreter")
-    return Path(res.stdout.strip())
+    marker = info.get("marker")
+    return Path(info["purelib"]), marker if isinstance(marker, str) else None
 
 
-def install_shim(python: str, purelib: Path | None = None) -> str:
+def _purelib(python: str) -> Path:
+    return _interpreter(python)[0]
+
+
+def install_shim(python: str, purelib: Path | None = None, *, break_system_packages: bool = False) -> str:
     """Copy the pip shim into the environment of ``python``; signing then runs through this
     privpkg's interpreter, so that environment needs no privpkg install of its own.
     ``purelib``: that environment's purelib where the caller knows it without starting
-    ``python`` (conda's record of the environment's python package); else ``python`` is asked.
+    ``python`` (conda's record of the environment's python package); else ``python`` is asked,
+    and an externally managed interpreter (PEP 668) is refused unless ``break_system_packages``,
+    as pip refuses to install there: its packages belong to the system's package manager.
 
     The copy replaces any previous one whole (:func:`privpkg.fileio.replace_dir`: built in a
     fresh random folder inside site-packages, then renamed into place), so pip never sees half
@@ -294,7 +319,13 @@ def install_shim(python: str, purelib: Path | None = None) -> str:
 
     from privpkg import pip_shim
 
-    site = purelib or _purelib(python)
+    if purelib is None:
+        site, marker = _interpreter(python)
+        if marker is not None and not break_system_packages:
+            raise UsageError(f"{python} is externally managed ({marker}, PEP 668): give a venv's python instead, "
+                             "or pass --break-system-packages")
+    else:
+        site = purelib
     if (site / "privpkg_pip_shim.pth").exists():
         return f"{python} already has the pip shim (privpkg is installed there); nothing changed"
     src = Path(pip_shim.__file__).parent

@@ -99,6 +99,8 @@ def setup_uv(config: str | None = None) -> str:
     given = Path(config) if config else uv_user_config()
     # A dotfiles symlink stays a symlink: the file it points to is the one edited.
     path = given.resolve()
+    if path.is_dir():
+        raise UsageError(f"{given} is a directory, not a uv.toml file")
     record_path = _record_path()
     with file_lock(_lock_path()):
         original = _read(path)

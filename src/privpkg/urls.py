@@ -259,7 +259,13 @@ def redact(url: str) -> str:
     except ValueError:
         return "<malformed URL>"
     netloc = parts.netloc
+    query = "?***" if parts.query else ""
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = "?***" if parts.query else ""
-    return f"{parts.scheme}://{netloc}{parts.path}{query}"
+    elif "@" in url.split("?", 1)[0]:  # `user:pass@host/x` without `//`: all before the `@` may be secret
+        return "***@" + url.split("?", 1)[0].rsplit("@", 1)[1] + query
+    # Only the parts that were there: `notaurl` stays `notaurl`, not `://notaurl`.
+    head = f"{parts.scheme}:" if parts.scheme else ""
+    if netloc or url[len(head):].startswith("//"):
+        head += f"//{netloc}"
+    return f"{head}{parts.path}{query}"

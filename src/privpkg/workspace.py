@@ -58,6 +58,10 @@ _REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 #: The public Azure Blob endpoints (global, China, US Government): https://ACCOUNT<suffix>/CONTAINER.
 AZURE_BLOB_SUFFIXES = (".blob.core.windows.net", ".blob.core.chinacloudapi.cn", ".blob.core.usgovcloudapi.net")
 _ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
+#: S3's bucket naming rules (general purpose buckets; MinIO and R2 follow them): 3-63 characters,
+#: lowercase letters, digits, '.' and '-', a letter or digit at both ends, no '..', not an IP.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+")
 _MAX_FILE = 1 << 20  # a definitions file is a few hundred bytes; refuse to parse a huge one
 
 
@@ -127,7 +131,19 @@ def _azure_container(location: str) -> str:
     return norm.url.rstrip("/")
 
 
-def validate_location(storage: str, location: str, endpoint_url: str | None = None) -> str:
+def _check_bucket(location: str) -> None:
+    """Refuse a bucket name S3 would refuse; normalizing would lowercase it into another bucket."""
+    from urllib.parse import urlsplit
+
+    bucket = urlsplit(location).netloc
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket or _IPV4.fullmatch(bucket):
+        raise UsageError(f"invalid S3 bucket name {shown(bucket, limit=80)!r}: S3 allows 3-63 lowercase letters, digits, '.' and '-', "
+                         "starting and ending with a letter or digit")
+
+
+def validate_location(storage: str, location: str, endpoint_url: str | None = None, *, allow_http: bool = False) -> str:
+    """The normalized location of a ``storage`` workspace. ``endpoint_url`` (S3, from ``workspace
+    add``): plain http only on loopback or with ``allow_http``, as for a connection's endpoint."""
     check_text("the location", location)
     if endpoint_url is not None:
         check_text("the endpoint URL", endpoint_url)
@@ -142,8 +158,12 @@ def validate_location(storage: str, location: str, endpoint_url: str | None = No
         norm = urls.normalize(location, for_target=True)
         if norm.scheme != "s3" or not norm.host:
             raise UsageError(f"expected s3://BUCKET[/PREFIX], got {urls.redact(location)}")
+        _check_bucket(location)
         if endpoint_url:
-            urls.normalize(endpoint_url, for_target=True)
+            end = urls.normalize(endpoint_url, for_target=True)
+            if end.scheme == "http" and not (allow_http or urls.is_loopback(end.host)):
+                raise UsageError(f"refusing plain-http endpoint {end.url}: requests and their signatures would travel "
+                                 "unencrypted; use https, or pass --allow-http if you really mean it")
         return norm.url.rstrip("/")
     raise UsageError(f"unknown storage {shown(storage)!r}; choose one of {', '.join(KINDS)}")
 
@@ -701,6 +721,8 @@ def add_workspace(ws: Workspace, project: bool = False) -> Path:
             check_text(what, value)
     if ws.region is not None:
         validate_region(ws.region)
+    if ws.storage == "local" and os.path.exists(ws.location) and not os.path.isdir(ws.location):
+        raise UsageError(f"{shown(ws.location)} is not a folder; --local names the folder that holds the wheels")
     path = _project_target(existing_only=False) if project else user_file()
     assert path is not None
     table = ws.toml_table()

@@ -164,7 +164,7 @@ def site(tmp_path: Path, isolated_privpkg: Path, monkeypatch: pytest.MonkeyPatch
 
     folder = tmp_path / "site-packages"
     folder.mkdir()
-    monkeypatch.setattr(setup_pip, "_purelib", lambda python: folder)
+    monkeypatch.setattr(setup_pip, "_interpreter", lambda python: (folder, None))  # not externally managed
     return folder
 
 

@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from privpkg.cli.connection import read_secret, sync_conda, warn_stored
+from privpkg.cli.connection import read_secret, secret_words, sync_conda, warn_stored
 from privpkg.cli.output import add_group, add_json_option, out, print_json, table, warn
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 
@@ -56,13 +56,13 @@ def cmd_auth_login(args: argparse.Namespace) -> int:
         from privpkg import http
 
         http.ca_bundle()  # an unusable CA bundle: one line before the PAT is asked for
-    secret = read_secret(f"PAT for {target}: ")
+    secret = read_secret(f"{secret_words(category or 'PythonFeed', args.auth_type)} for {target}: ")
     verdict = None
     if verify:
         cat = category or "PythonFeed"
         candidate = connections.Connection(name, cat, target, connections.validate_auth_for(cat, args.auth_type or "PAT"),
                                            connections.validate_username(args.username), secret, expires)
-        verdict = check_connection(candidate, check_url, timeout=args.timeout)
+        verdict = check_connection(candidate, check_url, timeout=args.timeout, login=True)
         if not verdict.ok:
             # The verdict's own words (REJECTED, FORBIDDEN, SIGN-IN REDIRECT, ...), exit 1.
             raise PrivpkgError(f"nothing stored: {verdict.message}")

@@ -62,6 +62,15 @@ def read_secret(prompt: str) -> str:
     return validate_secret(value)
 
 
+def secret_words(category: str, auth_type: str | None = None) -> str:
+    """What the hidden prompt asks for: the secret as the service calls it."""
+    if category == "S3":
+        return "secret access key"
+    if category == "AzureBlob":
+        return "account key or SAS"
+    return {"Bearer": "token", "ApiKey": "API key"}.get(auth_type or "", "PAT")
+
+
 def warn_stored(conn: Any) -> None:
     """The warnings a just-stored connection earns (``connection set`` and ``auth login``): one
     line for a target that overlaps other connections', one for an expiry date in the past."""
@@ -99,7 +108,10 @@ def cmd_connection_set(args: argparse.Namespace) -> int:
     # Everything is checked before the secret is asked for, so a typo costs no paste.
     # Without --update an existing name is refused; with it a missing name is still created.
     existing = connections.check_update(args.name, exist_ok=args.update, keep_secret=args.keep_secret, **changes)
-    secret = None if args.keep_secret else read_secret(f"PAT for {args.name}: ")
+    secret = None
+    if not args.keep_secret:
+        category = args.category or (connections.get_connection(args.name).category if existing else "PythonFeed")
+        secret = read_secret(f"{secret_words(connections.validate_category(category), args.auth_type)} for {args.name}: ")
     conn = connections.update_connection(args.name, secret, create=True, exist_ok=args.update, **changes)
     verb = "updated" if existing else "stored"
     extra = ""
@@ -140,6 +152,8 @@ def cmd_connection_show(args: argparse.Namespace) -> int:
     errors: list[str] = []
     conn = get_connection(args.name, errors=errors)
     warn(errors)
+    from privpkg.connections.sources import source_label
+
     info = conn.public()
     if args.json:
         print_json(info)
@@ -147,8 +161,14 @@ def cmd_connection_show(args: argparse.Namespace) -> int:
     for key, value in info.items():
         if key == "endpoint" and value is None:
             value = "AWS (none stored)"
-        out(f"{key + ':':<10} {value if value is not None else '-'}")
-    out(f"{'secret:':<10} ******** (stored, {len(conn.secret)} characters)")
+        elif key == "source":
+            value = source_label(value)  # as `connection list` words it
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        # The labels are the option names (--auth-type, --host-wide); the secret is never
+        # described beyond being there (not even its length).
+        out(f"{key.replace('_', '-') + ':':<10} {value if value is not None else '-'}")
+    out(f"{'secret:':<10} {'stored' if conn.source == 'store' else 'in $' + conn.source.split(':', 1)[-1]}")
     left = conn.days_left()
     if left is not None and left < 0:
         out(f"warning: this connection expired {-left} day{'' if left == -1 else 's'} ago")

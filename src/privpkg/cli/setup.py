@@ -16,15 +16,44 @@ def cmd_setup_pip(args: argparse.Namespace) -> int:
     from privpkg.setup_pip import install_shim, setup_pip, undo_setup_pip, uninstall_shim
 
     if args.python:
-        if args.config:
-            raise UsageError("--python and --config do not go together")
-        out(uninstall_shim(args.python) if args.undo else install_shim(args.python))
+        # Each option of the pip-config form is refused here rather than ignored.
+        for given, option in ((args.config, "--config"), (args.provider, "--provider")):
+            if given:
+                raise UsageError(f"--python and {option} do not go together (--python installs the pip shim; {option} is for the pip config)")
+        out(uninstall_shim(args.python) if args.undo else install_shim(args.python, break_system_packages=args.break_system_packages))
         return 0
+    if args.break_system_packages:
+        raise UsageError("--break-system-packages goes with --python")
     if args.undo:
+        if args.provider:
+            raise UsageError("--undo and --provider do not go together (--undo restores what setup pip wrote)")
         out(undo_setup_pip(config=args.config))
     else:
-        out(setup_pip(provider=args.provider, config=args.config))
+        out(setup_pip(provider=args.provider or "subprocess", config=args.config))
+        note = _old_pip_note()
+        if note:
+            out(note)
     return 0
+
+
+def _old_pip_note() -> str | None:
+    """A note when the pip beside privpkg predates ``keyring-provider`` (pip 23.1), which it then
+    ignores: `python3 -m venv` on Debian 12 gives pip 23.0.1. Other pips: `privpkg doctor --pip`."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pip_version = version("pip")
+    except PackageNotFoundError:
+        return None
+    parts = pip_version.split(".")
+    try:
+        if (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0) >= (23, 1):
+            return None
+    except ValueError:
+        return None
+    return (f"note: the pip in this environment ({pip_version}) predates keyring-provider (pip 23.1) and ignores it; "
+            f"upgrade it: {sys.executable} -m pip install -U pip")
 
 
 def cmd_setup_uv(args: argparse.Namespace) -> int:
@@ -58,11 +87,13 @@ def add_parser(sub: Any) -> None:
                         description="Write `keyring-provider` into the user's pip configuration so plain "
                         "`pip install --index-url FEED` finds stored PATs without flags. --undo reverts exactly that change. "
                         "With --python PATH, install the pip shim for privpkg:// URLs into that interpreter's environment instead.")
-    s.add_argument("--provider", choices=["subprocess", "import", "auto"], default="subprocess",
+    s.add_argument("--provider", choices=["subprocess", "import", "auto"],
                    help="subprocess (default) works from any venv through the keyring CLI on PATH, even with --no-input")
     s.add_argument("--undo", action="store_true", help="revert what an earlier `privpkg setup pip` wrote")
     s.add_argument("--config", metavar="FILE", help="pip config file to edit (default: pip's user config file)")
     s.add_argument("--python", metavar="PATH", help="instead: install the pip shim (privpkg:// URLs) into the environment of this interpreter")
+    s.add_argument("--break-system-packages", action="store_true",
+                   help="with --python: install into an externally managed interpreter (PEP 668) all the same, as pip's option does")
     s.set_defaults(func=cmd_setup_pip)
     u = ssub.add_parser("uv", help="turn on keyring lookups in your uv.toml",
                         description='Write `keyring-provider = "subprocess"` into the user\'s uv.toml, so uv asks the `keyring` '

@@ -73,18 +73,37 @@ def cmd_wheel_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wheel_to_remove(given: str, workspace: str | None) -> tuple[str, str]:
+    """(workspace name, wheel file name) for ``wheel remove``'s argument: the privpkg:// URL
+    `wheel list` prints (its workspace is the one, and must agree with ``--workspace``), a path
+    to the wheel (its file name, as `wheel url` takes it) or the file name."""
+    import os.path
+
+    from privpkg import refs
+    from privpkg.errors import UsageError
+    from privpkg.wheels import check_filename
+
+    if refs.is_ref(given):
+        ref = refs.parse(given, refs.WHEELS, check_name=check_filename)
+        if workspace is not None and workspace != ref.workspace:
+            raise UsageError(f"{given} is in workspace {ref.workspace!r}, not {workspace!r}; drop --workspace or make them agree")
+        return ref.workspace, ref.name
+    return workspace or "default", os.path.basename(given)
+
+
 def cmd_wheel_remove(args: argparse.Namespace) -> int:
     from privpkg.wheels import remove_wheel
     from privpkg.workspace import get_workspace
 
-    ws = get_workspace(args.workspace)
-    found = remove_wheel(ws, args.file, purge=args.purge)
+    workspace, filename = _wheel_to_remove(args.file, args.workspace)
+    ws = get_workspace(workspace)
+    found = remove_wheel(ws, filename, purge=args.purge)
     if not args.purge:
-        out(f"removed {args.file} from workspace {ws.name!r}; its name stays reserved (privpkg wheel remove --purge frees it)")
+        out(f"removed {filename} from workspace {ws.name!r}; its name stays reserved (privpkg wheel remove --purge frees it)")
     elif found:
-        out(f"removed {args.file} from workspace {ws.name!r} and freed its name")
+        out(f"removed {filename} from workspace {ws.name!r} and freed its name")
     else:
-        out(f"freed the name of the removed {args.file} in workspace {ws.name!r}")
+        out(f"freed the name of the removed {filename} in workspace {ws.name!r}")
     return 0
 
 
@@ -119,8 +138,10 @@ def add_parser(sub: Any) -> None:
     s = whsub.add_parser("remove", help="delete a wheel from a workspace; its name stays reserved",
                          description="Delete a wheel (requirements pinned to it will fail to install). As on PyPI, its name "
                          "stays reserved: it cannot be published again, with any content, unless --purge forgets it.")
-    s.add_argument("file", help="the wheel file name")
-    add_workspace_option(s)
+    s.add_argument("file", metavar="WHEEL", help="the wheel's file name, its path, or the privpkg:// URL `wheel list` prints")
+    # Its own option (default None, not add_workspace_option's "default"): a URL names the
+    # workspace, so only a --workspace the user gave can disagree with it.
+    s.add_argument("--workspace", "-w", help="workspace name (default: the URL's, else default)")
     s.add_argument("--purge", action="store_true", help="also forget the name (or only that, for a removed wheel), so it can be published again")
     s.set_defaults(func=cmd_wheel_remove)
     s = whsub.add_parser("url", help="print the privpkg:// URL of a wheel file name", description="Print the privpkg:// URL for a wheel file name.")

@@ -17,9 +17,10 @@ def cmd_workspace_add(args: argparse.Namespace) -> int:
     if len(chosen) != 1:
         raise UsageError("give exactly one of --local DIR, --azure CONTAINER_URL, --s3 s3://BUCKET[/PREFIX]")
     storage = chosen[0]
-    if args.endpoint_url and storage != "s3":
-        raise UsageError("--endpoint-url goes with --s3")
-    location = validate_location(storage, getattr(args, storage), args.endpoint_url)
+    for given, option in ((args.endpoint_url, "--endpoint-url"), (args.region, "--region"), (args.allow_http, "--allow-http")):
+        if given and storage != "s3":
+            raise UsageError(f"{option} goes with --s3")
+    location = validate_location(storage, getattr(args, storage), args.endpoint_url, allow_http=args.allow_http)
     ws = Workspace(args.name, storage, location, args.endpoint_url, args.region)
     path = add_workspace(ws, project=args.project)
     out(f"added workspace {ws.name!r}: {storage} {location} (in {path})")
@@ -72,6 +73,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--s3", metavar="S3_URL", help="s3://BUCKET[/PREFIX]")
     s.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, ...)")
     s.add_argument("--region", help="S3 region (default us-east-1)")
+    s.add_argument("--allow-http", action="store_true", help="allow a plain-http --endpoint-url that is not loopback")
     s.add_argument("--project", action="store_true", help="write to the nearest privpkg.toml (or ./privpkg.toml), for committing; "
                    "a --local folder inside the project is written relative to that file")
     s.set_defaults(func=cmd_workspace_add)

@@ -229,8 +229,13 @@ def validate_expires(expires: str | _dt.date | None) -> str | None:
         raise UsageError(f"invalid expiry date {expires!r}: use YYYY-MM-DD") from None
 
 
-def validate_target(target: str, category: str = "PythonFeed", *, allow_http: bool = False) -> str:
-    """Normalize a connection target; refuse what could leak its secret."""
+#: How ``keyring set`` (which has no --allow-http) stores a plain-http target all the same.
+HTTP_BY_CONNECTION_SET = "`privpkg connection set NAME --target URL --allow-http`"
+
+
+def validate_target(target: str, category: str = "PythonFeed", *, allow_http: bool = False, http_hint: str = HTTP_BY_CONNECTION_SET) -> str:
+    """Normalize a connection target; refuse what could leak its secret. ``http_hint``: how the
+    calling command consents to a plain-http target (its own ``--allow-http`` where it has one)."""
     norm = urls.normalize(target, for_target=True)
     if category == "S3":
         # The bucket is the target; where it lives is the connection's endpoint, bound separately
@@ -243,8 +248,7 @@ def validate_target(target: str, category: str = "PythonFeed", *, allow_http: bo
         return norm.url
     if norm.scheme not in ("https", "http"):
         raise UsageError(f"unsupported URL scheme {norm.scheme!r} for a {category} target; use https://")
-    _refuse_plain_http(norm, allow_http, "target", "the secret would travel unencrypted",
-                       "`privpkg connection set NAME --target URL --allow-http`")
+    _refuse_plain_http(norm, allow_http, "target", "the secret would travel unencrypted", http_hint)
     return norm.url
 
 

@@ -161,6 +161,12 @@ def _merge(name: str, old: dict[str, Any] | None, changes: Changes, *, exist_ok:
     the secret; raises UsageError for what cannot be stored."""
     if old and not exist_ok:
         raise UsageError(f"connection {name!r} already exists; pass --update to replace its secret or settings")
+    if not old and exist_ok:
+        # --update means "change the existing one": an environment connection is changed where it
+        # is defined; a missing name is created by `connection set` without --update.
+        _refuse_environment_connection(name)
+        if not changes.target:
+            raise NotFoundError(f"no connection named {name!r} (drop --update to create it)")
     if not old and not changes.target:
         raise UsageError("--target URL is required for a new connection")
     if keep_secret and not old:
@@ -171,7 +177,7 @@ def _merge(name: str, old: dict[str, Any] | None, changes: Changes, *, exist_ok:
     allow_http = changes.allow_http
     # A target stored earlier with --allow-http keeps that consent when only the secret changes.
     target_http = allow_http or bool(old and target == base.get("target"))
-    validate_target(target, category, allow_http=target_http)
+    validate_target(target, category, allow_http=target_http, http_hint="pass --allow-http")
     expires = validate_expires(changes.expires) if changes.expires else base.get("expires")
     host_wide = changes.host_wide if changes.host_wide is not None else base.get("host_wide") is True
     endpoint = changes.endpoint
@@ -182,6 +188,9 @@ def _merge(name: str, old: dict[str, Any] | None, changes: Changes, *, exist_ok:
         # A stored http endpoint keeps its consent, as a stored http target does.
         endpoint = validate_endpoint(endpoint, allow_http=allow_http or endpoint == base.get("endpoint"))
     auth_type = validate_auth_for(category, changes.auth_type or base.get("auth_type", "PAT"))
+    if category == "S3" and not changes.username and base.get("category") != "S3":
+        # An S3 secret access key is useless without its access key id: __token__ would be stored.
+        raise UsageError("an S3 connection needs --username ACCESS_KEY_ID (its secret is the secret access key)")
     return {
         "category": category,
         "target": target,
@@ -283,16 +292,21 @@ def get_connection(name: str, *, vault: Vault | None = None, errors: list[str] |
     raise NotFoundError(f"no connection named {name!r} (see: privpkg connection list)")
 
 
+def _refuse_environment_connection(name: str) -> None:
+    """A UsageError if ``name`` is a connection from the environment (read-only here)."""
+    for conn in environment_connections(os.environ, []):
+        if conn.name == name:
+            var = conn.source.split(":", 1)[1]
+            raise UsageError(f"connection {name!r} comes from ${var}; change that variable instead")
+
+
 def delete_connection(name: str, *, vault: Vault | None = None) -> None:
     """Remove ``name`` from the store. Environment connections cannot be deleted here."""
 
     def apply(data: dict[str, Any]) -> None:
         conns = data.get("connections") or {}
         if name not in conns:
-            for conn in environment_connections(os.environ, []):
-                if conn.name == name:
-                    var = conn.source.split(":", 1)[1]
-                    raise UsageError(f"connection {name!r} comes from ${var}; change that variable instead")
+            _refuse_environment_connection(name)
             raise NotFoundError(f"no connection named {name!r} (see: privpkg connection list)")
         del conns[name]
 
@@ -362,7 +376,7 @@ def login_target(url: str, *, allow_http: bool = False) -> tuple[str, str]:
     segs = norm.segments
     if segs and segs[-1].lower() in _INDEX_SEGMENTS:
         target = target[: -len(segs[-1]) - 1]
-    return validate_target(target, allow_http=allow_http), norm.url
+    return validate_target(target, allow_http=allow_http, http_hint="pass --allow-http"), norm.url
 
 
 def login_name(target: str, username: str | None = None, *, vault: Vault | None = None) -> tuple[str, bool]:
