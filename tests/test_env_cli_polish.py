@@ -190,11 +190,17 @@ def test_errors_name_the_users_file_and_line(privpkg_cli: PrivpkgCLI, tmp_path: 
     cli.outputs.check()
 
 
-def test_exit_codes_missing_inputs_2_unwritable_targets_1(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
-    cli = privpkg_cli
+def _team_and_requirements(cli: PrivpkgCLI, tmp_path: Path) -> Path:
+    """A local workspace ``team`` and a one-line requirements file (its path)."""
     cli.ok("workspace", "add", "team", "--local", tmp_path / "ws")
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("requests>=2\n")
+    return reqs
+
+
+def test_exit_codes_missing_inputs_2_unwritable_targets_1(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    cli = privpkg_cli
+    reqs = _team_and_requirements(cli, tmp_path)
     lock = tmp_path / "pylock.toml"
     lock.write_text(LOCK)
     nope, folder = tmp_path / "nope.txt", tmp_path / "folder"
@@ -220,9 +226,7 @@ def test_exit_codes_missing_inputs_2_unwritable_targets_1(privpkg_cli: PrivpkgCL
 
 def test_create_checks_workspace_and_platform(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
     cli = privpkg_cli
-    cli.ok("workspace", "add", "team", "--local", tmp_path / "ws")
-    reqs = tmp_path / "requirements.txt"
-    reqs.write_text("requests>=2\n")
+    reqs = _team_and_requirements(cli, tmp_path)
     cli.fails(2, "env", "create", "p", "-r", reqs, "-o", tmp_path / "p", "--workspace", "tema",
               match="no workspace named 'tema'; did you mean 'team'?")
     assert "--workspace team" in cli.ok("env", "create", "p", "-r", reqs, "-o", tmp_path / "p", "--workspace", "team")
