@@ -313,3 +313,31 @@ def test_env_lock_dir_lock_excludes_and_is_removed(tmp_path: Path) -> None:
         t.join(60)
     assert not overlaps, overlaps
     assert sorted(p.name for p in folder.iterdir()) == ["definition.json"]
+
+
+def test_env_run_hands_on_what_follows_dashes_untouched(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """Everything after the first ``--`` is the command, its own options and its own ``--``
+    included, on every Python (argparse's remainder drops or keeps that ``--`` by version); before
+    it, NAME and env run's options; ``--lock F WORD -- CMD`` names an environment too: refused."""
+    cli = privpkg_cli
+    empty = 'lock-version = "1.0"\ncreated-by = "test"\n'
+    cli.ok("workspace", "add", "team", "--local", tmp_path / "ws")
+    (tmp_path / "requirements.txt").write_text("# nothing: the environment is the interpreter alone\n")
+    cli.ok("env", "create", "e", "-r", tmp_path / "requirements.txt", "-o", tmp_path / "e")
+    (tmp_path / "e" / "pylock.toml").write_text(empty)
+    cli.ok("env", "register", tmp_path / "e", "-w", "team")
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(empty)
+    show = ["python", "-c", "import sys; print(sys.argv[1:])"]
+    cases = [
+        (["e", "-w", "team", "--", *show, "-x", "--workspace", "y"], "['-x', '--workspace', 'y']"),
+        (["e", "--workspace", "team", "--", *show, "--", "-w", "z"], "['--', '-w', 'z']"),
+        (["e", "-w", "team", *show, "-w", "--", "z"], "['-w', '--', 'z']"),  # the command's own `--`
+        (["--lock", lock, "--", *show, "-x"], "['-x']"),
+        (["--lock", lock, *show, "--", "-x"], "['--', '-x']"),
+    ]
+    for argv, printed in cases:
+        assert cli.ok("env", "run", *argv).strip().splitlines()[-1] == printed, argv
+    cli.fails(2, "env", "run", "--lock", lock, "echo", "--", *show, match="not both")
+    cli.fails(2, "env", "run", "-w", "team", "e", "--", "-x", match="-x: no such command")  # after `--`: the command's
+    cli.outputs.check()
