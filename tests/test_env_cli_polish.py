@@ -75,7 +75,8 @@ def test_resolve_merges_repeated_requirements_and_pip_installs_both(
 ) -> None:
     cli = privpkg_cli
     _, urls = local_workspace(cli, tmp_path, ("alpha-pkg", "1.0"), ("beta-pkg", "2.0"))
-    first, second = tmp_path / "requirements.txt", tmp_path / "more" / "requirements2.txt"
+    # A folder whose name needs quoting (a space, non-ASCII) is read as any other.
+    first, second = tmp_path / "requirements.txt", tmp_path / "more dir é" / "requirements2.txt"
     second.parent.mkdir()
     first.write_text(f"alpha-pkg @ {urls['alpha-pkg']}\n")
     second.write_text(f"beta-pkg @ {urls['beta-pkg']}\n")
@@ -94,6 +95,8 @@ def test_resolve_merges_repeated_requirements_and_pip_installs_both(
     cli.fails(2, "resolve", "-r", first, "-r", tmp_path / "nope.txt", "--wheelhouse", tmp_path / "wh", "-o", tmp_path / "p3.txt",
               match="nope.txt")
     cli.fails(2, "resolve", "-r", first, "-r", pinned, "--wheelhouse", tmp_path / "wh", "-o", pinned, match="is the requirements file")
+    cli.fails(2, "resolve", "-r", second, "-r", first, "-o", first, match="is the requirements file itself; write the constraints")
+    assert first.read_text() == f"alpha-pkg @ {urls['alpha-pkg']}\n"
     cli.outputs.check()
 
 
