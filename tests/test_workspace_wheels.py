@@ -299,3 +299,12 @@ def test_missing_cloud_extra_names_the_install(venv_privpkg, make_env: Callable[
         res = subprocess.run([privpkg, "resolve", f"privpkg://w-{extra}/wheels/a-1.0-py3-none-any.whl"], env=env, capture_output=True, text=True, check=False)
         assert res.returncode == 1, res.stderr
         assert res.stderr.strip() == f"privpkg: error: this workspace needs {'azure-storage-blob' if extra == 'azure' else 'boto3'}: pip install 'privpkg[{extra}]'"
+
+
+def test_a_legacy_bucket_name_already_defined_keeps_working(cli: PrivpkgCLI, privpkg_home: Path) -> None:
+    """``workspace add`` checks a bucket name against today's S3 rules, but a workspace defined
+    before (legacy us-east-1 buckets may hold ``_``; older privpkg stored it) still loads."""
+    (privpkg_home / "workspaces.toml").write_text('[workspaces.old]\nstorage = "s3"\nurl = "s3://my_bucket/wheels"\n')
+    res = cli("workspace", "list")
+    assert res.returncode == 0 and "old" in res.stdout and "s3://my_bucket/wheels" in res.stdout, res.stdout + res.stderr
+    assert "warning" not in res.stderr, res.stderr

@@ -141,9 +141,12 @@ def _check_bucket(location: str) -> None:
                          "starting and ending with a letter or digit")
 
 
-def validate_location(storage: str, location: str, endpoint_url: str | None = None, *, allow_http: bool = False) -> str:
+def validate_location(storage: str, location: str, endpoint_url: str | None = None, *, allow_http: bool = False,
+                      new: bool = True) -> str:
     """The normalized location of a ``storage`` workspace. ``endpoint_url`` (S3, from ``workspace
-    add``): plain http only on loopback or with ``allow_http``, as for a connection's endpoint."""
+    add``): plain http only on loopback or with ``allow_http``, as for a connection's endpoint.
+    ``new`` (``workspace add``): an S3 bucket name must be one S3 accepts today; a workspace
+    already defined keeps working (legacy us-east-1 buckets may hold ``_`` or capitals)."""
     check_text("the location", location)
     if endpoint_url is not None:
         check_text("the endpoint URL", endpoint_url)
@@ -158,7 +161,8 @@ def validate_location(storage: str, location: str, endpoint_url: str | None = No
         norm = urls.normalize(location, for_target=True)
         if norm.scheme != "s3" or not norm.host:
             raise UsageError(f"expected s3://BUCKET[/PREFIX], got {urls.redact(location)}")
-        _check_bucket(location)
+        if new:
+            _check_bucket(location)
         if endpoint_url:
             end = urls.normalize(endpoint_url, for_target=True)
             if end.scheme == "http" and not (allow_http or urls.is_loopback(end.host)):
@@ -224,7 +228,7 @@ def _definition(name: Any, t: Any, path: Path, source: str) -> Workspace:
     if storage == "local" and not location.startswith("~") and not Path(location).is_absolute():
         location = str(path.parent / location)  # relative to the file, so a committed file works on every clone
     try:
-        location = validate_location(storage, location)
+        location = validate_location(storage, location, new=False)
     except UsageError as exc:
         raise UsageError(f"{key}.{loc_key}: {exc}") from None
     endpoint, region = (values["endpoint_url"], values["region"]) if storage == "s3" else (None, None)
