@@ -316,6 +316,11 @@ def test_env_lock_dir_lock_excludes_and_is_removed(tmp_path: Path) -> None:
         t.join(60)
     assert not overlaps, overlaps
     assert sorted(p.name for p in folder.iterdir()) == ["definition.json"]
+    # A file of that name with something in it is not the lock's: used, never removed.
+    (folder / ".privpkg-env-lock").write_text("keep")
+    with exclusive("default", str(folder)):
+        pass
+    assert (folder / ".privpkg-env-lock").read_text() == "keep"
 
 
 def test_env_run_hands_on_what_follows_dashes_untouched(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:

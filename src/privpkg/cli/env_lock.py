@@ -136,7 +136,14 @@ def _held_and_removed(path: Path) -> Iterator[None]:
             try:
                 yield
             finally:
-                path.unlink(missing_ok=True)  # while held: the next holder makes a new one
+                # While held: the next holder makes a new one. Only the empty file a lock makes,
+                # still at ``path``: a file of that name with something in it is not ours.
+                try:
+                    st = os.fstat(fd)
+                    if st.st_size == 0 and os.path.samestat(st, os.stat(path, follow_symlinks=False)):
+                        path.unlink()
+                except FileNotFoundError:
+                    pass
             return
 
 
