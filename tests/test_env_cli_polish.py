@@ -152,6 +152,18 @@ def test_env_create_from_a_real_virtualenv(privpkg_cli: PrivpkgCLI, tmp_path: Pa
     cli.fails(2, "env", "create", "t2", "--venv", venv, "-o", tmp_path / "d2",
               match=["other-pkg 0.1 was installed from a local file (file://", "privpkg:// URL"])
     assert not (tmp_path / "d2").exists()
+    assert cli.tool([venv / "bin" / "python", "-m", "pip", "uninstall", "-q", "-y", "other-pkg"]).returncode == 0
+    # What pip records for a git install and for an archive URL (written here: no git server or
+    # build backend is reachable offline), and a malformed record: each one line, nothing written.
+    record = next(venv.glob("lib/python*/site-packages/feed_pkg-1.2.dist-info")) / "direct_url.json"
+    for direct, match in [({"url": "git+https://u:SECRET@git.example/org/feed.git", "vcs_info": {"vcs": "git", "commit_id": "0" * 40}},
+                           "feed-pkg 1.2 was installed from a direct URL (git+https://***@git.example/org/feed.git)"),
+                          ({"url": "https://files.example/feed_pkg-1.2-py3-none-any.whl", "archive_info": {}}, "`NAME @ URL`"),
+                          ({"url": "file:///tmp/pkgdir", "dir_info": [1]}, "was installed from a local file")]:
+        record.write_text(json.dumps(direct))
+        line = cli.fails(2, "env", "create", "t4", "--venv", venv, "-o", tmp_path / "d4", match=match)
+        assert "SECRET" not in line
+    assert not (tmp_path / "d4").exists()
     cli.fails(2, "env", "create", "t3", "--venv", tmp_path / "nosuch", "-o", tmp_path / "d3", match="no such virtualenv")
     cli.outputs.check()
 

@@ -331,16 +331,27 @@ def _dist_lines(site: Path, skip: set[str], owned: set[str] | None = None) -> li
                 direct = json.loads((folder / "direct_url.json").read_text())
             except ValueError:
                 direct = {}
-            if isinstance(direct, dict) and (direct.get("dir_info") or {}).get("editable"):
+            if not isinstance(direct, dict):
+                direct = {}
+            info = direct.get("dir_info")
+            if isinstance(info, dict) and info.get("editable"):
                 raise UsageError(f"{name} is an editable install, which no other machine can rebuild; publish it "
                                  "(privpkg wheel add) and install its privpkg:// URL")
-            origin = direct.get("url") if isinstance(direct, dict) else None
-            if isinstance(origin, str) and origin.lower().startswith("file:"):
+            origin = direct.get("url")
+            if isinstance(origin, str) and origin.strip().lower().startswith("file:"):
                 # A local file (a wheelhouse's, a dist/ folder's): pinning it by version would
                 # let the lock find that name on whatever index it asks, e.g. a public one.
                 raise UsageError(f"{name} {dist.version} was installed from a local file ({shown(masked(origin.split('#', 1)[0]), 100)}), "
                                  "which no other machine can rebuild; install it from its privpkg:// URL with pip (the shim "
                                  "records that URL), or write a requirements file naming it and use privpkg env create -r")
+            if origin is not None:
+                # A git checkout or an archive URL: the same, and its URL is the user's to write.
+                from privpkg import urls
+
+                raise UsageError(f"{name} {dist.version} was installed from a direct URL "
+                                 f"({shown(urls.redact(str(origin).strip()), 100)}), not from an index, so its version alone "
+                                 "would be looked up on whatever index the lock asks; write a requirements file naming it "
+                                 "(`NAME @ URL`) and use privpkg env create -r")
         lines[name] = f"{name} @ {url}" if url else f"{name}=={dist.version}"
     return [lines[k] for k in sorted(lines)]
 
