@@ -145,6 +145,10 @@ def test_wheel_remove_takes_what_wheel_list_prints(cli: PrivpkgCLI, tmp_path: Pa
     assert url_a in cli.ok("wheel", "list", "-w", "team")
     cli.fails(2, "wheel", "remove", url_a, "-w", "default",
               match=f"privpkg: error: {url_a} is in workspace 'team', not 'default'; drop --workspace or make them agree")
+    # A malformed URL (no `//`) is not taken for a path into the default workspace.
+    cli.ok("wheel", "add", a)
+    cli.fails(2, "wheel", "remove", f"privpkg:team/wheels/{a.name}", match="is not a privpkg://WORKSPACE/wheels/FILE URL")
+    assert a.name in cli.ok("wheel", "list")
     assert cli.ok("wheel", "remove", url_a).startswith(f"removed {a.name} from workspace 'team'; its name stays reserved")
     assert cli.ok("wheel", "remove", b, "-w", "team").startswith(f"removed {b.name} from workspace 'team'")
     assert cli.ok("wheel", "list", "-w", "team").startswith("no wheels in workspace 'team'")

@@ -80,7 +80,7 @@ def _wheel_to_remove(given: str, workspace: str | None) -> tuple[str, str]:
     import os.path
 
     from privpkg import refs
-    from privpkg.errors import UsageError
+    from privpkg.errors import UsageError, shown
     from privpkg.wheels import check_filename
 
     if refs.is_ref(given):
@@ -88,6 +88,9 @@ def _wheel_to_remove(given: str, workspace: str | None) -> tuple[str, str]:
         if workspace is not None and workspace != ref.workspace:
             raise UsageError(f"{given} is in workspace {ref.workspace!r}, not {workspace!r}; drop --workspace or make them agree")
         return ref.workspace, ref.name
+    if given.lower().startswith("privpkg:"):  # a malformed URL is not a path: never the default workspace's
+        raise UsageError(f"{shown(given, 120)} is not a privpkg://WORKSPACE/wheels/FILE URL; give the URL `wheel list` prints, "
+                         "or the wheel's file name")
     return workspace or "default", os.path.basename(given)
 
 
