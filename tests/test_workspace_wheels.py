@@ -127,6 +127,8 @@ def test_wheel_add_rejects_bad_wheels(cli: PrivpkgCLI, tmp_path: Path, privpkg_h
          ("refusing plain-http endpoint http://minio.example.com/: requests and their signatures would travel unencrypted; "
           "use https, or pass --allow-http")),
         (["workspace", "add", "s", "--s3", "bucket"], 2, "expected scheme://host/...): bucket"),
+        # `localhost.` goes to DNS, not to the hosts file: not loopback.
+        (["workspace", "add", "s", "--s3", "s3://okbucket", "--endpoint-url", "http://localhost.:9000"], 2, "refusing plain-http endpoint"),
         (["workspace", "show", "nope"], 1, "no workspace named 'nope'"),
         (["workspace", "remove", "nope"], 1, "no workspace named 'nope'"),
     ],

@@ -165,7 +165,12 @@ def validate_location(storage: str, location: str, endpoint_url: str | None = No
             _check_bucket(location)
         if endpoint_url:
             end = urls.normalize(endpoint_url, for_target=True)
-            if end.scheme == "http" and not (allow_http or urls.is_loopback(end.host)):
+            from urllib.parse import urlsplit
+
+            # The host as given is what the SDK will ask DNS for: `localhost.` is not the hosts
+            # file's localhost, though it normalizes to it.
+            raw_host = urlsplit(endpoint_url.strip()).hostname or ""
+            if end.scheme == "http" and not (allow_http or (urls.is_loopback(end.host) and urls.is_loopback(raw_host))):
                 raise UsageError(f"refusing plain-http endpoint {end.url}: requests and their signatures would travel "
                                  "unencrypted; use https, or pass --allow-http if you really mean it")
         return norm.url.rstrip("/")
