@@ -208,7 +208,7 @@ def test_errors_are_one_line_and_name_no_secret(
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM scratch\nARG FEED_TOKEN\nENV OPTS=--pw={feed.secret_a}\nCOPY .netrc /root/\n")
     res = cli("env", "dockerfile", "-o", ctx, "--check")
-    assert assert_one_error_line(res, 2) == f"privpkg: error: {ctx / 'Dockerfile'}: 3 problem(s) that would put a secret into the image (listed above)"
+    assert assert_one_error_line(res, 2) == f"privpkg: error: {ctx / 'Dockerfile'}: 3 problems that would put a secret into the image (listed above)"
     assert [line.split(": ", 2)[1] for line in res.stdout.splitlines()] == ["line 2", "line 3", "line 4"], res.stdout
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY a /a\n")
     assert "no secret, user info or signature found" in cli.ok("env", "dockerfile", "-o", ctx, "--check")

@@ -136,7 +136,7 @@ def test_warnings_are_recorded_bounded_and_masked(home: Path) -> None:
     long = ["x " * 2000] * 3
     lookuplog.record("https://h.example/" + "p" * 500, None, api="creds", reason="match", errors=long, conn=conn)
     (last,) = lookuplog.read_last(1, home / "lookups.log")
-    assert last["errors"] == ["3 warning(s) too long to record; privpkg doctor lists them"] and last["connection"] == "n" * 297 + "..."
+    assert last["errors"] == ["3 warnings too long to record; privpkg doctor lists them"] and last["connection"] == "n" * 297 + "..."
 
 
 def test_every_reason_has_its_own_explanation() -> None:
