@@ -143,6 +143,8 @@ def url_to_check(url: str) -> str:
         if "://" in url:
             urls.normalize(url)
             return url
+        if "@" in url:  # never echoed: what is before the @ may be a token
+            raise UsageError(f"***@{url.rsplit('@', 1)[1]} has user info; give HOST[:PORT] or the URL alone (privpkg holds the secret)")
         try:
             urls.normalize_netloc(url)
             return url
