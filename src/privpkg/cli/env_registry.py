@@ -74,7 +74,7 @@ def cmd_env_create(args: argparse.Namespace) -> int:
     given = [(k, v) for k, v in (("file", args.file), ("requirements", args.requirements), ("conda_env", args.conda_env),
                                  ("venv", args.venv)) if v]
     if len(given) != 1:
-        raise UsageError("give exactly one of --file ENVIRONMENT.yml, --requirements FILE, --conda-env NAME, --venv PATH")
+        raise UsageError("give exactly one of --file ENVIRONMENT.yml, -r/--requirement FILE, --conda-env NAME, --venv PATH")
     kind, values = given[0]
     if kind != "requirements" and len(values) > 1:
         # Repeated -r files merge, as in pip; two environment files or environments cannot.
@@ -196,7 +196,7 @@ def add_parsers(actions: Any) -> None:
     # silently replaced by the last one.
     s.add_argument("--file", "-f", metavar="ENVIRONMENT_YML", action="append", help="a conda environment file")
     # --requirement too: pip's, resolve's and doctor's spelling of it.
-    s.add_argument("--requirements", "--requirement", "-r", dest="requirements", metavar="FILE", action="append",
+    s.add_argument("-r", "--requirement", "--requirements", dest="requirements", metavar="FILE", action="append",
                    help="a pip requirements file (repeatable: the files are merged in order, as pip does)")
     s.add_argument("--conda-env", metavar="NAME_OR_PREFIX", action="append", help="an existing conda environment")
     s.add_argument("--venv", metavar="PATH", action="append", help="an existing virtualenv")

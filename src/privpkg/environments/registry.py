@@ -484,13 +484,13 @@ def get(store: Storage, name: str, version: int | None = None, label: str | None
 
 def list_environments(store: Storage) -> dict[str, Version]:
     """Each environment's latest complete version (records only), by name."""
-    return {name: rec for name, (rec, _) in list_with_labels(store, labels=False).items()}
+    return {name: rec for name, (rec, _) in list_with_labels(store, with_labels=False).items()}
 
 
-def list_with_labels(store: Storage, *, labels: bool = True) -> dict[str, tuple[Version, dict[str, int]]]:
+def list_with_labels(store: Storage, *, with_labels: bool = True) -> dict[str, tuple[Version, dict[str, int]]]:
     """:func:`list_environments` with each environment's labels (:func:`labels`: label ->
-    version), from the one listing per environment it makes anyway (``labels=False``: none read)."""
-    out = {}
+    version), from the one listing per environment it makes anyway (``with_labels=False``: none read)."""
+    out: dict[str, tuple[Version, dict[str, int]]] = {}
     for name in _names(store):
         listing = _Listing(store, name)
         for n in reversed(listing.versions):
@@ -499,7 +499,7 @@ def list_with_labels(store: Storage, *, labels: bool = True) -> dict[str, tuple[
             except UnreadableRecord:
                 continue
             if listing.complete(rec):
-                out[name] = (rec, _labels_of(store, name, listing) if labels else {})
+                out[name] = (rec, _labels_of(store, name, listing) if with_labels else {})
                 break
     return out
 
