@@ -296,7 +296,7 @@ def entry(
     return rec
 
 
-class paused:  # noqa: N801 - used as a function: ``with lookuplog.paused():``
+class paused:  # lower case: used as a function, ``with lookuplog.paused():``
     """Record nothing in this process while the block runs: ``privpkg doctor --url`` asks the
     backends itself, and its own question is not a lookup pip or uv made, so it must not show up
     in ``doctor --last``. A class, not contextlib (not imported on a lookup's path)."""
