@@ -10,6 +10,9 @@ and the backend decided it), and ``doctor --last`` explains it after the fact::
     2026-11-22 05:40:01Z  keyring (from pip, pid 4242)  https://pkgs.dev.azure.com/org/_packaging/f/pypi/simple/
           nothing: no connection matches it; add one with: privpkg auth login https://pkgs.dev.azure.com/org/...
 
+``privpkg doctor --url`` asks the backend itself and records nothing (:class:`paused`): its
+question is not one pip or uv asked.
+
 What a line holds: UTC time, pid, the program and its parent (names only, from ``/proc`` where there is one),
 the service, the username asked for, the connection's name, source and target, or the reason code
 and its detail, and the lookup's warnings. Never a secret, although the service and the username
