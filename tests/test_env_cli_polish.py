@@ -75,7 +75,8 @@ def test_resolve_merges_repeated_requirements_and_pip_installs_both(
 ) -> None:
     cli = privpkg_cli
     _, urls = local_workspace(cli, tmp_path, ("alpha-pkg", "1.0"), ("beta-pkg", "2.0"))
-    first, second = tmp_path / "requirements.txt", tmp_path / "more" / "requirements2.txt"
+    # A folder whose name needs quoting (a space, non-ASCII) is read as any other.
+    first, second = tmp_path / "requirements.txt", tmp_path / "more dir é" / "requirements2.txt"
     second.parent.mkdir()
     first.write_text(f"alpha-pkg @ {urls['alpha-pkg']}\n")
     second.write_text(f"beta-pkg @ {urls['beta-pkg']}\n")
@@ -94,6 +95,8 @@ def test_resolve_merges_repeated_requirements_and_pip_installs_both(
     cli.fails(2, "resolve", "-r", first, "-r", tmp_path / "nope.txt", "--wheelhouse", tmp_path / "wh", "-o", tmp_path / "p3.txt",
               match="nope.txt")
     cli.fails(2, "resolve", "-r", first, "-r", pinned, "--wheelhouse", tmp_path / "wh", "-o", pinned, match="is the requirements file")
+    cli.fails(2, "resolve", "-r", second, "-r", first, "-o", first, match="is the requirements file itself; write the constraints")
+    assert first.read_text() == f"alpha-pkg @ {urls['alpha-pkg']}\n"
     cli.outputs.check()
 
 
@@ -190,11 +193,17 @@ def test_errors_name_the_users_file_and_line(privpkg_cli: PrivpkgCLI, tmp_path: 
     cli.outputs.check()
 
 
-def test_exit_codes_missing_inputs_2_unwritable_targets_1(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
-    cli = privpkg_cli
+def _team_and_requirements(cli: PrivpkgCLI, tmp_path: Path) -> Path:
+    """A local workspace ``team`` and a one-line requirements file (its path)."""
     cli.ok("workspace", "add", "team", "--local", tmp_path / "ws")
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("requests>=2\n")
+    return reqs
+
+
+def test_exit_codes_missing_inputs_2_unwritable_targets_1(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    cli = privpkg_cli
+    reqs = _team_and_requirements(cli, tmp_path)
     lock = tmp_path / "pylock.toml"
     lock.write_text(LOCK)
     nope, folder = tmp_path / "nope.txt", tmp_path / "folder"
@@ -220,9 +229,7 @@ def test_exit_codes_missing_inputs_2_unwritable_targets_1(privpkg_cli: PrivpkgCL
 
 def test_create_checks_workspace_and_platform(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
     cli = privpkg_cli
-    cli.ok("workspace", "add", "team", "--local", tmp_path / "ws")
-    reqs = tmp_path / "requirements.txt"
-    reqs.write_text("requests>=2\n")
+    reqs = _team_and_requirements(cli, tmp_path)
     cli.fails(2, "env", "create", "p", "-r", reqs, "-o", tmp_path / "p", "--workspace", "tema",
               match="no workspace named 'tema'; did you mean 'team'?")
     assert "--workspace team" in cli.ok("env", "create", "p", "-r", reqs, "-o", tmp_path / "p", "--workspace", "team")
@@ -309,3 +316,31 @@ def test_env_lock_dir_lock_excludes_and_is_removed(tmp_path: Path) -> None:
         t.join(60)
     assert not overlaps, overlaps
     assert sorted(p.name for p in folder.iterdir()) == ["definition.json"]
+
+
+def test_env_run_hands_on_what_follows_dashes_untouched(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """Everything after the first ``--`` is the command, its own options and its own ``--``
+    included, on every Python (argparse's remainder drops or keeps that ``--`` by version); before
+    it, NAME and env run's options; ``--lock F WORD -- CMD`` names an environment too: refused."""
+    cli = privpkg_cli
+    empty = 'lock-version = "1.0"\ncreated-by = "test"\n'
+    cli.ok("workspace", "add", "team", "--local", tmp_path / "ws")
+    (tmp_path / "requirements.txt").write_text("# nothing: the environment is the interpreter alone\n")
+    cli.ok("env", "create", "e", "-r", tmp_path / "requirements.txt", "-o", tmp_path / "e")
+    (tmp_path / "e" / "pylock.toml").write_text(empty)
+    cli.ok("env", "register", tmp_path / "e", "-w", "team")
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(empty)
+    show = ["python", "-c", "import sys; print(sys.argv[1:])"]
+    cases = [
+        (["e", "-w", "team", "--", *show, "-x", "--workspace", "y"], "['-x', '--workspace', 'y']"),
+        (["e", "--workspace", "team", "--", *show, "--", "-w", "z"], "['--', '-w', 'z']"),
+        (["e", "-w", "team", *show, "-w", "--", "z"], "['-w', '--', 'z']"),  # the command's own `--`
+        (["--lock", lock, "--", *show, "-x"], "['-x']"),
+        (["--lock", lock, *show, "--", "-x"], "['--', '-x']"),
+    ]
+    for argv, printed in cases:
+        assert cli.ok("env", "run", *argv).strip().splitlines()[-1] == printed, argv
+    cli.fails(2, "env", "run", "--lock", lock, "echo", "--", *show, match="not both")
+    cli.fails(2, "env", "run", "-w", "team", "e", "--", "-x", match="-x: no such command")  # after `--`: the command's
+    cli.outputs.check()

@@ -311,3 +311,18 @@ def test_arbitrary_text_never_crashes_or_leaks(text: str) -> None:
         assert norm.scheme == "https" and norm.host == TARGET_HOST and norm.path.startswith("/org/team/")
     else:
         raise AssertionError(f"a bare host {text!r} was answered by a connection that did not opt in (--host-wide)")
+
+
+def test_redact_drops_fragments_and_keeps_refs() -> None:
+    """The fragment is always dropped (it may hold anything); an ``@`` in a path or a git ref is
+    not user info; an authority cut short by a ``?`` or a bad port hides what it held."""
+    cases = {
+        "https://h/p#x@SECRET": "https://h/p",
+        "https://h/p#@tok=SECRET": "https://h/p",
+        "git+https://github.com/org/repo.git@v1.0": "git+https://github.com/org/repo.git@v1.0",
+        "https://u:SECRET?x@h/p": "https://***?***",
+        "https://u@h:SECRET/": "https://***@***/",
+        "u:SECRET@host/x?sig=SECRET#f": "***@host/x?***",
+        "https://[::1]:8080/p": "https://[::1]:8080/p",
+    }
+    assert {u: urls.redact(u) for u in cases} == cases

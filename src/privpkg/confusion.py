@@ -225,7 +225,7 @@ def scan_env_file(lookup: Any, path: Path, ambient: Sequence[_Use] = ()) -> list
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    from privpkg.resolve import OPTION, Line
+    from privpkg.resolve import OPTION, Line, option_target
 
     uses: list[_Use] = []
     seen: set[Path] = set()
@@ -234,8 +234,8 @@ def scan_env_file(lookup: Any, path: Path, ambient: Sequence[_Use] = ()) -> list
         nested = OPTION.match(item)
         if nested is None:
             _line_uses([Line(where, item)], uses)
-        elif "://" not in nested.group(2):
-            _file_uses(path.parent / nested.group(2), uses, seen, where)
+        elif "://" not in option_target(nested):
+            _file_uses(path.parent / option_target(nested), uses, seen, where)
     found: list[Finding] = []
     _judge(lookup, [*ambient, *uses], found)
     return found

@@ -129,8 +129,11 @@ _CLI_PROBE = _KEYRING_PROBE + "\nimport json\nprint(json.dumps(_keyring_info()))
 
 def _probe(python: str, code: str) -> dict[str, Any] | None:
     try:
-        res = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=_TIMEOUT,
-                             stdin=subprocess.DEVNULL, check=False)
+        # cwd "/": `-c` puts the working directory first on sys.path, and a stray json.py in a
+        # project folder must not run (as conda's doctor probe does).
+        exe = os.path.abspath(python) if os.sep in python else python
+        res = subprocess.run([exe, "-c", code], capture_output=True, text=True, timeout=_TIMEOUT,
+                             stdin=subprocess.DEVNULL, check=False, cwd=os.path.abspath(os.sep))
         data = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 and res.stdout.strip() else None
     except (OSError, subprocess.TimeoutExpired, ValueError):
         return None

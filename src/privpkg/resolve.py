@@ -179,7 +179,21 @@ def is_signable(url: str) -> bool:
 
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
-OPTION = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=?\s*)(\S+)$")
+#: A nested file: ``-r FILE``; FILE one shell word, quoted as pip's own shlex reading allows
+#: (``-r 'sub dir/x.txt'``, what :func:`merged` and the wheelhouse write): see :func:`option_target`.
+OPTION = re.compile(r"""^(-r|--requirement|-c|--constraint)(?:\s*=?\s*)((?:'[^']*'|"[^"\\]*"|[^\s'"])+)$""")
+_NESTED = re.compile(r"^(-r|--requirement|-c|--constraint)(?=[\s=]|$)")
+
+
+def option_target(match: re.Match[str]) -> str:
+    """The file an :data:`OPTION` line names, its shell quoting undone (unquoted, as written:
+    a Windows path keeps its backslashes)."""
+    value = match.group(2)
+    if "'" not in value and '"' not in value:
+        return value
+    import shlex
+
+    return shlex.split(value)[0]
 #: pip's per-requirement options (pip/_internal/req/req_file.py SUPPORTED_OPTIONS_REQ).
 _REQ_OPTIONS = ("--hash", "--config-settings", "--global-option")
 #: pip accepts only these algorithms (pip/_internal/utils/hashes.py STRONG_HASHES).
@@ -385,12 +399,14 @@ def walk(path: Path, named_at: str = "", *, lenient: bool = False, seen: set[Pat
         for number, text in _logical_lines(read_requirements(named, where)):
             here = f"{named}, line {number}"
             opt = OPTION.match(text)
+            if not opt and _NESTED.match(text) and not lenient:
+                raise UsageError(f"{here}: cannot read {shown(text, 80)}: -r and -c take one file (quote a path with spaces)")
             if not opt:
                 lines.append(Line(here, text))
-            elif "://" not in opt.group(2):
-                visit(named.parent / opt.group(2), (*chain, real), here)
+            elif "://" not in option_target(opt):
+                visit(named.parent / option_target(opt), (*chain, real), here)
             elif not lenient:
-                raise UsageError(f"{here}: privpkg resolve reads local files only; download {shown(urls.redact(opt.group(2)), 80)} first")
+                raise UsageError(f"{here}: privpkg resolve reads local files only; download {shown(urls.redact(option_target(opt)), 80)} first")
 
     visit(path, (), named_at)
     return lines

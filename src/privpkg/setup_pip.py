@@ -286,8 +286,11 @@ def _interpreter(python: str) -> tuple[Path, str | None]:
     import subprocess
 
     try:
-        res = subprocess.run([python, "-c", _INTERPRETER_PROBE], capture_output=True, text=True, timeout=60,
-                             stdin=subprocess.DEVNULL, check=False)
+        # From the file system's root: `-c` puts the working directory first on sys.path, and a
+        # json.py or sysconfig.py in a project folder must not run (the folder is untrusted).
+        exe = os.path.abspath(python) if os.sep in python or (os.altsep and os.altsep in python) else python
+        res = subprocess.run([exe, "-c", _INTERPRETER_PROBE], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL, check=False, cwd=os.path.abspath(os.sep))
     except OSError as exc:
         raise UsageError(f"cannot run {python}: {exc.strerror}") from None
     try:

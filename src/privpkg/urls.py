@@ -259,11 +259,19 @@ def redact(url: str) -> str:
     except ValueError:
         return "<malformed URL>"
     netloc = parts.netloc
-    query = "?***" if parts.query else ""
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    elif "@" in url.split("?", 1)[0]:  # `user:pass@host/x` without `//`: all before the `@` may be secret
-        return "***@" + url.split("?", 1)[0].rsplit("@", 1)[1] + query
+    query = "?***" if parts.query else ""  # the fragment is always dropped: it may hold anything
+    if netloc:
+        _, at, hostport = netloc.rpartition("@")
+        port = hostport.rsplit(":", 1)[1] if ":" in hostport and not hostport.startswith("[") else ""
+        if port and not port.isdigit():  # `https://u:SECRET?x@h`: the authority ended early, at a `?`
+            hostport = "***"
+        netloc = ("***@" if at else "") + hostport
+    if not netloc:
+        # `user:pass@host/x` (no `//`): all before an `@` in the first segment may be secret.
+        first, rest = re.match(r"([^/?#]*)(.*)", url, re.DOTALL).groups()  # type: ignore[union-attr]  # always matches
+        if "@" in first:
+            path = rest.split("#", 1)[0].split("?", 1)[0] if rest.startswith("/") else ""
+            return "***@" + first.rsplit("@", 1)[1] + path + query
     # Only the parts that were there: `notaurl` stays `notaurl`, not `://notaurl`.
     head = f"{parts.scheme}:" if parts.scheme else ""
     if netloc or url[len(head):].startswith("//"):

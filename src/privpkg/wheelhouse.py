@@ -44,6 +44,7 @@ from privpkg.resolve import (
     locate,
     logical_blocks,
     not_found_message,
+    option_target,
     read_requirements,
     requirement,
 )
@@ -180,7 +181,7 @@ class _Writer:
         self.texts: dict[Path, str] = {}
 
     def _children(self, named: Path) -> list[Path]:
-        return [named.parent / m.group(2) for b in logical_blocks(read_requirements(named, "")) if (m := OPTION.match(b.text))]
+        return [named.parent / option_target(m) for b in logical_blocks(read_requirements(named, "")) if (m := OPTION.match(b.text))]
 
     def needs_pin(self, named: Path) -> bool:
         """Whether ``named`` or a file it includes holds a signable requirement."""
@@ -203,7 +204,7 @@ class _Writer:
             links = _FIND_LINKS.match(block.text)
             pin = requirement(block.text, here) if block.text and not opt and not links else None
             if opt:
-                child = named.parent / opt.group(2)
+                child = named.parent / option_target(opt)
                 target = self.render(child, self._nested_name(child)) if self.needs_pin(child) else child.resolve()
                 lines.append(f"{opt.group(1)} {shlex.quote(str(target))}")
             elif links and not os.path.isabs(links.group(2)) and (named.parent / links.group(2)).exists():

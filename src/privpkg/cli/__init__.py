@@ -41,6 +41,10 @@ def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser if getattr(parser, "found_action", False) else build_parser(argv[0])
 
 
+#: Commands whose words after ``--`` are a command they run (``privpkg env run NAME -- CMD``).
+_RUNS_A_COMMAND = {("env", "run")}
+
+
 def build_parser(only: str | None = None, action: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of the command group ``only`` alone, or of its
     ``action`` alone (the group's other actions are not built: :class:`.output.OneAction`;
@@ -182,10 +186,18 @@ def _run(argv: Sequence[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     parser = parser_for(argv)
+    tail: list[str] | None = None
+    if tuple(argv[:2]) in _RUNS_A_COMMAND and "--" in argv:
+        # The words after the first `--` are a command to run, handed on untouched: argparse's
+        # remainder drops or keeps that `--` (differently across Python versions) and would
+        # take the command's own options for privpkg's.
+        cut = list(argv).index("--")
+        argv, tail = argv[:cut], list(argv[cut + 1 :])
     try:
         args, extras = parser.parse_known_args(argv)
         if extras:
             _unrecognized(parser, args, extras)
+        args.after_dashes = tail
     except SystemExit:
         # --help, --version: their text is still buffered; flush it here so a closed pipe is
         # handled by main() and not by the interpreter's shutdown ("Exception ignored ...").

@@ -121,9 +121,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from privpkg.environments.build import build, run_in
 
     early_lock = args.lock
-    # `env run --lock F -- CMD`: argparse gave CMD's first word to the optional NAME, and the
-    # rest of the words are all CMD's (its own options included).
-    options, command = ([], list(args.command)) if early_lock and args.ref is not None else _split_run(list(args.command))
+    after = getattr(args, "after_dashes", None)  # the words after the first `--`, as typed
+    # `env run --lock F CMD ...`: argparse gave CMD's first word to the optional NAME, and the
+    # rest of the words are all CMD's (its own options included). But `--lock F WORD -- CMD`
+    # names an environment as well: lock_of refuses the two.
+    if early_lock and args.ref is not None and (after is None or args.command):
+        options: list[str] = []
+        command, args.ref = [args.ref, *args.command], None
+    else:
+        options, command = _split_run(list(args.command))
+    if after is not None:
+        # Before `--`: NAME and env run's options, or already the command (`NAME CMD -- ...`:
+        # that `--` is the command's own).
+        command = [*command, "--", *after] if command else after
     if options:
         from privpkg.cli.output import Parser
 
@@ -135,8 +145,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         # Given after NAME, these win over the defaults (an option given twice: the later one).
         late.set_defaults(**{k: getattr(args, k) for k in ("workspace", "lock", "python", "installer")})
         late.parse_args(options, namespace=args)
-    if early_lock and args.ref is not None:
-        command, args.ref = [args.ref, *command], None
     if not command:  # before a build that may take minutes
         from privpkg.errors import UsageError
 

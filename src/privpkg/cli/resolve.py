@@ -28,17 +28,19 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     check_ttl(args.ttl)
     files = [Path(f) for f in args.requirement or ()]
     named = ", ".join(map(str, files))
+    if files and args.output:
+        out_path = Path(args.output)
+        for f in files:  # checked here: with several files, what follows sees only the merged one
+            if out_path.absolute() == f.absolute() or (out_path.exists() and f.exists() and out_path.samefile(f)):
+                what = "the pinned copy" if args.wheelhouse is not None else "the constraints"
+                raise UsageError(f"-o {out_path} is the requirements file itself; write {what} elsewhere")
     if args.wheelhouse is not None:
         if args.url or not files or not args.output:
             raise UsageError("use: privpkg resolve -r requirements.txt --wheelhouse DIR -o pinned.txt")
         from privpkg.wheelhouse import build
 
-        out_path = Path(args.output)
-        for f in files:  # checked here: with several files, build() sees only the merged one
-            if out_path.absolute() == f.absolute() or (out_path.exists() and f.exists() and out_path.samefile(f)):
-                raise UsageError(f"-o {out_path} is the requirements file itself; write the pinned copy elsewhere")
         with merged(files) as top:
-            done = build(top, Path(args.wheelhouse), out_path, args.ttl)
+            done = build(top, Path(args.wheelhouse), Path(args.output), args.ttl)
         if done.pinned == 0:
             copy = "a copy of it" if len(files) == 1 else "-r lines including them, in order"
             sys.stderr.write(f"note: {named} {'names' if len(files) == 1 else 'name'} no privpkg:// wheel; {args.output} is {copy}\n")
