@@ -144,7 +144,7 @@ def test_overlap_and_past_expiry_warn_once(cli: PrivpkgCLI, feed: FeedServer) ->
     res = cli("auth", "login", feed.index_a, "--no-verify", stdin=feed.secret_a)
     assert res.returncode == 0, res.stderr
     [line] = res.stderr.splitlines()
-    assert line.startswith(f"privpkg: warning: {target_a(feed)} overlaps 1 other connection(s): '127.0.0.1:{feed.port}/orgA'"), line
+    assert line.startswith(f"privpkg: warning: {target_a(feed)} overlaps 1 other connection: '127.0.0.1:{feed.port}/orgA'"), line
     res = cli("connection", "set", "old", "--target", f"{feed.base}/orgB", "--expires", "2001-02-03", stdin=feed.secret_b)
     assert res.returncode == 0, res.stderr
     [line] = res.stderr.splitlines()

@@ -145,7 +145,7 @@ def test_doctor_explains_a_refused_bare_host_lookup(feed, venv_privpkg, make_env
     store("orgC", https_orgC(feed), feed.secret_a)
     env = make_env()
     doc = run([venv_privpkg.bin / "privpkg", "doctor", "--url", feed.netloc], env)
-    assert f"privpkg refuses the bare-host lookup {feed.netloc}: connection(s) 'orgC' did not opt in" in doc.output, doc.describe()
+    assert f"privpkg refuses the bare-host lookup {feed.netloc}: connection 'orgC' did not opt in" in doc.output, doc.describe()
     assert "privpkg connection set orgC --update --keep-secret --host-wide" in doc.output
     assert f"no keyring backend has a credential for {feed.netloc}" in doc.output
     assert_no_secret(doc.output, *feed.secrets)

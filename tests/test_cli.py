@@ -225,7 +225,11 @@ def test_nuget_endpoints_are_reported_and_sources_read_right(cli: PrivpkgCLI) ->
     assert f"ok      vss-2: {pypi} (from ${var})" in lines, res.stdout
     assert f"${var} gives 1 read-only connection" in res.stdout and "connection 'soon' expires in 1 day (" in res.stdout
     cli.ok("connection", "set", "soon", "--update", "--keep-secret", "--expires", _days(-1))
-    assert "this connection expired 1 day ago" in cli.ok("connection", "show", "soon")
+    shown = cli("connection", "show", "soon")
+    assert shown.returncode == 0 and "expired" not in shown.stdout, shown.stdout
+    assert shown.stderr.startswith("privpkg: warning: connection 'soon' expired 1 day ago ("), shown.stderr
+    listed = cli.ok("connection", "list")
+    assert "(expired 1 day ago)" in listed and f"{_days(-1)} (expired 1 day ago)" in listed, listed
 
 
 def test_doctor_json_is_the_same_checks(cli: PrivpkgCLI) -> None:

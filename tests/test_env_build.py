@@ -270,10 +270,10 @@ def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp
     # unknown one is one line and removes nothing; a known one prunes the machine's cache.
     cli.fails(1, "env", "prune", "--workspace", "no-such-ws", match="no workspace named")
     assert sorted(setup.builds()) == sorted([env.name, killed.name])
-    assert cli.ok("env", "prune", "--workspace", WS).strip() == "removed 1 unreferenced build(s)"
+    assert cli.ok("env", "prune", "--workspace", WS).strip() == "removed 1 unreferenced build"
     assert setup.builds() == [env.name]
     assert cli.ok("env", "build", "--lock", lock).strip() == str(env)
-    assert cli.ok("env", "prune", "--older-than", "0").strip() == "removed 1 unreferenced build(s) and forgot 1 unused key(s)"
+    assert cli.ok("env", "prune", "--older-than", "0").strip() == "removed 1 unreferenced build and forgot 1 unused key"
     assert setup.builds() == [] and setup.keys() == []
 
 
@@ -368,7 +368,7 @@ def test_conda_explicit_list_with_py_rattler(checked_cli: Callable[..., PrivpkgC
     assert res.returncode == 0 and res.stdout == "privdata 2.0\n", res.stdout + res.stderr
     assert "installed" not in res.stderr  # a hit makes no prefix
     # `env run` that makes the prefix says what installed it, as `env build` does, on stderr.
-    assert "removed 1 unreferenced build(s)" in cli.ok("env", "prune", "--older-than", "0")
+    assert "removed 1 unreferenced build" in cli.ok("env", "prune", "--older-than", "0")
     res = cli("env", "run", "--lock", lock, "--", "sh", "-c", 'cat "$CONDA_PREFIX/share/privdata/privdata.txt"')
     assert res.returncode == 0 and res.stdout == "privdata 2.0\n", res.stdout + res.stderr
     assert "privpkg: installed 2 conda package(s) with py-rattler" in res.stderr, res.stderr

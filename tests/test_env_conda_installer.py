@@ -93,7 +93,7 @@ def test_conda_builds_the_prefix_when_present_and_py_rattler_gives_the_same(
 
     # The same lock where no conda is found: py-rattler, the same packages and files.
     files = installed_files(prefix)
-    assert "removed 1 unreferenced build(s)" in cli.ok("env", "prune", "--older-than", "0")
+    assert "removed 1 unreferenced build" in cli.ok("env", "prune", "--older-than", "0")
     assert shutil.which("conda", path=cli.env["PATH"]) is None and "CONDA_EXE" not in cli.env
     res = cli("env", "build", "--lock", lock)
     assert res.returncode == 0, res.stdout + res.stderr

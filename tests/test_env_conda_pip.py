@@ -161,7 +161,7 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     assert sorted(p.name for p in (home / "cache" / "envs" / "builds").iterdir()) == builds
     assert sorted(p.name for p in (home / "cache" / "envs" / "keys").iterdir()) == keys
     # prune keeps both referenced builds (the conda part's, used by the lock, and this one).
-    assert "removed 0 unreferenced build(s)" in cli.ok("env", "prune")
+    assert "removed 0 unreferenced builds" in cli.ok("env", "prune")
 
     # The lock rules still hold: unpinned pkg-a stays at 1.0 until asked to move (the previous
     # lock's pins as constraints), and the new lock is again made for the prefix's python.
@@ -175,11 +175,11 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     assert sorted((a.name, a.version) for a in pylock.load(pip2).artifacts()) == [("pkg-a", "1.1"), ("pkg-c", "1.0"), ("team-lib", "1.0")]
 
     # pip instead of uv: privpkg's own pip under the prefix's python (the prefix has no pip).
-    assert "removed 2 unreferenced build(s)" in cli.ok("env", "prune", "--older-than", "0")
+    assert "removed 2 unreferenced builds" in cli.ok("env", "prune", "--older-than", "0")
     env = Path(cli.ok("env", "build", "--lock", tmp_path / conda_name, "--lock", tmp_path / "pylock.toml", "--installer", "pip").strip())
     assert not list(installed(env).glob("pip-*")), "no pip was installed into the prefix"
     # build_local's report gets the line env build prints when it makes a prefix.
-    assert "removed 1 unreferenced build(s)" in cli.ok("env", "prune", "--older-than", "0")
+    assert "removed 1 unreferenced build" in cli.ok("env", "prune", "--older-than", "0")
     res = cli.tool([sys.executable, "-c", f"import privpkg; print(privpkg.Environment.get({WS!r}, 'sci', 2).build_local(report=print))"])
     assert res.returncode == 0, res.describe()
     assert "installed" in res.output and "conda package(s) with py-rattler" in res.output, res.describe()

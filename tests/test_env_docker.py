@@ -208,7 +208,7 @@ def test_errors_are_one_line_and_name_no_secret(
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM scratch\nARG FEED_TOKEN\nENV OPTS=--pw={feed.secret_a}\nCOPY .netrc /root/\n")
     res = cli("env", "dockerfile", "-o", ctx, "--check")
-    assert assert_one_error_line(res, 2) == f"privpkg: error: {ctx / 'Dockerfile'}: 3 problem(s) that would put a secret into the image (listed above)"
+    assert assert_one_error_line(res, 2) == f"privpkg: error: {ctx / 'Dockerfile'}: 3 problems that would put a secret into the image (listed above)"
     assert [line.split(": ", 2)[1] for line in res.stdout.splitlines()] == ["line 2", "line 3", "line 4"], res.stdout
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY a /a\n")
     assert "no secret, user info or signature found" in cli.ok("env", "dockerfile", "-o", ctx, "--check")
@@ -257,11 +257,16 @@ def test_the_image_target_chooses_the_wheels(
     assert (f"image target: CPython 3.12 on {BASE_PLATFORM} (Python 3.12 from the base image's tag; "
             f"{BASE_PLATFORM}: the base image's libc on this host's architecture)") in res.stdout
     assert wheels(tmp_path / "c312") == sorted([feed_wheel.name, per_python[1].name])
+    # A warning is a privpkg: warning: line on stderr, as every other one.
+    assert res.stderr == ("privpkg: warning: base image python:3.12-slim-bookworm is not pinned by digest; "
+                          "give --base-image NAME@sha256:...\n"), res.stderr
     assert f'{LABEL_PYTHON}="3.12"' in (tmp_path / "c312" / "Dockerfile").read_text()
 
     res = cli("env", "dockerfile", "--lock", lock, "-o", tmp_path / "c311", "--base-image", "localhost/base:1",
-              "--platform", f"musllinux_1_1_{platform.machine()}")
+              "--platform", f"musllinux_1_1_{platform.machine()}", "--check")
     assert res.returncode == 0, res.stdout + res.stderr
+    # --check while writing says the lint's result, in --check alone's words.
+    assert f"{tmp_path / 'c311' / 'Dockerfile'}: no secret, user info or signature found" in res.stdout.splitlines(), res.stdout
     host = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert f"Python {host} is privpkg's own (the base image's is unknown): give --python X.Y if localhost/base:1 has another" in res.stdout
     assert wheels(tmp_path / "c311") == sorted([feed_wheel.name, {"3.11": per_python[0], "3.12": per_python[1]}[host].name])

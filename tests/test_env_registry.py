@@ -352,8 +352,13 @@ def test_cli_create_register_list_show_label(cli_on: Callable[[str], PrivpkgCLI]
     (tmp_path / "d1" / "pylock.toml").write_text(LOCK)
     (tmp_path / "d1" / "conda-linux-64.txt").write_text(CONDA_LOCK)
     assert "registered train:2" in cli.ok("env", "register", tmp_path / "d1", "-w", "ws")
-    assert json.loads(cli.ok("env", "list", "--json", "-w", "ws"))[0] | {"digest": ""} == {"name": "train", "version": 2, "digest": ""}
+    assert json.loads(cli.ok("env", "list", "--json", "-w", "ws"))[0] | {"digest": ""} == {"name": "train", "version": 2, "digest": "",
+                                                                                         "labels": {}}
     assert "label 'prod' of train now points at train:1" in cli.ok("env", "label", "train:1", "prod", "-w", "ws")
+    # env list: each label and the version it points at, in the table and in --json.
+    assert json.loads(cli.ok("env", "list", "--json", "-w", "ws"))[0]["labels"] == {"prod": 1}
+    listed = cli.ok("env", "list", "-w", "ws").splitlines()
+    assert listed[0].split() == ["NAME", "LATEST", "DIGEST", "LABELS"] and listed[1].split()[-1] == "prod=1", listed
     shown = json.loads(cli.ok("env", "show", "train@prod", "--json", "-w", "ws"))
     assert shown["version"] == 1 and shown["labels"] == ["prod"] and shown["definition"]["pip"] == ["requests>=2"]
     assert set(shown["files"]) == {"definition.json", "spec/environment.yml", "pylock.toml", "conda-linux-64.txt"}

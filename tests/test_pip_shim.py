@@ -195,7 +195,7 @@ def test_resolve_requirements_for_uv_and_pip_without_the_shim(
 
     res = cli("resolve", "-r", req, "-o", out)
     assert res.returncode == 0, res.stderr
-    assert f"wrote 3 signed constraint(s) to {out} (mode 0600" in res.stderr
+    assert f"wrote 3 signed constraints to {out} (mode 0600" in res.stderr
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
     wheel_uri = {n: (folder / "wheels" / u.rsplit("/", 1)[1]).resolve().as_uri() for n, u in urls.items()}
     lines = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")]

@@ -127,7 +127,7 @@ def test_wheelhouse_installs_with_uv_and_pip_beside_a_feed(
 
     res = cli("resolve", "-r", req, "--wheelhouse", house, "-o", out)
     assert res.returncode == 0, res.stderr
-    assert res.stderr == f"pinned 3 wheel(s) to {house} (3 downloaded, 0 already there, sha256 checked) in {out}\n"
+    assert res.stderr == f"pinned 3 wheels to {house} (3 downloaded, 0 already there, sha256 checked) in {out}\n"
     assert signature_values(res.stdout + res.stderr) == set() and res.stdout == ""
     files = {name: house.resolve() / w.name for name, w in ws.wheels.items()}
     for name, path in files.items():

@@ -172,7 +172,7 @@ def test_wheel_add_several_files(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: 
     res = cli("wheel", "add", a, bad, b)
     assert res.returncode == 2 and res.stdout == "", res
     assert res.stderr.splitlines() == [
-        f"privpkg: error: {bad}: {bad.name} is not a zip file, so not a wheel",
+        f"privpkg: error: {bad.name} is not a zip file, so not a wheel",  # the file named once
         f"privpkg: error: nothing was uploaded: 1 of 3 files failed validation: {bad}",
     ]
     assert not wheels_dir.exists() or list(wheels_dir.iterdir()) == []
@@ -187,8 +187,8 @@ def test_wheel_add_several_files(cli: PrivpkgCLI, tmp_path: Path, privpkg_home: 
     assert res.stdout.splitlines() == [f"privpkg://default/wheels/{c.name}"]
     lines = res.stderr.splitlines()
     assert len(lines) == 3 and all(ln.startswith("privpkg: error: ") for ln in lines), lines
-    assert lines[0].startswith(f"privpkg: error: {a.name}: ") and "--exist-ok" in lines[0]
-    assert lines[1].startswith(f"privpkg: error: {b.name}: ")
+    assert lines[0].startswith(f"privpkg: error: {a.name} is already in ") and "--exist-ok" in lines[0], lines
+    assert lines[1].startswith(f"privpkg: error: {b.name} ") and lines[1].count(b.name) == 1, lines
     assert lines[2] == f"privpkg: error: not published: 2 of 3 wheels: {a.name}, {b.name}"
     assert cli.ok("wheel", "add", a, b, c, "--exist-ok").splitlines() == [f"privpkg://default/wheels/{w.name}" for w in (a, b, c)]
 
@@ -281,7 +281,7 @@ def test_resolve_requirements_writes_private_constraints(cli: PrivpkgCLI, tmp_pa
     (cli.cwd / "base.txt").write_text(f"pb @ {ub} ; python_version >= '3'\n")
     (cli.cwd / "req.txt").write_text(f"# comment\n-r base.txt\npa[extra] @ {ua}  # trailing\nrequests>=2\n-c base.txt\n")
     res = cli("resolve", "-r", "req.txt", "-o", "out/constraints.txt")
-    assert res.returncode == 0 and "wrote 2 signed constraint(s)" in res.stderr
+    assert res.returncode == 0 and "wrote 2 signed constraints" in res.stderr
     out = cli.cwd / "out/constraints.txt"
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     lines = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")]

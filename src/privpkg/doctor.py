@@ -73,7 +73,8 @@ def _explain_bare_host(r: _Checks, lookup: Any, host: str) -> None:
         r.add(
             "bare-host",
             "warn",
-            f"privpkg refuses the bare-host lookup {host}: connection(s) {names} did not opt in. A bare host carries no "
+            f"privpkg refuses the bare-host lookup {host}: {'connection' if len(entries) == 1 else 'connections'} {names} "
+            f"did not opt in. A bare host carries no "
             "scheme and no path, so it could be any URL on the host, http:// included; index URLs under a target work "
             "without it. To let one answer: privpkg connection set "
             f"{entries[0].name} --update --keep-secret --host-wide",
@@ -130,6 +131,50 @@ def _s3_endpoint_checks(r: _Checks, conns: list[Any]) -> None:
                 )
 
 
+def url_to_check(url: str) -> str:
+    """``doctor --url``'s argument as the lookup to check: a URL as given (checked, so a typo is
+    one usage line), a bare ``host[:port]`` as is (pip's and uv's bare-host lookup, which
+    ``doctor --url HOST`` explains), and ``host/path`` as https, normalized as ``auth status``
+    and ``auth login`` take it. Raises UsageError."""
+    from privpkg import urls
+    from privpkg.errors import UsageError
+
+    try:
+        if "://" in url:
+            urls.normalize(url)
+            return url
+        if "@" in url:  # never echoed: what is before the @ may be a token
+            raise UsageError(f"***@{url.rsplit('@', 1)[1]} has user info; give HOST[:PORT] or the URL alone (privpkg holds the secret)")
+        try:
+            urls.normalize_netloc(url)
+            return url
+        except UsageError:
+            if "/" not in url:
+                raise
+        return urls.normalize("https://" + url).url
+    except UsageError as exc:
+        raise UsageError(f"--url: {exc}") from None
+
+
+def _shared_target_checks(r: _Checks, conns: list[Any]) -> None:
+    """One warning per target held by several connections: only the first answers a lookup
+    that names no username (and with the same username, the others never answer at all)."""
+    from privpkg.connections import shared_targets
+    from privpkg.connections.sources import source_label
+
+    for group in shared_targets(conns):
+        first = group[0]
+        named = " and ".join(
+            f"{c.name!r} (username {c.username}{'' if c.source == 'store' else ', ' + source_label(c.source)})" for c in group[:5])
+        more = f" and {len(group) - 5} more" if len(group) > 5 else ""
+        if len({c.username for c in group}) < len(group):
+            why = f"only {first.name!r} is used for the username they share"
+        else:
+            why = f"a lookup that names no username gets {first.name!r}"
+        r.add("shared-target", "warn", f"connections {named}{more} have the same target {first.target}: {why}; "
+              "remove the one you do not use: privpkg connection delete NAME")
+
+
 def run_checks(url: str | None = None, days: int = 14, pip: str | None = None) -> list[Check]:
     """Every check, in the order a person reads them: privpkg itself, the store and its key, the
     environment's connections, host-wide and S3 endpoint bindings, expiry (within ``days``),
@@ -177,6 +222,7 @@ def run_checks(url: str | None = None, days: int = 14, pip: str | None = None) -
             host = c.norm.netloc
             r.add("host-wide", "ok", f"connection {c.name!r} answers bare-host lookups for {host} (--host-wide)"
                    + (f": its secret also reaches http://{host}/ URLs" if c.norm.scheme == "https" else ""))
+    _shared_target_checks(r, lookup.all())
     _s3_endpoint_checks(r, lookup.all())
 
     for c in lookup.all():
@@ -203,35 +249,13 @@ def run_checks(url: str | None = None, days: int = 14, pip: str | None = None) -
         else:
             r.add("keyring", "fail", f"keyring: privpkg's backend is not active (keyring uses {names}); check PYTHON_KEYRING_BACKEND and keyringrc.cfg")
         if url:
+            from privpkg import lookuplog
             from privpkg.urls import redact
 
             # Never echo user:password@ or a query (it may hold a signature), bare hosts included.
             shown_url = redact(url) if "://" in url else ("***@" + url.rsplit("@", 1)[1] if "@" in url else url)
-            for b in chain:
-                try:
-                    cred = b.get_credential(url, None)
-                except Exception as exc:  # noqa: BLE001 - a foreign backend's failure is a finding
-                    r.add("keyring-url", "warn", f"{type(b).__name__} raised {type(exc).__name__} for {shown_url}", sub=True)
-                    continue
-                if cred is None:
-                    r.add("keyring-url", "ok", f"{type(b).__name__}: nothing for {shown_url}", sub=True)
-                    if isinstance(b, PrivpkgKeyring) and "://" not in url:
-                        _explain_bare_host(r, lookup, url)
-                    continue
-                if isinstance(b, PrivpkgKeyring):
-                    conn = CredentialLookup().find(url)
-                    if conn is None:
-                        why = "generic secret"
-                    elif "://" in url:
-                        why = f"connection {conn.name!r} ({conn.source}), target {conn.target} is the longest prefix"
-                    else:
-                        why = f"connection {conn.name!r} ({conn.source}) opted in to bare-host lookups (--host-wide)"
-                    r.add("keyring-url", "ok", f"{type(b).__name__} answers {shown_url}: {why}, username {cred.username!r}", sub=True)
-                else:
-                    r.add("keyring-url", "ok", f"{type(b).__name__} answers {shown_url} (username {cred.username!r})", sub=True)
-                break
-            else:
-                r.add("keyring-url", "fail", f"no keyring backend has a credential for {shown_url}")
+            with lookuplog.paused():  # doctor's own question is no lookup of pip's: not for doctor --last
+                _keyring_url_checks(r, lookup, chain, url, shown_url)
     except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
         r.add("keyring", "fail", f"keyring could not be loaded: {type(exc).__name__}: {exc}")
 
@@ -242,7 +266,51 @@ def run_checks(url: str | None = None, days: int = 14, pip: str | None = None) -
     return list(r)
 
 
+def _keyring_url_checks(r: _Checks, lookup: Any, chain: list[Any], url: str, shown_url: str) -> None:
+    """Which keyring backend answers ``url`` (``doctor --url``), and why; when none does, what to run."""
+    from privpkg.connections import CredentialLookup
+    from privpkg.keyring_backend import PrivpkgKeyring
 
+    for b in chain:
+        try:
+            cred = b.get_credential(url, None)
+        except Exception as exc:  # noqa: BLE001 - a foreign backend's failure is a finding
+            r.add("keyring-url", "warn", f"{type(b).__name__} raised {type(exc).__name__} for {shown_url}", sub=True)
+            continue
+        if cred is None:
+            r.add("keyring-url", "ok", f"{type(b).__name__}: nothing for {shown_url}", sub=True)
+            if isinstance(b, PrivpkgKeyring) and "://" not in url:
+                _explain_bare_host(r, lookup, url)
+            continue
+        if isinstance(b, PrivpkgKeyring):
+            conn = CredentialLookup().find(url)
+            if conn is None:
+                why = "generic secret"
+            elif "://" in url:
+                why = f"connection {conn.name!r} ({conn.source}), target {conn.target} is the longest prefix"
+            else:
+                why = f"connection {conn.name!r} ({conn.source}) opted in to bare-host lookups (--host-wide)"
+            r.add("keyring-url", "ok", f"{type(b).__name__} answers {shown_url}: {why}, username {cred.username!r}", sub=True)
+        else:
+            r.add("keyring-url", "ok", f"{type(b).__name__} answers {shown_url} (username {cred.username!r})", sub=True)
+        break
+    else:
+        r.add("keyring-url", "fail", f"no keyring backend has a credential for {shown_url} ({_login_hint(url)})")
+
+
+def _login_hint(url: str) -> str:
+    """What to run when nothing answers ``url``: ``auth status``'s hint for a URL (the URL
+    normalized: no user:password@, no query); for a bare host, its index URL is what to check."""
+    from privpkg import urls
+
+    if "://" not in url:
+        host = url.rsplit("@", 1)[-1]
+        return (f"a bare host is what pip asks for direct URLs and --find-links; for an index on it, check its URL: "
+                f"privpkg doctor --url https://{host}/PATH")
+    norm = urls.normalize(url)
+    if norm.scheme not in ("http", "https"):
+        return f"add a connection for it: privpkg connection set NAME --target {norm.url}"
+    return f"log in with: privpkg auth login {norm.url}"
 
 
 def confusion_checks(requirements: list[str] | None = None, env_files: list[str] | None = None) -> list[Check]:

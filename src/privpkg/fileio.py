@@ -284,6 +284,7 @@ def replace_dir(dest: Path, fill: Callable[[Path], None], mode: int | None = Non
     new: str | None = None
     aside: str | None = None
     moved = False
+    existed = os.path.lexists(dest)  # for the error's verb: a new DIR is created, not replaced
     try:
         new = tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent)
         fill(Path(new))
@@ -297,7 +298,7 @@ def replace_dir(dest: Path, fill: Callable[[Path], None], mode: int | None = Non
     except FileWriteError:
         raise
     except OSError as exc:
-        raise FileWriteError(f"cannot replace {dest}: {_why(exc)}", exc.errno) from None
+        raise FileWriteError(f"cannot {'replace' if existed else 'create'} {dest}: {_why(exc)}", exc.errno) from None
     finally:
         if moved and aside is not None:
             try:

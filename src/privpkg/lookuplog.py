@@ -10,6 +10,9 @@ and the backend decided it), and ``doctor --last`` explains it after the fact::
     2026-11-22 05:40:01Z  keyring (from pip, pid 4242)  https://pkgs.dev.azure.com/org/_packaging/f/pypi/simple/
           nothing: no connection matches it; add one with: privpkg auth login https://pkgs.dev.azure.com/org/...
 
+``privpkg doctor --url`` asks the backend itself and records nothing (:class:`paused`): its
+question is not one pip or uv asked.
+
 What a line holds: UTC time, pid, the program and its parent (names only, from ``/proc`` where there is one),
 the service, the username asked for, the connection's name, source and target, or the reason code
 and its detail, and the lookup's warnings. Never a secret, although the service and the username
@@ -296,15 +299,33 @@ def entry(
     return rec
 
 
+class paused:  # lower case: used as a function, ``with lookuplog.paused():``
+    """Record nothing in this process while the block runs: ``privpkg doctor --url`` asks the
+    backends itself, and its own question is not a lookup pip or uv made, so it must not show up
+    in ``doctor --last``. A class, not contextlib (not imported on a lookup's path)."""
+
+    active = False
+    _before = False
+
+    def __enter__(self) -> None:
+        self._before, paused.active = paused.active, True
+
+    def __exit__(self, *exc: object) -> None:
+        paused.active = self._before
+
+
 def record(service: str, username: str | None, **kw: Any) -> None:
     """Append the :func:`entry` of one lookup to the log. Never raises: a read-only or full home,
     or anything else, only loses the line (the lookup it records must not fail for it)."""
+    if paused.active:
+        return
     try:
         rec = entry(service, username, **kw)
         data = (json.dumps(rec, separators=(",", ":")) + "\n").encode("ascii")
         if len(data) > MAX_LINE and rec.get("errors"):
             # Long warnings must not cost the record: keep their count instead.
-            rec["errors"] = [f"{len(kw['errors'])} warning(s) too long to record; privpkg doctor lists them"]
+            n = len(kw["errors"])
+            rec["errors"] = [f"{n} {'warning' if n == 1 else 'warnings'} too long to record; privpkg doctor lists them"]
             data = (json.dumps(rec, separators=(",", ":")) + "\n").encode("ascii")
         if len(data) <= MAX_LINE:
             append(log_path(), data)
@@ -414,7 +435,10 @@ def explain(rec: dict[str, Any]) -> tuple[str, str | None]:
                 f"{outcome}, which EXPIRED on {rec['expired']} (still served)",
                 f"renew the PAT, then: privpkg connection set {name} --update --expires DATE",
             )
-        return outcome, f"if the feed still answered 401, the PAT is wrong or revoked: privpkg connection test {name} --url URL"
+        # The URL asked for, when it is whole (a masked one would be no URL to test).
+        url = service.replace("://***@", "://").removesuffix("?***")
+        url = url if _is_url(url) and "***" not in url else "URL"
+        return outcome, f"if the feed still answered 401, the PAT is wrong or revoked: privpkg connection test {name} --url {url}"
     if reason == "no-match":
         if _is_url(service):
             login = service.replace("://***@", "://").removesuffix("?***")

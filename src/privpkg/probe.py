@@ -168,13 +168,13 @@ def _probe_http(conn: Connection, url: str, deadline: float, *, login: bool = Fa
                 return Verdict(False, f"TIMED OUT: {shown}: no complete answer before the deadline")
             if _cert_failure(reason):
                 return _untrusted(shown, getattr(reason, "verify_message", None))
-            return Verdict(False, f"UNREACHABLE: {shown}: {getattr(reason, 'strerror', None) or reason}{_via_proxy(url)}")
+            return Verdict(False, f"UNREACHABLE: {shown}: {_no_answer(reason, str(reason))}{_via_proxy(url)}")
         except TimeoutError:
             return Verdict(False, f"TIMED OUT: {shown}: no complete answer before the deadline")
         except OSError as exc:
             if _cert_failure(exc):
                 return _untrusted(shown, getattr(exc, "verify_message", None))
-            return Verdict(False, f"UNREACHABLE: {shown}: {exc.strerror or type(exc).__name__}{_via_proxy(url)}")
+            return Verdict(False, f"UNREACHABLE: {shown}: {_no_answer(exc, type(exc).__name__)}{_via_proxy(url)}")
         if status == 203:
             return Verdict(False, f"NOT AUTHORITATIVE: {shown} answered 203 Non-Authoritative Information{via}: a proxy or "
                            f"sign-in page answered, not the feed, so the credential of {conn.name!r} was not verified")
@@ -194,6 +194,26 @@ def _cert_failure(exc: object) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args else None)
     return False
+
+
+#: What an SDK's connection failure means, by its class name (botocore's, azure-core's).
+_NO_ANSWER_WORDS = {
+    "EndpointConnectionError": "could not connect to the endpoint (is it running, and is its URL right?)",
+    "ConnectionClosedError": "the endpoint closed the connection before answering",
+    "ProxyConnectionError": "could not connect to the proxy",
+    "ServiceRequestError": "could not connect to the storage service (is its URL right?)",
+}
+
+
+def _no_answer(exc: object, fallback: str | None = None) -> str:
+    """Why nothing answered, in words: a plain-http server spoken to over TLS (OpenSSL's
+    WRONG_VERSION_NUMBER), an SDK's connection error by its class, else the OS's own words."""
+    if "WRONG_VERSION_NUMBER" in str(exc):
+        return "the server does not speak TLS (is it http?)"
+    name = type(exc).__name__
+    if name in _NO_ANSWER_WORDS:
+        return _NO_ANSWER_WORDS[name]
+    return str(getattr(exc, "strerror", None) or fallback or name)
 
 
 def _untrusted(where: str, why: str | None) -> Verdict:
@@ -328,7 +348,7 @@ def _unreachable_or_timeout(where: str, exc: BaseException) -> Verdict:
     text = f"{type(exc).__name__} {exc}".lower()
     if "timeout" in text or "timed out" in text:
         return Verdict(False, f"TIMED OUT: {where}: no complete answer before the deadline")
-    return Verdict(False, f"UNREACHABLE: {where}: {type(exc).__name__}")
+    return Verdict(False, f"UNREACHABLE: {where}: {_no_answer(exc)}")
 
 
 def s3_location(conn: Connection) -> tuple[str | None, str, str]:
@@ -380,5 +400,5 @@ def _probe_s3(conn: Connection, deadline: float) -> Verdict:
     except BotoCoreError as exc:
         if _cert_failure(exc):
             return _untrusted(where, None)
-        return Verdict(False, f"UNREACHABLE: {where}: {type(exc).__name__}")
+        return Verdict(False, f"UNREACHABLE: {where}: {_no_answer(exc)}")
     return Verdict(True, f"OK: {where} accepted the key of {conn.name!r} (ListObjectsV2 succeeded)")

@@ -757,16 +757,39 @@ def add_workspace(ws: Workspace, project: bool = False) -> Path:
     return path
 
 
+def _defined_elsewhere(name: str, project: bool) -> str:
+    """Where ``name`` is defined when ``workspace remove`` looked in the other file: the hint
+    that names the option to use (read only; ``""`` when it is nowhere else)."""
+    if project:
+        user = _load_cached(user_file(), "user", user=True)
+        if name in user.workspaces or name in user.broken:
+            return f" (it is in {shown(user_file())}: drop --project)"
+        return ""
+    cand = find_project_file()
+    if cand is not None:
+        proj = _load_cached(cand, f"project {cand}", user=False)
+        if name in proj.workspaces or name in proj.broken:
+            return f" (it is in {shown(cand)}: privpkg workspace remove {shown(name)} --project)"
+    return ""
+
+
 def remove_workspace(name: str, project: bool = False) -> Path:
     path = _project_target(existing_only=True) if project else user_file()
+
+    def missing(where: str, hint: str = "") -> PrivpkgError:
+        if name == "default" and not project:
+            # Nothing in the user's file to remove: the one left is privpkg's own (as add says).
+            return UsageError("'default' is built in and cannot be removed (a definition of it in "
+                              f"{shown(user_file())} could be; there is none)")
+        return NotFoundError(f"no workspace named {shown(name)!r} in {where}{hint or _defined_elsewhere(name, project)}")
+
     if path is None or not os.path.lexists(path):
-        raise NotFoundError(f"no workspace named {shown(name)!r} in {'a project privpkg.toml' if project else shown(user_file())}")
+        raise missing("a project privpkg.toml" if project else shown(user_file()))
 
     def change(doc: Any) -> None:
         spaces = doc.get("workspaces")
         if spaces is None or name not in spaces:
-            hint = _did_you_mean(name, [str(k) for k in spaces]) if spaces is not None else ""
-            raise NotFoundError(f"no workspace named {shown(name)!r} in {shown(path)}{hint}")
+            raise missing(shown(path), _did_you_mean(name, [str(k) for k in spaces]) if spaces is not None else "")
         del spaces[name]
 
     _edit(path, change)

@@ -141,6 +141,10 @@ def test_replace_dir_keeps_the_old_directory_when_fill_fails(tmp_path: Path) -> 
         fileio.replace_dir(dest, fill)
     assert {p.name: p.read_text() for p in dest.iterdir()} == {"a.py": "1"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
+    # A new directory that cannot be made is "cannot create", not "cannot replace" (-o /proc/x).
+    with pytest.raises(fileio.FileWriteError, match=f"^cannot create {tmp_path / 'new'}: No space left on device$"):
+        fileio.replace_dir(tmp_path / "new", fill)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
 
 
 def test_replace_dir_moves_a_planted_symlink_aside_without_following_it(tmp_path: Path) -> None:

@@ -117,6 +117,27 @@ def test_no_match_hint_says_where_the_masked_token_goes() -> None:
     assert hint == "add one with: privpkg auth login https://pypi.fury.io/***/acme/simple/ (the token where *** is)"
 
 
+def test_served_hint_names_the_url_to_test() -> None:
+    """The hint of a served lookup is a command to run: the URL asked (without the masked user
+    info), or URL where a token was masked out of it."""
+    rec = {"service": "https://***@h.example/org/simple/", "reason": "match", "served": True, "connection": "feed",
+           "source": "store", "target": "https://h.example/org/"}
+    assert lookuplog.explain(rec)[1] == ("if the feed still answered 401, the PAT is wrong or revoked: "
+                                         "privpkg connection test feed --url https://h.example/org/simple/")
+    rec["service"] = "https://pypi.fury.io/***/acme/simple/"
+    assert str(lookuplog.explain(rec)[1]).endswith("privpkg connection test feed --url URL")
+
+
+def test_paused_records_nothing(home: Path) -> None:
+    """``doctor --url`` asks the backend itself inside lookuplog.paused(): nothing is recorded
+    then, and recording resumes after."""
+    with lookuplog.paused():
+        lookuplog.record("https://h.example/x/", None, api="creds", reason="no-match")
+    assert _reasons(home) == []
+    lookuplog.record("https://h.example/y/", None, api="creds", reason="no-match")
+    assert _reasons(home) == [("https://h.example/y/", "no-match", None)]
+
+
 def test_warnings_are_recorded_bounded_and_masked(home: Path) -> None:
     """The lookup's warnings land in the record (at most MAX_ERRORS, the rest counted), a
     token-like word in one is masked, doctor --last shows them, and warnings too long for a line
@@ -136,7 +157,7 @@ def test_warnings_are_recorded_bounded_and_masked(home: Path) -> None:
     long = ["x " * 2000] * 3
     lookuplog.record("https://h.example/" + "p" * 500, None, api="creds", reason="match", errors=long, conn=conn)
     (last,) = lookuplog.read_last(1, home / "lookups.log")
-    assert last["errors"] == ["3 warning(s) too long to record; privpkg doctor lists them"] and last["connection"] == "n" * 297 + "..."
+    assert last["errors"] == ["3 warnings too long to record; privpkg doctor lists them"] and last["connection"] == "n" * 297 + "..."
 
 
 def test_every_reason_has_its_own_explanation() -> None:

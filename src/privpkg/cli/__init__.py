@@ -54,7 +54,9 @@ def build_parser(only: str | None = None, action: str | None = None) -> argparse
     p = Parser(
         prog="privpkg",
         description="Private Python packages with plain pip install: stored feed PATs served through keyring.",
-        epilog="Run `privpkg demo` for a self-contained walk-through. Docs: README.md",
+        # No file names: an installed wheel has no README.md beside it; the help is the manual.
+        epilog="Run `privpkg demo` for a self-contained walk-through, and `privpkg COMMAND --help` for each "
+        "command's options and examples (`privpkg doctor` explains what stands between pip and a feed).",
     )
     p.add_argument("--version", action="version", version=f"privpkg {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)

@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from privpkg.cli.connection import read_secret, secret_words, sync_conda, warn_stored
+from privpkg.cli.connection import expiry_words, read_secret, secret_words, sync_conda, warn_stored
 from privpkg.cli.output import add_group, add_json_option, out, print_json, table, warn
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 
@@ -120,19 +120,13 @@ def _answers(conn: Any) -> str:
     return words
 
 
-def _expiry(conn: Any) -> str:
-    left = conn.days_left()
-    if left is None:
-        return "-"
-    if left < 0:
-        return f"{conn.expires} (expired {-left} day(s) ago)"
-    return f"{conn.expires} (in {left} day(s))"
-
-
 def cmd_auth_status(args: argparse.Namespace) -> int:
-    from privpkg.connections import list_connections, login_target
+    from privpkg import urls
+    from privpkg.connections import list_connections
 
-    where = login_target(args.url, allow_http=True)[1] if args.url else None
+    # A URL to look up, not a target: user:password@ and a query are dropped (as pip's lookup
+    # drops them), never echoed; no scheme means https, as for login.
+    where = urls.normalize(args.url if "://" in args.url else "https://" + args.url).url if args.url else None
     errors: list[str] = []
     conns = list_connections(target=where, errors=errors)
     warn(errors)
@@ -143,7 +137,7 @@ def cmd_auth_status(args: argparse.Namespace) -> int:
         out("no connections" + (f" answer {where}" if where else "") + " (log in with: privpkg auth login URL)")
         return 0
     rows = [["NAME", "ANSWERS", "USERNAME", "EXPIRES", "SOURCE"]]
-    rows += [[c.name, _answers(c), c.username, _expiry(c), _source(c)] for c in conns]
+    rows += [[c.name, _answers(c), c.username, expiry_words(c), _source(c)] for c in conns]
     table(rows)
     return 0
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import Any
 
-from privpkg.cli.output import add_group, add_json_option, out, print_json, table, warn
+from privpkg.cli.output import add_group, add_json_option, counted, out, print_json, table, warn
 from privpkg.errors import UsageError
 
 EPILOG_CONNECTION_SET = """\
@@ -69,6 +69,17 @@ def secret_words(category: str, auth_type: str | None = None) -> str:
     if category == "AzureBlob":
         return "account key or SAS"
     return {"Bearer": "token", "ApiKey": "API key"}.get(auth_type or "", "PAT")
+
+
+def expiry_words(conn: Any) -> str:
+    """A connection's expiry as `auth status` and `connection list` show it: ``2027-03-01 (in 99
+    days)``, ``(today)``, ``(expired 2 days ago)``, or ``-`` for none."""
+    left = conn.days_left()
+    if left is None:
+        return "-"
+    if left < 0:
+        return f"{conn.expires} (expired {counted(-left, 'day')} ago)"
+    return f"{conn.expires} (today)" if left == 0 else f"{conn.expires} (in {counted(left, 'day')})"
 
 
 def warn_stored(conn: Any) -> None:
@@ -141,7 +152,7 @@ def cmd_connection_list(args: argparse.Namespace) -> int:
         out("no connections (add one with: privpkg connection set NAME --target URL)")
         return 0
     rows = [["NAME", "CATEGORY", "TARGET", "USERNAME", "EXPIRES", "SOURCE"]]
-    rows += [[c.name, c.category, c.target, c.username, c.expires or "-", source_label(c.source)] for c in conns]
+    rows += [[c.name, c.category, c.target, c.username, expiry_words(c), source_label(c.source)] for c in conns]
     table(rows)
     return 0
 
@@ -171,7 +182,9 @@ def cmd_connection_show(args: argparse.Namespace) -> int:
     out(f"{'secret:':<10} {'stored' if conn.source == 'store' else 'in $' + conn.source.split(':', 1)[-1]}")
     left = conn.days_left()
     if left is not None and left < 0:
-        out(f"warning: this connection expired {-left} day{'' if left == -1 else 's'} ago")
+        # A diagnostic, on stderr as every warning is: stdout stays the connection's fields.
+        renew = f"; renew it with: privpkg connection set {conn.name} --update --expires DATE" if conn.source == "store" else ""
+        warn([f"connection {conn.name!r} expired {counted(-left, 'day')} ago ({conn.expires}){renew}"])
     return 0
 
 
@@ -202,7 +215,7 @@ def add_parser(sub: Any) -> None:
     s = csub.add_parser("set", help="add a connection, or --update one",
                         description="Add a connection (or --update an existing one).",
                         epilog=EPILOG_CONNECTION_SET, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("name", help="a short name, e.g. myfeed")
+    s.add_argument("name", metavar="NAME", help="a short name, e.g. myfeed")
     s.add_argument("--target", help="feed base URL; it serves every URL below it (path-segment prefix)")
     s.add_argument("--category", help="PythonFeed (default), CondaChannel, AzureBlob or S3")
     s.add_argument("--username", help="username sent with the PAT (default: __token__)")
@@ -216,7 +229,8 @@ def add_parser(sub: Any) -> None:
                    help="also answer pip's/uv's bare host[:port] lookup (no scheme, no path): the secret can then go to "
                         "any URL on this host, http:// included")
     s.add_argument("--no-host-wide", dest="host_wide", action="store_false", help="answer only URLs under the target (the default)")
-    s.add_argument("--endpoint", metavar="URL",
+    # --endpoint-url too: workspace add's (and the AWS CLI's) name for the same thing.
+    s.add_argument("--endpoint", "--endpoint-url", dest="endpoint", metavar="URL",
                    help="S3: the endpoint these credentials belong to (MinIO, R2, ...; default AWS). "
                         "A workspace at another endpoint never gets them")
     s.set_defaults(func=cmd_connection_set)
@@ -228,12 +242,12 @@ def add_parser(sub: Any) -> None:
     s.set_defaults(func=cmd_connection_list)
 
     s = csub.add_parser("show", help="show one connection (without its secret)", description="Show one connection; the secret is never shown.")
-    s.add_argument("name")
+    s.add_argument("name", metavar="NAME")
     add_json_option(s)
     s.set_defaults(func=cmd_connection_show)
 
     s = csub.add_parser("delete", help="delete a connection", description="Delete a connection from the store.")
-    s.add_argument("name")
+    s.add_argument("name", metavar="NAME")
     s.set_defaults(func=cmd_connection_delete)
 
     s = csub.add_parser("test", help="check a connection's credential against its target",
@@ -242,7 +256,7 @@ def add_parser(sub: Any) -> None:
                         "starting with a verdict: OK, REJECTED, FORBIDDEN, NOT FOUND, NOT AUTHORITATIVE (203), "
                         "SIGN-IN REDIRECT, CREDENTIAL DROPPED, TOO MANY REDIRECTS, FAILED, UNREACHABLE or TIMED OUT. "
                         "Exit 0 only for OK: the target itself answered 2xx to a request that carried the credential.")
-    s.add_argument("name")
-    s.add_argument("--url", help="feed URL under the target to request instead (e.g. the feed's simple index)")
+    s.add_argument("name", metavar="NAME")
+    s.add_argument("--url", metavar="URL", help="feed URL under the target to request instead (e.g. the feed's simple index)")
     s.add_argument("--timeout", type=float, default=10.0, help="seconds for the whole exchange, redirects included (default 10)")
     s.set_defaults(func=cmd_connection_test)

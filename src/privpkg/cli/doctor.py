@@ -17,9 +17,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return _last(args.last, args.json)
     from privpkg.conda.doctor import conda_checks
     from privpkg.conda.envs import doctor_checks as conda_shim_checks
-    from privpkg.doctor import confusion_checks, run_checks
+    from privpkg.doctor import confusion_checks, run_checks, url_to_check
 
-    checks = (run_checks(url=args.url, days=args.days, pip=args.pip) + conda_checks(args.url) + conda_shim_checks()
+    if args.days < 0:
+        raise UsageError(f"--days takes a number of days (0 or more), got {args.days}")
+    url = None if args.url is None else url_to_check(args.url)
+    checks = (run_checks(url=url, days=args.days, pip=args.pip) + conda_checks(url) + conda_shim_checks()
               + confusion_checks(args.requirement, args.env_file))
     failed = any(c.status == "fail" for c in checks)
     if args.json:
@@ -55,7 +58,8 @@ def add_parser(sub: Any) -> None:
                        description="Check the store, the key, keyring's backend choice, connection expiry, and the pip that "
                        "will run: its version, its keyring-provider and whether the keyring it uses reaches privpkg; conda: whether privpkg's plugin is "
                        "registered in the conda that would run, and what condarc routes to it. Exit 1 if a check fails.")
-    s.add_argument("--url", help="also show which keyring backend answers this URL, and why (and which connection answers it for conda)")
+    s.add_argument("--url", help="also show which keyring backend answers this URL, and why (and which connection answers it for "
+                   "conda); HOST[:PORT] alone checks pip's bare-host lookup, HOST/PATH means https://HOST/PATH")
     s.add_argument("--pip", metavar="PATH", help="the pip to check (a pip executable or a Python interpreter whose -m pip you run; default: pip on PATH)")
     s.add_argument("--days", type=int, default=14, help="warn about connections expiring within DAYS (default 14)")
     s.add_argument("--last", type=int, nargs="?", const=10, metavar="N",

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from privpkg.cli.output import add_workspace_option, out
+from privpkg.cli.output import add_workspace_option, counted, out
 from privpkg.errors import shown
 
 if TYPE_CHECKING:
@@ -170,12 +170,13 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
         get_workspace(args.workspace)
     done = prune(args.older_than)
-    out(f"removed {len(done.builds)} unreferenced build(s)" + (f" and forgot {done.pointers} unused key(s)" if done.pointers else ""))
+    out(f"removed {counted(len(done.builds), 'unreferenced build')}"
+        + (f" and forgot {counted(done.pointers, 'unused key')}" if done.pointers else ""))
     return 0
 
 
 def _common(s: Any, installer: bool = True) -> None:
-    s.add_argument("ref", nargs="?", metavar="NAME[:VERSION]", help="a registered environment (NAME, NAME:N or NAME@LABEL; default: latest)")
+    s.add_argument("ref", nargs="?", metavar="NAME[:VERSION|@LABEL]", help="a registered environment (NAME, NAME:N or NAME@LABEL; default: latest)")
     add_workspace_option(s)
     s.add_argument("--lock", metavar="FILE", action="append",
                    help="build from this pylock.toml (or conda explicit list; both, given twice) instead of a registered environment")

@@ -11,11 +11,10 @@ build command that mounts it."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from privpkg.cli.output import add_workspace_option, out
+from privpkg.cli.output import add_workspace_option, counted, out, warn
 from privpkg.errors import UsageError, shown
 
 if TYPE_CHECKING:
@@ -52,6 +51,10 @@ def _select(text: str, target: ImageTarget) -> list[Artifact]:
     return pylock.load(text).select(pylock_target(target), what=f"the image ({target.describe()})")
 
 
+#: What a clean lint says, with --check alone and while writing.
+_LINT_OK = "{path}: no secret, user info or signature found"
+
+
 def _lint(folder: Path) -> int:
     from privpkg.environments.dockerlint import check
 
@@ -64,7 +67,7 @@ def _lint(folder: Path) -> int:
     for f in findings:
         out(f"{path}: {f}")
     if findings:
-        raise UsageError(f"{path}: {len(findings)} problem(s) that would put a secret into the image (listed above)")
+        raise UsageError(f"{path}: {counted(len(findings), 'problem')} that would put a secret into the image (listed above)")
     return 0
 
 
@@ -74,7 +77,7 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
         if not args.check:
             raise UsageError("give NAME[:VERSION] or NAME@LABEL (or --lock FILE), or --check alone to lint DIR/Dockerfile")
         _lint(folder)
-        out(f"{folder / 'Dockerfile'}: no secret, user info or signature found")
+        out(_LINT_OK.format(path=folder / "Dockerfile"))
         return 0
     name = version = None
     if args.lock is not None:
@@ -102,10 +105,12 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
     if args.check:
         _lint(folder)
     out(f"image target: {target.describe()} ({'; '.join(notes) or 'as given'})")
-    out(f"wrote {ctx.dockerfile} and {ctx.fetched} file(s) in {folder / 'wheels'}, each checked against the lock's sha256")
+    out(f"wrote {ctx.dockerfile} and {counted(ctx.fetched, 'file')} in {folder / 'wheels'}, each checked against the lock's sha256")
+    if args.check:
+        out(_LINT_OK.format(path=folder / "Dockerfile"))  # the line --check alone prints
     out(f"image key: {ctx.image_key}")
     if not ctx.pinned:
-        sys.stderr.write(f"warning: base image {args.base_image} is not pinned by digest; give --base-image NAME@sha256:...\n")
+        warn([f"base image {args.base_image} is not pinned by digest; give --base-image NAME@sha256:..."])
     # Each a command as the shell takes it, a comment after it.
     if args.secret_mount:
         out(f"netrc: privpkg env netrc {_quote(folder)} -o NETRC_FILE   # a new file outside {folder}; remove it after the build")
@@ -147,7 +152,7 @@ def add_parsers(actions: Any) -> None:
         "--secret-mount instead downloads feed wheels in the build through a netrc mounted as secret 'privpkg-netrc' "
         "(wheels only; write the netrc with privpkg env netrc DIR -o FILE). "
         "--check lints the Dockerfile (alone: the one already in DIR).")
-    p.add_argument("ref", nargs="?", metavar="NAME[:VERSION]", help="a registered environment (NAME, NAME:N, NAME@LABEL; default: latest)")
+    p.add_argument("ref", nargs="?", metavar="NAME[:VERSION|@LABEL]", help="a registered environment (NAME, NAME:N, NAME@LABEL; default: latest)")
     add_workspace_option(p)
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="the build context to write")
     p.add_argument("--base-image", default="python:3.12-slim", metavar="IMAGE",

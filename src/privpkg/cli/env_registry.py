@@ -74,7 +74,7 @@ def cmd_env_create(args: argparse.Namespace) -> int:
     given = [(k, v) for k, v in (("file", args.file), ("requirements", args.requirements), ("conda_env", args.conda_env),
                                  ("venv", args.venv)) if v]
     if len(given) != 1:
-        raise UsageError("give exactly one of --file ENVIRONMENT.yml, --requirements FILE, --conda-env NAME, --venv PATH")
+        raise UsageError("give exactly one of --file ENVIRONMENT.yml, -r/--requirement FILE, --conda-env NAME, --venv PATH")
     kind, values = given[0]
     if kind != "requirements" and len(values) > 1:
         # Repeated -r files merge, as in pip; two environment files or environments cannot.
@@ -121,14 +121,17 @@ def cmd_env_list(args: argparse.Namespace) -> int:
     from privpkg.environments.api import open_registry
 
     ws, store = open_registry(args.workspace)
-    found = registry.list_environments(store)
+    found = registry.list_with_labels(store)
     if args.json:
-        print_json([{"name": n, "version": v.version, "digest": v.digest} for n, v in sorted(found.items())])
+        print_json([{"name": n, "version": v.version, "digest": v.digest, "labels": labels} for n, (v, labels) in sorted(found.items())])
         return 0
     if not found:
         out(f"no environments in workspace {ws.name!r} (make one with: privpkg env create, then privpkg env register)")
         return 0
-    table([["NAME", "LATEST", "DIGEST"]] + [[n, str(v.version), v.digest[:16]] for n, v in sorted(found.items())])
+    # Each label with the version it points at (NAME@LABEL resolves to it), or - for none.
+    table([["NAME", "LATEST", "DIGEST", "LABELS"]] + [
+        [n, str(v.version), v.digest[:16], ", ".join(f"{lb}={ver}" for lb, ver in labels.items()) or "-"]
+        for n, (v, labels) in sorted(found.items())])
     return 0
 
 
@@ -188,11 +191,12 @@ def add_parsers(actions: Any) -> None:
                            description="Write an environment definition (definition.json and the spec files as given) "
                            "into a new directory, from a conda environment file, a requirements file, an existing conda "
                            "environment or a virtualenv. Register it with: privpkg env register DIR.")
-    s.add_argument("name", help="the environment's name")
+    s.add_argument("name", metavar="NAME", help="the environment's name")
     # Each appends, so a repeated option is seen (merged for -r, refused for the others), never
     # silently replaced by the last one.
     s.add_argument("--file", "-f", metavar="ENVIRONMENT_YML", action="append", help="a conda environment file")
-    s.add_argument("--requirements", "-r", metavar="FILE", action="append",
+    # --requirement too: pip's, resolve's and doctor's spelling of it.
+    s.add_argument("-r", "--requirement", "--requirements", dest="requirements", metavar="FILE", action="append",
                    help="a pip requirements file (repeatable: the files are merged in order, as pip does)")
     s.add_argument("--conda-env", metavar="NAME_OR_PREFIX", action="append", help="an existing conda environment")
     s.add_argument("--venv", metavar="PATH", action="append", help="an existing virtualenv")

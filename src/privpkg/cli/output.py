@@ -99,6 +99,12 @@ class _Sink:
         return self
 
 
+def counted(n: int, unit: str, plural: str | None = None) -> str:
+    """``1 wheel``, ``2 wheels``: a count with its unit in the right number (``plural`` when it
+    is not the unit plus "s")."""
+    return f"{n} {unit}" if n == 1 else f"{n} {plural or unit + 's'}"
+
+
 def out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
 

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from privpkg.cli.output import out
+from privpkg.cli.output import counted, out
 from privpkg.errors import UsageError
 
 
@@ -45,7 +45,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
             copy = "a copy of it" if len(files) == 1 else "-r lines including them, in order"
             sys.stderr.write(f"note: {named} {'names' if len(files) == 1 else 'name'} no privpkg:// wheel; {args.output} is {copy}\n")
         else:
-            sys.stderr.write(f"pinned {done.pinned} wheel(s) to {args.wheelhouse} ({done.downloaded} downloaded, "
+            sys.stderr.write(f"pinned {counted(done.pinned, 'wheel')} to {args.wheelhouse} ({done.downloaded} downloaded, "
                              f"{done.pinned - done.downloaded} already there, sha256 checked) in {args.output}\n")
         return 0
     if files:
@@ -53,7 +53,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
             raise UsageError("use: privpkg resolve -r requirements.txt --wheelhouse DIR -o pinned.txt (or -o constraints.txt alone)")
         with merged(files) as top:
             n = resolve_requirements(top, Path(args.output), args.ttl)
-        sys.stderr.write(f"wrote {n} signed constraint(s) to {args.output} (mode 0600, valid {args.ttl} s)\n")
+        sys.stderr.write(f"wrote {counted(n, 'signed constraint')} to {args.output} (mode 0600, valid {args.ttl} s)\n")
         return 0
     if not args.url:
         raise UsageError("give a URL, or -r requirements.txt --wheelhouse DIR -o pinned.txt")
@@ -69,7 +69,8 @@ def add_parser(sub: Any) -> None:
                        "(nested -r/-c followed) into DIR, check it against the sha256 its workspace recorded, and write the "
                        "requirements pinned to `name @ file:///DIR/F.whl#sha256=...` (for uv and other tools without the "
                        "pip shim). With -r and -o alone: write a pip constraints file (mode 0600) of `name @ <signed URL>`.")
-    s.add_argument("url", nargs="?")
+    s.add_argument("url", nargs="?", metavar="URL", help="a privpkg:// URL (privpkg://WORKSPACE/wheels/FILE, as wheel add prints) "
+                   "or a blob URL of an Azure workspace, to sign")
     s.add_argument("--ttl", type=_ttl, default=600, help="seconds the signature is valid (default 600, max 604800)")
     s.add_argument("-r", "--requirement", metavar="FILE", action="append",
                    help="requirements file to read (repeatable: read in order, as pip reads repeated -r)")

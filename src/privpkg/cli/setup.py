@@ -109,5 +109,6 @@ def add_parser(sub: Any) -> None:
                         "(auth: privpkg); no secret is written. Afterwards `privpkg connection set/delete` and `auth login/logout` "
                         "keep the entries in step. Comments are kept; --undo restores the file exactly.")
     c.add_argument("--undo", action="store_true", help="revert what `privpkg setup conda` wrote")
-    c.add_argument("--file", metavar="FILE", help="condarc to edit (default: $CONDARC if conda reads it, else ~/.condarc)")
+    # --config too: setup pip's and setup uv's name for the file to edit.
+    c.add_argument("--file", "--config", dest="file", metavar="FILE", help="condarc to edit (default: $CONDARC if conda reads it, else ~/.condarc)")
     c.set_defaults(func=cmd_setup_conda)

@@ -33,7 +33,7 @@ def cmd_wheel_add(args: argparse.Namespace) -> int:
             if wheel.filename in seen:
                 raise UsageError(f"{wheel.filename} is given twice ({seen[wheel.filename]} and {file})")
         except PrivpkgError as exc:
-            error(f"{file}: {exc}", exc.exit_code)
+            error(_about(file, exc), exc.exit_code)
             invalid.append(file)
             continue
         seen[wheel.filename] = file
@@ -46,12 +46,21 @@ def cmd_wheel_add(args: argparse.Namespace) -> int:
         try:
             out(publish_wheel(ws, storage, wheel, exist_ok=args.exist_ok))
         except PrivpkgError as exc:
-            error(f"{wheel.filename}: {exc}", exc.exit_code)
+            error(_about(wheel.filename, exc), exc.exit_code)
             failed.append((wheel.filename, exc.exit_code))
     if failed:
         names = ", ".join(f for f, _ in failed)
         return error(f"not published: {len(failed)} of {len(wheels)} wheels: {names}", failed[0][1])
     return 0
+
+
+def _about(file: str, exc: Exception) -> str:
+    """``exc``'s line about ``file`` among several: prefixed with the file, unless the message
+    names it already (``no such file: F``, ``F.whl: METADATA says ...``)."""
+    import os.path
+
+    msg = str(exc)
+    return msg if os.path.basename(file) in msg else f"{file}: {msg}"
 
 
 def cmd_wheel_list(args: argparse.Namespace) -> int:
@@ -130,7 +139,7 @@ def add_parser(sub: Any) -> None:
                          description="Validate wheels (PEP 427 name, zip, METADATA) and upload them. Every file is validated "
                          "before anything is uploaded; each URL is one line of stdout, in the order given. Published wheels "
                          "are immutable, and a removed wheel's name stays reserved.")
-    s.add_argument("file", nargs="+")
+    s.add_argument("file", nargs="+", metavar="FILE", help="a wheel file (.whl)")
     add_workspace_option(s)
     s.add_argument("--exist-ok", action="store_true", help="succeed if the same wheel with the same content is already there")
     s.set_defaults(func=cmd_wheel_add)
@@ -148,6 +157,6 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--purge", action="store_true", help="also forget the name (or only that, for a removed wheel), so it can be published again")
     s.set_defaults(func=cmd_wheel_remove)
     s = whsub.add_parser("url", help="print the privpkg:// URL of a wheel file name", description="Print the privpkg:// URL for a wheel file name.")
-    s.add_argument("file")
+    s.add_argument("file", metavar="FILE", help="the wheel's file name (or its path)")
     add_workspace_option(s)
     s.set_defaults(func=cmd_wheel_url)

@@ -67,11 +67,12 @@ def add_parser(sub: Any) -> None:
                      description="Workspaces name a wheel store: a local folder, an Azure Blob container or an S3 bucket. "
                         "Definitions hold no secret; storage credentials are connections (category AzureBlob or S3).")
     s = wsub.add_parser("add", help="define a workspace", description="Define a workspace in your user config, or with --project in ./privpkg.toml.")
-    s.add_argument("name")
+    s.add_argument("name", metavar="NAME")
     s.add_argument("--local", metavar="DIR", help="a folder")
     s.add_argument("--azure", metavar="CONTAINER_URL", help="https://ACCOUNT.blob.core.windows.net/CONTAINER (Azurite: http://127.0.0.1:PORT/ACCOUNT/CONTAINER)")
     s.add_argument("--s3", metavar="S3_URL", help="s3://BUCKET[/PREFIX]")
-    s.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, R2, ...)")
+    # --endpoint too: connection set's name for the same thing.
+    s.add_argument("--endpoint-url", "--endpoint", dest="endpoint_url", metavar="URL", help="S3-compatible endpoint (MinIO, R2, ...)")
     s.add_argument("--region", help="S3 region (default us-east-1)")
     s.add_argument("--allow-http", action="store_true", help="allow a plain-http --endpoint-url that is not loopback")
     s.add_argument("--project", action="store_true", help="write to the nearest privpkg.toml (or ./privpkg.toml), for committing; "
@@ -83,10 +84,10 @@ def add_parser(sub: Any) -> None:
     add_json_option(s)
     s.set_defaults(func=cmd_workspace_list)
     s = wsub.add_parser("show", help="show one workspace", description="Show one workspace.")
-    s.add_argument("name")
+    s.add_argument("name", metavar="NAME")
     add_json_option(s)
     s.set_defaults(func=cmd_workspace_show)
     s = wsub.add_parser("remove", help="forget a workspace definition", description="Remove a workspace definition (stored wheels stay).")
-    s.add_argument("name")
+    s.add_argument("name", metavar="NAME")
     s.add_argument("--project", action="store_true", help="remove it from the project's privpkg.toml")
     s.set_defaults(func=cmd_workspace_remove)

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         overlaps,
         set_connection,
         set_secret,
+        shared_targets,
         store_status,
         store_warnings,
         update_connection,
@@ -94,6 +95,7 @@ __all__ = [
     "overlaps",
     "set_connection",
     "set_secret",
+    "shared_targets",
     "store_status",
     "store_warnings",
     "update_connection",
@@ -113,7 +115,7 @@ __all__ = [
 _STORE_API = frozenset(
     {"Changes", "StoreStatus", "check_update", "delete_connection", "delete_for_url", "delete_secret",
      "get_connection", "get_secret", "list_connections", "login_name", "login_target", "overlaps",
-     "set_connection", "set_secret", "store_status", "store_warnings", "update_connection", "upsert_for_url"}
+     "set_connection", "set_secret", "shared_targets", "store_status", "store_warnings", "update_connection", "upsert_for_url"}
 )
 
 

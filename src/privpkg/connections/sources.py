@@ -69,8 +69,10 @@ def _read_variable(var: str, raw: str, errors: list[str], parse: Callable[[str],
     must not turn the lookup off, and the reason never quotes the value."""
     try:
         return parse(raw)
+    except json.JSONDecodeError as exc:
+        # Its message and position only, never the document (it may hold a secret).
+        errors.append(f"ignoring ${var}: it is not valid JSON ({exc.msg.lower()} at line {exc.lineno}, column {exc.colno})")
     except (ValueError, PrivpkgError) as exc:
-        # json.JSONDecodeError messages quote positions, never the document.
         errors.append(f"ignoring ${var}: {exc}")
     except (TypeError, AttributeError, KeyError, RecursionError) as exc:
         # A wrong JSON shape that slipped past the parser's checks: still one line, no secret.

@@ -430,6 +430,16 @@ def overlaps(conn: Connection, *, vault: Vault | None = None) -> list[tuple[Conn
     return found
 
 
+def shared_targets(conns: list[Connection]) -> list[list[Connection]]:
+    """Groups of two or more of ``conns`` with one target that one lookup could confuse
+    (:func:`_family`: feeds and conda channels together, S3 per endpoint), in lookup order
+    within a group (the first answers a lookup that asks for no username), groups by target."""
+    groups: dict[tuple[tuple[str, str], str], list[Connection]] = {}
+    for conn in conns:
+        groups.setdefault((_family(conn), conn.norm.url), []).append(conn)
+    return [g for _, g in sorted(groups.items(), key=lambda kv: kv[0][1]) if len(g) > 1]
+
+
 _OVERLAP_WORDS = {
     "same": "{o} has the same target for username {u!r}",
     "covers": "{o} ({t}) is above it: URLs under {mine} now get this connection's secret",
@@ -451,12 +461,16 @@ def store_warnings(conn: Connection, *, vault: Vault | None = None) -> list[str]
             for o, how in found[:5]
         ]
         more = f"; and {len(found) - 5} more (see: privpkg auth status)" if len(found) > 5 else ""
-        lines.append(f"{conn.target} overlaps {len(found)} other connection(s): {'; '.join(parts)}{more}")
+        lines.append(f"{conn.target} overlaps {_counted(len(found), 'other connection')}: {'; '.join(parts)}{more}")
     left = conn.days_left()
     if left is not None and left < 0:
-        lines.append(f"the expiry date {conn.expires} of {conn.name!r} is {-left} day(s) in the past: "
+        lines.append(f"the expiry date {conn.expires} of {conn.name!r} is {_counted(-left, 'day')} in the past: "
                      "lookups still serve it, and doctor reports it expired")
     return lines
+
+
+def _counted(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
 def _name_for_url(norm: urls.NormURL) -> str:

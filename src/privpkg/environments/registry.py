@@ -484,7 +484,13 @@ def get(store: Storage, name: str, version: int | None = None, label: str | None
 
 def list_environments(store: Storage) -> dict[str, Version]:
     """Each environment's latest complete version (records only), by name."""
-    out = {}
+    return {name: rec for name, (rec, _) in list_with_labels(store, with_labels=False).items()}
+
+
+def list_with_labels(store: Storage, *, with_labels: bool = True) -> dict[str, tuple[Version, dict[str, int]]]:
+    """:func:`list_environments` with each environment's labels (:func:`labels`: label ->
+    version), from the one listing per environment it makes anyway (``with_labels=False``: none read)."""
+    out: dict[str, tuple[Version, dict[str, int]]] = {}
     for name in _names(store):
         listing = _Listing(store, name)
         for n in reversed(listing.versions):
@@ -493,7 +499,7 @@ def list_environments(store: Storage) -> dict[str, Version]:
             except UnreadableRecord:
                 continue
             if listing.complete(rec):
-                out[name] = rec
+                out[name] = (rec, _labels_of(store, name, listing) if with_labels else {})
                 break
     return out
 
@@ -513,7 +519,10 @@ def _names(store: Storage) -> list[str]:
 
 def labels(store: Storage, name: str) -> dict[str, int]:
     """The labels of ``name`` and the versions they point at (removed ones left out)."""
-    listing = _Listing(store, name)
+    return _labels_of(store, name, _Listing(store, name))
+
+
+def _labels_of(store: Storage, name: str, listing: _Listing) -> dict[str, int]:
     out = {}
     for label, seqs in sorted(listing.labels().items()):
         value = _label_value(store, name, label, seqs)
