@@ -355,9 +355,12 @@ def test_env_run_hands_on_what_follows_dashes_untouched(privpkg_cli: PrivpkgCLI,
         (["e", "-w", "team", *show, "-w", "--", "z"], "['-w', '--', 'z']"),  # the command's own `--`
         (["--lock", lock, "--", *show, "-x"], "['-x']"),
         (["--lock", lock, *show, "--", "-x"], "['--', '-x']"),
+        (["e", "--work", "team", "--", *show, "-x"], "['-x']"),  # an abbreviation, as argparse takes it before NAME
     ]
     for argv, printed in cases:
         assert cli.ok("env", "run", *argv).strip().splitlines()[-1] == printed, argv
     cli.fails(2, "env", "run", "--lock", lock, "echo", "--", *show, match="not both")
+    for flag in ("-h", "--help"):  # after NAME too
+        assert cli.ok("env", "run", "e", "-w", "team", flag).startswith("usage: privpkg env run")
     cli.fails(2, "env", "run", "-w", "team", "e", "--", "-x", match="-x: no such command")  # after `--`: the command's
     cli.outputs.check()

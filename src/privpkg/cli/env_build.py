@@ -99,6 +99,28 @@ def cmd_path(args: argparse.Namespace) -> int:
 _RUN_OPTIONS = ("--workspace", "-w", "--lock", "--python", "--installer")
 
 
+def _long_option(name: str) -> str:
+    """``name``, or the one option of :data:`_RUN_OPTIONS` (and ``--help``) it abbreviates, as
+    argparse accepts ``--work`` for ``--workspace`` before NAME."""
+    if not name.startswith("--") or name in _RUN_OPTIONS:
+        return name
+    found = [o for o in (*_RUN_OPTIONS, "--help") if o.startswith(name) and o.startswith("--")]
+    return found[0] if len(found) == 1 else name
+
+
+def _print_run_help() -> None:
+    """``privpkg env run --help``, for ``-h`` given after NAME."""
+    import argparse
+
+    from privpkg.cli import build_parser
+
+    parser: argparse.ArgumentParser = build_parser("env", "run")
+    for name in ("env", "run"):
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    parser.print_help()
+
+
 def _split_run(words: list[str]) -> tuple[list[str], list[str]]:
     """argparse's remainder swallows every option given after NAME (``run NAME -w WS -- CMD``,
     or ``run NAME -w WS CMD``): the options up to ``--`` or the first word that is not an option
@@ -111,7 +133,7 @@ def _split_run(words: list[str]) -> tuple[list[str], list[str]]:
             return words[:i], words[i + 1 :]
         if not word.startswith("-"):
             break
-        name = word.split("=", 1)[0]
+        name = _long_option(word.split("=", 1)[0])
         joined = "=" in word or (name.startswith("-w") and len(name) > 2 and not name.startswith("--"))
         i += 1 if joined or name not in _RUN_OPTIONS else 2
     return words[:i], words[i:]
@@ -134,6 +156,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # Before `--`: NAME and env run's options, or already the command (`NAME CMD -- ...`:
         # that `--` is the command's own).
         command = [*command, "--", *after] if command else after
+    if any(_long_option(o) in ("-h", "--help") for o in options):
+        _print_run_help()
+        return 0
     if options:
         from privpkg.cli.output import Parser
 
