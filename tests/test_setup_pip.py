@@ -156,3 +156,23 @@ def test_config_that_is_a_directory_is_a_usage_error(make_env: Callable[..., dic
     """Before: exit 1 and `cannot read pip config DIR: [Errno 21] Is a directory: 'DIR'`."""
     privpkg = PrivpkgCLI(make_env(), Outputs())
     privpkg.fails(2, "setup", "pip", "--config", tmp_path, match=f"privpkg: error: {tmp_path} is a directory, not a pip config file")
+
+
+def test_an_unreadable_environment_config_is_a_warning_on_stderr(
+    make_env: Callable[..., dict[str, str]], test_home: Path, owned_venv: Callable[..., Venv]
+) -> None:
+    """The user's file is what most pips read: when privpkg's own environment's pip.conf cannot be
+    used (here a folder of that name), the user's is still set, and the other is one warning line
+    on stderr (it was printed on stdout, without privpkg's prefix)."""
+    home = owned_venv("setup-pip-env-conf-warning", "pip>=26.2")
+    env = _pip_env(make_env, path_prefix=[home.bin])
+    (home.path / "pip.conf").mkdir()
+    import subprocess
+
+    res = subprocess.run([home.bin / "privpkg", "setup", "pip"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    conf = test_home / "home/.config/pip/pip.conf"
+    assert res.returncode == 0, res
+    assert res.stdout.splitlines() == [f"set keyring-provider = subprocess in {conf}"], res
+    assert res.stderr.splitlines() == [
+        (f"privpkg: warning: {home.path / 'pip.conf'} is a directory, not a pip config file; "
+        "pip from privpkg's own environment then needs --keyring-provider import")], res

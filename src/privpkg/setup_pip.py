@@ -164,7 +164,13 @@ def setup_pip(provider: str = "subprocess", config: str | None = None) -> str:
     with file_lock(_lock_path()):
         todo = []
         for path, value, why in plan:
-            current = _current(path)
+            try:
+                current = _current(path)
+            except PrivpkgError as exc:
+                if path != env_conf:
+                    raise
+                lines.append(f"warning: {exc}; pip from privpkg's own environment then needs --keyring-provider import")
+                continue
             if current == value:
                 lines.append(f"keyring-provider is already {value} in {path}; nothing changed")
             else:

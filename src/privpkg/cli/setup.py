@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from privpkg.cli.output import add_group, out
+from privpkg.cli.output import add_group, out, warn
 from privpkg.errors import UsageError
 
 
@@ -29,7 +29,11 @@ def cmd_setup_pip(args: argparse.Namespace) -> int:
             raise UsageError("--undo and --provider do not go together (--undo restores what setup pip wrote)")
         out(undo_setup_pip(config=args.config))
     else:
-        out(setup_pip(provider=args.provider or "subprocess", config=args.config))
+        for line in setup_pip(provider=args.provider or "subprocess", config=args.config).splitlines():
+            if line.startswith("warning: "):  # a file it could not write: on stderr, as every warning
+                warn([line[len("warning: "):]])
+            else:
+                out(line)
         note = _old_pip_note()
         if note:
             out(note)
