@@ -81,3 +81,14 @@ def test_refuse_names_the_kind_never_the_token() -> None:
     with pytest.raises(screen.UsageError) as info:
         screen.refuse(f"https://pypi.fury.io/{FURY}/acme/", "spec/requirements.txt", {})
     assert "a token in the URL's path" in str(info.value) and FURY not in str(info.value)
+
+
+def test_a_user_name_no_person_has_is_refused_without_any_known_secret() -> None:
+    """A user name of 32 or more letters and digits (an Azure DevOps PAT as its feeds take it)
+    is refused even when no connection holds it; names people have, and ``__token__``, pass."""
+    pat = "k2j4h5g6f7d8s9a0q1w2e3r4t5y6u7i8o9p0l1k2j3h4g5f6d7s8"
+    assert screen.find_secret(f"--index-url https://{pat}@pkgs.dev.azure.com/org/_packaging/f/pypi/simple/", {}) == \
+        "a token as the user name in user info"
+    for user in ("__token__", "alice", "firstname.lastname", "a-very-long-service-account-name-without-digits",
+                 "b5a3c2e1-7f4d-4c2b-9a8e-1d2f3c4b5a69"):
+        assert screen.find_secret(f"--index-url https://{user}@pkgs.example.com/simple/", {}) is None, user

@@ -53,6 +53,10 @@ _USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/@\s:?#]*):([^/@\s?#]+)@")
 #: prefixes the big hosts give their tokens.
 _TOKEN_USER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|glpat-|xox[abpors]-|npm_|pypi-)"
                          r"[^/@\s:?#]*@")
+#: A user name no person has: 32 or more letters and digits (an Azure DevOps PAT, 52 of them, is
+#: taken as the user name by its feeds).
+_LONG_USER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([A-Za-z0-9_-]{32,})@")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: A whole token as the providers issue them (a path segment or a user name that is exactly this).
 _PREFIXED_TOKEN = re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22,}|glpat-[A-Za-z0-9_-]{20,}|"
                              r"xox[abpors]-[A-Za-z0-9-]{10,}|npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_-]{50,})")
@@ -166,6 +170,10 @@ def find_secret(text: str, secrets: Mapping[str, str] | None = None) -> str | No
             return "a password in user info"
     if _TOKEN_USER.search(text) or _TOKEN_USER.search(decoded):
         return "a token as the user name in user info"
+    for m in (*_LONG_USER.finditer(text), *_LONG_USER.finditer(decoded)):
+        user = m.group(1)
+        if re.search(r"[0-9]", user) and re.search(r"[A-Za-z]", user) and not _GUID.fullmatch(user):
+            return "a token as the user name in user info"
     shapes = _shapes(known)
     for candidate in (text, decoded):
         spans = _url_tokens(candidate, shapes)
