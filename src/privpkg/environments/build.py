@@ -803,35 +803,23 @@ def _scrub_conda_meta(dest: Path, artifacts: list[Artifact]) -> None:
 
 
 def _install_with_rattler(dest: Path, artifacts: list[Artifact], paths: list[Path]) -> None:
-    import asyncio
     import tempfile
 
-    try:
-        import rattler
-        from rattler.index import index_fs
-    except ImportError:
-        raise UsageError("building a conda environment needs py-rattler (pip install py-rattler), or conda on PATH") from None
+    from privpkg.environments import rattlerproc
 
+    if not rattlerproc.available():
+        raise UsageError("building a conda environment needs py-rattler (pip install py-rattler), or conda on PATH")
     with tempfile.TemporaryDirectory(prefix="privpkg-channel-") as tmp:
         channel = Path(tmp) / "channel"
         for a, path in zip(artifacts, paths, strict=True):
             subdir = a.url.rstrip("/").rsplit("/", 2)[-2]
             (channel / subdir).mkdir(parents=True, exist_ok=True)
             _link_or_copy(path, channel / subdir / a.filename)
-        from rattler.platform import Platform
-
-        for subdir in ("noarch", str(Platform.current())):  # a channel has both, even empty
-            (channel / subdir).mkdir(parents=True, exist_ok=True)
         specs = [f"{a.name} =={a.version} {a.filename.removesuffix('.conda').removesuffix('.tar.bz2').rsplit('-', 1)[1]}"
                  for a in artifacts]
-        try:
-            asyncio.run(index_fs(channel_directory=channel, write_shards=False, write_zst=False, force=True))
-            records = asyncio.run(rattler.solve(sources=[channel.as_uri()], specs=specs, timestamp_policy="allow-missing"))
-            # rattler's package cache (extracted packages, hardlinked into prefixes) stays with the
-            # build cache: conda-meta records name it, and the next build of the same files links from it.
-            asyncio.run(rattler.install(records, target_prefix=dest, cache_dir=cache.root() / "conda-pkgs", show_progress=False))
-        except Exception as exc:  # noqa: BLE001 - py-rattler raises its own exception types per failure
-            raise PrivpkgError(f"installing the conda packages failed: {shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 300)}") from None
+        # rattler's package cache (extracted packages, hardlinked into prefixes) stays with the
+        # build cache: conda-meta records name it, and the next build of the same files links from it.
+        rattlerproc.install(str(channel), specs, str(dest.absolute()), str(cache.root() / "conda-pkgs"))
 
 
 def _name_lock_urls(dest: Path, artifacts: list[Artifact]) -> None:

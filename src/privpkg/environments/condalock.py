@@ -21,10 +21,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from privpkg import urls
+from privpkg.environments import rattlerproc
 from privpkg.environments.pylock import Artifact
 from privpkg.errors import PrivpkgError, UsageError, shown
 
@@ -109,41 +109,21 @@ def _download(url: str, dest: Path) -> bool:
     return True
 
 
-def _solve(channels: Sequence[str], specs: Sequence[str], platform: str, work: Path, keep: Sequence[Artifact] = ()) -> list[Any]:
+def _solve(channels: Sequence[str], specs: Sequence[str], platform: str, work: Path, keep: Sequence[Artifact] = ()) -> list[rattlerproc.Solved]:
     """The records to install on ``platform``, dependencies first. ``keep``: the previous
     lock's packages, which the solver prefers to any other version (rattler's
-    ``locked_packages``) while the specs allow them."""
-    import asyncio
-
-    try:
-        import rattler
-    except ImportError:
-        raise PrivpkgError("conda locks need py-rattler: pip install 'py-rattler>=0.28,<0.29'") from None
-    from rattler.exceptions import SolverError
-
+    ``locked_packages``) while the specs allow them. py-rattler runs in a child process
+    (:mod:`.rattlerproc` says why)."""
+    if not rattlerproc.available():
+        raise PrivpkgError("conda locks need py-rattler: pip install 'py-rattler>=0.28,<0.29'")
     sources = []
     for i, channel in enumerate(channels):
         for subdir in (platform, "noarch"):
             path = work / f"{i}-{subdir}.json"
             if not _download(f"{channel}{subdir}/repodata.json", path):
                 path.write_text('{"packages": {}, "packages.conda": {}}')
-            sources.append(rattler.SparseRepoData(rattler.Channel(channel), subdir, str(path)))
-    wanted = {a.url for a in keep}
-    locked = [r for src in sources for name in sorted({a.name for a in keep}) for r in src.load_records(name) if str(r.url) in wanted]
-    virtual = rattler.VirtualPackage.detect() if platform == str(rattler.Subdir.current()) else []
-    try:
-        records = asyncio.run(rattler.solve(sources, list(specs), platforms=[rattler.Subdir(platform), rattler.Subdir("noarch")], virtual_packages=virtual,
-                                               locked_packages=locked))
-    except SolverError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"the conda dependencies cannot be solved for {platform}: {shown(first, 200)}") from None
-    except Exception as exc:  # noqa: BLE001 - rattler's other errors (bad match spec...) are its own classes
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"solving the conda dependencies for {platform} failed: {shown(first, 200)}") from None
-    # Dependencies first (CEP 23: an explicit list is installed in order, without a solver).
-    by_id = {(r.name.normalized, str(r.version), r.build, r.subdir): r for r in records}
-    order = rattler.PackageRecord.sort_topologically(list[Any](records))
-    return [by_id[(r.name.normalized, str(r.version), r.build, r.subdir)] for r in order]
+            sources.append((channel, subdir, str(path.absolute())))
+    return rattlerproc.solve(sources, specs, platform, [(a.name, a.url) for a in keep])
 
 
 def lock_conda(channels: Sequence[str], specs: Sequence[str], platforms: Sequence[str] = (), *,
@@ -171,10 +151,10 @@ def lock_conda(channels: Sequence[str], specs: Sequence[str], platforms: Sequenc
             records = _solve(screened, specs, platform, Path(tmp), keep)
         lines = [f"# platform: {platform}", "# made by privpkg env lock (py-rattler); install with: conda create --file THIS", "@EXPLICIT"]
         for r in records:
-            sha = r.sha256.hex() if r.sha256 else ""
+            sha = r.sha256
             if not sha:
                 raise UsageError(f"conda package {r.file_name} has no sha256 in its channel's repodata; a lock needs one")
-            url = str(r.url)
+            url = r.url
             if urlsplit(url).scheme not in ("https", "http") or "@" in urlsplit(url).netloc:
                 raise UsageError(f"conda package {r.file_name}: its URL {urls.redact(url)} cannot go in a lock")
             lines.append(f"{url}#sha256:{sha}")
