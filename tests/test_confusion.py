@@ -80,6 +80,9 @@ def test_extra_index_url_lets_a_public_package_win(
     (work / "reverse.txt").write_text(f"--index-url {feed.index_a}\n--extra-index-url {public}\n")
     out = cli.ok("doctor", "--pip", sys.executable, "--json", "-r", work / "sub" / "more.txt", "-r", work / "reverse.txt", "--env-file", work / "environment.yml")
     assert out.count('"dependency-confusion"') == 3
+    # -f/--file, conda env create's spelling, names the same file.
+    short = cli.ok("doctor", "--pip", sys.executable, "--json", "-r", work / "reverse.txt", "-f", work / "environment.yml")
+    assert short.count('"dependency-confusion"') == 2 and "environment.yml, line 5 (pip:)" in short, short
     assert f"reverse.txt, line 2: extra index {public} is searched beside the private feed {feed.index_a}" in out
     line = assert_one_error_line(cli("doctor", "-r", work / "missing.txt"), 2)
     assert "cannot read" in line and "missing.txt" in line

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from privpkg import refs
-from privpkg.errors import NotFoundError, PrivpkgError, UsageError
+from privpkg.errors import NotFoundError, PrivpkgError
 from privpkg.storage.base import AlreadyExists, BlobInfo, Storage
 
 CHUNK = 1 << 20
@@ -78,7 +78,9 @@ def _compare(name: str, where: str, digest: Digest, info: BlobInfo, exist_ok: bo
     if info.sha256 == digest.sha256:
         if exist_ok:
             return
-        raise UsageError(f"{name} is already in {where} with the same content; pass --exist-ok to accept that")
+        # A conflict with what the workspace holds, as a different content or a reserved name
+        # is: exit 1 for all three (2 is for a command given wrong).
+        raise PrivpkgError(f"{name} is already in {where} with the same content; pass --exist-ok to accept that")
     raise PrivpkgError(
         f"a different {name} is already in {where} "
         f"(sha256 {(info.sha256 or 'unknown')[:12]}..., yours {digest.sha256[:12]}...); {immutable}"

@@ -176,9 +176,10 @@ def checked_cli(make_env: Callable[..., dict[str, str]], privpkg_home: Path) -> 
 
 def check_publish_rules(cli: PrivpkgCLI, wheel: Path, workspace: str, url: str, sha: str, tmp_path: Path) -> None:
     """The immutability rules every storage backend must keep: the same wheel again is an error
-    naming --exist-ok and a success with it; a different wheel under the same name is always an
-    error. The caller then checks that its stored object is unchanged."""
-    cli.fails(2, "wheel", "add", wheel, "--workspace", workspace, match=["already in workspace", "--exist-ok"])
+    naming --exist-ok (exit 1, a conflict as the others are) and a success with it; a different
+    wheel under the same name is always an error. The caller then checks that its stored object
+    is unchanged."""
+    cli.fails(1, "wheel", "add", wheel, "--workspace", workspace, match=["already in workspace", "--exist-ok"])
     assert cli.ok("wheel", "add", wheel, "--workspace", workspace, "--exist-ok").strip().splitlines()[-1] == url
     other = make_wheel(tmp_path / "v1-other", "demo-pkg", "1.0", body='VERSION = "not the published one"\n')
     assert other.name == wheel.name and other.read_bytes() != wheel.read_bytes()

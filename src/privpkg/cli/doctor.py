@@ -68,7 +68,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument("-r", "--requirement", action="append", metavar="FILE",
                    help="look for private feeds used through --extra-index-url in this requirements file (and the files it "
                    "includes); repeatable. Default: requirements.txt in the current directory, if any")
-    s.add_argument("--env-file", action="append", metavar="FILE",
+    # -f/--file: env create's and conda env create's spelling of the same file.
+    s.add_argument("-f", "--file", "--env-file", dest="env_file", action="append", metavar="FILE",
                    help="the same for a conda environment.yml's pip: section; repeatable. Default: environment.yml or "
                    "environment.yaml in the current directory, if any")
     add_json_option(s)
