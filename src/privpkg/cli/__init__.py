@@ -20,6 +20,7 @@ from typing import Any
 from privpkg import __version__
 from privpkg.cli.output import Parser, error, os_error
 from privpkg.errors import PrivpkgError
+from privpkg.interrupts import Terminated, terminate_as_interrupt
 
 __all__ = ["GROUPS", "build_parser", "main", "parser_for"]
 
@@ -117,7 +118,8 @@ def _silence_stdout(stream: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Every failure is one ``privpkg: error:`` line and an exit code, never a
-    traceback: user mistakes (PrivpkgError's exit code), Ctrl-C (130), an OSError (1), a stdout
+    traceback: user mistakes (PrivpkgError's exit code), Ctrl-C (130), SIGTERM (143, unwinding
+    as Ctrl-C does), an OSError (1), a stdout
     that cannot be written (1), and a reader that closed the pipe (0: it stopped reading on
     purpose, as ``| head -1`` does; the command's work is done)."""
     real = sys.stdout
@@ -126,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = out
     try:
         try:
-            code = _run(argv)
+            with terminate_as_interrupt():
+                code = _run(argv)
         except SystemExit:
             # argparse swallows a failed write of --help/--version text; report it like any other.
             if out is None or out.failed is None:
@@ -137,12 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except PrivpkgError as exc:
         return error(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # SIGTERM (a cancelled CI job) unwinds as Ctrl-C does, so the same cleanups run.
+        terminated = isinstance(exc, Terminated)
         try:
-            sys.stderr.write("privpkg: interrupted\n")
+            sys.stderr.write("privpkg: terminated\n" if terminated else "privpkg: interrupted\n")
         except (OSError, ValueError):
             pass
-        return 130
+        return 143 if terminated else 130
     except OSError as exc:
         if out is not None and out.failed is not None:
             return _output_failed(out.failed, real)

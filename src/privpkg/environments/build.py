@@ -452,9 +452,11 @@ def _build_once(build_key: str, artifacts: list[Artifact], install: Callable[[Pa
 
 def run_in(build: Path, argv: list[str]) -> int:
     """Run ``argv`` in the environment (its bin first on PATH, VIRTUAL_ENV set, PYTHONHOME
-    unset, as ``activate`` does); returns its exit code."""
+    unset, as ``activate`` does); returns its exit code (128+N when signal N ended it). Signals
+    are passed on as ``uv run`` passes them (:mod:`privpkg.interrupts`)."""
     import shutil
-    import subprocess
+
+    from privpkg.interrupts import wait_passing_signals
 
     if not argv:
         raise UsageError("no command to run: privpkg env run NAME -- CMD [ARGS...]")
@@ -468,10 +470,7 @@ def run_in(build: Path, argv: list[str]) -> int:
     if exe is None:
         raise UsageError(f"{shown(argv[0])}: no such command in the environment or on PATH")
     sys.stdout.flush()
-    try:
-        return subprocess.run([exe, *argv[1:]], env=env, check=False).returncode
-    except KeyboardInterrupt:
-        return 130
+    return wait_passing_signals([exe, *argv[1:]], env=env)
 
 
 # ---------------------------------------------------------------------------- conda prefixes

@@ -17,14 +17,10 @@ Nothing secret crosses: channel URLs are screened plain URLs and the rest are lo
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from privpkg.errors import PrivpkgError, UsageError, shown
 
@@ -32,8 +28,7 @@ from privpkg.errors import PrivpkgError, UsageError, shown
 _FIELDS = ("name", "version", "build", "subdir", "url", "sha256", "file_name")
 
 
-@dataclass(frozen=True)
-class Solved:
+class Solved(NamedTuple):
     """One package of a solution: what a lock line needs."""
 
     name: str
@@ -47,6 +42,8 @@ class Solved:
 
 def available() -> bool:
     """Whether py-rattler is importable here (without importing it)."""
+    import importlib.util
+
     return importlib.util.find_spec("rattler") is not None
 
 
@@ -74,6 +71,9 @@ def install(channel: str, specs: Sequence[str], prefix: str, cache_dir: str) -> 
 
 
 def _call(request: dict[str, Any], doing: str) -> dict[str, Any]:
+    import json
+    import subprocess
+
     # -P: the child does not put the working folder on sys.path (a project's rattler.py or
     # json.py is not run); not -I, which would lose a user-site or PYTHONPATH install of privpkg.
     proc = subprocess.run([sys.executable, "-P", "-m", __name__], input=json.dumps(request), capture_output=True,
@@ -140,6 +140,8 @@ def _child_install(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _child_main() -> None:
+    import json
+
     try:
         request = json.loads(sys.stdin.read())
         run = {"solve": _child_solve, "install": _child_install}[request["op"]]

@@ -1,0 +1,121 @@
+"""Signals, as a terminal and a CI runner send them: SIGTERM unwinds privpkg as Ctrl-C does (its
+cleanups run, exit 143), and `env run` passes signals on to its command as `uv run` does and
+waits for it (exit: the command's code, 128+N when signal N ended it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from support.cli import PrivpkgCLI
+
+EMPTY_LOCK = 'lock-version = "1.0"\ncreated-by = "test"\n'
+
+#: A command that takes its time over a signal: it says it is ready, waits for SIGINT or
+#: SIGTERM, spends a second "saving", then prints what it got and exits 3.
+CAREFUL = """
+import pathlib, signal, sys, time
+got = []
+for s in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(s, lambda n, f: got.append(signal.Signals(n).name))
+pathlib.Path(sys.argv[1]).write_text("ready")
+while not got:
+    time.sleep(0.01)
+time.sleep(1.0)
+print("saved after", " ".join(got), flush=True)
+sys.exit(3)
+"""
+
+
+def _wait_for(check: object, what: str, timeout: float = 90) -> None:
+    end = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _run_careful(cli: PrivpkgCLI, tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """``privpkg env run --lock EMPTY -- python CAREFUL`` in its own process group (as a
+    terminal's foreground job is), once the command is ready for signals."""
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(EMPTY_LOCK)
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(cli.argv("env", "run", "--lock", lock, "--", "python", "-c", CAREFUL, ready), env=cli.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(lambda: ready.exists() or proc.poll() is not None, "the command to start")
+    assert proc.poll() is None, proc.communicate()
+    return proc, ready
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "Traceback" not in out + err, err
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_lets_the_command_finish_and_exits_with_its_code(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the foreground process group) reaches the command once, from the
+    terminal; privpkg waits for it to finish its own way and exits with its code."""
+    proc, _ = _run_careful(privpkg_cli, tmp_path)
+    os.killpg(proc.pid, signal.SIGINT)
+    code, out, err = _finish(proc)
+    assert (code, out.splitlines()[-1:], err) == (3, ["saved after SIGINT"], ""), (code, out, err)
+
+
+def test_sigterm_to_privpkg_alone_is_passed_on(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """A CI runner's SIGTERM to privpkg's PID reaches the command, which is not left behind."""
+    proc, _ = _run_careful(privpkg_cli, tmp_path)
+    os.kill(proc.pid, signal.SIGTERM)
+    code, out, err = _finish(proc)
+    assert (code, out.splitlines()[-1:], err) == (3, ["saved after SIGTERM"], ""), (code, out, err)
+
+
+def test_a_second_sigint_to_privpkg_alone_is_passed_on(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """``kill -INT PID`` reaches privpkg only: the first could have come from a terminal, which
+    sent the command its own; the second is passed on (as uv run does)."""
+    proc, _ = _run_careful(privpkg_cli, tmp_path)
+    os.kill(proc.pid, signal.SIGINT)
+    time.sleep(0.3)
+    assert proc.poll() is None
+    os.kill(proc.pid, signal.SIGINT)
+    code, out, err = _finish(proc)
+    assert (code, out.splitlines()[-1:], err) == (3, ["saved after SIGINT"], ""), (code, out, err)
+
+
+@pytest.mark.parametrize(("sig", "code"), [("TERM", 143), ("KILL", 137), ("INT", 130)])
+def test_a_command_ended_by_a_signal_exits_128_plus_n(privpkg_cli: PrivpkgCLI, tmp_path: Path, sig: str, code: int) -> None:
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(EMPTY_LOCK)
+    res = privpkg_cli("env", "run", "--lock", lock, "--", "sh", "-c", f"kill -{sig} $$")
+    assert (res.returncode, res.stderr) == (code, ""), res
+
+
+def test_sigterm_runs_the_cleanups_ctrl_c_runs(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """``resolve -r A -r B`` holds a private temp folder while it reads the files; B includes a
+    FIFO nobody writes, so it waits there. SIGTERM: the folder is removed, nothing is written,
+    one line, exit 143 (128 + 15)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    os.mkfifo(work / "pipe.txt")
+    (work / "a.txt").write_text("six\n")
+    (work / "b.txt").write_text("-r pipe.txt\n")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.Popen(privpkg_cli.argv("resolve", "-r", "a.txt", "-r", "b.txt", "-o", "out.txt"), cwd=work,
+                            env={**privpkg_cli.env, "TMPDIR": str(temp)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: any(temp.iterdir()) or proc.poll() is not None, "resolve's temp folder")
+    assert proc.poll() is None, proc.communicate()
+    assert [p.name.startswith("privpkg-resolve-") for p in temp.iterdir()] == [True]
+    time.sleep(0.3)  # waiting at the FIFO now
+    proc.send_signal(signal.SIGTERM)
+    code, out, err = _finish(proc)
+    assert (code, out, err) == (143, "", "privpkg: terminated\n")
+    assert list(temp.iterdir()) == [] and not (work / "out.txt").exists()
