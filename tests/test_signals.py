@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -61,30 +62,85 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
-def test_ctrl_c_lets_the_command_finish_and_exits_with_its_code(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
-    """Ctrl-C (SIGINT to the foreground process group) reaches the command once, from the
-    terminal; privpkg waits for it to finish its own way and exits with its code."""
+#: Counts the SIGINTs it gets, as a REPL would meet them; exits 3 once none came for a second.
+COUNTING = """
+import signal, sys, time
+got = []
+signal.signal(signal.SIGINT, lambda n, f: got.append(time.monotonic()))
+print("ready", flush=True)
+while not got or time.monotonic() - got[-1] < 1.0:
+    time.sleep(0.01)
+print("SIGINTs:", len(got), flush=True)
+sys.exit(3)
+"""
+
+
+def _ctrl_c_in_a_terminal(argv: list[str], env: dict[str, str], presses: int) -> tuple[int, str]:
+    """Run ``argv`` as a terminal's foreground job (a pseudo-terminal as its controlling
+    terminal), press Ctrl-C ``presses`` times once it prints "ready"; (exit code, screen)."""
+    import pty
+    import select
+
+    pid, master = pty.fork()
+    if pid == 0:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a terminal starts a program
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    screen = b""
+    deadline = time.monotonic() + 90
+
+    def read(seconds: float) -> None:
+        nonlocal screen
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    screen += os.read(master, 4096)
+                except OSError:  # EIO: the job closed the terminal
+                    return
+
+    try:
+        while b"ready" not in screen:
+            assert time.monotonic() < deadline, screen
+            read(0.1)
+        for _ in range(presses):
+            os.write(master, b"\x03")
+            read(0.3)
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError(f"still running: {screen!r}")
+            read(0.1)
+        read(0.2)  # what it printed last, still buffered
+    finally:
+        os.close(master)
+    return os.waitstatus_to_exitcode(status), screen.decode(errors="replace").replace("\r", "")
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_command_once_per_press(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """Each Ctrl-C at a terminal reaches the command once, from the terminal (a REPL gets one
+    KeyboardInterrupt per press, not two from the second press on), and privpkg waits for it
+    to finish its own way."""
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(EMPTY_LOCK)
+    script = tmp_path / "counting.py"
+    script.write_text(COUNTING)
+    direct = _ctrl_c_in_a_terminal([sys.executable, str(script)], privpkg_cli.env, 3)
+    via = _ctrl_c_in_a_terminal(privpkg_cli.argv("env", "run", "--lock", lock, "--", "python", script), privpkg_cli.env, 3)
+    assert (direct[0], "SIGINTs: 3" in direct[1]) == (3, True), direct
+    assert (via[0], "SIGINTs: 3" in via[1], "Traceback" in via[1]) == (3, True, False), via
+
+
+def test_sigint_to_privpkg_with_no_terminal_is_passed_on(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """``kill -INT PID`` with no terminal (a CI step, a supervisor) reaches the command at once:
+    nothing else will send it one."""
     proc, _ = _run_careful(privpkg_cli, tmp_path)
-    os.killpg(proc.pid, signal.SIGINT)
-    code, out, err = _finish(proc)
-    assert (code, out.splitlines()[-1:], err) == (3, ["saved after SIGINT"], ""), (code, out, err)
-
-
-def test_sigterm_to_privpkg_alone_is_passed_on(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
-    """A CI runner's SIGTERM to privpkg's PID reaches the command, which is not left behind."""
-    proc, _ = _run_careful(privpkg_cli, tmp_path)
-    os.kill(proc.pid, signal.SIGTERM)
-    code, out, err = _finish(proc)
-    assert (code, out.splitlines()[-1:], err) == (3, ["saved after SIGTERM"], ""), (code, out, err)
-
-
-def test_a_second_sigint_to_privpkg_alone_is_passed_on(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
-    """``kill -INT PID`` reaches privpkg only: the first could have come from a terminal, which
-    sent the command its own; the second is passed on (as uv run does)."""
-    proc, _ = _run_careful(privpkg_cli, tmp_path)
-    os.kill(proc.pid, signal.SIGINT)
-    time.sleep(0.3)
-    assert proc.poll() is None
     os.kill(proc.pid, signal.SIGINT)
     code, out, err = _finish(proc)
     assert (code, out.splitlines()[-1:], err) == (3, ["saved after SIGINT"], ""), (code, out, err)

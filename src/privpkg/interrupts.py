@@ -6,10 +6,14 @@ A CI runner cancels a job with SIGTERM, whose default action ends the process at
 lock files stayed behind. :func:`terminate_as_interrupt` makes SIGTERM raise
 :class:`Terminated`, a ``KeyboardInterrupt``, so every cleanup Ctrl-C gets runs for it too.
 
-:func:`wait_passing_signals` is how ``env run`` waits for its command, as ``uv run`` does: the
-command may take its time over a Ctrl-C (the terminal sends it to the command's process group,
-so privpkg does not send it again, unless the command left that group or a second one comes);
-SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 sent to privpkg alone (``kill PID``) are passed on; and
+:func:`wait_passing_signals` is how ``env run`` waits for its command, as ``uv run`` (0.7.13+)
+does: the command may take its time over a Ctrl-C. When privpkg is its terminal's foreground
+job, the terminal sends each Ctrl-C (and Ctrl-\\) to the command's process group too, so privpkg
+never sends it again: a second copy would reach a REPL as a second KeyboardInterrupt, and a
+program that exits fast on its second Ctrl-C would do so on the first it got twice (uv's
+issues 13429 and 13919, where uv dropped "pass on the second one"). Otherwise (no terminal, a
+background job, or a command that left privpkg's process group) SIGINT and SIGQUIT came from
+``kill`` and are passed on. SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 are always passed on; and
 privpkg exits with the command's code, 128+N when a signal N ended it, as a shell reports it.
 """
 
@@ -52,8 +56,8 @@ class terminate_as_interrupt:  # a class, not @contextmanager: contextlib costs 
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-#: Sent by a terminal to its whole foreground process group: passed on only when the command
-#: is in another group, or from the second one on.
+#: Sent by a terminal to its whole foreground process group: passed on only when they cannot
+#: have come from it (:func:`_terminal_sent_it`).
 _TERMINAL = ("SIGINT", "SIGQUIT")
 #: Sent to one process: always passed on.
 _DIRECT = ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2")
@@ -70,24 +74,22 @@ def wait_passing_signals(argv: list[str], **popen: Any) -> int:
     if threading.current_thread() is not threading.main_thread():
         return _code(subprocess.run(argv, check=False, **popen).returncode)
     child: list[subprocess.Popen[bytes]] = []
-    pending: list[tuple[int, int]] = []
-    seen: dict[int, int] = {}
+    pending: list[int] = []
 
-    def send(signum: int, nth: int) -> None:
+    def send(signum: int) -> None:
         proc = child[0]
-        if signal.Signals(signum).name in _TERMINAL and nth == 1:
+        if signal.Signals(signum).name in _TERMINAL:
             with contextlib.suppress(OSError):
-                if os.getpgid(proc.pid) == os.getpgrp():
+                if os.getpgid(proc.pid) == os.getpgrp() and _terminal_sent_it():
                     return  # the terminal sent it to the command too
         with contextlib.suppress(OSError):  # the command has ended already
             proc.send_signal(signum)
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        seen[signum] = seen.get(signum, 0) + 1
         if child:
-            send(signum, seen[signum])
-        else:  # arrived while the command was being started: sent once it is
-            pending.append((signum, seen[signum]))
+            send(signum)
+        else:  # arrived before the command existed, so no terminal reached it: sent once it is
+            pending.append(signum)
 
     # Installed before the command starts, so no signal is lost between; a handler does not
     # survive exec, so the command starts with each signal's default, as it would without
@@ -99,12 +101,31 @@ def wait_passing_signals(argv: list[str], **popen: Any) -> int:
             previous[num] = signal.signal(num, forward)
     try:
         child.append(subprocess.Popen(argv, **popen))
-        for signum, nth in pending:
-            send(signum, nth)
+        for signum in pending:
+            with contextlib.suppress(OSError):
+                child[0].send_signal(signum)
         return _code(child[0].wait())  # waitpid is retried after each handler (PEP 475)
     finally:
         for num, handler in previous.items():
             signal.signal(num, handler)
+
+
+def _terminal_sent_it() -> bool:
+    """Whether privpkg is the foreground job of its controlling terminal, so that a SIGINT or
+    SIGQUIT may be a key the terminal sent to the whole group (uv checks that stdin is a
+    terminal; ``< FILE`` at a terminal would then double Ctrl-C)."""
+    import os
+
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:  # no controlling terminal: a SIGINT came from kill
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _code(returncode: int) -> int:
