@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,66 @@ def test_the_child_ignores_a_rattler_module_in_the_working_folder(tmp_path: Path
     solved = rattlerproc.solve(_channel(tmp_path), ["helper"], "linux-64")
     assert [s.name for s in solved] == ["helper"] and not (tmp_path / "RAN").exists()
     assert os.listdir(tmp_path).count("RAN") == 0
+
+
+def test_privpkg_put_on_sys_path_by_hand_is_found_by_the_child(tmp_path: Path) -> None:
+    """A Python that has neither privpkg nor py-rattler installed, given both on sys.path by
+    hand (a notebook's ``sys.path.insert``, a vendored copy): the child finds them where its
+    parent did (it said "No module named 'privpkg'")."""
+    import rattler
+
+    import privpkg
+
+    bare = tmp_path / "bare"
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=120)  # type: ignore[attr-defined]
+    added = [str(Path(privpkg.__file__).parents[1]), str(Path(rattler.__file__).parents[1])]
+    script = f"import sys\nsys.path[:0] = {added!r}\n" + _SCRIPT
+    res = subprocess.run([str(bare / "bin" / "python"), "-c", script, json.dumps(_channel(tmp_path)), CHANNEL],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert [s[0] for s in json.loads(res.stdout)["solved"]] == ["helper", "privtool"]
+
+
+#: On PYTHONPATH: in the py-rattler child only, writes the names of its environment variables
+#: and the files its descriptors name to $RATTLER_CHILD_REPORT.
+_SITECUSTOMIZE = """
+import json, os
+if b"rattlerproc" in open("/proc/self/cmdline", "rb").read():
+    fds = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds.append(os.readlink("/proc/self/fd/" + fd))
+        except OSError:
+            pass
+    with open(os.environ["RATTLER_CHILD_REPORT"], "a") as f:
+        f.write(json.dumps({"env": sorted(os.environ), "fds": fds}) + "\\n")
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc")
+def test_the_install_child_is_an_installer_as_uv_and_conda_are(checked_cli: Any, channel_server: Any, tmp_path: Path) -> None:
+    """``env build`` of a conda list with py-rattler: the child that installs gets no secret
+    variable (here an Azure storage key) and holds the build's lock, as uv,
+    pip and conda do (a builder killed then leaves its build locked until the child ends)."""
+    from privpkg import envvars
+
+    secret = channel_server.secrets["bearer"]
+    storage_key = "STORAGEKEY" + "s" * 30
+    cli = checked_cli(secret, storage_key)
+    base = channel_server.url("bearer")
+    cli.ok("connection", "set", "chan", "--category", "CondaChannel", "--auth-type", "Bearer", "--target", base, stdin=secret + "\n")
+    fn = "privtool-1.1-0.tar.bz2"
+    digest = hashlib.sha256((channel_server.dir / "noarch" / fn).read_bytes()).hexdigest()
+    lock = tmp_path / "conda-linux-64.txt"
+    lock.write_text(f"# platform: linux-64\n@EXPLICIT\n{base}noarch/{fn}#sha256:{digest}\n")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    report = tmp_path / "child.jsonl"
+    extra = {"PYTHONPATH": str(hook), "RATTLER_CHILD_REPORT": str(report), "AZURE_STORAGE_KEY": storage_key}
+    res = cli("env", "build", "--lock", lock, env=extra)
+    assert res.returncode == 0 and "with py-rattler" in res.stderr, res.stdout + res.stderr
+    (child,) = [json.loads(line) for line in report.read_text().splitlines()]
+    assert "AZURE_STORAGE_KEY" not in child["env"] and "RATTLER_CHILD_REPORT" in child["env"], child["env"]
+    cache = Path(cli.env[envvars.HOME]) / "cache"
+    assert [f for f in child["fds"] if f.startswith(str(cache)) and Path(f).parent.name == "locks" and Path(f).name.startswith("build-")], child["fds"]

@@ -818,7 +818,11 @@ def _install_with_rattler(dest: Path, artifacts: list[Artifact], paths: list[Pat
                  for a in artifacts]
         # rattler's package cache (extracted packages, hardlinked into prefixes) stays with the
         # build cache: conda-meta records name it, and the next build of the same files links from it.
-        rattlerproc.install(str(channel), specs, str(dest.absolute()), str(cache.root() / "conda-pkgs"))
+        # An installer as uv and conda are: no secret variable, and the build's lock held (a
+        # builder killed leaves it locked, so prune waits for the child).
+        fd = cache.build_lock_fd(dest) if os.name == "posix" else None
+        rattlerproc.install(str(channel), specs, str(dest.absolute()), str(cache.root() / "conda-pkgs"),
+                            env={k: v for k, v in os.environ.items() if k not in _SECRET_VARIABLES}, pass_fds=() if fd is None else (fd,))
 
 
 def _name_lock_urls(dest: Path, artifacts: list[Artifact]) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from privpkg.errors import PrivpkgError, UsageError, shown
@@ -61,23 +61,31 @@ def solve(sources: Sequence[tuple[str, str, str]], specs: Sequence[str], platfor
     return [Solved(**{k: str(r[k]) for k in _FIELDS}) for r in answer["records"]]
 
 
-def install(channel: str, specs: Sequence[str], prefix: str, cache_dir: str) -> None:
+def install(channel: str, specs: Sequence[str], prefix: str, cache_dir: str, *,
+            env: Mapping[str, str] | None = None, pass_fds: Sequence[int] = ()) -> None:
     """Index the local channel folder ``channel`` (packages already in their subdir folders),
-    solve ``specs`` from it alone and install them into ``prefix``, linking from ``cache_dir``."""
+    solve ``specs`` from it alone and install them into ``prefix``, linking from ``cache_dir``.
+    ``env`` and ``pass_fds``: the child's environment and inherited descriptors, as the build
+    gives every installer (no secret variable; the build's lock)."""
     answer = _call({"op": "install", "channel": channel, "specs": list(specs), "prefix": prefix, "cache_dir": cache_dir},
-                   "installing the conda packages")
+                   "installing the conda packages", env=env, pass_fds=pass_fds)
     if "error" in answer:
         raise PrivpkgError(f"installing the conda packages failed: {shown(answer.get('message', ''), 300)}")
 
 
-def _call(request: dict[str, Any], doing: str) -> dict[str, Any]:
+def _call(request: dict[str, Any], doing: str, *, env: Mapping[str, str] | None = None,
+          pass_fds: Sequence[int] = ()) -> dict[str, Any]:
     import json
     import subprocess
 
-    # -P: the child does not put the working folder on sys.path (a project's rattler.py or
+    # -P: the child does not put the working folder first on sys.path (a project's rattler.py or
     # json.py is not run); not -I, which would lose a user-site or PYTHONPATH install of privpkg.
-    proc = subprocess.run([sys.executable, "-P", "-m", __name__], input=json.dumps(request), capture_output=True,
-                          text=True, encoding="utf-8", errors="replace", check=False)
+    # This process's own path goes after the child's: privpkg or py-rattler put on sys.path by
+    # hand (a notebook, a vendored copy) is found there too, and never before an installed module.
+    path = [os.path.abspath(p) for p in sys.path]
+    boot = f"import sys; sys.path += [p for p in {path!r} if p not in sys.path]; from {__name__} import _child_main; _child_main()"
+    proc = subprocess.run([sys.executable, "-P", "-c", boot], input=json.dumps(request), capture_output=True, text=True,
+                          encoding="utf-8", errors="replace", check=False, env=env, pass_fds=tuple(pass_fds))
     try:
         answer = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else None
     except ValueError:
