@@ -169,3 +169,15 @@ def test_the_install_child_is_an_installer_as_uv_and_conda_are(checked_cli: Any,
     assert "AZURE_STORAGE_KEY" not in child["env"] and "RATTLER_CHILD_REPORT" in child["env"], child["env"]
     cache = Path(cli.env[envvars.HOME]) / "cache"
     assert [f for f in child["fds"] if f.startswith(str(cache)) and Path(f).parent.name == "locks" and Path(f).name.startswith("build-")], child["fds"]
+
+
+@pytest.mark.parametrize("executable", ["", "/nonexistent/python"])
+def test_no_interpreter_to_start_is_privpkgs_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, executable: str) -> None:
+    """An embedded Python (``sys.executable`` empty) or a removed one: the API raises
+    privpkg's own error, one line (it was a bare PermissionError or FileNotFoundError)."""
+    monkeypatch.setattr(rattlerproc.sys, "executable", executable)
+    with pytest.raises(PrivpkgError) as exc:
+        rattlerproc.solve(_channel(tmp_path), ["helper"], "linux-64")
+    message = str(exc.value)
+    assert message.startswith("cannot start py-rattler's process with this Python (") and "\n" not in message, message
+    assert message.endswith("while solving the conda dependencies for linux-64: " + ("Permission denied" if not executable else "No such file or directory"))

@@ -84,8 +84,12 @@ def _call(request: dict[str, Any], doing: str, *, env: Mapping[str, str] | None 
     # hand (a notebook, a vendored copy) is found there too, and never before an installed module.
     path = [os.path.abspath(p) for p in sys.path]
     boot = f"import sys; sys.path += [p for p in {path!r} if p not in sys.path]; from {__name__} import _child_main; _child_main()"
-    proc = subprocess.run([sys.executable, "-P", "-c", boot], input=json.dumps(request), capture_output=True, text=True,
-                          encoding="utf-8", errors="replace", check=False, env=env, pass_fds=tuple(pass_fds))
+    try:
+        proc = subprocess.run([sys.executable, "-P", "-c", boot], input=json.dumps(request), capture_output=True, text=True,
+                              encoding="utf-8", errors="replace", check=False, env=env, pass_fds=tuple(pass_fds))
+    except OSError as exc:  # no interpreter to run (embedded Python: sys.executable is ""): one line, privpkg's class
+        raise PrivpkgError(f"cannot start py-rattler's process with this Python ({shown(sys.executable or 'sys.executable is empty', 120)}) "
+                           f"while {doing}: {exc.strerror or type(exc).__name__}") from None
     try:
         answer = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else None
     except ValueError:
