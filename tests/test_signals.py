@@ -175,3 +175,29 @@ def test_sigterm_runs_the_cleanups_ctrl_c_runs(privpkg_cli: PrivpkgCLI, tmp_path
     code, out, err = _finish(proc)
     assert (code, out, err) == (143, "", "privpkg: terminated\n")
     assert list(temp.iterdir()) == [] and not (work / "out.txt").exists()
+
+
+def test_ctrl_c_where_there_are_no_process_groups_is_left_to_the_console(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Windows has no os.getpgid: its console sends Ctrl-C to the command itself, so privpkg
+    waits for it (as uv run does) instead of failing in the handler with a traceback
+    (AttributeError). Run here by taking os.getpgid away and sending this process SIGINT once
+    the command runs."""
+    import threading
+
+    from privpkg.interrupts import wait_passing_signals
+
+    ready = tmp_path / "ready"
+
+    def interrupt() -> None:
+        end = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < end:
+            time.sleep(0.01)
+        if ready.exists():
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.delattr(os, "getpgid")
+    sender = threading.Thread(target=interrupt, daemon=True)
+    sender.start()
+    code = wait_passing_signals([sys.executable, "-c", "import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); time.sleep(1.5)", str(ready)])
+    sender.join()
+    assert code == 0

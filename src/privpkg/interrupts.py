@@ -79,6 +79,8 @@ def wait_passing_signals(argv: list[str], **popen: Any) -> int:
     def send(signum: int) -> None:
         proc = child[0]
         if signal.Signals(signum).name in _TERMINAL:
+            if not hasattr(os, "getpgid"):
+                return  # Windows: the console sends Ctrl-C to every process attached to it (uv run ignores it too)
             with contextlib.suppress(OSError):
                 if os.getpgid(proc.pid) == os.getpgrp() and _terminal_sent_it():
                     return  # the terminal sent it to the command too

@@ -107,7 +107,7 @@ def publish(storage: Storage, key: str, path: Path, digest: Digest, *, name: str
     ``name`` and ``where`` are how messages call the object and the place (``workspace 'team'``);
     ``immutable`` ends the message for different content (``published wheels are immutable:
     bump the version``), ``reserved`` the one for a removed name (how to purge it). Same content
-    under a taken key: UsageError, or nothing with ``exist_ok``; different content: PrivpkgError;
+    under a taken key: PrivpkgError (exit 1), or nothing with ``exist_ok``; different content: PrivpkgError;
     a removed key: :class:`Removed`, whatever the content and ``exist_ok``."""
     # The marker first: a remove that crashed between writing it and deleting the object still
     # counts as removed.
