@@ -188,3 +188,29 @@ def test_update_connection_merges_under_the_lock(home: Path) -> None:
     assert (home / "connections.store").read_bytes() == before
     assert connections.check_update("lan") is True
     assert connections.update_connection("new", PAT, target="https://h.example/new", create=True).auth_type == "PAT"
+
+
+def test_an_interrupt_between_store_and_backup_leaves_no_deleted_secret(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (now raised as an interrupt, privpkg.interrupts) or Ctrl-C landing while the
+    backup is written, after the store was replaced: the store has the change, and no backup
+    still holds the secret just deleted (the old backup stayed, with it)."""
+    from privpkg import vault
+    from privpkg.interrupts import Terminated
+
+    _store_one("a")
+    _store_one("b", "deleted-secret-xyz")
+    real = vault.write_atomic
+
+    def interrupted_at_the_backup(path: Path, *args: object, **kw: object) -> None:
+        if path.name.endswith(".bak"):
+            raise Terminated
+        real(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vault, "write_atomic", interrupted_at_the_backup)
+    with pytest.raises(Terminated):
+        connections.delete_connection("b")
+    monkeypatch.undo()
+    monkeypatch.setenv(envvars.HOME, str(home))
+    assert {c.name for c in connections.list_connections()} == {"a"}
+    bak = home / "connections.store.bak"
+    assert not bak.exists() or "b" not in Vault(path=bak).load().get("connections", {}), "the backup kept the deleted secret"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -234,6 +235,12 @@ class Vault:
                         f"neither be updated ({_reason(exc)}) nor removed; delete it by hand"
                     ) from None
                 _warn(f"the store was written, but its backup could not be ({_reason(exc)}); removed the old backup {self.backup_path}")
+            except BaseException:
+                # Ctrl-C or SIGTERM after the store was replaced: the old backup would still hold
+                # what this write removed (a deleted or rotated secret), so it goes too.
+                with contextlib.suppress(OSError):
+                    self.backup_path.unlink()
+                raise
             return result
 
 
