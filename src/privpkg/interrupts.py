@@ -6,12 +6,12 @@ A CI runner cancels a job with SIGTERM, whose default action ends the process at
 lock files stayed behind. :func:`terminate_as_interrupt` makes SIGTERM raise
 :class:`Terminated`, a ``KeyboardInterrupt``, so every cleanup Ctrl-C gets runs for it too.
 
-:func:`wait_passing_signals` is how ``env run`` waits for its command, as ``uv run`` (0.7.13+)
+:func:`wait_passing_signals` is how ``env run`` waits for its command, as today's ``uv run``
 does: the command may take its time over a Ctrl-C. When privpkg is its terminal's foreground
 job, the terminal sends each Ctrl-C (and Ctrl-\\) to the command's process group too, so privpkg
 never sends it again: a second copy would reach a REPL as a second KeyboardInterrupt, and a
 program that exits fast on its second Ctrl-C would do so on the first it got twice (uv's
-issues 13429 and 13919, where uv dropped "pass on the second one"). Otherwise (no terminal, a
+issues 13429 and 13919; uv no longer passes on "the second one"). Otherwise (no terminal, a
 background job, or a command that left privpkg's process group) SIGINT and SIGQUIT came from
 ``kill`` and are passed on. SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 are always passed on; and
 privpkg exits with the command's code, 128+N when a signal N ended it, as a shell reports it.
