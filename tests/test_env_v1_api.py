@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import PrivpkgCLI
 from support.env import assert_no_secret
 
 import privpkg
@@ -117,3 +118,17 @@ def test_help_documents_every_public_method() -> None:
     missing = [n for n in dir(env) if not n.startswith("_") and callable(getattr(env, n)) and not getattr(env, n).__doc__]
     assert missing == [], missing
     assert sys.modules["privpkg.environments.api"].__doc__
+
+
+def test_an_azureml_v1_directory_is_named(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """What v1's ``save_to_directory`` wrote (``azureml_environment.json``, ``conda_dependencies.yml``)
+    is named as such, with the way to bring it along, by the API and by ``env register``."""
+    v1 = tmp_path / "v1-env"
+    v1.mkdir()
+    (v1 / "azureml_environment.json").write_text('{"name": "train", "version": "3"}')
+    (v1 / "conda_dependencies.yml").write_text("dependencies:\n  - python=3.11\n")
+    with pytest.raises(UsageError, match=r"azureml v1 environment directory; .*from_conda_specification"):
+        privpkg.Environment.load_from_directory(v1)
+    privpkg_cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
+    privpkg_cli.fails(2, "env", "register", v1, "--workspace", WS, match="is an azureml v1 environment directory")
+    privpkg_cli.outputs.check()

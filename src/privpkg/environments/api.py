@@ -349,6 +349,11 @@ class Environment:
         if not folder.exists():
             raise UsageError(f"no such definition directory: {shown(folder)} (make one with: privpkg env create)")
         if not definition.is_file():
+            if (folder / "azureml_environment.json").is_file():
+                # What azureml v1's save_to_directory wrote: its conda file is the spec to bring along.
+                raise UsageError(f"{shown(folder)} is an azureml v1 environment directory; make one from its "
+                                 "conda_dependencies.yml: Environment.from_conda_specification(NAME, FILE) "
+                                 "(privpkg env create NAME --file FILE -o DIR)")
             raise UsageError(f"{shown(folder)} has no {registry.DEFINITION} (make one with: privpkg env create)")
         # The directory may be someone else's commit: its files are read without following links.
         spec = load_definition(sources.read_file(definition, follow=False))
