@@ -77,6 +77,16 @@ def test_v1_script_port(team: Path) -> None:
     assert out.returncode == 0 and out.stdout.strip() == "1.0", out.stderr
     assert Environment.get(WS, "train").build_local() == path
 
+    # v1: env.clone(new_name), registered under that name with the same locks.
+    with pytest.raises(UsageError, match="invalid environment name 'Bad Name'"):
+        listed.clone("Bad Name")
+    gpu = Environment.get(WS, "train").clone("train-gpu")
+    assert (gpu.name, gpu.version) == ("train-gpu", None)
+    gpu.register(WS)
+    assert (gpu.version, gpu.created) == (1, True)
+    assert Environment.get(WS, "train-gpu").locks == Environment.get(WS, "train").locks
+    assert sorted(Environment.list(WS)) == ["train", "train-gpu"]
+
 
 def test_v1_habits_refused_in_one_line(team: Path) -> None:
     Environment = privpkg.Environment

@@ -172,6 +172,12 @@ class Environment:
         pip records no index for them: a :class:`UnindexedPackagesWarning` says so."""
         return cls(sources.from_existing_virtualenv(name, path).with_platforms(platforms))
 
+    def clone(self, new_name: str) -> Environment:
+        """azureml v1's ``clone``: this environment's spec and locks under ``new_name``,
+        unregistered (``register`` makes its version 1, keeping these locks)."""
+        spec = Spec.from_definition({**self.spec.definition(), "name": new_name}, self.spec.sources)
+        return Environment(spec, self.locks)
+
     # --- the workspace ----------------------------------------------------------------------
 
     def register(self, workspace: str | Workspace) -> Environment:
