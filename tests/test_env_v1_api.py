@@ -142,3 +142,15 @@ def test_an_azureml_v1_directory_is_named(privpkg_cli: PrivpkgCLI, tmp_path: Pat
     privpkg_cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
     privpkg_cli.fails(2, "env", "register", v1, "--workspace", WS, match="is an azureml v1 environment directory")
     privpkg_cli.outputs.check()
+
+
+def test_a_specs_repr_shows_no_password(tmp_path: Path) -> None:
+    """A spec is screened when registered or saved; before that, a notebook shows ``env.spec``: a
+    password in a URL's user info or a signature is masked in its repr (the file is the user's)."""
+    password, sig = "hunter22pass" + "9" * 8, "c2lnbmF0dXJlCg"
+    reqs = _write(tmp_path / "reqs.txt", f"--index-url https://__token__:{password}@feed.example/simple/\n"
+                  f"mylib @ https://acct.blob.core.windows.net/w/mylib-1.0-py3-none-any.whl?sv=1&sig={sig}\n")
+    env = privpkg.Environment.from_pip_requirements("train", reqs)
+    shown = repr(env.spec)
+    assert "https://__token__:***@feed.example/simple/" in shown and "sig=***" in shown, shown
+    assert_no_secret(shown + str(env) + repr(env), password, sig)
