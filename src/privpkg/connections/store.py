@@ -121,7 +121,7 @@ def set_connection(
     vault: Vault | None = None,
 ) -> Connection:
     """Add connection ``name`` to the encrypted store, or replace it whole, and return it (to
-    change some fields and keep the others, see :func:`update_connection`).
+    change some fields and keep the others, see :func:`privpkg.connections.update_connection`).
 
     Two connections may not serve the same target for the same username: that would make
     lookups ambiguous.
