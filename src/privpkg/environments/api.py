@@ -117,6 +117,9 @@ class Environment:
 
     def __init__(self, spec: Spec, locks: Mapping[str, str] | None = None, version: int | None = None,
                  digest: str | None = None) -> None:
+        """An environment of ``spec`` (made by the ``from_*`` constructors; azureml's
+        ``Environment(name)`` has no equivalent), with ``locks`` if known and, for a registered
+        one, its ``version`` and ``digest``."""
         if not isinstance(spec, Spec):
             # azureml's Environment("name") then filled python.conda_dependencies in code; here a
             # spec comes from a file or an environment, so say which constructor to use.
@@ -185,7 +188,8 @@ class Environment:
         written, two storage requests), or a new one. Its locks: those it has, else made now
         (keeping the previous version's pins); an unchanged spec without locks keeps the
         version's locks in the workspace (``Environment.get`` reads them). Returns ``self``
-        (azureml returned a new object), with ``version``, ``locks`` and ``created`` set. A
+        (azureml returned a new object), with ``version`` and ``created`` set, and ``locks``
+        unless the content was found unchanged (``build_local()`` reads them then). A
         definition holding a secret is refused before it is locked, naming the file and line."""
         workspace = _workspace_arg(workspace)
         _, store = open_registry(workspace)
