@@ -3,7 +3,8 @@
 ``NAME:latest`` on the command line, ``build_local()`` of an ``Environment.list`` entry (whose
 locks are in the workspace), and v1 habits that privpkg cannot take (``Environment("name")``, a
 workspace that is not a name) refused in one line of privpkg's own errors. ``register`` refuses a
-secret before locking, naming the file and line as ``env create`` does.
+secret before locking, naming the file and line as ``env create`` does; a lock that failed
+for want of a credential says so. A spec's repr masks a password in a URL.
 
 In-process, on a local workspace; the build is real (uv, offline, from privpkg's wheelhouse).
 """
@@ -13,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.cli import PrivpkgCLI
 from support.env import assert_no_secret
+from support.feeds import FeedServer
 
 import privpkg
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
@@ -154,3 +157,17 @@ def test_a_specs_repr_shows_no_password(tmp_path: Path) -> None:
     shown = repr(env.spec)
     assert "https://__token__:***@feed.example/simple/" in shown and "sig=***" in shown, shown
     assert_no_secret(shown + str(env) + repr(env), password, sig)
+
+
+def test_a_lock_without_credential_names_the_lookup(checked_cli: Callable[..., PrivpkgCLI], feed: FeedServer, tmp_path: Path) -> None:
+    """pip says only "from versions: none" when the feed answered 401 and privpkg had no
+    connection for it: the lock's error line adds the URL pip asked for and why it got nothing
+    (register through the API and ``env register`` share the lock)."""
+    cli = checked_cli(feed.secret_a)
+    cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
+    reqs = _write(tmp_path / "requirements.txt", f"--index-url {feed.index_a}\npkg-a\n")
+    cli.ok("env", "create", "train", "-r", reqs, "-o", tmp_path / "train-env")
+    cli.fails(1, "env", "register", tmp_path / "train-env", "--workspace", WS,
+              match=["from versions: none", f"(pip asked privpkg for {feed.index_a} and got nothing: privpkg holds no connection",
+                     "privpkg auth login URL"])
+    feed.assert_never_authorized()
