@@ -171,3 +171,10 @@ def test_a_lock_without_credential_names_the_lookup(checked_cli: Callable[..., P
               match=["from versions: none", f"(pip asked privpkg for {feed.index_a} and got nothing: privpkg holds no connection",
                      "privpkg auth login URL"])
     feed.assert_never_authorized()
+
+
+def test_set_connection_without_a_value_says_which_argument(isolated_privpkg: Path) -> None:
+    """v1's ``ws.set_connection(name, category, target, authType, value)``: the secret is ``value``."""
+    with pytest.raises(UsageError, match=r"no secret given: set_connection\(\.\.\., value=PAT\)"):
+        privpkg.set_connection("feed", "PythonFeed", "https://feed.example/org/", "PAT")
+    assert privpkg.list_connections() == []

@@ -131,6 +131,9 @@ def set_connection(
     reachable from ``http://`` URLs on its host. ``endpoint`` (S3 only) binds the credentials
     to an S3-compatible endpoint; None means AWS.
     """
+    if value is None:  # azureml's set_connection took it as ``value`` too: say so, not "the secret is empty"
+        raise UsageError("no secret given: set_connection(..., value=PAT); to change a connection and keep its secret, "
+                         "use privpkg.connections.update_connection")
     conn = _new_connection(
         name, category, target, auth_type, value, username=username, expires=expires,
         allow_http=allow_http, host_wide=host_wide, endpoint=endpoint,
