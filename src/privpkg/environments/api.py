@@ -193,12 +193,12 @@ class Environment:
         definition holding a secret is refused before it is locked, naming the file and line."""
         workspace = _workspace_arg(workspace)
         _, store = open_registry(workspace)
-        self._workspace = workspace
         locks = self.locks
         if not locks and self.version is None:
             same = registry.find_unchanged(store, self.spec)
             if same is not None:  # two requests, nothing read or written beyond them
                 self.version, self.digest, self.created = same.version, same.digest, False
+                self._workspace = workspace
                 self._warn_variables()
                 return self
             previous = None
@@ -214,6 +214,7 @@ class Environment:
             locks = checked_locks(self.spec, locks)
         rec = registry.register(store, self.spec, locks, version=self.version)
         self.version, self.digest, self.locks, self.created = rec.version, rec.digest, dict(locks), rec.created
+        self._workspace = workspace
         self._warn_variables()
         return self
 
