@@ -80,7 +80,7 @@ def _compare(name: str, where: str, digest: Digest, info: BlobInfo, exist_ok: bo
             return
         # A conflict with what the workspace holds, as a different content or a reserved name
         # is: exit 1 for all three (2 is for a command given wrong).
-        raise PrivpkgError(f"{name} is already in {where} with the same content; pass --exist-ok to accept that")
+        raise PrivpkgError(f"{name} is already in {where} with the same content; pass --exist-ok (exist_ok=True in Python) to accept that")
     raise PrivpkgError(
         f"a different {name} is already in {where} "
         f"(sha256 {(info.sha256 or 'unknown')[:12]}..., yours {digest.sha256[:12]}...); {immutable}"

@@ -22,15 +22,9 @@ def _screen(env: Any, where: Callable[[str], str]) -> None:
     """Refuse a definition holding a secret before it is written anywhere, naming the user's
     file as ``where`` calls it (given a version's file name: ``spec/NAME``, ``definition.json``,
     a lock), and the line of a spec file, which is where the user fixes it."""
-    from privpkg.environments import registry, screen
+    from privpkg.environments.api import screen_definition
 
-    known = screen.known_secrets()
-    for name, data in env.spec.sources:
-        # Line by line first, for the line number; the whole file is screened below (a value
-        # split by a line continuation, or bytes that are not UTF-8, are still refused).
-        for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
-            screen.refuse(line, f"{where('spec/' + name)}, line {number}", known)
-    registry.screen_files({where(k): v for k, v in registry.version_files(env.spec, env.locks).items()}, known)
+    screen_definition(env.spec, env.locks, where)
 
 
 @contextmanager

@@ -121,7 +121,7 @@ def set_connection(
     vault: Vault | None = None,
 ) -> Connection:
     """Add connection ``name`` to the encrypted store, or replace it whole, and return it (to
-    change some fields and keep the others, see :func:`update_connection`).
+    change some fields and keep the others, see :func:`privpkg.connections.update_connection`).
 
     Two connections may not serve the same target for the same username: that would make
     lookups ambiguous.
@@ -131,6 +131,9 @@ def set_connection(
     reachable from ``http://`` URLs on its host. ``endpoint`` (S3 only) binds the credentials
     to an S3-compatible endpoint; None means AWS.
     """
+    if value is None:  # azureml's set_connection took it as ``value`` too: say so, not "the secret is empty"
+        raise UsageError("no secret given: set_connection(..., value=PAT); to change a connection and keep its secret, "
+                         "use privpkg.connections.update_connection")
     conn = _new_connection(
         name, category, target, auth_type, value, username=username, expires=expires,
         allow_http=allow_http, host_wide=host_wide, endpoint=endpoint,

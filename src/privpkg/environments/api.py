@@ -15,6 +15,12 @@ directory brings in canonical form (:func:`checked_locks`, then the registry's r
 :func:`privpkg.environments.locking.lock_spec` for them (issue 10's lock part). Setting
 ``version`` asserts it: registering other content under an existing version is an error.
 
+Where azureml v1 differs (README "Python API" has the whole table): an environment is made
+from a file or an environment (``Environment("name")`` alone is refused with the constructor to
+use); ``register`` returns the same object, now with its ``version``; ``build_local`` returns the
+built environment's path; ``Environment.label(workspace, name, version, labels)`` and
+``add_private_pip_wheel(workspace, file_path, exist_ok)`` are v1's.
+
 ``register`` and ``save_to_directory`` warn (:class:`SecretLikeVariableWarning`, a
 ``UserWarning``, once per name) about variables whose names look like secrets': their values
 are stored as written, and may be public settings, so it is a warning, not a refusal.
@@ -68,18 +74,68 @@ def checked_locks(spec: Spec, locks: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def _workspace_arg(workspace: object) -> str | Workspace:
+    """``workspace`` as the registry takes it: a name, or a :class:`privpkg.workspace.Workspace`.
+    Anything else (None, azureml's ``Workspace`` object) is one clear error, not an AttributeError."""
+    from privpkg.workspace import Workspace
+
+    if isinstance(workspace, (str, Workspace)):
+        return workspace
+    raise UsageError(f"workspace: give a workspace's name (see: privpkg workspace list), not a {type(workspace).__name__}")
+
+
+def screen_definition(spec: Spec, locks: Mapping[str, str], where: Callable[[str], str] | None = None) -> None:
+    """Refuse (one line) a definition holding a secret before it is written or locked, naming the
+    user's file and line. ``where`` names a version's file (``spec/NAME``, ``definition.json``,
+    a lock) for the message; by default a spec file by its name, anything else as part of the
+    definition."""
+    name = spec.name
+    where = where or (lambda key: key[5:] if key.startswith("spec/") else f"the definition of {name} ({key})")
+    known = screen.known_secrets()
+    for file, data in spec.sources:
+        # Line by line first, for the line number; the whole file is screened below (a value
+        # split by a line continuation, or bytes that are not UTF-8, are still refused).
+        for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+            screen.refuse(line, f"{where('spec/' + file)}, line {number}", known)
+    registry.screen_files({where(k): v for k, v in registry.version_files(spec, locks).items()}, known)
+
+
 class Environment:
-    """A named environment: its :class:`~privpkg.environments.spec.Spec`, its locks, and, once
-    registered or fetched, its ``version``."""
+    """A named environment (azureml v1's ``Environment``): made with ``from_pip_requirements``,
+    ``from_conda_specification``, ``from_existing_conda_environment``,
+    ``from_existing_virtualenv`` or ``load_from_directory``; stored with ``register``; read back
+    with ``get`` and ``list``.
+
+    Attributes: ``name``; ``spec`` (the :class:`~privpkg.environments.spec.Spec`: ``pip``,
+    ``conda``, ``channels``, ``variables``, ``python``, ``platforms``, and the files as given in
+    ``sources``); ``locks`` (file name -> text: ``pylock.toml``, ``conda-PLATFORM.txt``; empty
+    for an ``Environment.list`` entry, until ``get``); ``version`` (None until registered);
+    ``digest`` (the version's sha256); ``created`` (whether the last ``register`` made a new
+    version). Methods raise :class:`privpkg.errors.PrivpkgError` subclasses with one-line messages
+    (:class:`~privpkg.errors.NotFoundError`, :class:`~privpkg.errors.UsageError`, ...).
+    """
 
     def __init__(self, spec: Spec, locks: Mapping[str, str] | None = None, version: int | None = None,
                  digest: str | None = None) -> None:
+        """An environment of ``spec`` (made by the ``from_*`` constructors; azureml's
+        ``Environment(name)`` has no equivalent), with ``locks`` if known and, for a registered
+        one, its ``version`` and ``digest``."""
+        if not isinstance(spec, Spec):
+            # azureml's Environment("name") then filled python.conda_dependencies in code; here a
+            # spec comes from a file or an environment, so say which constructor to use.
+            shown_spec = shown(spec, 40) if isinstance(spec, str) else type(spec).__name__
+            raise UsageError(f"Environment({shown_spec!r}): an environment is made from a file or an environment: "
+                             "Environment.from_pip_requirements(NAME, FILE), from_conda_specification(NAME, FILE), "
+                             "from_existing_conda_environment(NAME, ENV), from_existing_virtualenv(NAME, PATH) or "
+                             "load_from_directory(PATH)")
         self.spec = spec
         self.locks: dict[str, str] = dict(locks or {})
         self.version = version
         self.digest = digest
         #: Whether the last register() made a new version (False: it found this content).
         self.created = False
+        # The workspace get/list/register read it from: build_local() reads its locks there.
+        self._workspace: str | Workspace | None = None
 
     def __repr__(self) -> str:
         return f"Environment({self.name}:{self.version if self.version is not None else 'unregistered'})"
@@ -96,6 +152,9 @@ class Environment:
 
     @classmethod
     def from_conda_specification(cls, name: str, file_path: str | os.PathLike[str], *, platforms: Iterable[str] = ()) -> Environment:
+        """From a conda environment file (``channels``, ``dependencies`` with a ``pip:`` list,
+        ``variables``; needs ``privpkg[env]``). ``platforms``: conda platforms to lock for besides
+        this machine's."""
         return cls(sources.from_conda_specification(name, file_path).with_platforms(platforms))
 
     @classmethod
@@ -106,11 +165,21 @@ class Environment:
 
     @classmethod
     def from_existing_conda_environment(cls, name: str, conda_environment_name: str, *, platforms: Iterable[str] = ()) -> Environment:
+        """From a conda environment's ``conda-meta`` records and what pip installed there
+        (``conda_environment_name``: a name, found as conda finds it, or a prefix's path)."""
         return cls(sources.from_existing_conda_environment(name, conda_environment_name).with_platforms(platforms))
 
     @classmethod
     def from_existing_virtualenv(cls, name: str, path: str | os.PathLike[str], *, platforms: Iterable[str] = ()) -> Environment:
+        """Pinning the distributions installed in the virtualenv at ``path`` (not in azureml v1).
+        pip records no index for them: a :class:`UnindexedPackagesWarning` says so."""
         return cls(sources.from_existing_virtualenv(name, path).with_platforms(platforms))
+
+    def clone(self, new_name: str) -> Environment:
+        """azureml v1's ``clone``: this environment's spec and locks under ``new_name``,
+        unregistered (``register`` makes its version 1, keeping these locks)."""
+        spec = Spec.from_definition({**self.spec.definition(), "name": new_name}, self.spec.sources)
+        return Environment(spec, self.locks)
 
     # --- the workspace ----------------------------------------------------------------------
 
@@ -118,13 +187,18 @@ class Environment:
         """Store this environment in ``workspace``: the version whose content it is (nothing
         written, two storage requests), or a new one. Its locks: those it has, else made now
         (keeping the previous version's pins); an unchanged spec without locks keeps the
-        version's locks in the workspace (``Environment.get`` reads them)."""
+        version's locks in the workspace (``Environment.get`` reads them). Returns ``self``
+        (azureml returned a new object), with ``version`` and ``created`` set, and ``locks``
+        unless the content was found unchanged (``build_local()`` reads them then). A
+        definition holding a secret is refused before it is locked, naming the file and line."""
+        workspace = _workspace_arg(workspace)
         _, store = open_registry(workspace)
         locks = self.locks
         if not locks and self.version is None:
             same = registry.find_unchanged(store, self.spec)
             if same is not None:  # two requests, nothing read or written beyond them
                 self.version, self.digest, self.created = same.version, same.digest, False
+                self._workspace = workspace
                 self._warn_variables()
                 return self
             previous = None
@@ -132,11 +206,15 @@ class Environment:
                 previous = registry.get(store, self.name).locks
             except (NotFoundError, registry.IncompleteVersion):
                 pass  # nothing to keep pins from: lock afresh (the same content completes a version)
+            # Before locking: a secret is the line to see, naming the user's file, and locking
+            # (seconds, requests to the feeds) would be wasted on a definition refused anyway.
+            screen_definition(self.spec, {})
             locks = lock(self.spec, previous)
         else:
             locks = checked_locks(self.spec, locks)
         rec = registry.register(store, self.spec, locks, version=self.version)
         self.version, self.digest, self.locks, self.created = rec.version, rec.digest, dict(locks), rec.created
+        self._workspace = workspace
         self._warn_variables()
         return self
 
@@ -146,44 +224,95 @@ class Environment:
 
     @staticmethod
     def get(workspace: str | Workspace, name: str, version: int | str | None = None, label: str | None = None) -> Environment:
+        """Version ``version`` of ``name`` (an int, or a string of digits as azureml took it;
+        None or ``"latest"``: the highest complete version, as ``NAME:latest`` on the command
+        line), or the version ``label`` points at; with its spec and locks.
+        :class:`~privpkg.errors.NotFoundError` names the closest registered name."""
         if version is not None and label is not None:
             raise UsageError("give a version or a label, not both")
-        _, store = open_registry(workspace)
-        from privpkg.environments.spec import validate_version
+        from privpkg.environments.spec import LATEST, validate_version
 
-        rec = registry.get(store, name, None if version is None else validate_version(version), label)
-        return Environment(rec.spec, rec.locks, rec.version, rec.digest)
+        workspace = _workspace_arg(workspace)
+        _, store = open_registry(workspace)
+        wanted = None if version is None or version == LATEST else validate_version(version)
+        rec = registry.get(store, name, wanted, label)
+        env = Environment(rec.spec, rec.locks, rec.version, rec.digest)
+        env._workspace = workspace
+        return env
 
     @staticmethod
     def list(workspace: str | Workspace) -> dict[str, Environment]:
         """Each environment's latest version, by name, with its definition (its spec files and
-        locks are not read: ``get`` one for them)."""
+        locks are not read: ``get`` one for them, or ``build_local()`` reads them). Labels are
+        not read (``privpkg env list`` shows them)."""
+        workspace = _workspace_arg(workspace)
         _, store = open_registry(workspace)
         out = {}
         for name, rec in registry.list_environments(store).items():
-            out[name] = Environment(registry.read_definition(store, rec), version=rec.version, digest=rec.digest)
+            env = Environment(registry.read_definition(store, rec), version=rec.version, digest=rec.digest)
+            env._workspace = workspace
+            out[name] = env
         return out
 
     def set_label(self, workspace: str | Workspace, label: str, remove: bool = False) -> None:
         """Point ``label`` at this registered version (``remove``: take the label away)."""
         if self.version is None:
             raise UsageError(f"environment {self.name} is not registered; register it first")
-        _, store = open_registry(workspace)
+        _, store = open_registry(_workspace_arg(workspace))
         registry.set_label(store, self.name, label, None if remove else self.version)
+
+    @staticmethod
+    def label(workspace: str | Workspace, name: str, version: int | str, labels: str | Iterable[str]) -> None:
+        """azureml v1's ``Environment.label``: point each of ``labels`` at ``name``'s ``version``
+        (``privpkg env label NAME:VERSION LABEL``). Every label is checked before any moves."""
+        from privpkg.environments.spec import validate_label, validate_name, validate_version
+
+        wanted = [labels] if isinstance(labels, str) else list(labels)
+        if not wanted:
+            raise UsageError("give at least one label")
+        for one in wanted:
+            validate_label(one)
+        validate_name(name)
+        number = validate_version(version)
+        _, store = open_registry(_workspace_arg(workspace))
+        for one in wanted:
+            registry.set_label(store, name, one, number)
+
+    @staticmethod
+    def add_private_pip_wheel(workspace: str | Workspace, file_path: str | os.PathLike[str], exist_ok: bool = False) -> str:
+        """azureml v1's ``Environment.add_private_pip_wheel``: publish the wheel at ``file_path``
+        in ``workspace`` and return its ``privpkg://WORKSPACE/wheels/FILE`` URL, to name in a
+        requirements file (``mylib @ URL``) or an environment.yml's ``pip:`` list
+        (``privpkg wheel add``). The same file already there is an error unless ``exist_ok``; unlike
+        azureml, a different file under a taken name always is one, as is a removed wheel's name
+        (:class:`~privpkg.errors.PrivpkgError`)."""
+        from privpkg.wheels import add_private_wheel
+        from privpkg.workspace import get_workspace
+
+        ws = _workspace_arg(workspace)
+        return add_private_wheel(get_workspace(ws) if isinstance(ws, str) else ws, file_path, exist_ok)
 
     def build_local(self, workspace: str | Workspace | None = None, *, python: str | None = None,
                     link: str | os.PathLike[str] | None = None, report: Callable[[str], None] | None = None) -> Path:
         """The local environment this version's lock describes (a venv, or a conda prefix for a
         conda spec), built now unless the cache has it (``privpkg env build``). Without locks in
-        hand, a registered version's are read from ``workspace``. ``report`` gets the line
-        ``env build`` prints when it makes a conda prefix (which installer made it)."""
+        hand, a registered version's are read from ``workspace`` (default: the one ``get``,
+        ``list`` or ``register`` used). Returns the environment's path (its ``bin/python``
+        runs in it; ``privpkg env run`` sets PATH too). Unlike azureml, no Docker is involved
+        (``privpkg env dockerfile`` writes an image's build context) and no ``platform``: the
+        build is for this machine and ``python``. ``report`` gets the line ``env build`` prints
+        when it makes a conda prefix (which installer made it)."""
         from privpkg.environments.build import build, lock_for
 
         locks = self.locks
         if not locks:
-            if self.version is None or workspace is None:
-                raise UsageError(f"environment {self.name} has no lock yet: register it (or give the workspace it is registered in)")
-            locks = Environment.get(workspace, self.name, self.version).locks
+            where = self._workspace if workspace is None else _workspace_arg(workspace)
+            if self.version is None:
+                raise UsageError(f"environment {self.name} has no lock yet: register it first")
+            if where is None:
+                raise UsageError(f"environment {self.name}:{self.version} has its lock in its workspace: give it "
+                                 "(build_local(WORKSPACE))")
+            locks = Environment.get(where, self.name, self.version).locks
         return build(lock_for(self.spec, locks, f"environment {self.name}"), python=python,
                      link=None if link is None else Path(link), report=report)
 
@@ -231,6 +360,11 @@ class Environment:
         if not folder.exists():
             raise UsageError(f"no such definition directory: {shown(folder)} (make one with: privpkg env create)")
         if not definition.is_file():
+            if (folder / "azureml_environment.json").is_file():
+                # What azureml v1's save_to_directory wrote: its conda file is the spec to bring along.
+                raise UsageError(f"{shown(folder)} is an azureml v1 environment directory; make one from its "
+                                 "conda_dependencies.yml: Environment.from_conda_specification(NAME, FILE) "
+                                 "(privpkg env create NAME --file FILE -o DIR)")
             raise UsageError(f"{shown(folder)} has no {registry.DEFINITION} (make one with: privpkg env create)")
         # The directory may be someone else's commit: its files are read without following links.
         spec = load_definition(sources.read_file(definition, follow=False))

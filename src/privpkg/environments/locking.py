@@ -50,6 +50,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,36 @@ def _pip_version(python: str) -> tuple[int, ...] | None:
 
 def _hide_urls(text: str) -> str:
     return _URL.sub(lambda m: urls.redact(m.group(0)), text)
+
+
+def _lookup_mark() -> tuple[str, list[dict[str, Any]]]:
+    """Where the keyring lookup log stands before pip runs: this second's timestamp and the
+    records already written in it (the log's times have whole seconds)."""
+    from privpkg import lookuplog
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:
+        return now, [r for r in lookuplog.read_last(50) if str(r.get("time", "")) >= now]
+    except Exception:  # noqa: BLE001 - only a hint depends on it: the lock goes on
+        return now, []
+
+
+def _unanswered_lookup(mark: tuple[str, list[dict[str, Any]]]) -> str:
+    """For a failed ``pip lock``: the first index URL pip asked privpkg for and got nothing, with
+    why and what to do. pip says only "from versions: none" when a feed answered 401 to a
+    request without credentials, so this is the line that names the cause."""
+    from privpkg import lookuplog
+
+    since, before = mark
+    try:
+        recs = [r for r in lookuplog.read_last(200) if str(r.get("time", "")) >= since and r not in before]
+    except Exception:  # noqa: BLE001 - an error line is being made: never a second error
+        return ""
+    for rec in recs:
+        if not rec.get("served") and "://" in str(rec.get("service", "")):
+            outcome, hint = lookuplog.explain(rec)
+            return f" (pip asked privpkg for {rec['service']} and got {outcome}{'; ' + hint if hint else ''})"
+    return ""
 
 
 def pip_lines(spec: Mapping[str, Any]) -> list[str]:
@@ -211,6 +242,7 @@ def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool
             cmd, env = _for_interpreter(target, tmp, args)
         else:
             cmd = [python, "-m", "pip", *args, "--keyring-provider", "import"]
+        mark = _lookup_mark()
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False, cwd=tmp, stdin=subprocess.DEVNULL, env=env)
         except subprocess.TimeoutExpired:
@@ -223,7 +255,7 @@ def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool
             why = errors[0].removeprefix("ERROR:").strip() if errors else f"exit {r.returncode}"
             if why == "Exception:":  # pip crashed: its traceback's last line says what
                 why = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), why)
-            raise PrivpkgError(f"pip lock failed: {shown(_hide_urls(why), 300)}")
+            raise PrivpkgError(f"pip lock failed: {shown(_hide_urls(why), 300)}{_unanswered_lookup(mark)}")
         try:
             text = out.read_text()
         except OSError as exc:

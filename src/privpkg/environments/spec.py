@@ -194,7 +194,9 @@ class Spec:
 
     def __repr__(self) -> str:  # the files as given are left out, as they can be long
         shown_fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS if f != "sources")
-        return f"Spec({shown_fields})"
+        # A spec is screened only when registered or saved: until then a notebook's repr of one
+        # read from a file with a password in a URL must not print it (patterns only: no store read).
+        return masked(f"Spec({shown_fields})", secrets={})
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Spec is immutable: cannot set {name}")

@@ -1,0 +1,180 @@
+"""``privpkg.Environment`` as an azureml v1 script uses it (issue 10's API, session 19's port):
+``add_private_pip_wheel`` and ``Environment.label`` by v1's names, ``get(version="latest")`` as
+``NAME:latest`` on the command line, ``build_local()`` of an ``Environment.list`` entry (whose
+locks are in the workspace), and v1 habits that privpkg cannot take (``Environment("name")``, a
+workspace that is not a name) refused in one line of privpkg's own errors. ``register`` refuses a
+secret before locking, naming the file and line as ``env create`` does; a lock that failed
+for want of a credential says so. A spec's repr masks a password in a URL.
+
+In-process, on a local workspace; the build is real (uv, offline, from privpkg's wheelhouse).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support.cli import PrivpkgCLI
+from support.env import assert_no_secret
+from support.feeds import FeedServer
+
+import privpkg
+from privpkg.errors import NotFoundError, PrivpkgError, UsageError
+from privpkg.testing import make_wheel
+
+WS = "team"
+
+
+@pytest.fixture
+def team(isolated_privpkg: Path, tmp_path: Path) -> Path:
+    """A local workspace named WS; returns a wheel (mylib 1.0) not yet published in it."""
+    from privpkg.workspace import Workspace, add_workspace
+
+    add_workspace(Workspace(WS, "local", str(tmp_path / "ws")))
+    return make_wheel(tmp_path / "dist", "mylib", "1.0")
+
+
+def _register_with_lock(name: str, url: str, wheel: Path) -> None:
+    """Register ``name`` with a lock of the one workspace wheel, as ``pip lock`` writes it (the
+    registry's own call: locking a privpkg:// requirement would run pip)."""
+    from privpkg.environments import registry
+    from privpkg.environments.spec import Spec
+
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    lock = (f'lock-version = "1.0"\ncreated-by = "test"\n\n[[packages]]\nname = "mylib"\nversion = "1.0"\n\n'
+            f'[packages.archive]\nurl = "{url}"\nhashes = {{ sha256 = "{sha}" }}\n')
+    _, store = registry.open_registry(WS)
+    registry.register(store, Spec(name, pip=(f"mylib @ {url}",)), {"pylock.toml": lock})
+
+
+def test_v1_script_port(team: Path) -> None:
+    Environment = privpkg.Environment
+    # v1: url = Environment.add_private_pip_wheel(workspace=ws, file_path=..., exist_ok=True)
+    url = Environment.add_private_pip_wheel(workspace=WS, file_path=team, exist_ok=True)
+    assert url == f"privpkg://{WS}/wheels/{team.name}"
+    assert Environment.add_private_pip_wheel(WS, str(team), exist_ok=True) == url
+    with pytest.raises(PrivpkgError, match=r"exist_ok=True"):
+        Environment.add_private_pip_wheel(WS, team)
+
+    _register_with_lock("train", url, team)
+    # v1: Environment.label(workspace, name, version, labels); every label checked before any moves.
+    with pytest.raises(UsageError, match="invalid label 'Bad'"):
+        Environment.label(WS, "train", "1", ["ok", "Bad"])
+    with pytest.raises(NotFoundError, match="no label 'ok'"):
+        Environment.get(WS, "train", label="ok")
+    Environment.label(workspace=WS, name="train", version="1", labels=["prod", "stable"])
+    assert Environment.get(WS, "train", label="stable").version == 1
+    # "latest", as NAME:latest on the command line.
+    assert Environment.get(WS, "train", version="latest").version == 1
+
+    # A listed environment has no locks in hand; build_local() reads them from its workspace.
+    listed = Environment.list(WS)["train"]
+    assert listed.locks == {} and listed.version == 1
+    path = listed.build_local()
+    out = subprocess.run([path / "bin" / "python", "-c", "import mylib; print(mylib.VERSION)"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "1.0", out.stderr
+    assert Environment.get(WS, "train").build_local() == path
+
+    # v1: env.clone(new_name), registered under that name with the same locks.
+    with pytest.raises(UsageError, match="invalid environment name 'Bad Name'"):
+        listed.clone("Bad Name")
+    gpu = Environment.get(WS, "train").clone("train-gpu")
+    assert (gpu.name, gpu.version) == ("train-gpu", None)
+    gpu.register(WS)
+    assert (gpu.version, gpu.created) == (1, True)
+    assert Environment.get(WS, "train-gpu").locks == Environment.get(WS, "train").locks
+    assert sorted(Environment.list(WS)) == ["train", "train-gpu"]
+
+
+def test_v1_habits_refused_in_one_line(team: Path) -> None:
+    Environment = privpkg.Environment
+    # v1: Environment("train") then python.conda_dependencies; here a spec comes from a file.
+    with pytest.raises(UsageError, match=r"Environment\('train'\): .*from_pip_requirements"):
+        Environment("train")  # type: ignore[arg-type]
+    for bad in (None, object()):
+        with pytest.raises(UsageError, match="give a workspace's name"):
+            Environment.get(bad, "train")  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match="give a workspace's name"):
+            Environment.list(bad)  # type: ignore[arg-type]
+    unregistered = Environment.from_pip_requirements("train", _write(team.parent / "r.txt", "mylib\n"))
+    with pytest.raises(UsageError, match="no lock yet: register it first"):
+        unregistered.build_local()
+
+
+def test_register_refuses_a_secret_before_locking(team: Path, tmp_path: Path) -> None:
+    secret = "Zq" + "7" * 30 + "xYw"
+    privpkg.set_connection("feed", "PythonFeed", "https://127.0.0.1:9/org/", "PAT", value=secret)
+    # Port 9 answers nothing: had register locked first, pip's failure would be the error.
+    reqs = _write(tmp_path / "reqs.txt", f"--index-url https://__token__:{secret}@127.0.0.1:9/org/simple/\nmylib\n")
+    env = privpkg.Environment.from_pip_requirements("train", reqs)
+    with pytest.raises(UsageError) as caught:
+        env.register(WS)
+    assert str(caught.value).startswith("reqs.txt, line 1 holds the secret of connection 'feed'"), caught.value
+    assert_no_secret(str(caught.value), secret)
+    with pytest.raises(NotFoundError):
+        privpkg.Environment.get(WS, "train")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_help_documents_every_public_method() -> None:
+    """``help(privpkg.Environment)`` is what a v1 user reads first: every public method says what it does."""
+    env = privpkg.Environment
+    missing = [n for n in dir(env) if not n.startswith("_") and callable(getattr(env, n)) and not getattr(env, n).__doc__]
+    assert missing == [], missing
+    assert sys.modules["privpkg.environments.api"].__doc__
+
+
+def test_an_azureml_v1_directory_is_named(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """What v1's ``save_to_directory`` wrote (``azureml_environment.json``, ``conda_dependencies.yml``)
+    is named as such, with the way to bring it along, by the API and by ``env register``."""
+    v1 = tmp_path / "v1-env"
+    v1.mkdir()
+    (v1 / "azureml_environment.json").write_text('{"name": "train", "version": "3"}')
+    (v1 / "conda_dependencies.yml").write_text("dependencies:\n  - python=3.11\n")
+    with pytest.raises(UsageError, match=r"azureml v1 environment directory; .*from_conda_specification"):
+        privpkg.Environment.load_from_directory(v1)
+    privpkg_cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
+    privpkg_cli.fails(2, "env", "register", v1, "--workspace", WS, match="is an azureml v1 environment directory")
+    privpkg_cli.outputs.check()
+
+
+def test_a_specs_repr_shows_no_password(tmp_path: Path) -> None:
+    """A spec is screened when registered or saved; before that, a notebook shows ``env.spec``: a
+    password in a URL's user info or a signature is masked in its repr (the file is the user's)."""
+    password, sig = "hunter22pass" + "9" * 8, "c2lnbmF0dXJlCg"
+    reqs = _write(tmp_path / "reqs.txt", f"--index-url https://__token__:{password}@feed.example/simple/\n"
+                  f"mylib @ https://acct.blob.core.windows.net/w/mylib-1.0-py3-none-any.whl?sv=1&sig={sig}\n")
+    env = privpkg.Environment.from_pip_requirements("train", reqs)
+    shown = repr(env.spec)
+    assert "https://__token__:***@feed.example/simple/" in shown and "sig=***" in shown, shown
+    assert_no_secret(shown + str(env) + repr(env), password, sig)
+
+
+def test_a_lock_without_credential_names_the_lookup(checked_cli: Callable[..., PrivpkgCLI], feed: FeedServer, tmp_path: Path) -> None:
+    """pip says only "from versions: none" when the feed answered 401 and privpkg had no
+    connection for it: the lock's error line adds the URL pip asked for and why it got nothing
+    (register through the API and ``env register`` share the lock)."""
+    cli = checked_cli(feed.secret_a)
+    cli.ok("workspace", "add", WS, "--local", tmp_path / "ws")
+    reqs = _write(tmp_path / "requirements.txt", f"--index-url {feed.index_a}\npkg-a\n")
+    cli.ok("env", "create", "train", "-r", reqs, "-o", tmp_path / "train-env")
+    cli.fails(1, "env", "register", tmp_path / "train-env", "--workspace", WS,
+              match=["from versions: none", f"(pip asked privpkg for {feed.index_a} and got nothing: privpkg holds no connection",
+                     "privpkg auth login URL"])
+    feed.assert_never_authorized()
+
+
+def test_set_connection_without_a_value_says_which_argument(isolated_privpkg: Path) -> None:
+    """v1's ``ws.set_connection(name, category, target, authType, value)``: the secret is ``value``."""
+    with pytest.raises(UsageError, match=r"no secret given: set_connection\(\.\.\., value=PAT\)"):
+        privpkg.set_connection("feed", "PythonFeed", "https://feed.example/org/", "PAT")
+    assert privpkg.list_connections() == []
