@@ -364,3 +364,25 @@ def test_env_run_hands_on_what_follows_dashes_untouched(privpkg_cli: PrivpkgCLI,
         assert cli.ok("env", "run", "e", "-w", "team", flag).startswith("usage: privpkg env run")
     cli.fails(2, "env", "run", "-w", "team", "e", "--", "-x", match="-x: no such command")  # after `--`: the command's
     cli.outputs.check()
+
+
+def test_env_show_output_writes_the_version_as_a_definition_directory(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """``env show REF -o DIR`` (azureml's `az ml environment download`): the version as env create
+    writes a definition, which registers as the same version; DIR is never replaced without
+    --force, and --force is only for -o."""
+    cli = privpkg_cli
+    folder = _registered(cli, tmp_path)
+    dest = tmp_path / "from-workspace"
+    said = cli.ok("env", "show", "train:1", "-w", "team", "-o", dest)
+    assert said.startswith(f"wrote train:1 of workspace 'team' to {dest} (pylock.toml)"), said
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    assert (dest / "pylock.toml").read_text() == LOCK and (dest / "definition.json").read_bytes() == (folder / "definition.json").read_bytes()
+    assert "train:1 is unchanged in workspace 'team'; nothing was written" in cli.ok("env", "register", dest, "-w", "team")
+    cli.fails(2, "env", "show", "train", "-w", "team", "-o", dest, match="exists")
+    assert "wrote train:1" in cli.ok("env", "show", "train", "-w", "team", "-o", dest, "--force")
+    (tmp_path / "afile").write_text("x")
+    cli.fails(2, "env", "show", "train", "-w", "team", "-o", tmp_path / "afile", "--force", match="is a file")
+    assert (tmp_path / "afile").read_text() == "x"
+    cli.fails(2, "env", "show", "train", "-w", "team", "-o", tmp_path / "j", "--json", match="not both")
+    cli.fails(2, "env", "show", "train", "-w", "team", "--force", match="--force goes with -o")
+    cli.outputs.check()

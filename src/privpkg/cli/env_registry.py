@@ -129,14 +129,34 @@ def cmd_env_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _save_version(rec: Any, workspace: str, output: str, force: bool) -> int:
+    """``env show REF -o DIR``: the version as a definition directory (azureml's
+    ``az ml environment download``), made as ``env create`` makes one."""
+    from privpkg.environments.api import Environment
+
+    env = Environment(rec.spec, rec.locks, rec.version, rec.digest)
+    with _variable_warnings():
+        dest = env.save_to_directory(output, overwrite=force)
+    out(f"wrote {env.name}:{rec.version} of workspace {workspace!r} to {dest} ({', '.join(sorted(rec.locks)) or 'no lock'}); "
+        f"privpkg env register {dest} --workspace {workspace} stores a change as the next version")
+    return 0
+
+
 def cmd_env_show(args: argparse.Namespace) -> int:
     from privpkg.environments import registry
     from privpkg.environments.api import open_registry
     from privpkg.environments.spec import parse_target
+    from privpkg.errors import UsageError
 
     name, version, label = parse_target(args.ref)
-    _, store = open_registry(args.workspace)
+    ws, store = open_registry(args.workspace)
     rec = registry.get(store, name, version, label)
+    if args.output is not None:
+        if args.json:
+            raise UsageError("give -o DIR or --json, not both")
+        return _save_version(rec, ws.name, args.output, args.force)
+    if args.force:
+        raise UsageError("--force goes with -o DIR")
     labels = sorted(lb for lb, v in registry.labels(store, name).items() if v == rec.version)
     definition = rec.spec.definition()
     files = {p: {"sha256": f["sha256"], "size": f["size"]} for p, f in sorted(rec.files.items())}
@@ -218,6 +238,10 @@ def add_parsers(actions: Any) -> None:
     s = actions.add_parser("show", help="show a registered version",
                            description="Show a registered version: NAME (the latest), NAME:VERSION or NAME@LABEL.")
     s.add_argument("ref", metavar="NAME[:VERSION|@LABEL]")
+    s.add_argument("-o", "--output", metavar="DIR",
+                   help="write the version as a definition directory (definition.json, spec/, its locks), as env create "
+                   "writes one: edit it and env register it for the next version")
+    s.add_argument("--force", action="store_true", help="with -o: replace DIR if it is an environment directory")
     add_workspace_option(s)
     add_json_option(s)
     s.set_defaults(func=cmd_env_show)
