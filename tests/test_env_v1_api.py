@@ -66,8 +66,12 @@ def test_v1_script_port(team: Path) -> None:
         Environment.label(WS, "train", "1", ["ok", "Bad"])
     with pytest.raises(NotFoundError, match="no label 'ok'"):
         Environment.get(WS, "train", label="ok")
+    assert Environment.labels(WS, "train") == {}
     Environment.label(workspace=WS, name="train", version="1", labels=["prod", "stable"])
     assert Environment.get(WS, "train", label="stable").version == 1
+    assert Environment.labels(WS, "train") == {"prod": 1, "stable": 1}  # as env list prints them
+    with pytest.raises(NotFoundError, match="no environment 'trian'.*did you mean 'train'"):
+        Environment.labels(WS, "trian")
     # "latest", as NAME:latest on the command line.
     assert Environment.get(WS, "train", version="latest").version == 1
 

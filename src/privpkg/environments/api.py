@@ -279,6 +279,17 @@ class Environment:
             registry.set_label(store, name, one, number)
 
     @staticmethod
+    def labels(workspace: str | Workspace, name: str) -> dict[str, int]:
+        """``name``'s labels and the versions they point at (``{"prod": 3}``; ``latest`` is
+        implicit and not listed), as ``privpkg env list`` and ``env show`` print them."""
+        from privpkg.environments.spec import validate_name
+
+        validate_name(name)
+        _, store = open_registry(_workspace_arg(workspace))
+        registry.get(store, name)  # an unknown name: NotFoundError with the closest one, as get says it
+        return dict(sorted(registry.labels(store, name).items()))
+
+    @staticmethod
     def add_private_pip_wheel(workspace: str | Workspace, file_path: str | os.PathLike[str], exist_ok: bool = False) -> str:
         """azureml v1's ``Environment.add_private_pip_wheel``: publish the wheel at ``file_path``
         in ``workspace`` and return its ``privpkg://WORKSPACE/wheels/FILE`` URL, to name in a
