@@ -386,3 +386,27 @@ def test_env_show_output_writes_the_version_as_a_definition_directory(privpkg_cl
     cli.fails(2, "env", "show", "train", "-w", "team", "-o", tmp_path / "j", "--json", match="not both")
     cli.fails(2, "env", "show", "train", "-w", "team", "--force", match="--force goes with -o")
     cli.outputs.check()
+
+
+def test_env_show_output_never_replaces_a_registered_version_or_a_broken_link(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """A local workspace's ``environments/NAME/N/`` holds a definition.json as a definition directory
+    does: ``-o`` there with --force would have replaced version N by another's files, without its
+    record (the version gone from env show). A dangling symlink is something there too: never
+    replaced without --force."""
+    cli = privpkg_cli
+    folder = _registered(cli, tmp_path)
+    (folder / "requirements.txt").write_text("requests>=2.1\n")
+    cli.ok("env", "create", "train", "-r", folder / "requirements.txt", "-o", folder, "--force")
+    (folder / "pylock.toml").write_text(LOCK)
+    assert "registered train:2" in cli.ok("env", "register", folder, "-w", "team")
+    stored = tmp_path / "ws-team" / "environments" / "train" / "1"
+    before = {p: p.read_bytes() for p in stored.rglob("*") if p.is_file()}
+    cli.fails(2, "env", "show", "train:2", "-w", "team", "-o", stored, "--force", match="is a registered version in a workspace's storage")
+    assert {p: p.read_bytes() for p in stored.rglob("*") if p.is_file()} == before
+    assert cli.ok("env", "show", "train:1", "-w", "team").startswith("train:1")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    cli.fails(2, "env", "show", "train", "-w", "team", "-o", link, match="exists")
+    cli.fails(2, "env", "show", "train", "-w", "team", "-o", link, "--force", match="is a broken symbolic link")
+    assert link.is_symlink()
+    cli.outputs.check()

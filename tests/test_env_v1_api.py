@@ -182,3 +182,39 @@ def test_set_connection_without_a_value_says_which_argument(isolated_privpkg: Pa
     with pytest.raises(UsageError, match=r"no secret given: set_connection\(\.\.\., value=PAT\)"):
         privpkg.set_connection("feed", "PythonFeed", "https://feed.example/org/", "PAT")
     assert privpkg.list_connections() == []
+
+
+def test_build_local_refuses_another_workspaces_version_of_the_name(team: Path, tmp_path: Path) -> None:
+    """``build_local(WORKSPACE)`` of a listed environment (no locks in hand) reads NAME:N there: in
+    another workspace that is another environment, whose lock under this spec would have built
+    other packages silently."""
+    from privpkg.environments import registry
+    from privpkg.environments.spec import Spec
+    from privpkg.workspace import Workspace, add_workspace
+
+    url = privpkg.Environment.add_private_pip_wheel(WS, team)
+    _register_with_lock("train", url, team)
+    add_workspace(Workspace("other", "local", str(tmp_path / "other")))
+    other = make_wheel(tmp_path / "dist-other", "otherlib", "3.0")
+    other_url = privpkg.Environment.add_private_pip_wheel("other", other)
+    sha = hashlib.sha256(other.read_bytes()).hexdigest()
+    lock = (f'lock-version = "1.0"\ncreated-by = "test"\n\n[[packages]]\nname = "otherlib"\nversion = "3.0"\n\n'
+            f'[packages.archive]\nurl = "{other_url}"\nhashes = {{ sha256 = "{sha}" }}\n')
+    _, store = registry.open_registry("other")
+    registry.register(store, Spec("train", pip=(f"otherlib @ {other_url}",)), {"pylock.toml": lock})
+    listed = privpkg.Environment.list(WS)["train"]
+    with pytest.raises(PrivpkgError, match=r"train:1 in workspace 'other' is other content than this one .*give the workspace it came from"):
+        listed.build_local("other")
+
+
+def test_label_names_the_labels_moved_before_storage_refused_one(team: Path, tmp_path: Path) -> None:
+    """Each label is its own object: when the storage refuses the second, the first has moved,
+    and the error line says so rather than leaving the caller to think nothing changed."""
+    url = privpkg.Environment.add_private_pip_wheel(WS, team)
+    _register_with_lock("train", url, team)
+    labels = tmp_path / "ws" / "environments" / "train" / "labels"
+    labels.mkdir(parents=True)
+    (labels / "stable").write_text("in the way")  # a file where the label's folder goes
+    with pytest.raises(PrivpkgError, match=r"stable.*\('prod' already points at train:1\)$"):
+        privpkg.Environment.label(WS, "train", 1, ["prod", "stable"])
+    assert privpkg.Environment.labels(WS, "train") == {"prod": 1}

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from privpkg.environments import registry, screen, sources
 from privpkg.environments.registry import open_registry
 from privpkg.environments.spec import Spec, load_definition
-from privpkg.errors import NotFoundError, UsageError, shown
+from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
 
 if TYPE_CHECKING:
     from privpkg.workspace import Workspace
@@ -264,7 +264,8 @@ class Environment:
     @staticmethod
     def label(workspace: str | Workspace, name: str, version: int | str, labels: str | Iterable[str]) -> None:
         """azureml v1's ``Environment.label``: point each of ``labels`` at ``name``'s ``version``
-        (``privpkg env label NAME:VERSION LABEL``). Every label is checked before any moves."""
+        (``privpkg env label NAME:VERSION LABEL``). Every label is checked before any moves; should the
+        storage refuse one, the error names those that moved before it."""
         from privpkg.environments.spec import validate_label, validate_name, validate_version
 
         wanted = [labels] if isinstance(labels, str) else list(labels)
@@ -275,8 +276,18 @@ class Environment:
         validate_name(name)
         number = validate_version(version)
         _, store = open_registry(_workspace_arg(workspace))
+        moved: list[str] = []
         for one in wanted:
-            registry.set_label(store, name, one, number)
+            try:
+                registry.set_label(store, name, one, number)
+            except PrivpkgError as exc:
+                if not moved:
+                    raise
+                # Each label is its own object: those before this one have moved, and the line says so.
+                cls = type(exc) if type(exc) in (PrivpkgError, UsageError, NotFoundError) else PrivpkgError
+                raise cls(f"{exc} ({', '.join(repr(m) for m in moved)} already point{'s' if len(moved) == 1 else ''} "
+                          f"at {name}:{number})") from None
+            moved.append(one)
 
     @staticmethod
     def labels(workspace: str | Workspace, name: str) -> dict[str, int]:
@@ -323,7 +334,15 @@ class Environment:
             if where is None:
                 raise UsageError(f"environment {self.name}:{self.version} has its lock in its workspace: give it "
                                  "(build_local(WORKSPACE))")
-            locks = Environment.get(where, self.name, self.version).locks
+            stored = Environment.get(where, self.name, self.version)
+            if self.digest is not None and stored.digest != self.digest:
+                # Another workspace's NAME:N is another environment: its lock under this spec would
+                # build something else, silently.
+                shown_ws = where if isinstance(where, str) else where.name
+                raise PrivpkgError(f"environment {self.name}:{self.version} in workspace {shown_ws!r} is other content than "
+                                   f"this one (digest {(stored.digest or '')[:12]}, this one's {self.digest[:12]}); "
+                                   "give the workspace it came from")
+            locks = stored.locks
         return build(lock_for(self.spec, locks, f"environment {self.name}"), python=python,
                      link=None if link is None else Path(link), report=report)
 
@@ -335,11 +354,18 @@ class Environment:
         from privpkg.fileio import replace_dir
 
         dest = Path(path)
-        if dest.exists() and not overwrite:
+        # lexists: a dangling symlink is something there too, which only overwrite may replace.
+        if os.path.lexists(dest) and not overwrite:
             raise UsageError(f"{shown(dest)} exists; choose another directory or replace it (privpkg env create --force, "
                              "overwrite=True)")
-        if dest.exists() and not dest.is_dir():  # never replaced, and never an OSError's line about it
-            raise UsageError(f"{shown(dest)} is a file, not an environment directory; refusing to replace it")
+        if os.path.lexists(dest) and not dest.is_dir():  # never replaced, and never an OSError's line about it
+            what = "a file" if dest.exists() else "a broken symbolic link"
+            raise UsageError(f"{shown(dest)} is {what}, not an environment directory; refusing to replace it")
+        if dest.exists() and (dest / registry.RECORD).exists():
+            # A local workspace's environments/NAME/N/ holds definition.json too: replacing it
+            # would unmake that registered version.
+            raise UsageError(f"{shown(dest)} is a registered version in a workspace's storage, not an environment "
+                             "directory; refusing to replace it")
         if dest.exists() and not (dest / registry.DEFINITION).is_file() and any(dest.iterdir()):
             raise UsageError(f"{shown(dest)} is not an environment directory; refusing to replace it")
         files = registry.version_files(self.spec, self.locks)
