@@ -218,3 +218,38 @@ def test_label_names_the_labels_moved_before_storage_refused_one(team: Path, tmp
     with pytest.raises(PrivpkgError, match=r"stable.*\('prod' already points at train:1\)$"):
         privpkg.Environment.label(WS, "train", 1, ["prod", "stable"])
     assert privpkg.Environment.labels(WS, "train") == {"prod": 1}
+
+
+def test_an_environment_from_one_workspace_registers_in_another(team: Path, tmp_path: Path) -> None:
+    """azureml's ``Environment.get(ws1, name).register(ws2)`` copies it: the version it carries is
+    ws1's number, not one to assert in ws2 (that was "train has no version 2; the next one is 1").
+    A ``list`` entry, without locks in hand, brings those of the workspace it was listed in."""
+    from privpkg.environments import registry
+    from privpkg.environments.spec import Spec
+    from privpkg.workspace import Workspace, add_workspace
+
+    url = privpkg.Environment.add_private_pip_wheel(WS, team)
+    _register_with_lock("train", url, team)
+    _, store = registry.open_registry(WS)
+    v1 = privpkg.Environment.get(WS, "train")
+    registry.register(store, Spec("train", pip=(f"mylib @ {url}", "pip>=1")), v1.locks)
+    add_workspace(Workspace("other", "local", str(tmp_path / "other")))
+    latest = privpkg.Environment.get(WS, "train")
+    assert latest.version == 2
+    add_workspace(Workspace("third", "local", str(tmp_path / "third")))
+    copied = privpkg.Environment.get(WS, "train")
+    copied.register("third")
+    assert (copied.version, copied.created, copied.locks) == (1, True, v1.locks)
+    v1.register("other")
+    assert (v1.version, v1.created) == (1, True)
+    latest.register("other")
+    assert (latest.version, latest.created) == (2, True)
+    assert privpkg.Environment.get("other", "train").digest == privpkg.Environment.get(WS, "train").digest
+    # A listed entry: registered again where it was listed (unchanged), and in another workspace.
+    listed = privpkg.Environment.list(WS)["train"]
+    assert listed.locks == {}
+    listed.register(WS)
+    assert (listed.version, listed.created) == (2, False)
+    listed = privpkg.Environment.list(WS)["train"]
+    listed.register("other")
+    assert (listed.version, listed.created) == (2, False)

@@ -84,6 +84,10 @@ def _workspace_arg(workspace: object) -> str | Workspace:
     raise UsageError(f"workspace: give a workspace's name (see: privpkg workspace list), not a {type(workspace).__name__}")
 
 
+def _workspace_name(workspace: str | Workspace) -> str:
+    return workspace if isinstance(workspace, str) else workspace.name
+
+
 def screen_definition(spec: Spec, locks: Mapping[str, str], where: Callable[[str], str] | None = None) -> None:
     """Refuse (one line) a definition holding a secret before it is written or locked, naming the
     user's file and line. ``where`` names a version's file (``spec/NAME``, ``definition.json``,
@@ -189,12 +193,21 @@ class Environment:
         (keeping the previous version's pins); an unchanged spec without locks keeps the
         version's locks in the workspace (``Environment.get`` reads them). Returns ``self``
         (azureml returned a new object), with ``version`` and ``created`` set, and ``locks``
-        unless the content was found unchanged (``build_local()`` reads them then). A
-        definition holding a secret is refused before it is locked, naming the file and line."""
+        unless the content was found unchanged (``build_local()`` reads them then). An
+        environment read from another workspace (``get``, ``list``) keeps its locks and becomes
+        this one's next version, or the one holding its content: its version number was the
+        other workspace's. A definition holding a secret is refused before it is locked, naming
+        the file and line."""
         workspace = _workspace_arg(workspace)
         _, store = open_registry(workspace)
+        # A version read from another workspace is that workspace's number: here this content is
+        # the next version, or the one holding it (azureml's get(ws1).register(ws2) copies it).
+        came_from = self._workspace
+        version = self.version if came_from is None or _workspace_name(came_from) == _workspace_name(workspace) else None
         locks = self.locks
-        if not locks and self.version is None:
+        if not locks and self.version is not None and came_from is not None:
+            locks = self._stored_locks(came_from)  # a list() entry: its locks are where it was listed
+        if not locks and version is None:
             same = registry.find_unchanged(store, self.spec)
             if same is not None:  # two requests, nothing read or written beyond them
                 self.version, self.digest, self.created = same.version, same.digest, False
@@ -212,11 +225,22 @@ class Environment:
             locks = lock(self.spec, previous)
         else:
             locks = checked_locks(self.spec, locks)
-        rec = registry.register(store, self.spec, locks, version=self.version)
+        rec = registry.register(store, self.spec, locks, version=version)
         self.version, self.digest, self.locks, self.created = rec.version, rec.digest, dict(locks), rec.created
         self._workspace = workspace
         self._warn_variables()
         return self
+
+    def _stored_locks(self, where: str | Workspace) -> dict[str, str]:
+        """This registered version's locks, read from ``where``."""
+        stored = Environment.get(where, self.name, self.version)
+        if self.digest is not None and stored.digest != self.digest:
+            # Another workspace's NAME:N is another environment: its lock under this spec would
+            # build (or register) something else, silently.
+            raise PrivpkgError(f"environment {self.name}:{self.version} in workspace {_workspace_name(where)!r} is other "
+                               f"content than this one (digest {(stored.digest or '')[:12]}, this one's {self.digest[:12]}); "
+                               "give the workspace it came from")
+        return stored.locks
 
     def _warn_variables(self) -> None:
         # After the work succeeded, as the CLI's lines are: a refusal stays one error alone.
@@ -334,15 +358,7 @@ class Environment:
             if where is None:
                 raise UsageError(f"environment {self.name}:{self.version} has its lock in its workspace: give it "
                                  "(build_local(WORKSPACE))")
-            stored = Environment.get(where, self.name, self.version)
-            if self.digest is not None and stored.digest != self.digest:
-                # Another workspace's NAME:N is another environment: its lock under this spec would
-                # build something else, silently.
-                shown_ws = where if isinstance(where, str) else where.name
-                raise PrivpkgError(f"environment {self.name}:{self.version} in workspace {shown_ws!r} is other content than "
-                                   f"this one (digest {(stored.digest or '')[:12]}, this one's {self.digest[:12]}); "
-                                   "give the workspace it came from")
-            locks = stored.locks
+            locks = self._stored_locks(where)
         return build(lock_for(self.spec, locks, f"environment {self.name}"), python=python,
                      link=None if link is None else Path(link), report=report)
 
