@@ -253,3 +253,33 @@ def test_an_environment_from_one_workspace_registers_in_another(team: Path, tmp_
     listed = privpkg.Environment.list(WS)["train"]
     listed.register("other")
     assert (listed.version, listed.created) == (2, False)
+
+
+def test_a_failed_lock_names_no_lookup_another_process_made(team: Path, tmp_path: Path) -> None:
+    """The hint after a failed lock is pip's own lookup, never one that another program (another
+    terminal's pip, another lock) recorded while pip ran: the feed here answers 404, so this pip
+    asks privpkg nothing, while an unrelated lookup is recorded during its request."""
+    import http.server
+    import threading
+
+    from privpkg import lookuplog
+
+    class Feed(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            lookuplog.record("https://elsewhere.example/team-feed/simple/", None, api="get_credential", reason="no-match")
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        reqs = _write(tmp_path / "reqs.txt", f"--index-url http://127.0.0.1:{server.server_port}/simple/\nnosuchpkg\n")
+        with pytest.raises(PrivpkgError) as caught:
+            privpkg.Environment.from_pip_requirements("train", reqs).register(WS)
+    finally:
+        server.shutdown()
+    assert "from versions: none" in str(caught.value), caught.value
+    assert "elsewhere.example" not in str(caught.value) and "pip asked privpkg" not in str(caught.value), caught.value
+    assert any("elsewhere.example" in str(r.get("service")) for r in lookuplog.read_last(20))  # it was recorded meanwhile

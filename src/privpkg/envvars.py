@@ -26,6 +26,10 @@ TRUSTED_ENDPOINTS = "PRIVPKG_TRUSTED_ENDPOINTS"
 #: (privpkg.conda.broker), which the pip shim and the keyring launcher ask.
 BROKER = "PRIVPKG_BROKER"
 
+#: Set by privpkg for a pip it runs (``pip lock``), never by users: the lookup log records it
+#: with each lookup that pip and what it starts make, so privpkg names its own pip's lookup.
+LOOKUP_TAG = "PRIVPKG_LOOKUP_TAG"
+
 #: What a credential lookup's answer depends on besides the store file: the connection sources,
 #: then what changes how the store decrypts.
 LOOKUP_INPUTS = (CONNECTIONS, *AZURE_ENDPOINTS, MASTER_KEY)

@@ -15,7 +15,8 @@ question is not one pip or uv asked.
 
 What a line holds: UTC time, pid, the program and its parent (names only, from ``/proc`` where there is one),
 the service, the username asked for, the connection's name, source and target, or the reason code
-and its detail, and the lookup's warnings. Never a secret, although the service and the username
+and its detail, the lookup's warnings, and the tag of a pip privpkg runs (``$PRIVPKG_LOOKUP_TAG``,
+hex: a failed ``pip lock`` names its own pip's lookup, not another program's). Never a secret, although the service and the username
 are the caller's and may carry one (``https://TOKEN@host/``, Gemfury's ``https://host/TOKEN/``):
 
 - the service keeps no ``user:password@``, query or fragment (:func:`privpkg.urls.redact`), and a
@@ -61,7 +62,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from privpkg import paths
+from privpkg import envvars, paths
 
 LOG_NAME = "lookups.log"
 #: A log file is rotated when a line would take it past this size.
@@ -277,6 +278,9 @@ def entry(
     }
     if asker:
         rec["via"] = "broker"
+    tag = os.environ.get(envvars.LOOKUP_TAG, "")
+    if 0 < len(tag) <= 32 and not tag.strip("0123456789abcdef"):  # privpkg's hex only: never a value someone set
+        rec["tag"] = tag
     if conn is not None:
         target = mask_path_tokens(conn.target)
         name = conn.name

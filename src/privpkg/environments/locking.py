@@ -48,14 +48,14 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from privpkg import urls
+from privpkg import envvars, urls
 from privpkg.environments import condalock, pylock
 from privpkg.errors import PrivpkgError, UsageError, shown
 
@@ -90,27 +90,16 @@ def _hide_urls(text: str) -> str:
     return _URL.sub(lambda m: urls.redact(m.group(0)), text)
 
 
-def _lookup_mark() -> tuple[str, list[dict[str, Any]]]:
-    """Where the keyring lookup log stands before pip runs: this second's timestamp and the
-    records already written in it (the log's times have whole seconds)."""
-    from privpkg import lookuplog
-
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    try:
-        return now, [r for r in lookuplog.read_last(50) if str(r.get("time", "")) >= now]
-    except Exception:  # noqa: BLE001 - only a hint depends on it: the lock goes on
-        return now, []
-
-
-def _unanswered_lookup(mark: tuple[str, list[dict[str, Any]]]) -> str:
+def _unanswered_lookup(tag: str) -> str:
     """For a failed ``pip lock``: the first index URL pip asked privpkg for and got nothing, with
     why and what to do. pip says only "from versions: none" when a feed answered 401 to a
-    request without credentials, so this is the line that names the cause."""
+    request without credentials, so this is the line that names the cause. Only lookups with
+    ``tag`` (this pip's, and its children's: :data:`privpkg.envvars.LOOKUP_TAG`) count: another
+    program's lookup recorded meanwhile is not this pip's cause."""
     from privpkg import lookuplog
 
-    since, before = mark
     try:
-        recs = [r for r in lookuplog.read_last(200) if str(r.get("time", "")) >= since and r not in before]
+        recs = [r for r in lookuplog.read_last(200) if r.get("tag") == tag]
     except Exception:  # noqa: BLE001 - an error line is being made: never a second error
         return ""
     for rec in recs:
@@ -237,12 +226,11 @@ def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool
         req.write_text("".join(line + "\n" for line in lines))
         cons.write_text("".join(line + "\n" for line in [*constraints_lines, *pins]))
         args = ["lock", "--no-input", "--disable-pip-version-check", "-r", str(req), "-c", str(cons), "-o", str(out)]
-        env: dict[str, str] | None = None
         if target:
             cmd, env = _for_interpreter(target, tmp, args)
         else:
-            cmd = [python, "-m", "pip", *args, "--keyring-provider", "import"]
-        mark = _lookup_mark()
+            cmd, env = [python, "-m", "pip", *args, "--keyring-provider", "import"], dict(os.environ)
+        tag = env[envvars.LOOKUP_TAG] = secrets.token_hex(8)
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False, cwd=tmp, stdin=subprocess.DEVNULL, env=env)
         except subprocess.TimeoutExpired:
@@ -255,7 +243,7 @@ def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool
             why = errors[0].removeprefix("ERROR:").strip() if errors else f"exit {r.returncode}"
             if why == "Exception:":  # pip crashed: its traceback's last line says what
                 why = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), why)
-            raise PrivpkgError(f"pip lock failed: {shown(_hide_urls(why), 300)}{_unanswered_lookup(mark)}")
+            raise PrivpkgError(f"pip lock failed: {shown(_hide_urls(why), 300)}{_unanswered_lookup(tag)}")
         try:
             text = out.read_text()
         except OSError as exc:
