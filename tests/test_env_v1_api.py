@@ -184,10 +184,10 @@ def test_set_connection_without_a_value_says_which_argument(isolated_privpkg: Pa
     assert privpkg.list_connections() == []
 
 
-def test_build_local_refuses_another_workspaces_version_of_the_name(team: Path, tmp_path: Path) -> None:
+def test_build_local_and_set_label_refuse_another_workspaces_version_of_the_name(team: Path, tmp_path: Path) -> None:
     """``build_local(WORKSPACE)`` of a listed environment (no locks in hand) reads NAME:N there: in
     another workspace that is another environment, whose lock under this spec would have built
-    other packages silently."""
+    other packages silently; ``set_label(WORKSPACE, ...)`` would have labelled it."""
     from privpkg.environments import registry
     from privpkg.environments.spec import Spec
     from privpkg.workspace import Workspace, add_workspace
@@ -205,6 +205,10 @@ def test_build_local_refuses_another_workspaces_version_of_the_name(team: Path, 
     listed = privpkg.Environment.list(WS)["train"]
     with pytest.raises(PrivpkgError, match=r"train:1 in workspace 'other' is other content than this one .*give the workspace it came from"):
         listed.build_local("other")
+    # set_label likewise: other's train:1 is not this environment, so its label stays unset.
+    with pytest.raises(PrivpkgError, match=r"train:1 in workspace 'other' is other content than this one"):
+        privpkg.Environment.get(WS, "train").set_label("other", "prod")
+    assert privpkg.Environment.labels("other", "train") == {}
 
 
 def test_label_names_the_labels_moved_before_storage_refused_one(team: Path, tmp_path: Path) -> None:

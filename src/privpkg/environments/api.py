@@ -279,10 +279,15 @@ class Environment:
         return out
 
     def set_label(self, workspace: str | Workspace, label: str, remove: bool = False) -> None:
-        """Point ``label`` at this registered version (``remove``: take the label away)."""
+        """Point ``label`` at this registered version (``remove``: take the label away). In
+        another workspace than the one it was read from or registered in, that workspace's
+        ``NAME:VERSION`` must hold this content."""
         if self.version is None:
             raise UsageError(f"environment {self.name} is not registered; register it first")
-        _, store = open_registry(_workspace_arg(workspace))
+        where = _workspace_arg(workspace)
+        if not remove and self._workspace is not None and _workspace_name(self._workspace) != _workspace_name(where):
+            self._stored_locks(where)  # NAME:N there is another environment unless it holds this content
+        _, store = open_registry(where)
         registry.set_label(store, self.name, label, None if remove else self.version)
 
     @staticmethod
