@@ -267,7 +267,7 @@ class Environment:
     @staticmethod
     def list(workspace: str | Workspace) -> dict[str, Environment]:
         """Each environment's latest version, by name, with its definition (its spec files and
-        locks are not read: ``get`` one for them, or ``build_local()`` reads them). Labels are
+        locks are not read: ``get`` one for them; ``build_local()`` and ``register`` read them). Labels are
         not read (``privpkg env list`` shows them)."""
         workspace = _workspace_arg(workspace)
         _, store = open_registry(workspace)
