@@ -477,7 +477,7 @@ def test_readme_environment_commands_are_real() -> None:
 
     cmds = readme_environment_commands()
     assert [c.split()[:3] for c in cmds if c.startswith("privpkg env")] == [
-        ["privpkg", "env", v] for v in ("create", "register", "register", "label", "show", "list")]
+        ["privpkg", "env", v] for v in ("create", "register", "register", "label", "show", "show", "list")]
     for cmd in cmds:
         if cmd.startswith("privpkg "):
             args = build_parser().parse_args(shlex.split(cmd)[1:])
