@@ -16,8 +16,9 @@ question is not one pip or uv asked.
 What a line holds: UTC time, pid, the program and its parent (names only, from ``/proc`` where there is one),
 the service, the username asked for, the connection's name, source and target, or the reason code
 and its detail, the lookup's warnings, and the tag of a pip privpkg runs (``$PRIVPKG_LOOKUP_TAG``,
-hex: a failed ``pip lock`` names its own pip's lookup, not another program's). Never a secret, although the service and the username
-are the caller's and may carry one (``https://TOKEN@host/``, Gemfury's ``https://host/TOKEN/``):
+hex, so that a failed ``pip lock`` names its own pip's lookup, not another program's). Never a
+secret, although the service and the username are the caller's and may carry one
+(``https://TOKEN@host/``, Gemfury's ``https://host/TOKEN/``):
 
 - the service keeps no ``user:password@``, query or fragment (:func:`privpkg.urls.redact`), and a
   path segment that looks like a token (:func:`looks_like_token`: 20 or more of ``[A-Za-z0-9_-]``
@@ -278,8 +279,10 @@ def entry(
     }
     if asker:
         rec["via"] = "broker"
-    tag = os.environ.get(envvars.LOOKUP_TAG, "")
-    if 0 < len(tag) <= 32 and not tag.strip("0123456789abcdef"):  # privpkg's hex only: never a value someone set
+    # This process's tag (a broker answers for another process, whose tag it cannot know); hex
+    # only, as privpkg sets it: never a value someone else put there.
+    tag = "" if asker else os.environ.get(envvars.LOOKUP_TAG, "")
+    if 0 < len(tag) <= 32 and not tag.strip("0123456789abcdef"):
         rec["tag"] = tag
     if conn is not None:
         target = mask_path_tokens(conn.target)
