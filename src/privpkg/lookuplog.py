@@ -49,7 +49,7 @@ The file (``lookups.log`` in :func:`privpkg.paths.state_dir`, mode 0600, JSON li
   ``OSError`` (or anything else) loses the line silently; :func:`record` never raises.
 
 Cost per lookup: one ``json.dumps``, one ``open``/``fstat``/``write``/``close`` (tens of
-microseconds); this module imports only the standard library and :mod:`privpkg.paths`, and
+microseconds); this module imports only the standard library, :mod:`privpkg.paths` and :mod:`privpkg.envvars`, and
 compiles no regular expression on the way (the token test is plain string methods).
 """
 
