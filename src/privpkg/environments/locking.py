@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -230,7 +229,7 @@ def lock_pip(lines: Sequence[str], *, previous: str | None = None, upgrade: bool
             cmd, env = _for_interpreter(target, tmp, args)
         else:
             cmd, env = [python, "-m", "pip", *args, "--keyring-provider", "import"], dict(os.environ)
-        tag = env[envvars.LOOKUP_TAG] = secrets.token_hex(8)
+        tag = env[envvars.LOOKUP_TAG] = os.urandom(8).hex()  # secrets.token_hex, without its imports
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False, cwd=tmp, stdin=subprocess.DEVNULL, env=env)
         except subprocess.TimeoutExpired:
