@@ -126,7 +126,15 @@ def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) ->
     headers = conns.headers(a.url.partition("#")[0])
     digest = hashlib.sha256()
     with temp_file(dest, shared_mode()) as (fd, tmp):
-        _download(a.url.partition("#")[0], label, headers, fd, digest, timeout)
+        try:
+            _download(a.url.partition("#")[0], label, headers, fd, digest, timeout)
+        except PrivpkgError:
+            raise
+        except OSError as exc:
+            # The sink's own failure (a full disk): say where, not only "No space left on device".
+            from privpkg.fileio import FileWriteError
+
+            raise FileWriteError(f"cannot write {dest}: {exc.strerror or exc}", exc.errno) from None
         got = digest.hexdigest()
         if got != a.sha256:
             from privpkg.wheelhouse import HashMismatch  # here: wheelhouse (and the signing code) only when needed
