@@ -161,8 +161,10 @@ def cmd_connection_show(args: argparse.Namespace) -> int:
     from privpkg.connections import get_connection
 
     errors: list[str] = []
-    conn = get_connection(args.name, errors=errors)
-    warn(errors)
+    try:
+        conn = get_connection(args.name, errors=errors)
+    finally:
+        warn(errors)  # before a "no connection named" error too: a malformed variable is often why
     from privpkg.connections.sources import source_label
 
     info = conn.public()
@@ -201,7 +203,11 @@ def cmd_connection_test(args: argparse.Namespace) -> int:
     from privpkg.connections import get_connection
     from privpkg.probe import check_connection
 
-    conn = get_connection(args.name)
+    errors: list[str] = []
+    try:
+        conn = get_connection(args.name, errors=errors)
+    finally:
+        warn(errors)  # a CI secret with a newline makes $PRIVPKG_CONNECTIONS invalid: say so
     verdict = check_connection(conn, args.url, timeout=args.timeout)
     out(verdict.message)
     return 0 if verdict.ok else 1

@@ -1,0 +1,68 @@
+"""CI secrets as CI systems hand them over: spliced into ``$PRIVPKG_CONNECTIONS`` by a shell
+step, often with a trailing newline or spaces. Every command that then finds no connection says
+why (the variable it ignored), and a secret with spaces at an end is served but warned about.
+Real CLI, real loopback PAT feed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from support.cli import PrivpkgCLI, assert_one_error_line
+from support.feeds import FeedServer
+
+from privpkg import envvars
+
+NEWLINE_HINT = "invalid control character at line 1, column"
+
+
+def _spliced(feed: FeedServer, secret: str) -> str:
+    """What `export PRIVPKG_CONNECTIONS='[{..., "secret": "'"$PAT"'"}]'` makes of ``secret``."""
+    return '[{"name": "feed", "target": "' + feed.base + '/orgA/", "secret": "' + secret + '"}]'
+
+
+def test_a_pat_with_a_newline_is_named_by_connection_test_and_show(feed: FeedServer, checked_cli: Callable[..., PrivpkgCLI]) -> None:
+    """`connection test feed` and `connection show feed` said only "no connection named 'feed'",
+    dropping the warning that `connection list` gives (and it read "at at")."""
+    cli = checked_cli(feed.secret_a)
+    env = {envvars.CONNECTIONS: _spliced(feed, feed.secret_a + "\n")}
+    for args in (["connection", "test", "feed", "--url", feed.index_a], ["connection", "show", "feed"]):
+        res = cli(*args, env=env)
+        lines = res.stderr.splitlines()
+        assert res.returncode == 1 and len(lines) == 2, res.stderr
+        assert lines[0].startswith(f"privpkg: warning: ignoring ${envvars.CONNECTIONS}: it is not valid JSON ({NEWLINE_HINT} "), lines
+        assert lines[0].endswith("; a newline or tab in a secret?)"), lines
+        assert lines[1] == "privpkg: error: no connection named 'feed' (see: privpkg connection list)", lines
+
+
+def test_a_pat_with_spaces_at_an_end_is_served_with_a_warning(feed: FeedServer, checked_cli: Callable[..., PrivpkgCLI]) -> None:
+    """A feed rejects "PAT  "; the verdict alone (wrong, expired or revoked) sent people to
+    renew a PAT that was fine."""
+    cli = checked_cli(feed.secret_a)
+    res = cli("connection", "test", "feed", "--url", feed.index_a, env={envvars.CONNECTIONS: _spliced(feed, feed.secret_a + "  ")})
+    assert res.returncode == 1 and res.stdout.startswith("REJECTED: "), res.stdout + res.stderr
+    assert res.stderr.splitlines() == [
+        f"privpkg: warning: ${envvars.CONNECTIONS}: the secret of 'feed' begins or ends with a space, which is sent as part of it"
+    ], res.stderr
+    clean = cli("connection", "list", env={envvars.CONNECTIONS: _spliced(feed, feed.secret_a)})
+    assert clean.returncode == 0 and clean.stderr == "", clean.stderr
+
+
+def test_env_build_names_the_variable_it_ignored(feed: FeedServer, checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
+    """A feed file that got 401 because $PRIVPKG_CONNECTIONS was ignored: the one error line
+    says why, instead of pointing a CI job to `privpkg connection set`."""
+    cli = checked_cli(feed.secret_a)
+    wheel = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        f'lock-version = "1.0"\ncreated-by = "test"\n[[packages]]\nname = "pkg-a"\nversion = "1.0"\n[[packages.wheels]]\n'
+        f'name = "{wheel.name}"\nurl = "{feed.index_a}pkg-a/{wheel.name}"\n'
+        f'hashes = {{sha256 = "{hashlib.sha256(wheel.read_bytes()).hexdigest()}"}}\n')
+    res = cli("env", "build", "--lock", lock, env={envvars.CONNECTIONS: _spliced(feed, feed.secret_a + "\n")})
+    line = assert_one_error_line(res, 1)
+    assert f"HTTP 401 from 127.0.0.1 (ignoring ${envvars.CONNECTIONS}: it is not valid JSON ({NEWLINE_HINT}" in line, line
+    assert "connection set" not in line, line
+    ok = cli("env", "build", "--lock", lock, env={envvars.CONNECTIONS: json.dumps(json.loads(_spliced(feed, feed.secret_a)))})
+    assert ok.returncode == 0, ok.stderr
