@@ -152,6 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out is not None and out.failed is not None:
             return _output_failed(out.failed, real)
         return error(os_error(exc), 1)
+    except RuntimeError:
+        # pathlib's and platformdirs' "could not determine the home directory": a CI container
+        # run as a uid with no passwd entry and no $HOME (docker run --user 1001).
+        from privpkg import paths
+
+        if not paths.home_unknown():
+            raise
+        return error(paths.NO_HOME, 1)
     finally:
         if out is not None and sys.stdout is out:
             sys.stdout = real

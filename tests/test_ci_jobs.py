@@ -1,16 +1,25 @@
-"""CI secrets as CI systems hand them over: spliced into ``$PRIVPKG_CONNECTIONS`` by a shell
-step, often with a trailing newline or spaces. Every command that then finds no connection says
-why (the variable it ignored), and a secret with spaces at an end is served but warned about.
-Real CLI, real loopback PAT feed."""
+"""privpkg in CI jobs. Secrets as CI systems hand them over: spliced into ``$PRIVPKG_CONNECTIONS``
+by a shell step, often with a trailing newline or spaces; every command that then finds no
+connection says why (the variable it ignored), and a secret with spaces at an end is served but
+warned about. A container run as a uid with no passwd entry and no $HOME. Real CLI, real
+loopback PAT feed."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import sysconfig
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from support.cli import PrivpkgCLI, assert_one_error_line
+from support.env import REPO
 from support.feeds import FeedServer
 
 from privpkg import envvars
@@ -66,3 +75,42 @@ def test_env_build_names_the_variable_it_ignored(feed: FeedServer, checked_cli: 
     assert "connection set" not in line, line
     ok = cli("env", "build", "--lock", lock, env={envvars.CONNECTIONS: json.dumps(json.loads(_spliced(feed, feed.secret_a)))})
     assert ok.returncode == 0, ok.stderr
+
+
+def _uid_without_passwd_entry() -> int:
+    uid = 4242
+    while True:
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            return uid
+        uid += 1
+
+
+def _system_python() -> str | None:
+    """A Python of this interpreter's version that another uid can run (the tests' own venv
+    python may sit under root's 0700 home)."""
+    want = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for cand in (f"/usr/bin/{want}", f"/usr/local/bin/{want}"):
+        if os.access(cand, os.X_OK) and os.stat(cand).st_mode & 0o001:
+            return cand
+    return None
+
+
+@pytest.mark.integration  # runs a program as another uid
+def test_no_home_and_no_passwd_entry_is_one_line() -> None:
+    """`docker run --user 1001` with no $HOME: every command died with a RuntimeError traceback
+    from pathlib or platformdirs ("could not determine the home directory")."""
+    python, setpriv = _system_python(), shutil.which("setpriv")
+    if os.geteuid() != 0 or python is None or setpriv is None:
+        pytest.skip("needs root, setpriv and a system python of this version")
+    uid = _uid_without_passwd_entry()
+    path = os.pathsep.join([str(REPO / "src"), sysconfig.get_paths()["purelib"]])
+    for args in (["auth", "status"], ["setup", "uv"], ["env", "prune"]):
+        res = subprocess.run(
+            [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "env", "-i", "PATH=/usr/bin:/bin", f"PYTHONPATH={path}",
+             python, "-m", "privpkg", *args],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd="/", timeout=60, check=False)
+        line = assert_one_error_line(res, 1)
+        assert line == "privpkg: error: cannot tell where your files go: $HOME is unset and this user has no home directory; " \
+                       "set HOME (keyring needs it too)", line
