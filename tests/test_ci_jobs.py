@@ -46,16 +46,26 @@ def test_a_pat_with_a_newline_is_named_by_connection_test_and_show(feed: FeedSer
         assert lines[1] == "privpkg: error: no connection named 'feed' (see: privpkg connection list)", lines
 
 
-def test_a_pat_with_spaces_at_an_end_is_served_with_a_warning(feed: FeedServer, checked_cli: Callable[..., PrivpkgCLI]) -> None:
-    """A feed rejects "PAT  "; the verdict alone (wrong, expired or revoked) sent people to
-    renew a PAT that was fine."""
+UNEXPANDED = "is a variable's name that was never expanded ($PAT in single quotes, or an undefined Azure Pipelines $(PAT))"
+
+
+@pytest.mark.parametrize(("secret", "why"), [
+    ("{pat}  ", "begins or ends with a space, which is sent as part of it"),
+    (" {pat}", "begins or ends with a space, which is sent as part of it"),
+    ("$FEED_PAT", UNEXPANDED),  # export PRIVPKG_CONNECTIONS='[{..., "secret": "$FEED_PAT"}]'
+    ("$(FEED_PAT)", UNEXPANDED),  # Azure Pipelines leaves $(NAME) of an undefined variable as is
+])
+def test_a_secret_a_feed_must_reject_is_served_with_a_warning(
+    feed: FeedServer, checked_cli: Callable[..., PrivpkgCLI], secret: str, why: str,
+) -> None:
+    """A feed rejects it; the verdict alone (wrong, expired or revoked) sent people to renew a
+    PAT that was fine."""
     cli = checked_cli(feed.secret_a)
-    res = cli("connection", "test", "feed", "--url", feed.index_a, env={envvars.CONNECTIONS: _spliced(feed, feed.secret_a + "  ")})
+    env = {envvars.CONNECTIONS: _spliced(feed, secret.format(pat=feed.secret_a))}
+    res = cli("connection", "test", "feed", "--url", feed.index_a, env=env)
     assert res.returncode == 1 and res.stdout.startswith("REJECTED: "), res.stdout + res.stderr
-    assert res.stderr.splitlines() == [
-        f"privpkg: warning: ${envvars.CONNECTIONS}: the secret of 'feed' begins or ends with a space, which is sent as part of it"
-    ], res.stderr
-    clean = cli("connection", "list", env={envvars.CONNECTIONS: _spliced(feed, feed.secret_a)})
+    assert res.stderr.splitlines() == [f"privpkg: warning: ${envvars.CONNECTIONS}: the secret of 'feed' {why}"], res.stderr
+    clean = cli("connection", "list", env={envvars.CONNECTIONS: _spliced(feed, "a$b" + feed.secret_a)})
     assert clean.returncode == 0 and clean.stderr == "", clean.stderr
 
 
