@@ -124,3 +124,24 @@ def test_no_home_and_no_passwd_entry_is_one_line() -> None:
         line = assert_one_error_line(res, 1)
         assert line == "privpkg: error: cannot tell where your files go: $HOME is unset and this user has no home directory; " \
                        "set HOME (keyring needs it too)", line
+
+
+def test_an_expired_environment_connection_is_renewed_in_its_variable(feed: FeedServer, checked_cli: Callable[..., PrivpkgCLI]) -> None:
+    """An expired connection from $PRIVPKG_CONNECTIONS was told to run `privpkg connection set feed
+    --update`, which refuses environment connections: the variable is what to change."""
+    cli = checked_cli(feed.secret_a)
+    conns = json.dumps([{"name": "feed", "target": f"{feed.base}/orgA/", "secret": feed.secret_a, "expires": "2020-01-01"}])
+    env = {**cli.env, envvars.CONNECTIONS: conns}
+    fix = f'in ${envvars.CONNECTIONS}'
+    # pip's subprocess call (its stdout is the secret: not recorded with the outputs checked)
+    got = subprocess.run([sys.executable, "-m", "keyring", "--mode=creds", "--output=json", "get", feed.index_a], env=env,
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=False)
+    assert got.returncode == 0 and json.loads(got.stdout)["password"] == feed.secret_a, got.stderr
+    cli.outputs.add("keyring get (stderr)", got.stderr)
+    assert f"connection 'feed' expired on 2020-01-01; renew it {fix} (its secret and \"expires\")" in got.stderr, got.stderr
+    last = cli.ok("doctor", "--last", "1", env=env)
+    assert f'hint: renew the PAT, then update its secret and "expires" {fix}' in last, last
+    doctor = cli("doctor", env=env)
+    assert f"FAIL  connection 'feed' expired on 2020-01-01 (lookups still serve it); renew its secret and \"expires\" {fix}" in doctor.stdout, doctor.stdout
+    for text in (got.stderr, last, doctor.stdout):
+        assert "connection set" not in text, text
