@@ -145,3 +145,16 @@ def test_an_expired_environment_connection_is_renewed_in_its_variable(feed: Feed
     assert f"FAIL  connection 'feed' expired on 2020-01-01 (lookups still serve it); renew its secret and \"expires\" {fix}" in doctor.stdout, doctor.stdout
     for text in (got.stderr, last, doctor.stdout):
         assert "connection set" not in text, text
+
+
+def test_a_piped_secret_with_spaces_at_an_end_is_stored_with_a_warning(checked_cli: Callable[..., PrivpkgCLI]) -> None:
+    """`echo "$PAT " | privpkg auth login URL`: stored as given, and said, since a feed will then
+    answer 401 while the PAT itself is fine."""
+    cli = checked_cli("ci-secret-0123456789")
+    warning = "privpkg: warning: the secret begins or ends with a space, which is stored as part of it"
+    res = cli("auth", "login", "https://h.example/feed/", stdin="ci-secret-0123456789  \n")
+    assert res.returncode == 0 and res.stderr.splitlines() == [warning], res.stderr
+    res = cli("connection", "set", "other", "--target", "https://h2.example/", stdin=" ci-secret-0123456789\n")
+    assert res.returncode == 0 and res.stderr.splitlines() == [warning], res.stderr
+    res = cli("connection", "set", "third", "--target", "https://h3.example/", stdin="ci-secret-0123456789\n")
+    assert res.returncode == 0 and res.stderr == "", res.stderr

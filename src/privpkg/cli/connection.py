@@ -59,7 +59,12 @@ def read_secret(prompt: str) -> str:
             value = value[:-2]
         elif value.endswith("\n"):
             value = value[:-1]
-    return validate_secret(value)
+    value = validate_secret(value)
+    if value != value.strip():
+        # Stored as given (a space may be part of a secret), but a pasted or `echo "$PAT "`
+        # secret with one at an end is the usual reason a feed then answers 401.
+        warn(["the secret begins or ends with a space, which is stored as part of it"])
+    return value
 
 
 def secret_words(category: str, auth_type: str | None = None) -> str:
