@@ -355,6 +355,17 @@ def test_closed_pipe_exits_0(cli: PrivpkgCLI, many_connections: None, unbuffered
     assert full.returncode == 0 and len(full.stdout) > 128 * 1024
 
 
+@pytest.mark.parametrize("args", [["auth", "status"], ["connection", "list", "--json"], ["doctor"]], ids=" ".join)
+def test_closed_stdout_is_one_line(cli: PrivpkgCLI, args: list[str]) -> None:
+    """Started with stdout closed (`privpkg auth status >&-`; Python's sys.stdout is then None):
+    was an AttributeError traceback."""
+    res = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *cli.argv(*args)], stderr=subprocess.PIPE, text=True,
+                         env=cli.env, timeout=120, check=False)
+    _no_crash(res.stderr)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.splitlines() == ["privpkg: error: cannot write the output: stdout is closed"], res.stderr
+
+
 @BUFFERING
 @pytest.mark.parametrize(
     "args", [["connection", "list"], ["connection", "list", "--json"], ["connection", "show", "c0001"], ["--help"], ["--version"], ["doctor"]],

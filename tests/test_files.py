@@ -675,3 +675,26 @@ def test_failed_write_is_one_error_naming_the_target(tmp_path: Path) -> None:
     assert err.returncode == 0 and err.stdout.startswith("FileWriteError True cannot write " + str(target)), err
     assert target.read_bytes() == b"old"
     assert _temps(tmp_path) == []
+
+
+def test_full_disk_during_a_builds_download_names_the_file(full_disk: FullDisk, feed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`env build` fetching a feed file into a cache on a full disk (a CI runner's small cache
+    volume): one line naming the file it could not write, not a bare "No space left on device",
+    and no temp file left in the wheelhouse."""
+    import hashlib
+    import json
+
+    wheel = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
+    url = f"{feed.index_a}pkg-a/{wheel.name}"
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(
+        f'lock-version = "1.0"\ncreated-by = "test"\n[[packages]]\nname = "pkg-a"\nversion = "1.0"\n[[packages.wheels]]\n'
+        f'name = "{wheel.name}"\nurl = "{url}"\nhashes = {{sha256 = "{hashlib.sha256(wheel.read_bytes()).hexdigest()}"}}\n')
+    full_disk.cli.env[envvars.CONNECTIONS] = json.dumps([{"name": "feed", "target": f"{feed.base}/orgA/", "secret": feed.secret_a}])
+    full_disk.fill()
+    line = assert_one_error_line(full_disk.run("env", "build", "--lock", str(lock)))
+    assert f"cannot write {full_disk.home}/cache/envs/wheels/" in line and wheel.name in line, line
+    assert ("No space left on device" if full_disk.kind == "tmpfs" else "File too large") in line, line
+    assert [p for p in (full_disk.home / "cache" / "envs" / "wheels").rglob("*") if p.is_file()] == []
+    full_disk.cli.outputs.add_secret(feed.secret_a)
+    full_disk.cli.outputs.check()

@@ -236,3 +236,25 @@ def test_env_only_connections(feed, venv_privpkg, make_env, privpkg_home, tmp_pa
     # Only the lookup log (privpkg doctor --last), which holds no secret: no store or key files.
     assert [p.name for p in privpkg_home.iterdir()] == ["lookups.log"], "an env-only lookup must not create store or key files"
     assert_no_secret((privpkg_home / "lookups.log").read_text(), *feed.secrets)
+
+
+def test_ci_recipe_reinstall_in_privpkgs_own_venv(feed, owned_venv, make_env, tmp_path):
+    """The README's CI recipe ($PRIVPKG_CONNECTIONS, `privpkg setup pip`, pip from privpkg's own
+    venv, so keyring-provider `import`), then a --no-deps reinstall from the feed: pip 26.3 blocks imports
+    once installing starts, and keyring had loaded the importlib_metadata backport (Python < 3.12),
+    whose deferred `_adapters` import the uninstall reached ("Blocked import of
+    'importlib_metadata._adapters'")."""
+    venv = owned_venv("test_ci_recipe_reinstall_in_privpkgs_own_venv", "pip>=26.3")
+    conns = json.dumps([{"name": "feed", "target": orgA(feed), "secret": feed.secret_a}])
+    env = make_env(**{envvars.CONNECTIONS: conns})
+    del env["PIP_CONFIG_FILE"]  # pip must read the pip.conf that `setup pip` writes
+    setup = run([venv.bin / "privpkg", "setup", "pip"], env)
+    assert setup.returncode == 0, setup.describe()
+    args = ["install", "--no-input", "--no-cache-dir", "--index-url", feed.index_a, "pkg-a"]
+    first = run([*venv.pip, *args], env)
+    assert first.returncode == 0, first.describe()
+    # --no-deps skips pip's conflict check, which would have resolved `_adapters` in time
+    again = run([*venv.pip, *args, "--force-reinstall", "--no-deps"], env)
+    assert again.returncode == 0 and "Successfully uninstalled pkg-a" in again.output, again.describe()
+    assert "Blocked import" not in again.output, again.describe()
+    assert_no_secret(first.output + again.output + setup.output, *feed.secrets)

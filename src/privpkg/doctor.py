@@ -230,7 +230,9 @@ def run_checks(url: str | None = None, days: int = 14, pip: str | None = None) -
         if left is None:
             continue
         if left < 0:
-            r.add("expiry", "fail", f"connection {c.name!r} expired on {c.expires} (lookups still serve it); renew: privpkg connection set {c.name} --update --expires DATE")
+            renew = (f"renew its secret and \"expires\" in ${c.source[4:]}" if c.source.startswith("env:")
+                     else f"renew: privpkg connection set {c.name} --update --expires DATE")
+            r.add("expiry", "fail", f"connection {c.name!r} expired on {c.expires} (lookups still serve it); {renew}")
         elif left <= days:
             when = "today" if left == 0 else f"in {counted(left, 'day')}"
             r.add("expiry", "warn", f"connection {c.name!r} expires {when} ({c.expires})")

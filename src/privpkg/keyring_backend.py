@@ -119,6 +119,23 @@ def _refuse(exc_type: type[Exception], msg: str) -> Exception:
     return exc_type(msg)
 
 
+def _import_lazy_modules_before_pip_installs() -> None:
+    """Inside pip (keyring-provider ``import``), name importlib_metadata's deferred imports in
+    ``pip._EAGER_IMPORTS``, pip's hook for exactly this. keyring loads the importlib_metadata
+    backport before Python 3.12, and the backport then answers pip's own metadata queries with
+    lazy bindings (``_adapters``...) that resolve on first use; pip 26.3 blocks every import once
+    installing starts, so an uninstall with no conflict check before it (``--force-reinstall --no-deps``)
+    failed with
+    "Blocked import of 'importlib_metadata._adapters'". Outside pip this does nothing."""
+    eager = getattr(sys.modules.get("pip"), "_EAGER_IMPORTS", None)
+    lazy = getattr(sys.modules.get("importlib_metadata"), "__lazy_modules__", None)
+    if isinstance(eager, set) and isinstance(lazy, (set, frozenset)):
+        eager.update(name for name in lazy if isinstance(name, str))
+
+
+_import_lazy_modules_before_pip_installs()
+
+
 class PrivpkgKeyring(KeyringBackend):
     """Serves privpkg connections; see the module docstring for usage."""
 

@@ -106,7 +106,10 @@ def answer(service: str, username: str | None, errors: list[str], warn: Callable
         if conn is not None and conn.expired:
             # Still served: the feed decides whether the PAT still works (Azure DevOps PATs
             # often outlive the date typed in); the warning and the log say it expired.
-            warn(f"connection {conn.name!r} expired on {conn.expires}; renew it with: privpkg connection set {conn.name} --update")
+            # An environment connection cannot be updated by `connection set`: its variable can.
+            fix = (f"in ${conn.source[4:]} (its secret and \"expires\")" if conn.source.startswith("env:")
+                   else f"with: privpkg connection set {conn.name} --update")
+            warn(f"connection {conn.name!r} expired on {conn.expires}; renew it {fix}")
         return conn, reason, None
     except Exception as exc:  # noqa: BLE001 - pip disables keyring after one exception
         warn(f"lookup failed: {type(exc).__name__}")

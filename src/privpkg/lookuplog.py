@@ -436,11 +436,13 @@ def explain(rec: dict[str, Any]) -> tuple[str, str | None]:
         if reason == GENERIC:
             return "served a generic secret (KEYRING_PROPERTY_STORE_ALL)", None
         how = "opted in to bare-host lookups (--host-wide)" if reason == "host-wide" else f"target {rec.get('target')}"
-        outcome = f"served by connection {name!r} ({rec.get('source')}, {how})"
+        source = str(rec.get("source"))
+        outcome = f"served by connection {name!r} ({source}, {how})"
         if rec.get("expired"):
             return (
                 f"{outcome}, which EXPIRED on {rec['expired']} (still served)",
-                f"renew the PAT, then: privpkg connection set {name} --update --expires DATE",
+                f"renew the PAT, then update its secret and \"expires\" in ${source[4:]}" if source.startswith("env:")
+                else f"renew the PAT, then: privpkg connection set {name} --update --expires DATE",
             )
         # The URL asked for, when it is whole (a masked one would be no URL to test).
         url = service.replace("://***@", "://").removesuffix("?***")

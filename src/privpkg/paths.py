@@ -19,6 +19,16 @@ from privpkg import envvars
 APP = "privpkg"
 
 
+#: The one line for a command that needs a user folder when no home directory can be found.
+NO_HOME = "cannot tell where your files go: $HOME is unset and this user has no home directory; set HOME (keyring needs it too)"
+
+
+def home_unknown() -> bool:
+    """True when ``~`` means nothing: no (absolute) ``$HOME`` and no passwd entry for this uid."""
+    home = os.environ.get("HOME")
+    return not (home and os.path.isabs(home)) and os.path.expanduser("~") == "~"
+
+
 def data_dir() -> Path:
     home = os.environ.get(envvars.HOME)
     if home:

@@ -13,6 +13,7 @@ are read from stdin (when it is not a terminal) or a hidden prompt, never from a
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -100,6 +101,14 @@ class _Stdout:
         return getattr(self._stream, name)
 
 
+class _ClosedStdout:
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def flush(self) -> None:
+        pass
+
+
 def _silence_stdout(stream: Any) -> None:
     """Point fd 1 at /dev/null, so the interpreter's flush of what is left in ``sys.stdout`` at
     exit cannot fail again and print "Exception ignored ... BrokenPipeError" (the fix the
@@ -123,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     that cannot be written (1), and a reader that closed the pipe (0: it stopped reading on
     purpose, as ``| head -1`` does; the command's work is done)."""
     real = sys.stdout
-    out = _Stdout(real) if real is not None else None
+    # Started with fd 1 closed (`>&-`), Python gives sys.stdout None: a write is then a failed
+    # write of the output (one line, exit 1), not an AttributeError's traceback.
+    out = _Stdout(real if real is not None else _ClosedStdout())
     if out is not None:
         sys.stdout = out
     try:
@@ -152,6 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out is not None and out.failed is not None:
             return _output_failed(out.failed, real)
         return error(os_error(exc), 1)
+    except RuntimeError:
+        # pathlib's and platformdirs' "could not determine the home directory": a CI container
+        # run as a uid with no passwd entry and no $HOME (docker run --user 1001).
+        from privpkg import paths
+
+        if not paths.home_unknown():
+            raise
+        return error(paths.NO_HOME, 1)
     finally:
         if out is not None and sys.stdout is out:
             sys.stdout = real

@@ -59,7 +59,12 @@ def read_secret(prompt: str) -> str:
             value = value[:-2]
         elif value.endswith("\n"):
             value = value[:-1]
-    return validate_secret(value)
+    value = validate_secret(value)
+    if value != value.strip():
+        # Stored as given (a space may be part of a secret), but a pasted or `echo "$PAT "`
+        # secret with one at an end is the usual reason a feed then answers 401.
+        warn(["the secret begins or ends with a space, which is stored as part of it"])
+    return value
 
 
 def secret_words(category: str, auth_type: str | None = None) -> str:
@@ -161,8 +166,10 @@ def cmd_connection_show(args: argparse.Namespace) -> int:
     from privpkg.connections import get_connection
 
     errors: list[str] = []
-    conn = get_connection(args.name, errors=errors)
-    warn(errors)
+    try:
+        conn = get_connection(args.name, errors=errors)
+    finally:
+        warn(errors)  # before a "no connection named" error too: a malformed variable is often why
     from privpkg.connections.sources import source_label
 
     info = conn.public()
@@ -201,7 +208,11 @@ def cmd_connection_test(args: argparse.Namespace) -> int:
     from privpkg.connections import get_connection
     from privpkg.probe import check_connection
 
-    conn = get_connection(args.name)
+    errors: list[str] = []
+    try:
+        conn = get_connection(args.name, errors=errors)
+    finally:
+        warn(errors)  # a CI secret with a newline makes $PRIVPKG_CONNECTIONS invalid: say so
     verdict = check_connection(conn, args.url, timeout=args.timeout)
     out(verdict.message)
     return 0 if verdict.ok else 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -68,16 +69,40 @@ def _read_variable(var: str, raw: str, errors: list[str], parse: Callable[[str],
     """``parse(raw)``, or [] with its one-line reason appended to ``errors``: one bad variable
     must not turn the lookup off, and the reason never quotes the value."""
     try:
-        return parse(raw)
+        conns = parse(raw)
     except json.JSONDecodeError as exc:
-        # Its message and position only, never the document (it may hold a secret).
-        errors.append(f"ignoring ${var}: it is not valid JSON ({exc.msg.lower()} at line {exc.lineno}, column {exc.colno})")
+        # Its message and position only, never the document (it may hold a secret). json's
+        # "Invalid control character at" ends with its own "at".
+        what = exc.msg.lower().removesuffix(" at")
+        # A CI secret that ends with a newline, spliced into the JSON, is the usual cause.
+        hint = "; a newline or tab in a secret?" if "control character" in what else ""
+        errors.append(f"ignoring ${var}: it is not valid JSON ({what} at line {exc.lineno}, column {exc.colno}{hint})")
     except (ValueError, PrivpkgError) as exc:
         errors.append(f"ignoring ${var}: {exc}")
     except (TypeError, AttributeError, KeyError, RecursionError) as exc:
         # A wrong JSON shape that slipped past the parser's checks: still one line, no secret.
         errors.append(f"ignoring ${var}: unexpected JSON shape ({type(exc).__name__})")
+    else:
+        _warn_unusable(var, conns, errors)
+        return conns
     return []
+
+
+#: A variable reference left as it was: `'..."$PAT"...'` in single quotes, or Azure Pipelines'
+#: `$(PAT)` for a variable the pipeline does not define (it leaves the macro in place).
+_UNEXPANDED = re.compile(r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_]\w*\}|\([A-Za-z_][\w.]*\))")
+
+
+def _warn_unusable(var: str, conns: list[Connection], errors: list[str]) -> None:
+    """Secrets that are served as given but that a feed will surely reject, for reasons only the
+    CI step that set the variable can fix (nothing else then says why the feed answered 401)."""
+    for conn in conns:
+        # A space may be part of a secret, but CI secrets are often pasted with one at an end.
+        if conn.secret != conn.secret.strip():
+            errors.append(f"${var}: the secret of {conn.name!r} begins or ends with a space, which is sent as part of it")
+        elif _UNEXPANDED.fullmatch(conn.secret):
+            errors.append(f"${var}: the secret of {conn.name!r} is a variable's name that was never expanded "
+                          "($PAT in single quotes, or an undefined Azure Pipelines $(PAT))")
 
 
 def from_connections_variable(environ: Environ, document: dict[str, Any], errors: list[str]) -> list[Entry]:

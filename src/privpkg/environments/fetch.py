@@ -44,6 +44,10 @@ class _Connections:
     def __init__(self) -> None:
         self._lookup: Any = None
 
+    def ignored(self) -> list[str]:
+        """Why a connection source was ignored (a malformed ``$PRIVPKG_CONNECTIONS``), one line each."""
+        return list(self._lookup.errors) if self._lookup is not None else []
+
     def headers(self, url: str) -> dict[str, str]:
         from privpkg import urls
 
@@ -63,7 +67,7 @@ class _Connections:
         return auth_headers(conn, norm.host)
 
 
-def _download(url: str, label: str, headers: dict[str, str], fd: int, digest: Any, timeout: float) -> None:
+def _download(url: str, label: str, headers: dict[str, str], fd: int, digest: Any, timeout: float, ignored: Sequence[str] = ()) -> None:
     import urllib.parse
     import urllib.request
 
@@ -79,7 +83,8 @@ def _download(url: str, label: str, headers: dict[str, str], fd: int, digest: An
         write_all(fd, chunk)
 
     host = urllib.parse.urlsplit(url).hostname
-    hint = " (no connection answers this URL: privpkg connection set ...)"
+    # A variable that was ignored (a CI secret pasted with a newline...) is the likelier cause.
+    hint = f" ({'; '.join(ignored)})" if ignored else " (no connection answers this URL: privpkg connection set ...)"
     http.stream(req, sink, label=label, host=host, timeout=timeout,
                 on_http_error=lambda code: PrivpkgError(f"downloading {label} failed: HTTP {code} from {host}{hint}")
                 if code in (401, 403) and not headers else None)
@@ -126,7 +131,15 @@ def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) ->
     headers = conns.headers(a.url.partition("#")[0])
     digest = hashlib.sha256()
     with temp_file(dest, shared_mode()) as (fd, tmp):
-        _download(a.url.partition("#")[0], label, headers, fd, digest, timeout)
+        try:
+            _download(a.url.partition("#")[0], label, headers, fd, digest, timeout, conns.ignored())
+        except PrivpkgError:
+            raise
+        except OSError as exc:
+            # The sink's own failure (a full disk): say where, not only "No space left on device".
+            from privpkg.fileio import FileWriteError
+
+            raise FileWriteError(f"cannot write {dest}: {exc.strerror or exc}", exc.errno) from None
         got = digest.hexdigest()
         if got != a.sha256:
             from privpkg.wheelhouse import HashMismatch  # here: wheelhouse (and the signing code) only when needed
