@@ -4,6 +4,7 @@ waits for it (exit: the command's code, 128+N when signal N ended it)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -56,7 +57,11 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=60)
     finally:
+        # The whole group privpkg led (start_new_session), even once privpkg has ended: a
+        # command left behind (what this file tests against) must not outlive the test.
         if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert "Traceback" not in out + err, err
     return proc.returncode, out, err
