@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.cli import PrivpkgCLI
+from support.cli import PrivpkgCLI, reap_by
 
 EMPTY_LOCK = 'lock-version = "1.0"\ncreated-by = "test"\n'
 
@@ -113,15 +113,7 @@ def _ctrl_c_in_a_terminal(argv: list[str], env: dict[str, str], presses: int) ->
         for _ in range(presses):
             os.write(master, b"\x03")
             read(0.3)
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise AssertionError(f"still running: {screen!r}")
-            read(0.1)
+        status = reap_by(pid, deadline, lambda: f"still running: {screen!r}", lambda: read(0.1))
         read(0.2)  # what it printed last, still buffered
     finally:
         os.close(master)

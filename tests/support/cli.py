@@ -187,6 +187,23 @@ def check_publish_rules(cli: PrivpkgCLI, wheel: Path, workspace: str, url: str, 
         cli.fails(1, "wheel", "add", other, "--workspace", workspace, *extra, match=["a different", "immutable", sha[:12]])
 
 
+def reap_by(pid: int, deadline: float, what: Callable[[], str], between: Callable[[], None]) -> int:
+    """Wait for child ``pid`` until ``deadline`` (``time.monotonic()``), calling ``between``
+    while it runs; past the deadline, kill it and fail with ``what()``. Its wait status."""
+    import signal
+    import time
+
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(what())
+        between()
+
+
 def run_in_pty(argv: list[str], env: dict[str, str], keys: bytes, prompt: bytes, timeout: float = 60) -> tuple[int, bytes, str]:
     """Run ``argv`` with a pseudo-terminal as its controlling terminal, stdin and stdout (so
     getpass prompts on it, with echo off, as for a person at a terminal) and stderr on a pipe.
@@ -235,15 +252,7 @@ def run_in_pty(argv: list[str], env: dict[str, str], keys: bytes, prompt: bytes,
                 sent = time.monotonic()
         assert sent, f"no prompt {prompt!r} on the terminal: {screen!r} / {err!r}"
         # Bounded: a keystroke lost on a loaded machine must fail the test, not hang the run.
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise AssertionError(f"still running after {timeout}s: {screen!r} / {err!r}")
-            time.sleep(0.05)
+        status = reap_by(pid, deadline, lambda: f"still running after {timeout}s: {screen!r} / {err!r}", lambda: time.sleep(0.05))
     finally:
         for fd in (master, err_r):
             with contextlib.suppress(OSError):
