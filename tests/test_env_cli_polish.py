@@ -410,3 +410,21 @@ def test_env_show_output_never_replaces_a_registered_version_or_a_broken_link(pr
     cli.fails(2, "env", "show", "train", "-w", "team", "-o", link, "--force", match="is a broken symbolic link")
     assert link.is_symlink()
     cli.outputs.check()
+
+
+def test_env_show_masks_a_secret_the_version_holds(privpkg_cli: PrivpkgCLI, tmp_path: Path) -> None:
+    """A version registered before its token became a connection's secret still holds it: env
+    show (text and --json, which go to CI logs) prints *** instead, and says so once."""
+    cli = privpkg_cli
+    token = "Gf7tokenValueQ2x9"  # a Gemfury-style token in the path: no screen rule knew it then
+    cli.ok("workspace", "add", "team", "--local", tmp_path / "ws")
+    (tmp_path / "requirements.txt").write_text(f"mylib @ https://files.example/{token}/mylib-1.0-py3-none-any.whl\n")
+    cli.ok("env", "create", "train", "-r", tmp_path / "requirements.txt", "-o", tmp_path / "train")
+    (tmp_path / "train" / "pylock.toml").write_text(LOCK)
+    cli.ok("env", "register", tmp_path / "train", "-w", "team")
+    assert token in cli.ok("env", "show", "train", "-w", "team")  # not a secret privpkg knows yet
+    cli.ok("connection", "set", "gemfury", "--category", "PythonFeed", "--target", "https://files.example/", stdin=token)
+    for extra in ([], ["--json"]):
+        res = cli("env", "show", "train", "-w", "team", *extra)
+        assert res.returncode == 0 and token not in res.stdout + res.stderr and "***" in res.stdout, res
+        assert res.stderr == "privpkg: warning: train:1 holds a secret (shown as ***): register a version without it, and rotate the secret\n"

@@ -142,6 +142,36 @@ def _save_version(rec: Any, workspace: str, output: str, force: bool) -> int:
     return 0
 
 
+def _masked_definition(definition: Any, what: str) -> Any:
+    """``definition`` with what the screen refuses (a connection's secret, a password in user
+    info, a signature) shown as ``***``, and one warning when something was: a version registered
+    before its secret became a connection's still holds it, and ``env show`` output goes to logs."""
+    from privpkg.environments import screen
+
+    try:
+        known = screen.known_secrets()
+    except Exception:  # noqa: BLE001 - a store that cannot be read: the patterns still mask
+        known = {}
+    changed = False
+
+    def walk(value: Any) -> Any:
+        nonlocal changed
+        if isinstance(value, str):
+            shown_value = screen.masked(value, known)
+            changed = changed or shown_value != value
+            return shown_value
+        if isinstance(value, dict):
+            return {walk(k): walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    out_definition = walk(definition)
+    if changed:
+        warn([f"{what} holds a secret (shown as ***): register a version without it, and rotate the secret"])
+    return out_definition
+
+
 def cmd_env_show(args: argparse.Namespace) -> int:
     from privpkg.environments import registry
     from privpkg.environments.api import open_registry
@@ -158,7 +188,7 @@ def cmd_env_show(args: argparse.Namespace) -> int:
     if args.force:
         raise UsageError("--force goes with -o DIR")
     labels = sorted(lb for lb, v in registry.labels(store, name).items() if v == rec.version)
-    definition = rec.spec.definition()
+    definition = _masked_definition(rec.spec.definition(), f"{name}:{rec.version}")
     files = {p: {"sha256": f["sha256"], "size": f["size"]} for p, f in sorted(rec.files.items())}
     if args.json:
         print_json({"name": name, "version": rec.version, "digest": rec.digest, "labels": labels, "definition": definition,
