@@ -33,7 +33,9 @@ Timed with ``_common.interleaved`` (every command once per iteration, in a shuff
     python start  VENV/bin/python -I -S -c pass             (the floor of any Python program)
     uv sync from python   the uv sync command, started by a Python program that does nothing else
     uv part alone from python   privpkg's own two uv commands (install --prefix, uv venv beside it) on its
-                  wheelhouse, started by a Python program that does nothing else: the floor of a miss
+                  wheelhouse, started by a Python program that imports nothing (os.posix_spawn)
+    uv part, lock read, from python   the same, with the interpreter's site, after reading the lock
+                  with tomllib: the floor of a miss for any Python program installing from the lock
 
 Both rebuilding variants remove their previous environment inside the timed command (each
 removes one venv of the same files). privpkg's wheelhouse (the fetched files) and uv's cache
@@ -137,15 +139,32 @@ finally:
 """
 
 
-#: The floor of a miss (see "uv part alone from python").
+#: The floor of a miss (see "uv part alone from python"): privpkg's two uv commands, side by side,
+#: from a Python program that imports nothing (``os.posix_spawn``: ``import subprocess`` alone
+#: takes 10 to 14 ms here, with the ``re`` and ``enum`` it pulls in, and was in this floor until
+#: session 20). ``--read-lock`` (the "with the lock read" row) first reads the lock with
+#: ``tomllib``, as any Python program that installs from a pylock.toml must.
 FLOOR = r"""
-import os, subprocess, sys
+import os, sys
+if sys.argv[1] == "--read-lock":
+    import tomllib
+    with open(sys.argv[2], "rb") as fh:
+        tomllib.load(fh)
+    del sys.argv[1:3]
 uv, base, dest, reqs, *links = sys.argv[1:]
 os.mkdir(dest)
 common = ["--offline", "--no-index", "--no-deps", *links, "-r", reqs]
-install = subprocess.Popen([uv, "pip", "install", "--no-config", "--quiet", "--python", base, "--prefix", dest, *common])
-venv = subprocess.Popen([uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python", base, dest])
-sys.exit(install.wait() or venv.wait())
+install = os.posix_spawn(uv, [uv, "pip", "install", "--no-config", "--quiet", "--python", base, "--prefix", dest, *common], os.environ)
+venv = os.posix_spawn(uv, [uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python", base, dest], os.environ)
+codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in (install, venv)]
+sys.exit(max(codes))
+"""
+
+#: "uv sync from python": the uv sync command, started the same way.
+SPAWN = r"""
+import os, sys
+pid = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ)
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 """
 
 
@@ -287,8 +306,7 @@ def main() -> int:
             # started by a Python program that does nothing else (subprocess, as privpkg starts uv).
             bare = str(tmp / "venv" / "bin" / "python")
             commands["python start"] = ([bare, "-I", "-S", "-c", "pass"], env)
-            commands["uv sync from python"] = ([bare, "-I", "-S", "-c", "import subprocess, sys; subprocess.run(sys.argv[1:], check=True)",
-                                                *commands["uv sync"][0]], env)
+            commands["uv sync from python"] = ([bare, "-I", "-S", "-c", SPAWN, *commands["uv sync"][0]], env)
             # The floor of privpkg's way: its own two uv commands (the install with --prefix, and
             # uv venv beside it), on its wheelhouse, started by a Python program that does nothing
             # else: no lock read, no key, no scripts pointed at the new python, nothing published.
@@ -300,6 +318,10 @@ def main() -> int:
             (tmp / "floor.py").write_text(FLOOR)
             commands["uv part alone from python"] = (["sh", "-c", (f"rm -rf {floor_dest} && {bare} -I -S {tmp / 'floor.py'} "
                                                       f"{uv} {base} {floor_dest} {floor_reqs} {' '.join(links)}")], env)
+            # The same with the interpreter's site (privpkg's script has it) and the lock read
+            # with tomllib first: what any Python program installing from this lock pays.
+            commands["uv part, lock read, from python"] = (["sh", "-c", (f"rm -rf {floor_dest} && {bare} {tmp / 'floor.py'} --read-lock {lock} "
+                                                            f"{uv} {base} {floor_dest} {floor_reqs} {' '.join(links)}")], env)
             if args.cold_wheelhouse:
                 commands["miss, cold wheelhouse"] = (["sh", "-c", f"rm -rf {cache} && {q(privpkg)} env build --lock {lock}"], env)
             res = interleaved(commands, runs=args.runs, warmup=args.warmup)
@@ -330,10 +352,14 @@ def main() -> int:
     start, start_lo, start_hi = median_ci(res["python start"]["ms"])
     wrapped, wlo, whi = compare(res["uv sync"]["ms"], res["uv sync from python"]["ms"], ratio=True)
     floor, flo, fhi = compare(res["uv sync"]["ms"], res["uv part alone from python"]["ms"], ratio=True)
+    rfloor, rflo, rfhi = compare(res["uv sync"]["ms"], res["uv part, lock read, from python"]["ms"], ratio=True)
+    rextra = compare(res["uv sync"]["ms"], res["uv part, lock read, from python"]["ms"])[0]
     print(f"floor: the target allows a miss {allowance:.0f} ms beyond uv sync; a bare Python start (python -I -S -c pass) "
           f"takes {start:.0f} ms (95% CI {start_lo:.0f} … {start_hi:.0f}); uv sync started by a Python program that does "
           f"nothing else: {wrapped:.2f}x (95% CI {wlo:.2f} … {whi:.2f}); privpkg's two uv commands alone, side by side, "
-          f"from a Python program that does nothing else: {floor:.2f}x (95% CI {flo:.2f} … {fhi:.2f})")
+          f"from a Python program that does nothing else: {floor:.2f}x (95% CI {flo:.2f} … {fhi:.2f}); the same program "
+          f"with site and the lock read by tomllib first: {rfloor:.2f}x (95% CI {rflo:.2f} … {rfhi:.2f}), "
+          f"{rextra:+.0f} ms")
     if args.cold_wheelhouse:
         cr, clo, chi = compare(res["uv sync"]["ms"], res["miss, cold wheelhouse"]["ms"], ratio=True)
         print(f"miss with a cold wheelhouse / uv sync: {cr:.2f}x (95% CI {clo:.2f} … {chi:.2f}) (no target)")
@@ -345,7 +371,7 @@ def main() -> int:
     write_result("env_build", {"runs": args.runs, "packages": len(wheels), "modules": args.modules, "real": args.real, "results": res, "breakdown": phases,
                                "hit_ms": [hit, hit_lo, hit_hi],
                                "allowance_ms": allowance, "python_start_ms": [start, start_lo, start_hi], "uv_from_python_ratio": [wrapped, wlo, whi],
-                               "uv_part_alone_ratio": [floor, flo, fhi], "hit_by_name_ms": [by_name, name_lo, name_hi], "miss_ratio": [ratio, lo, hi], "miss_extra_ms": [extra, elo, ehi]})
+                               "uv_part_alone_ratio": [floor, flo, fhi], "uv_part_lock_read_ratio": [rfloor, rflo, rfhi], "hit_by_name_ms": [by_name, name_lo, name_hi], "miss_ratio": [ratio, lo, hi], "miss_extra_ms": [extra, elo, ehi]})
     return 0
 
 

@@ -87,3 +87,58 @@ def test_unrecognized_arguments_are_told_by_their_command(argv: list[str], line:
     command = line.partition(": error:")[0]
     assert res.stderr.splitlines() == [line, f"(see: {command} --help)"], res.stderr
     assert res.stdout == ""
+
+
+def test_env_modules_table_names_what_each_module_adds() -> None:
+    """``privpkg env ACTION`` imports the module :data:`privpkg.cli.env.MODULES` names for it
+    alone: the table must hold every action each module adds, and nothing else."""
+    import importlib
+
+    from privpkg.cli.env import MODULES
+
+    class Names:
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser:
+            self.names.append(name)
+            return argparse.ArgumentParser(prog=name)
+
+    for module, names in MODULES.items():
+        seen = Names()
+        importlib.import_module(f"privpkg.cli.{module}").add_parsers(seen)
+        assert tuple(seen.names) == names, module
+    assert [a for names in MODULES.values() for a in names] == _actions(build_parser(), "env")
+
+
+@pytest.mark.parametrize(("action", "module"), [("build", "env_build"), ("lock", "env_lock"), ("show", "env_registry"),
+                                                ("dockerfile", "env_docker")])
+def test_an_env_action_imports_its_module_alone(action: str, module: str) -> None:
+    code = ("import sys; from privpkg.cli import _run\n"
+            f"try:\n    _run(['env', {action!r}, '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('privpkg.cli.env_')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert eval(r.stdout.strip().splitlines()[-1]) == [f"privpkg.cli.{module}"]
+    # A mistyped action still gets the whole group's error, every action listed.
+    r = subprocess.run([sys.executable, "-m", "privpkg", "env", "bulid"], capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and "'build'" in r.stderr and "'dockerfile'" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("columns", ["100", "57", None])
+def test_help_is_formatted_as_argparse_formats_it(columns: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """privpkg's formatter finds the width without importing shutil (a build's import cost), as
+    argparse's own finds it: ``$COLUMNS``, else the terminal (none here), else 80."""
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    parser = parser_for(["env", "build"])
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    (inner,) = [a for a in sub.choices["env"]._actions if isinstance(a, argparse._SubParsersAction)]
+    build = inner.choices["build"]
+    ours = build.format_help()
+    build.formatter_class = argparse.HelpFormatter
+    assert ours == build.format_help()
+    if columns is not None:  # (without, the width is a terminal's when the tests run in one)
+        longest = max(len(line) for line in ours.splitlines())
+        assert int(columns) - 14 < longest <= int(columns) - 2  # it fills $COLUMNS: not a fixed 80

@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -215,6 +216,39 @@ def test_pip_installer_and_bad_input(setup: Setup, feed: FeedServer, tmp_path: P
     cli.fails(2, "env", "build", "--lock", lock, "--link", tmp_path / "taken", match="not a symbolic link")
 
 
+#: What a build's miss never imports (each a tenth of its own import time or more): OpenSSL's
+#: hashlib (sha256 of small data: .digests), tempfile, shutil and base64, and the CLI modules of
+#: the other env actions.
+NOT_IMPORTED = {"_hashlib", "tempfile", "shutil", "base64", "privpkg.cli.env_lock", "privpkg.cli.env_registry", "privpkg.cli.env_docker"}
+
+
+def test_a_miss_imports_only_what_it_needs(setup: Setup, feed: FeedServer, tmp_path: Path) -> None:
+    """A miss through the CLI with a warm wheelhouse (the feed wheel and the workspace wheel
+    fetched by an earlier build, whose keys, memo and build are gone: the benchmark's miss)
+    loads none of :data:`NOT_IMPORTED`, and leaves no requirements file in the build (uv read
+    it from there)."""
+    import shutil
+
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([feed_wheel(feed, tmp_path)], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    first = Path(cli.ok("env", "build", "--lock", lock).strip())
+    for folder in ("keys", "memo", "builds"):
+        shutil.rmtree(setup.cache / folder)
+    listing = tmp_path / "modules.txt"
+    code = ("import sys; from privpkg.cli import main; code = main()\n"
+            f"open({str(listing)!r}, 'w').write('\\n'.join(sorted(sys.modules))); raise SystemExit(code)")
+    r = cli.tool([sys.executable, "-c", code, "env", "build", "--lock", lock])
+    assert r.returncode == 0, r.describe()
+    built = Path(r.output.strip().splitlines()[-1])
+    loaded = set(listing.read_text().splitlines())
+    assert {"privpkg.environments.build", "privpkg.environments.fetch", "tomllib"} <= loaded  # it did build
+    assert not loaded & NOT_IMPORTED, sorted(loaded & NOT_IMPORTED)
+    assert built != first and not (built / ".privpkg-requirements.txt").exists()
+    out = cli.tool([built / "bin" / "python", "-c", "import pkg_a, team_lib; print(pkg_a.VERSION, team_lib.VERSION)"])
+    assert out.returncode == 0 and out.output.split() == ["1.0", "1.0"], out.describe()
+
+
 def test_without_uv_pip_builds_it(setup: Setup, feed: FeedServer, tmp_path: Path) -> None:
     """No uv on PATH and no ``uv`` package importable (privpkg's ``find_uv()`` finds none; the
     ``uv`` module is hidden in the CLI's process, the one stand-in here, as uv is installed in
@@ -225,12 +259,18 @@ def test_without_uv_pip_builds_it(setup: Setup, feed: FeedServer, tmp_path: Path
     lock.write_text(lock_text([feed_wheel(feed, tmp_path)], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
     path = os.pathsep.join(d for d in cli.env["PATH"].split(os.pathsep) if d and not os.access(Path(d) / "uv", os.X_OK))
     env = {**cli.env, "PATH": path}
-    hide_uv = "import sys; sys.modules['uv'] = None; from privpkg.cli import main; raise SystemExit(main())"
+    # No uv package: its module hidden, and its binary not in this interpreter's scripts folder
+    # (where find_uv looks first without importing the package).
+    no_package = ("import sys, sysconfig; sys.modules['uv'] = None; real = sysconfig.get_path\n"
+                  "sysconfig.get_path = lambda name, *a, **k: '/nonexistent' if name == 'scripts' else real(name, *a, **k)\n")
+    hide_uv = no_package + "from privpkg.cli import main; raise SystemExit(main())"
     check = "from privpkg.environments.build import find_uv; print(find_uv())"
-    assert cli.tool([sys.executable, "-c", "import sys; sys.modules['uv'] = None; " + check], env=env).output.strip() == "None"
+    assert cli.tool([sys.executable, "-c", check], env=env).output.strip() == str(Path(sysconfig.get_path("scripts")) / "uv")
+    assert cli.tool([sys.executable, "-c", no_package + check], env=env).output.strip() == "None"
     r = cli.tool([sys.executable, "-c", hide_uv, "env", "build", "--lock", lock], env=env)
     assert r.returncode == 0, r.describe()
     built = Path(r.output.strip().splitlines()[-1])
+    assert not (built / ".privpkg-requirements.txt").exists()  # pip read it from there, then it went
     cfg = (built / "pyvenv.cfg").read_text()
     assert "uv =" not in cfg, cfg  # uv venv writes its version there; python -m venv does not
     assert list(site_packages(built).glob("pip-*.dist-info")), "python -m venv installs pip; uv venv does not"

@@ -211,3 +211,32 @@ def test_shim_copy_and_removal_wait_for_the_setup_lock(site: Path, monkeypatch: 
         assert sorted(p.name for p in site.iterdir()) == before
     assert setup_pip.uninstall_shim("python") == f"removed the pip shim from {site}"
     assert list(site.iterdir()) == []
+
+
+def test_temp_files_are_random_private_and_never_follow_a_planted_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`~privpkg.fileio.temp_file` (without tempfile, a build's import cost): names of the
+    form stale-temp cleanup reads, mode 0600, and a name someone planted a symlink at (here the
+    first name drawn: ``os.urandom`` made predictable once) is skipped, its target untouched."""
+    dest = tmp_path / "data.json"
+    with fileio.temp_file(dest) as (fd, tmp):
+        m = fileio._TEMP_RE.match(tmp.name)
+        assert m and m.group("name") == "data.json" and int(m.group("pid")) == os.getpid()
+        assert stat.S_IMODE(os.fstat(fd).st_mode) == 0o600 and tmp.parent == tmp_path
+    assert not tmp.exists()
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    planted = tmp_path / f".data.json.{os.getpid()}.aaaaaaaa.tmp"
+    planted.symlink_to(victim)
+    real = os.urandom
+    draws: list[int] = []
+
+    def urandom(n: int) -> bytes:
+        draws.append(n)
+        return bytes(n) if len(draws) == 1 else real(n)
+
+    monkeypatch.setattr(os, "urandom", urandom)
+    with fileio.temp_file(dest) as (fd, tmp):
+        os.write(fd, b"new\n")
+        assert tmp != planted and len(draws) == 2
+    assert victim.read_text() == "keep\n" and planted.is_symlink()

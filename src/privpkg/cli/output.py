@@ -23,9 +23,41 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _help_width() -> int:
+    """The width argparse gives help (``shutil.get_terminal_size().columns - 2``: ``$COLUMNS``,
+    else the terminal's, else 80), without importing shutil, which argparse imports for it in
+    every parser and option (with the compression modules shutil imports: a tenth of a build's
+    own imports)."""
+    import os
+
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, its width found without shutil (:func:`_help_width`)."""
+
+    def __init__(self, prog: str, *args: Any, **kwargs: Any) -> None:
+        if len(args) < 3 and kwargs.get("width") is None:
+            kwargs["width"] = _help_width()
+        super().__init__(prog, *args, **kwargs)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with the usage error as one line plus a pointer to ``--help`` (exit 2), and a
     "did you mean" for a mistyped command or choice."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n(see: {self.prog} --help)\n")
@@ -78,6 +110,10 @@ class OneAction:
         self._actions = actions
         self._wanted = wanted
         self.found = False
+
+    @property
+    def wanted(self) -> str:
+        return self._wanted
 
     def add_parser(self, name: str, **kwargs: Any) -> Any:
         if name == self._wanted or self._wanted in kwargs.get("aliases", ()):

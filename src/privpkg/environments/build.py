@@ -31,6 +31,7 @@ the interpreter too); it is published only when both parts are in.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -92,11 +93,17 @@ def target(python: cache.Interpreter, current: bool) -> Target:
 
 def find_uv() -> str | None:
     """uv on PATH, else the one the ``uv`` package installed beside privpkg."""
-    import shutil
-
-    found = shutil.which("uv")
+    found = _on_path("uv")
     if found:
         return found
+    import sysconfig  # loaded already for the interpreter's identity
+
+    # The uv package's first place (uv.find_uv_bin): this interpreter's scripts folder, where
+    # `pip install uv` beside privpkg puts it; looked at first without importing the package,
+    # which works out all its other places before looking (a fortieth of a build's own time).
+    beside = os.path.join(sysconfig.get_path("scripts"), "uv" + (sysconfig.get_config_var("EXE") or ""))
+    if os.path.isfile(beside):
+        return beside
     try:
         import uv  # type: ignore[import-not-found,unused-ignore]
 
@@ -104,6 +111,20 @@ def find_uv() -> str | None:
         return path if os.path.isfile(path) else None
     except Exception:  # noqa: BLE001 - absent or broken: pip does the install
         return None
+
+
+def _on_path(name: str) -> str | None:
+    """``shutil.which(name)`` on POSIX, without importing shutil (with the compression modules
+    it imports, a tenth of a build's own imports); shutil elsewhere (PATHEXT)."""
+    if os.name != "posix":
+        import shutil
+
+        return shutil.which(name)
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(folder or os.curdir, name)
+        if os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
 
 
 #: Variables that carry secrets the installers never need (everything they install was fetched
@@ -146,11 +167,20 @@ def _run(argv: list[str], what: str, dest: Path | None = None) -> None:
 
 def _requirements(artifacts: list[Artifact], paths: list[Path], folder: Path) -> tuple[Path, list[str]]:
     """A requirements file of ``name==version --hash=sha256:...`` lines (so installers take
-    the files as from an index and record no URL), and the find-links folders."""
+    the files as from an index and record no URL), and the find-links folders. Made in
+    ``folder`` exclusively (never through a link someone put there)."""
     lines = [f"{a.name}=={a.version} --hash=sha256:{a.sha256}\n" for a in artifacts]
-    reqs = folder / "requirements.txt"
-    reqs.write_text("".join(lines), encoding="utf-8")
+    reqs = folder / REQUIREMENTS
+    fd = os.open(reqs, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with open(fd, "w", encoding="utf-8") as fh:
+        fh.write("".join(lines))
     return reqs, sorted({str(p.parent) for p in paths})
+
+
+#: The installers' requirements file, made in the new build's directory (which privpkg made and
+#: no one else writes) and removed once they are done: no temporary folder elsewhere, nor the
+#: tempfile module's imports (a tenth of a build's own).
+REQUIREMENTS = ".privpkg-requirements.txt"
 
 
 def _venv_python(dest: Path) -> Path:
@@ -158,21 +188,28 @@ def _venv_python(dest: Path) -> Path:
 
 
 def _install(dest: Path, python: cache.Interpreter, artifacts: list[Artifact], paths: list[Path], installer: str) -> None:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="privpkg-build-") as tmp:
-        reqs, links = _requirements(artifacts, paths, Path(tmp))
-        find_links = [arg for link in links for arg in ("--find-links", link)]
-        uv = find_uv() if installer == "uv" else None
-        if installer == "uv" and uv is None:
-            raise UsageError("uv is not installed (pip install uv); or build with --installer pip")
+    uv = find_uv() if installer == "uv" else None
+    if installer == "uv" and uv is None:
+        raise UsageError("uv is not installed (pip install uv); or build with --installer pip")
+    if uv is not None:
+        dest.mkdir(mode=0o777)  # as uv venv makes it: the umask decides
+    else:
+        _run([python.executable, "-m", "venv", str(dest)], "python -m venv", dest)
+    if not artifacts:
         if uv is not None:
-            _install_uv(uv, dest, python, find_links, reqs if artifacts else None)
+            _install_uv(uv, dest, python, [], None)
+        return
+    reqs, links = _requirements(artifacts, paths, dest)
+    find_links = [arg for link in links for arg in ("--find-links", link)]
+    try:
+        if uv is not None:
+            _install_uv(uv, dest, python, find_links, reqs)
         else:
-            _run([python.executable, "-m", "venv", str(dest)], "python -m venv", dest)
-            if artifacts:
-                _run([str(_venv_python(dest)), "-m", "pip", "install", "--quiet", "--isolated", "--disable-pip-version-check",
-                      "--no-input", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "pip install", dest)
+            _run([str(_venv_python(dest)), "-m", "pip", "install", "--quiet", "--isolated", "--disable-pip-version-check",
+                  "--no-input", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "pip install", dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(reqs)
 
 
 def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list[str], reqs: Path | None) -> None:
@@ -183,6 +220,7 @@ def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list
     are then pointed at the environment's python (:mod:`.relocate`). ``--allow-existing`` lets
     ``uv venv`` write beside the install; the directory is made here first, exclusively.
     ``--no-config``: a uv.toml in a parent folder (even another user's) must not steer the build.
+    ``dest`` was made by the caller, exclusively, with the requirements file ``reqs`` in it.
 
     Not side by side where the layout depends on which runs first: on Windows (uv's ``.exe``
     launchers name their interpreter, and no rewrite of a first line fixes them) the install
@@ -190,7 +228,6 @@ def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list
     ``lib`` (Fedora's and SUSE's Pythons: ``lib64``), after ``uv venv`` has made ``lib64`` the
     link to ``lib`` that the install's binary wheels go through.
     """
-    dest.mkdir(mode=0o777)  # as uv venv makes it: the umask decides
     venv_argv = [uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python", python.executable, str(dest)]
     if reqs is None:
         _run(venv_argv, "uv venv", dest)
@@ -242,10 +279,9 @@ def _dist_info(site: Path, a: Artifact) -> Path:
 def record_direct_urls(dest: Path, artifacts: list[Artifact]) -> int:
     """Give each ``privpkg://`` wheel the ``direct_url.json`` naming its stable URL (as pip
     records it through the shim), listed in ``RECORD``; returns how many were written."""
-    import base64
-    import hashlib
     import json
 
+    from privpkg.environments.digests import record_hash
     from privpkg.environments.relocate import replace_file
 
     mine = [a for a in artifacts if a.url.lower().startswith("privpkg:")]
@@ -257,8 +293,7 @@ def record_direct_urls(dest: Path, artifacts: list[Artifact]) -> int:
         data = json.dumps({"url": a.url.partition("#")[0], "archive_info": {"hash": f"sha256={a.sha256}", "hashes": {"sha256": a.sha256}}},
                           sort_keys=True).encode()
         replace_file(info / "direct_url.json", data, 0o644)  # what pip gives it: the environment's files are readable
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        line = f"{info.name}/direct_url.json,sha256={digest},{len(data)}\n"
+        line = f"{info.name}/direct_url.json,{record_hash(data)},{len(data)}\n"
         record = info / "RECORD"
         old = record.read_text(encoding="utf-8").splitlines(keepends=True) if record.exists() else []
         kept = [x for x in old if not x.startswith(f"{info.name}/direct_url.json,")]

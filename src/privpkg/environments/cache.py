@@ -113,9 +113,9 @@ def root() -> Path:
 
 
 def _digest(*parts: str) -> str:
-    import hashlib
+    from privpkg.environments.digests import sha256
 
-    h = hashlib.sha256()
+    h = sha256()
     for p in parts:
         h.update(p.encode("utf-8", "surrogateescape"))
         h.update(b"\0")

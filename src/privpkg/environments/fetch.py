@@ -18,7 +18,6 @@ signature (URLs are shown through :func:`privpkg.urls.redact`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,6 +128,8 @@ def _fetch_http(a: Artifact, dest: Path, conns: _Connections, timeout: float) ->
     label = a.filename
     check_url(a)
     headers = conns.headers(a.url.partition("#")[0])
+    import hashlib  # OpenSSL's: fast on large files (see .digests)
+
     digest = hashlib.sha256()
     with temp_file(dest, shared_mode()) as (fd, tmp):
         try:

@@ -74,8 +74,7 @@ def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
     installed distributions must name ``dest/bin/python``: one that does not (uv wrote another
     spelling of the interpreter) is a PrivpkgError, and the build is discarded, never
     published with scripts that would run outside it."""
-    import base64
-    import hashlib
+    from privpkg.environments.digests import record_hash
 
     bindir = dest / "bin"
     # (what uv wrote, what it would have written for dest) in each of uv's ways of quoting; when
@@ -105,8 +104,7 @@ def retarget_scripts(dest: Path, installer_python: str, site: Path) -> int:
             raise  # names the file already
         except OSError as exc:
             raise FileWriteError(f"cannot rewrite {path}: {exc.strerror or exc}", exc.errno) from None
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        changed[os.path.relpath(path, site).replace(os.sep, "/")] = (f"sha256={digest}", len(data))
+        changed[os.path.relpath(path, site).replace(os.sep, "/")] = (record_hash(data), len(data))
     if changed:
         _rewrite_records(site, changed)
     _check_entry_points(bindir, site, set(heads.values()))
