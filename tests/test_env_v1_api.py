@@ -83,6 +83,12 @@ def test_v1_script_port(team: Path) -> None:
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "1.0", out.stderr
     assert Environment.get(WS, "train").build_local() == path
+    # Its errors name its keywords, not the command line's options.
+    with pytest.raises(UsageError, match=r"^python=/no/such/python: no such interpreter$"):
+        listed.build_local(python="/no/such/python")
+    (team.parent / "taken").mkdir()
+    with pytest.raises(UsageError, match=r"^link=.*taken.*: it exists and is not a symbolic link"):
+        listed.build_local(link=team.parent / "taken")
 
     # v1: env.clone(new_name), registered under that name with the same locks.
     with pytest.raises(UsageError, match="invalid environment name 'Bad Name'"):

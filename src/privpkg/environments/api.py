@@ -104,6 +104,19 @@ def screen_definition(spec: Spec, locks: Mapping[str, str], where: Callable[[str
     registry.screen_files({where(k): v for k, v in registry.version_files(spec, locks).items()}, known)
 
 
+#: The build's messages start with the command line's option (``env build --python X``);
+#: ``build_local``'s caller gave a keyword.
+_KEYWORDS = (("--python ", "python="), ("--link ", "link="))
+
+
+def _in_api_words(exc: UsageError) -> UsageError:
+    text = str(exc)
+    for option, keyword in _KEYWORDS:
+        if text.startswith(option):
+            return type(exc)(keyword + text[len(option):])
+    return exc
+
+
 class Environment:
     """A named environment (azureml v1's ``Environment``): made with ``from_pip_requirements``,
     ``from_conda_specification``, ``from_existing_conda_environment``,
@@ -364,8 +377,11 @@ class Environment:
                 raise UsageError(f"environment {self.name}:{self.version} has its lock in its workspace: give it "
                                  "(build_local(WORKSPACE))")
             locks = self._stored_locks(where)
-        return build(lock_for(self.spec, locks, f"environment {self.name}"), python=python,
-                     link=None if link is None else Path(link), report=report)
+        try:
+            return build(lock_for(self.spec, locks, f"environment {self.name}"), python=python,
+                         link=None if link is None else Path(link), report=report)
+        except UsageError as exc:
+            raise _in_api_words(exc) from None
 
     # --- directories --------------------------------------------------------------------------
 
