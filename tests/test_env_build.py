@@ -281,6 +281,31 @@ def test_without_uv_pip_builds_it(setup: Setup, feed: FeedServer, tmp_path: Path
     assert grep_tree(built, feed.secret_a, feed.secret_b) > 0
 
 
+def test_an_empty_path_runs_no_uv_of_the_working_directory(setup: Setup, tmp_path: Path) -> None:
+    """``PATH=""`` names no folder (``shutil.which`` finds nothing in it; ``PATH=":"`` would name
+    the current one): a ``uv`` in the working directory, which may be anyone's checkout, is
+    never run; the build takes the uv beside privpkg's interpreter, as with shutil."""
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    ran = tmp_path / "planted-uv-ran"
+    planted = checkout / "uv"
+    planted.write_text(f"#!{sys.executable}\nopen({str(ran)!r}, 'w').close()\nraise SystemExit(3)\n")
+    planted.chmod(0o755)
+    env = {**cli.env, "PATH": ""}
+    check = "from privpkg.environments.build import find_uv; print(find_uv())"
+    found = cli.tool([sys.executable, "-c", check], env=env, cwd=checkout).output.strip()
+    assert found == str(Path(sysconfig.get_path("scripts")) / "uv"), found
+    r = cli.tool([sys.executable, "-m", "privpkg", "env", "build", "--lock", lock], env=env, cwd=checkout)
+    assert r.returncode == 0, r.describe()
+    assert not ran.exists(), "the working directory's uv ran"
+    built = Path(r.output.strip().splitlines()[-1])
+    out = cli.tool([built / "bin" / "python", "-c", "import team_lib; print(team_lib.VERSION)"])
+    assert out.returncode == 0 and out.output.split() == ["1.0"], out.describe()
+
+
 def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
     # A 48 MB incompressible payload: uv takes a while to unpack it, and the build is killed then.
     setup = Setup(checked_cli(), tmp_path, payload=48 * 1024 * 1024)

@@ -120,7 +120,17 @@ def _on_path(name: str) -> str | None:
         import shutil
 
         return shutil.which(name)
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+    folders = os.environ.get("PATH")
+    if folders is None:  # unset: the system's default, as shutil.which reads it
+        try:
+            folders = os.confstr("CS_PATH")
+        except (AttributeError, ValueError):
+            folders = os.defpath
+    # An empty PATH names no folder (shutil.which finds nothing; only ":" names the current
+    # one): never the working directory's uv, which may be anyone's checkout.
+    if not folders:
+        return None
+    for folder in folders.split(os.pathsep):
         path = os.path.join(folder or os.curdir, name)
         if os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path):
             return path
@@ -171,7 +181,10 @@ def _requirements(artifacts: list[Artifact], paths: list[Path], folder: Path) ->
     ``folder`` exclusively (never through a link someone put there)."""
     lines = [f"{a.name}=={a.version} --hash=sha256:{a.sha256}\n" for a in artifacts]
     reqs = folder / REQUIREMENTS
-    fd = os.open(reqs, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    # O_BINARY: on Windows a descriptor is in text mode otherwise, and the CRT would turn the
+    # wrapper's \r\n into \r\r\n (tempfile and write_text open with it too).
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(reqs, flags, 0o600)
     with open(fd, "w", encoding="utf-8") as fh:
         fh.write("".join(lines))
     return reqs, sorted({str(p.parent) for p in paths})
