@@ -248,9 +248,9 @@ def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list
     The install runs with the base interpreter and ``--prefix``, not the new environment's
     python, which uv would run once to learn it (the directory is new every time); its scripts
     are then pointed at the environment's python (:mod:`.relocate`). ``--allow-existing`` lets
-    ``uv venv`` write beside the install; the directory is made here first, exclusively.
+    ``uv venv`` write beside the install into ``dest``, which the caller made first,
+    exclusively (with the requirements file ``reqs`` in it).
     ``--no-config``: a uv.toml in a parent folder (even another user's) must not steer the build.
-    ``dest`` was made by the caller, exclusively, with the requirements file ``reqs`` in it.
 
     Not side by side where the layout depends on which runs first: on Windows (uv's ``.exe``
     launchers name their interpreter, and no rewrite of a first line fixes them) the install
