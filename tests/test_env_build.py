@@ -281,6 +281,49 @@ def test_without_uv_pip_builds_it(setup: Setup, feed: FeedServer, tmp_path: Path
     assert grep_tree(built, feed.secret_a, feed.secret_b) > 0
 
 
+def test_an_empty_path_runs_no_uv_of_the_working_directory(setup: Setup, tmp_path: Path) -> None:
+    """``PATH=""`` names no folder (``shutil.which`` finds nothing in it; ``PATH=":"`` would name
+    the current one): a ``uv`` in the working directory, which may be anyone's checkout, is
+    never run; the build takes the uv beside privpkg's interpreter, as with shutil."""
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    ran = tmp_path / "planted-uv-ran"
+    planted = checkout / "uv"
+    planted.write_text(f"#!{sys.executable}\nopen({str(ran)!r}, 'w').close()\nraise SystemExit(3)\n")
+    planted.chmod(0o755)
+    env = {**cli.env, "PATH": ""}
+    check = "from privpkg.environments.build import find_uv; print(find_uv())"
+    found = cli.tool([sys.executable, "-c", check], env=env, cwd=checkout).output.strip()
+    assert found == str(Path(sysconfig.get_path("scripts")) / "uv"), found
+    r = cli.tool([sys.executable, "-m", "privpkg", "env", "build", "--lock", lock], env=env, cwd=checkout)
+    assert r.returncode == 0, r.describe()
+    assert not ran.exists(), "the working directory's uv ran"
+    built = Path(r.output.strip().splitlines()[-1])
+    out = cli.tool([built / "bin" / "python", "-c", "import team_lib; print(team_lib.VERSION)"])
+    assert out.returncode == 0 and out.output.split() == ["1.0"], out.describe()
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_a_wheel_file_named_as_the_requirements_file_is_kept(setup: Setup, tmp_path: Path, installer: str) -> None:
+    """The installers read their requirements file from the new build's root, where a wheel's
+    data files go too: a wheel installing one of that name (pip and uv put it in place of
+    privpkg's) keeps it in the build, as its RECORD lists it; privpkg's own is gone."""
+    cli = setup.cli
+    data = "data_lib-1.0.data/data/.privpkg-requirements.txt"
+    whl = make_wheel(tmp_path / "data", "data-lib", "1.0", extra={data: "the wheel's own\n"})
+    url = cli.ok("wheel", "add", whl, "--workspace", WS).strip().splitlines()[-1]
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("data-lib", "1.0", url, sha(whl)), ("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    built = Path(cli.ok("env", "build", "--lock", lock, "--installer", installer).strip())
+    assert (built / ".privpkg-requirements.txt").read_text() == "the wheel's own\n"
+    record = (site_packages(built) / "data_lib-1.0.dist-info" / "RECORD").read_text()
+    assert ".privpkg-requirements.txt," in record, record
+    assert (site_packages(built) / "team_lib.py").exists()
+
+
 def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
     # A 48 MB incompressible payload: uv takes a while to unpack it, and the build is killed then.
     setup = Setup(checked_cli(), tmp_path, payload=48 * 1024 * 1024)

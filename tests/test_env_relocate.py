@@ -212,7 +212,9 @@ def test_a_file_that_cannot_be_written_names_itself(tmp_path: Path) -> None:
 
 def test_installers_outliving_a_killed_builder_keep_its_build_locked(tmp_path: Path, wheels: Path, uv_bin: Path) -> None:
     """SIGKILL reaches privpkg, not its uv children: they inherit the build's lock, so ``env
-    prune`` leaves the build alone while they still write into it, and removes it after."""
+    prune`` leaves the build alone while they still write into it, and removes it after.
+    The directory is made first, as ``_install`` makes it before ``_install_uv`` (else it
+    exists only once ``uv venv`` got to it, which a loaded machine delays past the kill)."""
     import signal
     import time
 
@@ -225,7 +227,7 @@ def test_installers_outliving_a_killed_builder_keep_its_build_locked(tmp_path: P
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("tooly==1.0\n")
     script = ("import sys\nfrom pathlib import Path\nfrom privpkg.environments import build, cache\n"
-              "with cache.new_build('k' * 64) as dest:\n    print(dest, flush=True)\n"
+              "with cache.new_build('k' * 64) as dest:\n    dest.mkdir()\n    print(dest, flush=True)\n"
               "    build._install_uv(sys.argv[1], dest, cache.interpreter(None), ['--find-links', sys.argv[2]], Path(sys.argv[3]))\n")
     env = {**_env(tmp_path), envvars.HOME: str(tmp_path / "home")}
     proc = subprocess.Popen([sys.executable, "-c", script, str(slow), str(wheels), str(reqs)], env=env, stdout=subprocess.PIPE, text=True)

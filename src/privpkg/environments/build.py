@@ -31,7 +31,6 @@ the interpreter too); it is published only when both parts are in.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -120,7 +119,17 @@ def _on_path(name: str) -> str | None:
         import shutil
 
         return shutil.which(name)
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+    folders = os.environ.get("PATH")
+    if folders is None:  # unset: the system's default, as shutil.which reads it
+        try:
+            folders = os.confstr("CS_PATH")
+        except (AttributeError, ValueError):
+            folders = os.defpath
+    # An empty PATH names no folder (shutil.which finds nothing; only ":" names the current
+    # one): never the working directory's uv, which may be anyone's checkout.
+    if not folders:
+        return None
+    for folder in folders.split(os.pathsep):
         path = os.path.join(folder or os.curdir, name)
         if os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path):
             return path
@@ -169,12 +178,34 @@ def _requirements(artifacts: list[Artifact], paths: list[Path], folder: Path) ->
     """A requirements file of ``name==version --hash=sha256:...`` lines (so installers take
     the files as from an index and record no URL), and the find-links folders. Made in
     ``folder`` exclusively (never through a link someone put there)."""
-    lines = [f"{a.name}=={a.version} --hash=sha256:{a.sha256}\n" for a in artifacts]
     reqs = folder / REQUIREMENTS
-    fd = os.open(reqs, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    # O_BINARY: on Windows a descriptor is in text mode otherwise, and the CRT would turn the
+    # wrapper's \r\n into \r\r\n (tempfile and write_text open with it too).
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(reqs, flags, 0o600)
     with open(fd, "w", encoding="utf-8") as fh:
-        fh.write("".join(lines))
+        fh.write(_requirement_lines(artifacts))
     return reqs, sorted({str(p.parent) for p in paths})
+
+
+def _requirement_lines(artifacts: list[Artifact]) -> str:
+    return "".join(f"{a.name}=={a.version} --hash=sha256:{a.sha256}\n" for a in artifacts)
+
+
+def _remove_requirements(reqs: Path, artifacts: list[Artifact]) -> None:
+    """Remove the requirements file :func:`_requirements` made in the build, once the
+    installers are done with it; not when a wheel installed a file of that name there (a data
+    file at the environment's root, which pip and uv put in place of ours): the build keeps
+    what the wheel's ``RECORD`` lists, as it did when the file was made elsewhere."""
+    try:
+        fd = os.open(reqs, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return
+    text = _requirement_lines(artifacts)
+    with open(fd, encoding="utf-8", errors="replace") as fh:
+        ours = fh.read(len(text) + 1) == text
+    if ours:
+        os.unlink(reqs)
 
 
 #: The installers' requirements file, made in the new build's directory (which privpkg made and
@@ -208,8 +239,7 @@ def _install(dest: Path, python: cache.Interpreter, artifacts: list[Artifact], p
             _run([str(_venv_python(dest)), "-m", "pip", "install", "--quiet", "--isolated", "--disable-pip-version-check",
                   "--no-input", "--no-index", "--no-deps", *find_links, "-r", str(reqs)], "pip install", dest)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(reqs)
+        _remove_requirements(reqs, artifacts)
 
 
 def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list[str], reqs: Path | None) -> None:
@@ -218,9 +248,9 @@ def _install_uv(uv: str, dest: Path, python: cache.Interpreter, find_links: list
     The install runs with the base interpreter and ``--prefix``, not the new environment's
     python, which uv would run once to learn it (the directory is new every time); its scripts
     are then pointed at the environment's python (:mod:`.relocate`). ``--allow-existing`` lets
-    ``uv venv`` write beside the install; the directory is made here first, exclusively.
+    ``uv venv`` write beside the install into ``dest``, which the caller made first,
+    exclusively (with the requirements file ``reqs`` in it).
     ``--no-config``: a uv.toml in a parent folder (even another user's) must not steer the build.
-    ``dest`` was made by the caller, exclusively, with the requirements file ``reqs`` in it.
 
     Not side by side where the layout depends on which runs first: on Windows (uv's ``.exe``
     launchers name their interpreter, and no rewrite of a first line fixes them) the install
