@@ -12,6 +12,7 @@ In-process, on a local workspace; the build is real (uv, offline, from privpkg's
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from support.env import assert_no_secret
 from support.feeds import FeedServer
 
 import privpkg
+from privpkg import envvars
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError
 from privpkg.testing import make_wheel
 
@@ -89,6 +91,20 @@ def test_v1_script_port(team: Path) -> None:
     (team.parent / "taken").mkdir()
     with pytest.raises(UsageError, match=r"^link=.*taken.*: it exists and is not a symbolic link"):
         listed.build_local(link=team.parent / "taken")
+    with pytest.raises(UsageError, match=r"^installer must be one of uv, pip, got conda$"):
+        listed.build_local(installer="conda")
+    assert listed.build_local(installer="pip") == path  # the key is the files': the same build
+    # No uv at all (the one stand-in: uv is installed here), asked for by name: the advice
+    # names the keyword.
+    from privpkg.environments import build as build_module
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(build_module, "find_uv", lambda: None)
+        for folder in ("keys", "memo"):
+            for f in (Path(os.environ[envvars.HOME]) / "cache" / "envs" / folder).iterdir():
+                f.unlink()
+        with pytest.raises(UsageError, match=r"uv is not installed \(pip install uv\); or build with installer='pip'$"):
+            listed.build_local(installer="uv")
 
     # v1: env.clone(new_name), registered under that name with the same locks.
     with pytest.raises(UsageError, match="invalid environment name 'Bad Name'"):

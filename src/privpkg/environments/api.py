@@ -106,15 +106,23 @@ def screen_definition(spec: Spec, locks: Mapping[str, str], where: Callable[[str
 
 #: The build's messages start with the command line's option (``env build --python X``);
 #: ``build_local``'s caller gave a keyword.
-_KEYWORDS = (("--python ", "python="), ("--link ", "link="))
+_KEYWORDS = (("--python ", "python="), ("--link ", "link="), ("--installer must", "installer must"))
+#: ... and their advice names the option anywhere in the line.
+_ADVICE = (("--installer pip", "installer='pip'"),)
 
 
-def _in_api_words(exc: UsageError) -> UsageError:
+def _in_api_words(exc: PrivpkgError) -> PrivpkgError:
+    """``exc`` with the command line's options named as ``build_local``'s keywords (the same
+    class: a UsageError, or a PrivpkgError's advice to build with pip)."""
+    if type(exc) not in (PrivpkgError, UsageError):
+        return exc  # other classes carry more than a message (FileWriteError's errno)
     text = str(exc)
     for option, keyword in _KEYWORDS:
         if text.startswith(option):
-            return type(exc)(keyword + text[len(option):])
-    return exc
+            text = keyword + text[len(option):]
+    for option, keyword in _ADVICE:
+        text = text.replace(option, keyword)
+    return exc if text == str(exc) else type(exc)(text)
 
 
 class Environment:
@@ -357,15 +365,17 @@ class Environment:
         return add_private_wheel(get_workspace(ws) if isinstance(ws, str) else ws, file_path, exist_ok)
 
     def build_local(self, workspace: str | Workspace | None = None, *, python: str | None = None,
-                    link: str | os.PathLike[str] | None = None, report: Callable[[str], None] | None = None) -> Path:
+                    link: str | os.PathLike[str] | None = None, installer: str | None = None,
+                    report: Callable[[str], None] | None = None) -> Path:
         """The local environment this version's lock describes (a venv, or a conda prefix for a
         conda spec), built now unless the cache has it (``privpkg env build``). Without locks in
         hand, a registered version's are read from ``workspace`` (default: the one ``get``,
         ``list`` or ``register`` used). Returns the environment's path (its ``bin/python``
         runs in it; ``privpkg env run`` sets PATH too). Unlike azureml, no Docker is involved
         (``privpkg env dockerfile`` writes an image's build context) and no ``platform``: the
-        build is for this machine and ``python``. ``report`` gets the line ``env build`` prints
-        when it makes a conda prefix (which installer made it)."""
+        build is for this machine and ``python``. ``installer``: ``"uv"`` or ``"pip"`` (default:
+        uv when installed, else pip; ``env build --installer``). ``report`` gets the line ``env
+        build`` prints when it makes a conda prefix (which installer made it)."""
         from privpkg.environments.build import build, lock_for
 
         locks = self.locks
@@ -379,8 +389,8 @@ class Environment:
             locks = self._stored_locks(where)
         try:
             return build(lock_for(self.spec, locks, f"environment {self.name}"), python=python,
-                         link=None if link is None else Path(link), report=report)
-        except UsageError as exc:
+                         link=None if link is None else Path(link), installer=installer, report=report)
+        except PrivpkgError as exc:
             raise _in_api_words(exc) from None
 
     # --- directories --------------------------------------------------------------------------
