@@ -248,6 +248,16 @@ def test_a_miss_imports_only_what_it_needs(setup: Setup, feed: FeedServer, tmp_p
     out = cli.tool([built / "bin" / "python", "-c", "import pkg_a, team_lib; print(pkg_a.VERSION, team_lib.VERSION)"])
     assert out.returncode == 0 and out.output.split() == ["1.0", "1.0"], out.describe()
 
+    # A hit by NAME reads the registered version and screens nothing (the screen is a
+    # registration's): neither the screen's patterns nor OpenSSL are loaded.
+    register(setup, "train", lock.read_text())
+    cli.ok("env", "build", "train", "--workspace", WS)  # the stored text (canonical) memoized
+    r = cli.tool([sys.executable, "-c", code, "env", "build", "train", "--workspace", WS])
+    assert r.returncode == 0 and r.output.strip().splitlines()[-1] == str(built), r.describe()
+    loaded = set(listing.read_text().splitlines())
+    assert {"privpkg.environments.registry", "privpkg.environments.spec"} <= loaded
+    assert not loaded & {*NOT_IMPORTED, "privpkg.environments.screen"}, sorted(loaded & {*NOT_IMPORTED, "privpkg.environments.screen"})
+
 
 def test_without_uv_pip_builds_it(setup: Setup, feed: FeedServer, tmp_path: Path) -> None:
     """No uv on PATH and no ``uv`` package importable (privpkg's ``find_uv()`` finds none; the

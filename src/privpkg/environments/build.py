@@ -156,8 +156,6 @@ def _start(argv: list[str], dest: Path | None = None) -> subprocess.Popen[str]:
 def _finish(proc: subprocess.Popen[str], what: str) -> None:
     """Wait for ``proc``; one line naming ``what`` and its last output line when it failed.
     Interrupted, it is killed first (no installer writes on after its build was discarded)."""
-    from privpkg.environments.screen import masked
-
     try:
         out, err = proc.communicate()
     except BaseException:
@@ -165,6 +163,8 @@ def _finish(proc: subprocess.Popen[str], what: str) -> None:
         proc.wait()
         raise
     if proc.returncode != 0:
+        from privpkg.environments.screen import masked
+
         lines = [line.strip() for line in (err + out).splitlines() if line.strip()]
         why = shown(masked(lines[-1]), 300) if lines else "no output"
         raise PrivpkgError(f"{what} failed (exit {proc.returncode}): {why}")

@@ -24,14 +24,13 @@ of ``environments/NAME/`` and one read of the latest ``version.json``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from privpkg.environments import screen
+from privpkg.environments.digests import sha256
 from privpkg.environments.spec import RESERVED_FILES, Spec, canonical_json, load_definition, validate_label, validate_name
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
 from privpkg.refs import ENVIRONMENTS
@@ -74,7 +73,7 @@ class CachedReads:
         self._tags: dict[str, str] = {}
 
     def _path(self, key: str) -> Any:
-        return self.folder / hashlib.sha256(key.encode()).hexdigest()[:32]
+        return self.folder / sha256(key.encode()).hexdigest()[:32]
 
     def list_keys(self, prefix: str) -> list[Any]:
         found = self.store.list_keys(prefix)
@@ -87,7 +86,7 @@ class CachedReads:
         tag = self._tags.get(key)
         if tag is None:
             return self.store.read_bytes(key)  # nothing to check a copy against: not copied either
-        stamp = hashlib.sha256(tag.encode()).hexdigest().encode() + b"\n"
+        stamp = sha256(tag.encode()).hexdigest().encode() + b"\n"
         path = self._path(key)
         try:
             with open(path, "rb") as fh:
@@ -157,7 +156,7 @@ def env_prefix(name: str) -> str:
 
 
 def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256(data).hexdigest()
 
 
 def _digest(files: Mapping[str, Mapping[str, Any]], spec_only: bool = False) -> str:
@@ -205,6 +204,8 @@ def screen_files(files: Mapping[str, bytes], secrets: Mapping[str, str] | None =
     locale's; in UTF-16 every ASCII byte of a token is split by a NUL), so no screen of the bytes
     could vouch for what pip or conda would read. Spec files privpkg reads from paths are
     UTF-8 already (:func:`privpkg.environments.sources.decode`)."""
+    from privpkg.environments import screen  # a registration's: a build by NAME reads, screens nothing
+
     known = screen.known_secrets() if secrets is None else secrets
     for path, data in sorted(files.items()):
         try:
@@ -573,11 +574,10 @@ def open_registry(workspace: str | Workspace) -> tuple[Workspace, Storage]:
         return ws, store
     # A cloud registry's immutable objects are read once per machine (registry.CachedReads),
     # in a folder named by where they live.
-    import hashlib
 
     from privpkg.paths import cache_dir
 
-    where = hashlib.sha256("\0".join((ws.storage, ws.location, ws.endpoint_url or "")).encode()).hexdigest()[:16]
+    where = sha256("\0".join((ws.storage, ws.location, ws.endpoint_url or "")).encode()).hexdigest()[:16]
     cached = CachedReads(store, cache_dir() / "registry" / where)
     _WORKSPACES[cached] = ws.name
     return ws, cached

@@ -26,14 +26,22 @@ References name a version: ``NAME``, ``NAME:N`` or ``NAME:latest``; labels are `
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from privpkg.environments.screen import masked
+from privpkg.environments.digests import sha256
 from privpkg.errors import CONTROL, UsageError, shown
+
+
+def masked(text: str, secrets: Mapping[str, str] | None = None) -> str:
+    """:func:`.screen.masked`, imported when an error line or a repr needs it (a build by NAME
+    reads a definition and shows none of it: the screen's patterns would cost it a millisecond)."""
+    from privpkg.environments.screen import masked as screen_masked
+
+    return screen_masked(text, secrets)
+
 
 #: The definition's format; a reader refuses a newer one.
 FORMAT = 1
@@ -246,7 +254,7 @@ class Spec:
 
     def digest(self) -> str:
         """sha256 of the definition."""
-        return hashlib.sha256(self.definition_bytes()).hexdigest()
+        return sha256(self.definition_bytes()).hexdigest()
 
     def with_platforms(self, platforms: Iterable[str]) -> Spec:
         """This spec with ``platforms`` added to the conda platforms it is locked for."""
