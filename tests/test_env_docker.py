@@ -52,8 +52,11 @@ def _pylock(entries: list[tuple[str, str, str, Path | list[Path]]]) -> str:
 
 
 def _per_python(feed_dir: Path) -> list[Path]:
-    """pkg-t 1.0 as two wheels in the feed's folder, one per CPython, each saying which it is."""
-    return [make_wheel(feed_dir, "pkg-t", "1.0", tag=f"{cp}-none-any", body=f'BUILT_FOR = "{cp}"\n') for cp in ("cp311", "cp312")]
+    """pkg-t 1.0 as wheels in the feed's folder, one per CPython, each saying which it is: cp311 and
+    cp312 first, then the running Python's if another (an image target with no Python of its own
+    gets privpkg's)."""
+    cps = dict.fromkeys(("cp311", "cp312", f"cp{sys.version_info.major}{sys.version_info.minor}"))
+    return [make_wheel(feed_dir, "pkg-t", "1.0", tag=f"{cp}-none-any", body=f'BUILT_FOR = "{cp}"\n') for cp in cps]
 
 
 def test_image_from_the_context_holds_no_secret(
@@ -269,7 +272,8 @@ def test_the_image_target_chooses_the_wheels(
     assert f"{tmp_path / 'c311' / 'Dockerfile'}: no secret, user info or signature found" in res.stdout.splitlines(), res.stdout
     host = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert f"Python {host} is privpkg's own (the base image's is unknown): give --python X.Y if localhost/base:1 has another" in res.stdout
-    assert wheels(tmp_path / "c311") == sorted([feed_wheel.name, {"3.11": per_python[0], "3.12": per_python[1]}[host].name])
+    own = next(w.name for w in per_python if w.name.split("-")[2] == "cp" + host.replace(".", ""))
+    assert wheels(tmp_path / "c311") == sorted([feed_wheel.name, own])
 
     cli.fails(2, "env", "dockerfile", "--lock", lock, "-o", tmp_path / "c310", "--python", "3.10", "--base-image", "localhost/base:1", match=(
         "no artifact of pkg-t 1.0 in the lock fits the image (CPython 3.10 on "))

@@ -93,6 +93,22 @@ def test_copied_context_files_are_read(tmp_path: Path) -> None:
     assert "connection 'feed''s secret" in found[0] and "signature" in found[1]
 
 
+@pytest.mark.parametrize("line, named", [
+    # `**` inside a name: a ValueError (a traceback) from pathlib before Python 3.13, `*` from
+    # 3.13 on; BuildKit may let it cross directories, so both readings are scanned.
+    ("COPY a**b /x/", ["a/x/b", "abcb"]),
+    # Nested hits (sub, sub/deep, and from 3.13 on their files too): each file found once.
+    ("COPY sub/** /x/", ["sub/deep/c.txt"]),
+    ("COPY ** /x/", ["a/x/b", "abcb", "sub/deep/c.txt"]),
+])
+def test_double_star_sources_read_each_file_once(line: str, named: list[str], tmp_path: Path) -> None:
+    for rel in ("a/x/b", "abcb", "sub/deep/c.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(PAT)
+    found = findings(f"FROM scratch\n{line}\n", context=tmp_path)
+    assert found == [f"line 2: COPY copies {n}, which holds connection 'feed''s secret" for n in named], found
+
+
 def test_unparsable_is_one_line() -> None:
     with pytest.raises(UsageError) as err:
         dockerlint.check("FROM scratch\nRUN <<EOF\nnever closed\n")

@@ -113,17 +113,32 @@ def _copy_sources(values: tuple[str, ...], flags: tuple[str, ...]) -> list[str]:
     return list(values[:-1])
 
 
+def _glob_patterns(rel: str) -> list[str]:
+    """pathlib patterns covering what the COPY source ``rel`` may match, the same on every Python.
+    A ``**`` inside a name (``a**b``) is a ValueError for pathlib before 3.13 and ``*`` from 3.13
+    on, while BuildKit may let it cross directories: scan both readings (more files read, never
+    fewer)."""
+    parts = rel.split("/")
+    if all(p == "**" or "**" not in p for p in parts):
+        return [rel]
+    within = "/".join(p if p == "**" else re.sub(r"\*{2,}", "*", p) for p in parts)
+    across = "/".join(p if p == "**" else re.sub(r"\*{2,}", "*/**/*", p) for p in parts)
+    return [within, across]
+
+
 def _context_files(context: Path, source: str) -> list[Path]:
     base = context.resolve()
     rel = source.lstrip("/")
-    hits = sorted(base.glob(rel)) if any(c in rel for c in "*?[") else [base / rel]
-    files: list[Path] = []
+    hits = sorted({h for pattern in _glob_patterns(rel) for h in base.glob(pattern)}) if any(c in rel for c in "*?[") else [base / rel]
+    # A dict as an ordered set: a pattern's hits nest (``sub/**`` gives sub, sub/deep and, from
+    # Python 3.13 on, their files too), and each file is one finding however often it is named.
+    files: dict[Path, None] = {}
     for hit in hits:
         if hit.is_dir() and not hit.is_symlink():
-            files.extend(p for p in sorted(hit.rglob("*")) if p.is_file() and not p.is_symlink())
+            files.update(dict.fromkeys(p for p in sorted(hit.rglob("*")) if p.is_file() and not p.is_symlink()))
         elif hit.is_file() and not hit.is_symlink():
-            files.append(hit)
-    return files
+            files[hit] = None
+    return list(files)
 
 
 def _scan_file(path: Path, secrets: Mapping[str, str]) -> str | None:
