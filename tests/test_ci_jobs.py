@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from support.cli import PrivpkgCLI, assert_one_error_line
-from support.env import REPO
+from support.env import REPO, read_only
 from support.feeds import FeedServer
 
 from privpkg import envvars
@@ -124,6 +124,39 @@ def test_no_home_and_no_passwd_entry_is_one_line() -> None:
         line = assert_one_error_line(res, 1)
         assert line == "privpkg: error: cannot tell where your files go: $HOME is unset and this user has no home directory; " \
                        "set HOME (keyring needs it too)", line
+
+
+def test_a_read_only_home_names_the_variable_that_moves_each_folder(tmp_path: Path) -> None:
+    """A CI job whose $HOME cannot be written (a read-only bind mount, or another user's home):
+    the one error line names the folder privpkg needed and the variables that move it, the
+    XDG one for that folder alone; following that advice works. With $PRIVPKG_HOME set the user
+    chose the folder, and the line adds nothing."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != envvars.HOME and not k.startswith(("XDG_", envvars.HOME.partition("_")[0] + "_"))}
+    env["HOME"] = str(home)
+    lock = tmp_path / "pylock.toml"
+    lock.write_text('lock-version = "1.0"\ncreated-by = "test"\n')
+
+    def privpkg(*args: str | Path, stdin: str = "", **more: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(PrivpkgCLI.argv(*args), input=stdin, capture_output=True, text=True, env={**env, **more},
+                              timeout=120, check=False, cwd=tmp_path)
+
+    with read_only(home):
+        runs = {
+            ".config": privpkg("workspace", "add", "team", "--local", tmp_path / "ws"),
+            ".cache": privpkg("env", "build", "--lock", lock),
+            ".local/share": privpkg("connection", "set", "feed", "--target", "https://example.com/feed/", stdin="s3cret\n"),
+        }
+        for folder, variable in ((".config", "XDG_CONFIG_HOME"), (".cache", "XDG_CACHE_HOME"), (".local/share", "XDG_DATA_HOME")):
+            line = assert_one_error_line(runs[folder], 1)
+            assert line.endswith(f"; {home / folder / 'privpkg'} is not writable here: set {variable} (this folder only) "
+                                 f"or {envvars.HOME} (all of privpkg's files) to a writable folder"), line
+        chosen = privpkg("workspace", "add", "team", "--local", tmp_path / "ws", **{envvars.HOME: str(home / "p")})
+        line = assert_one_error_line(chosen, 1)
+        assert str(home / "p") in line and "not writable here" not in line, line
+        built = privpkg("env", "build", "--lock", lock, XDG_CACHE_HOME=str(tmp_path / "cache"))
+        assert built.returncode == 0 and built.stdout.startswith(str(tmp_path / "cache" / "privpkg")), built
 
 
 def test_an_expired_environment_connection_is_renewed_in_its_variable(feed: FeedServer, checked_cli: Callable[..., PrivpkgCLI]) -> None:

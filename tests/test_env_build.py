@@ -250,6 +250,13 @@ def test_a_miss_imports_only_what_it_needs(setup: Setup, feed: FeedServer, tmp_p
     out = cli.tool([built / "bin" / "python", "-c", "import pkg_a, team_lib; print(pkg_a.VERSION, team_lib.VERSION)"])
     assert out.returncode == 0 and out.output.split() == ["1.0", "1.0"], out.describe()
 
+    # A hit of the lock file needs no json either (only --json output, a workspace wheel's
+    # direct_url.json and the registry's records do).
+    r = cli.tool([sys.executable, "-c", code, "env", "build", "--lock", lock])
+    assert r.returncode == 0 and r.output.strip().splitlines()[-1] == str(built), r.describe()
+    loaded = set(listing.read_text().splitlines())
+    assert not loaded & {*NOT_IMPORTED, "json"}, sorted(loaded & {*NOT_IMPORTED, "json"})
+
     # A hit by NAME reads the registered version and screens nothing (the screen is a
     # registration's): neither the screen's patterns nor OpenSSL are loaded.
     register(setup, "train", lock.read_text())

@@ -10,19 +10,16 @@ other lookups call that CLI directly.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import resource
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.builds import Venv
 from support.cli import PrivpkgCLI
-from support.env import Result, assert_no_secret, run
+from support.env import Result, assert_no_secret, read_only, run
 from support.feeds import FeedServer
 
 from privpkg import envvars, lookuplog
@@ -176,28 +173,6 @@ def test_lookup_warnings_reach_the_log(venv_privpkg: Venv, make_env, checked_cli
     assert f"      warning: ignoring ${envvars.AZURE_ENDPOINTS[0]}: " in text
     assert "hint: privpkg ignored what the warnings name (a connection may be there)" in text
     assert_no_secret((privpkg_home / lookuplog.LOG_NAME).read_text(), PAT)
-
-
-@contextlib.contextmanager
-def read_only(folder: Path) -> Iterator[str]:
-    """``folder`` made read-only for the lookups that follow: chmod 0500 for a normal user; root
-    ignores modes, so for root a read-only bind mount of the folder onto itself (EROFS)."""
-    if os.geteuid() != 0:
-        folder.chmod(0o500)
-        try:
-            yield "chmod 0500"
-        finally:
-            folder.chmod(0o700)
-        return
-    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, check=False).returncode == 0
-    if not mounted or subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True, check=False).returncode:
-        if mounted:
-            subprocess.run(["umount", str(folder)], check=False)
-        pytest.fail("root without CAP_SYS_ADMIN: cannot make a read-only folder here (modes do not bind root)")
-    try:
-        yield "read-only bind mount"
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def _fsize_zero() -> None:

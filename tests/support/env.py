@@ -10,12 +10,13 @@ secret leaked into an output, and the rule for a tool the tests need but cannot 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -246,3 +247,25 @@ def isolated_privpkg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(project)
     return home
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[str]:
+    """``folder`` made read-only for what runs inside: chmod 0500 for a normal user; root
+    ignores modes, so for root a read-only bind mount of the folder onto itself (EROFS)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        try:
+            yield "chmod 0500"
+        finally:
+            folder.chmod(0o700)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, check=False).returncode == 0
+    if not mounted or subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True, check=False).returncode:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=False)
+        pytest.fail("root without CAP_SYS_ADMIN: cannot make a read-only folder here (modes do not bind root)")
+    try:
+        yield "read-only bind mount"
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

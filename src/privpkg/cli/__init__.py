@@ -125,6 +125,12 @@ def _silence_stdout(stream: Any) -> None:
         pass  # not a real file (e.g. captured in a test): nothing will flush it at exit
 
 
+def _unwritable_hint(message: str, err: int | None) -> str:
+    from privpkg import paths
+
+    return paths.unwritable_hint(message, err)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Every failure is one ``privpkg: error:`` line and an exit code, never a
     traceback: user mistakes (PrivpkgError's exit code), Ctrl-C (130), SIGTERM (143, unwinding
@@ -150,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _output_failed(out.failed, real)
         return code
     except PrivpkgError as exc:
-        return error(str(exc), exc.exit_code)
+        return error(str(exc) + _unwritable_hint(str(exc), getattr(exc, "errno", None)), exc.exit_code)
     except KeyboardInterrupt as exc:
         # SIGTERM (a cancelled CI job) unwinds as Ctrl-C does, so the same cleanups run.
         terminated = isinstance(exc, Terminated)
@@ -162,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if out is not None and out.failed is not None:
             return _output_failed(out.failed, real)
-        return error(os_error(exc), 1)
+        message = os_error(exc)
+        return error(message + _unwritable_hint(message, exc.errno), 1)
     except RuntimeError:
         # pathlib's and platformdirs' "could not determine the home directory": a CI container
         # run as a uid with no passwd entry and no $HOME (docker run --user 1001).

@@ -8,7 +8,6 @@ prints a secret (callers pass public fields only).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable
 from typing import Any, NoReturn
@@ -146,6 +145,8 @@ def out(line: str = "") -> None:
 
 
 def print_json(value: Any) -> None:
+    import json  # only --json output needs it: every other command starts without it
+
     out(json.dumps(value, indent=2))
 
 

@@ -309,14 +309,14 @@ def _dist_info(site: Path, a: Artifact) -> Path:
 def record_direct_urls(dest: Path, artifacts: list[Artifact]) -> int:
     """Give each ``privpkg://`` wheel the ``direct_url.json`` naming its stable URL (as pip
     records it through the shim), listed in ``RECORD``; returns how many were written."""
+    mine = [a for a in artifacts if a.url.lower().startswith("privpkg:")]
+    if not mine:
+        return 0
     import json
 
     from privpkg.environments.digests import record_hash
     from privpkg.environments.relocate import replace_file
 
-    mine = [a for a in artifacts if a.url.lower().startswith("privpkg:")]
-    if not mine:
-        return 0
     site = _site_packages(dest)
     for a in mine:
         info = _dist_info(site, a)

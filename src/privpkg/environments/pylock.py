@@ -31,7 +31,6 @@ a lock never needs them (PEP 751: tools must not let ``[tool]`` affect installat
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -434,7 +433,10 @@ def _value(v: Any) -> str:
         return v.isoformat()
     if isinstance(v, Sequence) and not isinstance(v, str):
         return "[" + ", ".join(_value(x) for x in v) + "]"
-    # A JSON string is a valid TOML basic string (same escapes, \uXXXX for controls).
+    # A JSON string is a valid TOML basic string (same escapes, \uXXXX for controls). Imported
+    # here: only writing a lock needs it, and a build reads one.
+    import json
+
     return json.dumps(str(v), ensure_ascii=False)
 
 
