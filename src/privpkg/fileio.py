@@ -154,7 +154,9 @@ _TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 def _make_temp(folder: Path, prefix: str) -> tuple[int, Path]:
     """``tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)``, its 8 random characters
     from ``os.urandom``, without importing tempfile (with shutil and random: a tenth of a
-    build's own imports). Mode 0600; the descriptor is not inherited (PEP 446)."""
+    build's own imports). Mode 0600; the descriptor is not inherited (PEP 446). The path is
+    absolute, as mkstemp's is: a relative one would name another file after a chdir."""
+    folder = Path(os.path.abspath(folder))
     for _ in range(100):
         name = "".join(_TEMP_CHARS[b % len(_TEMP_CHARS)] for b in os.urandom(8))
         tmp = folder / f"{prefix}{name}.tmp"

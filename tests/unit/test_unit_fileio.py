@@ -59,6 +59,14 @@ def test_link_exclusive_places_a_file_once(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [dest.name]
 
 
+def test_a_temp_file_beside_a_relative_path_is_named_absolutely(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As mkstemp's: the caller may rename it after a chdir."""
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with fileio.temp_file(Path("sub") / "f") as (_, tmp):
+        assert tmp.is_absolute() and tmp.parent == tmp_path / "sub", tmp
+
+
 def test_link_exclusive_does_not_write_through_a_planted_symlink(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("mine\n")
