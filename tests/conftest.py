@@ -17,7 +17,23 @@ fixtures.
 
 from __future__ import annotations
 
+import signal
+
 import pytest
+
+
+# A runner started in the background of a non-interactive shell (`pytest ... &`, some CI
+# wrappers) ignores SIGINT and SIGQUIT, and an ignored signal stays ignored across exec: every
+# privpkg and command the tests start would ignore them, so the tests of what Ctrl-C and
+# `kill -INT` do failed there. Start them as a terminal starts programs: the runner still
+# ignores the signals, through a handler, which exec resets to the default.
+def _still_ignored(signum: int, frame: object) -> None:
+    pass
+
+
+for _name in ("SIGINT", "SIGQUIT"):
+    if signal.getsignal(getattr(signal, _name)) is signal.SIG_IGN:
+        signal.signal(getattr(signal, _name), _still_ignored)
 
 pytest_plugins = [
     "support.env",
