@@ -318,6 +318,34 @@ def test_an_empty_path_runs_no_uv_of_the_working_directory(setup: Setup, tmp_pat
     assert out.returncode == 0 and out.output.split() == ["1.0"], out.describe()
 
 
+def test_installers_get_no_credential_from_the_environment(setup: Setup, tmp_path: Path) -> None:
+    """uv installs what privpkg fetched and checked, offline: it gets none of the credentials in
+    privpkg's environment (nor would conda, where a package's link script runs): the secrets of
+    the ambient chains privpkg reads, a CI's tokens, an index URL with a password. The uv first
+    on PATH records the environment it was started with, then runs the real one."""
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    secrets = {
+        "AZURE_CLIENT_SECRET": "azure-client-secret-1234", "AZURE_CLIENT_CERTIFICATE_PASSWORD": "azure-cert-password-1234",
+        "AZURE_PASSWORD": "azure-password-1234", "AWS_SECURITY_TOKEN": "aws-legacy-session-token-1234",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": "aws-container-token-1234", "SYSTEM_ACCESSTOKEN": "azure-pipelines-job-token-1234",
+        "GITHUB_TOKEN": "github-token-1234", "UV_INDEX_INTERNAL_PASSWORD": "uv-index-password-1234",
+        "PIP_INDEX_URL": "https://ci:index-url-password-1234@feed.example/simple/",
+    }
+    log = tmp_path / "uv-environ.log"
+    recorder = tmp_path / "recorder"
+    recorder.mkdir()
+    (recorder / "uv").write_text(f'#!/bin/sh\nenv >> "{log}"\nexec "{Path(sysconfig.get_path("scripts")) / "uv"}" "$@"\n')
+    (recorder / "uv").chmod(0o755)
+    env = {**cli.env, **secrets, "PATH": f"{recorder}{os.pathsep}{cli.env['PATH']}", "KEPT_BY_THE_BUILD": "1"}
+    r = cli.tool([sys.executable, "-m", "privpkg", "env", "build", "--lock", lock], env=env)
+    assert r.returncode == 0, r.describe()
+    got = log.read_text()
+    assert got.count("KEPT_BY_THE_BUILD=1") == 2, got  # uv venv and uv pip install, with the rest of the environment
+    assert_no_secret(got, *(v for k, v in secrets.items() if k != "PIP_INDEX_URL"), "index-url-password-1234")
+
+
 @pytest.mark.parametrize("installer", ["uv", "pip"])
 def test_a_wheel_file_named_as_the_requirements_file_is_kept(setup: Setup, tmp_path: Path, installer: str) -> None:
     """The installers read their requirements file from the new build's root, where a wheel's
