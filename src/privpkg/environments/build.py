@@ -174,6 +174,9 @@ def _start(argv: list[str], dest: Path | None = None) -> subprocess.Popen[str]:
     import subprocess
 
     env = installer_environ()
+    # uv keeps every file it installs in its cache (and hardlinks from there): for private wheels
+    # that is the private cache, not the user's uv cache, whose modes follow the umask.
+    env["UV_CACHE_DIR"] = str(cache.root() / "uv")
     fd = cache.build_lock_fd(dest) if dest is not None and os.name == "posix" else None
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
                             pass_fds=() if fd is None else (fd,))
