@@ -131,7 +131,7 @@ logging.getLogger("urllib3.connectionpool").debug("the program's own SDK record"
 """
 
 
-@pytest.mark.parametrize("kind", ["s3", "azure-sas"])
+@pytest.mark.parametrize("kind", ["s3", "s3-session-token", "azure-sas"])
 def test_a_users_debug_logging_gets_no_secret_from_privpkgs_storage_calls(
     privpkg_cli: PrivpkgCLI, request: pytest.FixtureRequest, tmp_path: Path, kind: str
 ) -> None:
@@ -150,6 +150,16 @@ def test_a_users_debug_logging_gets_no_secret_from_privpkgs_storage_calls(
         setup_s3(cli, moto)
         secrets = [moto.secret_key]
         wheel = make_wheel(tmp_path / "w", "app-pkg", "1.0", payload_size=9 << 20)  # past the 8 MiB multipart threshold
+    elif kind == "s3-session-token":  # AWS's default chain: a profile with a session token (test_readers)
+        from test_readers import SECRET, TOKEN, aws_profile, trust
+
+        moto = request.getfixturevalue("moto_server")
+        cli.env.update(aws_profile(tmp_path))
+        ws = "team"
+        cli.ok("workspace", "add", ws, "--s3", f"s3://{moto.create_bucket()}/p", "--endpoint-url", moto.endpoint)
+        trust(cli, moto.endpoint)
+        secrets = [SECRET, TOKEN]
+        wheel = make_wheel(tmp_path / "w", "app-pkg", "1.0")
     else:
         from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
