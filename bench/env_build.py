@@ -38,8 +38,8 @@ Timed with ``_common.interleaved`` (every command once per iteration, in a shuff
                   with tomllib: the floor of a miss for any Python program installing from the lock
 
 Both rebuilding variants remove their previous environment inside the timed command (each
-removes one venv of the same files). privpkg's wheelhouse (the fetched files) and uv's cache
-(``UV_CACHE_DIR``, shared) stay warm; ``--cold-wheelhouse`` adds a fourth variant that also
+removes one venv of the same files). privpkg's wheelhouse (the fetched files) and the uv
+caches (the uv variant's ``UV_CACHE_DIR``; privpkg's own, ``envs/uv``, which its first build warms) stay warm; ``--cold-wheelhouse`` adds a fourth variant that also
 empties privpkg's wheelhouse, so the two private files are fetched again and uv unpacks every
 file anew (its cache knows the wheelhouse's files by path and mtime). Same interpreter for
 both (the base of this one), ``--no-config`` for both. privpkg is this checkout, a wheel

@@ -169,9 +169,10 @@ def test_build_hit_link_path_run_and_no_secret(setup: Setup, feed: FeedServer, t
     assert res.returncode == 7, res.stderr
     assert res.stdout.split() == [str(env), str(env)]
 
-    # No file of the cache, the build or uv's cache holds the secret (outputs: checked_cli).
+    # No file of the cache, the build or uv's cache (inside privpkg's) holds the secret (outputs: checked_cli).
     assert grep_tree(setup.home / "cache", feed.secret_a) > 10
-    assert grep_tree(Path(cli.env["XDG_CACHE_HOME"]), feed.secret_a) > 0
+    assert grep_tree(setup.cache / "uv", feed.secret_a) > 0
+    grep_tree(Path(cli.env["XDG_CACHE_HOME"]), feed.secret_a)
 
 
 def test_pip_installer_and_bad_input(setup: Setup, feed: FeedServer, tmp_path: Path) -> None:
@@ -323,6 +324,49 @@ def test_an_empty_path_runs_no_uv_of_the_working_directory(setup: Setup, tmp_pat
     built = Path(r.output.strip().splitlines()[-1])
     out = cli.tool([built / "bin" / "python", "-c", "import team_lib; print(team_lib.VERSION)"])
     assert out.returncode == 0 and out.output.split() == ["1.0"], out.describe()
+
+
+def test_installers_get_no_credential_from_the_environment(setup: Setup, tmp_path: Path) -> None:
+    """uv installs what privpkg fetched and checked, offline: it gets none of the credentials in
+    privpkg's environment (nor would conda, where a package's link script runs): the secrets of
+    the ambient chains privpkg reads, a CI's tokens, an index URL with a password. The uv first
+    on PATH records the environment it was started with, then runs the real one."""
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    secrets = {
+        "AZURE_CLIENT_SECRET": "azure-client-secret-1234", "AZURE_CLIENT_CERTIFICATE_PASSWORD": "azure-cert-password-1234",
+        "AZURE_PASSWORD": "azure-password-1234", "AWS_SECURITY_TOKEN": "aws-legacy-session-token-1234",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": "aws-container-token-1234", "SYSTEM_ACCESSTOKEN": "azure-pipelines-job-token-1234",
+        "GITHUB_TOKEN": "github-token-1234", "UV_INDEX_INTERNAL_PASSWORD": "uv-index-password-1234",
+        "PIP_INDEX_URL": "https://ci:index-url-password-1234@feed.example/simple/",
+    }
+    log = tmp_path / "uv-environ.log"
+    recorder = tmp_path / "recorder"
+    recorder.mkdir()
+    (recorder / "uv").write_text(f'#!/bin/sh\nenv >> "{log}"\nexec "{Path(sysconfig.get_path("scripts")) / "uv"}" "$@"\n')
+    (recorder / "uv").chmod(0o755)
+    env = {**cli.env, **secrets, "PATH": f"{recorder}{os.pathsep}{cli.env['PATH']}", "KEPT_BY_THE_BUILD": "1"}
+    r = cli.tool([sys.executable, "-m", "privpkg", "env", "build", "--lock", lock], env=env)
+    assert r.returncode == 0, r.describe()
+    got = log.read_text()
+    assert got.count("KEPT_BY_THE_BUILD=1") == 2, got  # uv venv and uv pip install, with the rest of the environment
+    assert_no_secret(got, *(v for k, v in secrets.items() if k != "PIP_INDEX_URL"), "index-url-password-1234")
+
+
+def test_private_files_stay_in_the_private_cache(setup: Setup, tmp_path: Path) -> None:
+    """uv keeps what it installs in its cache, unpacked, and hardlinks from there. For a build
+    that is privpkg's cache (0700: it holds private wheels), not the user's uv cache, which a
+    umask of 022 leaves readable by every user."""
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    user_cache = Path(cli.env["XDG_CACHE_HOME"])
+    built = Path(cli.ok("env", "build", "--lock", lock).strip())
+    assert (site_packages(built) / "team_lib.py").is_file()
+    assert list((setup.cache / "uv").rglob("team_lib.py")), "uv kept the files elsewhere: the check below would prove nothing"
+    assert not list(user_cache.rglob("team_lib*")), sorted(map(str, user_cache.rglob("team_lib*")))
+    assert (setup.cache.parent.stat().st_mode & 0o777) == 0o700
 
 
 @pytest.mark.parametrize("installer", ["uv", "pip"])

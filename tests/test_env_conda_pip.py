@@ -184,9 +184,10 @@ def test_conda_spec_with_a_pip_part_is_locked_for_the_prefix_python_and_built_as
     assert res.returncode == 0, res.describe()
     assert "installed" in res.output and "conda package(s) with py-rattler" in res.output, res.describe()
 
-    # No secret or signature in the cache, the prefix or uv's cache (outputs: checked_cli).
+    # No secret or signature in the cache, the prefix or uv's cache (inside privpkg's; outputs: checked_cli).
     assert grep_tree(home / "cache", *feed.secrets) > 10
-    assert grep_tree(Path(cli.env["XDG_CACHE_HOME"]), *feed.secrets) > 0
+    assert grep_tree(home / "cache" / "envs" / "uv", *feed.secrets) > 0
+    grep_tree(Path(cli.env["XDG_CACHE_HOME"]), *feed.secrets)
 
 
 def test_an_azure_workspace_wheel_in_the_pip_part_leaves_no_signature(

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from support.builds import Venv
 from support.cli import Outputs, PrivpkgCLI, assert_one_error_line
 from support.env import assert_no_secret
 from support.feeds import FeedServer
@@ -235,6 +236,30 @@ def test_errors_are_one_line_and_name_no_secret(
     cli.fails(1, "env", "dockerfile", "--lock", lock, "-o", out, match=["pkg_a-1.0-py3-none-any.whl does not match the lock's sha256", "not kept"])
     assert list((out / "wheels").iterdir()) == [], "a file that failed its check was left in the wheelhouse"
     assert not (out / "Dockerfile").exists()
+    cli.outputs.check()
+
+
+def test_without_the_docker_extra_the_context_is_written_and_check_is_one_line(
+    feed: FeedServer, make_env: Callable[..., dict[str, str]], store_connection: Callable[..., object], venv_privpkg: Venv,
+    tmp_path: Path,
+) -> None:
+    """Only ``--check`` needs ``privpkg[docker]`` (BuildKit's parser): privpkg installed without
+    it writes a context, and ``--check`` is one line naming the extra, before anything is
+    fetched or written (it was a ModuleNotFoundError traceback either way)."""
+    cli = PrivpkgCLI(make_env(), Outputs(*feed.secrets))
+    store_connection("orgA", feed.base + "/orgA/", feed.secret_a)
+    assert not venv_privpkg.can_import("dockerfile", cli.env)
+    wheel = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(_pylock([("pkg-a", "1.0", feed.index_a + "pkg-a/" + wheel.name, wheel)]))
+    ctx = tmp_path / "ctx"
+    r = cli.tool([venv_privpkg.bin / "privpkg", "env", "dockerfile", "--lock", lock, "-o", ctx, "--check"])
+    want = "privpkg: error: the Dockerfile lint (--check) needs BuildKit's parser: pip install 'privpkg[docker]'"
+    assert r.returncode == 1 and r.output.strip() == want, r.describe()
+    assert not ctx.exists() and not feed.log()
+    r = cli.tool([venv_privpkg.bin / "privpkg", "env", "dockerfile", "--lock", lock, "-o", ctx])
+    assert r.returncode == 0 and "Traceback" not in r.output, r.describe()
+    assert (ctx / "Dockerfile").is_file() and (ctx / "wheels" / wheel.name).read_bytes() == wheel.read_bytes()
     cli.outputs.check()
 
 

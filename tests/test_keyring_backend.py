@@ -186,6 +186,11 @@ def test_repr_hides_secret(home: Path) -> None:
     conn = connections.set_connection("a", "PythonFeed", "https://h.example/a", "PAT", value=PAT)
     assert PAT not in repr(conn) and PAT not in str(conn) and PAT not in repr(connections.list_connections())
     assert PAT not in json.dumps(conn.public())
+    # The public CredentialLookup's index (vars(), a debugger, a traceback that shows locals):
+    # a store record is shown as a Connection is, its secret as ***.
+    lookup = connections.CredentialLookup()
+    assert lookup.find("https://h.example/a/x/").secret == PAT
+    assert PAT not in repr(vars(lookup)) and "'secret': '***'" in repr(vars(lookup))
 
 
 # --- the real keyring CLI ------------------------------------------------------------------

@@ -18,7 +18,9 @@ No signature appears in any of these outputs, from ``-q`` to ``-vvv``.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,11 @@ if sys.argv[2] == "session":
     PipSession()
 from privpkg.access import open_workspace_storage
 from privpkg.workspace import get_workspace
-print("found:", open_workspace_storage(get_workspace(sys.argv[3])).head(sys.argv[4]) is not None)
+storage = open_workspace_storage(get_workspace(sys.argv[3]))
+if sys.argv[2] == "direct":  # the SDK called by hand, not through privpkg's storage calls
+    print("found:", storage._container().get_blob_client(sys.argv[4]).get_blob_properties() is not None)
+else:
+    print("found:", storage.head(sys.argv[4]) is not None)
 """
 
 
@@ -92,14 +98,87 @@ def test_an_sdk_request_inside_pip_is_not_printed(
     wheel = make_wheel(tmp_path / "w", "demo-pkg", "1.0")
     cli.ok("wheel", "add", wheel, "--workspace", WS)
     key = f"wheels/{wheel.name}"
-    # Without a pip session the shim has not run: pip's logging prints the SDK's records, which
-    # shows the harness can see a leak.
-    bare = cli.tool([venv_privpkg_cloud.python, "-c", HARNESS, str(verbosity), "none", WS, key])
+    # Without a pip session the shim has not run: pip's logging prints the records of an SDK
+    # request made by hand, which shows the harness can see a leak...
+    bare = cli.tool([venv_privpkg_cloud.python, "-c", HARNESS, str(verbosity), "direct", WS, key])
     assert bare.returncode == 0 and "found: True" in bare.output, bare.describe()
     assert SDK_LINES.search(bare.output), bare.output
+    # ...but not those of privpkg's own storage calls (privpkg.log.sdk_records_withheld).
+    r = cli.tool([venv_privpkg_cloud.python, "-c", HARNESS, str(verbosity), "none", WS, key])
+    assert r.returncode == 0 and "found: True" in r.output, r.describe()
+    assert not SDK_LINES.search(r.output), r.output
     # Once pip has opened its session (every pip command does before any download), they are gone.
     r = cli.tool([venv_privpkg_cloud.python, "-c", HARNESS, str(verbosity), "session", WS, key])
     assert r.returncode == 0 and "found: True" in r.output, r.describe()
     assert not SDK_LINES.search(r.output), r.output
     _no_signature(r.output)
+    cli.outputs.check()
+
+
+#: A program of the user's that logs everything at DEBUG and calls privpkg's Python API: publish
+#: a wheel, register an environment naming it, build it (which signs and fetches the wheel).
+USER_APP = """
+import logging, sys
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s")
+import privpkg
+ws, wheel, reqs = sys.argv[1:4]
+url = privpkg.Environment.add_private_pip_wheel(ws, wheel, exist_ok=True)
+with open(reqs, "w") as fh:
+    fh.write(f"{wheel.rsplit('/', 1)[-1].split('-')[0]} @ {url}\\n")
+env = privpkg.Environment.from_pip_requirements("app", reqs).register(ws)
+print("built", env.build_local(ws))
+logging.getLogger("urllib3.connectionpool").debug("the program's own SDK record")
+"""
+
+
+@pytest.mark.parametrize("kind", ["s3", "s3-session-token", "azure-sas"])
+def test_a_users_debug_logging_gets_no_secret_from_privpkgs_storage_calls(
+    privpkg_cli: PrivpkgCLI, request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    """Debug logging is on in the user's program: urllib3 logs every request line (the SAS of an
+    AzureBlob connection is in each URL) and botocore the SigV4 canonical request, signature and
+    headers (a presigned GET rebuilt whole; a session token). None of it while privpkg's storage
+    calls run, an S3 multipart upload's (s3transfer's threads) included."""
+    import urllib.parse
+
+    cli = privpkg_cli
+    if kind == "s3":
+        from test_storage_s3 import WS as ws
+        from test_storage_s3 import setup_workspace as setup_s3
+
+        moto = request.getfixturevalue("moto_server")
+        setup_s3(cli, moto)
+        secrets = [moto.secret_key]
+        wheel = make_wheel(tmp_path / "w", "app-pkg", "1.0", payload_size=9 << 20)  # past the 8 MiB multipart threshold
+    elif kind == "s3-session-token":  # AWS's default chain: a profile with a session token (test_readers)
+        from test_readers import SECRET, TOKEN, aws_profile, trust
+
+        moto = request.getfixturevalue("moto_server")
+        cli.env.update(aws_profile(tmp_path))
+        ws = "team"
+        cli.ok("workspace", "add", ws, "--s3", f"s3://{moto.create_bucket()}/p", "--endpoint-url", moto.endpoint)
+        trust(cli, moto.endpoint)
+        secrets = [SECRET, TOKEN]
+        wheel = make_wheel(tmp_path / "w", "app-pkg", "1.0")
+    else:
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        azurite: Azurite = request.getfixturevalue("azurite")
+        ws, url = WS, setup_workspace(cli, azurite, key=None)[1]
+        now = dt.datetime.now(dt.UTC)
+        sas = generate_container_sas(azurite.account, url.rsplit("/", 1)[1], account_key=azurite.key,
+                                     permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
+                                     start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(hours=1), protocol="https,http")
+        cli.ok("connection", "set", "az-sas", "--category", "AzureBlob", "--target", url, stdin=sas + "\n")
+        sig = urllib.parse.parse_qs(sas)["sig"][0]
+        secrets = [sas, sig, urllib.parse.quote(sig, safe="")]
+        wheel = make_wheel(tmp_path / "w", "app-pkg", "1.0")
+    r = cli.tool([sys.executable, "-c", USER_APP, ws, wheel, tmp_path / "requirements.txt"])
+    assert r.returncode == 0 and "built " in r.output, r.describe()
+    # Its own records still show (the check is not vacuous, and privpkg silenced no logger).
+    assert "urllib3.connectionpool: the program's own SDK record" in r.output, r.output
+    leaked = [s for s in secrets if s in r.output]
+    assert not leaked, r.output
+    for word in ("Signature", "X-Amz-", "Authorization", "sig=", "urllib3.connectionpool: http"):
+        assert word not in r.output, r.output
     cli.outputs.check()

@@ -87,3 +87,63 @@ def warning(message: str) -> None:
 
 def error(message: str) -> None:
     logger().error("%s", message)
+
+
+# --- the SDKs' records during privpkg's storage calls ----------------------------------------
+
+#: The loggers of the storage SDKs and of the transport under them. At DEBUG (a user's program
+#: with ``logging.basicConfig(level=logging.DEBUG)`` calling privpkg's API) they print what
+#: privpkg's storage calls carry: urllib3 every request line, whose URL holds an AzureBlob
+#: connection's SAS; botocore the SigV4 canonical request and signature (a presigned GET, rebuilt
+#: whole), every request's headers (a session token) and response bodies (an STS answer's keys).
+SDK_LOGGERS = ("azure", "botocore", "boto3", "s3transfer", "urllib3", "msal")
+_SDK_CALL = threading.local()
+_FACTORY_INSTALLED = False
+
+
+def _from_sdk(name: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in SDK_LOGGERS)
+
+
+def _install_sdk_factory() -> None:
+    """Once per process: records made by :data:`SDK_LOGGERS` on a thread inside
+    :func:`sdk_records_withheld` are dropped. A record factory, not a filter: a logger's filters
+    never see its children's records, and the host's handlers are the host's. Other threads'
+    records (the host's own SDK calls) are untouched."""
+    global _FACTORY_INSTALLED
+    with _INSTALL:
+        if _FACTORY_INSTALLED:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if getattr(_SDK_CALL, "depth", 0) and _from_sdk(record.name):
+                # Below NOTSET: Logger.callHandlers emits a record only to handlers whose level it
+                # reaches (lastResort's included), and every handler's level is at least 0.
+                record.levelno, record.msg, record.args = -1, "", None
+                record.exc_info, record.exc_text, record.stack_info = None, None, None
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _FACTORY_INSTALLED = True
+
+
+class sdk_records_withheld:
+    """``with sdk_records_withheld(): client.call(...)``: what the storage SDKs log on this
+    thread during the block never reaches a handler (see :data:`SDK_LOGGERS`). Nests."""
+
+    def __enter__(self) -> None:
+        if not _FACTORY_INSTALLED:
+            _install_sdk_factory()
+        _SDK_CALL.depth = getattr(_SDK_CALL, "depth", 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _SDK_CALL.depth -= 1
+
+
+def sdk_debug_enabled() -> bool:
+    """Whether any SDK logger would pass a DEBUG record: the storage backends then upload on the
+    calling thread, where :func:`sdk_records_withheld` reaches (the SDKs' upload threads are
+    their own)."""
+    return any(logging.getLogger(name).isEnabledFor(logging.DEBUG) for name in SDK_LOGGERS)

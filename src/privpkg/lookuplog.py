@@ -451,13 +451,17 @@ def explain(rec: dict[str, Any]) -> tuple[str, str | None]:
     if reason == "no-match":
         if _is_url(service):
             login = service.replace("://***@", "://").removesuffix("?***")
+            fix = f"privpkg auth login {login}"
+            if "/***" in login:
+                # The masked segment may be a token: typed into a command line it would sit in
+                # ps and the shell's history. A target above it covers the URL without it.
+                fix = (f"privpkg connection set NAME --target {login.split('/***', 1)[0]}/ (a target covers every URL below it; "
+                       "never put the masked segment, maybe a token, on a command line)")
             if rec.get("errors"):
                 return "nothing: no connection matches it", (
-                    f"privpkg ignored what the warnings name (a connection may be there): fix it, or add one with: privpkg auth login {login}"
+                    f"privpkg ignored what the warnings name (a connection may be there): fix it, or add one with: {fix}"
                 )
-            if "/***" in login:
-                return "nothing: no connection matches it", f"add one with: privpkg auth login {login} (the token where *** is)"
-            return "nothing: no connection matches it", f"add one with: privpkg auth login {login}"
+            return "nothing: no connection matches it", f"add one with: {fix}"
         return "nothing: no connection has a target on this host and port", "privpkg answers index URLs; check the URL pip was given"
     if reason == "bare-host-not-opted-in":
         return (

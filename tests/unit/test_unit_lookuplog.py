@@ -112,9 +112,15 @@ def test_a_target_with_a_token_in_its_path_is_masked_with_its_name() -> None:
     assert kept["connection"] == "team-feed-2024-production"
 
 
-def test_no_match_hint_says_where_the_masked_token_goes() -> None:
+def test_no_match_hint_never_asks_for_the_masked_token_on_a_command_line() -> None:
+    """The masked segment may be a token: the hint names a target above it (which covers the
+    URL), never a command to type with the token in it (ps and shell history would keep it)."""
     _, hint = lookuplog.explain({"service": "https://pypi.fury.io/***/acme/simple/", "reason": "no-match", "served": False})
-    assert hint == "add one with: privpkg auth login https://pypi.fury.io/***/acme/simple/ (the token where *** is)"
+    assert hint == ("add one with: privpkg connection set NAME --target https://pypi.fury.io/ (a target covers every URL below it; "
+                    "never put the masked segment, maybe a token, on a command line)")
+    _, hint = lookuplog.explain({"service": "https://pypi.fury.io/***/acme/simple/", "reason": "no-match", "served": False,
+                                 "errors": ["ignoring $PRIVPKG_CONNECTIONS: ..."]})
+    assert hint is not None and "--target https://pypi.fury.io/ " in hint and "***" not in hint.split("(", 1)[0]
 
 
 def test_served_hint_names_the_url_to_test() -> None:

@@ -73,6 +73,10 @@ def _lint(folder: Path) -> int:
 
 def cmd_dockerfile(args: argparse.Namespace) -> int:
     folder = Path(args.output)
+    if args.check:  # before anything is fetched or written: the lint's parser is an extra
+        from privpkg.environments.dockerlint import require_parser
+
+        require_parser()
     if args.ref is None and args.lock is None:
         if not args.check:
             raise UsageError("give NAME[:VERSION] or NAME@LABEL (or --lock FILE), or --check alone to lint DIR/Dockerfile")

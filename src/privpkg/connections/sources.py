@@ -54,6 +54,13 @@ class Entry(NamedTuple):
     item: Connection | dict[str, Any]
     source: str
 
+    def __repr__(self) -> str:
+        # A store record holds its secret as stored: shown as a Connection shows it (vars() of a
+        # CredentialLookup, a debugger, a traceback that prints locals).
+        item = {**self.item, "secret": "***"} if isinstance(self.item, dict) and "secret" in self.item else self.item
+        return (f"Entry(target={self.target!r}, category={self.category!r}, host_wide={self.host_wide!r}, name={self.name!r}, "
+                f"item={item!r}, source={self.source!r})")
+
 
 Source = Callable[[Environ, dict[str, Any], list[str]], list[Entry]]
 # Entry(...) goes through a Python-level __new__; the store source builds 10,000 of them per

@@ -137,9 +137,35 @@ def _on_path(name: str) -> str | None:
 
 
 #: Variables that carry secrets the installers never need (everything they install was fetched
-#: and checked by privpkg already): left out of their environment.
+#: and checked by privpkg already, and they run offline): left out of their environment. Named:
+#: privpkg's connection sources and key, the storage keys, the secrets of the ambient chains
+#: privpkg uses (azure-identity's EnvironmentCredential, botocore's environment and container
+#: providers) and Azure Pipelines' job token; besides these, :func:`_secret` drops any variable
+#: named like a secret or whose value holds a URL's password (a CI's GITHUB_TOKEN, a
+#: PIP_INDEX_URL or proxy with user:password@): a conda package's link script runs in this
+#: environment too.
 _SECRET_VARIABLES = (*envvars.LOOKUP_INPUTS, "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN",
-                     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+                     "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_PASSWORD",
+                     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                     "SYSTEM_ACCESSTOKEN")
+#: Words of a variable's name (split at ``_``) that mark it as a secret's.
+_SECRET_WORDS = frozenset({"SECRET", "SECRETS", "PASSWORD", "PASSWD", "TOKEN", "APIKEY", "CREDENTIAL", "CREDENTIALS"})
+
+
+def _secret(name: str, value: str) -> bool:
+    """Whether the variable ``name=value`` may carry a secret an offline installer never needs."""
+    if name in _SECRET_VARIABLES or not _SECRET_WORDS.isdisjoint(name.upper().split("_")):
+        return True
+    scheme = value.find("://")
+    if scheme < 0:
+        return False
+    netloc = value[scheme + 3 :].split("/", 1)[0]
+    return "@" in netloc and ":" in netloc.rpartition("@")[0]  # user:password@host
+
+
+def installer_environ() -> dict[str, str]:
+    """privpkg's environment without the variables :func:`_secret` names, for the installers."""
+    return {k: v for k, v in os.environ.items() if not _secret(k, v)}
 
 
 def _start(argv: list[str], dest: Path | None = None) -> subprocess.Popen[str]:
@@ -147,7 +173,10 @@ def _start(argv: list[str], dest: Path | None = None) -> subprocess.Popen[str]:
     writing into the build ``dest`` inherits the build's lock (:func:`cache.build_lock_fd`)."""
     import subprocess
 
-    env = {k: v for k, v in os.environ.items() if k not in _SECRET_VARIABLES}
+    env = installer_environ()
+    # uv keeps every file it installs in its cache (and hardlinks from there): for private wheels
+    # that is the private cache, not the user's uv cache, whose modes follow the umask.
+    env["UV_CACHE_DIR"] = str(cache.root() / "uv")
     fd = cache.build_lock_fd(dest) if dest is not None and os.name == "posix" else None
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
                             pass_fds=() if fd is None else (fd,))
@@ -781,8 +810,7 @@ def conda_environ(scratch: Path) -> dict[str, str]:
     such as ``CONDA_PKGS_DIRS`` or ``CONDA_CHANNELS``), with ``HOME``, ``CONDARC`` and the
     package cache in ``scratch`` (so the user's own condarc and package cache can neither steer
     the build nor receive its local paths) and :data:`_CONDA_SETTINGS`."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in _SECRET_VARIABLES and not k.upper().startswith(("CONDA", "_CE_", "_CONDA", "XDG_CONFIG"))}
+    env = {k: v for k, v in installer_environ().items() if not k.upper().startswith(("CONDA", "_CE_", "_CONDA", "XDG_CONFIG"))}
     home = scratch / "home"
     pkgs = scratch / "pkgs"
     home.mkdir(exist_ok=True)
@@ -887,7 +915,7 @@ def _install_with_rattler(dest: Path, artifacts: list[Artifact], paths: list[Pat
         # builder killed leaves it locked, so prune waits for the child).
         fd = cache.build_lock_fd(dest) if os.name == "posix" else None
         rattlerproc.install(str(channel), specs, str(dest.absolute()), str(cache.root() / "conda-pkgs"),
-                            env={k: v for k, v in os.environ.items() if k not in _SECRET_VARIABLES}, pass_fds=() if fd is None else (fd,))
+                            env=installer_environ(), pass_fds=() if fd is None else (fd,))
 
 
 def _name_lock_urls(dest: Path, artifacts: list[Artifact]) -> None:

@@ -407,7 +407,9 @@ def dockerfile(artifacts: Sequence[Artifact], out_dir: Path, *, base_image: str,
     target = target or resolve_target(base_image, None, None)[0]
     key = image_key(artifacts, target)
     text, reqs = render(artifacts, base_image=base_image, labels=image_labels(key, target, name, version), secret_mount=secret_mount)
-    findings = dockerlint.check(text, secrets={})  # its structure: pylock.load screened the lock's values
+    # Its structure (pylock.load screened the lock's values), where the parser is installed:
+    # writing a context needs no extra, only --check does.
+    findings = dockerlint.check(text, secrets={}) if dockerlint.parser_available() else []
     if findings:
         raise PrivpkgError(f"the generated Dockerfile fails its own lint: {findings[0]}")
     prune = _claim(out_dir)

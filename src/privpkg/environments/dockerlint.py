@@ -150,10 +150,26 @@ def _scan_file(path: Path, secrets: Mapping[str, str]) -> str | None:
     return find_secret(data.decode("latin-1"), secrets)
 
 
+def parser_available() -> bool:
+    """Whether BuildKit's parser (PyPI's ``dockerfile``, extra ``privpkg[docker]``) imports."""
+    from importlib.util import find_spec
+
+    return find_spec("dockerfile") is not None
+
+
+def require_parser() -> None:
+    """One line (exit 1, as for a storage extra) when the parser is not installed."""
+    if not parser_available():
+        from privpkg.errors import PrivpkgError
+
+        raise PrivpkgError("the Dockerfile lint (--check) needs BuildKit's parser: pip install 'privpkg[docker]'")
+
+
 def check(text: str, *, context: Path | None = None, secrets: Mapping[str, str] | None = None) -> list[str]:
     """The findings for the Dockerfile ``text`` (empty: it passes). ``context``: the build
     context, whose files a COPY/ADD names are scanned too. ``secrets``: value -> what to call it
     (default: every connection's, :func:`privpkg.environments.screen.known_secrets`)."""
+    require_parser()
     import dockerfile
 
     if secrets is None:

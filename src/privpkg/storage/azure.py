@@ -178,8 +178,11 @@ class AzureStorage:
         sdk()  # a missing SDK is reported as the extra to install
         from azure.core import exceptions as az
 
+        from privpkg.log import sdk_records_withheld
+
         try:
-            return fn(*args, **kw)
+            with sdk_records_withheld():  # urllib3's DEBUG lines hold a SAS connection's token
+                return fn(*args, **kw)
         except (az.ResourceNotFoundError, az.ResourceExistsError) as exc:
             if "ContainerNotFound" in str(getattr(exc, "error_code", "")):
                 raise PrivpkgError(f"container {self.container_url} does not exist; create it first") from None
@@ -241,6 +244,8 @@ class AzureStorage:
         client = self._container().get_blob_client(key)
         from azure.core.exceptions import ResourceExistsError
 
+        from privpkg.log import sdk_debug_enabled  # the SDK's upload threads log out of sdk_records_withheld's reach
+
         last = [0]
 
         def hook(current: int, total: int | None) -> None:
@@ -252,7 +257,7 @@ class AzureStorage:
             try:
                 self._call(
                     "upload", client.upload_blob, fh, overwrite=False, metadata={"sha256": sha256},
-                    length=path.stat().st_size, max_concurrency=2, progress_hook=hook,
+                    length=path.stat().st_size, max_concurrency=1 if sdk_debug_enabled() else 2, progress_hook=hook,
                 )
             except ResourceExistsError:
                 raise AlreadyExists(f"{key} already exists in {self.container_url}") from None

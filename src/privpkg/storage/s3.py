@@ -214,8 +214,11 @@ class S3Storage:
         from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, HTTPClientError, SSLError
 
+        from privpkg.log import sdk_records_withheld
+
         try:
-            return fn(**kw)
+            with sdk_records_withheld():  # botocore's DEBUG records hold signatures and tokens
+                return fn(**kw)
         except S3UploadFailedError as exc:
             if _exists is not None and "PreconditionFailed" in str(exc):
                 raise AlreadyExists(f"{_exists} already exists in {self.location}") from None
@@ -277,7 +280,12 @@ class S3Storage:
 
         # The HEAD above is only a shortcut: the guarantee is the conditional write (the
         # client adds IfNoneMatch to PutObject and CompleteMultipartUpload, see _s3).
-        config = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2)
+        from privpkg.log import sdk_debug_enabled
+
+        # With SDK logging at DEBUG, on this thread only: s3transfer's threads log what the
+        # calling thread's sdk_records_withheld cannot reach.
+        config = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2,
+                                use_threads=not sdk_debug_enabled())
         self._call(
             "upload", self._s3().upload_file, Filename=str(path), Bucket=self.bucket, Key=self.prefix + key,
             ExtraArgs={"Metadata": {"sha256": sha256}, "ContentType": "application/zip"},
