@@ -273,6 +273,17 @@ def test_azure_container_sas_reads_and_writes_as_permitted(
     wurl = cli.ok("wheel", "add", wheel, "--workspace", "az").strip().splitlines()[-1]
     assert container and [b.name for b in azurite.container(container).list_blobs()] == [f"wheels/{wheel.name}"]
 
+    # A signed URL would carry the connection's own SAS, which can write and covers the whole
+    # container: resolve prints none and writes no constraints file (a CI log or a shipped file
+    # would keep it); inside pip it stays out of sight.
+    refusal = ["connection 'azsas' holds a container SAS", "allows more than reading (sp=racwl)", f"pip install {wurl}", "(sp=rl)"]
+    cli.fails(1, "resolve", wurl, match=refusal)
+    (tmp_path / "reqs.txt").write_text(f"sas-pkg @ {wurl}\n")
+    cli.fails(1, "resolve", "-r", tmp_path / "reqs.txt", "-o", tmp_path / "constraints.txt", match=[f"{tmp_path / 'reqs.txt'}, line 1: ", *refusal])
+    assert not (tmp_path / "constraints.txt").exists()
+    r = cli.tool([*venv_privpkg_cloud.pip, "install", "--no-cache-dir", "--no-index", "--target", tmp_path / "t0", f"sas-pkg @ {wurl}"])
+    assert r.returncode == 0 and "Successfully installed sas-pkg-1.0" in r.output, r.describe()
+
     # A read-only SAS (as a reader gets it): wheel add says what it needs, before any upload.
     cli.ok("connection", "set", "azsas", "--update", stdin=read + "\n")
     second = make_wheel(tmp_path / "w2", "sas-pkg", "2.0")
@@ -283,8 +294,14 @@ def test_azure_container_sas_reads_and_writes_as_permitted(
     assert verdict.startswith("OK: ") and "list blobs" in verdict, verdict
     listing = cli.ok("wheel", "list", "--workspace", "az")
     assert wheel.name in listing
-    signed = cli.ok("resolve", wurl).strip()
-    assert signed.startswith(f"{url}/wheels/{wheel.name}?") and signed.endswith(read), "the SAS is used as it is"
+    # A read-only one is printed as it is, with a warning that it reads the whole container
+    # until its own expiry.
+    res = cli("resolve", wurl)
+    signed = res.stdout.strip()
+    assert res.returncode == 0 and signed.startswith(f"{url}/wheels/{wheel.name}?") and signed.endswith(read), "the SAS is used as it is"
+    se = urllib.parse.parse_qs(read)["se"][0]
+    assert res.stderr == (f"privpkg: warning: this URL carries connection 'azsas''s own SAS: it reads every blob of the container "
+                          f"until {se}, whatever --ttl says; keep it out of logs\n"), res.stderr
 
     r = cli.tool([*venv_privpkg_cloud.pip, "install", "--no-cache-dir", "--no-index", "--target", tmp_path / "t", f"sas-pkg @ {wurl}"])
     assert r.returncode == 0 and "Successfully installed sas-pkg-1.0" in r.output, r.describe()
@@ -303,6 +320,7 @@ def test_azure_container_sas_reads_and_writes_as_permitted(
     cli.ok("connection", "set", "azsas", "--update", stdin=policy + "\n")
     cli.fails(1, "wheel", "add", second, "--workspace", "az", match=["the SAS token of connection 'azsas' cannot write", "(c or w)"])
     assert len(list(azurite.container(container).list_blobs())) == 1
+    cli.fails(1, "resolve", wurl, match=["connection 'azsas' holds a container SAS", "has its permissions in a stored access policy"])
     shown = cli.ok("connection", "show", "azsas") + cli.ok("connection", "list", "--json")
     assert "sig=" not in shown
     # The read SAS is in the URL `privpkg resolve` prints (that is its job), and nowhere else.

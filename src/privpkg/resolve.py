@@ -20,11 +20,14 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote
 
 from privpkg import refs, urls
 from privpkg.errors import NotFoundError, PrivpkgError, UsageError, shown
+
+if TYPE_CHECKING:
+    from privpkg.storage.base import OwnSAS
 from privpkg.workspace import Workspace, all_workspaces, get_workspace
 
 DEFAULT_TTL = 600
@@ -127,8 +130,14 @@ def locate(url: str) -> tuple[Workspace, str]:
     raise UsageError(f"cannot sign {scheme or 'this'} URLs; expected privpkg://WORKSPACE/wheels/FILE.whl")
 
 
-def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True, timeout: float | None = None) -> str:
+def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True, timeout: float | None = None, for_output: bool = False) -> str:
     """A signed URL for ``url``; one-line PrivpkgError naming the fix for anything missing.
+
+    ``for_output``: the URL leaves privpkg (printed, or written for a build elsewhere), where logs
+    and files keep it. A connection's own SAS (:meth:`~privpkg.storage.base.Storage.own_sas`)
+    is then refused unless it only reads, and a read-only one is warned about: it covers the
+    whole container until its own expiry, not one wheel for ``ttl`` seconds. Inside pip (the
+    shim) the URL stays out of sight, so any SAS signs there.
 
     With ``check`` (the ``privpkg resolve`` command) the object is looked up first, so a missing
     wheel is a NotFoundError before anything is downloaded. The pip shim passes ``check=False``:
@@ -148,7 +157,31 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True, timeout
 
         # Only on this error path: one more look-up says whether the wheel was removed.
         raise NotFoundError(not_found_message(ws.name, key, removed=is_removed(storage, key)))
+    if for_output:
+        _check_shown(storage.own_sas(), url)
     return storage.signed_url(key, ttl)
+
+
+#: SAS permissions that only read: read and list (``sp=rl``).
+_READ_ONLY = frozenset("rl")
+
+
+def _check_shown(own: OwnSAS | None, url: str) -> None:
+    """Refuse to put a connection's own SAS where others may read it when it can do more than
+    read; warn that a read-only one is wider than a signed URL (see :func:`resolve_url`)."""
+    if own is None:
+        return
+    if own.permissions is None or not set(own.permissions) <= _READ_ONLY:
+        allows = f"allows more than reading (sp={own.permissions})" if own.permissions else "has its permissions in a stored access policy"
+        raise PrivpkgError(
+            f"connection {own.connection!r} holds a container SAS, which signed URLs would carry as it is: it {allows} and covers the "
+            f"whole container, so privpkg prints and writes no URL with it; install with pip install {shown(url)} (the URL stays "
+            "inside pip), or privpkg resolve -r FILE --wheelhouse DIR, or give readers a read-only SAS (sp=rl)")
+    from privpkg import log
+
+    until = f"until {own.expiry}" if own.expiry else "until it expires"
+    log.warning(f"this URL carries connection {own.connection!r}'s own SAS: it reads every blob of the container {until}, "
+                "whatever --ttl says; keep it out of logs")
 
 
 def not_found_message(workspace: str, key: str, removed: bool = False) -> str:
@@ -449,7 +482,7 @@ def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:
     for pin in collect(path):
         base, _, fragment = pin.url.partition("#")
         try:
-            signed = resolve_url(base, ttl)
+            signed = resolve_url(base, ttl, for_output=True)
         except PrivpkgError as exc:
             raise type(exc)(f"{pin.where}: {exc}") from None
         line = f"{pin.name} @ {signed}" + (f"#{fragment}" if fragment else "")

@@ -57,7 +57,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         return 0
     if not args.url:
         raise UsageError("give a URL, or -r requirements.txt --wheelhouse DIR -o pinned.txt")
-    out(resolve_url(args.url, args.ttl))
+    out(resolve_url(args.url, args.ttl, for_output=True))
     return 0
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from privpkg import urls
 from privpkg.errors import NotFoundError, PrivpkgError
-from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, Progress, bounded, missing_extra
+from privpkg.storage.base import AlreadyExists, BlobInfo, Credential, OwnSAS, Progress, bounded, missing_extra
 
 if TYPE_CHECKING:
     from privpkg.http import CABundle
@@ -306,6 +306,13 @@ class AzureStorage:
         from privpkg import http
 
         return http.ca_bundle()  # what _options passes as connection_verify (http.sdk_verify)
+
+    def own_sas(self) -> OwnSAS | None:
+        if self._kind != "sas":
+            return None
+        from urllib.parse import parse_qs
+
+        return OwnSAS(self._conn_name, sas_permissions(self._key), parse_qs(self._key).get("se", [None])[0])
 
     def signed_url(self, key: str, ttl: int) -> str:
         from urllib.parse import quote

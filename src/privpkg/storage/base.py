@@ -102,6 +102,15 @@ def bounded(seconds: float | None, what: str, fn: Callable[[], T]) -> T:
     return value  # type: ignore[return-value]  # fn's result
 
 
+class OwnSAS(NamedTuple):
+    """A connection's own SAS, which signed URLs then carry: it covers the whole container, with
+    its own permissions and expiry, whatever ``ttl`` was asked. Never the token itself."""
+
+    connection: str
+    permissions: str | None  # sp=, None when a stored access policy holds them
+    expiry: str | None  # se=, None when a stored access policy holds it
+
+
 class Storage(Protocol):
     def head(self, key: str) -> BlobInfo | None:
         """The object's size and recorded sha256, or None if absent."""
@@ -128,7 +137,13 @@ class Storage(Protocol):
         """Objects under ``prefix``, sorted by key."""
 
     def signed_url(self, key: str, ttl: int) -> str:
-        """A URL that reads ``key`` for ``ttl`` seconds and nothing else."""
+        """A URL that reads ``key`` for ``ttl`` seconds and nothing else (but see
+        :meth:`own_sas`)."""
+
+    def own_sas(self) -> OwnSAS | None:
+        """When :meth:`signed_url` carries the connection's own SAS as it is (an AzureBlob
+        connection holding a container SAS: nothing narrower can be derived from it), what that
+        SAS allows; None when signed URLs are derived per key and ``ttl``."""
 
     def ca_bundle(self) -> CABundle | None:
         """The CA bundle a download of :meth:`signed_url` trusts: the one this backend's SDK

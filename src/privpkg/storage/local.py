@@ -153,6 +153,9 @@ class LocalStorage:
                     out.append(info)
         return out
 
+    def own_sas(self) -> None:
+        return None  # signed URLs are derived per key and ttl
+
     def signed_url(self, key: str, ttl: int) -> str:
         path = self.file_path(key)
         if not path.exists():

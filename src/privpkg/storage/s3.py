@@ -337,6 +337,9 @@ class S3Storage:
     def ca_bundle(self) -> CABundle | None:
         return ca_bundle()
 
+    def own_sas(self) -> None:
+        return None  # signed URLs are derived per key and ttl
+
     def signed_url(self, key: str, ttl: int) -> str:
         def sign() -> str:
             url: str = self._call("sign a URL", lambda: self._s3().generate_presigned_url(
