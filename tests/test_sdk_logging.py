@@ -182,3 +182,57 @@ def test_a_users_debug_logging_gets_no_secret_from_privpkgs_storage_calls(
     for word in ("Signature", "X-Amz-", "Authorization", "sig=", "urllib3.connectionpool: http"):
         assert word not in r.output, r.output
     cli.outputs.check()
+
+
+#: As USER_APP, but the program turns on DEBUG for one SDK logger below the top ones (as the
+#: SDKs' own docs show: ``urllib3.connectionpool``, ``botocore.endpoint``), its root at WARNING.
+CHILD_DEBUG_APP = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
+logging.getLogger(sys.argv[3]).setLevel(logging.DEBUG)
+import privpkg
+print("url", privpkg.Environment.add_private_pip_wheel(sys.argv[1], sys.argv[2], exist_ok=True))
+logging.getLogger(sys.argv[3]).debug("the program's own SDK record")
+"""
+
+
+@pytest.mark.parametrize("kind", ["s3-session-token", "azure-sas"])
+def test_debug_on_an_sdk_child_logger_gets_no_secret_from_an_upload(
+    privpkg_cli: PrivpkgCLI, request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    """A program that sets DEBUG on ``urllib3.connectionpool`` (or ``botocore.endpoint``) alone
+    leaves ``urllib3``'s (``botocore``'s) level unset: the uploads must still run on the calling
+    thread, where privpkg withholds the SDKs' records. A wheel past 8 MiB is uploaded in blocks
+    (parts), on the SDKs' own threads otherwise, whose request lines carry the SAS (the session
+    token's header)."""
+    import urllib.parse
+
+    cli = privpkg_cli
+    wheel = make_wheel(tmp_path / "w", "app-pkg", "1.0", payload_size=9 << 20)
+    if kind == "s3-session-token":
+        from test_readers import SECRET, TOKEN, aws_profile, trust
+
+        moto = request.getfixturevalue("moto_server")
+        cli.env.update(aws_profile(tmp_path))
+        ws = "team"
+        cli.ok("workspace", "add", ws, "--s3", f"s3://{moto.create_bucket()}/p", "--endpoint-url", moto.endpoint)
+        trust(cli, moto.endpoint)
+        secrets, logger = [SECRET, TOKEN], "botocore.endpoint"
+    else:
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        azurite: Azurite = request.getfixturevalue("azurite")
+        ws, url = WS, setup_workspace(cli, azurite, key=None)[1]
+        now = dt.datetime.now(dt.UTC)
+        sas = generate_container_sas(azurite.account, url.rsplit("/", 1)[1], account_key=azurite.key,
+                                     permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
+                                     start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(hours=1), protocol="https,http")
+        cli.ok("connection", "set", "az-sas", "--category", "AzureBlob", "--target", url, stdin=sas + "\n")
+        sig = urllib.parse.parse_qs(sas)["sig"][0]
+        secrets, logger = [sas, sig, urllib.parse.quote(sig, safe="")], "urllib3.connectionpool"
+    r = cli.tool([sys.executable, "-c", CHILD_DEBUG_APP, ws, wheel, logger])
+    assert r.returncode == 0 and "url privpkg://" in r.output, r.describe()
+    assert f"{logger}: the program's own SDK record" in r.output, r.output  # the program's DEBUG shows
+    leaked = [s for s in secrets if s in r.output]
+    assert not leaked, r.output
+    cli.outputs.check()

@@ -145,5 +145,9 @@ class sdk_records_withheld:
 def sdk_debug_enabled() -> bool:
     """Whether any SDK logger would pass a DEBUG record: the storage backends then upload on the
     calling thread, where :func:`sdk_records_withheld` reaches (the SDKs' upload threads are
-    their own)."""
-    return any(logging.getLogger(name).isEnabledFor(logging.DEBUG) for name in SDK_LOGGERS)
+    their own). Every SDK logger that exists is asked, not only the top ones: a program may set
+    DEBUG on ``urllib3.connectionpool`` or ``botocore.endpoint`` alone, as the SDKs' docs show."""
+    if any(logging.getLogger(name).isEnabledFor(logging.DEBUG) for name in SDK_LOGGERS):
+        return True
+    known = list(logging.Logger.manager.loggerDict.items())  # a copy: other threads add loggers
+    return any(isinstance(log, logging.Logger) and _from_sdk(name) and log.isEnabledFor(logging.DEBUG) for name, log in known)
