@@ -354,6 +354,37 @@ def test_installers_get_no_credential_from_the_environment(setup: Setup, tmp_pat
     assert_no_secret(got, *(v for k, v in secrets.items() if k != "PIP_INDEX_URL"), "index-url-password-1234")
 
 
+@pytest.mark.parametrize("name,value", [
+    ("AZURE_DEVOPS_EXT_PAT", "azure-devops-cli-pat-1234"),  # az devops's PAT: the very secret privpkg stores
+    ("OPENAI_API_KEY", "openai-api-key-1234"),
+    ("ARM_ACCESS_KEY", "terraform-storage-key-1234"),
+    ("PIP_EXTRA_INDEX_URL", "https://public.example/simple https://ci:second-url-password-1234@feed.example/simple"),
+    ("UV_INDEX_URL", "https://ghp_tokenasusername1234@feed.example/simple"),
+    ("https_proxy", "ci:proxy-password-1234@proxy.invalid:3128"),
+], ids=["pat", "api-key", "access-key", "second-url", "token-user", "bare-proxy"])  # an id holding the value is in PYTEST_CURRENT_TEST
+def test_installers_get_no_secret_named_or_written_otherwise(setup: Setup, tmp_path: Path, name: str, value: str) -> None:
+    """What test_installers_get_no_credential_from_the_environment checks, for secrets named
+    with the words the environments' screen knows (PAT, KEY: screen.suspicious_variables), a
+    password in the second URL of a list, a token as a URL's user name, and a proxy's password
+    written without a scheme (pip, uv and curl read it so)."""
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    log = tmp_path / "uv-environ.log"
+    recorder = tmp_path / "recorder"
+    recorder.mkdir()
+    (recorder / "uv").write_text(f'#!/bin/sh\nenv >> "{log}"\nexec "{Path(sysconfig.get_path("scripts")) / "uv"}" "$@"\n')
+    (recorder / "uv").chmod(0o755)
+    secret = value.split("@")[0].rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+    env = {**cli.env, name: value, "PATH": f"{recorder}{os.pathsep}{cli.env['PATH']}", "KEPT_BY_THE_BUILD": "1",
+           "SSL_CERT_FILE": "/kept/ca.pem", "PWD": str(tmp_path)}
+    r = cli.tool([sys.executable, "-m", "privpkg", "env", "build", "--lock", lock], env=env)
+    assert r.returncode == 0, r.describe()
+    got = log.read_text()
+    assert got.count("KEPT_BY_THE_BUILD=1") == 2 and got.count("SSL_CERT_FILE=/kept/ca.pem") == 2, got
+    assert_no_secret(got, secret)
+
+
 def test_private_files_stay_in_the_private_cache(setup: Setup, tmp_path: Path) -> None:
     """uv keeps what it installs in its cache, unpacked, and hardlinks from there. For a build
     that is privpkg's cache (0700: it holds private wheels), not the user's uv cache, which a

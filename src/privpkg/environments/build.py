@@ -32,6 +32,7 @@ the interpreter too); it is published only when both parts are in.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -148,19 +149,25 @@ _SECRET_VARIABLES = (*envvars.LOOKUP_INPUTS, "AZURE_STORAGE_KEY", "AZURE_STORAGE
                      "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_PASSWORD",
                      "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
                      "SYSTEM_ACCESSTOKEN")
-#: Words of a variable's name (split at ``_``) that mark it as a secret's.
-_SECRET_WORDS = frozenset({"SECRET", "SECRETS", "PASSWORD", "PASSWD", "TOKEN", "APIKEY", "CREDENTIAL", "CREDENTIALS"})
+#: Words of a variable's name (split at ``_``) that mark it as a secret's: those the environments'
+#: screen warns about (``AZURE_DEVOPS_EXT_PAT``, ``OPENAI_API_KEY``, ``ARM_ACCESS_KEY``...).
+_SECRET_WORDS = frozenset({"SECRET", "SECRETS", "PASSWORD", "PASSWD", "PWD", "TOKEN", "PAT", "KEY", "APIKEY", "CREDENTIAL",
+                           "CREDENTIALS", "AUTH", "SAS", "SIG", "SIGNATURE"})
+#: The shell's working directories: named with PWD, and no secret.
+_NOT_SECRET = frozenset({"PWD", "OLDPWD"})
+#: User info in any URL of a value (a list of index URLs too): a password, or a token given as
+#: the user name (``https://TOKEN@host``); offline installers need neither.
+_USERINFO = re.compile(r"://[^/?#\s@]*@")
+#: A proxy's user info written without a scheme (``user:pw@proxy:3128``), which pip, uv and curl read.
+_BARE_USERINFO = re.compile(r"[^/?#\s@]*@")
 
 
 def _secret(name: str, value: str) -> bool:
     """Whether the variable ``name=value`` may carry a secret an offline installer never needs."""
-    if name in _SECRET_VARIABLES or not _SECRET_WORDS.isdisjoint(name.upper().split("_")):
+    upper = name.upper()
+    if name in _SECRET_VARIABLES or (upper not in _NOT_SECRET and not _SECRET_WORDS.isdisjoint(upper.split("_"))):
         return True
-    scheme = value.find("://")
-    if scheme < 0:
-        return False
-    netloc = value[scheme + 3 :].split("/", 1)[0]
-    return "@" in netloc and ":" in netloc.rpartition("@")[0]  # user:password@host
+    return _USERINFO.search(value) is not None or (upper.endswith("PROXY") and _BARE_USERINFO.match(value) is not None)
 
 
 def installer_environ() -> dict[str, str]:
