@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import socket
 import subprocess
 import threading
@@ -256,6 +257,36 @@ def container_sas(azurite: Azurite, container: str, permission: str, ttl: int = 
     return generate_container_sas(azurite.account, container, account_key=AZURITE_KEY,
                                   permission=ContainerSasPermissions.from_string(permission),
                                   start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(seconds=ttl), protocol="https,http")
+
+
+def test_resolve_prints_no_account_sas(privpkg_cli: PrivpkgCLI, azurite: Azurite, tmp_path: Path) -> None:
+    """A read-only (sp=rl) account SAS stored as an AzureBlob connection: the URL resolve would
+    print reads every container of the account (srt=co), not the workspace's alone, as its
+    warning said; the URL is refused as a SAS that can write is (the shim still signs with it)."""
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    cli = privpkg_cli
+    url = azurite.create_container()
+    other = azurite.create_container().rsplit("/", 1)[1]
+    azurite.container(other).upload_blob("private.txt", b"another team's data")
+    now = dt.datetime.now(dt.UTC)
+    sas = generate_account_sas(azurite.account, AZURITE_KEY, ResourceTypes(container=True, object=True),
+                               AccountSasPermissions(read=True, list=True), expiry=now + dt.timedelta(hours=1),
+                               start=now - dt.timedelta(minutes=5), protocol="https,http")
+    assert urllib.parse.parse_qs(sas)["sp"] == ["rl"], sas
+    cli.outputs.add_secret(urllib.parse.parse_qs(sas)["sig"][0])
+    cli.ok("workspace", "add", "az", "--azure", url)
+    cli.ok("connection", "set", "azsas", "--category", "AzureBlob", "--target", url, stdin=sas + "\n")
+    wheel = make_wheel(tmp_path / "w", "sas-pkg", "1.0")
+    azurite.container(url.rsplit("/", 1)[1]).upload_blob(f"wheels/{wheel.name}", wheel.read_bytes(), metadata={"sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()})
+    # What the printed URL's query would read: the other container's blob (the refusal is not vacuous).
+    from azure.storage.blob import BlobClient
+
+    blob = BlobClient(url.rsplit("/", 1)[0], other, "private.txt", credential=sas)
+    assert blob.download_blob().readall() == b"another team's data"
+    cli.fails(1, "resolve", f"privpkg://az/wheels/{wheel.name}",
+              match=["connection 'azsas' holds an account SAS", "every container of the account", "(sp=rl)"])
+    cli.outputs.check()
 
 
 def test_azure_container_sas_reads_and_writes_as_permitted(

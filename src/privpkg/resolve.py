@@ -171,12 +171,17 @@ def _check_shown(own: OwnSAS | None, url: str) -> None:
     read; warn that a read-only one is wider than a signed URL (see :func:`resolve_url`)."""
     if own is None:
         return
-    if own.permissions is None or not set(own.permissions) <= _READ_ONLY:
-        allows = f"allows more than reading (sp={own.permissions})" if own.permissions else "has its permissions in a stored access policy"
+    if own.account or own.permissions is None or not set(own.permissions) <= _READ_ONLY:
+        if own.account:  # read-only or not, it reads every container of the account (and other services with ss=)
+            held, allows = "an account SAS", f"covers every container of the account (sp={own.permissions})"
+        else:
+            held = "a container SAS"
+            allows = (f"allows more than reading (sp={own.permissions})" if own.permissions else "has its permissions in a stored access policy"
+                      ) + " and covers the whole container"
         raise PrivpkgError(
-            f"connection {own.connection!r} holds a container SAS, which signed URLs would carry as it is: it {allows} and covers the "
-            f"whole container, so privpkg prints and writes no URL with it; install with pip install {shown(url)} (the URL stays "
-            "inside pip), or privpkg resolve -r FILE --wheelhouse DIR, or give readers a read-only SAS (sp=rl)")
+            f"connection {own.connection!r} holds {held}, which signed URLs would carry as it is: it {allows}, so privpkg prints and "
+            f"writes no URL with it; install with pip install {shown(url)} (the URL stays inside pip), or privpkg resolve -r FILE "
+            "--wheelhouse DIR, or give readers a read-only container SAS (sp=rl)")
     from privpkg import log
 
     until = f"until {own.expiry}" if own.expiry else "until it expires"

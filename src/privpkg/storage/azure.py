@@ -312,7 +312,8 @@ class AzureStorage:
             return None
         from urllib.parse import parse_qs
 
-        return OwnSAS(self._conn_name, sas_permissions(self._key), parse_qs(self._key).get("se", [None])[0])
+        fields = parse_qs(self._key)
+        return OwnSAS(self._conn_name, sas_permissions(self._key), fields.get("se", [None])[0], "ss" in fields or "srt" in fields)
 
     def signed_url(self, key: str, ttl: int) -> str:
         from urllib.parse import quote

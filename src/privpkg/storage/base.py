@@ -109,6 +109,7 @@ class OwnSAS(NamedTuple):
     connection: str
     permissions: str | None  # sp=, None when a stored access policy holds them
     expiry: str | None  # se=, None when a stored access policy holds it
+    account: bool = False  # an account SAS (ss=, srt=): every container of the account, not this one alone
 
 
 class Storage(Protocol):
