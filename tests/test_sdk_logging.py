@@ -236,3 +236,46 @@ def test_debug_on_an_sdk_child_logger_gets_no_secret_from_an_upload(
     leaked = [s for s in secrets if s in r.output]
     assert not leaked, r.output
     cli.outputs.check()
+
+
+#: A program that sets a record factory of its own, not chaining (a LogRecord subclass, as the
+#: logging cookbook's custom records), after privpkg's first storage call, then calls it again.
+LATE_FACTORY_APP = """
+import logging, sys
+class Record(logging.LogRecord):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.request_id = "-"
+logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(name)s: %(message)s %(request_id)s")
+import privpkg
+ws = sys.argv[1]
+logging.setLogRecordFactory(Record)  # before privpkg's first call: privpkg's wraps it
+print("url", privpkg.Environment.add_private_pip_wheel(ws, sys.argv[2]))
+logging.setLogRecordFactory(Record)  # after it: privpkg's is gone
+print("url", privpkg.Environment.add_private_pip_wheel(ws, sys.argv[3]))
+logging.getLogger("urllib3.connectionpool").debug("the program's own SDK record")
+"""
+
+
+def test_a_record_factory_set_after_privpkgs_gets_no_secret(privpkg_cli: PrivpkgCLI, azurite: Azurite, tmp_path: Path) -> None:
+    """privpkg's record factory is set at its first storage call; a program that replaces the
+    factory afterwards (not chaining to the one it found) must not get the SAS of the next call."""
+    import urllib.parse
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    cli = privpkg_cli
+    ws, url = WS, setup_workspace(cli, azurite, key=None)[1]
+    now = dt.datetime.now(dt.UTC)
+    sas = generate_container_sas(azurite.account, url.rsplit("/", 1)[1], account_key=azurite.key,
+                                 permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
+                                 start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(hours=1), protocol="https,http")
+    cli.ok("connection", "set", "az-sas", "--category", "AzureBlob", "--target", url, stdin=sas + "\n")
+    sig = urllib.parse.parse_qs(sas)["sig"][0]
+    first, second = make_wheel(tmp_path / "w", "app-pkg", "1.0"), make_wheel(tmp_path / "w", "app-pkg", "2.0")
+    r = cli.tool([sys.executable, "-c", LATE_FACTORY_APP, ws, first, second])
+    assert r.returncode == 0 and r.output.count("url privpkg://") == 2, r.describe()
+    assert "urllib3.connectionpool: the program's own SDK record -" in r.output, r.output  # its factory is in use
+    leaked = [s for s in (sas, sig, urllib.parse.quote(sig, safe="")) if s in r.output]
+    assert not leaked, r.output
+    cli.outputs.check()

@@ -98,7 +98,8 @@ def error(message: str) -> None:
 #: whole), every request's headers (a session token) and response bodies (an STS answer's keys).
 SDK_LOGGERS = ("azure", "botocore", "boto3", "s3transfer", "urllib3", "msal")
 _SDK_CALL = threading.local()
-_FACTORY_INSTALLED = False
+#: privpkg's record factory while it is the one logging uses; None before the first storage call.
+_FACTORY: object = None
 
 
 def _from_sdk(name: str) -> bool:
@@ -106,15 +107,16 @@ def _from_sdk(name: str) -> bool:
 
 
 def _install_sdk_factory() -> None:
-    """Once per process: records made by :data:`SDK_LOGGERS` on a thread inside
-    :func:`sdk_records_withheld` are dropped. A record factory, not a filter: a logger's filters
-    never see its children's records, and the host's handlers are the host's. Other threads'
-    records (the host's own SDK calls) are untouched."""
-    global _FACTORY_INSTALLED
+    """Records made by :data:`SDK_LOGGERS` on a thread inside :func:`sdk_records_withheld` are
+    dropped. A record factory, not a filter: a logger's filters never see its children's records,
+    and the host's handlers are the host's. Other threads' records (the host's own SDK calls) are
+    untouched. Installed again over whatever factory a host set since (one that does not chain to
+    the factory it found would drop privpkg's)."""
+    global _FACTORY
     with _INSTALL:
-        if _FACTORY_INSTALLED:
-            return
         previous = logging.getLogRecordFactory()
+        if previous is _FACTORY:
+            return
 
         def factory(*args: object, **kwargs: object) -> logging.LogRecord:
             record = previous(*args, **kwargs)
@@ -126,7 +128,7 @@ def _install_sdk_factory() -> None:
             return record
 
         logging.setLogRecordFactory(factory)
-        _FACTORY_INSTALLED = True
+        _FACTORY = factory
 
 
 class sdk_records_withheld:
@@ -134,7 +136,7 @@ class sdk_records_withheld:
     thread during the block never reaches a handler (see :data:`SDK_LOGGERS`). Nests."""
 
     def __enter__(self) -> None:
-        if not _FACTORY_INSTALLED:
+        if logging.getLogRecordFactory() is not _FACTORY:
             _install_sdk_factory()
         _SDK_CALL.depth = getattr(_SDK_CALL, "depth", 0) + 1
 
