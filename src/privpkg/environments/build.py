@@ -160,6 +160,8 @@ _NOT_SECRET = frozenset({"PWD", "OLDPWD"})
 _USERINFO = re.compile(r"://[^/?#\s@]*@")
 #: A proxy's user info written without a scheme (``user:pw@proxy:3128``), which pip, uv and curl read.
 _BARE_USERINFO = re.compile(r"[^/?#\s@]*@")
+#: A signed URL's signature or credential parameters (a SAS in PIP_FIND_LINKS, a presigned URL).
+_SIGNED = re.compile(r"[?&;](?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=", re.IGNORECASE)
 
 
 def _secret(name: str, value: str) -> bool:
@@ -167,7 +169,8 @@ def _secret(name: str, value: str) -> bool:
     upper = name.upper()
     if name in _SECRET_VARIABLES or (upper not in _NOT_SECRET and not _SECRET_WORDS.isdisjoint(upper.split("_"))):
         return True
-    return _USERINFO.search(value) is not None or (upper.endswith("PROXY") and _BARE_USERINFO.match(value) is not None)
+    return (_USERINFO.search(value) is not None or _SIGNED.search(value) is not None
+            or (upper.endswith("PROXY") and _BARE_USERINFO.match(value) is not None))
 
 
 def installer_environ() -> dict[str, str]:
