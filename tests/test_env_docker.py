@@ -263,6 +263,34 @@ def test_without_the_docker_extra_the_context_is_written_and_check_is_one_line(
     cli.outputs.check()
 
 
+def test_a_parser_that_does_not_import_is_one_line(
+    feed: FeedServer, make_env: Callable[..., dict[str, str]], store_connection: Callable[..., object], tmp_path: Path,
+) -> None:
+    """A ``dockerfile`` that is there but does not import (a build for another platform, or the
+    project's own ``dockerfile.py`` first on ``sys.path``, as ``python -m privpkg`` puts the
+    working directory): ``--check`` is one line naming the extra, and writing a context, which
+    needs no parser, still works."""
+    cli = PrivpkgCLI(make_env(), Outputs(*feed.secrets))
+    store_connection("orgA", feed.base + "/orgA/", feed.secret_a)
+    wheel = tmp_path / "feed" / "a" / "pkg_a-1.0-py3-none-any.whl"
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(_pylock([("pkg-a", "1.0", feed.index_a + "pkg-a/" + wheel.name, wheel)]))
+    broken = tmp_path / "site" / "dockerfile"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("libdockerfile.so: wrong ELF class")\n')
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dockerfile.py").write_text('"""The project\'s script that writes its Dockerfile."""\n')  # imports, with no parser
+    for env, cwd in (({"PYTHONPATH": str(broken.parent)}, None), ({}, project)):
+        r = cli("env", "dockerfile", "--lock", lock, "-o", tmp_path / "ctx", "--check", env=env, cwd=cwd)
+        line = assert_one_error_line(r, 1)
+        assert "the Dockerfile lint (--check) needs BuildKit's parser: pip install 'privpkg[docker]'" in line, line
+        ctx = tmp_path / f"ctx-{cwd is None}"
+        r = cli("env", "dockerfile", "--lock", lock, "-o", ctx, env=env, cwd=cwd)
+        assert r.returncode == 0 and (ctx / "Dockerfile").is_file(), r.stdout + r.stderr
+    cli.outputs.check()
+
+
 def test_the_image_target_chooses_the_wheels(
     feed: FeedServer, make_env: Callable[..., dict[str, str]], store_connection: Callable[..., object], tmp_path: Path,
 ) -> None:

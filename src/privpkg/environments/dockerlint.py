@@ -150,19 +150,35 @@ def _scan_file(path: Path, secrets: Mapping[str, str]) -> str | None:
     return find_secret(data.decode("latin-1"), secrets)
 
 
-def parser_available() -> bool:
-    """Whether BuildKit's parser (PyPI's ``dockerfile``, extra ``privpkg[docker]``) imports."""
-    from importlib.util import find_spec
+def _parser_problem() -> str | None:
+    """Why BuildKit's parser (PyPI's ``dockerfile``, extra ``privpkg[docker]``) cannot be used,
+    or None. Imported, not only found: a build for another platform raises ImportError, and a
+    ``dockerfile.py`` in the working directory (``python -m privpkg``) is no parser."""
+    try:
+        import dockerfile
+    except ModuleNotFoundError as exc:
+        if exc.name == "dockerfile":
+            return ""
+        return f" (dockerfile does not import here: {type(exc).__name__})"
+    except ImportError as exc:
+        return f" (dockerfile does not import here: {type(exc).__name__})"
+    if not (hasattr(dockerfile, "parse_string") and hasattr(dockerfile, "GoParseError")):
+        return f" ({getattr(dockerfile, '__file__', None) or 'the dockerfile module found'} is not it)"
+    return None
 
-    return find_spec("dockerfile") is not None
+
+def parser_available() -> bool:
+    """Whether BuildKit's parser imports (:func:`_parser_problem`)."""
+    return _parser_problem() is None
 
 
 def require_parser() -> None:
-    """One line (exit 1, as for a storage extra) when the parser is not installed."""
-    if not parser_available():
+    """One line (exit 1, as for a storage extra) when the parser is not installed or not usable."""
+    problem = _parser_problem()
+    if problem is not None:
         from privpkg.errors import PrivpkgError
 
-        raise PrivpkgError("the Dockerfile lint (--check) needs BuildKit's parser: pip install 'privpkg[docker]'")
+        raise PrivpkgError(f"the Dockerfile lint (--check) needs BuildKit's parser: pip install 'privpkg[docker]'{problem}")
 
 
 def check(text: str, *, context: Path | None = None, secrets: Mapping[str, str] | None = None) -> list[str]:
