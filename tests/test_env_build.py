@@ -362,12 +362,15 @@ def test_installers_get_no_credential_from_the_environment(setup: Setup, tmp_pat
     ("UV_INDEX_URL", "https://ghp_tokenasusername1234@feed.example/simple"),
     ("https_proxy", "ci:proxy-password-1234@proxy.invalid:3128"),
     ("PIP_FIND_LINKS", "https://acct.blob.core.windows.net/wheels/?sv=2024-08-04&sp=rl&sig=sas-signature-1234"),
-], ids=["pat", "api-key", "access-key", "second-url", "token-user", "bare-proxy", "signed-url"])  # an id holding the value is in PYTEST_CURRENT_TEST
+    ("NGROK_AUTHTOKEN", "ngrok-auth-token-1234"),  # one word: AUTHTOKEN
+    ("BUS", "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=bus-key-1234"),
+], ids=["pat", "api-key", "access-key", "second-url", "token-user", "bare-proxy", "signed-url", "authtoken", "connection-string"])  # an id holding the value is in PYTEST_CURRENT_TEST
 def test_installers_get_no_secret_named_or_written_otherwise(setup: Setup, tmp_path: Path, name: str, value: str) -> None:
     """What test_installers_get_no_credential_from_the_environment checks, for secrets named
     with the words the environments' screen knows (PAT, KEY: screen.suspicious_variables), a
     password in the second URL of a list, a token as a URL's user name, a proxy's password
-    written without a scheme (pip, uv and curl read it so), and a signed URL (a SAS)."""
+    written without a scheme (pip, uv and curl read it so), a signed URL (a SAS), a name whose
+    word only holds TOKEN, and a connection string's key under a plain name."""
     cli = setup.cli
     lock = tmp_path / "pylock.toml"
     lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
@@ -376,7 +379,7 @@ def test_installers_get_no_secret_named_or_written_otherwise(setup: Setup, tmp_p
     recorder.mkdir()
     (recorder / "uv").write_text(f'#!/bin/sh\nenv >> "{log}"\nexec "{Path(sysconfig.get_path("scripts")) / "uv"}" "$@"\n')
     (recorder / "uv").chmod(0o755)
-    secret = value.rpartition("sig=")[2] if "sig=" in value else value.split("@")[0].rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+    secret = value.rpartition("=")[2] if "=" in value else value.split("@")[0].rsplit(":", 1)[-1].rsplit("/", 1)[-1]
     env = {**cli.env, name: value, "PATH": f"{recorder}{os.pathsep}{cli.env['PATH']}", "KEPT_BY_THE_BUILD": "1",
            "SSL_CERT_FILE": "/kept/ca.pem", "PWD": str(tmp_path)}
     r = cli.tool([sys.executable, "-m", "privpkg", "env", "build", "--lock", lock], env=env)

@@ -155,6 +155,11 @@ _SECRET_WORDS = frozenset({"SECRET", "SECRETS", "PASSWORD", "PASSWD", "PWD", "TO
                            "CREDENTIALS", "AUTH", "SAS", "SIG", "SIGNATURE"})
 #: The shell's working directories: named with PWD, and no secret.
 _NOT_SECRET = frozenset({"PWD", "OLDPWD"})
+#: What marks a name as a secret's inside a word too (``NGROK_AUTHTOKEN``, ``SYSTEM_ACCESSTOKEN``).
+_SECRET_IN_NAME = re.compile(r"TOKEN|PASSW(?:OR)?D|SECRET|CREDENTIAL|BEARER|CONNECTION_?STRING|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|"
+                             r"ACCOUNT_?KEY")
+#: A connection string's key, signature or password, whatever the variable's name.
+_KEY_IN_VALUE = re.compile(r"(?:^|;)\s*(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)\s*=", re.IGNORECASE)
 #: User info in any URL of a value (a list of index URLs too): a password, or a token given as
 #: the user name (``https://TOKEN@host``); offline installers need neither.
 _USERINFO = re.compile(r"://[^/?#\s@]*@")
@@ -168,6 +173,8 @@ def _secret(name: str, value: str) -> bool:
     """Whether the variable ``name=value`` may carry a secret an offline installer never needs."""
     upper = name.upper()
     if name in _SECRET_VARIABLES or (upper not in _NOT_SECRET and not _SECRET_WORDS.isdisjoint(upper.split("_"))):
+        return True
+    if _SECRET_IN_NAME.search(upper) or _KEY_IN_VALUE.search(value):
         return True
     return (_USERINFO.search(value) is not None or _SIGNED.search(value) is not None
             or (upper.endswith("PROXY") and _BARE_USERINFO.match(value) is not None))
