@@ -155,18 +155,17 @@ _SECRET_WORDS = frozenset({"SECRET", "SECRETS", "PASSWORD", "PASSWD", "PWD", "TO
                            "CREDENTIALS", "AUTH", "SAS", "SIG", "SIGNATURE"})
 #: The shell's working directories: named with PWD, and no secret.
 _NOT_SECRET = frozenset({"PWD", "OLDPWD"})
+# The patterns below are compiled at the first build that runs an installer (re caches them),
+# not at import: a hit imports this module too.
 #: What marks a name as a secret's inside a word too (``NGROK_AUTHTOKEN``, ``SYSTEM_ACCESSTOKEN``).
-_SECRET_IN_NAME = re.compile(r"TOKEN|PASSW(?:OR)?D|SECRET|CREDENTIAL|BEARER|CONNECTION_?STRING|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|"
-                             r"ACCOUNT_?KEY")
-#: A connection string's key, signature or password, whatever the variable's name.
-_KEY_IN_VALUE = re.compile(r"(?:^|;)\s*(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)\s*=", re.IGNORECASE)
-#: User info in any URL of a value (a list of index URLs too): a password, or a token given as
-#: the user name (``https://TOKEN@host``); offline installers need neither.
-_USERINFO = re.compile(r"://[^/?#\s@]*@")
+_SECRET_IN_NAME = r"TOKEN|PASSW(?:OR)?D|SECRET|CREDENTIAL|BEARER|CONNECTION_?STRING|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|ACCOUNT_?KEY"
+#: A value that holds a secret whatever its variable's name: user info in any URL of it (a list of
+#: index URLs too: a password, or a token as the user name, ``https://TOKEN@host``), a signed
+#: URL's signature or credential (a SAS in PIP_FIND_LINKS), a connection string's key or password.
+_SECRET_IN_VALUE = (r"://[^/?#\s@]*@|[?&;](?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)="
+                    r"|(?:^|;)\s*(?:AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)\s*=")
 #: A proxy's user info written without a scheme (``user:pw@proxy:3128``), which pip, uv and curl read.
-_BARE_USERINFO = re.compile(r"[^/?#\s@]*@")
-#: A signed URL's signature or credential parameters (a SAS in PIP_FIND_LINKS, a presigned URL).
-_SIGNED = re.compile(r"[?&;](?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=", re.IGNORECASE)
+_BARE_USERINFO = r"[^/?#\s@]*@"
 
 
 def _secret(name: str, value: str) -> bool:
@@ -174,10 +173,8 @@ def _secret(name: str, value: str) -> bool:
     upper = name.upper()
     if name in _SECRET_VARIABLES or (upper not in _NOT_SECRET and not _SECRET_WORDS.isdisjoint(upper.split("_"))):
         return True
-    if _SECRET_IN_NAME.search(upper) or _KEY_IN_VALUE.search(value):
-        return True
-    return (_USERINFO.search(value) is not None or _SIGNED.search(value) is not None
-            or (upper.endswith("PROXY") and _BARE_USERINFO.match(value) is not None))
+    return bool(re.search(_SECRET_IN_NAME, upper) or re.search(_SECRET_IN_VALUE, value, re.IGNORECASE)
+                or (upper.endswith("PROXY") and re.match(_BARE_USERINFO, value)))
 
 
 def installer_environ() -> dict[str, str]:
