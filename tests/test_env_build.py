@@ -404,6 +404,22 @@ def test_private_files_stay_in_the_private_cache(setup: Setup, tmp_path: Path) -
     assert (setup.cache.parent.stat().st_mode & 0o777) == 0o700
 
 
+def test_a_users_uv_no_cache_does_not_move_private_files_to_a_temporary_cache(setup: Setup, tmp_path: Path) -> None:
+    """With the user's ``UV_NO_CACHE=1`` uv ignores ``UV_CACHE_DIR`` and unpacks each wheel into
+    a temporary cache under ``TMPDIR``, whose folders the umask leaves readable by every user
+    (Rust's tempfile makes them 0777 & ~umask) until uv exits: a build's uv uses privpkg's
+    private cache all the same."""
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    r = cli.tool([sys.executable, "-m", "privpkg", "env", "build", "--lock", lock], env={**cli.env, "UV_NO_CACHE": "1", "TMPDIR": str(tmp)})
+    assert r.returncode == 0, r.describe()
+    assert (site_packages(Path(r.output.strip().splitlines()[-1])) / "team_lib.py").is_file(), r.describe()
+    assert list((setup.cache / "uv").rglob("team_lib.py")), "uv unpacked the private wheel in a temporary cache"
+
+
 @pytest.mark.parametrize("installer", ["uv", "pip"])
 def test_a_wheel_file_named_as_the_requirements_file_is_kept(setup: Setup, tmp_path: Path, installer: str) -> None:
     """The installers read their requirements file from the new build's root, where a wheel's

@@ -191,6 +191,8 @@ def _start(argv: list[str], dest: Path | None = None) -> subprocess.Popen[str]:
     # uv keeps every file it installs in its cache (and hardlinks from there): for private wheels
     # that is the private cache, not the user's uv cache, whose modes follow the umask.
     env["UV_CACHE_DIR"] = str(cache.root() / "uv")
+    # Without a cache uv unpacks into a temporary one under TMPDIR, whose folders the umask opens.
+    env.pop("UV_NO_CACHE", None)
     fd = cache.build_lock_fd(dest) if dest is not None and os.name == "posix" else None
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
                             pass_fds=() if fd is None else (fd,))
