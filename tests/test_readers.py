@@ -289,6 +289,30 @@ def test_resolve_prints_no_account_sas(privpkg_cli: PrivpkgCLI, azurite: Azurite
     cli.outputs.check()
 
 
+def test_resolve_r_warns_once_about_a_read_only_container_sas(privpkg_cli: PrivpkgCLI, azurite: Azurite, tmp_path: Path) -> None:
+    """Every pin of ``resolve -r`` carries the same connection's SAS: one warning says so, not
+    one per line."""
+    cli = privpkg_cli
+    url = azurite.create_container()
+    container = url.rsplit("/", 1)[1]
+    read = container_sas(azurite, container, "rl")
+    cli.outputs.add_secret(urllib.parse.parse_qs(read)["sig"][0])
+    cli.ok("workspace", "add", "az", "--azure", url)
+    cli.ok("connection", "set", "azsas", "--category", "AzureBlob", "--target", url, stdin=read + "\n")
+    reqs = tmp_path / "reqs.txt"
+    lines = []
+    for name in ("one-pkg", "two-pkg", "three-pkg"):
+        wheel = make_wheel(tmp_path / name, name, "1.0")
+        azurite.container(container).upload_blob(f"wheels/{wheel.name}", wheel.read_bytes(),
+                                                 metadata={"sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()})
+        lines.append(f"{name} @ privpkg://az/wheels/{wheel.name}\n")
+    reqs.write_text("".join(lines))
+    r = cli("resolve", "-r", reqs, "-o", tmp_path / "constraints.txt")
+    assert r.returncode == 0 and len((tmp_path / "constraints.txt").read_text().splitlines()) == 4, r.stdout + r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("privpkg: warning: ")]
+    assert len(warnings) == 1 and "connection 'azsas''s own SAS" in warnings[0], r.stderr
+
+
 def test_azure_container_sas_reads_and_writes_as_permitted(
     privpkg_cli: PrivpkgCLI, azurite: Azurite, venv_privpkg_cloud: Venv, tmp_path: Path
 ) -> None:

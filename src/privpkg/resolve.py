@@ -164,6 +164,9 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True, timeout
 
 #: SAS permissions that only read: read and list (``sp=rl``).
 _READ_ONLY = frozenset("rl")
+#: The connections whose own SAS this process warned about: once each (``resolve -r`` signs
+#: every pin with the same one).
+_WARNED: set[OwnSAS] = set()
 
 
 def _check_shown(own: OwnSAS | None, url: str) -> None:
@@ -182,6 +185,9 @@ def _check_shown(own: OwnSAS | None, url: str) -> None:
             f"connection {own.connection!r} holds {held}, which signed URLs would carry as it is: it {allows}, so privpkg prints and "
             f"writes no URL with it; install with pip install {shown(url)} (the URL stays inside pip), or privpkg resolve -r FILE "
             "--wheelhouse DIR, or give readers a read-only container SAS (sp=rl)")
+    if own in _WARNED:
+        return
+    _WARNED.add(own)
     from privpkg import log
 
     until = f"until {own.expiry}" if own.expiry else "until it expires"
