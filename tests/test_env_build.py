@@ -364,7 +364,10 @@ def test_installers_get_no_credential_from_the_environment(setup: Setup, tmp_pat
     ("PIP_FIND_LINKS", "https://acct.blob.core.windows.net/wheels/?sv=2024-08-04&sp=rl&sig=sas-signature-1234"),
     ("NGROK_AUTHTOKEN", "ngrok-auth-token-1234"),  # one word: AUTHTOKEN
     ("BUS", "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=bus-key-1234"),
-], ids=["pat", "api-key", "access-key", "second-url", "token-user", "bare-proxy", "signed-url", "authtoken", "connection-string"])  # an id holding the value is in PYTEST_CURRENT_TEST
+    ("CI_JOB_JWT_V2", "gitlab-oidc-jwt-1234"),  # GitLab's job token, which cloud roles accept
+    ("GPG_PASSPHRASE", "gpg-passphrase-1234"),
+], ids=["pat", "api-key", "access-key", "second-url", "token-user", "bare-proxy", "signed-url", "authtoken", "connection-string", "jwt",
+        "passphrase"])  # an id holding the value is in PYTEST_CURRENT_TEST
 def test_installers_get_no_secret_named_or_written_otherwise(setup: Setup, tmp_path: Path, name: str, value: str) -> None:
     """What test_installers_get_no_credential_from_the_environment checks, for secrets named
     with the words the environments' screen knows (PAT, KEY: screen.suspicious_variables), a

@@ -157,8 +157,10 @@ _SECRET_WORDS = frozenset({"SECRET", "SECRETS", "PASSWORD", "PASSWD", "PWD", "TO
 _NOT_SECRET = frozenset({"PWD", "OLDPWD"})
 # The patterns below are compiled at the first build that runs an installer (re caches them),
 # not at import: a hit imports this module too.
-#: What marks a name as a secret's inside a word too (``NGROK_AUTHTOKEN``, ``SYSTEM_ACCESSTOKEN``).
-_SECRET_IN_NAME = r"TOKEN|PASSW(?:OR)?D|SECRET|CREDENTIAL|BEARER|CONNECTION_?STRING|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|ACCOUNT_?KEY"
+#: What marks a name as a secret's inside a word too (``NGROK_AUTHTOKEN``, ``SYSTEM_ACCESSTOKEN``), or
+#: a secret's word the list above lacks (``CI_JOB_JWT``, ``GPG_PASSPHRASE``).
+_SECRET_IN_NAME = (r"TOKEN|PASSW(?:OR)?D|PASSPHRASE|SECRET|CREDENTIAL|BEARER|JWT|CONNECTION_?STRING|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|"
+                   r"ACCOUNT_?KEY")
 #: A value that holds a secret whatever its variable's name: user info in any URL of it (a list of
 #: index URLs too: a password, or a token as the user name, ``https://TOKEN@host``), a signed
 #: URL's signature or credential (a SAS in PIP_FIND_LINKS), a connection string's key or password.
