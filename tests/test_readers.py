@@ -291,7 +291,8 @@ def test_resolve_prints_no_account_sas(privpkg_cli: PrivpkgCLI, azurite: Azurite
 
 def test_resolve_r_warns_once_about_a_read_only_container_sas(privpkg_cli: PrivpkgCLI, azurite: Azurite, tmp_path: Path) -> None:
     """Every pin of ``resolve -r`` carries the same connection's SAS: one warning says so, not
-    one per line."""
+    one per line, and neither the summary nor the file's header calls the URLs valid for
+    ``--ttl`` seconds alone."""
     cli = privpkg_cli
     url = azurite.create_container()
     container = url.rsplit("/", 1)[1]
@@ -311,6 +312,10 @@ def test_resolve_r_warns_once_about_a_read_only_container_sas(privpkg_cli: Privp
     assert r.returncode == 0 and len((tmp_path / "constraints.txt").read_text().splitlines()) == 4, r.stdout + r.stderr
     warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("privpkg: warning: ")]
     assert len(warnings) == 1 and "connection 'azsas''s own SAS" in warnings[0], r.stderr
+    se = urllib.parse.parse_qs(read)["se"][0]
+    validity = f"valid 600 s, those with connection 'azsas''s own SAS until {se}"
+    assert r.stderr.splitlines()[-1] == f"wrote 3 signed constraints to {tmp_path / 'constraints.txt'} (mode 0600, {validity})", r.stderr
+    assert (tmp_path / "constraints.txt").read_text().splitlines()[0] == f"# written by privpkg resolve: signed URLs ({validity}), do not commit"
 
 
 def test_azure_container_sas_reads_and_writes_as_permitted(

@@ -146,6 +146,12 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True, timeout
     shim turns a 404 from the storage into the same "no wheel" line. Ambient credentials are the
     exception: a role or SSO session, or a user delegation key, may be fetched; the shim passes
     pip's timeout as ``timeout``, which bounds that."""
+    return _signed(url, ttl, check, timeout, for_output)[0]
+
+
+def _signed(url: str, ttl: int, check: bool, timeout: float | None, for_output: bool) -> tuple[str, OwnSAS | None]:
+    """:func:`resolve_url`'s URL, and the connection's own SAS it carries (None: one derived for
+    this key and ``ttl``)."""
     from privpkg.access import open_workspace_storage
 
     check_ttl(ttl)
@@ -157,9 +163,10 @@ def resolve_url(url: str, ttl: int = DEFAULT_TTL, *, check: bool = True, timeout
 
         # Only on this error path: one more look-up says whether the wheel was removed.
         raise NotFoundError(not_found_message(ws.name, key, removed=is_removed(storage, key)))
+    own = storage.own_sas()
     if for_output:
-        _check_shown(storage.own_sas(), url)
-    return storage.signed_url(key, ttl)
+        _check_shown(own, url)
+    return storage.signed_url(key, ttl), own
 
 
 #: SAS permissions that only read: read and list (``sp=rl``).
@@ -483,23 +490,39 @@ def merged(paths: Sequence[Path]) -> Iterator[Path]:
         yield top
 
 
-def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:
+class Constraints(NamedTuple):
+    """What :func:`resolve_requirements` wrote: how many lines, and the connections' own SAS
+    tokens some of them carry (valid until their own expiry, not ``ttl`` seconds)."""
+
+    lines: int
+    own_sas: tuple[OwnSAS, ...]
+
+    def validity(self, ttl: int) -> str:
+        """How long the written URLs are valid, in words."""
+        owns = "; ".join(f"those with connection {o.connection!r}'s own SAS until {o.expiry or 'it expires'}" for o in self.own_sas)
+        return f"valid {ttl} s" + (f", {owns}" if owns else "")
+
+
+def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> Constraints:
     """Write a constraints file (mode 0600) pinning every signable requirement to a signed URL,
-    keeping its marker, URL fragment and per-requirement options (``--hash``). Returns how many
-    lines were written."""
+    keeping its marker, URL fragment and per-requirement options (``--hash``)."""
     from privpkg.fileio import write_atomic
 
     lines = []
+    owns: dict[OwnSAS, None] = {}
     for pin in collect(path):
         base, _, fragment = pin.url.partition("#")
         try:
-            signed = resolve_url(base, ttl, for_output=True)
+            signed, own = _signed(base, ttl, True, None, True)
         except PrivpkgError as exc:
             raise type(exc)(f"{pin.where}: {exc}") from None
+        if own is not None:
+            owns[own] = None
         line = f"{pin.name} @ {signed}" + (f"#{fragment}" if fragment else "")
         line += (f" ; {pin.marker}" if pin.marker else "") + "".join(" " + o for o in pin.options)
         lines.append(line)
-    header = "# written by privpkg resolve: short-lived signed URLs, do not commit\n"
+    done = Constraints(len(lines), tuple(owns))
+    header = f"# written by privpkg resolve: signed URLs ({done.validity(ttl)}), do not commit\n"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a target that cannot be written: exit 1, naming it
@@ -509,4 +532,4 @@ def resolve_requirements(path: Path, out: Path, ttl: int = DEFAULT_TTL) -> int:
         raise FileWriteError(f"cannot write {shown(out)}: {why}", exc.errno) from None
     write_atomic(out, (header + "".join(line + "\n" for line in lines)).encode(), 0o600)
     os.chmod(out, 0o600)
-    return len(lines)
+    return done

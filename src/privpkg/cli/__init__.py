@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -113,8 +114,6 @@ def _silence_stdout(stream: Any) -> None:
     """Point fd 1 at /dev/null, so the interpreter's flush of what is left in ``sys.stdout`` at
     exit cannot fail again and print "Exception ignored ... BrokenPipeError" (the fix the
     Python docs give for SIGPIPE)."""
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
@@ -156,7 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _output_failed(out.failed, real)
         return code
     except PrivpkgError as exc:
-        return error(str(exc) + _unwritable_hint(str(exc), getattr(exc, "errno", None)), exc.exit_code)
+        from privpkg.fileio import FileWriteError
+
+        # Only a write that failed: a file privpkg could not read (a key left root's by sudo) is
+        # not fixed by moving the folder, which would only start a new key beside the old store.
+        hint = _unwritable_hint(str(exc), exc.errno) if isinstance(exc, FileWriteError) else ""
+        return error(str(exc) + hint, exc.exit_code)
     except KeyboardInterrupt as exc:
         # SIGTERM (a cancelled CI job) unwinds as Ctrl-C does, so the same cleanups run.
         terminated = isinstance(exc, Terminated)
@@ -169,7 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out is not None and out.failed is not None:
             return _output_failed(out.failed, real)
         message = os_error(exc)
-        return error(message + _unwritable_hint(message, exc.errno), 1)
+        # EROFS refuses writes only; EACCES and EPERM a write when the file they name is not
+        # there yet (a folder or file privpkg was creating), else possibly a read.
+        created = exc.errno == errno.EROFS or (isinstance(exc.filename, str) and not os.path.lexists(exc.filename))
+        return error(message + (_unwritable_hint(message, exc.errno) if created else ""), 1)
     except RuntimeError:
         # pathlib's and platformdirs' "could not determine the home directory": a CI container
         # run as a uid with no passwd entry and no $HOME (docker run --user 1001).

@@ -52,8 +52,8 @@ def cmd_resolve(args: argparse.Namespace) -> int:
         if args.url or not args.output:
             raise UsageError("use: privpkg resolve -r requirements.txt --wheelhouse DIR -o pinned.txt (or -o constraints.txt alone)")
         with merged(files) as top:
-            n = resolve_requirements(top, Path(args.output), args.ttl)
-        sys.stderr.write(f"wrote {counted(n, 'signed constraint')} to {args.output} (mode 0600, valid {args.ttl} s)\n")
+            written = resolve_requirements(top, Path(args.output), args.ttl)
+        sys.stderr.write(f"wrote {counted(written.lines, 'signed constraint')} to {args.output} (mode 0600, {written.validity(args.ttl)})\n")
         return 0
     if not args.url:
         raise UsageError("give a URL, or -r requirements.txt --wheelhouse DIR -o pinned.txt")
