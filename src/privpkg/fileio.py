@@ -40,8 +40,9 @@ DEFAULT_LOCK_TIMEOUT = 30.0
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-# `.NAME.<pid>.<random>.tmp`: mkstemp's random part is 8 characters of [a-z0-9_].
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[a-z0-9_]{8}\.tmp$")
+# `.NAME.<pid>.<random>.tmp`: mkstemp's random part is 8 characters of [a-z0-9_]. Compiled at
+# its first use (a write), not at import: every keyring lookup imports this module (the vault).
+_TEMP_RE = r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[a-z0-9_]{8}\.tmp$"
 
 
 class FileWriteError(PrivpkgError, OSError):
@@ -109,7 +110,7 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        m = _TEMP_RE.match(entry.name)
+        m = re.match(_TEMP_RE, entry.name)
         if not m or _pid_alive(int(m.group("pid"))):
             continue
         try:

@@ -208,7 +208,8 @@ def covers(target: NormURL, url: NormURL) -> bool:
     )
 
 
-_AWS_S3_HOST = re.compile(r"^s3([.-][a-z0-9-]+)?\.amazonaws\.com$")
+#: Compiled at its first use (an S3 connection), not at import: every keyring lookup imports this.
+_AWS_S3_HOST = r"^s3([.-][a-z0-9-]+)?\.amazonaws\.com$"
 
 
 def s3_endpoint_key(endpoint: str | None) -> str:
@@ -225,7 +226,7 @@ def s3_endpoint_key(endpoint: str | None) -> str:
     if endpoint is None or endpoint == "":
         return "aws"
     norm = normalize(endpoint, for_target=True)
-    if norm.scheme == "https" and norm.port is None and norm.path == "/" and _AWS_S3_HOST.match(norm.host):
+    if norm.scheme == "https" and norm.port is None and norm.path == "/" and re.match(_AWS_S3_HOST, norm.host):
         return "aws"
     return norm.url.rstrip("/")
 

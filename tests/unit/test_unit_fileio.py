@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -227,7 +228,7 @@ def test_temp_files_are_random_private_and_never_follow_a_planted_link(tmp_path:
     first name drawn: ``os.urandom`` made predictable once) is skipped, its target untouched."""
     dest = tmp_path / "data.json"
     with fileio.temp_file(dest) as (fd, tmp):
-        m = fileio._TEMP_RE.match(tmp.name)
+        m = re.match(fileio._TEMP_RE, tmp.name)
         assert m and m.group("name") == "data.json" and int(m.group("pid")) == os.getpid()
         assert stat.S_IMODE(os.fstat(fd).st_mode) == 0o600 and tmp.parent == tmp_path
     assert not tmp.exists()

@@ -97,7 +97,8 @@ def _read_variable(var: str, raw: str, errors: list[str], parse: Callable[[str],
 
 #: A variable reference left as it was: `'..."$PAT"...'` in single quotes, or Azure Pipelines'
 #: `$(PAT)` for a variable the pipeline does not define (it leaves the macro in place).
-_UNEXPANDED = re.compile(r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_]\w*\}|\([A-Za-z_][\w.]*\))")
+#: Compiled at its first use, not at import: every keyring lookup imports this module.
+_UNEXPANDED = r"\$(?:[A-Za-z_]\w*|\{[A-Za-z_]\w*\}|\([A-Za-z_][\w.]*\))"
 
 
 def _warn_unusable(var: str, conns: list[Connection], errors: list[str]) -> None:
@@ -107,7 +108,7 @@ def _warn_unusable(var: str, conns: list[Connection], errors: list[str]) -> None
         # A space may be part of a secret, but CI secrets are often pasted with one at an end.
         if conn.secret != conn.secret.strip():
             errors.append(f"${var}: the secret of {conn.name!r} begins or ends with a space, which is sent as part of it")
-        elif _UNEXPANDED.fullmatch(conn.secret):
+        elif re.fullmatch(_UNEXPANDED, conn.secret):
             errors.append(f"${var}: the secret of {conn.name!r} is a variable's name that was never expanded "
                           "($PAT in single quotes, or an undefined Azure Pipelines $(PAT))")
 
