@@ -131,6 +131,35 @@ logging.getLogger("urllib3.connectionpool").debug("the program's own SDK record"
 """
 
 
+def _session_token_workspace(cli: PrivpkgCLI, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, list[str]]:
+    """An S3 workspace on moto that AWS's default chain serves (a profile with a session token,
+    as in test_readers); its name and the secrets a log must not show."""
+    from test_readers import SECRET, TOKEN, aws_profile, trust
+
+    moto = request.getfixturevalue("moto_server")
+    cli.env.update(aws_profile(tmp_path))
+    cli.ok("workspace", "add", "team", "--s3", f"s3://{moto.create_bucket()}/p", "--endpoint-url", moto.endpoint)
+    trust(cli, moto.endpoint)
+    return "team", [SECRET, TOKEN]
+
+
+def _azure_sas_workspace(cli: PrivpkgCLI, azurite: Azurite) -> tuple[str, list[str]]:
+    """An Azure workspace on Azurite whose connection holds a container SAS that can write; its
+    name and the secrets a log must not show (the SAS, its signature, raw and URL-quoted)."""
+    import urllib.parse
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    url = setup_workspace(cli, azurite, key=None)[1]
+    now = dt.datetime.now(dt.UTC)
+    sas = generate_container_sas(azurite.account, url.rsplit("/", 1)[1], account_key=azurite.key,
+                                 permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
+                                 start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(hours=1), protocol="https,http")
+    cli.ok("connection", "set", "az-sas", "--category", "AzureBlob", "--target", url, stdin=sas + "\n")
+    sig = urllib.parse.parse_qs(sas)["sig"][0]
+    return WS, [sas, sig, urllib.parse.quote(sig, safe="")]
+
+
 @pytest.mark.parametrize("kind", ["s3", "s3-session-token", "azure-sas"])
 def test_a_users_debug_logging_gets_no_secret_from_privpkgs_storage_calls(
     privpkg_cli: PrivpkgCLI, request: pytest.FixtureRequest, tmp_path: Path, kind: str
@@ -139,7 +168,6 @@ def test_a_users_debug_logging_gets_no_secret_from_privpkgs_storage_calls(
     AzureBlob connection is in each URL) and botocore the SigV4 canonical request, signature and
     headers (a presigned GET rebuilt whole; a session token). None of it while privpkg's storage
     calls run, an S3 multipart upload's (s3transfer's threads) included."""
-    import urllib.parse
 
     cli = privpkg_cli
     if kind == "s3":
@@ -150,28 +178,9 @@ def test_a_users_debug_logging_gets_no_secret_from_privpkgs_storage_calls(
         setup_s3(cli, moto)
         secrets = [moto.secret_key]
         wheel = make_wheel(tmp_path / "w", "app-pkg", "1.0", payload_size=9 << 20)  # past the 8 MiB multipart threshold
-    elif kind == "s3-session-token":  # AWS's default chain: a profile with a session token (test_readers)
-        from test_readers import SECRET, TOKEN, aws_profile, trust
-
-        moto = request.getfixturevalue("moto_server")
-        cli.env.update(aws_profile(tmp_path))
-        ws = "team"
-        cli.ok("workspace", "add", ws, "--s3", f"s3://{moto.create_bucket()}/p", "--endpoint-url", moto.endpoint)
-        trust(cli, moto.endpoint)
-        secrets = [SECRET, TOKEN]
-        wheel = make_wheel(tmp_path / "w", "app-pkg", "1.0")
     else:
-        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-
-        azurite: Azurite = request.getfixturevalue("azurite")
-        ws, url = WS, setup_workspace(cli, azurite, key=None)[1]
-        now = dt.datetime.now(dt.UTC)
-        sas = generate_container_sas(azurite.account, url.rsplit("/", 1)[1], account_key=azurite.key,
-                                     permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
-                                     start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(hours=1), protocol="https,http")
-        cli.ok("connection", "set", "az-sas", "--category", "AzureBlob", "--target", url, stdin=sas + "\n")
-        sig = urllib.parse.parse_qs(sas)["sig"][0]
-        secrets = [sas, sig, urllib.parse.quote(sig, safe="")]
+        ws, secrets = (_session_token_workspace(cli, request, tmp_path) if kind == "s3-session-token"
+                       else _azure_sas_workspace(cli, request.getfixturevalue("azurite")))
         wheel = make_wheel(tmp_path / "w", "app-pkg", "1.0")
     r = cli.tool([sys.executable, "-c", USER_APP, ws, wheel, tmp_path / "requirements.txt"])
     assert r.returncode == 0 and "built " in r.output, r.describe()
@@ -205,31 +214,13 @@ def test_debug_on_an_sdk_child_logger_gets_no_secret_from_an_upload(
     thread, where privpkg withholds the SDKs' records. A wheel past 8 MiB is uploaded in blocks
     (parts), on the SDKs' own threads otherwise, whose request lines carry the SAS (the session
     token's header)."""
-    import urllib.parse
 
     cli = privpkg_cli
     wheel = make_wheel(tmp_path / "w", "app-pkg", "1.0", payload_size=9 << 20)
     if kind == "s3-session-token":
-        from test_readers import SECRET, TOKEN, aws_profile, trust
-
-        moto = request.getfixturevalue("moto_server")
-        cli.env.update(aws_profile(tmp_path))
-        ws = "team"
-        cli.ok("workspace", "add", ws, "--s3", f"s3://{moto.create_bucket()}/p", "--endpoint-url", moto.endpoint)
-        trust(cli, moto.endpoint)
-        secrets, logger = [SECRET, TOKEN], "botocore.endpoint"
+        (ws, secrets), logger = _session_token_workspace(cli, request, tmp_path), "botocore.endpoint"
     else:
-        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-
-        azurite: Azurite = request.getfixturevalue("azurite")
-        ws, url = WS, setup_workspace(cli, azurite, key=None)[1]
-        now = dt.datetime.now(dt.UTC)
-        sas = generate_container_sas(azurite.account, url.rsplit("/", 1)[1], account_key=azurite.key,
-                                     permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
-                                     start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(hours=1), protocol="https,http")
-        cli.ok("connection", "set", "az-sas", "--category", "AzureBlob", "--target", url, stdin=sas + "\n")
-        sig = urllib.parse.parse_qs(sas)["sig"][0]
-        secrets, logger = [sas, sig, urllib.parse.quote(sig, safe="")], "urllib3.connectionpool"
+        (ws, secrets), logger = _azure_sas_workspace(cli, request.getfixturevalue("azurite")), "urllib3.connectionpool"
     r = cli.tool([sys.executable, "-c", CHILD_DEBUG_APP, ws, wheel, logger])
     assert r.returncode == 0 and "url privpkg://" in r.output, r.describe()
     assert f"{logger}: the program's own SDK record" in r.output, r.output  # the program's DEBUG shows
@@ -260,22 +251,12 @@ logging.getLogger("urllib3.connectionpool").debug("the program's own SDK record"
 def test_a_record_factory_set_after_privpkgs_gets_no_secret(privpkg_cli: PrivpkgCLI, azurite: Azurite, tmp_path: Path) -> None:
     """privpkg's record factory is set at its first storage call; a program that replaces the
     factory afterwards (not chaining to the one it found) must not get the SAS of the next call."""
-    import urllib.parse
-
-    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-
     cli = privpkg_cli
-    ws, url = WS, setup_workspace(cli, azurite, key=None)[1]
-    now = dt.datetime.now(dt.UTC)
-    sas = generate_container_sas(azurite.account, url.rsplit("/", 1)[1], account_key=azurite.key,
-                                 permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
-                                 start=now - dt.timedelta(minutes=5), expiry=now + dt.timedelta(hours=1), protocol="https,http")
-    cli.ok("connection", "set", "az-sas", "--category", "AzureBlob", "--target", url, stdin=sas + "\n")
-    sig = urllib.parse.parse_qs(sas)["sig"][0]
+    ws, secrets = _azure_sas_workspace(cli, azurite)
     first, second = make_wheel(tmp_path / "w", "app-pkg", "1.0"), make_wheel(tmp_path / "w", "app-pkg", "2.0")
     r = cli.tool([sys.executable, "-c", LATE_FACTORY_APP, ws, first, second])
     assert r.returncode == 0 and r.output.count("url privpkg://") == 2, r.describe()
     assert "urllib3.connectionpool: the program's own SDK record -" in r.output, r.output  # its factory is in use
-    leaked = [s for s in (sas, sig, urllib.parse.quote(sig, safe="")) if s in r.output]
+    leaked = [s for s in secrets if s in r.output]
     assert not leaked, r.output
     cli.outputs.check()
