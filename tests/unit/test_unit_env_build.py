@@ -91,7 +91,9 @@ def test_fetch_refuses_before_any_request(isolated_privpkg: Path, tmp_path: Path
 
 def test_prune_removes_only_a_killed_builds_scratch_folder(isolated_privpkg: Path) -> None:
     """A conda build's scratch folder (a full package cache) is locked from before it exists
-    until it is gone: prune removes the one a SIGKILL left, never one in use."""
+    until it is gone: prune removes the one a SIGKILL left, never one in use, nor py-rattler's
+    package cache beside them (``conda-pkgs``, which a running install uses with no scratch
+    lock: prune emptied it every time)."""
     import subprocess
     import sys
 
@@ -100,8 +102,11 @@ def test_prune_removes_only_a_killed_builds_scratch_folder(isolated_privpkg: Pat
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
     left = Path(res.stdout.strip())
     assert res.returncode == -9 and left.is_dir(), res.stderr
+    kept = cache.root() / "conda-pkgs" / "pkg-1.0-0" / "info"
+    kept.mkdir(parents=True)
     with cache.scratch_dir("conda") as busy:
         cache.prune()
         assert busy.is_dir(), "a build's scratch in use stays"
         assert not left.exists(), "the killed build's scratch is removed"
+        assert kept.is_dir(), "py-rattler's package cache stays"
     assert not busy.exists()

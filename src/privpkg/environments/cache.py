@@ -347,7 +347,7 @@ def scratch_dir(kind: str) -> Iterator[Path]:
     from privpkg.fileio import file_lock
 
     top = root()
-    name = f"{kind}-{secrets.token_hex(6)}"
+    name = f"{kind}-{secrets.token_hex(6)}"  # _SCRATCH_NAME's form
     with file_lock(top / "locks" / f"{SCRATCH_LOCK}{name}.lock") as fd:
         folder = top / name
         folder.mkdir(mode=0o700)
@@ -360,13 +360,19 @@ def scratch_dir(kind: str) -> Iterator[Path]:
     (top / "locks" / f"{SCRATCH_LOCK}{name}.lock").unlink(missing_ok=True)
 
 
+#: A scratch folder's name (:func:`scratch_dir`): KIND-RANDOM, 12 hex digits. Not ``conda-*``,
+#: which is also py-rattler's package cache (``conda-pkgs``), used without a scratch lock.
+_SCRATCH_NAME = r"conda-[0-9a-f]{12}"
+
+
 def _prune_scratch(top: Path) -> None:
     """Remove scratch folders (:func:`scratch_dir`) whose lock nobody holds: killed builds'."""
+    import re
     import shutil
 
     from privpkg.fileio import LockTimeout, file_lock
 
-    for folder in sorted(top.glob("conda-*")):
+    for folder in sorted(f for f in top.glob("conda-*") if re.fullmatch(_SCRATCH_NAME, f.name)):
         lock = top / "locks" / f"{SCRATCH_LOCK}{folder.name}.lock"
         try:
             with file_lock(lock, timeout=0):
