@@ -477,6 +477,39 @@ def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp
     assert setup.builds() == [] and setup.keys() == []
 
 
+def test_prune_caches_empties_what_builds_are_made_from(setup: Setup, feed: FeedServer, tmp_path: Path) -> None:
+    """``env prune --caches``: the fetched files and the builds' uv cache are emptied, the
+    builds kept still run (their files are hard links or copies), and the next build fetches
+    again; while a build runs (it holds its lock) it is one line and removes nothing."""
+    import re
+    import shutil
+
+    from privpkg.fileio import file_lock
+
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([feed_wheel(feed, tmp_path)], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    env = Path(cli.ok("env", "build", "--lock", lock).strip())
+    wheels = sorted(p.name for p in (setup.cache / "wheels").rglob("*.whl"))
+    assert len(wheels) == 2 and any((setup.cache / "uv").iterdir())
+    with file_lock(setup.cache / "locks" / "build-running.lock"):
+        line = cli.fails(1, "env", "prune", "--caches", match=["a build is running", "build-running.lock"])
+        assert "removed" not in line
+    assert sorted(p.name for p in (setup.cache / "wheels").rglob("*.whl")) == wheels
+    out = cli.ok("env", "prune", "--caches").strip()
+    assert re.fullmatch(r"removed 0 unreferenced builds; emptied the fetched files and the uv and py-rattler caches "
+                        r"\((\d+\.\d [kMG]B|\d+ bytes) freed\)", out), out
+    assert not (setup.cache / "wheels").exists() and not (setup.cache / "uv").exists()
+    assert [p.name for p in setup.cache.iterdir() if p.name.startswith(".removing")] == []
+    ran = cli.tool([env / "bin" / "python", "-c", "import pkg_a, team_lib; print(pkg_a.VERSION, team_lib.VERSION)"])
+    assert ran.returncode == 0 and ran.output.split() == ["1.0", "1.0"], ran.describe()
+    assert cli.ok("env", "build", "--lock", lock).strip() == str(env)  # still a hit
+    for folder in ("keys", "memo"):
+        shutil.rmtree(setup.cache / folder)
+    again = Path(cli.ok("env", "build", "--lock", lock).strip())  # a miss: fetched and unpacked again
+    assert again != env and sorted(p.name for p in (setup.cache / "wheels").rglob("*.whl")) == wheels
+
+
 def test_azure_workspace_wheel_leaves_no_signature(checked_cli: Callable[..., PrivpkgCLI], azurite: Any, tmp_path: Path) -> None:
     """A ``privpkg://`` wheel of an Azurite workspace: fetched through a SAS made in the build's
     process only. No output, no file of the cache, the build or uv's cache holds a signature

@@ -194,10 +194,19 @@ def cmd_prune(args: argparse.Namespace) -> int:
         from privpkg.workspace import get_workspace
 
         get_workspace(args.workspace)
-    done = prune(args.older_than)
+    done = prune(args.older_than, caches=args.caches)
     out(f"removed {counted(len(done.builds), 'unreferenced build')}"
-        + (f" and forgot {counted(done.pointers, 'unused key')}" if done.pointers else ""))
+        + (f" and forgot {counted(done.pointers, 'unused key')}" if done.pointers else "")
+        + (f"; emptied the fetched files and the uv and py-rattler caches ({_size(done.freed)} freed)" if done.freed is not None else ""))
     return 0
+
+
+def _size(n: int) -> str:
+    """``n`` bytes in words, as ``du -h`` rounds them (decimal units)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _common(s: Any, installer: bool = True) -> None:
@@ -231,6 +240,9 @@ def add_parsers(actions: Any) -> None:
                            "included); with --older-than, first forget keys unused for that many days. The cache is per machine, shared "
                            "by every workspace: --workspace is only checked, and prune removes what no key of any workspace points to.")
     s.add_argument("--older-than", type=float, metavar="DAYS", help="also forget builds not used for DAYS days")
+    s.add_argument("--caches", action="store_true",
+                   help="also empty the caches builds are made from (fetched files, uv's and py-rattler's): the builds kept still "
+                        "work, the next build fetches and unpacks again; refused while a build runs")
     # Accepted as every env verb takes it, and checked (an unknown workspace is an error); the
     # build cache is per machine and shared by all workspaces, so prune never reads W's registry.
     add_workspace_option(s)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -330,6 +331,13 @@ def wheels_dir() -> Path:
 class Pruned(NamedTuple):
     pointers: int
     builds: list[str]
+    freed: int | None = None  # bytes the emptied caches held alone (None: not emptied)
+
+
+#: The caches builds are made from, emptied whole by ``prune(caches=True)``: the fetched files,
+#: the builds' uv cache and py-rattler's package cache. Builds keep working without them (their
+#: files are copies or hard links); the next build fetches and unpacks again.
+CACHE_FOLDERS = ("wheels", "uv", "conda-pkgs")
 
 
 #: The prefix of scratch folders in the cache root (:func:`scratch_dir`), and their locks'.
@@ -382,11 +390,11 @@ def _prune_scratch(top: Path) -> None:
             continue  # in use
 
 
-def prune(older_than_days: float | None = None) -> Pruned:
+def prune(older_than_days: float | None = None, caches: bool = False) -> Pruned:
     """Forget pointers not used for ``older_than_days`` (none when None), then remove every
     build no pointer names, except builds in progress, the memos of keys no pointer names, and
     the remembered tags (the next build works out its own again). A removed build is renamed aside first, so no half-removed tree
-    keeps a build's name."""
+    keeps a build's name. ``caches``: then empty :data:`CACHE_FOLDERS` too (:func:`_empty_caches`)."""
     import shutil
     import time
 
@@ -443,4 +451,49 @@ def prune(older_than_days: float | None = None) -> Pruned:
     # Remembered tags of interpreters, kernels or C libraries long gone: cheap to work out again.
     for kept in (top / "tags").glob("*.json") if (top / "tags").is_dir() else []:
         kept.unlink(missing_ok=True)
-    return Pruned(pointers, removed)
+    for leftover in top.glob(".removing-*"):  # caches an interrupted prune renamed aside
+        shutil.rmtree(leftover, ignore_errors=True)
+    return Pruned(pointers, removed, _empty_caches(top) if caches else None)
+
+
+def _empty_caches(top: Path) -> int:
+    """Empty :data:`CACHE_FOLDERS`, each renamed aside whole and then removed; the bytes they
+    held alone (files no build hard-links). Refused, changing nothing, while any build, key or
+    scratch lock is held (a build is running): every lock is held until the folders are moved,
+    so a build that starts meanwhile waits, or writes into new folders."""
+    import shutil
+    from contextlib import ExitStack
+
+    from privpkg.fileio import LockTimeout, file_lock
+
+    with ExitStack() as held:
+        for lock in sorted((top / "locks").glob("*.lock")) if (top / "locks").is_dir() else []:
+            try:
+                held.enter_context(file_lock(lock, timeout=0))
+            except LockTimeout:
+                raise PrivpkgError(f"a build is running (it holds {lock}): run env prune --caches once it has finished") from None
+        freed, aside = 0, []
+        for name in CACHE_FOLDERS:
+            folder = top / name
+            if folder.is_dir() and not folder.is_symlink():
+                freed += _bytes_held_alone(folder)
+                aside.append(top / f".removing-{name}-{os.urandom(4).hex()}")
+                os.replace(folder, aside[-1])
+    for folder in aside:
+        shutil.rmtree(folder, ignore_errors=True)
+    return freed
+
+
+def _bytes_held_alone(folder: Path) -> int:
+    """The size of the regular files under ``folder`` that have no other hard link (what
+    removing it frees; a build's copy of a uv cache file keeps its blocks)."""
+    total = 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if st.st_nlink == 1 and stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
