@@ -447,7 +447,7 @@ def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp
     cli = setup.cli
     lock = tmp_path / "pylock.toml"
     lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
-    proc = subprocess.Popen(cli.argv("env", "build", "--lock", lock), env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(cli.argv("env", "build", "--lock", other), env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.monotonic() + 60
     killed = None
@@ -508,6 +508,44 @@ def test_prune_caches_empties_what_builds_are_made_from(setup: Setup, feed: Feed
         shutil.rmtree(setup.cache / folder)
     again = Path(cli.ok("env", "build", "--lock", lock).strip())  # a miss: fetched and unpacked again
     assert again != env and sorted(p.name for p in (setup.cache / "wheels").rglob("*.whl")) == wheels
+
+
+def test_prune_caches_never_moves_the_caches_under_a_build_that_starts_meanwhile(
+        setup: Setup, feed: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build whose key lock is new (taken after ``env prune --caches`` listed the locks) is not
+    among the locks prune holds: it fetched and installed while prune weighed the caches, which
+    prune then moved aside and removed under it (the build failed, its wheels gone). It now waits
+    for prune to have moved them, then fetches into new folders. Prune runs in this process, so
+    the build is started while it weighs the caches (in its first :func:`_bytes_held_alone`)."""
+    from privpkg.environments import cache
+
+    cli = setup.cli
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(lock_text([feed_wheel(feed, tmp_path)], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
+    cli.ok("env", "build", "--lock", lock)
+    other = tmp_path / "other.toml"  # another key, whose lock file prune does not find
+    other.write_text(lock_text([feed_wheel(feed, tmp_path)], []))
+    weigh, started = cache._bytes_held_alone, []
+
+    def weigh_while_a_build_starts(folder: Path) -> int:
+        if not started:
+            locks = setup.cache / "locks"
+            before = set(locks.glob("build-*.lock"))
+            started.append(subprocess.Popen(cli.argv("env", "build", "--lock", other), env=cli.env, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True))
+            deadline = time.monotonic() + 5  # until it has fetched and starts installing (on main), or 5 s (it waits)
+            while set(locks.glob("build-*.lock")) == before and started[0].poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return weigh(folder)
+
+    monkeypatch.setenv(envvars.HOME, str(setup.home))
+    monkeypatch.setattr(cache, "_bytes_held_alone", weigh_while_a_build_starts)
+    cache.prune(caches=True)
+    out, err = started[0].communicate(timeout=120)
+    assert started[0].returncode == 0, err
+    env = Path(out.strip())
+    ran = cli.tool([env / "bin" / "python", "-c", "import pkg_a; print(pkg_a.VERSION)"])
+    assert ran.returncode == 0 and ran.output.split() == ["1.0"], ran.describe()
 
 
 def test_azure_workspace_wheel_leaves_no_signature(checked_cli: Callable[..., PrivpkgCLI], azurite: Any, tmp_path: Path) -> None:

@@ -250,6 +250,10 @@ def key_lock(build_key: str) -> Iterator[None]:
     from privpkg.fileio import file_lock
 
     with file_lock(root() / "locks" / f"key-{build_key}.lock", timeout=3600):
+        # A key lock taken after `env prune --caches` listed the locks is not among those it holds:
+        # wait here until it has moved the caches aside, so this build writes into new folders.
+        with file_lock(root() / "locks" / CACHES_LOCK, timeout=3600):
+            pass
         yield
 
 
@@ -338,6 +342,10 @@ class Pruned(NamedTuple):
 #: the builds' uv cache and py-rattler's package cache. Builds keep working without them (their
 #: files are copies or hard links); the next build fetches and unpacks again.
 CACHE_FOLDERS = ("wheels", "uv", "conda-pkgs")
+
+#: Held by ``prune(caches=True)`` from before it lists the locks until the caches are moved; a
+#: builder takes it once it holds its key lock (:func:`key_lock`). Not a ``*.lock``: prune skips it.
+CACHES_LOCK = "caches.flock"
 
 
 #: The prefix of scratch folders in the cache root (:func:`scratch_dir`), and their locks'.
@@ -467,6 +475,10 @@ def _empty_caches(top: Path) -> int:
     from privpkg.fileio import LockTimeout, file_lock
 
     with ExitStack() as held:
+        try:
+            held.enter_context(file_lock(top / "locks" / CACHES_LOCK, timeout=0))
+        except LockTimeout:
+            raise PrivpkgError("another env prune --caches is running: run it again once it has finished") from None
         for lock in sorted((top / "locks").glob("*.lock")) if (top / "locks").is_dir() else []:
             try:
                 held.enter_context(file_lock(lock, timeout=0))
