@@ -447,7 +447,7 @@ def test_killed_build_is_never_a_hit(checked_cli: Callable[..., PrivpkgCLI], tmp
     cli = setup.cli
     lock = tmp_path / "pylock.toml"
     lock.write_text(lock_text([], [("team-lib", "1.0", setup.team_url, sha(setup.team))]))
-    proc = subprocess.Popen(cli.argv("env", "build", "--lock", other), env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(cli.argv("env", "build", "--lock", lock), env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.monotonic() + 60
     killed = None
@@ -546,6 +546,38 @@ def test_prune_caches_never_moves_the_caches_under_a_build_that_starts_meanwhile
     env = Path(out.strip())
     ran = cli.tool([env / "bin" / "python", "-c", "import pkg_a; print(pkg_a.VERSION)"])
     assert ran.returncode == 0 and ran.output.split() == ["1.0"], ran.describe()
+
+
+def test_prune_caches_checks_more_locks_than_it_may_open(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
+    """Every key ever built leaves its lock file in ``locks/``: ``env prune --caches`` held them
+    all open at once, and past ``ulimit -n`` of them it failed at every run ("Too many open
+    files"). It now checks them one at a time (here 300 locks under a limit of 128)."""
+    cli = checked_cli()
+    locks = Path(cli.env[envvars.HOME]) / "cache" / "envs" / "locks"
+    locks.mkdir(parents=True)
+    for n in range(300):
+        (locks / f"key-{n:064x}.lock").touch()
+    ran = cli.tool(["sh", "-c", 'ulimit -n 128 && exec "$@"', "sh", *cli.argv("env", "prune", "--caches")])
+    assert ran.returncode == 0 and "emptied" in ran.output and "Too many" not in ran.output, ran.describe()
+
+
+def test_prune_caches_says_it_left_a_linked_cache(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
+    """A cache folder that is a symbolic link (``uv`` moved to a bigger disk, or planted to point
+    at the home folder) is never emptied: what it points to may be anyone's. Prune said it had
+    emptied the uv cache all the same; it now says it left it."""
+    cli = checked_cli()
+    top = Path(cli.env[envvars.HOME]) / "cache" / "envs"
+    mine = tmp_path / "mine"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "sub" / "keep.txt").write_text("mine")
+    top.mkdir(parents=True)
+    (top / "uv").symlink_to(mine)
+    (top / "wheels").mkdir()
+    (top / "wheels" / "x.whl").write_bytes(b"x" * 2000)
+    (top / ".removing-planted").symlink_to(mine)  # a leftover name is never followed either
+    out = cli.ok("env", "prune", "--caches").strip()
+    assert out == "removed 0 unreferenced builds; emptied the fetched files and the uv and py-rattler caches (2.0 kB freed); left uv, a symbolic link", out
+    assert (mine / "sub" / "keep.txt").read_text() == "mine" and (top / "uv").is_symlink() and not (top / "wheels").exists()
 
 
 def test_azure_workspace_wheel_leaves_no_signature(checked_cli: Callable[..., PrivpkgCLI], azurite: Any, tmp_path: Path) -> None:

@@ -197,7 +197,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     done = prune(args.older_than, caches=args.caches)
     out(f"removed {counted(len(done.builds), 'unreferenced build')}"
         + (f" and forgot {counted(done.pointers, 'unused key')}" if done.pointers else "")
-        + (f"; emptied the fetched files and the uv and py-rattler caches ({_size(done.freed)} freed)" if done.freed is not None else ""))
+        + (f"; emptied the fetched files and the uv and py-rattler caches ({_size(done.freed)} freed)" if done.freed is not None else "")
+        # Said, not emptied: a link may point anywhere (a folder of the user's, $HOME).
+        + "".join(f"; left {name}, a symbolic link" for name in done.links))
     return 0
 
 

@@ -336,6 +336,7 @@ class Pruned(NamedTuple):
     pointers: int
     builds: list[str]
     freed: int | None = None  # bytes the emptied caches held alone (None: not emptied)
+    links: tuple[str, ...] = ()  # CACHE_FOLDERS left because they are symbolic links
 
 
 #: The caches builds are made from, emptied whole by ``prune(caches=True)``: the fetched files,
@@ -461,39 +462,46 @@ def prune(older_than_days: float | None = None, caches: bool = False) -> Pruned:
         kept.unlink(missing_ok=True)
     for leftover in top.glob(".removing-*"):  # caches an interrupted prune renamed aside
         shutil.rmtree(leftover, ignore_errors=True)
-    return Pruned(pointers, removed, _empty_caches(top) if caches else None)
+    freed, links = _empty_caches(top) if caches else (None, ())
+    return Pruned(pointers, removed, freed, links)
 
 
-def _empty_caches(top: Path) -> int:
+def _empty_caches(top: Path) -> tuple[int, tuple[str, ...]]:
     """Empty :data:`CACHE_FOLDERS`, each renamed aside whole and then removed; the bytes they
-    held alone (files no build hard-links). Refused, changing nothing, while any build, key or
-    scratch lock is held (a build is running): every lock is held until the folders are moved,
-    so a build that starts meanwhile waits, or writes into new folders."""
+    held alone (files no build hard-links), and those left because they are symbolic links
+    (what one points to may be anything: never emptied). Refused, changing nothing, while any
+    build, key or scratch lock is held (a build is running). :data:`CACHES_LOCK` is held until the
+    folders are moved, so a build that starts meanwhile waits at it (:func:`key_lock`), then writes
+    into new folders; a build past it holds its key lock, which the check below finds held."""
     import shutil
-    from contextlib import ExitStack
 
     from privpkg.fileio import LockTimeout, file_lock
 
-    with ExitStack() as held:
+    freed, aside, links = 0, [], []
+    with contextlib.ExitStack() as gate:
         try:
-            held.enter_context(file_lock(top / "locks" / CACHES_LOCK, timeout=0))
+            gate.enter_context(file_lock(top / "locks" / CACHES_LOCK, timeout=0))
         except LockTimeout:
             raise PrivpkgError("another env prune --caches is running: run it again once it has finished") from None
+        # One lock at a time, let go at once: one per key ever built stays in locks/, and holding
+        # them all at once ran out of file descriptors (ulimit -n) after about a thousand keys.
         for lock in sorted((top / "locks").glob("*.lock")) if (top / "locks").is_dir() else []:
             try:
-                held.enter_context(file_lock(lock, timeout=0))
+                with file_lock(lock, timeout=0):
+                    pass
             except LockTimeout:
                 raise PrivpkgError(f"a build is running (it holds {lock}): run env prune --caches once it has finished") from None
-        freed, aside = 0, []
         for name in CACHE_FOLDERS:
             folder = top / name
-            if folder.is_dir() and not folder.is_symlink():
+            if folder.is_symlink():
+                links.append(name)
+            elif folder.is_dir():
                 freed += _bytes_held_alone(folder)
                 aside.append(top / f".removing-{name}-{os.urandom(4).hex()}")
                 os.replace(folder, aside[-1])
     for folder in aside:
         shutil.rmtree(folder, ignore_errors=True)
-    return freed
+    return freed, tuple(links)
 
 
 def _bytes_held_alone(folder: Path) -> int:
