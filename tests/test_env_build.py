@@ -561,6 +561,17 @@ def test_prune_caches_checks_more_locks_than_it_may_open(checked_cli: Callable[.
     assert ran.returncode == 0 and "emptied" in ran.output and "Too many" not in ran.output, ran.describe()
 
 
+def test_prune_caches_names_a_lock_that_is_a_directory(checked_cli: Callable[..., PrivpkgCLI]) -> None:
+    """``env prune --caches`` opens every lock in ``locks/``: one that is a directory refuses
+    it at every run, so the line says what to do ("Is a directory" alone did not)."""
+    cli = checked_cli()
+    odd = Path(cli.env[envvars.HOME]) / "cache" / "envs" / "locks" / "key-odd.lock"
+    odd.mkdir(parents=True)
+    cli.fails(1, "env", "prune", "--caches", match=[f"the lock file {odd} is a directory; remove it if you did not create it"])
+    odd.rmdir()
+    assert "emptied" in cli.ok("env", "prune", "--caches")
+
+
 def test_prune_caches_says_it_left_a_linked_cache(checked_cli: Callable[..., PrivpkgCLI], tmp_path: Path) -> None:
     """A cache folder that is a symbolic link (``uv`` moved to a bigger disk, or planted to point
     at the home folder) is never emptied: what it points to may be anyone's. Prune said it had

@@ -353,6 +353,8 @@ def _open_lock(path: Path) -> int:
                 f"the lock file {path} is a symbolic link; privpkg does not follow it (remove it if you did not create it)",
                 exc.errno,
             ) from None
+        if exc.errno == errno.EISDIR:  # planted, or left by hand: every locker would fail on it
+            raise FileWriteError(f"the lock file {path} is a directory; remove it if you did not create it", exc.errno) from None
         raise FileWriteError(f"cannot open the lock file {path}: {_why(exc)}", exc.errno) from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):  # a FIFO or device planted at the lock path
