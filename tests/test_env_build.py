@@ -561,6 +561,20 @@ def test_prune_caches_checks_more_locks_than_it_may_open(checked_cli: Callable[.
     assert ran.returncode == 0 and "emptied" in ran.output and "Too many" not in ran.output, ran.describe()
 
 
+def test_a_second_prune_caches_says_another_prune_runs(checked_cli: Callable[..., PrivpkgCLI]) -> None:
+    """Two ``env prune --caches`` at once: the second said "a build is running", naming one of
+    the locks the first held. It now says another prune runs, and removes nothing."""
+    from privpkg.environments import cache
+    from privpkg.fileio import file_lock
+
+    cli = checked_cli()
+    top = Path(cli.env[envvars.HOME]) / "cache" / "envs"
+    (top / "wheels").mkdir(parents=True)
+    with file_lock(top / "locks" / cache.CACHES_LOCK):  # what a first prune holds
+        line = cli.fails(1, "env", "prune", "--caches", match="another env prune --caches is running")
+        assert "build" not in line and (top / "wheels").is_dir()
+
+
 def test_prune_caches_names_a_lock_that_is_a_directory(checked_cli: Callable[..., PrivpkgCLI]) -> None:
     """``env prune --caches`` opens every lock in ``locks/``: one that is a directory refuses
     it at every run, so the line says what to do ("Is a directory" alone did not)."""
